@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian packages a target needs when they are missing (as
+# root), or says which apt-get line to run. Usage: deps.sh build|check|fuzz
+set -eu
+
+build="gcc make pkg-config libc6-dev libssl-dev libinih-dev libsystemd-dev"
+check="$build dovecot-imapd dovecot-core openssl python3 dbus-daemon procps"
+fuzz="$build clang libclang-rt-14-dev"
+
+case "${1:-build}" in
+build) want=$build ;;
+check) want=$check ;;
+fuzz) want=$fuzz ;;
+*) echo "usage: $0 build|check|fuzz" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "mailwatch: missing packages; run as root:" >&2
+	echo "  apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+# Dovecot's package starts a system instance; the tests never use it.
+if ! apt-get install -y --no-install-recommends $missing; then
+	apt-get update && apt-get install -y --no-install-recommends $missing
+fi

@@ -1,0 +1,81 @@
+/* config: the ini file (inih), validated into plain structs. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit status for configuration errors (sysexits.h EX_CONFIG). */
+#define CONFIG_EXIT 78
+
+enum tls_mode { TLS_IMPLICIT, TLS_STARTTLS, TLS_NONE };
+enum catch_up_mode { CATCH_UP_NOTIFY, CATCH_UP_SUMMARY, CATCH_UP_SKIP };
+
+/* Settings an [account] may override from [general]. */
+struct account_defaults {
+	bool notify;               /* desktop notifications (default yes) */
+	char **on_new_mail;        /* argv, NULL-terminated; NULL if unset */
+	char **on_new_mail_post;   /* argv; NULL if unset */
+	char **on_click;           /* argv; NULL if unset */
+	unsigned hook_timeout;     /* seconds, default 30 */
+	unsigned idle_timeout;     /* seconds before IDLE is re-issued, default
+				      1500 (25 min), at most 1740 (29 min) */
+	unsigned poll_interval;    /* seconds between NOOPs without IDLE, 60 */
+	enum catch_up_mode catch_up; /* default CATCH_UP_NOTIFY */
+	unsigned catch_up_max;     /* above it one summary, default 10 */
+	char *icon;                /* notification icon name or path; NULL */
+	int urgency;               /* 0 low, 1 normal (default), 2 critical */
+};
+
+struct account {
+	char *name;         /* the section's name: [account NAME] */
+	char *host;
+	uint16_t port;      /* default 993 for implicit, else 143 */
+	enum tls_mode tls;  /* default TLS_IMPLICIT */
+	char *ca_file;      /* NULL: the system store */
+	char *username;
+	char *password;         /* from the file; NULL if password_command */
+	char *password_command; /* a shell line; NULL if password */
+	char **mailboxes;   /* UTF-8 names, NULL-terminated, at least one */
+	size_t n_mailboxes;
+	struct account_defaults d;
+	unsigned line;      /* line of the [account] header, for messages */
+};
+
+struct config {
+	char *path;
+	int log_level;      /* syslog priority: LOG_ERR..LOG_DEBUG */
+	struct account_defaults d; /* [general] */
+	struct account *accounts;
+	size_t n_accounts;
+};
+
+/* $XDG_CONFIG_HOME/mailwatch/mailwatch.ini, else
+ * ~/.config/mailwatch/mailwatch.ini. Caller frees. */
+char *config_default_path(void);
+
+/* Loads and validates path. On error logs "path:line: message" for each
+ * problem (log_err) and returns a negative errno; *cfg_r is set only on
+ * success (caller frees with config_free). Warns when a file holding a
+ * password is readable by others. Does not run password_command. */
+int config_load(const char *path, struct config **cfg_r);
+void config_free(struct config **cfg);
+
+/* True when the two accounts' settings are the same (for reload). */
+bool config_account_equal(const struct account *a, const struct account *b);
+
+/* Splits a command line into a NULL-terminated argv with simple quoting:
+ * whitespace separates words; '...' is literal; "..." allows \" and \\;
+ * a backslash outside quotes escapes the next character. No shell, no
+ * expansion. Returns 0 and a new argv (free with config_argv_free), or
+ * -EINVAL with *err_r set to a static message. */
+int config_split_argv(const char *line, char ***argv_r, const char **err_r);
+void config_argv_free(char ***argv);
+char **config_argv_dup(char *const *argv);
+
+/* Gets the account's password: the configured one, or the first line of
+ * password_command's output (run with /bin/sh -c, stdin /dev/null, at most
+ * 30 s). Blocks while the command runs. Returns 0 and a new string (wipe
+ * with explicit_bzero, then free), or a negative errno after logging why;
+ * never logs the password. */
+int config_get_password(const struct account *a, char **pw_r);

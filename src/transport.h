@@ -1,0 +1,65 @@
+/* transport: one TCP connection (name resolution with sd-resolve,
+ * non-blocking connect, TCP keepalive) and its TLS (non-blocking OpenSSL,
+ * certificate chain and host name verification, SNI) on an sd-event loop.
+ * The only file that includes <openssl/...>. Nothing here blocks. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+#include <systemd/sd-resolve.h>
+
+#include "util.h"
+
+struct transport;
+
+struct transport_opts {
+	const char *host;    /* name or address; also the TLS name checked */
+	uint16_t port;
+	bool implicit_tls;   /* TLS right after connect (port 993 style) */
+	const char *ca_file; /* PEM bundle, or NULL for the system store */
+	unsigned connect_timeout; /* seconds for resolve + connect + TLS */
+	const struct log_ctx *log; /* borrowed; for log lines */
+};
+
+/* Callbacks, all called from the event loop. After closed() the transport
+ * does nothing more; the owner frees it (it may do so inside closed()). */
+struct transport_cb {
+	/* Connected; with implicit TLS, after the handshake verified. */
+	void (*connected)(void *ud);
+	/* The STARTTLS handshake finished and verified. */
+	void (*tls_ready)(void *ud);
+	/* Received bytes (decrypted). Borrowed for the call. */
+	void (*data)(void *ud, const char *buf, size_t len);
+	/* The connection failed or ended: err is a negative errno (-ECONNRESET,
+	 * -ETIMEDOUT, -EPROTO for a TLS failure, 0 for a clean EOF);
+	 * transport_errmsg() says more. */
+	void (*closed)(void *ud, int err);
+};
+
+/* Creates and starts connecting. o's strings are copied. Returns 0 and
+ * *t_r, or a negative errno. */
+int transport_new(sd_event *e, sd_resolve *r, const struct transport_opts *o,
+		  const struct transport_cb *cb, void *ud,
+		  struct transport **t_r);
+/* Closes the connection (no callback) and frees; sets *t to NULL. */
+void transport_free(struct transport **t);
+
+/* Queues len bytes (copied) and sends what the socket takes now. Returns 0
+ * or a negative errno (the closed callback follows from the loop). */
+int transport_write(struct transport *t, const void *buf, size_t len);
+/* Bytes queued and not yet sent. */
+size_t transport_pending(const struct transport *t);
+
+/* Starts the TLS handshake on a plaintext connection (after the server's
+ * OK to STARTTLS); tls_ready or closed follows. */
+int transport_start_tls(struct transport *t);
+
+/* A description of why the connection closed, e.g. "certificate verify
+ * failed: self-signed certificate" or "connect 127.0.0.1:993: Connection
+ * refused". Borrowed from t. */
+const char *transport_errmsg(const struct transport *t);
+
+/* True when TLS is up (implicit or after STARTTLS). */
+bool transport_is_tls(const struct transport *t);

@@ -1,0 +1,122 @@
+#include "util.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+
+int log_max_level = LOG_INFO;
+static bool log_to_journal;
+
+static void *
+check(void *p)
+{
+	if (!p) {
+		fputs("mailwatch: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+void *
+xmalloc(size_t n)
+{
+	return check(malloc(n ? n : 1));
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+	return check(calloc(n ? n : 1, size ? size : 1));
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	return check(realloc(p, n ? n : 1));
+}
+
+char *
+xstrdup(const char *s)
+{
+	return check(strdup(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	return check(strndup(s, n));
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return check(s);
+}
+
+/* True when stderr is the journal stream systemd gave us (JOURNAL_STREAM
+ * holds "dev:ino" of that stream). */
+static bool
+stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return st.st_dev == dev && st.st_ino == ino;
+}
+
+void
+log_init(void)
+{
+	log_to_journal = stderr_is_journal();
+}
+
+void
+log_atv(int prio, const struct log_ctx *ctx, const char *fmt, va_list ap)
+{
+	char msg[2048], prefix[512] = "";
+
+	if (prio > log_max_level)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (ctx && ctx->account && ctx->mailbox)
+		snprintf(prefix, sizeof(prefix), "%s/%s: ", ctx->account,
+			 ctx->mailbox);
+	else if (ctx && ctx->account)
+		snprintf(prefix, sizeof(prefix), "%s: ", ctx->account);
+
+	if (log_to_journal) {
+		sd_journal_send("MESSAGE=%s%s", prefix, msg, "PRIORITY=%d",
+				prio, "SYSLOG_IDENTIFIER=mailwatch",
+				"MAILWATCH_ACCOUNT=%s",
+				ctx && ctx->account ? ctx->account : "",
+				"MAILWATCH_MAILBOX=%s",
+				ctx && ctx->mailbox ? ctx->mailbox : "", NULL);
+		return;
+	}
+	fprintf(stderr, "mailwatch: %s%s\n", prefix, msg);
+}
+
+void
+log_at(int prio, const struct log_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_atv(prio, ctx, fmt, ap);
+	va_end(ap);
+}

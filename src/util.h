@@ -1,0 +1,50 @@
+/* util: allocation wrappers that abort on failure, and logging. */
+#pragma once
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <syslog.h>
+
+/* Allocation failure aborts: inputs are bounded instead. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a new string (caller frees). */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Frees *p and sets it to NULL. */
+#define freep(p)                                                               \
+	do {                                                                   \
+		free(*(p));                                                    \
+		*(p) = NULL;                                                   \
+	} while (0)
+
+/* Who a log line is about; either field may be NULL. Borrowed. */
+struct log_ctx {
+	const char *account;
+	const char *mailbox;
+};
+
+/* Messages above this syslog priority (LOG_ERR..LOG_DEBUG) are dropped. */
+extern int log_max_level;
+
+/* Detects journald (JOURNAL_STREAM) and chooses structured entries through
+ * sd-journal, else plain lines on stderr. */
+void log_init(void);
+
+/* Logs at prio with "account/mailbox: " as prefix when ctx names them. */
+void log_at(int prio, const struct log_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void log_atv(int prio, const struct log_ctx *ctx, const char *fmt,
+	     va_list ap) __attribute__((format(printf, 3, 0)));
+
+#define log_err(ctx, ...) log_at(LOG_ERR, ctx, __VA_ARGS__)
+#define log_warn(ctx, ...) log_at(LOG_WARNING, ctx, __VA_ARGS__)
+#define log_info(ctx, ...) log_at(LOG_INFO, ctx, __VA_ARGS__)
+#define log_debug(ctx, ...)                                                    \
+	do {                                                                   \
+		if (log_max_level >= LOG_DEBUG)                                \
+			log_at(LOG_DEBUG, ctx, __VA_ARGS__);                   \
+	} while (0)
