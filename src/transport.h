@@ -1,14 +1,16 @@
-/* transport: one TCP connection (name resolution with sd-resolve,
- * non-blocking connect, TCP keepalive) and its TLS (non-blocking OpenSSL,
+/* transport: one TCP connection (name resolution, non-blocking connect,
+ * TCP keepalive) and its TLS (non-blocking OpenSSL,
  * certificate chain and host name verification, SNI) on an sd-event loop.
- * The only file that includes <openssl/...>. Nothing here blocks. */
+ * The only file that includes <openssl/...>. Nothing here blocks: names
+ * are resolved with glibc's getaddrinfo_a(), whose completion is passed to
+ * the loop through an eventfd (libsystemd's sd-resolve is not public API in
+ * Debian 12); literal addresses skip resolution. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
-#include <systemd/sd-resolve.h>
 
 #include "util.h"
 
@@ -40,7 +42,7 @@ struct transport_cb {
 
 /* Creates and starts connecting. o's strings are copied. Returns 0 and
  * *t_r, or a negative errno. */
-int transport_new(sd_event *e, sd_resolve *r, const struct transport_opts *o,
+int transport_new(sd_event *e, const struct transport_opts *o,
 		  const struct transport_cb *cb, void *ud,
 		  struct transport **t_r);
 /* Closes the connection (no callback) and frees; sets *t to NULL. */

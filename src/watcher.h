@@ -1,0 +1,49 @@
+/* watcher: one watched mailbox of an account. Owns the connection
+ * (transport + session), the UID bookkeeping (UIDVALIDITY and the highest
+ * UID handled, kept across reconnects and in the state file), reconnects
+ * with capped exponential back-off plus jitter, and hands new messages to
+ * the sinks in UID order. Runs on an sd-event loop; never blocks. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "sink.h"
+
+struct watcher;
+
+/* What the watcher needs from its owner; all borrowed and outliving the
+ * watcher. */
+struct watcher_env {
+	sd_event *event;
+	struct sink **sinks; /* n_sinks sinks, each gets every message */
+	size_t n_sinks;
+	/* Called whenever the watcher's state changes (for the status line);
+	 * may be NULL. */
+	void (*changed)(void *ud);
+	void *ud;
+};
+
+/* Creates the watcher for mailbox (UTF-8, borrowed from a) of account a
+ * and starts connecting. password is borrowed and must outlive it. */
+struct watcher *watcher_new(const struct watcher_env *env,
+			    const struct account *a, const char *mailbox,
+			    const char *password);
+/* Closes the connection at once (no LOGOUT), saves state, frees. */
+void watcher_free(struct watcher **w);
+
+/* Starts a clean stop: LOGOUT, then close. watcher_stopped() turns true
+ * when the connection is gone. */
+void watcher_stop(struct watcher *w);
+bool watcher_stopped(const struct watcher *w);
+
+/* Checks a connection that may have died while the machine slept: sends a
+ * NOOP-like probe if connected and reconnects now if waiting to. */
+void watcher_probe(struct watcher *w);
+
+/* True while in IDLE (or waiting to poll). */
+bool watcher_is_idle(const struct watcher *w);
+/* A short description for the status line, e.g. "reconnecting in 30 s";
+ * borrowed, valid until the next call. */
+const char *watcher_describe(struct watcher *w);
