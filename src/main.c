@@ -1,0 +1,347 @@
+/* main: command line, configuration, the sd-event loop, signals and
+ * sd_notify. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "sink.h"
+#include "util.h"
+#include "watcher.h"
+
+#define STOP_TIMEOUT 3 /* seconds for every LOGOUT at SIGTERM */
+
+/* The accounts being watched: each with its password and watchers. */
+struct running {
+	const struct account *a; /* in d->cfg */
+	char *password;
+	struct watcher **w; /* one per mailbox */
+	size_t n;
+};
+
+struct daemon {
+	sd_event *event;
+	struct config *cfg;
+	const char *config_path;
+	bool verbose;
+	struct running *run;
+	size_t n_run;
+	struct sink *sinks[2];
+	size_t n_sinks;
+	bool stopping;
+	uint64_t stop_deadline; /* usec, monotonic */
+	char status[512];
+};
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: mailwatch [-c FILE] [-v] [--check-config]\n"
+	      "Tells you the moment new mail arrives in IMAP mailboxes.\n\n"
+	      "  -c, --config FILE   configuration (default "
+	      "$XDG_CONFIG_HOME/mailwatch/mailwatch.ini)\n"
+	      "  -v, --verbose       debug logging with a protocol trace\n"
+	      "                      (credentials redacted)\n"
+	      "      --check-config  validate the configuration and exit\n"
+	      "  -h, --help          this help\n"
+	      "  -V, --version       print the version\n\n"
+	      "See mailwatch(1) and mailwatch.ini(5).\n",
+	      f);
+}
+
+/* Keeps systemd's STATUS= current: "3/4 mailboxes idle; work/INBOX:
+ * reconnecting in 30 s". */
+static void
+update_status(void *ud)
+{
+	struct daemon *d = ud;
+	size_t idle = 0, total = 0, off;
+	char *s = d->status;
+
+	if (d->stopping)
+		return;
+	for (size_t i = 0; i < d->n_run; i++)
+		for (size_t j = 0; j < d->run[i].n; j++) {
+			total++;
+			idle += watcher_is_idle(d->run[i].w[j]);
+		}
+	off = snprintf(s, sizeof(d->status), "STATUS=%zu/%zu mailboxes idle",
+		       idle, total);
+	for (size_t i = 0; i < d->n_run; i++)
+		for (size_t j = 0; j < d->run[i].n; j++) {
+			struct watcher *w = d->run[i].w[j];
+
+			if (watcher_is_idle(w) || off >= sizeof(d->status))
+				continue;
+			off += snprintf(s + off, sizeof(d->status) - off,
+					"; %s/%s: %s", d->run[i].a->name,
+					d->run[i].a->mailboxes[j],
+					watcher_describe(w));
+		}
+	sd_notify(0, s);
+}
+
+static void
+stop_running(struct running *r)
+{
+	for (size_t j = 0; j < r->n; j++)
+		watcher_free(&r->w[j]);
+	free(r->w);
+	if (r->password) {
+		explicit_bzero(r->password, strlen(r->password));
+		free(r->password);
+	}
+	memset(r, 0, sizeof(*r));
+}
+
+/* Starts watching every mailbox of a. Returns 0, or a negative errno when
+ * the password could not be had (logged). */
+static int
+start_running(struct daemon *d, const struct account *a, struct running *r)
+{
+	struct watcher_env env = {
+		.event = d->event,
+		.sinks = d->sinks,
+		.n_sinks = d->n_sinks,
+		.changed = update_status,
+		.ud = d,
+	};
+	struct log_ctx log = {.account = a->name};
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->a = a;
+	rc = config_get_password(a, &r->password);
+	if (rc < 0) {
+		log_err(&log, "no password, not watching this account");
+		return rc;
+	}
+	r->n = a->n_mailboxes;
+	r->w = xcalloc(r->n, sizeof(*r->w));
+	for (size_t j = 0; j < r->n; j++)
+		r->w[j] = watcher_new(&env, a, a->mailboxes[j], r->password);
+	return 0;
+}
+
+static void
+start_all(struct daemon *d)
+{
+	d->run = xcalloc(d->cfg->n_accounts, sizeof(*d->run));
+	d->n_run = 0;
+	for (size_t i = 0; i < d->cfg->n_accounts; i++) {
+		if (start_running(d, &d->cfg->accounts[i], &d->run[d->n_run]) >=
+		    0)
+			d->n_run++;
+	}
+}
+
+static void
+stop_all(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_run; i++)
+		stop_running(&d->run[i]);
+	freep(&d->run);
+	d->n_run = 0;
+}
+
+static void
+apply_log_level(struct daemon *d)
+{
+	log_max_level = d->verbose ? LOG_DEBUG : d->cfg->log_level;
+}
+
+/* SIGHUP: load the configuration again. An invalid one is reported and
+ * the running one kept. Every watcher restarts with the new settings. */
+static int
+on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	struct daemon *d = ud;
+	struct config *cfg;
+
+	(void)s;
+	(void)si;
+	log_info(NULL, "reloading %s", d->config_path);
+	sd_notify(0, "RELOADING=1");
+	if (config_load(d->config_path, &cfg) < 0) {
+		log_err(NULL, "new configuration is invalid; keeping the "
+			      "running one");
+		sd_notify(0, "READY=1");
+		return 0;
+	}
+	stop_all(d);
+	config_free(&d->cfg);
+	d->cfg = cfg;
+	apply_log_level(d);
+	start_all(d);
+	sd_notify(0, "READY=1");
+	update_status(d);
+	return 0;
+}
+
+static bool
+all_stopped(const struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_run; i++)
+		for (size_t j = 0; j < d->run[i].n; j++)
+			if (!watcher_stopped(d->run[i].w[j]))
+				return false;
+	return true;
+}
+
+/* While stopping, every 50 ms: exit once every watcher has logged out or
+ * the deadline passed. Only armed at SIGTERM, never while idle. */
+static int
+on_stop_check(sd_event_source *s, uint64_t now, void *ud)
+{
+	struct daemon *d = ud;
+
+	if (all_stopped(d) || now >= d->stop_deadline) {
+		sd_event_exit(d->event, 0);
+		return 0;
+	}
+	sd_event_source_set_time(s, now + 50000);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+/* SIGTERM / SIGINT: LOGOUT everywhere with a short deadline, then exit. */
+static int
+on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	struct daemon *d = ud;
+	uint64_t now;
+
+	(void)s;
+	if (d->stopping)
+		return 0;
+	log_info(NULL, "stopping (signal %u)", si->ssi_signo);
+	sd_notify(0, "STOPPING=1");
+	d->stopping = true;
+	for (size_t i = 0; i < d->n_run; i++)
+		for (size_t j = 0; j < d->run[i].n; j++)
+			watcher_stop(d->run[i].w[j]);
+	sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+	d->stop_deadline = now + STOP_TIMEOUT * 1000000ULL;
+	sd_event_add_time(d->event, NULL, CLOCK_MONOTONIC, now, 1000,
+			  on_stop_check, d);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	struct daemon d = {0};
+	char *default_path = NULL;
+	bool check_only = false;
+	sigset_t mask;
+	int c, r, status = EXIT_FAILURE;
+
+	while ((c = getopt_long(argc, argv, "c:vhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 'v':
+			d.verbose = true;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mailwatch %s\n", MAILWATCH_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init();
+	if (d.verbose)
+		log_max_level = LOG_DEBUG;
+	if (!d.config_path)
+		d.config_path = default_path = config_default_path();
+	if (config_load(d.config_path, &d.cfg) < 0) {
+		free(default_path);
+		return CONFIG_EXIT;
+	}
+	apply_log_level(&d);
+	if (check_only) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < d.cfg->n_accounts; i++)
+			n += d.cfg->accounts[i].n_mailboxes;
+		printf("%s: OK, %zu account%s, %zu mailbox%s\n",
+		       d.config_path, d.cfg->n_accounts,
+		       d.cfg->n_accounts == 1 ? "" : "s", n,
+		       n == 1 ? "" : "es");
+		config_free(&d.cfg);
+		free(default_path);
+		return 0;
+	}
+
+	/* Signals arrive through the loop; hooks' exits as SIGCHLD. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	srandom(time(NULL) ^ getpid());
+
+	r = sd_event_default(&d.event);
+	if (r >= 0)
+		r = sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d);
+	if (r >= 0)
+		r = sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d);
+	if (r >= 0)
+		r = sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
+	if (r >= 0)
+		r = sd_event_set_watchdog(d.event, true);
+	if (r < 0) {
+		log_err(NULL, "event loop: %s", strerror(-r));
+		goto out;
+	}
+	d.sinks[d.n_sinks++] = sink_notify_new(d.event);
+	d.sinks[d.n_sinks++] = sink_hook_new(d.event);
+
+	start_all(&d);
+	if (!d.n_run) {
+		log_err(NULL, "no account could be started");
+		goto out;
+	}
+	sd_notify(0, "READY=1");
+	update_status(&d);
+	r = sd_event_loop(d.event);
+	status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+out:
+	stop_all(&d);
+	for (size_t i = 0; i < d.n_sinks; i++)
+		sink_free(&d.sinks[i]);
+	sd_event_unref(d.event);
+	config_free(&d.cfg);
+	free(default_path);
+	return status;
+}

@@ -1,0 +1,865 @@
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USEC_PER_SEC 1000000ULL
+/* Outstanding tagged commands at once: DONE + UID FETCH is the most we
+ * pipeline, plus LOGOUT. */
+#define MAX_PENDING 4
+
+enum state {
+	S_GREETING,     /* waiting for the server's greeting */
+	S_CAPABILITY,   /* CAPABILITY before login */
+	S_STARTTLS,     /* STARTTLS sent */
+	S_TLS,          /* handshake under way in the transport */
+	S_LOGIN,        /* AUTHENTICATE or LOGIN sent */
+	S_CAPABILITY2,  /* CAPABILITY after login */
+	S_EXAMINE,      /* EXAMINE sent */
+	S_FIND_UIDNEXT, /* FETCH * (UID) for a server without UIDNEXT */
+	S_FETCH,        /* UID FETCH of new messages sent */
+	S_IDLE_START,   /* IDLE sent, waiting for "+" */
+	S_IDLE,         /* in IDLE */
+	S_IDLE_DONE,    /* DONE sent to refresh IDLE */
+	S_POLL_WAIT,    /* no IDLE: waiting to send NOOP */
+	S_NOOP,         /* NOOP sent */
+	S_LOGOUT,       /* LOGOUT sent */
+	S_DEAD,         /* failed or logged out; ignores input */
+};
+
+static const char *const state_names[] = {
+	[S_GREETING] = "greeting",     [S_CAPABILITY] = "capability",
+	[S_STARTTLS] = "starttls",     [S_TLS] = "tls-handshake",
+	[S_LOGIN] = "login",           [S_CAPABILITY2] = "capability",
+	[S_EXAMINE] = "examine",       [S_FIND_UIDNEXT] = "find-uidnext",
+	[S_FETCH] = "fetch",           [S_IDLE_START] = "idle-start",
+	[S_IDLE] = "idle",             [S_IDLE_DONE] = "idle-done",
+	[S_POLL_WAIT] = "poll-wait",   [S_NOOP] = "noop",
+	[S_LOGOUT] = "logout",         [S_DEAD] = "dead",
+};
+
+/* What a tagged command was, to act on its completion. */
+enum cmd {
+	CMD_CAPABILITY,
+	CMD_STARTTLS,
+	CMD_LOGIN,
+	CMD_EXAMINE,
+	CMD_FIND_UIDNEXT,
+	CMD_FETCH,
+	CMD_IDLE,
+	CMD_NOOP,
+	CMD_LOGOUT,
+};
+
+struct pending {
+	unsigned tag;
+	enum cmd cmd;
+	uint64_t deadline; /* usec; 0 for IDLE, which has none */
+};
+
+struct session {
+	struct session_opts o;
+	struct session_cb cb;
+	void *ud;
+	enum state state;
+	struct codec codec;
+	struct codec_buf out;  /* may be sent now */
+	struct codec_buf held; /* after a sync literal: waits for "+" */
+
+	unsigned next_tag;
+	struct pending pending[MAX_PENDING];
+	unsigned n_pending;
+
+	/* Capabilities from the last CAPABILITY response or code. */
+	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
+	bool cap_auth_plain, cap_sasl_ir;
+
+	uint32_t uidvalidity, uidnext, exists;
+	bool have_uidnext;
+	uint32_t fetch_from;  /* first UID not yet reported */
+	bool fetch_again;     /* EXISTS arrived while a fetch was under way */
+	bool reached_idle;
+	uint64_t timer;       /* idle refresh or poll time, usec; 0 none */
+	uint64_t now;         /* time of the current call */
+};
+
+static void
+set_state(struct session *s, enum state to)
+{
+	if (s->state == to)
+		return;
+	log_debug(s->o.log, "session: %s -> %s", state_names[s->state],
+		  state_names[to]);
+	s->state = to;
+}
+
+static void
+fail(struct session *s, enum session_fail why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+fail(struct session *s, enum session_fail why, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (s->state == S_DEAD)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	set_state(s, S_DEAD);
+	s->n_pending = 0;
+	s->timer = 0;
+	s->cb.failed(s->ud, why, msg);
+}
+
+/* Moves the bytes of an encoded command into the output, holding back what
+ * follows a sync literal until the server's "+". */
+static void
+queue(struct session *s, struct codec_buf *cmd)
+{
+	size_t sendable = cmd->n_splits && !s->held.len ? cmd->splits[0]
+							: cmd->len;
+
+	if (s->held.len) {
+		/* Already waiting for a "+": keep the order. */
+		size_t base = s->held.len;
+
+		codec_buf_add(&s->held, cmd->data, cmd->len);
+		for (unsigned i = 0; i < cmd->n_splits &&
+				     s->held.n_splits < CODEC_MAX_SPLITS;
+		     i++)
+			s->held.splits[s->held.n_splits++] =
+				base + cmd->splits[i];
+		return;
+	}
+	codec_buf_add(&s->out, cmd->data, sendable);
+	if (sendable < cmd->len) {
+		codec_buf_add(&s->held, cmd->data + sendable,
+			      cmd->len - sendable);
+		for (unsigned i = 1; i < cmd->n_splits; i++)
+			s->held.splits[s->held.n_splits++] =
+				cmd->splits[i] - sendable;
+	}
+}
+
+/* Releases held bytes up to the next sync literal after a "+". */
+static bool
+release_held(struct session *s)
+{
+	size_t n;
+
+	if (!s->held.len)
+		return false;
+	n = s->held.n_splits ? s->held.splits[0] : s->held.len;
+	codec_buf_add(&s->out, s->held.data, n);
+	codec_buf_consume(&s->held, n);
+	return true;
+}
+
+/* Starts a tagged command: writes "mN " into a scratch buffer the caller
+ * fills, and records what to do on completion. Returns the tag text. */
+static const char *
+begin(struct session *s, enum cmd cmd, char tag[static 16])
+{
+	struct pending *p;
+
+	snprintf(tag, 16, "m%u", ++s->next_tag);
+	if (s->n_pending == MAX_PENDING) {
+		/* Cannot happen with the commands we pipeline. */
+		abort();
+	}
+	p = &s->pending[s->n_pending++];
+	p->tag = s->next_tag;
+	p->cmd = cmd;
+	p->deadline = cmd == CMD_IDLE ? 0
+				      : s->now + s->o.command_timeout *
+							 USEC_PER_SEC;
+	return tag;
+}
+
+/* Logs an outgoing command for the protocol trace; credentials are never
+ * in what it logs. */
+static void
+trace_out(struct session *s, const struct codec_buf *b, enum cmd cmd)
+{
+	int n;
+
+	if (log_max_level < LOG_DEBUG)
+		return;
+	n = (int)b->len;
+	while (n > 0 && (b->data[n - 1] == '\n' || b->data[n - 1] == '\r'))
+		n--;
+	if (cmd == CMD_LOGIN)
+		log_debug(s->o.log, "C: m%u <login, credentials redacted>",
+			  s->next_tag);
+	else
+		log_debug(s->o.log, "C: %.*s", n > 200 ? 200 : n, b->data);
+}
+
+static void
+send_simple(struct session *s, enum cmd cmd, const char *verb)
+{
+	struct codec_buf b;
+	char tag[16];
+
+	codec_buf_init(&b);
+	codec_enc_simple(&b, begin(s, cmd, tag), verb);
+	trace_out(s, &b, cmd);
+	queue(s, &b);
+	codec_buf_finish(&b);
+}
+
+static void
+send_login(struct session *s)
+{
+	struct codec_buf b;
+	char tag[16];
+
+	codec_buf_init(&b);
+	b.literal_plus = s->out.literal_plus;
+	begin(s, CMD_LOGIN, tag);
+	if (s->cap_auth_plain)
+		codec_enc_authenticate_plain(&b, tag, s->o.username,
+					     s->o.password, s->cap_sasl_ir);
+	else
+		codec_enc_login(&b, tag, s->o.username, s->o.password);
+	trace_out(s, &b, CMD_LOGIN);
+	queue(s, &b);
+	explicit_bzero(b.data, b.len);
+	codec_buf_finish(&b);
+	set_state(s, S_LOGIN);
+}
+
+static void
+send_examine(struct session *s)
+{
+	struct codec_buf b;
+	char tag[16];
+
+	codec_buf_init(&b);
+	b.literal_plus = s->out.literal_plus;
+	codec_enc_examine(&b, begin(s, CMD_EXAMINE, tag), s->o.mailbox);
+	trace_out(s, &b, CMD_EXAMINE);
+	queue(s, &b);
+	codec_buf_finish(&b);
+	s->have_uidnext = false;
+	s->uidvalidity = 0;
+	s->exists = 0;
+	set_state(s, S_EXAMINE);
+}
+
+static void
+send_fetch(struct session *s)
+{
+	struct codec_range r = {s->fetch_from, UINT32_MAX};
+	struct codec_buf b;
+	char tag[16];
+
+	codec_buf_init(&b);
+	codec_enc_uid_fetch(&b, begin(s, CMD_FETCH, tag), &r, 1,
+			    "(UID FLAGS ENVELOPE)");
+	trace_out(s, &b, CMD_FETCH);
+	queue(s, &b);
+	codec_buf_finish(&b);
+	s->fetch_again = false;
+	set_state(s, S_FETCH);
+}
+
+/* Leaves IDLE: DONE, and the UID FETCH in the same write when new mail is
+ * the reason, so the server gets both in one packet. */
+static void
+leave_idle(struct session *s, bool fetch)
+{
+	struct codec_buf b;
+
+	codec_buf_init(&b);
+	codec_enc_done(&b);
+	log_debug(s->o.log, "C: DONE");
+	queue(s, &b);
+	codec_buf_finish(&b);
+	s->timer = 0;
+	if (fetch)
+		send_fetch(s);
+	else
+		set_state(s, S_IDLE_DONE);
+}
+
+/* Goes to IDLE, or to the poll wait without IDLE. */
+static void
+watch(struct session *s)
+{
+	if (s->fetch_again) {
+		send_fetch(s);
+		return;
+	}
+	if (s->cap_idle) {
+		send_simple(s, CMD_IDLE, "IDLE");
+		set_state(s, S_IDLE_START);
+		return;
+	}
+	s->timer = s->now + s->o.poll_interval * USEC_PER_SEC;
+	set_state(s, S_POLL_WAIT);
+	if (!s->reached_idle) {
+		log_info(s->o.log, "server has no IDLE: polling every %u s",
+			 s->o.poll_interval);
+	}
+	s->reached_idle = true;
+	s->cb.idle(s->ud);
+}
+
+static void
+take_capabilities(struct session *s, const struct codec_strlist *l)
+{
+	s->have_caps = true;
+	s->cap_idle = codec_strlist_has(l, "IDLE");
+	s->cap_starttls = codec_strlist_has(l, "STARTTLS");
+	s->cap_logindisabled = codec_strlist_has(l, "LOGINDISABLED");
+	s->cap_auth_plain = codec_strlist_has(l, "AUTH=PLAIN");
+	s->cap_sasl_ir = codec_strlist_has(l, "SASL-IR");
+	s->out.literal_plus = codec_strlist_has(l, "LITERAL+");
+}
+
+/* With capabilities known before login: STARTTLS or authenticate. */
+static void
+pre_auth(struct session *s)
+{
+	if (!s->have_caps) {
+		send_simple(s, CMD_CAPABILITY, "CAPABILITY");
+		set_state(s, S_CAPABILITY);
+		return;
+	}
+	if (s->o.starttls && s->state != S_TLS) {
+		if (!s->cap_starttls) {
+			fail(s, SESSION_FAIL_TLS,
+			     "server does not offer STARTTLS, which tls = "
+			     "starttls requires; not logging in");
+			return;
+		}
+		send_simple(s, CMD_STARTTLS, "STARTTLS");
+		set_state(s, S_STARTTLS);
+		return;
+	}
+	if (!s->cap_auth_plain && s->cap_logindisabled) {
+		fail(s, SESSION_FAIL_TLS,
+		     "server allows no login mechanism mailwatch has "
+		     "(LOGINDISABLED and no AUTH=PLAIN)");
+		return;
+	}
+	send_login(s);
+}
+
+static void
+post_auth(struct session *s)
+{
+	if (!s->have_caps) {
+		send_simple(s, CMD_CAPABILITY, "CAPABILITY");
+		set_state(s, S_CAPABILITY2);
+		return;
+	}
+	send_examine(s);
+}
+
+/* EXAMINE (and the UIDNEXT search, when needed) done: ask the owner where
+ * to start and catch up or watch. */
+static void
+selected(struct session *s)
+{
+	s->fetch_from = s->cb.selected(s->ud, s->uidvalidity, s->uidnext,
+				       s->exists);
+	if (s->fetch_from == 0)
+		s->fetch_from = 1;
+	if (s->fetch_from < s->uidnext && s->exists > 0)
+		send_fetch(s);
+	else
+		watch(s);
+}
+
+static void
+status_text(const struct codec_response *r, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s%s%s", codec_status_name(r->status),
+		 r->text.len ? " " : "", r->text.len ? r->text.ptr : "");
+}
+
+/* A tagged completion of command p. */
+static void
+complete(struct session *s, enum cmd cmd, const struct codec_response *r)
+{
+	char text[400];
+	bool okay = r->status == CODEC_STATUS_OK;
+
+	status_text(r, text, sizeof(text));
+	if (r->code.kind == CODEC_CODE_CAPABILITY)
+		take_capabilities(s, &r->code.u.list);
+
+	switch (cmd) {
+	case CMD_CAPABILITY:
+		if (!okay)
+			goto protocol;
+		if (s->state == S_CAPABILITY)
+			pre_auth(s);
+		else if (s->state == S_CAPABILITY2)
+			send_examine(s);
+		break;
+	case CMD_STARTTLS:
+		if (!okay) {
+			fail(s, SESSION_FAIL_TLS, "STARTTLS refused: %s",
+			     text);
+			break;
+		}
+		/* Bytes after the OK would have come in the clear, where
+		 * anyone could have injected them (CVE-2011-0411). */
+		if (s->codec.len) {
+			fail(s, SESSION_FAIL_PROTOCOL,
+			     "data after the STARTTLS response: refusing");
+			break;
+		}
+		s->have_caps = false;
+		set_state(s, S_TLS);
+		s->cb.starttls(s->ud);
+		break;
+	case CMD_LOGIN:
+		if (r->status == CODEC_STATUS_NO &&
+		    !(r->code.kind == CODEC_CODE_OTHER &&
+		      r->code.name.len &&
+		      !strcmp(r->code.name.ptr, "UNAVAILABLE"))) {
+			fail(s, SESSION_FAIL_AUTH, "login as %s failed: %s",
+			     s->o.username, text);
+			break;
+		}
+		if (!okay)
+			goto protocol;
+		if (r->code.kind != CODEC_CODE_CAPABILITY)
+			s->have_caps = false;
+		post_auth(s);
+		break;
+	case CMD_EXAMINE:
+		if (!okay) {
+			fail(s, SESSION_FAIL_MAILBOX, "EXAMINE %s: %s",
+			     s->o.mailbox, text);
+			break;
+		}
+		if (!s->uidvalidity) {
+			fail(s, SESSION_FAIL_PROTOCOL,
+			     "EXAMINE %s gave no UIDVALIDITY", s->o.mailbox);
+			break;
+		}
+		if (!s->have_uidnext && s->exists > 0) {
+			/* RFC 3501 requires UIDNEXT, but some servers
+			 * leave it out: ask for the last message's UID. */
+			struct codec_buf b;
+			char tag[16];
+
+			log_info(s->o.log, "server sent no UIDNEXT; "
+					   "asking for the last UID");
+			codec_buf_init(&b);
+			begin(s, CMD_FIND_UIDNEXT, tag);
+			codec_buf_addstr(&b, tag);
+			codec_buf_addstr(&b, " FETCH * (UID)\r\n");
+			trace_out(s, &b, CMD_FIND_UIDNEXT);
+			queue(s, &b);
+			codec_buf_finish(&b);
+			s->uidnext = 1;
+			set_state(s, S_FIND_UIDNEXT);
+			break;
+		}
+		if (!s->have_uidnext)
+			s->uidnext = 1;
+		selected(s);
+		break;
+	case CMD_FIND_UIDNEXT:
+		if (!okay)
+			goto protocol;
+		selected(s);
+		break;
+	case CMD_FETCH:
+		if (!okay)
+			goto protocol;
+		s->cb.batch_end(s->ud);
+		if (s->state == S_FETCH)
+			watch(s);
+		break;
+	case CMD_IDLE:
+		if (!okay)
+			goto protocol;
+		/* After DONE: re-IDLE when this was a refresh; when a fetch
+		 * was pipelined its completion follows. */
+		if (s->state == S_IDLE_DONE)
+			watch(s);
+		break;
+	case CMD_NOOP:
+		if (!okay)
+			goto protocol;
+		if (s->state == S_NOOP) {
+			if (s->fetch_again)
+				send_fetch(s);
+			else
+				watch(s);
+		}
+		break;
+	case CMD_LOGOUT:
+		set_state(s, S_DEAD);
+		s->cb.failed(s->ud, SESSION_FAIL_BYE, "logged out");
+		break;
+	}
+	return;
+protocol:
+	fail(s, SESSION_FAIL_PROTOCOL, "unexpected reply to %s: %s",
+	     cmd == CMD_FETCH ? "UID FETCH" : state_names[s->state], text);
+}
+
+static void
+on_tagged(struct session *s, const struct codec_response *r)
+{
+	unsigned tag;
+	char *end;
+
+	if (r->tag.len < 2 || r->tag.ptr[0] != 'm')
+		goto unknown;
+	tag = strtoul(r->tag.ptr + 1, &end, 10);
+	if (*end)
+		goto unknown;
+	for (unsigned i = 0; i < s->n_pending; i++) {
+		if (s->pending[i].tag != tag)
+			continue;
+		enum cmd cmd = s->pending[i].cmd;
+
+		memmove(&s->pending[i], &s->pending[i + 1],
+			(s->n_pending - i - 1) * sizeof(s->pending[0]));
+		s->n_pending--;
+		complete(s, cmd, r);
+		return;
+	}
+unknown:
+	fail(s, SESSION_FAIL_PROTOCOL, "reply with unknown tag \"%.40s\"",
+	     r->tag.ptr);
+}
+
+/* An untagged OK/NO/BAD/BYE/PREAUTH. */
+static void
+on_status(struct session *s, const struct codec_response *r)
+{
+	char text[400];
+
+	status_text(r, text, sizeof(text));
+	if (r->code.kind == CODEC_CODE_ALERT)
+		log_warn(s->o.log, "server alert: %s", r->text.ptr);
+	if (r->code.kind == CODEC_CODE_CAPABILITY)
+		take_capabilities(s, &r->code.u.list);
+
+	if (s->state == S_GREETING) {
+		if (r->status == CODEC_STATUS_PREAUTH) {
+			if (s->o.starttls) {
+				/* STARTTLS is impossible once authenticated,
+				 * and the connection is in the clear. */
+				fail(s, SESSION_FAIL_TLS,
+				     "server greeted PREAUTH on a connection "
+				     "that needs STARTTLS");
+				return;
+			}
+			post_auth(s);
+		} else if (r->status == CODEC_STATUS_OK) {
+			pre_auth(s);
+		} else {
+			fail(s, SESSION_FAIL_BYE, "server refused: %s", text);
+		}
+		return;
+	}
+	if (r->status == CODEC_STATUS_BYE) {
+		if (s->state == S_LOGOUT)
+			return;
+		fail(s, SESSION_FAIL_BYE, "server closed: %s", text);
+		return;
+	}
+	switch (r->code.kind) {
+	case CODEC_CODE_UIDVALIDITY:
+		if (s->state == S_EXAMINE) {
+			s->uidvalidity = r->code.u.number;
+		} else if (r->code.u.number != s->uidvalidity &&
+			   s->state >= S_FIND_UIDNEXT) {
+			fail(s, SESSION_FAIL_PROTOCOL,
+			     "UIDVALIDITY changed from %u to %llu",
+			     s->uidvalidity,
+			     (unsigned long long)r->code.u.number);
+		}
+		break;
+	case CODEC_CODE_UIDNEXT:
+		if (s->state == S_EXAMINE) {
+			s->uidnext = r->code.u.number;
+			s->have_uidnext = true;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* EXISTS: new mail, or at least a reason to look. */
+static void
+on_exists(struct session *s, uint32_t n)
+{
+	s->exists = n;
+	switch (s->state) {
+	case S_IDLE:
+		leave_idle(s, true);
+		break;
+	case S_POLL_WAIT:
+		send_fetch(s);
+		break;
+	case S_FETCH:
+	case S_IDLE_START:
+	case S_IDLE_DONE:
+	case S_NOOP:
+		s->fetch_again = true;
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+on_fetch(struct session *s, const struct codec_fetch *f)
+{
+	if (s->state == S_FIND_UIDNEXT) {
+		if (f->have & CODEC_FETCH_UID && f->uid >= s->uidnext)
+			s->uidnext = f->uid + 1;
+		return;
+	}
+	if (s->state == S_FETCH && f->have & CODEC_FETCH_UID &&
+	    f->have & CODEC_FETCH_ENVELOPE) {
+		/* n:* also returns the last message when its UID is below
+		 * n; and a server may repeat itself: report each UID once. */
+		if (f->uid < s->fetch_from)
+			return;
+		s->fetch_from = f->uid == UINT32_MAX ? f->uid : f->uid + 1;
+		s->cb.fetched(s->ud, f);
+		return;
+	}
+	if (s->state >= S_FETCH && f->have & CODEC_FETCH_FLAGS)
+		s->cb.flags(s->ud, f);
+}
+
+static void
+on_continuation(struct session *s)
+{
+	if (release_held(s))
+		return;
+	if (s->state == S_IDLE_START) {
+		set_state(s, S_IDLE);
+		s->timer = s->now + s->o.idle_timeout * USEC_PER_SEC;
+		if (!s->reached_idle)
+			log_info(s->o.log, "watching (IDLE)");
+		s->reached_idle = true;
+		s->cb.idle(s->ud);
+		if (s->fetch_again)
+			leave_idle(s, true);
+		return;
+	}
+	if (s->state == S_LOGIN && s->pending[0].cmd == CMD_LOGIN &&
+	    s->cap_auth_plain && !s->cap_sasl_ir) {
+		struct codec_buf b;
+
+		codec_buf_init(&b);
+		codec_enc_sasl_plain(&b, s->o.username, s->o.password);
+		queue(s, &b);
+		explicit_bzero(b.data, b.len);
+		codec_buf_finish(&b);
+		return;
+	}
+	fail(s, SESSION_FAIL_PROTOCOL, "unexpected continuation in state %s",
+	     state_names[s->state]);
+}
+
+static void
+dispatch(struct session *s, const struct codec_response *r)
+{
+	switch (r->kind) {
+	case CODEC_CONTINUATION:
+		on_continuation(s);
+		break;
+	case CODEC_TAGGED:
+		on_tagged(s, r);
+		break;
+	case CODEC_UNTAGGED_STATUS:
+		on_status(s, r);
+		break;
+	case CODEC_CAPABILITY:
+		take_capabilities(s, &r->u.list);
+		break;
+	case CODEC_EXISTS:
+		on_exists(s, r->u.number);
+		break;
+	case CODEC_EXPUNGE:
+		if (s->exists)
+			s->exists--;
+		if (s->state >= S_FETCH)
+			s->cb.expunge(s->ud, r->u.number);
+		break;
+	case CODEC_FETCH:
+		on_fetch(s, &r->u.fetch);
+		break;
+	default:
+		/* FLAGS, RECENT, LIST, ID, ...: nothing to do. */
+		break;
+	}
+}
+
+struct session *
+session_new(const struct session_opts *o, const struct session_cb *cb,
+	    void *ud)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+
+	s->o = *o;
+	s->cb = *cb;
+	s->ud = ud;
+	s->state = S_GREETING;
+	codec_init(&s->codec, NULL);
+	codec_buf_init(&s->out);
+	codec_buf_init(&s->held);
+	return s;
+}
+
+void
+session_free(struct session **sp)
+{
+	struct session *s = *sp;
+
+	if (!s)
+		return;
+	codec_finish(&s->codec);
+	explicit_bzero(s->out.data, s->out.len);
+	codec_buf_finish(&s->out);
+	explicit_bzero(s->held.data, s->held.len);
+	codec_buf_finish(&s->held);
+	free(s);
+	*sp = NULL;
+}
+
+void
+session_feed(struct session *s, const char *data, size_t len, uint64_t now)
+{
+	const struct codec_response *r;
+	size_t used;
+	int rc;
+
+	s->now = now;
+	while (s->state != S_DEAD) {
+		rc = codec_parse(&s->codec, data, len, &used, &r);
+		data += used;
+		len -= used;
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			fail(s, SESSION_FAIL_PROTOCOL, "bad response: %s",
+			     codec_errmsg(&s->codec));
+			break;
+		}
+		dispatch(s, r);
+	}
+}
+
+void
+session_tls_ready(struct session *s, uint64_t now)
+{
+	s->now = now;
+	if (s->state != S_TLS)
+		return;
+	/* Capabilities from before TLS are not to be trusted. */
+	s->have_caps = false;
+	send_simple(s, CMD_CAPABILITY, "CAPABILITY");
+	set_state(s, S_CAPABILITY);
+	/* pre_auth() must not ask for STARTTLS again. */
+	s->o.starttls = false;
+}
+
+void
+session_timeout(struct session *s, uint64_t now)
+{
+	s->now = now;
+	for (unsigned i = 0; i < s->n_pending; i++) {
+		if (s->pending[i].deadline && s->pending[i].deadline <= now) {
+			fail(s, SESSION_FAIL_TIMEOUT,
+			     "no reply from the server in %u s (state %s)",
+			     s->o.command_timeout, state_names[s->state]);
+			return;
+		}
+	}
+	if (!s->timer || s->timer > now)
+		return;
+	s->timer = 0;
+	if (s->state == S_IDLE) {
+		leave_idle(s, false);
+	} else if (s->state == S_POLL_WAIT) {
+		send_simple(s, CMD_NOOP, "NOOP");
+		set_state(s, S_NOOP);
+	}
+}
+
+void
+session_probe(struct session *s, uint64_t now)
+{
+	s->now = now;
+	s->timer = now;
+	session_timeout(s, now);
+}
+
+void
+session_logout(struct session *s, uint64_t now)
+{
+	s->now = now;
+	if (s->state == S_DEAD || s->state == S_LOGOUT)
+		return;
+	if (s->state == S_IDLE) {
+		struct codec_buf b;
+
+		codec_buf_init(&b);
+		codec_enc_done(&b);
+		queue(s, &b);
+		codec_buf_finish(&b);
+	}
+	s->timer = 0;
+	send_simple(s, CMD_LOGOUT, "LOGOUT");
+	set_state(s, S_LOGOUT);
+}
+
+uint64_t
+session_deadline(const struct session *s, uint64_t *accuracy_r)
+{
+	uint64_t t = s->timer;
+
+	/* The idle refresh and poll timers may be late by a few seconds so
+	 * the kernel can batch wake-ups; command deadlines by less. */
+	*accuracy_r = 5 * USEC_PER_SEC;
+	for (unsigned i = 0; i < s->n_pending; i++) {
+		uint64_t d = s->pending[i].deadline;
+
+		if (d && (!t || d < t)) {
+			t = d;
+			*accuracy_r = USEC_PER_SEC;
+		}
+	}
+	return t;
+}
+
+struct codec_buf *
+session_output(struct session *s)
+{
+	return &s->out;
+}
+
+bool
+session_is_idle(const struct session *s)
+{
+	return s->state == S_IDLE || s->state == S_POLL_WAIT;
+}
+
+const char *
+session_state_name(const struct session *s)
+{
+	return state_names[s->state];
+}

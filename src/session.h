@@ -1,0 +1,103 @@
+/* session: the IMAP client state machine for one connection watching one
+ * mailbox, sans-IO. It is fed the bytes the server sent (session_feed) and
+ * the passing of time (session_timeout), and in return queues bytes to send
+ * (session_output), asks for a deadline (session_deadline) and reports what
+ * happened through the callbacks it was handed. It never touches a socket,
+ * a timer or OpenSSL.
+ *
+ * The path through the states: greeting -> [STARTTLS -> handshake] ->
+ * [CAPABILITY] -> AUTHENTICATE PLAIN or LOGIN -> [CAPABILITY] -> EXAMINE ->
+ * [catch-up UID FETCH] -> IDLE (or NOOP polling without IDLE). On EXISTS it
+ * sends DONE and the UID FETCH of the new messages in one write, reports the
+ * fetched messages and goes back to IDLE.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "util.h"
+
+enum session_fail {
+	SESSION_FAIL_PROTOCOL, /* unparsable or unexpected response */
+	SESSION_FAIL_TIMEOUT,  /* a command got no completion in time */
+	SESSION_FAIL_BYE,      /* the server said BYE */
+	SESSION_FAIL_AUTH,     /* credentials rejected: do not retry */
+	SESSION_FAIL_TLS,      /* STARTTLS required but not offered, or no
+				  login method allowed: do not retry */
+	SESSION_FAIL_MAILBOX,  /* EXAMINE refused (no such mailbox?) */
+};
+
+struct session_opts {
+	const char *username;       /* borrowed, outlives the session */
+	const char *password;       /* borrowed; never logged */
+	const char *mailbox;        /* UTF-8 name, borrowed */
+	bool starttls;              /* upgrade with STARTTLS before login */
+	unsigned idle_timeout;      /* seconds before IDLE is re-issued */
+	unsigned poll_interval;     /* seconds between NOOPs without IDLE */
+	unsigned command_timeout;   /* seconds a command may take */
+	const struct log_ctx *log;  /* borrowed */
+};
+
+/* Callbacks. None of them may free the session; the owner acts on a
+ * failure after session_feed() / session_timeout() returns. */
+struct session_cb {
+	/* The server accepted STARTTLS: start the TLS handshake, then call
+	 * session_tls_ready(). */
+	void (*starttls)(void *ud);
+	/* EXAMINE finished. Returns the first UID to announce: messages with
+	 * a lower UID are never reported as new. Returning uidnext means
+	 * "only what arrives from now on"; a lower value makes the session
+	 * fetch the messages in between first (catch-up). */
+	uint32_t (*selected)(void *ud, uint32_t uidvalidity, uint32_t uidnext,
+			     uint32_t exists);
+	/* One message of a UID FETCH, UID >= the first UID to announce and
+	 * not reported before in this session. f is borrowed for the call. */
+	void (*fetched)(void *ud, const struct codec_fetch *f);
+	/* The UID FETCH completed; everything it returned was reported. */
+	void (*batch_end)(void *ud);
+	/* Unsolicited FETCH (flag change) while watching; borrowed. */
+	void (*flags)(void *ud, const struct codec_fetch *f);
+	/* EXPUNGE of a sequence number while watching. */
+	void (*expunge)(void *ud, uint32_t seq);
+	/* The session is idle (in IDLE, or waiting to poll). */
+	void (*idle)(void *ud);
+	/* The session ended; msg says why (borrowed for the call). */
+	void (*failed)(void *ud, enum session_fail why, const char *msg);
+};
+
+struct session;
+
+/* Creates a session for a fresh connection; nothing is sent until the
+ * greeting arrives. o and its strings are borrowed. */
+struct session *session_new(const struct session_opts *o,
+			    const struct session_cb *cb, void *ud);
+void session_free(struct session **s);
+
+/* Feeds bytes received from the server at monotonic time now (usec). */
+void session_feed(struct session *s, const char *data, size_t len,
+		  uint64_t now);
+/* The STARTTLS handshake finished. */
+void session_tls_ready(struct session *s, uint64_t now);
+/* Call when the deadline from session_deadline() has passed. */
+void session_timeout(struct session *s, uint64_t now);
+/* Checks that the connection is alive: in IDLE, sends DONE and IDLE again
+ * (the DONE has a deadline); while polling, sends the NOOP now. */
+void session_probe(struct session *s, uint64_t now);
+/* Leaves IDLE and sends LOGOUT; failed(SESSION_FAIL_BYE) follows the
+ * server's BYE, or the caller closes after its own deadline. */
+void session_logout(struct session *s, uint64_t now);
+
+/* The monotonic time (usec) at which session_timeout() must be called, or
+ * 0 for none; *accuracy_r is how late it may be (for timer coalescing). */
+uint64_t session_deadline(const struct session *s, uint64_t *accuracy_r);
+/* Bytes queued for the server. The caller sends them and removes what it
+ * sent with codec_buf_consume(). Sync literal splits are handled inside
+ * the session: only bytes that may go now are in this buffer. */
+struct codec_buf *session_output(struct session *s);
+
+/* True once the session has reached IDLE (or polling) at least once. */
+bool session_is_idle(const struct session *s);
+/* The state name, for logs and status lines, e.g. "idle". */
+const char *session_state_name(const struct session *s);

@@ -1,0 +1,634 @@
+#include "watcher.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "session.h"
+#include "state.h"
+#include "transport.h"
+
+#define USEC_PER_SEC 1000000ULL
+#define BACKOFF_MIN 1           /* seconds */
+#define BACKOFF_MAX 300
+#define MAILBOX_RETRY 300       /* seconds, after EXAMINE failed */
+#define COMMAND_TIMEOUT 30      /* seconds a command may take */
+#define CONNECT_TIMEOUT 30
+#define LOGOUT_TIMEOUT 2        /* seconds LOGOUT may take at stop */
+
+enum wstate {
+	W_CONNECTING, /* connecting, logging in, examining */
+	W_WATCHING,   /* the session is up */
+	W_WAITING,    /* waiting to reconnect */
+	W_GAVE_UP,    /* an error retrying cannot fix (password, TLS) */
+	W_STOPPING,   /* LOGOUT sent */
+	W_STOPPED,
+};
+
+static const char *const wstate_names[] = {
+	[W_CONNECTING] = "connecting", [W_WATCHING] = "watching",
+	[W_WAITING] = "waiting",       [W_GAVE_UP] = "stopped",
+	[W_STOPPING] = "stopping",     [W_STOPPED] = "stopped",
+};
+
+struct watcher {
+	struct watcher_env env;
+	const struct account *a;
+	const char *mailbox;
+	const char *password;
+	struct log_ctx log;
+	enum wstate state;
+
+	struct transport *t;
+	struct session *s;
+	sd_event_source *timer;    /* session deadline, or reconnect time */
+	sd_event_source *teardown; /* deferred close after a failure */
+	int teardown_err;          /* < 0: why; reconnect unless gave up */
+
+	unsigned failures;         /* consecutive, for the back-off */
+	uint64_t retry_at;         /* usec monotonic, in W_WAITING */
+
+	/* UID bookkeeping: everything up to mark was handled (announced or
+	 * skipped) under uidvalidity. 0/0 when nothing is known. */
+	uint32_t uidvalidity, mark;
+	bool catching_up;          /* the first batch after a gap */
+
+	/* The batch being fetched. */
+	struct mail_event *batch;
+	size_t n_batch, cap_batch;
+	uint32_t batch_max;        /* highest UID in the batch, seen or not */
+
+	char describe[128];
+};
+
+static uint64_t
+now_usec(const struct watcher *w)
+{
+	uint64_t t = 0;
+
+	sd_event_now(w->env.event, CLOCK_MONOTONIC, &t);
+	return t;
+}
+
+static void
+changed(struct watcher *w)
+{
+	if (w->env.changed)
+		w->env.changed(w->env.ud);
+}
+
+static void
+set_wstate(struct watcher *w, enum wstate to)
+{
+	if (w->state == to)
+		return;
+	log_debug(&w->log, "watcher: %s -> %s", wstate_names[w->state],
+		  wstate_names[to]);
+	w->state = to;
+	changed(w);
+}
+
+static void connect_now(struct watcher *w);
+static void schedule_teardown(struct watcher *w, int err);
+
+static int
+on_timer(sd_event_source *src, uint64_t usec, void *ud)
+{
+	struct watcher *w = ud;
+
+	(void)src;
+	(void)usec;
+	if (w->state == W_WAITING) {
+		connect_now(w);
+		return 0;
+	}
+	if (w->state == W_STOPPING && !w->s) {
+		return 0;
+	}
+	if (w->s) {
+		session_timeout(w->s, now_usec(w));
+	}
+	return 0;
+}
+
+/* Arms the one timer for t (usec, monotonic), or turns it off for 0. */
+static void
+arm_timer(struct watcher *w, uint64_t t, uint64_t accuracy)
+{
+	if (!t) {
+		sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time(w->timer, t);
+	sd_event_source_set_time_accuracy(w->timer, accuracy);
+	sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
+}
+
+/* Sends what the session queued and re-arms its deadline. Called after
+ * every call into the session. */
+static void
+pump(struct watcher *w)
+{
+	struct codec_buf *out;
+	uint64_t t, acc;
+
+	if (!w->s)
+		return;
+	out = session_output(w->s);
+	if (out->len && w->t) {
+		if (transport_write(w->t, out->data, out->len) < 0)
+			schedule_teardown(w, -EIO);
+		explicit_bzero(out->data, out->len);
+		codec_buf_consume(out, out->len);
+	}
+	if (w->state == W_STOPPING) {
+		uint64_t stop = now_usec(w) + LOGOUT_TIMEOUT * USEC_PER_SEC;
+
+		t = session_deadline(w->s, &acc);
+		arm_timer(w, t && t < stop ? t : stop, USEC_PER_SEC / 10);
+		return;
+	}
+	t = session_deadline(w->s, &acc);
+	arm_timer(w, t, acc);
+}
+
+/* ---- session callbacks ---- */
+
+static void
+s_starttls(void *ud)
+{
+	struct watcher *w = ud;
+
+	if (transport_start_tls(w->t) < 0)
+		schedule_teardown(w, -EPROTO);
+}
+
+static uint32_t
+s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
+{
+	struct watcher *w = ud;
+
+	log_debug(&w->log, "UIDVALIDITY %u UIDNEXT %u EXISTS %u", uidvalidity,
+		  uidnext, exists);
+	if (w->uidvalidity && w->uidvalidity != uidvalidity) {
+		log_warn(&w->log,
+			 "UIDVALIDITY changed from %u to %u: the mailbox "
+			 "was recreated; announcing only new mail from now",
+			 w->uidvalidity, uidvalidity);
+		w->uidvalidity = 0;
+	}
+	if (!w->uidvalidity) {
+		/* Nothing known: what is there now is not new. */
+		w->uidvalidity = uidvalidity;
+		w->mark = uidnext ? uidnext - 1 : 0;
+		state_save(w->a->name, w->mailbox, w->uidvalidity, w->mark);
+		w->catching_up = false;
+		return uidnext;
+	}
+	w->catching_up = w->mark + 1 < uidnext;
+	if (w->catching_up)
+		log_info(&w->log, "catching up from UID %u (UIDNEXT %u)",
+			 w->mark + 1, uidnext);
+	return w->mark + 1;
+}
+
+static void
+s_fetched(void *ud, const struct codec_fetch *f)
+{
+	struct watcher *w = ud;
+	struct mail_event *ev;
+
+	if (f->uid <= w->mark)
+		return; /* announced before this connection */
+	if (f->uid > w->batch_max)
+		w->batch_max = f->uid;
+	if (codec_strlist_has(&f->flags, "\\Seen")) {
+		log_debug(&w->log, "UID %u is already seen", f->uid);
+		return;
+	}
+	if (w->n_batch == w->cap_batch) {
+		w->cap_batch = w->cap_batch ? 2 * w->cap_batch : 8;
+		w->batch = xrealloc(w->batch,
+				    w->cap_batch * sizeof(*w->batch));
+	}
+	ev = &w->batch[w->n_batch++];
+	memset(ev, 0, sizeof(*ev));
+	ev->account = w->a->name;
+	ev->mailbox = w->mailbox;
+	ev->uid = f->uid;
+	ev->uidvalidity = w->uidvalidity;
+	mail_event_from_envelope(ev, &f->envelope);
+}
+
+static int
+cmp_uid(const void *a, const void *b)
+{
+	const struct mail_event *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* Announces one batch: each message to each sink in UID order, or one
+ * summary when a catch-up is larger than the account allows. */
+static void
+announce(struct watcher *w)
+{
+	const struct account_defaults *d = &w->a->d;
+	size_t n = w->n_batch;
+
+	qsort(w->batch, n, sizeof(*w->batch), cmp_uid);
+	if (w->catching_up && n && d->catch_up == CATCH_UP_SKIP) {
+		log_info(&w->log, "skipping %zu messages that arrived while "
+				  "away (catch_up = skip)", n);
+		return;
+	}
+	if (w->catching_up && n && d->catch_up != CATCH_UP_NOTIFY &&
+	    n > d->catch_up_max) {
+		/* One summary event standing for the whole batch. */
+		struct mail_event sum = w->batch[n - 1];
+		char *subject = xasprintf("%zu new messages", n);
+
+		log_info(&w->log, "%zu messages arrived while away", n);
+		sum.subject = subject;
+		for (size_t i = 0; i < w->env.n_sinks; i++)
+			w->env.sinks[i]->ops->send(w->env.sinks[i], w->a,
+						   &sum);
+		free(subject);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			log_info(&w->log, "new mail UID %u from %s: %s",
+				 w->batch[i].uid, w->batch[i].from,
+				 w->batch[i].subject);
+			for (size_t j = 0; j < w->env.n_sinks; j++)
+				w->env.sinks[j]->ops->send(w->env.sinks[j],
+							   w->a,
+							   &w->batch[i]);
+		}
+	}
+	for (size_t j = 0; j < w->env.n_sinks; j++)
+		w->env.sinks[j]->ops->batch_done(w->env.sinks[j], w->a,
+						 w->mailbox, n);
+}
+
+static void
+s_batch_end(void *ud)
+{
+	struct watcher *w = ud;
+
+	if (w->n_batch)
+		announce(w);
+	for (size_t i = 0; i < w->n_batch; i++)
+		mail_event_finish(&w->batch[i]);
+	w->n_batch = 0;
+	if (w->batch_max > w->mark) {
+		w->mark = w->batch_max;
+		state_save(w->a->name, w->mailbox, w->uidvalidity, w->mark);
+	}
+	w->batch_max = 0;
+	w->catching_up = false;
+}
+
+static void
+s_flags(void *ud, const struct codec_fetch *f)
+{
+	(void)ud;
+	(void)f;
+}
+
+static void
+s_expunge(void *ud, uint32_t seq)
+{
+	(void)ud;
+	(void)seq;
+}
+
+static void
+s_idle(void *ud)
+{
+	struct watcher *w = ud;
+
+	/* A session that got this far is healthy: reset the back-off. */
+	w->failures = 0;
+	set_wstate(w, W_WATCHING);
+}
+
+static void
+s_failed(void *ud, enum session_fail why, const char *msg)
+{
+	struct watcher *w = ud;
+
+	switch (why) {
+	case SESSION_FAIL_AUTH:
+	case SESSION_FAIL_TLS:
+		log_err(&w->log, "%s; not retrying until the configuration "
+				 "is reloaded",
+			msg);
+		set_wstate(w, W_GAVE_UP);
+		break;
+	case SESSION_FAIL_BYE:
+		if (w->state == W_STOPPING) {
+			log_debug(&w->log, "%s", msg);
+			break;
+		}
+		/* fall through */
+	default:
+		log_warn(&w->log, "%s", msg);
+		break;
+	}
+	schedule_teardown(w, why == SESSION_FAIL_MAILBOX ? -ENOENT : -EIO);
+}
+
+static const struct session_cb session_cb = {
+	.starttls = s_starttls,
+	.selected = s_selected,
+	.fetched = s_fetched,
+	.batch_end = s_batch_end,
+	.flags = s_flags,
+	.expunge = s_expunge,
+	.idle = s_idle,
+	.failed = s_failed,
+};
+
+/* ---- transport callbacks ---- */
+
+static void
+t_connected(void *ud)
+{
+	struct watcher *w = ud;
+
+	log_debug(&w->log, "connected to %s:%u%s", w->a->host, w->a->port,
+		  transport_is_tls(w->t) ? " (TLS)" : "");
+}
+
+static void
+t_tls_ready(void *ud)
+{
+	struct watcher *w = ud;
+
+	session_tls_ready(w->s, now_usec(w));
+	pump(w);
+}
+
+static void
+t_data(void *ud, const char *buf, size_t len)
+{
+	struct watcher *w = ud;
+
+	if (!w->s)
+		return;
+	if (log_max_level >= LOG_DEBUG) {
+		/* The protocol trace: server lines (no credentials come from
+		 * the server). */
+		const char *p = buf, *end = buf + len;
+
+		while (p < end) {
+			const char *nl = memchr(p, '\n', end - p);
+			size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+			log_debug(&w->log, "S: %.*s", (int)(n > 200 ? 200 : n),
+				  p);
+			p += n + 1;
+		}
+	}
+	session_feed(w->s, buf, len, now_usec(w));
+	pump(w);
+}
+
+static void
+t_closed(void *ud, int err)
+{
+	struct watcher *w = ud;
+
+	if (w->state == W_STOPPING) {
+		schedule_teardown(w, 0);
+		return;
+	}
+	if (w->state != W_GAVE_UP) {
+		if (err)
+			log_warn(&w->log, "connection lost: %s",
+				 transport_errmsg(w->t));
+		else
+			log_warn(&w->log, "server closed the connection");
+	}
+	schedule_teardown(w, err ? err : -ECONNRESET);
+}
+
+static const struct transport_cb transport_cb = {
+	.connected = t_connected,
+	.tls_ready = t_tls_ready,
+	.data = t_data,
+	.closed = t_closed,
+};
+
+/* ---- connection life ---- */
+
+/* Back-off before the next attempt: 1 s doubling to 5 min, each delay
+ * drawn between 75% and 100% so that many watchers do not reconnect in
+ * step. */
+static uint64_t
+backoff_usec(struct watcher *w, int err)
+{
+	uint64_t s = BACKOFF_MIN;
+
+	if (err == -ENOENT)
+		return MAILBOX_RETRY * USEC_PER_SEC;
+	for (unsigned i = 1; i < w->failures && s < BACKOFF_MAX; i++)
+		s *= 2;
+	if (s > BACKOFF_MAX)
+		s = BACKOFF_MAX;
+	s *= USEC_PER_SEC;
+	return s - (uint64_t)(s / 4 * (random() / (double)RAND_MAX));
+}
+
+static void
+close_connection(struct watcher *w)
+{
+	session_free(&w->s);
+	transport_free(&w->t);
+	for (size_t i = 0; i < w->n_batch; i++)
+		mail_event_finish(&w->batch[i]);
+	w->n_batch = 0;
+	w->batch_max = 0;
+}
+
+static int
+on_teardown(sd_event_source *src, void *ud)
+{
+	struct watcher *w = ud;
+	uint64_t delay;
+
+	(void)src;
+	close_connection(w);
+	if (w->state == W_STOPPING || w->state == W_STOPPED) {
+		arm_timer(w, 0, 0);
+		set_wstate(w, W_STOPPED);
+		return 0;
+	}
+	if (w->state == W_GAVE_UP) {
+		arm_timer(w, 0, 0);
+		return 0;
+	}
+	w->failures++;
+	delay = backoff_usec(w, w->teardown_err);
+	w->retry_at = now_usec(w) + delay;
+	log_info(&w->log, "reconnecting in %.1f s", delay / 1e6);
+	arm_timer(w, w->retry_at, USEC_PER_SEC / 10);
+	set_wstate(w, W_WAITING);
+	return 0;
+}
+
+/* Closes the connection from the loop, not from inside a transport or
+ * session callback. */
+static void
+schedule_teardown(struct watcher *w, int err)
+{
+	w->teardown_err = err;
+	sd_event_source_set_enabled(w->teardown, SD_EVENT_ONESHOT);
+}
+
+static void
+connect_now(struct watcher *w)
+{
+	struct transport_opts to = {
+		.host = w->a->host,
+		.port = w->a->port,
+		.implicit_tls = w->a->tls == TLS_IMPLICIT,
+		.ca_file = w->a->ca_file,
+		.connect_timeout = CONNECT_TIMEOUT,
+		.log = &w->log,
+	};
+	struct session_opts so = {
+		.username = w->a->username,
+		.password = w->password,
+		.mailbox = w->mailbox,
+		.starttls = w->a->tls == TLS_STARTTLS,
+		.idle_timeout = w->a->d.idle_timeout,
+		.poll_interval = w->a->d.poll_interval,
+		.command_timeout = COMMAND_TIMEOUT,
+		.log = &w->log,
+	};
+	int r;
+
+	close_connection(w);
+	arm_timer(w, 0, 0);
+	set_wstate(w, W_CONNECTING);
+	log_debug(&w->log, "connecting to %s:%u", w->a->host, w->a->port);
+	w->s = session_new(&so, &session_cb, w);
+	r = transport_new(w->env.event, &to, &transport_cb, w,
+			  &w->t);
+	if (r < 0) {
+		log_warn(&w->log, "cannot connect: %s", strerror(-r));
+		schedule_teardown(w, r);
+	}
+}
+
+struct watcher *
+watcher_new(const struct watcher_env *env, const struct account *a,
+	    const char *mailbox, const char *password)
+{
+	struct watcher *w = xcalloc(1, sizeof(*w));
+	int r;
+
+	w->env = *env;
+	w->a = a;
+	w->mailbox = mailbox;
+	w->password = password;
+	w->log.account = a->name;
+	w->log.mailbox = mailbox;
+	r = sd_event_add_time(env->event, &w->timer, CLOCK_MONOTONIC, 0, 0,
+			      on_timer, w);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
+	if (r >= 0)
+		r = sd_event_add_defer(env->event, &w->teardown, on_teardown,
+				       w);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(w->teardown, SD_EVENT_OFF);
+	if (r < 0) {
+		log_err(&w->log, "event loop: %s", strerror(-r));
+		abort();
+	}
+	if (state_load(a->name, mailbox, &w->uidvalidity, &w->mark) > 0)
+		log_debug(&w->log, "state: UIDVALIDITY %u, last UID %u",
+			  w->uidvalidity, w->mark);
+	connect_now(w);
+	return w;
+}
+
+void
+watcher_free(struct watcher **wp)
+{
+	struct watcher *w = *wp;
+
+	if (!w)
+		return;
+	close_connection(w);
+	sd_event_source_disable_unref(w->timer);
+	sd_event_source_disable_unref(w->teardown);
+	free(w->batch);
+	free(w);
+	*wp = NULL;
+}
+
+void
+watcher_stop(struct watcher *w)
+{
+	if (w->state == W_STOPPING || w->state == W_STOPPED)
+		return;
+	if (!w->s || !w->t || w->state != W_WATCHING) {
+		close_connection(w);
+		arm_timer(w, 0, 0);
+		set_wstate(w, W_STOPPED);
+		return;
+	}
+	set_wstate(w, W_STOPPING);
+	session_logout(w->s, now_usec(w));
+	pump(w);
+}
+
+bool
+watcher_stopped(const struct watcher *w)
+{
+	return w->state == W_STOPPED;
+}
+
+void
+watcher_probe(struct watcher *w)
+{
+	if (w->state == W_WAITING) {
+		connect_now(w);
+	} else if (w->state == W_WATCHING && w->s) {
+		session_probe(w->s, now_usec(w));
+		pump(w);
+	}
+}
+
+bool
+watcher_is_idle(const struct watcher *w)
+{
+	return w->state == W_WATCHING && w->s && session_is_idle(w->s);
+}
+
+const char *
+watcher_describe(struct watcher *w)
+{
+	if (w->state == W_WAITING) {
+		uint64_t now = now_usec(w);
+		unsigned secs = w->retry_at > now
+					? (w->retry_at - now + 999999) /
+						  USEC_PER_SEC
+					: 0;
+
+		snprintf(w->describe, sizeof(w->describe),
+			 "reconnecting in %u s", secs);
+	} else if (w->state == W_WATCHING && w->s) {
+		snprintf(w->describe, sizeof(w->describe), "%s",
+			 session_is_idle(w->s) ? "idle" : "fetching");
+	} else {
+		snprintf(w->describe, sizeof(w->describe), "%s",
+			 wstate_names[w->state]);
+	}
+	return w->describe;
+}
