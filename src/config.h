@@ -51,7 +51,8 @@ struct config {
 };
 
 /* $XDG_CONFIG_HOME/mailwatch/mailwatch.ini, else
- * ~/.config/mailwatch/mailwatch.ini. Caller frees. */
+ * ~/.config/mailwatch/mailwatch.ini. Caller frees. NULL when there is no
+ * home directory to be found. */
 char *config_default_path(void);
 
 /* Loads and validates path. On error logs "path:line: message" for each
@@ -79,3 +80,7 @@ char **config_argv_dup(char *const *argv);
  * with explicit_bzero, then free), or a negative errno after logging why;
  * never logs the password. */
 int config_get_password(const struct account *a, char **pw_r);
+
+/* How long password_command may run, in milliseconds (default 30000). Only
+ * tests change it. */
+extern unsigned config_password_timeout_ms;

@@ -1,0 +1,1329 @@
+/* config: the ini file (inih), validated into plain structs.
+ *
+ * Line numbers: Debian 12's libinih (r55) is built with INI_HANDLER_LINENO
+ * 0, so the handler is not told the line, and defining the macro here would
+ * not match the library's ABI. The file is fed to ini_parse_stream() by our
+ * own reader instead, which counts physical lines: inih calls the handler for
+ * a line before it asks for the next one, so the reader's count is the
+ * handler's line.
+ *
+ * The reader also does what inih gets wrong or reports only once (its return
+ * value is the first bad line): it parses section headers itself (inih never
+ * tells the handler about a section without keys), reports every line that
+ * is not "key = value", strips indentation (inih would take an indented line
+ * as the continuation of the previous value), strips inline comments (inih
+ * returns "; comment" as the value of "key = ; comment") and rejects lines
+ * longer than inih's buffer (inih would silently parse the rest as a new
+ * line). What inih is handed is "key=value", already trimmed, or an empty
+ * line. Values are validated as they are read, so errors come out in file
+ * order; [general] is merged into the accounts once the whole file is read.
+ */
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+unsigned config_password_timeout_ms = 30000;
+
+/* The longest first line of password_command output we accept. */
+#define PASSWORD_MAX 4096
+/* The longest account name (it ends up in log prefixes and file names). */
+#define ACCOUNT_NAME_MAX 64
+
+enum key {
+	/* struct account_defaults: [general] and [account NAME] */
+	K_NOTIFY,
+	K_ON_NEW_MAIL,
+	K_ON_NEW_MAIL_POST,
+	K_ON_CLICK,
+	K_HOOK_TIMEOUT,
+	K_IDLE_TIMEOUT,
+	K_POLL_INTERVAL,
+	K_CATCH_UP,
+	K_CATCH_UP_MAX,
+	K_ICON,
+	K_URGENCY,
+	/* [account NAME] only */
+	K_HOST,
+	K_PORT,
+	K_TLS,
+	K_CA_FILE,
+	K_USERNAME,
+	K_PASSWORD,
+	K_PASSWORD_COMMAND,
+	K_MAILBOXES,
+	/* [general] only */
+	K_LOG_LEVEL,
+	N_KEYS
+};
+
+#define IN_GENERAL 1u
+#define IN_ACCOUNT 2u
+#define IN_BOTH (IN_GENERAL | IN_ACCOUNT)
+
+static const struct {
+	const char *name;
+	unsigned where;
+	bool empty_ok; /* an empty value means "none" */
+} keys[N_KEYS] = {
+    [K_NOTIFY] = {"notify", IN_BOTH, false},
+    [K_ON_NEW_MAIL] = {"on_new_mail", IN_BOTH, true},
+    [K_ON_NEW_MAIL_POST] = {"on_new_mail_post", IN_BOTH, true},
+    [K_ON_CLICK] = {"on_click", IN_BOTH, true},
+    [K_HOOK_TIMEOUT] = {"hook_timeout", IN_BOTH, false},
+    [K_IDLE_TIMEOUT] = {"idle_timeout", IN_BOTH, false},
+    [K_POLL_INTERVAL] = {"poll_interval", IN_BOTH, false},
+    [K_CATCH_UP] = {"catch_up", IN_BOTH, false},
+    [K_CATCH_UP_MAX] = {"catch_up_max", IN_BOTH, false},
+    [K_ICON] = {"icon", IN_BOTH, true},
+    [K_URGENCY] = {"urgency", IN_BOTH, false},
+    [K_HOST] = {"host", IN_ACCOUNT, false},
+    [K_PORT] = {"port", IN_ACCOUNT, false},
+    [K_TLS] = {"tls", IN_ACCOUNT, false},
+    [K_CA_FILE] = {"ca_file", IN_ACCOUNT, false},
+    [K_USERNAME] = {"username", IN_ACCOUNT, false},
+    [K_PASSWORD] = {"password", IN_ACCOUNT, false},
+    [K_PASSWORD_COMMAND] = {"password_command", IN_ACCOUNT, false},
+    [K_MAILBOXES] = {"mailboxes", IN_ACCOUNT, false},
+    [K_LOG_LEVEL] = {"log_level", IN_GENERAL, false},
+};
+
+static const char *const tls_names[] = {"implicit", "starttls", "none", NULL};
+static const char *const catch_up_names[] = {"notify", "summary", "skip", NULL};
+static const char *const urgency_names[] = {"low", "normal", "critical", NULL};
+static const char *const log_level_names[] = {"error", "warning", "info",
+					      "debug", NULL};
+static const int log_levels[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+
+/* One [general] or [account NAME] section as read from the file. */
+struct section {
+	unsigned line;		   /* of the header; 0: not in the file */
+	unsigned key_line[N_KEYS]; /* where each key was set; 0: unset */
+	struct account_defaults d; /* values of the keys that were set */
+	struct account a;	   /* account-only values, name and line */
+	int log_level;
+};
+
+enum section_kind { SEC_NONE, SEC_GENERAL, SEC_ACCOUNT, SEC_BAD };
+
+struct parser {
+	const char *path;
+	FILE *f;
+	char *buf; /* getline()'s */
+	size_t cap;
+	unsigned lineno; /* of the line last handed to inih */
+	int read_errno;
+	unsigned n_errors;
+	bool has_password;
+	enum section_kind kind;
+	struct section *cur; /* NULL unless kind is SEC_GENERAL/SEC_ACCOUNT */
+	struct section general;
+	struct section **accounts;
+	size_t n_accounts;
+};
+
+static void perr(struct parser *p, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Logs "path:line: message" (or "path: message" for line 0) and counts it. */
+static void
+perr(struct parser *p, unsigned line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line)
+		log_err(NULL, "%s:%u: %s", p->path, line, msg);
+	else
+		log_err(NULL, "%s: %s", p->path, msg);
+	p->n_errors++;
+}
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+	       c == '\f';
+}
+
+static char *
+skip_space(char *s)
+{
+	while (is_space(*s))
+		s++;
+	return s;
+}
+
+static void
+rstrip(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && is_space(s[n - 1]))
+		s[--n] = '\0';
+}
+
+/* ---- argv helpers ---- */
+
+void
+config_argv_free(char ***argv)
+{
+	if (!*argv)
+		return;
+	for (char **a = *argv; *a; a++)
+		free(*a);
+	freep(argv);
+}
+
+char **
+config_argv_dup(char *const *argv)
+{
+	size_t n = 0;
+	char **r;
+
+	if (!argv)
+		return NULL;
+	while (argv[n])
+		n++;
+	r = xcalloc(n + 1, sizeof(*r));
+	for (size_t i = 0; i < n; i++)
+		r[i] = xstrdup(argv[i]);
+	return r;
+}
+
+int
+config_split_argv(const char *line, char ***argv_r, const char **err_r)
+{
+	size_t len = strlen(line), n = 0, w;
+	/* A word takes at least one character and one separator, except ''
+	 * and "" which take two characters. */
+	char **argv = xcalloc(len / 2 + 2, sizeof(*argv));
+	char *word = xmalloc(len + 1);
+	const char *s = line, *err = NULL;
+
+	for (;;) {
+		while (is_space(*s))
+			s++;
+		if (!*s)
+			break;
+		w = 0;
+		while (*s && !is_space(*s)) {
+			if (*s == '\'') {
+				const char *q = strchr(s + 1, '\'');
+
+				if (!q) {
+					err = "unterminated quote";
+					goto fail;
+				}
+				memcpy(word + w, s + 1, (size_t)(q - s - 1));
+				w += (size_t)(q - s - 1);
+				s = q + 1;
+			} else if (*s == '"') {
+				for (s++; *s != '"'; s++) {
+					if (!*s) {
+						err = "unterminated quote";
+						goto fail;
+					}
+					if (*s == '\\' &&
+					    (s[1] == '"' || s[1] == '\\'))
+						s++;
+					word[w++] = *s;
+				}
+				s++;
+			} else if (*s == '\\') {
+				if (!s[1]) {
+					err = "backslash at the end";
+					goto fail;
+				}
+				word[w++] = s[1];
+				s += 2;
+			} else {
+				word[w++] = *s++;
+			}
+		}
+		argv[n++] = xstrndup(word, w);
+	}
+	if (!n) {
+		err = "empty command line";
+		goto fail;
+	}
+	free(word);
+	*argv_r = argv;
+	return 0;
+
+fail:
+	free(word);
+	config_argv_free(&argv);
+	if (err_r)
+		*err_r = err;
+	return -EINVAL;
+}
+
+/* ---- freeing, copying, comparing ---- */
+
+static void
+defaults_init(struct account_defaults *d)
+{
+	*d = (struct account_defaults){
+	    .notify = true,
+	    .hook_timeout = 30,
+	    .idle_timeout = 1500,
+	    .poll_interval = 60,
+	    .catch_up = CATCH_UP_NOTIFY,
+	    .catch_up_max = 10,
+	    .urgency = 1,
+	};
+}
+
+static void
+defaults_finish(struct account_defaults *d)
+{
+	config_argv_free(&d->on_new_mail);
+	config_argv_free(&d->on_new_mail_post);
+	config_argv_free(&d->on_click);
+	freep(&d->icon);
+}
+
+static void
+defaults_copy(struct account_defaults *dst, const struct account_defaults *src)
+{
+	*dst = *src;
+	dst->on_new_mail = config_argv_dup(src->on_new_mail);
+	dst->on_new_mail_post = config_argv_dup(src->on_new_mail_post);
+	dst->on_click = config_argv_dup(src->on_click);
+	dst->icon = src->icon ? xstrdup(src->icon) : NULL;
+}
+
+static void
+wipe_free(char **s)
+{
+	if (*s)
+		explicit_bzero(*s, strlen(*s));
+	freep(s);
+}
+
+static void
+account_finish(struct account *a)
+{
+	freep(&a->name);
+	freep(&a->host);
+	freep(&a->ca_file);
+	freep(&a->username);
+	wipe_free(&a->password);
+	wipe_free(&a->password_command);
+	config_argv_free(&a->mailboxes);
+	a->n_mailboxes = 0;
+	defaults_finish(&a->d);
+}
+
+static void
+section_finish(struct section *s)
+{
+	defaults_finish(&s->d);
+	account_finish(&s->a);
+}
+
+void
+config_free(struct config **cfg)
+{
+	struct config *c = *cfg;
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_accounts; i++)
+		account_finish(&c->accounts[i]);
+	free(c->accounts);
+	defaults_finish(&c->d);
+	free(c->path);
+	freep(cfg);
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool
+argv_eq(char *const *a, char *const *b)
+{
+	if (!a || !b)
+		return a == b;
+	for (; *a && *b; a++, b++)
+		if (strcmp(*a, *b))
+			return false;
+	return !*a && !*b;
+}
+
+static bool
+defaults_eq(const struct account_defaults *a, const struct account_defaults *b)
+{
+	return a->notify == b->notify &&
+	       argv_eq(a->on_new_mail, b->on_new_mail) &&
+	       argv_eq(a->on_new_mail_post, b->on_new_mail_post) &&
+	       argv_eq(a->on_click, b->on_click) &&
+	       a->hook_timeout == b->hook_timeout &&
+	       a->idle_timeout == b->idle_timeout &&
+	       a->poll_interval == b->poll_interval &&
+	       a->catch_up == b->catch_up &&
+	       a->catch_up_max == b->catch_up_max && str_eq(a->icon, b->icon) &&
+	       a->urgency == b->urgency;
+}
+
+/* Every setting; not the line, so moving an account in the file is not a
+ * change. */
+bool
+config_account_equal(const struct account *a, const struct account *b)
+{
+	return str_eq(a->name, b->name) && str_eq(a->host, b->host) &&
+	       a->port == b->port && a->tls == b->tls &&
+	       str_eq(a->ca_file, b->ca_file) &&
+	       str_eq(a->username, b->username) &&
+	       str_eq(a->password, b->password) &&
+	       str_eq(a->password_command, b->password_command) &&
+	       a->n_mailboxes == b->n_mailboxes &&
+	       argv_eq(a->mailboxes, b->mailboxes) && defaults_eq(&a->d, &b->d);
+}
+
+/* ---- paths ---- */
+
+/* $HOME, else the password database's; NULL if neither is absolute.
+ * Borrowed. */
+static const char *
+home_dir(void)
+{
+	const char *h = getenv("HOME");
+	struct passwd *pw;
+
+	if (h && h[0] == '/')
+		return h;
+	pw = getpwuid(getuid());
+	if (pw && pw->pw_dir && pw->pw_dir[0] == '/')
+		return pw->pw_dir;
+	return NULL;
+}
+
+char *
+config_default_path(void)
+{
+	const char *x = getenv("XDG_CONFIG_HOME"), *h;
+
+	/* The XDG spec says to ignore a relative XDG_CONFIG_HOME. */
+	if (x && x[0] == '/')
+		return xasprintf("%s/mailwatch/mailwatch.ini", x);
+	h = home_dir();
+	if (!h)
+		return NULL;
+	return xasprintf("%s/.config/mailwatch/mailwatch.ini", h);
+}
+
+/* ---- values ---- */
+
+static int
+lookup(const char *const *names, const char *v)
+{
+	for (int i = 0; names[i]; i++)
+		if (!strcasecmp(names[i], v))
+			return i;
+	return -1;
+}
+
+static bool
+get_enum(struct parser *p, enum key k, const char *v, const char *const *names,
+	 const char *expected, int *r)
+{
+	int i = lookup(names, v);
+
+	if (i < 0) {
+		perr(p, p->lineno, "invalid value '%s' for %s: expected %s", v,
+		     keys[k].name, expected);
+		return false;
+	}
+	*r = i;
+	return true;
+}
+
+static bool
+get_uint(struct parser *p, enum key k, const char *v, unsigned min,
+	 unsigned max, unsigned *r)
+{
+	unsigned long long n = 0;
+	const char *s;
+
+	for (s = v; *s >= '0' && *s <= '9'; s++)
+		if (n <= max)
+			n = n * 10 + (unsigned)(*s - '0');
+	if (s == v || *s) {
+		perr(p, p->lineno,
+		     "invalid value '%s' for %s: expected a whole number", v,
+		     keys[k].name);
+		return false;
+	}
+	if (n < min || n > max) {
+		perr(p, p->lineno, "%s: %s is out of range (%u..%u)",
+		     keys[k].name, v, min, max);
+		return false;
+	}
+	*r = (unsigned)n;
+	return true;
+}
+
+static void
+get_bool(struct parser *p, const char *v, bool *r)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
+	static const char *const no[] = {"no", "false", "off", "0", NULL};
+
+	if (lookup(yes, v) >= 0)
+		*r = true;
+	else if (lookup(no, v) >= 0)
+		*r = false;
+	else
+		perr(p, p->lineno,
+		     "invalid value '%s' for notify: expected yes or no", v);
+}
+
+static void
+get_argv(struct parser *p, enum key k, const char *v, char ***r)
+{
+	const char *err = "";
+
+	if (!*v)
+		return; /* none: overrides a default from [general] */
+	if (config_split_argv(v, r, &err) < 0)
+		perr(p, p->lineno, "%s: %s", keys[k].name, err);
+}
+
+/* Valid UTF-8 without control characters. */
+static bool
+valid_name(const unsigned char *s, size_t n)
+{
+	size_t i = 0, len, k;
+	unsigned cp, min;
+
+	while (i < n) {
+		unsigned c = s[i];
+
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				return false;
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			len = 2, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+static void
+get_mailboxes(struct parser *p, struct account *a, const char *v)
+{
+	size_t cap = 2, n = 0;
+	char **list;
+	const char *s = v, *comma, *end;
+	bool bad = false;
+
+	for (const char *c = v; *c; c++)
+		cap += *c == ',';
+	list = xcalloc(cap, sizeof(*list));
+	for (;;) {
+		comma = strchr(s, ',');
+		end = comma ? comma : s + strlen(s);
+		while (s < end && is_space(*s))
+			s++;
+		while (end > s && is_space(end[-1]))
+			end--;
+		if (s == end) {
+			perr(p, p->lineno, "mailboxes: empty mailbox name");
+			bad = true;
+		} else if (!valid_name((const unsigned char *)s,
+				       (size_t)(end - s))) {
+			perr(p, p->lineno,
+			     "mailboxes: '%.*s' is not valid UTF-8 or holds a "
+			     "control character",
+			     (int)(end - s), s);
+			bad = true;
+		} else {
+			char *name = xstrndup(s, (size_t)(end - s));
+			bool dup = false;
+
+			/* INBOX is case-insensitive (RFC 3501, 5.1). */
+			if (!strcasecmp(name, "INBOX"))
+				memcpy(name, "INBOX", 5);
+			for (size_t i = 0; i < n; i++)
+				dup = dup || !strcmp(list[i], name);
+			if (dup) {
+				perr(p, p->lineno,
+				     "mailboxes: duplicate mailbox '%s'", name);
+				free(name);
+				bad = true;
+			} else {
+				list[n++] = name;
+			}
+		}
+		if (!comma)
+			break;
+		s = comma + 1;
+	}
+	if (bad) {
+		config_argv_free(&list);
+		return;
+	}
+	config_argv_free(&a->mailboxes);
+	a->mailboxes = list;
+	a->n_mailboxes = n;
+}
+
+static void
+get_host(struct parser *p, struct account *a, const char *v)
+{
+	for (const char *c = v; *c; c++) {
+		if (is_space(*c) || (unsigned char)*c < 0x20 || *c == 0x7f) {
+			perr(p, p->lineno,
+			     "invalid value '%s' for host: no spaces allowed",
+			     v);
+			return;
+		}
+	}
+	if (strlen(v) > 255) {
+		perr(p, p->lineno, "host: longer than 255 characters");
+		return;
+	}
+	a->host = xstrdup(v);
+}
+
+/* ca_file: absolute or "~/...", and readable now. */
+static void
+get_ca_file(struct parser *p, struct account *a, const char *v)
+{
+	struct stat st;
+	char *path;
+	int fd;
+
+	if (v[0] == '~' && v[1] == '/') {
+		const char *h = home_dir();
+
+		if (!h) {
+			perr(p, p->lineno,
+			     "ca_file: cannot expand '~': no home directory");
+			return;
+		}
+		path = xasprintf("%s%s", h, v + 1);
+	} else if (v[0] == '/') {
+		path = xstrdup(v);
+	} else {
+		perr(p, p->lineno,
+		     "ca_file: '%s' must be absolute or start with '~/'", v);
+		return;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		perr(p, p->lineno, "ca_file: %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		perr(p, p->lineno, "ca_file: %s: not a regular file", path);
+		close(fd);
+		goto fail;
+	}
+	close(fd);
+	a->ca_file = path;
+	return;
+
+fail:
+	free(path);
+}
+
+/* Validates v and stores it in s; errors name the key and line. Password
+ * values are never echoed. */
+static void
+set_value(struct parser *p, struct section *s, enum key k, const char *v)
+{
+	unsigned u;
+	int i;
+
+	switch (k) {
+	case K_NOTIFY:
+		get_bool(p, v, &s->d.notify);
+		break;
+	case K_ON_NEW_MAIL:
+		get_argv(p, k, v, &s->d.on_new_mail);
+		break;
+	case K_ON_NEW_MAIL_POST:
+		get_argv(p, k, v, &s->d.on_new_mail_post);
+		break;
+	case K_ON_CLICK:
+		get_argv(p, k, v, &s->d.on_click);
+		break;
+	case K_HOOK_TIMEOUT:
+		get_uint(p, k, v, 1, 3600, &s->d.hook_timeout);
+		break;
+	case K_IDLE_TIMEOUT:
+		/* RFC 2177: re-issue IDLE at least every 29 minutes. */
+		get_uint(p, k, v, 1, 1740, &s->d.idle_timeout);
+		break;
+	case K_POLL_INTERVAL:
+		get_uint(p, k, v, 10, 86400, &s->d.poll_interval);
+		break;
+	case K_CATCH_UP:
+		if (get_enum(p, k, v, catch_up_names, "notify, summary or skip",
+			     &i))
+			s->d.catch_up = (enum catch_up_mode)i;
+		break;
+	case K_CATCH_UP_MAX:
+		get_uint(p, k, v, 0, 10000, &s->d.catch_up_max);
+		break;
+	case K_ICON:
+		if (*v)
+			s->d.icon = xstrdup(v);
+		break;
+	case K_URGENCY:
+		get_enum(p, k, v, urgency_names, "low, normal or critical",
+			 &s->d.urgency);
+		break;
+	case K_HOST:
+		get_host(p, &s->a, v);
+		break;
+	case K_PORT:
+		if (get_uint(p, k, v, 1, 65535, &u))
+			s->a.port = (uint16_t)u;
+		break;
+	case K_TLS:
+		if (get_enum(p, k, v, tls_names, "implicit, starttls or none",
+			     &i))
+			s->a.tls = (enum tls_mode)i;
+		break;
+	case K_CA_FILE:
+		get_ca_file(p, &s->a, v);
+		break;
+	case K_USERNAME:
+		s->a.username = xstrdup(v);
+		break;
+	case K_PASSWORD:
+		s->a.password = xstrdup(v);
+		break;
+	case K_PASSWORD_COMMAND:
+		s->a.password_command = xstrdup(v);
+		break;
+	case K_MAILBOXES:
+		get_mailboxes(p, &s->a, v);
+		break;
+	case K_LOG_LEVEL:
+		if (get_enum(p, k, v, log_level_names,
+			     "error, warning, info or debug", &i))
+			s->log_level = log_levels[i];
+		break;
+	case N_KEYS:
+		break;
+	}
+}
+
+/* ---- the parser ---- */
+
+static int
+handle(void *user, const char *section, const char *name, const char *value)
+{
+	struct parser *p = user;
+	struct section *s = p->cur;
+	const char *where;
+	int k;
+
+	(void)section; /* the reader tracks sections */
+	if (!strcmp(name, "password"))
+		p->has_password = true;
+	if (p->kind == SEC_BAD)
+		return 1; /* the header was reported */
+	if (p->kind == SEC_NONE) {
+		perr(p, p->lineno,
+		     "key '%s' outside of a section: put it under [general] or "
+		     "[account NAME]",
+		     name);
+		return 1;
+	}
+	where = p->kind == SEC_GENERAL ? "[general]" : "[account NAME]";
+	for (k = 0; k < N_KEYS; k++)
+		if (!strcmp(keys[k].name, name))
+			break;
+	if (k == N_KEYS) {
+		perr(p, p->lineno, "unknown key '%s' in %s", name, where);
+		return 1;
+	}
+	if (!(keys[k].where &
+	      (p->kind == SEC_GENERAL ? IN_GENERAL : IN_ACCOUNT))) {
+		perr(p, p->lineno, "key '%s' is not allowed in %s (only in %s)",
+		     name, where,
+		     p->kind == SEC_GENERAL ? "[account NAME]" : "[general]");
+		return 1;
+	}
+	if (s->key_line[k]) {
+		perr(p, p->lineno, "duplicate key '%s' (first set on line %u)",
+		     name, s->key_line[k]);
+		return 1;
+	}
+	s->key_line[k] = p->lineno;
+	if (!*value && !keys[k].empty_ok) {
+		perr(p, p->lineno, "%s: empty value", name);
+		return 1;
+	}
+	set_value(p, s, (enum key)k, value);
+	return 1;
+}
+
+static bool
+valid_account_name(const char *n)
+{
+	if (!*n || !strcmp(n, ".") || !strcmp(n, ".."))
+		return false;
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
+		      (*n >= '0' && *n <= '9') || *n == '.' || *n == '_' ||
+		      *n == '-'))
+			return false;
+	return true;
+}
+
+/* s: "[...]", trimmed. Sets the current section, or SEC_BAD after an error
+ * so that the keys under a bad header are skipped silently. */
+static void
+section_header(struct parser *p, char *s)
+{
+	char *end = strchr(s, ']'), *rest, *type, *name;
+	struct section *sec;
+
+	p->kind = SEC_BAD;
+	p->cur = NULL;
+	if (!end) {
+		perr(p, p->lineno, "missing ']' in section header");
+		return;
+	}
+	rest = skip_space(end + 1);
+	if (*rest && *rest != ';' && *rest != '#') {
+		perr(p, p->lineno, "unexpected text after section header");
+		return;
+	}
+	*end = '\0';
+	type = skip_space(s + 1);
+	rstrip(type);
+	for (name = type; *name && !is_space(*name); name++)
+		;
+	if (*name)
+		*name++ = '\0';
+	name = skip_space(name);
+
+	if (!strcmp(type, "general") && !*name) {
+		if (p->general.line) {
+			perr(p, p->lineno,
+			     "duplicate section [general] (first on line %u)",
+			     p->general.line);
+			return;
+		}
+		p->general.line = p->lineno;
+		p->kind = SEC_GENERAL;
+		p->cur = &p->general;
+		return;
+	}
+	if (strcmp(type, "account")) {
+		perr(p, p->lineno,
+		     "unknown section [%s%s%s]: expected [general] or "
+		     "[account NAME]",
+		     type, *name ? " " : "", name);
+		return;
+	}
+	if (!*name) {
+		perr(p, p->lineno, "missing account name: use [account NAME]");
+		return;
+	}
+	if (!valid_account_name(name) || strlen(name) > ACCOUNT_NAME_MAX) {
+		perr(p, p->lineno,
+		     "invalid account name '%s': use at most %d letters, "
+		     "digits, '.', '_' and '-'",
+		     name, ACCOUNT_NAME_MAX);
+		return;
+	}
+	for (size_t i = 0; i < p->n_accounts; i++) {
+		if (!strcmp(p->accounts[i]->a.name, name)) {
+			perr(p, p->lineno,
+			     "duplicate section [account %s] (first on line "
+			     "%u)",
+			     name, p->accounts[i]->line);
+			return;
+		}
+	}
+	sec = xcalloc(1, sizeof(*sec));
+	sec->line = p->lineno;
+	sec->a.name = xstrdup(name);
+	sec->a.line = p->lineno;
+	p->accounts =
+	    xrealloc(p->accounts, (p->n_accounts + 1) * sizeof(*p->accounts));
+	p->accounts[p->n_accounts++] = sec;
+	p->kind = SEC_ACCOUNT;
+	p->cur = sec;
+}
+
+/* s: a trimmed line that is not a comment or a header. Rewrites it in place
+ * to "key=value" without an inline comment; false (after reporting) if it
+ * is not a key = value line. Comments follow inih: ';' after whitespace. */
+static bool
+key_line(struct parser *p, char *s)
+{
+	char *sep, *value, *c;
+
+	for (sep = s; *sep && *sep != '=' && *sep != ':'; sep++)
+		if (*sep == ';' && sep > s && is_space(sep[-1]))
+			break;
+	if (*sep != '=' && *sep != ':') {
+		perr(p, p->lineno, "expected 'key = value'");
+		return false;
+	}
+	if (sep == s) {
+		perr(p, p->lineno, "missing key name before '%c'", *sep);
+		return false;
+	}
+	value = skip_space(sep + 1);
+	/* inih would take "; comment" after an empty value as the value. */
+	for (c = value; *c; c++)
+		if (*c == ';' && (c == value || is_space(c[-1])))
+			break;
+	*c = '\0';
+	rstrip(value);
+	*sep = '\0';
+	rstrip(s);
+	/* sep >= s + strlen(s): the key is moved left or stays put. */
+	memmove(s + strlen(s) + 1, value, strlen(value) + 1);
+	s[strlen(s)] = '=';
+	return true;
+}
+
+/* inih's fgets-style reader: one physical line per call, counted. */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct parser *p = stream;
+	ssize_t n;
+	char *s;
+
+	errno = 0;
+	n = getline(&p->buf, &p->cap, p->f);
+	if (n < 0) {
+		if (ferror(p->f))
+			p->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	p->lineno++;
+	s = p->buf;
+	if (strlen(s) != (size_t)n) {
+		perr(p, p->lineno, "NUL byte in line");
+		s = "";
+	} else if (p->lineno == 1 && !strncmp(s, "\xef\xbb\xbf", 3)) {
+		s += 3; /* UTF-8 byte order mark */
+	}
+	s = skip_space(s);
+	rstrip(s);
+	if (*s == ';' || *s == '#') {
+		s = "";
+	} else if (*s == '[') {
+		section_header(p, s);
+		s = "";
+	} else if (*s && !key_line(p, s)) {
+		s = "";
+	}
+	if (strlen(s) + 1 > (size_t)num) {
+		perr(p, p->lineno,
+		     "line too long: key and value may have at most %d "
+		     "characters",
+		     num - 1);
+		s = "";
+	}
+	memcpy(str, s, strlen(s) + 1);
+	return str;
+}
+
+/* After the whole file: what a single line cannot tell. */
+static void
+check_account(struct parser *p, struct section *s)
+{
+	static const enum key required[] = {K_HOST, K_USERNAME};
+	unsigned pw = s->key_line[K_PASSWORD];
+	unsigned pc = s->key_line[K_PASSWORD_COMMAND];
+
+	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
+		if (!s->key_line[required[i]])
+			perr(p, s->line,
+			     "[account %s]: missing required key '%s'",
+			     s->a.name, keys[required[i]].name);
+	if (!pw && !pc)
+		perr(p, s->line,
+		     "[account %s]: missing required key 'password_command' "
+		     "or 'password'",
+		     s->a.name);
+	else if (pw && pc)
+		perr(p, pw > pc ? pw : pc,
+		     "[account %s]: set either 'password' or "
+		     "'password_command', not both",
+		     s->a.name);
+}
+
+/* Moves the values set in s over those in d. */
+static void
+merge_defaults(struct account_defaults *d, struct section *s)
+{
+#define MOVE(key, field, free_fn)                                              \
+	do {                                                                   \
+		if (s->key_line[key]) {                                        \
+			free_fn(&d->field);                                    \
+			d->field = s->d.field;                                 \
+			s->d.field = NULL;                                     \
+		}                                                              \
+	} while (0)
+#define COPY(key, field)                                                       \
+	do {                                                                   \
+		if (s->key_line[key])                                          \
+			d->field = s->d.field;                                 \
+	} while (0)
+	COPY(K_NOTIFY, notify);
+	MOVE(K_ON_NEW_MAIL, on_new_mail, config_argv_free);
+	MOVE(K_ON_NEW_MAIL_POST, on_new_mail_post, config_argv_free);
+	MOVE(K_ON_CLICK, on_click, config_argv_free);
+	COPY(K_HOOK_TIMEOUT, hook_timeout);
+	COPY(K_IDLE_TIMEOUT, idle_timeout);
+	COPY(K_POLL_INTERVAL, poll_interval);
+	COPY(K_CATCH_UP, catch_up);
+	COPY(K_CATCH_UP_MAX, catch_up_max);
+	MOVE(K_ICON, icon, freep);
+	COPY(K_URGENCY, urgency);
+#undef MOVE
+#undef COPY
+}
+
+/* Builds the config from a parse without errors; moves values out of p. */
+static struct config *
+build(struct parser *p)
+{
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+
+	cfg->path = xstrdup(p->path);
+	cfg->log_level =
+	    p->general.key_line[K_LOG_LEVEL] ? p->general.log_level : LOG_INFO;
+	defaults_init(&cfg->d);
+	merge_defaults(&cfg->d, &p->general);
+	cfg->accounts = xcalloc(p->n_accounts, sizeof(*cfg->accounts));
+	cfg->n_accounts = p->n_accounts;
+	for (size_t i = 0; i < p->n_accounts; i++) {
+		struct section *s = p->accounts[i];
+		struct account *a = &cfg->accounts[i];
+
+		*a = s->a;
+		memset(&s->a, 0, sizeof(s->a));
+		defaults_copy(&a->d, &cfg->d);
+		merge_defaults(&a->d, s);
+		if (!s->key_line[K_PORT])
+			a->port = a->tls == TLS_IMPLICIT ? 993 : 143;
+		if (!a->mailboxes) {
+			a->mailboxes = xcalloc(2, sizeof(*a->mailboxes));
+			a->mailboxes[0] = xstrdup("INBOX");
+			a->n_mailboxes = 1;
+		}
+	}
+	return cfg;
+}
+
+int
+config_load(const char *path, struct config **cfg_r)
+{
+	struct parser p = {.path = path};
+	struct stat st;
+	int r;
+
+	p.f = fopen(path, "re");
+	if (!p.f) {
+		r = -errno;
+		log_err(NULL, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fileno(p.f), &st) < 0) {
+		r = -errno;
+		log_err(NULL, "%s: %s", path, strerror(-r));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		r = -EISDIR;
+		log_err(NULL, "%s: %s", path, strerror(-r));
+		goto fail;
+	}
+
+	r = ini_parse_stream(read_line, &p, handle, &p);
+	if (p.read_errno) {
+		r = -p.read_errno;
+		log_err(NULL, "%s: %s", path, strerror(-r));
+		goto fail;
+	}
+	if (r != 0 && !p.n_errors)
+		/* The reader hands inih only lines it accepts; be safe. */
+		perr(&p, r > 0 ? (unsigned)r : 0, "syntax error");
+
+	if (p.has_password && (st.st_mode & 077))
+		log_warn(NULL,
+			 "%s: holds a password but is accessible by other "
+			 "users: run 'chmod 600 %s' or use password_command",
+			 path, path);
+
+	for (size_t i = 0; i < p.n_accounts; i++)
+		check_account(&p, p.accounts[i]);
+	if (!p.n_accounts && !p.n_errors)
+		perr(&p, 0, "no [account NAME] section: nothing to watch");
+	if (p.n_errors) {
+		r = -EINVAL;
+		goto fail;
+	}
+	*cfg_r = build(&p);
+	r = 0;
+
+fail:
+	section_finish(&p.general);
+	for (size_t i = 0; i < p.n_accounts; i++) {
+		section_finish(p.accounts[i]);
+		free(p.accounts[i]);
+	}
+	free(p.accounts);
+	if (p.buf)
+		explicit_bzero(p.buf, p.cap);
+	free(p.buf);
+	fclose(p.f);
+	return r;
+}
+
+/* ---- password_command ---- */
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Kills the command's process group and reaps it. */
+static void
+kill_wait(pid_t pid)
+{
+	if (kill(-pid, SIGKILL) < 0)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* Runs the account's password_command; see config_get_password(). */
+static int
+run_password_command(const struct account *a, const struct log_ctx *ctx,
+		     char **pw_r)
+{
+	char *argv[] = {"sh", "-c", a->password_command, NULL};
+	char line[PASSWORD_MAX], scratch[4096];
+	size_t len = 0;
+	bool have_line = false, long_line = false, nul = false;
+	long long deadline = now_ms() + config_password_timeout_ms;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	int fds[2], r, status;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		r = -errno;
+		log_err(ctx, "password_command: pipe: %s", strerror(-r));
+		return r;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
+					 O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+	posix_spawnattr_init(&attr);
+	/* The loop blocks the signals it handles; the child must not inherit
+	 * that, nor our handlers. Its own process group lets a timeout kill
+	 * whatever the shell started. */
+	sigemptyset(&none);
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+					    POSIX_SPAWN_SETSIGDEF |
+					    POSIX_SPAWN_SETPGROUP);
+	r = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	close(fds[1]);
+	if (r) {
+		close(fds[0]);
+		log_err(ctx, "password_command: cannot run /bin/sh: %s",
+			strerror(r));
+		return -r;
+	}
+
+	/* Read to the end of output, keeping the first line: closing the
+	 * pipe early would kill e.g. "pass show" with SIGPIPE. */
+	for (;;) {
+		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+		long long left = deadline - now_ms();
+		ssize_t n;
+		char *dst;
+		size_t room;
+
+		if (left <= 0)
+			goto timeout;
+		r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+		if (r < 0 && errno != EINTR) {
+			r = -errno;
+			log_err(ctx, "password_command: poll: %s",
+				strerror(-r));
+			kill_wait(pid);
+			goto fail;
+		}
+		if (r <= 0)
+			continue;
+		if (have_line || len == sizeof(line) - 1)
+			dst = scratch, room = sizeof(scratch);
+		else
+			dst = line + len, room = sizeof(line) - 1 - len;
+		n = read(fds[0], dst, room);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break; /* EOF, or an error: treat as the end */
+		if (dst == scratch) {
+			long_line = long_line || !have_line;
+			continue;
+		}
+		len += (size_t)n;
+		line[len] = '\0';
+		if (memchr(line, '\n', len)) {
+			len = (size_t)((char *)memchr(line, '\n', len) - line);
+			have_line = true;
+		}
+	}
+	line[len] = '\0';
+	nul = strlen(line) != len;
+
+	/* The output is closed; give the shell the rest of the time to exit. */
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR) {
+			r = -errno;
+			log_err(ctx, "password_command: waitpid: %s",
+				strerror(-r));
+			goto fail;
+		}
+		if (now_ms() >= deadline)
+			goto timeout;
+		poll(NULL, 0, 10);
+	}
+
+	if (WIFSIGNALED(status)) {
+		log_err(ctx, "password_command was killed by signal %d (%s)",
+			WTERMSIG(status), strsignal(WTERMSIG(status)));
+		r = -EIO;
+	} else if (WEXITSTATUS(status) != 0) {
+		log_err(ctx, "password_command failed with exit status %d",
+			WEXITSTATUS(status));
+		r = -EIO;
+	} else if (long_line) {
+		log_err(ctx,
+			"password_command: first line of output is longer "
+			"than %d bytes (exit status 0)",
+			PASSWORD_MAX - 1);
+		r = -EIO;
+	} else if (nul) {
+		log_err(ctx, "password_command: output holds a NUL byte "
+			     "(exit status 0)");
+		r = -EIO;
+	} else if (!len) {
+		log_err(ctx,
+			"password_command printed %s (exit status 0); expected "
+			"the password on the first line",
+			have_line ? "an empty first line" : "nothing");
+		r = -EIO;
+	} else {
+		*pw_r = xstrdup(line);
+		r = 0;
+	}
+	goto fail;
+
+timeout:
+	kill_wait(pid);
+	if (config_password_timeout_ms % 1000)
+		log_err(ctx,
+			"password_command did not finish within %u ms; "
+			"killed it",
+			config_password_timeout_ms);
+	else
+		log_err(ctx,
+			"password_command did not finish within %u s; "
+			"killed it",
+			config_password_timeout_ms / 1000);
+	r = -ETIMEDOUT;
+fail:
+	close(fds[0]);
+	explicit_bzero(line, sizeof(line));
+	explicit_bzero(scratch, sizeof(scratch));
+	return r;
+}
+
+int
+config_get_password(const struct account *a, char **pw_r)
+{
+	struct log_ctx ctx = {.account = a->name};
+
+	if (a->password) {
+		*pw_r = xstrdup(a->password);
+		return 0;
+	}
+	if (!a->password_command) {
+		log_err(&ctx, "neither password nor password_command is set");
+		return -EINVAL;
+	}
+	return run_password_command(a, &ctx, pw_r);
+}
