@@ -282,6 +282,12 @@ leave_idle(struct session *s, bool fetch)
 	queue(s, &b);
 	codec_buf_finish(&b);
 	s->timer = 0;
+	/* From now on the IDLE must complete in time: an unanswered DONE
+	 * is how a dead connection shows. */
+	for (unsigned i = 0; i < s->n_pending; i++)
+		if (s->pending[i].cmd == CMD_IDLE)
+			s->pending[i].deadline =
+				s->now + s->o.command_timeout * USEC_PER_SEC;
 	if (fetch)
 		send_fetch(s);
 	else
@@ -488,8 +494,10 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 			goto protocol;
 		/* After DONE: re-IDLE when this was a refresh; when a fetch
 		 * was pipelined its completion follows. */
-		if (s->state == S_IDLE_DONE)
+		if (s->state == S_IDLE_DONE || s->state == S_IDLE) {
+			s->timer = 0;
 			watch(s);
+		}
 		break;
 	case CMD_NOOP:
 		if (!okay)

@@ -1,0 +1,431 @@
+/* The session state machine driven by server transcripts, no socket: each
+ * scenario feeds server lines and checks what the client sends and which
+ * events it reports. Every scenario runs twice: whole lines, and one byte
+ * at a time. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+#include "tap.h"
+
+#define SEC 1000000ULL
+
+struct rec {
+	char sent[8192];  /* everything the session queued */
+	char events[4096]; /* "selected 7/10/2; fetched 10 Subj; ..." */
+	uint32_t start;   /* what selected() returns; 0: uidnext */
+	int failed;
+	enum session_fail why;
+	int starttls;
+};
+
+static void
+ev(struct rec *r, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n = strlen(r->events);
+
+	va_start(ap, fmt);
+	vsnprintf(r->events + n, sizeof(r->events) - n, fmt, ap);
+	va_end(ap);
+	n = strlen(r->events);
+	snprintf(r->events + n, sizeof(r->events) - n, "; ");
+}
+
+static void
+c_starttls(void *ud)
+{
+	struct rec *r = ud;
+
+	r->starttls++;
+	ev(r, "starttls");
+}
+
+static uint32_t
+c_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
+{
+	struct rec *r = ud;
+
+	ev(r, "selected %u/%u/%u", uidvalidity, uidnext, exists);
+	return r->start ? r->start : uidnext;
+}
+
+static void
+c_fetched(void *ud, const struct codec_fetch *f)
+{
+	struct rec *r = ud;
+
+	ev(r, "fetched %u %s%s", f->uid,
+	   f->envelope.subject.nil ? "NIL" : f->envelope.subject.ptr,
+	   codec_strlist_has(&f->flags, "\\Seen") ? " seen" : "");
+}
+
+static void
+c_batch_end(void *ud)
+{
+	ev(ud, "batch_end");
+}
+
+static void
+c_flags(void *ud, const struct codec_fetch *f)
+{
+	ev(ud, "flags %u", f->seq);
+}
+
+static void
+c_expunge(void *ud, uint32_t seq)
+{
+	ev(ud, "expunge %u", seq);
+}
+
+static void
+c_idle(void *ud)
+{
+	ev(ud, "idle");
+}
+
+static void
+c_failed(void *ud, enum session_fail why, const char *msg)
+{
+	struct rec *r = ud;
+
+	r->failed++;
+	r->why = why;
+	ev(r, "failed %d %s", why, msg);
+}
+
+static const struct session_cb cb = {
+	c_starttls, c_selected, c_fetched, c_batch_end,
+	c_flags,    c_expunge,  c_idle,    c_failed,
+};
+
+static struct session_opts opts = {
+	.username = "alice",
+	.password = "pa ss\"w",
+	.mailbox = "INBOX",
+	.idle_timeout = 1500,
+	.poll_interval = 60,
+	.command_timeout = 30,
+};
+
+/* Moves what the session queued into r->sent. */
+static void
+drain(struct session *s, struct rec *r)
+{
+	struct codec_buf *out = session_output(s);
+	size_t n = strlen(r->sent);
+
+	snprintf(r->sent + n, sizeof(r->sent) - n, "%.*s", (int)out->len,
+		 out->data);
+	codec_buf_consume(out, out->len);
+}
+
+static void
+feed(struct session *s, struct rec *r, const char *text, int bytewise,
+     uint64_t now)
+{
+	if (bytewise) {
+		for (size_t i = 0; text[i]; i++)
+			session_feed(s, text + i, 1, now);
+	} else {
+		session_feed(s, text, strlen(text), now);
+	}
+	drain(s, r);
+}
+
+/* Asserts that the client sent exactly want since the last check. */
+static void
+sent(struct rec *r, const char *want, const char *what)
+{
+	is_str(r->sent, want, "%s", what);
+	r->sent[0] = 0;
+}
+
+static void
+events(struct rec *r, const char *want, const char *what)
+{
+	is_str(r->events, want, "%s", what);
+	r->events[0] = 0;
+}
+
+static const char greeting[] =
+	"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE "
+	"LITERAL+ AUTH=PLAIN] Dovecot ready.\r\n";
+
+/* The whole main path: login, EXAMINE, IDLE, new mail, back to IDLE. */
+static void
+test_main_path(int bytewise)
+{
+	struct rec r = {0};
+	struct session *s;
+	const char *mode = bytewise ? "bytewise" : "whole";
+
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, bytewise, 0);
+	/* base64("\0alice\0pa ss\"w") */
+	sent(&r, "m1 AUTHENTICATE PLAIN AGFsaWNlAHBhIHNzInc=\r\n",
+	     "AUTHENTICATE PLAIN with SASL-IR");
+	feed(s, &r,
+	     "m1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] Logged in\r\n",
+	     bytewise, 0);
+	sent(&r, "m2 EXAMINE INBOX\r\n", "EXAMINE, never SELECT");
+	feed(s, &r,
+	     "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+	     "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
+	     "* 2 EXISTS\r\n* 0 RECENT\r\n"
+	     "* OK [UIDVALIDITY 1700000000] UIDs valid\r\n"
+	     "* OK [UIDNEXT 10] Predicted next UID\r\n"
+	     "m2 OK [READ-ONLY] Examine completed (0.001 + 0.000 secs).\r\n",
+	     bytewise, 0);
+	events(&r, "selected 1700000000/10/2; ", mode);
+	sent(&r, "m3 IDLE\r\n", "IDLE after EXAMINE");
+	ok(!session_is_idle(s), "not idle before the continuation");
+	feed(s, &r, "+ idling\r\n", bytewise, 0);
+	ok(session_is_idle(s), "idle after the continuation (%s)", mode);
+	events(&r, "idle; ", "idle reported");
+
+	feed(s, &r, "* 3 EXISTS\r\n", bytewise, SEC);
+	sent(&r, "DONE\r\nm4 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "EXISTS: DONE and UID FETCH in one write");
+	feed(s, &r,
+	     "m3 OK Idle completed (0.001 + 1.000 secs).\r\n"
+	     "* 3 FETCH (UID 10 FLAGS (\\Recent) ENVELOPE (\"Mon, 1 Jan "
+	     "2024 10:00:00 +0000\" \"Hello\" ((\"Zoe\" NIL \"zoe\" "
+	     "\"example.org\")) NIL NIL ((NIL NIL \"alice\" \"example.org\")) "
+	     "NIL NIL NIL \"<1@example.org>\"))\r\n"
+	     "m4 OK Fetch completed.\r\n",
+	     bytewise, SEC);
+	events(&r, "fetched 10 Hello; batch_end; ", "fetched and batch end");
+	sent(&r, "m5 IDLE\r\n", "back to IDLE");
+	feed(s, &r, "+ idling\r\n", bytewise, SEC);
+	events(&r, "idle; ", "idle again");
+
+	/* Flag changes and expunges while idle are reported, nothing else. */
+	feed(s, &r, "* 3 FETCH (FLAGS (\\Seen))\r\n* 1 EXPUNGE\r\n", bytewise,
+	     SEC);
+	events(&r, "flags 3; expunge 1; ", "flags and expunge while idle");
+	sent(&r, "", "nothing sent for flags or expunge");
+
+	/* The IDLE refresh before the server's inactivity timer. */
+	{
+		uint64_t acc, t = session_deadline(s, &acc);
+
+		is_int(t, SEC + 1500 * SEC, "IDLE refresh deadline");
+		session_timeout(s, t);
+		drain(s, &r);
+		sent(&r, "DONE\r\n", "refresh sends DONE");
+		ok(session_deadline(s, &acc) == t + 30 * SEC,
+		   "DONE has a command deadline");
+		feed(s, &r, "m5 OK Idle completed.\r\n", bytewise, t);
+		sent(&r, "m6 IDLE\r\n", "IDLE again after refresh");
+	}
+	ok(!r.failed, "no failure (%s)", mode);
+	session_free(&s);
+}
+
+/* n:* returns the last message even below n; a FETCH repeated; \Seen. */
+static void
+test_fetch_edges(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	r.start = 5; /* catch up from UID 5 */
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 8] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	sent(&r, "m3 UID FETCH 5:* (UID FLAGS ENVELOPE)\r\n",
+	     "catch-up fetch from the given UID");
+	feed(s, &r,
+	     "* 1 FETCH (UID 4 FLAGS () ENVELOPE (NIL \"old\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\n"
+	     "* 2 FETCH (UID 6 FLAGS (\\Seen) ENVELOPE (NIL \"six\" NIL NIL "
+	     "NIL NIL NIL NIL NIL NIL))\r\n"
+	     "* 3 FETCH (UID 7 FLAGS () ENVELOPE (NIL NIL NIL NIL NIL NIL "
+	     "NIL NIL NIL NIL))\r\n"
+	     "* 3 FETCH (UID 7 FLAGS () ENVELOPE (NIL NIL NIL NIL NIL NIL "
+	     "NIL NIL NIL NIL))\r\n"
+	     "m3 OK done\r\n",
+	     0, 0);
+	events(&r, "selected 7/8/3; fetched 6 six seen; fetched 7 NIL; "
+		   "batch_end; ",
+	       "below-start UID dropped, repeat reported once");
+	sent(&r, "m4 IDLE\r\n", "IDLE after catch-up");
+	session_free(&s);
+}
+
+static void
+test_refusals(void)
+{
+	struct rec r = {0};
+	struct session *s;
+	struct session_opts o = opts;
+
+	/* tls = starttls against a server without STARTTLS. */
+	o.starttls = true;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n", 0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_TLS, "no STARTTLS: fails");
+	sent(&r, "", "no STARTTLS: nothing sent, no password");
+	session_free(&s);
+
+	/* STARTTLS offered: upgrade, capabilities asked again, then login. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&o, &cb, &r);
+	feed(s, &r,
+	     "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi\r\n", 0,
+	     0);
+	sent(&r, "m1 STARTTLS\r\n", "STARTTLS sent first");
+	feed(s, &r, "m1 OK Begin TLS negotiation now.\r\n", 0, 0);
+	ok(r.starttls == 1, "starttls callback");
+	session_tls_ready(s, 0);
+	drain(s, &r);
+	sent(&r, "m2 CAPABILITY\r\n", "capabilities again after TLS");
+	feed(s, &r,
+	     "* CAPABILITY IMAP4rev1 IDLE AUTH=PLAIN\r\nm2 OK done\r\n", 0,
+	     0);
+	sent(&r, "m3 AUTHENTICATE PLAIN\r\n", "PLAIN without SASL-IR");
+	feed(s, &r, "+ \r\n", 0, 0);
+	sent(&r, "AGFsaWNlAHBhIHNzInc=\r\n", "PLAIN response after +");
+	ok(!r.failed, "STARTTLS path without failure");
+	session_free(&s);
+
+	/* Plaintext injected after the STARTTLS OK (CVE-2011-0411). */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, "m1 OK go\r\n* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN]\r\n",
+	     0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL && !r.starttls,
+	   "data after STARTTLS OK refused");
+	session_free(&s);
+
+	/* LOGINDISABLED without AUTH=PLAIN. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] hi\r\n", 0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_TLS, "LOGINDISABLED: fails");
+	sent(&r, "", "LOGINDISABLED: no LOGIN sent");
+	session_free(&s);
+
+	/* A rejected password. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, "* OK [CAPABILITY IMAP4rev1] hi\r\n", 0, 0);
+	sent(&r, "m1 LOGIN alice \"pa ss\\\"w\"\r\n", "LOGIN, quoted password");
+	feed(s, &r, "m1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+	     0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_AUTH, "wrong password: AUTH");
+	ok(strstr(r.events, "pa ss") == NULL, "password not in the message");
+	session_free(&s);
+
+	/* Missing mailbox. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	feed(s, &r, "m2 NO Mailbox doesn't exist: INBOX\r\n", 0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_MAILBOX, "EXAMINE NO: MAILBOX");
+	session_free(&s);
+
+	/* BYE in the middle. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "* BYE Server shutting down.\r\n", 0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_BYE, "BYE: fails with BYE");
+	session_free(&s);
+}
+
+/* Without IDLE: NOOP every poll_interval; EXISTS during NOOP fetches. */
+static void
+test_polling(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	uint64_t acc, t;
+
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1] ready\r\n", 0, 0);
+	sent(&r, "m1 EXAMINE INBOX\r\n", "PREAUTH skips login");
+	feed(s, &r,
+	     "* 0 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 1] x\r\n"
+	     "m1 OK done\r\n",
+	     0, 0);
+	ok(session_is_idle(s), "polling counts as idle");
+	t = session_deadline(s, &acc);
+	is_int(t, 60 * SEC, "poll deadline");
+	session_timeout(s, t);
+	drain(s, &r);
+	sent(&r, "m2 NOOP\r\n", "NOOP at the poll time");
+	feed(s, &r, "* 1 EXISTS\r\nm2 OK done\r\n", 0, t);
+	sent(&r, "m3 UID FETCH 1:* (UID FLAGS ENVELOPE)\r\n",
+	     "EXISTS during NOOP fetches");
+	session_free(&s);
+}
+
+/* No UIDNEXT in the EXAMINE reply: asks for the last UID. */
+static void
+test_no_uidnext(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, "* 4 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\nm1 OK done\r\n",
+	     0, 0);
+	sent(&r, "m2 FETCH * (UID)\r\n", "FETCH * (UID) without UIDNEXT");
+	feed(s, &r, "* 4 FETCH (UID 41)\r\nm2 OK done\r\n", 0, 0);
+	events(&r, "selected 3/42/4; ", "UIDNEXT derived from the last UID");
+	session_free(&s);
+}
+
+/* A command left unanswered fails at its deadline. */
+static void
+test_timeout(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	uint64_t acc, t;
+
+	feed(s, &r, greeting, 0, 5 * SEC);
+	t = session_deadline(s, &acc);
+	is_int(t, 35 * SEC, "login deadline 30 s after sending");
+	session_timeout(s, t - 1);
+	ok(!r.failed, "not before the deadline");
+	session_timeout(s, t);
+	ok(r.failed && r.why == SESSION_FAIL_TIMEOUT, "timeout at deadline");
+	session_free(&s);
+}
+
+/* A response the codec rejects fails the session with its message. */
+static void
+test_garbage(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "* 1 FETCH (UID {99999999999}\r\n", 0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL, "huge literal fails");
+	session_free(&s);
+}
+
+int
+main(void)
+{
+	test_main_path(0);
+	test_main_path(1);
+	test_fetch_edges();
+	test_refusals();
+	test_polling();
+	test_no_uidnext();
+	test_timeout();
+	test_garbage();
+	return tap_done();
+}
