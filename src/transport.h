@@ -25,8 +25,10 @@ struct transport_opts {
 	const struct log_ctx *log; /* borrowed; for log lines */
 };
 
-/* Callbacks, all called from the event loop. After closed() the transport
- * does nothing more; the owner frees it (it may do so inside closed()). */
+/* Callbacks, all called from the event loop, never from inside a
+ * transport_*() call. After closed() the transport does nothing more; the
+ * owner frees it. The owner may call transport_free(), transport_write()
+ * and transport_start_tls() from inside any callback. */
 struct transport_cb {
 	/* Connected; with implicit TLS, after the handshake verified. */
 	void (*connected)(void *ud);
