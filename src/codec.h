@@ -31,7 +31,8 @@ struct codec_limits {
 	size_t max_line;     /* one line, without its literals (default 64 KiB) */
 	size_t max_literal;  /* one literal (default 1 MiB) */
 	size_t max_response; /* all lines and literals of a response (2 MiB) */
-	unsigned max_depth;  /* parenthesised list nesting (default 32) */
+	unsigned max_depth;  /* parenthesised list nesting (default 32, at
+				most 1024: the parser recurses per level) */
 	unsigned max_list;   /* items in one list (default 10000) */
 };
 
@@ -69,7 +70,8 @@ struct codec_strlist {
 	size_t n;
 };
 
-/* A sequence set as sorted-as-sent ranges; '*' is UINT32_MAX. */
+/* A sequence set: ranges in the order sent, each with lo <= hi ("5:3" is
+ * stored as 3:5); '*' is UINT32_MAX. */
 struct codec_range {
 	uint32_t lo, hi;
 };
@@ -126,7 +128,9 @@ struct codec_status_item {
 	uint64_t value;
 };
 
-/* A BODY[section]<origin> or BINARY[section]<origin> item. */
+/* A BODY[section]<origin> or BINARY[section]<origin> item. The RFC822,
+ * RFC822.HEADER and RFC822.TEXT items are stored here too, with that name as
+ * spec (which no BODY[] section can be) and origin -1. */
 struct codec_section {
 	bool binary;
 	struct codec_str spec; /* raw text between the brackets, e.g.
@@ -186,7 +190,9 @@ struct codec_response {
 	/* CODEC_TAGGED and CODEC_UNTAGGED_STATUS. */
 	enum codec_status status;
 	struct codec_code code;
-	/* Human-readable text of status responses and continuations. */
+	/* Human-readable text of status responses and continuations (raw
+	 * bytes after the code; "" when absent). tag, text and code.name
+	 * are never NULL, "" where they do not apply. */
 	struct codec_str text;
 	union {
 		uint64_t number;
@@ -222,7 +228,10 @@ struct codec_response {
 		struct codec_fetch fetch;
 		struct {
 			struct codec_str keyword; /* upper-cased, e.g. "ID" */
-			struct codec_str rest;    /* raw text after it */
+			/* Raw text after it, literals included as sent
+			 * ("{n}\r\n" and n bytes). */
+			struct codec_str rest;
+			int64_t number; /* n of "* n KEYWORD ...", else -1 */
 		} other;
 	} u;
 };
@@ -237,7 +246,8 @@ struct codec {
 	size_t len, cap;
 	size_t line_start;  /* offset where the current line began */
 	uint64_t literal_left; /* > 0: inside a literal */
-	bool done;          /* buf holds a complete response, not yet parsed */
+	bool done;          /* buf holds the response returned last; it is
+			       cleared at the next call */
 	/* parsing */
 	struct codec_arena_block *arena;
 	struct codec_response resp;
@@ -285,7 +295,9 @@ struct codec_buf {
 	size_t len, cap;
 	size_t splits[CODEC_MAX_SPLITS];
 	unsigned n_splits;
-	bool literal_plus; /* server offers LITERAL+ (or LITERAL- for small) */
+	/* Server offers LITERAL+ or LITERAL-: literals up to 4096 bytes
+	 * are sent non-synchronising ({n+}), larger ones still wait. */
+	bool literal_plus;
 };
 
 void codec_buf_init(struct codec_buf *b);
@@ -302,13 +314,15 @@ void codec_buf_addstr(struct codec_buf *b, const char *s);
  * when it is 7-bit without CR/LF/NUL, else a literal ({n+} when
  * b->literal_plus, else {n} with a split). */
 void codec_enc_astring(struct codec_buf *b, const char *s, size_t len);
-/* Appends a UTF-8 mailbox name encoded as modified UTF-7, as an astring. */
+/* Appends a UTF-8 mailbox name encoded as modified UTF-7, as an astring
+ * (invalid UTF-8 is sent as it is, for the server to refuse). */
 void codec_enc_mailbox(struct codec_buf *b, const char *utf8);
 /* Appends a sequence set such as "1:3,7,9:*" (UINT32_MAX is '*'). */
 void codec_enc_seqset(struct codec_buf *b, const struct codec_range *v,
 		      size_t n);
 
-/* Whole commands, each ending in CRLF. tag is e.g. "a7". */
+/* Whole commands, each ending in CRLF. tag is e.g. "a7". A command may hold
+ * at most CODEC_MAX_SPLITS sync literals (more aborts: a caller bug). */
 void codec_enc_simple(struct codec_buf *b, const char *tag, const char *cmd);
 /* codec_enc_simple covers CAPABILITY, STARTTLS, NOOP, IDLE, LOGOUT. */
 void codec_enc_done(struct codec_buf *b); /* "DONE\r\n" */
@@ -344,7 +358,10 @@ void codec_enc_uid_fetch(struct codec_buf *b, const char *tag,
 			 const char *items);
 
 /* Modified UTF-7 (RFC 3501 5.1.3). Both return a new NUL-terminated string
- * (caller frees) or NULL when the input is invalid (decode: bad base64, bad
- * UTF-16; encode: invalid UTF-8). */
+ * (caller frees) or NULL when the input is invalid (decode: bytes outside
+ * printable ASCII, unterminated or non-shortest base64, non-zero padding
+ * bits, unpaired surrogates, U+0000, printable ASCII or adjacent runs in
+ * base64; encode: invalid UTF-8, overlongs, surrogates). Decoding accepts
+ * only the form the encoder produces, so encode(decode(s)) == s. */
 char *codec_mutf7_encode(const char *utf8);
 char *codec_mutf7_decode(const char *mutf7);
