@@ -1280,14 +1280,16 @@ class Notifyd:
     def log_tail(self, lines=40):
         return _tail(self.out, lines)
 
-    def records(self):
-        """The Notify calls recorded so far (list of dicts)."""
-        return _read_jsonl(self.record_file)
+    def records(self, method="Notify"):
+        """The calls recorded so far (list of dicts), only those of method
+        ("Notify", "CloseNotification"; None: all)."""
+        return [r for r in _read_jsonl(self.record_file)
+                if method is None or r.get("method", "Notify") == method]
 
-    def wait_records(self, n, timeout=10):
-        """Waits until at least n records exist; returns them all."""
-        wait_until(lambda: len(self.records()) >= n, _t(timeout))
-        return self.records()
+    def wait_records(self, n, timeout=10, method="Notify"):
+        """Waits until at least n records of method exist; returns them."""
+        wait_until(lambda: len(self.records(method)) >= n, _t(timeout))
+        return self.records(method)
 
     def stop(self):
         try:
