@@ -556,7 +556,7 @@ valid_name(const unsigned char *s, size_t n)
 static void
 get_mailboxes(struct parser *p, struct account *a, const char *v)
 {
-	size_t cap = 2, n = 0;
+	size_t cap = 2, n = 0, item = 0;
 	char **list;
 	const char *s = v, *comma, *end;
 	bool bad = false;
@@ -565,6 +565,7 @@ get_mailboxes(struct parser *p, struct account *a, const char *v)
 		cap += *c == ',';
 	list = xcalloc(cap, sizeof(*list));
 	for (;;) {
+		item++;
 		comma = strchr(s, ',');
 		end = comma ? comma : s + strlen(s);
 		while (s < end && is_space(*s))
@@ -577,9 +578,9 @@ get_mailboxes(struct parser *p, struct account *a, const char *v)
 		} else if (!valid_name((const unsigned char *)s,
 				       (size_t)(end - s))) {
 			perr(p, p->lineno,
-			     "mailboxes: '%.*s' is not valid UTF-8 or holds a "
-			     "control character",
-			     (int)(end - s), s);
+			     "mailboxes: mailbox name %zu is not valid UTF-8 "
+			     "or holds a control character",
+			     item);
 			bad = true;
 		} else {
 			char *name = xstrndup(s, (size_t)(end - s));

@@ -1,0 +1,998 @@
+/* Unit tests for config.c: loading, defaults, overrides, every error class
+ * with its file:line, the password file-mode warning, config_split_argv and
+ * config_get_password. Files live in a mkdtemp directory that is removed at
+ * the end; stderr is captured around each call that logs. */
+#include "config.h"
+#include "tap.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/mailwatch-test-config-XXXXXX";
+static char *created[64];
+static size_t n_created;
+static char *cap_path;
+static int saved_stderr = -1;
+
+/* Writes content to dir/name with mode; returns the path (owned here). */
+static const char *
+write_file(const char *name, mode_t mode, const char *content)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	size_t i;
+
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	fputs(content, f);
+	fclose(f);
+	chmod(path, mode);
+	for (i = 0; i < n_created; i++)
+		if (!strcmp(created[i], path))
+			break;
+	if (i < n_created) {
+		free(path);
+		return created[i];
+	}
+	created[n_created++] = path;
+	return path;
+}
+
+static void
+capture_begin(void)
+{
+	int fd = open(cap_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	fflush(stderr);
+	saved_stderr = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+}
+
+/* Returns what was written to stderr since capture_begin() (caller
+ * frees). */
+static char *
+capture_end(void)
+{
+	char *buf;
+	long n;
+	FILE *f;
+
+	fflush(stderr);
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	f = fopen(cap_path, "r");
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = xcalloc(1, (size_t)n + 1);
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+		buf[0] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int
+load(const char *path, struct config **cfg, char **out)
+{
+	int r;
+
+	*cfg = NULL;
+	capture_begin();
+	r = config_load(path, cfg);
+	*out = capture_end();
+	return r;
+}
+
+static void
+dump(const char *out)
+{
+	const char *s = out, *nl;
+
+	while (*s) {
+		nl = strchr(s, '\n');
+		if (!nl)
+			nl = s + strlen(s);
+		printf("#   | %.*s\n", (int)(nl - s), s);
+		s = *nl ? nl + 1 : nl;
+	}
+}
+
+static int
+count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static void has(const char *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Checks that out holds the formatted text. */
+static void
+has(const char *out, const char *fmt, ...)
+{
+	char want[1024];
+	va_list ap;
+	bool found;
+
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof(want), fmt, ap);
+	va_end(ap);
+	found = strstr(out, want) != NULL;
+	ok(found, "stderr has \"%s\"", want);
+	if (!found)
+		dump(out);
+}
+
+static bool
+argv_is(char **argv, ...)
+{
+	va_list ap;
+	const char *w;
+	size_t i = 0;
+	bool same = argv != NULL;
+
+	va_start(ap, argv);
+	while ((w = va_arg(ap, const char *))) {
+		if (same && (!argv[i] || strcmp(argv[i], w)))
+			same = false;
+		if (same)
+			i++;
+	}
+	va_end(ap);
+	if (same && argv[i])
+		same = false;
+	if (!same && argv) {
+		printf("#   got:");
+		for (i = 0; argv[i]; i++)
+			printf(" [%s]", argv[i]);
+		putchar('\n');
+	}
+	return same;
+}
+
+/* ---- loading ---- */
+
+static void
+test_full(void)
+{
+	const char *ca = write_file("ca.pem", 0644, "not really a pem\n");
+	char *text =
+	    xasprintf("; mailwatch test configuration\n"
+		      "# every key\n"
+		      "[general]\n"
+		      "notify = no\n"
+		      "on_new_mail = /usr/bin/hook --flag \"two words\"\n"
+		      "on_new_mail_post = /usr/bin/post\n"
+		      "on_click = xdg-open 'https://mail.example.org/'\n"
+		      "hook_timeout = 12\n"
+		      "idle_timeout = 1740\n"
+		      "poll_interval = 120\n"
+		      "catch_up = summary\n"
+		      "catch_up_max = 5\n"
+		      "icon = mail-unread\n"
+		      "urgency = critical\n"
+		      "log_level = debug\n"
+		      "\n"
+		      "[account work]\n"
+		      "host = imap.example.org\n"
+		      "port = 1993\n"
+		      "tls = starttls\n"
+		      "ca_file = %s\n"
+		      "username = me@example.org\n"
+		      "password_command = pass show mail/work\n"
+		      "mailboxes = INBOX, Lists/dev ,\xc3\x9c"
+		      "ber, inbox.sub\n"
+		      "on_new_mail = /bin/true\n"
+		      "on_new_mail_post =\n"
+		      "on_click = /bin/echo clicked\n"
+		      "notify = yes\n"
+		      "hook_timeout = 3\n"
+		      "idle_timeout = 600\n"
+		      "poll_interval = 30\n"
+		      "catch_up = skip\n"
+		      "catch_up_max = 0\n"
+		      "icon = /usr/share/icons/work.png\n"
+		      "urgency = low\n"
+		      "\n"
+		      "[account home]\n"
+		      "host = mail.example.net\n"
+		      "tls = none\n"
+		      "username = me\n"
+		      "password = hunter2 ; not part of it\n",
+		      ca);
+	const char *path = write_file("full.ini", 0600, text);
+	struct config *cfg;
+	struct account *w, *h;
+	char *out;
+	int r;
+
+	free(text);
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "full: loads");
+	is_str(out, "", "full: nothing logged");
+	if (r < 0) {
+		free(out);
+		return;
+	}
+	is_str(cfg->path, path, "full: path");
+	is_int(cfg->log_level, LOG_DEBUG, "full: log_level");
+	ok(!cfg->d.notify, "general notify = no");
+	ok(argv_is(cfg->d.on_new_mail, "/usr/bin/hook", "--flag", "two words",
+		   NULL),
+	   "general on_new_mail split");
+	ok(argv_is(cfg->d.on_new_mail_post, "/usr/bin/post", NULL),
+	   "general on_new_mail_post");
+	ok(argv_is(cfg->d.on_click, "xdg-open", "https://mail.example.org/",
+		   NULL),
+	   "general on_click");
+	is_int(cfg->d.hook_timeout, 12, "general hook_timeout");
+	is_int(cfg->d.idle_timeout, 1740, "general idle_timeout");
+	is_int(cfg->d.poll_interval, 120, "general poll_interval");
+	is_int(cfg->d.catch_up, CATCH_UP_SUMMARY, "general catch_up");
+	is_int(cfg->d.catch_up_max, 5, "general catch_up_max");
+	is_str(cfg->d.icon, "mail-unread", "general icon");
+	is_int(cfg->d.urgency, 2, "general urgency");
+
+	is_int(cfg->n_accounts, 2, "two accounts");
+	w = &cfg->accounts[0];
+	h = &cfg->accounts[1];
+	is_str(w->name, "work", "work: name");
+	is_int(w->line, 17, "work: header line");
+	is_str(w->host, "imap.example.org", "work: host");
+	is_int(w->port, 1993, "work: port");
+	is_int(w->tls, TLS_STARTTLS, "work: tls");
+	is_str(w->ca_file, ca, "work: ca_file");
+	is_str(w->username, "me@example.org", "work: username");
+	ok(!w->password, "work: no password");
+	is_str(w->password_command, "pass show mail/work",
+	       "work: password_command");
+	is_int(w->n_mailboxes, 4, "work: 4 mailboxes");
+	ok(argv_is(w->mailboxes, "INBOX", "Lists/dev",
+		   "\xc3\x9c"
+		   "ber",
+		   "inbox.sub", NULL),
+	   "work: mailboxes trimmed, UTF-8 kept");
+	ok(argv_is(w->d.on_new_mail, "/bin/true", NULL),
+	   "work: on_new_mail overrides");
+	ok(!w->d.on_new_mail_post, "work: empty on_new_mail_post is none");
+	ok(argv_is(w->d.on_click, "/bin/echo", "clicked", NULL),
+	   "work: on_click");
+	ok(w->d.notify, "work: notify overrides");
+	is_int(w->d.hook_timeout, 3, "work: hook_timeout");
+	is_int(w->d.idle_timeout, 600, "work: idle_timeout");
+	is_int(w->d.poll_interval, 30, "work: poll_interval");
+	is_int(w->d.catch_up, CATCH_UP_SKIP, "work: catch_up");
+	is_int(w->d.catch_up_max, 0, "work: catch_up_max");
+	is_str(w->d.icon, "/usr/share/icons/work.png", "work: icon");
+	is_int(w->d.urgency, 0, "work: urgency");
+
+	is_str(h->name, "home", "home: name");
+	is_int(h->port, 143, "home: tls=none defaults to port 143");
+	is_int(h->tls, TLS_NONE, "home: tls");
+	ok(!h->ca_file, "home: system CA store");
+	is_str(h->password, "hunter2", "home: password, comment stripped");
+	ok(!h->password_command, "home: no password_command");
+	ok(argv_is(h->mailboxes, "INBOX", NULL), "home: default INBOX");
+	ok(!h->d.notify, "home: inherits notify");
+	ok(argv_is(h->d.on_new_mail, "/usr/bin/hook", "--flag", "two words",
+		   NULL),
+	   "home: inherits on_new_mail");
+	ok(h->d.on_new_mail != cfg->d.on_new_mail, "home: argv is a copy");
+	is_int(h->d.hook_timeout, 12, "home: inherits hook_timeout");
+	is_int(h->d.catch_up, CATCH_UP_SUMMARY, "home: inherits catch_up");
+	is_str(h->d.icon, "mail-unread", "home: inherits icon");
+	is_int(h->d.urgency, 2, "home: inherits urgency");
+	config_free(&cfg);
+	ok(!cfg, "config_free clears the pointer");
+	free(out);
+}
+
+static void
+test_defaults(void)
+{
+	const char *path = write_file("defaults.ini", 0600,
+				      "[account a]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "[account b]\n"
+				      "host = h\n"
+				      "tls = STARTTLS\n"
+				      "username = u\n"
+				      "password_command = echo pw\n");
+	struct config *cfg;
+	struct account *a;
+	char *out;
+	int r;
+
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "defaults: loads");
+	is_str(out, "", "defaults: nothing logged");
+	if (r < 0) {
+		free(out);
+		return;
+	}
+	is_int(cfg->log_level, LOG_INFO, "default log_level info");
+	a = &cfg->accounts[0];
+	is_int(a->port, 993, "default port 993");
+	is_int(a->tls, TLS_IMPLICIT, "default tls implicit");
+	ok(!a->ca_file, "default ca_file NULL");
+	ok(argv_is(a->mailboxes, "INBOX", NULL), "default mailboxes INBOX");
+	is_int(a->n_mailboxes, 1, "default n_mailboxes 1");
+	ok(a->d.notify, "default notify yes");
+	ok(!a->d.on_new_mail && !a->d.on_new_mail_post && !a->d.on_click,
+	   "default hooks unset");
+	is_int(a->d.hook_timeout, 30, "default hook_timeout");
+	is_int(a->d.idle_timeout, 1500, "default idle_timeout");
+	is_int(a->d.poll_interval, 60, "default poll_interval");
+	is_int(a->d.catch_up, CATCH_UP_NOTIFY, "default catch_up");
+	is_int(a->d.catch_up_max, 10, "default catch_up_max");
+	ok(!a->d.icon, "default icon NULL");
+	is_int(a->d.urgency, 1, "default urgency normal");
+	is_int(cfg->accounts[1].port, 143, "starttls defaults to port 143");
+	is_int(cfg->accounts[1].tls, TLS_STARTTLS, "enum values ignore case");
+	config_free(&cfg);
+	free(out);
+}
+
+static void
+test_override_order(void)
+{
+	const char *path = write_file("order.ini", 0600,
+				      "[account early]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "notify = off\n"
+				      "on_new_mail =   ; none for this one\n"
+				      "\n"
+				      "[general]\n"
+				      "notify = on\n"
+				      "on_new_mail = /bin/hook general\n"
+				      "hook_timeout = 5\n"
+				      "\n"
+				      "[account late]\n"
+				      "host = h\n"
+				      "username: u\n"
+				      "  password_command = echo pw\n"
+				      "hook_timeout = 7\n");
+	struct config *cfg;
+	char *out;
+	int r;
+
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "order: loads");
+	is_str(out, "", "order: nothing logged");
+	if (r < 0) {
+		free(out);
+		return;
+	}
+	ok(!cfg->accounts[0].d.notify,
+	   "account before [general] keeps its override");
+	ok(!cfg->accounts[0].d.on_new_mail,
+	   "empty value (with comment) overrides the general hook with none");
+	is_int(cfg->accounts[0].d.hook_timeout, 5,
+	       "account before [general] still inherits");
+	ok(cfg->accounts[1].d.notify, "account after [general] inherits");
+	ok(argv_is(cfg->accounts[1].d.on_new_mail, "/bin/hook", "general",
+		   NULL),
+	   "account after [general] inherits on_new_mail");
+	is_int(cfg->accounts[1].d.hook_timeout, 7, "account overrides");
+	is_str(cfg->accounts[1].username, "u", "'key: value' is accepted");
+	is_str(cfg->accounts[1].password_command, "echo pw",
+	       "an indented line is a key, not a continuation");
+	config_free(&cfg);
+	free(out);
+}
+
+struct bad_line {
+	const char *text;
+	const char *msg[2]; /* expected after "PATH:LINE: "; NULL: none */
+};
+
+static void
+test_errors(void)
+{
+	char long_line[300];
+	const struct bad_line lines[] = {
+	    {"early = 1", {"key 'early' outside of a section"}},
+	    {"[general]", {NULL}},
+	    {"notify = maybe",
+	     {"invalid value 'maybe' for notify: expected yes or no"}},
+	    {"hook_timeout = -1",
+	     {"invalid value '-1' for hook_timeout: expected a whole "
+	      "number"}},
+	    {"idle_timeout = 1741",
+	     {"idle_timeout: 1741 is out of range (1..1740)"}},
+	    {"log_level = loud",
+	     {"invalid value 'loud' for log_level: expected error, "
+	      "warning, info or debug"}},
+	    {"host = x",
+	     {"key 'host' is not allowed in [general] (only in [account "
+	      "NAME])"}},
+	    {"colour = blue", {"unknown key 'colour' in [general]"}},
+	    {"notify = yes", {"duplicate key 'notify' (first set on line 3)"}},
+	    {"this is not a key", {"expected 'key = value'"}},
+	    {"[bogus]", {"unknown section [bogus]"}},
+	    {"ignored = 1", {NULL}},
+	    {"[account]", {"missing account name: use [account NAME]"}},
+	    {"[account bad/name]", {"invalid account name 'bad/name'"}},
+	    {"[account a]", {"[account a]: missing required key 'host'"}},
+	    {"port = 0", {"port: 0 is out of range (1..65535)"}},
+	    {"tls = ssl",
+	     {"invalid value 'ssl' for tls: expected implicit, starttls or "
+	      "none"}},
+	    {"catch_up = all", {"invalid value 'all' for catch_up"}},
+	    {"urgency = high", {"invalid value 'high' for urgency"}},
+	    {"log_level = debug",
+	     {"key 'log_level' is not allowed in [account NAME] (only in "
+	      "[general])"}},
+	    {"username = me", {NULL}},
+	    {"password = secret1", {NULL}},
+	    {"password_command = pass x",
+	     {"[account a]: set either 'password' or 'password_command', "
+	      "not both"}},
+	    {"on_new_mail = \"unterminated",
+	     {"on_new_mail: unterminated quote"}},
+	    {"mailboxes = INBOX, , X", {"mailboxes: empty mailbox name"}},
+	    {"[account a]",
+	     {"duplicate section [account a] (first on line 15)"}},
+	    {"[account b]",
+	     {"[account b]: missing required key 'username'",
+	      "[account b]: missing required key 'password_command' or "
+	      "'password'"}},
+	    {"host = h", {NULL}},
+	    {"mailboxes = INBOX, inbox",
+	     {"mailboxes: duplicate mailbox 'INBOX'"}},
+	    {"ca_file = /nonexistent/ca.pem",
+	     {"ca_file: /nonexistent/ca.pem: No such file or directory"}},
+	    {"port = 99999999999999999999999",
+	     {"port: 99999999999999999999999 is out of range (1..65535)"}},
+	    {"[account c]", {NULL}},
+	    {"host = h", {NULL}},
+	    {"username =", {NULL}},
+	    {"password_command = x", {NULL}},
+	    {"ca_file = relative.pem",
+	     {"ca_file: 'relative.pem' must be absolute or start with '~/'"}},
+	    {"on_click = ", {NULL}},
+	    {"on_click = x",
+	     {"duplicate key 'on_click' (first set on line 37)"}},
+	    {"mailboxes = A, B\x01",
+	     {"mailboxes: mailbox name 2 is not valid UTF-8"}},
+	    {"mailboxes = x",
+	     {"duplicate key 'mailboxes' (first set on line 39)"}},
+	    {"[general", {"missing ']' in section header"}},
+	    {"poll_interval = 5", {NULL}},
+	    {"[general]", {"duplicate section [general] (first on line 2)"}},
+	    {long_line, {"line too long"}},
+	    {"= x", {"missing key name before '='"}},
+	    {"[account d] trailing", {"unexpected text after section header"}},
+	};
+	/* username = (line 34) gets its own message: */
+	const char *empty_user = "username: empty value";
+	size_t n = sizeof(lines) / sizeof(*lines), len = 0;
+	char *text = xcalloc(1, 8192), *out;
+	const char *path;
+	struct config *cfg;
+	int r, n_msgs = 1;
+
+	memset(long_line, 0, sizeof(long_line));
+	memcpy(long_line, "on_click = ", 11);
+	memset(long_line + 11, 'x', 250);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(text + len, "%s\n", lines[i].text);
+	path = write_file("errors.ini", 0600, text);
+	free(text);
+
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "errors: -EINVAL");
+	ok(!cfg, "errors: *cfg_r left alone");
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < 2; j++) {
+			if (!lines[i].msg[j])
+				continue;
+			has(out, "%s:%zu: %s", path, i + 1, lines[i].msg[j]);
+			n_msgs++;
+		}
+	}
+	has(out, "%s:34: %s", path, empty_user);
+	is_int(count_lines(out), n_msgs, "errors: one message per problem");
+	ok(!strstr(out, "secret1"), "errors: password never logged");
+	ok(!strstr(out, "[account c]: missing required key 'username'"),
+	   "errors: a key with a bad value is not also reported missing");
+	ok(!strstr(out, "accessible by other users"),
+	   "errors: no mode warning for a 0600 file");
+	free(out);
+}
+
+static void
+test_file_errors(void)
+{
+	char *missing = xasprintf("%s/missing.ini", dir);
+	const char *path;
+	struct config *cfg;
+	char *out;
+	int r;
+
+	r = load(missing, &cfg, &out);
+	is_int(r, -ENOENT, "missing file: -ENOENT");
+	has(out, "%s: No such file or directory", missing);
+	free(out);
+	free(missing);
+
+	r = load(dir, &cfg, &out);
+	is_int(r, -EISDIR, "directory: -EISDIR");
+	has(out, "%s: Is a directory", dir);
+	free(out);
+
+	path = write_file("empty.ini", 0600, "");
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "empty file: -EINVAL");
+	has(out, "%s: no [account NAME] section", path);
+	free(out);
+
+	path = write_file("general.ini", 0600, "[general]\nnotify = yes\n");
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "no account: -EINVAL");
+	has(out, "%s: no [account NAME] section", path);
+	free(out);
+}
+
+static void
+test_password_mode(void)
+{
+	const char *body = "[account a]\n"
+			   "host = h\n"
+			   "username = u\n"
+			   "password = topsecret\n";
+	const char *path;
+	struct config *cfg;
+	char *out;
+	int r;
+
+	path = write_file("pw644.ini", 0644, body);
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "0644 with password: loads");
+	has(out,
+	    "%s: holds a password but is accessible by other users: run "
+	    "'chmod 600 %s' or use password_command",
+	    path, path);
+	ok(!strstr(out, "topsecret"), "0644: password not logged");
+	config_free(&cfg);
+	free(out);
+
+	path = write_file("pw640.ini", 0640, body);
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "0640 with password: loads");
+	has(out, "%s: holds a password", path);
+	config_free(&cfg);
+	free(out);
+
+	path = write_file("pw600.ini", 0600, body);
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "0600 with password: loads");
+	is_str(out, "", "0600: no warning");
+	config_free(&cfg);
+	free(out);
+
+	path = write_file("pc644.ini", 0644,
+			  "[account a]\nhost = h\nusername = u\n"
+			  "password_command = pass show x\n");
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "0644 with password_command: loads");
+	is_str(out, "", "0644 with password_command: no warning");
+	config_free(&cfg);
+	free(out);
+}
+
+static void
+test_example(void)
+{
+	struct config *cfg;
+	char *out;
+	int r;
+
+	if (access("mailwatch.ini.example", R_OK) < 0) {
+		ok(1,
+		   "# SKIP mailwatch.ini.example not in the current directory");
+		return;
+	}
+	r = load("mailwatch.ini.example", &cfg, &out);
+	is_int(r, 0, "mailwatch.ini.example loads");
+	if (r < 0)
+		dump(out);
+	config_free(&cfg);
+	free(out);
+}
+
+static void
+test_equal(void)
+{
+	const char *path = write_file("equal.ini", 0600,
+				      "[general]\n"
+				      "on_new_mail = /bin/hook a\n"
+				      "[account a]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "mailboxes = INBOX, Sent\n"
+				      "icon = i\n");
+	struct config *c1, *c2;
+	struct account *a, *b;
+	char *out1, *out2, *saved;
+	int r1, r2;
+
+	r1 = load(path, &c1, &out1);
+	r2 = load(path, &c2, &out2);
+	free(out1);
+	free(out2);
+	if (r1 < 0 || r2 < 0) {
+		ok(0, "equal: loads");
+		config_free(&c1);
+		config_free(&c2);
+		return;
+	}
+	a = &c1->accounts[0];
+	b = &c2->accounts[0];
+	ok(config_account_equal(a, b), "same file: equal");
+	b->line = 99;
+	ok(config_account_equal(a, b), "the line does not count");
+
+#define CHANGED(stmt, undo, what)                                              \
+	do {                                                                   \
+		stmt;                                                          \
+		ok(!config_account_equal(a, b), "differs: %s", what);          \
+		undo;                                                          \
+		ok(config_account_equal(a, b), "equal again: %s", what);       \
+	} while (0)
+	CHANGED(b->port++, b->port--, "port");
+	CHANGED(b->tls = TLS_NONE, b->tls = TLS_IMPLICIT, "tls");
+	CHANGED(b->d.notify = false, b->d.notify = true, "notify");
+	CHANGED(b->d.hook_timeout++, b->d.hook_timeout--, "hook_timeout");
+	CHANGED(b->d.idle_timeout++, b->d.idle_timeout--, "idle_timeout");
+	CHANGED(b->d.poll_interval++, b->d.poll_interval--, "poll_interval");
+	CHANGED(b->d.catch_up = CATCH_UP_SKIP, b->d.catch_up = CATCH_UP_NOTIFY,
+		"catch_up");
+	CHANGED(b->d.catch_up_max++, b->d.catch_up_max--, "catch_up_max");
+	CHANGED(b->d.urgency = 2, b->d.urgency = 1, "urgency");
+	CHANGED(b->host[0] = 'x', b->host[0] = 'h', "host");
+	CHANGED(b->username[0] = 'x', b->username[0] = 'u', "username");
+	CHANGED(b->password_command[0] = 'x', b->password_command[0] = 'e',
+		"password_command");
+	CHANGED(b->d.icon[0] = 'x', b->d.icon[0] = 'i', "icon");
+	CHANGED(b->mailboxes[1][0] = 'x', b->mailboxes[1][0] = 'S',
+		"a mailbox name");
+	CHANGED(b->d.on_new_mail[1][0] = 'b', b->d.on_new_mail[1][0] = 'a',
+		"an on_new_mail argument");
+	saved = b->d.on_new_mail[1];
+	CHANGED(b->d.on_new_mail[1] = NULL, b->d.on_new_mail[1] = saved,
+		"on_new_mail length");
+	saved = b->ca_file;
+	CHANGED(b->ca_file = "/x", b->ca_file = saved, "ca_file");
+	saved = b->password;
+	CHANGED(b->password = "pw", b->password = saved, "password");
+	saved = b->mailboxes[1];
+	CHANGED((b->mailboxes[1] = NULL, b->n_mailboxes = 1),
+		(b->mailboxes[1] = saved, b->n_mailboxes = 2), "mailbox count");
+#undef CHANGED
+	config_free(&c1);
+	config_free(&c2);
+}
+
+static void
+test_default_path(void)
+{
+	char *old_xdg = getenv("XDG_CONFIG_HOME"), *old_home = getenv("HOME");
+	char *p;
+
+	old_xdg = old_xdg ? xstrdup(old_xdg) : NULL;
+	old_home = old_home ? xstrdup(old_home) : NULL;
+	setenv("XDG_CONFIG_HOME", "/xdg", 1);
+	setenv("HOME", "/home/t", 1);
+	p = config_default_path();
+	is_str(p, "/xdg/mailwatch/mailwatch.ini", "default path: XDG");
+	free(p);
+	setenv("XDG_CONFIG_HOME", "relative", 1);
+	p = config_default_path();
+	is_str(p, "/home/t/.config/mailwatch/mailwatch.ini",
+	       "default path: relative XDG_CONFIG_HOME ignored");
+	free(p);
+	unsetenv("XDG_CONFIG_HOME");
+	p = config_default_path();
+	is_str(p, "/home/t/.config/mailwatch/mailwatch.ini",
+	       "default path: HOME");
+	free(p);
+	if (old_xdg)
+		setenv("XDG_CONFIG_HOME", old_xdg, 1);
+	if (old_home)
+		setenv("HOME", old_home, 1);
+	else
+		unsetenv("HOME");
+	free(old_xdg);
+	free(old_home);
+}
+
+static void
+test_ca_file_home(void)
+{
+	char *old_home = getenv("HOME"), *text;
+	const char *path;
+	struct config *cfg;
+	char *out, *want;
+	int r;
+
+	old_home = old_home ? xstrdup(old_home) : NULL;
+	setenv("HOME", dir, 1);
+	write_file("home-ca.pem", 0644, "x\n");
+	text = xasprintf("[account a]\nhost = h\nusername = u\n"
+			 "password_command = x\nca_file = ~/home-ca.pem\n");
+	path = write_file("home-ca.ini", 0600, text);
+	free(text);
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "ca_file ~/: loads");
+	want = xasprintf("%s/home-ca.pem", dir);
+	if (r == 0)
+		is_str(cfg->accounts[0].ca_file, want, "ca_file ~/ expanded");
+	free(want);
+	config_free(&cfg);
+	free(out);
+	if (old_home)
+		setenv("HOME", old_home, 1);
+	free(old_home);
+}
+
+/* ---- config_split_argv ---- */
+
+static void
+split_ok(const char *line, const char *what, ...)
+{
+	va_list ap;
+	const char *w, *err = NULL;
+	char **argv = NULL;
+	size_t i = 0;
+	bool same;
+	int r;
+
+	r = config_split_argv(line, &argv, &err);
+	same = r == 0;
+	va_start(ap, what);
+	while ((w = va_arg(ap, const char *))) {
+		if (same && (!argv[i] || strcmp(argv[i], w)))
+			same = false;
+		if (same)
+			i++;
+	}
+	va_end(ap);
+	if (same && argv[i])
+		same = false;
+	ok(same, "split_argv: %s", what);
+	if (!same) {
+		printf("#   line [%s] r=%d err=%s got:", line, r,
+		       err ? err : "-");
+		for (i = 0; argv && argv[i]; i++)
+			printf(" [%s]", argv[i]);
+		putchar('\n');
+	}
+	config_argv_free(&argv);
+}
+
+static void
+split_err(const char *line, const char *want_err)
+{
+	const char *err = NULL;
+	char **argv = NULL;
+	int r;
+
+	r = config_split_argv(line, &argv, &err);
+	is_int(r, -EINVAL, "split_argv: [%s] fails", line);
+	is_str(err, want_err, "split_argv: [%s] says why", line);
+	ok(!argv, "split_argv: [%s] no argv", line);
+	config_argv_free(&argv);
+}
+
+static void
+test_split_argv(void)
+{
+	char **argv, **dup;
+	const char *err;
+
+	split_ok("a b  c", "words", "a", "b", "c", NULL);
+	split_ok("  \tlead and trail \t ", "outer whitespace", "lead", "and",
+		 "trail", NULL);
+	split_ok("'a b' \"c d\"", "quotes group", "a b", "c d", NULL);
+	split_ok("'a\\b \"x\"'", "single quotes are literal", "a\\b \"x\"",
+		 NULL);
+	split_ok("\"say \\\"hi\\\" \\\\ \\n $HOME\"",
+		 "double quotes: \\\" and \\\\ only", "say \"hi\" \\ \\n $HOME",
+		 NULL);
+	split_ok("a\\ b \\'c\\\"", "backslash outside quotes", "a b", "'c\"",
+		 NULL);
+	split_ok("x'y'\"z\"w", "adjacent parts join", "xyzw", NULL);
+	split_ok("'' \"\"", "empty quoted words", "", "", NULL);
+	split_ok("notify-send hi; rm -rf ~", "a ; is just a character",
+		 "notify-send", "hi;", "rm", "-rf", "~", NULL);
+	split_ok("echo \"; rm -rf ~\"", "\"; rm -rf ~\" stays one literal",
+		 "echo", "; rm -rf ~", NULL);
+	split_ok("echo '; rm -rf ~' $(id) `id` * > /tmp/x | y",
+		 "no shell syntax", "echo", "; rm -rf ~", "$(id)", "`id`", "*",
+		 ">", "/tmp/x", "|", "y", NULL);
+	split_ok("\xc3\xa9t\xc3\xa9", "UTF-8 kept", "\xc3\xa9t\xc3\xa9", NULL);
+	split_err("'unterminated", "unterminated quote");
+	split_err("a \"unterminated \\\"", "unterminated quote");
+	split_err("trailing \\", "backslash at the end");
+	split_err("", "empty command line");
+	split_err("  \t ", "empty command line");
+
+	err = NULL;
+	if (config_split_argv("a 'b c'", &argv, &err) == 0) {
+		dup = config_argv_dup(argv);
+		ok(dup && dup != argv && dup[0] != argv[0] &&
+		       !strcmp(dup[1], "b c") && !dup[2],
+		   "argv_dup copies");
+		config_argv_free(&dup);
+		config_argv_free(&argv);
+		ok(!argv, "argv_free clears the pointer");
+	}
+	ok(config_argv_dup(NULL) == NULL, "argv_dup(NULL) is NULL");
+}
+
+/* ---- config_get_password ---- */
+
+static int
+get_pw(const char *command, char **pw, char **out)
+{
+	struct account a = {.name = "acct",
+			    .password_command = (char *)command};
+	int r;
+
+	*pw = NULL;
+	capture_begin();
+	r = config_get_password(&a, pw);
+	*out = capture_end();
+	return r;
+}
+
+static long long
+ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+pw_ok(const char *command, const char *want, const char *want_err,
+      const char *what)
+{
+	char *pw, *out;
+	int r = get_pw(command, &pw, &out);
+
+	is_int(r, 0, "password_command %s: succeeds", what);
+	is_str(pw, want, "password_command %s: password", what);
+	is_str(out, want_err, "password_command %s: stderr", what);
+	if (pw) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+	}
+	free(out);
+}
+
+static void
+pw_fail(const char *command, int want_r, const char *want_msg, const char *what)
+{
+	char *pw, *out;
+	int r = get_pw(command, &pw, &out);
+
+	is_int(r, want_r, "password_command %s: fails", what);
+	ok(!pw, "password_command %s: no password", what);
+	has(out, "acct: %s", want_msg);
+	ok(!strstr(out, "leaked"), "password_command %s: output not logged",
+	   what);
+	free(pw);
+	free(out);
+}
+
+static void
+test_get_password(void)
+{
+	struct account a = {.name = "a", .password = "direct"};
+	char *pw = NULL, *out;
+	long long t0;
+	int r;
+
+	r = config_get_password(&a, &pw);
+	is_int(r, 0, "password from the file");
+	is_str(pw, "direct", "password copied");
+	ok(pw != a.password, "password is a new string");
+	free(pw);
+
+	pw_ok("echo s3cret", "s3cret", "", "echo");
+	pw_ok("printf 'first line\\nsecond\\n'", "first line", "",
+	      "first line");
+	pw_ok("printf no-newline", "no-newline", "", "no newline");
+	pw_ok("read x; echo \"got${x}end\"", "gotend", "",
+	      "stdin is /dev/null");
+	pw_ok("echo to-stderr >&2; echo pw", "pw", "to-stderr\n",
+	      "stderr passes through");
+	pw_ok("i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done",
+	      "line0", "", "long output is drained");
+
+	pw_fail("echo leaked; exit 3", -EIO,
+		"password_command failed with exit status 3", "exit 3");
+	pw_fail("true", -EIO,
+		"password_command printed nothing (exit status 0)",
+		"no output");
+	pw_fail("echo; echo leaked", -EIO,
+		"password_command printed an empty first line (exit status 0)",
+		"empty first line");
+	pw_fail("echo leaked; kill -TERM $$", -EIO,
+		"password_command was killed by signal 15", "signal");
+
+	config_password_timeout_ms = 300;
+	t0 = ms_now();
+	pw_fail("echo leaked; sleep 10", -ETIMEDOUT,
+		"password_command did not finish within 300 ms; killed it",
+		"slow");
+	ok(ms_now() - t0 < 3000, "slow command killed quickly (%lld ms)",
+	   ms_now() - t0);
+	t0 = ms_now();
+	pw_fail("echo leaked; exec >&-; sleep 10", -ETIMEDOUT,
+		"password_command did not finish within 300 ms",
+		"closes stdout, keeps running");
+	ok(ms_now() - t0 < 3000, "slow command killed quickly (%lld ms)",
+	   ms_now() - t0);
+	config_password_timeout_ms = 30000;
+
+	a.password = NULL;
+	capture_begin();
+	r = config_get_password(&a, &pw);
+	out = capture_end();
+	is_int(r, -EINVAL, "neither password nor command: -EINVAL");
+	free(out);
+}
+
+int
+main(void)
+{
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	cap_path = xasprintf("%s/stderr", dir);
+
+	test_full();
+	test_defaults();
+	test_override_order();
+	test_errors();
+	test_file_errors();
+	test_password_mode();
+	test_example();
+	test_equal();
+	test_default_path();
+	test_ca_file_home();
+	test_split_argv();
+	test_get_password();
+
+	for (size_t i = 0; i < n_created; i++) {
+		unlink(created[i]);
+		free(created[i]);
+	}
+	unlink(cap_path);
+	free(cap_path);
+	rmdir(dir);
+	return tap_done();
+}
