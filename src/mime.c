@@ -447,7 +447,8 @@ dec_iconv(struct dec *d, const char *name)
 
 /* Converts n bytes of in from the charset name to UTF-8 into the output.
  * Input iconv rejects becomes U+FFFD: one byte is skipped, or in a
- * multi-byte charset (dbcs) a pair of 8-bit bytes. Falls back to treating
+ * multi-byte charset (dbcs) a lead byte with an 8-bit trail byte (an ASCII
+ * trail is read again, as the WHATWG decoders do). Falls back to treating
  * the bytes as UTF-8 when iconv cannot open the charset. */
 static void
 dec_convert(struct dec *d, const char *name, bool dbcs, const void *in,
@@ -480,8 +481,10 @@ dec_convert(struct dec *d, const char *name, bool dbcs, const void *in,
 		/* EILSEQ, or no progress at all */
 		out_put(&d->out, 0xfffd);
 		skip = 1;
-		if (dbcs && il >= 2 && (unsigned char)ip[0] >= 0x80 &&
-		    (unsigned char)ip[1] >= 0x80)
+		if (dbcs && il >= 2 && (unsigned char)ip[0] >= 0x81 &&
+		    (unsigned char)ip[0] <= 0xfe &&
+		    (unsigned char)ip[1] >= 0x80 &&
+		    (unsigned char)ip[1] <= 0xfe)
 			skip = 2;
 		ip += skip;
 		il -= skip;
@@ -713,6 +716,13 @@ is_charset_char(unsigned char c)
 	       c == ':' || c == '+' || c == '*';
 }
 
+/* c in lower case when it is an ASCII letter. */
+static char
+lower_ascii(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
 /* True for the linear whitespace that separates encoded-words. */
 static bool
 is_lwsp(char c)
@@ -783,7 +793,7 @@ word_parse(struct dec *d, const char *p, struct word *w)
 		if (!lang) {
 			if (n >= CHARSET_MAX)
 				return false;
-			w->label[n++] = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
+			w->label[n++] = lower_ascii(*q);
 		}
 		if (q - cs > 2 * CHARSET_MAX)
 			return false;
@@ -815,9 +825,9 @@ dec_word(struct dec *d, const struct word *w)
 	size_t n = (size_t)(w->text_end - w->text);
 	unsigned char *e;
 
-	if (d->run_len + n > d->run_cap) {
+	if (!d->run || d->run_len + n > d->run_cap) {
 		d->run_cap = d->run_len + n > 2 * d->run_cap
-				     ? d->run_len + n
+				     ? d->run_len + n + 64
 				     : 2 * d->run_cap;
 		d->run = xrealloc(d->run, d->run_cap);
 	}
