@@ -503,15 +503,31 @@ get_bool(struct parser *p, const char *v, bool *r)
 		     "invalid value '%s' for notify: expected yes or no", v);
 }
 
+/* A command line, split; a leading "~/" in the program is expanded. */
 static void
 get_argv(struct parser *p, enum key k, const char *v, char ***r)
 {
-	const char *err = "";
+	const char *err = "", *h;
+	char *prog;
 
 	if (!*v)
 		return; /* none: overrides a default from [general] */
-	if (config_split_argv(v, r, &err) < 0)
+	if (config_split_argv(v, r, &err) < 0) {
 		perr(p, p->lineno, "%s: %s", keys[k].name, err);
+		return;
+	}
+	if (strncmp((*r)[0], "~/", 2))
+		return;
+	h = home_dir();
+	if (!h) {
+		perr(p, p->lineno, "%s: cannot expand '~': no home directory",
+		     keys[k].name);
+		config_argv_free(r);
+		return;
+	}
+	prog = xasprintf("%s%s", h, (*r)[0] + 1);
+	free((*r)[0]);
+	(*r)[0] = prog;
 }
 
 /* Valid UTF-8 without control characters. */
@@ -1073,6 +1089,11 @@ config_load(const char *path, struct config **cfg_r)
 	struct stat st;
 	int r;
 
+	if (!path) {
+		log_err(NULL, "no configuration file: no home directory to "
+			      "look in");
+		return -ENOENT;
+	}
 	p.f = fopen(path, "re");
 	if (!p.f) {
 		r = -errno;

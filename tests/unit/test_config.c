@@ -738,7 +738,8 @@ test_ca_file_home(void)
 	setenv("HOME", dir, 1);
 	write_file("home-ca.pem", 0644, "x\n");
 	text = xasprintf("[account a]\nhost = h\nusername = u\n"
-			 "password_command = x\nca_file = ~/home-ca.pem\n");
+			 "password_command = x\nca_file = ~/home-ca.pem\n"
+			 "on_click = ~/bin/click '~/x'\n");
 	path = write_file("home-ca.ini", 0600, text);
 	free(text);
 	r = load(path, &cfg, &out);
@@ -746,6 +747,14 @@ test_ca_file_home(void)
 	want = xasprintf("%s/home-ca.pem", dir);
 	if (r == 0)
 		is_str(cfg->accounts[0].ca_file, want, "ca_file ~/ expanded");
+	free(want);
+	want = xasprintf("%s/bin/click", dir);
+	if (r == 0) {
+		is_str(cfg->accounts[0].d.on_click[0], want,
+		       "command ~/ expanded");
+		is_str(cfg->accounts[0].d.on_click[1], "~/x",
+		       "arguments are not expanded");
+	}
 	free(want);
 	config_free(&cfg);
 	free(out);
