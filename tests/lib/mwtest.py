@@ -114,10 +114,13 @@ def failures():
 # main() (and at exit), most recently started first.
 
 _live = []
+_test_objs = []  # everything the current test started, for log dumps
 
 
 def _register(obj):
     _live.append(obj)
+    if obj not in _test_objs:
+        _test_objs.append(obj)
 
 
 def _unregister(obj):
@@ -139,16 +142,15 @@ def stop_all():
 
 
 def _dump_logs(lines=60):
-    for obj in list(_live):
+    """Prints the log tails of what the current test started (stopped
+    ones too, while their logs exist)."""
+    for obj in list(_test_objs):
         tail = getattr(obj, "log_tail", None)
-        if tail is None:
+        path = getattr(obj, "log_path", None) or getattr(obj, "out", None)
+        if tail is None or (path and not os.path.exists(path)):
             continue
-        try:
-            text = tail(lines)
-        except Exception as e:
-            text = "(no log: %s)" % e
         comment("---- %r, last lines of its log:" % obj)
-        comment(text)
+        comment(tail(lines))
 
 
 class _Terminated(BaseException):
@@ -171,6 +173,7 @@ def main(*tests):
     for test in tests:
         name = test.__name__
         _test_failed = False
+        del _test_objs[:]
         try:
             test()
         except Skip as e:
