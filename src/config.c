@@ -46,6 +46,8 @@ unsigned config_password_timeout_ms = 30000;
 #define PASSWORD_MAX 4096
 /* The longest account name (it ends up in log prefixes and file names). */
 #define ACCOUNT_NAME_MAX 64
+/* The largest configuration file read: inputs are bounded. */
+#define CONFIG_SIZE_MAX (1024 * 1024)
 
 enum key {
 	/* struct account_defaults: [general] and [account NAME] */
@@ -960,7 +962,7 @@ read_line(char *str, int num, void *stream)
 	errno = 0;
 	n = getline(&p->buf, &p->cap, p->f);
 	if (n < 0) {
-		if (ferror(p->f))
+		if (!feof(p->f))
 			p->read_errno = errno ? errno : EIO;
 		return NULL;
 	}
@@ -1110,6 +1112,12 @@ config_load(const char *path, struct config **cfg_r)
 		log_err(NULL, "%s: %s", path, strerror(-r));
 		goto fail;
 	}
+	if (S_ISREG(st.st_mode) && st.st_size > CONFIG_SIZE_MAX) {
+		r = -EFBIG;
+		log_err(NULL, "%s: larger than %d bytes; not a configuration",
+			path, CONFIG_SIZE_MAX);
+		goto fail;
+	}
 
 	r = ini_parse_stream(read_line, &p, handle, &p);
 	if (p.read_errno) {
@@ -1117,9 +1125,11 @@ config_load(const char *path, struct config **cfg_r)
 		log_err(NULL, "%s: %s", path, strerror(-r));
 		goto fail;
 	}
-	if (r != 0 && !p.n_errors)
-		/* The reader hands inih only lines it accepts; be safe. */
-		perr(&p, r > 0 ? (unsigned)r : 0, "syntax error");
+	/* The reader hands inih only lines it accepts; be safe anyway. */
+	if (r > 0 && !p.n_errors)
+		perr(&p, (unsigned)r, "syntax error");
+	else if (r < 0)
+		perr(&p, 0, "inih failed (%d)", r);
 
 	if (p.has_password && (st.st_mode & 077))
 		log_warn(NULL,

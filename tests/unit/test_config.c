@@ -518,6 +518,81 @@ test_errors(void)
 	free(out);
 }
 
+/* What the reader does before inih sees a line. */
+static void
+test_lexing(void)
+{
+	char buf[1024], icon[300];
+	const char *path;
+	struct config *cfg;
+	char *out;
+	size_t len;
+	FILE *f;
+	int r;
+
+	/* "icon=" and 194 characters: 199, the most inih's buffer holds. */
+	memset(icon, 'i', 194);
+	icon[194] = '\0';
+	snprintf(buf, sizeof(buf),
+		 "\xef\xbb\xbf[account a]\r\n"
+		 "host = h\r\n"
+		 "username = u \t \r\n"
+		 "password = p;w ; a comment\r\n"
+		 "\t# an indented comment\r\n"
+		 "icon    =    %s    ; padded\r\n"
+		 "[general] ; a comment after a header\r\n"
+		 "on_click = a ;b\r\n",
+		 icon);
+	path = write_file("lex.ini", 0600, buf);
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "BOM, CRLF, padding, comments: loads");
+	is_str(out, "", "BOM, CRLF: nothing logged");
+	if (r == 0) {
+		is_str(cfg->accounts[0].username, "u",
+		       "CR and blanks stripped");
+		is_str(cfg->accounts[0].password, "p;w",
+		       "';' without a space before it is kept");
+		is_str(cfg->accounts[0].d.icon, icon,
+		       "a 199-character key=value fits");
+		ok(argv_is(cfg->d.on_click, "a", NULL), "' ;b' is a comment");
+	}
+	config_free(&cfg);
+	free(out);
+
+	/* One more character is too long. */
+	snprintf(buf, sizeof(buf),
+		 "[account a]\nhost = h\nusername = u\npassword = p\n"
+		 "icon=%si\n",
+		 icon);
+	path = write_file("long.ini", 0600, buf);
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "200-character key=value: -EINVAL");
+	has(out,
+	    "%s:5: line too long: key and value may have at most 199 "
+	    "characters",
+	    path);
+	free(out);
+
+	/* A NUL byte. */
+	len = (size_t)snprintf(buf, sizeof(buf),
+			       "[account a]\nhost = h\nusername = u\n"
+			       "password = p");
+	buf[len++] = '\0';
+	len += (size_t)sprintf(buf + len, "x\n");
+	path = write_file("nul.ini", 0600, "");
+	f = fopen(path, "w");
+	fwrite(buf, 1, len, f);
+	fclose(f);
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "NUL byte: -EINVAL");
+	has(out, "%s:4: NUL byte in line", path);
+	has(out,
+	    "%s:1: [account a]: missing required key 'password_command' "
+	    "or 'password'",
+	    path);
+	free(out);
+}
+
 static void
 test_file_errors(void)
 {
@@ -542,6 +617,13 @@ test_file_errors(void)
 	r = load(path, &cfg, &out);
 	is_int(r, -EINVAL, "empty file: -EINVAL");
 	has(out, "%s: no [account NAME] section", path);
+	free(out);
+
+	path = write_file("big.ini", 0600, "");
+	truncate(path, 2 * 1024 * 1024);
+	r = load(path, &cfg, &out);
+	is_int(r, -EFBIG, "2 MiB file: -EFBIG");
+	has(out, "%s: larger than 1048576 bytes", path);
 	free(out);
 
 	path = write_file("general.ini", 0600, "[general]\nnotify = yes\n");
@@ -987,6 +1069,7 @@ main(void)
 	test_defaults();
 	test_override_order();
 	test_errors();
+	test_lexing();
 	test_file_errors();
 	test_password_mode();
 	test_example();
