@@ -236,12 +236,16 @@ def test_bus_and_notifyd():
     bus = mwtest.SessionBus()
     ok(bus.address.startswith("unix:path=" + bus.socket),
        "private bus at %s" % bus.address)
-    r = subprocess.run(["dbus-send", "--bus=" + bus.address, "--print-reply",
-                        "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
-                        "org.freedesktop.DBus.ListNames"],
-                       capture_output=True, text=True, timeout=10)
-    ok(r.returncode == 0 and "org.freedesktop.DBus" in r.stdout,
-       "bus answers ListNames")
+    if shutil.which("dbus-send"):
+        r = subprocess.run(["dbus-send", "--bus=" + bus.address,
+                            "--print-reply", "--dest=org.freedesktop.DBus",
+                            "/org/freedesktop/DBus",
+                            "org.freedesktop.DBus.ListNames"],
+                           capture_output=True, text=True, timeout=10)
+        ok(r.returncode == 0 and "org.freedesktop.DBus" in r.stdout,
+           "bus answers ListNames")
+    else:
+        mwtest.skip("bus answers ListNames", "no dbus-send")
     if not mwtest.Notifyd.available():
         mwtest.skip("notifyd records a Notify call",
                     "%s not built" % mwtest.Notifyd.binary())

@@ -179,7 +179,8 @@ def main(*tests):
         except Skip as e:
             skip(name, str(e) or "skipped")
         except BaseException as e:  # includes _Terminated, KeyboardInterrupt
-            ok(False, "%s raised %s: %s" % (name, type(e).__name__, e))
+            first = (str(e).splitlines() or [""])[0]
+            ok(False, "%s raised %s: %s" % (name, type(e).__name__, first))
             comment(traceback.format_exc().rstrip())
             if isinstance(e, (_Terminated, KeyboardInterrupt)):
                 _dump_logs()
@@ -785,11 +786,14 @@ class Dovecot:
             self.mail_user = _lookup_user("nobody", ("nobody", 65534, 65534))
             self.login_user = _lookup_user("dovenull", self.mail_user)[0]
             self.internal_user = _lookup_user("dovecot", self.mail_user)[0]
+            self.internal_group = "dovecot"
         else:
+            import grp
             import pwd
             pw = pwd.getpwuid(os.geteuid())
             self.mail_user = (pw.pw_name, pw.pw_uid, pw.pw_gid)
             self.login_user = self.internal_user = pw.pw_name
+            self.internal_group = grp.getgrgid(os.getegid()).gr_name
         _, uid, gid = self.mail_user
         homes = os.path.join(self.dir, "home")
         os.mkdir(homes, 0o711)
@@ -830,6 +834,10 @@ class Dovecot:
             imaps = ""
         uid = self.mail_user[1]
         first_uid = "first_valid_uid = %d\n" % uid if uid < 500 else ""
+        # Without root the chroots of anvil and the login processes fail.
+        root = os.geteuid() == 0
+        chroot = "" if root else "  chroot =\n"
+        anvil = "" if root else "service anvil {\n  chroot =\n}\n"
         debug = ("auth_verbose = yes\nauth_debug = yes\nmail_debug = yes\n"
                  "verbose_ssl = yes\n" if self.verbose else "")
         conf = f"""# Written by tests/lib/mwtest.py: a standalone test instance.
@@ -843,6 +851,7 @@ listen = {self.listen}
 shutdown_clients = yes
 default_internal_user = {self.internal_user}
 default_login_user = {self.login_user}
+default_internal_group = {self.internal_group}
 {first_uid}{tls}auth_mechanisms = plain login
 auth_failure_delay = 0
 {debug}mail_location = maildir:~/Maildir
@@ -864,8 +873,8 @@ imap_idle_notify_interval = 2 mins
 protocol imap {{
   mail_max_userip_connections = 100
 }}
-service imap-login {{
-  inet_listener imap {{
+{anvil}service imap-login {{
+{chroot}  inet_listener imap {{
     address = {self.listen}
     port = {self.imap_port}
   }}
