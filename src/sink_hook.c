@@ -48,10 +48,10 @@ extern char **environ;
 /* Every variable the sink sets: inherited ones of these names are dropped
  * so that a hook never sees a stale value. */
 static const char *const hook_env_names[] = {
-	"MAILWATCH_ACCOUNT",      "MAILWATCH_MAILBOX",   "MAILWATCH_UID",
-	"MAILWATCH_UIDVALIDITY",  "MAILWATCH_FROM",      "MAILWATCH_FROM_NAME",
-	"MAILWATCH_FROM_ADDRESS", "MAILWATCH_SUBJECT",   "MAILWATCH_DATE",
-	"MAILWATCH_MESSAGE_ID",   "MAILWATCH_COUNT",
+    "MAILWATCH_ACCOUNT",      "MAILWATCH_MAILBOX", "MAILWATCH_UID",
+    "MAILWATCH_UIDVALIDITY",  "MAILWATCH_FROM",	   "MAILWATCH_FROM_NAME",
+    "MAILWATCH_FROM_ADDRESS", "MAILWATCH_SUBJECT", "MAILWATCH_DATE",
+    "MAILWATCH_MESSAGE_ID",   "MAILWATCH_COUNT",
 };
 
 struct hook_sink;
@@ -61,15 +61,15 @@ struct hook_run {
 	struct hook_sink *hs;
 	struct hook_run *prev, *next; /* in hs->running or hs->queued */
 	char *account, *mailbox;      /* owned copies, for log lines */
-	char **argv;                  /* owned */
-	char **envp;                  /* owned; NULL once started */
-	unsigned timeout;             /* seconds; 0: none */
-	pid_t pid;                    /* 0 until started */
+	char **argv;		      /* owned */
+	char **envp;		      /* owned; NULL once started */
+	unsigned timeout;	      /* seconds; 0: none */
+	pid_t pid;		      /* 0 until started */
 	sd_event_source *child, *out, *timer;
-	int out_fd;         /* read end of the stdout/stderr pipe, or -1 */
-	bool timed_out;     /* SIGTERM sent after the timeout */
-	bool truncated;     /* output was dropped after HOOK_OUTPUT_CAP */
-	size_t logged;      /* output bytes logged so far */
+	int out_fd;	/* read end of the stdout/stderr pipe, or -1 */
+	bool timed_out; /* SIGTERM sent after the timeout */
+	bool truncated; /* output was dropped after HOOK_OUTPUT_CAP */
+	size_t logged;	/* output bytes logged so far */
 	size_t line_len;
 	char line[HOOK_LINE_MAX]; /* the output line being read */
 };
@@ -291,7 +291,8 @@ on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 		log_warn(&ctx, "hook %s killed by signal %d (%s)", r->argv[0],
 			 si->si_status, strsignal(si->si_status));
 	else
-		log_debug(&ctx, "hook %s (pid %d) done", r->argv[0], (int)r->pid);
+		log_debug(&ctx, "hook %s (pid %d) done", r->argv[0],
+			  (int)r->pid);
 
 	/* Reaped once this callback returns: the process is not ours to
 	 * kill any more. */
@@ -310,7 +311,8 @@ on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 
 	(void)usec;
 	if (!r->timed_out) {
-		log_warn(&ctx, "hook %s still running after %u s: terminating it",
+		log_warn(&ctx,
+			 "hook %s still running after %u s: terminating it",
 			 r->argv[0], r->timeout);
 		r->timed_out = true;
 		(void)kill(-r->pid, SIGTERM);
@@ -337,13 +339,15 @@ run_start(struct hook_run *r)
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		ret = -errno;
-		log_warn(&ctx, "hook %s: pipe: %s", r->argv[0], strerror(errno));
+		log_warn(&ctx, "hook %s: pipe: %s", r->argv[0],
+			 strerror(errno));
 		return ret;
 	}
 	/* The hook's end stays blocking: many programs fail on EAGAIN. */
 	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
 		ret = -errno;
-		log_warn(&ctx, "hook %s: fcntl: %s", r->argv[0], strerror(errno));
+		log_warn(&ctx, "hook %s: fcntl: %s", r->argv[0],
+			 strerror(errno));
 		close(p[0]);
 		close(p[1]);
 		return ret;
@@ -361,8 +365,8 @@ run_start(struct hook_run *r)
 	sigfillset(&all);
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-						POSIX_SPAWN_SETSIGDEF |
-						POSIX_SPAWN_SETPGROUP);
+					    POSIX_SPAWN_SETSIGDEF |
+					    POSIX_SPAWN_SETPGROUP);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &all);
 	posix_spawnattr_setpgroup(&attr, 0);
@@ -403,8 +407,8 @@ run_start(struct hook_run *r)
 	}
 	if (r->timeout) {
 		ret = sd_event_add_time_relative(
-			r->hs->event, &r->timer, CLOCK_MONOTONIC,
-			r->timeout * UINT64_C(1000000), 0, on_timeout, r);
+		    r->hs->event, &r->timer, CLOCK_MONOTONIC,
+		    r->timeout * UINT64_C(1000000), 0, on_timeout, r);
 		if (ret < 0) {
 			log_err(&ctx, "hook %s: cannot add its timer: %s",
 				r->argv[0], strerror(-ret));
@@ -443,8 +447,8 @@ start_queued(struct hook_sink *hs)
 /* Starts argv now when few enough hooks run, else queues it. Takes over
  * envp. */
 static void
-hook_submit(struct hook_sink *hs, const struct account *a,
-	    const char *mailbox, char *const *argv, char **envp)
+hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
+	    char *const *argv, char **envp)
 {
 	struct hook_run *r = xcalloc(1, sizeof(*r));
 
@@ -476,8 +480,7 @@ hook_submit(struct hook_sink *hs, const struct account *a,
 }
 
 static void
-hook_send(struct sink *s, const struct account *a,
-	  const struct mail_event *ev)
+hook_send(struct sink *s, const struct account *a, const struct mail_event *ev)
 {
 	struct hook_sink *hs = (struct hook_sink *)s;
 	char *vars[10];
@@ -488,8 +491,8 @@ hook_send(struct sink *s, const struct account *a,
 	vars[n++] = xasprintf("MAILWATCH_ACCOUNT=%s", a->name);
 	vars[n++] = xasprintf("MAILWATCH_MAILBOX=%s", ev->mailbox);
 	vars[n++] = xasprintf("MAILWATCH_UID=%" PRIu32, ev->uid);
-	vars[n++] = xasprintf("MAILWATCH_UIDVALIDITY=%" PRIu32,
-			      ev->uidvalidity);
+	vars[n++] =
+	    xasprintf("MAILWATCH_UIDVALIDITY=%" PRIu32, ev->uidvalidity);
 	vars[n++] = xasprintf("MAILWATCH_FROM=%s", ev->from);
 	vars[n++] = xasprintf("MAILWATCH_FROM_NAME=%s", ev->from_name);
 	vars[n++] = xasprintf("MAILWATCH_FROM_ADDRESS=%s", ev->from_address);
@@ -537,9 +540,9 @@ hook_free(struct sink *s)
 }
 
 static const struct sink_ops hook_ops = {
-	.send = hook_send,
-	.batch_done = hook_batch_done,
-	.free = hook_free,
+    .send = hook_send,
+    .batch_done = hook_batch_done,
+    .free = hook_free,
 };
 
 struct sink *

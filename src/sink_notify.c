@@ -36,9 +36,9 @@
 struct notify_sink {
 	struct sink sink;
 	sd_event *event;
-	sd_bus *bus;        /* NULL until the first message */
+	sd_bus *bus;	    /* NULL until the first message */
 	unsigned n_pending; /* Notify calls awaiting their reply */
-	bool failing;       /* a failure was logged, no success since */
+	bool failing;	    /* a failure was logged, no success since */
 };
 
 /* One Notify call in flight; freed with its (floating) bus slot. */
@@ -82,12 +82,13 @@ static bool
 error_is_unavailable(const sd_bus_error *e)
 {
 	return sd_bus_error_has_names(
-		       e, SD_BUS_ERROR_SERVICE_UNKNOWN,
-		       SD_BUS_ERROR_NAME_HAS_NO_OWNER, SD_BUS_ERROR_NO_REPLY,
-		       SD_BUS_ERROR_TIMEOUT, SD_BUS_ERROR_DISCONNECTED,
-		       SD_BUS_ERROR_NO_SERVER) ||
-	       (e->name && !strncmp(e->name, "org.freedesktop.DBus.Error.Spawn.",
-				    strlen("org.freedesktop.DBus.Error.Spawn.")));
+		   e, SD_BUS_ERROR_SERVICE_UNKNOWN,
+		   SD_BUS_ERROR_NAME_HAS_NO_OWNER, SD_BUS_ERROR_NO_REPLY,
+		   SD_BUS_ERROR_TIMEOUT, SD_BUS_ERROR_DISCONNECTED,
+		   SD_BUS_ERROR_NO_SERVER) ||
+	       (e->name &&
+		!strncmp(e->name, "org.freedesktop.DBus.Error.Spawn.",
+			 strlen("org.freedesktop.DBus.Error.Spawn.")));
 }
 
 static void
@@ -205,11 +206,11 @@ notify_send(struct sink *s, const struct account *a,
 	c->account = xstrdup(a->name);
 
 	r = sd_bus_call_method_async(
-		ns->bus, &slot, NOTIFY_NAME, NOTIFY_PATH, NOTIFY_NAME, "Notify",
-		on_notify_reply, c, "susssasa{sv}i", NOTIFY_APP, (uint32_t)0,
-		a->d.icon ? a->d.icon : NOTIFY_ICON, summary, body, 0, 2,
-		"category", "s", "email.arrived", "urgency", "y",
-		urgency_byte(a->d.urgency), (int32_t)-1);
+	    ns->bus, &slot, NOTIFY_NAME, NOTIFY_PATH, NOTIFY_NAME, "Notify",
+	    on_notify_reply, c, "susssasa{sv}i", NOTIFY_APP, (uint32_t)0,
+	    a->d.icon ? a->d.icon : NOTIFY_ICON, summary, body, 0, 2,
+	    "category", "s", "email.arrived", "urgency", "y",
+	    urgency_byte(a->d.urgency), (int32_t)-1);
 	free(body);
 	if (r < 0) {
 		free(c->account);
@@ -228,8 +229,8 @@ notify_send(struct sink *s, const struct account *a,
 }
 
 static void
-notify_batch_done(struct sink *s, const struct account *a,
-		  const char *mailbox, unsigned n)
+notify_batch_done(struct sink *s, const struct account *a, const char *mailbox,
+		  unsigned n)
 {
 	(void)s;
 	(void)a;
@@ -249,9 +250,9 @@ notify_free(struct sink *s)
 }
 
 static const struct sink_ops notify_ops = {
-	.send = notify_send,
-	.batch_done = notify_batch_done,
-	.free = notify_free,
+    .send = notify_send,
+    .batch_done = notify_batch_done,
+    .free = notify_free,
 };
 
 struct sink *

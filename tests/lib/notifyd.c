@@ -199,18 +199,18 @@ method_server_information(sd_bus_message *m, void *userdata,
 }
 
 static const sd_bus_vtable notifications_vtable[] = {
-	SD_BUS_VTABLE_START(0),
-	SD_BUS_METHOD("Notify", "susssasa{sv}i", "u", method_notify,
-		      SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("CloseNotification", "u", "", method_close,
-		      SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("GetCapabilities", "", "as", method_capabilities,
-		      SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("GetServerInformation", "", "ssss",
-		      method_server_information, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_SIGNAL("NotificationClosed", "uu", 0),
-	SD_BUS_SIGNAL("ActionInvoked", "us", 0),
-	SD_BUS_VTABLE_END,
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD("Notify", "susssasa{sv}i", "u", method_notify,
+		  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("CloseNotification", "u", "", method_close,
+		  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("GetCapabilities", "", "as", method_capabilities,
+		  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("GetServerInformation", "", "ssss", method_server_information,
+		  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_SIGNAL("NotificationClosed", "uu", 0),
+    SD_BUS_SIGNAL("ActionInvoked", "us", 0),
+    SD_BUS_VTABLE_END,
 };
 
 int

@@ -310,21 +310,21 @@ start_bus(const char *name)
 {
 	char *sock = path_in(name), *conf_path = xasprintf("%s.conf", sock);
 	char *conf = xasprintf(
-		"<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus "
-		"Configuration 1.0//EN\"\n"
-		" \"http://www.freedesktop.org/standards/dbus/1.0/"
-		"busconfig.dtd\">\n"
-		"<busconfig>\n"
-		"  <type>session</type>\n"
-		"  <listen>unix:path=%s</listen>\n"
-		"  <auth>EXTERNAL</auth>\n"
-		"  <policy context=\"default\">\n"
-		"    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
-		"    <allow eavesdrop=\"true\"/>\n"
-		"    <allow own=\"*\"/>\n"
-		"  </policy>\n"
-		"</busconfig>\n",
-		sock);
+	    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus "
+	    "Configuration 1.0//EN\"\n"
+	    " \"http://www.freedesktop.org/standards/dbus/1.0/"
+	    "busconfig.dtd\">\n"
+	    "<busconfig>\n"
+	    "  <type>session</type>\n"
+	    "  <listen>unix:path=%s</listen>\n"
+	    "  <auth>EXTERNAL</auth>\n"
+	    "  <policy context=\"default\">\n"
+	    "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
+	    "    <allow eavesdrop=\"true\"/>\n"
+	    "    <allow own=\"*\"/>\n"
+	    "  </policy>\n"
+	    "</busconfig>\n",
+	    sock);
 	char *conf_arg = xasprintf("--config-file=%s", conf_path);
 	char *argv[] = {"dbus-daemon", conf_arg, "--nofork",
 			"--print-address=1", NULL};
@@ -390,8 +390,8 @@ json_get(const char *line, const char *key)
 		for (p++; *p && *p != '"'; p++) {
 			if (*p == '\\' && p[1] == 'u') {
 				*w++ = (char)strtol(
-					(char[]){p[2], p[3], p[4], p[5], 0},
-					NULL, 16);
+				    (char[]){p[2], p[3], p[4], p[5], 0}, NULL,
+				    16);
 				p += 5;
 			} else {
 				if (*p == '\\')
@@ -468,8 +468,7 @@ event_init(uint32_t uid, const char *from_name, const char *from_address,
 
 /* Calls send() and returns how long it took, in ms. */
 static long long
-timed_send(struct sink *s, const struct account *a,
-	   const struct mail_event *ev)
+timed_send(struct sink *s, const struct account *a, const struct mail_event *ev)
 {
 	long long t = now_ms();
 
@@ -485,8 +484,8 @@ test_notify(sd_event *e)
 	const char *subject = "<b>Hi</b> & <a href='x'>";
 	char *json = path_in("notify.json"), *text, *line, *escaped;
 	struct account a = account_init("acct"), quiet = account_init("quiet");
-	struct mail_event ev1 = event_init(1, "Alice Example",
-					   "alice@example.org", subject);
+	struct mail_event ev1 =
+	    event_init(1, "Alice Example", "alice@example.org", subject);
 	struct mail_event ev2 = event_init(2, "", "bob@example.org", "");
 	struct mail_event ev3 = event_init(3, "", "", "");
 	struct sink *s;
@@ -532,9 +531,9 @@ test_notify(sd_event *e)
 
 		ok(body && !strpbrk(body, "<>'\""),
 		   "no markup characters survive in the body");
-		ok(body && !strncmp(body,
-				    "&lt;b&gt;Hi&lt;/b&gt; &amp; &lt;a href=",
-				    39),
+		ok(body &&
+		       !strncmp(body,
+				"&lt;b&gt;Hi&lt;/b&gt; &amp; &lt;a href=", 39),
 		   "body escapes tags and ampersands");
 		free(body);
 	}
@@ -561,7 +560,7 @@ test_notify(sd_event *e)
 		char *l = log_since(mark);
 
 		ok(!strstr(l, "no notification server") &&
-			   !strstr(l, "notification failed"),
+		       !strstr(l, "notification failed"),
 		   "no failure logged");
 		free(l);
 	}
@@ -743,9 +742,9 @@ test_hook_env(sd_event *e)
 	char *post_argv[] = {script, tmpdir, "post", NULL};
 	struct account a = account_init("acct");
 	struct mail_event ev[3] = {
-		event_init(101, "Alice Example", "alice@example.org", subj1),
-		event_init(102, from_name, "mallory@example.org", subj2),
-		event_init(103, "", "carol@example.org", subj3),
+	    event_init(101, "Alice Example", "alice@example.org", subj1),
+	    event_init(102, from_name, "mallory@example.org", subj2),
+	    event_init(103, "", "carol@example.org", subj3),
 	};
 	const char *subjects[] = {subj1, subj2, subj3};
 	struct sink *s;
@@ -910,8 +909,7 @@ test_hook_output_cap(sd_event *e)
 	log_max_level = LOG_DEBUG;
 	a.d.on_new_mail = chatty;
 	s->ops->send(s, &a, &ev);
-	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, 5000),
-	   "chatty hook done");
+	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, 5000), "chatty hook done");
 	log_max_level = before;
 	l = log_since(mark);
 	is_int(count_str(l, "(output truncated)"), 1, "output truncated once");
