@@ -229,7 +229,7 @@ send_login(struct session *s)
 		codec_enc_login(&b, tag, s->o.username, s->o.password);
 	trace_out(s, &b, CMD_LOGIN);
 	queue(s, &b);
-	explicit_bzero(b.data, b.len);
+	wipe(b.data, b.len);
 	codec_buf_finish(&b);
 	set_state(s, S_LOGIN);
 }
@@ -417,16 +417,10 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 			     text);
 			break;
 		}
-		/* Bytes after the OK would have come in the clear, where
-		 * anyone could have injected them (CVE-2011-0411). */
-		if (s->codec.len) {
-			fail(s, SESSION_FAIL_PROTOCOL,
-			     "data after the STARTTLS response: refusing");
-			break;
-		}
+		/* session_feed() starts the handshake once it knows that
+		 * nothing followed this OK in the clear. */
 		s->have_caps = false;
 		set_state(s, S_TLS);
-		s->cb.starttls(s->ud);
 		break;
 	case CMD_LOGIN:
 		if (r->status == CODEC_STATUS_NO &&
@@ -674,7 +668,7 @@ on_continuation(struct session *s)
 		codec_buf_init(&b);
 		codec_enc_sasl_plain(&b, s->o.username, s->o.password);
 		queue(s, &b);
-		explicit_bzero(b.data, b.len);
+		wipe(b.data, b.len);
 		codec_buf_finish(&b);
 		return;
 	}
@@ -740,9 +734,9 @@ session_free(struct session **sp)
 	if (!s)
 		return;
 	codec_finish(&s->codec);
-	explicit_bzero(s->out.data, s->out.len);
+	wipe(s->out.data, s->out.len);
 	codec_buf_finish(&s->out);
-	explicit_bzero(s->held.data, s->held.len);
+	wipe(s->held.data, s->held.len);
 	codec_buf_finish(&s->held);
 	free(s);
 	*sp = NULL;
@@ -756,6 +750,11 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 	int rc;
 
 	s->now = now;
+	if (s->state == S_TLS && len) {
+		fail(s, SESSION_FAIL_PROTOCOL,
+		     "data during the STARTTLS handshake: refusing");
+		return;
+	}
 	while (s->state != S_DEAD) {
 		rc = codec_parse(&s->codec, data, len, &used, &r);
 		data += used;
@@ -768,6 +767,16 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 			break;
 		}
 		dispatch(s, r);
+		if (s->state == S_TLS) {
+			/* Bytes after the STARTTLS OK came in the clear,
+			 * where anyone could have put them (CVE-2011-0411). */
+			if (len)
+				fail(s, SESSION_FAIL_PROTOCOL,
+				     "data after the STARTTLS reply: refusing");
+			else
+				s->cb.starttls(s->ud);
+			break;
+		}
 	}
 }
 

@@ -51,6 +51,13 @@ xstrndup(const char *s, size_t n)
 	return check(strndup(s, n));
 }
 
+void
+wipe(void *p, size_t n)
+{
+	if (p)
+		explicit_bzero(p, n);
+}
+
 char *
 xasprintf(const char *fmt, ...)
 {

@@ -14,6 +14,9 @@ char *xstrndup(const char *s, size_t n);
 /* printf into a new string (caller frees). */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* explicit_bzero() that accepts NULL (with n 0): for secrets. */
+void wipe(void *p, size_t n);
+
 /* Frees *p and sets it to NULL. */
 #define freep(p)                                                               \
 	do {                                                                   \

@@ -140,7 +140,7 @@ pump(struct watcher *w)
 	if (out->len && w->t) {
 		if (transport_write(w->t, out->data, out->len) < 0)
 			schedule_teardown(w, -EIO);
-		explicit_bzero(out->data, out->len);
+		wipe(out->data, out->len);
 		codec_buf_consume(out, out->len);
 	}
 	if (w->state == W_STOPPING) {
