@@ -110,10 +110,10 @@ mail_event_from_envelope(struct mail_event *ev,
 			 const struct codec_envelope *env)
 {
 	static const struct codec_envelope none = {
-		.date = {.nil = true},
-		.subject = {.nil = true},
-		.in_reply_to = {.nil = true},
-		.message_id = {.nil = true},
+	    .date = {.nil = true},
+	    .subject = {.nil = true},
+	    .in_reply_to = {.nil = true},
+	    .message_id = {.nil = true},
 	};
 	const struct codec_address *a;
 
@@ -134,8 +134,8 @@ mail_event_from_envelope(struct mail_event *ev,
 	else if (!*ev->from_address)
 		ev->from = xstrdup(ev->from_name);
 	else
-		ev->from = xasprintf("%s <%s>", ev->from_name,
-				     ev->from_address);
+		ev->from =
+		    xasprintf("%s <%s>", ev->from_name, ev->from_address);
 	ev->subject = decode(&env->subject);
 	ev->date = sanitize(&env->date);
 	ev->message_id = sanitize(&env->message_id);

@@ -65,8 +65,7 @@ static bool
 is_dropped(uint32_t cp)
 {
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
-	       (cp >= 0x202a && cp <= 0x202e) ||
-	       (cp >= 0x2066 && cp <= 0x2069);
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 /* Writes cp as UTF-8 into p (4 bytes of room); returns the length. */
@@ -308,7 +307,7 @@ enum cs_kind {
 	CS_ICONV,   /* iconv from the given name */
 	CS_UTF8,    /* no conversion, only validation */
 	CS_UNKNOWN, /* unknown-8bit: UTF-8 when valid, else windows-1252 */
-	CS_JIS,     /* ISO-2022-JP, transcoded to windows-31j by hand */
+	CS_JIS,	    /* ISO-2022-JP, transcoded to windows-31j by hand */
 };
 
 /* How a charset label is decoded. Labels are lower case. Most labels go to
@@ -325,67 +324,67 @@ struct charset {
 };
 
 static const struct charset charsets[] = {
-	{"utf-8", NULL, CS_UTF8, false},
-	{"utf8", NULL, CS_UTF8, false},
-	{"unicode-1-1-utf-8", NULL, CS_UTF8, false},
-	{"unknown-8bit", NULL, CS_UNKNOWN, false},
-	{"x-unknown", NULL, CS_UNKNOWN, false},
-	{"unknown", NULL, CS_UNKNOWN, false},
-	{"iso-2022-jp", NULL, CS_JIS, true},
-	{"iso-2022-jp-1", NULL, CS_JIS, true},
-	{"iso-2022-jp-2", NULL, CS_JIS, true},
-	{"iso-2022-jp-3", NULL, CS_JIS, true},
-	{"csiso2022jp", NULL, CS_JIS, true},
-	{"us-ascii", "WINDOWS-1252", CS_ICONV, false},
-	{"ascii", "WINDOWS-1252", CS_ICONV, false},
-	{"ansi_x3.4-1968", "WINDOWS-1252", CS_ICONV, false},
-	{"iso-8859-1", "WINDOWS-1252", CS_ICONV, false},
-	{"iso8859-1", "WINDOWS-1252", CS_ICONV, false},
-	{"iso_8859-1", "WINDOWS-1252", CS_ICONV, false},
-	{"latin1", "WINDOWS-1252", CS_ICONV, false},
-	{"l1", "WINDOWS-1252", CS_ICONV, false},
-	{"iso-8859-9", "WINDOWS-1254", CS_ICONV, false},
-	{"latin5", "WINDOWS-1254", CS_ICONV, false},
-	{"iso-8859-11", "WINDOWS-874", CS_ICONV, false},
-	{"tis-620", "WINDOWS-874", CS_ICONV, false},
-	{"iso-8859-6-i", "ISO-8859-6", CS_ICONV, false},
-	{"iso-8859-6-e", "ISO-8859-6", CS_ICONV, false},
-	{"iso-8859-8-i", "ISO-8859-8", CS_ICONV, false},
-	{"iso-8859-8-e", "ISO-8859-8", CS_ICONV, false},
-	{"x-mac-roman", "MACINTOSH", CS_ICONV, false},
-	{"x-mac-cyrillic", "MAC-CYRILLIC", CS_ICONV, false},
-	{"gb2312", "GB18030", CS_ICONV, true},
-	{"gbk", "GB18030", CS_ICONV, true},
-	{"x-gbk", "GB18030", CS_ICONV, true},
-	{"cp936", "GB18030", CS_ICONV, true},
-	{"euc-cn", "GB18030", CS_ICONV, true},
-	{"csgb2312", "GB18030", CS_ICONV, true},
-	{"gb_2312-80", "GB18030", CS_ICONV, true},
-	{"chinese", "GB18030", CS_ICONV, true},
-	{"gb18030", "GB18030", CS_ICONV, true},
-	{"big5", "BIG5-HKSCS", CS_ICONV, true},
-	{"x-x-big5", "BIG5-HKSCS", CS_ICONV, true},
-	{"cn-big5", "BIG5-HKSCS", CS_ICONV, true},
-	{"big5-hkscs", "BIG5-HKSCS", CS_ICONV, true},
-	{"shift_jis", "WINDOWS-31J", CS_ICONV, true},
-	{"shift-jis", "WINDOWS-31J", CS_ICONV, true},
-	{"sjis", "WINDOWS-31J", CS_ICONV, true},
-	{"x-sjis", "WINDOWS-31J", CS_ICONV, true},
-	{"ms_kanji", "WINDOWS-31J", CS_ICONV, true},
-	{"csshiftjis", "WINDOWS-31J", CS_ICONV, true},
-	{"windows-31j", "WINDOWS-31J", CS_ICONV, true},
-	{"cp932", "WINDOWS-31J", CS_ICONV, true},
-	{"euc-jp", "EUC-JP", CS_ICONV, true},
-	{"x-euc-jp", "EUC-JP", CS_ICONV, true},
-	{"euc-kr", "CP949", CS_ICONV, true},
-	{"ks_c_5601-1987", "CP949", CS_ICONV, true},
-	{"ks_c_5601-1989", "CP949", CS_ICONV, true},
-	{"ksc5601", "CP949", CS_ICONV, true},
-	{"ksc_5601", "CP949", CS_ICONV, true},
-	{"korean", "CP949", CS_ICONV, true},
-	{"windows-949", "CP949", CS_ICONV, true},
-	{"cp949", "CP949", CS_ICONV, true},
-	{"euc-tw", "EUC-TW", CS_ICONV, true},
+    {"utf-8", NULL, CS_UTF8, false},
+    {"utf8", NULL, CS_UTF8, false},
+    {"unicode-1-1-utf-8", NULL, CS_UTF8, false},
+    {"unknown-8bit", NULL, CS_UNKNOWN, false},
+    {"x-unknown", NULL, CS_UNKNOWN, false},
+    {"unknown", NULL, CS_UNKNOWN, false},
+    {"iso-2022-jp", NULL, CS_JIS, true},
+    {"iso-2022-jp-1", NULL, CS_JIS, true},
+    {"iso-2022-jp-2", NULL, CS_JIS, true},
+    {"iso-2022-jp-3", NULL, CS_JIS, true},
+    {"csiso2022jp", NULL, CS_JIS, true},
+    {"us-ascii", "WINDOWS-1252", CS_ICONV, false},
+    {"ascii", "WINDOWS-1252", CS_ICONV, false},
+    {"ansi_x3.4-1968", "WINDOWS-1252", CS_ICONV, false},
+    {"iso-8859-1", "WINDOWS-1252", CS_ICONV, false},
+    {"iso8859-1", "WINDOWS-1252", CS_ICONV, false},
+    {"iso_8859-1", "WINDOWS-1252", CS_ICONV, false},
+    {"latin1", "WINDOWS-1252", CS_ICONV, false},
+    {"l1", "WINDOWS-1252", CS_ICONV, false},
+    {"iso-8859-9", "WINDOWS-1254", CS_ICONV, false},
+    {"latin5", "WINDOWS-1254", CS_ICONV, false},
+    {"iso-8859-11", "WINDOWS-874", CS_ICONV, false},
+    {"tis-620", "WINDOWS-874", CS_ICONV, false},
+    {"iso-8859-6-i", "ISO-8859-6", CS_ICONV, false},
+    {"iso-8859-6-e", "ISO-8859-6", CS_ICONV, false},
+    {"iso-8859-8-i", "ISO-8859-8", CS_ICONV, false},
+    {"iso-8859-8-e", "ISO-8859-8", CS_ICONV, false},
+    {"x-mac-roman", "MACINTOSH", CS_ICONV, false},
+    {"x-mac-cyrillic", "MAC-CYRILLIC", CS_ICONV, false},
+    {"gb2312", "GB18030", CS_ICONV, true},
+    {"gbk", "GB18030", CS_ICONV, true},
+    {"x-gbk", "GB18030", CS_ICONV, true},
+    {"cp936", "GB18030", CS_ICONV, true},
+    {"euc-cn", "GB18030", CS_ICONV, true},
+    {"csgb2312", "GB18030", CS_ICONV, true},
+    {"gb_2312-80", "GB18030", CS_ICONV, true},
+    {"chinese", "GB18030", CS_ICONV, true},
+    {"gb18030", "GB18030", CS_ICONV, true},
+    {"big5", "BIG5-HKSCS", CS_ICONV, true},
+    {"x-x-big5", "BIG5-HKSCS", CS_ICONV, true},
+    {"cn-big5", "BIG5-HKSCS", CS_ICONV, true},
+    {"big5-hkscs", "BIG5-HKSCS", CS_ICONV, true},
+    {"shift_jis", "WINDOWS-31J", CS_ICONV, true},
+    {"shift-jis", "WINDOWS-31J", CS_ICONV, true},
+    {"sjis", "WINDOWS-31J", CS_ICONV, true},
+    {"x-sjis", "WINDOWS-31J", CS_ICONV, true},
+    {"ms_kanji", "WINDOWS-31J", CS_ICONV, true},
+    {"csshiftjis", "WINDOWS-31J", CS_ICONV, true},
+    {"windows-31j", "WINDOWS-31J", CS_ICONV, true},
+    {"cp932", "WINDOWS-31J", CS_ICONV, true},
+    {"euc-jp", "EUC-JP", CS_ICONV, true},
+    {"x-euc-jp", "EUC-JP", CS_ICONV, true},
+    {"euc-kr", "CP949", CS_ICONV, true},
+    {"ks_c_5601-1987", "CP949", CS_ICONV, true},
+    {"ks_c_5601-1989", "CP949", CS_ICONV, true},
+    {"ksc5601", "CP949", CS_ICONV, true},
+    {"ksc_5601", "CP949", CS_ICONV, true},
+    {"korean", "CP949", CS_ICONV, true},
+    {"windows-949", "CP949", CS_ICONV, true},
+    {"cp949", "CP949", CS_ICONV, true},
+    {"euc-tw", "EUC-TW", CS_ICONV, true},
 };
 
 /* Looks label (lower case) up; labels not in the table go to iconv under
@@ -543,8 +542,8 @@ jis_to_sjis(unsigned char *p, size_t n)
 				mode = KANJI;
 				i += 3;
 			} else if (left >= 3 && e[0] == '$' && e[1] == '(' &&
-				   (e[2] == 'B' || e[2] == 'O' ||
-				    e[2] == 'Q' || e[2] == '@')) {
+				   (e[2] == 'B' || e[2] == 'O' || e[2] == 'Q' ||
+				    e[2] == '@')) {
 				mode = KANJI;
 				i += 4;
 			} else if (left >= 3 && e[0] == '$' && e[1] == '(') {
@@ -773,7 +772,7 @@ find_bad(struct dec *d, const char *p)
 /* One encoded-word found by word_parse. */
 struct word {
 	char label[CHARSET_MAX + 1]; /* lower case, without language */
-	char enc;                    /* 'B' or 'Q' */
+	char enc;		     /* 'B' or 'Q' */
 	const char *text, *text_end;
 	const char *end; /* just after "?=" */
 };
@@ -827,8 +826,8 @@ dec_word(struct dec *d, const struct word *w)
 
 	if (!d->run || d->run_len + n > d->run_cap) {
 		d->run_cap = d->run_len + n > 2 * d->run_cap
-				     ? d->run_len + n + 64
-				     : 2 * d->run_cap;
+				 ? d->run_len + n + 64
+				 : 2 * d->run_cap;
 		d->run = xrealloc(d->run, d->run_cap);
 	}
 	if (w->enc == 'B')

@@ -139,10 +139,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	third = size / 3;
 	memset(&env, 0, sizeof(env));
 	addr = (struct codec_address){
-		.name = str(data, third),
-		.adl = {.nil = true},
-		.mailbox = str(data + third, third),
-		.host = str(data + 2 * third, size - 2 * third),
+	    .name = str(data, third),
+	    .adl = {.nil = true},
+	    .mailbox = str(data + third, third),
+	    .host = str(data + 2 * third, size - 2 * third),
 	};
 	if (size && data[0] & 1)
 		addr.host.nil = true, addr.host.ptr = NULL, addr.host.len = 0;
