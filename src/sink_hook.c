@@ -40,6 +40,8 @@ extern char **environ;
 #define HOOK_MAX_QUEUED 1024
 /* Output bytes logged per run; the rest is read and dropped. */
 #define HOOK_OUTPUT_CAP 4096
+/* Reads of 4 KiB that take what is left in the pipe when a hook exits. */
+#define HOOK_DRAIN_READS 16
 /* A longer output line is logged in pieces of this size. */
 #define HOOK_LINE_MAX 1024
 /* Time between SIGTERM and SIGKILL for a hook that timed out. */
@@ -233,24 +235,27 @@ run_close_output(struct hook_run *r)
 	r->out_fd = -1;
 }
 
-/* Reads what the pipe holds now. Returns true at end of file or on an
- * error, after which the pipe should be closed. */
+/* Reads at most max_reads chunks from the pipe, so that a hook (or what it
+ * left behind) writing without end cannot hold the loop. Returns true at
+ * end of file or on an error, after which the pipe should be closed. */
 static bool
-run_read_output(struct hook_run *r)
+run_read_output(struct hook_run *r, unsigned max_reads)
 {
 	char buf[4096];
 
-	for (;;) {
+	while (max_reads > 0) {
 		ssize_t n = read(r->out_fd, buf, sizeof(buf));
 
 		if (n > 0) {
 			run_take_output(r, buf, (size_t)n);
+			max_reads--;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		return !(n < 0 && errno == EAGAIN);
 	}
+	return false;
 }
 
 static int
@@ -261,7 +266,8 @@ on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	(void)s;
 	(void)fd;
 	(void)revents;
-	if (run_read_output(r))
+	/* One chunk per wake-up: the source stays ready for the rest. */
+	if (run_read_output(r, 1))
 		run_close_output(r);
 	return 0;
 }
@@ -276,10 +282,11 @@ on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 	struct log_ctx ctx = run_ctx(r);
 
 	(void)s;
-	/* Whatever the hook wrote is in the pipe by now; children it left
-	 * behind may write more, which is not waited for. */
+	/* Whatever the hook wrote is in the pipe by now (a pipe holds 64 KiB
+	 * unless resized); children it left behind may write more, which is
+	 * not waited for. */
 	if (r->out_fd >= 0) {
-		run_read_output(r);
+		run_read_output(r, HOOK_DRAIN_READS);
 		run_close_output(r);
 	}
 	if (r->timed_out)

@@ -899,6 +899,10 @@ test_hook_output_cap(sd_event *e)
 			  "echo \"line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\";"
 			  " i=$((i+1)); done; printf 'no newline'",
 			  NULL};
+	char *yes_pid = path_in("yes.pid");
+	char *yes =
+	    xasprintf("yes mailwatch-yes & echo $! > %s; exit 0", yes_pid);
+	char *endless[] = {"/bin/sh", "-c", yes, NULL};
 	struct account a = account_init("acct");
 	struct mail_event ev = event_init(8, "A", "a@example.org", "s");
 	struct sink *s = sink_hook_new(e);
@@ -923,7 +927,25 @@ test_hook_output_cap(sd_event *e)
 		is_int(n, 98, "4 KiB logged");
 	}
 	free(l);
+
+	/* A hook that leaves a process writing without end behind: the
+	 * loop takes what is there when the hook exits and moves on. */
+	mark = log_mark();
+	log_max_level = LOG_DEBUG;
+	a.d.on_new_mail = endless;
+	s->ops->send(s, &a, &ev);
+	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, 5000),
+	   "a hook that leaves an endless writer behind is done");
+	a.d.on_new_mail = chatty;
+	s->ops->send(s, &a, &ev);
+	ok(wait_log(e, mark, "hook /bin/sh (pid", 2, 5000),
+	   "... and the loop goes on");
+	log_max_level = before;
+	ok(run_until(e, pid_file_dead, "yes.pid", 3000),
+	   "... and the writer ends (SIGPIPE) once the pipe is closed");
 	sink_free(&s);
+	free(yes);
+	free(yes_pid);
 }
 
 static void
