@@ -5,7 +5,6 @@ Mailwatch runner driven with a stand-in program. Every process started is
 gone afterwards."""
 
 import os
-import re
 import shutil
 import signal
 import socket

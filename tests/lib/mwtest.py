@@ -6,8 +6,6 @@ notification recorder (build/tests/notifyd) and mailwatch itself. Every
 process is started by this module, kept by pid, bounded in time and stopped
 by pid; temporary directories are removed.
 
-Use from a test (tests/integration/test_*.py):
-
     import os, sys
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
     import mwtest
@@ -15,24 +13,52 @@ Use from a test (tests/integration/test_*.py):
 
     def test_new_mail():
         dc = mwtest.Dovecot()
+        dc.create_mailbox("alice", "Lists/dev")
+        bus = mwtest.SessionBus()
+        nd = mwtest.Notifyd(bus)
         mw = mwtest.Mailwatch({
-            "general": {"notify": "no", "on_new_mail": "{hook}"},
-            "account test": dc.account("alice"),
-        })
-        mw.wait_log(r"IDLE", 10)
-        uid = dc.append("alice", "INBOX", mwtest.sample_message("01"))
+            "general": {"notify": True, "on_new_mail": "{hook}"},
+            "account test": dc.account("alice",
+                                       mailboxes=["INBOX", "Lists/dev"]),
+        }, bus=bus)
+        ok(mw.wait_log(r"INBOX: watching \(IDLE\)", 10), "idling")
+        uid = dc.append("alice", "INBOX", mwtest.sample_message("02"))
         recs = mw.wait_hooks(1, 10)
-        ok(len(recs) == 1, "hook ran once")
+        ok(recs and recs[0]["MAILWATCH_UID"] == str(uid), "hook ran")
+        ok(nd.wait_records(1, 10), "notified")
+        ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
-    mwtest.main(test_new_mail)
+    mwtest.main(test_new_mail)   # TAP lines; stops everything; exit code
 
-Python 3 standard library only.
+What is here:
+  ok(cond, msg), skip(msg, why), comment(text), main(*tests), Skip,
+  stop_all(), wait_until(pred, timeout), free_ports(n), pid_alive(pid)
+  Dovecot(starttls=True, users=None, listen="127.0.0.1", extra_conf="",
+          verbose=False, cert_days=3, cert_san=None)
+      .imaps_port .imap_port .ca_file .dir .conf .users .log()
+      .wait_log(rx) .pids() .running() .account(user, tls, mailboxes, **kw)
+      .imap(user) (imaplib, context manager) .client(user) (ImapClient)
+      .idle_client(user, mailbox) .create_mailbox .delete_mailbox
+      .rename_mailbox .append -> uid .append_many -> uids .deliver (LDA)
+      .status .store .expunge .doveadm(*args) .kick(user)
+      .stop_server() .start() .restart() .stop()
+  ImapClient(host, port, tls, ca_file, source_address): raw, pipelining
+  IdleClient: EXAMINE + IDLE, .exists [(monotonic t, n)], .wait_exists()
+  SessionBus() .address .env()       Notifyd(bus) .records() .wait_records()
+  Mailwatch(sections, bus, args=("-v",), binary, env, start, sd_notify)
+      .log() .mark() .wait_log(rx, timeout, since) .hook_cmd() .hook_records()
+      .wait_hooks(n) .reload(sections) .signal() .wait_exit() .stop() -> rc
+      .sanitizer_errors() .sd_notify_messages() .wait_sd_notify(rx)
+  make_ca(), make_server_cert(), make_message(), crlf(),
+  sample_names(), sample_message(prefix), sample_expected()
+
+Timeouts scale with $MWTEST_TIMEOUT_SCALE. Python 3 standard library only.
 """
 
+import atexit
+import base64
 import contextlib
-import email
-import email.header
-import errno
+import email.utils
 import imaplib
 import json
 import os
@@ -193,7 +219,6 @@ def main(*tests):
     sys.exit(1 if _failures else 0)
 
 
-import atexit  # noqa: E402  (kept next to its one use)
 atexit.register(stop_all)
 
 
@@ -970,7 +995,6 @@ protocol imap {{
             _unregister(self)
             if self.dir and os.path.isdir(self.dir):
                 shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir_removed = True
 
     close = stop
 
@@ -1157,7 +1181,6 @@ def imap_utf7_encode(s):
     def flush():
         if buf:
             b = "".join(buf).encode("utf-16-be")
-            import base64
             out.append("&" + base64.b64encode(b).decode().rstrip("=")
                        .replace("/", ",") + "-")
             buf.clear()
@@ -1701,7 +1724,6 @@ def make_message(subject="Test message", from_="Tester <tester@example.org>",
                  to="alice@example.org", body="Hello.\n", msgid=None,
                  date=None):
     """A small plain-text message (bytes, CRLF) with the given headers."""
-    import email.utils
     msgid = msgid or email.utils.make_msgid(domain="mwtest.example")
     date = date or email.utils.formatdate(localtime=False)
     text = ("From: %s\nTo: %s\nSubject: %s\nDate: %s\nMessage-ID: %s\n"
