@@ -188,9 +188,12 @@ notify_send(struct sink *s, const struct account *a,
 	}
 	r = notify_connect(ns);
 	if (r < 0) {
-		notify_failed(ns, a->name, true,
-			      "cannot connect to the session bus: %s",
-			      strerror(-r));
+		/* sd-bus says ENOMEDIUM when it has no address to try. */
+		notify_failed(
+		    ns, a->name, true, "cannot connect to the session bus: %s",
+		    r == -ENOMEDIUM ? "neither DBUS_SESSION_BUS_ADDRESS "
+				      "nor XDG_RUNTIME_DIR is set"
+				    : strerror(-r));
 		return;
 	}
 

@@ -657,6 +657,19 @@ test_notify_no_bus(sd_event *e)
 	free(l);
 	log_show(mark);
 	sink_free(&s);
+
+	/* Nowhere to look for a bus. */
+	unsetenv("DBUS_SESSION_BUS_ADDRESS");
+	unsetenv("XDG_RUNTIME_DIR");
+	mark = log_mark();
+	s = sink_notify_new(e);
+	s->ops->send(s, &a, &ev);
+	l = log_since(mark);
+	ok(strstr(l, "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR "
+		     "is set") != NULL,
+	   "no bus address: said so");
+	free(l);
+	sink_free(&s);
 	free(addr);
 	free(nobus);
 }
