@@ -478,41 +478,26 @@ read_file(const char *path, size_t *len_r)
 	return p;
 }
 
-/* Parses a string with the default limits into a rendering. */
-static char *
-parse_all(const char *data, size_t len, const struct codec_limits *lim)
-{
-	struct codec c;
-	struct sb out = {0};
-
-	codec_init(&c, lim);
-	feed(&c, data, len, 0, 0, &out);
-	codec_finish(&c);
-	if (!out.p)
-		return xstrdup("");
-	return out.p;
-}
-
-#define PARSE(s) parse_all((s), sizeof(s) - 1, NULL)
-
 /* Parses one response and hands it to the caller to inspect; the codec
  * stays alive until done_one(). */
 static struct codec one_c;
 static const struct codec_response *
-one(const char *s)
+one_n(const char *s, size_t len)
 {
 	const struct codec_response *r = NULL;
 	size_t used;
 	int rc;
 
 	codec_init(&one_c, NULL);
-	rc = codec_parse(&one_c, s, strlen(s), &used, &r);
-	if (rc != 1) {
+	rc = codec_parse(&one_c, s, len, &used, &r);
+	if (rc != 1 || used != len) {
 		printf("# one(): rc %d: %s\n", rc, codec_errmsg(&one_c));
 		return NULL;
 	}
 	return r;
 }
+
+#define one(s) one_n((s), sizeof(s) - 1)
 
 static void
 done_one(void)
@@ -607,9 +592,650 @@ test_transcripts(void)
 	free(names);
 }
 
+/* ---- parsed values, asserted directly ---- */
+
+static bool
+str_is(const struct codec_str *s, const char *want)
+{
+	return !s->nil && s->ptr && s->len == strlen(want) &&
+	       !memcmp(s->ptr, want, s->len);
+}
+
+static void
+test_values(void)
+{
+	const struct codec_response *r;
+	const struct codec_fetch *f;
+
+	r = one("* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN] hi\r\n");
+	ok(r && r->kind == CODEC_UNTAGGED_STATUS &&
+		   r->status == CODEC_STATUS_OK &&
+		   r->code.kind == CODEC_CODE_CAPABILITY,
+	   "greeting with CAPABILITY code");
+	ok(r && codec_strlist_has(&r->code.u.list, "idle") &&
+		   codec_strlist_has(&r->code.u.list, "LITERAL+") &&
+		   !codec_strlist_has(&r->code.u.list, "STARTTLS"),
+	   "codec_strlist_has is case-insensitive and exact");
+	ok(r && str_is(&r->text, "hi") && str_is(&r->tag, ""),
+	   "greeting text, empty tag");
+	done_one();
+
+	r = one("* PREAUTH IMAP4rev1 server logged in as Smith\r\n");
+	ok(r && r->status == CODEC_STATUS_PREAUTH &&
+		   r->code.kind == CODEC_CODE_NONE,
+	   "PREAUTH greeting");
+	done_one();
+
+	r = one("* BYE\r\n");
+	ok(r && r->status == CODEC_STATUS_BYE && r->text.ptr &&
+		   r->text.len == 0,
+	   "BYE without text has text \"\"");
+	done_one();
+
+	r = one("* OK The Microsoft Exchange IMAP4 service is ready. "
+		"[TQBOADIAUABSADAANgBDAEEA]\r\n");
+	ok(r && r->code.kind == CODEC_CODE_NONE &&
+		   !strncmp(r->text.ptr, "The Microsoft", 13) &&
+		   r->text.ptr[r->text.len - 1] == ']',
+	   "Exchange greeting: brackets after text are text");
+	done_one();
+
+	r = one("a3 OK [UIDNEXT 4392] Predicted next UID\r\n");
+	ok(r && r->kind == CODEC_TAGGED && str_is(&r->tag, "a3") &&
+		   r->code.kind == CODEC_CODE_UIDNEXT &&
+		   r->code.u.number == 4392 && str_is(&r->code.name, "UIDNEXT"),
+	   "tagged OK with UIDNEXT");
+	done_one();
+
+	r = one("* OK [UIDVALIDITY 4294967295] UIDs valid\r\n");
+	ok(r && r->code.kind == CODEC_CODE_UIDVALIDITY &&
+		   r->code.u.number == UINT32_MAX,
+	   "UIDVALIDITY 2^32-1");
+	done_one();
+
+	r = one("a9 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n");
+	ok(r && r->code.kind == CODEC_CODE_COPYUID &&
+		   r->code.u.uidplus.uidvalidity == 38505 &&
+		   r->code.u.uidplus.src.n == 2 &&
+		   r->code.u.uidplus.src.v[1].lo == 319 &&
+		   r->code.u.uidplus.src.v[1].hi == 320 &&
+		   r->code.u.uidplus.dst.n == 1 &&
+		   r->code.u.uidplus.dst.v[0].hi == 3958,
+	   "COPYUID");
+	done_one();
+
+	r = one("* OK [PERMANENTFLAGS (\\Seen \\Deleted \\*)] Limited\r\n");
+	ok(r && r->code.kind == CODEC_CODE_PERMANENTFLAGS &&
+		   r->code.u.list.n == 3 &&
+		   str_is(&r->code.u.list.v[2], "\\*"),
+	   "PERMANENTFLAGS with \\*");
+	done_one();
+
+	r = one("* 3 FETCH (UID 5 FLAGS (\\Seen))\r\n");
+	f = r ? &r->u.fetch : NULL;
+	ok(f && r->kind == CODEC_FETCH && f->seq == 3 && f->uid == 5 &&
+		   f->have == (CODEC_FETCH_UID | CODEC_FETCH_FLAGS) &&
+		   codec_strlist_has(&f->flags, "\\seen"),
+	   "simple FETCH");
+	done_one();
+
+	r = one("* 12 FETCH (FLAGS () INTERNALDATE \"17-Jul-1996 02:44:25 "
+		"-0700\" RFC822.SIZE 4286 ENVELOPE (\"Wed, 17 Jul 1996 "
+		"02:23:25 -0700 (PDT)\" {20}\r\nIMAP4rev1 WG mtg \"x\" "
+		"((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) NIL "
+		"NIL ((NIL NIL \"imap\" \"cac.washington.edu\")) ((NIL NIL "
+		"\"minutes\" \"CNRI.Reston.VA.US\")(\"John Klensin\" NIL "
+		"\"KLENSIN\" \"MIT.EDU\")) NIL NIL "
+		"\"<B27397-0100000@cac.washington.edu>\") "
+		"BODY[HEADER.FIELDS (FROM)]<0> {6}\r\nab\0\r\n\xff X-GM-LABELS "
+		"(\\Inbox \"a b\") UID 99 MODSEQ (12345678901))\r\n");
+	f = r ? &r->u.fetch : NULL;
+	ok(f && f->seq == 12 && f->uid == 99 && f->size == 4286 &&
+		   f->modseq == 12345678901ull && f->n_skipped == 1,
+	   "FETCH numbers");
+	ok(f && str_is(&f->envelope.subject, "IMAP4rev1 WG mtg \"x\""),
+	   "ENVELOPE subject from a literal");
+	ok(f && f->envelope.from.n == 1 &&
+		   str_is(&f->envelope.from.v[0].name, "Terry Gray") &&
+		   f->envelope.from.v[0].adl.nil &&
+		   str_is(&f->envelope.from.v[0].mailbox, "gray") &&
+		   str_is(&f->envelope.from.v[0].host, "cac.washington.edu"),
+	   "ENVELOPE from address");
+	ok(f && f->envelope.sender.n == 0 && f->envelope.cc.n == 2 &&
+		   str_is(&f->envelope.cc.v[1].mailbox, "KLENSIN") &&
+		   f->envelope.in_reply_to.nil &&
+		   str_is(&f->envelope.message_id,
+			  "<B27397-0100000@cac.washington.edu>"),
+	   "ENVELOPE NIL lists, cc, message-id");
+	ok(f && f->n_sections == 1 && !f->sections[0].binary &&
+		   str_is(&f->sections[0].spec, "HEADER.FIELDS (FROM)") &&
+		   f->sections[0].origin == 0 &&
+		   f->sections[0].data.len == 6 &&
+		   !memcmp(f->sections[0].data.ptr, "ab\0\r\n\xff", 6),
+	   "BODY[...]<0> payload with NUL and 8-bit bytes");
+	done_one();
+
+	r = one("+\r\n");
+	ok(r && r->kind == CODEC_CONTINUATION && r->text.len == 0,
+	   "bare continuation");
+	done_one();
+
+	r = one("* 5 XYZZY foo\r\n");
+	ok(r && r->kind == CODEC_OTHER && r->u.other.number == 5 &&
+		   str_is(&r->u.other.keyword, "XYZZY") &&
+		   str_is(&r->u.other.rest, "foo"),
+	   "unknown numbered response");
+	done_one();
+
+	r = one("* id (\"name\" NIL)\r\n");
+	ok(r && r->kind == CODEC_OTHER && r->u.other.number == -1 &&
+		   str_is(&r->u.other.keyword, "ID") &&
+		   str_is(&r->u.other.rest, "(\"name\" NIL)"),
+	   "ID as CODEC_OTHER, keyword upper-cased");
+	done_one();
+
+	r = one("* LIST (\\HasNoChildren) NIL {5}\r\nA\"b\\c\r\n");
+	ok(r && r->kind == CODEC_LIST && r->u.list_.delimiter == 0 &&
+		   str_is(&r->u.list_.mailbox, "A\"b\\c"),
+	   "LIST with NIL delimiter and literal name");
+	done_one();
+
+	r = one("* STATUS \"Sent Items\" (MESSAGES 2 UIDNEXT 9 "
+		"HIGHESTMODSEQ 18446744073709551615)\r\n");
+	ok(r && r->kind == CODEC_STATUS && r->u.status.n_items == 3 &&
+		   str_is(&r->u.status.mailbox, "Sent Items") &&
+		   str_is(&r->u.status.items[1].name, "UIDNEXT") &&
+		   r->u.status.items[1].value == 9 &&
+		   r->u.status.items[2].value == UINT64_MAX,
+	   "STATUS items");
+	done_one();
+
+	r = one("* VANISHED (EARLIER) 300:310,405,*\r\n");
+	ok(r && r->kind == CODEC_VANISHED && r->u.vanished.earlier &&
+		   r->u.vanished.uids.n == 3 &&
+		   r->u.vanished.uids.v[2].lo == UINT32_MAX,
+	   "VANISHED (EARLIER)");
+	done_one();
+
+	r = one("* SEARCH 2 84 882 (MODSEQ 917162500)\r\n");
+	ok(r && r->kind == CODEC_SEARCH && r->u.search.n == 3 &&
+		   r->u.search.v[2] == 882 &&
+		   r->u.search.modseq == 917162500,
+	   "SEARCH with MODSEQ");
+	done_one();
+}
+
+/* ---- errors and limits ---- */
+
+/* Feeds s whole; returns the codec_parse result of the last call. */
+static int
+feed_err(struct codec *c, const char *s, size_t len, size_t *consumed_r)
+{
+	const struct codec_response *r;
+	size_t used, pos = 0;
+	int rc = 0;
+
+	while (pos < len) {
+		rc = codec_parse(c, s + pos, len - pos, &used, &r);
+		pos += used;
+		if (rc <= 0)
+			break;
+	}
+	if (consumed_r)
+		*consumed_r = pos;
+	return rc;
+}
+
+static void
+expect_error(const char *what, const struct codec_limits *lim,
+	     const char *s, size_t len, enum codec_error want)
+{
+	struct codec c;
+	int rc;
+
+	codec_init(&c, lim);
+	rc = feed_err(&c, s, len, NULL);
+	is_int(rc < 0 ? rc : 0, -(int)want, "%s: error %d (%s)", what,
+	       (int)want, codec_errmsg(&c));
+	codec_finish(&c);
+}
+
+#define EXPECT_ERROR(what, lim, s, want)                                       \
+	expect_error(what, lim, s, sizeof(s) - 1, want)
+
+static void
+test_errors(void)
+{
+	struct codec_limits small = {
+		.max_line = 64,
+		.max_literal = 100,
+		.max_response = 300,
+		.max_depth = 4,
+		.max_list = 5,
+	};
+	const struct codec_response *r;
+	struct codec c;
+	size_t used, i;
+	int rc;
+	char *big;
+
+	/* Each limit. */
+	EXPECT_ERROR("line limit", &small,
+		     "* OK 0123456789012345678901234567890123456789"
+		     "0123456789012345678901234567890123456789\r\n",
+		     CODEC_E_LINE_TOO_LONG);
+	EXPECT_ERROR("line of exactly max_line is fine", &small,
+		     "* OK 012345678901234567890123456789012345678901234"
+		     "56789012345678\r\n",
+		     CODEC_E_NONE);
+	EXPECT_ERROR("literal limit", &small,
+		     "* 1 FETCH (BODY[] {101}\r\n", CODEC_E_LITERAL_TOO_BIG);
+	EXPECT_ERROR("response limit", &small,
+		     "* 1 FETCH (BODY[1] {100}\r\n"
+		     "0123456789012345678901234567890123456789012345678901234567"
+		     "890123456789012345678901234567890123456789"
+		     " BODY[2] {100}\r\n"
+		     "0123456789012345678901234567890123456789012345678901234567"
+		     "890123456789012345678901234567890123456789"
+		     " BODY[3] {100}\r\n",
+		     CODEC_E_RESPONSE_TOO_BIG);
+	EXPECT_ERROR("depth limit", &small,
+		     "* 1 FETCH (X-FOO ((((a)))))\r\n", CODEC_E_TOO_DEEP);
+	EXPECT_ERROR("depth limit in BODYSTRUCTURE", &small,
+		     "* 1 FETCH (BODYSTRUCTURE ((((\"text\")))))\r\n",
+		     CODEC_E_TOO_DEEP);
+	EXPECT_ERROR("depth just inside the limit", &small,
+		     "* 1 FETCH (X-FOO (((a))))\r\n", CODEC_E_NONE);
+	EXPECT_ERROR("list limit, SEARCH", &small, "* SEARCH 1 2 3 4 5 6\r\n",
+		     CODEC_E_LIST_TOO_LONG);
+	EXPECT_ERROR("list limit, CAPABILITY", &small,
+		     "* CAPABILITY A B C D E F\r\n", CODEC_E_LIST_TOO_LONG);
+	EXPECT_ERROR("list limit, FLAGS", &small,
+		     "* FLAGS (\\A \\B \\C \\D \\E \\F)\r\n",
+		     CODEC_E_LIST_TOO_LONG);
+	EXPECT_ERROR("list limit, sequence set", &small,
+		     "* VANISHED 1,3,5,7,9,11\r\n", CODEC_E_LIST_TOO_LONG);
+	EXPECT_ERROR("list limit, skipped value", &small,
+		     "* 1 FETCH (X-GM-LABELS (a b c d e f))\r\n",
+		     CODEC_E_LIST_TOO_LONG);
+	EXPECT_ERROR("list of max_list items is fine", &small,
+		     "* SEARCH 1 2 3 4 5\r\n", CODEC_E_NONE);
+
+	/* Bad numbers. */
+	EXPECT_ERROR("seq > 2^32-1", NULL, "* 4294967296 EXISTS\r\n",
+		     CODEC_E_SYNTAX);
+	EXPECT_ERROR("UID > 2^32-1", NULL,
+		     "* 1 FETCH (UID 4294967296)\r\n", CODEC_E_SYNTAX);
+	EXPECT_ERROR("UIDNEXT > 2^32-1", NULL,
+		     "* OK [UIDNEXT 99999999999] x\r\n", CODEC_E_SYNTAX);
+	EXPECT_ERROR("MODSEQ > 2^64-1", NULL,
+		     "* 1 FETCH (MODSEQ (18446744073709551616))\r\n",
+		     CODEC_E_SYNTAX);
+	EXPECT_ERROR("negative UID", NULL, "* 1 FETCH (UID -1)\r\n",
+		     CODEC_E_SYNTAX);
+	EXPECT_ERROR("number with junk", NULL, "* 12a EXISTS\r\n",
+		     CODEC_E_SYNTAX);
+	EXPECT_ERROR("SEARCH with a word", NULL, "* SEARCH 1 two\r\n",
+		     CODEC_E_SYNTAX);
+
+	/* Bad syntax. */
+	EXPECT_ERROR("binary garbage", NULL, "\x01\x02\xff\xfe\x80 \x00\n",
+		     CODEC_E_SYNTAX);
+	EXPECT_ERROR("unterminated FETCH", NULL, "* 1 FETCH (UID 5\r\n",
+		     CODEC_E_SYNTAX);
+	EXPECT_ERROR("unterminated quoted string", NULL,
+		     "* LIST () \"/\" \"INBOX\r\n", CODEC_E_SYNTAX);
+	EXPECT_ERROR("literal in mid-line", NULL,
+		     "* 1 FETCH (BODY[] {3}abc)\r\n", CODEC_E_SYNTAX);
+	EXPECT_ERROR("tagged data", NULL, "a1 FETCH 1\r\n", CODEC_E_SYNTAX);
+	EXPECT_ERROR("short ENVELOPE", NULL,
+		     "* 1 FETCH (ENVELOPE (NIL NIL))\r\n", CODEC_E_SYNTAX);
+	EXPECT_ERROR("junk after a response", NULL, "* 3 EXISTS now\r\n",
+		     CODEC_E_SYNTAX);
+
+	/* A 4 GiB literal fails at its header, before any of it arrives,
+	 * even when the header comes in pieces. */
+	codec_init(&c, NULL);
+	rc = codec_parse(&c, "* 1 FETCH (BODY[] {42949", 24, &used, &r);
+	is_int(rc, 0, "4 GiB literal: first half of the header");
+	rc = codec_parse(&c, "67296}\r\nxxxx", 12, &used, &r);
+	is_int(rc, -CODEC_E_LITERAL_TOO_BIG, "4 GiB literal: fails at {n}");
+	is_int(used, 8, "4 GiB literal: consumed up to the header's LF");
+	ok(c.cap <= 4096, "4 GiB literal: nothing allocated for it (%zu)",
+	   c.cap);
+	ok(strstr(codec_errmsg(&c), "4294967296") != NULL,
+	   "4 GiB literal: message names the size: %s", codec_errmsg(&c));
+	codec_finish(&c);
+	EXPECT_ERROR("literal size overflowing 64 bits", NULL,
+		     "* 1 FETCH (BODY[] {99999999999999999999999}\r\n",
+		     CODEC_E_LITERAL_TOO_BIG);
+
+	/* An endless line stops at the limit with bounded memory. */
+	codec_init(&c, NULL);
+	big = xmalloc(4096);
+	memset(big, 'x', 4096);
+	memcpy(big, "* OK ", 5);
+	for (i = 0, rc = 0; i < 1024 && rc == 0; i++)
+		rc = codec_parse(&c, big, 4096, &used, &r);
+	is_int(rc, -CODEC_E_LINE_TOO_LONG, "endless line: line too long");
+	ok(i <= 17, "endless line: stops within the limit (%zu chunks)", i);
+	ok(c.cap <= 2 * 65536 + 1, "endless line: buffer bounded (%zu)",
+	   c.cap);
+
+	/* The error sticks until codec_reset, then all is well. */
+	rc = codec_parse(&c, "* 1 EXISTS\r\n", 12, &used, &r);
+	ok(rc == -CODEC_E_LINE_TOO_LONG && used == 0 && r == NULL,
+	   "error sticks, nothing consumed");
+	codec_reset(&c);
+	rc = codec_parse(&c, "* 1 EXISTS\r\n", 12, &used, &r);
+	ok(rc == 1 && used == 12 && r->kind == CODEC_EXISTS &&
+		   r->u.number == 1,
+	   "after codec_reset it parses again");
+	codec_finish(&c);
+	free(big);
+
+	/* Syntax errors stick too. */
+	codec_init(&c, NULL);
+	rc = codec_parse(&c, "* 1 FETCH (\r\n* 2 EXISTS\r\n", 25, &used, &r);
+	ok(rc == -CODEC_E_SYNTAX && used == 13,
+	   "syntax error consumes its response only");
+	ok(!strncmp(codec_errmsg(&c), "syntax error", 12), "message: %s",
+	   codec_errmsg(&c));
+	rc = codec_parse(&c, "* 2 EXISTS\r\n", 12, &used, &r);
+	ok(rc == -CODEC_E_SYNTAX && used == 0, "syntax error sticks");
+	codec_reset(&c);
+	rc = codec_parse(&c, "* 2 EXISTS\r\n", 12, &used, &r);
+	ok(rc == 1 && r->u.number == 2, "and clears with codec_reset");
+	codec_finish(&c);
+
+	/* Responses one at a time: the rest is left to the next call. */
+	codec_init(&c, NULL);
+	rc = codec_parse(&c, "* 1 EXISTS\r\n* 2 EXISTS\r\n* 3 EX", 31, &used,
+			 &r);
+	ok(rc == 1 && used == 12 && r->u.number == 1, "first of three");
+	rc = codec_parse(&c, "* 2 EXISTS\r\n* 3 EX", 19, &used, &r);
+	ok(rc == 1 && used == 12 && r->u.number == 2, "second of three");
+	rc = codec_parse(&c, "* 3 EX", 6, &used, &r);
+	ok(rc == 0 && used == 6 && r == NULL, "partial third needs more");
+	rc = codec_parse(&c, "ISTS\r\n", 6, &used, &r);
+	ok(rc == 1 && used == 6 && r->u.number == 3, "third completes");
+	codec_finish(&c);
+}
+
+/* ---- encoder ---- */
+
+static void
+test_encoder(void)
+{
+	struct codec_buf b;
+	const char *kv[] = {"name", "mailwatch", "version", NULL};
+	struct codec_range set[] = {{4392, UINT32_MAX}, {5, 5}, {7, 9}};
+	const char *names[] = {
+		"INBOX", "", "NIL", "Sent Items", "a]b", "100%", "back\\slash",
+		"\"quoted\"", "line\r\nbreak", "caf\xc3\xa9", "{5}",
+	};
+	size_t i;
+
+	codec_buf_init(&b);
+	codec_enc_simple(&b, "a1", "CAPABILITY");
+	codec_enc_done(&b);
+	is_str(b.data, "a1 CAPABILITY\r\nDONE\r\n", "simple command, DONE");
+	codec_buf_clear(&b);
+
+	codec_enc_login(&b, "a2", "joe", "p@ss w\"rd\\");
+	is_str(b.data, "a2 LOGIN joe \"p@ss w\\\"rd\\\\\"\r\n",
+	       "LOGIN quotes the password");
+	is_int(b.n_splits, 0, "no literal, no split");
+	codec_buf_clear(&b);
+
+	codec_enc_login(&b, "a3", "jo\xc3\xab", "p\xc3\xa4ss");
+	is_str(b.data, "a3 LOGIN {4}\r\njo\xc3\xab {5}\r\np\xc3\xa4ss\r\n",
+	       "LOGIN with 8-bit: sync literals");
+	ok(b.n_splits == 2 && b.splits[0] == 14 && b.splits[1] == 24,
+	   "splits after each {n}\\r\\n (%u: %zu %zu)", b.n_splits,
+	   b.splits[0], b.splits[1]);
+	codec_buf_consume(&b, 14);
+	ok(b.n_splits == 1 && b.splits[0] == 10 &&
+		   !strncmp(b.data, "jo\xc3\xab {5}", 8),
+	   "consume shifts the data and the splits");
+	codec_buf_consume(&b, 100);
+	ok(b.len == 0 && b.n_splits == 0, "consume all");
+
+	b.literal_plus = true;
+	codec_enc_login(&b, "a4", "jo\xc3\xab", "x");
+	is_str(b.data, "a4 LOGIN {4+}\r\njo\xc3\xab x\r\n",
+	       "LITERAL+: non-synchronising literal");
+	is_int(b.n_splits, 0, "LITERAL+: no split");
+	codec_buf_clear(&b);
+	ok(b.literal_plus, "clear keeps literal_plus");
+	{
+		char *big = xmalloc(5001);
+		memset(big, 'x', 5000);
+		big[0] = '\n';
+		big[5000] = '\0';
+		codec_enc_login(&b, "a5", "u", big);
+		ok(!strncmp(b.data, "a5 LOGIN u {5000}\r\n", 19) &&
+			   b.n_splits == 1,
+		   "literals over 4096 bytes stay synchronising");
+		free(big);
+	}
+	codec_buf_clear(&b);
+	b.literal_plus = false;
+
+	codec_enc_authenticate_plain(&b, "a6", "tim", "tanstaaftanstaaf",
+				     true);
+	is_str(b.data, "a6 AUTHENTICATE PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n",
+	       "AUTHENTICATE PLAIN with SASL-IR (RFC 4616 example)");
+	codec_buf_clear(&b);
+	codec_enc_authenticate_plain(&b, "a6", "tim", "x", false);
+	codec_enc_sasl_plain(&b, "a", "b");
+	codec_enc_sasl_plain(&b, "ab", "c");
+	is_str(b.data, "a6 AUTHENTICATE PLAIN\r\nAGEAYg==\r\nAGFiAGM=\r\n",
+	       "AUTHENTICATE PLAIN without SASL-IR, base64 padding");
+	codec_buf_clear(&b);
+
+	codec_enc_enable(&b, "a7", "CONDSTORE QRESYNC");
+	codec_enc_id(&b, "a8", kv, 2);
+	codec_enc_id(&b, "a9", NULL, 0);
+	is_str(b.data,
+	       "a7 ENABLE CONDSTORE QRESYNC\r\n"
+	       "a8 ID (\"name\" \"mailwatch\" \"version\" NIL)\r\n"
+	       "a9 ID NIL\r\n",
+	       "ENABLE, ID");
+	codec_buf_clear(&b);
+
+	codec_enc_examine(&b, "b1", "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/"
+				    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
+	codec_enc_examine(&b, "b2", "Sent Items");
+	codec_enc_status(&b, "b3", "INBOX", "UIDNEXT UIDVALIDITY");
+	codec_enc_list(&b, "b4", "", "*");
+	codec_enc_list(&b, "b5", "", "Entw\xc3\xbc%");
+	is_str(b.data,
+	       "b1 EXAMINE ~peter/mail/&U,BTFw-/&ZeVnLIqe-\r\n"
+	       "b2 EXAMINE \"Sent Items\"\r\n"
+	       "b3 STATUS INBOX (UIDNEXT UIDVALIDITY)\r\n"
+	       "b4 LIST \"\" \"*\"\r\n"
+	       "b5 LIST \"\" \"Entw&APw-%\"\r\n",
+	       "EXAMINE, STATUS, LIST with modified UTF-7");
+	codec_buf_clear(&b);
+
+	codec_enc_uid_search(&b, "c1", "UID 4392:*");
+	codec_enc_uid_fetch(&b, "c2", set, 3, "(UID FLAGS ENVELOPE)");
+	is_str(b.data,
+	       "c1 UID SEARCH UID 4392:*\r\n"
+	       "c2 UID FETCH 4392:*,5,7:9 (UID FLAGS ENVELOPE)\r\n",
+	       "UID SEARCH, UID FETCH with a sequence set");
+	codec_buf_clear(&b);
+
+	/* astrings round-trip through the parser as LIST names. */
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		const struct codec_response *r;
+		struct codec c;
+		size_t used;
+		int rc;
+
+		codec_buf_clear(&b);
+		codec_buf_addstr(&b, "* LIST () \"/\" ");
+		codec_enc_astring(&b, names[i], strlen(names[i]));
+		codec_buf_addstr(&b, "\r\n");
+		codec_init(&c, NULL);
+		rc = codec_parse(&c, b.data, b.len, &used, &r);
+		ok(rc == 1 && used == b.len &&
+			   str_is(&r->u.list_.mailbox, names[i]),
+		   "astring round trip %zu", i);
+		codec_finish(&c);
+	}
+	codec_buf_clear(&b);
+	codec_enc_astring(&b, "NIL", 3);
+	codec_enc_astring(&b, "a]b", 3);
+	is_str(b.data, "\"NIL\"a]b", "NIL is quoted, ] is an astring char");
+	codec_buf_finish(&b);
+	ok(b.data == NULL && b.len == 0, "finish resets");
+}
+
+/* ---- modified UTF-7 ---- */
+
+static void
+mutf7_pair(const char *mutf7, const char *utf8)
+{
+	char *d = codec_mutf7_decode(mutf7), *e = codec_mutf7_encode(utf8);
+
+	is_str(d, utf8, "decode %s", mutf7);
+	is_str(e, mutf7, "encode to %s", mutf7);
+	free(d);
+	free(e);
+}
+
+static void
+test_mutf7(void)
+{
+	static const char *const bad_mutf7[] = {
+		"&",	       /* unterminated */
+		"&AGE",	       /* no '-' */
+		"&AOk-&AOk-",  /* two runs back to back */
+		"&AEE-",       /* 'A' must stand for itself */
+		"&AOl-",       /* padding bits not zero */
+		"&AOkA-",      /* not the shortest form */
+		"&A-",	       /* no complete unit */
+		"&2D0-",       /* lone high surrogate */
+		"&3gA-",       /* lone low surrogate */
+		"&2D3YPQ-",    /* high followed by high */
+		"&AAA-",       /* U+0000 */
+		"&AO!-",       /* not base64 */
+		"&AOk/-",      /* '/' is ',' in modified base64 */
+		"caf\xc3\xa9", /* raw 8-bit */
+		"tab\there",   /* control character */
+	};
+	static const char *const bad_utf8[] = {
+		"\xc3",		    /* truncated */
+		"\xc0\xaf",	    /* overlong '/' */
+		"\xe0\x80\xaf",	    /* overlong */
+		"\xed\xa0\x80",	    /* surrogate */
+		"\xf4\x90\x80\x80", /* above U+10FFFF */
+		"\xff",
+		"ok\x80",
+	};
+	uint64_t st = 42;
+	size_t i, j;
+	char *p;
+
+	mutf7_pair("~peter/mail/&U,BTFw-/&ZeVnLIqe-",
+		   "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/"
+		   "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
+	mutf7_pair("&-", "&");
+	mutf7_pair("&-&-", "&&");
+	mutf7_pair("Entw&APw-rfe", "Entw\xc3\xbcrfe");
+	mutf7_pair("&AMk-t&AOk-", "\xc3\x89t\xc3\xa9");
+	mutf7_pair("&AOk-&-", "\xc3\xa9&");
+	mutf7_pair("&2D3eAA-", "\xf0\x9f\x98\x80");
+	mutf7_pair("a&AAk-b", "a\tb");
+	mutf7_pair("&BBIERQQ+BDQETwRJBDgENQ-",
+		   "\xd0\x92\xd1\x85\xd0\xbe\xd0\xb4\xd1\x8f\xd1\x89\xd0\xb8"
+		   "\xd0\xb5");
+	mutf7_pair("[Gmail]/&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-",
+		   "[Gmail]/\xd0\x9e\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2"
+		   "\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbd\xd1\x8b\xd0\xb5");
+	mutf7_pair("", "");
+	mutf7_pair("INBOX", "INBOX");
+
+	for (i = 0; i < sizeof bad_mutf7 / sizeof bad_mutf7[0]; i++) {
+		p = codec_mutf7_decode(bad_mutf7[i]);
+		ok(p == NULL, "decode rejects \"%s\"", bad_mutf7[i]);
+		free(p);
+	}
+	for (i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
+		p = codec_mutf7_encode(bad_utf8[i]);
+		ok(p == NULL, "encode rejects invalid UTF-8 %zu", i);
+		free(p);
+	}
+
+	/* Random strings of all kinds of characters round-trip, and the
+	 * encoding is canonical: encode(decode(m)) == m. */
+	for (i = 0; i < 2000; i++) {
+		char utf8[200], *o = utf8, *m, *d, *m2;
+		size_t n = rnd(&st) % 20;
+		bool same = true;
+
+		for (j = 0; j < n; j++) {
+			uint64_t x = rnd(&st);
+			uint32_t cp;
+
+			switch (x % 4) {
+			case 0:
+				cp = 0x20 + (x >> 8) % 0x5f;
+				break;
+			case 1:
+				cp = 1 + (x >> 8) % 0x7f;
+				break;
+			case 2:
+				cp = 0x80 + (x >> 8) % 0xff80;
+				break;
+			default:
+				cp = 0x10000 + (x >> 8) % 0x100000;
+				break;
+			}
+			if (cp >= 0xd800 && cp <= 0xdfff)
+				cp = '&';
+			if (cp < 0x80) {
+				*o++ = (char)cp;
+			} else if (cp < 0x800) {
+				*o++ = (char)(0xc0 | cp >> 6);
+				*o++ = (char)(0x80 | (cp & 0x3f));
+			} else if (cp < 0x10000) {
+				*o++ = (char)(0xe0 | cp >> 12);
+				*o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+				*o++ = (char)(0x80 | (cp & 0x3f));
+			} else {
+				*o++ = (char)(0xf0 | cp >> 18);
+				*o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+				*o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+				*o++ = (char)(0x80 | (cp & 0x3f));
+			}
+		}
+		*o = '\0';
+		m = codec_mutf7_encode(utf8);
+		d = m ? codec_mutf7_decode(m) : NULL;
+		m2 = d ? codec_mutf7_encode(d) : NULL;
+		same = m && d && m2 && !strcmp(d, utf8) && !strcmp(m2, m);
+		for (p = m; same && *p; p++)
+			same = *p >= 0x20 && *p < 0x7f;
+		if (!same || i == 1999)
+			ok(same, "random round trip %zu: %s", i, m ? m : "-");
+		free(m);
+		free(d);
+		free(m2);
+		if (!same)
+			break;
+	}
+}
+
 int
 main(void)
 {
+	test_values();
+	test_errors();
+	test_encoder();
+	test_mutf7();
 	test_transcripts();
 	return tap_done();
 }
