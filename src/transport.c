@@ -624,6 +624,9 @@ flush(struct transport *t)
 			return;
 		}
 	}
+	if (queued(t) && t->state == ST_OPEN)
+		log_debug(t->log, "transport %s: %zu bytes wait for the socket",
+			  t->peer, queued(t));
 	if (t->ooff && t->ooff == t->olen) {
 		t->ooff = t->olen = 0;
 		if (t->ocap > OUT_KEEP) {
@@ -786,7 +789,7 @@ connect_next(struct transport *t)
 		set_state(t, ST_CONNECTING);
 		return;
 	}
-	if (strcmp(t->peer, t->host) == 0 || t->n_addrs == 0)
+	if (t->n_addrs == 0 || is_ip_literal(t->name))
 		fail(t, errno_to_err(t->connect_err), "connect %s: %s",
 		     t->peer[0] ? t->peer : t->host, strerror(t->connect_err));
 	else
