@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "resume.h"
 #include "sink.h"
 #include "util.h"
 #include "watcher.h"
@@ -34,6 +35,7 @@ struct daemon {
 	struct running *run;
 	size_t n_run;
 	struct sink *sinks[2];
+	struct resume *resume;
 	size_t n_sinks;
 	bool stopping;
 	uint64_t stop_deadline; /* usec, monotonic */
@@ -185,6 +187,17 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	return 0;
 }
 
+/* After suspend: probe every connection, reconnect the dead ones now. */
+static void
+on_resume(void *ud)
+{
+	struct daemon *d = ud;
+
+	for (size_t i = 0; i < d->n_run; i++)
+		for (size_t j = 0; j < d->run[i].n; j++)
+			watcher_probe(d->run[i].w[j]);
+}
+
 static bool
 all_stopped(const struct daemon *d)
 {
@@ -324,6 +337,7 @@ main(int argc, char **argv)
 		log_err(NULL, "event loop: %s", strerror(-r));
 		goto out;
 	}
+	d.resume = resume_new(d.event, on_resume, &d);
 	d.sinks[d.n_sinks++] = sink_notify_new(d.event);
 	d.sinks[d.n_sinks++] = sink_hook_new(d.event);
 
@@ -340,6 +354,7 @@ out:
 	stop_all(&d);
 	for (size_t i = 0; i < d.n_sinks; i++)
 		sink_free(&d.sinks[i]);
+	resume_free(&d.resume);
 	sd_event_unref(d.event);
 	config_free(&d.cfg);
 	free(default_path);

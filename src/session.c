@@ -269,6 +269,15 @@ send_fetch(struct session *s)
 	set_state(s, S_FETCH);
 }
 
+/* Sets the deadline of the pending command cmd. */
+static void
+set_deadline(struct session *s, enum cmd cmd, uint64_t t)
+{
+	for (unsigned i = 0; i < s->n_pending; i++)
+		if (s->pending[i].cmd == cmd)
+			s->pending[i].deadline = t;
+}
+
 /* Leaves IDLE: DONE, and the UID FETCH in the same write when new mail is
  * the reason, so the server gets both in one packet. */
 static void
@@ -284,10 +293,7 @@ leave_idle(struct session *s, bool fetch)
 	s->timer = 0;
 	/* From now on the IDLE must complete in time: an unanswered DONE
 	 * is how a dead connection shows. */
-	for (unsigned i = 0; i < s->n_pending; i++)
-		if (s->pending[i].cmd == CMD_IDLE)
-			s->pending[i].deadline =
-				s->now + s->o.command_timeout * USEC_PER_SEC;
+	set_deadline(s, CMD_IDLE, s->now + s->o.command_timeout * USEC_PER_SEC);
 	if (fetch)
 		send_fetch(s);
 	else
@@ -818,11 +824,16 @@ session_timeout(struct session *s, uint64_t now)
 }
 
 void
-session_probe(struct session *s, uint64_t now)
+session_probe(struct session *s, uint64_t now, unsigned timeout)
 {
 	s->now = now;
-	s->timer = now;
-	session_timeout(s, now);
+	if (s->state == S_IDLE) {
+		leave_idle(s, false);
+		set_deadline(s, CMD_IDLE, now + timeout * USEC_PER_SEC);
+	} else if (s->state == S_POLL_WAIT) {
+		s->timer = now;
+		session_timeout(s, now);
+	}
 }
 
 void

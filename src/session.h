@@ -82,9 +82,10 @@ void session_feed(struct session *s, const char *data, size_t len,
 void session_tls_ready(struct session *s, uint64_t now);
 /* Call when the deadline from session_deadline() has passed. */
 void session_timeout(struct session *s, uint64_t now);
-/* Checks that the connection is alive: in IDLE, sends DONE and IDLE again
- * (the DONE has a deadline); while polling, sends the NOOP now. */
-void session_probe(struct session *s, uint64_t now);
+/* Checks that the connection is alive: in IDLE, sends DONE (to be answered
+ * within timeout seconds) and IDLE again; while polling, sends the NOOP
+ * now. Other states already wait for a reply with a deadline. */
+void session_probe(struct session *s, uint64_t now, unsigned timeout);
 /* Leaves IDLE and sends LOGOUT; failed(SESSION_FAIL_BYE) follows the
  * server's BYE, or the caller closes after its own deadline. */
 void session_logout(struct session *s, uint64_t now);

@@ -17,6 +17,7 @@
 #define COMMAND_TIMEOUT 30      /* seconds a command may take */
 #define CONNECT_TIMEOUT 30
 #define LOGOUT_TIMEOUT 2        /* seconds LOGOUT may take at stop */
+#define PROBE_TIMEOUT 10        /* seconds a probe after resume may take */
 
 enum wstate {
 	W_CONNECTING, /* connecting, logging in, examining */
@@ -48,7 +49,7 @@ struct watcher {
 	int teardown_err;          /* < 0: why; reconnect unless gave up */
 
 	unsigned failures;         /* consecutive, for the back-off */
-	uint64_t retry_at;         /* usec monotonic, in W_WAITING */
+	uint64_t retry_at;         /* usec, in W_WAITING */
 
 	/* UID bookkeeping: everything up to mark was handled (announced or
 	 * skipped) under uidvalidity. 0/0 when nothing is known. */
@@ -63,12 +64,14 @@ struct watcher {
 	char describe[128];
 };
 
+/* Every time here is CLOCK_BOOTTIME, which runs during suspend: a deadline
+ * or a reconnect due while the machine slept fires as soon as it wakes. */
 static uint64_t
 now_usec(const struct watcher *w)
 {
 	uint64_t t = 0;
 
-	sd_event_now(w->env.event, CLOCK_MONOTONIC, &t);
+	sd_event_now(w->env.event, CLOCK_BOOTTIME, &t);
 	return t;
 }
 
@@ -537,7 +540,7 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 	w->password = password;
 	w->log.account = a->name;
 	w->log.mailbox = mailbox;
-	r = sd_event_add_time(env->event, &w->timer, CLOCK_MONOTONIC, 0, 0,
+	r = sd_event_add_time(env->event, &w->timer, CLOCK_BOOTTIME, 0, 0,
 			      on_timer, w);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
@@ -600,7 +603,7 @@ watcher_probe(struct watcher *w)
 	if (w->state == W_WAITING) {
 		connect_now(w);
 	} else if (w->state == W_WATCHING && w->s) {
-		session_probe(w->s, now_usec(w));
+		session_probe(w->s, now_usec(w), PROBE_TIMEOUT);
 		pump(w);
 	}
 }
