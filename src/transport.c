@@ -387,8 +387,9 @@ ssl_reason(unsigned long ec, char *buf, size_t size)
 /* Ends the connection after an SSL_* call failed with SSL_get_error() e;
  * saved_errno is errno right after the call. A close_notify or FIN from
  * the peer once the connection is open is a clean EOF (err 0; IMAP frames
- * its own data, so a missing close_notify truncates nothing unnoticed),
- * a socket error its errno, anything else -EPROTO. */
+ * its own data, so a missing close_notify truncates nothing unnoticed);
+ * during the handshake it is -ECONNRESET. A socket error is its errno,
+ * anything else (verification included) -EPROTO. */
 static void
 tls_fail(struct transport *t, int e, int saved_errno, const char *what)
 {
@@ -425,7 +426,7 @@ tls_fail(struct transport *t, int e, int saved_errno, const char *what)
 
 /* Makes the SSL_CTX on first use: TLS 1.2 or later, peer verification
  * against ca_file or the system store, no compression or renegotiation.
- * Returns 0 or -EPROTO with errmsg_r set. */
+ * Returns 0, or -EPROTO and a message in errmsg. */
 static int
 make_ctx(struct transport *t, char *errmsg, size_t size)
 {
@@ -559,6 +560,7 @@ tls_handshake(struct transport *t)
 	int r, e, saved;
 
 	ERR_clear_error();
+	errno = 0; /* SSL_ERROR_SYSCALL reads it */
 	r = SSL_do_handshake(t->ssl);
 	if (r == 1) {
 		tls_established(t);
@@ -592,6 +594,7 @@ flush(struct transport *t)
 			 * its end, so min(queued, WRITE_CHUNK) does not
 			 * shrink. */
 			ERR_clear_error();
+			errno = 0;
 			r = SSL_write(t->ssl, p,
 				      (int)(n > WRITE_CHUNK ? WRITE_CHUNK : n));
 			if (r > 0) {
@@ -653,6 +656,7 @@ do_read(struct transport *t)
 			int r, e, saved;
 
 			ERR_clear_error();
+			errno = 0;
 			r = SSL_read(t->ssl, buf, sizeof(buf));
 			if (r <= 0) {
 				saved = errno;
@@ -830,6 +834,7 @@ connect_done(struct transport *t, uint32_t revents)
 		t->cb.connected(t->ud);
 }
 
+/* The socket is ready: drives whatever the state needs. */
 static int
 on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
@@ -864,6 +869,8 @@ on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	return 0;
 }
 
+/* The deadline of resolve + connect + handshake (or of a STARTTLS
+ * handshake) passed. */
 static int
 on_timeout(sd_event_source *s, uint64_t usec, void *ud)
 {
@@ -987,6 +994,7 @@ take_addresses(struct transport *t, const struct addrinfo *res)
 	t->next_addr = 0;
 }
 
+/* The lookup's eventfd fired: connect to what it found. */
 static int
 on_lookup_done(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
