@@ -163,16 +163,13 @@ enter(struct transport *t)
 	t->busy++;
 }
 
-/* Leaves a loop handler; frees t when it was freed meanwhile. Returns
- * true when t is gone. */
-static bool
+/* Leaves a loop handler; frees t when it was freed meanwhile (the
+ * handler must not touch t after this). */
+static void
 leave(struct transport *t)
 {
-	if (--t->busy == 0 && t->dead) {
+	if (--t->busy == 0 && t->dead)
 		destroy(t);
-		return true;
-	}
-	return false;
 }
 
 /* Sets which events the socket waits for: always EPOLLIN (the peer may
