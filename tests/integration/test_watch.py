@@ -1,0 +1,510 @@
+#!/usr/bin/python3
+"""Watching mail end to end: a private Dovecot over real TLS, a private
+session bus with the recording notification server, and mailwatch (the
+ASan/UBSan build) with recording hooks. What is asserted is what a user
+sees: the hook environment, the notification text, how many times each
+message is announced and in which order.
+
+Every "nothing else was announced" is checked with a sentinel: one more
+unseen message is appended afterwards and, once its hook has run, the list
+of hook runs must be exactly what was expected (mailwatch handles the
+events of a mailbox in order, so anything wrongly announced earlier would
+be there by then). No fixed sleeps decide a result."""
+
+import html
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+import mwtest  # noqa: E402
+from mwtest import ok, comment  # noqa: E402
+
+# Every variable on_new_mail gets (mailwatch(1), HOOKS), COUNT excepted.
+MSG_KEYS = {"MAILWATCH_ACCOUNT", "MAILWATCH_MAILBOX", "MAILWATCH_UID",
+            "MAILWATCH_UIDVALIDITY", "MAILWATCH_FROM", "MAILWATCH_FROM_NAME",
+            "MAILWATCH_FROM_ADDRESS", "MAILWATCH_SUBJECT", "MAILWATCH_DATE",
+            "MAILWATCH_MESSAGE_ID"}
+POST_KEYS = {"MAILWATCH_ACCOUNT", "MAILWATCH_MAILBOX", "MAILWATCH_COUNT"}
+
+
+# ---------------------------------------------------------------------------
+# Local helpers (not in mwtest)
+
+def env_of(rec):
+    """The MAILWATCH_* variables of a hook record."""
+    return {k: v for k, v in rec.items() if k.startswith("MAILWATCH_")}
+
+
+def idle_count(mw):
+    return len(re.findall(r"watching \(IDLE\)", mw.log()))
+
+
+def wait_idle(mw, n, timeout=20):
+    """Waits until mailwatch logged "watching (IDLE)" n times in all."""
+    mwtest.wait_until(lambda: idle_count(mw) >= n or not mw.running(),
+                      mwtest._t(timeout))
+    return idle_count(mw) >= n
+
+
+def uids_of(recs):
+    return [int(r["MAILWATCH_UID"]) for r in recs]
+
+
+def spawn_order(mw, recs):
+    """recs sorted by the order mailwatch started them (its "hook ...
+    started (pid N)" debug lines), not by the order the hook processes,
+    which run in parallel, happened to write their records."""
+    pids = [int(p) for p in
+            re.findall(r"hook \S+ started \(pid (\d+)\)", mw.log())]
+    pos = {}
+    for i, p in enumerate(pids):
+        pos.setdefault(p, i)  # a pid is not reused within a test
+    missing = [r["_pid"] for r in recs if r["_pid"] not in pos]
+    return sorted(recs, key=lambda r: pos.get(r["_pid"], 1 << 30)), missing
+
+
+def sentinel(dc, mw, user, mailbox, before, tag, timeout=15):
+    """Appends one more unseen message and waits for its hook run.
+    Returns (uid, every hook record); the last record should be the
+    sentinel's and there should be exactly before + 1."""
+    uid = dc.append(user, mailbox, mwtest.make_message("sentinel " + tag))
+    recs = mw.wait_hooks(before + 1, timeout)
+    # Give a wrongly repeated run the chance to show up too.
+    time.sleep(0.3)
+    return uid, mw.hook_records()
+
+
+def finish(mw, what="mailwatch"):
+    """SIGTERM: exit status 0 and nothing from the sanitizers."""
+    rc = mw.stop()
+    ok(rc == 0, "%s exits 0 on SIGTERM (status %s)" % (what, rc))
+    errs = mw.sanitizer_errors()
+    ok(not errs, "%s: no ASan/UBSan/LSan report" % what,
+       "\n".join(errs[:30]))
+
+
+def need_binaries():
+    if not mwtest.Mailwatch.available():
+        raise mwtest.Skip("build/asan/mailwatch is not built")
+    if not mwtest.Notifyd.available():
+        raise mwtest.Skip("build/tests/notifyd is not built")
+
+
+def escape_markup(s):
+    """What a correct sink makes of text for a notification body."""
+    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&apos;"))
+
+
+def raw_message(headers, body="Hello.\n"):
+    """A message from raw header lines (bytes or str), CRLF."""
+    if isinstance(headers, str):
+        headers = headers.encode("utf-8")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return mwtest.crlf(headers.rstrip(b"\n") + b"\nMIME-Version: 1.0\n"
+                       b"Content-Type: text/plain; charset=utf-8\n\n" + body)
+
+
+# ---------------------------------------------------------------------------
+
+def extra_messages(pwn_path):
+    """Messages beyond the sample files: (label, raw, expected). The
+    expected dict has the keys of expected.json."""
+    import base64
+    latin_name = "François Léger"
+    b_latin = base64.b64encode(latin_name.encode("latin-1")).decode()
+    out = []
+    out.append(("latin1-B-name, utf8-Q-subject", raw_message(
+        "From: =?ISO-8859-1?B?%s?= <francois@example.fr>\n"
+        "To: alice@example.org\n"
+        "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln_=E2=80=94_?="
+        "=?utf-8?q?=E2=82=AC_5?=\n"
+        "Date: Sun, 22 Nov 2026 12:00:00 +0100\n"
+        "Message-ID: <latin1-name@example.fr>\n" % b_latin), {
+        "from": "%s <francois@example.fr>" % latin_name,
+        "from_name": latin_name,
+        "from_address": "francois@example.fr",
+        "subject": "Grüße aus Köln — € 5",
+        "message_id": "<latin1-name@example.fr>",
+        "date": "Sun, 22 Nov 2026 12:00:00 +0100"}))
+    subj = "<b>x</b> & <a href='http://evil'>y</a>"
+    out.append(("markup subject", raw_message(
+        "From: Eve <eve@example.net>\n"
+        "To: alice@example.org\n"
+        "Subject: %s\n"
+        "Date: Sun, 22 Nov 2026 12:01:00 +0100\n"
+        "Message-ID: <markup-evil@example.net>\n" % subj), {
+        "from": "Eve <eve@example.net>", "from_name": "Eve",
+        "from_address": "eve@example.net", "subject": subj,
+        "message_id": "<markup-evil@example.net>",
+        "date": "Sun, 22 Nov 2026 12:01:00 +0100"}))
+    subj = "$(touch %s) `touch %s.bt` ; | && * ~ $HOME" % (pwn_path,
+                                                          pwn_path)
+    out.append(("shell metacharacters in subject and name", raw_message(
+        "From: \"$(touch %s.name)\" <shell@example.net>\n"
+        "To: alice@example.org\n"
+        "Subject: %s\n"
+        "Date: Sun, 22 Nov 2026 12:02:00 +0100\n"
+        "Message-ID: <shell@example.net>\n" % (pwn_path, subj)), {
+        "from": "$(touch %s.name) <shell@example.net>" % pwn_path,
+        "from_name": "$(touch %s.name)" % pwn_path,
+        "from_address": "shell@example.net", "subject": subj,
+        "message_id": "<shell@example.net>",
+        "date": "Sun, 22 Nov 2026 12:02:00 +0100"}))
+    return out
+
+
+def test_hook_env_and_notification():
+    """Each message's hook environment and notification, exactly."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    # Hook arguments a shell would act on; mailwatch must pass them as is.
+    hook_args = ["a b", "$HOME", "`id`", "$(touch pwned-arg)", "*", ";x",
+                 "|", "&&", ">out", "'", '"', "\\"]
+    mw = mwtest.Mailwatch({"general": {"notify": True}}, bus=bus,
+                          start=False)
+    mw.write_config({
+        "general": {"notify": True,
+                    "on_new_mail": mw.hook_cmd(args=hook_args)},
+        "account test": dc.account("alice"),
+    })
+    pwn = os.path.join(mw.dir, "pwned-subject")
+    mw.start()
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    uidvalidity = str(dc.status("alice")["UIDVALIDITY"])
+
+    expected = mwtest.sample_expected()
+    cases = [(n, mwtest.sample_message(n), expected[n])
+             for n in mwtest.sample_names()] + extra_messages(pwn)
+    for i, (label, raw, exp) in enumerate(cases):
+        uid = dc.append("alice", "INBOX", raw)
+        recs = mw.wait_hooks(i + 1, 10)
+        notes = nd.wait_records(i + 1, 10)
+        if not ok(len(recs) == i + 1 and len(notes) == i + 1,
+                  "%s: one hook run and one notification" % label,
+                  "hooks %d, notifications %d" % (len(recs), len(notes))):
+            break
+        rec, note = recs[i], notes[i]
+        want = {
+            "MAILWATCH_ACCOUNT": "test", "MAILWATCH_MAILBOX": "INBOX",
+            "MAILWATCH_UID": str(uid), "MAILWATCH_UIDVALIDITY": uidvalidity,
+            "MAILWATCH_FROM": exp["from"],
+            "MAILWATCH_FROM_NAME": exp["from_name"],
+            "MAILWATCH_FROM_ADDRESS": exp["from_address"],
+            "MAILWATCH_SUBJECT": exp["subject"],
+            "MAILWATCH_DATE": exp["date"],
+            "MAILWATCH_MESSAGE_ID": exp["message_id"],
+        }
+        got = env_of(rec)
+        diff = {k: (got.get(k), want.get(k)) for k in set(got) | set(want)
+                if got.get(k) != want.get(k)}
+        ok(not diff, "%s: hook environment exactly as expected" % label,
+           "\n".join("%s: got %r, want %r" % (k, g, w)
+                     for k, (g, w) in sorted(diff.items())))
+        ok(rec["_argv"] == hook_args,
+           "%s: hook arguments literal" % label,
+           "got %r" % rec["_argv"])
+        summary = exp["from_name"] or exp["from_address"]
+        body = escape_markup(exp["subject"])
+        got_n = (note.get("app_name"), note.get("summary"), note.get("body"),
+                 note.get("hints", {}).get("category"))
+        want_n = ("mailwatch", summary, body, "email.arrived")
+        ok(got_n == want_n,
+           "%s: notification (app, summary, escaped body, category)" % label,
+           "got  %r\nwant %r" % (got_n, want_n))
+        ok(html.unescape(note.get("body", "")) == exp["subject"] and
+           not re.search(r"[<>]|&(?!(amp|lt|gt|quot|apos);)",
+                         note.get("body", "")),
+           "%s: notification body has no live markup" % label)
+    markup = [n for n in nd.records() if "evil" in n.get("body", "")]
+    ok(markup and markup[0]["body"].startswith("&lt;b&gt;x&lt;/b&gt; &amp; "
+                                               "&lt;a href="),
+       "the <b>/<a> subject is shown as &lt;b&gt;... text",
+       markup and markup[0]["body"])
+    left = [f for f in os.listdir(mw.dir) if f.startswith("pwned")] + \
+        [f for f in os.listdir(os.path.join(mw.dir, "home"))
+         if f.startswith("pwned")]
+    ok(not left, "$(touch ...) in subject, name and arguments is inert "
+       "(nothing created: %s)" % left)
+    ok(not os.path.exists(os.path.join(mw.dir, "out")),
+       "'>out' argument redirected nothing")
+    finish(mw)
+
+
+def test_burst_of_100():
+    """100 messages appended back to back on one connection: 100 hook
+    runs, in UID order, none twice."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": True, "on_new_mail": "{hook}",
+                    "on_new_mail_post": "{post_hook}"},
+        "account test": dc.account("alice"),
+    }, bus=bus)
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    msgs = [mwtest.make_message("burst %03d" % i,
+                                msgid="<burst-%03d@mwtest.example>" % i)
+            for i in range(100)]
+    t0 = time.monotonic()
+    uids = dc.append_many("alice", "INBOX", msgs)
+    t_app = time.monotonic() - t0
+    ok(len(set(uids)) == 100, "100 appended in %.2f s" % t_app)
+    recs = mw.wait_hooks(100, 60)
+    t_all = time.monotonic() - t0
+    comment("100 hook runs after %.2f s" % t_all)
+    suid, recs = sentinel(dc, mw, "alice", "INBOX", 100, "after burst")
+    got = uids_of(recs)
+    ok(len(recs) == 101 and got.count(suid) == 1,
+       "exactly 100 hook runs for the burst, then the sentinel (%d runs)"
+       % len(recs))
+    burst = [u for u in got if u != suid]
+    ok(len(burst) == 100 and set(burst) == set(uids),
+       "hook UIDs == appended UIDs, none twice",
+       "missing %s, extra %s, duplicates %s" % (
+           sorted(set(uids) - set(burst)), sorted(set(burst) - set(uids)),
+           sorted(u for u in set(burst) if burst.count(u) > 1)))
+    ordered, missing = spawn_order(mw, recs)
+    ok(not missing and uids_of(ordered) == sorted(uids_of(ordered)),
+       "hooks started in UID order",
+       "start order %s; no start line for pids %s" % (
+           uids_of(ordered), missing))
+    subjects = {r["MAILWATCH_UID"]: r["MAILWATCH_SUBJECT"] for r in recs}
+    ok(all(subjects.get(str(u)) == "burst %03d" % i
+           for i, u in enumerate(uids)),
+       "each UID carries its own subject")
+    posts = mw.hook_records("post")
+    counts = [int(p["MAILWATCH_COUNT"]) for p in posts]
+    ok(sum(counts) == 101 and all(c > 0 for c in counts),
+       "on_new_mail_post counts add up to 101 over %d batches %s" % (
+           len(posts), counts))
+    notes = nd.wait_records(101, 10)
+    ok(len(notes) == 101, "101 notifications (%d)" % len(notes))
+    finish(mw)
+
+
+def test_two_accounts_three_mailboxes():
+    """alice and bob, INBOX + Lists/dev + a non-ASCII name each, all at
+    once: one message into each of the 6 gives 6 runs, each naming its
+    account and mailbox."""
+    need_binaries()
+    boxes = ["INBOX", "Lists/dev", "Reçus/日本"]
+    dc = mwtest.Dovecot()
+    for user in ("alice", "bob"):
+        for b in boxes[1:]:
+            dc.create_mailbox(user, b)
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": True, "on_new_mail": "{hook}"},
+        "account work": dc.account("alice", mailboxes=boxes),
+        "account home": dc.account("bob", mailboxes=boxes),
+    }, bus=bus)
+    if not ok(wait_idle(mw, 6), "all 6 mailboxes reach IDLE (%d)"
+              % idle_count(mw)):
+        return
+    want = set()
+    for acct, user in (("work", "alice"), ("home", "bob")):
+        for b in boxes:
+            subj = "to %s %s" % (user, b)
+            uid = dc.append(user, b, mwtest.make_message(subj))
+            uv = dc.status(user, b)["UIDVALIDITY"]
+            want.add((acct, b, str(uid), str(uv), subj))
+    recs = mw.wait_hooks(6, 20)
+    time.sleep(0.5)
+    recs = mw.hook_records()
+    got = set((r["MAILWATCH_ACCOUNT"], r["MAILWATCH_MAILBOX"],
+               r["MAILWATCH_UID"], r["MAILWATCH_UIDVALIDITY"],
+               r["MAILWATCH_SUBJECT"]) for r in recs)
+    ok(len(recs) == 6 and got == want,
+       "6 hook runs, each with its account, mailbox (UTF-8), UID, "
+       "UIDVALIDITY",
+       "got %s\nwant %s" % (sorted(got), sorted(want)))
+    notes = nd.wait_records(6, 10)
+    ok(len(notes) == 6, "6 notifications (%d)" % len(notes))
+    finish(mw)
+
+
+def test_seen_expunge_flags():
+    """Mail appended already \\Seen is not announced; EXPUNGE and flag
+    changes while idling announce nothing, and the next new message is
+    announced exactly once."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    old = dc.append_many("alice", "INBOX",
+                         [mwtest.make_message("old %d" % i)
+                          for i in range(4)])
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": True, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    }, bus=bus)
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    announced = []
+
+    # \Seen on arrival.
+    seen_uid = dc.append("alice", "INBOX", mwtest.make_message("read"),
+                         flags=("\\Seen",))
+    seen_many = dc.append_many("alice", "INBOX",
+                               [mwtest.make_message("read %d" % i)
+                                for i in range(3)], flags=("\\Seen",))
+    uid, recs = sentinel(dc, mw, "alice", "INBOX", 0, "after seen")
+    announced.append(uid)
+    ok(uids_of(recs) == announced,
+       "already-\\Seen mail not announced, the next unseen one once",
+       "hook UIDs %s (seen %s, sentinel %d)" % (uids_of(recs),
+                                               [seen_uid] + seen_many, uid))
+
+    # EXPUNGE of an old message while idling.
+    mark = mw.mark()
+    dc.expunge("alice", "INBOX", [old[1]])
+    ok(mw.wait_log(r"S: \* \d+ EXPUNGE", 10, since=mark),
+       "mailwatch saw the EXPUNGE")
+    uid, recs = sentinel(dc, mw, "alice", "INBOX", len(announced),
+                         "after expunge")
+    announced.append(uid)
+    ok(uids_of(recs) == announced,
+       "EXPUNGE announces nothing; next message announced once",
+       "hook UIDs %s" % uids_of(recs))
+
+    # Flag changes while idling, including one that makes a message
+    # unseen again: not new mail.
+    mark = mw.mark()
+    dc.store("alice", "INBOX", [old[0], old[2]], ("\\Flagged",))
+    dc.store("alice", "INBOX", [seen_uid], ("\\Seen",), op="-FLAGS")
+    dc.store("alice", "INBOX", [announced[0]], ("\\Seen",))
+    ok(mw.wait_log(r"S: \* \d+ FETCH \(.*FLAGS", 10, since=mark),
+       "mailwatch saw the flag changes")
+    uid, recs = sentinel(dc, mw, "alice", "INBOX", len(announced),
+                         "after flags")
+    announced.append(uid)
+    ok(uids_of(recs) == announced,
+       "flag changes announce nothing; next message announced once",
+       "hook UIDs %s" % uids_of(recs))
+
+    # Expunging the newest message (the one just announced), then a new
+    # one: "UID n:*" quirks must not replay anything.
+    dc.expunge("alice", "INBOX", [announced[-1]])
+    uid, recs = sentinel(dc, mw, "alice", "INBOX", len(announced),
+                         "after expunging the newest")
+    announced.append(uid)
+    ok(uids_of(recs) == announced,
+       "after expunging the newest message the next one is announced "
+       "once", "hook UIDs %s" % uids_of(recs))
+
+    # Expunge everything and deliver at once.
+    dc.expunge("alice", "INBOX")
+    uid, recs = sentinel(dc, mw, "alice", "INBOX", len(announced),
+                         "after emptying")
+    announced.append(uid)
+    ok(uids_of(recs) == announced,
+       "after emptying the mailbox the next one is announced once",
+       "hook UIDs %s" % uids_of(recs))
+    notes = nd.wait_records(len(announced), 10)
+    ok(len(notes) == len(announced),
+       "one notification per announced message (%d)" % len(notes))
+    finish(mw)
+
+
+def test_post_hook_per_batch():
+    """on_new_mail per message, on_new_mail_post once per batch with
+    MAILWATCH_COUNT (and only ACCOUNT, MAILBOX, COUNT)."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", "Lists/dev")
+    bus = mwtest.SessionBus()
+    mwtest.Notifyd(bus)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": True, "on_new_mail": "{hook}",
+                    "on_new_mail_post": "{post_hook}"},
+        "account test": dc.account("alice", mailboxes="Lists/dev"),
+    }, bus=bus)
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    # MULTIAPPEND: the three appear at once, one EXISTS, one batch.
+    uids = dc.append_many("alice", "Lists/dev",
+                          [mwtest.make_message("multi %d" % i)
+                           for i in range(3)], atomic=True)
+    mwtest.wait_until(lambda: len(mw.hook_records("post")) >= 1,
+                      mwtest._t(10))
+    recs = mw.wait_hooks(3, 10)
+    ok(sorted(uids_of(recs)) == sorted(uids) and len(recs) == 3,
+       "on_new_mail ran once per message of the batch %s" % uids_of(recs))
+    uid, recs = sentinel(dc, mw, "alice", "Lists/dev", 3, "single")
+    mwtest.wait_until(lambda: len(mw.hook_records("post")) >= 2,
+                      mwtest._t(10))
+    time.sleep(0.3)
+    posts = mw.hook_records("post")
+    ok([env_of(p) for p in posts] == [
+        {"MAILWATCH_ACCOUNT": "test", "MAILWATCH_MAILBOX": "Lists/dev",
+         "MAILWATCH_COUNT": "3"},
+        {"MAILWATCH_ACCOUNT": "test", "MAILWATCH_MAILBOX": "Lists/dev",
+         "MAILWATCH_COUNT": "1"}],
+       "on_new_mail_post: once per batch, COUNT 3 then 1, nothing else",
+       "post runs: %s" % [env_of(p) for p in posts])
+    ok(len(recs) == 4, "4 on_new_mail runs in all (%d)" % len(recs))
+    # A batch of only \Seen mail is not a batch of new mail.
+    dc.append_many("alice", "Lists/dev", [mwtest.make_message("seen")],
+                   flags=("\\Seen",))
+    uid, recs = sentinel(dc, mw, "alice", "Lists/dev", 4, "after seen")
+    mwtest.wait_until(lambda: len(mw.hook_records("post")) >= 3,
+                      mwtest._t(10))
+    time.sleep(0.3)
+    counts = [p["MAILWATCH_COUNT"] for p in mw.hook_records("post")]
+    ok(counts == ["3", "1", "1"],
+       "no on_new_mail_post for a batch of already-seen mail: %s" % counts)
+    finish(mw)
+
+
+def test_no_notification_server():
+    """A session bus without a notification server, and no bus at all:
+    hooks still run, the log says so once."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    bus = mwtest.SessionBus()
+    for label, b in (("bus without a notification server", bus),
+                     ("no session bus at all", None)):
+        mw = mwtest.Mailwatch({
+            "general": {"notify": True, "on_new_mail": "{hook}"},
+            "account test": dc.account("alice"),
+        }, bus=b)
+        if not ok(wait_idle(mw, 1), "%s: mailwatch reaches IDLE" % label):
+            return
+        uids = []
+        for i in range(3):
+            uids.append(dc.append("alice", "INBOX",
+                                  mwtest.make_message("%s %d" % (label, i))))
+            mw.wait_hooks(i + 1, 10)
+        recs = mw.wait_hooks(3, 10)
+        ok(uids_of(recs) == uids, "%s: hooks ran for all 3" % label,
+           "hook UIDs %s, appended %s" % (uids_of(recs), uids))
+        # The warning comes with the D-Bus error reply: give it time.
+        mw.wait_log(r"notification server|session bus", 10)
+        time.sleep(0.5)
+        warn = re.findall(r"^.*(?:no notification server|cannot connect to "
+                          r"the session bus).*$", mw.log(), re.M)
+        warn = [w for w in warn if "notification dropped" not in w]
+        ok(len(warn) == 1, "%s: said once in the log" % label,
+           "\n".join(warn) or "(no such line)")
+        ok(mw.running(), "%s: still running" % label)
+        finish(mw, "mailwatch (%s)" % label)
+
+
+if __name__ == "__main__":
+    mwtest.main(test_hook_env_and_notification,
+                test_burst_of_100,
+                test_two_accounts_three_mailboxes,
+                test_seen_expunge_flags,
+                test_post_hook_per_batch,
+                test_no_notification_server)
