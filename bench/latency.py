@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""bench/latency.py: APPEND-to-hook-start latency of mailwatch against the
+private Dovecot (tests/lib/mwtest.py), beside a bare IDLE client.
+
+Every message is appended over one persistent IMAP connection (implicit
+TLS). Its arrival is timed twice, both on CLOCK_MONOTONIC:
+
+  floor      APPEND sent -> "* N EXISTS" read by a bare IDLE client
+             (mwtest.IdleClient, same mailbox, same server, time.monotonic()
+             in its reader thread)
+  mailwatch  APPEND sent -> first instruction of the on_new_mail hook: a
+             tiny C program compiled here (static when possible) that calls
+             clock_gettime(CLOCK_MONOTONIC) before anything else and writes
+             "uid seconds mailbox" to a FIFO this script reads.
+
+overhead = mailwatch - floor, message by message: what mailwatch adds on top
+of the server's own push (DONE + UID FETCH round trip, parsing, posix_spawn,
+exec of the hook).
+
+Dovecot delays IDLE pushes by 0.5 s after the mailbox changes (and
+coalesces changes within that window), so each mailbox can take one message
+per ~0.6 s if every message is to be its own IDLE cycle. To keep the run
+short the messages go round-robin to several mailboxes (--mailboxes, one
+bare client each, one mailwatch watcher each), one APPEND every --spacing
+ms; a mailbox gets its next message only after the bare client and the hook
+both saw the previous one.
+
+Only figures are printed; nothing is asserted. Exit status 1 only when the
+benchmark could not run. Runs the non-sanitizer ./mailwatch (build it with
+"make mailwatch"), at log_level = info, without -v.
+
+This file also holds what the other benchmarks share: the stamping hook
+(build_hook, HookStamps), the percentile helpers and the process
+bookkeeping (run_bench).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+import mwtest  # noqa: E402
+
+MAILWATCH = os.path.join(REPO, "mailwatch")
+
+# ---------------------------------------------------------------------------
+# The stamping hook
+
+HOOK_C = r"""
+/* Written by bench/latency.py. Usage: stamp FILE. Takes CLOCK_MONOTONIC
+ * first thing, then appends "UID SECONDS MAILBOX\n" to FILE (a FIFO or a
+ * regular file) in one write. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+int
+main(int argc, char **argv)
+{
+	struct timespec ts;
+	const char *uid, *mbox;
+	char buf[512];
+	int fd, n;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (argc < 2)
+		return 2;
+	uid = getenv("MAILWATCH_UID");
+	mbox = getenv("MAILWATCH_MAILBOX");
+	n = snprintf(buf, sizeof(buf), "%s %lld.%09ld %s\n", uid ? uid : "-",
+		     (long long)ts.tv_sec, ts.tv_nsec, mbox ? mbox : "-");
+	if (n < 0 || n >= (int)sizeof(buf))
+		return 3;
+	/* O_NONBLOCK: a FIFO nobody reads any more fails instead of hanging */
+	fd = open(argv[1], O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK |
+			       O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 1;
+	if (write(fd, buf, n) != n)
+		return 1;
+	close(fd);
+	return 0;
+}
+"""
+
+
+def compile_c(source, out, extra=(), static=True):
+    """Compiles source (text) to out with cc -O2, statically when static
+    and the toolchain can. Returns True when the result is static."""
+    src = out + ".c"
+    with open(src, "w") as f:
+        f.write(source)
+    cc = os.environ.get("CC", "cc")
+    if static:
+        r = subprocess.run([cc, "-O2", "-static", "-o", out, src] +
+                           list(extra), capture_output=True, timeout=60)
+        if r.returncode == 0:
+            return True
+    subprocess.run([cc, "-O2", "-o", out, src] + list(extra), check=True,
+                   capture_output=True, timeout=60)
+    return False
+
+
+def build_hook(directory):
+    """Compiles the stamping hook into directory. Returns (path, static)."""
+    path = os.path.join(directory, "stamp")
+    return path, compile_c(HOOK_C, path)
+
+
+class HookStamps:
+    """A FIFO the stamping hook writes to, read by a thread: .stamps maps
+    (mailbox, uid) to the hook's start time (CLOCK_MONOTONIC seconds)."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "stamps.fifo")
+        os.mkfifo(self.path, 0o600)
+        # O_RDWR: the FIFO always has a reader and a writer, so no EOF
+        # and the hook's non-blocking open never fails while we run.
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        self.stamps = {}
+        self.bad = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._reader, daemon=True)
+        self._thread.start()
+
+    def _reader(self):
+        buf = b""
+        while True:
+            data = os.read(self.fd, 65536)
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            with self._cond:
+                for line in lines:
+                    if line == b"quit":
+                        self._stop = True
+                        self._cond.notify_all()
+                        return
+                    try:
+                        uid, t, mbox = line.decode().split(" ", 2)
+                        self.stamps[(mbox, int(uid))] = float(t)
+                    except ValueError:
+                        self.bad.append(line)
+                self._cond.notify_all()
+
+    def wait(self, key, timeout):
+        """The stamp for key, or None after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while key not in self.stamps:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop:
+                    return None
+                self._cond.wait(left)
+            return self.stamps[key]
+
+    def count(self):
+        with self._cond:
+            return len(self.stamps)
+
+    def close(self):
+        if self.fd < 0:
+            return
+        os.write(self.fd, b"quit\n")
+        self._thread.join(5)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def hook_command(hook, fifo):
+    for p in (hook, fifo):
+        if not re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", p):
+            raise ValueError("unsafe path for a hook command: %r" % p)
+    return "%s %s" % (hook, fifo)
+
+
+# ---------------------------------------------------------------------------
+# Figures
+
+def percentile(values, p):
+    """Nearest-rank percentile (p in 0..100) of values."""
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = max(1, -(-len(v) * p // 100))  # ceil
+    return v[int(k) - 1]
+
+
+def ms(x):
+    return "%8.3f" % (x * 1000.0)
+
+
+def row(label, values, cols=("median", "p90", "p99", "max")):
+    out = []
+    for c in cols:
+        if c == "median":
+            out.append(ms(percentile(values, 50)))
+        elif c == "max":
+            out.append(ms(max(values)))
+        elif c == "min":
+            out.append(ms(min(values)))
+        else:
+            out.append(ms(percentile(values, int(c[1:]))))
+    return "  %-34s%s" % (label, " ".join(out))
+
+
+def header(cols=("median", "p90", "p99", "max")):
+    return "  %-34s%s   (ms)" % ("", " ".join("%8s" % c for c in cols))
+
+
+def verdict(value, limit):
+    return "met" if value <= limit else "MISSED"
+
+
+# ---------------------------------------------------------------------------
+# Running a benchmark: SIGTERM/SIGINT stop everything by pid.
+
+class _Stop(BaseException):
+    pass
+
+
+def _on_signal(signum, frame):
+    raise _Stop("signal %d" % signum)
+
+
+def run_bench(fn, *args):
+    """Runs fn(*args) and stops every harness process afterwards (by pid,
+    newest first). Returns the exit status: fn's, or 1 if it raised."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    status = 1
+    try:
+        status = fn(*args) or 0
+    except mwtest.Skip as e:
+        print("  skipped: %s" % e, flush=True)
+        status = 0
+    except BaseException as e:  # noqa: B902 -- report, then clean up
+        import traceback
+        print("  benchmark failed: %s: %s" % (type(e).__name__, e),
+              flush=True)
+        traceback.print_exc()
+        status = 1
+    finally:
+        mwtest.stop_all()
+    sys.stdout.flush()
+    return status
+
+
+def need_mailwatch():
+    if not os.access(MAILWATCH, os.X_OK):
+        raise mwtest.Skip("%s is not built (make mailwatch)" % MAILWATCH)
+
+
+def wait_idle(mw, mailboxes, timeout):
+    """Waits until mailwatch logged "watching (IDLE)" for every mailbox."""
+    def all_idle():
+        log = mw.log()
+        return all(re.search(r"/%s: watching \(IDLE\)" % re.escape(m), log)
+                   for m in mailboxes)
+    return mwtest.wait_until(all_idle, timeout, 0.05)
+
+
+# ---------------------------------------------------------------------------
+# The benchmark
+
+def dovecot_version():
+    r = subprocess.run(["dovecot", "--version"], capture_output=True,
+                       text=True, timeout=10)
+    return (r.stdout.split() or ["?"])[0]
+
+
+def _append(client, mailbox, raw):
+    """APPENDs raw with LITERAL+; returns (t_sent, uid)."""
+    cmd = (b"APPEND " + mwtest.quote(mailbox).encode() +
+           b" {%d+}\r\n" % len(raw) + raw)
+    t = time.monotonic()
+    tag = client.send_command(cmd)
+    status, line, _ = client.wait_tagged(tag, 10)
+    if status != "OK":
+        raise mwtest.ImapError("APPEND -> %r" % line)
+    m = re.search(rb"\[APPENDUID \d+ (\d+)\]", line)
+    if not m:
+        raise mwtest.ImapError("no APPENDUID in %r" % line)
+    return t, int(m.group(1))
+
+
+def bench(opts):
+    need_mailwatch()
+    count, nbox, spacing = opts.count, opts.mailboxes, opts.spacing / 1000.0
+    tmp = tempfile.mkdtemp(prefix="mwbench-latency-")
+    try:
+        hook, static = build_hook(tmp)
+        stamps = HookStamps(tmp)
+        dc = mwtest.Dovecot()
+        boxes = ["bench%d" % i for i in range(nbox)]
+        c = dc.client("alice")
+        for b in boxes:
+            c.command("CREATE " + mwtest.quote(b))
+        mw = mwtest.Mailwatch({
+            "general": {"notify": False, "log_level": "info",
+                        "on_new_mail": hook_command(hook, stamps.path)},
+            "account bench": dc.account("alice", mailboxes=boxes),
+        }, args=(), binary=MAILWATCH)
+        if not wait_idle(mw, boxes, 20):
+            print(mw.log_tail(30))
+            raise RuntimeError("mailwatch did not reach IDLE")
+        bare = {b: dc.idle_client("alice", b) for b in boxes}
+        n_exists = {b: bare[b].initial_exists for b in boxes}
+
+        print("latency: APPEND -> hook start, Dovecot %s on 127.0.0.1 "
+              "(implicit TLS), %d messages round-robin over %d mailboxes, "
+              "one APPEND every %.0f ms" % (
+                  dovecot_version(),
+                  count, nbox, spacing * 1000), flush=True)
+        print("  hook: C, %s, clock_gettime(CLOCK_MONOTONIC) first thing"
+              % ("static" if static else "dynamic (no static libc)"))
+
+        samples = []  # (floor, mailwatch)
+        lost_bare = lost_hook = 0
+        pending = {}  # mailbox -> (t_append, uid, n)
+
+        def settle(b, timeout=10):
+            nonlocal lost_bare, lost_hook
+            p = pending.pop(b, None)
+            if p is None:
+                return
+            t_app, uid, n = p
+            ex = bare[b].wait_exists(at_least=n, timeout=timeout)
+            th = stamps.wait((b, uid), timeout)
+            if ex is None:
+                lost_bare += 1
+            if th is None:
+                lost_hook += 1
+            if ex is not None and th is not None:
+                samples.append((ex[0] - t_app, th - t_app))
+
+        t_start = time.monotonic()
+        deadline = t_start + opts.max_seconds
+        last = 0.0
+        for i in range(count):
+            b = boxes[i % nbox]
+            settle(b)
+            if time.monotonic() > deadline:
+                print("  (stopped after %d messages: --max-seconds)" % i)
+                break
+            wait = last + spacing - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            raw = mwtest.make_message(subject="bench %d" % i,
+                                      body="message %d\n" % i)
+            t_app, uid = _append(c, b, raw)
+            last = t_app
+            n_exists[b] += 1
+            pending[b] = (t_app, uid, n_exists[b])
+        for b in boxes:
+            settle(b)
+        elapsed = time.monotonic() - t_start
+        c.logout()
+        rc_mw = mw.stop()
+        stamps.close()
+
+        if not samples:
+            print("  no samples (lost: bare %d, hook %d)" % (lost_bare,
+                                                            lost_hook))
+            print(mw.log_tail(30))
+            return 1
+        floor = [f for f, _ in samples]
+        mwl = [m for _, m in samples]
+        over = [m - f for f, m in samples]
+        print("  %d messages measured in %.1f s (lost: bare client %d, "
+              "hook %d); mailwatch exit status %s" % (
+                  len(samples), elapsed, lost_bare, lost_hook, rc_mw))
+        cols = ("min", "median", "p90", "p99", "max")
+        print(header(cols))
+        print(row("floor: bare IDLE client EXISTS", floor, cols))
+        print(row("mailwatch: hook start", mwl, cols))
+        print(row("overhead = mailwatch - floor", over, cols))
+        med, p99 = percentile(over, 50), percentile(over, 99)
+        print("  target: overhead median <= 2 ms: %s (%.3f ms); "
+              "p99 <= 10 ms: %s (%.3f ms)" % (
+                  verdict(med, 0.002), med * 1000,
+                  verdict(p99, 0.010), p99 * 1000), flush=True)
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=200,
+                    help="messages to time (default 200)")
+    ap.add_argument("--mailboxes", type=int, default=4,
+                    help="mailboxes the messages rotate over (default 4)")
+    ap.add_argument("--spacing", type=float, default=150,
+                    help="ms between APPENDs (default 150)")
+    ap.add_argument("--max-seconds", type=float, default=150,
+                    help="stop appending after this long (default 150)")
+    opts = ap.parse_args()
+    if opts.count < 1 or opts.mailboxes < 1 or opts.spacing < 0:
+        ap.error("bad --count, --mailboxes or --spacing")
+    return run_bench(bench, opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
