@@ -45,6 +45,9 @@ static const struct codec_limits default_limits = {
 
 #define ALIGN _Alignof(max_align_t)
 
+/* Parsed data may take this many times max_response (plus 64 KiB). */
+#define ARENA_FACTOR 8
+
 static const struct codec_str empty_str = {"", 0, false};
 static const struct codec_str nil_str = {NULL, 0, true};
 
@@ -75,6 +78,7 @@ arena_alloc(struct codec *c, size_t n, size_t align)
 	if (size < n)
 		size = n;
 	b = xmalloc(sizeof *b + size);
+	c->arena_bytes += size;
 	b->next = c->arena;
 	b->size = size;
 	b->used = n;
@@ -97,9 +101,11 @@ arena_reset(struct codec *c)
 	}
 	b->next = NULL;
 	b->used = 0;
+	c->arena_bytes = b->size;
 	if (b->size > KEEP_BYTES) {
 		free(b);
 		c->arena = NULL;
+		c->arena_bytes = 0;
 	}
 }
 
@@ -197,6 +203,20 @@ codec_errmsg(const struct codec *c)
 }
 
 /* ---- framing ---- */
+
+static inline bool
+is_ctl(unsigned char ch)
+{
+	return ch < 0x20 || ch == 0x7f;
+}
+
+/* Bytes that end an atom-like token. */
+static inline bool
+ends_token(unsigned char ch)
+{
+	return ch == ' ' || ch == '(' || ch == ')' || ch == '"' || is_ctl(ch);
+}
+
 
 /* Makes room for need bytes plus a NUL; need <= max_response. */
 static void
@@ -303,10 +323,11 @@ is_status_line(const char *p, const char *end)
 
 	if (p < end && *p == '+')
 		return true;
+	/* The same steps as parse_response(). */
 	if (p < end && *p == '*') {
 		p++;
 	} else {
-		while (p < end && *p != ' ')
+		while (p < end && !ends_token(*p))
 			p++;
 	}
 	while (p < end && (*p == ' ' || *p == '\t'))
@@ -470,19 +491,6 @@ syntax(struct ps *ps, const char *what)
 }
 
 static inline bool
-is_ctl(unsigned char ch)
-{
-	return ch < 0x20 || ch == 0x7f;
-}
-
-/* Bytes that end an atom-like token. */
-static inline bool
-ends_token(unsigned char ch)
-{
-	return ch == ' ' || ch == '(' || ch == ')' || ch == '"' || is_ctl(ch);
-}
-
-static inline bool
 at_end(const struct ps *ps)
 {
 	return ps->p >= ps->end;
@@ -545,14 +553,24 @@ dup_upper(struct ps *ps, const char *p, size_t n)
 	return s;
 }
 
-/* Fails with LIST_TOO_LONG if a list of n items may not take another. */
+/* Fails with LIST_TOO_LONG if a list of n items may not take another.
+ * Every array element passes here, so this also caps the arena: a response
+ * of tiny items ("a a a ...") would otherwise cost ~25 times its size. */
 static int
 count_item(struct ps *ps, size_t n)
 {
-	if (n >= ps->c->limits.max_list)
-		return set_error(ps->c, CODEC_E_LIST_TOO_LONG,
+	struct codec *c = ps->c;
+
+	if (n >= c->limits.max_list)
+		return set_error(c, CODEC_E_LIST_TOO_LONG,
 				 "list longer than %u items",
-				 ps->c->limits.max_list);
+				 c->limits.max_list);
+	if (c->arena_bytes > ARENA_FACTOR * c->limits.max_response + 64 * KIB)
+		return set_error(c, CODEC_E_RESPONSE_TOO_BIG,
+				 "response needs more than %zu bytes of "
+				 "memory",
+				 ARENA_FACTOR * c->limits.max_response +
+					 64 * KIB);
 	return 0;
 }
 

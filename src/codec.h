@@ -250,6 +250,7 @@ struct codec {
 			       cleared at the next call */
 	/* parsing */
 	struct codec_arena_block *arena;
+	size_t arena_bytes; /* allocated in arena blocks; capped */
 	struct codec_response resp;
 	enum codec_error error;
 	char errmsg[160];

@@ -715,6 +715,11 @@ test_values(void)
 	   "BODY[...]<0> payload with NUL and 8-bit bytes");
 	done_one();
 
+	r = one("a1\tOK {5}\r\n");
+	ok(r && r->kind == CODEC_TAGGED && str_is(&r->text, "{5}"),
+	   "a status line ending in {5} is text, not a literal");
+	done_one();
+
 	r = one("+\r\n");
 	ok(r && r->kind == CODEC_CONTINUATION && r->text.len == 0,
 	   "bare continuation");
@@ -860,6 +865,27 @@ test_errors(void)
 		     CODEC_E_LIST_TOO_LONG);
 	EXPECT_ERROR("list of max_list items is fine", &small,
 		     "* SEARCH 1 2 3 4 5\r\n", CODEC_E_NONE);
+
+	/* Many tiny items would cost far more memory than their bytes:
+	 * the arena is capped at 8 times max_response. */
+	{
+		struct codec_limits lim = {.max_line = 1 << 22,
+					   .max_list = 1000000};
+		struct sb s = {0};
+
+		sb_add(&s, "* 1 FETCH (", 11);
+		for (i = 0; i < 2000; i++) {
+			size_t j;
+			sb_add(&s, "FLAGS (", 7);
+			for (j = 0; j < 400; j++)
+				sb_add(&s, "a ", 2);
+			sb_add(&s, ") ", 2);
+		}
+		sb_add(&s, ")\r\n", 3);
+		expect_error("arena cap", &lim, s.p, s.len,
+			     CODEC_E_RESPONSE_TOO_BIG);
+		free(s.p);
+	}
 
 	/* Bad numbers. */
 	EXPECT_ERROR("seq > 2^32-1", NULL, "* 4294967296 EXISTS\r\n",
