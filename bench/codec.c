@@ -40,7 +40,7 @@ put(struct out *o, const char *s, size_t n)
 }
 
 static void putf(struct out *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void
 putf(struct out *o, const char *fmt, ...)
@@ -65,14 +65,15 @@ rnd(uint64_t *st)
 }
 
 static const char *const words[] = {
-	"Re:", "Fwd:", "meeting", "invoice", "quarterly", "report", "draft",
-	"update", "the", "for", "project", "release", "notes", "[list]",
-	"weekly", "build", "failed", "passed", "review", "request", "your",
-	"order", "has", "shipped", "newsletter", "November", "agenda",
+    "Re:",	  "Fwd:",     "meeting", "invoice", "quarterly", "report",
+    "draft",	  "update",   "the",	 "for",	    "project",	 "release",
+    "notes",	  "[list]",   "weekly",	 "build",   "failed",	 "passed",
+    "review",	  "request",  "your",	 "order",   "has",	 "shipped",
+    "newsletter", "November", "agenda",
 };
 static const char *const names[] = {
-	"Alice Martin", "Bob Jones", "Carol White", "Dave Smith",
-	"Erin Brown", "Frank Miller", "Grace Wilson", "GitHub",
+    "Alice Martin", "Bob Jones",    "Carol White",  "Dave Smith",
+    "Erin Brown",   "Frank Miller", "Grace Wilson", "GitHub",
 };
 
 static void
@@ -108,7 +109,7 @@ static void
 gen_envelopes(struct out *o, unsigned n)
 {
 	static const char list_id[] =
-		"List-Id: Dev list <dev.lists.example.com>\r\n\r\n";
+	    "List-Id: Dev list <dev.lists.example.com>\r\n\r\n";
 	uint64_t st = 12345;
 	unsigned i, j, to;
 
@@ -132,8 +133,9 @@ gen_envelopes(struct out *o, unsigned n)
 		to = 1 + rnd(&st) % 4;
 		for (j = 0; j < to; j++)
 			address(o, &st);
-		putf(o, ") %s NIL %s \"<%" PRIx64 ".%u@mail.example.com>\") "
-			"BODY[HEADER.FIELDS (LIST-ID)] ",
+		putf(o,
+		     ") %s NIL %s \"<%" PRIx64 ".%u@mail.example.com>\") "
+		     "BODY[HEADER.FIELDS (LIST-ID)] ",
 		     i % 4 ? "NIL" : "((NIL NIL \"team\" \"example.com\"))",
 		     i % 2 ? "NIL" : "\"<parent@example.com>\"", rnd(&st), i);
 		if (i % 3)

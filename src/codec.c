@@ -25,11 +25,11 @@
 #define KIB 1024u
 
 static const struct codec_limits default_limits = {
-	.max_line = 64 * KIB,
-	.max_literal = 1024 * KIB,
-	.max_response = 2048 * KIB,
-	.max_depth = 32,
-	.max_list = 10000,
+    .max_line = 64 * KIB,
+    .max_literal = 1024 * KIB,
+    .max_response = 2048 * KIB,
+    .max_depth = 32,
+    .max_list = 10000,
 };
 
 /* The parser recurses once per list level: cap the configured depth. */
@@ -121,9 +121,8 @@ arena_free(struct codec *c)
 
 /* ---- errors ---- */
 
-static int
-set_error(struct codec *c, enum codec_error e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int set_error(struct codec *c, enum codec_error e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Puts the codec in error state e. Returns -e. */
 static int
@@ -217,7 +216,6 @@ ends_token(unsigned char ch)
 	return ch == ' ' || ch == '(' || ch == ')' || ch == '"' || is_ctl(ch);
 }
 
-
 /* Makes room for need bytes plus a NUL; need <= max_response. */
 static void
 reserve(struct codec *c, size_t need)
@@ -293,11 +291,9 @@ status_word(const char *p, const char *end, enum codec_status *st)
 		size_t n;
 		enum codec_status st;
 	} words[] = {
-		{"OK", 2, CODEC_STATUS_OK},
-		{"NO", 2, CODEC_STATUS_NO},
-		{"BAD", 3, CODEC_STATUS_BAD},
-		{"BYE", 3, CODEC_STATUS_BYE},
-		{"PREAUTH", 7, CODEC_STATUS_PREAUTH},
+	    {"OK", 2, CODEC_STATUS_OK},		  {"NO", 2, CODEC_STATUS_NO},
+	    {"BAD", 3, CODEC_STATUS_BAD},	  {"BYE", 3, CODEC_STATUS_BYE},
+	    {"PREAUTH", 7, CODEC_STATUS_PREAUTH},
 	};
 	size_t i, n;
 
@@ -378,7 +374,8 @@ end_of_line(struct codec *c)
 	if (digits == 0 || q == line || q[-1] != '{')
 		goto complete;
 	for (; *q >= '0' && *q <= '9'; q++)
-		n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + (*q - '0');
+		n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX
+					      : n * 10 + (*q - '0');
 	if (n > c->limits.max_literal)
 		return set_error(c, CODEC_E_LITERAL_TOO_BIG,
 				 "literal of %" PRIu64
@@ -402,8 +399,8 @@ complete:
 static int parse_response(struct codec *c);
 
 int
-codec_parse(struct codec *c, const void *data, size_t len,
-	    size_t *consumed_r, const struct codec_response **resp_r)
+codec_parse(struct codec *c, const void *data, size_t len, size_t *consumed_r,
+	    const struct codec_response **resp_r)
 {
 	const char *in = data;
 	size_t pos = 0, n;
@@ -570,7 +567,7 @@ count_item(struct ps *ps, size_t n)
 				 "response needs more than %zu bytes of "
 				 "memory",
 				 ARENA_FACTOR * c->limits.max_response +
-					 64 * KIB);
+				     64 * KIB);
 	return 0;
 }
 
@@ -591,9 +588,9 @@ vec_grow(struct ps *ps, const void *v, size_t n, size_t *cap, size_t size)
 /* Appends an element to an arena array v of n elements and capacity cap;
  * evaluates to a pointer to the new, uninitialised element. */
 #define VEC_PUSH(ps, v, n, cap)                                                \
-	((n) == (cap) ? (void)((v) = vec_grow((ps), (v), (n), &(cap),          \
-					      sizeof *(v)))                    \
-		      : (void)0,                                               \
+	((n) == (cap)                                                          \
+	     ? (void)((v) = vec_grow((ps), (v), (n), &(cap), sizeof *(v)))     \
+	     : (void)0,                                                        \
 	 &(v)[(n)++])
 
 static int
@@ -735,7 +732,8 @@ literal(struct ps *ps, struct codec_str *out)
 	if (p == ps->end || *p < '0' || *p > '9')
 		return syntax(ps, "bad literal");
 	for (; p < ps->end && *p >= '0' && *p <= '9'; p++)
-		n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + (*p - '0');
+		n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX
+					      : n * 10 + (*p - '0');
 	if (p < ps->end && *p == '+')
 		p++;
 	if (p < ps->end && *p == '}')
@@ -767,8 +765,7 @@ string(struct ps *ps, struct codec_str *out, bool nil_ok)
 
 	if (ch == '"')
 		return quoted(ps, out);
-	if (ch == '{' ||
-	    (ch == '~' && ps->p + 1 < ps->end && ps->p[1] == '{'))
+	if (ch == '{' || (ch == '~' && ps->p + 1 < ps->end && ps->p[1] == '{'))
 		return literal(ps, out);
 	n = token(ps, &tok, false);
 	if (n == 0)
@@ -897,20 +894,20 @@ code(struct ps *ps, struct codec_code *k)
 		const char *name;
 		enum codec_code_kind kind;
 	} codes[] = {
-		{"ALERT", CODEC_CODE_ALERT},
-		{"CAPABILITY", CODEC_CODE_CAPABILITY},
-		{"PERMANENTFLAGS", CODEC_CODE_PERMANENTFLAGS},
-		{"READ-ONLY", CODEC_CODE_READ_ONLY},
-		{"READ-WRITE", CODEC_CODE_READ_WRITE},
-		{"TRYCREATE", CODEC_CODE_TRYCREATE},
-		{"UIDNEXT", CODEC_CODE_UIDNEXT},
-		{"UIDVALIDITY", CODEC_CODE_UIDVALIDITY},
-		{"UNSEEN", CODEC_CODE_UNSEEN},
-		{"HIGHESTMODSEQ", CODEC_CODE_HIGHESTMODSEQ},
-		{"NOMODSEQ", CODEC_CODE_NOMODSEQ},
-		{"CLOSED", CODEC_CODE_CLOSED},
-		{"APPENDUID", CODEC_CODE_APPENDUID},
-		{"COPYUID", CODEC_CODE_COPYUID},
+	    {"ALERT", CODEC_CODE_ALERT},
+	    {"CAPABILITY", CODEC_CODE_CAPABILITY},
+	    {"PERMANENTFLAGS", CODEC_CODE_PERMANENTFLAGS},
+	    {"READ-ONLY", CODEC_CODE_READ_ONLY},
+	    {"READ-WRITE", CODEC_CODE_READ_WRITE},
+	    {"TRYCREATE", CODEC_CODE_TRYCREATE},
+	    {"UIDNEXT", CODEC_CODE_UIDNEXT},
+	    {"UIDVALIDITY", CODEC_CODE_UIDVALIDITY},
+	    {"UNSEEN", CODEC_CODE_UNSEEN},
+	    {"HIGHESTMODSEQ", CODEC_CODE_HIGHESTMODSEQ},
+	    {"NOMODSEQ", CODEC_CODE_NOMODSEQ},
+	    {"CLOSED", CODEC_CODE_CLOSED},
+	    {"APPENDUID", CODEC_CODE_APPENDUID},
+	    {"COPYUID", CODEC_CODE_COPYUID},
 	};
 	const char *name;
 	size_t n, i;
@@ -1012,7 +1009,7 @@ static int
 envelope(struct ps *ps, struct codec_envelope *e)
 {
 	struct codec_address_list *lists[] = {
-		&e->from, &e->sender, &e->reply_to, &e->to, &e->cc, &e->bcc,
+	    &e->from, &e->sender, &e->reply_to, &e->to, &e->cc, &e->bcc,
 	};
 	size_t i;
 
@@ -1239,8 +1236,8 @@ search_response(struct ps *ps, struct codec_response *r)
 			continue;
 		}
 		TRY(count_item(ps, r->u.search.n));
-		TRY(number32(ps, VEC_PUSH(ps, r->u.search.v, r->u.search.n,
-					  cap)));
+		TRY(number32(ps,
+			     VEC_PUSH(ps, r->u.search.v, r->u.search.n, cap)));
 	}
 }
 
@@ -1335,11 +1332,15 @@ untagged(struct ps *ps, struct codec_response *r)
 		const char *kw;
 		enum codec_kind kind;
 	} kinds[] = {
-		{"CAPABILITY", CODEC_CAPABILITY}, {"ENABLED", CODEC_ENABLED},
-		{"FLAGS", CODEC_FLAGS},           {"LIST", CODEC_LIST},
-		{"LSUB", CODEC_LIST},             {"STATUS", CODEC_STATUS},
-		{"SEARCH", CODEC_SEARCH},         {"ESEARCH", CODEC_ESEARCH},
-		{"VANISHED", CODEC_VANISHED},
+	    {"CAPABILITY", CODEC_CAPABILITY},
+	    {"ENABLED", CODEC_ENABLED},
+	    {"FLAGS", CODEC_FLAGS},
+	    {"LIST", CODEC_LIST},
+	    {"LSUB", CODEC_LIST},
+	    {"STATUS", CODEC_STATUS},
+	    {"SEARCH", CODEC_SEARCH},
+	    {"ESEARCH", CODEC_ESEARCH},
+	    {"VANISHED", CODEC_VANISHED},
 	};
 	const char *kw;
 	size_t n, i;
@@ -1468,22 +1469,22 @@ const char *
 codec_kind_name(enum codec_kind k)
 {
 	static const char *const names[] = {
-		[CODEC_CONTINUATION] = "CONTINUATION",
-		[CODEC_TAGGED] = "TAGGED",
-		[CODEC_UNTAGGED_STATUS] = "STATUS-RESPONSE",
-		[CODEC_CAPABILITY] = "CAPABILITY",
-		[CODEC_ENABLED] = "ENABLED",
-		[CODEC_FLAGS] = "FLAGS",
-		[CODEC_LIST] = "LIST",
-		[CODEC_STATUS] = "STATUS",
-		[CODEC_SEARCH] = "SEARCH",
-		[CODEC_ESEARCH] = "ESEARCH",
-		[CODEC_EXISTS] = "EXISTS",
-		[CODEC_RECENT] = "RECENT",
-		[CODEC_EXPUNGE] = "EXPUNGE",
-		[CODEC_VANISHED] = "VANISHED",
-		[CODEC_FETCH] = "FETCH",
-		[CODEC_OTHER] = "OTHER",
+	    [CODEC_CONTINUATION] = "CONTINUATION",
+	    [CODEC_TAGGED] = "TAGGED",
+	    [CODEC_UNTAGGED_STATUS] = "STATUS-RESPONSE",
+	    [CODEC_CAPABILITY] = "CAPABILITY",
+	    [CODEC_ENABLED] = "ENABLED",
+	    [CODEC_FLAGS] = "FLAGS",
+	    [CODEC_LIST] = "LIST",
+	    [CODEC_STATUS] = "STATUS",
+	    [CODEC_SEARCH] = "SEARCH",
+	    [CODEC_ESEARCH] = "ESEARCH",
+	    [CODEC_EXISTS] = "EXISTS",
+	    [CODEC_RECENT] = "RECENT",
+	    [CODEC_EXPUNGE] = "EXPUNGE",
+	    [CODEC_VANISHED] = "VANISHED",
+	    [CODEC_FETCH] = "FETCH",
+	    [CODEC_OTHER] = "OTHER",
 	};
 
 	if ((unsigned)k < sizeof names / sizeof names[0] && names[k])
@@ -1858,8 +1859,8 @@ codec_enc_examine(struct codec_buf *b, const char *tag,
 }
 
 void
-codec_enc_status(struct codec_buf *b, const char *tag,
-		 const char *mailbox_utf8, const char *items)
+codec_enc_status(struct codec_buf *b, const char *tag, const char *mailbox_utf8,
+		 const char *items)
 {
 	begin(b, tag, "STATUS ");
 	codec_enc_mailbox(b, mailbox_utf8);
@@ -1881,8 +1882,7 @@ codec_enc_list(struct codec_buf *b, const char *tag, const char *ref,
 }
 
 void
-codec_enc_uid_search(struct codec_buf *b, const char *tag,
-		     const char *criteria)
+codec_enc_uid_search(struct codec_buf *b, const char *tag, const char *criteria)
 {
 	begin(b, tag, "UID SEARCH ");
 	codec_buf_addstr(b, criteria);

@@ -28,7 +28,7 @@ enum codec_error {
 };
 
 struct codec_limits {
-	size_t max_line;     /* one line, without its literals (default 64 KiB) */
+	size_t max_line;     /* one line, without literals (default 64 KiB) */
 	size_t max_literal;  /* one literal (default 1 MiB) */
 	size_t max_response; /* all lines and literals of a response (2 MiB) */
 	unsigned max_depth;  /* parenthesised list nesting (default 32, at
@@ -165,9 +165,10 @@ struct codec_fetch {
 };
 
 enum codec_kind {
-	CODEC_CONTINUATION, /* "+ text": u.text */
+	CODEC_CONTINUATION, /* "+ text": text (and code, if any) */
 	CODEC_TAGGED,       /* tag, status, code, text */
-	CODEC_UNTAGGED_STATUS, /* "* OK|NO|BAD|BYE|PREAUTH": status, code, text */
+	/* "* OK|NO|BAD|BYE|PREAUTH": status, code, text */
+	CODEC_UNTAGGED_STATUS,
 	CODEC_CAPABILITY,   /* u.list */
 	CODEC_ENABLED,      /* u.list */
 	CODEC_FLAGS,        /* u.list */
@@ -215,7 +216,8 @@ struct codec_response {
 			uint64_t modseq; /* 0 when absent */
 		} search;
 		struct {
-			struct codec_str tag; /* from (TAG "x"), NIL if absent */
+			/* from (TAG "x"), NIL if absent */
+			struct codec_str tag;
 			bool uid;
 			int64_t min, max, count; /* -1 when absent */
 			struct codec_seqset all;

@@ -16,7 +16,7 @@
 #include "util.h"
 
 static const char b64[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 static bool
 is_direct(uint32_t cp)
@@ -203,7 +203,7 @@ dec_run(const unsigned char **p, char *o)
 			if (!hi)
 				return NULL;
 			o = utf8_put(o, 0x10000 + ((hi - 0xd800) << 10) +
-						(u - 0xdc00));
+					    (u - 0xdc00));
 			hi = 0;
 		} else {
 			if (hi || u == 0 || is_direct(u))

@@ -17,11 +17,11 @@
 #include "codec.h"
 
 static const struct codec_limits small_limits = {
-	.max_line = 128,
-	.max_literal = 256,
-	.max_response = 1024,
-	.max_depth = 6,
-	.max_list = 16,
+    .max_line = 128,
+    .max_literal = 256,
+    .max_response = 1024,
+    .max_depth = 6,
+    .max_list = 16,
 };
 
 #define CHECK(cond)                                                            \

@@ -39,7 +39,7 @@ sb_add(struct sb *s, const char *p, size_t n)
 }
 
 static void sb_printf(struct sb *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void
 sb_printf(struct sb *s, const char *fmt, ...)
@@ -390,13 +390,13 @@ rnd(uint64_t *st)
 }
 
 static const char *const error_names[] = {
-	[CODEC_E_NONE] = "none",
-	[CODEC_E_LINE_TOO_LONG] = "line-too-long",
-	[CODEC_E_LITERAL_TOO_BIG] = "literal-too-big",
-	[CODEC_E_RESPONSE_TOO_BIG] = "response-too-big",
-	[CODEC_E_TOO_DEEP] = "too-deep",
-	[CODEC_E_LIST_TOO_LONG] = "list-too-long",
-	[CODEC_E_SYNTAX] = "syntax",
+    [CODEC_E_NONE] = "none",
+    [CODEC_E_LINE_TOO_LONG] = "line-too-long",
+    [CODEC_E_LITERAL_TOO_BIG] = "literal-too-big",
+    [CODEC_E_RESPONSE_TOO_BIG] = "response-too-big",
+    [CODEC_E_TOO_DEEP] = "too-deep",
+    [CODEC_E_LIST_TOO_LONG] = "list-too-long",
+    [CODEC_E_SYNTAX] = "syntax",
 };
 
 /* Feeds data in chunks: all at once (chunk 0), in chunks of `chunk` bytes,
@@ -404,8 +404,8 @@ static const char *const error_names[] = {
  * Renders every response, an error line, and a trailing partial
  * response into out. Returns the number of responses. */
 static size_t
-feed(struct codec *c, const char *data, size_t len, size_t chunk,
-     uint64_t seed, struct sb *out)
+feed(struct codec *c, const char *data, size_t len, size_t chunk, uint64_t seed,
+     struct sb *out)
 {
 	size_t pos = 0, used, n_resp = 0;
 	uint64_t st = seed;
@@ -556,7 +556,8 @@ test_transcript(const char *name)
 		codec_finish(&c);
 		ok(!strcmp(sb_str(&out), sb_str(&whole)),
 		   "%s: %s %zu renders the same", name,
-		   chunk ? "chunks of" : "random splits, seed", chunk ? chunk : k);
+		   chunk ? "chunks of" : "random splits, seed",
+		   chunk ? chunk : k);
 		free(out.p);
 	}
 	free(whole.p);
@@ -609,12 +610,12 @@ test_values(void)
 
 	r = one("* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN] hi\r\n");
 	ok(r && r->kind == CODEC_UNTAGGED_STATUS &&
-		   r->status == CODEC_STATUS_OK &&
-		   r->code.kind == CODEC_CODE_CAPABILITY,
+	       r->status == CODEC_STATUS_OK &&
+	       r->code.kind == CODEC_CODE_CAPABILITY,
 	   "greeting with CAPABILITY code");
 	ok(r && codec_strlist_has(&r->code.u.list, "idle") &&
-		   codec_strlist_has(&r->code.u.list, "LITERAL+") &&
-		   !codec_strlist_has(&r->code.u.list, "STARTTLS"),
+	       codec_strlist_has(&r->code.u.list, "LITERAL+") &&
+	       !codec_strlist_has(&r->code.u.list, "STARTTLS"),
 	   "codec_strlist_has is case-insensitive and exact");
 	ok(r && str_is(&r->text, "hi") && str_is(&r->tag, ""),
 	   "greeting text, empty tag");
@@ -622,60 +623,59 @@ test_values(void)
 
 	r = one("* PREAUTH IMAP4rev1 server logged in as Smith\r\n");
 	ok(r && r->status == CODEC_STATUS_PREAUTH &&
-		   r->code.kind == CODEC_CODE_NONE,
+	       r->code.kind == CODEC_CODE_NONE,
 	   "PREAUTH greeting");
 	done_one();
 
 	r = one("* BYE\r\n");
 	ok(r && r->status == CODEC_STATUS_BYE && r->text.ptr &&
-		   r->text.len == 0,
+	       r->text.len == 0,
 	   "BYE without text has text \"\"");
 	done_one();
 
 	r = one("* OK The Microsoft Exchange IMAP4 service is ready. "
 		"[TQBOADIAUABSADAANgBDAEEA]\r\n");
 	ok(r && r->code.kind == CODEC_CODE_NONE &&
-		   !strncmp(r->text.ptr, "The Microsoft", 13) &&
-		   r->text.ptr[r->text.len - 1] == ']',
+	       !strncmp(r->text.ptr, "The Microsoft", 13) &&
+	       r->text.ptr[r->text.len - 1] == ']',
 	   "Exchange greeting: brackets after text are text");
 	done_one();
 
 	r = one("a3 OK [UIDNEXT 4392] Predicted next UID\r\n");
 	ok(r && r->kind == CODEC_TAGGED && str_is(&r->tag, "a3") &&
-		   r->code.kind == CODEC_CODE_UIDNEXT &&
-		   r->code.u.number == 4392 && str_is(&r->code.name, "UIDNEXT"),
+	       r->code.kind == CODEC_CODE_UIDNEXT && r->code.u.number == 4392 &&
+	       str_is(&r->code.name, "UIDNEXT"),
 	   "tagged OK with UIDNEXT");
 	done_one();
 
 	r = one("* OK [UIDVALIDITY 4294967295] UIDs valid\r\n");
 	ok(r && r->code.kind == CODEC_CODE_UIDVALIDITY &&
-		   r->code.u.number == UINT32_MAX,
+	       r->code.u.number == UINT32_MAX,
 	   "UIDVALIDITY 2^32-1");
 	done_one();
 
 	r = one("a9 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n");
 	ok(r && r->code.kind == CODEC_CODE_COPYUID &&
-		   r->code.u.uidplus.uidvalidity == 38505 &&
-		   r->code.u.uidplus.src.n == 2 &&
-		   r->code.u.uidplus.src.v[1].lo == 319 &&
-		   r->code.u.uidplus.src.v[1].hi == 320 &&
-		   r->code.u.uidplus.dst.n == 1 &&
-		   r->code.u.uidplus.dst.v[0].hi == 3958,
+	       r->code.u.uidplus.uidvalidity == 38505 &&
+	       r->code.u.uidplus.src.n == 2 &&
+	       r->code.u.uidplus.src.v[1].lo == 319 &&
+	       r->code.u.uidplus.src.v[1].hi == 320 &&
+	       r->code.u.uidplus.dst.n == 1 &&
+	       r->code.u.uidplus.dst.v[0].hi == 3958,
 	   "COPYUID");
 	done_one();
 
 	r = one("* OK [PERMANENTFLAGS (\\Seen \\Deleted \\*)] Limited\r\n");
 	ok(r && r->code.kind == CODEC_CODE_PERMANENTFLAGS &&
-		   r->code.u.list.n == 3 &&
-		   str_is(&r->code.u.list.v[2], "\\*"),
+	       r->code.u.list.n == 3 && str_is(&r->code.u.list.v[2], "\\*"),
 	   "PERMANENTFLAGS with \\*");
 	done_one();
 
 	r = one("* 3 FETCH (UID 5 FLAGS (\\Seen))\r\n");
 	f = r ? &r->u.fetch : NULL;
 	ok(f && r->kind == CODEC_FETCH && f->seq == 3 && f->uid == 5 &&
-		   f->have == (CODEC_FETCH_UID | CODEC_FETCH_FLAGS) &&
-		   codec_strlist_has(&f->flags, "\\seen"),
+	       f->have == (CODEC_FETCH_UID | CODEC_FETCH_FLAGS) &&
+	       codec_strlist_has(&f->flags, "\\seen"),
 	   "simple FETCH");
 	done_one();
 
@@ -691,27 +691,26 @@ test_values(void)
 		"(\\Inbox \"a b\") UID 99 MODSEQ (12345678901))\r\n");
 	f = r ? &r->u.fetch : NULL;
 	ok(f && f->seq == 12 && f->uid == 99 && f->size == 4286 &&
-		   f->modseq == 12345678901ull && f->n_skipped == 1,
+	       f->modseq == 12345678901ull && f->n_skipped == 1,
 	   "FETCH numbers");
 	ok(f && str_is(&f->envelope.subject, "IMAP4rev1 WG mtg \"x\""),
 	   "ENVELOPE subject from a literal");
 	ok(f && f->envelope.from.n == 1 &&
-		   str_is(&f->envelope.from.v[0].name, "Terry Gray") &&
-		   f->envelope.from.v[0].adl.nil &&
-		   str_is(&f->envelope.from.v[0].mailbox, "gray") &&
-		   str_is(&f->envelope.from.v[0].host, "cac.washington.edu"),
+	       str_is(&f->envelope.from.v[0].name, "Terry Gray") &&
+	       f->envelope.from.v[0].adl.nil &&
+	       str_is(&f->envelope.from.v[0].mailbox, "gray") &&
+	       str_is(&f->envelope.from.v[0].host, "cac.washington.edu"),
 	   "ENVELOPE from address");
 	ok(f && f->envelope.sender.n == 0 && f->envelope.cc.n == 2 &&
-		   str_is(&f->envelope.cc.v[1].mailbox, "KLENSIN") &&
-		   f->envelope.in_reply_to.nil &&
-		   str_is(&f->envelope.message_id,
-			  "<B27397-0100000@cac.washington.edu>"),
+	       str_is(&f->envelope.cc.v[1].mailbox, "KLENSIN") &&
+	       f->envelope.in_reply_to.nil &&
+	       str_is(&f->envelope.message_id,
+		      "<B27397-0100000@cac.washington.edu>"),
 	   "ENVELOPE NIL lists, cc, message-id");
 	ok(f && f->n_sections == 1 && !f->sections[0].binary &&
-		   str_is(&f->sections[0].spec, "HEADER.FIELDS (FROM)") &&
-		   f->sections[0].origin == 0 &&
-		   f->sections[0].data.len == 6 &&
-		   !memcmp(f->sections[0].data.ptr, "ab\0\r\n\xff", 6),
+	       str_is(&f->sections[0].spec, "HEADER.FIELDS (FROM)") &&
+	       f->sections[0].origin == 0 && f->sections[0].data.len == 6 &&
+	       !memcmp(f->sections[0].data.ptr, "ab\0\r\n\xff", 6),
 	   "BODY[...]<0> payload with NUL and 8-bit bytes");
 	done_one();
 
@@ -727,45 +726,44 @@ test_values(void)
 
 	r = one("* 5 XYZZY foo\r\n");
 	ok(r && r->kind == CODEC_OTHER && r->u.other.number == 5 &&
-		   str_is(&r->u.other.keyword, "XYZZY") &&
-		   str_is(&r->u.other.rest, "foo"),
+	       str_is(&r->u.other.keyword, "XYZZY") &&
+	       str_is(&r->u.other.rest, "foo"),
 	   "unknown numbered response");
 	done_one();
 
 	r = one("* id (\"name\" NIL)\r\n");
 	ok(r && r->kind == CODEC_OTHER && r->u.other.number == -1 &&
-		   str_is(&r->u.other.keyword, "ID") &&
-		   str_is(&r->u.other.rest, "(\"name\" NIL)"),
+	       str_is(&r->u.other.keyword, "ID") &&
+	       str_is(&r->u.other.rest, "(\"name\" NIL)"),
 	   "ID as CODEC_OTHER, keyword upper-cased");
 	done_one();
 
 	r = one("* LIST (\\HasNoChildren) NIL {5}\r\nA\"b\\c\r\n");
 	ok(r && r->kind == CODEC_LIST && r->u.list_.delimiter == 0 &&
-		   str_is(&r->u.list_.mailbox, "A\"b\\c"),
+	       str_is(&r->u.list_.mailbox, "A\"b\\c"),
 	   "LIST with NIL delimiter and literal name");
 	done_one();
 
 	r = one("* STATUS \"Sent Items\" (MESSAGES 2 UIDNEXT 9 "
 		"HIGHESTMODSEQ 18446744073709551615)\r\n");
 	ok(r && r->kind == CODEC_STATUS && r->u.status.n_items == 3 &&
-		   str_is(&r->u.status.mailbox, "Sent Items") &&
-		   str_is(&r->u.status.items[1].name, "UIDNEXT") &&
-		   r->u.status.items[1].value == 9 &&
-		   r->u.status.items[2].value == UINT64_MAX,
+	       str_is(&r->u.status.mailbox, "Sent Items") &&
+	       str_is(&r->u.status.items[1].name, "UIDNEXT") &&
+	       r->u.status.items[1].value == 9 &&
+	       r->u.status.items[2].value == UINT64_MAX,
 	   "STATUS items");
 	done_one();
 
 	r = one("* VANISHED (EARLIER) 300:310,405,*\r\n");
 	ok(r && r->kind == CODEC_VANISHED && r->u.vanished.earlier &&
-		   r->u.vanished.uids.n == 3 &&
-		   r->u.vanished.uids.v[2].lo == UINT32_MAX,
+	       r->u.vanished.uids.n == 3 &&
+	       r->u.vanished.uids.v[2].lo == UINT32_MAX,
 	   "VANISHED (EARLIER)");
 	done_one();
 
 	r = one("* SEARCH 2 84 882 (MODSEQ 917162500)\r\n");
 	ok(r && r->kind == CODEC_SEARCH && r->u.search.n == 3 &&
-		   r->u.search.v[2] == 882 &&
-		   r->u.search.modseq == 917162500,
+	       r->u.search.v[2] == 882 && r->u.search.modseq == 917162500,
 	   "SEARCH with MODSEQ");
 	done_one();
 }
@@ -792,8 +790,8 @@ feed_err(struct codec *c, const char *s, size_t len, size_t *consumed_r)
 }
 
 static void
-expect_error(const char *what, const struct codec_limits *lim,
-	     const char *s, size_t len, enum codec_error want)
+expect_error(const char *what, const struct codec_limits *lim, const char *s,
+	     size_t len, enum codec_error want)
 {
 	struct codec c;
 	int rc;
@@ -812,11 +810,11 @@ static void
 test_errors(void)
 {
 	struct codec_limits small = {
-		.max_line = 64,
-		.max_literal = 100,
-		.max_response = 300,
-		.max_depth = 4,
-		.max_list = 5,
+	    .max_line = 64,
+	    .max_literal = 100,
+	    .max_response = 300,
+	    .max_depth = 4,
+	    .max_list = 5,
 	};
 	const struct codec_response *r;
 	struct codec c;
@@ -833,19 +831,20 @@ test_errors(void)
 		     "* OK 012345678901234567890123456789012345678901234"
 		     "56789012345678\r\n",
 		     CODEC_E_NONE);
-	EXPECT_ERROR("literal limit", &small,
-		     "* 1 FETCH (BODY[] {101}\r\n", CODEC_E_LITERAL_TOO_BIG);
-	EXPECT_ERROR("response limit", &small,
-		     "* 1 FETCH (BODY[1] {100}\r\n"
-		     "0123456789012345678901234567890123456789012345678901234567"
-		     "890123456789012345678901234567890123456789"
-		     " BODY[2] {100}\r\n"
-		     "0123456789012345678901234567890123456789012345678901234567"
-		     "890123456789012345678901234567890123456789"
-		     " BODY[3] {100}\r\n",
-		     CODEC_E_RESPONSE_TOO_BIG);
-	EXPECT_ERROR("depth limit", &small,
-		     "* 1 FETCH (X-FOO ((((a)))))\r\n", CODEC_E_TOO_DEEP);
+	EXPECT_ERROR("literal limit", &small, "* 1 FETCH (BODY[] {101}\r\n",
+		     CODEC_E_LITERAL_TOO_BIG);
+	EXPECT_ERROR(
+	    "response limit", &small,
+	    "* 1 FETCH (BODY[1] {100}\r\n"
+	    "0123456789012345678901234567890123456789012345678901234567"
+	    "890123456789012345678901234567890123456789"
+	    " BODY[2] {100}\r\n"
+	    "0123456789012345678901234567890123456789012345678901234567"
+	    "890123456789012345678901234567890123456789"
+	    " BODY[3] {100}\r\n",
+	    CODEC_E_RESPONSE_TOO_BIG);
+	EXPECT_ERROR("depth limit", &small, "* 1 FETCH (X-FOO ((((a)))))\r\n",
+		     CODEC_E_TOO_DEEP);
 	EXPECT_ERROR("depth limit in BODYSTRUCTURE", &small,
 		     "* 1 FETCH (BODYSTRUCTURE ((((\"text\")))))\r\n",
 		     CODEC_E_TOO_DEEP);
@@ -890,8 +889,8 @@ test_errors(void)
 	/* Bad numbers. */
 	EXPECT_ERROR("seq > 2^32-1", NULL, "* 4294967296 EXISTS\r\n",
 		     CODEC_E_SYNTAX);
-	EXPECT_ERROR("UID > 2^32-1", NULL,
-		     "* 1 FETCH (UID 4294967296)\r\n", CODEC_E_SYNTAX);
+	EXPECT_ERROR("UID > 2^32-1", NULL, "* 1 FETCH (UID 4294967296)\r\n",
+		     CODEC_E_SYNTAX);
 	EXPECT_ERROR("UIDNEXT > 2^32-1", NULL,
 		     "* OK [UIDNEXT 99999999999] x\r\n", CODEC_E_SYNTAX);
 	EXPECT_ERROR("MODSEQ > 2^64-1", NULL,
@@ -945,8 +944,7 @@ test_errors(void)
 		rc = codec_parse(&c, big, 4096, &used, &r);
 	is_int(rc, -CODEC_E_LINE_TOO_LONG, "endless line: line too long");
 	ok(i <= 17, "endless line: stops within the limit (%zu chunks)", i);
-	ok(c.cap <= 2 * 65536 + 1, "endless line: buffer bounded (%zu)",
-	   c.cap);
+	ok(c.cap <= 2 * 65536 + 1, "endless line: buffer bounded (%zu)", c.cap);
 
 	/* The error sticks until codec_reset, then all is well. */
 	rc = codec_parse(&c, "* 1 EXISTS\r\n", 12, &used, &r);
@@ -954,8 +952,7 @@ test_errors(void)
 	   "error sticks, nothing consumed");
 	codec_reset(&c);
 	rc = codec_parse(&c, "* 1 EXISTS\r\n", 12, &used, &r);
-	ok(rc == 1 && used == 12 && r->kind == CODEC_EXISTS &&
-		   r->u.number == 1,
+	ok(rc == 1 && used == 12 && r->kind == CODEC_EXISTS && r->u.number == 1,
 	   "after codec_reset it parses again");
 	codec_finish(&c);
 	free(big);
@@ -997,8 +994,10 @@ test_encoder(void)
 	const char *kv[] = {"name", "mailwatch", "version", NULL};
 	struct codec_range set[] = {{4392, UINT32_MAX}, {5, 5}, {7, 9}};
 	const char *names[] = {
-		"INBOX", "", "NIL", "Sent Items", "a]b", "100%", "back\\slash",
-		"\"quoted\"", "line\r\nbreak", "caf\xc3\xa9", "{5}",
+	    "INBOX",	   "",		 "NIL",
+	    "Sent Items",  "a]b",	 "100%",
+	    "back\\slash", "\"quoted\"", "line\r\nbreak",
+	    "caf\xc3\xa9", "{5}",
 	};
 	size_t i;
 
@@ -1018,11 +1017,11 @@ test_encoder(void)
 	is_str(b.data, "a3 LOGIN {4}\r\njo\xc3\xab {5}\r\np\xc3\xa4ss\r\n",
 	       "LOGIN with 8-bit: sync literals");
 	ok(b.n_splits == 2 && b.splits[0] == 14 && b.splits[1] == 24,
-	   "splits after each {n}\\r\\n (%u: %zu %zu)", b.n_splits,
-	   b.splits[0], b.splits[1]);
+	   "splits after each {n}\\r\\n (%u: %zu %zu)", b.n_splits, b.splits[0],
+	   b.splits[1]);
 	codec_buf_consume(&b, 14);
 	ok(b.n_splits == 1 && b.splits[0] == 10 &&
-		   !strncmp(b.data, "jo\xc3\xab {5}", 8),
+	       !strncmp(b.data, "jo\xc3\xab {5}", 8),
 	   "consume shifts the data and the splits");
 	codec_buf_consume(&b, 100);
 	ok(b.len == 0 && b.n_splits == 0, "consume all");
@@ -1041,15 +1040,14 @@ test_encoder(void)
 		big[5000] = '\0';
 		codec_enc_login(&b, "a5", "u", big);
 		ok(!strncmp(b.data, "a5 LOGIN u {5000}\r\n", 19) &&
-			   b.n_splits == 1,
+		       b.n_splits == 1,
 		   "literals over 4096 bytes stay synchronising");
 		free(big);
 	}
 	codec_buf_clear(&b);
 	b.literal_plus = false;
 
-	codec_enc_authenticate_plain(&b, "a6", "tim", "tanstaaftanstaaf",
-				     true);
+	codec_enc_authenticate_plain(&b, "a6", "tim", "tanstaaftanstaaf", true);
 	is_str(b.data, "a6 AUTHENTICATE PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n",
 	       "AUTHENTICATE PLAIN with SASL-IR (RFC 4616 example)");
 	codec_buf_clear(&b);
@@ -1070,8 +1068,9 @@ test_encoder(void)
 	       "ENABLE, ID");
 	codec_buf_clear(&b);
 
-	codec_enc_examine(&b, "b1", "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/"
-				    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
+	codec_enc_examine(&b, "b1",
+			  "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/"
+			  "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
 	codec_enc_examine(&b, "b2", "Sent Items");
 	codec_enc_status(&b, "b3", "INBOX", "UIDNEXT UIDVALIDITY");
 	codec_enc_list(&b, "b4", "", "*");
@@ -1107,7 +1106,7 @@ test_encoder(void)
 		codec_init(&c, NULL);
 		rc = codec_parse(&c, b.data, b.len, &used, &r);
 		ok(rc == 1 && used == b.len &&
-			   str_is(&r->u.list_.mailbox, names[i]),
+		       str_is(&r->u.list_.mailbox, names[i]),
 		   "astring round trip %zu", i);
 		codec_finish(&c);
 	}
@@ -1136,30 +1135,30 @@ static void
 test_mutf7(void)
 {
 	static const char *const bad_mutf7[] = {
-		"&",	       /* unterminated */
-		"&AGE",	       /* no '-' */
-		"&AOk-&AOk-",  /* two runs back to back */
-		"&AEE-",       /* 'A' must stand for itself */
-		"&AOl-",       /* padding bits not zero */
-		"&AOkA-",      /* not the shortest form */
-		"&A-",	       /* no complete unit */
-		"&2D0-",       /* lone high surrogate */
-		"&3gA-",       /* lone low surrogate */
-		"&2D3YPQ-",    /* high followed by high */
-		"&AAA-",       /* U+0000 */
-		"&AO!-",       /* not base64 */
-		"&AOk/-",      /* '/' is ',' in modified base64 */
-		"caf\xc3\xa9", /* raw 8-bit */
-		"tab\there",   /* control character */
+	    "&",	   /* unterminated */
+	    "&AGE",	   /* no '-' */
+	    "&AOk-&AOk-",  /* two runs back to back */
+	    "&AEE-",	   /* 'A' must stand for itself */
+	    "&AOl-",	   /* padding bits not zero */
+	    "&AOkA-",	   /* not the shortest form */
+	    "&A-",	   /* no complete unit */
+	    "&2D0-",	   /* lone high surrogate */
+	    "&3gA-",	   /* lone low surrogate */
+	    "&2D3YPQ-",	   /* high followed by high */
+	    "&AAA-",	   /* U+0000 */
+	    "&AO!-",	   /* not base64 */
+	    "&AOk/-",	   /* '/' is ',' in modified base64 */
+	    "caf\xc3\xa9", /* raw 8-bit */
+	    "tab\there",   /* control character */
 	};
 	static const char *const bad_utf8[] = {
-		"\xc3",		    /* truncated */
-		"\xc0\xaf",	    /* overlong '/' */
-		"\xe0\x80\xaf",	    /* overlong */
-		"\xed\xa0\x80",	    /* surrogate */
-		"\xf4\x90\x80\x80", /* above U+10FFFF */
-		"\xff",
-		"ok\x80",
+	    "\xc3",		/* truncated */
+	    "\xc0\xaf",		/* overlong '/' */
+	    "\xe0\x80\xaf",	/* overlong */
+	    "\xed\xa0\x80",	/* surrogate */
+	    "\xf4\x90\x80\x80", /* above U+10FFFF */
+	    "\xff",
+	    "ok\x80",
 	};
 	uint64_t st = 42;
 	size_t i, j;
