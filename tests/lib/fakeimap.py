@@ -1,0 +1,872 @@
+"""fakeimap: a scripted IMAP server for the hostile-server tests.
+
+Python 3 standard library only. Listens on 127.0.0.1 (plain TCP, or
+implicit TLS when given an ssl.SSLContext), one thread per connection,
+and serves one mailbox model to every connection:
+
+    srv = fakeimap.FakeImap(password="s3cret")
+    uid = srv.add_message(subject="hello", from_name="Ann",
+                          from_addr="ann@example.org")   # pushes EXISTS
+    srv.connection_count()         # connections accepted so far
+    srv.commands                   # [(conn no, line text)], every command
+    srv.logins                     # [(conn no, user, password, accepted)]
+
+The default script is a well-behaved IMAP4rev1 server: greeting with
+CAPABILITY (IMAP4rev1 IDLE AUTH=PLAIN SASL-IR LITERAL+ by default),
+CAPABILITY, AUTHENTICATE PLAIN (with and without an initial response),
+LOGIN, EXAMINE/SELECT (FLAGS, EXISTS, RECENT, UIDVALIDITY, UIDNEXT unless
+send_uidnext=False), IDLE ("+ idling", DONE), UID FETCH <set> returning
+UID FLAGS ENVELOPE of the matching messages (for "n:*" with n above every
+UID, the last message, as RFC 3501 says), FETCH <seq set> (UID) , NOOP
+(flushing pending EXISTS), LOGOUT. New messages are announced with
+"* N EXISTS" at once to connections in IDLE and with the next command
+response to the others.
+
+Faults are scripted per test:
+
+  srv.handlers["UID FETCH"] = fn   fn(conn, tag, args) replaces the default
+                                   handler of a command (names upper-case,
+                                   "UID FETCH", "IDLE", "DONE", "EXAMINE",
+                                   "AUTHENTICATE", "LOGIN", "NOOP", ...);
+                                   srv.default(name, conn, tag, args) runs
+                                   the default one from inside fn.
+  srv.once("UID FETCH", fn)        the same, for the next call only.
+  srv.on_connect = fn              fn(conn) instead of the greeting; return
+                                   False to have the default greeting sent
+                                   after all.
+  srv.inject(point, data)          raw bytes (or fn(conn)) sent once at a
+                                   point: "greeting" (instead of it),
+                                   "idle" (after "+ idling"), "examine"
+                                   (before the tagged OK of EXAMINE),
+                                   "fetch" (before the tagged OK of UID
+                                   FETCH).
+  conn.send(b) / conn.sendline(s) / conn.close() / conn.dribble = seconds
+                                   (every later byte written alone, with
+                                   that sleep between bytes).
+
+Messages are Message(uid, flags, envelope) where envelope is the raw IMAP
+ENVELOPE text (bytes, literals included); envelope() builds one. Helpers
+for the tests: fetch_line(), imap_string(), proc_memory().
+"""
+
+import base64
+import os
+import re
+import socket
+import ssl
+import threading
+import time
+
+HOST = "127.0.0.1"
+DEFAULT_CAPS = "IMAP4rev1 IDLE AUTH=PLAIN SASL-IR LITERAL+"
+
+
+# ---------------------------------------------------------------------------
+# Wire helpers
+
+def _b(x):
+    if x is None:
+        return None
+    return x if isinstance(x, bytes) else str(x).encode("utf-8")
+
+
+def imap_string(value, literal=False):
+    """value (str or bytes, None for NIL) as an IMAP string: a quoted string
+    when it is plain 7-bit text, else (or when literal) a literal."""
+    v = _b(value)
+    if v is None:
+        return b"NIL"
+    if not literal and all(0x20 <= c < 0x7f for c in v):
+        return b'"' + v.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    return b"{%d}\r\n" % len(v) + v
+
+
+def address_list(name, mailbox, host, literal=()):
+    """One address as an ENVELOPE address list, or NIL when all are None."""
+    if name is None and mailbox is None and host is None:
+        return b"NIL"
+    return (b"((" + imap_string(name, "name" in literal) + b" NIL " +
+            imap_string(mailbox, "mailbox" in literal) + b" " +
+            imap_string(host, "host" in literal) + b"))")
+
+
+def envelope(subject="test", from_name="Sender", from_addr="sender@example.org",
+             date="Mon, 1 Jan 2024 10:00:00 +0000", message_id=None,
+             literal=()):
+    """The raw text of an ENVELOPE (RFC 3501 7.4.2). literal: names of
+    fields ("subject", "name", "mailbox", "host", "date") to send as
+    literals. from_addr None gives a NIL From."""
+    if from_addr is None and from_name is None:
+        frm = b"NIL"
+    else:
+        a = _b(from_addr) if from_addr is not None else None
+        mbox, _, host = (a.partition(b"@") if a is not None
+                         else (None, b"", None))
+        frm = address_list(from_name, mbox, host or None, literal)
+    return b"(" + b" ".join([
+        imap_string(date, "date" in literal),
+        imap_string(subject, "subject" in literal),
+        frm, frm, frm,                       # from, sender, reply-to
+        b'((NIL NIL "me" "example.net"))',   # to
+        b"NIL", b"NIL", b"NIL",              # cc, bcc, in-reply-to
+        imap_string(message_id, "message_id" in literal),
+    ]) + b")"
+
+
+NIL_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+
+
+class Message:
+    def __init__(self, uid, flags=(), envelope_bytes=None):
+        self.uid = uid
+        self.flags = list(flags)
+        self.envelope = envelope_bytes if envelope_bytes is not None \
+            else envelope(subject="message %d" % uid)
+
+    def __repr__(self):
+        return "<Message uid=%d>" % self.uid
+
+
+def fetch_line(seq, msg, items=("UID", "FLAGS", "ENVELOPE"), uid=None):
+    """The untagged FETCH response for msg (bytes with CRLF)."""
+    parts = []
+    for it in items:
+        if it == "UID":
+            parts.append(b"UID %d" % (msg.uid if uid is None else uid))
+        elif it == "FLAGS":
+            parts.append(b"FLAGS (" + " ".join(msg.flags).encode() + b")")
+        elif it == "ENVELOPE":
+            parts.append(b"ENVELOPE " + msg.envelope)
+    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+
+
+def parse_set(text, maxval):
+    """A sequence set ("1:3,7,9:*") as a list of (lo, hi); '*' is maxval."""
+    out = []
+    for part in text.split(","):
+        a, _, b = part.partition(":")
+        lo = maxval if a == "*" else int(a)
+        hi = lo if not b else (maxval if b == "*" else int(b))
+        out.append((min(lo, hi), max(lo, hi)))
+    return out
+
+
+def tokens(args):
+    """Splits IMAP arguments into atoms / strings (quoted unescaped,
+    literals already inline as {n}\\r\\n...) and parenthesised groups as
+    raw text. Returns a list of str (latin-1)."""
+    out, i, n = [], 0, len(args)
+    while i < n:
+        c = args[i]
+        if c == " ":
+            i += 1
+        elif c == '"':
+            j, buf = i + 1, []
+            while j < n and args[j] != '"':
+                if args[j] == "\\" and j + 1 < n:
+                    j += 1
+                buf.append(args[j])
+                j += 1
+            out.append("".join(buf))
+            i = j + 1
+        elif c == "{":
+            m = re.match(r"\{(\d+)\+?\}\r\n", args[i:])
+            if not m:
+                out.append(args[i:])
+                break
+            k = int(m.group(1))
+            start = i + m.end()
+            out.append(args[start:start + k])
+            i = start + k
+        elif c == "(":
+            depth, j = 0, i
+            while j < n:
+                if args[j] == "(":
+                    depth += 1
+                elif args[j] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            out.append(args[i:j + 1])
+            i = j + 1
+        else:
+            j = i
+            while j < n and args[j] != " ":
+                j += 1
+            out.append(args[i:j])
+            i = j
+    return out
+
+
+def proc_memory(pid):
+    """{"VmRSS": KiB, "VmHWM": KiB} of a live process, from
+    /proc/PID/status ({} when it is gone)."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM", "VmSize"):
+                    out[k] = int(v.split()[0])
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+# ---------------------------------------------------------------------------
+# One connection
+
+class Closed(Exception):
+    pass
+
+
+class Conn:
+    def __init__(self, srv, sock, no):
+        self.srv = srv
+        self.sock = sock
+        self.no = no                # 1 for the first connection
+        self.t_open = time.monotonic()
+        self.t_close = None
+        self.wlock = threading.Lock()
+        self.rbuf = b""
+        self.closed = False
+        self.selected = False
+        self.idle_tag = None        # tag of the IDLE in progress
+        self.reported = 0           # EXISTS count this client last heard
+        self.dribble = 0            # > 0: send byte by byte, this sleep
+        self.sent = 0               # bytes sent
+        self.thread = None
+
+    def __repr__(self):
+        return "<Conn #%d>" % self.no
+
+    # -- output
+    def send(self, data):
+        """Sends bytes (str is UTF-8 encoded). Returns False once the
+        peer is gone."""
+        data = _b(data)
+        with self.wlock:
+            if self.closed:
+                return False
+            try:
+                if self.dribble:
+                    for i in range(len(data)):
+                        self.sock.sendall(data[i:i + 1])
+                        self.sent += 1
+                        time.sleep(self.dribble)
+                else:
+                    self.sock.sendall(data)
+                    self.sent += len(data)
+            except (OSError, ValueError):
+                return False
+        return True
+
+    def sendline(self, line):
+        return self.send(_b(line) + b"\r\n")
+
+    def close(self):
+        """Closes the connection at once (a cut, as the client sees it)."""
+        with self.wlock:
+            if self.closed:
+                return
+            self.closed = True
+            self.t_close = time.monotonic()
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+    def hang(self, timeout=None):
+        """Keeps the connection open, reading and discarding input, until
+        the peer closes it, the server stops or timeout seconds pass.
+        (A server that never answers.)"""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self.closed and not self.srv.stopping:
+            if end is not None and time.monotonic() >= end:
+                return
+            try:
+                self._fill(0.2)
+            except Closed:
+                return
+            self.rbuf = b""
+
+    # -- input
+    def _fill(self, timeout=None):
+        """Reads more into rbuf. Raises Closed at EOF or error. With a
+        timeout returns after it without data."""
+        if self.closed:
+            raise Closed()
+        self.sock.settimeout(timeout if timeout is not None else 0.5)
+        while True:
+            try:
+                d = self.sock.recv(65536)
+            except socket.timeout:
+                if timeout is not None or self.srv.stopping:
+                    if self.srv.stopping:
+                        raise Closed()
+                    return
+                continue
+            except (OSError, ValueError):
+                raise Closed()
+            if not d:
+                raise Closed()
+            self.rbuf += d
+            return
+
+    def readline(self):
+        """One CRLF line (str, latin-1, without CRLF); literals the client
+        sends ({n} after a "+", or {n+}) are inlined as {n}\\r\\n<bytes>."""
+        line = b""
+        while True:
+            while b"\n" not in self.rbuf:
+                self._fill()
+            part, _, self.rbuf = self.rbuf.partition(b"\n")
+            line += part + b"\n"
+            m = re.search(rb"\{(\d+)(\+?)\}\r?\n$", line)
+            if not m:
+                return line.rstrip(b"\r\n").decode("latin-1")
+            n = int(m.group(1))
+            if not m.group(2):
+                self.sendline("+ go ahead")
+            while len(self.rbuf) < n:
+                self._fill()
+            line += self.rbuf[:n]
+            self.rbuf = self.rbuf[n:]
+
+    # -- the loop
+    def run(self):
+        srv = self.srv
+        try:
+            if not srv._greet(self):
+                return
+            while not self.closed and not srv.stopping:
+                line = self.readline()
+                srv._record(self, line)
+                srv._dispatch(self, line)
+        except Closed:
+            pass
+        except Exception as e:  # a bug in a test script: keep it visible
+            srv.errors.append("conn #%d: %r" % (self.no, e))
+        finally:
+            self.close()
+
+
+# ---------------------------------------------------------------------------
+# The server
+
+class FakeImap:
+    def __init__(self, user="alice", password="secret", caps=DEFAULT_CAPS,
+                 uidvalidity=1000, send_uidnext=True, ssl_context=None,
+                 host=HOST, register=True):
+        self.user = user
+        self.password = password
+        self.caps = caps
+        self.uidvalidity = uidvalidity
+        self.send_uidnext = send_uidnext
+        self.ssl_context = ssl_context
+        self.lock = threading.RLock()
+        self.messages = []
+        self.next_uid = 1
+        self.conns = []
+        self.commands = []          # (conn no, line)
+        self.logins = []            # (conn no, user, password, accepted)
+        self.errors = []            # exceptions in handlers
+        self.handlers = {}
+        self._once = {}
+        self._inject = {}
+        self.on_connect = None
+        self.stopping = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(16)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept_loop,
+                                       name="fakeimap-accept", daemon=True)
+        self.thread.start()
+        if register:
+            try:
+                import mwtest
+                mwtest._register(self)
+            except Exception:
+                pass
+
+    def __repr__(self):
+        return "<FakeImap port=%d conns=%d>" % (self.port, len(self.conns))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- life
+    def _accept_loop(self):
+        self.sock.settimeout(0.2)
+        while not self.stopping:
+            try:
+                s, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                try:
+                    s.settimeout(10)
+                    s = self.ssl_context.wrap_socket(s, server_side=True)
+                except (OSError, ssl.SSLError):
+                    s.close()
+                    continue
+            with self.lock:
+                c = Conn(self, s, len(self.conns) + 1)
+                self.conns.append(c)
+            c.thread = threading.Thread(target=c.run, daemon=True,
+                                        name="fakeimap-conn-%d" % c.no)
+            c.thread.start()
+
+    def stop(self):
+        """Closes the listener and every connection; joins the threads
+        (bounded)."""
+        self.stopping = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        for c in list(self.conns):
+            c.close()
+        self.thread.join(5)
+        for c in list(self.conns):
+            if c.thread:
+                c.thread.join(5)
+        try:
+            import mwtest
+            mwtest._unregister(self)
+        except Exception:
+            pass
+
+    # -- observing
+    def connection_count(self):
+        return len(self.conns)
+
+    def conn(self, no=-1):
+        """Connection number no (1-based), or the latest for -1."""
+        with self.lock:
+            if not self.conns:
+                return None
+            return self.conns[-1] if no == -1 else self.conns[no - 1]
+
+    def open_conns(self):
+        return [c for c in self.conns if not c.closed]
+
+    def wait_connections(self, n, timeout=10):
+        """Waits until at least n connections were accepted."""
+        end = time.monotonic() + timeout
+        while len(self.conns) < n and time.monotonic() < end:
+            time.sleep(0.02)
+        return len(self.conns) >= n
+
+    def wait_idle(self, timeout=10, conn_no=None):
+        """Waits until a connection (conn_no, else the latest) is in IDLE.
+        Returns that connection or None."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            c = self.conn(conn_no or -1)
+            if c is not None and c.idle_tag is not None and not c.closed:
+                return c
+            time.sleep(0.02)
+        return None
+
+    def wait_command(self, regex, timeout=10, since=0):
+        """Waits for a received command line matching regex (from index
+        since of .commands); returns (conn no, line) or None."""
+        rx = re.compile(regex)
+        end = time.monotonic() + timeout
+        while True:
+            for no, line in self.commands[since:]:
+                if rx.search(line):
+                    return no, line
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.02)
+
+    def commands_of(self, regex):
+        rx = re.compile(regex)
+        return [(no, ln) for no, ln in self.commands if rx.search(ln)]
+
+    def _record(self, conn, line):
+        with self.lock:
+            self.commands.append((conn.no, line))
+
+    # -- mailbox model
+    def add_message(self, subject=None, from_name="Sender",
+                    from_addr="sender@example.org", flags=(),
+                    envelope_bytes=None, notify=True, **kw):
+        """Appends a message (next UID) and tells every selected
+        connection ("* N EXISTS" now in IDLE, else with the next
+        response) unless notify=False. Returns its UID."""
+        with self.lock:
+            uid = self.next_uid
+            self.next_uid += 1
+            if envelope_bytes is None:
+                envelope_bytes = envelope(
+                    subject=subject if subject is not None
+                    else "message %d" % uid,
+                    from_name=from_name, from_addr=from_addr, **kw)
+            self.messages.append(Message(uid, flags, envelope_bytes))
+        if notify:
+            self.notify_all()
+        return uid
+
+    def exists(self):
+        return len(self.messages)
+
+    def uidnext(self):
+        return self.next_uid
+
+    def find(self, uid):
+        for i, m in enumerate(self.messages):
+            if m.uid == uid:
+                return i + 1, m
+        return None, None
+
+    def notify_all(self):
+        """Pushes "* N EXISTS" to every connection in IDLE whose client
+        has not heard of N messages yet."""
+        for c in list(self.conns):
+            if c.idle_tag is not None and not c.closed:
+                self._flush_exists(c)
+
+    def _flush_exists(self, conn):
+        n = self.exists()
+        if conn.selected and n != conn.reported:
+            conn.reported = n
+            conn.sendline("* %d EXISTS" % n)
+
+    def set_uidvalidity(self, value, renumber_from=None):
+        """Changes UIDVALIDITY; with renumber_from, gives every message a
+        new UID counting from it."""
+        with self.lock:
+            self.uidvalidity = value
+            if renumber_from is not None:
+                for i, m in enumerate(self.messages):
+                    m.uid = renumber_from + i
+                self.next_uid = renumber_from + len(self.messages)
+
+    # -- scripting
+    def once(self, name, fn):
+        self._once.setdefault(name.upper(), []).append(fn)
+
+    def inject(self, point, data):
+        self._inject.setdefault(point, []).append(data)
+
+    def _take_inject(self, conn, point):
+        lst = self._inject.get(point)
+        if not lst:
+            return False
+        d = lst.pop(0)
+        if callable(d):
+            d(conn)
+        else:
+            conn.send(d)
+        return True
+
+    def _greet(self, conn):
+        if self.on_connect is not None:
+            r = self.on_connect(conn)
+            if r is not False:
+                return not conn.closed
+        if self._take_inject(conn, "greeting"):
+            return not conn.closed
+        return conn.sendline("* OK [CAPABILITY %s] fakeimap ready" %
+                             self.caps)
+
+    def _dispatch(self, conn, line):
+        if conn.idle_tag is not None:
+            # In IDLE only DONE is valid.
+            name, tag, args = "DONE", conn.idle_tag, line
+        else:
+            parts = line.split(" ", 2)
+            if len(parts) < 2:
+                conn.sendline("* BAD no command")
+                return
+            tag, name = parts[0], parts[1].upper()
+            args = parts[2] if len(parts) > 2 else ""
+            if name == "UID":
+                sub, _, args = args.partition(" ")
+                name = "UID " + sub.upper()
+        fns = self._once.get(name)
+        if fns:
+            fn = fns.pop(0)
+        else:
+            fn = self.handlers.get(name)
+        if fn is not None:
+            fn(conn, tag, args)
+        else:
+            self.default(name, conn, tag, args)
+
+    def default(self, name, conn, tag, args):
+        """Runs the default handler of command name."""
+        m = getattr(self, "_cmd_" + name.replace(" ", "_").lower(), None)
+        if m is None:
+            conn.sendline("%s BAD unknown command" % tag)
+            return
+        m(conn, tag, args)
+
+    def ok(self, conn, tag, text="done"):
+        """The tagged OK, after any EXISTS the client has not heard."""
+        if conn.selected:
+            self._flush_exists(conn)
+        conn.sendline("%s OK %s" % (tag, text))
+
+    # -- default handlers
+    def _cmd_capability(self, conn, tag, args):
+        conn.sendline("* CAPABILITY %s" % self.caps)
+        self.ok(conn, tag, "CAPABILITY completed")
+
+    def _cmd_noop(self, conn, tag, args):
+        self.ok(conn, tag, "NOOP completed")
+
+    def _cmd_logout(self, conn, tag, args):
+        conn.sendline("* BYE logging out")
+        conn.sendline("%s OK LOGOUT completed" % tag)
+        conn.close()
+
+    def _login_result(self, conn, tag, user, password):
+        good = user == self.user and password == self.password
+        with self.lock:
+            self.logins.append((conn.no, user, password, good))
+        if good:
+            conn.sendline("%s OK [CAPABILITY %s] logged in" %
+                          (tag, self.caps))
+        else:
+            conn.sendline("%s NO [AUTHENTICATIONFAILED] Authentication "
+                          "failed." % tag)
+
+    def _cmd_login(self, conn, tag, args):
+        t = tokens(args)
+        if len(t) != 2:
+            conn.sendline("%s BAD LOGIN needs two arguments" % tag)
+            return
+        self._login_result(conn, tag, t[0], t[1])
+
+    def _cmd_authenticate(self, conn, tag, args):
+        t = args.split()
+        if not t or t[0].upper() != "PLAIN":
+            conn.sendline("%s NO unsupported mechanism" % tag)
+            return
+        if len(t) > 1:
+            resp = t[1]
+        else:
+            conn.sendline("+ ")
+            resp = conn.readline()
+            self._record(conn, "<sasl response>")
+        try:
+            raw = base64.b64decode(resp, validate=True)
+            _authz, user, password = raw.split(b"\0")
+            user, password = user.decode(), password.decode()
+        except Exception:
+            conn.sendline("%s BAD bad PLAIN response" % tag)
+            return
+        self._login_result(conn, tag, user, password)
+
+    def _cmd_examine(self, conn, tag, args):
+        with self.lock:
+            n = self.exists()
+            conn.reported = n
+            conn.selected = True
+            conn.sendline(r"* FLAGS (\Answered \Flagged \Deleted \Seen "
+                          r"\Draft)")
+            conn.sendline("* OK [PERMANENTFLAGS ()] read-only")
+            conn.sendline("* %d EXISTS" % n)
+            conn.sendline("* 0 RECENT")
+            conn.sendline("* OK [UIDVALIDITY %d] UIDs valid" %
+                          self.uidvalidity)
+            if self.send_uidnext:
+                conn.sendline("* OK [UIDNEXT %d] predicted next UID" %
+                              self.next_uid)
+        self._take_inject(conn, "examine")
+        conn.sendline("%s OK [READ-ONLY] EXAMINE completed" % tag)
+
+    _cmd_select = _cmd_examine
+
+    def _cmd_idle(self, conn, tag, args):
+        conn.idle_tag = tag
+        conn.sendline("+ idling")
+        self._take_inject(conn, "idle")
+        self._flush_exists(conn)
+
+    def _cmd_done(self, conn, tag, args):
+        conn.idle_tag = None
+        if args.upper() != "DONE":
+            conn.sendline("%s BAD expected DONE" % tag)
+            return
+        self.ok(conn, tag, "IDLE terminated")
+
+    def fetch_responses(self, uidset, items=("UID", "FLAGS", "ENVELOPE")):
+        """The untagged responses of UID FETCH uidset as a list of bytes
+        (RFC 3501: "n:*" matches the last message when n is above it)."""
+        with self.lock:
+            msgs = list(self.messages)
+        if not msgs:
+            return []
+        top = msgs[-1].uid
+        ranges = parse_set(uidset, top)
+        out = []
+        for seq, m in enumerate(msgs, 1):
+            if any(lo <= m.uid <= hi for lo, hi in ranges):
+                out.append(fetch_line(seq, m, items))
+        return out
+
+    def _cmd_uid_fetch(self, conn, tag, args):
+        uidset, _, what = args.partition(" ")
+        items = [i for i in ("UID", "FLAGS", "ENVELOPE") if i in
+                 what.upper() or i == "UID"]
+        for r in self.fetch_responses(uidset, items):
+            conn.send(r)
+        self._take_inject(conn, "fetch")
+        self.ok(conn, tag, "UID FETCH completed")
+
+    def _cmd_fetch(self, conn, tag, args):
+        seqset, _, what = args.partition(" ")
+        with self.lock:
+            msgs = list(self.messages)
+        items = [i for i in ("UID", "FLAGS", "ENVELOPE")
+                 if i in what.upper()]
+        if msgs:
+            for lo, hi in parse_set(seqset, len(msgs)):
+                for seq in range(lo, min(hi, len(msgs)) + 1):
+                    conn.send(fetch_line(seq, msgs[seq - 1], items))
+        self.ok(conn, tag, "FETCH completed")
+
+
+# ---------------------------------------------------------------------------
+# The shape every hostile-server test shares: mailwatch (from mwtest)
+# watching INBOX of a FakeImap over plain TCP (tls = none).
+
+TRACE_RX = re.compile(r": (S|C): |: transport [^:]*: received ")
+
+
+class Hostile:
+    """A FakeImap with n_old messages already there, and mailwatch
+    watching it with the recording hook (notify off unless bus is given).
+
+        h = Hostile()                 # starts both, waits for IDLE
+        h.srv.once("UID FETCH", fault)
+        uid = h.srv.add_message()
+        h.log_line(r"bad response")   # a log line that is not the trace
+        h.reconnected()               # a second connection reached IDLE
+        h.announced([uid, ...])       # each exactly once, nothing else
+        h.memory_ok()                 # peak RSS below the bound
+        h.finish()                    # clean exit, no sanitizer report,
+                                      # no password in the log
+    """
+
+    PASSWORD = "pw-Zq7!hostile"
+    MEM_LIMIT_KIB = 64 * 1024
+
+    def __init__(self, n_old=3, srv=None, general=None, account=None,
+                 bus=None, start=True, wait_idle=True, **srv_kw):
+        import mwtest
+        self.mwtest = mwtest
+        self.srv = srv or FakeImap(password=self.PASSWORD, **srv_kw)
+        for _ in range(n_old):
+            self.srv.add_message(notify=False)
+        gen = {"notify": bus is not None, "on_new_mail": "{hook}"}
+        gen.update(general or {})
+        acc = {"host": self.srv.host, "port": self.srv.port, "tls": "none",
+               "username": self.srv.user, "password": self.PASSWORD,
+               "mailboxes": "INBOX"}
+        acc.update(account or {})
+        self.sections = {"general": gen, "account fake": acc}
+        self.mw = mwtest.Mailwatch(self.sections, bus=bus, start=start)
+        self.t0 = time.monotonic()
+        if start and wait_idle:
+            self.idle_ok()
+
+    # -- waiting
+    def idle_ok(self, conn_no=1, timeout=10, msg=None):
+        c = self.srv.wait_idle(self.mwtest._t(timeout), conn_no)
+        self.mwtest.ok(c is not None, msg or "connection #%d reached IDLE"
+                       % conn_no)
+        return c
+
+    def log_lines(self, regex, since=0):
+        """Log lines (not protocol trace) matching regex."""
+        rx = re.compile(regex)
+        return [ln for ln in self.mw.log()[since:].splitlines()
+                if rx.search(ln) and not TRACE_RX.search(ln)]
+
+    def wait_log_line(self, regex, timeout=10, since=0):
+        end = time.monotonic() + self.mwtest._t(timeout)
+        while True:
+            lines = self.log_lines(regex, since)
+            if lines or time.monotonic() >= end or not self.mw.running():
+                return lines[0] if lines else None
+            time.sleep(0.05)
+
+    def log_line(self, regex, what, timeout=10, since=0):
+        line = self.wait_log_line(regex, timeout, since)
+        self.mwtest.ok(line is not None, "%s: log says so" % what,
+                       "no log line matching %r" % regex)
+        if line:
+            self.mwtest.comment("  " + line)
+        return line
+
+    def reconnected(self, what, n=2, timeout=15, idle=True):
+        """Asserts that the client made connection number n (and that it
+        reached IDLE when idle)."""
+        got = self.srv.wait_connections(n, self.mwtest._t(timeout))
+        self.mwtest.ok(got, "%s: reconnected (connection #%d)" % (what, n),
+                       "connections: %d" % self.srv.connection_count())
+        if got and idle:
+            return self.srv.wait_idle(self.mwtest._t(timeout), n) is not None
+        return got
+
+    def uids(self):
+        return [int(r["MAILWATCH_UID"]) for r in self.mw.hook_records()]
+
+    def announced(self, expected, what, timeout=10, settle=1.0):
+        """Waits for len(expected) hook runs, then settle seconds more for
+        duplicates; asserts the UIDs are expected, each once."""
+        expected = sorted(expected)
+        self.mw.wait_hooks(len(expected), timeout)
+        time.sleep(settle)
+        got = sorted(self.uids())
+        return self.mwtest.ok(got == expected,
+                              "%s: announced UIDs %s exactly once" %
+                              (what, expected), "hook UIDs: %s" % got)
+
+    def memory(self):
+        return proc_memory(self.mw.pid()) if self.mw.running() else {}
+
+    def memory_ok(self, what):
+        m = self.memory()
+        peak = m.get("VmHWM", 0)
+        return self.mwtest.ok(0 < peak < self.MEM_LIMIT_KIB,
+                              "%s: peak RSS %d KiB < %d KiB" %
+                              (what, peak, self.MEM_LIMIT_KIB),
+                              "memory: %r" % m)
+
+    def finish(self, what):
+        ok = self.mwtest.ok
+        ok(self.mw.running(), "%s: mailwatch still running" % what,
+           self.mw.log_tail(20))
+        rc = self.mw.stop()
+        ok(rc == 0, "%s: clean exit (status %s)" % (what, rc))
+        errs = self.mw.sanitizer_errors()
+        ok(not errs, "%s: no sanitizer report" % what, "\n".join(errs[:20]))
+        log = self.mw.log()
+        b64 = base64.b64encode(("\0%s\0%s" % (self.srv.user, self.PASSWORD))
+                               .encode()).decode()
+        ok(self.PASSWORD not in log and b64 not in log,
+           "%s: no password in the log" % what)
+        ok(not self.srv.errors, "%s: fake server ran its script" % what,
+           "\n".join(self.srv.errors))
+        self.srv.stop()
