@@ -515,7 +515,8 @@ jis_pair_to_sjis(unsigned char *w, unsigned c1, unsigned c2)
  * extensions that real mail uses, as CP50221 and WHATWG do) to windows-31j
  * in place: the output is never longer than the input. Characters of sets
  * windows-31j lacks (JIS X 0212, ISO-2022-JP-2's GB 2312 and KS C 5601)
- * become an ill-formed pair that the conversion turns into U+FFFD. */
+ * become a 0xff byte, which windows-31j lacks, so the conversion turns it
+ * into U+FFFD; so does half a pair. */
 static size_t
 jis_to_sjis(unsigned char *p, size_t n)
 {
@@ -570,16 +571,13 @@ jis_to_sjis(unsigned char *p, size_t n)
 		} else if ((mode == KANJI || mode == OTHER2) && c >= 0x21 &&
 			   c <= 0x7e) {
 			if (i + 1 < n && p[i + 1] >= 0x21 && p[i + 1] <= 0x7e) {
-				if (mode == KANJI) {
+				if (mode == KANJI)
 					w = jis_pair_to_sjis(w, c, p[i + 1]);
-				} else {
-					*w++ = 0x81; /* invalid lead+trail */
-					*w++ = 0x7f;
-				}
+				else
+					*w++ = 0xff; /* invalid in windows-31j */
 				i += 2;
 			} else {
-				*w++ = 0x81;
-				*w++ = 0x7f;
+				*w++ = 0xff; /* half a pair */
 				i++;
 			}
 		} else {

@@ -97,6 +97,12 @@ test_charsets(void)
 	    "\xef\xbe\x85");
 	/* a word that ends in two-byte mode; the next one starts in ASCII */
 	dec("=?ISO-2022-JP?B?GyRCRnxLXA==?= x", "\xe6\x97\xa5\xe6\x9c\xac x");
+	/* half a pair, JIS X 0212 (not in windows-31j), unknown escape */
+	dec("=?iso-2022-jp?Q?=1B$Bx?=", "\ufffd");
+	dec("=?iso-2022-jp?Q?=1B$B0!0!0?=", "\u4e9c\u4e9c\ufffd");
+	dec("=?iso-2022-jp?Q?=1B$Bxx?=", "\ufffd"); /* row 88: unassigned */
+	dec("=?iso-2022-jp?Q?=1B$(D0!0!=1B(Ba?=", "\ufffd\ufffda");
+	dec("=?iso-2022-jp?Q?=1B%Ga?=", "%Ga");
 	dec("=?KOI8-R?B?8NLJ18XULCDNydI=?=",
 	    "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82, "
 	    "\xd0\xbc\xd0\xb8\xd1\x80");
