@@ -874,7 +874,7 @@ mime_decode_header(const char *s, size_t len, size_t max)
 		if (!adjacent)
 			out_feed(&d.out, raw, (size_t)(p - raw));
 		if (!same) {
-			memcpy(d.run_label, w.label, sizeof(d.run_label));
+			strcpy(d.run_label, w.label);
 			charset_lookup(d.run_label, &d.run_cs);
 			d.in_run = true;
 		}
