@@ -1,0 +1,602 @@
+#!/usr/bin/env python3
+"""bench/fakeserver.py: mailwatch's own path, EXISTS -> hook start, against
+a scripted IMAP server that answers at once.
+
+The server (FakeImapServer, Python standard library, plain TCP on
+127.0.0.1; mailwatch runs with tls = none) greets with its capabilities,
+accepts LOGIN and AUTHENTICATE PLAIN (with or without SASL-IR), answers
+EXAMINE/SELECT with UIDVALIDITY and UIDNEXT, IDLE, DONE, UID FETCH (UID,
+FLAGS, ENVELOPE), NOOP and LOGOUT. inject(mailbox) adds a message and, when
+a connection idles on that mailbox, sends "* N EXISTS" right away, taking
+time.monotonic() just before the send. Every socket has TCP_NODELAY and
+every batch of replies goes out in one sendall().
+
+For each message the benchmark records, all on CLOCK_MONOTONIC:
+
+  t0  EXISTS about to be sent (server)
+  t1  DONE + UID FETCH received (server, right after recv returns)
+  t2  the FETCH reply sent (server, right after sendall returns)
+  t3  first instruction of the hook (the C stamping hook of latency.py)
+
+and prints t3-t0 (the figure: mailwatch's path alone, target median <= 1
+ms) split into mailwatch's reaction to EXISTS (t1-t0: wake-up, TLS-less
+read, parse, DONE + UID FETCH written, plus one loopback hop), the Python
+server's own reply time (t2-t1) and the rest (t3-t2: reading and parsing
+the reply, the new-mail event, posix_spawn, exec of the hook). Messages
+are injected one at a time, each after mailwatch is idling again plus a
+short gap, so each is its own IDLE cycle.
+
+It also times posix_spawn of the same hook from a small C program with the
+same spawn attributes mailwatch uses (pipe for output, /dev/null stdin, own
+process group, signal mask reset): the floor of any hook start on this
+machine.
+
+Only figures are printed; nothing is asserted.
+"""
+
+import argparse
+import base64
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import latency  # noqa: E402  (shares the hook, stats and process handling)
+from latency import mwtest  # noqa: E402
+
+CAPS = "IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN IDLE UIDPLUS ENABLE"
+
+
+def _tokens(s):
+    """Splits an IMAP argument string into atoms and quoted strings."""
+    out, i, n = [], 0, len(s)
+    while i < n:
+        if s[i] == " ":
+            i += 1
+        elif s[i] == '"':
+            j, buf = i + 1, []
+            while j < n and s[j] != '"':
+                if s[j] == "\\" and j + 1 < n:
+                    j += 1
+                buf.append(s[j])
+                j += 1
+            out.append("".join(buf))
+            i = j + 1
+        elif s[i] == "(":
+            j = s.index(")", i) if ")" in s[i:] else n - 1
+            out.append(s[i:j + 1])
+            i = j + 1
+        else:
+            j = s.find(" ", i)
+            j = n if j < 0 else j
+            out.append(s[i:j])
+            i = j
+    return out
+
+
+def _uid_set(spec, max_uid):
+    """The (lo, hi) ranges of a UID set; "*" is the highest UID."""
+    ranges = []
+    for part in spec.split(","):
+        a, _, b = part.partition(":")
+        lo = max_uid if a == "*" else int(a)
+        hi = lo if not b else (max_uid if b == "*" else int(b))
+        ranges.append((min(lo, hi), max(lo, hi)))
+    return ranges
+
+
+class _Box:
+    def __init__(self, uidvalidity):
+        self.uidvalidity = uidvalidity
+        self.uids = []
+        self.uidnext = 1
+
+
+class _Conn:
+    def __init__(self, server, sock):
+        self.server = server
+        self.sock = sock
+        self.send_lock = threading.Lock()
+        self.mailbox = None
+        self.idle_tag = None   # while in IDLE
+        self.auth_tag = None   # AUTHENTICATE waiting for its response
+        self.literal_tag = None
+        self.closed = False
+
+
+class FakeImapServer:
+    """A scripted IMAP server on 127.0.0.1 (see the module docstring).
+    fetch_times[(mailbox, uid)] = (t1, t2) for every UID FETCH answer."""
+
+    def __init__(self, user="bench", password="bench",
+                 mailboxes=("INBOX",), uidvalidity=1700000000):
+        self.user, self.password = user, password
+        self.boxes = {m: _Box(uidvalidity) for m in mailboxes}
+        self.lock = threading.Condition()
+        self.conns = []
+        self.fetch_times = {}
+        self.commands = 0
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self._stop = False
+        self._threads = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def __repr__(self):
+        return "<FakeImapServer 127.0.0.1:%d>" % self.port
+
+    # -- the benchmark's side
+    def inject(self, mailbox):
+        """Adds a message to mailbox and pushes "* N EXISTS" to every
+        connection idling on it. Returns (uid, t0): t0 is the monotonic
+        time just before the first send, or None when nobody idled."""
+        with self.lock:
+            box = self.boxes[mailbox]
+            uid = box.uidnext
+            box.uidnext += 1
+            box.uids.append(uid)
+            line = b"* %d EXISTS\r\n" % len(box.uids)
+            targets = [c for c in self.conns
+                       if c.mailbox == mailbox and c.idle_tag is not None]
+        t0 = None
+        for c in targets:
+            with c.send_lock:
+                if t0 is None:
+                    t0 = time.monotonic()
+                try:
+                    c.sock.sendall(line)
+                except OSError:
+                    pass
+        return uid, t0
+
+    def wait_idling(self, mailbox, timeout):
+        """Waits until some connection idles on mailbox."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not any(c.mailbox == mailbox and c.idle_tag is not None
+                          for c in self.conns):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.lock.wait(left)
+            return True
+
+    def wait_fetch(self, key, timeout):
+        """(t1, t2) of the UID FETCH that returned key, or None."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while key not in self.fetch_times:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.lock.wait(left)
+            return self.fetch_times[key]
+
+    def stop(self):
+        if self._stop:
+            return
+        self._stop = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.sock.close()
+        for t in self._threads:
+            t.join(5)
+
+    # -- the server's side
+    def _accept(self):
+        while not self._stop:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c = _Conn(self, s)
+            with self.lock:
+                self.conns.append(c)
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, c):
+        try:
+            c.sock.sendall(b"* OK [CAPABILITY " + CAPS.encode() +
+                           b"] fake IMAP server ready\r\n")
+            buf = b""
+            while not self._stop:
+                data = c.sock.recv(65536)
+                t1 = time.monotonic()
+                if not data:
+                    break
+                buf += data
+                out = []
+                fetched = []
+                while True:
+                    line, buf = self._take_command(c, buf, out)
+                    if line is None:
+                        break
+                    self._command(c, line, out, fetched)
+                if out:
+                    with c.send_lock:
+                        c.sock.sendall(b"".join(out))
+                        t2 = time.monotonic()
+                    with self.lock:
+                        for key in fetched:
+                            self.fetch_times[key] = (t1, t2)
+                        self.lock.notify_all()
+                if c.closed:
+                    break
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                if c in self.conns:
+                    self.conns.remove(c)
+                self.lock.notify_all()
+            c.sock.close()
+
+    @staticmethod
+    def _take_command(c, buf, out):
+        """One whole command line with its literals inlined, or None.
+        Answers a synchronizing literal with "+"."""
+        pos = 0
+        while True:
+            i = buf.find(b"\r\n", pos)
+            if i < 0:
+                return None, buf
+            m = re.search(rb"\{(\d+)(\+?)\}$", buf[pos:i])
+            if not m:
+                return buf[:i], buf[i + 2:]
+            n = int(m.group(1))
+            if len(buf) < i + 2 + n:
+                if not m.group(2) and c.literal_tag != i:
+                    c.literal_tag = i
+                    out.append(b"+ go ahead\r\n")
+                return None, buf
+            pos = i + 2 + n
+
+    def _command(self, c, raw, out, fetched):
+        self.commands += 1
+        line = raw.decode("utf-8", "replace")
+        if c.auth_tag is not None:
+            tag, c.auth_tag = c.auth_tag, None
+            self._auth_plain(c, tag, line, out)
+            return
+        if c.idle_tag is not None:
+            if line.upper() == "DONE":
+                out.append(b"%s OK Idle completed\r\n" % c.idle_tag.encode())
+                with self.lock:
+                    c.idle_tag = None
+            else:
+                out.append(b"* BAD expected DONE\r\n")
+            return
+        tag, _, rest = line.partition(" ")
+        verb, _, args = rest.partition(" ")
+        verb = verb.upper()
+        if verb == "UID":
+            sub, _, args = args.partition(" ")
+            verb = "UID " + sub.upper()
+        t = tag.encode()
+        if verb == "CAPABILITY":
+            out.append(b"* CAPABILITY " + CAPS.encode() + b"\r\n" + t +
+                       b" OK done\r\n")
+        elif verb == "NOOP":
+            out.append(t + b" OK NOOP done\r\n")
+        elif verb == "LOGIN":
+            a = _tokens(args)
+            if a[:2] == [self.user, self.password]:
+                out.append(t + b" OK [CAPABILITY " + CAPS.encode() +
+                           b"] Logged in\r\n")
+            else:
+                out.append(t + b" NO [AUTHENTICATIONFAILED] bad login\r\n")
+        elif verb == "AUTHENTICATE":
+            a = args.split()
+            if not a or a[0].upper() != "PLAIN":
+                out.append(t + b" NO unsupported mechanism\r\n")
+            elif len(a) > 1:
+                self._auth_plain(c, tag, a[1], out)
+            else:
+                c.auth_tag = tag
+                out.append(b"+ \r\n")
+        elif verb in ("EXAMINE", "SELECT"):
+            name = (_tokens(args) or [""])[0]
+            box = self.boxes.get(name)
+            if box is None:
+                out.append(t + b" NO [NONEXISTENT] no such mailbox\r\n")
+                return
+            with self.lock:
+                c.mailbox = name
+                n = len(box.uids)
+                uidnext = box.uidnext
+            out.append(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+                       b"\\Draft)\r\n* OK [PERMANENTFLAGS ()] none\r\n"
+                       b"* %d EXISTS\r\n* 0 RECENT\r\n"
+                       b"* OK [UIDVALIDITY %d] UIDs valid\r\n"
+                       b"* OK [UIDNEXT %d] Predicted next UID\r\n"
+                       % (n, box.uidvalidity, uidnext) + t +
+                       (b" OK [READ-ONLY] %s completed\r\n" % verb.encode()))
+        elif verb == "IDLE":
+            out.append(b"+ idling\r\n")
+            with self.lock:
+                c.idle_tag = tag
+        elif verb in ("UID FETCH", "FETCH"):
+            self._fetch(c, t, verb == "UID FETCH", args, out, fetched)
+        elif verb == "LOGOUT":
+            out.append(b"* BYE logging out\r\n" + t +
+                       b" OK Logout completed\r\n")
+            c.closed = True
+        elif verb == "ENABLE":
+            out.append(t + b" OK enabled\r\n")
+        else:
+            out.append(t + b" BAD unknown command\r\n")
+
+    def _auth_plain(self, c, tag, b64, out):
+        t = tag.encode()
+        try:
+            _, user, pw = base64.b64decode(b64).decode().split("\0")
+        except (ValueError, UnicodeDecodeError):
+            out.append(t + b" BAD bad PLAIN response\r\n")
+            return
+        if (user, pw) == (self.user, self.password):
+            out.append(t + b" OK [CAPABILITY " + CAPS.encode() +
+                       b"] Logged in\r\n")
+        else:
+            out.append(t + b" NO [AUTHENTICATIONFAILED] bad login\r\n")
+
+    def _fetch(self, c, t, by_uid, args, out, fetched):
+        spec, _, items = args.partition(" ")
+        with self.lock:
+            box = self.boxes.get(c.mailbox)
+            uids = list(box.uids) if box else []
+        if not uids:
+            out.append(t + b" OK Fetch completed\r\n")
+            return
+        if by_uid:
+            ranges = _uid_set(spec, uids[-1])
+            want = [(i + 1, u) for i, u in enumerate(uids)
+                    if any(lo <= u <= hi for lo, hi in ranges)]
+            if not want:
+                # "n:*" with n above every UID still names the last one.
+                if spec.endswith(":*"):
+                    want = [(len(uids), uids[-1])]
+        else:
+            ranges = _uid_set(spec, len(uids))
+            want = [(i + 1, u) for i, u in enumerate(uids)
+                    if any(lo <= i + 1 <= hi for lo, hi in ranges)]
+        envelope = "ENVELOPE" in items.upper()
+        for seq, uid in want:
+            if envelope:
+                env = (b' ENVELOPE ("Mon, 1 Jan 2024 12:00:00 +0000" '
+                       b'"Fake message %d" (("Fake Sender" NIL "sender" '
+                       b'"example.org")) (("Fake Sender" NIL "sender" '
+                       b'"example.org")) (("Fake Sender" NIL "sender" '
+                       b'"example.org")) ((NIL NIL "bench" "example.org"))'
+                       b' NIL NIL NIL "<fake-%d@example.org>")' % (uid, uid))
+            else:
+                env = b""
+            out.append(b"* %d FETCH (UID %d FLAGS ()%s)\r\n" %
+                       (seq, uid, env))
+            fetched.append((c.mailbox, uid))
+        out.append(t + b" OK Fetch completed\r\n")
+
+
+# ---------------------------------------------------------------------------
+# posix_spawn floor
+
+SPAWN_C = r"""
+/* Written by bench/fakeserver.py. Usage: spawn HOOK FILE N. Starts HOOK FILE
+ * N times, one after the other, with the spawn attributes of mailwatch's
+ * sink_hook (stdout/stderr on a pipe, stdin /dev/null, own process group,
+ * empty signal mask, default handlers) and prints "i t0" per run: the
+ * CLOCK_MONOTONIC time just before posix_spawn. The hook gets
+ * MAILWATCH_UID=i and MAILWATCH_MAILBOX=spawn. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int
+main(int argc, char **argv)
+{
+	int n = argc > 3 ? atoi(argv[3]) : 100;
+	sigset_t none, all;
+	char uid[32];
+
+	if (argc < 3)
+		return 2;
+	setenv("MAILWATCH_MAILBOX", "spawn", 1);
+	sigemptyset(&none);
+	sigfillset(&all);
+	for (int i = 1; i <= n; i++) {
+		posix_spawn_file_actions_t fa;
+		posix_spawnattr_t attr;
+		struct timespec ts;
+		char *args[] = {argv[1], argv[2], NULL};
+		char buf[64];
+		int p[2], st;
+		pid_t pid;
+
+		snprintf(uid, sizeof(uid), "%d", i);
+		setenv("MAILWATCH_UID", uid, 1);
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return 1;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
+						 0);
+		posix_spawnattr_init(&attr);
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+						    POSIX_SPAWN_SETSIGDEF |
+						    POSIX_SPAWN_SETPGROUP);
+		posix_spawnattr_setsigmask(&attr, &none);
+		posix_spawnattr_setsigdefault(&attr, &all);
+		posix_spawnattr_setpgroup(&attr, 0);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (posix_spawn(&pid, argv[1], &fa, &attr, args, environ))
+			return 1;
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&attr);
+		close(p[1]);
+		while (read(p[0], buf, sizeof(buf)) > 0)
+			;
+		close(p[0]);
+		waitpid(pid, &st, 0);
+		printf("%d %lld.%09ld\n", i, (long long)ts.tv_sec, ts.tv_nsec);
+		usleep(2000);
+	}
+	return 0;
+}
+"""
+
+
+def spawn_floor(tmp, hook, n=200):
+    """Times posix_spawn -> hook main with the spawn program; returns the
+    list of latencies (s)."""
+    prog = os.path.join(tmp, "spawn")
+    latency.compile_c(SPAWN_C, prog, static=False)
+    out = os.path.join(tmp, "spawn-stamps")
+    r = subprocess.run([prog, hook, out, str(n)], capture_output=True,
+                       text=True, timeout=60, check=True)
+    starts = {int(a): float(b) for a, b in
+              (ln.split() for ln in r.stdout.splitlines())}
+    got = {}
+    with open(out) as f:
+        for ln in f:
+            uid, t, _ = ln.split(" ", 2)
+            got[int(uid)] = float(t)
+    return [got[i] - starts[i] for i in sorted(starts) if i in got]
+
+
+# ---------------------------------------------------------------------------
+# The benchmark
+
+def bench(opts):
+    latency.need_mailwatch()
+    tmp = tempfile.mkdtemp(prefix="mwbench-fake-")
+    srv = None
+    try:
+        hook, static = latency.build_hook(tmp)
+        stamps = latency.HookStamps(tmp)
+        srv = FakeImapServer()
+        mw = mwtest.Mailwatch({
+            "general": {"notify": False, "log_level": "info",
+                        "on_new_mail": latency.hook_command(hook,
+                                                            stamps.path)},
+            "account fake": {"host": "127.0.0.1", "port": srv.port,
+                             "tls": "none", "username": srv.user,
+                             "password": srv.password,
+                             "mailboxes": "INBOX"},
+        }, args=(), binary=latency.MAILWATCH)
+        if not latency.wait_idle(mw, ["INBOX"], 10):
+            print(mw.log_tail(30))
+            raise RuntimeError("mailwatch did not reach IDLE")
+
+        print("fakeserver: EXISTS -> hook start, scripted IMAP server on "
+              "127.0.0.1 (plain TCP, TCP_NODELAY), %d messages, one at a "
+              "time, %.0f ms apart" % (opts.count, opts.gap), flush=True)
+        print("  hook: C, %s, clock_gettime(CLOCK_MONOTONIC) first thing"
+              % ("static" if static else "dynamic"))
+        samples, lost = [], 0
+        t_start = time.monotonic()
+        for i in range(opts.warmup + opts.count):
+            if not srv.wait_idling("INBOX", 5):
+                lost += 1
+                continue
+            time.sleep(opts.gap / 1000.0)
+            uid, t0 = srv.inject("INBOX")
+            t3 = stamps.wait(("INBOX", uid), 5)
+            if t0 is None or t3 is None:
+                lost += 1
+                continue
+            if i < opts.warmup:
+                continue
+            ft = srv.wait_fetch(("INBOX", uid), 5)
+            if ft is None:
+                lost += 1
+                continue
+            samples.append((t0, ft[0], ft[1], t3))
+        elapsed = time.monotonic() - t_start
+        rc_mw = mw.stop()
+        stamps.close()
+        srv.stop()
+        if not samples:
+            print("  no samples (lost %d)" % lost)
+            print(mw.log_tail(30))
+            return 1
+
+        total = [t3 - t0 for t0, _, _, t3 in samples]
+        react = [t1 - t0 for t0, t1, _, _ in samples]
+        server = [t2 - t1 for _, t1, t2, _ in samples]
+        rest = [t3 - t2 for _, _, t2, t3 in samples]
+        print("  %d messages measured in %.1f s (%d warm-up, lost %d); "
+              "mailwatch exit status %s" % (len(samples), elapsed,
+                                           opts.warmup, lost, rc_mw))
+        cols = ("min", "median", "p90", "p99", "max")
+        print(latency.header(cols))
+        print(latency.row("EXISTS sent -> hook start", total, cols))
+        print(latency.row("  EXISTS -> DONE+UID FETCH recvd", react, cols))
+        print(latency.row("  server reply (recv -> sendall)", server,
+                          cols))
+        print(latency.row("  reply sent -> hook start", rest, cols))
+        spawn = spawn_floor(tmp, hook, opts.spawn_count)
+        if spawn:
+            print(latency.row("posix_spawn -> hook main (C, alone)",
+                              spawn, cols))
+        med = latency.percentile(total, 50)
+        print("  target: median <= 1 ms: %s (%.3f ms)" % (
+            latency.verdict(med, 0.001), med * 1000), flush=True)
+        return 0
+    finally:
+        mwtest.stop_all()  # mailwatch first: it talks to the server
+        if srv is not None:
+            srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=500,
+                    help="messages to time (default 500)")
+    ap.add_argument("--warmup", type=int, default=10,
+                    help="untimed messages first (default 10)")
+    ap.add_argument("--gap", type=float, default=20,
+                    help="ms to wait after mailwatch idles again "
+                    "(default 20)")
+    ap.add_argument("--spawn-count", type=int, default=200,
+                    help="runs of the posix_spawn floor (default 200)")
+    opts = ap.parse_args()
+    if opts.count < 1 or opts.warmup < 0 or opts.gap < 0:
+        ap.error("bad --count, --warmup or --gap")
+    return latency.run_bench(bench, opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
