@@ -501,7 +501,7 @@ def spawn_floor(tmp, hook, n=200):
 def bench(opts):
     latency.need_mailwatch()
     tmp = tempfile.mkdtemp(prefix="mwbench-fake-")
-    srv = None
+    srv = trace = None
     try:
         hook, static = latency.build_hook(tmp)
         stamps = latency.HookStamps(tmp)
@@ -518,6 +518,8 @@ def bench(opts):
         if not latency.wait_idle(mw, ["INBOX"], 10):
             print(mw.log_tail(30))
             raise RuntimeError("mailwatch did not reach IDLE")
+        if opts.perf:
+            trace = latency.PerfTrace(mw.pid(), tmp)
 
         print("fakeserver: EXISTS -> hook start, scripted IMAP server on "
               "127.0.0.1 (plain TCP, TCP_NODELAY), %d messages, one at a "
@@ -544,6 +546,8 @@ def bench(opts):
                 continue
             samples.append((t0, ft[0], ft[1], t3))
         elapsed = time.monotonic() - t_start
+        if trace:
+            trace.stop()
         rc_mw = mw.stop()
         stamps.close()
         srv.stop()
@@ -573,8 +577,12 @@ def bench(opts):
         med = latency.percentile(total, 50)
         print("  target: median <= 1 ms: %s (%.3f ms)" % (
             latency.verdict(med, 0.001), med * 1000), flush=True)
+        if trace:
+            latency.print_phases(trace)
         return 0
     finally:
+        if trace:
+            trace.stop()
         mwtest.stop_all()  # mailwatch first: it talks to the server
         if srv is not None:
             srv.stop()
@@ -592,7 +600,12 @@ def main():
                     "(default 20)")
     ap.add_argument("--spawn-count", type=int, default=200,
                     help="runs of the posix_spawn floor (default 200)")
+    ap.add_argument("--perf", action="store_true",
+                    help="also trace mailwatch with perf and print where "
+                    "the time goes (slightly slower)")
     opts = ap.parse_args()
+    if opts.perf and not latency.PerfTrace.available():
+        ap.error("--perf needs perf")
     if opts.count < 1 or opts.warmup < 0 or opts.gap < 0:
         ap.error("bad --count, --warmup or --gap")
     return latency.run_bench(bench, opts)

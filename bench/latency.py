@@ -225,6 +225,137 @@ def verdict(value, limit):
 
 
 # ---------------------------------------------------------------------------
+# --perf: where the time goes inside mailwatch, from syscall tracepoints.
+
+# x86_64 syscall numbers
+NR_WRITE, NR_SENDTO, NR_RECVFROM, NR_EPOLL_WAIT = 1, 44, 45, 232
+NR_CLONE, NR_CLONE3, NR_FDATASYNC, NR_RENAME = 56, 435, 75, 82
+
+
+class PerfTrace:
+    """perf record of mailwatch's syscalls (and its children's exec) on
+    CLOCK_MONOTONIC, so the times compare with the benchmark's. Adds a few
+    microseconds per syscall: for attribution, not for the figures."""
+
+    EVENTS = ("raw_syscalls:sys_enter", "raw_syscalls:sys_exit",
+              "sched:sched_process_exec")
+
+    def __init__(self, pid, directory):
+        self.pid = pid
+        self.data = os.path.join(directory, "perf.data")
+        argv = ["perf", "record", "-q", "-k", "CLOCK_MONOTONIC",
+                "-o", self.data, "-p", str(pid)]
+        for e in self.EVENTS:
+            argv += ["-e", e]
+        self.err = os.path.join(directory, "perf.err")
+        with open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=err, start_new_session=True)
+        time.sleep(1.0)  # attaching takes a moment
+        if self.proc.poll() is not None:
+            with open(self.err, "rb") as f:
+                raise RuntimeError("perf record failed: %s" %
+                                   f.read().decode(errors="replace")[-500:])
+
+    @staticmethod
+    def available():
+        return shutil.which("perf") is not None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def events(self):
+        r = subprocess.run(["perf", "script", "-i", self.data, "-F",
+                            "pid,tid,time,event,trace"],
+                           capture_output=True, text=True, timeout=120)
+        rx = re.compile(r"\s*(\d+)/(\d+)\s+([\d.]+):\s+(\S+):\s*(.*)")
+        for line in r.stdout.splitlines():
+            m = rx.match(line)
+            if m:
+                pid, tid, t, ev, rest = m.groups()
+                yield int(tid), float(t), ev, rest
+
+    def phases(self):
+        """One dict per hook spawn that followed an IDLE wake-up:
+        wake (the idle epoll_wait returned: EXISTS arrived), send (first
+        sendto: DONE + UID FETCH), reply (last recvfrom with data before
+        the spawn), clone (clone3 entered), execd (the child exec'd);
+        plus "blocking": durations of fdatasync/rename calls."""
+        main = self.pid
+        out, pending_exec, blocking = [], [], []
+        epoll_enter = None
+        cyc = None
+        enter_t = {}
+        for tid, t, ev, rest in self.events():
+            if ev == "sched:sched_process_exec":
+                if pending_exec:
+                    pending_exec.pop(0)["execd"] = t
+                continue
+            if tid != main:
+                continue
+            m = re.match(r"NR (\d+)(?: = (-?\d+))?", rest)
+            if not m:
+                continue
+            nr = int(m.group(1))
+            if ev.endswith("sys_enter"):
+                enter_t[nr] = t
+                if nr == NR_EPOLL_WAIT:
+                    epoll_enter = t
+                elif nr == NR_SENDTO and cyc and cyc.get("send") is None:
+                    cyc["send"] = t
+                elif nr in (NR_CLONE3, NR_CLONE) and cyc and \
+                        cyc.get("send") is not None:
+                    cyc["clone"] = t
+                    out.append(cyc)
+                    pending_exec.append(cyc)
+                    cyc = None
+                continue
+            ret = int(m.group(2) or 0)
+            if nr == NR_EPOLL_WAIT and epoll_enter is not None and \
+                    t - epoll_enter > 0.02 and ret > 0:
+                cyc = {"wake": t, "send": None, "reply": None}
+            elif nr == NR_RECVFROM and ret > 0 and cyc and \
+                    cyc.get("send") is not None:
+                cyc["reply"] = t
+            elif nr in (NR_FDATASYNC, NR_RENAME) and nr in enter_t:
+                blocking.append(t - enter_t[nr])
+        full = [c for c in out if c.get("reply") and c.get("execd")]
+        return full, blocking
+
+
+def print_phases(trace, cols=("min", "median", "p90", "p99", "max")):
+    """Prints the --perf breakdown."""
+    trace.stop()
+    phases, blocking = trace.phases()
+    if not phases:
+        print("  perf: no complete wake -> spawn sequences found")
+        return
+    print("  inside mailwatch, from perf syscall tracepoints (%d messages; "
+          "tracing adds a little):" % len(phases))
+    print(header(cols))
+    print(row("  EXISTS read -> DONE+FETCH sent",
+              [p["send"] - p["wake"] for p in phases], cols))
+    print(row("  DONE+FETCH sent -> reply read",
+              [p["reply"] - p["send"] for p in phases], cols))
+    print(row("  reply read -> clone3 (spawn)",
+              [p["clone"] - p["reply"] for p in phases], cols))
+    print(row("  clone3 -> hook exec'd",
+              [p["execd"] - p["clone"] for p in phases], cols))
+    if blocking:
+        print(row("  fdatasync/rename (loop blocked)", blocking, cols))
+
+
+# ---------------------------------------------------------------------------
 # Running a benchmark: SIGTERM/SIGINT stop everything by pid.
 
 class _Stop(BaseException):
@@ -300,6 +431,7 @@ def bench(opts):
     need_mailwatch()
     count, nbox, spacing = opts.count, opts.mailboxes, opts.spacing / 1000.0
     tmp = tempfile.mkdtemp(prefix="mwbench-latency-")
+    trace = None
     try:
         hook, static = build_hook(tmp)
         stamps = HookStamps(tmp)
@@ -318,6 +450,8 @@ def bench(opts):
             raise RuntimeError("mailwatch did not reach IDLE")
         bare = {b: dc.idle_client("alice", b) for b in boxes}
         n_exists = {b: bare[b].initial_exists for b in boxes}
+        if opts.perf:
+            trace = PerfTrace(mw.pid(), tmp)
 
         print("latency: APPEND -> hook start, Dovecot %s on 127.0.0.1 "
               "(implicit TLS), %d messages round-robin over %d mailboxes, "
@@ -367,6 +501,8 @@ def bench(opts):
         for b in boxes:
             settle(b)
         elapsed = time.monotonic() - t_start
+        if trace:
+            trace.stop()
         c.logout()
         rc_mw = mw.stop()
         stamps.close()
@@ -392,8 +528,12 @@ def bench(opts):
               "p99 <= 10 ms: %s (%.3f ms)" % (
                   verdict(med, 0.002), med * 1000,
                   verdict(p99, 0.010), p99 * 1000), flush=True)
+        if trace:
+            print_phases(trace)
         return 0
     finally:
+        if trace:
+            trace.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -407,7 +547,12 @@ def main():
                     help="ms between APPENDs (default 150)")
     ap.add_argument("--max-seconds", type=float, default=150,
                     help="stop appending after this long (default 150)")
+    ap.add_argument("--perf", action="store_true",
+                    help="also trace mailwatch with perf and print where "
+                    "the time goes (slightly slower)")
     opts = ap.parse_args()
+    if opts.perf and not PerfTrace.available():
+        ap.error("--perf needs perf")
     if opts.count < 1 or opts.mailboxes < 1 or opts.spacing < 0:
         ap.error("bad --count, --mailboxes or --spacing")
     return run_bench(bench, opts)
