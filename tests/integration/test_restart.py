@@ -1,0 +1,372 @@
+#!/usr/bin/python3
+"""Announcing each message exactly once across restarts of mailwatch
+(SIGTERM, same XDG_STATE_HOME), reconnects (doveadm kick, a Dovecot
+restart) and reloads (SIGHUP), against a private Dovecot over real TLS.
+
+"Nothing else was announced" is checked with a sentinel message appended
+last: once its hook ran, the list of hook runs must be exactly the expected
+one (see test_watch.py)."""
+
+import os
+import re
+import signal
+import stat
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mwtest  # noqa: E402
+from mwtest import ok, comment  # noqa: E402
+from test_watch import (env_of, finish, idle_count, need_binaries,  # noqa
+                        sentinel, spawn_order, uids_of, wait_idle)
+
+
+def restart(mw):
+    """Starts a stopped Mailwatch again (same directory, state, hook
+    records). mwtest's Mailwatch.stop() unregisters the object and start()
+    does not register it again, so a failing test would leave it running:
+    register it here."""
+    mw.start()
+    mwtest._register(mw)
+    return mw
+
+
+def hook_keys(recs):
+    return [(r["MAILWATCH_MAILBOX"], int(r["MAILWATCH_UID"])) for r in recs]
+
+
+def test_first_start_restart():
+    """First start ever: mail already there is not announced. Stopped
+    (SIGTERM), 3 messages arrive: on the next start exactly those 3 are
+    announced, in UID order; a stop/start with nothing new announces
+    nothing. A second mailbox with '&' and non-ASCII in its name keeps its
+    own state."""
+    need_binaries()
+    other = "R&D/Café"
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", other)
+    dc.append_many("alice", "INBOX", [mwtest.make_message("old %d" % i)
+                                      for i in range(3)])
+    dc.append("alice", other, mwtest.make_message("old other"))
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": True, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice", mailboxes=["INBOX", other]),
+    }, bus=bus)
+    if not ok(wait_idle(mw, 2), "first start: both mailboxes idle"):
+        return
+    s1, recs = sentinel(dc, mw, "alice", "INBOX", 0, "first start")
+    ok(uids_of(recs) == [s1],
+       "first start: mail already there is not announced",
+       "hook UIDs %s, sentinel %d" % (uids_of(recs), s1))
+    files = sorted(os.listdir(mw.state_dir()))
+    modes = [stat.S_IMODE(os.stat(os.path.join(mw.state_dir(), f)).st_mode)
+             for f in files]
+    ok(len(files) == 2 and all(m == 0o600 for m in modes),
+       "one state file per mailbox, mode 0600: %s %s" % (
+           files, [oct(m) for m in modes]))
+
+    rc = mw.stop()
+    ok(rc == 0, "SIGTERM: exit 0 (%s)" % rc)
+    new = [("INBOX", u) for u in dc.append_many(
+        "alice", "INBOX", [mwtest.make_message("while away %d" % i)
+                           for i in range(2)])]
+    new.append((other, dc.append("alice", other,
+                                 mwtest.make_message("away other"))))
+    # Seen mail that arrived while away is not announced either.
+    dc.append("alice", "INBOX", mwtest.make_message("read while away"),
+              flags=("\\Seen",))
+    restart(mw)
+    if not ok(wait_idle(mw, 4), "second start: both mailboxes idle"):
+        return
+    recs = mw.wait_hooks(1 + len(new), 15)
+    s2, recs = sentinel(dc, mw, "alice", "INBOX", 1 + len(new),
+                        "second start")
+    got = hook_keys(recs[1:])
+    want = new + [("INBOX", s2)]
+    ok(sorted(got) == sorted(want) and len(got) == len(want),
+       "second start: the 3 that arrived while stopped, once each, "
+       "nothing older",
+       "got %s\nwant %s" % (got, want))
+    ordered, _ = spawn_order(mw, recs[1:])
+    inbox = [u for b, u in hook_keys(ordered) if b == "INBOX"]
+    ok(inbox == sorted(inbox), "in UID order: %s" % inbox)
+    ok(re.search(r"catching up from UID", mw.log()),
+       "the log says it is catching up")
+
+    rc = mw.stop()
+    ok(rc == 0, "SIGTERM: exit 0 (%s)" % rc)
+    n = len(mw.hook_records())
+    restart(mw)
+    if not ok(wait_idle(mw, 6), "third start: both mailboxes idle"):
+        return
+    s3, recs = sentinel(dc, mw, "alice", "INBOX", n, "third start")
+    ok(uids_of(recs[n:]) == [s3],
+       "stop/start with nothing new: nothing announced",
+       "new hook UIDs %s" % uids_of(recs[n:]))
+    # The sentinel in the other mailbox too: its state was kept apart.
+    n = len(mw.hook_records())
+    s4 = dc.append("alice", other, mwtest.make_message("other sentinel"))
+    recs = mw.wait_hooks(n + 1, 10)
+    time.sleep(0.3)
+    recs = mw.hook_records()
+    ok(hook_keys(recs[n:]) == [(other, s4)],
+       "%s: the next message announced once" % other,
+       "%s" % hook_keys(recs[n:]))
+    notes = nd.wait_records(len(recs), 10)
+    ok(len(notes) == len(recs), "one notification per hook run (%d/%d)" % (
+        len(notes), len(recs)))
+    finish(mw)
+
+
+def test_uidvalidity_change():
+    """The mailbox was deleted and recreated while mailwatch was stopped:
+    its new UIDVALIDITY means nothing old can be told from new, so nothing
+    already there is announced, and the next message is."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", "Lists/dev")
+    dc.append("alice", "Lists/dev", mwtest.make_message("before"))
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice", mailboxes="Lists/dev"),
+    })
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    uv1 = dc.status("alice", "Lists/dev")["UIDVALIDITY"]
+    mw.stop()
+    dc.delete_mailbox("alice", "Lists/dev")
+    time.sleep(1.1)  # Dovecot's UIDVALIDITY is a time stamp
+    dc.create_mailbox("alice", "Lists/dev")
+    dc.append_many("alice", "Lists/dev", [mwtest.make_message("recreated %d"
+                                                              % i)
+                                          for i in range(3)])
+    uv2 = dc.status("alice", "Lists/dev")["UIDVALIDITY"]
+    ok(uv1 != uv2, "UIDVALIDITY changed: %d -> %d" % (uv1, uv2))
+    restart(mw)
+    if not ok(wait_idle(mw, 2), "mailwatch reaches IDLE again"):
+        return
+    ok(re.search(r"UIDVALIDITY changed from %d to %d" % (uv1, uv2),
+                 mw.log()), "the log says UIDVALIDITY changed")
+    s, recs = sentinel(dc, mw, "alice", "Lists/dev", 0, "after recreate")
+    ok(uids_of(recs) == [s] and
+       recs[0]["MAILWATCH_UIDVALIDITY"] == str(uv2),
+       "nothing of the recreated mailbox announced; the next message once, "
+       "with the new UIDVALIDITY",
+       "hook UIDs %s" % uids_of(recs))
+    finish(mw)
+
+
+def test_catch_up_modes():
+    """catch_up = skip announces none of what arrived while stopped;
+    catch_up = summary above catch_up_max gives one notification saying
+    how many; catch_up = notify (the default) announces every one of 100,
+    hooks and notifications."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+
+    def start(extra):
+        sec = {"notify": True, "on_new_mail": "{hook}",
+               "on_new_mail_post": "{post_hook}"}
+        sec.update(extra)
+        return mwtest.Mailwatch({"general": sec,
+                                 "account test": dc.account("alice")},
+                                bus=bus)
+
+    # skip
+    mw = start({"catch_up": "skip"})
+    if not ok(wait_idle(mw, 1), "skip: IDLE"):
+        return
+    mw.stop()
+    dc.append_many("alice", "INBOX", [mwtest.make_message("skipped %d" % i)
+                                      for i in range(3)])
+    restart(mw)
+    wait_idle(mw, 2)
+    s, recs = sentinel(dc, mw, "alice", "INBOX", 0, "after skip")
+    ok(uids_of(recs) == [s],
+       "catch_up = skip: nothing that arrived while stopped is announced",
+       "hook UIDs %s" % uids_of(recs))
+    ok(re.search(r"skipping 3 messages", mw.log()), "and the log says so")
+    finish(mw, "mailwatch (catch_up = skip)")
+
+    # summary, 3 > catch_up_max = 2
+    n_notes = len(nd.records())
+    mw = start({"catch_up": "summary", "catch_up_max": 2})
+    if not ok(wait_idle(mw, 1), "summary: IDLE"):
+        return
+    mw.stop()
+    subjects = {}
+    for i in range(3):
+        subj = "summarised %d" % i
+        subjects[dc.append("alice", "INBOX", mwtest.make_message(subj))] = \
+            subj
+    restart(mw)
+    wait_idle(mw, 2)
+    nd.wait_records(n_notes + 1, 10)
+    time.sleep(0.5)
+    notes = nd.records()[n_notes:]
+    ok(len(notes) == 1 and "3" in notes[0].get("body", "") +
+       notes[0].get("summary", ""),
+       "catch_up = summary: one notification saying 3 arrived",
+       repr(notes))
+    mwtest.wait_until(lambda: mw.hook_records("post"), mwtest._t(10))
+    recs = mw.hook_records()
+    # Whatever the hooks get, each run must describe a real message: a
+    # hook that logs or files mail must not be handed a made-up one.
+    fake = [env_of(r) for r in recs
+            if subjects.get(int(r["MAILWATCH_UID"])) !=
+            r["MAILWATCH_SUBJECT"]]
+    ok(recs and not fake,
+       "catch_up = summary: every on_new_mail run describes a real "
+       "message (UID and subject of the same message)",
+       "runs whose UID and subject do not belong together: %s" % fake)
+    posts = [p["MAILWATCH_COUNT"] for p in mw.hook_records("post")]
+    ok(posts == ["3"], "on_new_mail_post COUNT 3: %s" % posts)
+    finish(mw, "mailwatch (catch_up = summary)")
+
+    # notify (default), 100 while stopped: one batch of 100.
+    n_notes = len(nd.records())
+    mw = start({})
+    if not ok(wait_idle(mw, 1), "notify: IDLE"):
+        return
+    mw.stop()
+    uids = dc.append_many("alice", "INBOX",
+                          [mwtest.make_message("away %03d" % i)
+                           for i in range(100)])
+    restart(mw)
+    recs = mw.wait_hooks(100, 60)
+    time.sleep(0.5)
+    recs = mw.hook_records()
+    ok(sorted(uids_of(recs)) == uids,
+       "catch_up = notify: 100 hook runs for the 100 that arrived while "
+       "stopped (%d)" % len(recs))
+    nd.wait_records(n_notes + 100, 15)
+    notes = nd.records()[n_notes:]
+    dropped = re.findall(r"dropping UID (\d+)", mw.log())
+    ok(len(notes) == 100,
+       "catch_up = notify: 100 notifications for the 100 (got %d)"
+       % len(notes),
+       "mailwatch dropped %d (\"N notifications unanswered: dropping UID "
+       "...\", at debug level only), UIDs %s..%s: the whole batch is sent "
+       "in one go, so no reply can come back before the 64-call cap" % (
+           len(dropped), dropped[0] if dropped else "-",
+           dropped[-1] if dropped else "-"))
+    finish(mw, "mailwatch (catch_up = notify)")
+
+
+def test_reconnect_after_kick():
+    """doveadm kick while idle: mailwatch reconnects (says so) and a
+    message appended during the outage is announced exactly once."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.append("alice", "INBOX", mwtest.make_message("old"))
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    })
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    s0, _ = sentinel(dc, mw, "alice", "INBOX", 0, "before kick")
+    mark = mw.mark()
+    r = dc.kick("alice")
+    ok(r.returncode == 0, "doveadm kick: %s" % r.stdout.strip())
+    during = dc.append("alice", "INBOX", mwtest.make_message("outage"))
+    ok(mw.wait_log(r"server closed|connection lost", 10, since=mark),
+       "the log says the connection was lost")
+    ok(mw.wait_log(r"reconnecting in [\d.]+ s", 10, since=mark),
+       "the log says it reconnects")
+    ok(wait_idle(mw, 2), "back in IDLE")
+    recs = mw.wait_hooks(2, 10)
+    caught = re.search(r"catching up from UID", mw.log()[mark:])
+    if not caught:
+        comment("the message landed after the reconnect (announced from "
+                "IDLE, not by catch-up)")
+    s1, recs = sentinel(dc, mw, "alice", "INBOX", 2, "after kick")
+    ok(uids_of(recs) == [s0, during, s1],
+       "the message from the outage announced exactly once%s" % (
+           " (by catch-up)" if caught else ""),
+       "hook UIDs %s, want %s" % (uids_of(recs), [s0, during, s1]))
+    finish(mw)
+
+
+def test_reconnect_after_server_restart():
+    """Dovecot stops (mailwatch backs off, retrying), messages arrive while
+    it is not connected, Dovecot comes back: each message announced once,
+    nothing older; SIGTERM while waiting to reconnect exits 0 at once."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    })
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    s0, _ = sentinel(dc, mw, "alice", "INBOX", 0, "before restart")
+    mark = mw.mark()
+    dc.stop_server()
+    ok(mw.wait_log(r"reconnecting in", 10, since=mark),
+       "server gone: the log says it reconnects")
+    # Let at least one attempt fail (connection refused) meanwhile.
+    mw.wait_log(r"reconnecting in.*\n(?:.*\n)*.*reconnecting in", 5,
+                since=mark)
+    dc.start()
+    away = dc.append_many("alice", "INBOX",
+                          [mwtest.make_message("during outage %d" % i)
+                           for i in range(3)])
+    ok(wait_idle(mw, 2, timeout=30), "back in IDLE after the restart")
+    recs = mw.wait_hooks(4, 15)
+    s1, recs = sentinel(dc, mw, "alice", "INBOX", 4, "after restart")
+    ok(uids_of(recs) == [s0] + away + [s1],
+       "each message from the outage announced exactly once, in order",
+       "hook UIDs %s" % uids_of(recs))
+
+    # SIGTERM while waiting to reconnect.
+    mark = mw.mark()
+    dc.stop_server()
+    ok(mw.wait_log(r"reconnecting in", 10, since=mark),
+       "server gone again: waiting to reconnect")
+    t0 = time.monotonic()
+    rc = mw.stop()
+    dt = time.monotonic() - t0
+    ok(rc == 0 and dt < 3.5,
+       "SIGTERM while waiting to reconnect: exit 0 in %.2f s" % dt,
+       "status %s" % rc)
+    errs = mw.sanitizer_errors()
+    ok(not errs, "no ASan/UBSan/LSan report", "\n".join(errs[:30]))
+
+
+def test_reload_keeps_state():
+    """SIGHUP with the same configuration: every watcher restarts, nothing
+    is announced again, the next message is announced once."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    })
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    s0, _ = sentinel(dc, mw, "alice", "INBOX", 0, "before reload")
+    mark = mw.mark()
+    mw.reload()
+    ok(mw.wait_log(r"reloading", 5, since=mark), "SIGHUP: reloading")
+    ok(wait_idle(mw, 2), "back in IDLE after the reload")
+    s1, recs = sentinel(dc, mw, "alice", "INBOX", 1, "after reload")
+    ok(uids_of(recs) == [s0, s1],
+       "after a reload nothing is announced again, the next one once",
+       "hook UIDs %s" % uids_of(recs))
+    finish(mw)
+
+
+if __name__ == "__main__":
+    mwtest.main(test_first_start_restart,
+                test_uidvalidity_change,
+                test_catch_up_modes,
+                test_reconnect_after_kick,
+                test_reconnect_after_server_restart,
+                test_reload_keeps_state)
