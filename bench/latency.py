@@ -399,8 +399,8 @@ def wait_idle(mw, mailboxes, timeout):
     def all_idle():
         log = mw.log()
         return all(re.search(r"/%s: watching \(IDLE\)" % re.escape(m), log)
-                   for m in mailboxes)
-    return mwtest.wait_until(all_idle, timeout, 0.05)
+                   for m in mailboxes) or not mw.running()
+    return mwtest.wait_until(all_idle, timeout, 0.05) and mw.running()
 
 
 # ---------------------------------------------------------------------------
