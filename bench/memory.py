@@ -268,8 +268,8 @@ def main():
                     help="mailboxes in the large runs (default 50)")
     ap.add_argument("--idle-window", type=float, default=20,
                     help="seconds to count idle wake-ups (default 20)")
-    ap.add_argument("--maps", action="store_true",
-                    help="print the largest private dirty mappings")
+    ap.add_argument("--no-maps", dest="maps", action="store_false",
+                    help="do not print the largest private dirty mappings")
     opts = ap.parse_args()
     if opts.mailboxes < 1 or opts.idle_window < 0:
         ap.error("bad --mailboxes or --idle-window")
