@@ -5,7 +5,10 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/mailwatch
-USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+CONTRIBDIR ?= $(PREFIX)/share/mailwatch/contrib
+# The user manager looks in /usr/lib, /usr/local/lib and ~/.local/share
+# (not ~/.local/lib): PREFIX=$HOME/.local gets share/systemd/user.
+USERUNITDIR ?= $(if $(and $(HOME),$(filter $(HOME)/%,$(PREFIX))),$(PREFIX)/share,$(PREFIX)/lib)/systemd/user
 DESTDIR ?=
 
 CC ?= cc
@@ -109,21 +112,30 @@ install: mailwatch
 	install -Dm644 man/mailwatch.1 $(DESTDIR)$(MANDIR)/man1/mailwatch.1
 	install -Dm644 man/mailwatch.ini.5 $(DESTDIR)$(MANDIR)/man5/mailwatch.ini.5
 	install -Dm644 mailwatch.ini.example $(DESTDIR)$(DOCDIR)/mailwatch.ini.example
+	install -Dm644 contrib/README.md $(DESTDIR)$(CONTRIBDIR)/README.md
+	for f in contrib/mailwatch-*; do \
+		install -Dm755 $$f $(DESTDIR)$(CONTRIBDIR)/$$(basename $$f) || exit 1; \
+	done
 	for u in systemd/*.service.in; do \
 		n=$$(basename $$u .in); \
-		sed 's|@BINDIR@|$(BINDIR)|g' $$u > build/$$n; \
-		install -Dm644 build/$$n $(DESTDIR)$(USERUNITDIR)/$$n; \
+		sed 's|@BINDIR@|$(BINDIR)|g' $$u > build/$$n && \
+		install -Dm644 build/$$n $(DESTDIR)$(USERUNITDIR)/$$n || exit 1; \
 	done
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mailwatch \
 		$(DESTDIR)$(MANDIR)/man1/mailwatch.1 \
 		$(DESTDIR)$(MANDIR)/man5/mailwatch.ini.5 \
-		$(DESTDIR)$(DOCDIR)/mailwatch.ini.example
+		$(DESTDIR)$(DOCDIR)/mailwatch.ini.example \
+		$(DESTDIR)$(CONTRIBDIR)/README.md
+	for f in contrib/mailwatch-*; do \
+		rm -f $(DESTDIR)$(CONTRIBDIR)/$$(basename $$f); \
+	done
 	for u in systemd/*.service.in; do \
 		rm -f $(DESTDIR)$(USERUNITDIR)/$$(basename $$u .in); \
 	done
-	-rmdir $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONTRIBDIR) \
+		$(DESTDIR)$(PREFIX)/share/mailwatch
 
 clean:
 	rm -rf build mailwatch
