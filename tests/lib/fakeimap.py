@@ -654,7 +654,9 @@ class FakeImap:
         if len(t) != 2:
             conn.sendline("%s BAD LOGIN needs two arguments" % tag)
             return
-        self._login_result(conn, tag, t[0], t[1])
+        dec = [x.encode("latin-1").decode("utf-8", "surrogateescape")
+               for x in t]
+        self._login_result(conn, tag, dec[0], dec[1])
 
     def _cmd_authenticate(self, conn, tag, args):
         t = args.split()
