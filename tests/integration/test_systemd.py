@@ -366,6 +366,20 @@ def test_units_verify():
                 f.write(text)
             ok(not re.search(r"@[A-Z_]+@", text),
                "%s: every @VAR@ replaced" % u[:-3])
+            keys = dict(re.findall(r"^(\w+)=(.*)$", text, re.M))
+            ok(keys.get("Type") == "notify" and
+               keys.get("NotifyAccess") == "main" and
+               keys.get("WatchdogSec") and
+               keys.get("RestartPreventExitStatus") == "78" and
+               keys.get("ExecReload", "").endswith("-HUP $MAINPID"),
+               "%s: Type=notify, NotifyAccess=main, WatchdogSec, "
+               "ExecReload SIGHUP, no restart on exit 78" % u[:-3], keys)
+            system_only = re.findall(r"^(?:After|Wants|Requires|Before|"
+                                     r"BindsTo|WantedBy)=.*?\b((?:network|"
+                                     r"network-online|multi-user|"
+                                     r"nss-lookup)\.target)", text, re.M)
+            ok(not system_only, "%s: no system-only targets (a user "
+               "manager has none)" % u[:-3], system_only)
         env = dict(os.environ, XDG_RUNTIME_DIR=rt)
         env.pop("SYSTEMD_UNIT_PATH", None)
         for u in units:
