@@ -748,6 +748,23 @@ class FakeImap:
         self.ok(conn, tag, "FETCH completed")
 
 
+def tls_context():
+    """A server ssl.SSLContext with a certificate for 127.0.0.1 from a
+    fresh test CA (mwtest.make_ca); returns (context, CA file). The
+    files live in a temporary directory removed at exit."""
+    import atexit
+    import shutil
+    import tempfile
+    import mwtest
+    d = tempfile.mkdtemp(prefix="fakeimap-tls-")
+    atexit.register(shutil.rmtree, d, True)
+    ca_cert, ca_key = mwtest.make_ca(d)
+    cert, key = mwtest.make_server_cert(d, ca_cert, ca_key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx, ca_cert
+
+
 # ---------------------------------------------------------------------------
 # The shape every hostile-server test shares: mailwatch (from mwtest)
 # watching INBOX of a FakeImap over plain TCP (tls = none).
@@ -774,9 +791,13 @@ class Hostile:
     MEM_LIMIT_KIB = 64 * 1024
 
     def __init__(self, n_old=3, srv=None, general=None, account=None,
-                 bus=None, start=True, wait_idle=True, **srv_kw):
+                 bus=None, start=True, wait_idle=True, tls=False, **srv_kw):
         import mwtest
         self.mwtest = mwtest
+        self.ca_file = None
+        if tls and srv is None:
+            ctx, self.ca_file = tls_context()
+            srv_kw["ssl_context"] = ctx
         self.srv = srv or FakeImap(password=self.PASSWORD, **srv_kw)
         for _ in range(n_old):
             self.srv.add_message(notify=False)
@@ -785,6 +806,8 @@ class Hostile:
         acc = {"host": self.srv.host, "port": self.srv.port, "tls": "none",
                "username": self.srv.user, "password": self.PASSWORD,
                "mailboxes": "INBOX"}
+        if self.srv.ssl_context is not None:
+            acc.update(tls="implicit", ca_file=self.ca_file)
         acc.update(account or {})
         self.sections = {"general": gen, "account fake": acc}
         self.mw = mwtest.Mailwatch(self.sections, bus=bus, start=start)
