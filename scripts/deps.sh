@@ -1,17 +1,22 @@
 #!/bin/sh
 # Installs the Debian packages a target needs when they are missing (as
-# root), or says which apt-get line to run. Usage: deps.sh build|check|fuzz
+# root), or says which apt-get line to run.
+# Usage: deps.sh build|check|fuzz|popup
 set -eu
 
 build="gcc make pkg-config libc6-dev libssl-dev libinih-dev libsystemd-dev"
 check="$build dovecot-imapd dovecot-core openssl python3 dbus-daemon procps"
 fuzz="$build clang libclang-rt-14-dev"
+# tests/integration/test_popup.py: a real notification on a virtual X
+# screen (it skips when these are missing).
+popup="$check xvfb dunst fonts-dejavu-core"
 
 case "${1:-build}" in
 build) want=$build ;;
 check) want=$check ;;
 fuzz) want=$fuzz ;;
-*) echo "usage: $0 build|check|fuzz" >&2; exit 2 ;;
+popup) want=$popup ;;
+*) echo "usage: $0 build|check|fuzz|popup" >&2; exit 2 ;;
 esac
 
 missing=""
