@@ -122,6 +122,46 @@ def test_first_start_restart():
     finish(mw)
 
 
+def test_state_files_kept_apart():
+    """Two accounts whose names and mailboxes could run together: account
+    "t" watching "a.b" and account "t.a" watching "b" (account names may
+    contain '.', and so may mailbox names on a server with "." in names or
+    as its separator). Each must keep its own state: after a restart, mail
+    that arrived meanwhile in each is announced once."""
+    need_binaries()
+    # LAYOUT=fs: Maildir++ forbids '.' in names, the fs layout does not.
+    dc = mwtest.Dovecot(extra_conf="mail_location = "
+                        "maildir:~/Maildir:LAYOUT=fs\n")
+    dc.create_mailbox("alice", "a.b")
+    time.sleep(1.1)  # distinct UIDVALIDITY time stamps
+    dc.create_mailbox("bob", "b")
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account t": dc.account("alice", mailboxes="a.b"),
+        "account t.a": dc.account("bob", mailboxes="b"),
+    })
+    if not ok(wait_idle(mw, 2), "both accounts reach IDLE"):
+        return
+    files = sorted(os.listdir(mw.state_dir()))
+    ok(len(files) == 2, "two state files: %s" % files)
+    mw.stop()
+    u1 = dc.append("alice", "a.b", mwtest.make_message("to t a.b"))
+    u2 = dc.append("bob", "b", mwtest.make_message("to t.a b"))
+    restart(mw)
+    wait_idle(mw, 4)
+    mw.wait_hooks(2, 10)
+    time.sleep(0.5)
+    got = sorted((r["MAILWATCH_ACCOUNT"], r["MAILWATCH_MAILBOX"],
+                  int(r["MAILWATCH_UID"])) for r in mw.hook_records())
+    want = sorted([("t", "a.b", u1), ("t.a", "b", u2)])
+    ok(got == want,
+       "after a restart each account's new message is announced once",
+       "got %s, want %s; state files %s; %s" % (
+           got, want, files, "; ".join(re.findall(
+               r"UIDVALIDITY changed.*", mw.log()))))
+    finish(mw)
+
+
 def test_uidvalidity_change():
     """The mailbox was deleted and recreated while mailwatch was stopped:
     its new UIDVALIDITY means nothing old can be told from new, so nothing
@@ -321,6 +361,7 @@ def test_reconnect_after_server_restart():
     ok(wait_idle(mw, 2, timeout=30), "back in IDLE after the restart")
     recs = mw.wait_hooks(4, 15)
     s1, recs = sentinel(dc, mw, "alice", "INBOX", 4, "after restart")
+    recs, _ = spawn_order(mw, recs)  # hooks run in parallel
     ok(uids_of(recs) == [s0] + away + [s1],
        "each message from the outage announced exactly once, in order",
        "hook UIDs %s" % uids_of(recs))
@@ -365,6 +406,7 @@ def test_reload_keeps_state():
 
 if __name__ == "__main__":
     mwtest.main(test_first_start_restart,
+                test_state_files_kept_apart,
                 test_uidvalidity_change,
                 test_catch_up_modes,
                 test_reconnect_after_kick,

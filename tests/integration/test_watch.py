@@ -424,6 +424,37 @@ def test_two_accounts_three_mailboxes():
     finish(mw)
 
 
+def test_odd_mailbox_names():
+    """Mailbox names that need quoting or modified UTF-7: quotes and a
+    backslash, '&', an emoji (a UTF-16 surrogate pair) and a '.'."""
+    need_binaries()
+    names = ['Say "hi" \\ bye', "R&D", "Post 🎉 Ünï", "a.b"]
+    # LAYOUT=fs: Maildir++ forbids '.' in names.
+    dc = mwtest.Dovecot(extra_conf="mail_location = "
+                        "maildir:~/Maildir:LAYOUT=fs\n")
+    for n in names:
+        dc.create_mailbox("alice", n)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account t": dc.account("alice", mailboxes=names),
+    })
+    if not ok(wait_idle(mw, len(names)), "all %d mailboxes reach IDLE"
+              % len(names), mw.log_tail(20)):
+        return
+    want = set()
+    for n in names:
+        uid = dc.append("alice", n, mwtest.make_message("to " + n))
+        want.add((n, str(uid), "to " + n))
+    mw.wait_hooks(len(names), 10)
+    time.sleep(0.3)
+    got = set((r["MAILWATCH_MAILBOX"], r["MAILWATCH_UID"],
+               r["MAILWATCH_SUBJECT"]) for r in mw.hook_records())
+    ok(got == want and len(mw.hook_records()) == len(names),
+       "one run per mailbox, MAILWATCH_MAILBOX in UTF-8 as configured",
+       "got %s" % sorted(got))
+    finish(mw)
+
+
 def test_seen_expunge_flags():
     """Mail appended already \\Seen is not announced; EXPUNGE and flag
     changes while idling announce nothing, and the next new message is
@@ -596,6 +627,7 @@ if __name__ == "__main__":
                 test_burst_of_100,
                 test_idle_refresh_races,
                 test_two_accounts_three_mailboxes,
+                test_odd_mailbox_names,
                 test_seen_expunge_flags,
                 test_post_hook_per_batch,
                 test_no_notification_server)
