@@ -272,6 +272,31 @@ def test_hook_env_and_notification():
            notes[-1].get("body", "").strip(),
            "bare message: notification summary and body not empty (%r, %r)"
            % (notes[-1].get("summary"), notes[-1].get("body")))
+    # A 5000-character subject (folded, 2-byte characters): capped on a
+    # character boundary, still valid UTF-8, the start kept.
+    long_subj = " ".join(["Überlänge%03d" % i for i in range(400)])
+    n = len(mw.hook_records())
+    words = long_subj.split(" ")
+    folded = "\n ".join(" ".join(words[i:i + 5])
+                        for i in range(0, len(words), 5))
+    dc.append("alice", "INBOX", raw_message(
+        "From: long@example.org\nSubject: %s\n" % folded))
+    recs = mw.wait_hooks(n + 1, 10)
+    notes = nd.wait_records(n + 1, 10)
+    if ok(len(recs) == n + 1 and len(notes) == n + 1,
+          "long subject: one hook run and one notification"):
+        got = recs[-1]["MAILWATCH_SUBJECT"]
+        stem = got[:-1] if got.endswith("\u2026") else got
+        ok(100 <= len(got.encode()) <= 1024 and long_subj.startswith(stem)
+           and len(stem) < len(long_subj),
+           "long subject capped (%d bytes), a prefix of the original"
+           % len(got.encode()), got[-40:])
+        ok(html.unescape(notes[-1]["body"]) == got,
+           "long subject: the notification shows the same text")
+    ok(all(r.get("icon") == "mail-unread" and
+           r.get("hints", {}).get("urgency") == 1 and
+           r.get("replaces_id") == 0 for r in nd.records()),
+       "notifications: icon mail-unread, urgency normal (defaults)")
     markup = [n for n in nd.records() if "evil" in n.get("body", "")]
     ok(markup and markup[0]["body"].startswith("&lt;b&gt;x&lt;/b&gt; &amp; "
                                                "&lt;a href="),
@@ -397,7 +422,9 @@ def test_two_accounts_three_mailboxes():
     mw = mwtest.Mailwatch({
         "general": {"notify": True, "on_new_mail": "{hook}"},
         "account work": dc.account("alice", mailboxes=boxes),
-        "account home": dc.account("bob", mailboxes=boxes),
+        "account home": dc.account("bob", mailboxes=boxes,
+                                   urgency="critical",
+                                   icon="mail-message-new"),
     }, bus=bus)
     if not ok(wait_idle(mw, 6), "all 6 mailboxes reach IDLE (%d)"
               % idle_count(mw)):
@@ -421,6 +448,12 @@ def test_two_accounts_three_mailboxes():
        "got %s\nwant %s" % (sorted(got), sorted(want)))
     notes = nd.wait_records(6, 10)
     ok(len(notes) == 6, "6 notifications (%d)" % len(notes))
+    per = sorted((n.get("body", "").split()[1], n.get("icon"),
+                  n.get("hints", {}).get("urgency")) for n in notes)
+    want_per = sorted([("alice", "mail-unread", 1)] * 3 +
+                      [("bob", "mail-message-new", 2)] * 3)
+    ok(per == want_per, "per-account icon and urgency (critical = 2)",
+       "got %s" % per)
     finish(mw)
 
 
