@@ -285,7 +285,7 @@ def test_catch_up_modes():
     ok(sorted(uids_of(recs)) == uids,
        "catch_up = notify: 100 hook runs for the 100 that arrived while "
        "stopped (%d)" % len(recs))
-    nd.wait_records(n_notes + 100, 15)
+    nd.wait_records(n_notes + 100, 5)
     notes = nd.records()[n_notes:]
     dropped = re.findall(r"dropping UID (\d+)", mw.log())
     ok(len(notes) == 100,
@@ -297,6 +297,41 @@ def test_catch_up_modes():
            len(dropped), dropped[0] if dropped else "-",
            dropped[-1] if dropped else "-"))
     finish(mw, "mailwatch (catch_up = notify)")
+
+
+def test_catch_up_of_nothing():
+    """While mailwatch was stopped a message came and went (expunged): the
+    mailbox is empty but UIDNEXT moved on. With catch_up = skip, or
+    summary with catch_up_max = 0, nothing is to be caught up, and the
+    next message, arriving while mailwatch watches, is live mail: it must
+    be announced as itself."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    for mode in ("skip", "summary"):
+        mw = mwtest.Mailwatch({
+            "general": {"notify": False, "on_new_mail": "{hook}",
+                        "catch_up": mode, "catch_up_max": 0},
+            "account t": dc.account("alice"),
+        })
+        if not ok(wait_idle(mw, 1), "catch_up = %s: IDLE" % mode):
+            return
+        mw.stop()
+        dc.append("alice", "INBOX", mwtest.make_message("came and went"))
+        dc.expunge("alice", "INBOX")
+        restart(mw)
+        if not ok(wait_idle(mw, 2), "catch_up = %s: IDLE again" % mode):
+            return
+        s, recs = sentinel(dc, mw, "alice", "INBOX", 0, "live " + mode,
+                           timeout=5)
+        got = [(int(r["MAILWATCH_UID"]), r["MAILWATCH_SUBJECT"])
+               for r in recs]
+        ok(got == [(s, "sentinel live " + mode)],
+           "catch_up = %s: a message arriving while watching is announced "
+           "as itself, not treated as catch-up" % mode,
+           "hook runs %s; log: %s" % (got, "; ".join(re.findall(
+               r"(?:catching up|skipping|arrived while away).*",
+               mw.log()))))
+        finish(mw, "mailwatch (catch_up = %s)" % mode)
 
 
 def test_reconnect_after_kick():
@@ -409,6 +444,7 @@ if __name__ == "__main__":
                 test_state_files_kept_apart,
                 test_uidvalidity_change,
                 test_catch_up_modes,
+                test_catch_up_of_nothing,
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
                 test_reload_keeps_state)
