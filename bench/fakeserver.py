@@ -26,6 +26,12 @@ the reply, the new-mail event, posix_spawn, exec of the hook). Messages
 are injected one at a time, each after mailwatch is idling again plus a
 short gap, so each is its own IDLE cycle.
 
+Then, in --rounds bursts, "* N EXISTS" goes to --burst other mailboxes (one
+connection each) at once; printed are each message's EXISTS -> hook start
+and the first EXISTS -> last hook start of each round: how long the one
+event loop takes to serve them all (each batch spawns its hook and writes
+its state file on the loop).
+
 It also times posix_spawn of the same hook from a small C program with the
 same spawn attributes mailwatch uses (pipe for output, /dev/null stdin, own
 process group, signal mask reset): the floor of any hook start on this
@@ -498,6 +504,32 @@ def spawn_floor(tmp, hook, n=200):
 # ---------------------------------------------------------------------------
 # The benchmark
 
+def run_bursts(srv, stamps, boxes, opts):
+    """Pushes EXISTS to every mailbox of boxes at once, opts.rounds times.
+    Returns (per-message latencies, per-round first EXISTS -> last hook
+    start, rounds done) or None."""
+    if not boxes or not opts.rounds:
+        return None
+    each, last, done = [], [], 0
+    for _ in range(opts.rounds):
+        if not all(srv.wait_idling(b, 5) for b in boxes):
+            continue
+        time.sleep(opts.gap / 1000.0)
+        sent = [(b,) + srv.inject(b) for b in boxes]
+        starts = []
+        for b, uid, t0 in sent:
+            t3 = stamps.wait((b, uid), 5)
+            if t0 is not None and t3 is not None:
+                each.append(t3 - t0)
+                starts.append(t3)
+        if len(starts) == len(boxes):
+            last.append(max(starts) - min(t0 for _, _, t0 in sent))
+            done += 1
+        # the hooks and the state files finish before the next round
+        time.sleep(0.1)
+    return (each, last, done) if last else None
+
+
 def bench(opts):
     latency.need_mailwatch()
     tmp = tempfile.mkdtemp(prefix="mwbench-fake-")
@@ -505,7 +537,8 @@ def bench(opts):
     try:
         hook, static = latency.build_hook(tmp)
         stamps = latency.HookStamps(tmp)
-        srv = FakeImapServer()
+        burst_boxes = ["burst%d" % i for i in range(opts.burst)]
+        srv = FakeImapServer(mailboxes=["INBOX"] + burst_boxes)
         mw = mwtest.Mailwatch({
             "general": {"notify": False, "log_level": "info",
                         "on_new_mail": latency.hook_command(hook,
@@ -513,9 +546,9 @@ def bench(opts):
             "account fake": {"host": "127.0.0.1", "port": srv.port,
                              "tls": "none", "username": srv.user,
                              "password": srv.password,
-                             "mailboxes": "INBOX"},
+                             "mailboxes": ["INBOX"] + burst_boxes},
         }, args=(), binary=latency.MAILWATCH)
-        if not latency.wait_idle(mw, ["INBOX"], 10):
+        if not latency.wait_idle(mw, ["INBOX"] + burst_boxes, 10):
             print(mw.log_tail(30))
             raise RuntimeError("mailwatch did not reach IDLE")
         if opts.perf:
@@ -548,6 +581,7 @@ def bench(opts):
         elapsed = time.monotonic() - t_start
         if trace:
             trace.stop()
+        burst = run_bursts(srv, stamps, burst_boxes, opts)
         rc_mw = mw.stop()
         stamps.close()
         srv.stop()
@@ -577,6 +611,16 @@ def bench(opts):
         med = latency.percentile(total, 50)
         print("  target: median <= 1 ms: %s (%.3f ms)" % (
             latency.verdict(med, 0.001), med * 1000), flush=True)
+        if burst:
+            each, last, rounds = burst
+            print("  bursts: EXISTS to %d mailboxes at once, %d rounds "
+                  "(one connection each; the loop serves them in turn):"
+                  % (len(burst_boxes), rounds))
+            print(latency.header(cols))
+            print(latency.row("EXISTS sent -> hook start, each", each,
+                              cols))
+            print(latency.row("first EXISTS -> last hook start", last,
+                              cols))
         if trace:
             latency.print_phases(trace)
         return 0
@@ -598,6 +642,11 @@ def main():
     ap.add_argument("--gap", type=float, default=20,
                     help="ms to wait after mailwatch idles again "
                     "(default 20)")
+    ap.add_argument("--burst", type=int, default=10,
+                    help="mailboxes that get an EXISTS at once in the burst "
+                    "rounds (default 10; 0: none)")
+    ap.add_argument("--rounds", type=int, default=20,
+                    help="burst rounds (default 20)")
     ap.add_argument("--spawn-count", type=int, default=200,
                     help="runs of the posix_spawn floor (default 200)")
     ap.add_argument("--perf", action="store_true",
