@@ -553,12 +553,6 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
             r"hook \S+ started \(pid (\d+)\)",
             text[bounds[i]:bounds[i + 1]])}
 
-    def instance_of(rec):
-        for ins in instances:
-            if rec.get("_pid") in ins.hook_pids:
-                return ins
-        return None
-
     recs = sorted(mw.hook_records(), key=lambda r: r["_t"])
     by_key = collections.defaultdict(list)
     for r in recs:
@@ -568,46 +562,8 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
     seen_announced = sorted(k for k in announced
                             if k in delivered and delivered[k].seen)
     unknown = sorted(k for k in announced if k not in delivered)
-    dups = {k: v for k, v in by_key.items() if len(v) > 1}
-    unattributed = [r for r in recs if instance_of(r) is None]
-
-    # The SIGKILL allowance.
-    bad_dups = []
-    per_kill = collections.defaultdict(set)   # (instance n, acct, mbox)
-    for k, rs in sorted(dups.items()):
-        first, ins1 = rs[0], instance_of(rs[0])
-        why = []
-        if len(rs) != 2:
-            why.append("announced %d times" % len(rs))
-        if ins1 is None:
-            why.append("first announcement by an unknown instance")
-        elif ins1.end != "sigkill":
-            why.append("first announced by instance %d, which ended by %s"
-                       % (ins1.n, ins1.end))
-        else:
-            dt = ins1.t_end - first["_t"]
-            if not (-HOOK_START_SLACK <= dt <= KILL_WINDOW):
-                why.append("first announced %.2f s before the SIGKILL" %
-                           dt)
-            for r in rs[1:]:
-                ins2 = instance_of(r)
-                if ins2 is None or ins2.n <= ins1.n:
-                    why.append("repeated by instance %s" % (
-                        ins2.n if ins2 else "?"))
-            per_kill[(ins1.n, k[0], k[1])].add(k[3])
-        if why:
-            bad_dups.append((k, why))
-    for (n, account, mailbox), uids in sorted(per_kill.items()):
-        mine = sorted({int(r["MAILWATCH_UID"]) for r in recs
-                       if instance_of(r) is instances[n] and
-                       (r["MAILWATCH_ACCOUNT"], r["MAILWATCH_MAILBOX"]) ==
-                       (account, mailbox)})
-        tail = [u for u in mine if u >= min(uids)]
-        if sorted(uids) != tail:
-            bad_dups.append(((account, mailbox, n), [
-                "repeated UIDs %r are not the last batch instance %d "
-                "announced (its UIDs from there: %r)" % (
-                    sorted(uids), n, tail)]))
+    unattributed = [r for r in recs if instance_of(r, instances) is None]
+    dups, bad_dups = judge_duplicates(recs, instances)
 
     sanitizer = mw.sanitizer_errors()
     figures = {
@@ -619,8 +575,7 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
         "hook runs": len(recs),
         "missed": len(missed),
         "duplicated": len(dups),
-        "duplicates allowed": len(dups) - len({k for k, _ in bad_dups
-                                               if k in dups}),
+        "duplicates allowed": len(set(dups) - {k for k, _ in bad_dups}),
         "seen announced": len(seen_announced),
         "unknown announced": len(unknown),
         "faults": dict(faults),
@@ -640,6 +595,10 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
                                      sorted(appender.counts.items())))
     comment("hook runs %d, unattributed %d; seed %d" % (
         len(recs), len(unattributed), seed))
+    for k, rs in sorted(dups.items()):
+        comment("duplicate %r: at %s" % (k, ", ".join(
+            "%.2f by instance %s" % (r["_t"] - T0, getattr(
+                instance_of(r, instances), "n", "?")) for r in rs)))
 
     ok(len(delivered) >= min_delivered,
        "soak: delivered %d messages (at least %d)" % (len(delivered),
@@ -675,6 +634,64 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
     mw.stop()
     dc.stop()
     return figures
+
+
+def instance_of(rec, instances):
+    """The instance whose log says it started the hook that wrote rec."""
+    for ins in instances:
+        if rec.get("_pid") in ins.hook_pids:
+            return ins
+    return None
+
+
+def judge_duplicates(recs, instances):
+    """Applies the SIGKILL allowance to the hook records recs (sorted by
+    _t). instances: objects with n (their index), end ("sigkill", ...),
+    t_end (when the signal was sent) and hook_pids. Returns (dups, bad):
+    {key: [records]} of everything announced more than once, and [(key,
+    [reasons])] of what the allowance does not cover."""
+    by_key = collections.defaultdict(list)
+    for r in recs:
+        by_key[_key(r)].append(r)
+    dups = {k: v for k, v in by_key.items() if len(v) > 1}
+    bad = []
+    per_kill = collections.defaultdict(set)   # (instance n, acct, mbox)
+    for k, rs in sorted(dups.items()):
+        first, ins1 = rs[0], instance_of(rs[0], instances)
+        why = []
+        if len(rs) != 2:
+            why.append("announced %d times" % len(rs))
+        if ins1 is None:
+            why.append("first announcement by an unknown instance")
+        elif ins1.end != "sigkill":
+            why.append("first announced by instance %d, which ended by %s"
+                       % (ins1.n, ins1.end))
+        else:
+            dt = ins1.t_end - first["_t"]
+            if not (-HOOK_START_SLACK <= dt <= KILL_WINDOW):
+                why.append("first announced %.2f s before the SIGKILL" %
+                           dt)
+            for r in rs[1:]:
+                ins2 = instance_of(r, instances)
+                if ins2 is None or ins2.n <= ins1.n:
+                    why.append("repeated by instance %s" % (
+                        ins2.n if ins2 else "?"))
+            per_kill[(ins1.n, k[0], k[1])].add(k[3])
+        if why:
+            bad.append((k, why))
+    # Per killed instance and mailbox, only its last batch may repeat.
+    for (n, account, mailbox), uids in sorted(per_kill.items()):
+        mine = sorted({int(r["MAILWATCH_UID"]) for r in recs
+                       if instance_of(r, instances) is instances[n] and
+                       (r["MAILWATCH_ACCOUNT"], r["MAILWATCH_MAILBOX"]) ==
+                       (account, mailbox)})
+        tail = [u for u in mine if u >= min(uids)]
+        if sorted(uids) != tail:
+            bad.append(((account, mailbox, n), [
+                "repeated UIDs %r are not the last batch instance %d "
+                "announced (its UIDs from there: %r)" % (
+                    sorted(uids), n, tail)]))
+    return dups, bad
 
 
 def _key(r):
