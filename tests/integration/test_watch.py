@@ -655,6 +655,58 @@ def test_no_notification_server():
         finish(mw, "mailwatch (%s)" % label)
 
 
+def test_notification_server_comes_and_goes():
+    """The notification server goes away while mailwatch runs, comes back,
+    then the whole session bus goes away: hooks run throughout, the log
+    says once that notifications fail and once that they work again, and
+    mailwatch keeps running."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": True, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    }, bus=bus)
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return
+    n = 0
+
+    def one(label):
+        nonlocal n
+        uid = dc.append("alice", "INBOX", mwtest.make_message(label))
+        n += 1
+        recs = mw.wait_hooks(n, 10)
+        return ok(len(recs) == n and recs[-1]["MAILWATCH_UID"] == str(uid),
+                  "%s: the hook ran" % label)
+
+    one("with a server")
+    ok(len(nd.wait_records(1, 10)) == 1, "with a server: notified")
+    nd.stop()
+    for i in range(3):
+        one("server gone %d" % i)
+    mw.wait_log(r"no notification server|notification failed", 10)
+    nd2 = mwtest.Notifyd(bus)
+    one("server back")
+    ok(len(nd2.wait_records(1, 10)) == 1, "server back: notified again")
+    ok(mw.wait_log(r"notifications work again", 10),
+       "the log says notifications work again")
+    bus.stop()
+    for i in range(2):
+        one("bus gone %d" % i)
+    time.sleep(0.5)
+    log = mw.log()
+    fails = re.findall(r"^.*(?:no notification server|desktop notification "
+                       r"failed|cannot connect to the session bus).*$",
+                       log, re.M)
+    fails = [f for f in fails if "notification dropped" not in f]
+    ok(len(fails) == 2,
+       "a failure line when the server went and when the bus went, no "
+       "more (%d)" % len(fails), "\n".join(fails))
+    ok(mw.running(), "mailwatch keeps running without a bus")
+    finish(mw)
+
+
 if __name__ == "__main__":
     mwtest.main(test_hook_env_and_notification,
                 test_burst_of_100,
@@ -663,4 +715,5 @@ if __name__ == "__main__":
                 test_odd_mailbox_names,
                 test_seen_expunge_flags,
                 test_post_hook_per_batch,
-                test_no_notification_server)
+                test_no_notification_server,
+                test_notification_server_comes_and_goes)
