@@ -711,27 +711,37 @@ class FakeImap:
             return
         self.ok(conn, tag, "IDLE terminated")
 
-    def fetch_responses(self, uidset, items=("UID", "FLAGS", "ENVELOPE")):
-        """The untagged responses of UID FETCH uidset as a list of bytes
-        (RFC 3501: "n:*" matches the last message when n is above it)."""
+    def iter_fetch_responses(self, uidset,
+                             items=("UID", "FLAGS", "ENVELOPE")):
+        """The untagged responses of UID FETCH uidset, one bytes object
+        each (RFC 3501: "n:*" matches the last message when n is above
+        every UID)."""
         with self.lock:
             msgs = list(self.messages)
         if not msgs:
-            return []
+            return
         top = msgs[-1].uid
         ranges = parse_set(uidset, top)
-        out = []
         for seq, m in enumerate(msgs, 1):
             if any(lo <= m.uid <= hi for lo, hi in ranges):
-                out.append(fetch_line(seq, m, items))
-        return out
+                yield fetch_line(seq, m, items)
+
+    def fetch_responses(self, uidset, items=("UID", "FLAGS", "ENVELOPE")):
+        """iter_fetch_responses() as a list."""
+        return list(self.iter_fetch_responses(uidset, items))
 
     def _cmd_uid_fetch(self, conn, tag, args):
         uidset, _, what = args.partition(" ")
         items = [i for i in ("UID", "FLAGS", "ENVELOPE") if i in
                  what.upper() or i == "UID"]
-        for r in self.fetch_responses(uidset, items):
-            conn.send(r)
+        buf = []
+        for r in self.iter_fetch_responses(uidset, items):
+            buf.append(r)
+            if len(buf) >= 256:
+                conn.send(b"".join(buf))
+                buf = []
+        if buf:
+            conn.send(b"".join(buf))
         self._take_inject(conn, "fetch")
         self.ok(conn, tag, "UID FETCH completed")
 

@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+"""Hostile (or merely huge) server: a catch-up UID FETCH answered with
+20000 messages, every ENVELOPE field near the 512-byte display cap. With
+catch_up = summary that is one summary announcement; the daemon's memory
+must stay bounded however many messages the server lists, and new mail
+afterwards is announced as usual."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+import mwtest  # noqa: E402
+from mwtest import ok, comment  # noqa: E402
+import fakeimap  # noqa: E402
+from fakeimap import Hostile, Message, envelope  # noqa: E402
+
+N = 20000
+
+
+def test_catch_up_flood():
+    what = "catch-up of %d messages" % N
+    h = Hostile(general={"catch_up": "summary", "catch_up_max": 10})
+    srv = h.srv
+    env = envelope(subject="S" * 500, from_name="N" * 500,
+                   from_addr="a" * 200 + "@" + "b" * 200 + ".example",
+                   message_id="<" + "m" * 480 + "@x>",
+                   date="Mon, 1 Jan 2024 10:00:00 +0000 " + "d" * 450)
+    with srv.lock:
+        first = srv.next_uid
+        srv.messages.extend(Message(first + i, (), env) for i in range(N))
+        srv.next_uid += N
+    last = first + N - 1
+    srv.conn(1).close()  # they arrived "while away"
+    peak = 0
+    end = time.monotonic() + mwtest._t(60)
+    t = time.monotonic()
+    while time.monotonic() < end and len(h.mw.hook_records()) < 1:
+        peak = max(peak, h.memory().get("VmRSS", 0))
+        time.sleep(0.1)
+    comment("  summary after %.1f s" % (time.monotonic() - t))
+    recs = h.mw.hook_records()
+    ok(len(recs) == 1 and recs[0].get("MAILWATCH_SUBJECT") ==
+       "%d new messages" % N,
+       "%s: one summary announcement" % what,
+       repr(recs[:1])[:500])
+    h.reconnected(what, timeout=5)
+    mem = h.memory()
+    comment("  RSS sampled peak %d KiB, VmHWM %d KiB" %
+            (peak, mem.get("VmHWM", 0)))
+    h.memory_ok(what)
+    uid = srv.add_message(subject="after the flood")
+    h.announced([last, uid], what)
+    h.finish(what)
+
+
+mwtest.main(test_catch_up_flood)
