@@ -20,6 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
 import mwtest  # noqa: E402
 from mwtest import ok, comment  # noqa: E402
 from test_watch import (finish, need_binaries, sentinel,  # noqa: E402
