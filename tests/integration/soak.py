@@ -13,6 +13,11 @@ each kind in turn in a shuffled order:
   sigkill  mailwatch SIGKILLed, started again on the same state directory
   sigterm  mailwatch SIGTERMed (its exit status is checked), started again
 
+Mostly 2-6 s apart, a quarter of them only 0.2-1 s (a fault in the middle
+of the recovery from the last one). The recording hook writes its record
+as soon as it starts and then takes SOAK_HOOK_SECONDS (0.5 s), as a real
+hook playing a sound would, so hooks overlap and queue during catch-ups.
+
 An APPEND that fails is retried. A delivered message is counted by the
 (account, mailbox, UIDVALIDITY, UID) of its APPENDUID; when a failure leaves
 an APPEND's fate unknown, the message is looked up by its Message-ID and
@@ -370,10 +375,15 @@ def server_contents(dc):
 # ---------------------------------------------------------------------------
 # The soak
 
-def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
+def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
+        short_gap=(0.2, 1.0), short_share=0.25, hook_seconds=None):
     """Runs the soak for about seconds (longer, up to 1.5 times, until
     min_delivered messages were delivered) and prints TAP lines. Returns
-    the figures (a dict)."""
+    the figures (a dict). Faults come fault_gap seconds apart, a
+    short_share of them only short_gap apart (faults in quick succession,
+    e.g. during a catch-up). Each hook run records itself at once and then
+    takes hook_seconds (SOAK_HOOK_SECONDS, default 0.5), like a real hook
+    playing a sound, so that hooks overlap and queue in bursts."""
     seed = int(seed if seed is not None else
                os.environ.get("SOAK_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
@@ -387,14 +397,20 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
         if mailbox != "INBOX":
             dc.create_mailbox(user, mailbox)
     ports = (dc.imap_port, dc.imaps_port)
-    sections = {"general": {"notify": False, "on_new_mail": "{hook}"}}
+    if hook_seconds is None:
+        hook_seconds = float(os.environ.get("SOAK_HOOK_SECONDS") or 0.5)
+    sections = {"general": {"notify": False}}
     for account, user in (("one", "alice"), ("two", "bob")):
         sections["account " + account] = dc.account(
             user, mailboxes=[mb for a, _, mb in TARGETS if a == account],
             catch_up="notify")
     # No sd_notify=True: the harness reads NOTIFY_SOCKET only when asked,
     # and once its datagram queue is full mailwatch blocks in sd_notify().
-    mw = mwtest.Mailwatch(sections, start=False)
+    mw = mwtest.Mailwatch(start=False)
+    slow = mw.hook_cmd(sleep=hook_seconds) if hook_seconds else \
+        mw.hook_cmd()
+    sections["general"]["on_new_mail"] = slow
+    mw.write_config(sections)
     instances = [Instance(0, mw)]
     if not mwtest.wait_until(lambda: all_idle(mw, 0), mwtest._t(30)):
         raise RuntimeError("mailwatch did not reach IDLE on every mailbox: "
@@ -421,7 +437,8 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
                                     len(appender.delivered) >=
                                     min_delivered):
             break
-        gap = rng.uniform(*fault_gap)
+        gap = rng.uniform(*(short_gap if rng.random() < short_share
+                            else fault_gap))
         if now < deadline:
             gap = min(gap, deadline - now)
         time.sleep(gap)
@@ -606,7 +623,7 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0)):
     ok(all(faults[k] for k in FAULT_KINDS),
        "soak: every kind of fault was injected", dict(faults))
     ok(not missed, "soak: missed %d" % len(missed),
-       _describe_keys(missed, delivered, recs, instances, fault_log))
+       _describe_keys(missed, delivered, instances, fault_log, text))
     ok(not seen_announced and not unknown,
        "soak: nothing \\Seen or never delivered was announced",
        "seen: %r\nunknown: %r" % (seen_announced[:10], unknown[:10]))
@@ -704,13 +721,26 @@ def _key(r):
                 r.get("MAILWATCH_UIDVALIDITY"), r.get("MAILWATCH_UID"))
 
 
-def _describe_keys(keys, delivered, recs, instances, fault_log):
-    """A few lines about missed messages: when they were appended relative
-    to the faults and instances."""
+def _describe_keys(keys, delivered, instances, fault_log, text):
+    """A few lines about missed messages: which instance logged them as new
+    mail (then its hook never recorded them) and how that instance
+    ended."""
+    logged = {}
+    bounds = [i.offset for i in instances] + [len(text)]
+    rx = re.compile(r"^mailwatch: ([^/\n]+)/(.+?): new mail UID (\d+) ", re.M)
+    for ins in instances:
+        for m in rx.finditer(text, bounds[ins.n], bounds[ins.n + 1]):
+            logged.setdefault((m.group(1), m.group(2), int(m.group(3))),
+                              []).append(ins)
     out = []
     for k in keys[:15]:
         m = delivered.get(k)
-        out.append("%r %s" % (k, m.msgid if m else ""))
+        by = logged.get((k[0], k[1], k[3]), [])
+        out.append("%r %s: %s" % (k, m.msgid if m else "", "; ".join(
+            "logged as new mail by instance %d (pid %d, ended by %s)" % (
+                i.n, i.pid, i.end) for i in by) or "never logged as new"))
+    if len(keys) > 15:
+        out.append("... %d more" % (len(keys) - 15))
     if keys:
         out.append("instances: " + ", ".join(
             "%d pid %d %.1f-%s %s rc %s" % (
