@@ -253,8 +253,8 @@ def test_resume_dead_connection():
            "the probe timed out", after[-3000:])
         m = re.search(r"no reply from the server in (\d+) s", after)
         ok(m and int(m.group(1)) == PROBE_TIMEOUT,
-           "after the probe timeout (%d s), not the command timeout" %
-           PROBE_TIMEOUT, m and m.group(0))
+           "the log names the time it waited, the probe timeout (%d s), "
+           "not the command timeout" % PROBE_TIMEOUT, m and m.group(0))
         ok(re.search(r"catching up from UID %d" % uid, after),
            "it reconnected and caught up from UID %d" % uid)
         time.sleep(1.5)
