@@ -45,6 +45,30 @@ def test_exists_backwards():
     h.finish(what)
 
 
+def test_exists_repeated():
+    what = "the same EXISTS in every response"
+    h = Hostile()
+    srv = h.srv
+
+    def with_exists(conn, tag, args):
+        # Dovecot-style "* N EXISTS" before every tagged OK, N unchanged.
+        for r in srv.fetch_responses(args.split()[0]):
+            conn.send(r)
+        conn.sendline("* %d EXISTS" % srv.exists())
+        srv.ok(conn, tag)
+    srv.handlers["UID FETCH"] = with_exists
+    uid = srv.add_message(subject="one new")
+    h.mw.wait_hooks(1, 10)
+    time.sleep(2)
+    n = len(srv.commands_of(r"^m\d+ UID FETCH "))
+    ok(n <= 3, "%s: no fetch loop (%d UID FETCH in 2 s)" % (what, n))
+    ok(srv.wait_idle(2, 1), "%s: back in IDLE" % what)
+    uid2 = srv.add_message(subject="next")
+    h.announced([uid, uid2], what)
+    h.memory_ok(what)
+    h.finish(what)
+
+
 def test_fetch_below_range():
     what = "FETCH of UIDs below the asked range"
     h = Hostile()
@@ -97,12 +121,20 @@ def test_same_fetch_twice():
     srv.once("UID FETCH", twice)
     uid = srv.add_message(subject="only once please")
     h.mw.wait_hooks(1, 10)
-    # A spurious EXISTS with no new message: "UID FETCH 5:*" matches the
-    # last message (UID 4) by RFC 3501; it is not new.
-    conn = srv.conn(1)
-    conn.sendline("* %d EXISTS" % srv.exists())
-    ok(srv.wait_command(r"UID FETCH %d:\*" % (uid + 1), 10),
-       "%s: asked for %d:* after the spurious EXISTS" % (what, uid + 1))
+    # A message arrives and is expunged before the client fetches it:
+    # "UID FETCH 5:*" then matches the last message (UID 4) by RFC 3501,
+    # which is not new.
+    def expunged_first(conn, tag, args):
+        with srv.lock:
+            seq, _ = srv.find(gone)
+            del srv.messages[seq - 1]
+            conn.reported = srv.exists()
+        conn.sendline("* %d EXPUNGE" % seq)
+        srv.default("UID FETCH", conn, tag, args)
+    srv.once("UID FETCH", expunged_first)
+    gone = srv.add_message(subject="expunged before the fetch")
+    ok(srv.wait_command(r"UID FETCH %d:\*" % gone, 10),
+       "%s: asked for %d:*" % (what, gone))
     time.sleep(0.5)
     uid2 = srv.add_message(subject="and the next")
     h.announced([uid, uid2], what)
@@ -232,7 +264,8 @@ def test_no_uidnext_empty():
     h.finish(what)
 
 
-mwtest.main(test_exists_backwards, test_fetch_below_range,
+mwtest.main(test_exists_backwards, test_exists_repeated,
+            test_fetch_below_range,
             test_unsolicited_fetch_while_idle, test_same_fetch_twice,
             test_nil_envelope, test_sanitised_fields, test_no_uidnext,
             test_no_uidnext_empty)
