@@ -1,9 +1,12 @@
 #!/usr/bin/python3
-"""Hostile server over implicit TLS (fakeimap with a certificate from a
-test CA): the TLS connection cut without close_notify inside a literal,
-responses dribbled one byte per TLS record, an endless line. The same
-expectations as on plain TCP: a clear log line, bounded memory, a
-reconnect where one is needed, the good messages announced exactly once."""
+"""Hostile server over TLS (fakeimap with a certificate from a test CA).
+Implicit TLS: the connection cut without close_notify inside a literal,
+responses dribbled one byte per TLS record, an endless line; the same
+expectations as on plain TCP (a clear log line, bounded memory, a
+reconnect where one is needed, the good messages announced exactly once).
+STARTTLS: plaintext injected after the STARTTLS OK (CVE-2011-0411), no
+STARTTLS offered, STARTTLS refused, PREAUTH in the clear: never a password
+in the clear, and no retry where retrying cannot help."""
 
 import os
 import re
@@ -80,5 +83,95 @@ def test_tls_endless_line():
     h.finish(what)
 
 
+def no_cleartext_login(h, what):
+    bad = [(c.no, ln) for c in h.srv.conns for tls, ln in c.lines
+           if not tls and re.match(r"\S+ (AUTHENTICATE|LOGIN)\b", ln, re.I)]
+    ok(not bad, "%s: no login in the clear" % what, repr(bad))
+
+
+def test_starttls_works():
+    what = "STARTTLS"
+    h = Hostile(tls=True, starttls=True)
+    uid = h.srv.add_message(subject="over STARTTLS")
+    h.announced([uid], what)
+    ok(h.srv.conn(1).tls, "%s: the connection is TLS" % what)
+    no_cleartext_login(h, what)
+    h.finish(what)
+
+
+def test_starttls_injection():
+    what = "plaintext injected after the STARTTLS OK"
+    ctx, ca = fakeimap.tls_context()
+    srv = fakeimap.FakeImap(password=Hostile.PASSWORD, ssl_context=ctx,
+                            starttls=True)
+
+    def inject(conn, tag, args):
+        # The OK and a forged response in one segment, as a man in the
+        # middle would add it; then a TLS handshake as usual.
+        conn.send(b"%s OK Begin TLS\r\n* 9 EXISTS\r\n" % tag.encode())
+        srv.start_tls(conn)
+        conn.hang(timeout=20)
+    srv.once("STARTTLS", inject)
+    h = Hostile(srv=srv, wait_idle=False,
+                account={"tls": "starttls", "ca_file": ca})
+    h.log_line(r"data after the STARTTLS reply", what)
+    h.reconnected(what)
+    ok(srv.conn(2).tls, "%s: the new connection is TLS" % what)
+    no_cleartext_login(h, what)
+    uid = srv.add_message(subject="after the injection")
+    h.announced([uid], what)
+    h.finish(what)
+
+
+def refused(what, srv_kw, log_rx, account=None, on_connect=None):
+    acc = {"tls": "starttls"}
+    acc.update(account or {})
+    h = Hostile(wait_idle=False, account=acc, **srv_kw)
+    if on_connect:
+        h.srv.on_connect = on_connect
+    h.log_line(log_rx, what)
+    h.log_line(r"not retrying", what + " (gives up)")
+    time.sleep(3)
+    ok(h.srv.connection_count() == 1, "%s: no retry" % what,
+       "connections: %d" % h.srv.connection_count())
+    ok(not h.srv.logins, "%s: no login attempt" % what, repr(h.srv.logins))
+    no_cleartext_login(h, what)
+    h.finish(what)
+
+
+def test_starttls_missing():
+    refused("STARTTLS not offered", {}, r"does not offer STARTTLS")
+
+
+def test_starttls_refused():
+    srv_kw = {"tls": True, "starttls": True}
+
+    def no(conn, tag, args):
+        conn.sendline("%s NO STARTTLS unavailable right now" % tag)
+    what = "STARTTLS refused"
+    acc = {"tls": "starttls"}
+    h = Hostile(wait_idle=False, start=False, account=acc, **srv_kw)
+    h.srv.handlers["STARTTLS"] = no
+    h.mw.start()
+    h.log_line(r"STARTTLS refused", what)
+    time.sleep(3)
+    ok(h.srv.connection_count() == 1 or
+       h.log_lines(r"reconnecting in"), "%s: stopped or backs off" % what)
+    ok(not h.srv.logins, "%s: no login attempt" % what, repr(h.srv.logins))
+    no_cleartext_login(h, what)
+    h.finish(what)
+
+
+def test_preauth_in_the_clear():
+    def preauth(conn):
+        conn.sendline("* PREAUTH [CAPABILITY IMAP4rev1 IDLE STARTTLS] "
+                      "logged in already")
+        return True
+    refused("PREAUTH on a STARTTLS account", {}, r"PREAUTH",
+            on_connect=preauth)
+
+
 mwtest.main(test_tls_cut_mid_literal, test_tls_dribble,
-            test_tls_endless_line)
+            test_tls_endless_line, test_starttls_works,
+            test_starttls_injection, test_starttls_missing,
+            test_starttls_refused, test_preauth_in_the_clear)

@@ -1,8 +1,9 @@
 """fakeimap: a scripted IMAP server for the hostile-server tests.
 
-Python 3 standard library only. Listens on 127.0.0.1 (plain TCP, or
-implicit TLS when given an ssl.SSLContext), one thread per connection,
-and serves one mailbox model to every connection:
+Python 3 standard library only. Listens on 127.0.0.1 (plain TCP; with an
+ssl.SSLContext implicit TLS, or STARTTLS with starttls=True; tls_context()
+makes one from a fresh mwtest test CA), one thread per connection, and
+serves one mailbox model to every connection:
 
     srv = fakeimap.FakeImap(password="s3cret")
     uid = srv.add_message(subject="hello", from_name="Ann",
@@ -46,7 +47,9 @@ Faults are scripted per test:
 
 Messages are Message(uid, flags, envelope) where envelope is the raw IMAP
 ENVELOPE text (bytes, literals included); envelope() builds one. Helpers
-for the tests: fetch_line(), imap_string(), proc_memory().
+for the tests: fetch_line(), imap_string(), proc_memory(), and Hostile,
+the shape every test_hostile_*.py scenario shares (mailwatch from mwtest
+on a FakeImap, log/reconnect/announce/memory assertions).
 """
 
 import base64
@@ -237,6 +240,8 @@ class Conn:
         self.dribble = 0            # > 0: send byte by byte, this sleep
         self.sent = 0               # bytes sent
         self.thread = None
+        self.tls = False            # TLS is up on this connection
+        self.lines = []             # (tls, line) of every command here
 
     def __repr__(self):
         return "<Conn #%d>" % self.no
@@ -362,13 +367,17 @@ class Conn:
 class FakeImap:
     def __init__(self, user="alice", password="secret", caps=DEFAULT_CAPS,
                  uidvalidity=1000, send_uidnext=True, ssl_context=None,
-                 host=HOST, register=True):
+                 starttls=False, host=HOST, register=True):
         self.user = user
         self.password = password
         self.caps = caps
         self.uidvalidity = uidvalidity
         self.send_uidnext = send_uidnext
         self.ssl_context = ssl_context
+        self.starttls = starttls and ssl_context is not None
+        if self.starttls and "STARTTLS" not in caps.split():
+            caps += " STARTTLS"
+            self.caps = caps
         self.lock = threading.RLock()
         self.messages = []
         self.next_uid = 1
@@ -417,7 +426,7 @@ class FakeImap:
             except OSError:
                 return
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.ssl_context is not None:
+            if self.ssl_context is not None and not self.starttls:
                 try:
                     s.settimeout(10)
                     s = self.ssl_context.wrap_socket(s, server_side=True)
@@ -426,6 +435,7 @@ class FakeImap:
                     continue
             with self.lock:
                 c = Conn(self, s, len(self.conns) + 1)
+                c.tls = self.ssl_context is not None and not self.starttls
                 self.conns.append(c)
             c.thread = threading.Thread(target=c.run, daemon=True,
                                         name="fakeimap-conn-%d" % c.no)
@@ -503,6 +513,7 @@ class FakeImap:
     def _record(self, conn, line):
         with self.lock:
             self.commands.append((conn.no, line))
+            conn.lines.append((conn.tls, line))
 
     # -- mailbox model
     def add_message(self, subject=None, from_name="Sender",
@@ -629,6 +640,28 @@ class FakeImap:
     def _cmd_capability(self, conn, tag, args):
         conn.sendline("* CAPABILITY %s" % self.caps)
         self.ok(conn, tag, "CAPABILITY completed")
+
+    def start_tls(self, conn):
+        """Wraps conn in TLS (server side) now; bytes the client sent in
+        the clear before are dropped. Returns False when the handshake
+        failed (the connection is closed)."""
+        conn.rbuf = b""
+        try:
+            conn.sock.settimeout(10)
+            conn.sock = self.ssl_context.wrap_socket(conn.sock,
+                                                     server_side=True)
+        except (OSError, ssl.SSLError, ValueError):
+            conn.close()
+            return False
+        conn.tls = True
+        return True
+
+    def _cmd_starttls(self, conn, tag, args):
+        if not self.starttls or conn.tls:
+            conn.sendline("%s BAD STARTTLS not available" % tag)
+            return
+        conn.sendline("%s OK Begin TLS negotiation now" % tag)
+        self.start_tls(conn)
 
     def _cmd_noop(self, conn, tag, args):
         self.ok(conn, tag, "NOOP completed")
@@ -817,7 +850,8 @@ class Hostile:
                "username": self.srv.user, "password": self.PASSWORD,
                "mailboxes": "INBOX"}
         if self.srv.ssl_context is not None:
-            acc.update(tls="implicit", ca_file=self.ca_file)
+            acc.update(tls="starttls" if self.srv.starttls else "implicit",
+                       ca_file=self.ca_file)
         acc.update(account or {})
         self.sections = {"general": gen, "account fake": acc}
         self.mw = mwtest.Mailwatch(self.sections, bus=bus, start=start)
