@@ -137,6 +137,24 @@ def test_binary_garbage():
     fault_on_fetch("binary garbage", junk, r"bad response")
 
 
+def test_unknown_tag():
+    def wrong_tag(conn, tag, args):
+        for r in conn.srv.fetch_responses(args.split()[0]):
+            conn.send(r)
+        conn.sendline("x%s OK UID FETCH completed" % tag)
+        conn.hang(timeout=30)
+    fault_on_fetch("completion with an unknown tag", wrong_tag,
+                   r"unknown tag")
+
+
+def test_continuation_in_fetch():
+    def plus(conn, tag, args):
+        conn.sendline("+ send me more")
+        conn.hang(timeout=30)
+    fault_on_fetch("continuation instead of FETCH data", plus,
+                   r"unexpected continuation")
+
+
 def test_garbage_greeting():
     what = "garbage greeting"
     h = Hostile()
@@ -167,4 +185,5 @@ def test_garbage_greeting():
 
 mwtest.main(test_cut_mid_line, test_cut_mid_literal, test_dribble,
             test_literal_4g, test_endless_line, test_binary_garbage,
+            test_unknown_tag, test_continuation_in_fetch,
             test_garbage_greeting)
