@@ -416,7 +416,8 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
         raise RuntimeError("mailwatch did not reach IDLE on every mailbox: "
                            "%r" % idle_state(mw, 0))
 
-    appender = Appender(dc, rng, rate)
+    # Its own generator: the appender's choices do not shift the faults'.
+    appender = Appender(dc, random.Random(seed + 1), rate)
     faults = collections.Counter()
     fault_log = []
     term_rcs = []
@@ -469,7 +470,10 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
         elif kind == "kick":
             user = rng.choice(("alice", "bob"))
             r = dc.kick(user)
-            detail = user + ": " + " ".join(r.stdout.split())[:60]
+            out = " ".join((r.stdout + r.stderr).split())
+            detail = "%s: %s" % (user, "kicked" if "kicked" in out and
+                                 user in out.split(":")[-1] else
+                                 out[:80] or "rc %d" % r.returncode)
         elif kind == "sigkill":
             inst.t_end = time.monotonic()
             mw.signal(signal.SIGKILL)
