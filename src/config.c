@@ -62,6 +62,7 @@ enum key {
 	K_CATCH_UP_MAX,
 	K_ICON,
 	K_URGENCY,
+	K_BURST,
 	/* [account NAME] only */
 	K_HOST,
 	K_PORT,
@@ -96,6 +97,7 @@ static const struct {
     [K_CATCH_UP_MAX] = {"catch_up_max", IN_BOTH, false},
     [K_ICON] = {"icon", IN_BOTH, true},
     [K_URGENCY] = {"urgency", IN_BOTH, false},
+    [K_BURST] = {"burst", IN_BOTH, false},
     [K_HOST] = {"host", IN_ACCOUNT, false},
     [K_PORT] = {"port", IN_ACCOUNT, false},
     [K_TLS] = {"tls", IN_ACCOUNT, false},
@@ -294,6 +296,7 @@ defaults_init(struct account_defaults *d)
 	    .catch_up = CATCH_UP_NOTIFY,
 	    .catch_up_max = 10,
 	    .urgency = 1,
+	    .burst = 3,
 	};
 }
 
@@ -389,7 +392,7 @@ defaults_eq(const struct account_defaults *a, const struct account_defaults *b)
 	       a->poll_interval == b->poll_interval &&
 	       a->catch_up == b->catch_up &&
 	       a->catch_up_max == b->catch_up_max && str_eq(a->icon, b->icon) &&
-	       a->urgency == b->urgency;
+	       a->urgency == b->urgency && a->burst == b->burst;
 }
 
 /* Every setting; not the line, so moving an account in the file is not a
@@ -738,6 +741,9 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 		get_enum(p, k, v, urgency_names, "low, normal or critical",
 			 &s->d.urgency);
 		break;
+	case K_BURST:
+		get_uint(p, k, v, 0, 10000, &s->d.burst);
+		break;
 	case K_HOST:
 		get_host(p, &s->a, v);
 		break;
@@ -1048,6 +1054,7 @@ merge_defaults(struct account_defaults *d, struct section *s)
 	COPY(K_CATCH_UP_MAX, catch_up_max);
 	MOVE(K_ICON, icon, freep);
 	COPY(K_URGENCY, urgency);
+	COPY(K_BURST, burst);
 #undef MOVE
 #undef COPY
 }

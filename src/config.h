@@ -25,6 +25,10 @@ struct account_defaults {
 	unsigned catch_up_max;     /* above it one summary, default 10 */
 	char *icon;                /* notification icon name or path; NULL */
 	int urgency;               /* 0 low, 1 normal (default), 2 critical */
+	unsigned burst;            /* more notifications than this within
+				      SINK_BURST_WINDOW seconds become one
+				      summary per mailbox; 0: never (default
+				      3) */
 };
 
 struct account {

@@ -151,3 +151,15 @@ mail_event_finish(struct mail_event *ev)
 	freep(&ev->date);
 	freep(&ev->message_id);
 }
+
+void
+mail_event_copy(struct mail_event *dst, const struct mail_event *src)
+{
+	*dst = *src;
+	dst->from = xstrdup(src->from);
+	dst->from_name = xstrdup(src->from_name);
+	dst->from_address = xstrdup(src->from_address);
+	dst->subject = xstrdup(src->subject);
+	dst->date = xstrdup(src->date);
+	dst->message_id = xstrdup(src->message_id);
+}

@@ -24,5 +24,8 @@ struct mail_event {
  * the caller. */
 void mail_event_from_envelope(struct mail_event *ev,
 			      const struct codec_envelope *env);
+/* Copies src into dst with strings of its own; account and mailbox stay
+ * borrowed from src's owner. */
+void mail_event_copy(struct mail_event *dst, const struct mail_event *src);
 /* Frees the owned strings. */
 void mail_event_finish(struct mail_event *ev);

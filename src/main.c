@@ -338,8 +338,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	d.resume = resume_new(d.event, on_resume, &d);
-	d.sinks[d.n_sinks++] = sink_notify_new(d.event);
-	d.sinks[d.n_sinks++] = sink_hook_new(d.event);
+	/* Hooks first: a click on a notification runs on_click through
+	 * them. Announcing goes through the sinks in this order. */
+	d.sinks[1] = sink_hook_new(d.event);
+	d.sinks[0] = sink_notify_new(d.event, d.sinks[1]);
+	d.n_sinks = 2;
 
 	start_all(&d);
 	if (!d.n_run) {
@@ -352,6 +355,7 @@ main(int argc, char **argv)
 	status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
 	stop_all(&d);
+	/* The notification sink borrows the hook sink: free it first. */
 	for (size_t i = 0; i < d.n_sinks; i++)
 		sink_free(&d.sinks[i]);
 	resume_free(&d.resume);

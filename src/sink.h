@@ -4,6 +4,7 @@
  * its failures are logged and forgotten. */
 #pragma once
 
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -11,10 +12,25 @@
 
 struct sink;
 
+/* Seconds in which more than account_defaults.burst notifications for one
+ * mailbox become one summary. */
+#define SINK_BURST_WINDOW 10
+
 struct sink_ops {
 	/* One new message of account a (borrowed for the call). */
 	void (*send)(struct sink *s, const struct account *a,
 		     const struct mail_event *ev);
+	/* Optional: n messages (v, in UID order, borrowed) shown as one
+	 * summary, for mail that arrived while mailwatch was away. Sinks
+	 * without it get send() for each message. */
+	void (*summary)(struct sink *s, const struct account *a,
+			const char *mailbox, const struct mail_event *v,
+			size_t n);
+	/* Optional: the message is no longer new (\Seen or expunged
+	 * elsewhere): take back what was shown for it. */
+	void (*withdraw)(struct sink *s, const struct account *a,
+			 const char *mailbox, uint32_t uidvalidity,
+			 uint32_t uid);
 	/* A batch of n messages for a/mailbox ended (n >= 1). */
 	void (*batch_done)(struct sink *s, const struct account *a,
 			   const char *mailbox, unsigned n);
@@ -31,10 +47,20 @@ struct sink {
  * (posix_spawn, no shell; environment MAILWATCH_*; stdin /dev/null;
  * output logged, capped; killed after hook_timeout). */
 struct sink *sink_hook_new(sd_event *e);
+/* Runs argv once for a click on a message's notification, with the
+ * message's MAILWATCH_* environment: no timeout, in a session of its own,
+ * and left running when mailwatch exits (it is usually a mail client).
+ * hooks must be a sink from sink_hook_new(). */
+void sink_hook_launch(struct sink *hooks, const struct account *a,
+		      char *const *argv, const struct mail_event *ev);
+
 /* Sends org.freedesktop.Notifications.Notify asynchronously on the user's
  * session bus (connected lazily through the loop). Without a bus or a
- * notification server it logs once and keeps working. */
-struct sink *sink_notify_new(sd_event *e);
+ * notification server it logs once and keeps working. More than the
+ * account's burst messages for one mailbox within SINK_BURST_WINDOW become
+ * one summary that replaces itself; a withdrawn message's notification is
+ * closed; a click runs on_click through hooks (borrowed, may be NULL). */
+struct sink *sink_notify_new(sd_event *e, struct sink *hooks);
 
 static inline void
 sink_free(struct sink **s)

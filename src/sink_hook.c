@@ -70,6 +70,7 @@ struct hook_run {
 	sd_event_source *child, *out, *timer;
 	int out_fd;	/* read end of the stdout/stderr pipe, or -1 */
 	bool timed_out; /* SIGTERM sent after the timeout */
+	bool detached;  /* on_click: own session, never killed by us */
 	bool truncated; /* output was dropped after HOOK_OUTPUT_CAP */
 	size_t logged;	/* output bytes logged so far */
 	size_t line_len;
@@ -170,7 +171,7 @@ run_ctx(const struct hook_run *r)
 static void
 run_free(struct hook_run *r)
 {
-	if (r->pid > 0 && r->child) {
+	if (r->pid > 0 && r->child && !r->detached) {
 		/* Not reaped yet, so the group id is still ours. */
 		(void)kill(-r->pid, SIGKILL);
 	}
@@ -373,7 +374,8 @@ run_start(struct hook_run *r)
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 					    POSIX_SPAWN_SETSIGDEF |
-					    POSIX_SPAWN_SETPGROUP);
+					    (r->detached ? POSIX_SPAWN_SETSID
+							 : POSIX_SPAWN_SETPGROUP));
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &all);
 	posix_spawnattr_setpgroup(&attr, 0);
@@ -403,8 +405,8 @@ run_start(struct hook_run *r)
 			ret == -EBUSY ? " (SIGCHLD is not blocked)" : "");
 		goto fail;
 	}
-	/* The source owns the process: freeing it kills and reaps. */
-	(void)sd_event_source_set_child_process_own(r->child, true);
+	/* The source owns a hook: freeing it kills and reaps. */
+	(void)sd_event_source_set_child_process_own(r->child, !r->detached);
 	ret = sd_event_add_io(r->hs->event, &r->out, r->out_fd, EPOLLIN,
 			      on_output, r);
 	if (ret < 0) {
@@ -452,10 +454,10 @@ start_queued(struct hook_sink *hs)
 }
 
 /* Starts argv now when few enough hooks run, else queues it. Takes over
- * envp. */
+ * envp. A detached command (on_click) has no timeout and is not killed. */
 static void
 hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
-	    char *const *argv, char **envp)
+	    char *const *argv, char **envp, bool detached)
 {
 	struct hook_run *r = xcalloc(1, sizeof(*r));
 
@@ -464,7 +466,8 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 	r->mailbox = xstrdup(mailbox);
 	r->argv = config_argv_dup(argv);
 	r->envp = envp;
-	r->timeout = a->d.hook_timeout;
+	r->detached = detached;
+	r->timeout = detached ? 0 : a->d.hook_timeout;
 	r->out_fd = -1;
 
 	if (hs->running.n < HOOK_MAX_RUNNING && !hs->queued.head) {
@@ -486,15 +489,14 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 	list_append(&hs->queued, r);
 }
 
-static void
-hook_send(struct sink *s, const struct account *a, const struct mail_event *ev)
+/* The environment of a command about message ev (free with
+ * config_argv_free). */
+static char **
+message_env(const struct account *a, const struct mail_event *ev)
 {
-	struct hook_sink *hs = (struct hook_sink *)s;
 	char *vars[10];
 	size_t n = 0;
 
-	if (!a->d.on_new_mail)
-		return;
 	vars[n++] = xasprintf("MAILWATCH_ACCOUNT=%s", a->name);
 	vars[n++] = xasprintf("MAILWATCH_MAILBOX=%s", ev->mailbox);
 	vars[n++] = xasprintf("MAILWATCH_UID=%" PRIu32, ev->uid);
@@ -506,7 +508,23 @@ hook_send(struct sink *s, const struct account *a, const struct mail_event *ev)
 	vars[n++] = xasprintf("MAILWATCH_SUBJECT=%s", ev->subject);
 	vars[n++] = xasprintf("MAILWATCH_DATE=%s", ev->date);
 	vars[n++] = xasprintf("MAILWATCH_MESSAGE_ID=%s", ev->message_id);
-	hook_submit(hs, a, ev->mailbox, a->d.on_new_mail, env_build(vars, n));
+	return env_build(vars, n);
+}
+
+static void
+hook_send(struct sink *s, const struct account *a, const struct mail_event *ev)
+{
+	if (a->d.on_new_mail)
+		hook_submit((struct hook_sink *)s, a, ev->mailbox,
+			    a->d.on_new_mail, message_env(a, ev), false);
+}
+
+void
+sink_hook_launch(struct sink *s, const struct account *a, char *const *argv,
+		 const struct mail_event *ev)
+{
+	hook_submit((struct hook_sink *)s, a, ev->mailbox, argv,
+		    message_env(a, ev), true);
 }
 
 static void
@@ -521,7 +539,8 @@ hook_batch_done(struct sink *s, const struct account *a, const char *mailbox,
 	vars[0] = xasprintf("MAILWATCH_ACCOUNT=%s", a->name);
 	vars[1] = xasprintf("MAILWATCH_MAILBOX=%s", mailbox);
 	vars[2] = xasprintf("MAILWATCH_COUNT=%u", count);
-	hook_submit(hs, a, mailbox, a->d.on_new_mail_post, env_build(vars, 3));
+	hook_submit(hs, a, mailbox, a->d.on_new_mail_post, env_build(vars, 3),
+		    false);
 }
 
 static void
@@ -537,8 +556,9 @@ hook_free(struct sink *s)
 	while ((r = hs->running.head)) {
 		struct log_ctx ctx = run_ctx(r);
 
-		log_info(&ctx, "hook %s (pid %d) killed: shutting down",
-			 r->argv[0], (int)r->pid);
+		log_info(&ctx, "hook %s (pid %d) %s: shutting down",
+			 r->argv[0], (int)r->pid,
+			 r->detached ? "left running" : "killed");
 		list_remove(&hs->running, r);
 		run_free(r);
 	}

@@ -3,6 +3,11 @@
  * loop (not libnotify, whose show is a blocking round trip on GLib; see
  * docs/notifications.md).
  *
+ * It remembers the notifications it showed (a bounded table) so that it can
+ * close one when its message is read or deleted elsewhere (withdraw), run
+ * on_click when one is clicked (ActionInvoked), and fold a burst of mail in
+ * one mailbox into one summary that replaces itself.
+ *
  * The session bus is connected on the first message and again on a later
  * message after it went away. Without a bus or a notification server the
  * sink logs one warning, drops the notification and keeps trying with the
@@ -33,18 +38,54 @@
  * the server answers (or the calls time out, after 25 s). */
 #define NOTIFY_MAX_PENDING 64
 
+/* Notifications remembered for withdraw and on_click; the oldest is
+ * forgotten beyond this. */
+#define NOTIFY_MAX_SHOWN 128
+/* Senders named in a summary's body. */
+#define SUMMARY_SENDERS 3
+
+/* A notification shown (or being shown) for one message, or a summary
+ * (uid 0) for a mailbox. */
+struct shown {
+	struct shown *next;
+	char *account, *mailbox;
+	uint32_t uidvalidity, uid;
+	uint32_t id;	  /* the server's id, 0 until the reply */
+	bool withdrawn;	  /* close it as soon as the id is known */
+	struct notify_call *call; /* the Notify in flight, or NULL */
+	char **on_click;  /* owned argv, NULL without a click action */
+	struct mail_event ev; /* owned strings, for on_click */
+};
+
+/* Recent notifications of one mailbox, to notice a burst. */
+struct burst {
+	struct burst *next;
+	char *account, *mailbox;
+	uint64_t start;	   /* usec, CLOCK_MONOTONIC, of the window */
+	unsigned count;	   /* messages in the window */
+	char *senders;	   /* the first few, for the summary body */
+	unsigned n_senders;
+	struct shown *summary; /* the summary shown for this window */
+};
+
 struct notify_sink {
 	struct sink sink;
 	sd_event *event;
+	struct sink *hooks; /* for on_click; borrowed, may be NULL */
 	sd_bus *bus;	    /* NULL until the first message */
 	unsigned n_pending; /* Notify calls awaiting their reply */
 	bool failing;	    /* a failure was logged, no success since */
+	struct shown *shown; /* newest first */
+	unsigned n_shown;
+	struct burst *bursts;
 };
 
 /* One Notify call in flight; freed with its (floating) bus slot. */
 struct notify_call {
 	struct notify_sink *ns;
 	char *account; /* owned, for log lines */
+	struct shown *shown; /* the entry whose id this reply gives, or NULL
+				once the entry was forgotten */
 };
 
 /* Logs a failure to show a notification: the first one at warning level,
@@ -91,12 +132,16 @@ error_is_unavailable(const sd_bus_error *e)
 			 strlen("org.freedesktop.DBus.Error.Spawn.")));
 }
 
+static void close_shown(struct notify_sink *ns, struct shown *sh);
+
 static void
 notify_call_free(void *userdata)
 {
 	struct notify_call *c = userdata;
 
 	c->ns->n_pending--;
+	if (c->shown)
+		c->shown->call = NULL;
 	free(c->account);
 	free(c);
 }
@@ -121,12 +166,151 @@ on_notify_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		log_info(&ctx, "desktop notifications work again");
 	ns->failing = false;
 	log_debug(&ctx, "notification %" PRIu32 " shown", id);
+	if (c->shown) {
+		c->shown->id = id;
+		if (c->shown->withdrawn)
+			close_shown(ns, c->shown);
+	}
+	return 0;
+}
+
+static int
+urgency_byte(int urgency)
+{
+	return urgency < 0 ? 0 : urgency > 2 ? 2 : urgency;
+}
+
+/* ---- the table of notifications shown ---- */
+
+static void
+shown_free(struct shown *sh)
+{
+	if (sh->call)
+		sh->call->shown = NULL;
+	free(sh->account);
+	free(sh->mailbox);
+	config_argv_free(&sh->on_click);
+	mail_event_finish(&sh->ev);
+	free(sh);
+}
+
+/* Unlinks sh from the table (and from its burst) and frees it. */
+static void
+shown_remove(struct notify_sink *ns, struct shown *sh)
+{
+	for (struct shown **p = &ns->shown; *p; p = &(*p)->next) {
+		if (*p == sh) {
+			*p = sh->next;
+			ns->n_shown--;
+			break;
+		}
+	}
+	for (struct burst *b = ns->bursts; b; b = b->next)
+		if (b->summary == sh)
+			b->summary = NULL;
+	shown_free(sh);
+}
+
+/* Adds an entry for a notification about to be sent; forgets the oldest
+ * beyond NOTIFY_MAX_SHOWN. */
+static struct shown *
+shown_add(struct notify_sink *ns, const struct account *a, const char *mailbox,
+	  uint32_t uidvalidity, uint32_t uid)
+{
+	struct shown *sh = xcalloc(1, sizeof(*sh));
+
+	sh->account = xstrdup(a->name);
+	sh->mailbox = xstrdup(mailbox);
+	sh->uidvalidity = uidvalidity;
+	sh->uid = uid;
+	sh->next = ns->shown;
+	ns->shown = sh;
+	if (++ns->n_shown > NOTIFY_MAX_SHOWN) {
+		struct shown *last = ns->shown;
+
+		while (last->next)
+			last = last->next;
+		shown_remove(ns, last);
+	}
+	return sh;
+}
+
+static struct shown *
+shown_by_id(struct notify_sink *ns, uint32_t id)
+{
+	for (struct shown *sh = ns->shown; sh; sh = sh->next)
+		if (sh->id == id && id)
+			return sh;
+	return NULL;
+}
+
+static void
+shown_clear(struct notify_sink *ns)
+{
+	while (ns->shown)
+		shown_remove(ns, ns->shown);
+}
+
+/* Closes sh's notification (once its id is known) and forgets it. */
+static void
+close_shown(struct notify_sink *ns, struct shown *sh)
+{
+	if (!sh->id) {
+		sh->withdrawn = true;
+		return;
+	}
+	if (ns->bus)
+		(void)sd_bus_call_method_async(ns->bus, NULL, NOTIFY_NAME,
+					       NOTIFY_PATH, NOTIFY_NAME,
+					       "CloseNotification", NULL, NULL,
+					       "u", sh->id);
+	shown_remove(ns, sh);
+}
+
+/* ---- signals from the notification server ---- */
+
+static int
+on_closed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct notify_sink *ns = userdata;
+	struct shown *sh;
+	uint32_t id, reason;
+
+	(void)ret_error;
+	if (sd_bus_message_read(m, "uu", &id, &reason) < 0)
+		return 0;
+	sh = shown_by_id(ns, id);
+	if (sh)
+		shown_remove(ns, sh);
+	return 0;
+}
+
+static int
+on_action(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct notify_sink *ns = userdata;
+	const char *key;
+	struct shown *sh;
+	uint32_t id;
+
+	(void)ret_error;
+	if (sd_bus_message_read(m, "us", &id, &key) < 0)
+		return 0;
+	sh = shown_by_id(ns, id);
+	if (!sh || !sh->on_click || strcmp(key, "default") || !ns->hooks)
+		return 0;
+	/* Only the name: the configuration may have been reloaded since. */
+	struct account a = {.name = sh->account};
+
+	log_debug(&(struct log_ctx){sh->account, sh->mailbox},
+		  "notification for UID %u clicked", sh->uid);
+	sink_hook_launch(ns->hooks, &a, sh->on_click, &sh->ev);
 	return 0;
 }
 
 /* Connects to the session bus (DBUS_SESSION_BUS_ADDRESS, else
- * $XDG_RUNTIME_DIR/bus) unless still connected, and attaches it to the
- * loop. Returns 0 or a negative errno. */
+ * $XDG_RUNTIME_DIR/bus) unless still connected, attaches it to the loop
+ * and subscribes to the server's signals. Returns 0 or a negative errno. */
 static int
 notify_connect(struct notify_sink *ns)
 {
@@ -136,8 +320,10 @@ notify_connect(struct notify_sink *ns)
 	if (ns->bus && sd_bus_is_open(ns->bus) > 0)
 		return 0;
 	/* Gone (the bus daemon exited or dropped us): start over. Pending
-	 * calls got their error replies when the connection closed. */
+	 * calls got their error replies when the connection closed, and the
+	 * ids we knew may belong to another server now. */
 	ns->bus = sd_bus_close_unref(ns->bus);
+	shown_clear(ns);
 
 	r = sd_bus_open_user_with_description(&bus, "notify");
 	if (r < 0)
@@ -145,46 +331,39 @@ notify_connect(struct notify_sink *ns)
 	/* We close the connection ourselves, without a (blocking) flush,
 	 * and a lost session bus must not end the daemon. */
 	r = sd_bus_set_close_on_exit(bus, false);
-	if (r < 0)
-		goto fail;
-	r = sd_bus_set_exit_on_disconnect(bus, false);
-	if (r < 0)
-		goto fail;
-	r = sd_bus_attach_event(bus, ns->event, SD_EVENT_PRIORITY_NORMAL);
-	if (r < 0)
-		goto fail;
+	if (r >= 0)
+		r = sd_bus_set_exit_on_disconnect(bus, false);
+	if (r >= 0)
+		r = sd_bus_match_signal_async(bus, NULL, NULL, NOTIFY_PATH,
+					      NOTIFY_NAME, "NotificationClosed",
+					      on_closed, NULL, ns);
+	if (r >= 0)
+		r = sd_bus_match_signal_async(bus, NULL, NULL, NOTIFY_PATH,
+					      NOTIFY_NAME, "ActionInvoked",
+					      on_action, NULL, ns);
+	if (r >= 0)
+		r = sd_bus_attach_event(bus, ns->event,
+					SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0) {
+		sd_bus_close_unref(bus);
+		return r;
+	}
 	ns->bus = bus;
 	return 0;
-
-fail:
-	sd_bus_close_unref(bus);
-	return r;
 }
 
-static int
-urgency_byte(int urgency)
+/* True when a Notify can be sent now: the bus is connected (connecting it
+ * if needed) and not too many calls await their reply. Logs why not. */
+static bool
+notify_ready(struct notify_sink *ns, const struct account *a)
 {
-	return urgency < 0 ? 0 : urgency > 2 ? 2 : urgency;
-}
-
-static void
-notify_send(struct sink *s, const struct account *a,
-	    const struct mail_event *ev)
-{
-	struct notify_sink *ns = (struct notify_sink *)s;
-	struct log_ctx ctx = {.account = a->name, .mailbox = ev->mailbox};
-	struct notify_call *c;
-	sd_bus_slot *slot = NULL;
-	const char *summary;
-	char *body;
 	int r;
 
-	if (!a->d.notify)
-		return;
 	if (ns->n_pending >= NOTIFY_MAX_PENDING) {
-		log_debug(&ctx, "%u notifications unanswered: dropping UID %u",
-			  ns->n_pending, (unsigned)ev->uid);
-		return;
+		log_debug(&(struct log_ctx){a->name, NULL},
+			  "%u notifications unanswered: dropping one",
+			  ns->n_pending);
+		return false;
 	}
 	r = notify_connect(ns);
 	if (r < 0) {
@@ -194,9 +373,172 @@ notify_send(struct sink *s, const struct account *a,
 		    r == -ENOMEDIUM ? "neither DBUS_SESSION_BUS_ADDRESS "
 				      "nor XDG_RUNTIME_DIR is set"
 				    : strerror(-r));
+		return false;
+	}
+	return true;
+}
+
+/* Sends one Notify after notify_ready(). sh (may be NULL) gets the id from
+ * the reply. Returns false when it could not be sent (logged). */
+static bool
+notify_call(struct notify_sink *ns, const struct account *a,
+	    struct shown *sh, uint32_t replaces, const char *summary,
+	    const char *body)
+{
+	/* A click runs on_click: offer the default action only then. */
+	char *click[] = {"default", "Open", NULL}, *none[] = {NULL};
+	sd_bus_message *m = NULL;
+	struct notify_call *c;
+	sd_bus_slot *slot = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_call(ns->bus, &m, NOTIFY_NAME,
+					   NOTIFY_PATH, NOTIFY_NAME, "Notify");
+	if (r >= 0)
+		r = sd_bus_message_append(m, "susss", NOTIFY_APP, replaces,
+					  a->d.icon ? a->d.icon : NOTIFY_ICON,
+					  summary, body);
+	if (r >= 0)
+		r = sd_bus_message_append_strv(
+		    m, sh && sh->on_click ? click : none);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "a{sv}i", 2, "category", "s",
+					  "email.arrived", "urgency", "y",
+					  urgency_byte(a->d.urgency),
+					  (int32_t)-1);
+	c = xcalloc(1, sizeof(*c));
+	c->ns = ns;
+	c->account = xstrdup(a->name);
+	if (r >= 0)
+		r = sd_bus_call_async(ns->bus, &slot, m, on_notify_reply, c, 0);
+	sd_bus_message_unref(m);
+	if (r < 0) {
+		free(c->account);
+		free(c);
+		notify_failed(ns, a->name, r == -ENOTCONN,
+			      "cannot send Notify: %s", strerror(-r));
+		return false;
+	}
+	/* The bus owns the slot from now; it frees c with it, after the
+	 * reply or when the connection goes. */
+	ns->n_pending++;
+	if (sh) {
+		c->shown = sh;
+		sh->call = c;
+	}
+	sd_bus_slot_set_destroy_callback(slot, notify_call_free);
+	sd_bus_slot_set_floating(slot, true);
+	sd_bus_slot_unref(slot);
+	return true;
+}
+
+/* ---- summaries ---- */
+
+static struct burst *
+burst_get(struct notify_sink *ns, const char *account, const char *mailbox)
+{
+	struct burst *b;
+
+	for (b = ns->bursts; b; b = b->next)
+		if (!strcmp(b->account, account) && !strcmp(b->mailbox, mailbox))
+			return b;
+	b = xcalloc(1, sizeof(*b));
+	b->account = xstrdup(account);
+	b->mailbox = xstrdup(mailbox);
+	b->next = ns->bursts;
+	ns->bursts = b;
+	return b;
+}
+
+static void
+burst_add_sender(struct burst *b, const struct mail_event *ev)
+{
+	const char *who = *ev->from_name ? ev->from_name : ev->from_address;
+	char *s;
+
+	if (b->n_senders++ >= SUMMARY_SENDERS || !*who)
+		return;
+	s = b->senders ? xasprintf("%s, %s", b->senders, who) : xstrdup(who);
+	free(b->senders);
+	b->senders = s;
+}
+
+/* Shows (or replaces) the summary of b: "N new messages in acct/mbox" with
+ * the first senders. The single notifications of the burst are closed so
+ * that only the summary stays. */
+static void
+show_summary(struct notify_sink *ns, const struct account *a, struct burst *b)
+{
+	char *summary, *body, *senders;
+	uint32_t replaces = b->summary ? b->summary->id : 0;
+
+	if (!notify_ready(ns, a))
+		return;
+	for (struct shown *sh = ns->shown, *next; sh; sh = next) {
+		next = sh->next;
+		if (sh->uid && !strcmp(sh->account, b->account) &&
+		    !strcmp(sh->mailbox, b->mailbox))
+			close_shown(ns, sh);
+	}
+	summary = xasprintf("%u new messages in %s/%s", b->count, a->name,
+			    b->mailbox);
+	senders = mime_escape_markup(b->senders ? b->senders : "");
+	body = b->n_senders > SUMMARY_SENDERS ? xasprintf("%s, …", senders)
+					       : xstrdup(senders);
+	if (!b->summary || b->summary->id) {
+		/* A new entry, or one replacing the shown summary. */
+		if (b->summary)
+			shown_remove(ns, b->summary);
+		b->summary = shown_add(ns, a, b->mailbox, 0, 0);
+		notify_call(ns, a, b->summary, replaces, summary, body);
+	}
+	/* else: the first summary's reply is still out; that one stays. */
+	free(summary);
+	free(senders);
+	free(body);
+}
+
+/* ---- the sink ---- */
+
+static uint64_t
+now_usec(struct notify_sink *ns)
+{
+	uint64_t t = 0;
+
+	sd_event_now(ns->event, CLOCK_MONOTONIC, &t);
+	return t;
+}
+
+static void
+notify_send(struct sink *s, const struct account *a,
+	    const struct mail_event *ev)
+{
+	struct notify_sink *ns = (struct notify_sink *)s;
+	struct burst *b;
+	struct shown *sh;
+	const char *summary;
+	char *body;
+	uint64_t now = now_usec(ns);
+
+	if (!a->d.notify)
+		return;
+	b = burst_get(ns, a->name, ev->mailbox);
+	if (now - b->start > SINK_BURST_WINDOW * 1000000ULL) {
+		b->start = now;
+		b->count = 0;
+		b->n_senders = 0;
+		freep(&b->senders);
+		b->summary = NULL;
+	}
+	b->count++;
+	burst_add_sender(b, ev);
+	if (a->d.burst && b->count > a->d.burst) {
+		show_summary(ns, a, b);
 		return;
 	}
 
+	if (!notify_ready(ns, a))
+		return;
 	summary = *ev->from_name      ? ev->from_name
 		  : *ev->from_address ? ev->from_address
 				      : "New mail";
@@ -204,31 +546,58 @@ notify_send(struct sink *s, const struct account *a,
 	 * link anything. */
 	body = *ev->subject ? mime_escape_markup(ev->subject)
 			    : xstrdup("(no subject)");
-	c = xcalloc(1, sizeof(*c));
-	c->ns = ns;
-	c->account = xstrdup(a->name);
-
-	r = sd_bus_call_method_async(
-	    ns->bus, &slot, NOTIFY_NAME, NOTIFY_PATH, NOTIFY_NAME, "Notify",
-	    on_notify_reply, c, "susssasa{sv}i", NOTIFY_APP, (uint32_t)0,
-	    a->d.icon ? a->d.icon : NOTIFY_ICON, summary, body, 0, 2,
-	    "category", "s", "email.arrived", "urgency", "y",
-	    urgency_byte(a->d.urgency), (int32_t)-1);
-	free(body);
-	if (r < 0) {
-		free(c->account);
-		free(c);
-		notify_failed(ns, a->name, r == -ENOTCONN,
-			      "cannot send Notify: %s", strerror(-r));
-		return;
+	sh = shown_add(ns, a, ev->mailbox, ev->uidvalidity, ev->uid);
+	if (a->d.on_click) {
+		sh->on_click = config_argv_dup(a->d.on_click);
+		mail_event_copy(&sh->ev, ev);
+		sh->ev.account = sh->account;
+		sh->ev.mailbox = sh->mailbox;
 	}
-	/* The bus owns the slot from now; it frees c with it, after the
-	 * reply or when the connection goes. */
-	ns->n_pending++;
-	sd_bus_slot_set_destroy_callback(slot, notify_call_free);
-	sd_bus_slot_set_floating(slot, true);
-	sd_bus_slot_unref(slot);
-	log_debug(&ctx, "notification for UID %u sent", (unsigned)ev->uid);
+	if (notify_call(ns, a, sh, 0, summary, body))
+		log_debug(&(struct log_ctx){a->name, ev->mailbox},
+			  "notification for UID %u sent", (unsigned)ev->uid);
+	else
+		shown_remove(ns, sh);
+	free(body);
+}
+
+static void
+notify_summary(struct sink *s, const struct account *a, const char *mailbox,
+	       const struct mail_event *v, size_t n)
+{
+	struct notify_sink *ns = (struct notify_sink *)s;
+	struct burst *b;
+
+	if (!a->d.notify || !n)
+		return;
+	b = burst_get(ns, a->name, mailbox);
+	b->start = now_usec(ns);
+	b->count = n;
+	b->n_senders = 0;
+	freep(&b->senders);
+	for (size_t i = 0; i < n; i++)
+		burst_add_sender(b, &v[i]);
+	show_summary(ns, a, b);
+}
+
+static void
+notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
+		uint32_t uidvalidity, uint32_t uid)
+{
+	struct notify_sink *ns = (struct notify_sink *)s;
+
+	for (struct shown *sh = ns->shown; sh; sh = sh->next) {
+		if (sh->uid == uid && sh->uidvalidity == uidvalidity &&
+		    !strcmp(sh->account, a->name) &&
+		    !strcmp(sh->mailbox, mailbox)) {
+			log_debug(&(struct log_ctx){a->name, mailbox},
+				  "UID %u read or removed elsewhere: "
+				  "withdrawing its notification",
+				  uid);
+			close_shown(ns, sh);
+			return;
+		}
+	}
 }
 
 static void
@@ -248,22 +617,35 @@ notify_free(struct sink *s)
 
 	/* Frees the pending calls (they still point at ns). */
 	sd_bus_close_unref(ns->bus);
+	shown_clear(ns);
+	while (ns->bursts) {
+		struct burst *b = ns->bursts;
+
+		ns->bursts = b->next;
+		free(b->account);
+		free(b->mailbox);
+		free(b->senders);
+		free(b);
+	}
 	sd_event_unref(ns->event);
 	free(ns);
 }
 
 static const struct sink_ops notify_ops = {
     .send = notify_send,
+    .summary = notify_summary,
+    .withdraw = notify_withdraw,
     .batch_done = notify_batch_done,
     .free = notify_free,
 };
 
 struct sink *
-sink_notify_new(sd_event *e)
+sink_notify_new(sd_event *e, struct sink *hooks)
 {
 	struct notify_sink *ns = xcalloc(1, sizeof(*ns));
 
 	ns->sink.ops = &notify_ops;
+	ns->hooks = hooks;
 	ns->event = sd_event_ref(e);
 	return &ns->sink;
 }

@@ -18,6 +18,7 @@
 #define CONNECT_TIMEOUT 30
 #define LOGOUT_TIMEOUT 2        /* seconds LOGOUT may take at stop */
 #define PROBE_TIMEOUT 10        /* seconds a probe after resume may take */
+#define MAX_LIVE 64             /* announced messages followed for withdraw */
 
 enum wstate {
 	W_CONNECTING, /* connecting, logging in, examining */
@@ -60,6 +61,15 @@ struct watcher {
 	struct mail_event *batch;
 	size_t n_batch, cap_batch;
 	uint32_t batch_max;        /* highest UID in the batch, seen or not */
+	uint32_t *batch_seq;       /* sequence numbers of batch[] */
+
+	/* Messages announced on this connection, by sequence number, so that
+	 * a \Seen flag or an EXPUNGE seen while idle can withdraw their
+	 * notification. Oldest first; cleared on reconnect. */
+	struct live {
+		uint32_t seq, uid;
+	} live[MAX_LIVE];
+	size_t n_live;
 
 	char describe[128];
 };
@@ -215,7 +225,10 @@ s_fetched(void *ud, const struct codec_fetch *f)
 		w->cap_batch = w->cap_batch ? 2 * w->cap_batch : 8;
 		w->batch = xrealloc(w->batch,
 				    w->cap_batch * sizeof(*w->batch));
+		w->batch_seq = xrealloc(w->batch_seq,
+					w->cap_batch * sizeof(*w->batch_seq));
 	}
+	w->batch_seq[w->n_batch] = f->seq;
 	ev = &w->batch[w->n_batch++];
 	memset(ev, 0, sizeof(*ev));
 	ev->account = w->a->name;
@@ -225,54 +238,101 @@ s_fetched(void *ud, const struct codec_fetch *f)
 	mail_event_from_envelope(ev, &f->envelope);
 }
 
-static int
-cmp_uid(const void *a, const void *b)
+/* Sorts the batch by UID (servers send FETCH in sequence order, which is
+ * UID order, so this is usually one pass). */
+static void
+sort_batch(struct watcher *w)
 {
-	const struct mail_event *x = a, *y = b;
+	for (size_t i = 1; i < w->n_batch; i++) {
+		struct mail_event ev = w->batch[i];
+		uint32_t seq = w->batch_seq[i];
+		size_t j = i;
 
-	return x->uid < y->uid ? -1 : x->uid > y->uid;
+		for (; j > 0 && w->batch[j - 1].uid > ev.uid; j--) {
+			w->batch[j] = w->batch[j - 1];
+			w->batch_seq[j] = w->batch_seq[j - 1];
+		}
+		w->batch[j] = ev;
+		w->batch_seq[j] = seq;
+	}
+}
+
+static void
+live_add(struct watcher *w, uint32_t seq, uint32_t uid)
+{
+	if (w->n_live == MAX_LIVE) {
+		memmove(w->live, w->live + 1, --w->n_live * sizeof(*w->live));
+	}
+	w->live[w->n_live++] = (struct live){seq, uid};
+}
+
+/* The message at seq is no longer new: withdraw it everywhere. When
+ * expunged, later sequence numbers move down by one. */
+static void
+live_gone(struct watcher *w, uint32_t seq, bool expunged)
+{
+	for (size_t i = 0; i < w->n_live; i++) {
+		struct live *l = &w->live[i];
+
+		if (l->seq == seq) {
+			for (size_t j = 0; j < w->env.n_sinks; j++) {
+				struct sink *k = w->env.sinks[j];
+
+				if (k->ops->withdraw)
+					k->ops->withdraw(k, w->a, w->mailbox,
+							 w->uidvalidity,
+							 l->uid);
+			}
+			memmove(l, l + 1,
+				(w->n_live - i - 1) * sizeof(*w->live));
+			w->n_live--;
+			i--;
+		} else if (expunged && l->seq > seq) {
+			l->seq--;
+		}
+	}
 }
 
 /* Announces one batch: each message to each sink in UID order, or one
  * summary when a catch-up is larger than the account allows. */
+/* Announces one batch to every sink, in UID order. Mail that arrived
+ * while mailwatch was away follows catch_up: skip announces nothing;
+ * summary (or notify above catch_up_max messages) gives sinks that can
+ * summarise one summary, and the others (hooks) every message. */
 static void
 announce(struct watcher *w)
 {
 	const struct account_defaults *d = &w->a->d;
 	size_t n = w->n_batch;
+	bool summarise;
 
-	qsort(w->batch, n, sizeof(*w->batch), cmp_uid);
-	if (w->catching_up && n && d->catch_up == CATCH_UP_SKIP) {
-		log_info(&w->log, "skipping %zu messages that arrived while "
-				  "away (catch_up = skip)", n);
+	sort_batch(w);
+	if (w->catching_up && d->catch_up == CATCH_UP_SKIP) {
+		log_info(&w->log, "not announcing %zu messages that arrived "
+				  "while away (catch_up = skip)",
+			 n);
 		return;
 	}
-	if (w->catching_up && n && d->catch_up != CATCH_UP_NOTIFY &&
-	    n > d->catch_up_max) {
-		/* One summary event standing for the whole batch. */
-		struct mail_event sum = w->batch[n - 1];
-		char *subject = xasprintf("%zu new messages", n);
-
+	summarise = w->catching_up && n > 1 &&
+		    (d->catch_up == CATCH_UP_SUMMARY || n > d->catch_up_max);
+	if (w->catching_up)
 		log_info(&w->log, "%zu messages arrived while away", n);
-		sum.subject = subject;
-		for (size_t i = 0; i < w->env.n_sinks; i++)
-			w->env.sinks[i]->ops->send(w->env.sinks[i], w->a,
-						   &sum);
-		free(subject);
-	} else {
-		for (size_t i = 0; i < n; i++) {
-			log_info(&w->log, "new mail UID %u from %s: %s",
-				 w->batch[i].uid, w->batch[i].from,
-				 w->batch[i].subject);
-			for (size_t j = 0; j < w->env.n_sinks; j++)
-				w->env.sinks[j]->ops->send(w->env.sinks[j],
-							   w->a,
-							   &w->batch[i]);
-		}
+	for (size_t i = 0; i < n; i++) {
+		log_info(&w->log, "new mail UID %u from %s: %s",
+			 w->batch[i].uid, w->batch[i].from,
+			 w->batch[i].subject);
+		live_add(w, w->batch_seq[i], w->batch[i].uid);
 	}
-	for (size_t j = 0; j < w->env.n_sinks; j++)
-		w->env.sinks[j]->ops->batch_done(w->env.sinks[j], w->a,
-						 w->mailbox, n);
+	for (size_t j = 0; j < w->env.n_sinks; j++) {
+		struct sink *k = w->env.sinks[j];
+
+		if (summarise && k->ops->summary)
+			k->ops->summary(k, w->a, w->mailbox, w->batch, n);
+		else
+			for (size_t i = 0; i < n; i++)
+				k->ops->send(k, w->a, &w->batch[i]);
+		k->ops->batch_done(k, w->a, w->mailbox, n);
+	}
 }
 
 static void
@@ -296,15 +356,16 @@ s_batch_end(void *ud)
 static void
 s_flags(void *ud, const struct codec_fetch *f)
 {
-	(void)ud;
-	(void)f;
+	struct watcher *w = ud;
+
+	if (codec_strlist_has(&f->flags, "\\Seen"))
+		live_gone(w, f->seq, false);
 }
 
 static void
 s_expunge(void *ud, uint32_t seq)
 {
-	(void)ud;
-	(void)seq;
+	live_gone(ud, seq, true);
 }
 
 static void
@@ -454,6 +515,7 @@ close_connection(struct watcher *w)
 		mail_event_finish(&w->batch[i]);
 	w->n_batch = 0;
 	w->batch_max = 0;
+	w->n_live = 0;
 }
 
 static int
@@ -571,6 +633,7 @@ watcher_free(struct watcher **wp)
 	sd_event_source_disable_unref(w->timer);
 	sd_event_source_disable_unref(w->teardown);
 	free(w->batch);
+	free(w->batch_seq);
 	free(w);
 	*wp = NULL;
 }

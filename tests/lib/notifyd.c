@@ -13,7 +13,8 @@
  *
  * (one line each; hints other than category and urgency are left out, and
  * those two only when sent). Prints "ready" on stdout once the name is
- * owned and exits 0 on SIGTERM or SIGINT. */
+ * owned and exits 0 on SIGTERM or SIGINT. On SIGUSR1 it acts as if the
+ * user clicked the last notification: ActionInvoked(id, "default"). */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -213,6 +214,20 @@ static const sd_bus_vtable notifications_vtable[] = {
     SD_BUS_VTABLE_END,
 };
 
+/* SIGUSR1: a click on the last notification shown. */
+static int
+on_click(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	sd_bus *bus = ud;
+
+	(void)s;
+	(void)si;
+	fprintf(out, "{\"method\":\"ActionInvoked\",\"id\":%u}\n", last_id);
+	fflush(out);
+	return sd_bus_emit_signal(bus, PATH, NAME, "ActionInvoked", "us",
+				  last_id, "default");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -233,6 +248,7 @@ main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	r = sd_event_default(&e);
@@ -256,6 +272,9 @@ main(int argc, char **argv)
 	if (r < 0)
 		goto fail;
 	r = sd_bus_attach_event(bus, e, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_signal(e, NULL, SIGUSR1, on_click, bus);
 	if (r < 0)
 		goto fail;
 	puts("ready");

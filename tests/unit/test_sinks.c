@@ -495,7 +495,7 @@ test_notify(sd_event *e)
 
 	bus = start_bus("bus");
 	notifyd = start_notifyd(json);
-	s = sink_notify_new(e);
+	s = sink_notify_new(e, NULL);
 
 	/* ev1: urgency 2, the default icon; ev2: a custom icon, urgency 0;
 	 * an account with notify = false sends nothing. */
@@ -642,7 +642,7 @@ test_notify_no_bus(sd_event *e)
 	char *l;
 
 	setenv("DBUS_SESSION_BUS_ADDRESS", addr, 1);
-	s = sink_notify_new(e);
+	s = sink_notify_new(e, NULL);
 	t1 = timed_send(s, &a, &ev);
 	run_for(e, 100);
 	t2 = timed_send(s, &a, &ev);
@@ -662,7 +662,7 @@ test_notify_no_bus(sd_event *e)
 	unsetenv("DBUS_SESSION_BUS_ADDRESS");
 	unsetenv("XDG_RUNTIME_DIR");
 	mark = log_mark();
-	s = sink_notify_new(e);
+	s = sink_notify_new(e, NULL);
 	s->ops->send(s, &a, &ev);
 	l = log_since(mark);
 	ok(strstr(l, "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR "
