@@ -66,6 +66,9 @@ struct burst {
 	char *senders;	   /* the first few, for the summary body */
 	unsigned n_senders;
 	struct shown *summary; /* the summary shown for this window */
+	bool dirty;	   /* the summary must be (re)sent */
+	char *icon;	   /* the account's look, for a summary sent later */
+	int urgency;
 };
 
 struct notify_sink {
@@ -133,6 +136,8 @@ error_is_unavailable(const sd_bus_error *e)
 }
 
 static void close_shown(struct notify_sink *ns, struct shown *sh);
+struct burst;
+static void flush_summary(struct notify_sink *ns, struct burst *b);
 
 static void
 notify_call_free(void *userdata)
@@ -153,6 +158,7 @@ on_notify_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	struct notify_sink *ns = c->ns;
 	struct log_ctx ctx = {.account = c->account};
 	const sd_bus_error *e = sd_bus_message_get_error(m);
+	struct shown *sh;
 	uint32_t id = 0;
 
 	(void)ret_error;
@@ -166,11 +172,17 @@ on_notify_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		log_info(&ctx, "desktop notifications work again");
 	ns->failing = false;
 	log_debug(&ctx, "notification %" PRIu32 " shown", id);
-	if (c->shown) {
-		c->shown->id = id;
-		if (c->shown->withdrawn)
-			close_shown(ns, c->shown);
+	sh = c->shown;
+	if (!sh)
+		return 0;
+	sh->id = id;
+	if (sh->withdrawn) {
+		close_shown(ns, sh);
+		return 0;
 	}
+	for (struct burst *b = ns->bursts; b; b = b->next)
+		if (b->summary == sh && b->dirty)
+			flush_summary(ns, b);
 	return 0;
 }
 
@@ -463,39 +475,53 @@ burst_add_sender(struct burst *b, const struct mail_event *ev)
 	b->senders = s;
 }
 
-/* Shows (or replaces) the summary of b: "N new messages in acct/mbox" with
- * the first senders. The single notifications of the burst are closed so
- * that only the summary stays. */
+/* Shows the summary of b, "N new messages in acct/mbox" with the first
+ * senders, replacing the one shown before. While the first summary's
+ * reply (its id) is still out, the update waits for it (b->dirty). */
+static void
+flush_summary(struct notify_sink *ns, struct burst *b)
+{
+	struct account a = {.name = b->account,
+			    .d = {.icon = b->icon, .urgency = b->urgency}};
+	char *summary, *body, *senders;
+	uint32_t replaces;
+
+	if (b->summary && !b->summary->id)
+		return; /* on_notify_reply() calls again */
+	b->dirty = false;
+	if (!notify_ready(ns, &a))
+		return;
+	replaces = b->summary ? b->summary->id : 0;
+	if (b->summary)
+		shown_remove(ns, b->summary);
+	b->summary = shown_add(ns, &a, b->mailbox, 0, 0);
+	summary = xasprintf("%u new messages in %s/%s", b->count, b->account,
+			    b->mailbox);
+	senders = mime_escape_markup(b->senders ? b->senders : "");
+	body = b->n_senders > SUMMARY_SENDERS ? xasprintf("%s, …", senders)
+					       : xstrdup(senders);
+	if (!notify_call(ns, &a, b->summary, replaces, summary, body))
+		shown_remove(ns, b->summary);
+	free(summary);
+	free(senders);
+	free(body);
+}
+
+/* Replaces the single notifications of b's mailbox by its summary. */
 static void
 show_summary(struct notify_sink *ns, const struct account *a, struct burst *b)
 {
-	char *summary, *body, *senders;
-	uint32_t replaces = b->summary ? b->summary->id : 0;
-
-	if (!notify_ready(ns, a))
-		return;
 	for (struct shown *sh = ns->shown, *next; sh; sh = next) {
 		next = sh->next;
 		if (sh->uid && !strcmp(sh->account, b->account) &&
 		    !strcmp(sh->mailbox, b->mailbox))
 			close_shown(ns, sh);
 	}
-	summary = xasprintf("%u new messages in %s/%s", b->count, a->name,
-			    b->mailbox);
-	senders = mime_escape_markup(b->senders ? b->senders : "");
-	body = b->n_senders > SUMMARY_SENDERS ? xasprintf("%s, …", senders)
-					       : xstrdup(senders);
-	if (!b->summary || b->summary->id) {
-		/* A new entry, or one replacing the shown summary. */
-		if (b->summary)
-			shown_remove(ns, b->summary);
-		b->summary = shown_add(ns, a, b->mailbox, 0, 0);
-		notify_call(ns, a, b->summary, replaces, summary, body);
-	}
-	/* else: the first summary's reply is still out; that one stays. */
-	free(summary);
-	free(senders);
-	free(body);
+	free(b->icon);
+	b->icon = a->d.icon ? xstrdup(a->d.icon) : NULL;
+	b->urgency = a->d.urgency;
+	b->dirty = true;
+	flush_summary(ns, b);
 }
 
 /* ---- the sink ---- */
@@ -625,6 +651,7 @@ notify_free(struct sink *s)
 		free(b->account);
 		free(b->mailbox);
 		free(b->senders);
+		free(b->icon);
 		free(b);
 	}
 	sd_event_unref(ns->event);

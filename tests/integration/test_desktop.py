@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Desktop behaviour against a real Dovecot and the recording notification
+server: a burst becomes one summary that replaces itself, a notification is
+withdrawn when its message is read or deleted elsewhere, a click runs
+on_click with the message's environment, and mail that arrived while
+mailwatch was away is summarised above catch_up_max."""
+
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mwtest  # noqa: E402
+from mwtest import ok, wait_until  # noqa: E402
+
+
+def message(i, sender="Ann Example <ann@example.org>"):
+    return mwtest.make_message(subject="message %d" % i, from_=sender)
+
+
+def setup(dc, bus, **account):
+    mw = mwtest.Mailwatch(None, bus=bus, start=False)
+    acct = dc.account("alice")
+    acct.update(account)
+    acct.setdefault("on_new_mail", mw.hook_cmd("new"))
+    mw.write_config({"general": {"notify": True}, "account test": acct})
+    mw.start()
+    ok(mw.wait_log(r"INBOX: watching \(IDLE\)", 15), "idle")
+    return mw
+
+
+def test_burst(dc, bus, nd):
+    mw = setup(dc, bus, burst=3)
+    senders = ["Ann <ann@example.org>", "Bob <bob@example.org>",
+               "Cy <cy@example.org>", "Di <di@example.org>",
+               "Ed <ed@example.org>", "Flo <flo@example.org>"]
+    uids = dc.append_many("alice", "INBOX",
+                          [message(i, s) for i, s in enumerate(senders)],
+                          atomic=True)
+    ok(len(mw.wait_hooks(6, 20)) == 6, "burst: every message ran its hook")
+
+    def summary_done():
+        return any(r["summary"] == "6 new messages in test/INBOX"
+                   for r in nd.records())
+    ok(wait_until(summary_done, 10), "burst: one summary says 6 messages")
+    recs = nd.records()
+    singles = [r for r in recs if not r["summary"].endswith("test/INBOX")]
+    sums = [r for r in recs if r["summary"].endswith("test/INBOX")]
+    ok(len(singles) == 3, "burst: 3 single notifications, then the "
+       "summary (%d singles)" % len(singles))
+    ok(all(s["replaces_id"] == sums[i - 1]["id"]
+           for i, s in enumerate(sums) if i) and sums[0]["replaces_id"] == 0,
+       "burst: each summary replaces the previous one, not stacking")
+    ok(sums[-1]["body"] == "Ann, Bob, Cy, …",
+       "burst: the first senders in the body (%r)" % sums[-1]["body"])
+    closed = {r["id"] for r in nd.records("CloseNotification")}
+    ok(wait_until(lambda: {r["id"] for r in singles} <=
+                  {r["id"] for r in nd.records("CloseNotification")}, 5),
+       "burst: the single notifications are closed (%s)" % closed)
+    ok(len(uids) == 6, "burst: 6 appended")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "burst: clean exit")
+
+
+def test_withdraw(dc, bus, nd):
+    mw = setup(dc, bus)
+    base = len(nd.records())
+    uid = dc.append("alice", "INBOX", message(1))
+    ok(nd.wait_records(base + 1, 10), "withdraw: notified")
+    shown = nd.records()[-1]["id"]
+    dc.store("alice", "INBOX", [uid], ["\\Seen"])
+    ok(wait_until(lambda: shown in {r["id"] for r in
+                                    nd.records("CloseNotification")}, 10),
+       "withdraw: read elsewhere closes its notification")
+
+    uid2 = dc.append("alice", "INBOX", message(2))
+    ok(nd.wait_records(base + 2, 10), "withdraw: second notified")
+    shown2 = nd.records()[-1]["id"]
+    dc.expunge("alice", "INBOX", [uid2])
+    ok(wait_until(lambda: shown2 in {r["id"] for r in
+                                     nd.records("CloseNotification")}, 10),
+       "withdraw: expunged elsewhere closes its notification")
+    ok(len(mw.hook_records()) == 2, "withdraw: nothing announced twice")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "withdraw: clean exit")
+
+
+def test_click(dc, bus, nd):
+    mw = mwtest.Mailwatch(None, bus=bus, start=False)
+    acct = dc.account("alice")
+    acct["on_click"] = mw.hook_cmd("click")
+    mw.write_config({"general": {"notify": True}, "account test": acct})
+    mw.start()
+    ok(mw.wait_log(r"INBOX: watching \(IDLE\)", 15), "click: idle")
+    base = len(nd.records())
+    uid = dc.append("alice", "INBOX", message(7, "Zed <zed@example.org>"))
+    ok(nd.wait_records(base + 1, 10), "click: notified")
+    rec = nd.records()[-1]
+    ok(rec["actions"] == ["default", "Open"], "click: a default action")
+    os.kill(nd.proc.pid, signal.SIGUSR1)  # the user clicks it
+    clicks = mw.wait_hooks(1, 10, kind="click")
+    ok(clicks and clicks[0]["MAILWATCH_UID"] == str(uid) and
+       clicks[0]["MAILWATCH_FROM"] == "Zed <zed@example.org>",
+       "click: on_click ran with the message's environment")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "click: clean exit")
+
+
+def test_catch_up(dc, bus, nd):
+    mw = setup(dc, bus, catch_up_max=2)
+    ok(mw.stop() == 0, "catch-up: first run stopped")
+    dc.append_many("alice", "INBOX", [message(i) for i in range(4)])
+    base = len(nd.records())
+    mw.start()
+    ok(len(mw.wait_hooks(4, 20)) == 4,
+       "catch-up: hooks run for each of the 4 that came while away")
+    ok(wait_until(lambda: len(nd.records()) > base, 10),
+       "catch-up: notified")
+    new = nd.records()[base:]
+    ok(len(new) == 1 and new[0]["summary"] == "4 new messages in test/INBOX",
+       "catch-up: one summary above catch_up_max (%r)" %
+       [r["summary"] for r in new])
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "catch-up: clean exit")
+
+
+def main():
+    dc = mwtest.Dovecot()
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    for t in (test_burst, test_withdraw, test_click):
+        dc.expunge("alice", "INBOX")
+        t(dc, bus, nd)
+    dc.expunge("alice", "INBOX")
+    test_catch_up(dc, bus, nd)
+
+
+mwtest.main(main)
