@@ -16,6 +16,7 @@ import sys
 import time
 import types
 
+sys.dont_write_bytecode = True  # no __pycache__ for soak.py in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
