@@ -201,6 +201,21 @@ def test_reload_invalid_config():
        "exit 0, no sanitizer reports", mw.sanitizer_errors())
 
 
+def test_invalid_config_at_start():
+    """An invalid configuration at start: exit 78 (the units'
+    RestartPreventExitStatus), never READY=1."""
+    mw = mwtest.Mailwatch({"general": {"notify": "perhaps"},
+                           "account down":
+                           unreachable_account(closed_port())},
+                          sd_notify=True, args=())
+    rc = mw.wait_exit(10)
+    ok(rc == 78, "exit status 78 (%s)" % rc, mw.log_tail(5))
+    ok(not any("READY=1" in m for m in mw.sd_notify_messages()),
+       "no READY=1", mw.sd_notify_messages())
+    ok(mw.wait_log(r"mailwatch\.ini:2: .*notify", 1),
+       "the error names file, line and key", mw.log_tail(5))
+
+
 # ---------------------------------------------------------------------------
 # Logging
 
@@ -413,5 +428,6 @@ if __name__ == "__main__":
         sys.exit(0)
     mwtest.main(test_ready_without_server, test_status_follows_the_server,
                 test_watchdog, test_reload_invalid_config,
+                test_invalid_config_at_start,
                 test_journal_fields, test_plain_log_fallback,
                 test_units_verify)
