@@ -622,7 +622,7 @@ def bench(opts):
             print(latency.row("first EXISTS -> last hook start", last,
                               cols))
         if trace:
-            latency.print_phases(trace)
+            latency.print_phases(trace, stamps.stamps.values())
         return 0
     finally:
         if trace:

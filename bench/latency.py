@@ -333,10 +333,18 @@ class PerfTrace:
         return full, blocking
 
 
-def print_phases(trace, cols=("min", "median", "p90", "p99", "max")):
-    """Prints the --perf breakdown."""
+def print_phases(trace, hook_times=(),
+                 cols=("min", "median", "p90", "p99", "max")):
+    """Prints the --perf breakdown; hook_times (the hooks' start times)
+    give each message's EXISTS read -> hook start as well."""
+    import bisect
     trace.stop()
     phases, blocking = trace.phases()
+    hooks = sorted(hook_times)
+    for p in phases:
+        i = bisect.bisect_left(hooks, p["clone"])
+        if i < len(hooks) and hooks[i] - p["clone"] < 1.0:
+            p["hook"] = hooks[i]
     if not phases:
         print("  perf: no complete wake -> spawn sequences found")
         return
@@ -351,6 +359,12 @@ def print_phases(trace, cols=("min", "median", "p90", "p99", "max")):
               [p["clone"] - p["reply"] for p in phases], cols))
     print(row("  clone3 -> hook exec'd",
               [p["execd"] - p["clone"] for p in phases], cols))
+    timed = [p for p in phases if "hook" in p]
+    if timed:
+        print(row("  hook exec'd -> hook main",
+                  [p["hook"] - p["execd"] for p in timed], cols))
+        print(row("EXISTS read -> hook start (all)",
+                  [p["hook"] - p["wake"] for p in timed], cols))
     if blocking:
         print(row("  fdatasync/rename (loop blocked)", blocking, cols))
 
@@ -529,7 +543,7 @@ def bench(opts):
                   verdict(med, 0.002), med * 1000,
                   verdict(p99, 0.010), p99 * 1000), flush=True)
         if trace:
-            print_phases(trace)
+            print_phases(trace, stamps.stamps.values())
         return 0
     finally:
         if trace:
