@@ -159,13 +159,38 @@ apply_log_level(struct daemon *d)
 	log_max_level = d->verbose ? LOG_DEBUG : d->cfg->log_level;
 }
 
+/* True when a watcher of r stopped for good (say, a rejected password):
+ * a reload retries it even when its settings did not change, since the
+ * password may come from a command. */
+static bool
+running_gave_up(const struct running *r)
+{
+	for (size_t j = 0; j < r->n; j++)
+		if (watcher_gave_up(r->w[j]))
+			return true;
+	return false;
+}
+
+/* The running account of the old configuration named like a, or NULL. */
+static struct running *
+find_running(struct daemon *d, const struct account *a)
+{
+	for (size_t i = 0; i < d->n_run; i++)
+		if (d->run[i].a && !strcmp(d->run[i].a->name, a->name))
+			return &d->run[i];
+	return NULL;
+}
+
 /* SIGHUP: load the configuration again. An invalid one is reported and
- * the running one kept. Every watcher restarts with the new settings. */
+ * the running one kept. Accounts whose settings did not change keep their
+ * connections; changed ones start over; removed ones stop. */
 static int
 on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
 	struct daemon *d = ud;
+	struct running *run;
 	struct config *cfg;
+	size_t n = 0;
 
 	(void)s;
 	(void)si;
@@ -177,11 +202,36 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 		sd_notify(0, "READY=1");
 		return 0;
 	}
+	run = xcalloc(cfg->n_accounts, sizeof(*run));
+	for (size_t i = 0; i < cfg->n_accounts; i++) {
+		const struct account *a = &cfg->accounts[i];
+		struct running *old = find_running(d, a);
+
+		if (old && config_account_equal(old->a, a) &&
+		    !running_gave_up(old)) {
+			run[n] = *old;
+			run[n].a = a;
+			for (size_t j = 0; j < run[n].n; j++)
+				watcher_rebind(run[n].w[j], a);
+			memset(old, 0, sizeof(*old));
+			n++;
+			continue;
+		}
+		if (old) {
+			log_info(&(struct log_ctx){a->name, NULL},
+				 "settings changed: reconnecting");
+			stop_running(old);
+		}
+		if (start_running(d, a, &run[n]) >= 0)
+			n++;
+	}
+	/* What is left of the old ones was removed from the file. */
 	stop_all(d);
 	config_free(&d->cfg);
 	d->cfg = cfg;
+	d->run = run;
+	d->n_run = n;
 	apply_log_level(d);
-	start_all(d);
 	sd_notify(0, "READY=1");
 	update_status(d);
 	return 0;

@@ -37,8 +37,10 @@ static const char *const wstate_names[] = {
 
 struct watcher {
 	struct watcher_env env;
-	const struct account *a;
-	const char *mailbox;
+	const struct account *a;   /* borrowed; see watcher_rebind() */
+	/* Copies of what a live connection lends out (log lines, the
+	 * session), so the configuration can be replaced under it. */
+	char *name, *mailbox, *username;
 	const char *password;
 	struct log_ctx log;
 	enum wstate state;
@@ -196,7 +198,7 @@ s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
 		/* Nothing known: what is there now is not new. */
 		w->uidvalidity = uidvalidity;
 		w->mark = uidnext ? uidnext - 1 : 0;
-		state_save(w->a->name, w->mailbox, w->uidvalidity, w->mark);
+		state_save(w->name, w->mailbox, w->uidvalidity, w->mark);
 		w->catching_up = false;
 		return uidnext;
 	}
@@ -231,7 +233,7 @@ s_fetched(void *ud, const struct codec_fetch *f)
 	w->batch_seq[w->n_batch] = f->seq;
 	ev = &w->batch[w->n_batch++];
 	memset(ev, 0, sizeof(*ev));
-	ev->account = w->a->name;
+	ev->account = w->name;
 	ev->mailbox = w->mailbox;
 	ev->uid = f->uid;
 	ev->uidvalidity = w->uidvalidity;
@@ -347,7 +349,7 @@ s_batch_end(void *ud)
 	w->n_batch = 0;
 	if (w->batch_max > w->mark) {
 		w->mark = w->batch_max;
-		state_save(w->a->name, w->mailbox, w->uidvalidity, w->mark);
+		state_save(w->name, w->mailbox, w->uidvalidity, w->mark);
 	}
 	w->batch_max = 0;
 	w->catching_up = false;
@@ -565,7 +567,7 @@ connect_now(struct watcher *w)
 		.log = &w->log,
 	};
 	struct session_opts so = {
-		.username = w->a->username,
+		.username = w->username,
 		.password = w->password,
 		.mailbox = w->mailbox,
 		.starttls = w->a->tls == TLS_STARTTLS,
@@ -598,10 +600,12 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 
 	w->env = *env;
 	w->a = a;
-	w->mailbox = mailbox;
+	w->name = xstrdup(a->name);
+	w->mailbox = xstrdup(mailbox);
+	w->username = xstrdup(a->username);
 	w->password = password;
-	w->log.account = a->name;
-	w->log.mailbox = mailbox;
+	w->log.account = w->name;
+	w->log.mailbox = w->mailbox;
 	r = sd_event_add_time(env->event, &w->timer, CLOCK_BOOTTIME, 0, 0,
 			      on_timer, w);
 	if (r >= 0)
@@ -634,8 +638,17 @@ watcher_free(struct watcher **wp)
 	sd_event_source_disable_unref(w->teardown);
 	free(w->batch);
 	free(w->batch_seq);
+	free(w->name);
+	free(w->mailbox);
+	free(w->username);
 	free(w);
 	*wp = NULL;
+}
+
+void
+watcher_rebind(struct watcher *w, const struct account *a)
+{
+	w->a = a;
 }
 
 void
@@ -652,6 +665,12 @@ watcher_stop(struct watcher *w)
 	set_wstate(w, W_STOPPING);
 	session_logout(w->s, now_usec(w));
 	pump(w);
+}
+
+bool
+watcher_gave_up(const struct watcher *w)
+{
+	return w->state == W_GAVE_UP;
 }
 
 bool

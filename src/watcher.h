@@ -25,13 +25,18 @@ struct watcher_env {
 	void *ud;
 };
 
-/* Creates the watcher for mailbox (UTF-8, borrowed from a) of account a
+/* Creates the watcher for mailbox (UTF-8, copied) of account a (borrowed)
  * and starts connecting. password is borrowed and must outlive it. */
 struct watcher *watcher_new(const struct watcher_env *env,
 			    const struct account *a, const char *mailbox,
 			    const char *password);
 /* Closes the connection at once (no LOGOUT), saves state, frees. */
 void watcher_free(struct watcher **w);
+
+/* After a reload: a is the new configuration's account, equal in every
+ * setting (config_account_equal) to the one the watcher had. The
+ * connection stays. */
+void watcher_rebind(struct watcher *w, const struct account *a);
 
 /* Starts a clean stop: LOGOUT, then close. watcher_stopped() turns true
  * when the connection is gone. */
@@ -41,6 +46,10 @@ bool watcher_stopped(const struct watcher *w);
 /* Checks a connection that may have died while the machine slept: sends a
  * NOOP-like probe if connected and reconnects now if waiting to. */
 void watcher_probe(struct watcher *w);
+
+/* True after an error retrying cannot fix (rejected password, missing
+ * STARTTLS): the watcher waits for a reload. */
+bool watcher_gave_up(const struct watcher *w);
 
 /* True while in IDLE (or waiting to poll). */
 bool watcher_is_idle(const struct watcher *w);
