@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+/* Our own call site in log_atv() would be every entry's location. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 int log_max_level = LOG_INFO;
@@ -108,13 +111,27 @@ log_atv(int prio, const struct log_ctx *ctx, const char *fmt, va_list ap)
 		snprintf(prefix, sizeof(prefix), "%s: ", ctx->account);
 
 	if (log_to_journal) {
-		sd_journal_send("MESSAGE=%s%s", prefix, msg, "PRIORITY=%d",
-				prio, "SYSLOG_IDENTIFIER=mailwatch",
-				"MAILWATCH_ACCOUNT=%s",
-				ctx && ctx->account ? ctx->account : "",
-				"MAILWATCH_MAILBOX=%s",
-				ctx && ctx->mailbox ? ctx->mailbox : "", NULL);
-		return;
+		/* Structured: the account and mailbox as fields of their own,
+		 * left out when the line is not about one. */
+		char *f[5];
+		struct iovec iov[5];
+		int n = 0;
+
+		f[n++] = xasprintf("MESSAGE=%s%s", prefix, msg);
+		f[n++] = xasprintf("PRIORITY=%d", prio);
+		f[n++] = xstrdup("SYSLOG_IDENTIFIER=mailwatch");
+		if (ctx && ctx->account)
+			f[n++] = xasprintf("MAILWATCH_ACCOUNT=%s", ctx->account);
+		if (ctx && ctx->mailbox)
+			f[n++] = xasprintf("MAILWATCH_MAILBOX=%s", ctx->mailbox);
+		for (int i = 0; i < n; i++)
+			iov[i] = (struct iovec){f[i], strlen(f[i])};
+		int r = sd_journal_sendv(iov, n);
+
+		for (int i = 0; i < n; i++)
+			free(f[i]);
+		if (r >= 0)
+			return;
 	}
 	fprintf(stderr, "mailwatch: %s%s\n", prefix, msg);
 }
