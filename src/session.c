@@ -606,11 +606,21 @@ on_status(struct session *s, const struct codec_response *r)
 	}
 }
 
-/* EXISTS: new mail, or at least a reason to look. */
+/* EXISTS: new mail when the count grew. A count that did not grow is no
+ * reason to fetch (a server repeating itself must not start a loop); one
+ * that shrank without EXPUNGE is the server's error, logged. */
 static void
 on_exists(struct session *s, uint32_t n)
 {
+	uint32_t was = s->exists;
+
 	s->exists = n;
+	if (n < was && s->state >= S_FETCH)
+		log_warn(s->o.log, "server's message count went down from %u "
+				   "to %u without EXPUNGE",
+			 was, n);
+	if (n <= was)
+		return;
 	switch (s->state) {
 	case S_IDLE:
 		leave_idle(s, true);

@@ -15,17 +15,20 @@ struct sink;
 /* Seconds in which more than account_defaults.burst notifications for one
  * mailbox become one summary. */
 #define SINK_BURST_WINDOW 10
+/* Messages of a summarised batch passed to summary() (for its senders). */
+#define SINK_SUMMARY_FIRST 3
 
 struct sink_ops {
 	/* One new message of account a (borrowed for the call). */
 	void (*send)(struct sink *s, const struct account *a,
 		     const struct mail_event *ev);
-	/* Optional: n messages (v, in UID order, borrowed) shown as one
-	 * summary, for mail that arrived while mailwatch was away. Sinks
-	 * without it get send() for each message. */
+	/* Optional: total messages shown as one summary (mail that arrived
+	 * while mailwatch was away, or more at once than is sensible to
+	 * show one by one); first holds the first n_first of them in UID
+	 * order (borrowed). Sinks without it get nothing but batch_done. */
 	void (*summary)(struct sink *s, const struct account *a,
-			const char *mailbox, const struct mail_event *v,
-			size_t n);
+			const char *mailbox, const struct mail_event *first,
+			size_t n_first, size_t total);
 	/* Optional: the message is no longer new (\Seen or expunged
 	 * elsewhere): take back what was shown for it. */
 	void (*withdraw)(struct sink *s, const struct account *a,

@@ -42,7 +42,7 @@
  * forgotten beyond this. */
 #define NOTIFY_MAX_SHOWN 128
 /* Senders named in a summary's body. */
-#define SUMMARY_SENDERS 3
+#define SUMMARY_SENDERS SINK_SUMMARY_FIRST
 
 /* A notification shown (or being shown) for one message, or a summary
  * (uid 0) for a mailbox. */
@@ -589,20 +589,23 @@ notify_send(struct sink *s, const struct account *a,
 
 static void
 notify_summary(struct sink *s, const struct account *a, const char *mailbox,
-	       const struct mail_event *v, size_t n)
+	       const struct mail_event *first, size_t n_first, size_t total)
 {
 	struct notify_sink *ns = (struct notify_sink *)s;
 	struct burst *b;
 
-	if (!a->d.notify || !n)
+	if (!a->d.notify || !total)
 		return;
 	b = burst_get(ns, a->name, mailbox);
 	b->start = now_usec(ns);
-	b->count = n;
+	b->count = total;
 	b->n_senders = 0;
 	freep(&b->senders);
-	for (size_t i = 0; i < n; i++)
-		burst_add_sender(b, &v[i]);
+	for (size_t i = 0; i < n_first; i++)
+		burst_add_sender(b, &first[i]);
+	/* The senders beyond the first make the body end in "…". */
+	if (total > n_first)
+		b->n_senders = total;
 	show_summary(ns, a, b);
 }
 

@@ -96,14 +96,42 @@ log_init(void)
 	log_to_journal = stderr_is_journal();
 }
 
+/* Copies s into out (n bytes) with control characters and the Unicode
+ * bidi overrides (U+202A..U+202E, U+2066..U+2069) written as \xNN, so
+ * that text from servers and mail cannot rewrite a terminal or reorder a
+ * log line. */
+static void
+escape_controls(const char *s, char *out, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	for (; *p && o + 5 < n; p++) {
+		bool bidi = p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa &&
+					      p[2] <= 0xae) ||
+					     (p[1] == 0x81 && p[2] >= 0xa6 &&
+					      p[2] <= 0xa9));
+
+		if (*p < 0x20 || *p == 0x7f || bidi) {
+			for (int i = 0; i < (bidi ? 3 : 1); i++)
+				o += snprintf(out + o, n - o, "\\x%02x", p[i]);
+			p += bidi ? 2 : 0;
+			continue;
+		}
+		out[o++] = *p;
+	}
+	out[o] = 0;
+}
+
 void
 log_atv(int prio, const struct log_ctx *ctx, const char *fmt, va_list ap)
 {
-	char msg[2048], prefix[512] = "";
+	char raw[2048], msg[4096], prefix[512] = "";
 
 	if (prio > log_max_level)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	escape_controls(raw, msg, sizeof(msg));
 	if (ctx && ctx->account && ctx->mailbox)
 		snprintf(prefix, sizeof(prefix), "%s/%s: ", ctx->account,
 			 ctx->mailbox);

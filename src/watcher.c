@@ -19,6 +19,7 @@
 #define LOGOUT_TIMEOUT 2        /* seconds LOGOUT may take at stop */
 #define PROBE_TIMEOUT 10        /* seconds a probe after resume may take */
 #define MAX_LIVE 64             /* announced messages followed for withdraw */
+#define BATCH_MAX 1000          /* more new messages at once: a summary */
 
 enum wstate {
 	W_CONNECTING, /* connecting, logging in, examining */
@@ -59,9 +60,11 @@ struct watcher {
 	uint32_t uidvalidity, mark;
 	bool catching_up;          /* the first batch after a gap */
 
-	/* The batch being fetched. */
+	/* The batch being fetched: its unseen new messages, all of them
+	 * until it is known to be summarised, then only the first
+	 * SINK_SUMMARY_FIRST; batch_total counts them all. */
 	struct mail_event *batch;
-	size_t n_batch, cap_batch;
+	size_t n_batch, cap_batch, batch_total;
 	uint32_t batch_max;        /* highest UID in the batch, seen or not */
 	uint32_t *batch_seq;       /* sequence numbers of batch[] */
 
@@ -209,6 +212,23 @@ s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
 	return w->mark + 1;
 }
 
+/* True when the batch is shown as one summary rather than message by
+ * message: mail that arrived while away beyond what catch_up allows one by
+ * one, or more than BATCH_MAX at once. Once true it stays true, since the
+ * count only grows. */
+static bool
+summarised(const struct watcher *w)
+{
+	const struct account_defaults *d = &w->a->d;
+	size_t n = w->batch_total;
+
+	if (n > BATCH_MAX)
+		return true;
+	if (!w->catching_up)
+		return false;
+	return d->catch_up == CATCH_UP_SUMMARY ? n > 1 : n > d->catch_up_max;
+}
+
 static void
 s_fetched(void *ud, const struct codec_fetch *f)
 {
@@ -222,6 +242,15 @@ s_fetched(void *ud, const struct codec_fetch *f)
 	if (codec_strlist_has(&f->flags, "\\Seen")) {
 		log_debug(&w->log, "UID %u is already seen", f->uid);
 		return;
+	}
+	w->batch_total++;
+	if (summarised(w)) {
+		/* Keep only what the summary shows: memory stays bounded
+		 * however much mail waited. */
+		while (w->n_batch > SINK_SUMMARY_FIRST)
+			mail_event_finish(&w->batch[--w->n_batch]);
+		if (w->n_batch == SINK_SUMMARY_FIRST)
+			return;
 	}
 	if (w->n_batch == w->cap_batch) {
 		w->cap_batch = w->cap_batch ? 2 * w->cap_batch : 8;
@@ -297,29 +326,27 @@ live_gone(struct watcher *w, uint32_t seq, bool expunged)
 
 /* Announces one batch: each message to each sink in UID order, or one
  * summary when a catch-up is larger than the account allows. */
-/* Announces one batch to every sink, in UID order. Mail that arrived
- * while mailwatch was away follows catch_up: skip announces nothing;
- * summary (or notify above catch_up_max messages) gives sinks that can
- * summarise one summary, and the others (hooks) every message. */
+/* Announces one batch to every sink, in UID order: each message, or one
+ * summary (see summarised()) to sinks that have one, while hooks then get
+ * only on_new_mail_post. catch_up = skip announces nothing that arrived
+ * while away. */
 static void
 announce(struct watcher *w)
 {
-	const struct account_defaults *d = &w->a->d;
-	size_t n = w->n_batch;
-	bool summarise;
+	size_t n = w->n_batch, total = w->batch_total;
+	bool summary = summarised(w);
 
 	sort_batch(w);
-	if (w->catching_up && d->catch_up == CATCH_UP_SKIP) {
+	if (w->catching_up && w->a->d.catch_up == CATCH_UP_SKIP) {
 		log_info(&w->log, "not announcing %zu messages that arrived "
 				  "while away (catch_up = skip)",
-			 n);
+			 total);
 		return;
 	}
-	summarise = w->catching_up && n > 1 &&
-		    (d->catch_up == CATCH_UP_SUMMARY || n > d->catch_up_max);
-	if (w->catching_up)
-		log_info(&w->log, "%zu messages arrived while away", n);
-	for (size_t i = 0; i < n; i++) {
+	if (summary)
+		log_info(&w->log, "%zu new messages: announcing a summary",
+			 total);
+	for (size_t i = 0; i < n && !summary; i++) {
 		log_info(&w->log, "new mail UID %u from %s: %s",
 			 w->batch[i].uid, w->batch[i].from,
 			 w->batch[i].subject);
@@ -328,12 +355,12 @@ announce(struct watcher *w)
 	for (size_t j = 0; j < w->env.n_sinks; j++) {
 		struct sink *k = w->env.sinks[j];
 
-		if (summarise && k->ops->summary)
-			k->ops->summary(k, w->a, w->mailbox, w->batch, n);
-		else
-			for (size_t i = 0; i < n; i++)
-				k->ops->send(k, w->a, &w->batch[i]);
-		k->ops->batch_done(k, w->a, w->mailbox, n);
+		if (summary && k->ops->summary)
+			k->ops->summary(k, w->a, w->mailbox, w->batch, n,
+					total);
+		for (size_t i = 0; i < n && !summary; i++)
+			k->ops->send(k, w->a, &w->batch[i]);
+		k->ops->batch_done(k, w->a, w->mailbox, total);
 	}
 }
 
@@ -342,11 +369,12 @@ s_batch_end(void *ud)
 {
 	struct watcher *w = ud;
 
-	if (w->n_batch)
+	if (w->batch_total)
 		announce(w);
 	for (size_t i = 0; i < w->n_batch; i++)
 		mail_event_finish(&w->batch[i]);
 	w->n_batch = 0;
+	w->batch_total = 0;
 	if (w->batch_max > w->mark) {
 		w->mark = w->batch_max;
 		state_save(w->name, w->mailbox, w->uidvalidity, w->mark);
@@ -516,6 +544,7 @@ close_connection(struct watcher *w)
 	for (size_t i = 0; i < w->n_batch; i++)
 		mail_event_finish(&w->batch[i]);
 	w->n_batch = 0;
+	w->batch_total = 0;
 	w->batch_max = 0;
 	w->n_live = 0;
 }
