@@ -77,14 +77,3 @@ bool config_account_equal(const struct account *a, const struct account *b);
 int config_split_argv(const char *line, char ***argv_r, const char **err_r);
 void config_argv_free(char ***argv);
 char **config_argv_dup(char *const *argv);
-
-/* Gets the account's password: the configured one, or the first line of
- * password_command's output (run with /bin/sh -c, stdin /dev/null, at most
- * 30 s). Blocks while the command runs. Returns 0 and a new string (wipe
- * with explicit_bzero, then free), or a negative errno after logging why;
- * never logs the password. */
-int config_get_password(const struct account *a, char **pw_r);
-
-/* How long password_command may run, in milliseconds (default 30000). Only
- * tests change it. */
-extern unsigned config_password_timeout_ms;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "password.h"
 #include "resume.h"
 #include "sink.h"
 #include "util.h"
@@ -19,12 +20,18 @@
 
 #define STOP_TIMEOUT 3 /* seconds for every LOGOUT at SIGTERM */
 
-/* The accounts being watched: each with its password and watchers. */
+struct daemon;
+
+/* An account of the configuration: waiting for its password, watching
+ * (with a watcher per mailbox), or without a password until a reload. */
 struct running {
-	const struct account *a; /* in d->cfg */
-	char *password;
-	struct watcher **w; /* one per mailbox */
+	struct daemon *d;
+	const struct account *a;  /* in d->cfg */
+	struct password_job *job; /* while waiting for the password */
+	char *password;		  /* once it came */
+	struct watcher **w;	  /* one per mailbox, once it came */
 	size_t n;
+	bool no_password; /* the job failed: waits for a reload */
 };
 
 struct daemon {
@@ -32,7 +39,7 @@ struct daemon {
 	struct config *cfg;
 	const char *config_path;
 	bool verbose;
-	struct running *run;
+	struct running **run; /* one per account, owned */
 	size_t n_run;
 	struct sink *sinks[2];
 	struct resume *resume;
@@ -58,8 +65,19 @@ usage(FILE *f)
 	      f);
 }
 
+/* Why r has no watchers, for the status line. */
+static const char *
+running_describe(const struct running *r)
+{
+	if (!r->job)
+		return "no password (reload to retry)";
+	return r->a->password_command ? "waiting for password_command"
+				      : "starting";
+}
+
 /* Keeps systemd's STATUS= current: "3/4 mailboxes idle; work/INBOX:
- * reconnecting in 30 s". */
+ * reconnecting in 30 s". The mailboxes of an account without watchers
+ * count as not idle. */
 static void
 update_status(void *ud)
 {
@@ -69,30 +87,43 @@ update_status(void *ud)
 
 	if (d->stopping)
 		return;
-	for (size_t i = 0; i < d->n_run; i++)
-		for (size_t j = 0; j < d->run[i].n; j++) {
-			total++;
-			idle += watcher_is_idle(d->run[i].w[j]);
-		}
+	for (size_t i = 0; i < d->n_run; i++) {
+		total += d->run[i]->a->n_mailboxes;
+		for (size_t j = 0; j < d->run[i]->n; j++)
+			idle += watcher_is_idle(d->run[i]->w[j]);
+	}
 	off = snprintf(s, sizeof(d->status), "STATUS=%zu/%zu mailboxes idle",
 		       idle, total);
-	for (size_t i = 0; i < d->n_run; i++)
-		for (size_t j = 0; j < d->run[i].n; j++) {
-			struct watcher *w = d->run[i].w[j];
+	for (size_t i = 0; i < d->n_run && off < sizeof(d->status); i++) {
+		struct running *r = d->run[i];
+
+		if (!r->w)
+			off += snprintf(s + off, sizeof(d->status) - off,
+					"; %s: %s", r->a->name,
+					running_describe(r));
+		for (size_t j = 0; j < r->n; j++) {
+			struct watcher *w = r->w[j];
 
 			if (watcher_is_idle(w) || off >= sizeof(d->status))
 				continue;
-			off += snprintf(s + off, sizeof(d->status) - off,
-					"; %s/%s: %s", d->run[i].a->name,
-					d->run[i].a->mailboxes[j],
-					watcher_describe(w));
+			off +=
+			    snprintf(s + off, sizeof(d->status) - off,
+				     "; %s/%s: %s", r->a->name,
+				     r->a->mailboxes[j], watcher_describe(w));
 		}
+	}
 	sd_notify(0, s);
 }
 
+/* Stops and frees r: its password job or its watchers. */
 static void
-stop_running(struct running *r)
+stop_running(struct running **rp)
 {
+	struct running *r = *rp;
+
+	if (!r)
+		return;
+	password_job_free(&r->job);
 	for (size_t j = 0; j < r->n; j++)
 		watcher_free(&r->w[j]);
 	free(r->w);
@@ -100,14 +131,15 @@ stop_running(struct running *r)
 		explicit_bzero(r->password, strlen(r->password));
 		free(r->password);
 	}
-	memset(r, 0, sizeof(*r));
+	freep(rp);
 }
 
-/* Starts watching every mailbox of a. Returns 0, or a negative errno when
- * the password could not be had (logged). */
-static int
-start_running(struct daemon *d, const struct account *a, struct running *r)
+/* Watches every mailbox of r with password (taken over), or (NULL) leaves
+ * the account alone until a reload. */
+static void
+start_watchers(struct running *r, char *password)
 {
+	struct daemon *d = r->d;
 	struct watcher_env env = {
 		.event = d->event,
 		.sinks = d->sinks,
@@ -115,33 +147,53 @@ start_running(struct daemon *d, const struct account *a, struct running *r)
 		.changed = update_status,
 		.ud = d,
 	};
-	struct log_ctx log = {.account = a->name};
-	int rc;
 
-	memset(r, 0, sizeof(*r));
-	r->a = a;
-	rc = config_get_password(a, &r->password);
-	if (rc < 0) {
-		log_err(&log, "no password, not watching this account");
-		return rc;
+	if (!password) {
+		log_err(&(struct log_ctx){r->a->name, NULL},
+			"no password, not watching this account");
+		r->no_password = true;
+	} else {
+		r->password = password;
+		r->n = r->a->n_mailboxes;
+		r->w = xcalloc(r->n, sizeof(*r->w));
+		for (size_t j = 0; j < r->n; j++)
+			r->w[j] = watcher_new(&env, r->a, r->a->mailboxes[j],
+					      r->password);
 	}
-	r->n = a->n_mailboxes;
-	r->w = xcalloc(r->n, sizeof(*r->w));
-	for (size_t j = 0; j < r->n; j++)
-		r->w[j] = watcher_new(&env, a, a->mailboxes[j], r->password);
-	return 0;
+}
+
+/* The password job of r (a struct running) is done. */
+static void
+on_password(void *ud, char *password)
+{
+	struct running *r = ud;
+
+	password_job_free(&r->job);
+	start_watchers(r, password);
+	update_status(r->d);
+}
+
+/* A new running account a, waiting for its password: the watchers are
+ * created when it comes (on_password). Does not block. */
+static struct running *
+start_running(struct daemon *d, const struct account *a)
+{
+	struct running *r = xcalloc(1, sizeof(*r));
+
+	r->d = d;
+	r->a = a;
+	if (password_job_new(d->event, a, on_password, r, &r->job) < 0)
+		start_watchers(r, NULL);
+	return r;
 }
 
 static void
 start_all(struct daemon *d)
 {
 	d->run = xcalloc(d->cfg->n_accounts, sizeof(*d->run));
-	d->n_run = 0;
-	for (size_t i = 0; i < d->cfg->n_accounts; i++) {
-		if (start_running(d, &d->cfg->accounts[i], &d->run[d->n_run]) >=
-		    0)
-			d->n_run++;
-	}
+	d->n_run = d->cfg->n_accounts;
+	for (size_t i = 0; i < d->n_run; i++)
+		d->run[i] = start_running(d, &d->cfg->accounts[i]);
 }
 
 static void
@@ -159,38 +211,47 @@ apply_log_level(struct daemon *d)
 	log_max_level = d->verbose ? LOG_DEBUG : d->cfg->log_level;
 }
 
-/* True when a watcher of r stopped for good (say, a rejected password):
- * a reload retries it even when its settings did not change, since the
- * password may come from a command. */
+/* True when r got no password, or a watcher of r stopped for good (say,
+ * a rejected password): a reload retries it even when its settings did not
+ * change, since the password may come from a command. */
 static bool
 running_gave_up(const struct running *r)
 {
+	if (r->no_password)
+		return true;
 	for (size_t j = 0; j < r->n; j++)
 		if (watcher_gave_up(r->w[j]))
 			return true;
 	return false;
 }
 
-/* The running account of the old configuration named like a, or NULL. */
+/* Takes the running account of the old configuration named like a out of
+ * d->run; NULL if there is none. */
 static struct running *
-find_running(struct daemon *d, const struct account *a)
+take_running(struct daemon *d, const struct account *a)
 {
-	for (size_t i = 0; i < d->n_run; i++)
-		if (d->run[i].a && !strcmp(d->run[i].a->name, a->name))
-			return &d->run[i];
+	struct running *r;
+
+	for (size_t i = 0; i < d->n_run; i++) {
+		r = d->run[i];
+		if (r && !strcmp(r->a->name, a->name)) {
+			d->run[i] = NULL;
+			return r;
+		}
+	}
 	return NULL;
 }
 
 /* SIGHUP: load the configuration again. An invalid one is reported and
  * the running one kept. Accounts whose settings did not change keep their
- * connections; changed ones start over; removed ones stop. */
+ * connections (or their password_command still running); changed ones
+ * start over with a new password job; removed ones stop. */
 static int
 on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
 	struct daemon *d = ud;
-	struct running *run;
+	struct running **run;
 	struct config *cfg;
-	size_t n = 0;
 
 	(void)s;
 	(void)si;
@@ -205,32 +266,29 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	run = xcalloc(cfg->n_accounts, sizeof(*run));
 	for (size_t i = 0; i < cfg->n_accounts; i++) {
 		const struct account *a = &cfg->accounts[i];
-		struct running *old = find_running(d, a);
+		struct running *old = take_running(d, a);
 
 		if (old && config_account_equal(old->a, a) &&
 		    !running_gave_up(old)) {
-			run[n] = *old;
-			run[n].a = a;
-			for (size_t j = 0; j < run[n].n; j++)
-				watcher_rebind(run[n].w[j], a);
-			memset(old, 0, sizeof(*old));
-			n++;
+			old->a = a;
+			for (size_t j = 0; j < old->n; j++)
+				watcher_rebind(old->w[j], a);
+			run[i] = old;
 			continue;
 		}
 		if (old) {
 			log_info(&(struct log_ctx){a->name, NULL},
 				 "settings changed: reconnecting");
-			stop_running(old);
+			stop_running(&old);
 		}
-		if (start_running(d, a, &run[n]) >= 0)
-			n++;
+		run[i] = start_running(d, a);
 	}
 	/* What is left of the old ones was removed from the file. */
 	stop_all(d);
 	config_free(&d->cfg);
 	d->cfg = cfg;
 	d->run = run;
-	d->n_run = n;
+	d->n_run = cfg->n_accounts;
 	apply_log_level(d);
 	sd_notify(0, "READY=1");
 	update_status(d);
@@ -244,16 +302,16 @@ on_resume(void *ud)
 	struct daemon *d = ud;
 
 	for (size_t i = 0; i < d->n_run; i++)
-		for (size_t j = 0; j < d->run[i].n; j++)
-			watcher_probe(d->run[i].w[j]);
+		for (size_t j = 0; j < d->run[i]->n; j++)
+			watcher_probe(d->run[i]->w[j]);
 }
 
 static bool
 all_stopped(const struct daemon *d)
 {
 	for (size_t i = 0; i < d->n_run; i++)
-		for (size_t j = 0; j < d->run[i].n; j++)
-			if (!watcher_stopped(d->run[i].w[j]))
+		for (size_t j = 0; j < d->run[i]->n; j++)
+			if (!watcher_stopped(d->run[i]->w[j]))
 				return false;
 	return true;
 }
@@ -287,9 +345,12 @@ on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	log_info(NULL, "stopping (signal %u)", si->ssi_signo);
 	sd_notify(0, "STOPPING=1");
 	d->stopping = true;
-	for (size_t i = 0; i < d->n_run; i++)
-		for (size_t j = 0; j < d->run[i].n; j++)
-			watcher_stop(d->run[i].w[j]);
+	for (size_t i = 0; i < d->n_run; i++) {
+		/* An account still waiting for its password stops now. */
+		password_job_free(&d->run[i]->job);
+		for (size_t j = 0; j < d->run[i]->n; j++)
+			watcher_stop(d->run[i]->w[j]);
+	}
 	sd_event_now(d->event, CLOCK_MONOTONIC, &now);
 	d->stop_deadline = now + STOP_TIMEOUT * 1000000ULL;
 	sd_event_add_time(d->event, NULL, CLOCK_MONOTONIC, now, 1000,
@@ -394,11 +455,8 @@ main(int argc, char **argv)
 	d.sinks[0] = sink_notify_new(d.event, d.sinks[1]);
 	d.n_sinks = 2;
 
+	/* The passwords come later, through the loop: ready now. */
 	start_all(&d);
-	if (!d.n_run) {
-		log_err(NULL, "no account could be started");
-		goto out;
-	}
 	sd_notify(0, "READY=1");
 	update_status(&d);
 	r = sd_event_loop(d.event);

@@ -1,7 +1,8 @@
 /* Unit tests for config.c: loading, defaults, overrides, every error class
- * with its file:line, the password file-mode warning, config_split_argv and
- * config_get_password. Files live in a mkdtemp directory that is removed at
- * the end; stderr is captured around each call that logs. */
+ * with its file:line, the password file-mode warning and config_split_argv
+ * (password_command is tested in test_password.c). Files live in a mkdtemp
+ * directory that is removed at the end; stderr is captured around each call
+ * that logs. */
 #include "config.h"
 #include "tap.h"
 #include "util.h"
@@ -11,7 +12,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/mailwatch-test-config-XXXXXX";
@@ -940,122 +940,6 @@ test_split_argv(void)
 	ok(config_argv_dup(NULL) == NULL, "argv_dup(NULL) is NULL");
 }
 
-/* ---- config_get_password ---- */
-
-static int
-get_pw(const char *command, char **pw, char **out)
-{
-	struct account a = {.name = "acct",
-			    .password_command = (char *)command};
-	int r;
-
-	*pw = NULL;
-	capture_begin();
-	r = config_get_password(&a, pw);
-	*out = capture_end();
-	return r;
-}
-
-static long long
-ms_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-pw_ok(const char *command, const char *want, const char *want_err,
-      const char *what)
-{
-	char *pw, *out;
-	int r = get_pw(command, &pw, &out);
-
-	is_int(r, 0, "password_command %s: succeeds", what);
-	is_str(pw, want, "password_command %s: password", what);
-	is_str(out, want_err, "password_command %s: stderr", what);
-	if (pw) {
-		explicit_bzero(pw, strlen(pw));
-		free(pw);
-	}
-	free(out);
-}
-
-static void
-pw_fail(const char *command, int want_r, const char *want_msg, const char *what)
-{
-	char *pw, *out;
-	int r = get_pw(command, &pw, &out);
-
-	is_int(r, want_r, "password_command %s: fails", what);
-	ok(!pw, "password_command %s: no password", what);
-	has(out, "acct: %s", want_msg);
-	ok(!strstr(out, "leaked"), "password_command %s: output not logged",
-	   what);
-	free(pw);
-	free(out);
-}
-
-static void
-test_get_password(void)
-{
-	struct account a = {.name = "a", .password = "direct"};
-	char *pw = NULL, *out;
-	long long t0;
-	int r;
-
-	r = config_get_password(&a, &pw);
-	is_int(r, 0, "password from the file");
-	is_str(pw, "direct", "password copied");
-	ok(pw != a.password, "password is a new string");
-	free(pw);
-
-	pw_ok("echo s3cret", "s3cret", "", "echo");
-	pw_ok("printf 'first line\\nsecond\\n'", "first line", "",
-	      "first line");
-	pw_ok("printf no-newline", "no-newline", "", "no newline");
-	pw_ok("read x; echo \"got${x}end\"", "gotend", "",
-	      "stdin is /dev/null");
-	pw_ok("echo to-stderr >&2; echo pw", "pw", "to-stderr\n",
-	      "stderr passes through");
-	pw_ok("i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done",
-	      "line0", "", "long output is drained");
-
-	pw_fail("echo leaked; exit 3", -EIO,
-		"password_command failed with exit status 3", "exit 3");
-	pw_fail("true", -EIO,
-		"password_command printed nothing (exit status 0)",
-		"no output");
-	pw_fail("echo; echo leaked", -EIO,
-		"password_command printed an empty first line (exit status 0)",
-		"empty first line");
-	pw_fail("echo leaked; kill -TERM $$", -EIO,
-		"password_command was killed by signal 15", "signal");
-
-	config_password_timeout_ms = 300;
-	t0 = ms_now();
-	pw_fail("echo leaked; sleep 10", -ETIMEDOUT,
-		"password_command did not finish within 300 ms; killed it",
-		"slow");
-	ok(ms_now() - t0 < 3000, "slow command killed quickly (%lld ms)",
-	   ms_now() - t0);
-	t0 = ms_now();
-	pw_fail("echo leaked; exec >&-; sleep 10", -ETIMEDOUT,
-		"password_command did not finish within 300 ms",
-		"closes stdout, keeps running");
-	ok(ms_now() - t0 < 3000, "slow command killed quickly (%lld ms)",
-	   ms_now() - t0);
-	config_password_timeout_ms = 30000;
-
-	a.password = NULL;
-	capture_begin();
-	r = config_get_password(&a, &pw);
-	out = capture_end();
-	is_int(r, -EINVAL, "neither password nor command: -EINVAL");
-	free(out);
-}
-
 int
 main(void)
 {
@@ -1077,7 +961,6 @@ main(void)
 	test_default_path();
 	test_ca_file_home();
 	test_split_argv();
-	test_get_password();
 
 	for (size_t i = 0; i < n_created; i++) {
 		unlink(created[i]);

@@ -1,0 +1,39 @@
+/* password: gets an account's password on the sd-event loop without
+ * blocking it: the configured one, or the first line of password_command's
+ * output. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+
+struct password_job;
+
+/* Starts getting the password of a: password_command is run with /bin/sh
+ * -c, stdin /dev/null, stdout on a pipe read by the loop, stderr inherited,
+ * in a process group of its own that is killed after password_timeout_ms.
+ * The command's exit is seen through sd_event_add_child, so SIGCHLD must be
+ * blocked before e was created. With `password =` nothing is run, and the
+ * password still comes from the loop (a defer source).
+ *
+ * a is only read during the call (what the job needs is copied); e is
+ * referenced. done(ud, password) is called once, from the loop, unless the
+ * job is freed first: password is a new string the callee owns (wipe it
+ * with explicit_bzero, then free), or NULL after the failure was logged.
+ * The password and the command's output are never logged. done may free
+ * the job; otherwise the owner frees it later.
+ *
+ * Returns 0 and the job in *j_r, or a negative errno after logging why
+ * (then *j_r is untouched and done is never called). Does not block. */
+int password_job_new(sd_event *e, const struct account *a,
+		     void (*done)(void *ud, char *password), void *ud,
+		     struct password_job **j_r);
+
+/* Frees *j (NULL is fine) and sets it to NULL; done is not called after
+ * this. A command still running is killed with its process group and
+ * reaped (after SIGKILL, so the wait is short). */
+void password_job_free(struct password_job **j);
+
+/* How long password_command may run, in milliseconds (default 30000). Only
+ * tests change it; it applies to jobs started afterwards. */
+extern unsigned password_timeout_ms;
