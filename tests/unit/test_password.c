@@ -1,0 +1,524 @@
+/* Unit tests for password.c: password jobs driven on an sd-event loop. The
+ * first line of password_command's output, every failure with its message
+ * (and never the output), the timeout, freeing a running job, `password =`
+ * through the loop, jobs running side by side. SIGCHLD is blocked before
+ * any loop exists, as main does; stderr is captured around each job. */
+#include "password.h"
+#include "tap.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/mailwatch-test-password-XXXXXX";
+static char *cap_path;
+static int saved_stderr = -1;
+
+static void
+capture_begin(void)
+{
+	int fd = open(cap_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	fflush(stderr);
+	saved_stderr = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+}
+
+/* Returns what was written to stderr since capture_begin() (caller
+ * frees). */
+static char *
+capture_end(void)
+{
+	char *buf;
+	long n;
+	FILE *f;
+
+	fflush(stderr);
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	f = fopen(cap_path, "r");
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = xcalloc(1, (size_t)n + 1);
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+		buf[0] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void
+dump(const char *out)
+{
+	const char *s = out, *nl;
+
+	while (*s) {
+		nl = strchr(s, '\n');
+		if (!nl)
+			nl = s + strlen(s);
+		printf("#   | %.*s\n", (int)(nl - s), s);
+		s = *nl ? nl + 1 : nl;
+	}
+}
+
+static void has(const char *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Checks that out holds the formatted text. */
+static void
+has(const char *out, const char *fmt, ...)
+{
+	char want[1024];
+	va_list ap;
+	bool found;
+
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof(want), fmt, ap);
+	va_end(ap);
+	found = strstr(out, want) != NULL;
+	ok(found, "stderr has \"%s\"", want);
+	if (!found)
+		dump(out);
+}
+
+static long long
+ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One job under test and what its callback saw. */
+struct run {
+	sd_event *e;
+	struct password_job *job;
+	unsigned calls; /* of done */
+	bool done;
+	char *pw;
+	long long t_done;  /* ms_now() at the callback */
+	unsigned *pending; /* jobs not done yet; the loop exits at 0 */
+};
+
+/* The owner's callback: keeps the password, frees the job right here (as
+ * main does) and stops the loop once every job of the loop is done. */
+static void
+on_done(void *ud, char *password)
+{
+	struct run *r = ud;
+
+	r->calls++;
+	r->done = true;
+	r->pw = password;
+	r->t_done = ms_now();
+	password_job_free(&r->job);
+	if (r->pending && --*r->pending == 0)
+		sd_event_exit(r->e, 0);
+}
+
+/* A loop that gives up after 20 s, so that a broken job cannot hang the
+ * test. */
+static sd_event *
+loop_new(void)
+{
+	sd_event *e = NULL;
+	int r = sd_event_new(&e);
+
+	if (r < 0) {
+		printf("Bail out! sd_event_new: %s\n", strerror(-r));
+		exit(1);
+	}
+	sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 20000000, 0, NULL,
+				   (void *)(intptr_t)1);
+	return e;
+}
+
+static void
+run_finish(struct run *r)
+{
+	if (r->pw) {
+		explicit_bzero(r->pw, strlen(r->pw));
+		free(r->pw);
+	}
+	password_job_free(&r->job);
+}
+
+/* Runs a job for a (password_command or password) to its end; *out gets
+ * stderr meanwhile (caller frees). Returns password_job_new's value. */
+static int
+run_account(const struct account *a, struct run *r, char **out)
+{
+	unsigned pending = 1;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->e = loop_new();
+	r->pending = &pending;
+	capture_begin();
+	rc = password_job_new(r->e, a, on_done, r, &r->job);
+	if (rc >= 0)
+		sd_event_loop(r->e);
+	*out = capture_end();
+	sd_event_unref(r->e);
+	r->e = NULL;
+	return rc;
+}
+
+static int
+run_command(const char *command, struct run *r, char **out)
+{
+	struct account a = {.name = "acct",
+			    .password_command = (char *)command};
+
+	return run_account(&a, r, out);
+}
+
+static void
+pw_ok(const char *command, const char *want, const char *want_err,
+      const char *what)
+{
+	struct run r;
+	char *out;
+	int rc = run_command(command, &r, &out);
+
+	is_int(rc, 0, "%s: job starts", what);
+	is_int(r.calls, 1, "%s: done called once", what);
+	is_str(r.pw, want, "%s: password", what);
+	is_str(out, want_err, "%s: stderr", what);
+	run_finish(&r);
+	free(out);
+}
+
+static void
+pw_fail(const char *command, const char *want_msg, const char *what)
+{
+	struct run r;
+	char *out;
+	int rc = run_command(command, &r, &out);
+
+	is_int(rc, 0, "%s: job starts", what);
+	is_int(r.calls, 1, "%s: done called once", what);
+	ok(r.done && !r.pw, "%s: no password", what);
+	has(out, "acct: %s", want_msg);
+	ok(!strstr(out, "leaked"), "%s: output not logged", what);
+	run_finish(&r);
+	free(out);
+}
+
+static void
+test_output(void)
+{
+	pw_ok("echo s3cret", "s3cret", "", "echo");
+	pw_ok("printf 'a\\nb'", "a", "", "printf 'a\\nb': the first line");
+	pw_ok("printf 'first line\\nsecond\\n'", "first line", "",
+	      "first line of two");
+	pw_ok("printf no-newline", "no-newline", "", "no newline");
+	pw_ok("read x; echo \"got${x}end\"", "gotend", "",
+	      "stdin is /dev/null");
+	pw_ok("echo to-stderr >&2; echo pw", "pw", "to-stderr\n",
+	      "stderr passes through");
+	pw_ok("i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done",
+	      "line0", "", "long output is drained");
+	/* head would die of SIGPIPE (and the job fail) if the job stopped
+	 * reading after the first line. */
+	pw_ok("yes | head -c 1000000", "y", "", "a megabyte of output");
+	pw_ok("yes | head -c 1000000; echo done-reading >&2", "y",
+	      "done-reading\n", "a megabyte, then more on stderr");
+}
+
+static void
+test_line_limits(void)
+{
+	struct run r;
+	char *out, want[4096];
+
+	memset(want, 'x', 4095);
+	want[4095] = '\0';
+	is_int(run_command("head -c 4095 /dev/zero | tr '\\0' x; echo; "
+			   "echo second",
+			   &r, &out),
+	       0, "4095-byte line: job starts");
+	is_str(r.pw, want, "4095-byte line: accepted whole");
+	run_finish(&r);
+	free(out);
+
+	pw_fail("head -c 4096 /dev/zero | tr '\\0' x; echo",
+		"password_command: first line of output is longer than 4095 "
+		"bytes (exit status 0)",
+		"4096-byte line");
+	pw_fail("printf 'ab\\0cd\\n'",
+		"password_command: output holds a NUL byte (exit status 0)",
+		"NUL byte");
+}
+
+static void
+test_failures(void)
+{
+	pw_fail("echo leaked; exit 3",
+		"password_command failed with exit status 3", "exit 3");
+	pw_fail("true", "password_command printed nothing (exit status 0)",
+		"no output");
+	pw_fail("echo; echo leaked",
+		"password_command printed an empty first line (exit status 0)",
+		"empty first line");
+	pw_fail("echo leaked; kill -TERM $$",
+		"password_command was killed by signal 15", "signal");
+	pw_fail("exec /nonexistent/x",
+		"password_command failed with exit status 127",
+		"command not found");
+}
+
+static void
+test_timeout(void)
+{
+	long long t0;
+
+	password_timeout_ms = 300;
+	t0 = ms_now();
+	pw_fail("echo leaked; sleep 10",
+		"password_command did not finish within 300 ms; killed it",
+		"slow");
+	ok(ms_now() - t0 < 3000, "slow command killed quickly (%lld ms)",
+	   ms_now() - t0);
+	t0 = ms_now();
+	pw_fail("echo leaked; exec >&-; sleep 10",
+		"password_command did not finish within 300 ms",
+		"closes stdout, keeps running");
+	ok(ms_now() - t0 < 3000, "slow command killed quickly (%lld ms)",
+	   ms_now() - t0);
+	t0 = ms_now();
+	pw_fail("echo leaked; sleep 10 &",
+		"password_command did not finish within 300 ms",
+		"exits, leaves its output open");
+	ok(ms_now() - t0 < 3000, "left-over child killed quickly (%lld ms)",
+	   ms_now() - t0);
+	t0 = ms_now();
+	pw_fail("yes leaked", "password_command did not finish within 300 ms",
+		"writes without end");
+	ok(ms_now() - t0 < 3000, "endless writer killed quickly (%lld ms)",
+	   ms_now() - t0);
+	password_timeout_ms = 2000;
+	pw_fail("sleep 10", "password_command did not finish within 2 s",
+		"timeout in whole seconds");
+	password_timeout_ms = 30000;
+}
+
+/* True once pid is gone: reaped, or a zombie of someone else's. */
+static bool
+gone(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	bool zombie = false;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		zombie = p[1] == ' ' && p[2] == 'Z';
+	fclose(f);
+	return zombie;
+}
+
+/* Runs e for up to ms milliseconds, or until pred() is true. */
+static void
+run_for(sd_event *e, long long ms, bool (*pred)(void))
+{
+	long long end = ms_now() + ms;
+
+	while (ms_now() < end && !(pred && pred()))
+		sd_event_run(e, 20000);
+}
+
+static char *pids_path;
+
+static bool
+pids_written(void)
+{
+	struct stat st;
+
+	return stat(pids_path, &st) == 0 && st.st_size > 0;
+}
+
+static void
+test_free_running(void)
+{
+	char *cmd, *out;
+	struct run r = {0};
+	struct account a = {.name = "acct"};
+	pid_t shell, child;
+	long long t0;
+	FILE *f;
+	int rc;
+
+	pids_path = xasprintf("%s/pids", dir);
+	/* The shell writes its pid and its child's only once both exist. */
+	cmd = xasprintf("sleep 30 & echo $$ $! >%s.tmp; mv %s.tmp %s; wait",
+			pids_path, pids_path, pids_path);
+	a.password_command = cmd;
+	r.e = loop_new();
+	capture_begin();
+	rc = password_job_new(r.e, &a, on_done, &r, &r.job);
+	is_int(rc, 0, "free while running: job starts");
+	run_for(r.e, 5000, pids_written);
+	f = fopen(pids_path, "r");
+	shell = child = 0;
+	if (f) {
+		int s = 0, c = 0;
+
+		if (fscanf(f, "%d %d", &s, &c) == 2)
+			shell = s, child = c;
+		fclose(f);
+	}
+	ok(shell > 0 && child > 0, "free while running: the command runs");
+	t0 = ms_now();
+	password_job_free(&r.job);
+	ok(!r.job, "free sets the pointer to NULL");
+	ok(ms_now() - t0 < 2000, "free returns quickly (%lld ms)",
+	   ms_now() - t0);
+	if (shell > 0)
+		ok(kill(shell, 0) < 0 && errno == ESRCH,
+		   "free killed and reaped the shell");
+	if (child > 0) {
+		long long end = ms_now() + 3000;
+
+		while (!gone(child) && ms_now() < end)
+			usleep(10000);
+		ok(gone(child), "free killed what the shell started");
+	}
+	run_for(r.e, 300, NULL);
+	out = capture_end();
+	is_int(r.calls, 0, "free while running: no callback");
+	ok(!strstr(out, "password_command"), "free while running: no message");
+	if (strstr(out, "password_command"))
+		dump(out);
+	free(out);
+	sd_event_unref(r.e);
+	unlink(pids_path);
+	free(pids_path);
+	free(cmd);
+}
+
+static void
+test_password_value(void)
+{
+	struct account a = {.name = "acct", .password = "direct"};
+	struct run r;
+	char *out;
+	int rc;
+
+	rc = run_account(&a, &r, &out);
+	is_int(rc, 0, "password =: job starts");
+	is_int(r.calls, 1, "password =: done called once");
+	is_str(r.pw, "direct", "password =: the value comes back");
+	ok(r.pw != a.password, "password =: a new string");
+	is_str(out, "", "password =: nothing logged");
+	run_finish(&r);
+	free(out);
+
+	/* Not synchronous: done comes from the loop, and not after free. */
+	memset(&r, 0, sizeof(r));
+	r.e = loop_new();
+	rc = password_job_new(r.e, &a, on_done, &r, &r.job);
+	is_int(rc, 0, "password =: second job starts");
+	is_int(r.calls, 0, "password =: no callback from password_job_new");
+	password_job_free(&r.job);
+	run_for(r.e, 100, NULL);
+	is_int(r.calls, 0,
+	       "password =: freed before the loop ran, no "
+	       "callback");
+	sd_event_unref(r.e);
+
+	a.password = NULL;
+	memset(&r, 0, sizeof(r));
+	r.e = loop_new();
+	capture_begin();
+	rc = password_job_new(r.e, &a, on_done, &r, &r.job);
+	out = capture_end();
+	is_int(rc, -EINVAL, "neither password nor command: -EINVAL");
+	ok(!r.job, "neither: no job");
+	has(out, "acct: neither password nor password_command is set");
+	run_for(r.e, 50, NULL);
+	is_int(r.calls, 0, "neither: no callback");
+	free(out);
+	sd_event_unref(r.e);
+}
+
+/* The loop is not blocked: password_job_new returns at once, and jobs run
+ * side by side. */
+static void
+test_parallel(void)
+{
+	struct account a = {.name = "a", .password_command = "sleep 1; echo A"};
+	struct account b = {.name = "b", .password_command = "sleep 1; echo B"};
+	struct account c = {.name = "c", .password = "C"};
+	struct run ra = {0}, rb = {0}, rc = {0};
+	unsigned pending = 3;
+	sd_event *e = loop_new();
+	long long t0 = ms_now(), t_new;
+
+	ra.e = rb.e = rc.e = e;
+	ra.pending = rb.pending = rc.pending = &pending;
+	password_job_new(e, &a, on_done, &ra, &ra.job);
+	password_job_new(e, &b, on_done, &rb, &rb.job);
+	password_job_new(e, &c, on_done, &rc, &rc.job);
+	t_new = ms_now() - t0;
+	ok(t_new < 500,
+	   "password_job_new does not wait for the command "
+	   "(%lld ms for three)",
+	   t_new);
+	sd_event_loop(e);
+	is_str(ra.pw, "A", "parallel: a");
+	is_str(rb.pw, "B", "parallel: b");
+	is_str(rc.pw, "C", "parallel: c");
+	ok(rc.t_done - t0 < 500, "parallel: password = first (%lld ms)",
+	   rc.t_done - t0);
+	ok(ms_now() - t0 < 1900,
+	   "parallel: two 1 s commands took %lld ms together", ms_now() - t0);
+	run_finish(&ra);
+	run_finish(&rb);
+	run_finish(&rc);
+	sd_event_unref(e);
+}
+
+int
+main(void)
+{
+	sigset_t mask;
+
+	/* As main does before the loop: sd_event_add_child needs it. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	cap_path = xasprintf("%s/stderr", dir);
+
+	test_output();
+	test_line_limits();
+	test_failures();
+	test_timeout();
+	test_free_running();
+	test_password_value();
+	test_parallel();
+
+	unlink(cap_path);
+	free(cap_path);
+	rmdir(dir);
+	return tap_done();
+}
