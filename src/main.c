@@ -295,6 +295,17 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	return 0;
 }
 
+/* Queued hooks started: their messages may now be recorded as announced. */
+static void
+on_hooks_started(void *ud)
+{
+	struct daemon *d = ud;
+
+	for (size_t i = 0; i < d->n_run; i++)
+		for (size_t j = 0; d->run[i] && j < d->run[i]->n; j++)
+			watcher_save(d->run[i]->w[j]);
+}
+
 /* After suspend: probe every connection, reconnect the dead ones now. */
 static void
 on_resume(void *ud)
@@ -451,7 +462,7 @@ main(int argc, char **argv)
 	d.resume = resume_new(d.event, on_resume, &d);
 	/* Hooks first: a click on a notification runs on_click through
 	 * them. Announcing goes through the sinks in this order. */
-	d.sinks[1] = sink_hook_new(d.event);
+	d.sinks[1] = sink_hook_new(d.event, on_hooks_started, &d);
 	d.sinks[0] = sink_notify_new(d.event, d.sinks[1]);
 	d.n_sinks = 2;
 
@@ -462,6 +473,11 @@ main(int argc, char **argv)
 	r = sd_event_loop(d.event);
 	status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
+	/* Whatever the sinks hold back goes out before the watchers write
+	 * their last state: a clean stop loses and repeats nothing. */
+	for (size_t i = 0; i < d.n_sinks; i++)
+		if (d.sinks[i]->ops->flush)
+			d.sinks[i]->ops->flush(d.sinks[i]);
 	stop_all(&d);
 	/* The notification sink borrows the hook sink: free it first. */
 	for (size_t i = 0; i < d.n_sinks; i++)

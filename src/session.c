@@ -870,9 +870,12 @@ session_deadline(const struct session *s, uint64_t *accuracy_r)
 {
 	uint64_t t = s->timer;
 
-	/* The idle refresh and poll timers may be late by a few seconds so
-	 * the kernel can batch wake-ups; command deadlines by less. */
-	*accuracy_r = 5 * USEC_PER_SEC;
+	/* The idle refresh and poll timers may be late by a tenth of their
+	 * period, at most 5 s, so the kernel can batch wake-ups; command
+	 * deadlines by less. */
+	unsigned period = s->cap_idle ? s->o.idle_timeout : s->o.poll_interval;
+
+	*accuracy_r = period >= 50 ? 5 * USEC_PER_SEC : period * USEC_PER_SEC / 10;
 	for (unsigned i = 0; i < s->n_pending; i++) {
 		uint64_t d = s->pending[i].deadline;
 

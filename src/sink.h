@@ -37,8 +37,15 @@ struct sink_ops {
 	/* A batch of n messages for a/mailbox ended (n >= 1). */
 	void (*batch_done)(struct sink *s, const struct account *a,
 			   const char *mailbox, unsigned n);
-	/* Frees the sink; pending work (running hooks) is dropped or
-	 * killed. */
+	/* Optional: the lowest UID of account/mailbox that the sink took and
+	 * has not acted on yet (a hook still queued), or 0. The watcher
+	 * never records a message as announced beyond it. */
+	uint32_t (*unstarted)(struct sink *s, const char *account,
+			      const char *mailbox);
+	/* Optional: act now on everything held back (at a stop), so that
+	 * unstarted() is 0 everywhere afterwards. */
+	void (*flush)(struct sink *s);
+	/* Frees the sink. Started hooks are left to finish. */
 	void (*free)(struct sink *s);
 };
 
@@ -48,8 +55,10 @@ struct sink {
 
 /* Runs on_new_mail per message and on_new_mail_post per batch
  * (posix_spawn, no shell; environment MAILWATCH_*; stdin /dev/null;
- * output logged, capped; killed after hook_timeout). */
-struct sink *sink_hook_new(sd_event *e);
+ * output logged, capped; killed after hook_timeout). At most 16 run at
+ * once; the rest wait, and started(ud) is called when waiting ones start
+ * (unstarted() changed). */
+struct sink *sink_hook_new(sd_event *e, void (*started)(void *ud), void *ud);
 /* Runs argv once for a click on a message's notification, with the
  * message's MAILWATCH_* environment: no timeout, in a session of its own,
  * and left running when mailwatch exits (it is usually a mail client).

@@ -71,6 +71,7 @@ struct hook_run {
 	int out_fd;	/* read end of the stdout/stderr pipe, or -1 */
 	bool timed_out; /* SIGTERM sent after the timeout */
 	bool detached;  /* on_click: own session, never killed by us */
+	uint32_t uid;   /* the message of an on_new_mail run, else 0 */
 	bool truncated; /* output was dropped after HOOK_OUTPUT_CAP */
 	size_t logged;	/* output bytes logged so far */
 	size_t line_len;
@@ -86,6 +87,8 @@ struct hook_sink {
 	struct sink sink;
 	sd_event *event;
 	struct run_list running, queued;
+	void (*started)(void *ud); /* queued hooks started; may be NULL */
+	void *ud;
 };
 
 static void
@@ -437,11 +440,14 @@ fail:
 	return ret;
 }
 
-/* Starts waiting hooks while there is room. */
+/* Starts waiting hooks while there is room (all of them when all is
+ * true), and tells the owner so (the messages count as announced now). */
 static void
-start_queued(struct hook_sink *hs)
+start_some(struct hook_sink *hs, bool all)
 {
-	while (hs->running.n < HOOK_MAX_RUNNING && hs->queued.head) {
+	bool any = hs->queued.head != NULL;
+
+	while ((all || hs->running.n < HOOK_MAX_RUNNING) && hs->queued.head) {
 		struct hook_run *r = hs->queued.head;
 
 		list_remove(&hs->queued, r);
@@ -451,16 +457,25 @@ start_queued(struct hook_sink *hs)
 		}
 		list_append(&hs->running, r);
 	}
+	if (any && hs->started)
+		hs->started(hs->ud);
+}
+
+static void
+start_queued(struct hook_sink *hs)
+{
+	start_some(hs, false);
 }
 
 /* Starts argv now when few enough hooks run, else queues it. Takes over
  * envp. A detached command (on_click) has no timeout and is not killed. */
 static void
 hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
-	    char *const *argv, char **envp, bool detached)
+	    char *const *argv, char **envp, bool detached, uint32_t uid)
 {
 	struct hook_run *r = xcalloc(1, sizeof(*r));
 
+	r->uid = uid;
 	r->hs = hs;
 	r->account = xstrdup(a->name);
 	r->mailbox = xstrdup(mailbox);
@@ -516,7 +531,8 @@ hook_send(struct sink *s, const struct account *a, const struct mail_event *ev)
 {
 	if (a->d.on_new_mail)
 		hook_submit((struct hook_sink *)s, a, ev->mailbox,
-			    a->d.on_new_mail, message_env(a, ev), false);
+			    a->d.on_new_mail, message_env(a, ev), false,
+			    ev->uid);
 }
 
 void
@@ -524,7 +540,7 @@ sink_hook_launch(struct sink *s, const struct account *a, char *const *argv,
 		 const struct mail_event *ev)
 {
 	hook_submit((struct hook_sink *)s, a, ev->mailbox, argv,
-		    message_env(a, ev), true);
+		    message_env(a, ev), true, 0);
 }
 
 static void
@@ -540,7 +556,26 @@ hook_batch_done(struct sink *s, const struct account *a, const char *mailbox,
 	vars[1] = xasprintf("MAILWATCH_MAILBOX=%s", mailbox);
 	vars[2] = xasprintf("MAILWATCH_COUNT=%u", count);
 	hook_submit(hs, a, mailbox, a->d.on_new_mail_post, env_build(vars, 3),
-		    false);
+		    false, 0);
+}
+
+static uint32_t
+hook_unstarted(struct sink *s, const char *account, const char *mailbox)
+{
+	struct hook_sink *hs = (struct hook_sink *)s;
+	uint32_t low = 0;
+
+	for (struct hook_run *r = hs->queued.head; r; r = r->next)
+		if (r->uid && (!low || r->uid < low) &&
+		    !strcmp(r->account, account) && !strcmp(r->mailbox, mailbox))
+			low = r->uid;
+	return low;
+}
+
+static void
+hook_flush(struct sink *s)
+{
+	start_some((struct hook_sink *)s, true);
 }
 
 static void
@@ -549,16 +584,20 @@ hook_free(struct sink *s)
 	struct hook_sink *hs = (struct hook_sink *)s;
 	struct hook_run *r;
 
-	while ((r = hs->queued.head)) {
-		list_remove(&hs->queued, r);
-		run_free(r);
-	}
+	/* A started hook is an announced message, and the state file says
+	 * so: at a stop, the waiting hooks start and all of them are left to
+	 * finish on their own. */
+	hs->started = NULL;
+	start_some(hs, true);
 	while ((r = hs->running.head)) {
 		struct log_ctx ctx = run_ctx(r);
 
-		log_info(&ctx, "hook %s (pid %d) %s: shutting down",
-			 r->argv[0], (int)r->pid,
-			 r->detached ? "left running" : "killed");
+		log_debug(&ctx, "hook %s (pid %d) left running", r->argv[0],
+			  (int)r->pid);
+		r->detached = true;
+		if (r->child)
+			(void)sd_event_source_set_child_process_own(r->child,
+								    false);
 		list_remove(&hs->running, r);
 		run_free(r);
 	}
@@ -569,15 +608,19 @@ hook_free(struct sink *s)
 static const struct sink_ops hook_ops = {
     .send = hook_send,
     .batch_done = hook_batch_done,
+    .unstarted = hook_unstarted,
+    .flush = hook_flush,
     .free = hook_free,
 };
 
 struct sink *
-sink_hook_new(sd_event *e)
+sink_hook_new(sd_event *e, void (*started)(void *ud), void *ud)
 {
 	struct hook_sink *hs = xcalloc(1, sizeof(*hs));
 
 	hs->sink.ops = &hook_ops;
+	hs->started = started;
+	hs->ud = ud;
 	hs->event = sd_event_ref(e);
 	return &hs->sink;
 }

@@ -58,6 +58,7 @@ struct watcher {
 	/* UID bookkeeping: everything up to mark was handled (announced or
 	 * skipped) under uidvalidity. 0/0 when nothing is known. */
 	uint32_t uidvalidity, mark;
+	uint32_t saved_uidvalidity, saved_mark; /* what the state file says */
 	bool catching_up;          /* the first batch after a gap */
 
 	/* The batch being fetched: its unseen new messages, all of them
@@ -110,6 +111,7 @@ set_wstate(struct watcher *w, enum wstate to)
 
 static void connect_now(struct watcher *w);
 static void schedule_teardown(struct watcher *w, int err);
+static void pump(struct watcher *w);
 
 static int
 on_timer(sd_event_source *src, uint64_t usec, void *ud)
@@ -122,11 +124,14 @@ on_timer(sd_event_source *src, uint64_t usec, void *ud)
 		connect_now(w);
 		return 0;
 	}
-	if (w->state == W_STOPPING && !w->s) {
+	if (w->state == W_STOPPING) {
+		/* LOGOUT took too long: close without it. */
+		schedule_teardown(w, 0);
 		return 0;
 	}
 	if (w->s) {
 		session_timeout(w->s, now_usec(w));
+		pump(w);
 	}
 	return 0;
 }
@@ -172,6 +177,32 @@ pump(struct watcher *w)
 	arm_timer(w, t, acc);
 }
 
+/* Writes the state file when what it should say changed: the mark, but
+ * never past a message a sink has not acted on yet (a queued hook), so
+ * that a kill loses nothing. */
+static void
+save_state(struct watcher *w)
+{
+	uint32_t m = w->mark;
+
+	for (size_t i = 0; i < w->env.n_sinks; i++) {
+		struct sink *k = w->env.sinks[i];
+		uint32_t u = k->ops->unstarted
+				     ? k->ops->unstarted(k, w->name, w->mailbox)
+				     : 0;
+
+		if (u && u - 1 < m)
+			m = u - 1;
+	}
+	if (!w->uidvalidity || (m == w->saved_mark &&
+				w->uidvalidity == w->saved_uidvalidity))
+		return;
+	if (state_save(w->name, w->mailbox, w->uidvalidity, m) == 0) {
+		w->saved_mark = m;
+		w->saved_uidvalidity = w->uidvalidity;
+	}
+}
+
 /* ---- session callbacks ---- */
 
 static void
@@ -201,7 +232,7 @@ s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
 		/* Nothing known: what is there now is not new. */
 		w->uidvalidity = uidvalidity;
 		w->mark = uidnext ? uidnext - 1 : 0;
-		state_save(w->name, w->mailbox, w->uidvalidity, w->mark);
+		save_state(w);
 		w->catching_up = false;
 		return uidnext;
 	}
@@ -377,7 +408,7 @@ s_batch_end(void *ud)
 	w->batch_total = 0;
 	if (w->batch_max > w->mark) {
 		w->mark = w->batch_max;
-		state_save(w->name, w->mailbox, w->uidvalidity, w->mark);
+		save_state(w);
 	}
 	w->batch_max = 0;
 	w->catching_up = false;
@@ -651,6 +682,8 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 	if (state_load(a->name, mailbox, &w->uidvalidity, &w->mark) > 0)
 		log_debug(&w->log, "state: UIDVALIDITY %u, last UID %u",
 			  w->uidvalidity, w->mark);
+	w->saved_uidvalidity = w->uidvalidity;
+	w->saved_mark = w->mark;
 	connect_now(w);
 	return w;
 }
@@ -662,6 +695,7 @@ watcher_free(struct watcher **wp)
 
 	if (!w)
 		return;
+	save_state(w);
 	close_connection(w);
 	sd_event_source_disable_unref(w->timer);
 	sd_event_source_disable_unref(w->teardown);
@@ -672,6 +706,12 @@ watcher_free(struct watcher **wp)
 	free(w->username);
 	free(w);
 	*wp = NULL;
+}
+
+void
+watcher_save(struct watcher *w)
+{
+	save_state(w);
 }
 
 void

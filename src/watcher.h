@@ -30,8 +30,12 @@ struct watcher_env {
 struct watcher *watcher_new(const struct watcher_env *env,
 			    const struct account *a, const char *mailbox,
 			    const char *password);
-/* Closes the connection at once (no LOGOUT), saves state, frees. */
+/* Saves state, closes the connection at once (no LOGOUT), frees. The
+ * sinks must still exist. */
 void watcher_free(struct watcher **w);
+
+/* Brings the state file up to date (after queued hooks started). */
+void watcher_save(struct watcher *w);
 
 /* After a reload: a is the new configuration's account, equal in every
  * setting (config_account_equal) to the one the watcher had. The
