@@ -3,7 +3,8 @@
 20000 messages, every ENVELOPE field near the 512-byte display cap. With
 catch_up = skip none of them is announced; the daemon's memory must stay
 bounded however many messages the server lists, and new mail afterwards
-is announced as usual."""
+is announced as usual. The same for 20000 messages arriving at once while
+idle."""
 
 import os
 import sys
@@ -52,4 +53,34 @@ def test_catch_up_flood():
     h.finish(what)
 
 
-mwtest.main(test_catch_up_flood)
+def test_live_flood():
+    what = "%d new messages at once" % N
+    h = Hostile()
+    srv = h.srv
+    env = envelope(subject="S" * 500, from_name="N" * 500,
+                   from_addr="a" * 200 + "@" + "b" * 200 + ".example",
+                   message_id="<" + "m" * 480 + "@x>")
+    with srv.lock:
+        first = srv.next_uid
+        srv.messages.extend(Message(first + i, (), env) for i in range(N))
+        srv.next_uid += N
+    t = time.monotonic()
+    srv.notify_all()  # one "* N EXISTS" for all of them
+    h.log_line(r"%d new messages" % N, what, timeout=60)
+    comment("  announced after %.1f s" % (time.monotonic() - t))
+    h.memory_ok(what)
+    time.sleep(1)
+    n_hooks = len(h.uids())
+    ok(n_hooks <= 1100, "%s: a bounded number of hook runs (%d)" %
+       (what, n_hooks))
+    uid = srv.add_message(subject="after the flood")
+    h.mw.wait_hooks(n_hooks + 1, 10)
+    time.sleep(1)
+    ok(h.uids().count(uid) == 1 and len(h.uids()) == n_hooks + 1,
+       "%s: the next message announced exactly once" % what,
+       "last hook UIDs: %s" % h.uids()[-5:])
+    ok(srv.connection_count() == 1, "%s: no reconnect needed" % what)
+    h.finish(what)
+
+
+mwtest.main(test_catch_up_flood, test_live_flood)
