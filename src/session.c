@@ -57,6 +57,7 @@ struct pending {
 	unsigned tag;
 	enum cmd cmd;
 	uint64_t deadline; /* usec; 0 for IDLE, which has none */
+	unsigned timeout;  /* seconds the deadline allowed, for the log */
 };
 
 struct session {
@@ -175,9 +176,8 @@ begin(struct session *s, enum cmd cmd, char tag[static 16])
 	p = &s->pending[s->n_pending++];
 	p->tag = s->next_tag;
 	p->cmd = cmd;
-	p->deadline = cmd == CMD_IDLE ? 0
-				      : s->now + s->o.command_timeout *
-							 USEC_PER_SEC;
+	p->timeout = s->o.command_timeout;
+	p->deadline = cmd == CMD_IDLE ? 0 : s->now + p->timeout * USEC_PER_SEC;
 	return tag;
 }
 
@@ -269,13 +269,16 @@ send_fetch(struct session *s)
 	set_state(s, S_FETCH);
 }
 
-/* Sets the deadline of the pending command cmd. */
+/* Gives the pending command cmd timeout seconds from now. */
 static void
-set_deadline(struct session *s, enum cmd cmd, uint64_t t)
+set_timeout(struct session *s, enum cmd cmd, unsigned timeout)
 {
-	for (unsigned i = 0; i < s->n_pending; i++)
-		if (s->pending[i].cmd == cmd)
-			s->pending[i].deadline = t;
+	for (unsigned i = 0; i < s->n_pending; i++) {
+		if (s->pending[i].cmd == cmd) {
+			s->pending[i].timeout = timeout;
+			s->pending[i].deadline = s->now + timeout * USEC_PER_SEC;
+		}
+	}
 }
 
 /* Leaves IDLE: DONE, and the UID FETCH in the same write when new mail is
@@ -293,7 +296,7 @@ leave_idle(struct session *s, bool fetch)
 	s->timer = 0;
 	/* From now on the IDLE must complete in time: an unanswered DONE
 	 * is how a dead connection shows. */
-	set_deadline(s, CMD_IDLE, s->now + s->o.command_timeout * USEC_PER_SEC);
+	set_timeout(s, CMD_IDLE, s->o.command_timeout);
 	if (fetch)
 		send_fetch(s);
 	else
@@ -818,7 +821,7 @@ session_timeout(struct session *s, uint64_t now)
 		if (s->pending[i].deadline && s->pending[i].deadline <= now) {
 			fail(s, SESSION_FAIL_TIMEOUT,
 			     "no reply from the server in %u s (state %s)",
-			     s->o.command_timeout, state_names[s->state]);
+			     s->pending[i].timeout, state_names[s->state]);
 			return;
 		}
 	}
@@ -839,7 +842,7 @@ session_probe(struct session *s, uint64_t now, unsigned timeout)
 	s->now = now;
 	if (s->state == S_IDLE) {
 		leave_idle(s, false);
-		set_deadline(s, CMD_IDLE, now + timeout * USEC_PER_SEC);
+		set_timeout(s, CMD_IDLE, timeout);
 	} else if (s->state == S_POLL_WAIT) {
 		s->timer = now;
 		session_timeout(s, now);
