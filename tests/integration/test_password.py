@@ -1,0 +1,138 @@
+#!/usr/bin/python3
+"""password_command runs on the loop against a real Dovecot: READY=1 does not
+wait for a slow command, other accounts work meanwhile and the status line
+says who waits; a failing command is logged (never its output) and leaves
+only its own account out until a reload; a reload that replaces an account
+whose command still runs kills that command, and so does SIGTERM."""
+
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mwtest  # noqa: E402
+from mwtest import ok, wait_until, pid_alive  # noqa: E402
+
+
+def statuses(mw):
+    """The STATUS= values sent so far, in order."""
+    return [line[len("STATUS="):] for m in mw.sd_notify_messages()
+            for line in m.split("\n") if line.startswith("STATUS=")]
+
+
+def last_status(mw, rx, timeout):
+    r = re.compile(rx)
+    return wait_until(lambda: statuses(mw) and r.search(statuses(mw)[-1]),
+                      mwtest._t(timeout))
+
+
+def read_pid(path, timeout=10):
+    """The pid a password_command wrote to path, once it is there."""
+    def probe():
+        try:
+            with open(path) as f:
+                return int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+    return wait_until(probe, mwtest._t(timeout))
+
+
+def main():
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch(None, start=False, sd_notify=True)
+    hook = mw.hook_cmd("new")
+    alice_pw, bob_pw = dc.users["alice"], dc.users["bob"]
+
+    def account(user, **kw):
+        return dict(dc.account(user, password=None), on_new_mail=hook, **kw)
+
+    slow = account("alice", password_command="sleep 3; echo %s" % alice_pw)
+    failing = account("bob", password_command="echo leaked-pw; exit 7")
+    direct = dict(dc.account("bob"), on_new_mail=hook)
+    mw.write_config({"account a": slow, "account b": failing,
+                     "account c": direct})
+
+    # Start: READY=1 and account c do not wait for a's command.
+    t0 = time.monotonic()
+    mw.start()
+    ready = mw.wait_sd_notify(r"^READY=1$", 10)
+    t_ready = time.monotonic() - t0
+    ok(ready and t_ready < 2.5,
+       "READY=1 %.2f s after the start, before the 3 s password_command "
+       "ended" % t_ready)
+    ok(not re.search(r"a/INBOX: ", mw.log()),
+       "account a had not started connecting at READY=1", mw.log_tail(20))
+    ok(any("a: waiting for password_command" in s for s in statuses(mw)),
+       "STATUS says 'a: waiting for password_command'", statuses(mw))
+    ok(mw.wait_log(r"^mailwatch: b: password_command failed with exit "
+                   r"status 7$", 10), "b's failing command is logged")
+    ok(mw.wait_log(r"^mailwatch: b: no password, not watching this "
+                   r"account$", 10), "b is left out", mw.log_tail(20))
+    ok(mw.wait_log(r"c/INBOX: watching \(IDLE\)", 15),
+       "c watches while a's command runs")
+    ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 20),
+       "a watches once its password came", mw.log_tail(20))
+    t_idle = time.monotonic() - t0
+    ok(t_idle >= 3, "a logged in after its command ended (%.2f s)" % t_idle)
+    log = mw.log()
+    ok(log.index("c/INBOX: watching (IDLE)") <
+       log.index("a/INBOX: watching (IDLE)"),
+       "c was idle before a (it did not wait for a's command)")
+    ok(last_status(mw, r"^2/3 mailboxes idle; b: no password", 10),
+       "STATUS: 2/3 idle, b without a password", statuses(mw)[-3:])
+
+    uid_a = dc.append("alice", "INBOX", mwtest.make_message("for a"))
+    uid_c = dc.append("bob", "INBOX", mwtest.make_message("for c"))
+    recs = mw.wait_hooks(2, 15)
+    got = sorted((r["MAILWATCH_ACCOUNT"], r["MAILWATCH_UID"]) for r in recs)
+    ok(got == sorted([("a", str(uid_a)), ("c", str(uid_c))]),
+       "a message announced on a and on c, nothing from b: %s" % got)
+
+    # Reload: b fixed; a's command changed to one that never ends.
+    pid1_path = os.path.join(mw.dir, "a1.pid")
+    pid2_path = os.path.join(mw.dir, "a2.pid")
+    hang = "echo $$ >%s; exec sleep 60"
+    mark = mw.mark()
+    mw.reload({"account a": dict(slow, password_command=hang % pid1_path),
+               "account b": dict(failing,
+                                 password_command="echo %s" % bob_pw),
+               "account c": direct})
+    ok(mw.wait_log(r"b/INBOX: watching \(IDLE\)", 15, since=mark),
+       "after a reload, b gets its password and watches")
+    pid1 = read_pid(pid1_path)
+    ok(pid1 and pid_alive(pid1), "a's new command runs (pid %s)" % pid1)
+    ok(last_status(mw, r"^2/3 mailboxes idle; a: waiting for "
+                   r"password_command$", 10),
+       "STATUS: a waits for password_command", statuses(mw)[-3:])
+
+    # Reload: a replaced while its command runs: the command is killed.
+    mw.reload({"account a": dict(slow, password_command=hang % pid2_path),
+               "account b": dict(failing,
+                                 password_command="echo %s" % bob_pw),
+               "account c": direct})
+    pid2 = read_pid(pid2_path)
+    ok(pid2 and pid_alive(pid2), "a's third command runs (pid %s)" % pid2)
+    ok(pid1 and wait_until(lambda: not pid_alive(pid1), mwtest._t(5)),
+       "the replaced account's command was killed")
+    uid_b = dc.append("bob", "INBOX", mwtest.make_message("for b and c"))
+    recs = mw.wait_hooks(4, 15)
+    got = sorted(r["MAILWATCH_ACCOUNT"] for r in recs
+                 if r["MAILWATCH_UID"] == str(uid_b))
+    ok(got == ["b", "c"], "b and c announce bob's new message: %s" % got)
+
+    # SIGTERM while a's command runs: it is killed, the exit is clean.
+    t1 = time.monotonic()
+    rc = mw.stop()
+    ok(rc == 0 and time.monotonic() - t1 < mwtest._t(8),
+       "SIGTERM with a command running: exit 0 in %.2f s (%s)" %
+       (time.monotonic() - t1, rc))
+    ok(pid2 and not pid_alive(pid2), "the running command was killed")
+    ok("leaked-pw" not in mw.log() and alice_pw not in mw.log()
+       and bob_pw not in mw.log(),
+       "no password and no command output in the log")
+    ok(not mw.sanitizer_errors(), "no sanitizer reports",
+       mw.sanitizer_errors())
+
+
+mwtest.main(main)
