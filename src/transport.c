@@ -104,7 +104,7 @@ struct transport {
 	int connect_err;		  /* errno of the last failed attempt */
 	char peer[INET6_ADDRSTRLEN + 10]; /* "[::1]:993" being tried/used */
 
-	SSL_CTX *ctx;
+	struct shared_ctx *ctx; /* NULL until TLS is first needed */
 	SSL *ssl;
 	bool starttls;	       /* the handshake is a STARTTLS one */
 	bool is_tls;	       /* a handshake completed */
@@ -421,39 +421,91 @@ tls_fail(struct transport *t, int e, int saved_errno, const char *what)
 	ERR_clear_error();
 }
 
-/* Makes the SSL_CTX on first use: TLS 1.2 or later, peer verification
- * against ca_file or the system store, no compression or renegotiation.
- * Returns 0, or -EPROTO and a message in errmsg. */
+/* TLS contexts, one per CA file (NULL: the system store) shared by every
+ * connection that trusts it: loading the system bundle costs about 1 MiB
+ * and some milliseconds, so once rather than per mailbox and reconnect.
+ * Freed with their last connection. */
+struct shared_ctx {
+	struct shared_ctx *next;
+	char *ca_file;
+	SSL_CTX *ctx;
+	unsigned refs;
+};
+static struct shared_ctx *shared_ctxs;
+
+static bool
+same_ca(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static void
+ctx_release(struct shared_ctx **sp)
+{
+	struct shared_ctx *sc = *sp;
+
+	*sp = NULL;
+	if (!sc || --sc->refs)
+		return;
+	for (struct shared_ctx **p = &shared_ctxs; *p; p = &(*p)->next) {
+		if (*p == sc) {
+			*p = sc->next;
+			break;
+		}
+	}
+	SSL_CTX_free(sc->ctx);
+	free(sc->ca_file);
+	free(sc);
+}
+
+/* Takes a reference to the context for t's CA file into t->ctx, making it
+ * when no connection has it. Returns 0, or -EPROTO with errmsg set. */
 static int
 make_ctx(struct transport *t, char *errmsg, size_t size)
 {
+	struct shared_ctx *sc;
+	SSL_CTX *ctx;
 	char buf[256];
 	int ok;
 
 	if (t->ctx)
 		return 0;
-	t->ctx = SSL_CTX_new(TLS_client_method());
-	if (!t->ctx) {
+	for (sc = shared_ctxs; sc; sc = sc->next) {
+		if (same_ca(sc->ca_file, t->ca_file)) {
+			sc->refs++;
+			t->ctx = sc;
+			return 0;
+		}
+	}
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
 		snprintf(errmsg, size, "SSL_CTX_new: %s",
 			 ssl_reason(ERR_get_error(), buf, sizeof(buf)));
 		return -EPROTO;
 	}
-	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(t->ctx,
-			    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	/* Idle connections give their buffers back (about 34 KiB each). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (t->ca_file)
-		ok = SSL_CTX_load_verify_locations(t->ctx, t->ca_file, NULL);
+		ok = SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL);
 	else
-		ok = SSL_CTX_set_default_verify_paths(t->ctx);
+		ok = SSL_CTX_set_default_verify_paths(ctx);
 	if (ok != 1) {
 		snprintf(errmsg, size, "loading CA certificates from %s: %s",
 			 t->ca_file ? t->ca_file : "the system store",
 			 ssl_reason(ERR_get_error(), buf, sizeof(buf)));
-		SSL_CTX_free(t->ctx);
-		t->ctx = NULL;
+		SSL_CTX_free(ctx);
 		return -EPROTO;
 	}
+	sc = xcalloc(1, sizeof(*sc));
+	sc->ca_file = t->ca_file ? xstrdup(t->ca_file) : NULL;
+	sc->ctx = ctx;
+	sc->refs = 1;
+	sc->next = shared_ctxs;
+	shared_ctxs = sc;
+	t->ctx = sc;
 	return 0;
 }
 
@@ -485,7 +537,7 @@ tls_begin(struct transport *t)
 	if (r < 0)
 		goto fail;
 	m = bio_method();
-	t->ssl = SSL_new(t->ctx);
+	t->ssl = SSL_new(t->ctx->ctx);
 	if (!m || !t->ssl) {
 		snprintf(msg, sizeof(msg), "SSL_new: %s",
 			 ssl_reason(ERR_get_error(), buf, sizeof(buf)));
@@ -1178,7 +1230,7 @@ destroy(struct transport *t)
 	t->timer = sd_event_source_disable_unref(t->timer);
 	t->defer = sd_event_source_disable_unref(t->defer);
 	close_socket(t);
-	SSL_CTX_free(t->ctx);
+	ctx_release(&t->ctx);
 	free(t->obuf);
 	free(t->errmsg);
 	free(t->host);
