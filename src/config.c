@@ -573,7 +573,11 @@ get_mailboxes(struct parser *p, struct account *a, const char *v)
 
 	for (const char *c = v; *c; c++)
 		cap += *c == ',';
+	/* Earlier mailboxes lines come first. */
+	cap += a->n_mailboxes;
 	list = xcalloc(cap, sizeof(*list));
+	for (; n < a->n_mailboxes; n++)
+		list[n] = xstrdup(a->mailboxes[n]);
 	for (;;) {
 		item++;
 		comma = strchr(s, ',');
@@ -807,7 +811,9 @@ handle(void *user, const char *section, const char *name, const char *value)
 		     p->kind == SEC_GENERAL ? "[account NAME]" : "[general]");
 		return 1;
 	}
-	if (s->key_line[k]) {
+	/* mailboxes may come in several lines (inih limits a line to 199
+	 * bytes): each adds to the list. */
+	if (s->key_line[k] && k != K_MAILBOXES) {
 		perr(p, p->lineno, "duplicate key '%s' (first set on line %u)",
 		     name, s->key_line[k]);
 		return 1;

@@ -300,6 +300,44 @@ test_full(void)
 	free(out);
 }
 
+/* mailboxes on several lines add up (a line holds 199 bytes at most). */
+static void
+test_mailboxes_lines(void)
+{
+	const char *path = write_file("lines.ini", 0600,
+				      "[account a]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "mailboxes = INBOX, A\n"
+				      "mailboxes = B\n"
+				      "mailboxes = inbox\n");
+	struct config *cfg;
+	char *out;
+	int r;
+
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "mailboxes lines: a repeat across lines is refused");
+	has(out, "lines.ini:7: mailboxes: duplicate mailbox 'INBOX'");
+	free(out);
+	path = write_file("lines.ini", 0600,
+			  "[account a]\n"
+			  "host = h\n"
+			  "username = u\n"
+			  "password_command = echo pw\n"
+			  "mailboxes = INBOX, A\n"
+			  "mailboxes = B\n");
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "mailboxes lines: load");
+	free(out);
+	if (r < 0)
+		return;
+	ok(argv_is(cfg->accounts[0].mailboxes, "INBOX", "A", "B", NULL) &&
+		   cfg->accounts[0].n_mailboxes == 3,
+	   "mailboxes lines: add up in order");
+	config_free(&cfg);
+}
+
 static void
 test_defaults(void)
 {
@@ -472,8 +510,8 @@ test_errors(void)
 	     {"duplicate key 'on_click' (first set on line 37)"}},
 	    {"mailboxes = A, B\x01",
 	     {"mailboxes: mailbox name 2 is not valid UTF-8"}},
-	    {"mailboxes = x",
-	     {"duplicate key 'mailboxes' (first set on line 39)"}},
+	    {"mailboxes = x, y, x",
+	     {"mailboxes: duplicate mailbox 'x'"}},
 	    {"[general", {"missing ']' in section header"}},
 	    {"poll_interval = 5", {NULL}},
 	    {"[general]", {"duplicate section [general] (first on line 2)"}},
@@ -951,6 +989,7 @@ main(void)
 
 	test_full();
 	test_defaults();
+	test_mailboxes_lines();
 	test_override_order();
 	test_errors();
 	test_lexing();
