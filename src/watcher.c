@@ -13,6 +13,12 @@
 #define USEC_PER_SEC 1000000ULL
 #define BACKOFF_MIN 1           /* seconds */
 #define BACKOFF_MAX 300
+/* While connections are refused (the host is up, its IMAP server is
+ * restarting) in the first REFUSED_WINDOW seconds of an outage, retry at
+ * least every REFUSED_MAX seconds: a refused connect costs nothing, and
+ * the server is back within seconds. */
+#define REFUSED_MAX 4
+#define REFUSED_WINDOW 120
 #define MAILBOX_RETRY 300       /* seconds, after EXAMINE failed */
 #define COMMAND_TIMEOUT 30      /* seconds a command may take */
 #define CONNECT_TIMEOUT 30
@@ -53,6 +59,7 @@ struct watcher {
 	int teardown_err;          /* < 0: why; reconnect unless gave up */
 
 	unsigned failures;         /* consecutive, for the back-off */
+	uint64_t outage_start;     /* usec, when failures went from 0 to 1 */
 	uint64_t retry_at;         /* usec, in W_WAITING */
 
 	/* UID bookkeeping: everything up to mark was handled (announced or
@@ -549,9 +556,9 @@ static const struct transport_cb transport_cb = {
 
 /* ---- connection life ---- */
 
-/* Back-off before the next attempt: 1 s doubling to 5 min, each delay
- * drawn between 75% and 100% so that many watchers do not reconnect in
- * step. */
+/* Back-off before the next attempt: 1 s doubling to 5 min (see also
+ * REFUSED_MAX), each delay drawn between 75% and 100% so that many
+ * watchers do not reconnect in step. */
 static uint64_t
 backoff_usec(struct watcher *w, int err)
 {
@@ -563,6 +570,9 @@ backoff_usec(struct watcher *w, int err)
 		s *= 2;
 	if (s > BACKOFF_MAX)
 		s = BACKOFF_MAX;
+	if (err == -ECONNREFUSED && s > REFUSED_MAX &&
+	    now_usec(w) - w->outage_start < REFUSED_WINDOW * USEC_PER_SEC)
+		s = REFUSED_MAX;
 	s *= USEC_PER_SEC;
 	return s - (uint64_t)(s / 4 * (random() / (double)RAND_MAX));
 }
@@ -597,7 +607,8 @@ on_teardown(sd_event_source *src, void *ud)
 		arm_timer(w, 0, 0);
 		return 0;
 	}
-	w->failures++;
+	if (!w->failures++)
+		w->outage_start = now_usec(w);
 	delay = backoff_usec(w, w->teardown_err);
 	w->retry_at = now_usec(w) + delay;
 	log_info(&w->log, "reconnecting in %.1f s", delay / 1e6);
