@@ -345,7 +345,7 @@ run_start(struct hook_run *r)
 	struct log_ctx ctx = run_ctx(r);
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	sigset_t none, all;
+	sigset_t none, reset;
 	int p[2], err, ret;
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
@@ -370,17 +370,20 @@ run_start(struct hook_run *r)
 	posix_spawn_file_actions_adddup2(&fa, p[1], STDERR_FILENO);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
 					 O_RDONLY, 0);
-	/* A clean signal state (the loop blocks SIGCHLD and others), and a
-	 * process group of its own to kill on timeout. */
+	/* A clean signal state: the loop blocks SIGCHLD and others, and
+	 * ignores SIGPIPE (the only disposition exec keeps; resetting just
+	 * it spares the child 60-odd sigaction calls on the latency path).
+	 * A process group of its own to kill on timeout. */
 	sigemptyset(&none);
-	sigfillset(&all);
+	sigemptyset(&reset);
+	sigaddset(&reset, SIGPIPE);
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 					    POSIX_SPAWN_SETSIGDEF |
 					    (r->detached ? POSIX_SPAWN_SETSID
 							 : POSIX_SPAWN_SETPGROUP));
 	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setsigdefault(&attr, &reset);
 	posix_spawnattr_setpgroup(&attr, 0);
 
 	if (strchr(r->argv[0], '/'))
