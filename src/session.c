@@ -82,7 +82,8 @@ struct session {
 	uint32_t fetch_from;  /* first UID not yet reported */
 	bool fetch_again;     /* EXISTS arrived while a fetch was under way */
 	bool reached_idle;
-	uint64_t timer;       /* idle refresh or poll time, usec; 0 none */
+	uint64_t timer;       /* greeting deadline, idle refresh or poll
+				 time, usec; 0 none */
 	uint64_t now;         /* time of the current call */
 };
 
@@ -563,6 +564,7 @@ on_status(struct session *s, const struct codec_response *r)
 		take_capabilities(s, &r->code.u.list);
 
 	if (s->state == S_GREETING) {
+		s->timer = 0;
 		if (r->status == CODEC_STATUS_PREAUTH) {
 			if (s->o.starttls) {
 				/* STARTTLS is impossible once authenticated,
@@ -800,6 +802,14 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 }
 
 void
+session_connected(struct session *s, uint64_t now)
+{
+	s->now = now;
+	if (s->state == S_GREETING)
+		s->timer = now + s->o.command_timeout * USEC_PER_SEC;
+}
+
+void
 session_tls_ready(struct session *s, uint64_t now)
 {
 	s->now = now;
@@ -828,7 +838,11 @@ session_timeout(struct session *s, uint64_t now)
 	if (!s->timer || s->timer > now)
 		return;
 	s->timer = 0;
-	if (s->state == S_IDLE) {
+	if (s->state == S_GREETING) {
+		fail(s, SESSION_FAIL_TIMEOUT, "no greeting from the server in "
+					      "%u s",
+		     s->o.command_timeout);
+	} else if (s->state == S_IDLE) {
 		leave_idle(s, false);
 	} else if (s->state == S_POLL_WAIT) {
 		send_simple(s, CMD_NOOP, "NOOP");

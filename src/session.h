@@ -75,6 +75,9 @@ struct session *session_new(const struct session_opts *o,
 			    const struct session_cb *cb, void *ud);
 void session_free(struct session **s);
 
+/* The connection is up (after TLS, for implicit TLS): the greeting must
+ * come within command_timeout seconds of now. */
+void session_connected(struct session *s, uint64_t now);
 /* Feeds bytes received from the server at monotonic time now (usec). */
 void session_feed(struct session *s, const char *data, size_t len,
 		  uint64_t now);

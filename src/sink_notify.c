@@ -34,9 +34,11 @@
 #define NOTIFY_PATH "/org/freedesktop/Notifications"
 #define NOTIFY_APP "mailwatch"
 #define NOTIFY_ICON "mail-unread"
-/* Calls awaiting their reply; beyond that notifications are dropped until
- * the server answers (or the calls time out, after 25 s). */
-#define NOTIFY_MAX_PENDING 64
+/* Calls awaiting their reply (each a few hundred bytes in sd-bus's
+ * queue); beyond that notifications are dropped until the server answers
+ * or the calls time out, after 25 s. Enough for a large batch shown one by
+ * one (burst = 0); a hung server cannot make it grow without bound. */
+#define NOTIFY_MAX_PENDING 1024
 
 /* Notifications remembered for withdraw and on_click; the oldest is
  * forgotten beyond this. */
@@ -372,9 +374,9 @@ notify_ready(struct notify_sink *ns, const struct account *a)
 	int r;
 
 	if (ns->n_pending >= NOTIFY_MAX_PENDING) {
-		log_debug(&(struct log_ctx){a->name, NULL},
-			  "%u notifications unanswered: dropping one",
-			  ns->n_pending);
+		log_warn(&(struct log_ctx){a->name, NULL},
+			 "%u notifications unanswered: dropping one",
+			 ns->n_pending);
 		return false;
 	}
 	r = notify_connect(ns);

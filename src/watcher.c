@@ -492,6 +492,8 @@ t_connected(void *ud)
 
 	log_debug(&w->log, "connected to %s:%u%s", w->a->host, w->a->port,
 		  transport_is_tls(w->t) ? " (TLS)" : "");
+	session_connected(w->s, now_usec(w));
+	pump(w);
 }
 
 static void

@@ -403,6 +403,30 @@ test_timeout(void)
 	session_free(&s);
 }
 
+/* A server that accepts the connection but never greets. */
+static void
+test_no_greeting(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	uint64_t acc;
+
+	session_connected(s, 2 * SEC);
+	is_int(session_deadline(s, &acc), 32 * SEC, "greeting deadline");
+	session_timeout(s, 32 * SEC);
+	ok(r.failed && r.why == SESSION_FAIL_TIMEOUT, "no greeting: timeout");
+	session_free(&s);
+
+	/* A greeting in time clears the deadline. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&opts, &cb, &r);
+	session_connected(s, 0);
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] hi\r\n", 0, SEC);
+	session_timeout(s, 30 * SEC);
+	ok(!r.failed, "greeted: no greeting timeout later");
+	session_free(&s);
+}
+
 /* A response the codec rejects fails the session with its message. */
 static void
 test_garbage(void)
@@ -426,6 +450,7 @@ main(void)
 	test_polling();
 	test_no_uidnext();
 	test_timeout();
+	test_no_greeting();
 	test_garbage();
 	return tap_done();
 }
