@@ -37,8 +37,10 @@ state_dir(void)
 }
 
 /* The file for account/mailbox: "ACCOUNT.MAILBOX" with every byte of the
- * mailbox name that is not [A-Za-z0-9._-] written as %XX, so any UTF-8
- * name (with '/' in it) gives one flat, reversible file name. */
+ * mailbox name that is not [A-Za-z0-9_-] written as %XX, so any UTF-8 name
+ * (with '/' in it) gives one flat file name, and the last '.' always
+ * separates the account (whose name may hold dots) from the mailbox:
+ * t.a/b and t/a.b get files of their own. */
 static char *
 state_path(const char *account, const char *mailbox)
 {
@@ -50,8 +52,7 @@ state_path(const char *account, const char *mailbox)
 	name = p = xmalloc(3 * n + 1);
 	for (const unsigned char *m = (const unsigned char *)mailbox; *m; m++) {
 		if ((*m >= 'a' && *m <= 'z') || (*m >= 'A' && *m <= 'Z') ||
-		    (*m >= '0' && *m <= '9') || *m == '.' || *m == '_' ||
-		    *m == '-')
+		    (*m >= '0' && *m <= '9') || *m == '_' || *m == '-')
 			*p++ = *m;
 		else
 			p += sprintf(p, "%%%02X", *m);
