@@ -69,7 +69,7 @@ usage(FILE *f)
 static const char *
 running_describe(const struct running *r)
 {
-	if (!r->job)
+	if (r->no_password)
 		return "no password (reload to retry)";
 	return r->a->password_command ? "waiting for password_command"
 				      : "starting";
