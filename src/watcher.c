@@ -441,8 +441,11 @@ s_idle(void *ud)
 {
 	struct watcher *w = ud;
 
-	/* A session that got this far is healthy: reset the back-off. */
+	/* A session that got this far is healthy: reset the back-off. Any
+	 * catch-up fetch came before (or none was needed: what arrived while
+	 * away was expunged), so what comes now is live mail. */
 	w->failures = 0;
+	w->catching_up = false;
 	set_wstate(w, W_WATCHING);
 }
 

@@ -106,17 +106,28 @@ def test_click(dc, bus, nd):
 def test_catch_up(dc, bus, nd):
     mw = setup(dc, bus, catch_up_max=2)
     ok(mw.stop() == 0, "catch-up: first run stopped")
+    mw.write_config({"general": {"notify": True}, "account test": dict(
+        dc.account("alice"), catch_up_max=2, on_new_mail=mw.hook_cmd("new"),
+        on_new_mail_post=mw.hook_cmd("post"))})
     dc.append_many("alice", "INBOX", [message(i) for i in range(4)])
     base = len(nd.records())
     mw.start()
-    ok(len(mw.wait_hooks(4, 20)) == 4,
-       "catch-up: hooks run for each of the 4 that came while away")
+    posts = mw.wait_hooks(1, 20, kind="post")
+    ok(posts and posts[0]["MAILWATCH_COUNT"] == "4",
+       "catch-up: on_new_mail_post once with the count of the 4 that came "
+       "while away")
     ok(wait_until(lambda: len(nd.records()) > base, 10),
        "catch-up: notified")
     new = nd.records()[base:]
     ok(len(new) == 1 and new[0]["summary"] == "4 new messages in test/INBOX",
        "catch-up: one summary above catch_up_max (%r)" %
        [r["summary"] for r in new])
+    ok(not mw.hook_records(), "catch-up: no on_new_mail per message under "
+       "a summary")
+    uid = dc.append("alice", "INBOX", message(9))
+    recs = mw.wait_hooks(1, 10)
+    ok(len(recs) == 1 and recs[0]["MAILWATCH_UID"] == str(uid),
+       "catch-up: the next message is announced as itself")
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "catch-up: clean exit")
 
 
