@@ -9,7 +9,6 @@ one (see test_watch.py)."""
 
 import os
 import re
-import signal
 import stat
 import sys
 import time
@@ -20,8 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
 import mwtest  # noqa: E402
 from mwtest import ok, comment  # noqa: E402
-from test_watch import (env_of, finish, idle_count, need_binaries,  # noqa
-                        sentinel, spawn_order, uids_of, wait_idle)
+from test_watch import (env_of, finish, need_binaries, sentinel,  # noqa
+                        spawn_order, uids_of, wait_idle)
 
 
 def restart(mw):

@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
 import mwtest  # noqa: E402
 from mwtest import ok, comment  # noqa: E402
-from test_watch import (finish, need_binaries, sentinel,  # noqa: E402
-                        uids_of, wait_idle)
+from test_watch import (finish, need_binaries, uids_of,  # noqa: E402
+                        wait_idle)
 
 # Passwords that stand out in a log.
 PW_ALICE = "Alice-pw-7f3Kq9"

@@ -71,7 +71,7 @@ def sentinel(dc, mw, user, mailbox, before, tag, timeout=15):
     Returns (uid, every hook record); the last record should be the
     sentinel's and there should be exactly before + 1."""
     uid = dc.append(user, mailbox, mwtest.make_message("sentinel " + tag))
-    recs = mw.wait_hooks(before + 1, timeout)
+    mw.wait_hooks(before + 1, timeout)
     # Give a wrongly repeated run the chance to show up too.
     time.sleep(0.3)
     return uid, mw.hook_records()
