@@ -98,7 +98,8 @@ soak:
 # libFuzzer targets, built with clang against the library sources.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Isrc -g -O1 \
-	-fsanitize=fuzzer,address,undefined $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDRS) | build/.dir
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
 
