@@ -24,7 +24,7 @@ sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
 import mwtest  # noqa: E402
 from mwtest import ok, comment  # noqa: E402
 from test_watch import (finish, need_binaries, uids_of,  # noqa: E402
-                        wait_idle)
+                        wait_idle, wait_warning)
 
 # Passwords that stand out in a log.
 PW_ALICE = "Alice-pw-7f3Kq9"
@@ -78,7 +78,7 @@ def test_wrong_password():
         "account bad": dc.account("alice", password="Wrong-pw-3xQ"),
         "account good": dc.account("bob"),
     })
-    m = mw.wait_log(r"^.*bad/INBOX: .*login as alice failed.*$", 10)
+    m = wait_warning(mw, "bad/INBOX", r"login as alice failed", 10)
     ok(m, "a clear 'login as alice failed' line", m and m.group(0))
     if m:
         comment(m.group(0))
@@ -126,7 +126,7 @@ def test_untrusted_certificate():
             "general": {"notify": False, "on_new_mail": "{hook}"},
             "account tls": dc.account("alice", **acct_kw),
         })
-        m = mw.wait_log(r"^.*tls/INBOX: .*certificate verify failed.*$", 10)
+        m = wait_warning(mw, "tls/INBOX", r"certificate verify failed", 10)
         ok(m, "%s: a clear 'certificate verify failed' line" % label,
            mw.log_tail(15))
         if m:
@@ -156,7 +156,7 @@ def test_starttls_not_offered():
         "general": {"notify": False, "on_new_mail": "{hook}"},
         "account plain": dc.account("alice", tls="starttls"),
     })
-    m = mw.wait_log(r"^.*plain/INBOX: .*does not offer STARTTLS.*$", 10)
+    m = wait_warning(mw, "plain/INBOX", r"does not offer STARTTLS", 10)
     ok(m, "a clear 'does not offer STARTTLS' line", mw.log_tail(15))
     if m:
         comment(m.group(0))

@@ -19,7 +19,7 @@ sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
 import mwtest  # noqa: E402
 from mwtest import ok  # noqa: E402
 from test_watch import (finish, need_binaries, sentinel,  # noqa: E402
-                        uids_of, wait_idle)
+                        uids_of, wait_idle, wait_warning)
 
 # idle_timeout = 1 may fire up to 5 s late (timer coalescing), then the
 # DONE has mailwatch's 30 s command timeout, then ~1 s of back-off.
@@ -87,8 +87,8 @@ def test_frozen_server_detected():
     try:
         t0 = time.monotonic()
         uid = dc.append("alice", "INBOX", mwtest.make_message("while frozen"))
-        m = mw.wait_log(r"^.*t/INBOX: .*(?:no reply|timed? ?out|lost|"
-                        r"closed).*$", DEAD_BOUND, since=mark)
+        m = wait_warning(mw, "t/INBOX", r"no reply|timed? ?out|lost|"
+                         r"closed", DEAD_BOUND, since=mark)
         dt = time.monotonic() - t0
         ok(m, "the dead connection is noticed within %d s (%s)" % (
             DEAD_BOUND, "%.1f s: %s" % (dt, m.group(0)) if m

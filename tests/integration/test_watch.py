@@ -38,6 +38,19 @@ def env_of(rec):
     return {k: v for k, v in rec.items() if k.startswith("MAILWATCH_")}
 
 
+# Debug trace lines of -v (transitions, protocol), as opposed to the
+# warnings and errors a user sees without -v.
+NOT_TRACE = r"(?!transport|session: |watcher: |[SC]: )"
+
+
+def wait_warning(mw, where, rx, timeout=10, since=0):
+    """Waits for a log line of where ("account/mailbox") matching rx that
+    is not part of the -v debug trace; the match or None."""
+    return mw.wait_log(r"^.*%s: %s.*(?:%s).*$" % (re.escape(where),
+                                                  NOT_TRACE, rx),
+                       timeout, since=since)
+
+
 def idle_count(mw):
     return len(re.findall(r"watching \(IDLE\)", mw.log()))
 
