@@ -449,7 +449,9 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 		break;
 	case CMD_EXAMINE:
 		if (!okay) {
-			fail(s, SESSION_FAIL_MAILBOX, "EXAMINE %s: %s",
+			fail(s, SESSION_FAIL_MAILBOX,
+			     "cannot open mailbox %s (deleted or renamed?): "
+			     "EXAMINE: %s",
 			     s->o.mailbox, text);
 			break;
 		}

@@ -523,9 +523,10 @@ t_data(void *ud, const char *buf, size_t len)
 		while (p < end) {
 			const char *nl = memchr(p, '\n', end - p);
 			size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+			size_t shown = n && p[n - 1] == '\r' ? n - 1 : n;
 
-			log_debug(&w->log, "S: %.*s", (int)(n > 200 ? 200 : n),
-				  p);
+			log_debug(&w->log, "S: %.*s",
+				  (int)(shown > 200 ? 200 : shown), p);
 			p += n + 1;
 		}
 	}
@@ -616,7 +617,10 @@ on_teardown(sd_event_source *src, void *ud)
 		w->outage_start = now_usec(w);
 	delay = backoff_usec(w, w->teardown_err);
 	w->retry_at = now_usec(w) + delay;
-	log_info(&w->log, "reconnecting in %.1f s", delay / 1e6);
+	log_info(&w->log, "%s in %.1f s",
+		 w->teardown_err == -ENOENT ? "trying the mailbox again"
+					    : "reconnecting",
+		 delay / 1e6);
 	arm_timer(w, w->retry_at, USEC_PER_SEC / 10);
 	set_wstate(w, W_WAITING);
 	return 0;
