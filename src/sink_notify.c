@@ -65,8 +65,11 @@ struct burst {
 	char *account, *mailbox;
 	uint64_t start;	   /* usec, CLOCK_MONOTONIC, of the window */
 	unsigned count;	   /* messages in the window */
-	char *senders;	   /* the first few, for the summary body */
+	/* The first different senders, for the summary body; more: there
+	 * were others. */
+	char *senders[SUMMARY_SENDERS];
 	unsigned n_senders;
+	bool more;
 	struct shown *summary; /* the summary shown for this window */
 	bool dirty;	   /* the summary must be (re)sent */
 	char *icon;	   /* the account's look, for a summary sent later */
@@ -468,13 +471,46 @@ static void
 burst_add_sender(struct burst *b, const struct mail_event *ev)
 {
 	const char *who = *ev->from_name ? ev->from_name : ev->from_address;
-	char *s;
 
-	if (b->n_senders++ >= SUMMARY_SENDERS || !*who)
+	if (!*who)
 		return;
-	s = b->senders ? xasprintf("%s, %s", b->senders, who) : xstrdup(who);
-	free(b->senders);
-	b->senders = s;
+	for (unsigned i = 0; i < b->n_senders; i++)
+		if (!strcmp(b->senders[i], who))
+			return;
+	if (b->n_senders == SUMMARY_SENDERS)
+		b->more = true;
+	else
+		b->senders[b->n_senders++] = xstrdup(who);
+}
+
+static void
+burst_clear_senders(struct burst *b)
+{
+	for (unsigned i = 0; i < b->n_senders; i++)
+		free(b->senders[i]);
+	b->n_senders = 0;
+	b->more = false;
+}
+
+/* The summary's body: the senders, markup-escaped, "A, B, C, …". */
+static char *
+summary_body(const struct burst *b)
+{
+	char *body = xstrdup(""), *who, *s;
+
+	for (unsigned i = 0; i < b->n_senders; i++) {
+		who = mime_escape_markup(b->senders[i]);
+		s = xasprintf("%s%s%s", body, i ? ", " : "", who);
+		free(who);
+		free(body);
+		body = s;
+	}
+	if (b->more) {
+		s = xasprintf("%s%s…", body, b->n_senders ? ", " : "");
+		free(body);
+		body = s;
+	}
+	return body;
 }
 
 /* Shows the summary of b, "N new messages in acct/mbox" with the first
@@ -485,7 +521,7 @@ flush_summary(struct notify_sink *ns, struct burst *b)
 {
 	struct account a = {.name = b->account,
 			    .d = {.icon = b->icon, .urgency = b->urgency}};
-	char *summary, *body, *senders;
+	char *summary, *body;
 	uint32_t replaces;
 
 	if (b->summary && !b->summary->id)
@@ -499,13 +535,10 @@ flush_summary(struct notify_sink *ns, struct burst *b)
 	b->summary = shown_add(ns, &a, b->mailbox, 0, 0);
 	summary = xasprintf("%u new messages in %s/%s", b->count, b->account,
 			    b->mailbox);
-	senders = mime_escape_markup(b->senders ? b->senders : "");
-	body = b->n_senders > SUMMARY_SENDERS ? xasprintf("%s, …", senders)
-					       : xstrdup(senders);
+	body = summary_body(b);
 	if (!notify_call(ns, &a, b->summary, replaces, summary, body))
 		shown_remove(ns, b->summary);
 	free(summary);
-	free(senders);
 	free(body);
 }
 
@@ -554,8 +587,7 @@ notify_send(struct sink *s, const struct account *a,
 	if (now - b->start > SINK_BURST_WINDOW * 1000000ULL) {
 		b->start = now;
 		b->count = 0;
-		b->n_senders = 0;
-		freep(&b->senders);
+		burst_clear_senders(b);
 		b->summary = NULL;
 	}
 	b->count++;
@@ -601,13 +633,11 @@ notify_summary(struct sink *s, const struct account *a, const char *mailbox,
 	b = burst_get(ns, a->name, mailbox);
 	b->start = now_usec(ns);
 	b->count = total;
-	b->n_senders = 0;
-	freep(&b->senders);
+	burst_clear_senders(b);
 	for (size_t i = 0; i < n_first; i++)
 		burst_add_sender(b, &first[i]);
-	/* The senders beyond the first make the body end in "…". */
-	if (total > n_first)
-		b->n_senders = total;
+	/* Senders beyond the first few are not known: "…". */
+	b->more = b->more || total > n_first;
 	show_summary(ns, a, b);
 }
 
@@ -655,7 +685,7 @@ notify_free(struct sink *s)
 		ns->bursts = b->next;
 		free(b->account);
 		free(b->mailbox);
-		free(b->senders);
+		burst_clear_senders(b);
 		free(b->icon);
 		free(b);
 	}

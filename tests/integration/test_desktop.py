@@ -122,6 +122,9 @@ def test_catch_up(dc, bus, nd):
     ok(len(new) == 1 and new[0]["summary"] == "4 new messages in test/INBOX",
        "catch-up: one summary above catch_up_max (%r)" %
        [r["summary"] for r in new])
+    ok(new and new[0]["body"] == "Ann Example, …",
+       "catch-up: the summary names each sender once (%r)" %
+       (new[0]["body"] if new else None))
     ok(not mw.hook_records(), "catch-up: no on_new_mail per message under "
        "a summary")
     uid = dc.append("alice", "INBOX", message(9))
