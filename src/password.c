@@ -12,9 +12,7 @@
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -263,53 +261,16 @@ static int
 start_command(struct password_job *j, const char *line)
 {
 	struct log_ctx ctx = job_ctx(j);
-	char *argv[] = {"sh", "-c", (char *)line, NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
-	int fds[2], r;
+	char *argv[] = {"/bin/sh", "-c", (char *)line, NULL};
+	int r;
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		r = -errno;
-		log_err(&ctx, "password_command: pipe: %s", strerror(-r));
-		return r;
-	}
-	j->fd = fds[0];
-	/* The command's end stays blocking: many programs fail on EAGAIN. */
-	if (fcntl(j->fd, F_SETFL, O_NONBLOCK) < 0) {
-		r = -errno;
-		log_err(&ctx, "password_command: fcntl: %s", strerror(-r));
-		close(fds[1]);
-		return r;
-	}
-	/* dup2 before the open, in case the pipe got fd 0. */
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-					 O_RDONLY, 0);
-	posix_spawnattr_init(&attr);
-	/* The loop blocks the signals it handles; the child must not inherit
-	 * that, nor our handlers. Its own process group lets a timeout kill
-	 * whatever the shell started. */
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-					    POSIX_SPAWN_SETSIGDEF |
-					    POSIX_SPAWN_SETPGROUP);
-	r = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	close(fds[1]);
-	if (r) {
+	/* stderr stays the daemon's: the command may say why it failed. */
+	r = spawn_piped(argv, environ, false, false, &pid, &j->fd);
+	if (r < 0) {
 		log_err(&ctx, "password_command: cannot run /bin/sh: %s",
-			strerror(r));
-		return -r;
+			strerror(-r));
+		return r;
 	}
 	j->pid = pid;
 

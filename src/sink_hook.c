@@ -15,10 +15,8 @@
  * here blocks, except free(), which kills and reaps the hooks still
  * running. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -343,60 +341,11 @@ static int
 run_start(struct hook_run *r)
 {
 	struct log_ctx ctx = run_ctx(r);
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, reset;
-	int p[2], err, ret;
+	int err, ret;
 
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		ret = -errno;
-		log_warn(&ctx, "hook %s: pipe: %s", r->argv[0],
-			 strerror(errno));
-		return ret;
-	}
-	/* The hook's end stays blocking: many programs fail on EAGAIN. */
-	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
-		ret = -errno;
-		log_warn(&ctx, "hook %s: fcntl: %s", r->argv[0],
-			 strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		return ret;
-	}
-
-	/* dup2 before the open, in case the pipe got fd 0. */
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, p[1], STDERR_FILENO);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-					 O_RDONLY, 0);
-	/* A clean signal state: the loop blocks SIGCHLD and others, and
-	 * ignores SIGPIPE (the only disposition exec keeps; resetting just
-	 * it spares the child 60-odd sigaction calls on the latency path).
-	 * A process group of its own to kill on timeout. */
-	sigemptyset(&none);
-	sigemptyset(&reset);
-	sigaddset(&reset, SIGPIPE);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-					    POSIX_SPAWN_SETSIGDEF |
-					    (r->detached ? POSIX_SPAWN_SETSID
-							 : POSIX_SPAWN_SETPGROUP));
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &reset);
-	posix_spawnattr_setpgroup(&attr, 0);
-
-	if (strchr(r->argv[0], '/'))
-		err = posix_spawn(&r->pid, r->argv[0], &fa, &attr, r->argv,
-				  r->envp);
-	else
-		err = posix_spawnp(&r->pid, r->argv[0], &fa, &attr, r->argv,
-				   r->envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	close(p[1]);
+	err = -spawn_piped(r->argv, r->envp, true, r->detached, &r->pid,
+			   &r->out_fd);
 	config_argv_free(&r->envp);
-	r->out_fd = p[0];
 	if (err) {
 		r->pid = 0;
 		log_warn(&ctx, "hook %s: %s", r->argv[0], strerror(err));

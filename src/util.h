@@ -2,7 +2,9 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <syslog.h>
 
 /* Allocation failure aborts: inputs are bounded instead. */
@@ -16,6 +18,16 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* explicit_bzero() that accepts NULL (with n 0): for secrets. */
 void wipe(void *p, size_t n);
+
+/* Starts argv[0] (looked up in PATH when it has no '/') with envp: stdin
+ * from /dev/null; stdout, and stderr too when with_stderr, into a pipe
+ * whose read end (non-blocking, close-on-exec) is put in *fd_r; an empty
+ * signal mask and default dispositions; a process group of its own, or a
+ * session of its own when new_session. Returns 0 and *pid_r, or a
+ * negative errno (nothing is left open or running). Does not wait for
+ * the child. */
+int spawn_piped(char *const argv[], char *const envp[], bool with_stderr,
+		bool new_session, pid_t *pid_r, int *fd_r);
 
 /* Frees *p and sets it to NULL. */
 #define freep(p)                                                               \
