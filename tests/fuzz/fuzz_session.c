@@ -1,0 +1,133 @@
+/* libFuzzer target for the session state machine: arbitrary server bytes,
+ * in chunks whose sizes come from the input, after an optional scripted
+ * login so that the deeper states (EXAMINE, IDLE, FETCH) are reached. The
+ * session must never crash, leak or loop, whatever the server says; what it
+ * queues to send is drained and checked to be whole command lines. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+static int failed;
+
+static void
+starttls(void *ud)
+{
+	(void)ud;
+}
+
+static uint32_t
+selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
+{
+	(void)ud;
+	(void)uidvalidity;
+	(void)exists;
+	/* Catch up from a little before UIDNEXT, to exercise the fetch. */
+	return uidnext > 3 ? uidnext - 3 : 1;
+}
+
+static void
+fetched(void *ud, const struct codec_fetch *f)
+{
+	(void)ud;
+	/* Touch what a watcher reads. */
+	if (f->envelope.subject.ptr && strlen(f->envelope.subject.ptr) >
+					   f->envelope.subject.len)
+		abort();
+}
+
+static void
+batch_end(void *ud)
+{
+	(void)ud;
+}
+
+static void
+flags(void *ud, const struct codec_fetch *f)
+{
+	(void)ud;
+	(void)f;
+}
+
+static void
+expunge(void *ud, uint32_t seq)
+{
+	(void)ud;
+	(void)seq;
+}
+
+static void
+idle(void *ud)
+{
+	(void)ud;
+}
+
+static void
+fail_cb(void *ud, enum session_fail why, const char *msg)
+{
+	(void)ud;
+	(void)why;
+	(void)msg;
+	failed = 1;
+}
+
+static const struct session_cb cb = {starttls, selected, fetched, batch_end,
+				     flags,    expunge,  idle,    fail_cb};
+
+static const char script[] =
+	"* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN SASL-IR] hi\r\n"
+	"m1 OK [CAPABILITY IMAP4rev1 IDLE] in\r\n"
+	"* 5 EXISTS\r\n* OK [UIDVALIDITY 9] x\r\n* OK [UIDNEXT 9] x\r\n"
+	"m2 OK [READ-ONLY] x\r\n";
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct session_opts o = {
+		.username = "u",
+		.password = "p",
+		.mailbox = "INBOX",
+		.starttls = size && data[0] & 1,
+		.idle_timeout = 1500,
+		.poll_interval = 60,
+		.command_timeout = 30,
+	};
+	struct session *s;
+	uint64_t now = 0;
+	size_t pos = 1;
+
+	if (!size)
+		return 0;
+	failed = 0;
+	s = session_new(&o, &cb, NULL);
+	session_connected(s, now);
+	if (data[0] & 2)
+		session_feed(s, script, sizeof(script) - 1, now);
+	while (pos < size && !failed) {
+		size_t chunk = 1 + data[pos++] % 64;
+		struct codec_buf *out;
+		uint64_t acc;
+
+		if (chunk > size - pos)
+			chunk = size - pos;
+		session_feed(s, (const char *)data + pos, chunk, now);
+		pos += chunk;
+		out = session_output(s);
+		if (out->len && out->data[out->len - 1] != '\n')
+			abort(); /* a command cut in the middle */
+		codec_buf_consume(out, out->len);
+		if (data[0] & 4) {
+			now += 31 * 1000000ULL;
+			if (session_deadline(s, &acc) <= now)
+				session_timeout(s, now);
+		}
+		if (data[0] & 8)
+			session_tls_ready(s, now);
+	}
+	session_logout(s, now);
+	session_free(&s);
+	return 0;
+}
