@@ -381,15 +381,6 @@ announce(struct watcher *w)
 			 total);
 		return;
 	}
-	if (summary)
-		log_info(&w->log, "%zu new messages: announcing a summary",
-			 total);
-	for (size_t i = 0; i < n && !summary; i++) {
-		log_info(&w->log, "new mail UID %u from %s: %s",
-			 w->batch[i].uid, w->batch[i].from,
-			 w->batch[i].subject);
-		live_add(w, w->batch_seq[i], w->batch[i].uid);
-	}
 	for (size_t j = 0; j < w->env.n_sinks; j++) {
 		struct sink *k = w->env.sinks[j];
 
@@ -399,6 +390,17 @@ announce(struct watcher *w)
 		for (size_t i = 0; i < n && !summary; i++)
 			k->ops->send(k, w->a, &w->batch[i]);
 		k->ops->batch_done(k, w->a, w->mailbox, total);
+	}
+	/* Logged after the sinks started: a slow journal must not delay
+	 * the hooks. */
+	if (summary)
+		log_info(&w->log, "%zu new messages: announced a summary",
+			 total);
+	for (size_t i = 0; i < n && !summary; i++) {
+		log_info(&w->log, "new mail UID %u from %s: %s",
+			 w->batch[i].uid, w->batch[i].from,
+			 w->batch[i].subject);
+		live_add(w, w->batch_seq[i], w->batch[i].uid);
 	}
 }
 
