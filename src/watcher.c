@@ -143,7 +143,7 @@ on_timer(sd_event_source *src, uint64_t usec, void *ud)
 	return 0;
 }
 
-/* Arms the one timer for t (usec, monotonic), or turns it off for 0. */
+/* Arms the one timer for t (usec, CLOCK_BOOTTIME), or turns it off for 0. */
 static void
 arm_timer(struct watcher *w, uint64_t t, uint64_t accuracy)
 {
@@ -173,13 +173,9 @@ pump(struct watcher *w)
 		wipe(out->data, out->len);
 		codec_buf_consume(out, out->len);
 	}
-	if (w->state == W_STOPPING) {
-		uint64_t stop = now_usec(w) + LOGOUT_TIMEOUT * USEC_PER_SEC;
-
-		t = session_deadline(w->s, &acc);
-		arm_timer(w, t && t < stop ? t : stop, USEC_PER_SEC / 10);
+	/* While stopping, the timer is LOGOUT's deadline (watcher_stop). */
+	if (w->state == W_STOPPING)
 		return;
-	}
 	t = session_deadline(w->s, &acc);
 	arm_timer(w, t, acc);
 }
@@ -756,6 +752,8 @@ watcher_stop(struct watcher *w)
 	set_wstate(w, W_STOPPING);
 	session_logout(w->s, now_usec(w));
 	pump(w);
+	arm_timer(w, now_usec(w) + LOGOUT_TIMEOUT * USEC_PER_SEC,
+		  USEC_PER_SEC / 10);
 }
 
 bool
