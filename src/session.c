@@ -87,6 +87,14 @@ struct session {
 	uint64_t now;         /* time of the current call */
 };
 
+/* True once EXAMINE completed, until LOGOUT: the states between, in the
+ * order of enum state. */
+static bool
+is_selected(const struct session *s)
+{
+	return s->state >= S_FIND_UIDNEXT && s->state <= S_NOOP;
+}
+
 static void
 set_state(struct session *s, enum state to)
 {
@@ -595,7 +603,7 @@ on_status(struct session *s, const struct codec_response *r)
 		if (s->state == S_EXAMINE) {
 			s->uidvalidity = r->code.u.number;
 		} else if (r->code.u.number != s->uidvalidity &&
-			   s->state >= S_FIND_UIDNEXT) {
+			   is_selected(s)) {
 			fail(s, SESSION_FAIL_PROTOCOL,
 			     "UIDVALIDITY changed from %u to %llu",
 			     s->uidvalidity,
@@ -622,7 +630,7 @@ on_exists(struct session *s, uint32_t n)
 	uint32_t was = s->exists;
 
 	s->exists = n;
-	if (n < was && s->state >= S_FETCH)
+	if (n < was && is_selected(s))
 		log_warn(s->o.log, "server's message count went down from %u "
 				   "to %u without EXPUNGE",
 			 was, n);
@@ -664,7 +672,7 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 		s->cb.fetched(s->ud, f);
 		return;
 	}
-	if (s->state >= S_FETCH && f->have & CODEC_FETCH_FLAGS)
+	if (is_selected(s) && f->have & CODEC_FETCH_FLAGS)
 		s->cb.flags(s->ud, f);
 }
 
@@ -721,7 +729,7 @@ dispatch(struct session *s, const struct codec_response *r)
 	case CODEC_EXPUNGE:
 		if (s->exists)
 			s->exists--;
-		if (s->state >= S_FETCH)
+		if (is_selected(s))
 			s->cb.expunge(s->ud, r->u.number);
 		break;
 	case CODEC_FETCH:
