@@ -57,7 +57,7 @@ build/asan/%.o: src/%.c $(HDRS) | build/.dir
 build/asan/mailwatch: build/asan/main.o build/asan/libmailwatch.a
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 
-build/asan/test_%: tests/unit/test_%.c tests/unit/tap.h build/asan/libmailwatch.a
+build/asan/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) build/asan/libmailwatch.a
 	$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_FLAGS) -o $@ $< build/asan/libmailwatch.a $(LIBS)
 
 build/tests/%: tests/lib/%.c build/libmailwatch.a | build/.dir

@@ -4,6 +4,7 @@
  * directory that is removed at the end; stderr is captured around each call
  * that logs. */
 #include "config.h"
+#include "capture.h"
 #include "tap.h"
 #include "util.h"
 
@@ -18,7 +19,6 @@ static char dir[] = "/tmp/mailwatch-test-config-XXXXXX";
 static char *created[64];
 static size_t n_created;
 static char *cap_path;
-static int saved_stderr = -1;
 
 /* Writes content to dir/name with mode; returns the path (owned here). */
 static const char *
@@ -46,47 +46,13 @@ write_file(const char *name, mode_t mode, const char *content)
 	return path;
 }
 
-static void
-capture_begin(void)
-{
-	int fd = open(cap_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	fflush(stderr);
-	saved_stderr = dup(STDERR_FILENO);
-	dup2(fd, STDERR_FILENO);
-	close(fd);
-}
-
-/* Returns what was written to stderr since capture_begin() (caller
- * frees). */
-static char *
-capture_end(void)
-{
-	char *buf;
-	long n;
-	FILE *f;
-
-	fflush(stderr);
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	f = fopen(cap_path, "r");
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = xcalloc(1, (size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		buf[0] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static int
 load(const char *path, struct config **cfg, char **out)
 {
 	int r;
 
 	*cfg = NULL;
-	capture_begin();
+	capture_begin(cap_path);
 	r = config_load(path, cfg);
 	*out = capture_end();
 	return r;

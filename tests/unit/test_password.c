@@ -4,6 +4,7 @@
  * through the loop, jobs running side by side. SIGCHLD is blocked before
  * any loop exists, as main does; stderr is captured around each job. */
 #include "password.h"
+#include "capture.h"
 #include "tap.h"
 #include "util.h"
 
@@ -20,41 +21,6 @@
 
 static char dir[] = "/tmp/mailwatch-test-password-XXXXXX";
 static char *cap_path;
-static int saved_stderr = -1;
-
-static void
-capture_begin(void)
-{
-	int fd = open(cap_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	fflush(stderr);
-	saved_stderr = dup(STDERR_FILENO);
-	dup2(fd, STDERR_FILENO);
-	close(fd);
-}
-
-/* Returns what was written to stderr since capture_begin() (caller
- * frees). */
-static char *
-capture_end(void)
-{
-	char *buf;
-	long n;
-	FILE *f;
-
-	fflush(stderr);
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	f = fopen(cap_path, "r");
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = xcalloc(1, (size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		buf[0] = '\0';
-	fclose(f);
-	return buf;
-}
 
 static void
 dump(const char *out)
@@ -164,7 +130,7 @@ run_account(const struct account *a, struct run *r, char **out)
 	memset(r, 0, sizeof(*r));
 	r->e = loop_new();
 	r->pending = &pending;
-	capture_begin();
+	capture_begin(cap_path);
 	rc = password_job_new(r->e, a, on_done, r, &r->job);
 	if (rc >= 0)
 		sd_event_loop(r->e);
@@ -370,7 +336,7 @@ test_free_running(void)
 			pids_path, pids_path, pids_path);
 	a.password_command = cmd;
 	r.e = loop_new();
-	capture_begin();
+	capture_begin(cap_path);
 	rc = password_job_new(r.e, &a, on_done, &r, &r.job);
 	is_int(rc, 0, "free while running: job starts");
 	run_for(r.e, 5000, pids_written);
@@ -445,7 +411,7 @@ test_password_value(void)
 	a.password = NULL;
 	memset(&r, 0, sizeof(r));
 	r.e = loop_new();
-	capture_begin();
+	capture_begin(cap_path);
 	rc = password_job_new(r.e, &a, on_done, &r, &r.job);
 	out = capture_end();
 	is_int(rc, -EINVAL, "neither password nor command: -EINVAL");
