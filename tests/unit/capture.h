@@ -2,10 +2,14 @@
 #pragma once
 
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "tap.h"
 #include "util.h"
 
 static int capture_saved_fd = -1;
@@ -45,4 +49,39 @@ capture_end(void)
 		buf[0] = '\0';
 	fclose(f);
 	return buf;
+}
+
+/* Prints out as "#   | line" comment lines under a failed check. */
+static inline void
+dump(const char *out)
+{
+	const char *s = out, *nl;
+
+	while (*s) {
+		nl = strchr(s, '\n');
+		if (!nl)
+			nl = s + strlen(s);
+		printf("#   | %.*s\n", (int)(nl - s), s);
+		s = *nl ? nl + 1 : nl;
+	}
+}
+
+static inline void has(const char *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Checks that out (captured stderr) holds the formatted text. */
+static inline void
+has(const char *out, const char *fmt, ...)
+{
+	char want[1024];
+	va_list ap;
+	bool found;
+
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof(want), fmt, ap);
+	va_end(ap);
+	found = strstr(out, want) != NULL;
+	ok(found, "stderr has \"%s\"", want);
+	if (!found)
+		dump(out);
 }

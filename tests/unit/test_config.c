@@ -58,20 +58,6 @@ load(const char *path, struct config **cfg, char **out)
 	return r;
 }
 
-static void
-dump(const char *out)
-{
-	const char *s = out, *nl;
-
-	while (*s) {
-		nl = strchr(s, '\n');
-		if (!nl)
-			nl = s + strlen(s);
-		printf("#   | %.*s\n", (int)(nl - s), s);
-		s = *nl ? nl + 1 : nl;
-	}
-}
-
 static int
 count_lines(const char *s)
 {
@@ -80,26 +66,6 @@ count_lines(const char *s)
 	for (; *s; s++)
 		n += *s == '\n';
 	return n;
-}
-
-static void has(const char *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Checks that out holds the formatted text. */
-static void
-has(const char *out, const char *fmt, ...)
-{
-	char want[1024];
-	va_list ap;
-	bool found;
-
-	va_start(ap, fmt);
-	vsnprintf(want, sizeof(want), fmt, ap);
-	va_end(ap);
-	found = strstr(out, want) != NULL;
-	ok(found, "stderr has \"%s\"", want);
-	if (!found)
-		dump(out);
 }
 
 static bool

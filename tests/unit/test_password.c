@@ -22,40 +22,6 @@
 static char dir[] = "/tmp/mailwatch-test-password-XXXXXX";
 static char *cap_path;
 
-static void
-dump(const char *out)
-{
-	const char *s = out, *nl;
-
-	while (*s) {
-		nl = strchr(s, '\n');
-		if (!nl)
-			nl = s + strlen(s);
-		printf("#   | %.*s\n", (int)(nl - s), s);
-		s = *nl ? nl + 1 : nl;
-	}
-}
-
-static void has(const char *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Checks that out holds the formatted text. */
-static void
-has(const char *out, const char *fmt, ...)
-{
-	char want[1024];
-	va_list ap;
-	bool found;
-
-	va_start(ap, fmt);
-	vsnprintf(want, sizeof(want), fmt, ap);
-	va_end(ap);
-	found = strstr(out, want) != NULL;
-	ok(found, "stderr has \"%s\"", want);
-	if (!found)
-		dump(out);
-}
-
 static long long
 ms_now(void)
 {
