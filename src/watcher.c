@@ -56,6 +56,7 @@ struct watcher {
 	struct session *s;
 	sd_event_source *timer;    /* session deadline, or reconnect time */
 	sd_event_source *teardown; /* deferred close after a failure */
+	sd_event_source *saver;    /* deferred state write (save_soon) */
 	int teardown_err;          /* < 0: why; reconnect unless gave up */
 
 	unsigned failures;         /* consecutive, for the back-off */
@@ -206,6 +207,25 @@ save_state(struct watcher *w)
 	}
 }
 
+/* Writes the state file once the loop has nothing more urgent to do: the
+ * write ends in fdatasync, which can block for milliseconds, so it comes
+ * after every ready connection was served and the hooks have started, and
+ * several batches share one write per mailbox. A kill in between only
+ * means those messages are announced again at the next start. */
+static void
+save_soon(struct watcher *w)
+{
+	sd_event_source_set_enabled(w->saver, SD_EVENT_ONESHOT);
+}
+
+static int
+on_save(sd_event_source *src, void *ud)
+{
+	(void)src;
+	save_state(ud);
+	return 0;
+}
+
 /* ---- session callbacks ---- */
 
 static void
@@ -235,7 +255,7 @@ s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
 		/* Nothing known: what is there now is not new. */
 		w->uidvalidity = uidvalidity;
 		w->mark = uidnext ? uidnext - 1 : 0;
-		save_state(w);
+		save_soon(w);
 		w->catching_up = false;
 		return uidnext;
 	}
@@ -413,7 +433,7 @@ s_batch_end(void *ud)
 	w->batch_total = 0;
 	if (w->batch_max > w->mark) {
 		w->mark = w->batch_max;
-		save_state(w);
+		save_soon(w);
 	}
 	w->batch_max = 0;
 	w->catching_up = false;
@@ -693,6 +713,13 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 				       w);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(w->teardown, SD_EVENT_OFF);
+	if (r >= 0)
+		r = sd_event_add_defer(env->event, &w->saver, on_save, w);
+	if (r >= 0)
+		r = sd_event_source_set_priority(w->saver,
+						 SD_EVENT_PRIORITY_IDLE);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(w->saver, SD_EVENT_OFF);
 	if (r < 0) {
 		log_err(&w->log, "event loop: %s", strerror(-r));
 		abort();
@@ -717,6 +744,7 @@ watcher_free(struct watcher **wp)
 	close_connection(w);
 	sd_event_source_disable_unref(w->timer);
 	sd_event_source_disable_unref(w->teardown);
+	sd_event_source_disable_unref(w->saver);
 	free(w->batch);
 	free(w->batch_seq);
 	free(w->name);
@@ -729,7 +757,7 @@ watcher_free(struct watcher **wp)
 void
 watcher_save(struct watcher *w)
 {
-	save_state(w);
+	save_soon(w);
 }
 
 void
