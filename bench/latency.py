@@ -9,13 +9,15 @@ TLS). Its arrival is timed twice, both on CLOCK_MONOTONIC:
              (mwtest.IdleClient, same mailbox, same server, time.monotonic()
              in its reader thread)
   mailwatch  APPEND sent -> first instruction of the on_new_mail hook: a
-             tiny C program compiled here (static when possible) that calls
-             clock_gettime(CLOCK_MONOTONIC) before anything else and writes
-             "uid seconds mailbox" to a FIFO this script reads.
+             tiny static C program compiled here that reads
+             CLOCK_MONOTONIC at its entry point and again in main() and
+             writes both to a FIFO this script reads (HOOK_C).
 
 overhead = mailwatch - floor, message by message: what mailwatch adds on top
 of the server's own push (DONE + UID FETCH round trip, parsing, posix_spawn,
-exec of the hook).
+exec of the hook). Since the floor's push comes from another Dovecot
+process than mailwatch's, the same messages are also timed against the push
+on mailwatch's own connection, as the kernel received it (PushTap).
 
 Dovecot delays IDLE pushes by 0.5 s after the mailbox changes (and
 coalesces changes within that window), so each mailbox can take one message
@@ -40,6 +42,8 @@ import platform
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -266,6 +270,129 @@ def verdict(value, limit):
 
 
 # ---------------------------------------------------------------------------
+# The server's push on mailwatch's own connection, from the kernel.
+
+SO_TIMESTAMPNS = 35  # Linux; also the SCM_ type of its control message
+ETH_P_IP = 0x0800
+PACKET_HOST = 0
+
+
+class PushTap:
+    """Receive times, on CLOCK_MONOTONIC, of every TCP segment carrying
+    data from server_port on the loopback interface, taken by the kernel
+    (AF_PACKET socket with SO_TIMESTAMPNS, needs CAP_NET_RAW) as the
+    segment is received, just before TCP queues it on the client's socket.
+    .segments is a list of (time, destination port). Only the lengths and
+    ports are read, never the (encrypted) data."""
+
+    def __init__(self, server_port):
+        self.server_port = server_port
+        self.segments = []
+        self._lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM,
+                                  socket.htons(ETH_P_IP))
+        self.sock.bind(("lo", ETH_P_IP))
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.settimeout(0.2)
+        self._stop = False
+        self._thread = threading.Thread(target=self._reader, daemon=True)
+        self._thread.start()
+
+    def _reader(self):
+        while not self._stop:
+            try:
+                pkt, anc, _, addr = self.sock.recvmsg(128, 64)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            # the kernel's time is CLOCK_REALTIME: moved to the monotonic
+            # clock with the offset between the two read right now
+            off = time.clock_gettime(time.CLOCK_REALTIME) - time.monotonic()
+            # every loopback segment shows twice: as sent and as received
+            if addr[2] != PACKET_HOST or len(pkt) < 20 or pkt[9] != 6:
+                continue
+            ihl = (pkt[0] & 15) * 4
+            total = struct.unpack("!H", pkt[2:4])[0]
+            if len(pkt) < ihl + 13:
+                continue
+            sport, dport = struct.unpack("!HH", pkt[ihl:ihl + 4])
+            data = total - ihl - (pkt[ihl + 12] >> 4) * 4
+            if sport != self.server_port or data <= 0:
+                continue
+            for level, kind, val in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", val[:16])
+                    with self._lock:
+                        self.segments.append((sec + nsec / 1e9 - off,
+                                              dport))
+
+    def between(self, port, t0, t1):
+        """The first segment to port received in [t0, t1], or None."""
+        with self._lock:
+            for t, p in self.segments:
+                if p == port and t0 <= t <= t1:
+                    return t
+        return None
+
+    def last_port_before(self, ports, t0, t1):
+        """The destination port (among ports) of the last segment in
+        [t0, t1], or None."""
+        with self._lock:
+            got = [(t, p) for t, p in self.segments
+                   if p in ports and t0 <= t <= t1]
+        return max(got)[1] if got else None
+
+    def close(self):
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+def tcp_ports(pid, remote_port):
+    """Local ports of pid's TCP connections (IPv4) to remote_port."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = set()
+    with open("/proc/%d/net/tcp" % pid) as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if inode in inodes and int(remote.split(":")[1], 16) == \
+                    remote_port:
+                ports.add(int(local.split(":")[1], 16))
+    return ports
+
+
+def push_floor(tap, ports, msgs):
+    """For each message (mailbox, t_append, t_hook): the time Dovecot's
+    push reached mailwatch's connection for that mailbox, or None.
+
+    Which connection serves which mailbox is learnt from the messages
+    themselves: the FETCH answer is the last segment before each hook, so
+    per mailbox the port most often last before its hooks is its own.
+    The push is then the first segment on that port from 0.25 s after the
+    APPEND (Dovecot holds every push back 0.5 s) to the hook."""
+    votes = {}
+    for b, t_app, th in msgs:
+        p = tap.last_port_before(ports, th - 0.05, th)
+        if p is not None:
+            votes.setdefault(b, {}).setdefault(p, 0)
+            votes[b][p] += 1
+    port_of = {b: max(v, key=v.get) for b, v in votes.items()}
+    return [tap.between(port_of[b], t_app + 0.25, th) if b in port_of
+            else None for b, t_app, th in msgs]
+
+
+# ---------------------------------------------------------------------------
 # --perf: where the time goes inside mailwatch, from syscall tracepoints.
 
 # x86_64 syscall numbers
@@ -274,18 +401,18 @@ NR_CLONE, NR_CLONE3, NR_FDATASYNC, NR_RENAME = 56, 435, 75, 82
 
 
 class PerfTrace:
-    """perf record of mailwatch's syscalls (and its children's exec) on
-    CLOCK_MONOTONIC, so the times compare with the benchmark's. Adds a few
-    microseconds per syscall: for attribution, not for the figures."""
+    """perf record of mailwatch's own syscalls (not its children's, whose
+    start tracing would slow) on CLOCK_MONOTONIC, so the times compare with
+    the benchmark's. Adds a few microseconds per syscall: for attribution,
+    not for the figures."""
 
-    EVENTS = ("raw_syscalls:sys_enter", "raw_syscalls:sys_exit",
-              "sched:sched_process_exec")
+    EVENTS = ("raw_syscalls:sys_enter", "raw_syscalls:sys_exit")
 
     def __init__(self, pid, directory):
         self.pid = pid
         self.data = os.path.join(directory, "perf.data")
         argv = ["perf", "record", "-q", "-k", "CLOCK_MONOTONIC",
-                "-o", self.data, "-p", str(pid)]
+                "--no-inherit", "-o", self.data, "-p", str(pid)]
         for e in self.EVENTS:
             argv += ["-e", e]
         self.err = os.path.join(directory, "perf.err")
@@ -330,18 +457,15 @@ class PerfTrace:
         """One dict per hook spawn that followed an IDLE wake-up:
         wake (the idle epoll_wait returned: EXISTS arrived), send (first
         sendto: DONE + UID FETCH), reply (last recvfrom with data before
-        the spawn), clone (clone3 entered), execd (the child exec'd);
-        plus "blocking": durations of fdatasync/rename calls."""
+        the spawn), clone (clone3 entered), spawned (clone3 returned: the
+        child exec'd); plus "blocking": durations of fdatasync/rename
+        calls."""
         main = self.pid
-        out, pending_exec, blocking = [], [], []
+        out, blocking = [], []
         epoll_enter = None
         cyc = None
         enter_t = {}
         for tid, t, ev, rest in self.events():
-            if ev == "sched:sched_process_exec":
-                if pending_exec:
-                    pending_exec.pop(0)["execd"] = t
-                continue
             if tid != main:
                 continue
             m = re.match(r"NR (\d+)(?: = (-?\d+))?", rest)
@@ -358,19 +482,21 @@ class PerfTrace:
                         cyc.get("send") is not None:
                     cyc["clone"] = t
                     out.append(cyc)
-                    pending_exec.append(cyc)
-                    cyc = None
                 continue
             ret = int(m.group(2) or 0)
+            if nr in (NR_CLONE3, NR_CLONE) and out and \
+                    "spawned" not in out[-1]:
+                out[-1]["spawned"] = t
+                cyc = None
             if nr == NR_EPOLL_WAIT and epoll_enter is not None and \
-                    t - epoll_enter > 0.02 and ret > 0:
+                    t - epoll_enter > 0.005 and ret > 0:
                 cyc = {"wake": t, "send": None, "reply": None}
             elif nr == NR_RECVFROM and ret > 0 and cyc and \
                     cyc.get("send") is not None:
                 cyc["reply"] = t
             elif nr in (NR_FDATASYNC, NR_RENAME) and nr in enter_t:
                 blocking.append(t - enter_t[nr])
-        full = [c for c in out if c.get("reply") and c.get("execd")]
+        full = [c for c in out if c.get("reply") and c.get("spawned")]
         return full, blocking
 
 
@@ -398,12 +524,12 @@ def print_phases(trace, hook_times=(),
               [p["reply"] - p["send"] for p in phases], cols))
     print(row("  reply read -> clone3 (spawn)",
               [p["clone"] - p["reply"] for p in phases], cols))
-    print(row("  clone3 -> hook exec'd",
-              [p["execd"] - p["clone"] for p in phases], cols))
+    print(row("  clone3 -> it returns (exec'd)",
+              [p["spawned"] - p["clone"] for p in phases], cols))
     timed = [p for p in phases if "hook" in p]
     if timed:
-        print(row("  hook exec'd -> hook start",
-                  [p["hook"] - p["execd"] for p in timed], cols))
+        print(row("  clone3 -> hook start",
+                  [p["hook"] - p["clone"] for p in timed], cols))
         print(row("EXISTS read -> hook start (all)",
                   [p["hook"] - p["wake"] for p in timed], cols))
     if blocking:
@@ -486,7 +612,7 @@ def bench(opts):
     need_mailwatch()
     count, nbox, spacing = opts.count, opts.mailboxes, opts.spacing / 1000.0
     tmp = tempfile.mkdtemp(prefix="mwbench-latency-")
-    trace = None
+    trace = tap = None
     try:
         hook, how = build_hook(tmp)
         stamps = HookStamps(tmp)
@@ -505,6 +631,11 @@ def bench(opts):
             raise RuntimeError("mailwatch did not reach IDLE")
         bare = {b: dc.idle_client("alice", b) for b in boxes}
         n_exists = {b: bare[b].initial_exists for b in boxes}
+        mw_ports = tcp_ports(mw.pid(), dc.imaps_port)
+        try:
+            tap = PushTap(dc.imaps_port)
+        except OSError as e:
+            print("  (no packet times: %s; needs CAP_NET_RAW)" % e)
         if opts.perf:
             trace = PerfTrace(mw.pid(), tmp)
 
@@ -515,7 +646,7 @@ def bench(opts):
                   count, nbox, spacing * 1000), flush=True)
         print("  hook: %s" % how)
 
-        samples = []  # (floor, mailwatch, hook main)
+        samples = []  # (floor, mailwatch, hook main, mailbox, t_append)
         lost_bare = lost_hook = 0
         pending = {}  # mailbox -> (t_append, uid, n)
 
@@ -533,7 +664,7 @@ def bench(opts):
                 lost_hook += 1
             if ex is not None and th is not None:
                 samples.append((ex[0] - t_app, th - t_app,
-                                stamps.mains[(b, uid)] - t_app))
+                                stamps.mains[(b, uid)] - t_app, b, t_app))
 
         t_start = time.monotonic()
         deadline = t_start + opts.max_seconds
@@ -558,6 +689,8 @@ def bench(opts):
         elapsed = time.monotonic() - t_start
         if trace:
             trace.stop()
+        if tap:
+            tap.close()
         c.logout()
         rc_mw = mw.stop()
         stamps.close()
@@ -567,9 +700,9 @@ def bench(opts):
                                                             lost_hook))
             print(mw.log_tail(30))
             return 1
-        floor = [f for f, _, _ in samples]
-        mwl = [m for _, m, _ in samples]
-        over = [m - f for f, m, _ in samples]
+        floor = [f for f, *_ in samples]
+        mwl = [m for _, m, *_ in samples]
+        over = [m - f for f, m, *_ in samples]
         print("  %d messages measured in %.1f s (lost: bare client %d, "
               "hook %d); mailwatch exit status %s" % (
                   len(samples), elapsed, lost_bare, lost_hook, rc_mw))
@@ -579,12 +712,14 @@ def bench(opts):
         print(row("mailwatch: hook start", mwl, cols))
         print(row("overhead = mailwatch - floor", over, cols))
         print(row("  (to hook main: + C start-up)",
-                  [hm - f for f, _, hm in samples], cols))
+                  [hm - f for f, _, hm, *_ in samples], cols))
         med, p99 = percentile(over, 50), percentile(over, 99)
         print("  target: overhead median <= 2 ms: %s (%.3f ms); "
               "p99 <= 10 ms: %s (%.3f ms)" % (
                   verdict(med, 0.002), med * 1000,
                   verdict(p99, 0.010), p99 * 1000), flush=True)
+        if tap:
+            print_push_floor(tap, mw_ports, samples, cols)
         if trace:
             print_phases(trace, stamps.stamps.values())
         return 0
@@ -592,6 +727,29 @@ def bench(opts):
         if trace:
             trace.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_push_floor(tap, ports, samples, cols):
+    """The same messages against the push on mailwatch's own connection
+    (PushTap): what mailwatch adds with no second Dovecot process in the
+    comparison."""
+    pushes = push_floor(tap, ports, [(b, t_app, t_app + m)
+                                     for _, m, _, b, t_app in samples])
+    pairs = [(p - t_app, f, m) for p, (f, m, _, _, t_app) in
+             zip(pushes, samples) if p is not None]
+    print("  the push on mailwatch's own connection, as the kernel "
+          "received it (%d of %d messages):" % (len(pairs), len(samples)))
+    if not pairs:
+        return
+    print(header(cols))
+    print(row("push reached mailwatch's socket", [p for p, _, _ in pairs],
+              cols))
+    print(row("hook start - that push", [m - p for p, _, m in pairs],
+              cols))
+    print(row("bare client's EXISTS - that push",
+              [f - p for p, f, _ in pairs], cols))
+    print("  (the last row is the two Dovecot processes' and the bare "
+          "client's own jitter, which the overhead above also carries)")
 
 
 def main():
