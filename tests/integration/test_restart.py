@@ -9,6 +9,7 @@ one (see test_watch.py)."""
 
 import os
 import re
+import signal
 import stat
 import sys
 import time
@@ -481,6 +482,48 @@ def test_reload_keeps_state():
     finish(mw)
 
 
+def test_sigkill_after_announce():
+    """The state file follows the mail while mailwatch runs, not only at a
+    clean stop: SIGKILL a moment after messages in two mailboxes were
+    announced, start again, and none of them is announced twice; the one
+    that arrived while it was dead is announced once."""
+    need_binaries()
+    other = "Lists"
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", other)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice", mailboxes=["INBOX", other]),
+    })
+    if not ok(wait_idle(mw, 2), "both mailboxes idle"):
+        return
+    first = [("INBOX", dc.append("alice", "INBOX",
+                                 mwtest.make_message("one"))),
+             (other, dc.append("alice", other, mwtest.make_message("two")))]
+    mw.wait_hooks(2, 15)
+    first.append(("INBOX", dc.append("alice", "INBOX",
+                                     mwtest.make_message("three"))))
+    recs = mw.wait_hooks(3, 15)
+    ok(sorted(hook_keys(recs)) == sorted(first),
+       "the three messages announced", "%s" % hook_keys(recs))
+    time.sleep(0.5)
+    mw.signal(signal.SIGKILL)
+    ok(mw.wait_exit(10) is not None, "SIGKILL: mailwatch is gone")
+    away = ("INBOX", dc.append("alice", "INBOX",
+                               mwtest.make_message("while dead")))
+    mw.start()  # still registered: it was never stop()ped
+    if not ok(wait_idle(mw, 4), "started again: both mailboxes idle"):
+        return
+    mw.wait_hooks(4, 15)
+    s, recs = sentinel(dc, mw, "alice", other, 4, "after SIGKILL")
+    got = hook_keys(recs[3:])
+    ok(sorted(got) == sorted([away, (other, s)]),
+       "after the SIGKILL: only the new message and the sentinel, "
+       "nothing announced before it again",
+       "got %s" % got)
+    finish(mw)
+
+
 if __name__ == "__main__":
     mwtest.main(test_first_start_restart,
                 test_state_files_kept_apart,
@@ -489,4 +532,5 @@ if __name__ == "__main__":
                 test_catch_up_of_nothing,
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
+                test_sigkill_after_announce,
                 test_reload_keeps_state)
