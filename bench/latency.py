@@ -9,7 +9,7 @@ TLS). Its arrival is timed twice, both on CLOCK_MONOTONIC:
              (mwtest.IdleClient, same mailbox, same server, time.monotonic()
              in its reader thread)
   mailwatch  APPEND sent -> first instruction of the on_new_mail hook: a
-             tiny static C program compiled here that reads
+             tiny C program compiled here (static when possible) that reads
              CLOCK_MONOTONIC at its entry point and again in main() and
              writes both to a FIFO this script reads (HOOK_C).
 
