@@ -25,6 +25,7 @@
 #define LOGOUT_TIMEOUT 2        /* seconds LOGOUT may take at stop */
 #define PROBE_TIMEOUT 10        /* seconds a probe after resume may take */
 #define MAX_LIVE 64             /* announced messages followed for withdraw */
+#define LIVE_SPAN 200           /* UIDs below the mark re-read on reconnect */
 #define BATCH_MAX 1000          /* more new messages at once: a summary */
 
 enum wstate {
@@ -77,9 +78,10 @@ struct watcher {
 	uint32_t batch_max;        /* highest UID in the batch, seen or not */
 	uint32_t *batch_seq;       /* sequence numbers of batch[] */
 
-	/* Messages announced on this connection, by sequence number, so that
-	 * a \Seen flag or an EXPUNGE seen while idle can withdraw their
-	 * notification. Oldest first; cleared on reconnect. */
+	/* Messages announced and not read or deleted since, so that a \Seen
+	 * flag or an EXPUNGE can withdraw their notification. Oldest (lowest
+	 * UID) first. seq is 0 from a reconnect until the catch-up fetch
+	 * tells the new connection's numbers (live_resync). */
 	struct live {
 		uint32_t seq, uid;
 	} live[MAX_LIVE];
@@ -226,6 +228,76 @@ on_save(sd_event_source *src, void *ud)
 	return 0;
 }
 
+/* ---- announced messages (struct live) ---- */
+
+static void
+live_forget(struct watcher *w, size_t i)
+{
+	memmove(&w->live[i], &w->live[i + 1],
+		(w->n_live - i - 1) * sizeof(*w->live));
+	w->n_live--;
+}
+
+/* live[i] is no longer new: withdraw it everywhere and forget it. */
+static void
+live_withdraw(struct watcher *w, size_t i)
+{
+	for (size_t j = 0; j < w->env.n_sinks; j++) {
+		struct sink *k = w->env.sinks[j];
+
+		if (k->ops->withdraw)
+			k->ops->withdraw(k, w->a, w->mailbox, w->uidvalidity,
+					 w->live[i].uid);
+	}
+	live_forget(w, i);
+}
+
+static void
+live_add(struct watcher *w, uint32_t seq, uint32_t uid)
+{
+	if (w->n_live == MAX_LIVE)
+		live_forget(w, 0);
+	w->live[w->n_live++] = (struct live){seq, uid};
+}
+
+/* The message at seq was read or deleted. When expunged, later sequence
+ * numbers move down by one. */
+static void
+live_gone(struct watcher *w, uint32_t seq, bool expunged)
+{
+	for (size_t i = 0; i < w->n_live; i++) {
+		if (w->live[i].seq == seq)
+			live_withdraw(w, i--);
+		else if (expunged && w->live[i].seq > seq)
+			w->live[i].seq--;
+	}
+}
+
+/* The catch-up fetch after a reconnect returned f, announced before: learn
+ * its new sequence number, and withdraw it if it was read meanwhile. */
+static void
+live_resync(struct watcher *w, const struct codec_fetch *f)
+{
+	for (size_t i = 0; i < w->n_live; i++) {
+		if (w->live[i].uid != f->uid)
+			continue;
+		w->live[i].seq = f->seq;
+		if (codec_strlist_has(&f->flags, "\\Seen"))
+			live_withdraw(w, i);
+		return;
+	}
+}
+
+/* After that fetch (or without one, when the mailbox is empty): what it did
+ * not return was deleted meanwhile. */
+static void
+live_resync_done(struct watcher *w)
+{
+	for (size_t i = 0; i < w->n_live; i++)
+		if (!w->live[i].seq)
+			live_withdraw(w, i--);
+}
+
 /* ---- session callbacks ---- */
 
 static void
@@ -249,6 +321,8 @@ s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
 			 "UIDVALIDITY changed from %u to %u: the mailbox "
 			 "was recreated; announcing only new mail from now",
 			 w->uidvalidity, uidvalidity);
+		while (w->n_live)
+			live_withdraw(w, 0);
 		w->uidvalidity = 0;
 	}
 	if (!w->uidvalidity) {
@@ -263,7 +337,11 @@ s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
 	if (w->catching_up)
 		log_info(&w->log, "catching up from UID %u (UIDNEXT %u)",
 			 w->mark + 1, uidnext);
-	return w->mark + 1;
+	/* Also re-read what was announced before, to learn whether it was
+	 * read or deleted meanwhile; too far back, it is forgotten. */
+	while (w->n_live && w->live[0].uid + LIVE_SPAN <= w->mark)
+		live_forget(w, 0);
+	return w->n_live ? w->live[0].uid : w->mark + 1;
 }
 
 /* True when the batch is shown as one summary rather than message by
@@ -289,8 +367,10 @@ s_fetched(void *ud, const struct codec_fetch *f)
 	struct watcher *w = ud;
 	struct mail_event *ev;
 
-	if (f->uid <= w->mark)
-		return; /* announced before this connection */
+	if (f->uid <= w->mark) {
+		live_resync(w, f); /* announced before this connection */
+		return;
+	}
 	if (f->uid > w->batch_max)
 		w->batch_max = f->uid;
 	if (codec_strlist_has(&f->flags, "\\Seen")) {
@@ -342,44 +422,6 @@ sort_batch(struct watcher *w)
 	}
 }
 
-static void
-live_add(struct watcher *w, uint32_t seq, uint32_t uid)
-{
-	if (w->n_live == MAX_LIVE) {
-		memmove(w->live, w->live + 1, --w->n_live * sizeof(*w->live));
-	}
-	w->live[w->n_live++] = (struct live){seq, uid};
-}
-
-/* The message at seq is no longer new: withdraw it everywhere. When
- * expunged, later sequence numbers move down by one. */
-static void
-live_gone(struct watcher *w, uint32_t seq, bool expunged)
-{
-	for (size_t i = 0; i < w->n_live; i++) {
-		struct live *l = &w->live[i];
-
-		if (l->seq == seq) {
-			for (size_t j = 0; j < w->env.n_sinks; j++) {
-				struct sink *k = w->env.sinks[j];
-
-				if (k->ops->withdraw)
-					k->ops->withdraw(k, w->a, w->mailbox,
-							 w->uidvalidity,
-							 l->uid);
-			}
-			memmove(l, l + 1,
-				(w->n_live - i - 1) * sizeof(*w->live));
-			w->n_live--;
-			i--;
-		} else if (expunged && l->seq > seq) {
-			l->seq--;
-		}
-	}
-}
-
-/* Announces one batch: each message to each sink in UID order, or one
- * summary when a catch-up is larger than the account allows. */
 /* Announces one batch to every sink, in UID order: each message, or one
  * summary (see summarised()) to sinks that have one, while hooks then get
  * only on_new_mail_post. catch_up = skip announces nothing that arrived
@@ -431,6 +473,7 @@ s_batch_end(void *ud)
 		mail_event_finish(&w->batch[i]);
 	w->n_batch = 0;
 	w->batch_total = 0;
+	live_resync_done(w);
 	if (w->batch_max > w->mark) {
 		w->mark = w->batch_max;
 		save_soon(w);
@@ -464,6 +507,7 @@ s_idle(void *ud)
 	 * away was expunged), so what comes now is live mail. */
 	w->failures = 0;
 	w->catching_up = false;
+	live_resync_done(w);
 	set_wstate(w, W_WATCHING);
 }
 
@@ -611,7 +655,9 @@ close_connection(struct watcher *w)
 	w->n_batch = 0;
 	w->batch_total = 0;
 	w->batch_max = 0;
-	w->n_live = 0;
+	/* The next connection numbers messages afresh (live_resync). */
+	for (size_t i = 0; i < w->n_live; i++)
+		w->live[i].seq = 0;
 }
 
 static int

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Desktop behaviour against a real Dovecot and the recording notification
 server: a burst becomes one summary that replaces itself, a notification is
-withdrawn when its message is read or deleted elsewhere, a click runs
+withdrawn when its message is read or deleted elsewhere (also while
+mailwatch had no connection), a click runs
 on_click with the message's environment, and mail that arrived while
 mailwatch was away is summarised above catch_up_max."""
 
@@ -83,6 +84,45 @@ def test_withdraw(dc, bus, nd):
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "withdraw: clean exit")
 
 
+def test_withdraw_after_reconnect(dc, bus, nd):
+    """Read or deleted elsewhere while mailwatch had no connection (frozen,
+    its session kicked): the new connection's catch-up learns it and
+    closes those notifications, and only those."""
+    mw = setup(dc, bus)
+    base = len(nd.records())
+    uids = []
+    for i in range(3):
+        uids.append(dc.append("alice", "INBOX", message(20 + i)))
+        ok(nd.wait_records(base + i + 1, 10),
+           "withdraw after reconnect: message %d notified" % i)
+    ids = [r["id"] for r in nd.records()[base:]]
+    mark = mw.mark()
+    mw.signal(signal.SIGSTOP)
+    try:
+        r = dc.kick("alice")
+        ok(r.returncode == 0, "withdraw after reconnect: kicked while "
+           "frozen: %s" % r.stdout.strip())
+        dc.store("alice", "INBOX", [uids[0]], ["\\Seen"])
+        dc.expunge("alice", "INBOX", [uids[1]])
+    finally:
+        mw.signal(signal.SIGCONT)
+    ok(mw.wait_log(r"INBOX: watching \(IDLE\)", 20, since=mark),
+       "withdraw after reconnect: watching again")
+
+    def closed():
+        return {r["id"] for r in nd.records("CloseNotification")}
+    ok(wait_until(lambda: {ids[0], ids[1]} <= closed(), 10),
+       "withdraw after reconnect: the message read and the one deleted "
+       "meanwhile are closed")
+    ok(ids[2] not in closed(),
+       "withdraw after reconnect: the unread one stays")
+    ok(len(mw.hook_records()) == 3,
+       "withdraw after reconnect: nothing announced twice (%d hook runs)"
+       % len(mw.hook_records()))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(),
+       "withdraw after reconnect: clean exit")
+
+
 def test_click(dc, bus, nd):
     mw = mwtest.Mailwatch(None, bus=bus, start=False)
     acct = dc.account("alice")
@@ -138,7 +178,8 @@ def main():
     dc = mwtest.Dovecot()
     bus = mwtest.SessionBus()
     nd = mwtest.Notifyd(bus)
-    for t in (test_burst, test_withdraw, test_click):
+    for t in (test_burst, test_withdraw, test_withdraw_after_reconnect,
+              test_click):
         dc.expunge("alice", "INBOX")
         t(dc, bus, nd)
     dc.expunge("alice", "INBOX")
