@@ -407,8 +407,6 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
         sections["account " + account] = dc.account(
             user, mailboxes=[mb for a, _, mb in TARGETS if a == account],
             catch_up="notify", catch_up_max=10000)
-    # No sd_notify=True: the harness reads NOTIFY_SOCKET only when asked,
-    # and once its datagram queue is full mailwatch blocks in sd_notify().
     mw = mwtest.Mailwatch(start=False)
     slow = mw.hook_cmd(sleep=hook_seconds) if hook_seconds else \
         mw.hook_cmd()

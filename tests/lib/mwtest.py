@@ -1430,6 +1430,8 @@ class Mailwatch:
             os.mkdir(os.path.join(self.dir, sub), 0o700)
         _write(self.hook_script, HOOK_SCRIPT, 0o755)
         self._notify_sock = None
+        self._notify_msgs = []
+        self._notify_lock = threading.Lock()
         _register(self)
         try:
             if sd_notify:
@@ -1437,8 +1439,13 @@ class Mailwatch:
                 self._notify_sock = socket.socket(socket.AF_UNIX,
                                                   socket.SOCK_DGRAM)
                 self._notify_sock.bind(self.notify_socket)
-                self._notify_sock.setblocking(False)
-                self._notify_msgs = []
+                self._notify_sock.settimeout(0.2)
+                # Read at once, so that mailwatch never blocks in
+                # sd_notify() on a full datagram queue.
+                self._notify_thread = threading.Thread(
+                    target=self._notify_reader, args=(self._notify_sock,),
+                    daemon=True)
+                self._notify_thread.start()
             if config_text is not None:
                 self.write_config_text(config_text)
             elif sections is not None:
@@ -1603,9 +1610,9 @@ class Mailwatch:
                     comment("mailwatch left processes behind: %s" % left)
         finally:
             if self._notify_sock is not None:
-                self._drain_notify()
-                self._notify_sock.close()
-                self._notify_sock = None
+                sock, self._notify_sock = self._notify_sock, None
+                self._notify_thread.join(5)
+                sock.close()
             _unregister(self)
             _cleanup_later.append(self.dir)
         return self.returncode
@@ -1650,20 +1657,23 @@ class Mailwatch:
         return os.path.join(self.dir, "state", "mailwatch")
 
     # -- sd_notify
-    def _drain_notify(self):
-        while True:
+    def _notify_reader(self, sock):
+        """Until stop(): every datagram into _notify_msgs."""
+        while self._notify_sock is sock:
             try:
-                self._notify_msgs.append(
-                    self._notify_sock.recv(4096).decode("utf-8", "replace"))
-            except (BlockingIOError, OSError):
+                msg = sock.recv(4096).decode("utf-8", "replace")
+            except socket.timeout:
+                continue
+            except OSError:
                 return
+            with self._notify_lock:
+                self._notify_msgs.append(msg)
 
     def sd_notify_messages(self):
         """Datagrams mailwatch sent to NOTIFY_SOCKET (needs sd_notify=
         True), e.g. ["READY=1\\nSTATUS=...", "WATCHDOG=1"]."""
-        if self._notify_sock is not None:
-            self._drain_notify()
-        return list(self._notify_msgs)
+        with self._notify_lock:
+            return list(self._notify_msgs)
 
     def wait_sd_notify(self, regex, timeout=10):
         rx = re.compile(regex, re.M)
