@@ -120,7 +120,7 @@ spawn_piped(char *const argv[], char *const envp[], bool with_stderr,
 	/* The child's exec released us half-way (vfork): the kernel now runs
 	 * us on the child's CPU and the child waits until we block, which is
 	 * after the bookkeeping that follows (0.3 ms here). Let it finish
-	 * starting first: the hook is what the user is waiting for. */
+	 * starting first: a new-mail hook is what the user is waiting for. */
 	sched_yield();
 	*fd_r = p[0];
 	return 0;
