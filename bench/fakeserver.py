@@ -56,46 +56,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import latency  # noqa: E402  (shares the hook, stats and process handling)
 from latency import mwtest  # noqa: E402
+import fakeimap  # noqa: E402  (tests/lib: IMAP argument parsing)
 
 CAPS = "IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN IDLE UIDPLUS ENABLE"
-
-
-def _tokens(s):
-    """Splits an IMAP argument string into atoms and quoted strings."""
-    out, i, n = [], 0, len(s)
-    while i < n:
-        if s[i] == " ":
-            i += 1
-        elif s[i] == '"':
-            j, buf = i + 1, []
-            while j < n and s[j] != '"':
-                if s[j] == "\\" and j + 1 < n:
-                    j += 1
-                buf.append(s[j])
-                j += 1
-            out.append("".join(buf))
-            i = j + 1
-        elif s[i] == "(":
-            j = s.index(")", i) if ")" in s[i:] else n - 1
-            out.append(s[i:j + 1])
-            i = j + 1
-        else:
-            j = s.find(" ", i)
-            j = n if j < 0 else j
-            out.append(s[i:j])
-            i = j
-    return out
-
-
-def _uid_set(spec, max_uid):
-    """The (lo, hi) ranges of a UID set; "*" is the highest UID."""
-    ranges = []
-    for part in spec.split(","):
-        a, _, b = part.partition(":")
-        lo = max_uid if a == "*" else int(a)
-        hi = lo if not b else (max_uid if b == "*" else int(b))
-        ranges.append((min(lo, hi), max(lo, hi)))
-    return ranges
 
 
 class _Box:
@@ -309,7 +272,7 @@ class FakeImapServer:
         elif verb == "NOOP":
             out.append(t + b" OK NOOP done\r\n")
         elif verb == "LOGIN":
-            a = _tokens(args)
+            a = fakeimap.tokens(args)
             if a[:2] == [self.user, self.password]:
                 out.append(t + b" OK [CAPABILITY " + CAPS.encode() +
                            b"] Logged in\r\n")
@@ -325,7 +288,7 @@ class FakeImapServer:
                 c.auth_tag = tag
                 out.append(b"+ \r\n")
         elif verb in ("EXAMINE", "SELECT"):
-            name = (_tokens(args) or [""])[0]
+            name = (fakeimap.tokens(args) or [""])[0]
             box = self.boxes.get(name)
             if box is None:
                 out.append(t + b" NO [NONEXISTENT] no such mailbox\r\n")
@@ -378,7 +341,7 @@ class FakeImapServer:
             out.append(t + b" OK Fetch completed\r\n")
             return
         if by_uid:
-            ranges = _uid_set(spec, uids[-1])
+            ranges = fakeimap.parse_set(spec, uids[-1])
             want = [(i + 1, u) for i, u in enumerate(uids)
                     if any(lo <= u <= hi for lo, hi in ranges)]
             if not want:
@@ -386,7 +349,7 @@ class FakeImapServer:
                 if spec.endswith(":*"):
                     want = [(len(uids), uids[-1])]
         else:
-            ranges = _uid_set(spec, len(uids))
+            ranges = fakeimap.parse_set(spec, len(uids))
             want = [(i + 1, u) for i, u in enumerate(uids)
                     if any(lo <= i + 1 <= hi for lo, hi in ranges)]
         envelope = "ENVELOPE" in items.upper()
