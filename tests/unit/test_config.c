@@ -68,29 +68,43 @@ count_lines(const char *s)
 	return n;
 }
 
+/* True when argv holds exactly the NULL-terminated words in ap. */
 static bool
-argv_is(char **argv, ...)
+argv_matches(char **argv, va_list ap)
 {
-	va_list ap;
 	const char *w;
 	size_t i = 0;
 	bool same = argv != NULL;
 
-	va_start(ap, argv);
 	while ((w = va_arg(ap, const char *))) {
 		if (same && (!argv[i] || strcmp(argv[i], w)))
 			same = false;
 		if (same)
 			i++;
 	}
+	return same && !argv[i];
+}
+
+static void
+print_argv(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		printf(" [%s]", argv[i]);
+	putchar('\n');
+}
+
+static bool
+argv_is(char **argv, ...)
+{
+	va_list ap;
+	bool same;
+
+	va_start(ap, argv);
+	same = argv_matches(argv, ap);
 	va_end(ap);
-	if (same && argv[i])
-		same = false;
 	if (!same && argv) {
 		printf("#   got:");
-		for (i = 0; argv[i]; i++)
-			printf(" [%s]", argv[i]);
-		putchar('\n');
+		print_argv(argv);
 	}
 	return same;
 }
@@ -821,31 +835,20 @@ static void
 split_ok(const char *line, const char *what, ...)
 {
 	va_list ap;
-	const char *w, *err = NULL;
+	const char *err = NULL;
 	char **argv = NULL;
-	size_t i = 0;
 	bool same;
 	int r;
 
 	r = config_split_argv(line, &argv, &err);
-	same = r == 0;
 	va_start(ap, what);
-	while ((w = va_arg(ap, const char *))) {
-		if (same && (!argv[i] || strcmp(argv[i], w)))
-			same = false;
-		if (same)
-			i++;
-	}
+	same = r == 0 && argv_matches(argv, ap);
 	va_end(ap);
-	if (same && argv[i])
-		same = false;
 	ok(same, "split_argv: %s", what);
 	if (!same) {
 		printf("#   line [%s] r=%d err=%s got:", line, r,
 		       err ? err : "-");
-		for (i = 0; argv && argv[i]; i++)
-			printf(" [%s]", argv[i]);
-		putchar('\n');
+		print_argv(argv);
 	}
 	config_argv_free(&argv);
 }
