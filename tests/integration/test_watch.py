@@ -62,6 +62,21 @@ def wait_idle(mw, n, timeout=20):
     return idle_count(mw) >= n
 
 
+def watch_inbox(dc):
+    """mailwatch on alice's INBOX of dc, with a session bus and the
+    recording notification server: notifications on, bursts off, the
+    recording hook. Returns (bus, nd, mw) once it idles, else None."""
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": True, "burst": 0, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    }, bus=bus)
+    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+        return None
+    return bus, nd, mw
+
+
 def uids_of(recs):
     return [int(r["MAILWATCH_UID"]) for r in recs]
 
@@ -423,14 +438,10 @@ def test_batch_of_100_burst_off():
     (MULTIAPPEND, one batch) give 100 notifications, one per message."""
     need_binaries()
     dc = mwtest.Dovecot()
-    bus = mwtest.SessionBus()
-    nd = mwtest.Notifyd(bus)
-    mw = mwtest.Mailwatch({
-        "general": {"notify": True, "burst": 0, "on_new_mail": "{hook}"},
-        "account test": dc.account("alice"),
-    }, bus=bus)
-    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+    started = watch_inbox(dc)
+    if not started:
         return
+    _, nd, mw = started
     uids = dc.append_many("alice", "INBOX",
                           [mwtest.make_message("batch %03d" % i)
                            for i in range(100)], atomic=True)
@@ -576,14 +587,10 @@ def test_seen_expunge_flags():
     old = dc.append_many("alice", "INBOX",
                          [mwtest.make_message("old %d" % i)
                           for i in range(4)])
-    bus = mwtest.SessionBus()
-    nd = mwtest.Notifyd(bus)
-    mw = mwtest.Mailwatch({
-        "general": {"notify": True, "burst": 0, "on_new_mail": "{hook}"},
-        "account test": dc.account("alice"),
-    }, bus=bus)
-    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+    started = watch_inbox(dc)
+    if not started:
         return
+    _, nd, mw = started
     announced = []
 
     # \Seen on arrival.
@@ -741,14 +748,10 @@ def test_notification_server_comes_and_goes():
     mailwatch keeps running."""
     need_binaries()
     dc = mwtest.Dovecot()
-    bus = mwtest.SessionBus()
-    nd = mwtest.Notifyd(bus)
-    mw = mwtest.Mailwatch({
-        "general": {"notify": True, "burst": 0, "on_new_mail": "{hook}"},
-        "account test": dc.account("alice"),
-    }, bus=bus)
-    if not ok(wait_idle(mw, 1), "mailwatch reaches IDLE"):
+    started = watch_inbox(dc)
+    if not started:
         return
+    bus, nd, mw = started
     n = 0
 
     def one(label):
