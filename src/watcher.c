@@ -203,7 +203,9 @@ save_state(struct watcher *w)
 	if (!w->uidvalidity || (m == w->saved_mark &&
 				w->uidvalidity == w->saved_uidvalidity))
 		return;
-	if (state_save(w->name, w->mailbox, w->uidvalidity, m) == 0) {
+	if (state_save(w->name, w->mailbox,
+		       &(struct state){.uidvalidity = w->uidvalidity, .uid = m}) ==
+	    0) {
 		w->saved_mark = m;
 		w->saved_uidvalidity = w->uidvalidity;
 	}
@@ -740,6 +742,7 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 	    const char *mailbox, const char *password)
 {
 	struct watcher *w = xcalloc(1, sizeof(*w));
+	struct state st;
 	int r;
 
 	w->env = *env;
@@ -770,9 +773,12 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 		log_err(&w->log, "event loop: %s", strerror(-r));
 		abort();
 	}
-	if (state_load(a->name, mailbox, &w->uidvalidity, &w->mark) > 0)
+	if (state_load(a->name, mailbox, &st) > 0) {
+		w->uidvalidity = st.uidvalidity;
+		w->mark = st.uid;
 		log_debug(&w->log, "state: UIDVALIDITY %u, last UID %u",
 			  w->uidvalidity, w->mark);
+	}
 	w->saved_uidvalidity = w->uidvalidity;
 	w->saved_mark = w->mark;
 	connect_now(w);

@@ -42,10 +42,10 @@ def test_first_start_restart():
     """First start ever: mail already there is not announced. Stopped
     (SIGTERM), 3 messages arrive: on the next start exactly those 3 are
     announced, in UID order; a stop/start with nothing new announces
-    nothing. A second mailbox with '&' and non-ASCII in its name keeps its
-    own state."""
+    nothing. A second mailbox with '&', non-ASCII and 45 Cyrillic letters
+    in its name (too long for a plain file name) keeps its own state."""
     need_binaries()
-    other = "R&D/Café"
+    other = "R&D/Café/" + "Ж" * 45
     dc = mwtest.Dovecot()
     dc.create_mailbox("alice", other)
     dc.append_many("alice", "INBOX", [mwtest.make_message("old %d" % i)
