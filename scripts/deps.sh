@@ -9,7 +9,7 @@ build="gcc make pkg-config libc6-dev libssl-dev libinih-dev libsystemd-dev"
 # real popup (xvfb, dunst, a font) and man page checks (man-db, mandoc)
 # included.
 check="$build dovecot-imapd dovecot-core openssl python3 dbus-daemon procps \
-xvfb dunst fonts-dejavu-core man-db mandoc"
+xvfb dunst fonts-dejavu-core man-db mandoc strace"
 fuzz="$build clang libclang-rt-14-dev"
 popup="$check"
 

@@ -9,6 +9,7 @@ one (see test_watch.py)."""
 
 import os
 import re
+import shutil
 import signal
 import stat
 import sys
@@ -524,6 +525,130 @@ def test_sigkill_after_announce():
     finish(mw)
 
 
+class Straced(mwtest.Mailwatch):
+    """mailwatch under strace -ff, which records the calls that make a
+    state write durable, one file per process (so no call is split in
+    two by another's). strace blocks fatal signals when it runs the
+    program (-I3), so signals go to mailwatch itself. LeakSanitizer does
+    not work under ptrace: leak detection is off here (every other test
+    has it)."""
+
+    CALLS = "execve,openat,fsync,fdatasync,rename,renameat,renameat2"
+
+    def __init__(self, sections):
+        super().__init__(sections, env={"ASAN_OPTIONS": "detect_leaks=0"},
+                         start=False)
+        self.trace = os.path.join(self.dir, "strace")
+        self.start()
+
+    def argv(self):
+        return ["strace", "-ff", "-qq", "-y", "-s", "4096", "-e",
+                "trace=" + self.CALLS, "-o", self.trace,
+                "--"] + super().argv()
+
+    def traces(self):
+        """{pid: [lines]} of every traced process."""
+        out = {}
+        for f in os.listdir(self.dir):
+            m = re.match(r"strace\.(\d+)$", f)
+            if m:
+                with open(os.path.join(self.dir, f), encoding="utf-8",
+                          errors="replace") as fh:
+                    out[int(m.group(1))] = fh.read().splitlines()
+        return out
+
+    def mailwatch_pid(self):
+        """The pid strace started mailwatch as (from its execve)."""
+        for pid, lines in self.traces().items():
+            if lines and lines[0].startswith('execve("%s"' % self.bin):
+                return pid
+        return None
+
+    def signal(self, sig):
+        pid = self.mailwatch_pid()
+        if pid and self.running():
+            os.kill(pid, sig)
+
+    def stop(self, timeout=10):
+        self.signal(signal.SIGTERM)
+        self.wait_exit(timeout)
+        return super().stop(timeout)
+
+
+def durability_faults(lines, state_dir):
+    """Checks every rename into state_dir in one process's strace -y log:
+    the renamed file's data was synced before (fdatasync or fsync of an
+    fd on it), and the directory was fsync'ed after, before the next
+    rename. Returns (renames, faults)."""
+    call = re.compile(r"^(\w+)\((.*)\) += (-?\d+)")
+    renames, faults, synced, pending = 0, [], set(), None
+    d = re.escape(state_dir)
+    for ln in lines:
+        m = call.match(ln)
+        if not m or m.group(3) != "0":
+            continue
+        name, args = m.group(1), m.group(2)
+        if name in ("fsync", "fdatasync"):
+            fd = re.match(r"\d+<(.*)>$", args)
+            if not fd:
+                continue
+            synced.add(fd.group(1))
+            if fd.group(1) == state_dir and name == "fsync":
+                pending = None
+        elif name.startswith("rename"):
+            paths = re.findall(r'"([^"]*)"', args)
+            if len(paths) != 2 or not re.match(d + "/[^/]+$", paths[1]):
+                continue
+            renames += 1
+            if pending:
+                faults.append("no directory fsync after " + pending)
+            if paths[0] not in synced:
+                faults.append("not synced before the rename: " + paths[0])
+            pending = paths[1]
+    if pending:
+        faults.append("no directory fsync after " + pending)
+    return renames, faults
+
+
+def test_state_write_is_durable():
+    """A power loss must not bring back an old state file: every state
+    write syncs the new file's data, renames it over the old one, then
+    fsyncs the directory (without that, the rename itself may be lost).
+    Seen with strace on the daemon: the write at the first start and the
+    one after a message was announced."""
+    need_binaries()
+    if not shutil.which("strace"):
+        raise mwtest.Skip("strace is not installed (scripts/deps.sh check)")
+    dc = mwtest.Dovecot()
+    dc.append("alice", "INBOX", mwtest.make_message("old"))
+    mw = Straced({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    })
+    if not ok(wait_idle(mw, 1, timeout=40), "mailwatch reaches IDLE"):
+        mw.stop()
+        return
+    state = os.path.join(mw.state_dir(), "test.INBOX")
+
+    def says(uid):
+        try:
+            with open(state) as f:
+                return "\nuid %d\n" % uid in f.read()
+        except OSError:
+            return False
+    uid = dc.append("alice", "INBOX", mwtest.make_message("new"))
+    mw.wait_hooks(1, 20)
+    ok(mwtest.wait_until(lambda: says(uid), mwtest._t(20)),
+       "the state file says UID %d was handled" % uid)
+    finish(mw)
+    lines = mw.traces().get(mw.mailwatch_pid(), [])
+    renames, faults = durability_faults(lines, mw.state_dir())
+    ok(renames >= 2 and not faults,
+       "each of the %d state writes: file synced, renamed, directory "
+       "fsync'ed" % renames, "\n".join(faults[:10]) or
+       "\n".join(ln for ln in lines if "rename" in ln or "sync" in ln))
+
+
 if __name__ == "__main__":
     mwtest.main(test_first_start_restart,
                 test_state_files_kept_apart,
@@ -533,4 +658,5 @@ if __name__ == "__main__":
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
                 test_sigkill_after_announce,
-                test_reload_keeps_state)
+                test_reload_keeps_state,
+                test_state_write_is_durable)
