@@ -427,11 +427,36 @@ selected(struct session *s)
 		watch(s);
 }
 
+/* "NO [LIMIT] text": the status, the response code's name and the text,
+ * for log lines. */
 static void
 status_text(const struct codec_response *r, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s%s%s", codec_status_name(r->status),
-		 r->text.len ? " " : "", r->text.len ? r->text.ptr : "");
+	snprintf(buf, n, "%s%s%s%s%s%s", codec_status_name(r->status),
+		 r->code.name.len ? " [" : "", r->code.name.ptr,
+		 r->code.name.len ? "]" : "", r->text.len ? " " : "",
+		 r->text.ptr);
+}
+
+/* True when a NO to the login refuses the credentials themselves (RFC
+ * 5530: a plain NO, [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED],
+ * [EXPIRED]; or an [ALERT] the user has to read), which retrying cannot
+ * fix. Other codes ([LIMIT], [UNAVAILABLE], ...) say "not now". */
+static bool
+refuses_credentials(const struct codec_response *r)
+{
+	static const char *const codes[] = {
+		"AUTHENTICATIONFAILED",
+		"AUTHORIZATIONFAILED",
+		"EXPIRED",
+	};
+
+	if (r->code.kind == CODEC_CODE_NONE || r->code.kind == CODEC_CODE_ALERT)
+		return true;
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(r->code.name.ptr, codes[i]))
+			return true;
+	return false;
 }
 
 /* A tagged completion of command p. */
@@ -466,12 +491,16 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 		set_state(s, S_TLS);
 		break;
 	case CMD_LOGIN:
-		if (r->status == CODEC_STATUS_NO &&
-		    !(r->code.kind == CODEC_CODE_OTHER &&
-		      r->code.name.len &&
-		      !strcmp(r->code.name.ptr, "UNAVAILABLE"))) {
+		if (r->status == CODEC_STATUS_NO && refuses_credentials(r)) {
 			fail(s, SESSION_FAIL_AUTH, "login as %s failed: %s",
 			     s->o.username, text);
+			break;
+		}
+		if (r->status == CODEC_STATUS_NO) {
+			/* [LIMIT], [UNAVAILABLE], [INUSE], [SERVERBUG]...:
+			 * the server cannot take us now; retried. */
+			fail(s, SESSION_FAIL_REFUSED,
+			     "server refused the login for now: %s", text);
 			break;
 		}
 		if (!okay)

@@ -472,6 +472,46 @@ test_idle_never_done(void)
 	session_free(&s);
 }
 
+/* A NO to the login: credentials refused (do not retry) or the server
+ * cannot take us now (retry), by the response code. */
+static void
+test_login_refusals(void)
+{
+	static const struct {
+		const char *reply;
+		enum session_fail why;
+	} cases[] = {
+		{"NO [AUTHENTICATIONFAILED] Authentication failed.",
+		 SESSION_FAIL_AUTH},
+		{"NO Login failed.", SESSION_FAIL_AUTH},
+		{"NO [EXPIRED] Password expired.", SESSION_FAIL_AUTH},
+		{"NO [LIMIT] Maximum number of connections from user+IP "
+		 "exceeded (mail_max_userip_connections=10)",
+		 SESSION_FAIL_REFUSED},
+		{"NO [UNAVAILABLE] Temporary authentication failure.",
+		 SESSION_FAIL_REFUSED},
+		{"NO [SERVERBUG] Internal error", SESSION_FAIL_REFUSED},
+		{"NO [INUSE] Mailbox in use", SESSION_FAIL_REFUSED},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rec r = {0};
+		struct session *s = session_new(&opts, &cb, &r);
+		char buf[256];
+
+		feed(s, &r, greeting, 0, 0);
+		snprintf(buf, sizeof(buf), "m1 %s\r\n", cases[i].reply);
+		feed(s, &r, buf, 0, 0);
+		ok(r.failed == 1 && r.why == cases[i].why, "%s: %s",
+		   cases[i].reply,
+		   cases[i].why == SESSION_FAIL_AUTH ? "not retried"
+						     : "retried");
+		ok(strstr(r.events, cases[i].reply) != NULL,
+		   "the reply with its code is in the message");
+		session_free(&s);
+	}
+}
+
 int
 main(void)
 {
@@ -485,5 +525,6 @@ main(void)
 	test_no_greeting();
 	test_garbage();
 	test_idle_never_done();
+	test_login_refusals();
 	return tap_done();
 }
