@@ -6,9 +6,10 @@
 #include <string.h>
 
 #define USEC_PER_SEC 1000000ULL
-/* Outstanding tagged commands at once: DONE + UID FETCH is the most we
- * pipeline, plus LOGOUT. */
-#define MAX_PENDING 4
+/* Tagged commands awaiting completion. The session pipelines at most
+ * IDLE + UID FETCH + LOGOUT; more means the server stopped answering in
+ * order, which ends the session (never the process). */
+#define MAX_PENDING 16
 
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
@@ -70,8 +71,8 @@ struct session {
 	struct codec_buf held; /* after a sync literal: waits for "+" */
 
 	unsigned next_tag;
-	struct pending pending[MAX_PENDING];
-	unsigned n_pending;
+	struct pending *pending; /* oldest first */
+	unsigned n_pending, cap_pending;
 
 	/* Capabilities from the last CAPABILITY response or code. */
 	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
@@ -95,10 +96,12 @@ is_selected(const struct session *s)
 	return s->state >= S_FIND_UIDNEXT && s->state <= S_NOOP;
 }
 
+/* Moves to state to; a dead session stays dead, so that code running on
+ * after a failure changes nothing. */
 static void
 set_state(struct session *s, enum state to)
 {
-	if (s->state == to)
+	if (s->state == to || s->state == S_DEAD)
 		return;
 	log_debug(s->o.log, "session: %s -> %s", state_names[s->state],
 		  state_names[to]);
@@ -134,6 +137,8 @@ queue(struct session *s, struct codec_buf *cmd)
 	size_t sendable = cmd->n_splits && !s->held.len ? cmd->splits[0]
 							: cmd->len;
 
+	if (s->state == S_DEAD)
+		return;
 	if (s->held.len) {
 		/* Already waiting for a "+": keep the order. */
 		size_t base = s->held.len;
@@ -171,16 +176,27 @@ release_held(struct session *s)
 }
 
 /* Starts a tagged command: writes "mN " into a scratch buffer the caller
- * fills, and records what to do on completion. Returns the tag text. */
+ * fills, and records what to do on completion. Returns the tag text. When
+ * too many commands are unanswered the session fails instead, and what
+ * the caller then queues is dropped (queue() and set_state() ignore a dead
+ * session). */
 static const char *
 begin(struct session *s, enum cmd cmd, char tag[static 16])
 {
 	struct pending *p;
 
 	snprintf(tag, 16, "m%u", ++s->next_tag);
+	if (s->state == S_DEAD)
+		return tag;
 	if (s->n_pending == MAX_PENDING) {
-		/* Cannot happen with the commands we pipeline. */
-		abort();
+		fail(s, SESSION_FAIL_PROTOCOL,
+		     "server left %u commands unanswered", MAX_PENDING);
+		return tag;
+	}
+	if (s->n_pending == s->cap_pending) {
+		s->cap_pending = s->cap_pending ? 2 * s->cap_pending : 4;
+		s->pending = xrealloc(s->pending,
+				      s->cap_pending * sizeof(*s->pending));
 	}
 	p = &s->pending[s->n_pending++];
 	p->tag = s->next_tag;
@@ -276,6 +292,15 @@ send_fetch(struct session *s)
 	codec_buf_finish(&b);
 	s->fetch_again = false;
 	set_state(s, S_FETCH);
+}
+
+static bool
+is_pending(const struct session *s, enum cmd cmd)
+{
+	for (unsigned i = 0; i < s->n_pending; i++)
+		if (s->pending[i].cmd == cmd)
+			return true;
+	return false;
 }
 
 /* Gives the pending command cmd timeout seconds from now. */
@@ -402,11 +427,36 @@ selected(struct session *s)
 		watch(s);
 }
 
+/* "NO [LIMIT] text": the status, the response code's name and the text,
+ * for log lines. */
 static void
 status_text(const struct codec_response *r, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s%s%s", codec_status_name(r->status),
-		 r->text.len ? " " : "", r->text.len ? r->text.ptr : "");
+	snprintf(buf, n, "%s%s%s%s%s%s", codec_status_name(r->status),
+		 r->code.name.len ? " [" : "", r->code.name.ptr,
+		 r->code.name.len ? "]" : "", r->text.len ? " " : "",
+		 r->text.ptr);
+}
+
+/* True when a NO to the login refuses the credentials themselves (RFC
+ * 5530: a plain NO, [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED],
+ * [EXPIRED]; or an [ALERT] the user has to read), which retrying cannot
+ * fix. Other codes ([LIMIT], [UNAVAILABLE], ...) say "not now". */
+static bool
+refuses_credentials(const struct codec_response *r)
+{
+	static const char *const codes[] = {
+		"AUTHENTICATIONFAILED",
+		"AUTHORIZATIONFAILED",
+		"EXPIRED",
+	};
+
+	if (r->code.kind == CODEC_CODE_NONE || r->code.kind == CODEC_CODE_ALERT)
+		return true;
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(r->code.name.ptr, codes[i]))
+			return true;
+	return false;
 }
 
 /* A tagged completion of command p. */
@@ -441,12 +491,16 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 		set_state(s, S_TLS);
 		break;
 	case CMD_LOGIN:
-		if (r->status == CODEC_STATUS_NO &&
-		    !(r->code.kind == CODEC_CODE_OTHER &&
-		      r->code.name.len &&
-		      !strcmp(r->code.name.ptr, "UNAVAILABLE"))) {
+		if (r->status == CODEC_STATUS_NO && refuses_credentials(r)) {
 			fail(s, SESSION_FAIL_AUTH, "login as %s failed: %s",
 			     s->o.username, text);
+			break;
+		}
+		if (r->status == CODEC_STATUS_NO) {
+			/* [LIMIT], [UNAVAILABLE], [INUSE], [SERVERBUG]...:
+			 * the server cannot take us now; retried. */
+			fail(s, SESSION_FAIL_REFUSED,
+			     "server refused the login for now: %s", text);
 			break;
 		}
 		if (!okay)
@@ -499,6 +553,14 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 	case CMD_FETCH:
 		if (!okay)
 			goto protocol;
+		/* DONE went before the fetch, so its IDLE completes first:
+		 * a server that says otherwise would have IDLEs pile up. */
+		if (is_pending(s, CMD_IDLE)) {
+			fail(s, SESSION_FAIL_PROTOCOL,
+			     "server completed UID FETCH before the IDLE it "
+			     "followed");
+			break;
+		}
 		s->cb.batch_end(s->ud);
 		if (s->state == S_FETCH)
 			watch(s);
@@ -692,7 +754,7 @@ on_continuation(struct session *s)
 			leave_idle(s, true);
 		return;
 	}
-	if (s->state == S_LOGIN && s->pending[0].cmd == CMD_LOGIN &&
+	if (s->state == S_LOGIN && is_pending(s, CMD_LOGIN) &&
 	    s->cap_auth_plain && !s->cap_sasl_ir) {
 		struct codec_buf b;
 
@@ -765,6 +827,7 @@ session_free(struct session **sp)
 	if (!s)
 		return;
 	codec_finish(&s->codec);
+	free(s->pending);
 	wipe(s->out.data, s->out.len);
 	codec_buf_finish(&s->out);
 	wipe(s->held.data, s->held.len);

@@ -24,6 +24,8 @@ enum session_fail {
 	SESSION_FAIL_TIMEOUT,  /* a command got no completion in time */
 	SESSION_FAIL_BYE,      /* the server said BYE */
 	SESSION_FAIL_AUTH,     /* credentials rejected: do not retry */
+	SESSION_FAIL_REFUSED,  /* login refused for now ([LIMIT],
+				  [UNAVAILABLE], ...): retry later */
 	SESSION_FAIL_TLS,      /* STARTTLS required but not offered, or no
 				  login method allowed: do not retry */
 	SESSION_FAIL_MAILBOX,  /* EXAMINE refused (no such mailbox?) */

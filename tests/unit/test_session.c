@@ -440,6 +440,78 @@ test_garbage(void)
 	session_free(&s);
 }
 
+/* A server that answers the UID FETCH but never completes the IDLE it
+ * followed: IDLEs used to pile up until the session aborted the process.
+ * Now the session ends there, before reporting the batch (the next
+ * connection fetches it again), and nothing more is sent. */
+static void
+test_idle_never_done(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	feed(s, &r,
+	     "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 2] x\r\n"
+	     "m1 OK done\r\n+ idling\r\n",
+	     0, 0);
+	r.sent[0] = 0;
+	r.events[0] = 0;
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n",
+	     0, SEC);
+	sent(&r, "DONE\r\nm3 UID FETCH 2:* (UID FLAGS ENVELOPE)\r\n",
+	     "DONE + fetch, and no IDLE while the old one is open");
+	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL,
+	   "fetch completed before its IDLE: a protocol error");
+	ok(!strstr(r.events, "batch_end"), "the batch is not reported");
+	feed(s, &r, "* 3 EXISTS\r\n+ idling\r\nm2 OK done\r\n", 0, SEC);
+	sent(&r, "", "nothing sent once failed");
+	ok(r.failed == 1, "failed once");
+	session_free(&s);
+}
+
+/* A NO to the login: credentials refused (do not retry) or the server
+ * cannot take us now (retry), by the response code. */
+static void
+test_login_refusals(void)
+{
+	static const struct {
+		const char *reply;
+		enum session_fail why;
+	} cases[] = {
+		{"NO [AUTHENTICATIONFAILED] Authentication failed.",
+		 SESSION_FAIL_AUTH},
+		{"NO Login failed.", SESSION_FAIL_AUTH},
+		{"NO [EXPIRED] Password expired.", SESSION_FAIL_AUTH},
+		{"NO [LIMIT] Maximum number of connections from user+IP "
+		 "exceeded (mail_max_userip_connections=10)",
+		 SESSION_FAIL_REFUSED},
+		{"NO [UNAVAILABLE] Temporary authentication failure.",
+		 SESSION_FAIL_REFUSED},
+		{"NO [SERVERBUG] Internal error", SESSION_FAIL_REFUSED},
+		{"NO [INUSE] Mailbox in use", SESSION_FAIL_REFUSED},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rec r = {0};
+		struct session *s = session_new(&opts, &cb, &r);
+		char buf[256];
+
+		feed(s, &r, greeting, 0, 0);
+		snprintf(buf, sizeof(buf), "m1 %s\r\n", cases[i].reply);
+		feed(s, &r, buf, 0, 0);
+		ok(r.failed == 1 && r.why == cases[i].why, "%s: %s",
+		   cases[i].reply,
+		   cases[i].why == SESSION_FAIL_AUTH ? "not retried"
+						     : "retried");
+		ok(strstr(r.events, cases[i].reply) != NULL,
+		   "the reply with its code is in the message");
+		session_free(&s);
+	}
+}
+
 int
 main(void)
 {
@@ -452,5 +524,7 @@ main(void)
 	test_timeout();
 	test_no_greeting();
 	test_garbage();
+	test_idle_never_done();
+	test_login_refusals();
 	return tap_done();
 }
