@@ -1504,6 +1504,90 @@ codec_strlist_has(const struct codec_strlist *l, const char *atom)
 	return false;
 }
 
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (H. Hinnant's days_from_civil). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* Reads n digits at *p (below end) into *v. */
+static bool
+date_digits(const char **p, const char *end, int n, unsigned *v)
+{
+	unsigned x = 0;
+
+	for (; n > 0; n--, (*p)++) {
+		if (*p >= end || **p < '0' || **p > '9')
+			return false;
+		x = x * 10 + (unsigned)(**p - '0');
+	}
+	*v = x;
+	return true;
+}
+
+static bool
+date_char(const char **p, const char *end, char c)
+{
+	if (*p >= end || **p != c)
+		return false;
+	(*p)++;
+	return true;
+}
+
+bool
+codec_internaldate(const char *s, size_t len, int64_t *t_r)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	static const unsigned char mdays[] = {31, 28, 31, 30, 31, 30,
+					      31, 31, 30, 31, 30, 31};
+	const char *p = s, *end = s + len;
+	unsigned day, mon, year, hh, mm, ss, zh, zm, dmax;
+	char sign;
+
+	if (p < end && *p == ' ')
+		p++;
+	if (!date_digits(&p, end, 1, &day))
+		return false;
+	if (p < end && *p >= '0' && *p <= '9')
+		day = day * 10 + (unsigned)(*p++ - '0');
+	if (!date_char(&p, end, '-') || end - p < 3)
+		return false;
+	for (mon = 0; mon < 12; mon++)
+		if (!strncasecmp(p, months + 3 * mon, 3))
+			break;
+	if (mon == 12)
+		return false;
+	p += 3;
+	if (!date_char(&p, end, '-') || !date_digits(&p, end, 4, &year) ||
+	    !date_char(&p, end, ' ') || !date_digits(&p, end, 2, &hh) ||
+	    !date_char(&p, end, ':') || !date_digits(&p, end, 2, &mm) ||
+	    !date_char(&p, end, ':') || !date_digits(&p, end, 2, &ss) ||
+	    !date_char(&p, end, ' ') || p == end)
+		return false;
+	sign = *p++;
+	if ((sign != '+' && sign != '-') || !date_digits(&p, end, 2, &zh) ||
+	    !date_digits(&p, end, 2, &zm) || p != end)
+		return false;
+	dmax = mdays[mon] + (mon == 1 && year % 4 == 0 &&
+			     (year % 100 != 0 || year % 400 == 0));
+	if (day < 1 || day > dmax || hh > 23 || mm > 59 || ss > 60 ||
+	    zh > 23 || zm > 59)
+		return false;
+	*t_r = days_from_civil(year, mon + 1, day) * 86400 + hh * 3600 +
+	       mm * 60 + ss - (sign == '-' ? -1 : 1) * (int64_t)(zh * 3600 + zm * 60);
+	return true;
+}
+
 /* ---- encoder ---- */
 
 void

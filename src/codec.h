@@ -286,6 +286,13 @@ const char *codec_kind_name(enum codec_kind k);
  * codec_strlist_has(&caps, "IDLE") or (&flags, "\\Seen"). */
 bool codec_strlist_has(const struct codec_strlist *l, const char *atom);
 
+/* An IMAP date-time without its quotes, such as INTERNALDATE's
+ * "17-Jul-1996 02:44:25 -0700" (RFC 3501; the day may also be " 7" or
+ * "7", the month in any case), as seconds since the epoch in *t_r. False
+ * when s is not one, or names a day or time that does not exist. Reads at
+ * most len bytes of s; it need not be NUL-terminated. */
+bool codec_internaldate(const char *s, size_t len, int64_t *t_r);
+
 /* ---- encoder ---- */
 
 /* A caller-owned output buffer. Grows by xrealloc (allocation failure

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "tap.h"
@@ -1254,6 +1255,115 @@ test_mutf7(void)
 	}
 }
 
+/* INTERNALDATE comes from the server: every prefix of a good one, and
+ * every impossible day or time, is refused without reading past len (each
+ * is copied to a buffer of exactly its length, unterminated, for ASan). */
+static bool
+idate(const char *s, size_t len, int64_t *t)
+{
+	char *copy = xmalloc(len ? len : 1);
+	bool r;
+
+	memcpy(copy, s, len);
+	r = codec_internaldate(copy, len, t);
+	free(copy);
+	return r;
+}
+
+static bool
+idate_is(const char *s, int64_t want)
+{
+	int64_t t = 0;
+
+	return idate(s, strlen(s), &t) && t == want;
+}
+
+static void
+test_internaldate(void)
+{
+	static const char *const bad[] = {
+		"",
+		"17-Jul-1996 02:44:25",
+		"17-Jly-1996 02:44:25 -0700",
+		"17 Jul 1996 02:44:25 -0700",
+		"17-Jul-96 02:44:25 -0700",
+		"17-Jul-1996 2:44:25 -0700",
+		"17-Jul-1996 02:44:25 0700",
+		"17-Jul-1996 02:44:25 -07",
+		"17-Jul-1996 02:44:25 -0700 ",
+		"17-Jul-1996  02:44:25 -0700",
+		"  7-Jul-1996 02:44:25 -0700",
+		"117-Jul-1996 02:44:25 -0700",
+		"00-Jan-2024 10:00:00 +0000",
+		"32-Jan-2024 10:00:00 +0000",
+		"31-Apr-2024 10:00:00 +0000",
+		"29-Feb-2023 10:00:00 +0000",
+		"29-Feb-1900 10:00:00 +0000",
+		"01-Jan-2024 24:00:00 +0000",
+		"01-Jan-2024 10:60:00 +0000",
+		"01-Jan-2024 10:00:61 +0000",
+		"01-Jan-2024 10:00:00 +2400",
+		"01-Jan-2024 10:00:00 +0060",
+		"01-Jan-2024 10:00:00 *0000",
+		"01-Jan-2024 10:00:00 +00a0",
+		"-1-Jan-2024 10:00:00 +0000",
+	};
+	const char *good = "17-Jul-1996 02:44:25 -0700";
+	bool prefixes = true, days = true;
+	int64_t t;
+	char buf[64];
+
+	ok(idate_is(good, 837596665), "RFC 3501's example");
+	ok(idate_is(" 1-Jan-2024 10:00:00 +0000", 1704103200) &&
+		   idate_is("01-Jan-2024 10:00:00 +0000", 1704103200) &&
+		   idate_is("1-jan-2024 10:00:00 +0000", 1704103200) &&
+		   idate_is("01-JAN-2024 11:30:00 +0130", 1704103200),
+	   "day as \" 1\", \"01\" or \"1\"; month in any case; zones");
+	ok(idate_is("29-Feb-2024 00:00:00 +0000", 1709164800) &&
+		   idate_is("29-Feb-2000 00:00:00 +0000", 951782400),
+	   "leap days");
+	ok(idate_is("31-Dec-2016 23:59:60 +0000", 1483228800),
+	   "a leap second is the next minute's first");
+	ok(idate_is("01-Jan-0000 00:00:00 +0000", -62167219200) &&
+		   idate_is("31-Dec-9999 23:59:59 -2359", 253402387139),
+	   "the first and last years");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ok(!idate(bad[i], strlen(bad[i]), &t), "refused: \"%s\"",
+		   bad[i]);
+	ok(!idate("01-Jan-2024 10:00:00 +0000", 27, &t),
+	   "refused: a NUL after it");
+	for (size_t n = 0; n < strlen(good); n++)
+		prefixes = prefixes && !idate(good, n, &t);
+	ok(prefixes, "every shorter prefix refused");
+	/* Every day of 1900-2100 agrees with timegm(). */
+	for (int y = 1900; y <= 2100 && days; y++) {
+		static const char *const mon[] = {
+			"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+			"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+		for (int m = 0; m < 12; m++) {
+			for (int d = 1; d <= 31; d++) {
+				struct tm tm = {.tm_year = y - 1900,
+						.tm_mon = m,
+						.tm_mday = d,
+						.tm_hour = 12};
+				time_t want = timegm(&tm);
+				bool exists = tm.tm_mday == d;
+
+				snprintf(buf, sizeof(buf),
+					 "%02d-%s-%d 13:30:00 +0130", d,
+					 mon[m], y);
+				if (idate(buf, strlen(buf), &t) != exists ||
+				    (exists && t != (int64_t)want)) {
+					ok(0, "%s", buf);
+					days = false;
+				}
+			}
+		}
+	}
+	ok(days, "every day of 1900-2100 as timegm() has it, and no other");
+}
+
 int
 main(void)
 {
@@ -1261,6 +1371,7 @@ main(void)
 	test_errors();
 	test_encoder();
 	test_mutf7();
+	test_internaldate();
 	test_transcripts();
 	return tap_done();
 }
