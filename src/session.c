@@ -20,6 +20,7 @@ enum state {
 	S_CAPABILITY2,  /* CAPABILITY after login */
 	S_EXAMINE,      /* EXAMINE sent */
 	S_FIND_UIDNEXT, /* FETCH * (UID) for a server without UIDNEXT */
+	S_DATES,        /* UID FETCH 1:* (UID FLAGS INTERNALDATE) sent */
 	S_FETCH,        /* UID FETCH of new messages sent */
 	S_IDLE_START,   /* IDLE sent, waiting for "+" */
 	S_IDLE,         /* in IDLE */
@@ -35,6 +36,7 @@ static const char *const state_names[] = {
 	[S_STARTTLS] = "starttls",     [S_TLS] = "tls-handshake",
 	[S_LOGIN] = "login",           [S_CAPABILITY2] = "capability",
 	[S_EXAMINE] = "examine",       [S_FIND_UIDNEXT] = "find-uidnext",
+	[S_DATES] = "dates",
 	[S_FETCH] = "fetch",           [S_IDLE_START] = "idle-start",
 	[S_IDLE] = "idle",             [S_IDLE_DONE] = "idle-done",
 	[S_POLL_WAIT] = "poll-wait",   [S_NOOP] = "noop",
@@ -48,6 +50,7 @@ enum cmd {
 	CMD_LOGIN,
 	CMD_EXAMINE,
 	CMD_FIND_UIDNEXT,
+	CMD_DATES,
 	CMD_FETCH,
 	CMD_IDLE,
 	CMD_NOOP,
@@ -81,6 +84,7 @@ struct session {
 	uint32_t uidvalidity, uidnext, exists;
 	bool have_uidnext;
 	uint32_t fetch_from;  /* first UID not yet reported */
+	bool dated;           /* the next UID FETCH asks for INTERNALDATE */
 	bool fetch_again;     /* EXISTS arrived while a fetch was under way */
 	bool reached_idle;
 	uint64_t timer;       /* greeting deadline, idle refresh or poll
@@ -286,12 +290,34 @@ send_fetch(struct session *s)
 
 	codec_buf_init(&b);
 	codec_enc_uid_fetch(&b, begin(s, CMD_FETCH, tag), &r, 1,
-			    "(UID FLAGS ENVELOPE)");
+			    s->dated ? "(UID FLAGS INTERNALDATE ENVELOPE)"
+				     : "(UID FLAGS ENVELOPE)");
 	trace_out(s, &b, CMD_FETCH);
 	queue(s, &b);
 	codec_buf_finish(&b);
 	s->fetch_again = false;
+	s->dated = false;
 	set_state(s, S_FETCH);
+}
+
+/* The date scan: every message's UID, FLAGS and INTERNALDATE, for the
+ * owner to find where the new mail starts (a few dozen bytes each, no
+ * envelopes). */
+static void
+send_dates(struct session *s)
+{
+	struct codec_range r = {1, UINT32_MAX};
+	struct codec_buf b;
+	char tag[16];
+
+	codec_buf_init(&b);
+	codec_enc_uid_fetch(&b, begin(s, CMD_DATES, tag), &r, 1,
+			    "(UID FLAGS INTERNALDATE)");
+	trace_out(s, &b, CMD_DATES);
+	queue(s, &b);
+	codec_buf_finish(&b);
+	s->dated = true;
+	set_state(s, S_DATES);
 }
 
 static bool
@@ -412,19 +438,30 @@ post_auth(struct session *s)
 	send_examine(s);
 }
 
-/* EXAMINE (and the UIDNEXT search, when needed) done: ask the owner where
- * to start and catch up or watch. */
+/* Catches up from UID uid, or watches when there is nothing to fetch. */
 static void
-selected(struct session *s)
+start_from(struct session *s, uint32_t uid)
 {
-	s->fetch_from = s->cb.selected(s->ud, s->uidvalidity, s->uidnext,
-				       s->exists);
-	if (s->fetch_from == 0)
-		s->fetch_from = 1;
+	s->fetch_from = uid ? uid : 1;
 	if (s->fetch_from < s->uidnext && s->exists > 0)
 		send_fetch(s);
 	else
 		watch(s);
+}
+
+/* EXAMINE (and the UIDNEXT search, when needed) done: ask the owner where
+ * to start, or to find that by date first, and catch up or watch. */
+static void
+selected(struct session *s)
+{
+	bool by_date = false;
+	uint32_t uid = s->cb.selected(s->ud, s->uidvalidity, s->uidnext,
+				      s->exists, &by_date);
+
+	if (by_date && s->exists > 0)
+		send_dates(s);
+	else
+		start_from(s, by_date ? s->cb.dated_end(s->ud) : uid);
 }
 
 /* "NO [LIMIT] text": the status, the response code's name and the text,
@@ -550,6 +587,11 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 			goto protocol;
 		selected(s);
 		break;
+	case CMD_DATES:
+		if (!okay)
+			goto protocol;
+		start_from(s, s->cb.dated_end(s->ud));
+		break;
 	case CMD_FETCH:
 		if (!okay)
 			goto protocol;
@@ -593,7 +635,9 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 	return;
 protocol:
 	fail(s, SESSION_FAIL_PROTOCOL, "unexpected reply to %s: %s",
-	     cmd == CMD_FETCH ? "UID FETCH" : state_names[s->state], text);
+	     cmd == CMD_FETCH || cmd == CMD_DATES ? "UID FETCH"
+						  : state_names[s->state],
+	     text);
 }
 
 static void
@@ -705,6 +749,7 @@ on_exists(struct session *s, uint32_t n)
 	case S_POLL_WAIT:
 		send_fetch(s);
 		break;
+	case S_DATES:
 	case S_FETCH:
 	case S_IDLE_START:
 	case S_IDLE_DONE:
@@ -722,6 +767,14 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 	if (s->state == S_FIND_UIDNEXT) {
 		if (f->have & CODEC_FETCH_UID && f->uid >= s->uidnext)
 			s->uidnext = f->uid + 1;
+		return;
+	}
+	if (s->state == S_DATES && f->have & CODEC_FETCH_UID &&
+	    f->have & CODEC_FETCH_INTERNALDATE) {
+		/* A large mailbox takes a while: its deadline runs from the
+		 * last answer, not from the command. */
+		set_timeout(s, CMD_DATES, s->o.command_timeout);
+		s->cb.dated(s->ud, f);
 		return;
 	}
 	if (s->state == S_FETCH && f->have & CODEC_FETCH_UID &&
@@ -981,6 +1034,12 @@ struct codec_buf *
 session_output(struct session *s)
 {
 	return &s->out;
+}
+
+uint32_t
+session_exists(const struct session *s)
+{
+	return s->exists;
 }
 
 bool

@@ -7,7 +7,8 @@
  *
  * The path through the states: greeting -> [STARTTLS -> handshake] ->
  * [CAPABILITY] -> AUTHENTICATE PLAIN or LOGIN -> [CAPABILITY] -> EXAMINE ->
- * [catch-up UID FETCH] -> IDLE (or NOOP polling without IDLE). On EXISTS it
+ * [date scan] -> [catch-up UID FETCH] -> IDLE (or NOOP polling without
+ * IDLE). On EXISTS it
  * sends DONE and the UID FETCH of the new messages in one write, reports the
  * fetched messages and goes back to IDLE.
  */
@@ -51,9 +52,12 @@ struct session_cb {
 	/* EXAMINE finished. Returns the first UID to announce: messages with
 	 * a lower UID are never reported as new. Returning uidnext means
 	 * "only what arrives from now on"; a lower value makes the session
-	 * fetch the messages in between first (catch-up). */
+	 * fetch the messages in between first (catch-up). Setting *by_date_r
+	 * instead asks for the date scan: every message's UID, FLAGS and
+	 * INTERNALDATE through dated(), then the catch-up from the UID
+	 * dated_end() returns, whose fetch has INTERNALDATE too. */
 	uint32_t (*selected)(void *ud, uint32_t uidvalidity, uint32_t uidnext,
-			     uint32_t exists);
+			     uint32_t exists, bool *by_date_r);
 	/* One message of a UID FETCH, UID >= the first UID to announce and
 	 * not reported before in this session. f is borrowed for the call. */
 	void (*fetched)(void *ud, const struct codec_fetch *f);
@@ -67,6 +71,12 @@ struct session_cb {
 	void (*idle)(void *ud);
 	/* The session ended; msg says why (borrowed for the call). */
 	void (*failed)(void *ud, enum session_fail why, const char *msg);
+	/* One message of the date scan (with UID and INTERNALDATE); f is
+	 * borrowed for the call. Only needed with *by_date_r. */
+	void (*dated)(void *ud, const struct codec_fetch *f);
+	/* The date scan completed (or the mailbox is empty): returns the
+	 * first UID to announce, as selected() does. */
+	uint32_t (*dated_end)(void *ud);
 };
 
 struct session;
@@ -103,6 +113,8 @@ uint64_t session_deadline(const struct session *s, uint64_t *accuracy_r);
  * the session: only bytes that may go now are in this buffer. */
 struct codec_buf *session_output(struct session *s);
 
+/* The number of messages in the mailbox, as the server last said. */
+uint32_t session_exists(const struct session *s);
 /* True once the session has reached IDLE (or polling) at least once. */
 bool session_is_idle(const struct session *s);
 /* The state name, for logs and status lines, e.g. "idle". */

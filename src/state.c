@@ -209,10 +209,10 @@ open_dir(const char *account, const char *mailbox, char **dir_r, char **path_r)
 	return fd;
 }
 
-/* Reads "KEY N\n" at *p into *v_r (N decimal, at most UINT32_MAX) and
- * moves *p past it; false when it is not there. */
+/* Reads "KEY N\n" at *p into *v_r (N decimal, at most 19 digits and at
+ * most max) and moves *p past it; false when it is not there. */
 static bool
-number(const char **p, const char *key, uint32_t *v_r)
+number(const char **p, const char *key, uint64_t max, uint64_t *v_r)
 {
 	const char *s = *p;
 	size_t k = strlen(key);
@@ -221,13 +221,13 @@ number(const char **p, const char *key, uint32_t *v_r)
 
 	if (strncmp(s, key, k) || s[k] != ' ')
 		return false;
-	for (s += k + 1; *s >= '0' && *s <= '9' && digits < 11; s++) {
+	for (s += k + 1; *s >= '0' && *s <= '9' && digits < 19; s++) {
 		v = v * 10 + (uint64_t)(*s - '0');
 		digits++;
 	}
-	if (!digits || *s != '\n' || v > UINT32_MAX)
+	if (!digits || *s != '\n' || v > max)
 		return false;
-	*v_r = (uint32_t)v;
+	*v_r = v;
 	*p = s + 1;
 	return true;
 }
@@ -242,6 +242,7 @@ static enum verdict
 parse(const char *text, const char *owner, bool hashed, struct state *st)
 {
 	const char *p = text;
+	uint64_t v;
 
 	if (!strncmp(p, MAGIC_V1, strlen(MAGIC_V1)) && !hashed) {
 		p += strlen(MAGIC_V1);
@@ -253,10 +254,21 @@ parse(const char *text, const char *owner, bool hashed, struct state *st)
 	} else {
 		return V_CORRUPT;
 	}
-	if (!number(&p, "uidvalidity", &st->uidvalidity) || !st->uidvalidity ||
-	    !number(&p, "uid", &st->uid) || *p)
+	if (!number(&p, "uidvalidity", UINT32_MAX, &v) || !v)
 		return V_CORRUPT;
-	return V_OK;
+	st->uidvalidity = (uint32_t)v;
+	if (!number(&p, "uid", UINT32_MAX, &v))
+		return V_CORRUPT;
+	st->uid = (uint32_t)v;
+	st->seen = 0;
+	st->messages = 0;
+	if (number(&p, "seen", INT64_MAX / 2, &v)) {
+		st->seen = (int64_t)v;
+		if (!number(&p, "messages", UINT32_MAX, &v))
+			return V_CORRUPT;
+		st->messages = (uint32_t)v;
+	}
+	return *p ? V_CORRUPT : V_OK;
 }
 
 int
@@ -267,6 +279,7 @@ state_load(const char *account, const char *mailbox, struct state *st)
 	ssize_t got = 1;
 	enum verdict v;
 	struct state s;
+	struct stat sb;
 	int dfd, fd, found = 0;
 
 	dfd = open_dir(account, mailbox, &dir, &path);
@@ -290,6 +303,8 @@ state_load(const char *account, const char *mailbox, struct state *st)
 		else if (got < 0 && errno == EINTR)
 			got = 1;
 	}
+	if (fstat(fd, &sb) < 0)
+		sb.st_mtime = 0;
 	close(fd);
 	if (got < 0) {
 		log_warn(NULL, "state: %s: %m; starting without it", path);
@@ -300,6 +315,13 @@ state_load(const char *account, const char *mailbox, struct state *st)
 		? V_CORRUPT
 		: parse(buf, owner, strchr(strrchr(path, '/'), '~') != NULL,
 			&s);
+	if (v == V_OK && s.seen <= 0) {
+		/* Version 1 had no seen time. The last write came after the
+		 * last message handled, so the mailbox was seen whole no later
+		 * than then: earlier means more is announced, never less. */
+		s.seen = sb.st_mtime;
+		s.messages = 1;
+	}
 	if (v == V_OK) {
 		*st = s;
 		found = 1;
@@ -363,8 +385,10 @@ state_save(const char *account, const char *mailbox, const struct state *st)
 		goto fail;
 	}
 	owner = owner_lines(account, mailbox);
-	text = xasprintf(MAGIC "%suidvalidity %" PRIu32 "\nuid %" PRIu32 "\n",
-			 owner, st->uidvalidity, st->uid);
+	text = xasprintf(MAGIC "%suidvalidity %" PRIu32 "\nuid %" PRIu32
+			       "\nseen %" PRId64 "\nmessages %" PRIu32 "\n",
+			 owner, st->uidvalidity, st->uid,
+			 st->seen > 0 ? st->seen : 0, st->messages);
 	what = "write";
 	if (write_all(fd, text, strlen(text)) < 0 || fchmod(fd, 0600) < 0 ||
 	    fdatasync(fd) < 0)

@@ -1,5 +1,6 @@
 /* state: per account and mailbox, what mailwatch knows of the mailbox
- * between runs: its UIDVALIDITY and the highest UID handled. Kept in
+ * between runs: its UIDVALIDITY, the highest UID handled, and when it was
+ * last seen whole and how many messages it held then. Kept in
  * $XDG_STATE_HOME/mailwatch/ (else ~/.local/state/mailwatch/), one small
  * file each, mode 0600, replaced atomically and durably (temporary file,
  * fdatasync, rename, fsync of the directory). The file holds the account
@@ -12,6 +13,12 @@
 struct state {
 	uint32_t uidvalidity; /* never 0 in a file */
 	uint32_t uid;         /* every UID up to this one was handled */
+	/* Wall-clock seconds since the epoch at which every message in the
+	 * mailbox had been handled, and how many it held then. A file of
+	 * version 1 loads with its modification time and 1 (not known to be
+	 * empty). */
+	int64_t seen;
+	uint32_t messages;
 };
 
 /* Reads the state of account/mailbox into *st. Returns 1 when there is

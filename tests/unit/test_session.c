@@ -14,6 +14,8 @@ struct rec {
 	char sent[8192];  /* everything the session queued */
 	char events[4096]; /* "selected 7/10/2; fetched 10 Subj; ..." */
 	uint32_t start;   /* what selected() returns; 0: uidnext */
+	bool by_date;     /* selected() asks for the date scan */
+	uint32_t dated_from; /* what dated_end() returns */
 	int failed;
 	enum session_fail why;
 	int starttls;
@@ -42,11 +44,13 @@ c_starttls(void *ud)
 }
 
 static uint32_t
-c_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
+c_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
+	   bool *by_date_r)
 {
 	struct rec *r = ud;
 
 	ev(r, "selected %u/%u/%u", uidvalidity, uidnext, exists);
+	*by_date_r = r->by_date;
 	return r->start ? r->start : uidnext;
 }
 
@@ -94,9 +98,25 @@ c_failed(void *ud, enum session_fail why, const char *msg)
 	ev(r, "failed %d %s", why, msg);
 }
 
+static void
+c_dated(void *ud, const struct codec_fetch *f)
+{
+	ev(ud, "dated %u %s%s", f->uid, f->internaldate.ptr,
+	   codec_strlist_has(&f->flags, "\\Seen") ? " seen" : "");
+}
+
+static uint32_t
+c_dated_end(void *ud)
+{
+	struct rec *r = ud;
+
+	ev(r, "dated_end");
+	return r->dated_from;
+}
+
 static const struct session_cb cb = {
-	c_starttls, c_selected, c_fetched, c_batch_end,
-	c_flags,    c_expunge,  c_idle,    c_failed,
+	c_starttls, c_selected, c_fetched, c_batch_end, c_flags,
+	c_expunge,  c_idle,     c_failed,  c_dated,     c_dated_end,
 };
 
 static struct session_opts opts = {
@@ -255,6 +275,90 @@ test_fetch_edges(void)
 		   "batch_end; ",
 	       "below-start UID dropped, repeat reported once");
 	sent(&r, "m4 IDLE\r\n", "IDLE after catch-up");
+	session_free(&s);
+}
+
+/* The date scan after a UIDVALIDITY change: UID, FLAGS and INTERNALDATE
+ * of the whole mailbox, then the catch-up from the UID the owner found,
+ * with INTERNALDATE; an EXISTS during the scan is fetched after it. */
+static void
+test_date_scan(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	r.by_date = true;
+	r.dated_from = 9; /* nothing new: fetch from UIDNEXT */
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 9] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	sent(&r, "m3 UID FETCH 1:* (UID FLAGS INTERNALDATE)\r\n",
+	     "the date scan, without envelopes");
+	feed(s, &r,
+	     "* 1 FETCH (UID 4 FLAGS (\\Seen) INTERNALDATE \"01-Jan-2024 "
+	     "10:00:00 +0000\")\r\n"
+	     "* 2 FETCH (UID 8 FLAGS () INTERNALDATE \" 2-Jan-2024 10:00:00 "
+	     "+0000\")\r\n"
+	     "* 2 FETCH (FLAGS (\\Seen))\r\n"
+	     "* 3 EXISTS\r\n"
+	     "m3 OK done\r\n",
+	     0, SEC);
+	events(&r, "selected 8/9/2; dated 4 01-Jan-2024 10:00:00 +0000 seen; "
+		   "dated 8  2-Jan-2024 10:00:00 +0000; flags 2; dated_end; ",
+	       "each message dated, then asked where to start");
+	sent(&r, "m4 UID FETCH 9:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "the message that came during the scan is fetched after it");
+	feed(s, &r, "m4 OK done\r\n", 0, SEC);
+	sent(&r, "m5 IDLE\r\n", "then IDLE");
+	feed(s, &r, "+ idling\r\n* 4 EXISTS\r\n", 0, SEC);
+	sent(&r, "DONE\r\nm6 UID FETCH 9:* (UID FLAGS ENVELOPE)\r\n",
+	     "later fetches without INTERNALDATE");
+	ok(!r.failed, "date scan without failure");
+	session_free(&s);
+
+	/* An empty mailbox needs no scan: straight to dated_end. */
+	memset(&r, 0, sizeof(r));
+	r.by_date = true;
+	r.dated_from = 3;
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 3] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	events(&r, "selected 8/3/0; dated_end; ", "empty: no scan");
+	sent(&r, "m3 IDLE\r\n", "empty: IDLE");
+	session_free(&s);
+
+	/* The scan's deadline runs from the last answer. */
+	memset(&r, 0, sizeof(r));
+	r.by_date = true;
+	r.dated_from = 1;
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	feed(s, &r,
+	     "* 9 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 10] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	for (uint64_t t = 20; t <= 200; t += 20)
+		feed(s, &r,
+		     "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2024 "
+		     "10:00:00 +0000\")\r\n",
+		     0, t * SEC);
+	{
+		uint64_t acc;
+
+		is_int(session_deadline(s, &acc), 230 * SEC,
+		       "the scan's deadline: 30 s after its last answer");
+	}
+	ok(!r.failed, "a long scan that answers is not timed out");
 	session_free(&s);
 }
 
@@ -518,6 +622,7 @@ main(void)
 	test_main_path(0);
 	test_main_path(1);
 	test_fetch_edges();
+	test_date_scan();
 	test_refusals();
 	test_polling();
 	test_no_uidnext();

@@ -76,7 +76,7 @@ saves(const char *account, const char *mailbox, uint32_t v, uint32_t u)
 static bool
 loads(const char *account, const char *mailbox, uint32_t v, uint32_t u)
 {
-	struct state st = {0, 0};
+	struct state st = {0};
 
 	return state_load(account, mailbox, &st) == 1 &&
 	       st.uidvalidity == v && st.uid == u;
@@ -200,12 +200,46 @@ main(void)
 	ok(loads("t", "a/b", 1, 30), "t/a/b apart");
 	ok(loads("t", "R\xc3\xa9" "cus", 1, 40), "UTF-8 mailbox");
 
+	/* When the mailbox was last seen whole, and its message count. */
+	{
+		struct state in = {.uidvalidity = 3,
+				   .uid = 30,
+				   .seen = 1733400000,
+				   .messages = 0},
+			     out = {0};
+
+		ok(state_save("acct", "Seen", &in) == 0 &&
+			   state_load("acct", "Seen", &out) == 1 &&
+			   out.seen == in.seen && out.messages == 0,
+		   "seen time and an empty mailbox saved and loaded");
+		in.messages = 4000000000u;
+		ok(state_save("acct", "Seen", &in) == 0 &&
+			   state_load("acct", "Seen", &out) == 1 &&
+			   out.messages == 4000000000u && out.uid == 30,
+		   "and a message count");
+		clobber("acct", "Seen", "mailwatch-state 2\naccount acct\n"
+					"mailbox Seen\nuidvalidity 3\n"
+					"uid 30\nseen 17\n");
+		ok(state_load("acct", "Seen", &out) == 0,
+		   "a seen time without its message count: corrupt");
+	}
+
 	/* What mailwatch 0.1 wrote keeps loading: no repeats after an
 	 * upgrade. */
 	clobber("old", "Sent Items", "mailwatch-state 1\nuidvalidity 77\n"
 				     "uid 1234\n");
 	ok(loads("old", "Sent Items", 77, 1234),
 	   "a version 1 file (old.Sent%%20Items) loads");
+	{
+		struct stat sb;
+		char *p = path_of("old", "Sent Items");
+
+		ok(stat(p, &sb) == 0 &&
+			   state_load("old", "Sent Items", &st) == 1 &&
+			   st.seen == sb.st_mtime && st.messages == 1,
+		   "seen when it was written, not known to be empty");
+		free(p);
+	}
 	ok(saves("old", "Sent Items", 77, 1235) &&
 		   loads("old", "Sent Items", 77, 1235),
 	   "and is replaced by the next save");
@@ -287,7 +321,7 @@ main(void)
 	test_name_lengths();
 
 	/* No temporary file left behind. */
-	is_int(count_files(), 11, "eleven state files, no temporary ones");
+	is_int(count_files(), 12, "twelve state files, no temporary ones");
 	{
 		char *cmd = xasprintf("rm -rf %s", dir);
 
