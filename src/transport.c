@@ -114,7 +114,10 @@ struct transport {
 	bool bio_eof;	       /* our BIO saw the peer's FIN */
 	bool read_more;	       /* reading yielded with bytes left */
 
-	char *obuf; /* output queue: bytes ooff..olen pending */
+	/* Output queue: bytes ooff..olen pending. It carries credentials
+	 * (LOGIN, AUTHENTICATE): it is wiped when it drains, and every
+	 * copy before it is freed. */
+	char *obuf;
 	size_t ooff, olen, ocap;
 
 	int err; /* for closed(); valid in ST_CLOSED */
@@ -250,6 +253,15 @@ cancel_lookup(struct transport *t)
 	lookup_unref(l);
 }
 
+/* Wipes and frees the output queue. */
+static void
+out_free(struct transport *t)
+{
+	wipe(t->obuf, t->ocap);
+	freep(&t->obuf);
+	t->ooff = t->olen = t->ocap = 0;
+}
+
 /* Ends the connection with err (0 for a clean EOF) and a message, and
  * schedules the closed callback from the loop. Does nothing once closed. */
 static void __attribute__((format(printf, 3, 4)))
@@ -272,8 +284,7 @@ fail(struct transport *t, int err, const char *fmt, ...)
 	cancel_lookup(t);
 	t->timer = sd_event_source_disable_unref(t->timer);
 	close_socket(t);
-	freep(&t->obuf);
-	t->ooff = t->olen = t->ocap = 0;
+	out_free(t);
 	set_state(t, ST_CLOSED);
 	r = sd_event_source_set_enabled(t->defer, SD_EVENT_ONESHOT);
 	if (r < 0)
@@ -680,11 +691,10 @@ flush(struct transport *t)
 		log_debug(t->log, "transport %s: %zu bytes wait for the socket",
 			  t->peer, queued(t));
 	if (t->ooff && t->ooff == t->olen) {
+		wipe(t->obuf, t->olen);
 		t->ooff = t->olen = 0;
-		if (t->ocap > OUT_KEEP) {
-			freep(&t->obuf);
-			t->ocap = 0;
-		}
+		if (t->ocap > OUT_KEEP)
+			out_free(t);
 	}
 	update_events(t);
 }
@@ -1231,7 +1241,7 @@ destroy(struct transport *t)
 	t->defer = sd_event_source_disable_unref(t->defer);
 	close_socket(t);
 	ctx_release(&t->ctx);
-	free(t->obuf);
+	out_free(t);
 	free(t->errmsg);
 	free(t->host);
 	free(t->name);
@@ -1283,13 +1293,20 @@ transport_write(struct transport *t, const void *buf, size_t len)
 		 * SSL_write (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
 		if (t->ooff) {
 			memmove(t->obuf, t->obuf + t->ooff, queued(t));
+			wipe(t->obuf + queued(t), t->ooff);
 			t->olen -= t->ooff;
 			t->ooff = 0;
 		}
 		while (cap < t->olen + len)
 			cap *= 2;
 		if (cap != t->ocap) {
-			t->obuf = xrealloc(t->obuf, cap);
+			/* Not realloc: the old copy is wiped first. */
+			char *grown = xmalloc(cap);
+
+			if (t->olen)
+				memcpy(grown, t->obuf, t->olen);
+			out_free(t);
+			t->obuf = grown;
 			t->ocap = cap;
 		}
 	}
