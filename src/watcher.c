@@ -400,7 +400,7 @@ s_fetched(void *ud, const struct codec_fetch *f)
 	ev->mailbox = w->mailbox;
 	ev->uid = f->uid;
 	ev->uidvalidity = w->uidvalidity;
-	mail_event_from_envelope(ev, &f->envelope);
+	mail_event_from_fetch(ev, f);
 }
 
 /* Sorts the batch by UID (servers send FETCH in sequence order, which is

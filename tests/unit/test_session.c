@@ -56,7 +56,9 @@ c_fetched(void *ud, const struct codec_fetch *f)
 	struct rec *r = ud;
 
 	ev(r, "fetched %u %s%s", f->uid,
-	   f->envelope.subject.nil ? "NIL" : f->envelope.subject.ptr,
+	   !(f->have & CODEC_FETCH_ENVELOPE) ? "(headers)"
+	   : f->envelope.subject.nil	     ? "NIL"
+					     : f->envelope.subject.ptr,
 	   codec_strlist_has(&f->flags, "\\Seen") ? " seen" : "");
 }
 
@@ -435,8 +437,9 @@ test_garbage(void)
 	struct session *s = session_new(&opts, &cb, &r);
 
 	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "* 1 FETCH (UID {99999999999}\r\n", 0, 0);
-	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL, "huge literal fails");
+	feed(s, &r, "* 1 FETCH (UID 5\r\n", 0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL,
+	   "an unterminated FETCH fails");
 	session_free(&s);
 }
 
@@ -512,6 +515,58 @@ test_login_refusals(void)
 	}
 }
 
+/* A FETCH response over the codec's limits costs the message's details,
+ * not the session: it is fetched again with four header fields only, and
+ * reported with them in the same batch. */
+static void
+test_fetch_over_limits(int bytewise)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	char *big = xmalloc(80000);
+	int n;
+
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 10] x\r\n"
+	     "m1 OK done\r\n+ idling\r\n",
+	     0, 0);
+	r.sent[0] = r.events[0] = 0;
+	feed(s, &r, "* 4 EXISTS\r\n", 0, 0);
+	sent(&r, "DONE\r\nm3 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "fetch");
+	/* A To list of 70000 bytes on one line. */
+	n = snprintf(big, 80000, "m2 OK idle done\r\n* 3 FETCH (UID 10 FLAGS () "
+				 "ENVELOPE (NIL \"big\" NIL NIL NIL ((\"");
+	memset(big + n, 'x', 70000);
+	n += 70000;
+	n += snprintf(big + n, 80000 - n,
+		      "\" NIL \"a\" \"b\")) NIL NIL NIL NIL))\r\n"
+		      "* 4 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"small\" NIL "
+		      "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n");
+	feed(s, &r, big, bytewise, 0);
+	sent(&r,
+	     "m4 FETCH 3 (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
+	     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n",
+	     "the big one fetched again, header fields only");
+	events(&r, "fetched 11 small; ", "the small one reported");
+	feed(s, &r,
+	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM)]<0> "
+	     "{17}\r\nFrom: a@b.org\r\n\r\n BODY[HEADER.FIELDS (SUBJECT)]<0> "
+	     "{16}\r\nSubject: big\r\n\r\n)\r\n"
+	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM)]<0> "
+	     "\"\")\r\nm4 OK done\r\n",
+	     bytewise, 0);
+	events(&r, "fetched 10 (headers); batch_end; ",
+	       "reported once with its header fields, then the batch ends");
+	sent(&r, "m5 IDLE\r\n", "back to IDLE");
+	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+	free(big);
+	session_free(&s);
+}
+
 int
 main(void)
 {
@@ -526,5 +581,7 @@ main(void)
 	test_garbage();
 	test_idle_never_done();
 	test_login_refusals();
+	test_fetch_over_limits(0);
+	test_fetch_over_limits(1);
 	return tap_done();
 }
