@@ -638,6 +638,21 @@ tls_handshake(struct transport *t)
 
 /* ---- reading and writing ---- */
 
+/* Asks the kernel to acknowledge the next bytes from the server at once.
+ * A server that answers in several small writes with Nagle's algorithm on
+ * (Cyrus: the OK that ends IDLE, then the UID FETCH reply) holds each
+ * write until the one before is acknowledged, and Linux delays an ACK by
+ * 40 ms or more when it expects to send data soon, as after our own
+ * writes. The kernel drops back to delayed ACKs by itself, so this is
+ * re-armed after every read and write. */
+static void
+quickack(struct transport *t)
+{
+	static const int one = 1;
+
+	(void)setsockopt(t->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 /* Sends what the socket takes now. Failure ends the connection. */
 static void
 flush(struct transport *t)
@@ -687,6 +702,8 @@ flush(struct transport *t)
 			return;
 		}
 	}
+	if (t->ooff)
+		quickack(t);
 	if (queued(t) && t->state == ST_OPEN)
 		log_debug(t->log, "transport %s: %zu bytes wait for the socket",
 			  t->peer, queued(t));
@@ -746,6 +763,7 @@ do_read(struct transport *t)
 				return;
 			}
 		}
+		quickack(t);
 		log_debug(t->log, "transport %s: received %zd bytes", t->peer,
 			  n);
 		if (t->cb.data)
