@@ -21,6 +21,9 @@
 	"BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "                              \
 	"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)"
 
+/* Bytes of a line shown in the -v protocol trace. */
+#define TRACE_MAX 200
+
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
 	S_CAPABILITY,   /* CAPABILITY before login */
@@ -104,6 +107,10 @@ struct session {
 	uint64_t timer;       /* greeting deadline, idle refresh or poll
 				 time, usec; 0 none */
 	uint64_t now;         /* time of the current call */
+	/* The -v trace of server lines: the start of the current line, which
+	 * may arrive over several reads. */
+	char trace[TRACE_MAX + 1];
+	size_t trace_len;
 };
 
 /* True once EXAMINE completed, until LOGOUT: the states between, in the
@@ -959,6 +966,33 @@ session_free(struct session **sp)
 	*sp = NULL;
 }
 
+/* The -v protocol trace of server bytes: one "S:" line per line the server
+ * sent, however the reads cut it, without its CRLF and cut at TRACE_MAX
+ * bytes. (No credentials come from the server.) */
+static void
+trace_in(struct session *s, const char *p, size_t len)
+{
+	const char *end = p + len;
+
+	if (log_max_level < LOG_DEBUG)
+		return;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', end - p);
+		size_t n = (nl ? nl : end) - p;
+		size_t room = TRACE_MAX - s->trace_len;
+
+		memcpy(s->trace + s->trace_len, p, n < room ? n : room);
+		s->trace_len += n < room ? n : room;
+		if (!nl)
+			return;
+		if (s->trace_len && s->trace[s->trace_len - 1] == '\r')
+			s->trace_len--;
+		log_debug(s->o.log, "S: %.*s", (int)s->trace_len, s->trace);
+		s->trace_len = 0;
+		p = nl + 1;
+	}
+}
+
 void
 session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 {
@@ -967,6 +1001,7 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 	int rc;
 
 	s->now = now;
+	trace_in(s, data, len);
 	if (s->state == S_TLS && len) {
 		fail(s, SESSION_FAIL_PROTOCOL,
 		     "data during the STARTTLS handshake: refusing");

@@ -577,21 +577,6 @@ t_data(void *ud, const char *buf, size_t len)
 
 	if (!w->s)
 		return;
-	if (log_max_level >= LOG_DEBUG) {
-		/* The protocol trace: server lines (no credentials come from
-		 * the server). */
-		const char *p = buf, *end = buf + len;
-
-		while (p < end) {
-			const char *nl = memchr(p, '\n', end - p);
-			size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-			size_t shown = n && p[n - 1] == '\r' ? n - 1 : n;
-
-			log_debug(&w->log, "S: %.*s",
-				  (int)(shown > 200 ? 200 : shown), p);
-			p += n + 1;
-		}
-	}
 	session_feed(w->s, buf, len, now_usec(w));
 	pump(w);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
 #include "session.h"
 #include "tap.h"
 
@@ -567,6 +568,32 @@ test_fetch_over_limits(int bytewise)
 	session_free(&s);
 }
 
+/* The -v trace shows each server line whole, however the reads cut it. */
+static void
+test_trace_lines(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	char *out;
+
+	log_max_level = LOG_DEBUG;
+	capture_begin("build/test_session.stderr");
+	session_feed(s, "* OK [CAPABILITY IMAP4rev1 IDLE] hel", 36, 0);
+	session_feed(s, "lo\r", 3, 0);
+	session_feed(s, "\n* 1 EXI", 8, 0);
+	session_feed(s, "STS\r\n", 5, 0);
+	out = capture_end();
+	log_max_level = LOG_INFO;
+	ok(strstr(out, "S: * OK [CAPABILITY IMAP4rev1 IDLE] hello\n") &&
+	       strstr(out, "S: * 1 EXISTS\n") && !strstr(out, "S: lo") &&
+	       !strstr(out, "S: STS"),
+	   "trace lines whole across reads, without CR");
+	if (!strstr(out, "S: * 1 EXISTS\n"))
+		dump(out);
+	free(out);
+	session_free(&s);
+}
+
 int
 main(void)
 {
@@ -583,5 +610,6 @@ main(void)
 	test_login_refusals();
 	test_fetch_over_limits(0);
 	test_fetch_over_limits(1);
+	test_trace_lines();
 	return tap_done();
 }
