@@ -38,6 +38,9 @@ DEPFLAGS = -MMD -MP
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
+# Made on demand (order-only prerequisites of everything built there).
+BUILD_DIRS = build/asan build/tests build/bench build/fuzz/obj
+
 VERSION = 0.1.0
 
 LIB_SRC = $(filter-out src/main.c,$(wildcard src/*.c))
@@ -61,7 +64,7 @@ mailwatch: build/main.o build/libmailwatch.a
 build/libmailwatch.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-build/%.o: src/%.c | build/.dir
+build/%.o: src/%.c | $(BUILD_DIRS)
 	$(CC) $(BASE_CFLAGS) -DMAILWATCH_VERSION='"$(VERSION)"' $(CFLAGS) \
 		$(DEPFLAGS) -c -o $@ $<
 
@@ -69,7 +72,7 @@ build/%.o: src/%.c | build/.dir
 build/asan/libmailwatch.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 
-build/asan/%.o: src/%.c | build/.dir
+build/asan/%.o: src/%.c | $(BUILD_DIRS)
 	$(CC) $(BASE_CFLAGS) -DMAILWATCH_VERSION='"$(VERSION)"' $(SAN_FLAGS) \
 		$(DEPFLAGS) -c -o $@ $<
 
@@ -80,16 +83,16 @@ build/asan/test_%: tests/unit/test_%.c build/asan/libmailwatch.a
 	$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_FLAGS) $(DEPFLAGS) -MF $@.d \
 		-o $@ $< build/asan/libmailwatch.a $(LIBS)
 
-build/tests/%: tests/lib/%.c build/libmailwatch.a | build/.dir
+build/tests/%: tests/lib/%.c build/libmailwatch.a | $(BUILD_DIRS)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(DEPFLAGS) -MF $@.d \
 		-o $@ $< build/libmailwatch.a $(LIBS)
 
-build/bench/%: bench/%.c build/libmailwatch.a | build/.dir
+build/bench/%: bench/%.c build/libmailwatch.a | $(BUILD_DIRS)
 	$(CC) $(BASE_CFLAGS) -O2 -g $(DEPFLAGS) -MF $@.d \
 		-o $@ $< build/libmailwatch.a $(LIBS)
 
-build/.dir:
-	mkdir -p build/asan build/tests build/bench build/fuzz/obj
+$(BUILD_DIRS):
+	mkdir -p $@
 	touch $@
 
 deps:
@@ -121,7 +124,7 @@ soak:
 # instrumentation, each tests/fuzz/fuzz_*.c linked with libFuzzer's main.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = $(BASE_CFLAGS) -g -O1 -fno-sanitize-recover=undefined
-build/fuzz/obj/%.o: src/%.c | build/.dir
+build/fuzz/obj/%.o: src/%.c | $(BUILD_DIRS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
 		$(DEPFLAGS) -c -o $@ $<
 
