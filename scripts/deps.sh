@@ -4,7 +4,7 @@
 # Usage: deps.sh build|check|fuzz|popup
 set -eu
 
-build="gcc make pkg-config libc6-dev libssl-dev libinih-dev libsystemd-dev"
+build="gcc make pkg-config libc6-dev libssl-dev libsystemd-dev"
 # Everything make check uses, so that no test skips on a fresh machine: a
 # real popup (xvfb, dunst, a font) and man page checks (man-db, mandoc)
 # included.

@@ -10,6 +10,19 @@
  * IDLE + UID FETCH + LOGOUT; more means the server stopped answering in
  * order, which ends the session (never the process). */
 #define MAX_PENDING 16
+/* Messages of one fetch whose responses were over the codec's limits and
+ * are fetched again, headers only; more are left unannounced. */
+#define MAX_SKIPPED 64
+/* What is fetched of such a message: four header fields, each cut at a
+ * size that shows in a notification. */
+#define HEADERS_ONLY                                                           \
+	"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "                  \
+	"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "                          \
+	"BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "                              \
+	"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)"
+
+/* Bytes of a line shown in the -v protocol trace. */
+#define TRACE_MAX 200
 
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
@@ -84,12 +97,25 @@ struct session {
 	uint32_t uidvalidity, uidnext, exists;
 	bool have_uidnext;
 	uint32_t fetch_from;  /* first UID not yet reported */
-	bool dated;           /* the next UID FETCH asks for INTERNALDATE */
+	uint32_t batch_from;  /* fetch_from when the fetch was sent */
+	bool dated;           /* the fetches up to the next batch end ask for
+				 INTERNALDATE */
 	bool fetch_again;     /* EXISTS arrived while a fetch was under way */
+	/* Sequence numbers of messages whose FETCH response was skipped as
+	 * over the limits, to fetch again with HEADERS_ONLY; headers_only is
+	 * true while that fetch is under way, and a message leaves the list
+	 * when its answer is reported. */
+	uint32_t skipped[MAX_SKIPPED];
+	unsigned n_skipped;
+	bool headers_only;
 	bool reached_idle;
 	uint64_t timer;       /* greeting deadline, idle refresh or poll
 				 time, usec; 0 none */
 	uint64_t now;         /* time of the current call */
+	/* The -v trace of server lines: the start of the current line, which
+	 * may arrive over several reads. */
+	char trace[TRACE_MAX + 1];
+	size_t trace_len;
 };
 
 /* True once EXAMINE completed, until LOGOUT: the states between, in the
@@ -296,7 +322,9 @@ send_fetch(struct session *s)
 	queue(s, &b);
 	codec_buf_finish(&b);
 	s->fetch_again = false;
-	s->dated = false;
+	s->batch_from = s->fetch_from;
+	s->headers_only = false;
+	s->n_skipped = 0;
 	set_state(s, S_FETCH);
 }
 
@@ -318,6 +346,88 @@ send_dates(struct session *s)
 	codec_buf_finish(&b);
 	s->dated = true;
 	set_state(s, S_DATES);
+}
+
+/* Fetches the messages in skipped[] again, their header fields only. */
+static void
+send_headers_fetch(struct session *s)
+{
+	struct codec_range r[MAX_SKIPPED];
+	struct codec_buf b;
+	char tag[16];
+
+	for (unsigned i = 0; i < s->n_skipped; i++)
+		r[i] = (struct codec_range){s->skipped[i], s->skipped[i]};
+	codec_buf_init(&b);
+	codec_buf_addstr(&b, begin(s, CMD_FETCH, tag));
+	codec_buf_addstr(&b, " FETCH ");
+	codec_enc_seqset(&b, r, s->n_skipped);
+	codec_buf_addstr(&b, s->dated ? " (INTERNALDATE " : " (");
+	codec_buf_addstr(&b, HEADERS_ONLY "\r\n" + 1);
+	trace_out(s, &b, CMD_FETCH);
+	queue(s, &b);
+	codec_buf_finish(&b);
+	s->headers_only = true;
+}
+
+/* A response the codec skipped as over its limits. In a fetch, a
+ * message's: it is fetched again with its header fields only. A command's
+ * completion cannot be skipped: that ends the session. */
+static void
+on_skipped(struct session *s, const struct codec_response *r)
+{
+	int64_t seq = r->u.skipped.number;
+
+	if (r->tag.len) {
+		fail(s, SESSION_FAIL_PROTOCOL, "reply to a command over the "
+					       "limits: %s",
+		     r->text.ptr);
+		return;
+	}
+	if (s->state != S_FETCH || strcmp(r->u.skipped.keyword.ptr, "FETCH") ||
+	    seq < 1 || seq > UINT32_MAX) {
+		log_warn(s->o.log, "skipped a server response (%s): %s",
+			 r->u.skipped.keyword.ptr, r->text.ptr);
+		return;
+	}
+	if (s->headers_only || s->n_skipped == MAX_SKIPPED) {
+		log_warn(s->o.log, "message %lld: even its header fields are "
+				   "over the limits (%s); not announced",
+			 (long long)seq, r->text.ptr);
+		return;
+	}
+	log_warn(s->o.log, "message %lld: its FETCH response is over the "
+			   "limits (%s); fetching From, Subject, Date and "
+			   "Message-ID only",
+		 (long long)seq, r->text.ptr);
+	s->skipped[s->n_skipped++] = (uint32_t)seq;
+}
+
+/* Takes seq out of skipped[]; false when it was not there. */
+static bool
+skipped_take(struct session *s, uint32_t seq)
+{
+	for (unsigned i = 0; i < s->n_skipped; i++) {
+		if (s->skipped[i] == seq) {
+			s->skipped[i] = s->skipped[--s->n_skipped];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* An EXPUNGE renumbers the messages waiting in skipped[]. */
+static void
+skipped_expunge(struct session *s, uint32_t seq)
+{
+	unsigned j = 0;
+
+	for (unsigned i = 0; i < s->n_skipped; i++) {
+		if (s->skipped[i] == seq)
+			continue;
+		s->skipped[j++] = s->skipped[i] - (s->skipped[i] > seq);
+	}
+	s->n_skipped = j;
 }
 
 static bool
@@ -603,6 +713,11 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 			     "followed");
 			break;
 		}
+		if (s->n_skipped && !s->headers_only) {
+			send_headers_fetch(s);
+			break;
+		}
+		s->dated = false;
 		s->cb.batch_end(s->ud);
 		if (s->state == S_FETCH)
 			watch(s);
@@ -778,12 +893,25 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 		return;
 	}
 	if (s->state == S_FETCH && f->have & CODEC_FETCH_UID &&
-	    f->have & CODEC_FETCH_ENVELOPE) {
+	    f->have & CODEC_FETCH_ENVELOPE && !s->headers_only) {
 		/* n:* also returns the last message when its UID is below
 		 * n; and a server may repeat itself: report each UID once. */
 		if (f->uid < s->fetch_from)
 			return;
 		s->fetch_from = f->uid == UINT32_MAX ? f->uid : f->uid + 1;
+		s->cb.fetched(s->ud, f);
+		return;
+	}
+	if (s->state == S_FETCH && f->have & CODEC_FETCH_UID &&
+	    f->n_sections && s->headers_only) {
+		/* A message skipped in the fetch before, once: its UID is
+		 * in the range that fetch asked for, maybe below UIDs
+		 * reported after it. */
+		if (!skipped_take(s, f->seq) || f->uid < s->batch_from)
+			return;
+		if (f->uid >= s->fetch_from)
+			s->fetch_from =
+			    f->uid == UINT32_MAX ? f->uid : f->uid + 1;
 		s->cb.fetched(s->ud, f);
 		return;
 	}
@@ -844,11 +972,15 @@ dispatch(struct session *s, const struct codec_response *r)
 	case CODEC_EXPUNGE:
 		if (s->exists)
 			s->exists--;
+		skipped_expunge(s, r->u.number);
 		if (is_selected(s))
 			s->cb.expunge(s->ud, r->u.number);
 		break;
 	case CODEC_FETCH:
 		on_fetch(s, &r->u.fetch);
+		break;
+	case CODEC_SKIPPED:
+		on_skipped(s, r);
 		break;
 	default:
 		/* FLAGS, RECENT, LIST, ID, ...: nothing to do. */
@@ -889,6 +1021,33 @@ session_free(struct session **sp)
 	*sp = NULL;
 }
 
+/* The -v protocol trace of server bytes: one "S:" line per line the server
+ * sent, however the reads cut it, without its CRLF and cut at TRACE_MAX
+ * bytes. (No credentials come from the server.) */
+static void
+trace_in(struct session *s, const char *p, size_t len)
+{
+	const char *end = p + len;
+
+	if (log_max_level < LOG_DEBUG)
+		return;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', end - p);
+		size_t n = (nl ? nl : end) - p;
+		size_t room = TRACE_MAX - s->trace_len;
+
+		memcpy(s->trace + s->trace_len, p, n < room ? n : room);
+		s->trace_len += n < room ? n : room;
+		if (!nl)
+			return;
+		if (s->trace_len && s->trace[s->trace_len - 1] == '\r')
+			s->trace_len--;
+		log_debug(s->o.log, "S: %.*s", (int)s->trace_len, s->trace);
+		s->trace_len = 0;
+		p = nl + 1;
+	}
+}
+
 void
 session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 {
@@ -897,6 +1056,7 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 	int rc;
 
 	s->now = now;
+	trace_in(s, data, len);
 	if (s->state == S_TLS && len) {
 		fail(s, SESSION_FAIL_PROTOCOL,
 		     "data during the STARTTLS handshake: refusing");

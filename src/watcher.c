@@ -611,7 +611,7 @@ s_fetched(void *ud, const struct codec_fetch *f)
 	ev->mailbox = w->mailbox;
 	ev->uid = f->uid;
 	ev->uidvalidity = w->uidvalidity;
-	mail_event_from_envelope(ev, &f->envelope);
+	mail_event_from_fetch(ev, f);
 }
 
 /* Sorts the batch by UID (servers send FETCH in sequence order, which is
@@ -807,21 +807,6 @@ t_data(void *ud, const char *buf, size_t len)
 
 	if (!w->s)
 		return;
-	if (log_max_level >= LOG_DEBUG) {
-		/* The protocol trace: server lines (no credentials come from
-		 * the server). */
-		const char *p = buf, *end = buf + len;
-
-		while (p < end) {
-			const char *nl = memchr(p, '\n', end - p);
-			size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-			size_t shown = n && p[n - 1] == '\r' ? n - 1 : n;
-
-			log_debug(&w->log, "S: %.*s",
-				  (int)(shown > 200 ? 200 : shown), p);
-			p += n + 1;
-		}
-	}
 	session_feed(w->s, buf, len, now_usec(w));
 	pump(w);
 }

@@ -24,6 +24,11 @@ n above every UID, the last message, as RFC 3501 says), FETCH <seq set>
 "* N EXISTS" at once to connections in IDLE and with the next command
 response to the others.
 
+FakeImap(nagle=True) leaves Nagle's algorithm on (no TCP_NODELAY, like
+Cyrus), so each reply's later small writes wait for the client's ACK; it
+records in srv.ack_waits how long the client took to acknowledge each
+tagged OK of an IDLE (the write that goes before the UID FETCH reply).
+
 Faults are scripted per test:
 
   srv.handlers["UID FETCH"] = fn   fn(conn, tag, args) replaces the default
@@ -283,6 +288,26 @@ class Conn:
     def sendline(self, line):
         return self.send(_b(line) + b"\r\n")
 
+    def ack_wait(self, limit=0.5):
+        """Seconds until the client acknowledged every byte sent (the
+        send queue, SIOCOUTQ, is empty), at most limit. A client that
+        delays its ACK holds a Nagle server's next small write for
+        Linux's delayed-ACK time, 40 ms at least."""
+        import fcntl
+        import struct
+        import termios
+        t0 = time.monotonic()
+        while True:
+            try:
+                out = struct.unpack("i", fcntl.ioctl(
+                    self.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+            except OSError:
+                return 0.0
+            waited = time.monotonic() - t0
+            if out == 0 or waited >= limit:
+                return waited
+            time.sleep(0.0005)
+
     def close(self):
         """Closes the connection at once (a cut, as the client sees it)."""
         with self.wlock:
@@ -380,8 +405,10 @@ class Conn:
 class FakeImap:
     def __init__(self, user="alice", password="secret", caps=DEFAULT_CAPS,
                  uidvalidity=1000, send_uidnext=True, ssl_context=None,
-                 starttls=False, host=HOST, register=True):
+                 starttls=False, host=HOST, register=True, nagle=False):
         self.user = user
+        self.nagle = nagle
+        self.ack_waits = []         # nagle: seconds each DONE's OK waited
         self.password = password
         self.caps = caps
         self.uidvalidity = uidvalidity
@@ -438,7 +465,8 @@ class FakeImap:
                 continue
             except OSError:
                 return
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not self.nagle:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ssl_context is not None and not self.starttls:
                 try:
                     s.settimeout(10)
@@ -759,6 +787,8 @@ class FakeImap:
             conn.sendline("%s BAD expected DONE" % tag)
             return
         self.ok(conn, tag, "IDLE terminated")
+        if self.nagle:
+            self.ack_waits.append(conn.ack_wait())
 
     def iter_fetch_responses(self, uidset,
                              items=("UID", "FLAGS", "ENVELOPE")):

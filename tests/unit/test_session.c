@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
 #include "session.h"
 #include "tap.h"
 
@@ -60,7 +61,9 @@ c_fetched(void *ud, const struct codec_fetch *f)
 	struct rec *r = ud;
 
 	ev(r, "fetched %u %s%s", f->uid,
-	   f->envelope.subject.nil ? "NIL" : f->envelope.subject.ptr,
+	   !(f->have & CODEC_FETCH_ENVELOPE) ? "(headers)"
+	   : f->envelope.subject.nil	     ? "NIL"
+					     : f->envelope.subject.ptr,
 	   codec_strlist_has(&f->flags, "\\Seen") ? " seen" : "");
 }
 
@@ -360,6 +363,42 @@ test_date_scan(void)
 	}
 	ok(!r.failed, "a long scan that answers is not timed out");
 	session_free(&s);
+
+	/* A message over the limits in the catch-up is fetched again with
+	 * its INTERNALDATE too, for the owner to tell whether it is new. */
+	memset(&r, 0, sizeof(r));
+	r.by_date = true;
+	r.dated_from = 10;
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 11] x\r\n"
+	     "m1 OK done\r\nm2 OK scanned\r\n",
+	     0, 0);
+	{
+		char *big = xmalloc(80000);
+		int n = snprintf(big, 80000,
+				 "* 2 FETCH (UID 10 FLAGS () INTERNALDATE "
+				 "\"01-Jan-2024 10:00:00 +0000\" ENVELOPE (NIL "
+				 "\"big\" NIL NIL NIL ((\"");
+
+		memset(big + n, 'x', 70000);
+		n += 70000;
+		snprintf(big + n, 80000 - n,
+			 "\" NIL \"a\" \"b\")) NIL NIL NIL NIL))\r\n"
+			 "m3 OK done\r\n");
+		r.sent[0] = 0;
+		feed(s, &r, big, 0, 0);
+		free(big);
+	}
+	sent(&r,
+	     "m4 FETCH 2 (INTERNALDATE UID FLAGS "
+	     "BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
+	     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n",
+	     "over the limits in the catch-up: fetched again with its date");
+	session_free(&s);
 }
 
 static void
@@ -539,8 +578,9 @@ test_garbage(void)
 	struct session *s = session_new(&opts, &cb, &r);
 
 	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "* 1 FETCH (UID {99999999999}\r\n", 0, 0);
-	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL, "huge literal fails");
+	feed(s, &r, "* 1 FETCH (UID 5\r\n", 0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL,
+	   "an unterminated FETCH fails");
 	session_free(&s);
 }
 
@@ -616,6 +656,84 @@ test_login_refusals(void)
 	}
 }
 
+/* A FETCH response over the codec's limits costs the message's details,
+ * not the session: it is fetched again with four header fields only, and
+ * reported with them in the same batch. */
+static void
+test_fetch_over_limits(int bytewise)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	char *big = xmalloc(80000);
+	int n;
+
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 10] x\r\n"
+	     "m1 OK done\r\n+ idling\r\n",
+	     0, 0);
+	r.sent[0] = r.events[0] = 0;
+	feed(s, &r, "* 4 EXISTS\r\n", 0, 0);
+	sent(&r, "DONE\r\nm3 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "fetch");
+	/* A To list of 70000 bytes on one line. */
+	n = snprintf(big, 80000, "m2 OK idle done\r\n* 3 FETCH (UID 10 FLAGS () "
+				 "ENVELOPE (NIL \"big\" NIL NIL NIL ((\"");
+	memset(big + n, 'x', 70000);
+	n += 70000;
+	n += snprintf(big + n, 80000 - n,
+		      "\" NIL \"a\" \"b\")) NIL NIL NIL NIL))\r\n"
+		      "* 4 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"small\" NIL "
+		      "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n");
+	feed(s, &r, big, bytewise, 0);
+	sent(&r,
+	     "m4 FETCH 3 (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
+	     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n",
+	     "the big one fetched again, header fields only");
+	events(&r, "fetched 11 small; ", "the small one reported");
+	feed(s, &r,
+	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM)]<0> "
+	     "{17}\r\nFrom: a@b.org\r\n\r\n BODY[HEADER.FIELDS (SUBJECT)]<0> "
+	     "{16}\r\nSubject: big\r\n\r\n)\r\n"
+	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM)]<0> "
+	     "\"\")\r\nm4 OK done\r\n",
+	     bytewise, 0);
+	events(&r, "fetched 10 (headers); batch_end; ",
+	       "reported once with its header fields, then the batch ends");
+	sent(&r, "m5 IDLE\r\n", "back to IDLE");
+	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+	free(big);
+	session_free(&s);
+}
+
+/* The -v trace shows each server line whole, however the reads cut it. */
+static void
+test_trace_lines(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	char *out;
+
+	log_max_level = LOG_DEBUG;
+	capture_begin("build/test_session.stderr");
+	session_feed(s, "* OK [CAPABILITY IMAP4rev1 IDLE] hel", 36, 0);
+	session_feed(s, "lo\r", 3, 0);
+	session_feed(s, "\n* 1 EXI", 8, 0);
+	session_feed(s, "STS\r\n", 5, 0);
+	out = capture_end();
+	log_max_level = LOG_INFO;
+	ok(strstr(out, "S: * OK [CAPABILITY IMAP4rev1 IDLE] hello\n") &&
+	       strstr(out, "S: * 1 EXISTS\n") && !strstr(out, "S: lo") &&
+	       !strstr(out, "S: STS"),
+	   "trace lines whole across reads, without CR");
+	if (!strstr(out, "S: * 1 EXISTS\n"))
+		dump(out);
+	free(out);
+	session_free(&s);
+}
+
 int
 main(void)
 {
@@ -631,5 +749,8 @@ main(void)
 	test_garbage();
 	test_idle_never_done();
 	test_login_refusals();
+	test_fetch_over_limits(0);
+	test_fetch_over_limits(1);
+	test_trace_lines();
 	return tap_done();
 }
