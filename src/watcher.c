@@ -70,9 +70,10 @@ struct watcher {
 	/* UID bookkeeping: everything up to mark was handled (announced or
 	 * skipped) under uidvalidity. 0/0 when nothing is known. */
 	uint32_t uidvalidity, mark;
-	/* Wall-clock seconds when every message was handled and the server
-	 * was there to say so (0: unknown), and the message count then:
-	 * after a UIDVALIDITY change they tell new mail from old. */
+	/* Wall-clock seconds up to which every message that arrived was
+	 * handled, as the server was there to say (0: unknown), and the
+	 * message count then: after a UIDVALIDITY change, mail with a later
+	 * INTERNALDATE is what arrived since. */
 	int64_t seen;
 	uint32_t messages;
 	/* What the state file says. */
@@ -92,7 +93,7 @@ struct watcher {
 	/* Catching up after a UIDVALIDITY change (see uidvalidity_changed):
 	 * until it completes, the state file keeps the values from before
 	 * (old_*), which come back if the connection ends first. since:
-	 * only messages whose INTERNALDATE is not earlier count as new (0:
+	 * only messages whose INTERNALDATE is later count as new (0:
 	 * all); dated_from: the lowest such unseen UID the date scan found;
 	 * uidnext: the mailbox's at EXAMINE. */
 	bool rebasing;
@@ -415,10 +416,9 @@ start_afresh(struct watcher *w, uint32_t uidvalidity, uint32_t exists)
  * nothing of what was handled. What arrived since mailwatch last saw it
  * whole is caught up with: all of it when it was empty then (as servers
  * that give an empty mailbox a new UIDVALIDITY at every session have
- * it), else the unseen messages whose INTERNALDATE is not before that
- * time, found by the date scan. Without that time (a state file of
- * version 1), only new mail from now is announced. Hooks get the new
- * UIDVALIDITY. */
+ * it), else the unseen messages whose INTERNALDATE is later than that
+ * time, found by the date scan. Without that time, only new mail from
+ * now is announced. Hooks get the new UIDVALIDITY. */
 static uint32_t
 uidvalidity_changed(struct watcher *w, uint32_t uidvalidity, uint32_t exists,
 		    bool *by_date_r)
@@ -522,7 +522,7 @@ summarised(const struct watcher *w)
 	return d->catch_up == CATCH_UP_SUMMARY ? n > 1 : n > d->catch_up_max;
 }
 
-/* True when f's INTERNALDATE is not before w->since, or cannot be told
+/* True when f's INTERNALDATE is later than w->since, or cannot be told
  * (absent, not a date): better announced than lost. */
 static bool
 arrived_since(const struct watcher *w, const struct codec_fetch *f)
@@ -533,7 +533,7 @@ arrived_since(const struct watcher *w, const struct codec_fetch *f)
 	    f->internaldate.nil ||
 	    !codec_internaldate(f->internaldate.ptr, f->internaldate.len, &t))
 		return true;
-	return t >= w->since;
+	return t > w->since;
 }
 
 static void
@@ -749,10 +749,12 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 			log_debug(&w->log, "%s", msg);
 			/* The server answered the LOGOUT sent from IDLE and
 			 * reported no new mail meanwhile: the mailbox was
-			 * seen whole when the stop began. */
+			 * seen whole when the stop began. Nothing that came
+			 * later in that second is handled: the second before
+			 * counts. */
 			if (w->stop_at &&
 			    session_exists(w->s) == w->stop_messages) {
-				w->seen = w->stop_at;
+				w->seen = w->stop_at - 1;
 				w->messages = w->stop_messages;
 			}
 			break;
@@ -882,6 +884,9 @@ close_connection(struct watcher *w)
 		w->since = 0;
 	}
 	w->idle_at = 0;
+	/* Nor is anything that comes later in the second it ends. */
+	if (w->seen >= wall_now(w))
+		w->seen = wall_now(w) - 1;
 }
 
 static int
