@@ -1792,11 +1792,12 @@ codec_internaldate(const char *s, size_t len, int64_t *t_r)
 		return false;
 	dmax = mdays[mon] + (mon == 1 && year % 4 == 0 &&
 			     (year % 100 != 0 || year % 400 == 0));
-	if (day < 1 || day > dmax || hh > 23 || mm > 59 || ss > 60 ||
-	    zh > 23 || zm > 59)
+	if (day < 1 || day > dmax || hh > 23 || mm > 59 || ss > 60 || zh > 23 ||
+	    zm > 59)
 		return false;
 	*t_r = days_from_civil(year, mon + 1, day) * 86400 + hh * 3600 +
-	       mm * 60 + ss - (sign == '-' ? -1 : 1) * (int64_t)(zh * 3600 + zm * 60);
+	       mm * 60 + ss -
+	       (sign == '-' ? -1 : 1) * (int64_t)(zh * 3600 + zm * 60);
 	return true;
 }
 
