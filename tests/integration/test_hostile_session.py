@@ -7,6 +7,8 @@ and reconnects with back-off, a server without IDLE (NOOP polling). Each against
 (tls = none)."""
 
 import os
+import re
+import signal
 import sys
 import time
 import unicodedata
@@ -110,6 +112,51 @@ def test_uidvalidity_of_empty_mailbox():
        "%s: with the UIDVALIDITY the server uses now" % what, repr(recs))
     b = srv.add_message(subject="second")
     h.announced(first + [b], what + ": then live mail")
+    h.finish(what)
+
+
+def test_uidvalidity_after_sigkill():
+    """What the state file says while mailwatch runs, not only after a
+    clean stop: once the first message of a Courier-like mailbox was
+    announced, the file says the mailbox is no longer empty and when it
+    was last seen. Killed (SIGKILL), the server then switches UIDVALIDITY
+    and a message arrives: on the next start that one is announced and
+    the first is not again."""
+    what = "UIDVALIDITY changed after a SIGKILL"
+    h = Hostile(n_old=0, start=False)
+    srv = h.srv
+
+    def examine(conn, tag, args):
+        if not srv.exists():
+            srv.uidvalidity += 1
+        srv.default("EXAMINE", conn, tag, args)
+    srv.handlers["EXAMINE"] = examine
+    h.mw.start()
+    h.idle_ok()
+    a = srv.add_message(subject="first")
+    h.announced([a], what + ": the first message")
+    state = os.path.join(h.mw.state_dir(), "fake.INBOX")
+
+    def says():
+        try:
+            with open(state) as f:
+                text = f.read()
+        except OSError:
+            return None
+        return text if re.search(r"\nuid %d\n.*\nmessages 1\n" % a, text,
+                                 re.S) else None
+    ok(mwtest.wait_until(says, mwtest._t(10)),
+       "%s: the state file says UID %d, one message, while running"
+       % (what, a), repr(says()))
+    h.mw.signal(signal.SIGKILL)
+    ok(h.mw.wait_exit(10) is not None, "%s: killed" % what)
+    srv.uidvalidity += 1
+    b = srv.add_message(subject="while dead", notify=False,
+                        internaldate=time.time() + 2)
+    n = srv.connection_count()
+    h.mw.start()  # still registered: never stop()ped
+    h.reconnected(what + ", started again", n + 1)
+    h.announced([a, b], what + ": the one from while dead, once")
     h.finish(what)
 
 
@@ -256,5 +303,5 @@ def test_no_idle_polls():
 
 mwtest.main(test_uidvalidity_between_connections,
             test_uidvalidity_mid_session, test_uidvalidity_of_empty_mailbox,
-            test_uidvalidity_while_stopped, test_uidvalidity_catch_up_cut,
+            test_uidvalidity_after_sigkill, test_uidvalidity_while_stopped, test_uidvalidity_catch_up_cut,
             test_bye_while_idle, test_no_idle_polls)
