@@ -278,9 +278,13 @@ save_state(struct watcher *w, bool final)
 	 * whole since. */
 	seen = m == w->mark ? w->seen : w->saved_seen;
 	messages = m == w->mark ? w->messages : w->saved_messages;
-	seen_moved = seen != w->saved_seen &&
-		     (final || seen >= w->saved_seen + SEEN_STEP ||
-		      seen < w->saved_seen || !messages != !w->saved_messages);
+	if (final)
+		seen_moved = seen != w->saved_seen ||
+			     messages != w->saved_messages;
+	else
+		seen_moved = seen >= w->saved_seen + SEEN_STEP ||
+			     seen < w->saved_seen ||
+			     !messages != !w->saved_messages;
 	if (w->rebasing || !w->uidvalidity ||
 	    (m == w->saved_mark && w->uidvalidity == w->saved_uidvalidity &&
 	     !seen_moved))
