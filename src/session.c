@@ -362,8 +362,9 @@ send_headers_fetch(struct session *s)
 	codec_buf_addstr(&b, begin(s, CMD_FETCH, tag));
 	codec_buf_addstr(&b, " FETCH ");
 	codec_enc_seqset(&b, r, s->n_skipped);
+	/* After the date scan, with INTERNALDATE: "(INTERNALDATE UID ...". */
 	codec_buf_addstr(&b, s->dated ? " (INTERNALDATE " : " (");
-	codec_buf_addstr(&b, HEADERS_ONLY "\r\n" + 1);
+	codec_buf_addstr(&b, &(HEADERS_ONLY "\r\n")[1]);
 	trace_out(s, &b, CMD_FETCH);
 	queue(s, &b);
 	codec_buf_finish(&b);
