@@ -352,8 +352,8 @@ on_stop_check(sd_event_source *s, uint64_t now, void *ud)
 	return 0;
 }
 
-/* SIGTERM / SIGINT: LOGOUT everywhere and let the hooks end (waiting ones
- * start as running ones end), with a deadline, then exit. */
+/* SIGTERM / SIGINT: LOGOUT everywhere, start the waiting hooks and let
+ * every hook end, with a deadline, then exit. */
 static int
 on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {

@@ -136,6 +136,8 @@ on_child(void *ud, enum child_event ev, const siginfo_t *si)
 	struct password_job *j = ud;
 	struct log_ctx ctx = job_ctx(j);
 
+	if (!j->done)
+		return; /* ended: what is left is the owner's to free */
 	if (ev == CHILD_EXITED) {
 		finish(j, command_result(j, si));
 	} else if (ev == CHILD_TERM) {

@@ -44,8 +44,8 @@ struct sink_ops {
 	 * announced beyond it. */
 	uint32_t (*unfinished)(struct sink *s, const char *account,
 			       const char *mailbox);
-	/* Optional: mailwatch is stopping; the loop runs on while busy()
-	 * (up to a deadline). */
+	/* Optional: mailwatch is stopping: act on what is held back now; the
+	 * loop runs on while busy() (up to a deadline). */
 	void (*stop)(struct sink *s);
 	/* Optional: true while the sink has work that should end before
 	 * mailwatch exits (hooks waiting or running). */
@@ -64,7 +64,7 @@ struct sink {
  * (posix_spawn, no shell; environment MAILWATCH_*; stdin /dev/null;
  * output logged, capped; the process group killed at hook_timeout, also
  * what a hook left running after it exited). At most 16 run at once; the
- * rest wait. finished(ud) is called when a message's hook finished
+ * rest wait, until stop() starts them all. finished(ud) is called when a message's hook finished
  * (unfinished() may have changed); it may be NULL. */
 struct sink *sink_hook_new(sd_event *e, void (*finished)(void *ud), void *ud);
 /* Runs argv once for a click on a message's notification, with the

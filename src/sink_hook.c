@@ -10,7 +10,8 @@
  * hook left running after it exited.
  *
  * Up to HOOK_MAX_RUNNING hooks run at once; the rest wait in a FIFO, so
- * hooks start in the order they were sent (UID order within a mailbox). A
+ * hooks start in the order they were sent (UID order within a mailbox),
+ * and all of them start at a stop, to be done before its deadline. A
  * message's hook is finished when the hook exited, whatever its status;
  * the watcher records no message as announced beyond one whose hook is not
  * finished (unfinished()). At a stop, a hook that dies of a signal the
@@ -340,11 +341,12 @@ run_start(struct hook_run *r)
 	return 0;
 }
 
-/* Starts waiting hooks while there is room. */
+/* Starts waiting hooks while there is room; all of them at a stop. */
 static void
 start_queued(struct hook_sink *hs)
 {
-	while (hs->running.n < HOOK_MAX_RUNNING && hs->queued.head) {
+	while ((hs->stopping || hs->running.n < HOOK_MAX_RUNNING) &&
+	       hs->queued.head) {
 		struct hook_run *r = hs->queued.head;
 
 		if (run_start(r) < 0)
@@ -464,7 +466,10 @@ hook_unfinished(struct sink *s, const char *account, const char *mailbox)
 static void
 hook_stop(struct sink *s)
 {
-	((struct hook_sink *)s)->stopping = true;
+	struct hook_sink *hs = (struct hook_sink *)s;
+
+	hs->stopping = true;
+	start_queued(hs);
 }
 
 static bool

@@ -1122,6 +1122,13 @@ test_hook_left_behind(sd_event *e)
 	free(cmd);
 }
 
+static bool
+one_finished(void *arg)
+{
+	(void)arg;
+	return n_finished >= 1;
+}
+
 /* At a stop: a hook that dies of a signal the sink did not send (as
  * systemd sends one to every process of the unit) is not finished, nor is
  * one that free() kills; one that exits is. busy() holds while hooks run
@@ -1148,6 +1155,7 @@ test_hook_stop(sd_event *e)
 		   0755);
 	a.d.on_new_mail = argv;
 	ok(!s->ops->busy(s), "busy: not before any hook");
+	n_finished = 0;
 	s->ops->stop(s);
 	for (uint32_t uid = 21; uid <= 23; uid++) {
 		struct mail_event ev = event_init(uid, "A", "a@b", "s");
@@ -1163,6 +1171,8 @@ test_hook_stop(sd_event *e)
 		free(p21f);
 		free(p22f);
 	}
+	ok(run_until(e, one_finished, NULL, scaled_ms(5000)),
+	   "the owner hears that the hook that exited finished");
 	p21 = read_pid("stop.21");
 	p22 = read_pid("stop.22");
 	ok(s->ops->busy(s), "busy: while hooks run");
