@@ -298,9 +298,9 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	return 0;
 }
 
-/* A message's hook finished: the mark may move past it. */
+/* Waiting hooks started, or (stopping) one ended: the state may move. */
 static void
-on_hooks_finished(void *ud)
+on_hooks_changed(void *ud)
 {
 	struct daemon *d = ud;
 
@@ -493,7 +493,7 @@ main(int argc, char **argv)
 	d.resume = resume_new(d.event, on_resume, &d);
 	/* Hooks first: a click on a notification runs on_click through
 	 * them. Announcing goes through the sinks in this order. */
-	d.sinks[1] = sink_hook_new(d.event, on_hooks_finished, &d);
+	d.sinks[1] = sink_hook_new(d.event, on_hooks_changed, &d);
 	d.sinks[0] = sink_notify_new(d.event, d.sinks[1]);
 	d.n_sinks = 2;
 

@@ -39,20 +39,20 @@ struct sink_ops {
 	void (*batch_done)(struct sink *s, const struct account *a,
 			   const char *mailbox, unsigned n);
 	/* Optional: the lowest UID of account/mailbox that the sink took and
-	 * has not finished acting on (a hook waiting or running, or killed
-	 * at a stop), or 0. The watcher never records a message as
-	 * announced beyond it. */
+	 * has not acted on (a hook waiting; after stop() also one running,
+	 * or one killed during the stop), or 0. The watcher never records a
+	 * message as announced beyond it. */
 	uint32_t (*unfinished)(struct sink *s, const char *account,
 			       const char *mailbox);
-	/* Optional: mailwatch is stopping: act on what is held back now; the
-	 * loop runs on while busy() (up to a deadline). */
+	/* Optional: mailwatch is stopping: act on what is held back now,
+	 * and count what is under way as unfinished until it ends; the loop
+	 * runs on while busy() (up to a deadline). */
 	void (*stop)(struct sink *s);
 	/* Optional: true while the sink has work that should end before
 	 * mailwatch exits (hooks waiting or running). */
 	bool (*busy)(struct sink *s);
-	/* Frees the sink. What it has not finished is dropped (and
-	 * unfinished() said so until then); hooks still running are
-	 * killed, on_click commands left running. */
+	/* Frees the sink: hooks still running are killed (after stop(),
+	 * unfinished() said so), on_click commands left running. */
 	void (*free)(struct sink *s);
 };
 
@@ -64,9 +64,10 @@ struct sink {
  * (posix_spawn, no shell; environment MAILWATCH_*; stdin /dev/null;
  * output logged, capped; the process group killed at hook_timeout, also
  * what a hook left running after it exited). At most 16 run at once; the
- * rest wait, until stop() starts them all. finished(ud) is called when a message's hook finished
- * (unfinished() may have changed); it may be NULL. */
-struct sink *sink_hook_new(sd_event *e, void (*finished)(void *ud), void *ud);
+ * rest wait, until stop() starts them all. changed(ud) is called when
+ * unfinished() may have changed (waiting hooks started; after stop(), a
+ * hook ended); it may be NULL. */
+struct sink *sink_hook_new(sd_event *e, void (*changed)(void *ud), void *ud);
 /* Runs argv once for a click on a message's notification, with the
  * message's MAILWATCH_* environment: no timeout, in a session of its own,
  * and left running when mailwatch exits (it is usually a mail client).

@@ -10,15 +10,18 @@
  * hook left running after it exited.
  *
  * Up to HOOK_MAX_RUNNING hooks run at once; the rest wait in a FIFO, so
- * hooks start in the order they were sent (UID order within a mailbox),
- * and all of them start at a stop, to be done before its deadline. A
- * message's hook is finished when the hook exited, whatever its status;
- * the watcher records no message as announced beyond one whose hook is not
- * finished (unfinished()). At a stop, a hook that dies of a signal the
- * sink did not send (systemd stops every process of the unit) is not
- * finished either, and freeing the sink kills what still runs: those
- * messages are announced again at the next start. Nothing here blocks,
- * except free(), which reaps the hooks it kills. */
+ * hooks start in the order they were sent (UID order within a mailbox).
+ * The watcher records no message as announced beyond one whose hook waits
+ * (unfinished()): a started hook runs on its own, in its own process
+ * group, even if mailwatch is killed.
+ *
+ * A clean stop (stop()) starts every waiting hook and counts running ones
+ * as unfinished too, until they exit: main runs the loop until none runs
+ * or its deadline passes, writes the state, and frees the sink, which
+ * kills what still runs. A hook that dies of a signal the sink did not
+ * send during the stop (systemd signals every process of the unit) stays
+ * unfinished as well. Those messages are announced again at the next
+ * start. Nothing here blocks, except free(), which reaps what it kills. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -87,7 +90,7 @@ struct hook_sink {
 	sd_event *event;
 	struct run_list queued, running, lingering, lost;
 	bool stopping;
-	void (*finished)(void *ud); /* a message's hook finished; or NULL */
+	void (*changed)(void *ud); /* unfinished() may have changed; or NULL */
 	void *ud;
 };
 
@@ -235,8 +238,8 @@ on_output(void *ud, const char *buf, size_t n)
 
 static void start_queued(struct hook_sink *hs);
 
-/* r's command ended. Returns true when its message's hook is finished:
- * not when it died of a signal the sink did not send while mailwatch is
+/* r's command ended. Returns true when its message's hook is done: not
+ * when it died of a signal the sink did not send while mailwatch is
  * stopping (systemd ending the unit's processes), since it is announced
  * again at the next start then. */
 static bool
@@ -276,13 +279,10 @@ on_child(void *ud, enum child_event ev, const siginfo_t *si)
 
 	switch (ev) {
 	case CHILD_EXITED:
-		if (!run_exited(r, si)) {
-			list_move(r, &hs->lost);
-		} else {
-			list_move(r, &hs->lingering);
-			if (r->uid && hs->finished)
-				hs->finished(hs->ud);
-		}
+		list_move(r, run_exited(r, si) ? &hs->lingering : &hs->lost);
+		/* While stopping, the running hooks held the mark. */
+		if (hs->stopping && r->uid && hs->changed)
+			hs->changed(hs->ud);
 		start_queued(hs);
 		break;
 	case CHILD_TERM:
@@ -341,10 +341,13 @@ run_start(struct hook_run *r)
 	return 0;
 }
 
-/* Starts waiting hooks while there is room; all of them at a stop. */
+/* Starts waiting hooks while there is room (all of them at a stop), and
+ * tells the owner: their messages count as announced now. */
 static void
 start_queued(struct hook_sink *hs)
 {
+	unsigned before = hs->queued.n;
+
 	while ((hs->stopping || hs->running.n < HOOK_MAX_RUNNING) &&
 	       hs->queued.head) {
 		struct hook_run *r = hs->queued.head;
@@ -354,6 +357,8 @@ start_queued(struct hook_sink *hs)
 		else
 			list_move(r, &hs->running);
 	}
+	if (hs->queued.n != before && hs->changed)
+		hs->changed(hs->ud);
 }
 
 /* Starts argv now when few enough hooks run, else queues it. Takes over
@@ -373,6 +378,14 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 	r->envp = envp;
 	r->detached = detached;
 	r->timeout = detached ? 0 : a->d.hook_timeout;
+	if ((hs->stopping || hs->running.n < HOOK_MAX_RUNNING) &&
+	    !hs->queued.head) {
+		if (run_start(r) < 0)
+			run_free(r);
+		else
+			list_append(&hs->running, r);
+		return;
+	}
 	if (hs->queued.n >= HOOK_MAX_QUEUED) {
 		struct log_ctx ctx = run_ctx(r);
 
@@ -382,7 +395,6 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 		return;
 	}
 	list_append(&hs->queued, r);
-	start_queued(hs);
 }
 
 /* The environment of a command about message ev (free with
@@ -459,7 +471,8 @@ hook_unfinished(struct sink *s, const char *account, const char *mailbox)
 	struct hook_sink *hs = (struct hook_sink *)s;
 	uint32_t low = lowest_uid(&hs->queued, account, mailbox, 0);
 
-	low = lowest_uid(&hs->running, account, mailbox, low);
+	if (hs->stopping)
+		low = lowest_uid(&hs->running, account, mailbox, low);
 	return lowest_uid(&hs->lost, account, mailbox, low);
 }
 
@@ -470,6 +483,8 @@ hook_stop(struct sink *s)
 
 	hs->stopping = true;
 	start_queued(hs);
+	if (hs->changed)
+		hs->changed(hs->ud);
 }
 
 static bool
@@ -507,7 +522,7 @@ hook_free(struct sink *s)
 		if (r->detached)
 			log_debug(&ctx, "%s (pid %d) left running", r->name,
 				  child_pid(r->child));
-		else if (r->uid)
+		else if (r->uid && hs->stopping)
 			log_warn(&ctx,
 				 "%s (pid %d) still running: killing it; UID "
 				 "%" PRIu32 " is announced again at the next "
@@ -538,12 +553,12 @@ static const struct sink_ops hook_ops = {
 };
 
 struct sink *
-sink_hook_new(sd_event *e, void (*finished)(void *ud), void *ud)
+sink_hook_new(sd_event *e, void (*changed)(void *ud), void *ud)
 {
 	struct hook_sink *hs = xcalloc(1, sizeof(*hs));
 
 	hs->sink.ops = &hook_ops;
-	hs->finished = finished;
+	hs->changed = changed;
 	hs->ud = ud;
 	hs->event = sd_event_ref(e);
 	return &hs->sink;

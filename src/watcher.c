@@ -184,8 +184,8 @@ pump(struct watcher *w)
 }
 
 /* Writes the state file when what it should say changed: the mark, but
- * never past a message a sink has not finished with (a hook waiting or
- * running), so that a kill loses nothing. */
+ * never past a message a sink has not acted on (a queued hook; at a stop
+ * also a running one), so that a kill loses nothing. */
 static void
 save_state(struct watcher *w)
 {

@@ -34,8 +34,8 @@ struct watcher *watcher_new(const struct watcher_env *env,
  * sinks must still exist. */
 void watcher_free(struct watcher **w);
 
-/* Brings the state file up to date (after hooks finished) once the loop
- * is idle. */
+/* Brings the state file up to date (after queued hooks started) once the
+ * loop is idle. */
 void watcher_save(struct watcher *w);
 
 /* After a reload: a is the new configuration's account, equal in every
