@@ -1065,8 +1065,8 @@ test_hook_timeout(sd_event *e)
 	       "... but once stopping it is");
 	sink_free(&s);
 	ok(sh > 0 && pid_dead(sh), "sink_free kills a running hook");
-	ok(child > 0 && run_until(e, pid_file_dead, "sleep.pid",
-				  scaled_ms(2000)),
+	ok(child > 0 &&
+	       run_until(e, pid_file_dead, "sleep.pid", scaled_ms(2000)),
 	   "... and what it started");
 	{
 		char *l = log_since(mark);
@@ -1106,8 +1106,7 @@ test_hook_left_behind(sd_event *e)
 	log_max_level = before;
 	left = read_pid("left.pid");
 	ok(left > 0, "it left a process behind (pid %d)", (int)left);
-	ok(left > 0 && run_until(e, pid_file_dead, "left.pid",
-				 scaled_ms(5000)),
+	ok(left > 0 && run_until(e, pid_file_dead, "left.pid", scaled_ms(5000)),
 	   "which is killed at hook_timeout");
 	ok(wait_log(e, mark,
 		    "hook /bin/sh left processes running after 1 s: "
