@@ -184,8 +184,8 @@ pump(struct watcher *w)
 }
 
 /* Writes the state file when what it should say changed: the mark, but
- * never past a message a sink has not acted on yet (a queued hook), so
- * that a kill loses nothing. */
+ * never past a message a sink has not acted on (a queued hook; at a stop
+ * also a running one), so that a kill loses nothing. */
 static void
 save_state(struct watcher *w)
 {
@@ -193,8 +193,8 @@ save_state(struct watcher *w)
 
 	for (size_t i = 0; i < w->env.n_sinks; i++) {
 		struct sink *k = w->env.sinks[i];
-		uint32_t u = k->ops->unstarted
-				     ? k->ops->unstarted(k, w->name, w->mailbox)
+		uint32_t u = k->ops->unfinished
+				     ? k->ops->unfinished(k, w->name, w->mailbox)
 				     : 0;
 
 		if (u && u - 1 < m)
