@@ -10,7 +10,8 @@
  * [date scan] -> [catch-up UID FETCH] -> IDLE (or NOOP polling without
  * IDLE). On EXISTS it
  * sends DONE and the UID FETCH of the new messages in one write, reports the
- * fetched messages and goes back to IDLE.
+ * fetched messages and goes back to IDLE. Server bytes can end a session
+ * (the failed callback), never the process.
  */
 #pragma once
 
@@ -59,7 +60,11 @@ struct session_cb {
 	uint32_t (*selected)(void *ud, uint32_t uidvalidity, uint32_t uidnext,
 			     uint32_t exists, bool *by_date_r);
 	/* One message of a UID FETCH, UID >= the first UID to announce and
-	 * not reported before in this session. f is borrowed for the call. */
+	 * not reported before in this session, with its ENVELOPE; or, when
+	 * its response was over the codec's limits, with only its From,
+	 * Subject, Date and Message-ID fields, cut, in f->sections (fetched
+	 * again after the others: UID order is the owner's to restore). f is
+	 * borrowed for the call. */
 	void (*fetched)(void *ud, const struct codec_fetch *f);
 	/* The UID FETCH completed; everything it returned was reported. */
 	void (*batch_end)(void *ud);

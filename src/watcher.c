@@ -252,11 +252,12 @@ take_idle_time(struct watcher *w)
 }
 
 /* Writes the state file when what it should say changed: the mark, but
- * never past a message a sink has not acted on yet (a queued hook), so
- * that a kill loses nothing; and the time the mailbox was seen whole,
- * when it advanced by SEEN_STEP or the mailbox became empty or not (at
- * all, when final). Not while catching up after a UIDVALIDITY change: the
- * file keeps what came before until that completes. */
+ * never past a message a sink has not acted on (a queued hook; at a stop
+ * also a running one), so that a kill loses nothing; and the time the
+ * mailbox was seen whole, when it advanced by SEEN_STEP or the mailbox
+ * became empty or not (at all, when final). Not while catching up after a
+ * UIDVALIDITY change: the file keeps what came before until that
+ * completes. */
 static void
 save_state(struct watcher *w, bool final)
 {
@@ -266,8 +267,8 @@ save_state(struct watcher *w, bool final)
 
 	for (size_t i = 0; i < w->env.n_sinks; i++) {
 		struct sink *k = w->env.sinks[i];
-		uint32_t u = k->ops->unstarted
-				     ? k->ops->unstarted(k, w->name, w->mailbox)
+		uint32_t u = k->ops->unfinished
+				     ? k->ops->unfinished(k, w->name, w->mailbox)
 				     : 0;
 
 		if (u && u - 1 < m)
