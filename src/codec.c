@@ -30,6 +30,7 @@ static const struct codec_limits default_limits = {
     .max_response = 2048 * KIB,
     .max_depth = 32,
     .max_list = 10000,
+    .max_skip = 16384 * KIB,
 };
 
 /* The parser recurses once per list level: cap the configured depth. */
@@ -155,6 +156,8 @@ codec_init(struct codec *c, const struct codec_limits *lim)
 			c->limits.max_depth = lim->max_depth;
 		if (lim->max_list)
 			c->limits.max_list = lim->max_list;
+		if (lim->max_skip)
+			c->limits.max_skip = lim->max_skip;
 	}
 	if (c->limits.max_depth > DEPTH_CAP)
 		c->limits.max_depth = DEPTH_CAP;
@@ -373,12 +376,13 @@ literal_header(const char *line, const char *e, uint64_t *n_r)
 	return true;
 }
 
-static void start_skip(struct codec *c, uint64_t literal);
+static int start_skip(struct codec *c, uint64_t literal);
 
 /* Called with a line (ending in LF) appended. Returns 1 when the response
  * is complete (its last terminator removed), 0 when more follows (a
  * literal, or a blank line was skipped; or the literal is over the limits
- * and the response is being skipped). */
+ * and the response is being skipped), or a negative error when the
+ * literal is too big even to skip. */
 static int
 end_of_line(struct codec *c)
 {
@@ -401,15 +405,13 @@ end_of_line(struct codec *c)
 			 "literal of %" PRIu64 " bytes exceeds the limit of "
 			 "%zu bytes",
 			 n, c->limits.max_literal);
-		start_skip(c, n);
-		return 0;
+		return start_skip(c, n);
 	}
 	if (n > c->limits.max_response - c->len) {
 		snprintf(c->errmsg, sizeof c->errmsg,
 			 "response longer than %zu bytes",
 			 c->limits.max_response);
-		start_skip(c, n);
-		return 0;
+		return start_skip(c, n);
 	}
 	reserve(c, c->len + n);
 	c->literal_left = n;
@@ -435,11 +437,27 @@ keep_head(struct codec *c)
 		memcpy(c->skip_head, c->buf, c->skip_head_len);
 }
 
+/* Starts skipping a literal of n bytes. Returns 0, or a negative error
+ * when that goes past max_skip. */
+static int
+skip_literal(struct codec *c, uint64_t n)
+{
+	if (n > c->skip_left)
+		return set_error(c, CODEC_E_RESPONSE_TOO_BIG,
+				 "literal of %" PRIu64 " bytes: a response "
+				 "longer than %zu bytes, too big even to skip",
+				 n, c->limits.max_skip);
+	c->skip_literal = n;
+	c->skip_left -= n;
+	return 0;
+}
+
 /* Starts skipping the response in buf, whose limit check failed (the
  * message is in errmsg): keeps its first bytes and the current line's
  * last ones, forgets the rest. literal > 0: the line just ended in the
- * header of a literal of that size, to be skipped next. */
-static void
+ * header of a literal of that size, to be skipped next. Returns 0, or a
+ * negative error when the response is too big even to skip. */
+static int
 start_skip(struct codec *c, uint64_t literal)
 {
 	size_t line_len = c->len - c->line_start;
@@ -452,12 +470,14 @@ start_skip(struct codec *c, uint64_t literal)
 		memcpy(c->skip_tail, c->buf + c->len - c->skip_tail_len,
 		       c->skip_tail_len);
 	c->skip_first_line = c->line_start == 0 && !literal;
-	c->skip_literal = literal;
+	c->skip_left = c->limits.max_skip > c->len ? c->limits.max_skip - c->len
+						    : 0;
 	c->skipping = true;
 	c->len = c->line_start = 0;
 	c->literal_left = 0;
 	if (literal)
 		c->skip_tail_len = 0;
+	return skip_literal(c, literal);
 }
 
 /* Passes n bytes of a skipped line: the first line's go to the head while
@@ -491,7 +511,8 @@ skip_line_bytes(struct codec *c, const char *p, size_t n)
 }
 
 /* A skipped line ended (its LF is the tail's last byte). Returns 1 when
- * that was the response's end, 0 when a literal follows. */
+ * that was the response's end, 0 when a literal follows, or a negative
+ * error when that literal is too big even to skip. */
 static int
 skip_end_of_line(struct codec *c)
 {
@@ -510,9 +531,8 @@ skip_end_of_line(struct codec *c)
 	if (!literal_header(t, e, &n))
 		return 1;
 	c->skip_first_line = false;
-	c->skip_literal = n;
 	c->skip_tail_len = 0;
-	return 0;
+	return skip_literal(c, n);
 }
 
 /* The skipped response as a CODEC_SKIPPED one, from its first bytes. */
@@ -577,13 +597,15 @@ over_limits(struct codec *c)
 }
 
 /* Goes on skipping with the input at [in, in + len): returns 1 with the
- * skipped response when it ended, 0 when all bytes were used. */
+ * skipped response when it ended, 0 when all bytes were used, or a
+ * negative error when the response is too big even to skip. */
 static int
 skip_more(struct codec *c, const char *in, size_t len, size_t *pos)
 {
 	while (*pos < len) {
 		const char *lf;
 		size_t n = len - *pos;
+		int r;
 
 		if (c->skip_literal > 0) {
 			if (n > c->skip_literal)
@@ -595,9 +617,20 @@ skip_more(struct codec *c, const char *in, size_t len, size_t *pos)
 		lf = memchr(in + *pos, '\n', n);
 		if (lf)
 			n = (size_t)(lf - (in + *pos)) + 1;
+		if (n > c->skip_left)
+			return set_error(c, CODEC_E_RESPONSE_TOO_BIG,
+					 "response longer than %zu bytes, too "
+					 "big even to skip",
+					 c->limits.max_skip);
+		c->skip_left -= n;
 		skip_line_bytes(c, in + *pos, n);
 		*pos += n;
-		if (lf && skip_end_of_line(c)) {
+		if (!lf)
+			continue;
+		r = skip_end_of_line(c);
+		if (r < 0)
+			return r;
+		if (r == 1) {
 			c->skipping = false;
 			c->done = true;
 			skipped_response(c);
@@ -626,9 +659,10 @@ codec_parse(struct codec *c, const void *data, size_t len, size_t *consumed_r,
 		clear_response(c);
 	while (pos < len) {
 		if (c->skipping) {
-			if (!skip_more(c, in, len, &pos))
-				break;
+			r = skip_more(c, in, len, &pos);
 			*consumed_r = pos;
+			if (r <= 0)
+				return r;
 			*resp_r = &c->resp;
 			return 1;
 		}
@@ -653,7 +687,12 @@ codec_parse(struct codec *c, const void *data, size_t len, size_t *consumed_r,
 		pos += n;
 		if (!lf)
 			break;
-		if (end_of_line(c) == 0)
+		r = end_of_line(c);
+		if (r < 0) {
+			*consumed_r = pos;
+			return r;
+		}
+		if (r == 0)
 			continue;
 		*consumed_r = pos;
 		c->done = true;

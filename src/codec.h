@@ -34,6 +34,10 @@ struct codec_limits {
 	unsigned max_depth;  /* parenthesised list nesting (default 32, at
 				most 1024: the parser recurses per level) */
 	unsigned max_list;   /* items in one list (default 10000) */
+	/* A response over the limits above is skipped, not kept; one larger
+	 * than this (default 16 MiB) is an error: no mail has a header that
+	 * big, and skipping has to end somewhere. */
+	size_t max_skip;
 };
 
 /* A string as the server sent it: atom, quoted (unescaped), or literal.
@@ -266,6 +270,7 @@ struct codec {
 	bool skipping;
 	bool skip_first_line;  /* still on the response's first line */
 	uint64_t skip_literal; /* literal bytes left to skip */
+	uint64_t skip_left;    /* bytes that may still be skipped */
 	char skip_head[64];    /* the response's first bytes */
 	size_t skip_head_len;
 	char skip_tail[32];    /* the current line's last bytes */

@@ -997,29 +997,45 @@ test_errors(void)
 	EXPECT_ERROR("junk after a response", NULL, "* 3 EXISTS now\r\n",
 		     CODEC_E_SYNTAX);
 
-	/* A 4 GiB literal is skipped from its header on, even when the
-	 * header comes in pieces: nothing is kept of it. */
+	/* A 4 GiB literal is too big even to skip (max_skip): an error at
+	 * its header, even when the header comes in pieces, with nothing
+	 * kept of it. */
 	codec_init(&c, NULL);
 	rc = codec_parse(&c, "* 1 FETCH (BODY[] {42949", 24, &used, &r);
 	is_int(rc, 0, "4 GiB literal: first half of the header");
 	rc = codec_parse(&c, "67296}\r\nxxxx", 12, &used, &r);
-	ok(rc == 0 && used == 12 && c.skipping,
-	   "4 GiB literal: skipped from its header on");
+	is_int(rc, -CODEC_E_RESPONSE_TOO_BIG, "4 GiB literal: fails at {n}");
+	is_int(used, 8, "4 GiB literal: consumed up to the header's LF");
 	ok(c.cap <= 4096, "4 GiB literal: nothing allocated for it (%zu)",
 	   c.cap);
-	ok(strstr(c.errmsg, "4294967296") != NULL,
-	   "4 GiB literal: the reason names the size: %s", c.errmsg);
+	ok(strstr(codec_errmsg(&c), "4294967296") != NULL,
+	   "4 GiB literal: the message names the size: %s", codec_errmsg(&c));
 	codec_finish(&c);
-	codec_init(&c, NULL);
-	big = "* 1 FETCH (BODY[] {99999999999999999999999}\r\n";
-	rc = codec_parse(&c, big, strlen(big), &used, &r);
-	ok(rc == 0 && used == strlen(big) && c.skipping &&
-	       c.skip_literal == UINT64_MAX,
-	   "literal size overflowing 64 bits: skipped as the largest");
-	codec_finish(&c);
+	EXPECT_ERROR("literal size overflowing 64 bits", NULL,
+		     "* 1 FETCH (BODY[] {99999999999999999999999}\r\n",
+		     CODEC_E_RESPONSE_TOO_BIG);
+	{
+		struct codec_limits lim = {.max_line = 64, .max_skip = 300};
 
-	/* An endless line is skipped with bounded memory, and what follows
-	 * its end parses. */
+		EXPECT_ERROR("a literal past max_skip after a long line", &lim,
+			     "* 1 FETCH (X 01234567890123456789012345678901"
+			     "234567890123456789012345678901234567890123 "
+			     "{250}\r\n",
+			     CODEC_E_RESPONSE_TOO_BIG);
+		EXPECT_ERROR("lines past max_skip", &lim,
+			     "* OK 0123456789012345678901234567890123456789"
+			     "0123456789012345678901234567890123456789"
+			     "0123456789012345678901234567890123456789"
+			     "0123456789012345678901234567890123456789"
+			     "0123456789012345678901234567890123456789"
+			     "0123456789012345678901234567890123456789"
+			     "0123456789012345678901234567890123456789"
+			     "0123456789012345678901234567890123456789\r\n",
+			     CODEC_E_RESPONSE_TOO_BIG);
+	}
+
+	/* A line of 4 MiB (below max_skip) is skipped with bounded memory,
+	 * and what follows its end parses. */
 	codec_init(&c, NULL);
 	big = xmalloc(4096);
 	memset(big, 'x', 4096);
