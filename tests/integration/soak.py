@@ -413,7 +413,7 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
     sections["general"]["on_new_mail"] = slow
     mw.write_config(sections)
     instances = [Instance(0, mw)]
-    if not mwtest.wait_until(lambda: all_idle(mw, 0), mwtest._t(30)):
+    if not mwtest.wait_until(lambda: all_idle(mw, 0), 30):
         raise RuntimeError("mailwatch did not reach IDLE on every mailbox: "
                            "%r" % idle_state(mw, 0))
 
@@ -546,7 +546,7 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
     if inst.rc is None:
         inst.rc = "hung"
     term_rcs.append((inst.pid, inst.rc))
-    mwtest.wait_until(lambda: not hooks_running(sids), mwtest._t(10))
+    mwtest.wait_until(lambda: not hooks_running(sids), 10)
     for sid in sids:
         left = mwtest._kill_session_leftovers(sid)
         if left:

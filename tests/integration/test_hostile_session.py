@@ -32,9 +32,8 @@ def test_uidvalidity_between_connections():
     srv.conn(1).close()
     h.log_line(r"UIDVALIDITY changed from 1000 to 2000", what, since=mark)
     h.reconnected(what)
-    time.sleep(1)
-    ok(h.uids() == [a], "%s: the mailbox is not announced again" % what,
-       "hook UIDs: %s" % h.uids())
+    # The new message comes after whatever the reconnect announced: the
+    # mailbox announced again would show by then.
     b = srv.add_message(subject="new after the change")
     h.announced([a, b], what)
     recs = h.mw.hook_records()
@@ -55,9 +54,7 @@ def test_uidvalidity_mid_session():
     srv.conn(1).sendline("* OK [UIDVALIDITY 3000] mailbox recreated")
     h.log_line(r"UIDVALIDITY changed from 1000 to 3000", what, since=mark)
     h.reconnected(what)
-    time.sleep(1)
-    ok(h.uids() == [], "%s: the mailbox is not announced" % what,
-       "hook UIDs: %s" % h.uids())
+    # As above: the new message is the sentinel.
     b = srv.add_message(subject="new after the change")
     h.announced([b], what)
     h.memory_ok(what)
@@ -93,7 +90,7 @@ def test_bye_while_idle():
     gaps = [round(t[i + 1] - t[i], 2) for i in range(3)]
     comment("  reconnect gaps: %s s" % gaps)
     ok(gaps[0] >= 0.5 and gaps[1] >= 1.2 and gaps[2] >= 2.5 and
-       gaps[0] < gaps[1] < gaps[2] and gaps[2] < 8,
+       gaps[0] < gaps[1] < gaps[2] and gaps[2] < 4 + mwtest._t(4),
        "%s: reconnects back off (about 1, 2, 4 s)" % what,
        "gaps: %s" % gaps)
     ok(len(h.log_lines(r"Too busy, try later", mark)) >= 2,

@@ -102,7 +102,7 @@ def _hooks_queued_at(sig):
                 return "\nuid %d\n" % uids[-1] in f.read()
         except OSError:
             return False
-    ok(mwtest.wait_until(saved, mwtest._t(10), interval=0.005),
+    ok(mwtest.wait_until(saved, 10, interval=0.005),
        "%s: the state file says UID %d was handled" % (sig.name,
                                                        uids[-1]))
     t = time.monotonic()
@@ -120,9 +120,8 @@ def _hooks_queued_at(sig):
        "%s: mailwatch idles again" % sig.name)
     # Hooks take 2 s, 16 at a time at least: 40 are done within 8 s.
     mwtest.wait_until(lambda: len({r["MAILWATCH_UID"] for r in
-                                   mw.hook_records()}) >= len(uids),
-                      mwtest._t(12))
-    time.sleep(2.5)
+                                   mw.hook_records()}) >= len(uids), 12)
+    mw.settle(0.5, 15)
     counts = {}
     for r in mw.hook_records():
         counts[int(r["MAILWATCH_UID"])] = counts.get(
