@@ -32,10 +32,11 @@ Rules:
   - no \\Seen message and nothing that was not delivered is announced;
   - a UID may be announced twice only as the batch in flight at a SIGKILL:
     its first announcement was made by the instance that was killed, at
-    most KILL_WINDOW (2 s) before the kill (by the hook's clock; the hook
-    may start a little after the kill), the second by a later instance,
-    and per killed instance and mailbox the repeated UIDs are the last ones
-    that instance announced there (the batch whose state was not saved);
+    most KILL_WINDOW (2 s, scaled) before the kill (by the hook's clock; the
+    hook may start up to HOOK_START_SLACK after it), the second by a later
+    instance, and per killed instance and mailbox the repeated UIDs are the
+    last ones that instance announced there (the batch whose state was not
+    saved);
   - every exit after SIGTERM is 0, and the log has no sanitizer report.
 
 Run directly ("make soak": SOAK_SECONDS, default 180, at least 500
@@ -61,8 +62,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import mwtest  # noqa: E402
 from mwtest import ok, comment  # noqa: E402
 
-KILL_WINDOW = 2.0      # s before a SIGKILL in which a batch may repeat
-HOOK_START_SLACK = 2.0  # s a hook may take to record after being spawned
+# s before a SIGKILL in which a batch may repeat
+KILL_WINDOW = mwtest._t(2.0)
+# s a hook may take to record after being spawned
+HOOK_START_SLACK = mwtest._t(2.0)
 FAULT_KINDS = ("restart", "kick", "sigkill", "sigterm")
 # (account, user, mailbox)
 TARGETS = (
@@ -659,7 +662,13 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
 
 
 def instance_of(rec, instances):
-    """The instance whose log says it started the hook that wrote rec."""
+    """The instance that started the hook that wrote rec: the one whose
+    pid is the hook's session (a SIGKILL may come between the spawn and
+    the "started" log line), else the one whose log says it started it."""
+    for ins in instances:
+        if rec.get("_sid") is not None and \
+                rec.get("_sid") == getattr(ins, "pid", None):
+            return ins
     for ins in instances:
         if rec.get("_pid") in ins.hook_pids:
             return ins

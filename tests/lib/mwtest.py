@@ -1392,7 +1392,8 @@ HOOK_SCRIPT = r'''#!/usr/bin/python3
 # Written by tests/lib/mwtest.py. Usage: hook.py RECORDFILE [--sleep S]
 # [--exit N] [--print TEXT] [--] ARGS... Appends one JSON line: every
 # MAILWATCH_* variable, plus _argv (ARGS), _t (time.monotonic(), comparable
-# across processes), _pid.
+# across processes), _pid, _sid (its session: the pid of the mailwatch that
+# started it, even once that is gone).
 import json, os, sys, time
 rec_file, args = sys.argv[1], sys.argv[2:]
 sleep = code = 0
@@ -1411,6 +1412,7 @@ rec = {k: v for k, v in os.environ.items() if k.startswith("MAILWATCH_")}
 rec["_argv"] = args
 rec["_t"] = time.monotonic()
 rec["_pid"] = os.getpid()
+rec["_sid"] = os.getsid(0)
 fd = os.open(rec_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 os.write(fd, (json.dumps(rec) + "\n").encode())
 os.close(fd)
