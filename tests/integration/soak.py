@@ -755,6 +755,12 @@ def _describe_keys(keys, delivered, instances, fault_log, text):
                 i.n, i.pid, i.end) for i in by) or "never logged as new"))
     if len(keys) > 15:
         out.append("... %d more" % (len(keys) - 15))
+    # What those instances said about hooks they could not run.
+    hook_rx = re.compile(r"^mailwatch: [^\n]*: hook /\S+: [^\n]*$", re.M)
+    for ins in sorted({i.n: i for k in keys for i in logged.get(
+            (k[0], k[1], k[3]), [])}.values(), key=lambda i: i.n):
+        lines = hook_rx.findall(text, bounds[ins.n], bounds[ins.n + 1])
+        out += ["instance %d: %s" % (ins.n, ln) for ln in lines[:10]]
     if keys:
         out.append("instances: " + ", ".join(
             "%d pid %d %.1f-%s %s rc %s" % (
