@@ -30,13 +30,13 @@ _MAILBOX, _UIDVALIDITY, _UID) are compared with what was delivered unseen.
 Rules:
   - missed must be 0;
   - no \\Seen message and nothing that was not delivered is announced;
-  - a UID may be announced twice only as the batch in flight at a SIGKILL:
-    its first announcement was made by the instance that was killed, at
-    most KILL_WINDOW (2 s, scaled) before the kill (by the hook's clock; the
-    hook may start up to HOOK_START_SLACK after it), the second by a later
-    instance, and per killed instance and mailbox the repeated UIDs are the
-    last ones that instance announced there (the batch whose state was not
-    saved);
+  - a UID may be announced again only as the batch in flight at a
+    SIGKILL: each announcement but the last was made by an instance that
+    was killed, at most KILL_WINDOW (2 s, scaled) before the kill (by the
+    hook's clock; the hook may start up to HOOK_START_SLACK after it), the
+    next by a later instance (two kills in a row may catch the same batch),
+    and per killed instance and mailbox the repeated UIDs are the last ones
+    that instance announced there (the batch whose state was not saved);
   - every exit after SIGTERM is 0, and the log has no sanitizer report.
 
 Run directly ("make soak": SOAK_SECONDS, default 180, at least 500
@@ -688,25 +688,27 @@ def judge_duplicates(recs, instances):
     bad = []
     per_kill = collections.defaultdict(set)   # (instance n, acct, mbox)
     for k, rs in sorted(dups.items()):
-        first, ins1 = rs[0], instance_of(rs[0], instances)
         why = []
-        if len(rs) != 2:
-            why.append("announced %d times" % len(rs))
-        if ins1 is None:
-            why.append("first announcement by an unknown instance")
-        elif ins1.end != "sigkill":
-            why.append("first announced by instance %d, which ended by %s"
-                       % (ins1.n, ins1.end))
-        else:
-            dt = ins1.t_end - first["_t"]
+        # Each announcement but the last is the batch in flight at a
+        # SIGKILL of the instance that made it (two kills in a row may
+        # catch the same batch), repeated by a later instance.
+        for r, again in zip(rs, rs[1:]):
+            ins1 = instance_of(r, instances)
+            if ins1 is None:
+                why.append("announced by an unknown instance")
+                continue
+            if ins1.end != "sigkill":
+                why.append("announced by instance %d, which ended by %s"
+                           % (ins1.n, ins1.end))
+                continue
+            dt = ins1.t_end - r["_t"]
             if not (-HOOK_START_SLACK <= dt <= KILL_WINDOW):
-                why.append("first announced %.2f s before the SIGKILL" %
-                           dt)
-            for r in rs[1:]:
-                ins2 = instance_of(r, instances)
-                if ins2 is None or ins2.n <= ins1.n:
-                    why.append("repeated by instance %s" % (
-                        ins2.n if ins2 else "?"))
+                why.append("announced by instance %d %.2f s before the "
+                           "SIGKILL" % (ins1.n, dt))
+            ins2 = instance_of(again, instances)
+            if ins2 is None or ins2.n <= ins1.n:
+                why.append("repeated by instance %s" % (
+                    ins2.n if ins2 else "?"))
             per_kill[(ins1.n, k[0], k[1])].add(k[3])
         if why:
             bad.append((k, why))

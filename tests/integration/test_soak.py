@@ -53,7 +53,14 @@ def test_duplicate_rule():
     ok(_judge(base, killed) == (2, 0),
        "allowance: the last batch before a SIGKILL may repeat once")
     ok(_judge(base + [_rec(4, 102.0, 52)], killed)[1] > 0,
-       "allowance: not three times")
+       "allowance: not three times for one SIGKILL")
+    # Killed again before it saved the state: the batch repeats once more.
+    twice = [_inst(0, "sigkill", 100.0, range(1, 50)),
+             _inst(1, "sigkill", 103.0, range(50, 100)),
+             _inst(2, "final", 300.0, range(100, 150))]
+    ok(_judge(base + [_rec(3, 104.0, 100), _rec(4, 104.0, 101)],
+              twice) == (2, 0),
+       "allowance: once per SIGKILL when two come in a row")
     early = [_rec(1, 90.0, 1), _rec(2, 99.5 - soak.KILL_WINDOW, 2),
              _rec(2, 101.0, 50)]
     ok(_judge(early, killed)[1] > 0,
