@@ -13,18 +13,37 @@ DESTDIR ?=
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = openssl inih libsystemd
+PKGS = openssl libsystemd
 CFLAGS ?= -O2 -g
-BASE_CFLAGS = -std=c11 -Wall -Wextra -D_GNU_SOURCE -Isrc \
-	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# WERROR=1 turns every warning into an error (CI builds with it).
+WARNINGS = -Wall -Wextra $(if $(WERROR),-Werror)
+
+# pkg-config runs once, when make reads this file. A failure stops make
+# only when something is compiled or linked (BASE_CFLAGS and LIBS are
+# expanded in recipes): make check, demo, bench, soak and fuzz install the
+# missing packages first and then run make again. ("|| exit 1": make drops
+# the output of a command that exits with 127, "not found".)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>&1 || exit 1)
+PKG_STATUS := $(.SHELLSTATUS)
+PKG_LIBS := $(if $(filter 0,$(PKG_STATUS)),$(shell $(PKG_CONFIG) --libs $(PKGS)))
+pkg_ok = $(if $(filter 0,$(PKG_STATUS)),,$(error '$(PKG_CONFIG) --cflags \
+	$(PKGS)' failed: $(PKG_CFLAGS). Install the build dependencies: \
+	'make deps' as root, or see README.md))
+
+BASE_CFLAGS = $(pkg_ok)-std=c11 $(WARNINGS) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
+LIBS = $(pkg_ok)$(PKG_LIBS)
+# Each compiler run also writes the headers it read to a .d file next to
+# its output; make includes those at the end of this file.
+DEPFLAGS = -MMD -MP
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
+
+# Made on demand (order-only prerequisites of everything built there).
+BUILD_DIRS = build/asan build/tests build/bench build/fuzz/obj
 
 VERSION = 0.1.0
 
 LIB_SRC = $(filter-out src/main.c,$(wildcard src/*.c))
-HDRS = $(wildcard src/*.h)
 LIB_OBJ = $(LIB_SRC:src/%.c=build/%.o)
 ASAN_OBJ = $(LIB_SRC:src/%.c=build/asan/%.o)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -35,6 +54,7 @@ BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=build/bench/%)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_OBJ = $(LIB_SRC:src/%.c=build/fuzz/obj/%.o)
 
 all: mailwatch
 
@@ -44,30 +64,35 @@ mailwatch: build/main.o build/libmailwatch.a
 build/libmailwatch.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-build/%.o: src/%.c $(HDRS) | build/.dir
-	$(CC) $(BASE_CFLAGS) -DMAILWATCH_VERSION='"$(VERSION)"' $(CFLAGS) -c -o $@ $<
+build/%.o: src/%.c | $(BUILD_DIRS)
+	$(CC) $(BASE_CFLAGS) -DMAILWATCH_VERSION='"$(VERSION)"' $(CFLAGS) \
+		$(DEPFLAGS) -c -o $@ $<
 
 # The sanitizer build used by every test.
 build/asan/libmailwatch.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 
-build/asan/%.o: src/%.c $(HDRS) | build/.dir
-	$(CC) $(BASE_CFLAGS) -DMAILWATCH_VERSION='"$(VERSION)"' $(SAN_FLAGS) -c -o $@ $<
+build/asan/%.o: src/%.c | $(BUILD_DIRS)
+	$(CC) $(BASE_CFLAGS) -DMAILWATCH_VERSION='"$(VERSION)"' $(SAN_FLAGS) \
+		$(DEPFLAGS) -c -o $@ $<
 
 build/asan/mailwatch: build/asan/main.o build/asan/libmailwatch.a
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 
-build/asan/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) build/asan/libmailwatch.a
-	$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_FLAGS) -o $@ $< build/asan/libmailwatch.a $(LIBS)
+build/asan/test_%: tests/unit/test_%.c build/asan/libmailwatch.a
+	$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_FLAGS) $(DEPFLAGS) -MF $@.d \
+		-o $@ $< build/asan/libmailwatch.a $(LIBS)
 
-build/tests/%: tests/lib/%.c build/libmailwatch.a | build/.dir
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libmailwatch.a $(LIBS)
+build/tests/%: tests/lib/%.c build/libmailwatch.a | $(BUILD_DIRS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(DEPFLAGS) -MF $@.d \
+		-o $@ $< build/libmailwatch.a $(LIBS)
 
-build/bench/%: bench/%.c build/libmailwatch.a | build/.dir
-	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< build/libmailwatch.a $(LIBS)
+build/bench/%: bench/%.c build/libmailwatch.a | $(BUILD_DIRS)
+	$(CC) $(BASE_CFLAGS) -O2 -g $(DEPFLAGS) -MF $@.d \
+		-o $@ $< build/libmailwatch.a $(LIBS)
 
-build/.dir:
-	mkdir -p build/asan build/tests build/bench build/fuzz
+$(BUILD_DIRS):
+	mkdir -p $@
 	touch $@
 
 deps:
@@ -95,13 +120,20 @@ soak:
 	$(MAKE) build/asan/mailwatch $(HELPER_BIN)
 	SOAK_SECONDS=$${SOAK_SECONDS:-180} tests/integration/soak.py
 
-# libFuzzer targets, built with clang against the library sources.
+# libFuzzer targets, built with clang: the library with coverage
+# instrumentation, each tests/fuzz/fuzz_*.c linked with libFuzzer's main.
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Isrc -g -O1 \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDRS) | build/.dir
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+FUZZ_CFLAGS = $(BASE_CFLAGS) -g -O1 -fno-sanitize-recover=undefined
+build/fuzz/obj/%.o: src/%.c | $(BUILD_DIRS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+		$(DEPFLAGS) -c -o $@ $<
+
+build/fuzz/libmailwatch.a: $(FUZZ_OBJ)
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libmailwatch.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $(DEPFLAGS) \
+		-MF $@.d -o $@ $< build/fuzz/libmailwatch.a $(LIBS)
 
 fuzz:
 	scripts/deps.sh fuzz
@@ -143,3 +175,5 @@ clean:
 
 .PHONY: all check check-deps deps demo bench soak fuzz install uninstall clean
 .SECONDARY:
+
+-include $(wildcard build/*.d build/*/*.d build/fuzz/obj/*.d)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/fakeserver.py: mailwatch's own path, EXISTS -> hook start, against
-a scripted IMAP server that answers at once.
+a scripted IMAP server that answers at once, in one write or like Cyrus.
 
 The server (FakeImapServer, Python standard library, plain TCP on
 127.0.0.1; mailwatch runs with tls = none) greets with its capabilities,
@@ -9,7 +9,11 @@ EXAMINE/SELECT with UIDVALIDITY and UIDNEXT, IDLE, DONE, UID FETCH (UID,
 FLAGS, ENVELOPE), NOOP and LOGOUT. inject(mailbox) adds a message and, when
 a connection idles on that mailbox, sends "* N EXISTS" right away, taking
 time.monotonic() just before the send. Every socket has TCP_NODELAY and
-every batch of replies goes out in one sendall().
+every batch of replies goes out in one sendall(). FakeImapServer(nagle=True)
+answers like Cyrus 3.6 instead: no TCP_NODELAY, so Nagle's algorithm holds
+a small write while an earlier one is unacknowledged, and every reply goes
+out in its own send() as soon as its command is read: the tagged OK that
+ends IDLE, then the FETCH responses, then UID FETCH's tagged OK.
 
 For each message the benchmark records, all on CLOCK_MONOTONIC:
 
@@ -24,7 +28,12 @@ read, parse, DONE + UID FETCH written, plus one loopback hop), the Python
 server's own reply time (t2-t1) and the rest (t3-t2: reading and parsing
 the reply, the new-mail event, posix_spawn, exec of the hook). Messages
 are injected one at a time, each after mailwatch is idling again plus a
-short gap, so each is its own IDLE cycle.
+short gap, so each is its own IDLE cycle. The same is timed against the
+Cyrus-like server (--nagle-count messages, a second account of the same
+mailwatch), one message each in turn so that other load on the machine falls
+on both alike, and the difference of the two medians is printed: a client
+that delays its ACKs (Linux: 40 ms at least) stalls every reply of that
+server behind its first write.
 
 Then, in --rounds bursts, "* N EXISTS" goes to --burst other mailboxes (one
 connection each) at once; printed are each message's EXISTS -> hook start
@@ -82,11 +91,15 @@ class _Conn:
 
 class FakeImapServer:
     """A scripted IMAP server on 127.0.0.1 (see the module docstring).
-    fetch_times[(mailbox, uid)] = (t1, t2) for every UID FETCH answer."""
+    fetch_times[(mailbox, uid)] = (t1, t2) for every UID FETCH answer.
+    nagle=True answers like Cyrus: Nagle's algorithm on (no TCP_NODELAY)
+    and every reply in its own send() as soon as its command is read; the
+    FETCH responses and the tagged OK of a UID FETCH are two sends."""
 
     def __init__(self, user="bench", password="bench",
-                 mailboxes=("INBOX",), uidvalidity=1700000000):
+                 mailboxes=("INBOX",), uidvalidity=1700000000, nagle=False):
         self.user, self.password = user, password
+        self.nagle = nagle
         self.boxes = {m: _Box(uidvalidity) for m in mailboxes}
         self.lock = threading.Condition()
         self.conns = []
@@ -179,7 +192,8 @@ class FakeImapServer:
                 s, _ = self.lsock.accept()
             except OSError:
                 return
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not self.nagle:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c = _Conn(self, s)
             with self.lock:
                 self.conns.append(c)
@@ -200,15 +214,20 @@ class FakeImapServer:
                 buf += data
                 out = []
                 fetched = []
+                sent = False
                 while True:
                     line, buf = self._take_command(c, buf, out)
                     if line is None:
                         break
                     self._command(c, line, out, fetched)
+                    if self.nagle and out:
+                        self._send(c, out)
+                        sent, out = True, []
                 if out:
-                    with c.send_lock:
-                        c.sock.sendall(b"".join(out))
-                        t2 = time.monotonic()
+                    self._send(c, out)
+                    sent = True
+                if sent:
+                    t2 = time.monotonic()
                     with self.lock:
                         for key in fetched:
                             self.fetch_times[key] = (t1, t2)
@@ -223,6 +242,12 @@ class FakeImapServer:
                     self.conns.remove(c)
                 self.lock.notify_all()
             c.sock.close()
+
+    def _send(self, c, out):
+        """Sends the replies in out: one sendall, or with nagle one each."""
+        with c.send_lock:
+            for chunk in (out if self.nagle else [b"".join(out)]):
+                c.sock.sendall(chunk)
 
     @staticmethod
     def _take_command(c, buf, out):
@@ -353,6 +378,7 @@ class FakeImapServer:
             want = [(i + 1, u) for i, u in enumerate(uids)
                     if any(lo <= i + 1 <= hi for lo, hi in ranges)]
         envelope = "ENVELOPE" in items.upper()
+        lines = []
         for seq, uid in want:
             if envelope:
                 env = (b' ENVELOPE ("Mon, 1 Jan 2024 12:00:00 +0000" '
@@ -363,9 +389,10 @@ class FakeImapServer:
                        b' NIL NIL NIL "<fake-%d@example.org>")' % (uid, uid))
             else:
                 env = b""
-            out.append(b"* %d FETCH (UID %d FLAGS ()%s)\r\n" %
-                       (seq, uid, env))
+            lines.append(b"* %d FETCH (UID %d FLAGS ()%s)\r\n" %
+                         (seq, uid, env))
             fetched.append((c.mailbox, uid))
+        out.append(b"".join(lines))
         out.append(t + b" OK Fetch completed\r\n")
 
 
@@ -519,16 +546,69 @@ def run_bursts(srv, stamps, boxes, opts):
     return (each, last, done) if last else None
 
 
+def run_single(stamps, targets, opts):
+    """Injects messages one at a time, each once mailwatch idles again plus
+    opts.gap, taking turns over targets, (server, mailbox, count) each, so
+    that other load on the machine falls on them alike; each target first
+    gets opts.warmup untimed messages. Returns (samples, lost) per target:
+    a sample is (t0, t1, t2, t3, hook main) of one timed message."""
+    results = [([], [0]) for _ in targets]
+    for i in range(opts.warmup + max(n for _, _, n in targets)):
+        for (srv, mailbox, count), (samples, lost) in zip(targets, results):
+            if i >= opts.warmup + count:
+                continue
+            if not srv.wait_idling(mailbox, 5):
+                lost[0] += 1
+                continue
+            time.sleep(opts.gap / 1000.0)
+            uid, t0 = srv.inject(mailbox)
+            t3 = stamps.wait((mailbox, uid), 5)
+            if t0 is None or t3 is None:
+                lost[0] += 1
+                continue
+            if i < opts.warmup:
+                continue
+            ft = srv.wait_fetch((mailbox, uid), 5)
+            if ft is None:
+                lost[0] += 1
+                continue
+            samples.append((t0, ft[0], ft[1], t3,
+                            stamps.mains[(mailbox, uid)]))
+    return [(samples, lost[0]) for samples, lost in results]
+
+
+def print_single(samples, lost, opts):
+    """Prints run_single's figures for one target; returns the median
+    EXISTS -> hook start (s)."""
+    total = [t3 - t0 for t0, _, _, t3, _ in samples]
+    print("  %d messages measured (%d warm-up, lost %d)" %
+          (len(samples), opts.warmup, lost))
+    print(latency.header(COLS))
+    print(latency.row("EXISTS sent -> hook start", total, COLS))
+    print(latency.row("  EXISTS -> DONE+UID FETCH recvd",
+                      [t1 - t0 for t0, t1, _, _, _ in samples], COLS))
+    print(latency.row("  server reply (recv -> sendall)",
+                      [t2 - t1 for _, t1, t2, _, _ in samples], COLS))
+    print(latency.row("  reply sent -> hook start",
+                      [t3 - t2 for _, _, t2, t3, _ in samples], COLS))
+    print(latency.row("EXISTS sent -> hook main",
+                      [tm - t0 for t0, _, _, _, tm in samples], COLS))
+    return latency.percentile(total, 50)
+
+
+COLS = ("min", "median", "p90", "p99", "max")
+
+
 def bench(opts):
     latency.need_mailwatch()
     tmp = tempfile.mkdtemp(prefix="mwbench-fake-")
-    srv = trace = None
+    srv = nagle = trace = None
     try:
         hook, how = latency.build_hook(tmp)
         stamps = latency.HookStamps(tmp)
         burst_boxes = ["burst%d" % i for i in range(opts.burst)]
         srv = FakeImapServer(mailboxes=["INBOX"] + burst_boxes)
-        mw = mwtest.Mailwatch({
+        config = {
             "general": {"notify": False, "log_level": "info",
                         "on_new_mail": latency.hook_command(hook,
                                                             stamps.path)},
@@ -536,37 +616,33 @@ def bench(opts):
                              "tls": "none", "username": srv.user,
                              "password": srv.password,
                              "mailboxes": ["INBOX"] + burst_boxes},
-        }, args=(), binary=latency.MAILWATCH)
-        if not latency.wait_idle(mw, ["INBOX"] + burst_boxes, 10):
+        }
+        watched = ["INBOX"] + burst_boxes
+        if opts.nagle_count:
+            nagle = FakeImapServer(mailboxes=["Nagle"], nagle=True)
+            config["account nagle"] = dict(config["account fake"],
+                                           port=nagle.port,
+                                           mailboxes=["Nagle"])
+            watched.append("Nagle")
+        mw = mwtest.Mailwatch(config, args=(), binary=latency.MAILWATCH)
+        if not latency.wait_idle(mw, watched, 10):
             print(mw.log_tail(30))
             raise RuntimeError("mailwatch did not reach IDLE")
         if opts.perf:
             trace = latency.PerfTrace(mw.pid(), tmp)
 
         print("fakeserver: EXISTS -> hook start, scripted IMAP server on "
-              "127.0.0.1 (plain TCP, TCP_NODELAY), %d messages, one at a "
-              "time, %.0f ms apart" % (opts.count, opts.gap), flush=True)
+              "127.0.0.1 (plain TCP, TCP_NODELAY, each batch of replies in "
+              "one write), %d messages, one at a time, %.0f ms apart" %
+              (opts.count, opts.gap), flush=True)
         print("  hook: %s" % how)
-        samples, lost = [], 0
+        if latency.MAILWATCH != latency.DEFAULT_MAILWATCH:
+            print("  mailwatch: %s ($MAILWATCH_BIN)" % latency.MAILWATCH)
+        targets = [(srv, "INBOX", opts.count)]
+        if nagle:
+            targets.append((nagle, "Nagle", opts.nagle_count))
         t_start = time.monotonic()
-        for i in range(opts.warmup + opts.count):
-            if not srv.wait_idling("INBOX", 5):
-                lost += 1
-                continue
-            time.sleep(opts.gap / 1000.0)
-            uid, t0 = srv.inject("INBOX")
-            t3 = stamps.wait(("INBOX", uid), 5)
-            if t0 is None or t3 is None:
-                lost += 1
-                continue
-            if i < opts.warmup:
-                continue
-            ft = srv.wait_fetch(("INBOX", uid), 5)
-            if ft is None:
-                lost += 1
-                continue
-            samples.append((t0, ft[0], ft[1], t3,
-                            stamps.mains[("INBOX", uid)]))
+        single = run_single(stamps, targets, opts)
         elapsed = time.monotonic() - t_start
         if trace:
             trace.stop()
@@ -574,59 +650,59 @@ def bench(opts):
         rc_mw = mw.stop()
         stamps.close()
         srv.stop()
-        if not samples:
-            print("  no samples (lost %d)" % lost)
+        if nagle:
+            nagle.stop()
+        if not all(samples for samples, _ in single):
+            print("  no samples (lost %s)" % [lost for _, lost in single])
             print(mw.log_tail(30))
             return 1
 
-        total = [t3 - t0 for t0, _, _, t3, _ in samples]
-        react = [t1 - t0 for t0, t1, _, _, _ in samples]
-        server = [t2 - t1 for _, t1, t2, _, _ in samples]
-        rest = [t3 - t2 for _, _, t2, t3, _ in samples]
-        to_main = [tm - t0 for t0, _, _, _, tm in samples]
-        print("  %d messages measured in %.1f s (%d warm-up, lost %d); "
-              "mailwatch exit status %s" % (len(samples), elapsed,
-                                           opts.warmup, lost, rc_mw))
-        cols = ("min", "median", "p90", "p99", "max")
-        print(latency.header(cols))
-        print(latency.row("EXISTS sent -> hook start", total, cols))
-        print(latency.row("  EXISTS -> DONE+UID FETCH recvd", react, cols))
-        print(latency.row("  server reply (recv -> sendall)", server,
-                          cols))
-        print(latency.row("  reply sent -> hook start", rest, cols))
-        print(latency.row("EXISTS sent -> hook main", to_main, cols))
+        med = print_single(*single[0], opts)
+        print("  target: median <= 1 ms: %s (%.3f ms)" % (
+            latency.verdict(med, 0.001), med * 1000))
+        if nagle:
+            print("  the same against a Cyrus-like server (Nagle's "
+                  "algorithm on; IDLE's tagged OK, the FETCH responses and "
+                  "UID FETCH's tagged OK in three send()s), taking turns "
+                  "with the one above:")
+            med_nagle = print_single(*single[1], opts)
+            diff = med_nagle - med
+            print("  difference of the medians, Cyrus-like - one write: "
+                  "%.3f ms (target: < 1 ms): %s" % (
+                      diff * 1000, "met" if abs(diff) < 0.001 else "MISSED"))
+        print("  %.1f s for the messages above; mailwatch exit status %s" %
+              (elapsed, rc_mw), flush=True)
         spawn, spawn_main, cpuid = spawn_floor(tmp, hook, opts.spawn_count)
         if spawn:
             print("  the same hook started by a small C program alone:")
-            print(latency.row("posix_spawn -> hook start", spawn, cols))
+            print(latency.row("posix_spawn -> hook start", spawn, COLS))
             print(latency.row("posix_spawn -> hook main", spawn_main,
-                              cols))
+                              COLS))
         if cpuid is not None:
             print("  one CPUID instruction: %.1f us (hook start -> main is "
                   "mostly the C library's CPU feature probing)" %
                   (cpuid * 1e6))
-        med = latency.percentile(total, 50)
-        print("  target: median <= 1 ms: %s (%.3f ms)" % (
-            latency.verdict(med, 0.001), med * 1000), flush=True)
         if burst:
             each, last, rounds = burst
             print("  bursts: EXISTS to %d mailboxes at once, %d rounds "
                   "(one connection each; the loop serves them in turn):"
                   % (len(burst_boxes), rounds))
-            print(latency.header(cols))
+            print(latency.header(COLS))
             print(latency.row("EXISTS sent -> hook start, each", each,
-                              cols))
+                              COLS))
             print(latency.row("first EXISTS -> last hook start", last,
-                              cols))
+                              COLS))
         if trace:
             latency.print_phases(trace, stamps.stamps.values())
+        sys.stdout.flush()
         return 0
     finally:
         if trace:
             trace.stop()
         mwtest.stop_all()  # mailwatch first: it talks to the server
-        if srv is not None:
-            srv.stop()
+        for server in (srv, nagle):
+            if server is not None:
+                server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -636,6 +712,9 @@ def main():
                     help="messages to time (default 500)")
     ap.add_argument("--warmup", type=int, default=10,
                     help="untimed messages first (default 10)")
+    ap.add_argument("--nagle-count", type=int, default=200,
+                    help="messages to time against the Cyrus-like server "
+                    "(default 200; 0: none)")
     ap.add_argument("--gap", type=float, default=20,
                     help="ms to wait after mailwatch idles again "
                     "(default 20)")
@@ -652,8 +731,9 @@ def main():
     opts = ap.parse_args()
     if opts.perf and not latency.PerfTrace.available():
         ap.error("--perf needs perf")
-    if opts.count < 1 or opts.warmup < 0 or opts.gap < 0:
-        ap.error("bad --count, --warmup or --gap")
+    if (opts.count < 1 or opts.nagle_count < 0 or opts.warmup < 0 or
+            opts.gap < 0):
+        ap.error("bad --count, --nagle-count, --warmup or --gap")
     return latency.run_bench(bench, opts)
 
 

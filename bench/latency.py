@@ -29,7 +29,8 @@ both saw the previous one.
 
 Only figures are printed; nothing is asserted. Exit status 1 only when the
 benchmark could not run. Runs the non-sanitizer ./mailwatch (build it with
-"make mailwatch"), at log_level = info, without -v.
+"make mailwatch"; $MAILWATCH_BIN names another), at log_level = info,
+without -v.
 
 This file also holds what the other benchmarks share: the stamping hook
 (build_hook, HookStamps), the percentile helpers and the process
@@ -55,7 +56,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 import mwtest  # noqa: E402
 
-MAILWATCH = os.path.join(REPO, "mailwatch")
+DEFAULT_MAILWATCH = os.path.join(REPO, "mailwatch")
+# $MAILWATCH_BIN (as in the tests) runs another build, e.g. an older commit's
+MAILWATCH = os.environ.get("MAILWATCH_BIN") or DEFAULT_MAILWATCH
 
 # ---------------------------------------------------------------------------
 # The stamping hook

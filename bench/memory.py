@@ -126,21 +126,6 @@ def system_bundle(dc, tmp):
     return None, 0
 
 
-def account_groups(boxes, limit=199):
-    """Splits boxes into as few "mailboxes = a, b, ..." lists as fit the
-    config's line limit (199 characters: inih's buffer), one account of the
-    same user each."""
-    groups, line = [[]], len("mailboxes = ")
-    for b in boxes:
-        add = len(b) + (2 if groups[-1] else 0)
-        if groups[-1] and line + add > limit:
-            groups.append([])
-            line, add = len("mailboxes = "), len(b)
-        groups[-1].append(b)
-        line += add
-    return groups
-
-
 def run_one(dc, tmp, hook, label, boxes, opts, system_store=None,
             deliver=0, idle_window=0):
     """Starts mailwatch on boxes, prints its memory when idle (and after
@@ -150,11 +135,10 @@ def run_one(dc, tmp, hook, label, boxes, opts, system_store=None,
     sections = {"general": {"notify": False, "log_level": "info",
                             "on_new_mail": latency.hook_command(hook,
                                                                 stamps)}}
-    for i, group in enumerate(account_groups(boxes)):
-        acct = dc.account("alice", mailboxes=group)
-        if system_store:
-            del acct["ca_file"]
-        sections["account bench%d" % (i + 1)] = acct
+    acct = dc.account("alice", mailboxes=boxes)
+    if system_store:
+        del acct["ca_file"]
+    sections["account bench"] = acct
     env = {}
     if system_store:
         env["SSL_CERT_FILE"] = system_store
@@ -225,7 +209,6 @@ def bench(opts):
         dc = mwtest.Dovecot(
             extra_conf="imap_idle_notify_interval = 10 mins\n")
         many = ["box%02d" % i for i in range(opts.mailboxes)]
-        groups = account_groups(many)
         c = dc.client("alice")
         for b in many:
             c.command("CREATE " + mwtest.quote(b))
@@ -233,11 +216,6 @@ def bench(opts):
         print("memory: ./mailwatch against Dovecot %s on 127.0.0.1 "
               "(implicit TLS), log_level = info, no notifications" %
               latency.dovecot_version(), flush=True)
-        if len(groups) > 1:
-            print("  (%d mailboxes do not fit one \"mailboxes =\" line of "
-                  "at most 199 characters: %d accounts of the same user, "
-                  "%s mailboxes)" % (len(many), len(groups), "/".join(
-                      str(len(g)) for g in groups)))
 
         one, one_after = run_one(dc, tmp, hook, "1 mailbox", ["INBOX"],
                                  opts, deliver=10)

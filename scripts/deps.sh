@@ -4,12 +4,12 @@
 # Usage: deps.sh build|check|fuzz|popup
 set -eu
 
-build="gcc make pkg-config libc6-dev libssl-dev libinih-dev libsystemd-dev"
+build="gcc make pkg-config libc6-dev libssl-dev libsystemd-dev"
 # Everything make check uses, so that no test skips on a fresh machine: a
 # real popup (xvfb, dunst, a font) and man page checks (man-db, mandoc)
 # included.
 check="$build dovecot-imapd dovecot-core openssl python3 dbus-daemon procps \
-xvfb dunst fonts-dejavu-core man-db mandoc"
+xvfb dunst fonts-dejavu-core man-db mandoc strace"
 fuzz="$build clang libclang-rt-14-dev"
 popup="$check"
 

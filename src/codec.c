@@ -176,6 +176,9 @@ clear_response(struct codec *c)
 	c->line_start = 0;
 	c->literal_left = 0;
 	c->done = false;
+	c->skipping = false;
+	c->skip_literal = 0;
+	c->skip_head_len = c->skip_tail_len = 0;
 	if (c->cap > KEEP_BYTES) {
 		free(c->buf);
 		c->buf = NULL;
@@ -244,8 +247,9 @@ append(struct codec *c, const char *p, size_t n)
 
 /* Checks the limits before n more bytes of the current line are appended;
  * lf tells whether they end with the line's LF. Of the line and response
- * limits, reports the one crossed at the earlier byte, so the error does not
- * depend on how the input was split. Returns 0 or a negative error. */
+ * limits, reports the one crossed at the earlier byte, so the message does
+ * not depend on how the input was split. Returns 0, or -1 with the message
+ * in errmsg when a limit is crossed. */
 static int
 check_line(struct codec *c, const char *p, size_t n, bool lf)
 {
@@ -273,12 +277,13 @@ check_line(struct codec *c, const char *p, size_t n, bool lf)
 	line_at = c->line_start + c->limits.max_line;
 	resp_at = c->limits.max_response;
 	if (line_over && (!resp_over || line_at < resp_at))
-		return set_error(c, CODEC_E_LINE_TOO_LONG,
-				 "line longer than %zu bytes",
-				 c->limits.max_line);
-	return set_error(c, CODEC_E_RESPONSE_TOO_BIG,
+		snprintf(c->errmsg, sizeof c->errmsg,
+			 "line longer than %zu bytes", c->limits.max_line);
+	else
+		snprintf(c->errmsg, sizeof c->errmsg,
 			 "response longer than %zu bytes",
 			 c->limits.max_response);
+	return -1;
 }
 
 /* If [p, end) begins with a status keyword followed by the end, a space or
@@ -340,17 +345,46 @@ is_blank(const char *p, const char *end)
 	return true;
 }
 
+/* If the line [line, e) (without its CRLF) ends in a literal header
+ * "{n}", "{n+}" or "~{n}", returns true and sets *n_r (saturating at
+ * UINT64_MAX). */
+static bool
+literal_header(const char *line, const char *e, uint64_t *n_r)
+{
+	const char *q = e;
+	uint64_t n = 0;
+	int digits = 0;
+
+	if (q == line || q[-1] != '}')
+		return false;
+	q--;
+	if (q > line && q[-1] == '+')
+		q--;
+	while (q > line && q[-1] >= '0' && q[-1] <= '9') {
+		q--;
+		digits++;
+	}
+	if (digits == 0 || q == line || q[-1] != '{')
+		return false;
+	for (; *q >= '0' && *q <= '9'; q++)
+		n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX
+					      : n * 10 + (*q - '0');
+	*n_r = n;
+	return true;
+}
+
+static void start_skip(struct codec *c, uint64_t literal);
+
 /* Called with a line (ending in LF) appended. Returns 1 when the response
  * is complete (its last terminator removed), 0 when more follows (a
- * literal, or a blank line was skipped), or a negative error. */
+ * literal, or a blank line was skipped; or the literal is over the limits
+ * and the response is being skipped). */
 static int
 end_of_line(struct codec *c)
 {
 	const char *line = c->buf + c->line_start;
 	const char *e = c->buf + c->len - 1; /* at the LF */
-	const char *q;
-	uint64_t n = 0;
-	int digits = 0;
+	uint64_t n;
 
 	if (e > line && e[-1] == '\r')
 		e--;
@@ -360,31 +394,23 @@ end_of_line(struct codec *c)
 	}
 	if (c->line_start == 0 && is_status_line(line, e))
 		goto complete;
-	/* A literal header "{n}", "{n+}" or "~{n}" ends the line. */
-	q = e;
-	if (q == line || q[-1] != '}')
+	if (!literal_header(line, e, &n))
 		goto complete;
-	q--;
-	if (q > line && q[-1] == '+')
-		q--;
-	while (q > line && q[-1] >= '0' && q[-1] <= '9') {
-		q--;
-		digits++;
+	if (n > c->limits.max_literal) {
+		snprintf(c->errmsg, sizeof c->errmsg,
+			 "literal of %" PRIu64 " bytes exceeds the limit of "
+			 "%zu bytes",
+			 n, c->limits.max_literal);
+		start_skip(c, n);
+		return 0;
 	}
-	if (digits == 0 || q == line || q[-1] != '{')
-		goto complete;
-	for (; *q >= '0' && *q <= '9'; q++)
-		n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX
-					      : n * 10 + (*q - '0');
-	if (n > c->limits.max_literal)
-		return set_error(c, CODEC_E_LITERAL_TOO_BIG,
-				 "literal of %" PRIu64
-				 " bytes exceeds the limit of %zu bytes",
-				 n, c->limits.max_literal);
-	if (n > c->limits.max_response - c->len)
-		return set_error(c, CODEC_E_RESPONSE_TOO_BIG,
-				 "response longer than %zu bytes",
-				 c->limits.max_response);
+	if (n > c->limits.max_response - c->len) {
+		snprintf(c->errmsg, sizeof c->errmsg,
+			 "response longer than %zu bytes",
+			 c->limits.max_response);
+		start_skip(c, n);
+		return 0;
+	}
 	reserve(c, c->len + n);
 	c->literal_left = n;
 	if (n == 0)
@@ -394,6 +420,191 @@ complete:
 	c->len = e - c->buf;
 	c->buf[c->len] = '\0';
 	return 1;
+}
+
+/* ---- skipping a response over the limits ---- */
+
+/* Keeps the first bytes of the response in buf for skipped_response(). */
+static void
+keep_head(struct codec *c)
+{
+	c->skip_head_len = c->len < sizeof c->skip_head - 1
+				   ? c->len
+				   : sizeof c->skip_head - 1;
+	if (c->skip_head_len)
+		memcpy(c->skip_head, c->buf, c->skip_head_len);
+}
+
+/* Starts skipping the response in buf, whose limit check failed (the
+ * message is in errmsg): keeps its first bytes and the current line's
+ * last ones, forgets the rest. literal > 0: the line just ended in the
+ * header of a literal of that size, to be skipped next. */
+static void
+start_skip(struct codec *c, uint64_t literal)
+{
+	size_t line_len = c->len - c->line_start;
+
+	keep_head(c);
+	c->skip_tail_len = line_len < sizeof c->skip_tail
+				   ? line_len
+				   : sizeof c->skip_tail;
+	if (c->skip_tail_len)
+		memcpy(c->skip_tail, c->buf + c->len - c->skip_tail_len,
+		       c->skip_tail_len);
+	c->skip_first_line = c->line_start == 0 && !literal;
+	c->skip_literal = literal;
+	c->skipping = true;
+	c->len = c->line_start = 0;
+	c->literal_left = 0;
+	if (literal)
+		c->skip_tail_len = 0;
+}
+
+/* Passes n bytes of a skipped line: the first line's go to the head while
+ * it has room, and the last bytes of every line are kept in the tail. */
+static void
+skip_line_bytes(struct codec *c, const char *p, size_t n)
+{
+	size_t keep, room = sizeof c->skip_tail;
+
+	if (c->skip_first_line && c->skip_head_len < sizeof c->skip_head - 1) {
+		keep = sizeof c->skip_head - 1 - c->skip_head_len;
+		if (keep > n)
+			keep = n;
+		memcpy(c->skip_head + c->skip_head_len, p, keep);
+		c->skip_head_len += keep;
+	}
+	if (n >= room) {
+		memcpy(c->skip_tail, p + n - room, room);
+		c->skip_tail_len = room;
+		return;
+	}
+	if (c->skip_tail_len + n > room) {
+		size_t drop = c->skip_tail_len + n - room;
+
+		memmove(c->skip_tail, c->skip_tail + drop,
+			c->skip_tail_len - drop);
+		c->skip_tail_len -= drop;
+	}
+	memcpy(c->skip_tail + c->skip_tail_len, p, n);
+	c->skip_tail_len += n;
+}
+
+/* A skipped line ended (its LF is the tail's last byte). Returns 1 when
+ * that was the response's end, 0 when a literal follows. */
+static int
+skip_end_of_line(struct codec *c)
+{
+	const char *t = c->skip_tail, *e = t + c->skip_tail_len;
+	uint64_t n;
+
+	if (e > t && e[-1] == '\n')
+		e--;
+	if (e > t && e[-1] == '\r')
+		e--;
+	if (c->skip_first_line &&
+	    is_status_line(c->skip_head, c->skip_head + c->skip_head_len))
+		return 1;
+	/* The tail holds the line's last bytes: enough for any header
+	 * whose size fits in 64 bits. */
+	if (!literal_header(t, e, &n))
+		return 1;
+	c->skip_first_line = false;
+	c->skip_literal = n;
+	c->skip_tail_len = 0;
+	return 0;
+}
+
+/* The skipped response as a CODEC_SKIPPED one, from its first bytes. */
+static void
+skipped_response(struct codec *c)
+{
+	struct codec_response *r = &c->resp;
+	char *head = c->skip_head, *end = head + c->skip_head_len;
+	char *p = head, *w;
+
+	memset(r, 0, sizeof *r);
+	r->kind = CODEC_SKIPPED;
+	r->tag = r->code.name = r->u.skipped.keyword = empty_str;
+	r->text = (struct codec_str){c->errmsg, strlen(c->errmsg), false};
+	r->u.skipped.number = -1;
+	*end = '\0';
+	if (*p == '+')
+		return;
+	if (*p != '*') {
+		/* A tag, and then the status word is the keyword. */
+		for (w = p; w < end && !ends_token(*w); w++)
+			;
+		if (w == p || w == end)
+			return;
+		*w = '\0';
+		r->tag = (struct codec_str){p, (size_t)(w - p), false};
+		p = w;
+	}
+	for (p++; p < end && *p == ' '; p++)
+		;
+	if (p < end && *p >= '0' && *p <= '9') {
+		int64_t n = 0;
+
+		for (; p < end && *p >= '0' && *p <= '9'; p++)
+			n = n > (INT64_MAX - 9) / 10 ? INT64_MAX
+						     : n * 10 + (*p - '0');
+		r->u.skipped.number = n;
+		for (; p < end && *p == ' '; p++)
+			;
+	}
+	for (w = p; w < end && !ends_token(*w) && *w != '['; w++)
+		if (*w >= 'a' && *w <= 'z')
+			*w -= 'a' - 'A';
+	*w = '\0';
+	r->u.skipped.keyword = (struct codec_str){p, (size_t)(w - p), false};
+}
+
+/* After parse_response() failed on the whole response in buf: when it
+ * failed on a limit (list length, nesting, memory), makes it a skipped
+ * response and returns true; a syntax error stays an error. */
+static bool
+over_limits(struct codec *c)
+{
+	if (c->error != CODEC_E_LIST_TOO_LONG &&
+	    c->error != CODEC_E_TOO_DEEP &&
+	    c->error != CODEC_E_RESPONSE_TOO_BIG)
+		return false;
+	c->error = CODEC_E_NONE;
+	keep_head(c);
+	skipped_response(c);
+	return true;
+}
+
+/* Goes on skipping with the input at [in, in + len): returns 1 with the
+ * skipped response when it ended, 0 when all bytes were used. */
+static int
+skip_more(struct codec *c, const char *in, size_t len, size_t *pos)
+{
+	while (*pos < len) {
+		const char *lf;
+		size_t n = len - *pos;
+
+		if (c->skip_literal > 0) {
+			if (n > c->skip_literal)
+				n = (size_t)c->skip_literal;
+			c->skip_literal -= n;
+			*pos += n;
+			continue;
+		}
+		lf = memchr(in + *pos, '\n', n);
+		if (lf)
+			n = (size_t)(lf - (in + *pos)) + 1;
+		skip_line_bytes(c, in + *pos, n);
+		*pos += n;
+		if (lf && skip_end_of_line(c)) {
+			c->skipping = false;
+			c->done = true;
+			skipped_response(c);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static int parse_response(struct codec *c);
@@ -414,6 +625,13 @@ codec_parse(struct codec *c, const void *data, size_t len, size_t *consumed_r,
 	if (c->done)
 		clear_response(c);
 	while (pos < len) {
+		if (c->skipping) {
+			if (!skip_more(c, in, len, &pos))
+				break;
+			*consumed_r = pos;
+			*resp_r = &c->resp;
+			return 1;
+		}
 		if (c->literal_left > 0) {
 			n = len - pos;
 			if (n > c->literal_left)
@@ -427,26 +645,20 @@ codec_parse(struct codec *c, const void *data, size_t len, size_t *consumed_r,
 		}
 		lf = memchr(in + pos, '\n', len - pos);
 		n = lf ? (size_t)(lf - (in + pos)) + 1 : len - pos;
-		r = check_line(c, in + pos, n, lf != NULL);
-		if (r < 0) {
-			*consumed_r = pos;
-			return r;
+		if (check_line(c, in + pos, n, lf != NULL) < 0) {
+			start_skip(c, 0);
+			continue;
 		}
 		append(c, in + pos, n);
 		pos += n;
 		if (!lf)
 			break;
-		r = end_of_line(c);
-		if (r < 0) {
-			*consumed_r = pos;
-			return r;
-		}
-		if (r == 0)
+		if (end_of_line(c) == 0)
 			continue;
 		*consumed_r = pos;
 		c->done = true;
 		r = parse_response(c);
-		if (r < 0)
+		if (r < 0 && !over_limits(c))
 			return r;
 		*resp_r = &c->resp;
 		return 1;
@@ -1502,6 +1714,91 @@ codec_strlist_has(const struct codec_strlist *l, const char *atom)
 		    strncasecmp(l->v[i].ptr, atom, n) == 0)
 			return true;
 	return false;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (H. Hinnant's days_from_civil). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* Reads n digits at *p (below end) into *v. */
+static bool
+date_digits(const char **p, const char *end, int n, unsigned *v)
+{
+	unsigned x = 0;
+
+	for (; n > 0; n--, (*p)++) {
+		if (*p >= end || **p < '0' || **p > '9')
+			return false;
+		x = x * 10 + (unsigned)(**p - '0');
+	}
+	*v = x;
+	return true;
+}
+
+static bool
+date_char(const char **p, const char *end, char c)
+{
+	if (*p >= end || **p != c)
+		return false;
+	(*p)++;
+	return true;
+}
+
+bool
+codec_internaldate(const char *s, size_t len, int64_t *t_r)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	static const unsigned char mdays[] = {31, 28, 31, 30, 31, 30,
+					      31, 31, 30, 31, 30, 31};
+	const char *p = s, *end = s + len;
+	unsigned day, mon, year, hh, mm, ss, zh, zm, dmax;
+	char sign;
+
+	if (p < end && *p == ' ')
+		p++;
+	if (!date_digits(&p, end, 1, &day))
+		return false;
+	if (p < end && *p >= '0' && *p <= '9')
+		day = day * 10 + (unsigned)(*p++ - '0');
+	if (!date_char(&p, end, '-') || end - p < 3)
+		return false;
+	for (mon = 0; mon < 12; mon++)
+		if (!strncasecmp(p, months + 3 * mon, 3))
+			break;
+	if (mon == 12)
+		return false;
+	p += 3;
+	if (!date_char(&p, end, '-') || !date_digits(&p, end, 4, &year) ||
+	    !date_char(&p, end, ' ') || !date_digits(&p, end, 2, &hh) ||
+	    !date_char(&p, end, ':') || !date_digits(&p, end, 2, &mm) ||
+	    !date_char(&p, end, ':') || !date_digits(&p, end, 2, &ss) ||
+	    !date_char(&p, end, ' ') || p == end)
+		return false;
+	sign = *p++;
+	if ((sign != '+' && sign != '-') || !date_digits(&p, end, 2, &zh) ||
+	    !date_digits(&p, end, 2, &zm) || p != end)
+		return false;
+	dmax = mdays[mon] + (mon == 1 && year % 4 == 0 &&
+			     (year % 100 != 0 || year % 400 == 0));
+	if (day < 1 || day > dmax || hh > 23 || mm > 59 || ss > 60 || zh > 23 ||
+	    zm > 59)
+		return false;
+	*t_r = days_from_civil(year, mon + 1, day) * 86400 + hh * 3600 +
+	       mm * 60 + ss -
+	       (sign == '-' ? -1 : 1) * (int64_t)(zh * 3600 + zm * 60);
+	return true;
 }
 
 /* ---- encoder ---- */

@@ -182,6 +182,12 @@ enum codec_kind {
 	CODEC_VANISHED,     /* u.vanished */
 	CODEC_FETCH,        /* u.fetch */
 	CODEC_OTHER,        /* any other untagged data: u.other */
+	/* A response over the limits (a line, a literal, the whole, list
+	 * length or nesting), skipped whole without keeping it: the parser
+	 * stays in step with the server. u.skipped tells what it was as far
+	 * as its first bytes show; tag is set for a tagged one; text says
+	 * which limit it crossed. */
+	CODEC_SKIPPED,
 };
 
 struct codec_response {
@@ -235,6 +241,11 @@ struct codec_response {
 			struct codec_str rest;
 			int64_t number; /* n of "* n KEYWORD ...", else -1 */
 		} other;
+		struct {
+			/* Upper-cased, e.g. "FETCH"; "" when unknown. */
+			struct codec_str keyword;
+			int64_t number; /* n of "* n KEYWORD ...", else -1 */
+		} skipped;
 	} u;
 };
 
@@ -250,6 +261,15 @@ struct codec {
 	uint64_t literal_left; /* > 0: inside a literal */
 	bool done;          /* buf holds the response returned last; it is
 			       cleared at the next call */
+	/* Skipping a response over the limits: its bytes are looked at as
+	 * they pass (for line ends and literal headers), not kept. */
+	bool skipping;
+	bool skip_first_line;  /* still on the response's first line */
+	uint64_t skip_literal; /* literal bytes left to skip */
+	char skip_head[64];    /* the response's first bytes */
+	size_t skip_head_len;
+	char skip_tail[32];    /* the current line's last bytes */
+	size_t skip_tail_len;
 	/* parsing */
 	struct codec_arena_block *arena;
 	size_t arena_bytes; /* allocated in arena blocks; capped */
@@ -268,9 +288,11 @@ void codec_reset(struct codec *c);
  * and stores the count in *consumed_r (the caller calls again with the rest).
  * Returns 1 with *resp_r set when a response is complete (borrowed, valid
  * until the next call), 0 when all len bytes were consumed and more are
- * needed, or a negative enum codec_error (see codec_errmsg). After an error
- * the parser stays in error until codec_reset(): the connection is out of
- * sync and should be dropped. Never blocks. */
+ * needed, or a negative enum codec_error (see codec_errmsg). A response
+ * over the limits is no error: it is skipped and returned as CODEC_SKIPPED.
+ * After an error (a response that does not parse) the parser stays in error
+ * until codec_reset(): the connection is out of sync and should be dropped.
+ * Never blocks. */
 int codec_parse(struct codec *c, const void *data, size_t len,
 		size_t *consumed_r, const struct codec_response **resp_r);
 
@@ -285,6 +307,13 @@ const char *codec_kind_name(enum codec_kind k);
 /* True if the list contains the atom case-insensitively, e.g.
  * codec_strlist_has(&caps, "IDLE") or (&flags, "\\Seen"). */
 bool codec_strlist_has(const struct codec_strlist *l, const char *atom);
+
+/* An IMAP date-time without its quotes, such as INTERNALDATE's
+ * "17-Jul-1996 02:44:25 -0700" (RFC 3501; the day may also be " 7" or
+ * "7", the month in any case), as seconds since the epoch in *t_r. False
+ * when s is not one, or names a day or time that does not exist. Reads at
+ * most len bytes of s; it need not be NUL-terminated. */
+bool codec_internaldate(const char *s, size_t len, int64_t *t_r);
 
 /* ---- encoder ---- */
 

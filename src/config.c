@@ -1,29 +1,20 @@
-/* config: the ini file (inih), validated into plain structs.
+/* config: the ini file, read line by line and validated into plain
+ * structs.
  *
- * Line numbers: Debian 12's libinih (r55) is built with INI_HANDLER_LINENO
- * 0, so the handler is not told the line, and defining the macro here would
- * not match the library's ABI. The file is fed to ini_parse_stream() by our
- * own reader instead, which counts physical lines: inih calls the handler for
- * a line before it asks for the next one, so the reader's count is the
- * handler's line.
+ * The parser is our own, not inih's: Debian 12's libinih (r55) is built
+ * without line numbers for the handler, never tells it about a section
+ * without keys or about a line that is not "key = value" (it returns the
+ * first bad line only), silently cuts section names at 49 bytes and splits
+ * lines longer than 199 bytes in two. docs/design.md has the details.
  *
- * The reader also does what inih gets wrong or reports only once (its return
- * value is the first bad line): it parses section headers itself (inih never
- * tells the handler about a section without keys), reports every line that
- * is not "key = value", strips indentation (inih would take an indented line
- * as the continuation of the previous value), strips inline comments (inih
- * returns "; comment" as the value of "key = ; comment") and rejects lines
- * longer than inih's buffer (inih would silently parse the rest as a new
- * line). What inih is handed is "key=value", already trimmed, or an empty
- * line. Values are validated as they are read, so errors come out in file
- * order; [general] is merged into the accounts once the whole file is read.
+ * Values are validated as they are read, so errors come out in file order;
+ * [general] is merged into the accounts once the whole file is read.
  */
 #include "config.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ini.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,6 +28,8 @@
 #define ACCOUNT_NAME_MAX 64
 /* The largest configuration file read: inputs are bounded. */
 #define CONFIG_SIZE_MAX (1024 * 1024)
+/* The longest line, in bytes without its "\n"; longer lines are errors. */
+#define CONFIG_LINE_MAX 4096
 
 enum key {
 	/* struct account_defaults: [general] and [account NAME] */
@@ -111,17 +104,26 @@ struct section {
 	unsigned key_line[N_KEYS]; /* where each key was set; 0: unset */
 	struct account_defaults d; /* values of the keys that were set */
 	struct account a;	   /* account-only values, name and line */
+	unsigned mailbox_items;	   /* names in mailboxes, valid or not */
 	int log_level;
 };
 
 enum section_kind { SEC_NONE, SEC_GENERAL, SEC_ACCOUNT, SEC_BAD };
 
+/* What a line indented further than the line above it (a continuation
+ * line) is. */
+enum cont {
+	CONT_NONE,	/* a line of its own: the line above was no key */
+	CONT_MAILBOXES, /* more names for the mailboxes above */
+	CONT_ERROR,	/* an error: the key above takes one line */
+	CONT_SKIP,	/* part of a line that was reported */
+};
+
 struct parser {
 	const char *path;
 	FILE *f;
-	char *buf; /* getline()'s */
-	size_t cap;
-	unsigned lineno; /* of the line last handed to inih */
+	char line[CONFIG_LINE_MAX + 2]; /* read_line()'s */
+	unsigned lineno;		/* of the line in line */
 	int read_errno;
 	unsigned n_errors;
 	bool has_password;
@@ -130,6 +132,9 @@ struct parser {
 	struct section general;
 	struct section **accounts;
 	size_t n_accounts;
+	enum cont cont;	    /* for a line indented further than */
+	size_t cont_indent; /* this many blanks */
+	enum key cont_key;  /* the key above, for CONT_ERROR */
 };
 
 static void perr(struct parser *p, unsigned line, const char *fmt, ...)
@@ -563,39 +568,37 @@ valid_name(const unsigned char *s, size_t n)
 	return true;
 }
 
+/* Adds the names in v, separated by commas, to the account's mailboxes.
+ * A comma at the end is allowed (the list goes on in the next line), and v
+ * may be empty (the list starts in the next line). */
 static void
-get_mailboxes(struct parser *p, struct account *a, const char *v)
+get_mailboxes(struct parser *p, struct section *sec, const char *v)
 {
-	size_t cap = 2, n = 0, item = 0;
-	char **list;
-	const char *s = v, *comma, *end;
-	bool bad = false;
+	struct account *a = &sec->a;
+	const char *s = v, *stop = v + strlen(v), *comma, *end;
+	size_t item = 0;
 
-	for (const char *c = v; *c; c++)
-		cap += *c == ',';
-	/* Earlier mailboxes lines come first. */
-	cap += a->n_mailboxes;
-	list = xcalloc(cap, sizeof(*list));
-	for (; n < a->n_mailboxes; n++)
-		list[n] = xstrdup(a->mailboxes[n]);
+	if (s == stop)
+		return;
+	if (stop[-1] == ',')
+		stop--;
 	for (;;) {
 		item++;
-		comma = strchr(s, ',');
-		end = comma ? comma : s + strlen(s);
+		sec->mailbox_items++;
+		comma = memchr(s, ',', (size_t)(stop - s));
+		end = comma ? comma : stop;
 		while (s < end && is_space(*s))
 			s++;
 		while (end > s && is_space(end[-1]))
 			end--;
 		if (s == end) {
 			perr(p, p->lineno, "mailboxes: empty mailbox name");
-			bad = true;
 		} else if (!valid_name((const unsigned char *)s,
 				       (size_t)(end - s))) {
 			perr(p, p->lineno,
 			     "mailboxes: mailbox name %zu is not valid UTF-8 "
 			     "or holds a control character",
 			     item);
-			bad = true;
 		} else {
 			char *name = xstrndup(s, (size_t)(end - s));
 			bool dup = false;
@@ -603,28 +606,24 @@ get_mailboxes(struct parser *p, struct account *a, const char *v)
 			/* INBOX is case-insensitive (RFC 3501, 5.1). */
 			if (!strcasecmp(name, "INBOX"))
 				memcpy(name, "INBOX", 5);
-			for (size_t i = 0; i < n; i++)
-				dup = dup || !strcmp(list[i], name);
+			for (size_t i = 0; i < a->n_mailboxes; i++)
+				dup = dup || !strcmp(a->mailboxes[i], name);
 			if (dup) {
 				perr(p, p->lineno,
 				     "mailboxes: duplicate mailbox '%s'", name);
 				free(name);
-				bad = true;
 			} else {
-				list[n++] = name;
+				a->mailboxes = xrealloc(
+				    a->mailboxes, (a->n_mailboxes + 2) *
+						      sizeof(*a->mailboxes));
+				a->mailboxes[a->n_mailboxes++] = name;
+				a->mailboxes[a->n_mailboxes] = NULL;
 			}
 		}
 		if (!comma)
 			break;
 		s = comma + 1;
 	}
-	if (bad) {
-		config_argv_free(&list);
-		return;
-	}
-	config_argv_free(&a->mailboxes);
-	a->mailboxes = list;
-	a->n_mailboxes = n;
 }
 
 static void
@@ -762,7 +761,7 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 		s->a.password_command = xstrdup(v);
 		break;
 	case K_MAILBOXES:
-		get_mailboxes(p, &s->a, v);
+		get_mailboxes(p, s, v);
 		break;
 	case K_LOG_LEVEL:
 		if (get_enum(p, k, v, log_level_names,
@@ -776,25 +775,24 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 
 /* ---- the parser ---- */
 
-static int
-handle(void *user, const char *section, const char *name, const char *value)
+/* A "name = value" line; sets what a continuation line after it is. */
+static void
+handle_key(struct parser *p, const char *name, const char *value)
 {
-	struct parser *p = user;
 	struct section *s = p->cur;
 	const char *where;
 	int k;
 
-	(void)section; /* the reader tracks sections */
 	if (!strcmp(name, "password"))
 		p->has_password = true;
 	if (p->kind == SEC_BAD)
-		return 1; /* the header was reported */
+		return; /* the header was reported */
 	if (p->kind == SEC_NONE) {
 		perr(p, p->lineno,
 		     "key '%s' outside of a section: put it under [general] or "
 		     "[account NAME]",
 		     name);
-		return 1;
+		return;
 	}
 	where = p->kind == SEC_GENERAL ? "[general]" : "[account NAME]";
 	for (k = 0; k < N_KEYS; k++)
@@ -802,29 +800,54 @@ handle(void *user, const char *section, const char *name, const char *value)
 			break;
 	if (k == N_KEYS) {
 		perr(p, p->lineno, "unknown key '%s' in %s", name, where);
-		return 1;
+		return;
 	}
 	if (!(keys[k].where &
 	      (p->kind == SEC_GENERAL ? IN_GENERAL : IN_ACCOUNT))) {
 		perr(p, p->lineno, "key '%s' is not allowed in %s (only in %s)",
 		     name, where,
 		     p->kind == SEC_GENERAL ? "[account NAME]" : "[general]");
-		return 1;
+		return;
 	}
-	/* mailboxes may come in several lines (inih limits a line to 199
-	 * bytes): each adds to the list. */
-	if (s->key_line[k] && k != K_MAILBOXES) {
-		perr(p, p->lineno, "duplicate key '%s' (first set on line %u)",
-		     name, s->key_line[k]);
-		return 1;
+	if (s->key_line[k]) {
+		perr(p, p->lineno,
+		     "duplicate key '%s' (first set on line %u)%s", name,
+		     s->key_line[k],
+		     k == K_MAILBOXES ? ": continue the list in indented lines"
+				      : "");
+		return;
 	}
 	s->key_line[k] = p->lineno;
-	if (!*value && !keys[k].empty_ok) {
+	p->cont = k == K_MAILBOXES ? CONT_MAILBOXES : CONT_ERROR;
+	p->cont_key = (enum key)k;
+	/* An empty mailboxes may go on in the next line: check_account(). */
+	if (!*value && !keys[k].empty_ok && k != K_MAILBOXES) {
 		perr(p, p->lineno, "%s: empty value", name);
-		return 1;
+		return;
 	}
 	set_value(p, s, (enum key)k, value);
-	return 1;
+}
+
+/* A line indented further than the key line above it: value (trimmed, the
+ * comment removed) continues that key. */
+static void
+continuation(struct parser *p, const char *value)
+{
+	switch (p->cont) {
+	case CONT_MAILBOXES:
+		set_value(p, p->cur, K_MAILBOXES, value);
+		break;
+	case CONT_ERROR:
+		perr(p, p->lineno,
+		     "indented line continues '%s', which takes one line (only "
+		     "mailboxes may go on over several lines)",
+		     keys[p->cont_key].name);
+		p->cont = CONT_SKIP; /* reported once */
+		break;
+	case CONT_NONE:
+	case CONT_SKIP:
+		break;
+	}
 }
 
 static bool
@@ -918,82 +941,117 @@ section_header(struct parser *p, char *s)
 	p->cur = sec;
 }
 
-/* s: a trimmed line that is not a comment or a header. Rewrites it in place
- * to "key=value" without an inline comment; false (after reporting) if it
- * is not a key = value line. Comments follow inih: ';' after whitespace. */
-static bool
+/* Cuts s at an inline comment: a ';' at its start or after a blank. */
+static void
+strip_comment(char *s)
+{
+	for (char *c = s; *c; c++) {
+		if (*c == ';' && (c == s || is_space(c[-1]))) {
+			*c = '\0';
+			break;
+		}
+	}
+	rstrip(s);
+}
+
+/* s: a trimmed line that is not a comment, a header or a continuation.
+ * Reports it unless it is "key = value" (or "key: value"). */
+static void
 key_line(struct parser *p, char *s)
 {
-	char *sep, *value, *c;
+	char *sep, *value;
 
 	for (sep = s; *sep && *sep != '=' && *sep != ':'; sep++)
 		if (*sep == ';' && sep > s && is_space(sep[-1]))
 			break;
 	if (*sep != '=' && *sep != ':') {
 		perr(p, p->lineno, "expected 'key = value'");
-		return false;
+		return;
 	}
 	if (sep == s) {
 		perr(p, p->lineno, "missing key name before '%c'", *sep);
-		return false;
+		return;
 	}
 	value = skip_space(sep + 1);
-	/* inih would take "; comment" after an empty value as the value. */
-	for (c = value; *c; c++)
-		if (*c == ';' && (c == value || is_space(c[-1])))
-			break;
-	*c = '\0';
-	rstrip(value);
+	strip_comment(value);
 	*sep = '\0';
 	rstrip(s);
-	/* sep >= s + strlen(s): the key is moved left or stays put. */
-	memmove(s + strlen(s) + 1, value, strlen(value) + 1);
-	s[strlen(s)] = '=';
-	return true;
+	handle_key(p, s, value);
 }
 
-/* inih's fgets-style reader: one physical line per call, counted. */
-static char *
-read_line(char *str, int num, void *stream)
+/* Reads the next line into p->line, without its "\n". Returns its length,
+ * or -1 at the end of the file or on a read error (p->read_errno). Of a
+ * line longer than CONFIG_LINE_MAX only the first CONFIG_LINE_MAX + 1
+ * bytes are kept, and that is the length returned. */
+static ssize_t
+read_line(struct parser *p)
 {
-	struct parser *p = stream;
-	ssize_t n;
-	char *s;
+	size_t n = 0;
+	int c;
 
 	errno = 0;
-	n = getline(&p->buf, &p->cap, p->f);
-	if (n < 0) {
-		if (!feof(p->f))
-			p->read_errno = errno ? errno : EIO;
-		return NULL;
+	while ((c = getc(p->f)) != EOF && c != '\n')
+		if (n <= CONFIG_LINE_MAX)
+			p->line[n++] = (char)c;
+	if (c == EOF && ferror(p->f)) {
+		p->read_errno = errno ? errno : EIO;
+		return -1;
 	}
-	p->lineno++;
-	s = p->buf;
-	if (strlen(s) != (size_t)n) {
-		perr(p, p->lineno, "NUL byte in line");
-		s = "";
-	} else if (p->lineno == 1 && !strncmp(s, "\xef\xbb\xbf", 3)) {
+	if (c == EOF && !n)
+		return -1;
+	p->line[n] = '\0';
+	return (ssize_t)n;
+}
+
+/* One line of n bytes, in p->line; p->lineno is its number. */
+static void
+parse_line(struct parser *p, size_t n)
+{
+	char *s = p->line;
+	size_t indent = 0;
+	bool cont;
+
+	if (p->lineno == 1 && n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
 		s += 3; /* UTF-8 byte order mark */
+	while (is_space(s[indent]))
+		indent++;
+	/* A line indented further than a key line continues it. */
+	cont = p->cont != CONT_NONE && indent > p->cont_indent;
+	if (n > CONFIG_LINE_MAX || strlen(p->line) != n) {
+		if (n > CONFIG_LINE_MAX)
+			perr(p, p->lineno,
+			     "line longer than %d bytes (a long mailboxes list "
+			     "can go on in indented lines)",
+			     CONFIG_LINE_MAX);
+		else
+			perr(p, p->lineno, "NUL byte in line");
+		if (!cont) {
+			p->cont = CONT_SKIP;
+			p->cont_indent = indent;
+		}
+		return;
 	}
-	s = skip_space(s);
+	s += indent;
 	rstrip(s);
-	if (*s == ';' || *s == '#') {
-		s = "";
-	} else if (*s == '[') {
+	if (!*s) {
+		p->cont = CONT_NONE; /* a blank line ends a value */
+		return;
+	}
+	if (*s == ';' || *s == '#')
+		return;
+	if (cont) {
+		strip_comment(s);
+		continuation(p, s);
+		return;
+	}
+	p->cont_indent = indent;
+	if (*s == '[') {
 		section_header(p, s);
-		s = "";
-	} else if (*s && !key_line(p, s)) {
-		s = "";
+		p->cont = CONT_NONE;
+		return;
 	}
-	if (strlen(s) + 1 > (size_t)num) {
-		perr(p, p->lineno,
-		     "line too long: key and value may have at most %d "
-		     "characters",
-		     num - 1);
-		s = "";
-	}
-	memcpy(str, s, strlen(s) + 1);
-	return str;
+	p->cont = CONT_SKIP; /* unless handle_key() says otherwise */
+	key_line(p, s);
 }
 
 /* After the whole file: what a single line cannot tell. */
@@ -1003,7 +1061,10 @@ check_account(struct parser *p, struct section *s)
 	static const enum key required[] = {K_HOST, K_USERNAME};
 	unsigned pw = s->key_line[K_PASSWORD];
 	unsigned pc = s->key_line[K_PASSWORD_COMMAND];
+	unsigned mb = s->key_line[K_MAILBOXES];
 
+	if (mb && !s->mailbox_items)
+		perr(p, mb, "mailboxes: empty value");
 	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
 		if (!s->key_line[required[i]])
 			perr(p, s->line,
@@ -1091,6 +1152,7 @@ config_load(const char *path, struct config **cfg_r)
 {
 	struct parser p = {.path = path};
 	struct stat st;
+	ssize_t n;
 	int r;
 
 	if (!path) {
@@ -1121,17 +1183,15 @@ config_load(const char *path, struct config **cfg_r)
 		goto fail;
 	}
 
-	r = ini_parse_stream(read_line, &p, handle, &p);
+	while ((n = read_line(&p)) >= 0) {
+		p.lineno++;
+		parse_line(&p, (size_t)n);
+	}
 	if (p.read_errno) {
 		r = -p.read_errno;
 		log_err(NULL, "%s: %s", path, strerror(-r));
 		goto fail;
 	}
-	/* The reader hands inih only lines it accepts; be safe anyway. */
-	if (r > 0 && !p.n_errors)
-		perr(&p, (unsigned)r, "syntax error");
-	else if (r < 0)
-		perr(&p, 0, "inih failed (%d)", r);
 
 	if (p.has_password && (st.st_mode & 077))
 		log_warn(NULL,
@@ -1157,9 +1217,7 @@ fail:
 		free(p.accounts[i]);
 	}
 	free(p.accounts);
-	if (p.buf)
-		explicit_bzero(p.buf, p.cap);
-	free(p.buf);
+	explicit_bzero(p.line, sizeof(p.line));
 	fclose(p.f);
 	return r;
 }

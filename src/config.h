@@ -1,4 +1,4 @@
-/* config: the ini file (inih), validated into plain structs. */
+/* config: the ini file, validated into plain structs. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,4 +1,5 @@
-/* event: turning an IMAP ENVELOPE into the strings the sinks show. */
+/* event: turning an IMAP ENVELOPE (or, for a message whose ENVELOPE was
+ * too big, a few raw header fields) into the strings the sinks show. */
 #include "event.h"
 
 #include <stdbool.h>
@@ -68,13 +69,12 @@ first_address(const struct codec_address_list *l)
 	return NULL;
 }
 
-/* The decoded display name of a, without one pair of enclosing double
- * quotes (left by servers that return the phrase as sent). */
+/* name (decoded, owned) without one pair of enclosing double quotes. */
 static char *
-display_name(const struct codec_address *a)
+unquote(char *name)
 {
-	char *name = decode(&a->name), *inner;
 	size_t n = strlen(name);
+	char *inner;
 
 	if (n >= 2 && name[0] == '"' && name[n - 1] == '"') {
 		inner = mime_sanitize(name + 1, n - 2, MIME_MAX_TEXT);
@@ -82,6 +82,14 @@ display_name(const struct codec_address *a)
 		name = inner;
 	}
 	return name;
+}
+
+/* The decoded display name of a, without one pair of enclosing double
+ * quotes (left by servers that return the phrase as sent). */
+static char *
+display_name(const struct codec_address *a)
+{
+	return unquote(decode(&a->name));
 }
 
 /* "mailbox@host", or the mailbox alone when there is no host, or "" when
@@ -103,6 +111,19 @@ address(const struct codec_address *a)
 	r = mime_sanitize(raw, hl ? ml + 1 + hl : ml, MIME_MAX_TEXT);
 	free(raw);
 	return r;
+}
+
+/* ev->from from ev->from_name and ev->from_address. */
+static void
+set_from(struct mail_event *ev)
+{
+	if (!*ev->from_name || !strcasecmp(ev->from_name, ev->from_address))
+		ev->from = xstrdup(ev->from_address);
+	else if (!*ev->from_address)
+		ev->from = xstrdup(ev->from_name);
+	else
+		ev->from =
+		    xasprintf("%s <%s>", ev->from_name, ev->from_address);
 }
 
 void
@@ -129,13 +150,7 @@ mail_event_from_envelope(struct mail_event *ev,
 		ev->from_name = xstrdup("");
 		ev->from_address = xstrdup("");
 	}
-	if (!*ev->from_name || !strcasecmp(ev->from_name, ev->from_address))
-		ev->from = xstrdup(ev->from_address);
-	else if (!*ev->from_address)
-		ev->from = xstrdup(ev->from_name);
-	else
-		ev->from =
-		    xasprintf("%s <%s>", ev->from_name, ev->from_address);
+	set_from(ev);
 	ev->subject = decode(&env->subject);
 	ev->date = sanitize(&env->date);
 	ev->message_id = sanitize(&env->message_id);
@@ -162,4 +177,116 @@ mail_event_copy(struct mail_event *dst, const struct mail_event *src)
 	dst->subject = xstrdup(src->subject);
 	dst->date = xstrdup(src->date);
 	dst->message_id = xstrdup(src->message_id);
+}
+
+/* The raw value of the first field called name in the header block [h, end)
+ * (continuation lines included, white space around it left out), or NULL;
+ * *len_r is its length. */
+static const char *
+header_field(const char *h, const char *end, const char *name, size_t *len_r)
+{
+	size_t nl = strlen(name);
+
+	while (h < end) {
+		const char *eol = memchr(h, '\n', end - h), *v, *e;
+
+		if ((size_t)(end - h) > nl && h[nl] == ':' &&
+		    !strncasecmp(h, name, nl)) {
+			/* Lines that start with a space or tab go on. */
+			while (eol && eol + 1 < end &&
+			       (eol[1] == ' ' || eol[1] == '\t'))
+				eol = memchr(eol + 1, '\n', end - eol - 1);
+			v = h + nl + 1;
+			e = eol ? eol : end;
+			while (v < e && strchr(" \t\r\n", *v))
+				v++;
+			while (e > v && strchr(" \t\r\n", e[-1]))
+				e--;
+			*len_r = e - v;
+			return v;
+		}
+		h = eol ? eol + 1 : end;
+	}
+	return NULL;
+}
+
+/* Sets from_name and from_address from a From field's raw value: the
+ * first "Name <address>", or a bare address. */
+static void
+from_field(struct mail_event *ev, const char *v, size_t n)
+{
+	const char *end = v + n, *lt = NULL, *gt = NULL, *p;
+	bool quoted = false;
+
+	for (p = v; p < end && !lt; p++) {
+		if (quoted && *p == '\\' && p + 1 < end)
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '<' && !quoted)
+			lt = p;
+	}
+	if (lt)
+		gt = memchr(lt, '>', end - lt);
+	if (gt) {
+		ev->from_name = unquote(mime_decode_header(v, lt - v,
+							   MIME_MAX_TEXT));
+		ev->from_address = mime_sanitize(lt + 1, gt - lt - 1,
+						 MIME_MAX_TEXT);
+		return;
+	}
+	/* "addr", "addr (Name)", "addr, other": the first word. */
+	while (v < end && strchr(" \t\r\n", *v))
+		v++;
+	for (p = v; p < end && !strchr(" \t\r\n,(", *p); p++)
+		;
+	ev->from_name = xstrdup("");
+	ev->from_address = mime_sanitize(v, p - v, MIME_MAX_TEXT);
+}
+
+void
+mail_event_from_headers(struct mail_event *ev, const char *h, size_t len)
+{
+	const char *end = h + len, *v;
+	size_t n = 0;
+
+	v = header_field(h, end, "From", &n);
+	if (!v)
+		v = header_field(h, end, "Sender", &n);
+	if (v) {
+		from_field(ev, v, n);
+	} else {
+		ev->from_name = xstrdup("");
+		ev->from_address = xstrdup("");
+	}
+	set_from(ev);
+	v = header_field(h, end, "Subject", &n);
+	ev->subject = mime_decode_header(v ? v : "", v ? n : 0, MIME_MAX_TEXT);
+	v = header_field(h, end, "Date", &n);
+	ev->date = mime_sanitize(v ? v : "", v ? n : 0, MIME_MAX_TEXT);
+	v = header_field(h, end, "Message-ID", &n);
+	ev->message_id = mime_sanitize(v ? v : "", v ? n : 0, MIME_MAX_TEXT);
+}
+
+void
+mail_event_from_fetch(struct mail_event *ev, const struct codec_fetch *f)
+{
+	struct codec_buf h;
+
+	if (f->have & CODEC_FETCH_ENVELOPE) {
+		mail_event_from_envelope(ev, &f->envelope);
+		return;
+	}
+	/* The header fields, fetched one section each. */
+	codec_buf_init(&h);
+	for (size_t i = 0; i < f->n_sections; i++) {
+		const struct codec_str *d = &f->sections[i].data;
+
+		if (!d->nil && d->ptr) {
+			codec_buf_add(&h, d->ptr, d->len);
+			codec_buf_add(&h, "\n", 1);
+		}
+	}
+	mail_event_from_headers(ev, h.data ? h.data : "", h.len);
+	codec_buf_finish(&h);
 }

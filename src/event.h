@@ -24,6 +24,15 @@ struct mail_event {
  * the caller. */
 void mail_event_from_envelope(struct mail_event *ev,
 			      const struct codec_envelope *env);
+/* Fills the text fields from a raw header block of len bytes (From, else
+ * Sender; Subject; Date; Message-ID; the first of each; folded lines
+ * joined; RFC 2047 decoded), for a message whose ENVELOPE was too big to
+ * take. */
+void mail_event_from_headers(struct mail_event *ev, const char *h,
+			     size_t len);
+/* From f's ENVELOPE when it has one, else from the header fields in its
+ * BODY[HEADER.FIELDS ...] sections. */
+void mail_event_from_fetch(struct mail_event *ev, const struct codec_fetch *f);
 /* Copies src into dst with strings of its own; account and mailbox stay
  * borrowed from src's owner. */
 void mail_event_copy(struct mail_event *dst, const struct mail_event *src);

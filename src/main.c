@@ -18,7 +18,10 @@
 #include "util.h"
 #include "watcher.h"
 
-#define STOP_TIMEOUT 3 /* seconds for every LOGOUT at SIGTERM */
+/* Seconds a clean stop waits for every LOGOUT and hook; then what runs is
+ * killed. Below the units' TimeoutStopSec (10), after which systemd would
+ * kill everything before the state is written. */
+#define STOP_TIMEOUT 8
 
 struct daemon;
 
@@ -295,9 +298,9 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	return 0;
 }
 
-/* Queued hooks started: their messages may now be recorded as announced. */
+/* Waiting hooks started, or (stopping) one ended: the state may move. */
 static void
-on_hooks_started(void *ud)
+on_hooks_changed(void *ud)
 {
 	struct daemon *d = ud;
 
@@ -317,6 +320,7 @@ on_resume(void *ud)
 			watcher_probe(d->run[i]->w[j]);
 }
 
+/* True once every watcher has logged out and no sink is busy. */
 static bool
 all_stopped(const struct daemon *d)
 {
@@ -324,11 +328,16 @@ all_stopped(const struct daemon *d)
 		for (size_t j = 0; j < d->run[i]->n; j++)
 			if (!watcher_stopped(d->run[i]->w[j]))
 				return false;
+	for (size_t i = 0; i < d->n_sinks; i++)
+		if (d->sinks[i]->ops->busy &&
+		    d->sinks[i]->ops->busy(d->sinks[i]))
+			return false;
 	return true;
 }
 
-/* While stopping, every 50 ms: exit once every watcher has logged out or
- * the deadline passed. Only armed at SIGTERM, never while idle. */
+/* While stopping, every 50 ms: exit once every watcher has logged out and
+ * every hook ended, or the deadline passed. Only armed at SIGTERM, never
+ * while idle. */
 static int
 on_stop_check(sd_event_source *s, uint64_t now, void *ud)
 {
@@ -343,7 +352,8 @@ on_stop_check(sd_event_source *s, uint64_t now, void *ud)
 	return 0;
 }
 
-/* SIGTERM / SIGINT: LOGOUT everywhere with a short deadline, then exit. */
+/* SIGTERM / SIGINT: LOGOUT everywhere, start the waiting hooks and let
+ * every hook end, with a deadline, then exit. */
 static int
 on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
@@ -362,11 +372,32 @@ on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 		for (size_t j = 0; j < d->run[i]->n; j++)
 			watcher_stop(d->run[i]->w[j]);
 	}
+	for (size_t i = 0; i < d->n_sinks; i++)
+		if (d->sinks[i]->ops->stop)
+			d->sinks[i]->ops->stop(d->sinks[i]);
 	sd_event_now(d->event, CLOCK_MONOTONIC, &now);
 	d->stop_deadline = now + STOP_TIMEOUT * 1000000ULL;
 	sd_event_add_time(d->event, NULL, CLOCK_MONOTONIC, now, 1000,
 			  on_stop_check, d);
 	return 0;
+}
+
+/* Handles sig with on_sigterm ahead of everything else pending, so that a
+ * hook that dies of the same stop (systemd signals the whole unit) is seen
+ * after it. Returns 0 or a negative errno. */
+static int
+add_stop_signal(struct daemon *d, int sig)
+{
+	sd_event_source *s;
+	int r = sd_event_add_signal(d->event, &s, sig, on_sigterm, d);
+
+	if (r < 0)
+		return r;
+	r = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IMPORTANT);
+	/* The loop keeps it (floating). */
+	sd_event_source_set_floating(s, true);
+	sd_event_source_unref(s);
+	return r;
 }
 
 int
@@ -448,9 +479,9 @@ main(int argc, char **argv)
 
 	r = sd_event_default(&d.event);
 	if (r >= 0)
-		r = sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d);
+		r = add_stop_signal(&d, SIGTERM);
 	if (r >= 0)
-		r = sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d);
+		r = add_stop_signal(&d, SIGINT);
 	if (r >= 0)
 		r = sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
 	if (r >= 0)
@@ -462,7 +493,7 @@ main(int argc, char **argv)
 	d.resume = resume_new(d.event, on_resume, &d);
 	/* Hooks first: a click on a notification runs on_click through
 	 * them. Announcing goes through the sinks in this order. */
-	d.sinks[1] = sink_hook_new(d.event, on_hooks_started, &d);
+	d.sinks[1] = sink_hook_new(d.event, on_hooks_changed, &d);
 	d.sinks[0] = sink_notify_new(d.event, d.sinks[1]);
 	d.n_sinks = 2;
 
@@ -473,11 +504,9 @@ main(int argc, char **argv)
 	r = sd_event_loop(d.event);
 	status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
-	/* Whatever the sinks hold back goes out before the watchers write
-	 * their last state: a clean stop loses and repeats nothing. */
-	for (size_t i = 0; i < d.n_sinks; i++)
-		if (d.sinks[i]->ops->flush)
-			d.sinks[i]->ops->flush(d.sinks[i]);
+	/* The watchers write their last state while the sinks still say what
+	 * they did not finish (hooks past the deadline); freeing the hook
+	 * sink then kills those hooks, so the next start runs them once. */
 	stop_all(&d);
 	/* The notification sink borrows the hook sink: free it first. */
 	for (size_t i = 0; i < d.n_sinks; i++)

@@ -1,14 +1,12 @@
 /* password: an account's password, got on the loop; see password.h.
  *
- * A password_command job has three sources: the shell's exit (a child
- * source that owns the process, so freeing it kills and reaps), its output
- * (a non-blocking pipe) and a timer. It ends when the output reached end
- * of file and the shell was reaped, in either order: then the exit status
- * and the first line decide. All of the output is read, and all but the
- * first line dropped: closing the pipe early would kill e.g. "pass show"
- * with SIGPIPE. At the timeout the process group is killed and the job ends
- * with NULL once the shell is reaped (at once if it was already). */
+ * password_command runs as a child (child.c): the job keeps the first
+ * line of its output (the rest is read and dropped: closing the pipe early
+ * would kill e.g. "pass show" with SIGPIPE) and ends when the shell exits,
+ * when its exit status and the first line decide. At the timeout the job
+ * ends with NULL; freeing it kills the process group. */
 #include "password.h"
+#include "child.h"
 #include "util.h"
 
 #include <errno.h>
@@ -17,7 +15,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -27,25 +24,14 @@ unsigned password_timeout_ms = 30000;
 /* The first line of output is kept in a buffer this large (with the
  * terminating NUL): a longer one is an error. */
 #define PASSWORD_MAX 4096
-/* Reads of the pipe per wake-up, so that a command writing without end
- * cannot hold the loop. */
-#define PASSWORD_READS 16
 
 struct password_job {
-	sd_event *event;
 	void (*done)(void *ud, char *password); /* NULL once called */
 	void *ud;
 	char *account;		 /* the account's name, for log lines */
 	char *password;		 /* `password =`: a copy, wiped when freed */
 	unsigned timeout_ms;	 /* password_timeout_ms at the start */
-	pid_t pid;		 /* the shell, also its process group; or 0 */
-	bool exited;		 /* the shell was reaped (or never started) */
-	int code, status;	 /* how it exited */
-	bool timed_out;		 /* killed at the timeout */
-	int fd;			 /* read end of the output pipe, or -1 */
-	sd_event_source *child;	 /* owns the process */
-	sd_event_source *out;	 /* on fd */
-	sd_event_source *timer;	 /* the timeout */
+	struct child *child;	 /* password_command */
 	sd_event_source *defer;	 /* `password =` */
 	bool have_line;		 /* the first newline was read */
 	bool long_line;		 /* the first line did not fit */
@@ -59,27 +45,15 @@ job_ctx(const struct password_job *j)
 	return (struct log_ctx){.account = j->account};
 }
 
-static void
-close_output(struct password_job *j)
-{
-	j->out = sd_event_source_disable_unref(j->out);
-	if (j->fd >= 0)
-		close(j->fd);
-	j->fd = -1;
-}
-
-/* Ends the job: stops its sources (the child source stays until freed, to
- * reap) and hands pw (owned; NULL after a logged failure) to done. Must be
- * the last thing a callback does with j: done may free it. */
+/* Ends the job: hands pw (owned; NULL after a logged failure) to done.
+ * Must be the last thing a callback does with j: done may free it. */
 static void
 finish(struct password_job *j, char *pw)
 {
 	void (*done)(void *ud, char *password) = j->done;
 
 	j->done = NULL;
-	j->timer = sd_event_source_disable_unref(j->timer);
 	j->defer = sd_event_source_disable_unref(j->defer);
-	close_output(j);
 	explicit_bzero(j->line, sizeof(j->line));
 	j->len = 0;
 	if (done) {
@@ -90,22 +64,22 @@ finish(struct password_job *j, char *pw)
 	}
 }
 
-/* The password from a command that exited and closed its output, or NULL
- * after logging why not. */
+/* The password from a command that exited, or NULL after logging why
+ * not. */
 static char *
-command_result(struct password_job *j)
+command_result(struct password_job *j, const siginfo_t *si)
 {
 	struct log_ctx ctx = job_ctx(j);
 	bool nul;
 
 	j->line[j->len] = '\0';
 	nul = strlen(j->line) != j->len;
-	if (j->code != CLD_EXITED)
+	if (si->si_code != CLD_EXITED)
 		log_err(&ctx, "password_command was killed by signal %d (%s)",
-			j->status, strsignal(j->status));
-	else if (j->status != 0)
+			si->si_status, strsignal(si->si_status));
+	else if (si->si_status != 0)
 		log_err(&ctx, "password_command failed with exit status %d",
-			j->status);
+			si->si_status);
 	else if (j->long_line)
 		log_err(&ctx,
 			"password_command: first line of output is longer "
@@ -124,123 +98,68 @@ command_result(struct password_job *j)
 	return NULL;
 }
 
-/* Ends the job if it is over: the shell reaped and its output closed, or
- * the shell reaped after a timeout. */
+/* Takes output into the first line until its newline; the byte after a
+ * full line says whether it was too long. The child passes no more than
+ * PASSWORD_MAX bytes, enough to tell. */
 static void
-maybe_finish(struct password_job *j)
+on_output(void *ud, const char *buf, size_t n)
 {
-	if (!j->exited)
-		return;
-	if (j->timed_out)
-		finish(j, NULL);
-	else if (j->fd < 0)
-		finish(j, command_result(j));
-}
-
-/* Takes n bytes just read into dst: the end of line, or scratch space
- * (in_line false) once the first line is complete or full. */
-static void
-take_output(struct password_job *j, const char *dst, size_t n, bool in_line)
-{
+	struct password_job *j = ud;
+	size_t room = sizeof(j->line) - 1 - j->len;
 	const char *nl;
 
-	if (!in_line) {
-		/* The line is full: unless it ends right here it is too
-		 * long; later lines are dropped. */
-		if (!j->have_line && !j->long_line) {
-			if (dst[0] == '\n')
-				j->have_line = true;
-			else
-				j->long_line = true;
-		}
+	if (!buf || j->have_line || j->long_line)
 		return;
-	}
-	nl = memchr(dst, '\n', n);
+	nl = memchr(buf, '\n', n < room ? n : room);
 	if (nl) {
-		j->len = (size_t)(nl - j->line);
+		memcpy(j->line + j->len, buf, (size_t)(nl - buf));
+		j->len += (size_t)(nl - buf);
 		j->have_line = true;
-	} else {
+	} else if (n <= room) {
+		memcpy(j->line + j->len, buf, n);
 		j->len += n;
+	} else {
+		/* The line is full: unless it ends right here it is too
+		 * long. */
+		memcpy(j->line + j->len, buf, room);
+		j->len += room;
+		if (buf[room] == '\n')
+			j->have_line = true;
+		else
+			j->long_line = true;
 	}
 }
 
-static int
-on_output(sd_event_source *s, int fd, uint32_t revents, void *ud)
-{
-	struct password_job *j = ud;
-	char scratch[4096];
-	bool eof = false;
-
-	(void)s;
-	(void)revents;
-	for (unsigned i = 0; i < PASSWORD_READS; i++) {
-		bool in_line = !j->have_line && !j->long_line &&
-			       j->len < sizeof(j->line) - 1;
-		char *dst = in_line ? j->line + j->len : scratch;
-		size_t room =
-		    in_line ? sizeof(j->line) - 1 - j->len : sizeof(scratch);
-		ssize_t n = read(fd, dst, room);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			eof = true; /* end of file, or an error: the end */
-			break;
-		}
-		take_output(j, dst, (size_t)n, in_line);
-	}
-	explicit_bzero(scratch, sizeof(scratch));
-	if (eof) {
-		close_output(j);
-		maybe_finish(j);
-	}
-	return 0;
-}
-
-static int
-on_child(sd_event_source *s, const siginfo_t *si, void *ud)
-{
-	struct password_job *j = ud;
-
-	(void)s;
-	/* Reaped when this returns: the group may live on in processes the
-	 * shell left behind. */
-	j->exited = true;
-	j->code = si->si_code;
-	j->status = si->si_status;
-	maybe_finish(j);
-	return 0;
-}
-
-static int
-on_timeout(sd_event_source *s, uint64_t usec, void *ud)
+static void
+on_child(void *ud, enum child_event ev, const siginfo_t *si)
 {
 	struct password_job *j = ud;
 	struct log_ctx ctx = job_ctx(j);
 
-	(void)s;
-	(void)usec;
-	/* The group outlives a reaped shell while something it started
-	 * still holds the output open. */
-	if (kill(-j->pid, SIGKILL) < 0 && !j->exited)
-		(void)kill(j->pid, SIGKILL);
-	if (j->timeout_ms % 1000)
-		log_err(&ctx,
-			"password_command did not finish within %u ms; "
-			"killed it",
-			j->timeout_ms);
-	else
-		log_err(&ctx,
-			"password_command did not finish within %u s; "
-			"killed it",
-			j->timeout_ms / 1000);
-	j->timed_out = true;
-	close_output(j);
-	maybe_finish(j);
-	return 0;
+	if (!j->done)
+		return; /* ended: what is left is the owner's to free */
+	if (ev == CHILD_EXITED) {
+		finish(j, command_result(j, si));
+	} else if (ev == CHILD_TERM) {
+		if (j->timeout_ms % 1000)
+			log_err(&ctx,
+				"password_command did not finish within %u "
+				"ms; killed it",
+				j->timeout_ms);
+		else
+			log_err(&ctx,
+				"password_command did not finish within %u "
+				"s; killed it",
+				j->timeout_ms / 1000);
+		/* The owner frees the job, which kills the group. */
+		finish(j, NULL);
+	}
 }
+
+static const struct child_ops command_ops = {
+    .output = on_output,
+    .event = on_child,
+};
 
 static int
 on_defer(sd_event_source *s, void *ud)
@@ -254,55 +173,31 @@ on_defer(sd_event_source *s, void *ud)
 	return 0;
 }
 
-/* Runs /bin/sh -c line with its sources on the loop. Returns 0, or a
- * negative errno after logging why (the process, if any, is dealt with by
- * password_job_free). */
+/* Runs /bin/sh -c line. Returns 0, or a negative errno after logging
+ * why. */
 static int
-start_command(struct password_job *j, const char *line)
+start_command(sd_event *e, struct password_job *j, const char *line)
 {
-	struct log_ctx ctx = job_ctx(j);
 	char *argv[] = {"/bin/sh", "-c", (char *)line, NULL};
+	struct child_spec spec = {
+	    .argv = argv,
+	    .envp = environ,
+	    /* stderr stays the daemon's: the command may say why it
+	     * failed. */
+	    .with_stderr = false,
+	    .timeout = password_timeout_ms * UINT64_C(1000),
+	    .cap = PASSWORD_MAX,
+	    .name = "password_command: /bin/sh",
+	    .ctx = job_ctx(j),
+	};
 	int r;
-	pid_t pid;
 
-	/* stderr stays the daemon's: the command may say why it failed. */
-	r = spawn_piped(argv, environ, false, false, &pid, &j->fd);
-	if (r < 0) {
-		log_err(&ctx, "password_command: cannot run /bin/sh: %s",
-			strerror(-r));
-		return r;
-	}
-	j->pid = pid;
-
-	r = sd_event_add_child(j->event, &j->child, pid, WEXITED, on_child, j);
-	if (r < 0) {
-		log_err(&ctx, "password_command: cannot watch pid %d: %s%s",
-			(int)pid, strerror(-r),
-			r == -EBUSY ? " (SIGCHLD is not blocked)" : "");
-		/* Nothing else will reap it; after SIGKILL that is quick. */
-		(void)kill(-pid, SIGKILL);
-		(void)waitpid(pid, NULL, 0);
-		j->exited = true;
-		return r;
-	}
-	/* Freeing the source kills (if need be) and reaps the shell. */
-	(void)sd_event_source_set_child_process_own(j->child, true);
-	r = sd_event_add_io(j->event, &j->out, j->fd, EPOLLIN, on_output, j);
-	if (r < 0) {
-		log_err(&ctx, "password_command: cannot watch its output: %s",
-			strerror(-r));
-		return r;
-	}
 	j->timeout_ms = password_timeout_ms;
-	r = sd_event_add_time_relative(j->event, &j->timer, CLOCK_MONOTONIC,
-				       j->timeout_ms * UINT64_C(1000), 0,
-				       on_timeout, j);
-	if (r < 0) {
-		log_err(&ctx, "password_command: cannot add its timer: %s",
-			strerror(-r));
+	r = child_start(e, &spec, &command_ops, j, &j->child);
+	if (r < 0)
 		return r;
-	}
-	log_debug(&ctx, "password_command started (pid %d)", (int)pid);
+	log_debug(&spec.ctx, "password_command started (pid %d)",
+		  child_pid(j->child));
 	return 0;
 }
 
@@ -320,11 +215,9 @@ password_job_new(sd_event *e, const struct account *a,
 		return -EINVAL;
 	}
 	j = xcalloc(1, sizeof(*j));
-	j->event = sd_event_ref(e);
 	j->done = done;
 	j->ud = ud;
 	j->account = a->name ? xstrdup(a->name) : NULL;
-	j->fd = -1;
 	if (a->password) {
 		j->password = xstrdup(a->password);
 		r = sd_event_add_defer(e, &j->defer, on_defer, j);
@@ -332,7 +225,7 @@ password_job_new(sd_event *e, const struct account *a,
 			log_err(&ctx, "password: cannot add a defer source: %s",
 				strerror(-r));
 	} else {
-		r = start_command(j, a->password_command);
+		r = start_command(e, j, a->password_command);
 	}
 	if (r < 0) {
 		password_job_free(&j);
@@ -349,21 +242,14 @@ password_job_free(struct password_job **jp)
 
 	if (!j)
 		return;
-	/* Not reaped yet, so the group id is still ours; the child source
-	 * then reaps the shell. */
-	if (j->pid > 0 && !j->exited)
-		(void)kill(-j->pid, SIGKILL);
-	sd_event_source_disable_unref(j->child);
-	sd_event_source_disable_unref(j->timer);
+	child_free(&j->child);
 	sd_event_source_disable_unref(j->defer);
-	close_output(j);
 	explicit_bzero(j->line, sizeof(j->line));
 	if (j->password) {
 		explicit_bzero(j->password, strlen(j->password));
 		free(j->password);
 	}
 	free(j->account);
-	sd_event_unref(j->event);
 	free(j);
 	*jp = NULL;
 }

@@ -10,11 +10,13 @@
 struct password_job;
 
 /* Starts getting the password of a: password_command is run with /bin/sh
- * -c, stdin /dev/null, stdout on a pipe read by the loop, stderr inherited,
- * in a process group of its own that is killed after password_timeout_ms.
- * The command's exit is seen through sd_event_add_child, so SIGCHLD must be
- * blocked before e was created. With `password =` nothing is run, and the
- * password still comes from the loop (a defer source).
+ * -c as a child (child.h): stdin /dev/null, stdout on a pipe read by the
+ * loop, stderr inherited, in a process group of its own. The password is
+ * the first line of its output once the shell exited with status 0; what
+ * it left running in its group is killed when the job is freed. After
+ * password_timeout_ms the job fails, and the group gets SIGTERM. SIGCHLD
+ * must be blocked before e was created. With `password =` nothing is run,
+ * and the password still comes from the loop (a defer source).
  *
  * a is only read during the call (what the job needs is copied); e is
  * referenced. done(ud, password) is called once, from the loop, unless the
@@ -30,8 +32,9 @@ int password_job_new(sd_event *e, const struct account *a,
 		     struct password_job **j_r);
 
 /* Frees *j (NULL is fine) and sets it to NULL; done is not called after
- * this. A command still running is killed with its process group and
- * reaped (after SIGKILL, so the wait is short). */
+ * this. What is left of the command's process group is killed, and a
+ * command still running is reaped (after SIGKILL, so the wait is
+ * short). */
 void password_job_free(struct password_job **j);
 
 /* How long password_command may run, in milliseconds (default 30000). Only

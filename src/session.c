@@ -6,9 +6,23 @@
 #include <string.h>
 
 #define USEC_PER_SEC 1000000ULL
-/* Outstanding tagged commands at once: DONE + UID FETCH is the most we
- * pipeline, plus LOGOUT. */
-#define MAX_PENDING 4
+/* Tagged commands awaiting completion. The session pipelines at most
+ * IDLE + UID FETCH + LOGOUT; more means the server stopped answering in
+ * order, which ends the session (never the process). */
+#define MAX_PENDING 16
+/* Messages of one fetch whose responses were over the codec's limits and
+ * are fetched again, headers only; more are left unannounced. */
+#define MAX_SKIPPED 64
+/* What is fetched of such a message: four header fields, each cut at a
+ * size that shows in a notification. */
+#define HEADERS_ONLY                                                           \
+	"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "                  \
+	"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "                          \
+	"BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "                              \
+	"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)"
+
+/* Bytes of a line shown in the -v protocol trace. */
+#define TRACE_MAX 200
 
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
@@ -19,6 +33,7 @@ enum state {
 	S_CAPABILITY2,  /* CAPABILITY after login */
 	S_EXAMINE,      /* EXAMINE sent */
 	S_FIND_UIDNEXT, /* FETCH * (UID) for a server without UIDNEXT */
+	S_DATES,        /* UID FETCH 1:* (UID FLAGS INTERNALDATE) sent */
 	S_FETCH,        /* UID FETCH of new messages sent */
 	S_IDLE_START,   /* IDLE sent, waiting for "+" */
 	S_IDLE,         /* in IDLE */
@@ -34,6 +49,7 @@ static const char *const state_names[] = {
 	[S_STARTTLS] = "starttls",     [S_TLS] = "tls-handshake",
 	[S_LOGIN] = "login",           [S_CAPABILITY2] = "capability",
 	[S_EXAMINE] = "examine",       [S_FIND_UIDNEXT] = "find-uidnext",
+	[S_DATES] = "dates",
 	[S_FETCH] = "fetch",           [S_IDLE_START] = "idle-start",
 	[S_IDLE] = "idle",             [S_IDLE_DONE] = "idle-done",
 	[S_POLL_WAIT] = "poll-wait",   [S_NOOP] = "noop",
@@ -47,6 +63,7 @@ enum cmd {
 	CMD_LOGIN,
 	CMD_EXAMINE,
 	CMD_FIND_UIDNEXT,
+	CMD_DATES,
 	CMD_FETCH,
 	CMD_IDLE,
 	CMD_NOOP,
@@ -70,8 +87,8 @@ struct session {
 	struct codec_buf held; /* after a sync literal: waits for "+" */
 
 	unsigned next_tag;
-	struct pending pending[MAX_PENDING];
-	unsigned n_pending;
+	struct pending *pending; /* oldest first */
+	unsigned n_pending, cap_pending;
 
 	/* Capabilities from the last CAPABILITY response or code. */
 	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
@@ -80,11 +97,25 @@ struct session {
 	uint32_t uidvalidity, uidnext, exists;
 	bool have_uidnext;
 	uint32_t fetch_from;  /* first UID not yet reported */
+	uint32_t batch_from;  /* fetch_from when the fetch was sent */
+	bool dated;           /* the fetches up to the next batch end ask for
+				 INTERNALDATE */
 	bool fetch_again;     /* EXISTS arrived while a fetch was under way */
+	/* Sequence numbers of messages whose FETCH response was skipped as
+	 * over the limits, to fetch again with HEADERS_ONLY; headers_only is
+	 * true while that fetch is under way, and a message leaves the list
+	 * when its answer is reported. */
+	uint32_t skipped[MAX_SKIPPED];
+	unsigned n_skipped;
+	bool headers_only;
 	bool reached_idle;
 	uint64_t timer;       /* greeting deadline, idle refresh or poll
 				 time, usec; 0 none */
 	uint64_t now;         /* time of the current call */
+	/* The -v trace of server lines: the start of the current line, which
+	 * may arrive over several reads. */
+	char trace[TRACE_MAX + 1];
+	size_t trace_len;
 };
 
 /* True once EXAMINE completed, until LOGOUT: the states between, in the
@@ -95,10 +126,12 @@ is_selected(const struct session *s)
 	return s->state >= S_FIND_UIDNEXT && s->state <= S_NOOP;
 }
 
+/* Moves to state to; a dead session stays dead, so that code running on
+ * after a failure changes nothing. */
 static void
 set_state(struct session *s, enum state to)
 {
-	if (s->state == to)
+	if (s->state == to || s->state == S_DEAD)
 		return;
 	log_debug(s->o.log, "session: %s -> %s", state_names[s->state],
 		  state_names[to]);
@@ -134,6 +167,8 @@ queue(struct session *s, struct codec_buf *cmd)
 	size_t sendable = cmd->n_splits && !s->held.len ? cmd->splits[0]
 							: cmd->len;
 
+	if (s->state == S_DEAD)
+		return;
 	if (s->held.len) {
 		/* Already waiting for a "+": keep the order. */
 		size_t base = s->held.len;
@@ -171,16 +206,27 @@ release_held(struct session *s)
 }
 
 /* Starts a tagged command: writes "mN " into a scratch buffer the caller
- * fills, and records what to do on completion. Returns the tag text. */
+ * fills, and records what to do on completion. Returns the tag text. When
+ * too many commands are unanswered the session fails instead, and what
+ * the caller then queues is dropped (queue() and set_state() ignore a dead
+ * session). */
 static const char *
 begin(struct session *s, enum cmd cmd, char tag[static 16])
 {
 	struct pending *p;
 
 	snprintf(tag, 16, "m%u", ++s->next_tag);
+	if (s->state == S_DEAD)
+		return tag;
 	if (s->n_pending == MAX_PENDING) {
-		/* Cannot happen with the commands we pipeline. */
-		abort();
+		fail(s, SESSION_FAIL_PROTOCOL,
+		     "server left %u commands unanswered", MAX_PENDING);
+		return tag;
+	}
+	if (s->n_pending == s->cap_pending) {
+		s->cap_pending = s->cap_pending ? 2 * s->cap_pending : 4;
+		s->pending = xrealloc(s->pending,
+				      s->cap_pending * sizeof(*s->pending));
 	}
 	p = &s->pending[s->n_pending++];
 	p->tag = s->next_tag;
@@ -270,12 +316,128 @@ send_fetch(struct session *s)
 
 	codec_buf_init(&b);
 	codec_enc_uid_fetch(&b, begin(s, CMD_FETCH, tag), &r, 1,
-			    "(UID FLAGS ENVELOPE)");
+			    s->dated ? "(UID FLAGS INTERNALDATE ENVELOPE)"
+				     : "(UID FLAGS ENVELOPE)");
 	trace_out(s, &b, CMD_FETCH);
 	queue(s, &b);
 	codec_buf_finish(&b);
 	s->fetch_again = false;
+	s->batch_from = s->fetch_from;
+	s->headers_only = false;
+	s->n_skipped = 0;
 	set_state(s, S_FETCH);
+}
+
+/* The date scan: every message's UID, FLAGS and INTERNALDATE, for the
+ * owner to find where the new mail starts (a few dozen bytes each, no
+ * envelopes). */
+static void
+send_dates(struct session *s)
+{
+	struct codec_range r = {1, UINT32_MAX};
+	struct codec_buf b;
+	char tag[16];
+
+	codec_buf_init(&b);
+	codec_enc_uid_fetch(&b, begin(s, CMD_DATES, tag), &r, 1,
+			    "(UID FLAGS INTERNALDATE)");
+	trace_out(s, &b, CMD_DATES);
+	queue(s, &b);
+	codec_buf_finish(&b);
+	s->dated = true;
+	set_state(s, S_DATES);
+}
+
+/* Fetches the messages in skipped[] again, their header fields only. */
+static void
+send_headers_fetch(struct session *s)
+{
+	struct codec_range r[MAX_SKIPPED];
+	struct codec_buf b;
+	char tag[16];
+
+	for (unsigned i = 0; i < s->n_skipped; i++)
+		r[i] = (struct codec_range){s->skipped[i], s->skipped[i]};
+	codec_buf_init(&b);
+	codec_buf_addstr(&b, begin(s, CMD_FETCH, tag));
+	codec_buf_addstr(&b, " FETCH ");
+	codec_enc_seqset(&b, r, s->n_skipped);
+	/* After the date scan, with INTERNALDATE: "(INTERNALDATE UID ...". */
+	codec_buf_addstr(&b, s->dated ? " (INTERNALDATE " : " (");
+	codec_buf_addstr(&b, &(HEADERS_ONLY "\r\n")[1]);
+	trace_out(s, &b, CMD_FETCH);
+	queue(s, &b);
+	codec_buf_finish(&b);
+	s->headers_only = true;
+}
+
+/* A response the codec skipped as over its limits. In a fetch, a
+ * message's: it is fetched again with its header fields only. A command's
+ * completion cannot be skipped: that ends the session. */
+static void
+on_skipped(struct session *s, const struct codec_response *r)
+{
+	int64_t seq = r->u.skipped.number;
+
+	if (r->tag.len) {
+		fail(s, SESSION_FAIL_PROTOCOL, "reply to a command over the "
+					       "limits: %s",
+		     r->text.ptr);
+		return;
+	}
+	if (s->state != S_FETCH || strcmp(r->u.skipped.keyword.ptr, "FETCH") ||
+	    seq < 1 || seq > UINT32_MAX) {
+		log_warn(s->o.log, "skipped a server response (%s): %s",
+			 r->u.skipped.keyword.ptr, r->text.ptr);
+		return;
+	}
+	if (s->headers_only || s->n_skipped == MAX_SKIPPED) {
+		log_warn(s->o.log, "message %lld: even its header fields are "
+				   "over the limits (%s); not announced",
+			 (long long)seq, r->text.ptr);
+		return;
+	}
+	log_warn(s->o.log, "message %lld: its FETCH response is over the "
+			   "limits (%s); fetching From, Subject, Date and "
+			   "Message-ID only",
+		 (long long)seq, r->text.ptr);
+	s->skipped[s->n_skipped++] = (uint32_t)seq;
+}
+
+/* Takes seq out of skipped[]; false when it was not there. */
+static bool
+skipped_take(struct session *s, uint32_t seq)
+{
+	for (unsigned i = 0; i < s->n_skipped; i++) {
+		if (s->skipped[i] == seq) {
+			s->skipped[i] = s->skipped[--s->n_skipped];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* An EXPUNGE renumbers the messages waiting in skipped[]. */
+static void
+skipped_expunge(struct session *s, uint32_t seq)
+{
+	unsigned j = 0;
+
+	for (unsigned i = 0; i < s->n_skipped; i++) {
+		if (s->skipped[i] == seq)
+			continue;
+		s->skipped[j++] = s->skipped[i] - (s->skipped[i] > seq);
+	}
+	s->n_skipped = j;
+}
+
+static bool
+is_pending(const struct session *s, enum cmd cmd)
+{
+	for (unsigned i = 0; i < s->n_pending; i++)
+		if (s->pending[i].cmd == cmd)
+			return true;
+	return false;
 }
 
 /* Gives the pending command cmd timeout seconds from now. */
@@ -387,26 +549,62 @@ post_auth(struct session *s)
 	send_examine(s);
 }
 
-/* EXAMINE (and the UIDNEXT search, when needed) done: ask the owner where
- * to start and catch up or watch. */
+/* Catches up from UID uid, or watches when there is nothing to fetch. */
 static void
-selected(struct session *s)
+start_from(struct session *s, uint32_t uid)
 {
-	s->fetch_from = s->cb.selected(s->ud, s->uidvalidity, s->uidnext,
-				       s->exists);
-	if (s->fetch_from == 0)
-		s->fetch_from = 1;
+	s->fetch_from = uid ? uid : 1;
 	if (s->fetch_from < s->uidnext && s->exists > 0)
 		send_fetch(s);
 	else
 		watch(s);
 }
 
+/* EXAMINE (and the UIDNEXT search, when needed) done: ask the owner where
+ * to start, or to find that by date first, and catch up or watch. */
+static void
+selected(struct session *s)
+{
+	bool by_date = false;
+	uint32_t uid = s->cb.selected(s->ud, s->uidvalidity, s->uidnext,
+				      s->exists, &by_date);
+
+	if (by_date && s->exists > 0)
+		send_dates(s);
+	else
+		start_from(s, by_date ? s->cb.dated_end(s->ud) : uid);
+}
+
+/* "NO [LIMIT] text": the status, the response code's name and the text,
+ * for log lines. */
 static void
 status_text(const struct codec_response *r, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s%s%s", codec_status_name(r->status),
-		 r->text.len ? " " : "", r->text.len ? r->text.ptr : "");
+	snprintf(buf, n, "%s%s%s%s%s%s", codec_status_name(r->status),
+		 r->code.name.len ? " [" : "", r->code.name.ptr,
+		 r->code.name.len ? "]" : "", r->text.len ? " " : "",
+		 r->text.ptr);
+}
+
+/* True when a NO to the login refuses the credentials themselves (RFC
+ * 5530: a plain NO, [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED],
+ * [EXPIRED]; or an [ALERT] the user has to read), which retrying cannot
+ * fix. Other codes ([LIMIT], [UNAVAILABLE], ...) say "not now". */
+static bool
+refuses_credentials(const struct codec_response *r)
+{
+	static const char *const codes[] = {
+		"AUTHENTICATIONFAILED",
+		"AUTHORIZATIONFAILED",
+		"EXPIRED",
+	};
+
+	if (r->code.kind == CODEC_CODE_NONE || r->code.kind == CODEC_CODE_ALERT)
+		return true;
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(r->code.name.ptr, codes[i]))
+			return true;
+	return false;
 }
 
 /* A tagged completion of command p. */
@@ -441,12 +639,16 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 		set_state(s, S_TLS);
 		break;
 	case CMD_LOGIN:
-		if (r->status == CODEC_STATUS_NO &&
-		    !(r->code.kind == CODEC_CODE_OTHER &&
-		      r->code.name.len &&
-		      !strcmp(r->code.name.ptr, "UNAVAILABLE"))) {
+		if (r->status == CODEC_STATUS_NO && refuses_credentials(r)) {
 			fail(s, SESSION_FAIL_AUTH, "login as %s failed: %s",
 			     s->o.username, text);
+			break;
+		}
+		if (r->status == CODEC_STATUS_NO) {
+			/* [LIMIT], [UNAVAILABLE], [INUSE], [SERVERBUG]...:
+			 * the server cannot take us now; retried. */
+			fail(s, SESSION_FAIL_REFUSED,
+			     "server refused the login for now: %s", text);
 			break;
 		}
 		if (!okay)
@@ -496,9 +698,27 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 			goto protocol;
 		selected(s);
 		break;
+	case CMD_DATES:
+		if (!okay)
+			goto protocol;
+		start_from(s, s->cb.dated_end(s->ud));
+		break;
 	case CMD_FETCH:
 		if (!okay)
 			goto protocol;
+		/* DONE went before the fetch, so its IDLE completes first:
+		 * a server that says otherwise would have IDLEs pile up. */
+		if (is_pending(s, CMD_IDLE)) {
+			fail(s, SESSION_FAIL_PROTOCOL,
+			     "server completed UID FETCH before the IDLE it "
+			     "followed");
+			break;
+		}
+		if (s->n_skipped && !s->headers_only) {
+			send_headers_fetch(s);
+			break;
+		}
+		s->dated = false;
 		s->cb.batch_end(s->ud);
 		if (s->state == S_FETCH)
 			watch(s);
@@ -531,7 +751,9 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 	return;
 protocol:
 	fail(s, SESSION_FAIL_PROTOCOL, "unexpected reply to %s: %s",
-	     cmd == CMD_FETCH ? "UID FETCH" : state_names[s->state], text);
+	     cmd == CMD_FETCH || cmd == CMD_DATES ? "UID FETCH"
+						  : state_names[s->state],
+	     text);
 }
 
 static void
@@ -643,6 +865,7 @@ on_exists(struct session *s, uint32_t n)
 	case S_POLL_WAIT:
 		send_fetch(s);
 		break;
+	case S_DATES:
 	case S_FETCH:
 	case S_IDLE_START:
 	case S_IDLE_DONE:
@@ -662,13 +885,34 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 			s->uidnext = f->uid + 1;
 		return;
 	}
+	if (s->state == S_DATES && f->have & CODEC_FETCH_UID &&
+	    f->have & CODEC_FETCH_INTERNALDATE) {
+		/* A large mailbox takes a while: its deadline runs from the
+		 * last answer, not from the command. */
+		set_timeout(s, CMD_DATES, s->o.command_timeout);
+		s->cb.dated(s->ud, f);
+		return;
+	}
 	if (s->state == S_FETCH && f->have & CODEC_FETCH_UID &&
-	    f->have & CODEC_FETCH_ENVELOPE) {
+	    f->have & CODEC_FETCH_ENVELOPE && !s->headers_only) {
 		/* n:* also returns the last message when its UID is below
 		 * n; and a server may repeat itself: report each UID once. */
 		if (f->uid < s->fetch_from)
 			return;
 		s->fetch_from = f->uid == UINT32_MAX ? f->uid : f->uid + 1;
+		s->cb.fetched(s->ud, f);
+		return;
+	}
+	if (s->state == S_FETCH && f->have & CODEC_FETCH_UID &&
+	    f->n_sections && s->headers_only) {
+		/* A message skipped in the fetch before, once: its UID is
+		 * in the range that fetch asked for, maybe below UIDs
+		 * reported after it. */
+		if (!skipped_take(s, f->seq) || f->uid < s->batch_from)
+			return;
+		if (f->uid >= s->fetch_from)
+			s->fetch_from =
+			    f->uid == UINT32_MAX ? f->uid : f->uid + 1;
 		s->cb.fetched(s->ud, f);
 		return;
 	}
@@ -692,7 +936,7 @@ on_continuation(struct session *s)
 			leave_idle(s, true);
 		return;
 	}
-	if (s->state == S_LOGIN && s->pending[0].cmd == CMD_LOGIN &&
+	if (s->state == S_LOGIN && is_pending(s, CMD_LOGIN) &&
 	    s->cap_auth_plain && !s->cap_sasl_ir) {
 		struct codec_buf b;
 
@@ -729,11 +973,15 @@ dispatch(struct session *s, const struct codec_response *r)
 	case CODEC_EXPUNGE:
 		if (s->exists)
 			s->exists--;
+		skipped_expunge(s, r->u.number);
 		if (is_selected(s))
 			s->cb.expunge(s->ud, r->u.number);
 		break;
 	case CODEC_FETCH:
 		on_fetch(s, &r->u.fetch);
+		break;
+	case CODEC_SKIPPED:
+		on_skipped(s, r);
 		break;
 	default:
 		/* FLAGS, RECENT, LIST, ID, ...: nothing to do. */
@@ -765,12 +1013,40 @@ session_free(struct session **sp)
 	if (!s)
 		return;
 	codec_finish(&s->codec);
+	free(s->pending);
 	wipe(s->out.data, s->out.len);
 	codec_buf_finish(&s->out);
 	wipe(s->held.data, s->held.len);
 	codec_buf_finish(&s->held);
 	free(s);
 	*sp = NULL;
+}
+
+/* The -v protocol trace of server bytes: one "S:" line per line the server
+ * sent, however the reads cut it, without its CRLF and cut at TRACE_MAX
+ * bytes. (No credentials come from the server.) */
+static void
+trace_in(struct session *s, const char *p, size_t len)
+{
+	const char *end = p + len;
+
+	if (log_max_level < LOG_DEBUG)
+		return;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', end - p);
+		size_t n = (nl ? nl : end) - p;
+		size_t room = TRACE_MAX - s->trace_len;
+
+		memcpy(s->trace + s->trace_len, p, n < room ? n : room);
+		s->trace_len += n < room ? n : room;
+		if (!nl)
+			return;
+		if (s->trace_len && s->trace[s->trace_len - 1] == '\r')
+			s->trace_len--;
+		log_debug(s->o.log, "S: %.*s", (int)s->trace_len, s->trace);
+		s->trace_len = 0;
+		p = nl + 1;
+	}
 }
 
 void
@@ -781,6 +1057,7 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 	int rc;
 
 	s->now = now;
+	trace_in(s, data, len);
 	if (s->state == S_TLS && len) {
 		fail(s, SESSION_FAIL_PROTOCOL,
 		     "data during the STARTTLS handshake: refusing");
@@ -918,6 +1195,12 @@ struct codec_buf *
 session_output(struct session *s)
 {
 	return &s->out;
+}
+
+uint32_t
+session_exists(const struct session *s)
+{
+	return s->exists;
 }
 
 bool

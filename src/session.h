@@ -7,9 +7,11 @@
  *
  * The path through the states: greeting -> [STARTTLS -> handshake] ->
  * [CAPABILITY] -> AUTHENTICATE PLAIN or LOGIN -> [CAPABILITY] -> EXAMINE ->
- * [catch-up UID FETCH] -> IDLE (or NOOP polling without IDLE). On EXISTS it
+ * [date scan] -> [catch-up UID FETCH] -> IDLE (or NOOP polling without
+ * IDLE). On EXISTS it
  * sends DONE and the UID FETCH of the new messages in one write, reports the
- * fetched messages and goes back to IDLE.
+ * fetched messages and goes back to IDLE. Server bytes can end a session
+ * (the failed callback), never the process.
  */
 #pragma once
 
@@ -24,6 +26,8 @@ enum session_fail {
 	SESSION_FAIL_TIMEOUT,  /* a command got no completion in time */
 	SESSION_FAIL_BYE,      /* the server said BYE */
 	SESSION_FAIL_AUTH,     /* credentials rejected: do not retry */
+	SESSION_FAIL_REFUSED,  /* login refused for now ([LIMIT],
+				  [UNAVAILABLE], ...): retry later */
 	SESSION_FAIL_TLS,      /* STARTTLS required but not offered, or no
 				  login method allowed: do not retry */
 	SESSION_FAIL_MAILBOX,  /* EXAMINE refused (no such mailbox?) */
@@ -49,11 +53,18 @@ struct session_cb {
 	/* EXAMINE finished. Returns the first UID to announce: messages with
 	 * a lower UID are never reported as new. Returning uidnext means
 	 * "only what arrives from now on"; a lower value makes the session
-	 * fetch the messages in between first (catch-up). */
+	 * fetch the messages in between first (catch-up). Setting *by_date_r
+	 * instead asks for the date scan: every message's UID, FLAGS and
+	 * INTERNALDATE through dated(), then the catch-up from the UID
+	 * dated_end() returns, whose fetch has INTERNALDATE too. */
 	uint32_t (*selected)(void *ud, uint32_t uidvalidity, uint32_t uidnext,
-			     uint32_t exists);
+			     uint32_t exists, bool *by_date_r);
 	/* One message of a UID FETCH, UID >= the first UID to announce and
-	 * not reported before in this session. f is borrowed for the call. */
+	 * not reported before in this session, with its ENVELOPE; or, when
+	 * its response was over the codec's limits, with only its From,
+	 * Subject, Date and Message-ID fields, cut, in f->sections (fetched
+	 * again after the others: UID order is the owner's to restore). f is
+	 * borrowed for the call. */
 	void (*fetched)(void *ud, const struct codec_fetch *f);
 	/* The UID FETCH completed; everything it returned was reported. */
 	void (*batch_end)(void *ud);
@@ -65,6 +76,12 @@ struct session_cb {
 	void (*idle)(void *ud);
 	/* The session ended; msg says why (borrowed for the call). */
 	void (*failed)(void *ud, enum session_fail why, const char *msg);
+	/* One message of the date scan (with UID and INTERNALDATE); f is
+	 * borrowed for the call. Only needed with *by_date_r. */
+	void (*dated)(void *ud, const struct codec_fetch *f);
+	/* The date scan completed (or the mailbox is empty): returns the
+	 * first UID to announce, as selected() does. */
+	uint32_t (*dated_end)(void *ud);
 };
 
 struct session;
@@ -101,6 +118,8 @@ uint64_t session_deadline(const struct session *s, uint64_t *accuracy_r);
  * the session: only bytes that may go now are in this buffer. */
 struct codec_buf *session_output(struct session *s);
 
+/* The number of messages in the mailbox, as the server last said. */
+uint32_t session_exists(const struct session *s);
 /* True once the session has reached IDLE (or polling) at least once. */
 bool session_is_idle(const struct session *s);
 /* The state name, for logs and status lines, e.g. "idle". */

@@ -4,6 +4,7 @@
  * its failures are logged and forgotten. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -38,14 +39,20 @@ struct sink_ops {
 	void (*batch_done)(struct sink *s, const struct account *a,
 			   const char *mailbox, unsigned n);
 	/* Optional: the lowest UID of account/mailbox that the sink took and
-	 * has not acted on yet (a hook still queued), or 0. The watcher
-	 * never records a message as announced beyond it. */
-	uint32_t (*unstarted)(struct sink *s, const char *account,
-			      const char *mailbox);
-	/* Optional: act now on everything held back (at a stop), so that
-	 * unstarted() is 0 everywhere afterwards. */
-	void (*flush)(struct sink *s);
-	/* Frees the sink. Started hooks are left to finish. */
+	 * has not acted on (a hook waiting; after stop() also one running,
+	 * or one killed during the stop), or 0. The watcher never records a
+	 * message as announced beyond it. */
+	uint32_t (*unfinished)(struct sink *s, const char *account,
+			       const char *mailbox);
+	/* Optional: mailwatch is stopping: act on what is held back now,
+	 * and count what is under way as unfinished until it ends; the loop
+	 * runs on while busy() (up to a deadline). */
+	void (*stop)(struct sink *s);
+	/* Optional: true while the sink has work that should end before
+	 * mailwatch exits (hooks waiting or running). */
+	bool (*busy)(struct sink *s);
+	/* Frees the sink: hooks still running are killed (after stop(),
+	 * unfinished() said so), on_click commands left running. */
 	void (*free)(struct sink *s);
 };
 
@@ -55,10 +62,12 @@ struct sink {
 
 /* Runs on_new_mail per message and on_new_mail_post per batch
  * (posix_spawn, no shell; environment MAILWATCH_*; stdin /dev/null;
- * output logged, capped; killed after hook_timeout). At most 16 run at
- * once; the rest wait, and started(ud) is called when waiting ones start
- * (unstarted() changed). */
-struct sink *sink_hook_new(sd_event *e, void (*started)(void *ud), void *ud);
+ * output logged, capped; the process group killed at hook_timeout, also
+ * what a hook left running after it exited). At most 16 run at once; the
+ * rest wait, until stop() starts them all. changed(ud) is called when
+ * unfinished() may have changed (waiting hooks started; after stop(), a
+ * hook ended); it may be NULL. */
+struct sink *sink_hook_new(sd_event *e, void (*changed)(void *ud), void *ud);
 /* Runs argv once for a click on a message's notification, with the
  * message's MAILWATCH_* environment: no timeout, in a session of its own,
  * and left running when mailwatch exits (it is usually a mail client).

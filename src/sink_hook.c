@@ -1,19 +1,27 @@
 /* sink_hook: runs the account's on_new_mail command once per message and
  * on_new_mail_post once per batch.
  *
- * A hook is started with posix_spawn (posix_spawnp when argv[0] has no '/')
- * from the fixed argv of the configuration: there is no shell, and message
- * data reaches the hook only through MAILWATCH_* environment variables. Its
- * stdin is /dev/null; stdout and stderr share one pipe that is read on the
- * loop and logged line by line, capped per run. The hook gets its own
- * process group so that a timeout kills whatever it started too.
+ * A hook is started as a child (child.h) from the fixed argv of the
+ * configuration, with posix_spawnp when argv[0] has no '/': there is no
+ * shell, and message data reaches the hook only through MAILWATCH_*
+ * environment variables. Its stdin is /dev/null; stdout and stderr share
+ * one pipe that is read on the loop and logged line by line, capped per
+ * run. The hook's process group is killed at hook_timeout, also what the
+ * hook left running after it exited.
  *
- * The exit is seen through sd_event_add_child, which needs SIGCHLD blocked
- * in every thread before the loop is created (main does that). Up to
- * HOOK_MAX_RUNNING hooks run at once; the rest wait in a FIFO, so hooks
- * start in the order they were sent (UID order within a mailbox). Nothing
- * here blocks, except free(), which kills and reaps the hooks still
- * running. */
+ * Up to HOOK_MAX_RUNNING hooks run at once; the rest wait in a FIFO, so
+ * hooks start in the order they were sent (UID order within a mailbox).
+ * The watcher records no message as announced beyond one whose hook waits
+ * (unfinished()): a started hook runs on its own, in its own process
+ * group, even if mailwatch is killed.
+ *
+ * A clean stop (stop()) starts every waiting hook and counts running ones
+ * as unfinished too, until they exit: main runs the loop until none runs
+ * or its deadline passes, writes the state, and frees the sink, which
+ * kills what still runs. A hook that dies of a signal the sink did not
+ * send during the stop (systemd signals every process of the unit) stays
+ * unfinished as well. Those messages are announced again at the next
+ * start. Nothing here blocks, except free(), which reaps what it kills. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -24,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "config.h"
 #include "event.h"
 #include "mime.h"
@@ -38,12 +47,8 @@ extern char **environ;
 #define HOOK_MAX_QUEUED 1024
 /* Output bytes logged per run; the rest is read and dropped. */
 #define HOOK_OUTPUT_CAP 4096
-/* Reads of 4 KiB that take what is left in the pipe when a hook exits. */
-#define HOOK_DRAIN_READS 16
 /* A longer output line is logged in pieces of this size. */
 #define HOOK_LINE_MAX 1024
-/* Time between SIGTERM and SIGKILL for a hook that timed out. */
-#define HOOK_KILL_DELAY_USEC (2 * UINT64_C(1000000))
 
 /* Every variable the sink sets: inherited ones of these names are dropped
  * so that a hook never sees a stale value. */
@@ -56,42 +61,43 @@ static const char *const hook_env_names[] = {
 
 struct hook_sink;
 
-/* One hook command, waiting or running. */
-struct hook_run {
-	struct hook_sink *hs;
-	struct hook_run *prev, *next; /* in hs->running or hs->queued */
-	char *account, *mailbox;      /* owned copies, for log lines */
-	char **argv;		      /* owned */
-	char **envp;		      /* owned; NULL once started */
-	unsigned timeout;	      /* seconds; 0: none */
-	pid_t pid;		      /* 0 until started */
-	sd_event_source *child, *out, *timer;
-	int out_fd;	/* read end of the stdout/stderr pipe, or -1 */
-	bool timed_out; /* SIGTERM sent after the timeout */
-	bool detached;  /* on_click: own session, never killed by us */
-	uint32_t uid;   /* the message of an on_new_mail run, else 0 */
-	bool truncated; /* output was dropped after HOOK_OUTPUT_CAP */
-	size_t logged;	/* output bytes logged so far */
-	size_t line_len;
-	char line[HOOK_LINE_MAX]; /* the output line being read */
-};
-
 struct run_list {
 	struct hook_run *head, *tail;
 	unsigned n;
 };
 
+/* One hook command: waiting, running, exited with processes of its group
+ * left (lingering), or killed at a stop (lost). */
+struct hook_run {
+	struct hook_sink *hs;
+	struct run_list *list;	      /* the one of hs it is in */
+	struct hook_run *prev, *next; /* in list */
+	char *account, *mailbox;      /* owned copies, for log lines */
+	char *name;		      /* "hook ARGV0", for the child's log */
+	char **argv;		      /* owned */
+	char **envp;		      /* owned; NULL once started */
+	unsigned timeout;	      /* seconds; 0: none */
+	struct child *child;	      /* from the start until it is over */
+	bool timed_out;		      /* SIGTERM sent after the timeout */
+	bool detached; /* on_click: own session, never killed by us */
+	uint32_t uid;  /* the message of an on_new_mail run, else 0 */
+	size_t line_len;
+	char line[HOOK_LINE_MAX]; /* the output line being read */
+};
+
 struct hook_sink {
 	struct sink sink;
 	sd_event *event;
-	struct run_list running, queued;
-	void (*started)(void *ud); /* queued hooks started; may be NULL */
+	struct run_list queued, running, lingering, lost;
+	bool stopping;
+	void (*changed)(void *ud); /* unfinished() may have changed; or NULL */
 	void *ud;
 };
 
 static void
 list_append(struct run_list *l, struct hook_run *r)
 {
+	r->list = l;
 	r->prev = l->tail;
 	r->next = NULL;
 	if (l->tail)
@@ -102,9 +108,12 @@ list_append(struct run_list *l, struct hook_run *r)
 	l->n++;
 }
 
+/* Takes r out of its list. */
 static void
-list_remove(struct run_list *l, struct hook_run *r)
+list_remove(struct hook_run *r)
 {
+	struct run_list *l = r->list;
+
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -114,7 +123,15 @@ list_remove(struct run_list *l, struct hook_run *r)
 	else
 		l->tail = r->prev;
 	r->prev = r->next = NULL;
+	r->list = NULL;
 	l->n--;
+}
+
+static void
+list_move(struct hook_run *r, struct run_list *to)
+{
+	list_remove(r);
+	list_append(to, r);
 }
 
 static bool
@@ -166,55 +183,48 @@ run_ctx(const struct hook_run *r)
 	return (struct log_ctx){.account = r->account, .mailbox = r->mailbox};
 }
 
-/* Stops the timer and the output pipe and, if the hook still runs, kills
- * its process group. The child source (owning the process) reaps it when
- * unreferenced. Frees r. */
+/* Frees r (out of any list), killing what is left of its process group
+ * unless it is detached. */
 static void
 run_free(struct hook_run *r)
 {
-	if (r->pid > 0 && r->child && !r->detached) {
-		/* Not reaped yet, so the group id is still ours. */
-		(void)kill(-r->pid, SIGKILL);
-	}
-	sd_event_source_disable_unref(r->child);
-	sd_event_source_disable_unref(r->out);
-	sd_event_source_disable_unref(r->timer);
-	if (r->out_fd >= 0)
-		close(r->out_fd);
+	if (r->list)
+		list_remove(r);
+	child_free(&r->child);
 	config_argv_free(&r->argv);
 	config_argv_free(&r->envp);
 	free(r->account);
 	free(r->mailbox);
+	free(r->name);
 	free(r);
 }
 
-/* Logs the output line collected in r->line, within the run's cap. */
+/* Logs the output line collected in r->line. */
 static void
 run_log_line(struct hook_run *r)
 {
 	struct log_ctx ctx = run_ctx(r);
-	size_t len = r->line_len;
-	char *s;
+	char *s = mime_sanitize(r->line, r->line_len, 3 * HOOK_LINE_MAX);
 
 	r->line_len = 0;
-	if (r->truncated)
-		return;
-	if (r->logged + len > HOOK_OUTPUT_CAP) {
-		len = HOOK_OUTPUT_CAP - r->logged;
-		r->truncated = true;
-	}
-	r->logged += len;
-	s = mime_sanitize(r->line, len, 3 * HOOK_LINE_MAX);
 	if (*s)
 		log_info(&ctx, "%s: %s", run_name(r), s);
 	free(s);
-	if (r->truncated)
-		log_info(&ctx, "%s: (output truncated)", run_name(r));
 }
 
 static void
-run_take_output(struct hook_run *r, const char *buf, size_t n)
+on_output(void *ud, const char *buf, size_t n)
 {
+	struct hook_run *r = ud;
+
+	if (!buf) {
+		struct log_ctx ctx = run_ctx(r);
+
+		if (r->line_len)
+			run_log_line(r);
+		log_info(&ctx, "%s: (output truncated)", run_name(r));
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (buf[i] == '\n') {
 			run_log_line(r);
@@ -226,71 +236,19 @@ run_take_output(struct hook_run *r, const char *buf, size_t n)
 	}
 }
 
-static void
-run_close_output(struct hook_run *r)
-{
-	if (r->line_len)
-		run_log_line(r);
-	r->out = sd_event_source_disable_unref(r->out);
-	if (r->out_fd >= 0)
-		close(r->out_fd);
-	r->out_fd = -1;
-}
-
-/* Reads at most max_reads chunks from the pipe, so that a hook (or what it
- * left behind) writing without end cannot hold the loop. Returns true at
- * end of file or on an error, after which the pipe should be closed. */
-static bool
-run_read_output(struct hook_run *r, unsigned max_reads)
-{
-	char buf[4096];
-
-	while (max_reads > 0) {
-		ssize_t n = read(r->out_fd, buf, sizeof(buf));
-
-		if (n > 0) {
-			run_take_output(r, buf, (size_t)n);
-			max_reads--;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		return !(n < 0 && errno == EAGAIN);
-	}
-	return false;
-}
-
-static int
-on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-	struct hook_run *r = userdata;
-
-	(void)s;
-	(void)fd;
-	(void)revents;
-	/* One chunk per wake-up: the source stays ready for the rest. */
-	if (run_read_output(r, 1))
-		run_close_output(r);
-	return 0;
-}
-
 static void start_queued(struct hook_sink *hs);
 
-static int
-on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
+/* r's command ended. Returns true when its message's hook is done: not
+ * when it died of a signal the sink did not send while mailwatch is
+ * stopping (systemd ending the unit's processes), since it is announced
+ * again at the next start then. */
+static bool
+run_exited(struct hook_run *r, const siginfo_t *si)
 {
-	struct hook_run *r = userdata;
-	struct hook_sink *hs = r->hs;
 	struct log_ctx ctx = run_ctx(r);
 
-	(void)s;
-	/* Whatever the hook wrote is in the pipe by now (a pipe holds 64 KiB
-	 * unless resized); children it left behind may write more, which is
-	 * not waited for. */
-	if (r->out_fd >= 0) {
-		run_read_output(r, HOOK_DRAIN_READS);
-		run_close_output(r);
-	}
+	if (r->line_len)
+		run_log_line(r);
 	if (r->timed_out)
 		log_debug(&ctx, "hook %s ended after the timeout", r->argv[0]);
 	else if (si->si_code == CLD_EXITED && si->si_status != 0)
@@ -301,122 +259,106 @@ on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 			 si->si_status, strsignal(si->si_status));
 	else
 		log_debug(&ctx, "hook %s (pid %d) done", r->argv[0],
-			  (int)r->pid);
-
-	/* Reaped once this callback returns: the process is not ours to
-	 * kill any more. */
-	r->pid = 0;
-	list_remove(&hs->running, r);
-	run_free(r);
-	start_queued(hs);
-	return 0;
+			  child_pid(r->child));
+	if (r->hs->stopping && r->uid && si->si_code != CLD_EXITED &&
+	    !r->timed_out) {
+		log_info(&ctx,
+			 "UID %" PRIu32 " is announced again at the next start",
+			 r->uid);
+		return false;
+	}
+	return true;
 }
 
-static int
-on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+static void
+on_child(void *ud, enum child_event ev, const siginfo_t *si)
 {
-	struct hook_run *r = userdata;
+	struct hook_run *r = ud;
+	struct hook_sink *hs = r->hs;
 	struct log_ctx ctx = run_ctx(r);
 
-	(void)usec;
-	if (!r->timed_out) {
-		log_warn(&ctx,
-			 "hook %s still running after %u s: terminating it",
-			 r->argv[0], r->timeout);
-		r->timed_out = true;
-		(void)kill(-r->pid, SIGTERM);
-		(void)sd_event_source_set_time_relative(s,
-							HOOK_KILL_DELAY_USEC);
-		(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-		return 0;
+	switch (ev) {
+	case CHILD_EXITED:
+		list_move(r, run_exited(r, si) ? &hs->lingering : &hs->lost);
+		/* While stopping, the running hooks held the mark. */
+		if (hs->stopping && r->uid && hs->changed)
+			hs->changed(hs->ud);
+		start_queued(hs);
+		break;
+	case CHILD_TERM:
+		if (r->list == &hs->running) {
+			log_warn(&ctx,
+				 "hook %s still running after %u s: "
+				 "terminating it",
+				 r->argv[0], r->timeout);
+			r->timed_out = true;
+		} else {
+			log_warn(&ctx,
+				 "hook %s left processes running after %u s: "
+				 "terminating them",
+				 r->argv[0], r->timeout);
+		}
+		break;
+	case CHILD_KILL:
+		log_warn(&ctx, "hook %s ignored SIGTERM: killing it",
+			 r->argv[0]);
+		break;
+	case CHILD_OVER:
+		child_free(&r->child);
+		if (r->list == &hs->lingering)
+			run_free(r);
+		break;
 	}
-	log_warn(&ctx, "hook %s ignored SIGTERM: killing it", r->argv[0]);
-	(void)kill(-r->pid, SIGKILL);
-	return 0;
 }
 
-/* Starts r's command with stdin /dev/null and stdout and stderr on a pipe
- * watched by the loop. Returns 0, or a negative errno after logging why. */
+static const struct child_ops hook_child_ops = {
+    .output = on_output,
+    .event = on_child,
+};
+
+/* Starts r's command. Returns 0, or a negative errno after logging why. */
 static int
 run_start(struct hook_run *r)
 {
-	struct log_ctx ctx = run_ctx(r);
-	int err, ret;
+	struct child_spec spec = {
+	    .argv = r->argv,
+	    .envp = r->envp,
+	    .with_stderr = true,
+	    .detached = r->detached,
+	    .timeout = r->timeout * UINT64_C(1000000),
+	    .cap = HOOK_OUTPUT_CAP,
+	    .name = r->name,
+	    .ctx = run_ctx(r),
+	};
+	int ret =
+	    child_start(r->hs->event, &spec, &hook_child_ops, r, &r->child);
 
-	err = -spawn_piped(r->argv, r->envp, true, r->detached, &r->pid,
-			   &r->out_fd);
 	config_argv_free(&r->envp);
-	if (err) {
-		r->pid = 0;
-		log_warn(&ctx, "hook %s: %s", r->argv[0], strerror(err));
-		return -err;
-	}
-
-	ret = sd_event_add_child(r->hs->event, &r->child, r->pid, WEXITED,
-				 on_child_exit, r);
-	if (ret < 0) {
-		log_err(&ctx, "hook %s: cannot watch pid %d: %s%s", r->argv[0],
-			(int)r->pid, strerror(-ret),
-			ret == -EBUSY ? " (SIGCHLD is not blocked)" : "");
-		goto fail;
-	}
-	/* The source owns a hook: freeing it kills and reaps. */
-	(void)sd_event_source_set_child_process_own(r->child, !r->detached);
-	ret = sd_event_add_io(r->hs->event, &r->out, r->out_fd, EPOLLIN,
-			      on_output, r);
-	if (ret < 0) {
-		log_err(&ctx, "hook %s: cannot watch its output: %s",
-			r->argv[0], strerror(-ret));
-		goto fail;
-	}
-	if (r->timeout) {
-		ret = sd_event_add_time_relative(
-		    r->hs->event, &r->timer, CLOCK_MONOTONIC,
-		    r->timeout * UINT64_C(1000000), 0, on_timeout, r);
-		if (ret < 0) {
-			log_err(&ctx, "hook %s: cannot add its timer: %s",
-				r->argv[0], strerror(-ret));
-			goto fail;
-		}
-	}
-	log_debug(&ctx, "hook %s started (pid %d)", r->argv[0], (int)r->pid);
+	if (ret < 0)
+		return ret;
+	log_debug(&spec.ctx, "hook %s started (pid %d)", r->argv[0],
+		  child_pid(r->child));
 	return 0;
-
-fail:
-	if (!r->child) {
-		/* Nothing will reap it: do it now, it cannot take long. */
-		(void)kill(-r->pid, SIGKILL);
-		(void)waitpid(r->pid, NULL, 0);
-		r->pid = 0;
-	}
-	return ret;
 }
 
-/* Starts waiting hooks while there is room (all of them when all is
- * true), and tells the owner so (the messages count as announced now). */
-static void
-start_some(struct hook_sink *hs, bool all)
-{
-	bool any = hs->queued.head != NULL;
-
-	while ((all || hs->running.n < HOOK_MAX_RUNNING) && hs->queued.head) {
-		struct hook_run *r = hs->queued.head;
-
-		list_remove(&hs->queued, r);
-		if (run_start(r) < 0) {
-			run_free(r);
-			continue;
-		}
-		list_append(&hs->running, r);
-	}
-	if (any && hs->started)
-		hs->started(hs->ud);
-}
-
+/* Starts waiting hooks while there is room (all of them at a stop), and
+ * tells the owner: their messages count as announced now. */
 static void
 start_queued(struct hook_sink *hs)
 {
-	start_some(hs, false);
+	unsigned before = hs->queued.n;
+
+	while ((hs->stopping || hs->running.n < HOOK_MAX_RUNNING) &&
+	       hs->queued.head) {
+		struct hook_run *r = hs->queued.head;
+
+		if (run_start(r) < 0)
+			run_free(r);
+		else
+			list_move(r, &hs->running);
+	}
+	if (hs->queued.n != before && hs->changed)
+		hs->changed(hs->ud);
 }
 
 /* Starts argv now when few enough hooks run, else queues it. Takes over
@@ -432,17 +374,16 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 	r->account = xstrdup(a->name);
 	r->mailbox = xstrdup(mailbox);
 	r->argv = config_argv_dup(argv);
+	r->name = xasprintf("hook %s", argv[0]);
 	r->envp = envp;
 	r->detached = detached;
 	r->timeout = detached ? 0 : a->d.hook_timeout;
-	r->out_fd = -1;
-
-	if (hs->running.n < HOOK_MAX_RUNNING && !hs->queued.head) {
-		if (run_start(r) < 0) {
+	if ((hs->stopping || hs->running.n < HOOK_MAX_RUNNING) &&
+	    !hs->queued.head) {
+		if (run_start(r) < 0)
 			run_free(r);
-			return;
-		}
-		list_append(&hs->running, r);
+		else
+			list_append(&hs->running, r);
 		return;
 	}
 	if (hs->queued.n >= HOOK_MAX_QUEUED) {
@@ -511,23 +452,52 @@ hook_batch_done(struct sink *s, const struct account *a, const char *mailbox,
 		    false, 0);
 }
 
+/* The lowest UID of account/mailbox among runs in l, or 0. */
 static uint32_t
-hook_unstarted(struct sink *s, const char *account, const char *mailbox)
+lowest_uid(const struct run_list *l, const char *account, const char *mailbox,
+	   uint32_t low)
 {
-	struct hook_sink *hs = (struct hook_sink *)s;
-	uint32_t low = 0;
-
-	for (struct hook_run *r = hs->queued.head; r; r = r->next)
+	for (struct hook_run *r = l->head; r; r = r->next)
 		if (r->uid && (!low || r->uid < low) &&
-		    !strcmp(r->account, account) && !strcmp(r->mailbox, mailbox))
+		    !strcmp(r->account, account) &&
+		    !strcmp(r->mailbox, mailbox))
 			low = r->uid;
 	return low;
 }
 
-static void
-hook_flush(struct sink *s)
+static uint32_t
+hook_unfinished(struct sink *s, const char *account, const char *mailbox)
 {
-	start_some((struct hook_sink *)s, true);
+	struct hook_sink *hs = (struct hook_sink *)s;
+	uint32_t low = lowest_uid(&hs->queued, account, mailbox, 0);
+
+	if (hs->stopping)
+		low = lowest_uid(&hs->running, account, mailbox, low);
+	return lowest_uid(&hs->lost, account, mailbox, low);
+}
+
+static void
+hook_stop(struct sink *s)
+{
+	struct hook_sink *hs = (struct hook_sink *)s;
+
+	hs->stopping = true;
+	start_queued(hs);
+	if (hs->changed)
+		hs->changed(hs->ud);
+}
+
+static bool
+hook_busy(struct sink *s)
+{
+	struct hook_sink *hs = (struct hook_sink *)s;
+
+	if (hs->queued.head)
+		return true;
+	for (struct hook_run *r = hs->running.head; r; r = r->next)
+		if (!r->detached)
+			return true;
+	return false;
 }
 
 static void
@@ -536,23 +506,39 @@ hook_free(struct sink *s)
 	struct hook_sink *hs = (struct hook_sink *)s;
 	struct hook_run *r;
 
-	/* A started hook is an announced message, and the state file says
-	 * so: at a stop, the waiting hooks start and all of them are left to
-	 * finish on their own. */
-	hs->started = NULL;
-	start_some(hs, true);
+	if (hs->queued.n) {
+		unsigned msgs = 0;
+
+		for (r = hs->queued.head; r; r = r->next)
+			msgs += r->uid != 0;
+		log_info(NULL,
+			 "%u waiting hooks not started; %u messages are "
+			 "announced again at the next start",
+			 hs->queued.n, msgs);
+	}
 	while ((r = hs->running.head)) {
 		struct log_ctx ctx = run_ctx(r);
 
-		log_debug(&ctx, "hook %s (pid %d) left running", r->argv[0],
-			  (int)r->pid);
-		r->detached = true;
-		if (r->child)
-			(void)sd_event_source_set_child_process_own(r->child,
-								    false);
-		list_remove(&hs->running, r);
+		if (r->detached)
+			log_debug(&ctx, "%s (pid %d) left running", r->name,
+				  child_pid(r->child));
+		else if (r->uid && hs->stopping)
+			log_warn(&ctx,
+				 "%s (pid %d) still running: killing it; UID "
+				 "%" PRIu32 " is announced again at the next "
+				 "start",
+				 r->name, child_pid(r->child), r->uid);
+		else
+			log_warn(&ctx, "%s (pid %d) still running: killing it",
+				 r->name, child_pid(r->child));
 		run_free(r);
 	}
+	while (hs->queued.head)
+		run_free(hs->queued.head);
+	while (hs->lingering.head)
+		run_free(hs->lingering.head);
+	while (hs->lost.head)
+		run_free(hs->lost.head);
 	sd_event_unref(hs->event);
 	free(hs);
 }
@@ -560,18 +546,19 @@ hook_free(struct sink *s)
 static const struct sink_ops hook_ops = {
     .send = hook_send,
     .batch_done = hook_batch_done,
-    .unstarted = hook_unstarted,
-    .flush = hook_flush,
+    .unfinished = hook_unfinished,
+    .stop = hook_stop,
+    .busy = hook_busy,
     .free = hook_free,
 };
 
 struct sink *
-sink_hook_new(sd_event *e, void (*started)(void *ud), void *ud)
+sink_hook_new(sd_event *e, void (*changed)(void *ud), void *ud)
 {
 	struct hook_sink *hs = xcalloc(1, sizeof(*hs));
 
 	hs->sink.ops = &hook_ops;
-	hs->started = started;
+	hs->changed = changed;
 	hs->ud = ud;
 	hs->event = sd_event_ref(e);
 	return &hs->sink;

@@ -114,7 +114,10 @@ struct transport {
 	bool bio_eof;	       /* our BIO saw the peer's FIN */
 	bool read_more;	       /* reading yielded with bytes left */
 
-	char *obuf; /* output queue: bytes ooff..olen pending */
+	/* Output queue: bytes ooff..olen pending. It carries credentials
+	 * (LOGIN, AUTHENTICATE): it is wiped when it drains, and every
+	 * copy before it is freed. */
+	char *obuf;
 	size_t ooff, olen, ocap;
 
 	int err; /* for closed(); valid in ST_CLOSED */
@@ -250,6 +253,15 @@ cancel_lookup(struct transport *t)
 	lookup_unref(l);
 }
 
+/* Wipes and frees the output queue. */
+static void
+out_free(struct transport *t)
+{
+	wipe(t->obuf, t->ocap);
+	freep(&t->obuf);
+	t->ooff = t->olen = t->ocap = 0;
+}
+
 /* Ends the connection with err (0 for a clean EOF) and a message, and
  * schedules the closed callback from the loop. Does nothing once closed. */
 static void __attribute__((format(printf, 3, 4)))
@@ -272,8 +284,7 @@ fail(struct transport *t, int err, const char *fmt, ...)
 	cancel_lookup(t);
 	t->timer = sd_event_source_disable_unref(t->timer);
 	close_socket(t);
-	freep(&t->obuf);
-	t->ooff = t->olen = t->ocap = 0;
+	out_free(t);
 	set_state(t, ST_CLOSED);
 	r = sd_event_source_set_enabled(t->defer, SD_EVENT_ONESHOT);
 	if (r < 0)
@@ -627,6 +638,21 @@ tls_handshake(struct transport *t)
 
 /* ---- reading and writing ---- */
 
+/* Asks the kernel to acknowledge the next bytes from the server at once.
+ * A server that answers in several small writes with Nagle's algorithm on
+ * (Cyrus: the OK that ends IDLE, then the UID FETCH reply) holds each
+ * write until the one before is acknowledged, and Linux delays an ACK by
+ * 40 ms or more when it expects to send data soon, as after our own
+ * writes. The kernel drops back to delayed ACKs by itself, so this is
+ * re-armed after every read and write. */
+static void
+quickack(struct transport *t)
+{
+	static const int one = 1;
+
+	(void)setsockopt(t->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 /* Sends what the socket takes now. Failure ends the connection. */
 static void
 flush(struct transport *t)
@@ -676,15 +702,16 @@ flush(struct transport *t)
 			return;
 		}
 	}
+	if (t->ooff)
+		quickack(t);
 	if (queued(t) && t->state == ST_OPEN)
 		log_debug(t->log, "transport %s: %zu bytes wait for the socket",
 			  t->peer, queued(t));
 	if (t->ooff && t->ooff == t->olen) {
+		wipe(t->obuf, t->olen);
 		t->ooff = t->olen = 0;
-		if (t->ocap > OUT_KEEP) {
-			freep(&t->obuf);
-			t->ocap = 0;
-		}
+		if (t->ocap > OUT_KEEP)
+			out_free(t);
 	}
 	update_events(t);
 }
@@ -736,6 +763,7 @@ do_read(struct transport *t)
 				return;
 			}
 		}
+		quickack(t);
 		log_debug(t->log, "transport %s: received %zd bytes", t->peer,
 			  n);
 		if (t->cb.data)
@@ -1231,7 +1259,7 @@ destroy(struct transport *t)
 	t->defer = sd_event_source_disable_unref(t->defer);
 	close_socket(t);
 	ctx_release(&t->ctx);
-	free(t->obuf);
+	out_free(t);
 	free(t->errmsg);
 	free(t->host);
 	free(t->name);
@@ -1283,13 +1311,20 @@ transport_write(struct transport *t, const void *buf, size_t len)
 		 * SSL_write (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
 		if (t->ooff) {
 			memmove(t->obuf, t->obuf + t->ooff, queued(t));
+			wipe(t->obuf + queued(t), t->ooff);
 			t->olen -= t->ooff;
 			t->ooff = 0;
 		}
 		while (cap < t->olen + len)
 			cap *= 2;
 		if (cap != t->ocap) {
-			t->obuf = xrealloc(t->obuf, cap);
+			/* Not realloc: the old copy is wiped first. */
+			char *grown = xmalloc(cap);
+
+			if (t->olen)
+				memcpy(grown, t->obuf, t->olen);
+			out_free(t);
+			t->obuf = grown;
 			t->ocap = cap;
 		}
 	}

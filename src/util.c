@@ -161,31 +161,50 @@ log_init(void)
 	log_to_journal = stderr_is_journal();
 }
 
-/* Copies s into out (n bytes) with control characters and the Unicode
- * bidi overrides (U+202A..U+202E, U+2066..U+2069) written as \xNN, so
- * that text from servers and mail cannot rewrite a terminal or reorder a
- * log line. */
-static void
-escape_controls(const char *s, char *out, size_t n)
+/* Bytes at p that log_escape() writes as \xNN: 1 for a control
+ * character, 3 for a bidi override (U+202A..U+202E, U+2066..U+2069), 0
+ * for anything else. Reads p[1] and p[2] only when the bytes before them
+ * are not NUL. */
+static size_t
+escaped_len(const unsigned char *p)
 {
+	if (*p < 0x20 || *p == 0x7f)
+		return 1;
+	if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+			     (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
+		return 3;
+	return 0;
+}
+
+size_t
+log_escape(const char *s, char *out, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
 	size_t o = 0;
 
-	for (; *p && o + 5 < n; p++) {
-		bool bidi = p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa &&
-					      p[2] <= 0xae) ||
-					     (p[1] == 0x81 && p[2] >= 0xa6 &&
-					      p[2] <= 0xa9));
+	if (!n)
+		return 0;
+	while (*p) {
+		size_t esc = escaped_len(p);
+		/* What this character takes in out, all or nothing. */
+		size_t need = esc ? 4 * esc : 1;
 
-		if (*p < 0x20 || *p == 0x7f || bidi) {
-			for (int i = 0; i < (bidi ? 3 : 1); i++)
-				o += snprintf(out + o, n - o, "\\x%02x", p[i]);
-			p += bidi ? 2 : 0;
+		if (need >= n - o)
+			break;
+		if (!esc) {
+			out[o++] = *p++;
 			continue;
 		}
-		out[o++] = *p;
+		for (size_t i = 0; i < esc; i++, p++) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
 	}
 	out[o] = 0;
+	return o;
 }
 
 void
@@ -196,7 +215,7 @@ log_atv(int prio, const struct log_ctx *ctx, const char *fmt, va_list ap)
 	if (prio > log_max_level)
 		return;
 	vsnprintf(raw, sizeof(raw), fmt, ap);
-	escape_controls(raw, msg, sizeof(msg));
+	log_escape(raw, msg, sizeof(msg));
 	if (ctx && ctx->account && ctx->mailbox)
 		snprintf(prefix, sizeof(prefix), "%s/%s: ", ctx->account,
 			 ctx->mailbox);

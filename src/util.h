@@ -49,6 +49,13 @@ extern int log_max_level;
  * sd-journal, else plain lines on stderr. */
 void log_init(void);
 
+/* Copies the NUL-terminated s into out (n bytes, always NUL-terminated
+ * when n > 0) with control characters and the Unicode bidi overrides
+ * written as \xNN, so that text from servers and mail cannot rewrite a
+ * terminal or reorder a log line. Stops before a character whose escape
+ * does not fit. Returns the length written, at most n - 1. */
+size_t log_escape(const char *s, char *out, size_t n);
+
 /* Logs at prio with "account/mailbox: " as prefix when ctx names them. */
 void log_at(int prio, const struct log_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -27,6 +27,9 @@
 #define MAX_LIVE 64             /* announced messages followed for withdraw */
 #define LIVE_SPAN 200           /* UIDs below the mark re-read on reconnect */
 #define BATCH_MAX 1000          /* more new messages at once: a summary */
+/* Seconds by which the time the mailbox was last seen whole may advance
+ * before it is written by itself (else it goes with the next write). */
+#define SEEN_STEP 600
 
 enum wstate {
 	W_CONNECTING, /* connecting, logging in, examining */
@@ -67,8 +70,36 @@ struct watcher {
 	/* UID bookkeeping: everything up to mark was handled (announced or
 	 * skipped) under uidvalidity. 0/0 when nothing is known. */
 	uint32_t uidvalidity, mark;
-	uint32_t saved_uidvalidity, saved_mark; /* what the state file says */
+	/* Wall-clock seconds up to which every message that arrived was
+	 * handled, as the server was there to say (0: unknown), and the
+	 * message count then: after a UIDVALIDITY change, mail with a later
+	 * INTERNALDATE is what arrived since. */
+	int64_t seen;
+	uint32_t messages;
+	/* What the state file says. */
+	uint32_t saved_uidvalidity, saved_mark, saved_messages;
+	int64_t saved_seen;
 	bool catching_up;          /* the first batch after a gap */
+	/* The session went idle at idle_at (0: not since the last state
+	 * write) with idle_messages messages: seen once still idle when the
+	 * loop has nothing else to do. */
+	int64_t idle_at;
+	uint32_t idle_messages;
+	/* A clean stop from IDLE began at stop_at (0: not from IDLE) with
+	 * stop_messages messages. */
+	int64_t stop_at;
+	uint32_t stop_messages;
+
+	/* Catching up after a UIDVALIDITY change (see uidvalidity_changed):
+	 * until it completes, the state file keeps the values from before
+	 * (old_*), which come back if the connection ends first. since:
+	 * only messages whose INTERNALDATE is later count as new (0:
+	 * all); dated_from: the lowest such unseen UID the date scan found;
+	 * uidnext: the mailbox's at EXAMINE. */
+	bool rebasing;
+	uint32_t old_uidvalidity, old_mark;
+	int64_t since;
+	uint32_t dated_from, uidnext;
 
 	/* The batch being fetched: its unseen new messages, all of them
 	 * until it is known to be summarised, then only the first
@@ -99,6 +130,29 @@ now_usec(const struct watcher *w)
 
 	sd_event_now(w->env.event, CLOCK_BOOTTIME, &t);
 	return t;
+}
+
+/* The wall clock, in seconds: what INTERNALDATE is compared with. */
+static int64_t
+wall_now(const struct watcher *w)
+{
+	uint64_t t = 0;
+
+	sd_event_now(w->env.event, CLOCK_REALTIME, &t);
+	return (int64_t)(t / USEC_PER_SEC);
+}
+
+/* t as local time for log lines, e.g. "2024-01-01 10:00:00 +0100". */
+static const char *
+time_text(int64_t t, char buf[static 32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!localtime_r(&tt, &tm) ||
+	    !strftime(buf, 32, "%Y-%m-%d %H:%M:%S %z", &tm))
+		snprintf(buf, 32, "@%lld", (long long)t);
+	return buf;
 }
 
 static void
@@ -183,29 +237,68 @@ pump(struct watcher *w)
 	arm_timer(w, t, acc);
 }
 
-/* Writes the state file when what it should say changed: the mark, but
- * never past a message a sink has not acted on yet (a queued hook), so
- * that a kill loses nothing. */
+/* Takes the time the session went idle as the time the mailbox was seen
+ * whole, when it is still idle (no EXISTS came with or after the IDLE's
+ * "+" meanwhile). */
 static void
-save_state(struct watcher *w)
+take_idle_time(struct watcher *w)
 {
-	uint32_t m = w->mark;
+	if (w->idle_at && w->s && session_is_idle(w->s) &&
+	    session_exists(w->s) == w->idle_messages) {
+		w->seen = w->idle_at;
+		w->messages = w->idle_messages;
+	}
+	w->idle_at = 0;
+}
+
+/* Writes the state file when what it should say changed: the mark, but
+ * never past a message a sink has not acted on (a queued hook; at a stop
+ * also a running one), so that a kill loses nothing; and the time the
+ * mailbox was seen whole, when it advanced by SEEN_STEP or the mailbox
+ * became empty or not (at all, when final). Not while catching up after a
+ * UIDVALIDITY change: the file keeps what came before until that
+ * completes. */
+static void
+save_state(struct watcher *w, bool final)
+{
+	uint32_t m = w->mark, messages;
+	int64_t seen;
+	bool seen_moved;
 
 	for (size_t i = 0; i < w->env.n_sinks; i++) {
 		struct sink *k = w->env.sinks[i];
-		uint32_t u = k->ops->unstarted
-				     ? k->ops->unstarted(k, w->name, w->mailbox)
+		uint32_t u = k->ops->unfinished
+				     ? k->ops->unfinished(k, w->name, w->mailbox)
 				     : 0;
 
 		if (u && u - 1 < m)
 			m = u - 1;
 	}
-	if (!w->uidvalidity || (m == w->saved_mark &&
-				w->uidvalidity == w->saved_uidvalidity))
+	take_idle_time(w);
+	/* A message held back was not handled: nor was the mailbox seen
+	 * whole since. */
+	seen = m == w->mark ? w->seen : w->saved_seen;
+	messages = m == w->mark ? w->messages : w->saved_messages;
+	if (final)
+		seen_moved = seen != w->saved_seen ||
+			     messages != w->saved_messages;
+	else
+		seen_moved = seen >= w->saved_seen + SEEN_STEP ||
+			     seen < w->saved_seen ||
+			     !messages != !w->saved_messages;
+	if (w->rebasing || !w->uidvalidity ||
+	    (m == w->saved_mark && w->uidvalidity == w->saved_uidvalidity &&
+	     !seen_moved))
 		return;
-	if (state_save(w->name, w->mailbox, w->uidvalidity, m) == 0) {
+	if (state_save(w->name, w->mailbox,
+		       &(struct state){.uidvalidity = w->uidvalidity,
+				       .uid = m,
+				       .seen = seen,
+				       .messages = messages}) == 0) {
 		w->saved_mark = m;
 		w->saved_uidvalidity = w->uidvalidity;
+		w->saved_seen = seen;
+		w->saved_messages = messages;
 	}
 }
 
@@ -224,7 +317,7 @@ static int
 on_save(sd_event_source *src, void *ud)
 {
 	(void)src;
-	save_state(ud);
+	save_state(ud, false);
 	return 0;
 }
 
@@ -309,34 +402,107 @@ s_starttls(void *ud)
 		schedule_teardown(w, -EPROTO);
 }
 
+/* Nothing known of the mailbox (or nothing to know, it being empty): what
+ * it holds now is taken as handled, none of it is new, and it counts as
+ * seen whole now. Returns the first UID to announce. */
 static uint32_t
-s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
+start_afresh(struct watcher *w, uint32_t uidvalidity, uint32_t exists)
+{
+	w->uidvalidity = uidvalidity;
+	w->mark = w->uidnext - 1;
+	w->seen = wall_now(w);
+	w->messages = exists;
+	w->catching_up = false;
+	save_soon(w);
+	return w->uidnext;
+}
+
+/* The mailbox's UIDVALIDITY is not the one of the state: its UIDs say
+ * nothing of what was handled. What arrived since mailwatch last saw it
+ * whole is caught up with: all of it when it was empty then (as servers
+ * that give an empty mailbox a new UIDVALIDITY at every session have
+ * it), else the unseen messages whose INTERNALDATE is later than that
+ * time, found by the date scan. Without that time, only new mail from
+ * now is announced. Hooks get the new UIDVALIDITY. */
+static uint32_t
+uidvalidity_changed(struct watcher *w, uint32_t uidvalidity, uint32_t exists,
+		    bool *by_date_r)
+{
+	char when[32];
+
+	/* Their notifications are of the old mailbox. */
+	while (w->n_live)
+		live_withdraw(w, 0);
+	if (!exists || !w->seen) {
+		if (exists)
+			log_warn(&w->log,
+				 "UIDVALIDITY changed from %u to %u: the "
+				 "mailbox was recreated; not knowing when it "
+				 "was last seen, announcing only new mail "
+				 "from now",
+				 w->uidvalidity, uidvalidity);
+		else
+			log_info(&w->log,
+				 "UIDVALIDITY changed from %u to %u; the "
+				 "mailbox is empty",
+				 w->uidvalidity, uidvalidity);
+		return start_afresh(w, uidvalidity, exists);
+	}
+	w->rebasing = true;
+	w->old_uidvalidity = w->uidvalidity;
+	w->old_mark = w->mark;
+	w->uidvalidity = uidvalidity;
+	w->mark = 0;
+	w->catching_up = true;
+	w->dated_from = 0;
+	time_text(w->seen, when);
+	if (!w->messages) {
+		log_warn(&w->log,
+			 "UIDVALIDITY changed from %u to %u; the mailbox was "
+			 "empty when last seen (%s): catching up with all "
+			 "it holds",
+			 w->old_uidvalidity, uidvalidity, when);
+		return 1;
+	}
+	log_warn(&w->log,
+		 "UIDVALIDITY changed from %u to %u: the mailbox was "
+		 "recreated or renumbered; catching up with the unseen mail "
+		 "that arrived since it was last seen (%s)",
+		 w->old_uidvalidity, uidvalidity, when);
+	w->since = w->seen;
+	*by_date_r = true;
+	return 0;
+}
+
+/* The catch-up after a UIDVALIDITY change is over (or the connection that
+ * made it): the state may be written again. */
+static void
+end_rebase(struct watcher *w)
+{
+	if (!w->rebasing)
+		return;
+	w->rebasing = false;
+	w->since = 0;
+	save_soon(w);
+}
+
+static uint32_t
+s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
+	   bool *by_date_r)
 {
 	struct watcher *w = ud;
 
 	log_debug(&w->log, "UIDVALIDITY %u UIDNEXT %u EXISTS %u", uidvalidity,
 		  uidnext, exists);
-	if (w->uidvalidity && w->uidvalidity != uidvalidity) {
-		log_warn(&w->log,
-			 "UIDVALIDITY changed from %u to %u: the mailbox "
-			 "was recreated; announcing only new mail from now",
-			 w->uidvalidity, uidvalidity);
-		while (w->n_live)
-			live_withdraw(w, 0);
-		w->uidvalidity = 0;
-	}
-	if (!w->uidvalidity) {
-		/* Nothing known: what is there now is not new. */
-		w->uidvalidity = uidvalidity;
-		w->mark = uidnext ? uidnext - 1 : 0;
-		save_soon(w);
-		w->catching_up = false;
-		return uidnext;
-	}
-	w->catching_up = w->mark + 1 < uidnext;
+	w->uidnext = uidnext ? uidnext : 1;
+	if (w->uidvalidity && w->uidvalidity != uidvalidity)
+		return uidvalidity_changed(w, uidvalidity, exists, by_date_r);
+	if (!w->uidvalidity)
+		return start_afresh(w, uidvalidity, exists);
+	w->catching_up = w->mark + 1 < w->uidnext;
 	if (w->catching_up)
 		log_info(&w->log, "catching up from UID %u (UIDNEXT %u)",
-			 w->mark + 1, uidnext);
+			 w->mark + 1, w->uidnext);
 	/* Also re-read what was announced before, to learn whether it was
 	 * read or deleted meanwhile; too far back, it is forgotten. */
 	while (w->n_live && w->live[0].uid + LIVE_SPAN <= w->mark)
@@ -361,6 +527,50 @@ summarised(const struct watcher *w)
 	return d->catch_up == CATCH_UP_SUMMARY ? n > 1 : n > d->catch_up_max;
 }
 
+/* True when f's INTERNALDATE is later than w->since, or cannot be told
+ * (absent, not a date): better announced than lost. */
+static bool
+arrived_since(const struct watcher *w, const struct codec_fetch *f)
+{
+	int64_t t;
+
+	if (!w->since || !(f->have & CODEC_FETCH_INTERNALDATE) ||
+	    f->internaldate.nil ||
+	    !codec_internaldate(f->internaldate.ptr, f->internaldate.len, &t))
+		return true;
+	return t > w->since;
+}
+
+static void
+s_dated(void *ud, const struct codec_fetch *f)
+{
+	struct watcher *w = ud;
+
+	if (codec_strlist_has(&f->flags, "\\Seen") || !arrived_since(w, f))
+		return;
+	if (!w->dated_from || f->uid < w->dated_from)
+		w->dated_from = f->uid;
+}
+
+/* The date scan is over: everything below the first new UID it found is
+ * old. */
+static uint32_t
+s_dated_end(void *ud)
+{
+	struct watcher *w = ud;
+	uint32_t from = w->dated_from ? w->dated_from : w->uidnext;
+	char when[32];
+
+	w->mark = from - 1;
+	if (w->dated_from)
+		log_info(&w->log, "catching up from UID %u (arrived since %s)",
+			 from, time_text(w->since, when));
+	else
+		log_info(&w->log, "nothing unseen arrived since %s",
+			 time_text(w->since, when));
+	return from;
+}
+
 static void
 s_fetched(void *ud, const struct codec_fetch *f)
 {
@@ -375,6 +585,12 @@ s_fetched(void *ud, const struct codec_fetch *f)
 		w->batch_max = f->uid;
 	if (codec_strlist_has(&f->flags, "\\Seen")) {
 		log_debug(&w->log, "UID %u is already seen", f->uid);
+		return;
+	}
+	if (!arrived_since(w, f)) {
+		log_debug(&w->log, "UID %u arrived before the mailbox was last "
+				   "seen",
+			  f->uid);
 		return;
 	}
 	w->batch_total++;
@@ -400,7 +616,7 @@ s_fetched(void *ud, const struct codec_fetch *f)
 	ev->mailbox = w->mailbox;
 	ev->uid = f->uid;
 	ev->uidvalidity = w->uidvalidity;
-	mail_event_from_envelope(ev, &f->envelope);
+	mail_event_from_fetch(ev, f);
 }
 
 /* Sorts the batch by UID (servers send FETCH in sequence order, which is
@@ -480,6 +696,7 @@ s_batch_end(void *ud)
 	}
 	w->batch_max = 0;
 	w->catching_up = false;
+	end_rebase(w);
 }
 
 static void
@@ -507,8 +724,16 @@ s_idle(void *ud)
 	 * away was expunged), so what comes now is live mail. */
 	w->failures = 0;
 	w->catching_up = false;
+	end_rebase(w);
 	live_resync_done(w);
 	set_wstate(w, W_WATCHING);
+	/* Everything the server reported was handled: the mailbox is seen
+	 * whole now, unless mail comes with the IDLE's "+" (see
+	 * take_idle_time). This runs at each IDLE renewal too: the time is
+	 * kept current without a wake-up of its own. */
+	w->idle_at = wall_now(w);
+	w->idle_messages = session_exists(w->s);
+	save_soon(w);
 }
 
 static void
@@ -527,6 +752,16 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 	case SESSION_FAIL_BYE:
 		if (w->state == W_STOPPING) {
 			log_debug(&w->log, "%s", msg);
+			/* The server answered the LOGOUT sent from IDLE and
+			 * reported no new mail meanwhile: the mailbox was
+			 * seen whole when the stop began. Nothing that came
+			 * later in that second is handled: the second before
+			 * counts. */
+			if (w->stop_at &&
+			    session_exists(w->s) == w->stop_messages) {
+				w->seen = w->stop_at - 1;
+				w->messages = w->stop_messages;
+			}
 			break;
 		}
 		/* fall through */
@@ -546,6 +781,8 @@ static const struct session_cb session_cb = {
 	.expunge = s_expunge,
 	.idle = s_idle,
 	.failed = s_failed,
+	.dated = s_dated,
+	.dated_end = s_dated_end,
 };
 
 /* ---- transport callbacks ---- */
@@ -577,21 +814,6 @@ t_data(void *ud, const char *buf, size_t len)
 
 	if (!w->s)
 		return;
-	if (log_max_level >= LOG_DEBUG) {
-		/* The protocol trace: server lines (no credentials come from
-		 * the server). */
-		const char *p = buf, *end = buf + len;
-
-		while (p < end) {
-			const char *nl = memchr(p, '\n', end - p);
-			size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-			size_t shown = n && p[n - 1] == '\r' ? n - 1 : n;
-
-			log_debug(&w->log, "S: %.*s",
-				  (int)(shown > 200 ? 200 : shown), p);
-			p += n + 1;
-		}
-	}
 	session_feed(w->s, buf, len, now_usec(w));
 	pump(w);
 }
@@ -658,6 +880,18 @@ close_connection(struct watcher *w)
 	/* The next connection numbers messages afresh (live_resync). */
 	for (size_t i = 0; i < w->n_live; i++)
 		w->live[i].seq = 0;
+	/* A catch-up after a UIDVALIDITY change cut short: the next
+	 * connection starts it again. */
+	if (w->rebasing) {
+		w->uidvalidity = w->old_uidvalidity;
+		w->mark = w->old_mark;
+		w->rebasing = false;
+		w->since = 0;
+	}
+	w->idle_at = 0;
+	/* Nor is anything that comes later in the second it ends. */
+	if (w->seen >= wall_now(w))
+		w->seen = wall_now(w) - 1;
 }
 
 static int
@@ -740,6 +974,7 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 	    const char *mailbox, const char *password)
 {
 	struct watcher *w = xcalloc(1, sizeof(*w));
+	struct state st;
 	int r;
 
 	w->env = *env;
@@ -770,11 +1005,21 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 		log_err(&w->log, "event loop: %s", strerror(-r));
 		abort();
 	}
-	if (state_load(a->name, mailbox, &w->uidvalidity, &w->mark) > 0)
-		log_debug(&w->log, "state: UIDVALIDITY %u, last UID %u",
-			  w->uidvalidity, w->mark);
+	if (state_load(a->name, mailbox, &st) > 0) {
+		w->uidvalidity = st.uidvalidity;
+		w->mark = st.uid;
+		w->seen = st.seen;
+		w->messages = st.messages;
+		log_debug(&w->log,
+			  "state: UIDVALIDITY %u, last UID %u, seen at %lld "
+			  "with %u messages",
+			  w->uidvalidity, w->mark, (long long)w->seen,
+			  w->messages);
+	}
 	w->saved_uidvalidity = w->uidvalidity;
 	w->saved_mark = w->mark;
+	w->saved_seen = w->seen;
+	w->saved_messages = w->messages;
 	connect_now(w);
 	return w;
 }
@@ -786,7 +1031,7 @@ watcher_free(struct watcher **wp)
 
 	if (!w)
 		return;
-	save_state(w);
+	save_state(w, true);
 	close_connection(w);
 	sd_event_source_disable_unref(w->timer);
 	sd_event_source_disable_unref(w->teardown);
@@ -822,6 +1067,10 @@ watcher_stop(struct watcher *w)
 		arm_timer(w, 0, 0);
 		set_wstate(w, W_STOPPED);
 		return;
+	}
+	if (session_is_idle(w->s)) {
+		w->stop_at = wall_now(w);
+		w->stop_messages = session_exists(w->s);
 	}
 	set_wstate(w, W_STOPPING);
 	session_logout(w->s, now_usec(w));

@@ -1,6 +1,8 @@
 /* watcher: one watched mailbox of an account. Owns the connection
- * (transport + session), the UID bookkeeping (UIDVALIDITY and the highest
- * UID handled, kept across reconnects and in the state file), reconnects
+ * (transport + session), the UID bookkeeping (UIDVALIDITY, the highest
+ * UID handled and when the mailbox was last seen whole, kept across
+ * reconnects and in the state file; a UIDVALIDITY change is caught up with
+ * by INTERNALDATE), reconnects
  * with capped exponential back-off plus jitter, and hands new messages to
  * the sinks in UID order. Runs on an sd-event loop; never blocks. */
 #pragma once

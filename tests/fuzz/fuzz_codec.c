@@ -8,11 +8,14 @@
  * response is checked for its NUL terminator and hashed (so ASan sees every
  * byte). LIST names and the input itself also go through modified UTF-7
  * both ways, and the input is encoded as an astring and parsed back.
+ * Every INTERNALDATE, and the input itself, goes through the date-time
+ * parser: what it accepts must print and parse back to the same time.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 
@@ -118,6 +121,30 @@ check_mutf7(const char *m)
 	free(d);
 }
 
+/* A date-time the parser accepts, printed in UTC, parses back to the
+ * same time (when its year still has four digits). */
+static void
+check_date(const char *s, size_t n)
+{
+	static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char buf[64];
+	int64_t t, t2;
+	time_t tt;
+	struct tm tm;
+
+	if (!codec_internaldate(s, n, &t))
+		return;
+	tt = (time_t)t;
+	CHECK(gmtime_r(&tt, &tm) != NULL);
+	if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+		return;
+	snprintf(buf, sizeof buf, "%02d-%.3s-%04d %02d:%02d:%02d +0000",
+		 tm.tm_mday, mon + 3 * tm.tm_mon, tm.tm_year + 1900,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	CHECK(codec_internaldate(buf, strlen(buf), &t2));
+	CHECK(t2 == t);
+}
+
 static void
 h_response(uint64_t *h, const struct codec_response *r)
 {
@@ -207,8 +234,12 @@ h_response(uint64_t *h, const struct codec_response *r)
 		h_u64(h, f->uid);
 		if (f->have & CODEC_FETCH_FLAGS)
 			h_list(h, &f->flags);
-		if (f->have & CODEC_FETCH_INTERNALDATE)
+		if (f->have & CODEC_FETCH_INTERNALDATE) {
 			h_str(h, &f->internaldate);
+			if (!f->internaldate.nil)
+				check_date(f->internaldate.ptr,
+					   f->internaldate.len);
+		}
 		h_u64(h, f->size);
 		h_u64(h, f->modseq);
 		if (f->have & CODEC_FETCH_ENVELOPE) {
@@ -362,5 +393,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(whole.hash == chunked.hash);
 	if (size > 0)
 		check_strings(data, size);
+	check_date((const char *)data, size < 64 ? size : 64);
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* libFuzzer target for src/mime.c and src/event.c: the input is a header
- * value. Checks that every result is valid UTF-8 without control or bidi
+ * value, and then a raw header block. Checks that every result is valid UTF-8 without control or bidi
  * override characters, trimmed, within its cap, that a cut result is a
  * prefix of an uncut one, and that escaped markup has no '<' or '>'. */
 #include <stdbool.h>
@@ -104,6 +104,19 @@ check_markup(const char *s)
 	free(m);
 }
 
+/* Checks every text field of ev and frees them. */
+static void
+check_event(struct mail_event *ev)
+{
+	check_capped(ev->from_name, MIME_MAX_TEXT);
+	check_capped(ev->from_address, MIME_MAX_TEXT);
+	check_text(ev->from);
+	check_capped(ev->subject, MIME_MAX_TEXT);
+	check_capped(ev->date, MIME_MAX_TEXT);
+	check_capped(ev->message_id, MIME_MAX_TEXT);
+	mail_event_finish(ev);
+}
+
 static struct codec_str
 str(const uint8_t *p, size_t n)
 {
@@ -152,12 +165,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.date = str(data, third);
 	env.message_id = str(data + third, size - third);
 	mail_event_from_envelope(&ev, &env);
-	check_capped(ev.from_name, MIME_MAX_TEXT);
-	check_capped(ev.from_address, MIME_MAX_TEXT);
-	check_text(ev.from);
-	check_capped(ev.subject, MIME_MAX_TEXT);
-	check_capped(ev.date, MIME_MAX_TEXT);
-	check_capped(ev.message_id, MIME_MAX_TEXT);
-	mail_event_finish(&ev);
+	check_event(&ev);
+
+	/* the input as a raw header block */
+	mail_event_from_headers(&ev, s, size);
+	check_event(&ev);
 	return 0;
 }

@@ -2,14 +2,16 @@
  * in chunks whose sizes come from the input, after an optional scripted
  * login so that the deeper states (EXAMINE, IDLE, FETCH) are reached. The
  * session must never crash, leak or loop, whatever the server says; what it
- * queues to send is drained and checked to be whole command lines. */
+ * queues to send is drained and checked to be whole command lines. Bit 4
+ * of the first byte has the owner ask for the date scan (a UIDVALIDITY
+ * change), whose INTERNALDATEs go through the parser the watcher uses. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "session.h"
 
-static int failed;
+static int failed, by_date;
 
 static void
 starttls(void *ud)
@@ -18,13 +20,39 @@ starttls(void *ud)
 }
 
 static uint32_t
-selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
+selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
+	 bool *by_date_r)
 {
 	(void)ud;
 	(void)uidvalidity;
 	(void)exists;
+	*by_date_r = by_date;
 	/* Catch up from a little before UIDNEXT, to exercise the fetch. */
 	return uidnext > 3 ? uidnext - 3 : 1;
+}
+
+static uint32_t dated_min;
+
+static void
+dated(void *ud, const struct codec_fetch *f)
+{
+	int64_t t;
+
+	(void)ud;
+	if (!(f->have & CODEC_FETCH_UID) ||
+	    !(f->have & CODEC_FETCH_INTERNALDATE))
+		abort();
+	if (!f->internaldate.nil &&
+	    codec_internaldate(f->internaldate.ptr, f->internaldate.len, &t) &&
+	    (!dated_min || f->uid < dated_min))
+		dated_min = f->uid;
+}
+
+static uint32_t
+dated_end(void *ud)
+{
+	(void)ud;
+	return dated_min;
 }
 
 static void
@@ -72,8 +100,10 @@ fail_cb(void *ud, enum session_fail why, const char *msg)
 	failed = 1;
 }
 
-static const struct session_cb cb = {starttls, selected, fetched, batch_end,
-				     flags,    expunge,  idle,    fail_cb};
+static const struct session_cb cb = {
+	starttls, selected, fetched, batch_end, flags,
+	expunge,  idle,     fail_cb, dated,     dated_end,
+};
 
 static const char script[] =
 	"* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN SASL-IR] hi\r\n"
@@ -102,6 +132,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!size)
 		return 0;
 	failed = 0;
+	by_date = data[0] & 16;
+	dated_min = 0;
 	s = session_new(&o, &cb, NULL);
 	session_connected(s, now);
 	if (data[0] & 2)

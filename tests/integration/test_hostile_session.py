@@ -1,10 +1,14 @@
 #!/usr/bin/python3
 """Hostile server, session-level faults: UIDVALIDITY changing between
-connections (and announced mid-session), BYE while idle with an [ALERT]
+connections (and announced mid-session, at every session of an empty
+mailbox, while mailwatch was stopped, with the catch-up cut short), BYE
+while idle with an [ALERT]
 and reconnects with back-off, a server without IDLE (NOOP polling). Each against tests/lib/fakeimap.py on 127.0.0.1
 (tls = none)."""
 
 import os
+import re
+import signal
 import sys
 import time
 import unicodedata
@@ -17,25 +21,37 @@ import fakeimap  # noqa: E402
 from fakeimap import Hostile  # noqa: E402
 
 
+def records_of(h, uids):
+    return [r for r in h.mw.hook_records() if int(r["MAILWATCH_UID"]) in uids]
+
+
 def test_uidvalidity_between_connections():
+    """The mailbox is recreated while the connection is down: a new
+    UIDVALIDITY, its messages renumbered, and two more whose INTERNALDATE
+    is after mailwatch last saw it. Those two are caught up with, carrying
+    the new UIDVALIDITY; nothing that was there before is announced
+    again."""
     what = "UIDVALIDITY changed between connections"
     h = Hostile()
     srv = h.srv
-    a = srv.add_message(subject="before the change")
+    a = srv.add_message(subject="before the change",
+                        internaldate=time.time() - 60)
     h.mw.wait_hooks(1, 10)
-    # The mailbox is recreated: new UIDVALIDITY, every message renumbered
-    # above the old UIDs, two more messages; then the connection drops.
     srv.set_uidvalidity(2000, renumber_from=101)
-    srv.add_message(subject="recreated 1", notify=False)
-    srv.add_message(subject="recreated 2", notify=False)
+    later = time.time() + 2  # after mailwatch last saw the mailbox
+    new = [srv.add_message(subject="recreated %d" % i, notify=False,
+                           internaldate=later) for i in (1, 2)]
     mark = h.mw.mark()
     srv.conn(1).close()
     h.log_line(r"UIDVALIDITY changed from 1000 to 2000", what, since=mark)
     h.reconnected(what)
-    # The new message comes after whatever the reconnect announced: the
-    # mailbox announced again would show by then.
+    h.announced([a] + new, what + ": what arrived since, once")
+    recs = records_of(h, new)
+    ok(recs and all(r.get("MAILWATCH_UIDVALIDITY") == "2000" for r in recs),
+       "%s: caught-up mail carries the new UIDVALIDITY" % what,
+       repr(recs))
     b = srv.add_message(subject="new after the change")
-    h.announced([a, b], what)
+    h.announced([a, b] + new, what)
     recs = h.mw.hook_records()
     ok(recs and recs[-1].get("MAILWATCH_UIDVALIDITY") == "2000",
        "%s: new mail carries the new UIDVALIDITY" % what,
@@ -49,15 +65,176 @@ def test_uidvalidity_mid_session():
     h = Hostile()
     srv = h.srv
     srv.set_uidvalidity(3000, renumber_from=201)
-    srv.add_message(subject="recreated", notify=False)
+    r = srv.add_message(subject="recreated", notify=False,
+                        internaldate=time.time() + 2)
     mark = h.mw.mark()
     srv.conn(1).sendline("* OK [UIDVALIDITY 3000] mailbox recreated")
     h.log_line(r"UIDVALIDITY changed from 1000 to 3000", what, since=mark)
     h.reconnected(what)
-    # As above: the new message is the sentinel.
+    h.announced([r], what + ": the new message, none of the old ones")
     b = srv.add_message(subject="new after the change")
-    h.announced([b], what)
+    h.announced([r, b], what)
     h.memory_ok(what)
+    h.finish(what)
+
+
+def test_uidvalidity_of_empty_mailbox():
+    """Courier with a fresh maildir gives an empty mailbox a new
+    UIDVALIDITY at every session until its first message is stored (and
+    then one more). The first message, delivered while mailwatch was
+    stopped, is announced when it starts again, with the UIDVALIDITY the
+    server uses now; the changes while empty are not worth a warning."""
+    what = "empty mailbox, new UIDVALIDITY each session"
+    h = Hostile(n_old=0, start=False)
+    srv = h.srv
+
+    def examine(conn, tag, args):
+        if not srv.exists():
+            srv.uidvalidity += 1
+        srv.default("EXAMINE", conn, tag, args)
+    srv.handlers["EXAMINE"] = examine
+    h.mw.start()
+    h.idle_ok()
+    srv.conn(1).close()
+    h.reconnected(what)
+    ok(srv.uidvalidity == 1002, "%s: two sessions, two values" % what)
+    ok(not h.log_lines(r"UIDVALIDITY changed.*new mail from now"),
+       "%s: no warning while the mailbox is empty" % what)
+    first = []
+
+    def deliver():
+        first.append(srv.add_message(subject="first ever", notify=False))
+        srv.uidvalidity += 1  # stored: Courier writes its UID list
+    h.restart(what, deliver)
+    h.announced(first, what + ": the first message, once")
+    recs = h.mw.hook_records()
+    ok(recs and recs[0].get("MAILWATCH_UIDVALIDITY") == "1003",
+       "%s: with the UIDVALIDITY the server uses now" % what, repr(recs))
+    b = srv.add_message(subject="second")
+    h.announced(first + [b], what + ": then live mail")
+    h.finish(what)
+
+
+def test_uidvalidity_after_sigkill():
+    """What the state file says while mailwatch runs, not only after a
+    clean stop: once the first message of a Courier-like mailbox was
+    announced, the file says the mailbox is no longer empty and when it
+    was last seen. Killed (SIGKILL), the server then switches UIDVALIDITY
+    and a message arrives: on the next start that one is announced and
+    the first is not again."""
+    what = "UIDVALIDITY changed after a SIGKILL"
+    h = Hostile(n_old=0, start=False)
+    srv = h.srv
+
+    def examine(conn, tag, args):
+        if not srv.exists():
+            srv.uidvalidity += 1
+        srv.default("EXAMINE", conn, tag, args)
+    srv.handlers["EXAMINE"] = examine
+    h.mw.start()
+    h.idle_ok()
+    a = srv.add_message(subject="first")
+    h.announced([a], what + ": the first message")
+    state = os.path.join(h.mw.state_dir(), "fake.INBOX")
+
+    def says():
+        try:
+            with open(state) as f:
+                text = f.read()
+        except OSError:
+            return None
+        return text if re.search(r"\nuid %d\n.*\nmessages 1\n" % a, text,
+                                 re.S) else None
+    ok(mwtest.wait_until(says, 10),
+       "%s: the state file says UID %d, one message, while running"
+       % (what, a), repr(says()))
+    h.mw.signal(signal.SIGKILL)
+    ok(h.mw.wait_exit(10) is not None, "%s: killed" % what)
+    srv.uidvalidity += 1
+    b = srv.add_message(subject="while dead", notify=False,
+                        internaldate=time.time() + 2)
+    n = srv.connection_count()
+    h.mw.start()  # still registered: never stop()ped
+    h.reconnected(what + ", started again", n + 1)
+    h.announced([a, b], what + ": the one from while dead, once")
+    h.finish(what)
+
+
+def test_uidvalidity_while_stopped():
+    """The mailbox was renumbered while mailwatch was stopped; it holds 20
+    old messages (an hour old, unseen), one announced before the stop,
+    and, since the stop, two unseen messages, one seen, and one unseen
+    but dated two hours back (moved in from elsewhere). Exactly the two
+    are announced, as catch-up. mailwatch fetches no envelope of the old
+    ones: a date scan of UID, FLAGS and INTERNALDATE, then envelopes from
+    the first new UID on."""
+    what = "UIDVALIDITY changed while stopped"
+    h = Hostile(n_old=20)
+    srv = h.srv
+    a = srv.add_message(subject="live", internaldate=time.time() - 60)
+    h.announced([a], what + ": before the stop")
+    new = []
+
+    def meanwhile():
+        srv.set_uidvalidity(5000, renumber_from=1)
+        new.append(srv.add_message(subject="while stopped 1", notify=False))
+        srv.add_message(subject="read elsewhere", flags=["\\Seen"],
+                        notify=False)
+        srv.add_message(subject="moved in", notify=False,
+                        internaldate=time.time() - 7200)
+        new.append(srv.add_message(subject="while stopped 2", notify=False))
+    n_cmds = len(srv.commands)
+    h.restart(what, meanwhile)
+    h.announced([a] + new, what + ": what arrived since the stop, once")
+    recs = records_of(h, new)
+    ok(recs and all(r.get("MAILWATCH_UIDVALIDITY") == "5000" for r in recs),
+       "%s: with the new UIDVALIDITY" % what, repr(recs))
+    fetches = [ln.split(" ", 1)[1] for _, ln in srv.commands[n_cmds:]
+               if " UID FETCH " in ln]
+    ok(fetches[:2] == ["UID FETCH 1:* (UID FLAGS INTERNALDATE)",
+                       "UID FETCH %d:* (UID FLAGS INTERNALDATE ENVELOPE)"
+                       % new[0]],
+       "%s: a date scan, then envelopes from UID %d on" % (what, new[0]),
+       repr(fetches))
+    h.log_line(r"UIDVALIDITY changed from 1000 to 5000: .*since it was "
+               r"last seen", what)
+    b = srv.add_message(subject="live again")
+    h.announced([a, b] + new, what + ": then live mail")
+    h.finish(what)
+
+
+def test_uidvalidity_catch_up_cut():
+    """The connection drops during the date scan, then again while the
+    new messages' envelopes come in: the catch-up starts over at each
+    reconnect, and the message is announced once."""
+    what = "catch-up after a UIDVALIDITY change cut short"
+    h = Hostile()
+    srv = h.srv
+    new = []
+
+    def meanwhile():
+        srv.set_uidvalidity(7000, renumber_from=1)
+        new.append(srv.add_message(subject="while stopped", notify=False))
+
+    def cut(conn, tag, args):
+        conn.close()
+
+    def cut_after(conn, tag, args):
+        uidset, _, _ = args.partition(" ")
+        for r in srv.fetch_responses(uidset, ("UID", "FLAGS",
+                                              "INTERNALDATE", "ENVELOPE")):
+            conn.send(r)
+        conn.close()
+    srv.once("UID FETCH", cut)
+    srv.once("UID FETCH", lambda c, t, a: srv.default("UID FETCH", c, t, a))
+    srv.once("UID FETCH", cut_after)
+    n = srv.connection_count()
+    h.restart(what, meanwhile, idle=False)
+    h.reconnected(what + " (twice)", n + 3)
+    h.announced(new, what + ": once")
+    scans = srv.commands_of(r"UID FETCH 1:\* \(UID FLAGS INTERNALDATE\)$")
+    ok(len(scans) == 3, "%s: a date scan on each of the 3 connections"
+       % what, repr(scans))
     h.finish(what)
 
 
@@ -125,5 +302,6 @@ def test_no_idle_polls():
 
 
 mwtest.main(test_uidvalidity_between_connections,
-            test_uidvalidity_mid_session, test_bye_while_idle,
-            test_no_idle_polls)
+            test_uidvalidity_mid_session, test_uidvalidity_of_empty_mailbox,
+            test_uidvalidity_after_sigkill, test_uidvalidity_while_stopped, test_uidvalidity_catch_up_cut,
+            test_bye_while_idle, test_no_idle_polls)

@@ -8,10 +8,15 @@ in bounded time, send no credentials, and retry with back-off.
   tls = starttls on the implicit-TLS port: the server waits for a TLS
       ClientHello and mailwatch for a greeting; nobody speaks. Only a
       greeting deadline ends this (Dovecot keeps such a connection for
-      minutes)."""
+      minutes).
+
+And a configuration file written wrong, or long: every bad line named as
+FILE:LINE, and a mailboxes list longer than a line's worth (continued on
+indented lines) watched in full."""
 
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -81,6 +86,81 @@ def test_starttls_on_implicit_port():
     finish(mw)
 
 
+def check_config(mw, text):
+    """Writes text as mw's file and runs --check-config on it: (exit
+    status, output)."""
+    mw.write_config_text(text)
+    r = subprocess.run(mw.argv() + ["--check-config"],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, env=mw.env(), timeout=mwtest._t(20))
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_bad_lines_named():
+    """Each bad line is reported as FILE:LINE, and the lines after a too
+    long one keep their numbers."""
+    if not mwtest.Mailwatch.available():
+        raise mwtest.Skip("build/asan/mailwatch is not built")
+    mw = mwtest.Mailwatch(start=False)
+    f = re.escape(mw.config_file)
+    text = ("[account a]\n"                       # 1
+            "host = 127.0.0.1\n"                  # 2
+            "username = alice\n"                  # 3
+            "  password = x\n"                    # 4: continues username
+            "password_command = echo x\n"         # 5
+            "icon = " + "i" * 5000 + "\n"          # 6: too long
+            "port = 99999\n"                      # 7: out of range
+            "mailboxes = INBOX,\n"                # 8
+            "    Lists/dev,\n"                    # 9
+            "    Lists/dev\n"                     # 10: duplicate
+            "notify maybe\n")                     # 11: no '='
+    rc, out = check_config(mw, text)
+    ok(rc == 78, "exit status 78 (%d)" % rc, out)
+    for line, rx in ((4, r"indented line continues 'username'"),
+                     (6, r"line longer than 4096 bytes"),
+                     (7, r"port: 99999 is out of range"),
+                     (10, r"duplicate mailbox 'Lists/dev'"),
+                     (11, r"expected 'key = value'")):
+        ok(re.search(r"%s:%d: .*%s" % (f, line, rx), out),
+           "line %d reported: %s" % (line, rx), out)
+    errors = [ln for ln in out.splitlines() if mw.config_file + ":" in ln]
+    ok(len(errors) == 5, "one message per bad line (%d)" % len(errors),
+       out)
+    ok("i" * 100 not in out, "the long value is not echoed")
+
+
+def test_mailboxes_on_several_lines():
+    """A mailboxes list longer than a line may be (the old limit was 199
+    bytes) written one name per indented line: every mailbox is
+    watched, the last one too."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    boxes = ["Lists/a-mailing-list-with-a-long-name-%02d" % i
+             for i in range(6)]
+    for b in boxes:
+        dc.create_mailbox("alice", b)
+    acct = dc.account("alice", mailboxes=None)
+    body = "".join("%s = %s\n" % (k, v) for k, v in acct.items())
+    body += "mailboxes = INBOX,\n"
+    body += "".join("    %s,\n" % b for b in boxes)
+    comment("the names alone hold %d bytes" % len("".join(boxes)))
+    mw = mwtest.Mailwatch(start=False)
+    mw.write_config_text("[general]\nnotify = no\non_new_mail = %s\n"
+                         "[account many]\n%s" % (mw.hook_cmd(), body))
+    mw.start()
+    for b in ["INBOX"] + boxes:
+        ok(mw.wait_log(r"many/%s: watching \(IDLE\)" % re.escape(b), 20),
+           "%s watched" % b, mw.log_tail(10))
+    uid = dc.append("alice", boxes[-1], mwtest.sample_message("02"))
+    recs = mw.wait_hooks(1, 10)
+    ok(any(r.get("MAILWATCH_MAILBOX") == boxes[-1] and
+           r.get("MAILWATCH_UID") == str(uid) for r in recs),
+       "new mail in the last mailbox of the list announced", recs)
+    finish(mw)
+
+
 if __name__ == "__main__":
     mwtest.main(test_implicit_tls_on_plain_port,
-                test_starttls_on_implicit_port)
+                test_starttls_on_implicit_port,
+                test_bad_lines_named,
+                test_mailboxes_on_several_lines)

@@ -17,11 +17,17 @@ CAPABILITY (IMAP4rev1 IDLE AUTH=PLAIN SASL-IR LITERAL+ by default),
 CAPABILITY, AUTHENTICATE PLAIN (with and without an initial response),
 LOGIN, EXAMINE/SELECT (FLAGS, EXISTS, RECENT, UIDVALIDITY, UIDNEXT unless
 send_uidnext=False), IDLE ("+ idling", DONE), UID FETCH <set> returning
-UID FLAGS ENVELOPE of the matching messages (for "n:*" with n above every
-UID, the last message, as RFC 3501 says), FETCH <seq set> (UID) , NOOP
+UID FLAGS [INTERNALDATE] ENVELOPE of the matching messages (for "n:*" with
+n above every UID, the last message, as RFC 3501 says), FETCH <seq set>
+(UID) , NOOP
 (flushing pending EXISTS), LOGOUT. New messages are announced with
 "* N EXISTS" at once to connections in IDLE and with the next command
 response to the others.
+
+FakeImap(nagle=True) leaves Nagle's algorithm on (no TCP_NODELAY, like
+Cyrus), so each reply's later small writes wait for the client's ACK; it
+records in srv.ack_waits how long the client took to acknowledge each
+tagged OK of an IDLE (the write that goes before the UID FETCH reply).
 
 Faults are scripted per test:
 
@@ -48,8 +54,10 @@ Faults are scripted per test:
 Timeouts (the wait_* methods, conn.hang) are in seconds, multiplied by
 $MWTEST_TIMEOUT_SCALE as everywhere in mwtest.
 
-Messages are Message(uid, flags, envelope) where envelope is the raw IMAP
-ENVELOPE text (bytes, literals included); envelope() builds one. Helpers
+Messages are Message(uid, flags, envelope, internaldate) where envelope is
+the raw IMAP ENVELOPE text (bytes, literals included); envelope() builds
+one; internaldate is seconds since the epoch (when it was added, unless
+given; imap_date() formats it). Helpers
 for the tests: fetch_line(), imap_string(), proc_memory(), and Hostile,
 the shape every test_hostile_*.py scenario shares (mailwatch from mwtest
 on a FakeImap, log/reconnect/announce/memory assertions).
@@ -128,12 +136,19 @@ def envelope(subject="test", from_name="Sender", from_addr="sender@example.org",
 NIL_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
 
 
+def imap_date(t):
+    """Seconds since the epoch as an IMAP date-time, in UTC."""
+    return time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(t))
+
+
 class Message:
-    def __init__(self, uid, flags=(), envelope_bytes=None):
+    def __init__(self, uid, flags=(), envelope_bytes=None, internaldate=None):
         self.uid = uid
         self.flags = list(flags)
         self.envelope = envelope_bytes if envelope_bytes is not None \
             else envelope(subject="message %d" % uid)
+        self.internaldate = (time.time() if internaldate is None
+                             else internaldate)
 
     def __repr__(self):
         return "<Message uid=%d>" % self.uid
@@ -147,6 +162,9 @@ def fetch_line(seq, msg, items=("UID", "FLAGS", "ENVELOPE"), uid=None):
             parts.append(b"UID %d" % (msg.uid if uid is None else uid))
         elif it == "FLAGS":
             parts.append(b"FLAGS (" + " ".join(msg.flags).encode() + b")")
+        elif it == "INTERNALDATE":
+            parts.append(b'INTERNALDATE "%s"' %
+                         imap_date(msg.internaldate).encode())
         elif it == "ENVELOPE":
             parts.append(b"ENVELOPE " + msg.envelope)
     return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
@@ -279,6 +297,26 @@ class Conn:
     def sendline(self, line):
         return self.send(_b(line) + b"\r\n")
 
+    def ack_wait(self, limit=0.5):
+        """Seconds until the client acknowledged every byte sent (the
+        send queue, SIOCOUTQ, is empty), at most limit. A client that
+        delays its ACK holds a Nagle server's next small write for
+        Linux's delayed-ACK time, 40 ms at least."""
+        import fcntl
+        import struct
+        import termios
+        t0 = time.monotonic()
+        while True:
+            try:
+                out = struct.unpack("i", fcntl.ioctl(
+                    self.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+            except OSError:
+                return 0.0
+            waited = time.monotonic() - t0
+            if out == 0 or waited >= limit:
+                return waited
+            time.sleep(0.0005)
+
     def close(self):
         """Closes the connection at once (a cut, as the client sees it)."""
         with self.wlock:
@@ -376,8 +414,10 @@ class Conn:
 class FakeImap:
     def __init__(self, user="alice", password="secret", caps=DEFAULT_CAPS,
                  uidvalidity=1000, send_uidnext=True, ssl_context=None,
-                 starttls=False, host=HOST, register=True):
+                 starttls=False, host=HOST, register=True, nagle=False):
         self.user = user
+        self.nagle = nagle
+        self.ack_waits = []         # nagle: seconds each DONE's OK waited
         self.password = password
         self.caps = caps
         self.uidvalidity = uidvalidity
@@ -434,7 +474,8 @@ class FakeImap:
                 continue
             except OSError:
                 return
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not self.nagle:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ssl_context is not None and not self.starttls:
                 try:
                     s.settimeout(_t(10))
@@ -527,10 +568,12 @@ class FakeImap:
     # -- mailbox model
     def add_message(self, subject=None, from_name="Sender",
                     from_addr="sender@example.org", flags=(),
-                    envelope_bytes=None, notify=True, **kw):
-        """Appends a message (next UID) and tells every selected
-        connection ("* N EXISTS" now in IDLE, else with the next
-        response) unless notify=False. Returns its UID."""
+                    envelope_bytes=None, notify=True, internaldate=None,
+                    **kw):
+        """Appends a message (next UID; INTERNALDATE now, or internaldate
+        seconds since the epoch) and tells every selected connection
+        ("* N EXISTS" now in IDLE, else with the next response) unless
+        notify=False. Returns its UID."""
         with self.lock:
             uid = self.next_uid
             self.next_uid += 1
@@ -539,7 +582,8 @@ class FakeImap:
                     subject=subject if subject is not None
                     else "message %d" % uid,
                     from_name=from_name, from_addr=from_addr, **kw)
-            self.messages.append(Message(uid, flags, envelope_bytes))
+            self.messages.append(Message(uid, flags, envelope_bytes,
+                                         internaldate))
         if notify:
             self.notify_all()
         return uid
@@ -752,6 +796,8 @@ class FakeImap:
             conn.sendline("%s BAD expected DONE" % tag)
             return
         self.ok(conn, tag, "IDLE terminated")
+        if self.nagle:
+            self.ack_waits.append(conn.ack_wait())
 
     def iter_fetch_responses(self, uidset,
                              items=("UID", "FLAGS", "ENVELOPE")):
@@ -774,8 +820,8 @@ class FakeImap:
 
     def _cmd_uid_fetch(self, conn, tag, args):
         uidset, _, what = args.partition(" ")
-        items = [i for i in ("UID", "FLAGS", "ENVELOPE") if i in
-                 what.upper() or i == "UID"]
+        items = [i for i in ("UID", "FLAGS", "INTERNALDATE", "ENVELOPE")
+                 if i in what.upper() or i == "UID"]
         buf = []
         for r in self.iter_fetch_responses(uidset, items):
             buf.append(r)
@@ -825,8 +871,9 @@ TRACE_RX = re.compile(r": (S|C): |: transport [^:]*: received ")
 
 
 class Hostile:
-    """A FakeImap with n_old messages already there, and mailwatch
-    watching it with the recording hook (notify off unless bus is given).
+    """A FakeImap with n_old messages already there (arrived an hour
+    ago), and mailwatch watching it with the recording hook (notify off
+    unless bus is given).
 
         h = Hostile()                 # starts both, waits for IDLE
         h.srv.once("UID FETCH", fault)
@@ -835,6 +882,7 @@ class Hostile:
         h.reconnected()               # a second connection reached IDLE
         h.announced([uid, ...])       # each exactly once, nothing else
         h.memory_ok()                 # peak RSS below the bound
+        h.restart()                   # SIGTERM, then start again
         h.finish()                    # clean exit, no sanitizer report,
                                       # no password in the log
     """
@@ -852,7 +900,8 @@ class Hostile:
             srv_kw["ssl_context"] = ctx
         self.srv = srv or FakeImap(password=self.PASSWORD, **srv_kw)
         for _ in range(n_old):
-            self.srv.add_message(notify=False)
+            self.srv.add_message(notify=False,
+                                 internaldate=time.time() - 3600)
         gen = {"notify": bus is not None, "on_new_mail": "{hook}"}
         gen.update(general or {})
         acc = {"host": self.srv.host, "port": self.srv.port, "tls": "none",
@@ -921,6 +970,21 @@ class Hostile:
         return self.mwtest.ok(got == expected,
                               "%s: announced UIDs %s exactly once" %
                               (what, expected), "hook UIDs: %s" % got)
+
+    def restart(self, what, between=None, idle=True):
+        """Stops mailwatch (SIGTERM, asserting a clean exit), calls
+        between() if given, and starts it again with the same state;
+        returns once it connected again (asserted), and when idle once
+        that connection reached IDLE."""
+        n = self.srv.connection_count()
+        rc = self.mw.stop()
+        self.mwtest.ok(rc == 0, "%s: clean stop (status %s)" % (what, rc))
+        if between:
+            between()
+        self.mw.start()
+        self.mwtest._register(self.mw)  # stop() unregistered it
+        return self.reconnected(what + ", started again", n + 1,
+                                idle=idle)
 
     def memory(self):
         return proc_memory(self.mw.pid()) if self.mw.running() else {}

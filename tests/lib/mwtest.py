@@ -789,6 +789,7 @@ class Dovecot:
     .ca_file); cert_san replaces its subjectAltName (default
     "IP:127.0.0.1,DNS:localhost") and cert_days < 0 makes it expired, for
     verification-failure tests. extra_conf is appended to dovecot.conf.
+    conn_limit is mail_max_userip_connections (None: Dovecot's stock 10).
 
     Stopped by stop() (or the context manager, or mwtest.main) by the
     master's pid; children left behind are killed by pid; the temporary
@@ -796,13 +797,14 @@ class Dovecot:
 
     def __init__(self, starttls=True, users=None, listen=HOST,
                  extra_conf="", verbose=False, start=True,
-                 cert_days=3, cert_san=None):
+                 cert_days=3, cert_san=None, conn_limit=100):
         global _instances
         _instances += 1
         self.starttls = starttls
         self.users = dict(users or DEFAULT_USERS)
         self.listen = listen
         self.extra_conf = extra_conf
+        self.conn_limit = conn_limit
         self.verbose = verbose
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="mwtest-dovecot-")
@@ -897,6 +899,10 @@ class Dovecot:
         root = os.geteuid() == 0
         chroot = "" if root else "  chroot =\n"
         anvil = "" if root else "service anvil {\n  chroot =\n}\n"
+        # Dovecot's own limit is 10 connections per user and IP.
+        limit = ("" if self.conn_limit is None else
+                 "protocol imap {\n  mail_max_userip_connections = %d\n}\n"
+                 % self.conn_limit)
         debug = ("auth_verbose = yes\nauth_debug = yes\nmail_debug = yes\n"
                  "verbose_ssl = yes\n" if self.verbose else "")
         conf = f"""# Written by tests/lib/mwtest.py: a standalone test instance.
@@ -929,10 +935,7 @@ userdb {{
 }}
 # Keepalive "OK Still here" while idling (Dovecot's default).
 imap_idle_notify_interval = 2 mins
-protocol imap {{
-  mail_max_userip_connections = 100
-}}
-{anvil}service imap-login {{
+{limit}{anvil}service imap-login {{
 {chroot}  inet_listener imap {{
     address = {self.listen}
     port = {self.imap_port}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "tap.h"
@@ -372,6 +373,11 @@ render(struct sb *s, const struct codec_response *r)
 			sb_printf(s, "%" PRId64 " ", r->u.other.number);
 		sb_printf(s, "%s (other) rest=", r->u.other.keyword.ptr);
 		put_str(s, &r->u.other.rest);
+		break;
+	case CODEC_SKIPPED:
+		sb_printf(s, "SKIPPED tag=%s %" PRId64 " %s: %s", r->tag.ptr,
+			  r->u.skipped.number, r->u.skipped.keyword.ptr,
+			  r->text.ptr);
 		break;
 	}
 	sb_add(s, "\n", 1);
@@ -806,6 +812,48 @@ expect_error(const char *what, const struct codec_limits *lim, const char *s,
 #define EXPECT_ERROR(what, lim, s, want)                                       \
 	expect_error(what, lim, s, sizeof(s) - 1, want)
 
+/* Feeds s followed by "* 7 EXISTS" whole, a byte at a time, in chunks of
+ * 7 and at random sizes: each must render want (when not NULL; else the
+ * same as the first way) and then the EXISTS. */
+static void
+expect_skip(const char *what, const struct codec_limits *lim, const char *s,
+	    size_t len, const char *want)
+{
+	static const char next[] = "* 7 EXISTS\r\n";
+	char *in = xmalloc(len + sizeof(next));
+	char *first = NULL;
+	bool good = true;
+
+	memcpy(in, s, len);
+	memcpy(in + len, next, sizeof(next));
+	for (int way = 0; way < 6 && good; way++) {
+		static const size_t chunks[] = {0, 1, 7, 0, 0, 0};
+		struct codec c;
+		struct sb out = {0};
+		char *w;
+
+		codec_init(&c, lim);
+		feed(&c, in, len + sizeof(next) - 1, chunks[way],
+		     way >= 3 ? (uint64_t)way * 7919 : 0, &out);
+		if (!first)
+			first = xstrdup(out.p ? out.p : "");
+		w = want ? xasprintf("%s* 7 EXISTS\n", want) : xstrdup(first);
+		good = out.p && !strcmp(out.p, w) && !strncmp(w, "SKIPPED", 7);
+		if (!good)
+			printf("#   way %d got\n%s#   want\n%s", way,
+			       out.p ? out.p : "", w);
+		free(w);
+		free(out.p);
+		codec_finish(&c);
+	}
+	ok(good, "%s: skipped, in step after it", what);
+	free(first);
+	free(in);
+}
+
+#define EXPECT_SKIP(what, lim, s, want)                                        \
+	expect_skip(what, lim, s, sizeof(s) - 1, want)
+
 static void
 test_errors(void)
 {
@@ -822,18 +870,40 @@ test_errors(void)
 	int rc;
 	char *big;
 
-	/* Each limit. */
-	EXPECT_ERROR("line limit", &small,
-		     "* OK 0123456789012345678901234567890123456789"
-		     "0123456789012345678901234567890123456789\r\n",
-		     CODEC_E_LINE_TOO_LONG);
+	/* Each limit: the response is skipped whole (reported with what
+	 * its first bytes say) and the next one parses. */
+	EXPECT_SKIP("line limit", &small,
+		    "* OK 0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789\r\n",
+		    "SKIPPED tag= -1 OK: line longer than 64 bytes\n");
 	EXPECT_ERROR("line of exactly max_line is fine", &small,
 		     "* OK 012345678901234567890123456789012345678901234"
 		     "56789012345678\r\n",
 		     CODEC_E_NONE);
-	EXPECT_ERROR("literal limit", &small, "* 1 FETCH (BODY[] {101}\r\n",
-		     CODEC_E_LITERAL_TOO_BIG);
-	EXPECT_ERROR(
+	EXPECT_SKIP("literal limit", &small,
+		    "* 1 FETCH (BODY[] {101}\r\n"
+		    "01234567890123456789012345678901234567890123456789"
+		    "01234567890123456789012345678901234567890123456789"
+		    "0)\r\n",
+		    "SKIPPED tag= 1 FETCH: literal of 101 bytes exceeds the "
+		    "limit of 100 bytes\n");
+	EXPECT_SKIP("a line over the limit after a literal", &small,
+		    "* 2 FETCH (BODY[] {3}\r\nabc ENVELOPE "
+		    "(0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789))\r\n",
+		    "SKIPPED tag= 2 FETCH: line longer than 64 bytes\n");
+	EXPECT_SKIP("literals after the limit are skipped as literals",
+		    &small,
+		    "* 3 FETCH (X {200}\r\n"
+		    "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "01234567890123456789012345\r\n* 9 EXISTS\r\n"
+		    " Y {5}\r\n\r\n\r\n\r)\r\n",
+		    "SKIPPED tag= 3 FETCH: literal of 200 bytes exceeds the "
+		    "limit of 100 bytes\n");
+	EXPECT_SKIP(
 	    "response limit", &small,
 	    "* 1 FETCH (BODY[1] {100}\r\n"
 	    "0123456789012345678901234567890123456789012345678901234567"
@@ -841,27 +911,35 @@ test_errors(void)
 	    " BODY[2] {100}\r\n"
 	    "0123456789012345678901234567890123456789012345678901234567"
 	    "890123456789012345678901234567890123456789"
-	    " BODY[3] {100}\r\n",
-	    CODEC_E_RESPONSE_TOO_BIG);
-	EXPECT_ERROR("depth limit", &small, "* 1 FETCH (X-FOO ((((a)))))\r\n",
-		     CODEC_E_TOO_DEEP);
-	EXPECT_ERROR("depth limit in BODYSTRUCTURE", &small,
-		     "* 1 FETCH (BODYSTRUCTURE ((((\"text\")))))\r\n",
-		     CODEC_E_TOO_DEEP);
+	    " BODY[3] {100}\r\n"
+	    "0123456789012345678901234567890123456789012345678901234567"
+	    "890123456789012345678901234567890123456789)\r\n",
+	    "SKIPPED tag= 1 FETCH: response longer than 300 bytes\n");
+	EXPECT_SKIP("a tagged status over the limit", &small,
+		    "a7 OK 0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789 {5}\r\n",
+		    "SKIPPED tag=a7 -1 OK: line longer than 64 bytes\n");
+	EXPECT_SKIP("depth limit", &small, "* 1 FETCH (X-FOO ((((a)))))\r\n",
+		    "SKIPPED tag= 1 FETCH: lists nested deeper than 4\n");
+	EXPECT_SKIP("depth limit in BODYSTRUCTURE", &small,
+		    "* 1 FETCH (BODYSTRUCTURE ((((\"text\")))))\r\n",
+		    "SKIPPED tag= 1 FETCH: lists nested deeper than 4\n");
 	EXPECT_ERROR("depth just inside the limit", &small,
 		     "* 1 FETCH (X-FOO (((a))))\r\n", CODEC_E_NONE);
-	EXPECT_ERROR("list limit, SEARCH", &small, "* SEARCH 1 2 3 4 5 6\r\n",
-		     CODEC_E_LIST_TOO_LONG);
-	EXPECT_ERROR("list limit, CAPABILITY", &small,
-		     "* CAPABILITY A B C D E F\r\n", CODEC_E_LIST_TOO_LONG);
-	EXPECT_ERROR("list limit, FLAGS", &small,
-		     "* FLAGS (\\A \\B \\C \\D \\E \\F)\r\n",
-		     CODEC_E_LIST_TOO_LONG);
-	EXPECT_ERROR("list limit, sequence set", &small,
-		     "* VANISHED 1,3,5,7,9,11\r\n", CODEC_E_LIST_TOO_LONG);
-	EXPECT_ERROR("list limit, skipped value", &small,
-		     "* 1 FETCH (X-GM-LABELS (a b c d e f))\r\n",
-		     CODEC_E_LIST_TOO_LONG);
+	EXPECT_SKIP("list limit, SEARCH", &small, "* SEARCH 1 2 3 4 5 6\r\n",
+		    "SKIPPED tag= -1 SEARCH: list longer than 5 items\n");
+	EXPECT_SKIP("list limit, CAPABILITY", &small,
+		    "* CAPABILITY A B C D E F\r\n",
+		    "SKIPPED tag= -1 CAPABILITY: list longer than 5 items\n");
+	EXPECT_SKIP("list limit, FLAGS", &small,
+		    "* FLAGS (\\A \\B \\C \\D \\E \\F)\r\n",
+		    "SKIPPED tag= -1 FLAGS: list longer than 5 items\n");
+	EXPECT_SKIP("list limit, sequence set", &small,
+		    "* VANISHED 1,3,5,7,9,11\r\n",
+		    "SKIPPED tag= -1 VANISHED: list longer than 5 items\n");
+	EXPECT_SKIP("list limit, skipped value", &small,
+		    "* 1 FETCH (X-GM-LABELS (a b c d e f))\r\n",
+		    "SKIPPED tag= 1 FETCH: list longer than 5 items\n");
 	EXPECT_ERROR("list of max_list items is fine", &small,
 		     "* SEARCH 1 2 3 4 5\r\n", CODEC_E_NONE);
 
@@ -881,8 +959,9 @@ test_errors(void)
 			sb_add(&s, ") ", 2);
 		}
 		sb_add(&s, ")\r\n", 3);
-		expect_error("arena cap", &lim, s.p, s.len,
-			     CODEC_E_RESPONSE_TOO_BIG);
+		expect_skip("arena cap", &lim, s.p, s.len,
+			    "SKIPPED tag= 1 FETCH: response needs more than "
+			    "16842752 bytes of memory\n");
 		free(s.p);
 	}
 
@@ -918,42 +997,43 @@ test_errors(void)
 	EXPECT_ERROR("junk after a response", NULL, "* 3 EXISTS now\r\n",
 		     CODEC_E_SYNTAX);
 
-	/* A 4 GiB literal fails at its header, before any of it arrives,
-	 * even when the header comes in pieces. */
+	/* A 4 GiB literal is skipped from its header on, even when the
+	 * header comes in pieces: nothing is kept of it. */
 	codec_init(&c, NULL);
 	rc = codec_parse(&c, "* 1 FETCH (BODY[] {42949", 24, &used, &r);
 	is_int(rc, 0, "4 GiB literal: first half of the header");
 	rc = codec_parse(&c, "67296}\r\nxxxx", 12, &used, &r);
-	is_int(rc, -CODEC_E_LITERAL_TOO_BIG, "4 GiB literal: fails at {n}");
-	is_int(used, 8, "4 GiB literal: consumed up to the header's LF");
+	ok(rc == 0 && used == 12 && c.skipping,
+	   "4 GiB literal: skipped from its header on");
 	ok(c.cap <= 4096, "4 GiB literal: nothing allocated for it (%zu)",
 	   c.cap);
-	ok(strstr(codec_errmsg(&c), "4294967296") != NULL,
-	   "4 GiB literal: message names the size: %s", codec_errmsg(&c));
+	ok(strstr(c.errmsg, "4294967296") != NULL,
+	   "4 GiB literal: the reason names the size: %s", c.errmsg);
 	codec_finish(&c);
-	EXPECT_ERROR("literal size overflowing 64 bits", NULL,
-		     "* 1 FETCH (BODY[] {99999999999999999999999}\r\n",
-		     CODEC_E_LITERAL_TOO_BIG);
+	codec_init(&c, NULL);
+	big = "* 1 FETCH (BODY[] {99999999999999999999999}\r\n";
+	rc = codec_parse(&c, big, strlen(big), &used, &r);
+	ok(rc == 0 && used == strlen(big) && c.skipping &&
+	       c.skip_literal == UINT64_MAX,
+	   "literal size overflowing 64 bits: skipped as the largest");
+	codec_finish(&c);
 
-	/* An endless line stops at the limit with bounded memory. */
+	/* An endless line is skipped with bounded memory, and what follows
+	 * its end parses. */
 	codec_init(&c, NULL);
 	big = xmalloc(4096);
 	memset(big, 'x', 4096);
 	memcpy(big, "* OK ", 5);
 	for (i = 0, rc = 0; i < 1024 && rc == 0; i++)
 		rc = codec_parse(&c, big, 4096, &used, &r);
-	is_int(rc, -CODEC_E_LINE_TOO_LONG, "endless line: line too long");
-	ok(i <= 17, "endless line: stops within the limit (%zu chunks)", i);
+	ok(rc == 0 && c.skipping, "endless line: skipped, 4 MiB of it");
 	ok(c.cap <= 2 * 65536 + 1, "endless line: buffer bounded (%zu)", c.cap);
-
-	/* The error sticks until codec_reset, then all is well. */
-	rc = codec_parse(&c, "* 1 EXISTS\r\n", 12, &used, &r);
-	ok(rc == -CODEC_E_LINE_TOO_LONG && used == 0 && r == NULL,
-	   "error sticks, nothing consumed");
-	codec_reset(&c);
+	rc = codec_parse(&c, "\r\n* 1 EXISTS\r\n", 14, &used, &r);
+	ok(rc == 1 && used == 2 && r->kind == CODEC_SKIPPED,
+	   "endless line: reported once it ends");
 	rc = codec_parse(&c, "* 1 EXISTS\r\n", 12, &used, &r);
 	ok(rc == 1 && used == 12 && r->kind == CODEC_EXISTS && r->u.number == 1,
-	   "after codec_reset it parses again");
+	   "endless line: the next response parses");
 	codec_finish(&c);
 	free(big);
 
@@ -1254,6 +1334,115 @@ test_mutf7(void)
 	}
 }
 
+/* INTERNALDATE comes from the server: every prefix of a good one, and
+ * every impossible day or time, is refused without reading past len (each
+ * is copied to a buffer of exactly its length, unterminated, for ASan). */
+static bool
+idate(const char *s, size_t len, int64_t *t)
+{
+	char *copy = xmalloc(len ? len : 1);
+	bool r;
+
+	memcpy(copy, s, len);
+	r = codec_internaldate(copy, len, t);
+	free(copy);
+	return r;
+}
+
+static bool
+idate_is(const char *s, int64_t want)
+{
+	int64_t t = 0;
+
+	return idate(s, strlen(s), &t) && t == want;
+}
+
+static void
+test_internaldate(void)
+{
+	static const char *const bad[] = {
+		"",
+		"17-Jul-1996 02:44:25",
+		"17-Jly-1996 02:44:25 -0700",
+		"17 Jul 1996 02:44:25 -0700",
+		"17-Jul-96 02:44:25 -0700",
+		"17-Jul-1996 2:44:25 -0700",
+		"17-Jul-1996 02:44:25 0700",
+		"17-Jul-1996 02:44:25 -07",
+		"17-Jul-1996 02:44:25 -0700 ",
+		"17-Jul-1996  02:44:25 -0700",
+		"  7-Jul-1996 02:44:25 -0700",
+		"117-Jul-1996 02:44:25 -0700",
+		"00-Jan-2024 10:00:00 +0000",
+		"32-Jan-2024 10:00:00 +0000",
+		"31-Apr-2024 10:00:00 +0000",
+		"29-Feb-2023 10:00:00 +0000",
+		"29-Feb-1900 10:00:00 +0000",
+		"01-Jan-2024 24:00:00 +0000",
+		"01-Jan-2024 10:60:00 +0000",
+		"01-Jan-2024 10:00:61 +0000",
+		"01-Jan-2024 10:00:00 +2400",
+		"01-Jan-2024 10:00:00 +0060",
+		"01-Jan-2024 10:00:00 *0000",
+		"01-Jan-2024 10:00:00 +00a0",
+		"-1-Jan-2024 10:00:00 +0000",
+	};
+	const char *good = "17-Jul-1996 02:44:25 -0700";
+	bool prefixes = true, days = true;
+	int64_t t;
+	char buf[64];
+
+	ok(idate_is(good, 837596665), "RFC 3501's example");
+	ok(idate_is(" 1-Jan-2024 10:00:00 +0000", 1704103200) &&
+		   idate_is("01-Jan-2024 10:00:00 +0000", 1704103200) &&
+		   idate_is("1-jan-2024 10:00:00 +0000", 1704103200) &&
+		   idate_is("01-JAN-2024 11:30:00 +0130", 1704103200),
+	   "day as \" 1\", \"01\" or \"1\"; month in any case; zones");
+	ok(idate_is("29-Feb-2024 00:00:00 +0000", 1709164800) &&
+		   idate_is("29-Feb-2000 00:00:00 +0000", 951782400),
+	   "leap days");
+	ok(idate_is("31-Dec-2016 23:59:60 +0000", 1483228800),
+	   "a leap second is the next minute's first");
+	ok(idate_is("01-Jan-0000 00:00:00 +0000", -62167219200) &&
+		   idate_is("31-Dec-9999 23:59:59 -2359", 253402387139),
+	   "the first and last years");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ok(!idate(bad[i], strlen(bad[i]), &t), "refused: \"%s\"",
+		   bad[i]);
+	ok(!idate("01-Jan-2024 10:00:00 +0000", 27, &t),
+	   "refused: a NUL after it");
+	for (size_t n = 0; n < strlen(good); n++)
+		prefixes = prefixes && !idate(good, n, &t);
+	ok(prefixes, "every shorter prefix refused");
+	/* Every day of 1900-2100 agrees with timegm(). */
+	for (int y = 1900; y <= 2100 && days; y++) {
+		static const char *const mon[] = {
+			"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+			"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+		for (int m = 0; m < 12; m++) {
+			for (int d = 1; d <= 31; d++) {
+				struct tm tm = {.tm_year = y - 1900,
+						.tm_mon = m,
+						.tm_mday = d,
+						.tm_hour = 12};
+				time_t want = timegm(&tm);
+				bool exists = tm.tm_mday == d;
+
+				snprintf(buf, sizeof(buf),
+					 "%02d-%s-%d 13:30:00 +0130", d,
+					 mon[m], y);
+				if (idate(buf, strlen(buf), &t) != exists ||
+				    (exists && t != (int64_t)want)) {
+					ok(0, "%s", buf);
+					days = false;
+				}
+			}
+		}
+	}
+	ok(days, "every day of 1900-2100 as timegm() has it, and no other");
+}
+
 int
 main(void)
 {
@@ -1261,6 +1450,7 @@ main(void)
 	test_errors();
 	test_encoder();
 	test_mutf7();
+	test_internaldate();
 	test_transcripts();
 	return tap_done();
 }

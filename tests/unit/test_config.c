@@ -246,42 +246,107 @@ test_full(void)
 	free(out);
 }
 
-/* mailboxes on several lines add up (a line holds 199 bytes at most). */
+/* A long mailboxes list goes on in lines indented further than the key;
+ * lines indented alike are keys. */
 static void
-test_mailboxes_lines(void)
+test_continuation(void)
 {
-	const char *path = write_file("lines.ini", 0600,
+	const char *path = write_file("cont.ini", 0600,
 				      "[account a]\n"
 				      "host = h\n"
+				      "mailboxes = INBOX, A,\n"
+				      "  B ; a comment\n"
+				      "; a comment line between\n"
+				      "\t[Gmail]/Sent Mail,\n"
+				      "    C, D\n"
 				      "username = u\n"
 				      "password_command = echo pw\n"
-				      "mailboxes = INBOX, A\n"
-				      "mailboxes = B\n"
-				      "mailboxes = inbox\n");
+				      "\n"
+				      "  [account b]\n"
+				      "  host = h\n"
+				      "  username = u\n"
+				      "  password_command = echo pw\n"
+				      "  mailboxes =\n"
+				      "      X,\n"
+				      "      Y\n"
+				      "  notify = no\n");
 	struct config *cfg;
 	char *out;
 	int r;
 
 	r = load(path, &cfg, &out);
-	is_int(r, -EINVAL, "mailboxes lines: a repeat across lines is refused");
-	has(out, "lines.ini:7: mailboxes: duplicate mailbox 'INBOX'");
-	free(out);
-	path = write_file("lines.ini", 0600,
-			  "[account a]\n"
-			  "host = h\n"
-			  "username = u\n"
-			  "password_command = echo pw\n"
-			  "mailboxes = INBOX, A\n"
-			  "mailboxes = B\n");
-	r = load(path, &cfg, &out);
-	is_int(r, 0, "mailboxes lines: load");
+	is_int(r, 0, "continuation: loads");
+	is_str(out, "", "continuation: nothing logged");
 	free(out);
 	if (r < 0)
 		return;
-	ok(argv_is(cfg->accounts[0].mailboxes, "INBOX", "A", "B", NULL) &&
-		   cfg->accounts[0].n_mailboxes == 3,
-	   "mailboxes lines: add up in order");
+	ok(argv_is(cfg->accounts[0].mailboxes, "INBOX", "A", "B",
+		   "[Gmail]/Sent Mail", "C", "D", NULL) &&
+	       cfg->accounts[0].n_mailboxes == 6,
+	   "continuation: indented lines add to mailboxes, comments skipped");
+	is_str(cfg->accounts[0].username, "u",
+	       "continuation: a line not indented ends the list");
+	ok(argv_is(cfg->accounts[1].mailboxes, "X", "Y", NULL),
+	   "continuation: the list may start in the line after 'mailboxes ='");
+	is_str(cfg->accounts[1].password_command, "echo pw",
+	       "continuation: keys indented alike are keys");
+	ok(!cfg->accounts[1].d.notify,
+	   "continuation: the line after the list is a key");
 	config_free(&cfg);
+}
+
+static void
+test_continuation_errors(void)
+{
+	const char *path = write_file("cont-err.ini", 0600,
+				      "[account a]\n"		       /* 1 */
+				      "host = h\n"		       /* 2 */
+				      "username = u\n"		       /* 3 */
+				      "  password_command = echo pw\n" /* 4 */
+				      "    more\n"		       /* 5 */
+				      "password = p\n"		       /* 6 */
+				      "mailboxes = INBOX\n"	       /* 7 */
+				      "mailboxes = Other\n"	       /* 8 */
+				      "   Skipped\n"		       /* 9 */
+				      "[account b]\n"		       /* 10 */
+				      "host = h\n"		       /* 11 */
+				      "username = u\n"		       /* 12 */
+				      "password = p\n"		       /* 13 */
+				      "mailboxes = A,\n"	       /* 14 */
+				      "  B\n"			       /* 15 */
+				      "  A\n"			       /* 16 */
+				      "\n"			       /* 17 */
+				      "  C\n"			       /* 18 */
+				      "colour = x\n"		       /* 19 */
+				      "  D\n"			       /* 20 */
+				      "[account c]\n"		       /* 21 */
+				      "host = h\n"		       /* 22 */
+				      "username = u\n"		       /* 23 */
+				      "password = p\n"		       /* 24 */
+				      "mailboxes =\n"		       /* 25 */
+				      "; nothing follows\n");	       /* 26 */
+	struct config *cfg;
+	char *out;
+	int r;
+
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "continuation errors: -EINVAL");
+	has(out,
+	    "%s:4: indented line continues 'username', which takes one "
+	    "line (only mailboxes may go on over several lines)",
+	    path);
+	has(out,
+	    "%s:8: duplicate key 'mailboxes' (first set on line 7): "
+	    "continue the list in indented lines",
+	    path);
+	has(out, "%s:16: mailboxes: duplicate mailbox 'A'", path);
+	has(out, "%s:18: expected 'key = value'", path);
+	has(out, "%s:19: unknown key 'colour'", path);
+	has(out, "%s:25: mailboxes: empty value", path);
+	is_int(count_lines(out), 6,
+	       "continuation errors: one message per problem, none for the "
+	       "lines that go on a reported one");
+	free(out);
 }
 
 static void
@@ -349,8 +414,8 @@ test_override_order(void)
 				      "hook_timeout = 5\n"
 				      "\n"
 				      "[account late]\n"
-				      "host = h\n"
-				      "username: u\n"
+				      "  host = h\n"
+				      "  username: u\n"
 				      "  password_command = echo pw\n"
 				      "hook_timeout = 7\n");
 	struct config *cfg;
@@ -390,7 +455,7 @@ struct bad_line {
 static void
 test_errors(void)
 {
-	char long_line[300];
+	static char long_line[4200];
 	const struct bad_line lines[] = {
 	    {"early = 1", {"key 'early' outside of a section"}},
 	    {"[general]", {NULL}},
@@ -456,26 +521,24 @@ test_errors(void)
 	     {"duplicate key 'on_click' (first set on line 37)"}},
 	    {"mailboxes = A, B\x01",
 	     {"mailboxes: mailbox name 2 is not valid UTF-8"}},
-	    {"mailboxes = x, y, x",
-	     {"mailboxes: duplicate mailbox 'x'"}},
+	    {"  x, y, x", {"mailboxes: duplicate mailbox 'x'"}},
 	    {"[general", {"missing ']' in section header"}},
 	    {"poll_interval = 5", {NULL}},
 	    {"[general]", {"duplicate section [general] (first on line 2)"}},
-	    {long_line, {"line too long"}},
+	    {long_line, {"line longer than 4096 bytes"}},
 	    {"= x", {"missing key name before '='"}},
 	    {"[account d] trailing", {"unexpected text after section header"}},
 	};
 	/* username = (line 34) gets its own message: */
 	const char *empty_user = "username: empty value";
 	size_t n = sizeof(lines) / sizeof(*lines), len = 0;
-	char *text = xcalloc(1, 8192), *out;
+	char *text = xcalloc(1, 16384), *out;
 	const char *path;
 	struct config *cfg;
 	int r, n_msgs = 1;
 
-	memset(long_line, 0, sizeof(long_line));
 	memcpy(long_line, "on_click = ", 11);
-	memset(long_line + 11, 'x', 250);
+	memset(long_line + 11, 'x', sizeof(long_line) - 12);
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)sprintf(text + len, "%s\n", lines[i].text);
 	path = write_file("errors.ini", 0600, text);
@@ -502,11 +565,11 @@ test_errors(void)
 	free(out);
 }
 
-/* What the reader does before inih sees a line. */
+/* Byte order mark, line ends, blanks, comments and the line length. */
 static void
 test_lexing(void)
 {
-	char buf[1024], icon[300];
+	static char buf[8192], icon[4096];
 	const char *path;
 	struct config *cfg;
 	char *out;
@@ -514,20 +577,15 @@ test_lexing(void)
 	FILE *f;
 	int r;
 
-	/* "icon=" and 194 characters: 199, the most inih's buffer holds. */
-	memset(icon, 'i', 194);
-	icon[194] = '\0';
-	snprintf(buf, sizeof(buf),
-		 "\xef\xbb\xbf[account a]\r\n"
-		 "host = h\r\n"
-		 "username = u \t \r\n"
-		 "password = p;w ; a comment\r\n"
-		 "\t# an indented comment\r\n"
-		 "icon    =    %s    ; padded\r\n"
-		 "[general] ; a comment after a header\r\n"
-		 "on_click = a ;b\r\n",
-		 icon);
-	path = write_file("lex.ini", 0600, buf);
+	path = write_file("lex.ini", 0600,
+			  "\xef\xbb\xbf[account a]\r\n"
+			  "host = h\r\n"
+			  "username = u \t \r\n"
+			  "password = p;w ; a comment\r\n"
+			  "\t# an indented comment\r\n"
+			  "icon    =    an icon    ; padded\r\n"
+			  "[general] ; a comment after a header\r\n"
+			  "on_click = a ;b\r\n");
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "BOM, CRLF, padding, comments: loads");
 	is_str(out, "", "BOM, CRLF: nothing logged");
@@ -536,25 +594,55 @@ test_lexing(void)
 		       "CR and blanks stripped");
 		is_str(cfg->accounts[0].password, "p;w",
 		       "';' without a space before it is kept");
-		is_str(cfg->accounts[0].d.icon, icon,
-		       "a 199-character key=value fits");
+		is_str(cfg->accounts[0].d.icon, "an icon",
+		       "blanks inside a value are kept");
 		ok(argv_is(cfg->d.on_click, "a", NULL), "' ;b' is a comment");
 	}
 	config_free(&cfg);
 	free(out);
 
-	/* One more character is too long. */
+	/* "icon=" and 4091 characters: a line of 4096 bytes, the most. */
+	memset(icon, 'i', 4091);
+	icon[4091] = '\0';
 	snprintf(buf, sizeof(buf),
 		 "[account a]\nhost = h\nusername = u\npassword = p\n"
-		 "icon=%si\n",
+		 "icon=%s\n",
 		 icon);
 	path = write_file("long.ini", 0600, buf);
 	r = load(path, &cfg, &out);
-	is_int(r, -EINVAL, "200-character key=value: -EINVAL");
+	is_int(r, 0, "a line of 4096 bytes: loads");
+	if (r == 0)
+		is_str(cfg->accounts[0].d.icon, icon,
+		       "a line of 4096 bytes: the whole value");
+	config_free(&cfg);
+	free(out);
+
+	/* One more byte is too long: reported, not cut, and the next line
+	 * keeps its own number. */
+	snprintf(buf, sizeof(buf),
+		 "[account a]\nhost = h\nusername = u\npassword = p\n"
+		 "icon=%si\n"
+		 "port = none\n",
+		 icon);
+	path = write_file("long.ini", 0600, buf);
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "a line of 4097 bytes: -EINVAL");
 	has(out,
-	    "%s:5: line too long: key and value may have at most 199 "
-	    "characters",
+	    "%s:5: line longer than 4096 bytes (a long mailboxes list can go "
+	    "on in indented lines)",
 	    path);
+	has(out, "%s:6: invalid value 'none' for port", path);
+	is_int(count_lines(out), 2, "a line of 4097 bytes: two messages");
+	free(out);
+
+	path = write_file("no-eol.ini", 0600,
+			  "[account a]\nhost = h\nusername = u\npassword = p");
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "no line end after the last line: loads");
+	if (r == 0)
+		is_str(cfg->accounts[0].password, "p",
+		       "no line end: the last value is whole");
+	config_free(&cfg);
 	free(out);
 
 	/* A NUL byte. */
@@ -924,7 +1012,8 @@ main(void)
 
 	test_full();
 	test_defaults();
-	test_mailboxes_lines();
+	test_continuation();
+	test_continuation_errors();
 	test_override_order();
 	test_errors();
 	test_lexing();

@@ -377,6 +377,46 @@ test_event(void)
 	mail_event_finish(&ev);
 }
 
+/* A message whose ENVELOPE was too big: its raw header fields. */
+static void
+check_headers(const char *h, const char *from, const char *subject,
+	      const char *date, const char *msgid, const char *what)
+{
+	struct mail_event ev = {0};
+
+	mail_event_from_headers(&ev, h, strlen(h));
+	is_str(ev.from, from, "%s: from", what);
+	is_str(ev.subject, subject, "%s: subject", what);
+	is_str(ev.date, date, "%s: date", what);
+	is_str(ev.message_id, msgid, "%s: message-id", what);
+	mail_event_finish(&ev);
+}
+
+static void
+test_headers(void)
+{
+	check_headers("From: \"Zo\xc3\xab, A.\" <zoe@example.org>\r\n\r\n"
+		      "Subject: =?utf-8?Q?caf=C3=A9?= and\r\n more\r\n\r\n"
+		      "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n"
+		      "Message-ID: <1@example.org>\r\n\r\n",
+		      "Zo\xc3\xab, A. <zoe@example.org>", "caf\xc3\xa9 and more",
+		      "Mon, 1 Jan 2024 10:00:00 +0000", "<1@example.org>",
+		      "four fields, one section each");
+	check_headers("subject: Hi\nfrom: =?utf-8?B?Sm/Dq2w=?= <j@x.org>, "
+		      "other <o@x.org>\n",
+		      "Jo\xc3\xabl <j@x.org>", "Hi", "", "",
+		      "lower case, first address, LF only");
+	check_headers("From: bare@example.org (Bare Name)\r\n",
+		      "bare@example.org", "", "", "", "bare address");
+	check_headers("Sender: s@example.org\r\nSubject: \x1b[2Jcut\r\n",
+		      "s@example.org", "[2Jcut", "", "",
+		      "Sender, control characters dropped");
+	check_headers("From: \"Unclosed <u@example.org\r\nX-From: no\r\n",
+		      "\"Unclosed", "", "", "",
+		      "unclosed quote: the first word");
+	check_headers("", "", "", "", "", "empty");
+}
+
 int
 main(void)
 {
@@ -388,5 +428,6 @@ main(void)
 	test_truncate();
 	test_escape();
 	test_event();
+	test_headers();
 	return tap_done();
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
 #include "session.h"
 #include "tap.h"
 
@@ -14,6 +15,8 @@ struct rec {
 	char sent[8192];  /* everything the session queued */
 	char events[4096]; /* "selected 7/10/2; fetched 10 Subj; ..." */
 	uint32_t start;   /* what selected() returns; 0: uidnext */
+	bool by_date;     /* selected() asks for the date scan */
+	uint32_t dated_from; /* what dated_end() returns */
 	int failed;
 	enum session_fail why;
 	int starttls;
@@ -42,11 +45,13 @@ c_starttls(void *ud)
 }
 
 static uint32_t
-c_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists)
+c_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
+	   bool *by_date_r)
 {
 	struct rec *r = ud;
 
 	ev(r, "selected %u/%u/%u", uidvalidity, uidnext, exists);
+	*by_date_r = r->by_date;
 	return r->start ? r->start : uidnext;
 }
 
@@ -56,7 +61,9 @@ c_fetched(void *ud, const struct codec_fetch *f)
 	struct rec *r = ud;
 
 	ev(r, "fetched %u %s%s", f->uid,
-	   f->envelope.subject.nil ? "NIL" : f->envelope.subject.ptr,
+	   !(f->have & CODEC_FETCH_ENVELOPE) ? "(headers)"
+	   : f->envelope.subject.nil	     ? "NIL"
+					     : f->envelope.subject.ptr,
 	   codec_strlist_has(&f->flags, "\\Seen") ? " seen" : "");
 }
 
@@ -94,9 +101,25 @@ c_failed(void *ud, enum session_fail why, const char *msg)
 	ev(r, "failed %d %s", why, msg);
 }
 
+static void
+c_dated(void *ud, const struct codec_fetch *f)
+{
+	ev(ud, "dated %u %s%s", f->uid, f->internaldate.ptr,
+	   codec_strlist_has(&f->flags, "\\Seen") ? " seen" : "");
+}
+
+static uint32_t
+c_dated_end(void *ud)
+{
+	struct rec *r = ud;
+
+	ev(r, "dated_end");
+	return r->dated_from;
+}
+
 static const struct session_cb cb = {
-	c_starttls, c_selected, c_fetched, c_batch_end,
-	c_flags,    c_expunge,  c_idle,    c_failed,
+	c_starttls, c_selected, c_fetched, c_batch_end, c_flags,
+	c_expunge,  c_idle,     c_failed,  c_dated,     c_dated_end,
 };
 
 static struct session_opts opts = {
@@ -255,6 +278,126 @@ test_fetch_edges(void)
 		   "batch_end; ",
 	       "below-start UID dropped, repeat reported once");
 	sent(&r, "m4 IDLE\r\n", "IDLE after catch-up");
+	session_free(&s);
+}
+
+/* The date scan after a UIDVALIDITY change: UID, FLAGS and INTERNALDATE
+ * of the whole mailbox, then the catch-up from the UID the owner found,
+ * with INTERNALDATE; an EXISTS during the scan is fetched after it. */
+static void
+test_date_scan(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	r.by_date = true;
+	r.dated_from = 9; /* nothing new: fetch from UIDNEXT */
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 9] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	sent(&r, "m3 UID FETCH 1:* (UID FLAGS INTERNALDATE)\r\n",
+	     "the date scan, without envelopes");
+	feed(s, &r,
+	     "* 1 FETCH (UID 4 FLAGS (\\Seen) INTERNALDATE \"01-Jan-2024 "
+	     "10:00:00 +0000\")\r\n"
+	     "* 2 FETCH (UID 8 FLAGS () INTERNALDATE \" 2-Jan-2024 10:00:00 "
+	     "+0000\")\r\n"
+	     "* 2 FETCH (FLAGS (\\Seen))\r\n"
+	     "* 3 EXISTS\r\n"
+	     "m3 OK done\r\n",
+	     0, SEC);
+	events(&r, "selected 8/9/2; dated 4 01-Jan-2024 10:00:00 +0000 seen; "
+		   "dated 8  2-Jan-2024 10:00:00 +0000; flags 2; dated_end; ",
+	       "each message dated, then asked where to start");
+	sent(&r, "m4 UID FETCH 9:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "the message that came during the scan is fetched after it");
+	feed(s, &r, "m4 OK done\r\n", 0, SEC);
+	sent(&r, "m5 IDLE\r\n", "then IDLE");
+	feed(s, &r, "+ idling\r\n* 4 EXISTS\r\n", 0, SEC);
+	sent(&r, "DONE\r\nm6 UID FETCH 9:* (UID FLAGS ENVELOPE)\r\n",
+	     "later fetches without INTERNALDATE");
+	ok(!r.failed, "date scan without failure");
+	session_free(&s);
+
+	/* An empty mailbox needs no scan: straight to dated_end. */
+	memset(&r, 0, sizeof(r));
+	r.by_date = true;
+	r.dated_from = 3;
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 3] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	events(&r, "selected 8/3/0; dated_end; ", "empty: no scan");
+	sent(&r, "m3 IDLE\r\n", "empty: IDLE");
+	session_free(&s);
+
+	/* The scan's deadline runs from the last answer. */
+	memset(&r, 0, sizeof(r));
+	r.by_date = true;
+	r.dated_from = 1;
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	feed(s, &r,
+	     "* 9 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 10] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	for (uint64_t t = 20; t <= 200; t += 20)
+		feed(s, &r,
+		     "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2024 "
+		     "10:00:00 +0000\")\r\n",
+		     0, t * SEC);
+	{
+		uint64_t acc;
+
+		is_int(session_deadline(s, &acc), 230 * SEC,
+		       "the scan's deadline: 30 s after its last answer");
+	}
+	ok(!r.failed, "a long scan that answers is not timed out");
+	session_free(&s);
+
+	/* A message over the limits in the catch-up is fetched again with
+	 * its INTERNALDATE too, for the owner to tell whether it is new. */
+	memset(&r, 0, sizeof(r));
+	r.by_date = true;
+	r.dated_from = 10;
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 11] x\r\n"
+	     "m1 OK done\r\nm2 OK scanned\r\n",
+	     0, 0);
+	{
+		char *big = xmalloc(80000);
+		int n = snprintf(big, 80000,
+				 "* 2 FETCH (UID 10 FLAGS () INTERNALDATE "
+				 "\"01-Jan-2024 10:00:00 +0000\" ENVELOPE (NIL "
+				 "\"big\" NIL NIL NIL ((\"");
+
+		memset(big + n, 'x', 70000);
+		n += 70000;
+		snprintf(big + n, 80000 - n,
+			 "\" NIL \"a\" \"b\")) NIL NIL NIL NIL))\r\n"
+			 "m3 OK done\r\n");
+		r.sent[0] = 0;
+		feed(s, &r, big, 0, 0);
+		free(big);
+	}
+	sent(&r,
+	     "m4 FETCH 2 (INTERNALDATE UID FLAGS "
+	     "BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
+	     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n",
+	     "over the limits in the catch-up: fetched again with its date");
 	session_free(&s);
 }
 
@@ -435,8 +578,159 @@ test_garbage(void)
 	struct session *s = session_new(&opts, &cb, &r);
 
 	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "* 1 FETCH (UID {99999999999}\r\n", 0, 0);
-	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL, "huge literal fails");
+	feed(s, &r, "* 1 FETCH (UID 5\r\n", 0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL,
+	   "an unterminated FETCH fails");
+	session_free(&s);
+}
+
+/* A server that answers the UID FETCH but never completes the IDLE it
+ * followed: IDLEs used to pile up until the session aborted the process.
+ * Now the session ends there, before reporting the batch (the next
+ * connection fetches it again), and nothing more is sent. */
+static void
+test_idle_never_done(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	feed(s, &r,
+	     "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 2] x\r\n"
+	     "m1 OK done\r\n+ idling\r\n",
+	     0, 0);
+	r.sent[0] = 0;
+	r.events[0] = 0;
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n",
+	     0, SEC);
+	sent(&r, "DONE\r\nm3 UID FETCH 2:* (UID FLAGS ENVELOPE)\r\n",
+	     "DONE + fetch, and no IDLE while the old one is open");
+	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL,
+	   "fetch completed before its IDLE: a protocol error");
+	ok(!strstr(r.events, "batch_end"), "the batch is not reported");
+	feed(s, &r, "* 3 EXISTS\r\n+ idling\r\nm2 OK done\r\n", 0, SEC);
+	sent(&r, "", "nothing sent once failed");
+	ok(r.failed == 1, "failed once");
+	session_free(&s);
+}
+
+/* A NO to the login: credentials refused (do not retry) or the server
+ * cannot take us now (retry), by the response code. */
+static void
+test_login_refusals(void)
+{
+	static const struct {
+		const char *reply;
+		enum session_fail why;
+	} cases[] = {
+		{"NO [AUTHENTICATIONFAILED] Authentication failed.",
+		 SESSION_FAIL_AUTH},
+		{"NO Login failed.", SESSION_FAIL_AUTH},
+		{"NO [EXPIRED] Password expired.", SESSION_FAIL_AUTH},
+		{"NO [LIMIT] Maximum number of connections from user+IP "
+		 "exceeded (mail_max_userip_connections=10)",
+		 SESSION_FAIL_REFUSED},
+		{"NO [UNAVAILABLE] Temporary authentication failure.",
+		 SESSION_FAIL_REFUSED},
+		{"NO [SERVERBUG] Internal error", SESSION_FAIL_REFUSED},
+		{"NO [INUSE] Mailbox in use", SESSION_FAIL_REFUSED},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rec r = {0};
+		struct session *s = session_new(&opts, &cb, &r);
+		char buf[256];
+
+		feed(s, &r, greeting, 0, 0);
+		snprintf(buf, sizeof(buf), "m1 %s\r\n", cases[i].reply);
+		feed(s, &r, buf, 0, 0);
+		ok(r.failed == 1 && r.why == cases[i].why, "%s: %s",
+		   cases[i].reply,
+		   cases[i].why == SESSION_FAIL_AUTH ? "not retried"
+						     : "retried");
+		ok(strstr(r.events, cases[i].reply) != NULL,
+		   "the reply with its code is in the message");
+		session_free(&s);
+	}
+}
+
+/* A FETCH response over the codec's limits costs the message's details,
+ * not the session: it is fetched again with four header fields only, and
+ * reported with them in the same batch. */
+static void
+test_fetch_over_limits(int bytewise)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	char *big = xmalloc(80000);
+	int n;
+
+	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 10] x\r\n"
+	     "m1 OK done\r\n+ idling\r\n",
+	     0, 0);
+	r.sent[0] = r.events[0] = 0;
+	feed(s, &r, "* 4 EXISTS\r\n", 0, 0);
+	sent(&r, "DONE\r\nm3 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "fetch");
+	/* A To list of 70000 bytes on one line. */
+	n = snprintf(big, 80000, "m2 OK idle done\r\n* 3 FETCH (UID 10 FLAGS () "
+				 "ENVELOPE (NIL \"big\" NIL NIL NIL ((\"");
+	memset(big + n, 'x', 70000);
+	n += 70000;
+	n += snprintf(big + n, 80000 - n,
+		      "\" NIL \"a\" \"b\")) NIL NIL NIL NIL))\r\n"
+		      "* 4 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"small\" NIL "
+		      "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n");
+	feed(s, &r, big, bytewise, 0);
+	sent(&r,
+	     "m4 FETCH 3 (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
+	     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n",
+	     "the big one fetched again, header fields only");
+	events(&r, "fetched 11 small; ", "the small one reported");
+	feed(s, &r,
+	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM)]<0> "
+	     "{17}\r\nFrom: a@b.org\r\n\r\n BODY[HEADER.FIELDS (SUBJECT)]<0> "
+	     "{16}\r\nSubject: big\r\n\r\n)\r\n"
+	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM)]<0> "
+	     "\"\")\r\nm4 OK done\r\n",
+	     bytewise, 0);
+	events(&r, "fetched 10 (headers); batch_end; ",
+	       "reported once with its header fields, then the batch ends");
+	sent(&r, "m5 IDLE\r\n", "back to IDLE");
+	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+	free(big);
+	session_free(&s);
+}
+
+/* The -v trace shows each server line whole, however the reads cut it. */
+static void
+test_trace_lines(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	char *out;
+
+	log_max_level = LOG_DEBUG;
+	capture_begin("build/test_session.stderr");
+	session_feed(s, "* OK [CAPABILITY IMAP4rev1 IDLE] hel", 36, 0);
+	session_feed(s, "lo\r", 3, 0);
+	session_feed(s, "\n* 1 EXI", 8, 0);
+	session_feed(s, "STS\r\n", 5, 0);
+	out = capture_end();
+	log_max_level = LOG_INFO;
+	ok(strstr(out, "S: * OK [CAPABILITY IMAP4rev1 IDLE] hello\n") &&
+	       strstr(out, "S: * 1 EXISTS\n") && !strstr(out, "S: lo") &&
+	       !strstr(out, "S: STS"),
+	   "trace lines whole across reads, without CR");
+	if (!strstr(out, "S: * 1 EXISTS\n"))
+		dump(out);
+	free(out);
 	session_free(&s);
 }
 
@@ -446,11 +740,17 @@ main(void)
 	test_main_path(0);
 	test_main_path(1);
 	test_fetch_edges();
+	test_date_scan();
 	test_refusals();
 	test_polling();
 	test_no_uidnext();
 	test_timeout();
 	test_no_greeting();
 	test_garbage();
+	test_idle_never_done();
+	test_login_refusals();
+	test_fetch_over_limits(0);
+	test_fetch_over_limits(1);
+	test_trace_lines();
 	return tap_done();
 }

@@ -723,11 +723,11 @@ pid_dead(pid_t pid)
 	return dead;
 }
 
-static int n_started;
+static int n_changed;
 
-/* sink_hook_new's started callback: counts calls. */
+/* sink_hook_new's changed callback: counts calls. */
 static void
-count_started(void *ud)
+count_changed(void *ud)
 {
 	(*(int *)ud)++;
 }
@@ -801,7 +801,7 @@ test_hook_env(sd_event *e)
 	a.d.on_new_mail = argv;
 	a.d.on_new_mail_post = post_argv;
 	ev[1].from = "Mallory $(id) `id` <mallory@example.org>";
-	s = sink_hook_new(e, count_started, &n_started);
+	s = sink_hook_new(e, count_changed, &n_changed);
 	for (int i = 0; i < 3; i++)
 		s->ops->send(s, &a, &ev[i]);
 	s->ops->batch_done(s, &a, "INBOX", 3);
@@ -887,7 +887,7 @@ test_hook_failures(sd_event *e)
 	char *missing_path[] = {"mailwatch-no-such-hook", "x", NULL};
 	struct account a = account_init("acct");
 	struct mail_event ev = event_init(7, "A", "a@example.org", "s");
-	struct sink *s = sink_hook_new(e, count_started, &n_started);
+	struct sink *s = sink_hook_new(e, count_changed, &n_changed);
 	long mark = log_mark();
 	char *l;
 
@@ -937,7 +937,7 @@ test_hook_output_cap(sd_event *e)
 	char *endless[] = {"/bin/sh", "-c", yes, NULL};
 	struct account a = account_init("acct");
 	struct mail_event ev = event_init(8, "A", "a@example.org", "s");
-	struct sink *s = sink_hook_new(e, count_started, &n_started);
+	struct sink *s = sink_hook_new(e, count_changed, &n_changed);
 	long mark = log_mark();
 	int before = log_max_level;
 	char *l;
@@ -953,10 +953,11 @@ test_hook_output_cap(sd_event *e)
 	ok(strstr(l, "line-299") == NULL && strstr(l, "no newline") == NULL,
 	   "the rest is not");
 	{
-		/* 4096 bytes: 10 lines of 41 bytes, 87 of 42 and a piece. */
+		/* 4096 bytes with the newlines: 10 lines of 42 bytes, 85
+		 * of 43 and a piece. */
 		int n = count_str(l, ": sh: line-");
 
-		is_int(n, 98, "4 KiB logged");
+		is_int(n, 96, "4 KiB logged");
 	}
 	free(l);
 
@@ -988,7 +989,7 @@ test_hook_timeout(sd_event *e)
 	char *argv2[] = {stubborn, tmpdir, NULL};
 	struct account a = account_init("acct");
 	struct mail_event ev = event_init(9, "A", "a@example.org", "s");
-	struct sink *s = sink_hook_new(e, count_started, &n_started);
+	struct sink *s = sink_hook_new(e, count_changed, &n_changed);
 	long mark = log_mark();
 	long long t0, t;
 	pid_t sh, child;
@@ -1032,7 +1033,8 @@ test_hook_timeout(sd_event *e)
 	t = now_ms() - t0;
 	ok(t >= 2900, "... not before 1 + 2 s (%lld ms)", t);
 
-	/* free() leaves what runs to finish: its message was announced. */
+	/* free() kills what runs, and what it started: its message is
+	 * announced again at the next start. */
 	a.d.hook_timeout = 30;
 	a.d.on_new_mail = argv;
 	{
@@ -1045,15 +1047,140 @@ test_hook_timeout(sd_event *e)
 	}
 	sh = read_pid("hang.pid");
 	child = read_pid("sleep.pid");
+	is_int(s->ops->unfinished(s, "acct", "INBOX"), 0,
+	       "unfinished: not the running hook's UID");
+	s->ops->stop(s);
+	is_int(s->ops->unfinished(s, "acct", "INBOX"), 9,
+	       "... but once stopping it is");
 	sink_free(&s);
-	ok(sh > 0 && !pid_dead(sh), "sink_free leaves a running hook alone");
-	(void)kill(-sh, SIGKILL);
-	(void)waitpid(sh, NULL, 0);
-	ok(child > 0 && run_until(e, pid_file_dead, "sleep.pid", 2000),
-	   "(the test stops it and what it started)");
+	ok(sh > 0 && pid_dead(sh), "sink_free kills a running hook");
+	ok(child > 0 &&
+	       run_until(e, pid_file_dead, "sleep.pid", 2000),
+	   "... and what it started");
+	{
+		char *l = log_since(mark);
+
+		ok(strstr(l, "still running: killing it; UID 9 is announced "
+			     "again at the next start") != NULL,
+		   "... and says so");
+		free(l);
+	}
 	log_show(mark);
 	free(hang);
 	free(stubborn);
+}
+
+/* A hook that exits at once, leaving a process in its group: the hook is
+ * finished when it exits, and what it left is killed at hook_timeout. */
+static void
+test_hook_left_behind(sd_event *e)
+{
+	char *cmd = xasprintf("sleep 1000 & echo $! > %s/left.pid.tmp; "
+			      "mv %s/left.pid.tmp %s/left.pid; exit 0",
+			      tmpdir, tmpdir, tmpdir);
+	char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	struct account a = account_init("acct");
+	struct mail_event ev = event_init(11, "A", "a@example.org", "s");
+	struct sink *s = sink_hook_new(e, count_changed, &n_changed);
+	long mark = log_mark();
+	int before = log_max_level;
+	pid_t left;
+
+	log_max_level = LOG_DEBUG;
+	a.d.hook_timeout = 1;
+	a.d.on_new_mail = argv;
+	s->ops->send(s, &a, &ev);
+	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, 5000),
+	   "the hook exits at once");
+	log_max_level = before;
+	left = read_pid("left.pid");
+	ok(left > 0, "it left a process behind (pid %d)", (int)left);
+	ok(left > 0 && run_until(e, pid_file_dead, "left.pid", 5000),
+	   "which is killed at hook_timeout");
+	ok(wait_log(e, mark,
+		    "hook /bin/sh left processes running after 1 s: "
+		    "terminating them",
+		    1, 0),
+	   "... and the log says so");
+	log_show(mark);
+	sink_free(&s);
+	if (left > 0 && !pid_dead(left))
+		(void)kill(left, SIGKILL);
+	free(cmd);
+}
+
+static bool
+one_changed(void *arg)
+{
+	(void)arg;
+	return n_changed >= 1;
+}
+
+/* At a stop: the waiting hooks start, and running ones are unfinished
+ * until they end; one that dies of a signal the sink did not send (as
+ * systemd sends one to every process of the unit) stays so, as does one
+ * that free() kills; one that exits does not. busy() holds while hooks
+ * run. */
+static void
+test_hook_stop(sd_event *e)
+{
+	char *script = path_in("stop.sh"), *p38 = path_in("stop.38");
+	char *argv[] = {script, tmpdir, NULL};
+	struct account a = account_init("acct");
+	struct sink *s = sink_hook_new(e, count_changed, &n_changed);
+	long mark = log_mark();
+	pid_t p21, p22;
+	char *l;
+
+	/* UID 23 exits at once, the others wait to be killed. */
+	write_file(script,
+		   "#!/bin/sh\n"
+		   "[ \"$MAILWATCH_UID\" = 23 ] && exit 0\n"
+		   "echo $$ > \"$1/stop.$MAILWATCH_UID.tmp\"\n"
+		   "mv \"$1/stop.$MAILWATCH_UID.tmp\" "
+		   "\"$1/stop.$MAILWATCH_UID\"\n"
+		   "exec sleep 30\n",
+		   0755);
+	a.d.on_new_mail = argv;
+	ok(!s->ops->busy(s), "busy: not before any hook");
+	n_changed = 0;
+	/* 16 start; when 23 has exited, 37 starts and 38 waits. */
+	for (uint32_t uid = 21; uid <= 38; uid++) {
+		struct mail_event ev = event_init(uid, "A", "a@b", "s");
+
+		s->ops->send(s, &a, &ev);
+	}
+	ok(run_until(e, one_changed, NULL, 5000),
+	   "a waiting hook starts when one exits");
+	is_int(s->ops->unfinished(s, "acct", "INBOX"), 38,
+	       "unfinished: the one still waiting");
+	ok(!exists(p38), "... which has not started");
+	s->ops->stop(s);
+	ok(wait_file(e, p38, 1, 5000), "stop starts it");
+	is_int(s->ops->unfinished(s, "acct", "INBOX"), 21,
+	       "unfinished at a stop: the lowest UID running");
+	p21 = read_pid("stop.21");
+	p22 = read_pid("stop.22");
+	ok(s->ops->busy(s), "busy: while hooks run");
+	(void)kill(p21, SIGTERM);
+	ok(wait_log(e, mark, "UID 21 is announced again at the next start", 1,
+		    5000),
+	   "a hook killed from outside while stopping is announced again");
+	is_int(s->ops->unfinished(s, "acct", "INBOX"), 21,
+	       "unfinished: still its UID");
+	ok(s->ops->busy(s), "busy: while the others run");
+	sink_free(&s);
+	ok(pid_dead(p22) && pid_dead(read_pid("stop.38")),
+	   "free kills those still running");
+	l = log_since(mark);
+	ok(strstr(l, "UID 22 is announced again at the next start") != NULL,
+	   "... and says their messages are announced again");
+	ok(!strstr(l, "UID 23 is announced again"),
+	   "the hook that exited is not");
+	free(l);
+	log_show(mark);
+	free(p38);
+	free(script);
 }
 
 static void
@@ -1062,7 +1189,7 @@ test_hook_bound(sd_event *e)
 	char *script = path_in("conc.sh"), *log = path_in("conc");
 	char *argv[] = {script, log, NULL};
 	struct account a = account_init("acct");
-	struct sink *s = sink_hook_new(e, count_started, &n_started);
+	struct sink *s = sink_hook_new(e, count_changed, &n_changed);
 	long mark = log_mark();
 	int before = log_max_level, cur = 0, max = 0;
 	long long t;
@@ -1076,7 +1203,7 @@ test_hook_bound(sd_event *e)
 		   0755);
 	log_max_level = LOG_DEBUG;
 	a.d.on_new_mail = argv;
-	n_started = 0;
+	n_changed = 0;
 	t = now_ms();
 	for (uint32_t uid = 1; uid <= 20; uid++) {
 		struct mail_event ev = event_init(uid, "A", "a@b", "s");
@@ -1084,10 +1211,10 @@ test_hook_bound(sd_event *e)
 		s->ops->send(s, &a, &ev);
 	}
 	t = now_ms() - t;
-	is_int(s->ops->unstarted(s, "acct", "INBOX"), 17,
-	       "unstarted: the lowest UID still queued");
-	is_int(s->ops->unstarted(s, "acct", "Other"), 0,
-	       "unstarted: nothing queued for another mailbox");
+	is_int(s->ops->unfinished(s, "acct", "INBOX"), 17,
+	       "unfinished: the lowest UID still waiting");
+	is_int(s->ops->unfinished(s, "acct", "Other"), 0,
+	       "unfinished: nothing for another mailbox");
 	ok(wait_log(e, mark, "conc.sh (pid", 20, 15000), "twenty hooks ran");
 	log_max_level = before;
 	text = slurp(log);
@@ -1098,9 +1225,9 @@ test_hook_bound(sd_event *e)
 	is_int(count_str(text, "start"), 20, "all started");
 	is_int(count_str(text, "end"), 20, "all ended");
 	is_int(max, 16, "at most 16 at once (and that many)");
-	ok(n_started >= 1, "the owner heard that queued hooks started");
-	is_int(s->ops->unstarted(s, "acct", "INBOX"), 0,
-	       "unstarted: 0 once all started");
+	ok(n_changed >= 1, "the owner heard that waiting hooks started");
+	is_int(s->ops->unfinished(s, "acct", "INBOX"), 0,
+	       "unfinished: 0 once all started");
 	printf("# sending 20 took %lld ms\n", t);
 	free(text);
 	sink_free(&s);
@@ -1142,6 +1269,8 @@ main(void)
 	test_hook_failures(e);
 	test_hook_output_cap(e);
 	test_hook_timeout(e);
+	test_hook_left_behind(e);
+	test_hook_stop(e);
 	test_hook_bound(e);
 
 	sd_event_unref(e);

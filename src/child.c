@@ -1,0 +1,264 @@
+/* child: see child.h.
+ *
+ * Four sources: the exit of the command (a child source that owns the
+ * process, so that freeing it kills and reaps), the output pipe, the
+ * deadline timer and a defer source that looks at the group once the
+ * command was reaped. sd-event reaps after the exit callback returns, and
+ * until then the zombie keeps the group alive: only in the next iteration
+ * does kill(-pgid, 0) tell whether the command left anything behind.
+ *
+ * Killing a group by its id is safe while its leader is not reaped. After
+ * that the id could in principle be taken by a new group once the old one
+ * is empty; the deadline only signals a group found non-empty after the
+ * reap, within at most the command's timeout, and PIDs are not reused
+ * before the whole PID space went round. */
+#include "child.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Reads of the pipe per wake-up, and when the command exits (that is 64
+ * KiB, what a pipe holds): a command writing without end cannot hold the
+ * loop. */
+#define CHILD_READS 16
+
+struct child {
+	const struct child_ops *ops;
+	void *ud;
+	const char *name;	/* borrowed */
+	struct log_ctx ctx;	/* borrowed strings */
+	pid_t pid;		/* the command, also its process group */
+	bool detached;		/* own session: never killed */
+	bool exited;		/* the command ended (reaped, or about to be) */
+	bool over;		/* nothing of the group is left to kill */
+	bool termed;		/* SIGTERM sent at the deadline */
+	bool capped;		/* output came beyond the cap */
+	size_t cap, passed;	/* output bytes to pass on, passed so far */
+	int fd;			/* read end of the output pipe, or -1 */
+	sd_event_source *exit;	/* owns the process */
+	sd_event_source *out;	/* on fd */
+	sd_event_source *timer; /* the deadline; NULL without one */
+	sd_event_source *check; /* after the exit: what is left */
+};
+
+static void
+close_output(struct child *c)
+{
+	c->out = sd_event_source_disable_unref(c->out);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+static void
+pass_output(struct child *c, const char *buf, size_t n)
+{
+	size_t take = c->cap - c->passed < n ? c->cap - c->passed : n;
+
+	c->passed += take;
+	if (take && c->ops->output)
+		c->ops->output(c->ud, buf, take);
+	if (take < n && !c->capped) {
+		c->capped = true;
+		if (c->ops->output)
+			c->ops->output(c->ud, NULL, 0);
+	}
+}
+
+/* Reads at most CHILD_READS chunks from the pipe. Returns true at end of
+ * file or on an error, after which the pipe should be closed. */
+static bool
+read_output(struct child *c)
+{
+	char buf[4096];
+	bool end = false;
+
+	for (unsigned i = 0; i < CHILD_READS;) {
+		ssize_t n = read(c->fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			end = true;
+			break;
+		}
+		pass_output(c, buf, (size_t)n);
+		i++;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return end;
+}
+
+static int
+on_output(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	struct child *c = ud;
+
+	(void)s;
+	(void)fd;
+	(void)revents;
+	if (read_output(c))
+		close_output(c);
+	return 0;
+}
+
+/* The group is empty or got SIGKILL after the command ended: the end. */
+static void
+over(struct child *c)
+{
+	c->over = true;
+	c->timer = sd_event_source_disable_unref(c->timer);
+	(void)sd_event_source_set_enabled(c->check, SD_EVENT_OFF);
+	c->ops->event(c->ud, CHILD_OVER, NULL);
+}
+
+static int
+on_exited(sd_event_source *s, const siginfo_t *si, void *ud)
+{
+	struct child *c = ud;
+
+	(void)s;
+	c->exited = true;
+	if (c->fd >= 0) {
+		read_output(c);
+		close_output(c);
+	}
+	(void)sd_event_source_set_enabled(c->check, SD_EVENT_ONESHOT);
+	c->ops->event(c->ud, CHILD_EXITED, si);
+	return 0;
+}
+
+/* The iteration after the exit: the command is reaped. */
+static int
+on_check(sd_event_source *s, void *ud)
+{
+	struct child *c = ud;
+
+	(void)s;
+	if (!c->over && (c->detached || !c->timer || kill(-c->pid, 0) < 0))
+		over(c);
+	return 0;
+}
+
+static int
+on_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct child *c = ud;
+
+	(void)usec;
+	if (!c->termed) {
+		c->termed = true;
+		if (kill(-c->pid, SIGTERM) < 0) {
+			if (c->exited) {
+				over(c); /* what was left is gone */
+				return 0;
+			}
+			(void)kill(c->pid, SIGTERM);
+		}
+		(void)sd_event_source_set_time_relative(s,
+							CHILD_KILL_DELAY_USEC);
+		(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+		c->ops->event(c->ud, CHILD_TERM, NULL);
+		return 0;
+	}
+	if (kill(-c->pid, SIGKILL) < 0 && !c->exited)
+		(void)kill(c->pid, SIGKILL);
+	if (c->exited)
+		over(c);
+	else
+		c->ops->event(c->ud, CHILD_KILL, NULL);
+	return 0;
+}
+
+int
+child_start(sd_event *e, const struct child_spec *spec,
+	    const struct child_ops *ops, void *ud, struct child **c_r)
+{
+	struct child *c = xcalloc(1, sizeof(*c));
+	const char *what;
+	int r;
+
+	c->ops = ops;
+	c->ud = ud;
+	c->name = spec->name;
+	c->ctx = spec->ctx;
+	c->detached = spec->detached;
+	c->cap = spec->cap;
+	r = spawn_piped(spec->argv, spec->envp, spec->with_stderr,
+			spec->detached, &c->pid, &c->fd);
+	if (r < 0) {
+		log_warn(&c->ctx, "%s: %s", c->name, strerror(-r));
+		free(c);
+		return r;
+	}
+
+	r = sd_event_add_child(e, &c->exit, c->pid, WEXITED, on_exited, c);
+	if (r < 0) {
+		log_err(&c->ctx, "%s: cannot watch pid %d: %s%s", c->name,
+			(int)c->pid, strerror(-r),
+			r == -EBUSY ? " (SIGCHLD is not blocked)" : "");
+		/* Nothing will reap it: do it now, after SIGKILL that is
+		 * quick. */
+		(void)kill(-c->pid, SIGKILL);
+		(void)waitpid(c->pid, NULL, 0);
+		c->over = true;
+		goto fail;
+	}
+	/* Freeing the source kills (if need be) and reaps the command. */
+	if (!c->detached)
+		(void)sd_event_source_set_child_process_own(c->exit, true);
+	what = "watch its output";
+	r = sd_event_add_io(e, &c->out, c->fd, EPOLLIN, on_output, c);
+	if (r >= 0) {
+		what = "add a defer source";
+		r = sd_event_add_defer(e, &c->check, on_check, c);
+	}
+	if (r >= 0)
+		r = sd_event_source_set_enabled(c->check, SD_EVENT_OFF);
+	if (r >= 0 && spec->timeout) {
+		what = "add its timer";
+		r = sd_event_add_time_relative(e, &c->timer, CLOCK_MONOTONIC,
+					       spec->timeout, 0, on_timer, c);
+	}
+	if (r < 0) {
+		log_err(&c->ctx, "%s: cannot %s: %s", c->name, what,
+			strerror(-r));
+		goto fail;
+	}
+	*c_r = c;
+	return 0;
+
+fail:
+	child_free(&c);
+	return r;
+}
+
+int
+child_pid(const struct child *c)
+{
+	return (int)c->pid;
+}
+
+void
+child_free(struct child **cp)
+{
+	struct child *c = *cp;
+
+	if (!c)
+		return;
+	/* Before the exit source reaps the command, or while something it
+	 * left may still be there. */
+	if (!c->detached && !c->over)
+		(void)kill(-c->pid, SIGKILL);
+	sd_event_source_disable_unref(c->exit);
+	sd_event_source_disable_unref(c->timer);
+	sd_event_source_disable_unref(c->check);
+	close_output(c);
+	free(c);
+	*cp = NULL;
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""A message whose FETCH response is over mailwatch's limits costs its
+details, never the mailbox: against the real Dovecot, a message with a
+35 KB To header (3,000 addresses) and one with a subject over 1 MiB, each
+followed by a normal message, are all announced once (the big ones with
+their From and Subject, cut), within a second of the next, and new mail
+after them still is. The log says what happened."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mwtest  # noqa: E402
+from mwtest import ok  # noqa: E402
+
+
+def big_to():
+    addrs = ", ".join("user%04d@example.org" % i for i in range(3000))
+    return mwtest.make_message("many recipients",
+                               from_="Ann Big <ann@example.org>", to=addrs)
+
+
+def big_subject():
+    words = " ".join("w%06d" % i for i in range(140000))  # ~1.1 MB
+    return mwtest.make_message("huge " + words,
+                               from_="Bob Huge <bob@example.org>")
+
+
+def main():
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice"),
+    })
+    ok(mw.wait_log(r"watching \(IDLE\)", 15), "watching")
+    n = 0
+    for what, raw, sender, subject in (
+            ("35 KB To", big_to(), "Ann Big <ann@example.org>",
+             "many recipients"),
+            ("1 MiB Subject", big_subject(), "Bob Huge <bob@example.org>",
+             "huge w000000")):
+        mark = mw.mark()
+        dc.deliver("alice", raw)
+        dc.deliver("alice", mwtest.make_message("normal after " + what))
+        recs = mw.wait_hooks(n + 2, 15)
+        # Hooks run side by side: their records may come in any order.
+        got = sorted(recs[n:n + 2], key=lambda r: int(r["MAILWATCH_UID"]))
+        ok(len(got) == 2, "%s: it and the next message announced" % what,
+           mw.log_tail(10))
+        if len(got) == 2:
+            big, normal = got
+            ok(big["MAILWATCH_FROM"] == sender and
+               big["MAILWATCH_SUBJECT"].startswith(subject),
+               "%s: announced with its sender and subject" % what,
+               "%r %r" % (big["MAILWATCH_FROM"],
+                          big["MAILWATCH_SUBJECT"][:40]))
+            ok(normal["MAILWATCH_SUBJECT"] == "normal after " + what,
+               "%s: the next message announced after it" % what)
+            gap = abs(normal["_t"] - big["_t"])
+            ok(gap < mwtest._t(1),
+               "%s: both within a second (%.3f s)" % (what, gap))
+        ok(mw.wait_log(r"over the limits .*fetching From, Subject, Date "
+                       r"and Message-ID only", 1, since=mark),
+           "%s: the log says so" % what)
+        n += 2
+    time.sleep(mwtest._t(1))
+    ok(len(mw.hook_records()) == n, "each announced once")
+    ok(not mw.wait_log(r"connection lost|reconnecting", 0),
+       "no reconnect: one message cost its details, not the connection")
+    dc.deliver("alice", mwtest.make_message("later"))
+    ok(len(mw.wait_hooks(n + 1, 10)) == n + 1, "new mail still announced")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+mwtest.main(main)
