@@ -30,10 +30,11 @@ _MAILBOX, _UIDVALIDITY, _UID) are compared with what was delivered unseen.
 Rules:
   - missed must be 0;
   - no \\Seen message and nothing that was not delivered is announced;
-  - a UID may be announced twice only as the batch in flight at a SIGKILL:
-    its first announcement was made by the instance that was killed, at
-    most KILL_WINDOW (2 s) before the kill (by the hook's clock; the hook
-    may start a little after the kill), the second by a later instance,
+  - a UID may be announced again only as the batch in flight at a
+    SIGKILL: each announcement but the last was made by an instance that
+    was killed, at most KILL_WINDOW (2 s, scaled) before the kill (by the
+    hook's clock; the hook may start up to HOOK_START_SLACK after it), the
+    next by a later instance (two kills in a row may catch the same batch),
     and per killed instance and mailbox the repeated UIDs are the last ones
     that instance announced there (the batch whose state was not saved);
   - every exit after SIGTERM is 0, and the log has no sanitizer report.
@@ -61,8 +62,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import mwtest  # noqa: E402
 from mwtest import ok, comment  # noqa: E402
 
-KILL_WINDOW = 2.0      # s before a SIGKILL in which a batch may repeat
-HOOK_START_SLACK = 2.0  # s a hook may take to record after being spawned
+# s before a SIGKILL in which a batch may repeat
+KILL_WINDOW = mwtest._t(2.0)
+# s a hook may take to record after being spawned
+HOOK_START_SLACK = mwtest._t(2.0)
 FAULT_KINDS = ("restart", "kick", "sigkill", "sigterm")
 # (account, user, mailbox)
 TARGETS = (
@@ -413,7 +416,7 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
     sections["general"]["on_new_mail"] = slow
     mw.write_config(sections)
     instances = [Instance(0, mw)]
-    if not mwtest.wait_until(lambda: all_idle(mw, 0), mwtest._t(30)):
+    if not mwtest.wait_until(lambda: all_idle(mw, 0), 30):
         raise RuntimeError("mailwatch did not reach IDLE on every mailbox: "
                            "%r" % idle_state(mw, 0))
 
@@ -546,7 +549,7 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
     if inst.rc is None:
         inst.rc = "hung"
     term_rcs.append((inst.pid, inst.rc))
-    mwtest.wait_until(lambda: not hooks_running(sids), mwtest._t(10))
+    mwtest.wait_until(lambda: not hooks_running(sids), 10)
     for sid in sids:
         left = mwtest._kill_session_leftovers(sid)
         if left:
@@ -659,7 +662,13 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
 
 
 def instance_of(rec, instances):
-    """The instance whose log says it started the hook that wrote rec."""
+    """The instance that started the hook that wrote rec: the one whose
+    pid is the hook's session (a SIGKILL may come between the spawn and
+    the "started" log line), else the one whose log says it started it."""
+    for ins in instances:
+        if rec.get("_sid") is not None and \
+                rec.get("_sid") == getattr(ins, "pid", None):
+            return ins
     for ins in instances:
         if rec.get("_pid") in ins.hook_pids:
             return ins
@@ -679,25 +688,27 @@ def judge_duplicates(recs, instances):
     bad = []
     per_kill = collections.defaultdict(set)   # (instance n, acct, mbox)
     for k, rs in sorted(dups.items()):
-        first, ins1 = rs[0], instance_of(rs[0], instances)
         why = []
-        if len(rs) != 2:
-            why.append("announced %d times" % len(rs))
-        if ins1 is None:
-            why.append("first announcement by an unknown instance")
-        elif ins1.end != "sigkill":
-            why.append("first announced by instance %d, which ended by %s"
-                       % (ins1.n, ins1.end))
-        else:
-            dt = ins1.t_end - first["_t"]
+        # Each announcement but the last is the batch in flight at a
+        # SIGKILL of the instance that made it (two kills in a row may
+        # catch the same batch), repeated by a later instance.
+        for r, again in zip(rs, rs[1:]):
+            ins1 = instance_of(r, instances)
+            if ins1 is None:
+                why.append("announced by an unknown instance")
+                continue
+            if ins1.end != "sigkill":
+                why.append("announced by instance %d, which ended by %s"
+                           % (ins1.n, ins1.end))
+                continue
+            dt = ins1.t_end - r["_t"]
             if not (-HOOK_START_SLACK <= dt <= KILL_WINDOW):
-                why.append("first announced %.2f s before the SIGKILL" %
-                           dt)
-            for r in rs[1:]:
-                ins2 = instance_of(r, instances)
-                if ins2 is None or ins2.n <= ins1.n:
-                    why.append("repeated by instance %s" % (
-                        ins2.n if ins2 else "?"))
+                why.append("announced by instance %d %.2f s before the "
+                           "SIGKILL" % (ins1.n, dt))
+            ins2 = instance_of(again, instances)
+            if ins2 is None or ins2.n <= ins1.n:
+                why.append("repeated by instance %s" % (
+                    ins2.n if ins2 else "?"))
             per_kill[(ins1.n, k[0], k[1])].add(k[3])
         if why:
             bad.append((k, why))
@@ -746,6 +757,12 @@ def _describe_keys(keys, delivered, instances, fault_log, text):
                 i.n, i.pid, i.end) for i in by) or "never logged as new"))
     if len(keys) > 15:
         out.append("... %d more" % (len(keys) - 15))
+    # What those instances said about hooks they could not run.
+    hook_rx = re.compile(r"^mailwatch: [^\n]*: hook /\S+: [^\n]*$", re.M)
+    for ins in sorted({i.n: i for k in keys for i in logged.get(
+            (k[0], k[1], k[3]), [])}.values(), key=lambda i: i.n):
+        lines = hook_rx.findall(text, bounds[ins.n], bounds[ins.n + 1])
+        out += ["instance %d: %s" % (ins.n, ln) for ln in lines[:10]]
     if keys:
         out.append("instances: " + ", ".join(
             "%d pid %d %.1f-%s %s rc %s" % (

@@ -40,12 +40,14 @@ def cleanup():
 
 
 def run(argv, timeout=60, **kw):
-    """Runs argv (bounded); returns (status, stdout, stderr) as text."""
+    """Runs argv (bounded: timeout seconds, scaled); returns (status,
+    stdout, stderr) as text."""
     try:
         r = subprocess.run(argv, stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=timeout, **kw)
+                           capture_output=True, timeout=mwtest._t(timeout),
+                           **kw)
     except subprocess.TimeoutExpired:
-        return None, "", "timed out after %d s" % timeout
+        return None, "", "timed out after %d s" % mwtest._t(timeout)
     return (r.returncode, r.stdout.decode("utf-8", "replace"),
             r.stderr.decode("utf-8", "replace"))
 
@@ -311,7 +313,7 @@ def test_unread_counter():
                               stdin=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
              for i in range(20)]
-    codes = [p.wait(20) for p in procs]
+    codes = [p.wait(mwtest._t(20)) for p in procs]
     for p in procs:
         p.stderr.close()
     ok(codes == [0] * 20, "20 concurrent runs exit 0", codes)

@@ -9,7 +9,6 @@ connection, made here by kicking the user."""
 import os
 import re
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import mwtest  # noqa: E402
@@ -45,7 +44,7 @@ def main():
         ok(mw.wait_log(r"a/%s: trying the mailbox again in 300\.0 s" %
                        re.escape(name), 5, since=mark),
            "%s: retried at the slow mailbox pace (minutes)" % what)
-        time.sleep(2)
+        mwtest.quiet(2)
         tries = len(re.findall(r"a/%s: C: m\d+ EXAMINE" % re.escape(name),
                                mw.log()[mark:]))
         ok(tries == 1, "%s: one EXAMINE, no retry loop (%d)" % (what, tries))

@@ -51,8 +51,7 @@ def test_implicit_tls_on_plain_port():
         comment(m.group(0))
     # Three attempts take about 1 + 2 s of back-off.
     mwtest.wait_until(lambda: len(re.findall(r"imp/INBOX: reconnecting in",
-                                             mw.log())) >= 3,
-                      mwtest._t(10))
+                                             mw.log())) >= 3, 10)
     delays = [float(x) for x in re.findall(
         r"imp/INBOX: reconnecting in ([\d.]+) s", mw.log())]
     ok(len(delays) >= 3 and delays[0] < delays[1] < delays[2],

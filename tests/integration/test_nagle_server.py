@@ -28,7 +28,7 @@ def main():
     for i in range(5):
         uids.append(srv.add_message(subject="nagle %d" % i))
         h.mw.wait_hooks(i + 1, 10)
-        h.srv.wait_idle(mwtest._t(10), 1)
+        h.srv.wait_idle(10, 1)
     h.announced(uids, what)
     waits = srv.ack_waits
     mwtest.comment("  ACK waits: %s ms" % ", ".join(

@@ -131,7 +131,7 @@ def start_xvfb(tmp):
     finally:
         os.close(w)
     data = b""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + mwtest._t(10)
     while not data.endswith(b"\n") and time.monotonic() < deadline:
         ready, _, _ = select.select([r], [], [], 0.2)
         if ready:
@@ -220,7 +220,7 @@ def name_has_owner(bus, name):
                         "/org/freedesktop/DBus",
                         "org.freedesktop.DBus.NameHasOwner",
                         "string:" + name], stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=5)
+                       capture_output=True, timeout=mwtest._t(5))
     return r.returncode == 0 and b"boolean true" in r.stdout
 
 

@@ -35,6 +35,17 @@ def restart(mw):
     return mw
 
 
+def state_uid(mw, account, mailbox):
+    """The UID the state file of account/mailbox (a name of letters only)
+    says was handled, or None."""
+    try:
+        with open(os.path.join(mw.state_dir(), account + "." + mailbox)) as f:
+            m = re.search(r"^uid (\d+)$", f.read(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
 def hook_keys(recs):
     return [(r["MAILWATCH_MAILBOX"], int(r["MAILWATCH_UID"])) for r in recs]
 
@@ -112,8 +123,8 @@ def test_first_start_restart():
     # The sentinel in the other mailbox too: its state was kept apart.
     n = len(mw.hook_records())
     s4 = dc.append("alice", other, mwtest.make_message("other sentinel"))
-    recs = mw.wait_hooks(n + 1, 10)
-    time.sleep(0.3)
+    mw.wait_hooks(n + 1, 10)
+    mw.settle(0.3)
     recs = mw.hook_records()
     ok(hook_keys(recs[n:]) == [(other, s4)],
        "%s: the next message announced once" % other,
@@ -152,7 +163,7 @@ def test_state_files_kept_apart():
     restart(mw)
     wait_idle(mw, 4)
     mw.wait_hooks(2, 5)
-    time.sleep(0.5)
+    mw.settle()
     got = sorted((r["MAILWATCH_ACCOUNT"], r["MAILWATCH_MAILBOX"],
                   int(r["MAILWATCH_UID"])) for r in mw.hook_records())
     want = sorted([("t", "a.b", u1), ("t.a", "b", u2)])
@@ -252,12 +263,11 @@ def test_catch_up_modes():
         if hooks:
             # The post hook marks the end of the batch; on_new_mail runs
             # only when each message is announced.
-            mwtest.wait_until(lambda: mw.hook_records("post"),
-                              mwtest._t(20))
+            mwtest.wait_until(lambda: mw.hook_records("post"), 20)
             if hooks > 1:
                 mw.wait_hooks(hooks, 20)
             nd.wait_records(n_notes + 1, 5)
-        time.sleep(0.5)
+        mw.settle()
         return subjects, nd.records()[n_notes:]
 
     def check_summary(mw, subjects, notes, mode):
@@ -298,7 +308,7 @@ def test_catch_up_modes():
     if not ok(subjects is not None, "skip: IDLE"):
         return
     s, recs = sentinel(dc, mw, "alice", "INBOX", 0, "after skip")
-    mwtest.wait_until(lambda: mw.hook_records("post"), mwtest._t(5))
+    mwtest.wait_until(lambda: mw.hook_records("post"), 5)
     posts = [p["MAILWATCH_COUNT"] for p in mw.hook_records("post")]
     ok(uids_of(recs) == [s] and posts == ["1"],
        "catch_up = skip: nothing that arrived while stopped is announced "
@@ -441,7 +451,7 @@ def test_reconnect_after_server_restart():
     t0 = time.monotonic()
     rc = mw.stop()
     dt = time.monotonic() - t0
-    ok(rc == 0 and dt < 3.5,
+    ok(rc == 0 and dt < mwtest._t(3.5),
        "SIGTERM while waiting to reconnect: exit 0 in %.2f s" % dt,
        "status %s" % rc)
     errs = mw.sanitizer_errors()
@@ -483,8 +493,8 @@ def test_reload_keeps_state():
     a1, recs = sentinel(dc, mw, "alice", "INBOX", 3, "a after")
     n = len(recs)
     b2 = dc.append("bob", "INBOX", mwtest.make_message("b after"))
-    recs = mw.wait_hooks(n + 1, 10)
-    time.sleep(0.3)
+    mw.wait_hooks(n + 1, 10)
+    mw.settle(0.3)
     got = sorted((r["MAILWATCH_ACCOUNT"], int(r["MAILWATCH_UID"]))
                  for r in mw.hook_records())
     want = sorted([("same", a0), ("same", a1), ("changed", b0),
@@ -496,9 +506,9 @@ def test_reload_keeps_state():
 
 def test_sigkill_after_announce():
     """The state file follows the mail while mailwatch runs, not only at a
-    clean stop: SIGKILL a moment after messages in two mailboxes were
-    announced, start again, and none of them is announced twice; the one
-    that arrived while it was dead is announced once."""
+    clean stop: SIGKILL once the state files say the messages announced in
+    two mailboxes were handled, start again, and none of them is announced
+    twice; the one that arrived while it was dead is announced once."""
     need_binaries()
     other = "Lists"
     dc = mwtest.Dovecot()
@@ -518,7 +528,11 @@ def test_sigkill_after_announce():
     recs = mw.wait_hooks(3, 15)
     ok(sorted(hook_keys(recs)) == sorted(first),
        "the three messages announced", "%s" % hook_keys(recs))
-    time.sleep(0.5)
+    ok(mwtest.wait_until(lambda: all((state_uid(mw, "test", box) or 0) >= uid
+                                     for box, uid in first), 10),
+       "the state files say they were handled (INBOX %s, %s %s)" % (
+           state_uid(mw, "test", "INBOX"), other,
+           state_uid(mw, "test", other)))
     mw.signal(signal.SIGKILL)
     ok(mw.wait_exit(10) is not None, "SIGKILL: mailwatch is gone")
     away = ("INBOX", dc.append("alice", "INBOX",
@@ -649,7 +663,7 @@ def test_state_write_is_durable():
             return False
     uid = dc.append("alice", "INBOX", mwtest.make_message("new"))
     mw.wait_hooks(1, 20)
-    ok(mwtest.wait_until(lambda: says(uid), mwtest._t(20)),
+    ok(mwtest.wait_until(lambda: says(uid), 20),
        "the state file says UID %d was handled" % uid)
     finish(mw)
     lines = mw.traces().get(mw.mailwatch_pid(), [])

@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -85,13 +84,13 @@ def test_wrong_password():
     ok(m and "not retrying" in m.group(0),
        "it says it does not retry")
     ok(wait_idle(mw, 1), "the good account reaches IDLE")
-    t0 = time.monotonic()
-    time.sleep(mwtest._t(5))
+    # A retry would come after a back-off of about 1 s.
+    mwtest.quiet(5)
     log = mw.log()
     attempts = trace_logins(log, "bad")
     ok(len(attempts) == 1,
-       "one login attempt in %.1f s, no retry loop (%d)" % (
-           time.monotonic() - t0, len(attempts)), "\n".join(attempts))
+       "one login attempt, no retry loop (%d)" % len(attempts),
+       "\n".join(attempts))
     connects = re.findall(r"bad/INBOX: connecting to", log)
     ok(len(connects) == 1, "one connection for the bad account (%d)"
        % len(connects))
@@ -133,7 +132,7 @@ def test_untrusted_certificate():
             comment(m.group(0))
         # Give a wrong implementation the time to send something.
         mw.wait_log(r"reconnecting in", 5)
-        time.sleep(0.5)
+        mwtest.quiet(0.5)
         sent = trace_logins(mw.log(), "tls")
         ok(not sent, "%s: no LOGIN/AUTHENTICATE sent" % label,
            "\n".join(sent))
@@ -160,7 +159,7 @@ def test_starttls_not_offered():
     ok(m, "a clear 'does not offer STARTTLS' line", mw.log_tail(15))
     if m:
         comment(m.group(0))
-    time.sleep(mwtest._t(3))
+    mwtest.quiet(3)
     log = mw.log()
     sent = trace_logins(log, "plain")
     ok(not sent, "no LOGIN/AUTHENTICATE sent", "\n".join(sent))

@@ -53,10 +53,19 @@ def test_duplicate_rule():
     ok(_judge(base, killed) == (2, 0),
        "allowance: the last batch before a SIGKILL may repeat once")
     ok(_judge(base + [_rec(4, 102.0, 52)], killed)[1] > 0,
-       "allowance: not three times")
-    early = [_rec(1, 90.0, 1), _rec(2, 97.5, 2), _rec(2, 101.0, 50)]
+       "allowance: not three times for one SIGKILL")
+    # Killed again before it saved the state: the batch repeats once more.
+    twice = [_inst(0, "sigkill", 100.0, range(1, 50)),
+             _inst(1, "sigkill", 103.0, range(50, 100)),
+             _inst(2, "final", 300.0, range(100, 150))]
+    ok(_judge(base + [_rec(3, 104.0, 100), _rec(4, 104.0, 101)],
+              twice) == (2, 0),
+       "allowance: once per SIGKILL when two come in a row")
+    early = [_rec(1, 90.0, 1), _rec(2, 99.5 - soak.KILL_WINDOW, 2),
+             _rec(2, 101.0, 50)]
     ok(_judge(early, killed)[1] > 0,
-       "allowance: not when first announced more than 2 s before the kill")
+       "allowance: not when first announced more than KILL_WINDOW before "
+       "the kill")
     gap = [_rec(5, 99.0, 5), _rec(6, 99.2, 6), _rec(5, 101.0, 50)]
     ok(_judge(gap, killed)[1] > 0,
        "allowance: only the last UIDs the killed instance announced")
@@ -96,8 +105,8 @@ def _hooks_queued_at(sig):
     ok(mw.wait_log(r"one/INBOX: new mail UID %d " % uids[-1], 15),
        "%s: the batch of 40 is announced" % sig.name)
     # The signal comes while hooks of the batch run and the rest wait.
-    ok(mwtest.wait_until(lambda: len(mw.hook_records()) >= 16,
-                         mwtest._t(10), interval=0.005),
+    ok(mwtest.wait_until(lambda: len(mw.hook_records()) >= 16, 10,
+                         interval=0.005),
        "%s: 16 hooks run, the rest wait" % sig.name)
     t = time.monotonic()
     mw.signal(sig)
@@ -114,9 +123,8 @@ def _hooks_queued_at(sig):
        "%s: mailwatch idles again" % sig.name)
     # Hooks take 1 s, 16 at a time at least: 40 are done within 4 s.
     mwtest.wait_until(lambda: len({r["MAILWATCH_UID"] for r in
-                                   mw.hook_records()}) >= len(uids),
-                      mwtest._t(12))
-    time.sleep(2.5)
+                                   mw.hook_records()}) >= len(uids), 12)
+    mw.settle(0.5, 15)
     counts = {}
     for r in mw.hook_records():
         counts[int(r["MAILWATCH_UID"])] = counts.get(

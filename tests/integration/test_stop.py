@@ -111,7 +111,7 @@ def test_sigterm_with_hooks_running_and_queued():
     uids = dc.append_many("alice", "INBOX", [
         mwtest.make_message("slow hook %d" % i) for i in range(20)],
         atomic=True)
-    ok(mwtest.wait_until(lambda: done(mw), mwtest._t(15)),
+    ok(mwtest.wait_until(lambda: done(mw), 15),
        "the first hook completed")
     mw.signal(signal.SIGTERM)
     rc = mw.wait_exit(20)
@@ -126,7 +126,7 @@ def test_sigterm_with_hooks_running_and_queued():
     if not ok(restart(mw), "started again: IDLE"):
         return
     sentinel = dc.append("alice", "INBOX", mwtest.make_message("sentinel"))
-    mwtest.wait_until(lambda: sentinel in done(mw), mwtest._t(15))
+    mwtest.wait_until(lambda: sentinel in done(mw), 15)
     ok([u for _, u, _ in runs(mw)[n:]] == [sentinel, sentinel],
        "the next start runs only the next message's hook",
        "%s" % runs(mw)[n:])
@@ -149,7 +149,7 @@ def test_hook_still_running_at_the_deadline():
         mwtest.make_message("hangs %d" % i) for i in range(2)], atomic=True)
     if not ok(uids == [1, 2], "UIDs 1 and 2 (%s)" % uids):
         return
-    ok(mwtest.wait_until(lambda: len(runs(mw)) == 2, mwtest._t(15)),
+    ok(mwtest.wait_until(lambda: len(runs(mw)) == 2, 15),
        "both hooks started")
     pids = {u: p for _, u, p in runs(mw)}
     mark = mw.mark()
@@ -170,10 +170,10 @@ def test_hook_still_running_at_the_deadline():
     if not ok(restart(mw), "started again: IDLE"):
         return
     ok(mwtest.wait_until(lambda: sorted(done(mw)) == [1, 2],
-                         mwtest._t(15)),
+                         15),
        "the next start runs both hooks again")
     sentinel = dc.append("alice", "INBOX", mwtest.make_message("sentinel"))
-    mwtest.wait_until(lambda: sentinel in done(mw), mwtest._t(15))
+    mwtest.wait_until(lambda: sentinel in done(mw), 15)
     check_once(mw, uids + [sentinel], "hooks killed at the stop")
     finish(mw)
 

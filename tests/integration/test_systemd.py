@@ -52,6 +52,8 @@ def assignments(mw, key):
 
 
 def last_status_matches(mw, rx, timeout):
+    """Waits (timeout seconds, scaled) until the last STATUS= matches
+    rx."""
     r = re.compile(rx)
     return mwtest.wait_until(
         lambda: statuses(mw) and r.search(statuses(mw)[-1]), timeout)
@@ -143,15 +145,15 @@ def test_watchdog():
     took = time.monotonic() - t0
     ok(got, "WATCHDOG_USEC=2000000, WATCHDOG_PID=pid: three WATCHDOG=1 "
        "in %.1f s" % took, mw.sd_notify_messages())
-    ok(took < 4.5, "WATCHDOG=1 at least every 1.5 s (three in %.1f s)"
-       % took)
+    ok(took < mwtest._t(4.5), "WATCHDOG=1 at least every 1.5 s (three in "
+       "%.1f s)" % took)
     ok(mw.stop() == 0, "exit 0")
 
     other = mwtest.Mailwatch(cfg, sd_notify=True, args=(),
                              env={"WATCHDOG_USEC": "1000000",
                                   "WATCHDOG_PID": "1"})
     ok(other.wait_sd_notify(r"^READY=1$", 5), "READY=1 (WATCHDOG_PID=1)")
-    time.sleep(1.5)
+    mwtest.quiet(1.5)
     ok(not any("WATCHDOG=1" in m for m in other.sd_notify_messages()),
        "WATCHDOG_PID naming another process: no WATCHDOG=1",
        other.sd_notify_messages())
@@ -181,7 +183,7 @@ def test_reload_invalid_config():
        mw.log()[mark:])
     ok(mw.wait_log(r"mailwatch\.ini:\d+:.*bogus_key", 1, since=mark),
        "log names the file, the line and the bad key", mw.log()[mark:])
-    time.sleep(0.3)
+    mwtest.wait_until(lambda: assignments(mw, "READY") > n_ready, 5)
     ok(mw.running(), "still running")
     msgs = mw.sd_notify_messages()
     ok("RELOADING=1" in msgs and assignments(mw, "READY") == n_ready + 1
@@ -249,7 +251,7 @@ def private_journal_supported(probe_dir):
         "sh", probe_dir]
     try:
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=10)
+                           capture_output=True, timeout=mwtest._t(10))
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, str(e)
     if r.returncode != 0:
@@ -405,10 +407,11 @@ def test_units_verify():
                 r = subprocess.run([sa, "--user", "verify", "--man=no",
                                     "./" + name], cwd=tmp,
                                    stdin=subprocess.DEVNULL,
-                                   capture_output=True, timeout=30, env=env)
+                                   capture_output=True,
+                                   timeout=mwtest._t(30), env=env)
             except subprocess.TimeoutExpired:
                 skip("systemd-analyze --user verify %s" % name,
-                     "it did not finish in 30 s")
+                     "it did not finish in %.0f s" % mwtest._t(30))
                 continue
             err = r.stderr.decode(errors="replace").strip()
             if r.returncode != 0 and "Failed to initialize manager" in err:

@@ -49,7 +49,7 @@ def test_idle_refresh_is_sent():
     # Up to 2 + 5 s per refresh with coalescing: two in 16 s.
     mwtest.wait_until(
         lambda: len(re.findall(r"S: m\d+ OK Idle completed",
-                               mw.log()[mark:])) >= 2, mwtest._t(16))
+                               mw.log()[mark:])) >= 2, 16)
     log = mw.log()[mark:]
     dones = len(re.findall(r"session: idle -> idle-done", log))
     answered = len(re.findall(r"S: m\d+ OK Idle completed", log))

@@ -104,7 +104,7 @@ def demo():
     mw.start()
     idle = mwtest.wait_until(
         lambda: mw.log().count("watching (IDLE)") >= 2 or not mw.running(),
-        mwtest._t(20))
+        20)
     if not mw.running():
         say("demo: mailwatch exited (status %s):" % mw.proc.returncode)
         say(mw.log())
@@ -122,8 +122,7 @@ def demo():
         say("--> %s into %s: from %s, subject %s" % (
             name, box, exp.get("from", "?"), exp.get("subject", "?")))
         dc.append("alice", box, mwtest.sample_message(name))
-        seen = mwtest.wait_until(lambda: len(_lines(hook_out)) >= n,
-                                 mwtest._t(10))
+        seen = mwtest.wait_until(lambda: len(_lines(hook_out)) >= n, 10)
         if not seen:
             say("    (no hook run for it within 10 s)")
         time.sleep(PAUSE)

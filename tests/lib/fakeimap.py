@@ -51,6 +51,9 @@ Faults are scripted per test:
                                    (every later byte written alone, with
                                    that sleep between bytes).
 
+Timeouts (the wait_* methods, conn.hang) are in seconds, multiplied by
+$MWTEST_TIMEOUT_SCALE as everywhere in mwtest.
+
 Messages are Message(uid, flags, envelope, internaldate) where envelope is
 the raw IMAP ENVELOPE text (bytes, literals included); envelope() builds
 one; internaldate is seconds since the epoch (when it was added, unless
@@ -70,6 +73,12 @@ import time
 
 HOST = "127.0.0.1"
 DEFAULT_CAPS = "IMAP4rev1 IDLE AUTH=PLAIN SASL-IR LITERAL+"
+
+
+def _t(seconds):
+    """seconds times $MWTEST_TIMEOUT_SCALE (mwtest's scale)."""
+    import mwtest
+    return mwtest._t(seconds)
 
 
 # ---------------------------------------------------------------------------
@@ -326,9 +335,9 @@ class Conn:
 
     def hang(self, timeout=None):
         """Keeps the connection open, reading and discarding input, until
-        the peer closes it, the server stops or timeout seconds pass.
-        (A server that never answers.)"""
-        end = None if timeout is None else time.monotonic() + timeout
+        the peer closes it, the server stops or timeout seconds (scaled)
+        pass. (A server that never answers.)"""
+        end = None if timeout is None else time.monotonic() + _t(timeout)
         while not self.closed and not self.srv.stopping:
             if end is not None and time.monotonic() >= end:
                 return
@@ -469,7 +478,7 @@ class FakeImap:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ssl_context is not None and not self.starttls:
                 try:
-                    s.settimeout(10)
+                    s.settimeout(_t(10))
                     s = self.ssl_context.wrap_socket(s, server_side=True)
                 except (OSError, ssl.SSLError):
                     s.close()
@@ -492,10 +501,10 @@ class FakeImap:
             pass
         for c in list(self.conns):
             c.close()
-        self.thread.join(5)
+        self.thread.join(_t(5))
         for c in list(self.conns):
             if c.thread:
-                c.thread.join(5)
+                c.thread.join(_t(5))
         try:
             import mwtest
             mwtest._unregister(self)
@@ -518,7 +527,7 @@ class FakeImap:
 
     def wait_connections(self, n, timeout=10):
         """Waits until at least n connections were accepted."""
-        end = time.monotonic() + timeout
+        end = time.monotonic() + _t(timeout)
         while len(self.conns) < n and time.monotonic() < end:
             time.sleep(0.02)
         return len(self.conns) >= n
@@ -526,7 +535,7 @@ class FakeImap:
     def wait_idle(self, timeout=10, conn_no=None):
         """Waits until a connection (conn_no, else the latest) is in IDLE.
         Returns that connection or None."""
-        end = time.monotonic() + timeout
+        end = time.monotonic() + _t(timeout)
         while time.monotonic() < end:
             c = self.conn(conn_no or -1)
             if c is not None and c.idle_tag is not None and not c.closed:
@@ -538,7 +547,7 @@ class FakeImap:
         """Waits for a received command line matching regex (from index
         since of .commands); returns (conn no, line) or None."""
         rx = re.compile(regex)
-        end = time.monotonic() + timeout
+        end = time.monotonic() + _t(timeout)
         while True:
             for no, line in self.commands[since:]:
                 if rx.search(line):
@@ -691,7 +700,7 @@ class FakeImap:
         failed (the connection is closed)."""
         conn.rbuf = b""
         try:
-            conn.sock.settimeout(10)
+            conn.sock.settimeout(_t(10))
             conn.sock = self.ssl_context.wrap_socket(conn.sock,
                                                      server_side=True)
         except (OSError, ssl.SSLError, ValueError):
@@ -910,7 +919,7 @@ class Hostile:
 
     # -- waiting
     def idle_ok(self, conn_no=1, timeout=10, msg=None):
-        c = self.srv.wait_idle(self.mwtest._t(timeout), conn_no)
+        c = self.srv.wait_idle(timeout, conn_no)
         self.mwtest.ok(c is not None, msg or "connection #%d reached IDLE"
                        % conn_no)
         return c
@@ -940,22 +949,23 @@ class Hostile:
     def reconnected(self, what, n=2, timeout=15, idle=True):
         """Asserts that the client made connection number n (and that it
         reached IDLE when idle)."""
-        got = self.srv.wait_connections(n, self.mwtest._t(timeout))
+        got = self.srv.wait_connections(n, timeout)
         self.mwtest.ok(got, "%s: reconnected (connection #%d)" % (what, n),
                        "connections: %d" % self.srv.connection_count())
         if got and idle:
-            return self.srv.wait_idle(self.mwtest._t(timeout), n) is not None
+            return self.srv.wait_idle(timeout, n) is not None
         return got
 
     def uids(self):
         return [int(r["MAILWATCH_UID"]) for r in self.mw.hook_records()]
 
     def announced(self, expected, what, timeout=10, settle=1.0):
-        """Waits for len(expected) hook runs, then settle seconds more for
-        duplicates; asserts the UIDs are expected, each once."""
+        """Waits for len(expected) hook runs and for every hook started so
+        far to end, then settle seconds (scaled) more for duplicates;
+        asserts the UIDs are expected, each once."""
         expected = sorted(expected)
         self.mw.wait_hooks(len(expected), timeout)
-        time.sleep(settle)
+        self.mw.settle(settle, timeout)
         got = sorted(self.uids())
         return self.mwtest.ok(got == expected,
                               "%s: announced UIDs %s exactly once" %

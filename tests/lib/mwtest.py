@@ -32,7 +32,8 @@ by pid; temporary directories are removed.
 
 What is here:
   ok(cond, msg), skip(msg, why), comment(text), main(*tests), Skip,
-  stop_all(), wait_until(pred, timeout), free_ports(n), pid_alive(pid)
+  stop_all(), wait_until(pred, timeout), quiet(seconds), free_ports(n),
+  pid_alive(pid)
   Dovecot(starttls=True, users=None, listen="127.0.0.1", extra_conf="",
           verbose=False, cert_days=3, cert_san=None)
       .imaps_port .imap_port .ca_file .dir .conf .users .log()
@@ -47,12 +48,19 @@ What is here:
   SessionBus() .address .env()       Notifyd(bus) .records() .wait_records()
   Mailwatch(sections, bus, args=("-v",), binary, env, start, sd_notify)
       .log() .mark() .wait_log(rx, timeout, since) .hook_cmd() .hook_records()
-      .wait_hooks(n) .reload(sections) .signal() .wait_exit() .stop() -> rc
+      .wait_hooks(n) .children() .settle() .reload(sections) .signal()
+      .wait_exit() .stop() -> rc
       .sanitizer_errors() .sd_notify_messages() .wait_sd_notify(rx)
   make_ca(), make_server_cert(), make_message(), crlf(),
   sample_names(), sample_message(prefix), sample_expected()
 
-Timeouts scale with $MWTEST_TIMEOUT_SCALE. Python 3 standard library only.
+Time: a test waits for a condition with a deadline (wait_until, the
+wait_* methods), never for a fixed time, and asserts no speed (bench/ is
+for that). Every timeout here is in seconds and multiplied by
+$MWTEST_TIMEOUT_SCALE (default 1; tests/unit/tap.h reads the same
+variable) on a slow or busy machine. quiet(seconds) is the one plain
+sleep: a window in which something must NOT happen. Python 3 standard
+library only.
 """
 
 import atexit
@@ -80,11 +88,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 SAMPLE_MAIL_DIR = os.path.join(REPO, "tests", "lib", "sample-mail")
 HOST = "127.0.0.1"
 
-# Multiplies every default timeout (slow machines, sanitizer builds).
-TIMEOUT_SCALE = float(os.environ.get("MWTEST_TIMEOUT_SCALE", "1") or 1)
+
+def _timeout_scale():
+    """$MWTEST_TIMEOUT_SCALE: what every timeout is multiplied by (slow or
+    busy machines). Exits when it is not a positive number."""
+    text = os.environ.get("MWTEST_TIMEOUT_SCALE", "")
+    if not text:
+        return 1.0
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = 0
+    if not scale > 0:
+        print("Bail out! MWTEST_TIMEOUT_SCALE=%s is not a positive number"
+              % text, flush=True)
+        sys.exit(1)
+    return scale
+
+
+TIMEOUT_SCALE = _timeout_scale()
 
 
 def _t(seconds):
+    """seconds times $MWTEST_TIMEOUT_SCALE."""
     return seconds * TIMEOUT_SCALE
 
 
@@ -243,13 +269,20 @@ def free_ports(n, host=HOST):
 
 def wait_until(pred, timeout, interval=0.05):
     """Calls pred() until it returns a true value (returned) or timeout
-    seconds pass (returns the last value)."""
-    deadline = time.monotonic() + timeout
+    seconds (scaled) pass (returns the last value)."""
+    deadline = time.monotonic() + _t(timeout)
     while True:
         v = pred()
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+def quiet(seconds):
+    """Sleeps seconds (scaled): a window in which something must NOT happen
+    (a retry, a second run of a hook), checked after it. Never use it to
+    wait for something that should happen: wait_until that."""
+    time.sleep(_t(seconds))
 
 
 def pid_alive(pid):
@@ -305,7 +338,7 @@ def _kill_session_leftovers(sid, timeout=5):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    wait_until(lambda: not _session_pids(sid), _t(timeout))
+    wait_until(lambda: not _session_pids(sid), timeout)
     return left
 
 
@@ -455,8 +488,9 @@ class ImapClient:
     def read_response(self, timeout=None):
         """One whole response line (with CRLF stripped); a literal {n}
         ends up inline, "{n}\\r\\n" plus its bytes. Raises socket.timeout
-        when nothing complete arrives in time."""
-        timeout = self.timeout if timeout is None else timeout
+        when nothing complete arrives in time (timeout seconds, scaled;
+        default the client's)."""
+        timeout = self.timeout if timeout is None else _t(timeout)
         deadline = time.monotonic() + timeout
         out = b""
         while True:
@@ -540,7 +574,7 @@ class ImapClient:
 
     def logout(self):
         try:
-            self.command("LOGOUT", timeout=_t(5), check=False)
+            self.command("LOGOUT", timeout=5, check=False)
         except (OSError, ImapError):
             pass
         self.close()
@@ -952,11 +986,12 @@ imap_idle_notify_interval = 2 mins
                 return False
             port = pending[0]
             try:
-                with socket.create_connection((self.listen, port), 1) as s:
+                with socket.create_connection((self.listen, port),
+                                              _t(1)) as s:
                     # The plain port greets at once; for imaps a TCP
                     # accept proves the listener is there.
                     if port == self.imap_port:
-                        s.settimeout(2)
+                        s.settimeout(_t(2))
                         if not s.recv(100).startswith(b"* OK"):
                             raise OSError("no greeting")
                 pending.pop(0)
@@ -1018,7 +1053,7 @@ imap_idle_notify_interval = 2 mins
     def wait_log(self, regex, timeout=10):
         """Waits until Dovecot's log matches regex; the match or None."""
         rx = re.compile(regex, re.M)
-        return wait_until(lambda: rx.search(self.log()), _t(timeout))
+        return wait_until(lambda: rx.search(self.log()), timeout)
 
     def doveadm(self, *args, check=True, timeout=30):
         """Runs "doveadm -c CONF args..." (bounded). Returns the
@@ -1289,7 +1324,7 @@ class Notifyd:
                     stdout=out, stderr=subprocess.STDOUT, env=bus.env(),
                     start_new_session=True)
             if not wait_until(lambda: self._ready() or
-                              self.proc.poll() is not None, _t(timeout)) \
+                              self.proc.poll() is not None, timeout) \
                     or not self._ready():
                 raise RuntimeError("notifyd not ready: " + self.log_tail())
         except BaseException:
@@ -1326,7 +1361,7 @@ class Notifyd:
 
     def wait_records(self, n, timeout=10, method="Notify"):
         """Waits until at least n records of method exist; returns them."""
-        wait_until(lambda: len(self.records(method)) >= n, _t(timeout))
+        wait_until(lambda: len(self.records(method)) >= n, timeout)
         return self.records(method)
 
     def stop(self):
@@ -1360,7 +1395,8 @@ HOOK_SCRIPT = r'''#!/usr/bin/python3
 # Written by tests/lib/mwtest.py. Usage: hook.py RECORDFILE [--sleep S]
 # [--exit N] [--print TEXT] [--] ARGS... Appends one JSON line: every
 # MAILWATCH_* variable, plus _argv (ARGS), _t (time.monotonic(), comparable
-# across processes), _pid.
+# across processes), _pid, _sid (its session: the pid of the mailwatch that
+# started it, even once that is gone).
 import json, os, sys, time
 rec_file, args = sys.argv[1], sys.argv[2:]
 sleep = code = 0
@@ -1379,6 +1415,7 @@ rec = {k: v for k, v in os.environ.items() if k.startswith("MAILWATCH_")}
 rec["_argv"] = args
 rec["_t"] = time.monotonic()
 rec["_pid"] = os.getpid()
+rec["_sid"] = os.getsid(0)
 fd = os.open(rec_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 os.write(fd, (json.dumps(rec) + "\n").encode())
 os.close(fd)
@@ -1499,12 +1536,30 @@ class Mailwatch:
 
     def wait_hooks(self, n, timeout=10, kind="new"):
         """Waits until at least n hook records exist (or timeout, or
-        mailwatch exited); returns them all."""
+        mailwatch exited: then until the hooks it left are done); returns
+        them all."""
         wait_until(lambda: len(self.hook_records(kind)) >= n or
-                   not self.running(), _t(timeout))
+                   not self.running(), timeout)
         if not self.running():
-            time.sleep(0.2)
+            wait_until(lambda: not self.children(), 5)
         return self.hook_records(kind)
+
+    def children(self):
+        """Pids of what mailwatch started that still runs (not zombies):
+        hooks, password commands and what they started, that is its
+        session but itself."""
+        if self.proc is None:
+            return []
+        return [p for p in _session_pids(self.proc.pid)
+                if p != self.proc.pid]
+
+    def settle(self, seconds=0.5, timeout=10):
+        """Before checking that something did not happen (a hook run
+        twice): waits until every process mailwatch started has ended,
+        so every hook started so far has written its record, then
+        quiet(seconds) for what would come later."""
+        wait_until(lambda: not self.children(), timeout)
+        quiet(seconds)
 
     # -- config
     def _subst(self, v):
@@ -1614,7 +1669,7 @@ class Mailwatch:
         finally:
             if self._notify_sock is not None:
                 sock, self._notify_sock = self._notify_sock, None
-                self._notify_thread.join(5)
+                self._notify_thread.join(_t(5))
                 sock.close()
             _unregister(self)
             _cleanup_later.append(self.dir)
@@ -1647,7 +1702,7 @@ class Mailwatch:
             if m or not self.running():
                 return m or "exited"
             return None
-        r = wait_until(probe, _t(timeout))
+        r = wait_until(probe, timeout)
         return r if r and r != "exited" else None
 
     def sanitizer_errors(self):
@@ -1682,7 +1737,7 @@ class Mailwatch:
         rx = re.compile(regex, re.M)
         return wait_until(lambda: next(
             (m for m in map(rx.search, self.sd_notify_messages()) if m),
-            None), _t(timeout))
+            None), timeout)
 
 
 _cleanup_later = []

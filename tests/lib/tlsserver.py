@@ -17,19 +17,26 @@ write wait for the socket. MODE:
 Commands understood while echoing (the reply is sent first):
   QUIT   "BYE", a TLS close_notify (when TLS is up), then close
   RESET  "BYE", then close with SO_LINGER 0 (a TCP reset)
-  SLEEP  no reply; stop reading for a second (the client's writes back up)
+  PAUSE  no reply; stop reading until the server gets SIGUSR1 (the
+         client's writes back up meanwhile; one SIGUSR1 ends every PAUSE,
+         also one that comes after it)
 
 Python 3 standard library only; loopback only.
 """
 
 import argparse
 import os
+import signal
 import socket
 import ssl
 import struct
 import sys
 import threading
 import time
+
+# Set by SIGUSR1: PAUSE is over.
+resume = threading.Event()
+lifetime = 120
 
 
 def reset_close(sock):
@@ -76,8 +83,8 @@ def serve(conn, mode, ctx):
                     conn.sendall(b"BYE\r\n")
                     reset_close(conn)
                     return
-                if cmd == b"SLEEP":
-                    time.sleep(1)
+                if cmd == b"PAUSE":
+                    resume.wait(lifetime)
                     continue
                 if cmd == b"STARTTLS" and mode == "starttls" and \
                         not isinstance(conn, ssl.SSLSocket):
@@ -105,6 +112,9 @@ def main():
     ap.add_argument("--lifetime", type=float, default=120)
     ap.add_argument("--rcvbuf", type=int, default=0)
     args = ap.parse_args()
+    global lifetime
+    lifetime = args.lifetime
+    signal.signal(signal.SIGUSR1, lambda *_: resume.set())
 
     ctx = None
     if args.mode != "silent":

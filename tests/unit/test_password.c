@@ -31,16 +31,6 @@ ms_now(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ms scaled by $MWTEST_TIMEOUT_SCALE, as tests/lib/mwtest.py reads it:
- * for deadlines, never for how fast something must be. */
-static long long
-scaled_ms(long long ms)
-{
-	const char *s = getenv("MWTEST_TIMEOUT_SCALE");
-
-	return s && *s ? (long long)(ms * atof(s)) : ms;
-}
-
 /* One job under test and what its callback saw. */
 struct run {
 	sd_event *e;
@@ -68,8 +58,8 @@ on_done(void *ud, char *password)
 		sd_event_exit(r->e, 0);
 }
 
-/* A loop that gives up after 20 s, so that a broken job cannot hang the
- * test. */
+/* A loop that gives up after 20 s (scaled), so that a broken job cannot
+ * hang the test. */
 static sd_event *
 loop_new(void)
 {
@@ -80,7 +70,8 @@ loop_new(void)
 		printf("Bail out! sd_event_new: %s\n", strerror(-r));
 		exit(1);
 	}
-	sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 20000000, 0, NULL,
+	sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC,
+				   (uint64_t)scaled_ms(20000) * 1000, 0, NULL,
 				   (void *)(intptr_t)1);
 	return e;
 }
@@ -220,29 +211,34 @@ test_failures(void)
 		"command not found");
 }
 
+/* pw_fail() with the command fmt, whose %lld becomes S seconds (10,
+ * scaled) of sleep: also checks that the job ended before S seconds, that
+ * is that the sleep was killed, not waited for. */
+static void
+pw_killed(const char *fmt, const char *want_msg, const char *what)
+{
+	long long s = scaled_ms(10000) / 1000, t0 = ms_now();
+	char *command = xasprintf(fmt, s);
+
+	pw_fail(command, want_msg, what);
+	ok(ms_now() - t0 < s * 1000,
+	   "%s: ended in %lld ms, before its sleep %lld", what, ms_now() - t0,
+	   s);
+	free(command);
+}
+
 static void
 test_timeout(void)
 {
-	long long t0;
-
 	password_timeout_ms = 300;
-	t0 = ms_now();
-	pw_fail("echo leaked; sleep 10",
-		"password_command did not finish within 300 ms; killed it",
-		"slow");
-	ok(ms_now() - t0 < 3000, "slow command killed quickly (%lld ms)",
-	   ms_now() - t0);
-	t0 = ms_now();
-	pw_fail("echo leaked; exec >&-; sleep 10",
-		"password_command did not finish within 300 ms",
-		"closes stdout, keeps running");
-	ok(ms_now() - t0 < 3000, "slow command killed quickly (%lld ms)",
-	   ms_now() - t0);
-	t0 = ms_now();
+	pw_killed("echo leaked; sleep %lld",
+		  "password_command did not finish within 300 ms; killed it",
+		  "slow command killed");
+	pw_killed("echo leaked; exec >&-; sleep %lld",
+		  "password_command did not finish within 300 ms",
+		  "closes stdout, keeps running: killed");
 	pw_fail("yes leaked", "password_command did not finish within 300 ms",
 		"writes without end");
-	ok(ms_now() - t0 < 3000, "endless writer killed quickly (%lld ms)",
-	   ms_now() - t0);
 	password_timeout_ms = 2000;
 	pw_fail("sleep 10", "password_command did not finish within 2 s",
 		"timeout in whole seconds");
@@ -346,20 +342,20 @@ test_free_running(void)
 	struct run r = {0};
 	struct account a = {.name = "acct"};
 	pid_t shell, child;
-	long long t0;
+	long long t0, s = scaled_ms(30000) / 1000;
 	FILE *f;
 	int rc;
 
 	pids_path = xasprintf("%s/pids", dir);
 	/* The shell writes its pid and its child's only once both exist. */
-	cmd = xasprintf("sleep 30 & echo $$ $! >%s.tmp; mv %s.tmp %s; wait",
-			pids_path, pids_path, pids_path);
+	cmd = xasprintf("sleep %lld & echo $$ $! >%s.tmp; mv %s.tmp %s; wait",
+			s, pids_path, pids_path, pids_path);
 	a.password_command = cmd;
 	r.e = loop_new();
 	capture_begin(cap_path);
 	rc = password_job_new(r.e, &a, on_done, &r, &r.job);
 	is_int(rc, 0, "free while running: job starts");
-	run_for(r.e, 5000, pids_written);
+	run_for(r.e, scaled_ms(5000), pids_written);
 	f = fopen(pids_path, "r");
 	shell = child = 0;
 	if (f) {
@@ -373,13 +369,14 @@ test_free_running(void)
 	t0 = ms_now();
 	password_job_free(&r.job);
 	ok(!r.job, "free sets the pointer to NULL");
-	ok(ms_now() - t0 < 2000, "free returns quickly (%lld ms)",
+	ok(ms_now() - t0 < s * 1000,
+	   "free returns before the command would end (%lld ms)",
 	   ms_now() - t0);
 	if (shell > 0)
 		ok(kill(shell, 0) < 0 && errno == ESRCH,
 		   "free killed and reaped the shell");
 	if (child > 0) {
-		long long end = ms_now() + 3000;
+		long long end = ms_now() + scaled_ms(3000);
 
 		while (!gone(child) && ms_now() < end)
 			usleep(10000);
@@ -443,41 +440,82 @@ test_password_value(void)
 	sd_event_unref(r.e);
 }
 
-/* The loop is not blocked: password_job_new returns at once, and jobs run
- * side by side. */
+static struct run *parallel_c;
+
+static bool
+parallel_c_done(void)
+{
+	return parallel_c->done;
+}
+
+static bool
+parallel_both_started(void)
+{
+	char *a = xasprintf("%s/started.a", dir),
+	     *b = xasprintf("%s/started.b", dir);
+	bool r = access(a, F_OK) == 0 && access(b, F_OK) == 0;
+
+	free(a);
+	free(b);
+	return r;
+}
+
+/* The loop is not blocked: password_job_new returns while the commands
+ * run, `password =` does not wait behind them, and the commands run side
+ * by side. Each command says it started, then waits until the test says
+ * go: run one after the other, the second would never start. */
 static void
 test_parallel(void)
 {
-	struct account a = {.name = "a", .password_command = "sleep 1; echo A"};
-	struct account b = {.name = "b", .password_command = "sleep 1; echo B"};
+	char *go = xasprintf("%s/go", dir);
+	char *cmd_a = xasprintf("touch %s/started.a; until [ -e %s ]; do "
+				"sleep 0.02; done; echo A",
+				dir, go);
+	char *cmd_b = xasprintf("touch %s/started.b; until [ -e %s ]; do "
+				"sleep 0.02; done; echo B",
+				dir, go);
+	struct account a = {.name = "a", .password_command = cmd_a};
+	struct account b = {.name = "b", .password_command = cmd_b};
 	struct account c = {.name = "c", .password = "C"};
 	struct run ra = {0}, rb = {0}, rc = {0};
 	unsigned pending = 3;
 	sd_event *e = loop_new();
-	long long t0 = ms_now(), t_new;
+	FILE *f;
 
 	ra.e = rb.e = rc.e = e;
 	ra.pending = rb.pending = rc.pending = &pending;
 	password_job_new(e, &a, on_done, &ra, &ra.job);
 	password_job_new(e, &b, on_done, &rb, &rb.job);
 	password_job_new(e, &c, on_done, &rc, &rc.job);
-	t_new = ms_now() - t0;
-	ok(t_new < 500,
-	   "password_job_new does not wait for the command "
-	   "(%lld ms for three)",
-	   t_new);
+	ok(!ra.done && !rb.done,
+	   "password_job_new returns while the commands run");
+	parallel_c = &rc;
+	run_for(e, scaled_ms(10000), parallel_c_done);
+	ok(rc.done && !ra.done && !rb.done,
+	   "parallel: password = comes while the commands run");
+	run_for(e, scaled_ms(10000), parallel_both_started);
+	ok(parallel_both_started(), "parallel: both commands run at once");
+	f = fopen(go, "w");
+	if (f)
+		fclose(f);
 	sd_event_loop(e);
 	is_str(ra.pw, "A", "parallel: a");
 	is_str(rb.pw, "B", "parallel: b");
 	is_str(rc.pw, "C", "parallel: c");
-	ok(rc.t_done - t0 < 500, "parallel: password = first (%lld ms)",
-	   rc.t_done - t0);
-	ok(ms_now() - t0 < 1900,
-	   "parallel: two 1 s commands took %lld ms together", ms_now() - t0);
 	run_finish(&ra);
 	run_finish(&rb);
 	run_finish(&rc);
 	sd_event_unref(e);
+	for (const char *n = "abg"; *n; n++) {
+		char *p = *n == 'g' ? xstrdup(go)
+				    : xasprintf("%s/started.%c", dir, *n);
+
+		unlink(p);
+		free(p);
+	}
+	free(go);
+	free(cmd_a);
+	free(cmd_b);
 }
 
 int

@@ -5,7 +5,8 @@
  * to no bus at all. sink_hook runs shell scripts written to a temporary
  * directory that record their environment. Log lines are caught by
  * pointing stderr (the FILE) at a file, so that sanitizer reports still
- * reach fd 2. Every wait on the loop is bounded. */
+ * reach fd 2. Every wait on the loop is for a condition, bounded by a
+ * deadline scaled by MWTEST_TIMEOUT_SCALE. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -43,16 +44,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* ms scaled by $MWTEST_TIMEOUT_SCALE, as tests/lib/mwtest.py reads it:
- * for deadlines, never for how fast something must be. */
-static int
-scaled_ms(int ms)
-{
-	const char *s = getenv("MWTEST_TIMEOUT_SCALE");
-
-	return s && *s ? (int)(ms * atof(s)) : ms;
 }
 
 static char *
@@ -156,11 +147,12 @@ log_show(long mark)
 
 /* --- running the loop ------------------------------------------------- */
 
-/* Runs the loop until cond(arg) holds or ms pass. Returns cond(arg). */
+/* Runs the loop until cond(arg) holds or ms (scaled) pass. Returns
+ * cond(arg). */
 static bool
 run_until(sd_event *e, bool (*cond)(void *), void *arg, int ms)
 {
-	long long end = now_ms() + ms;
+	long long end = now_ms() + scaled_ms(ms);
 
 	while (!cond(arg) && now_ms() < end)
 		sd_event_run(e, 50 * 1000);
@@ -174,11 +166,21 @@ never(void *arg)
 	return false;
 }
 
-/* Runs the loop for ms. */
+/* Runs the loop for ms (scaled): a time in which something must not
+ * happen. */
 static void
 run_for(sd_event *e, int ms)
 {
 	run_until(e, never, NULL, ms);
+}
+
+/* Runs what is ready on the loop now, and what that makes ready, until
+ * nothing is. */
+static void
+run_ready(sd_event *e)
+{
+	while (sd_event_run(e, 0) > 0)
+		;
 }
 
 /* Runs the loop for ms and returns how many times it woke up for an
@@ -278,14 +280,14 @@ spawn_helper(char *const *argv, int *out_r)
 	return pid;
 }
 
-/* Reads one line (without its newline) from fd within ms. Returns a new
- * string or NULL. */
+/* Reads one line (without its newline) from fd within ms (scaled).
+ * Returns a new string or NULL. */
 static char *
 read_line(int fd, int ms)
 {
 	char buf[1024];
 	size_t n = 0;
-	long long end = now_ms() + ms;
+	long long end = now_ms() + scaled_ms(ms);
 
 	while (n < sizeof(buf) - 1) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -476,16 +478,6 @@ event_init(uint32_t uid, const char *from_name, const char *from_address,
 	return ev;
 }
 
-/* Calls send() and returns how long it took, in ms. */
-static long long
-timed_send(struct sink *s, const struct account *a, const struct mail_event *ev)
-{
-	long long t = now_ms();
-
-	s->ops->send(s, a, ev);
-	return now_ms() - t;
-}
-
 /* --- sink_notify ------------------------------------------------------ */
 
 static void
@@ -501,7 +493,7 @@ test_notify(sd_event *e)
 	struct sink *s;
 	pid_t bus, notifyd;
 	long mark = log_mark(), m2;
-	long long slowest = 0;
+	char *l;
 
 	bus = start_bus("bus");
 	notifyd = start_notifyd(json);
@@ -576,32 +568,32 @@ test_notify(sd_event *e)
 	}
 	is_int(count_wakeups(e, 300), 0, "connected and idle: no wake-ups");
 
-	/* The server goes away: one warning, send() stays prompt, and the
-	 * watching goes on. */
+	/* The server goes away: one warning, send() does not wait for the
+	 * reply, and the watching goes on. */
 	stop_helper(&notifyd);
 	m2 = log_mark();
+	log_max_level = LOG_DEBUG;
 	for (uint32_t uid = 10; uid < 13; uid++) {
-		long long t = timed_send(s, &a, &ev1);
-
-		slowest = t > slowest ? t : slowest;
 		ev1.uid = uid;
+		s->ops->send(s, &a, &ev1);
 	}
-	ok(slowest < 100, "send() returns promptly without a server (%lld ms)",
-	   slowest);
+	l = log_since(m2);
+	ok(!strstr(l, "no notification server"),
+	   "send() returns before the error reply comes (from the loop)");
+	free(l);
 	ok(wait_log(e, m2, "no notification server on the session bus", 1,
 		    5000),
 	   "a missing server is logged");
-	run_for(e, 300);
-	{
-		char *l = log_since(m2);
-
-		is_int(count_str(l, "no notification server"), 1,
-		       "... once for three messages");
-		ok(strstr(l, "ServiceUnknown") != NULL, "... saying why");
-		ok(strstr(l, "will keep watching") != NULL,
-		   "... and that watching goes on");
-		free(l);
-	}
+	ok(wait_log(e, m2, "notification dropped", 2, 5000),
+	   "the other two error replies came");
+	log_max_level = LOG_INFO;
+	l = log_since(m2);
+	is_int(count_str(l, "no notification server"), 1,
+	       "... once for three messages");
+	ok(strstr(l, "ServiceUnknown") != NULL, "... saying why");
+	ok(strstr(l, "will keep watching") != NULL,
+	   "... and that watching goes on");
+	free(l);
 
 	/* Back: the next message is shown, then a new failure is logged
 	 * again. */
@@ -616,13 +608,14 @@ test_notify(sd_event *e)
 	ok(wait_log(e, m2, "no notification server", 1, 5000),
 	   "a new failure after a success is logged again");
 
-	/* The bus itself goes, then comes back at another address. */
+	/* The bus itself goes (its end is on the socket at once), then comes
+	 * back at another address. */
 	stop_helper(&bus);
-	run_for(e, 200);
+	run_ready(e);
 	is_int(count_wakeups(e, 300), 0, "lost bus: no wake-ups");
 	m2 = log_mark();
 	log_max_level = LOG_DEBUG;
-	ok(timed_send(s, &a, &ev2) < 100, "lost bus: send() is prompt");
+	s->ops->send(s, &a, &ev2);
 	ok(wait_log(e, m2, "notification dropped", 1, 5000),
 	   "lost bus: the notification is dropped");
 	log_max_level = LOG_INFO;
@@ -638,7 +631,7 @@ test_notify(sd_event *e)
 	free(json);
 }
 
-/* No bus at all: one warning, prompt sends. */
+/* No bus at all: one warning. */
 static void
 test_notify_no_bus(sd_event *e)
 {
@@ -648,17 +641,14 @@ test_notify_no_bus(sd_event *e)
 	struct mail_event ev = event_init(1, "Alice", "alice@example.org", "x");
 	struct sink *s;
 	long mark = log_mark();
-	long long t1, t2;
 	char *l;
 
 	setenv("DBUS_SESSION_BUS_ADDRESS", addr, 1);
 	s = sink_notify_new(e, NULL);
-	t1 = timed_send(s, &a, &ev);
+	s->ops->send(s, &a, &ev);
 	run_for(e, 100);
-	t2 = timed_send(s, &a, &ev);
+	s->ops->send(s, &a, &ev);
 	run_for(e, 100);
-	ok(t1 < 100 && t2 < 100, "send() is prompt without a bus (%lld, %lld)",
-	   t1, t2);
 	l = log_since(mark);
 	is_int(count_str(l, "no notification server on the session bus"), 1,
 	       "no bus: logged once");
@@ -899,7 +889,6 @@ test_hook_failures(sd_event *e)
 	struct mail_event ev = event_init(7, "A", "a@example.org", "s");
 	struct sink *s = sink_hook_new(e, count_changed, &n_changed);
 	long mark = log_mark();
-	long long t;
 	char *l;
 
 	a.d.on_new_mail = fail3;
@@ -911,18 +900,18 @@ test_hook_failures(sd_event *e)
 	ok(wait_log(e, mark, "hook /bin/sh killed by signal 10", 1, 5000),
 	   "a hook killed by a signal is logged");
 
+	/* Logged by send() itself: the loop does not run in between. */
 	a.d.on_new_mail = missing;
-	t = timed_send(s, &a, &ev);
+	s->ops->send(s, &a, &ev);
 	a.d.on_new_mail = missing_path;
-	t += timed_send(s, &a, &ev);
+	s->ops->send(s, &a, &ev);
 	l = log_since(mark);
 	ok(strstr(l, "acct/INBOX: hook /nonexistent/hook: No such file or "
 		     "directory") != NULL,
-	   "a missing executable is logged");
+	   "a missing executable is logged at once");
 	ok(strstr(l, "hook mailwatch-no-such-hook: No such file or "
 		     "directory") != NULL,
-	   "a command not in PATH is logged");
-	ok(t < 200, "... at once (%lld ms)", t);
+	   "a command not in PATH is logged at once");
 	free(l);
 
 	/* The sink goes on after all that. */
@@ -1029,7 +1018,7 @@ test_hook_timeout(sd_event *e)
 	   "a hanging hook is terminated after hook_timeout");
 	ok(run_until(e, pid_file_dead, "hang.pid", 3000), "... and it is gone");
 	t = now_ms() - t0;
-	ok(t >= 900 && t < 2500, "... after about 1 s (%lld ms)", t);
+	ok(t >= 900, "... not before hook_timeout = 1 s (%lld ms)", t);
 	child = read_pid("sleep.pid");
 	ok(child > 0 && run_until(e, pid_file_dead, "sleep.pid", 2000),
 	   "... and so is the process it started");
@@ -1042,7 +1031,7 @@ test_hook_timeout(sd_event *e)
 	ok(run_until(e, pid_file_dead, "stubborn.pid", 3000),
 	   "... and it is gone");
 	t = now_ms() - t0;
-	ok(t >= 2900 && t < 4500, "... after about 1 + 2 s (%lld ms)", t);
+	ok(t >= 2900, "... not before 1 + 2 s (%lld ms)", t);
 
 	/* free() kills what runs, and what it started: its message is
 	 * announced again at the next start. */
@@ -1066,7 +1055,7 @@ test_hook_timeout(sd_event *e)
 	sink_free(&s);
 	ok(sh > 0 && pid_dead(sh), "sink_free kills a running hook");
 	ok(child > 0 &&
-	       run_until(e, pid_file_dead, "sleep.pid", scaled_ms(2000)),
+	       run_until(e, pid_file_dead, "sleep.pid", 2000),
 	   "... and what it started");
 	{
 		char *l = log_since(mark);
@@ -1101,12 +1090,12 @@ test_hook_left_behind(sd_event *e)
 	a.d.hook_timeout = 1;
 	a.d.on_new_mail = argv;
 	s->ops->send(s, &a, &ev);
-	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, scaled_ms(5000)),
+	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, 5000),
 	   "the hook exits at once");
 	log_max_level = before;
 	left = read_pid("left.pid");
 	ok(left > 0, "it left a process behind (pid %d)", (int)left);
-	ok(left > 0 && run_until(e, pid_file_dead, "left.pid", scaled_ms(5000)),
+	ok(left > 0 && run_until(e, pid_file_dead, "left.pid", 5000),
 	   "which is killed at hook_timeout");
 	ok(wait_log(e, mark,
 		    "hook /bin/sh left processes running after 1 s: "
@@ -1161,13 +1150,13 @@ test_hook_stop(sd_event *e)
 
 		s->ops->send(s, &a, &ev);
 	}
-	ok(run_until(e, one_changed, NULL, scaled_ms(5000)),
+	ok(run_until(e, one_changed, NULL, 5000),
 	   "a waiting hook starts when one exits");
 	is_int(s->ops->unfinished(s, "acct", "INBOX"), 38,
 	       "unfinished: the one still waiting");
 	ok(!exists(p38), "... which has not started");
 	s->ops->stop(s);
-	ok(wait_file(e, p38, 1, scaled_ms(5000)), "stop starts it");
+	ok(wait_file(e, p38, 1, 5000), "stop starts it");
 	is_int(s->ops->unfinished(s, "acct", "INBOX"), 21,
 	       "unfinished at a stop: the lowest UID running");
 	p21 = read_pid("stop.21");
@@ -1175,7 +1164,7 @@ test_hook_stop(sd_event *e)
 	ok(s->ops->busy(s), "busy: while hooks run");
 	(void)kill(p21, SIGTERM);
 	ok(wait_log(e, mark, "UID 21 is announced again at the next start", 1,
-		    scaled_ms(5000)),
+		    5000),
 	   "a hook killed from outside while stopping is announced again");
 	is_int(s->ops->unfinished(s, "acct", "INBOX"), 21,
 	       "unfinished: still its UID");

@@ -1,13 +1,15 @@
 /* transport against a real TLS server on loopback: tests/lib/tlsserver.py
  * (Python's ssl module) with a CA and server certificates made by the
  * openssl command in a temporary directory. Each case runs its own sd-event
- * loop with a safety timeout; every server is started and killed by pid.
+ * loop with a safety timer (scaled by MWTEST_TIMEOUT_SCALE) that ends the
+ * case when it fires; every server is started and killed by pid.
  * MAILWATCH_DEBUG=1 shows the transport's debug log. */
 #include "transport.h"
 
 #include "tap.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,8 +30,7 @@
 extern char **environ;
 
 #define PYTHON "/usr/bin/python3"
-#define USEC 1000000ULL
-#define SAFETY_SEC 15
+#define SAFETY_SEC 15 /* per run of a case's loop, scaled */
 
 static char tmpdir[] = "/tmp/mwtransport.XXXXXX";
 static char ca_pem[PATH_MAX], good_pem[PATH_MAX], good_key[PATH_MAX],
@@ -104,7 +105,7 @@ server_start(struct server *s, const char *mode, const char *cert,
 	     const char *key, const char *host)
 {
 	char *argv[14];
-	char line[32];
+	char line[32], lifetime[32];
 	posix_spawn_file_actions_t fa;
 	struct pollfd pfd;
 	size_t len = 0;
@@ -123,8 +124,10 @@ server_start(struct server *s, const char *mode, const char *cert,
 	}
 	argv[n++] = "--host";
 	argv[n++] = (char *)host;
+	/* Killed by pid at the end; the lifetime is for a test that dies. */
+	snprintf(lifetime, sizeof(lifetime), "%lld", scaled_ms(120000) / 1000);
 	argv[n++] = "--lifetime";
-	argv[n++] = "120";
+	argv[n++] = lifetime;
 	argv[n++] = "--rcvbuf";
 	argv[n++] = "16384";
 	argv[n] = NULL;
@@ -145,7 +148,7 @@ server_start(struct server *s, const char *mode, const char *cert,
 	while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
 		ssize_t r;
 
-		if (poll(&pfd, 1, 10000) <= 0)
+		if (poll(&pfd, 1, (int)scaled_ms(10000)) <= 0)
 			break;
 		r = read(p[0], line + len, sizeof(line) - 1 - len);
 		if (r <= 0)
@@ -190,6 +193,47 @@ closed_port(void)
 	return port;
 }
 
+/* The socket of this process connected to 127.0.0.1:port, or -1: the
+ * transport's, which its API does not give out. */
+static int
+client_fd(uint16_t port)
+{
+	for (int fd = 3; fd < 1024; fd++) {
+		struct sockaddr_in a;
+		socklen_t len = sizeof(a);
+
+		if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 &&
+		    len == sizeof(a) && a.sin_family == AF_INET &&
+		    ntohs(a.sin_port) == port)
+			return fd;
+	}
+	return -1;
+}
+
+/* True while this process has an eventfd open. */
+static bool
+eventfd_open(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	bool found = false;
+
+	while (d && !found && (de = readdir(d))) {
+		char path[300], target[64];
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = 0;
+			found = !strcmp(target, "anon_inode:[eventfd]");
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 static bool
 ipv6_loopback(void)
 {
@@ -222,7 +266,7 @@ struct run {
 	int err;
 	char errmsg[512];
 	char *data;
-	size_t len;
+	size_t len, cap;
 	bool done, timed_out;
 };
 
@@ -254,7 +298,11 @@ c_data(void *ud, const char *buf, size_t len)
 {
 	struct run *r = ud;
 
-	r->data = realloc(r->data, r->len + len + 1);
+	if (r->len + len + 1 > r->cap) {
+		while (r->len + len + 1 > r->cap)
+			r->cap = r->cap ? 2 * r->cap : 4096;
+		r->data = realloc(r->data, r->cap);
+	}
 	memcpy(r->data + r->len, buf, len);
 	r->len += len;
 	r->data[r->len] = 0;
@@ -314,18 +362,24 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Runs e until r is done or the safety timeout. */
-static void
-run_loop(struct run *r)
+/* Runs e until r is done. Returns false, with a failed check, when the
+ * safety timer ended it first: the case stops there. */
+static bool
+run_loop(struct run *r, const char *what)
 {
 	sd_event_source *safety = NULL;
+	long long ms = scaled_ms(SAFETY_SEC * 1000);
 
+	r->timed_out = false;
 	sd_event_add_time_relative(r->e, &safety, CLOCK_MONOTONIC,
-				   SAFETY_SEC * USEC, 0, on_safety, r);
+				   (uint64_t)ms * 1000, 0, on_safety, r);
 	while (!r->done)
 		if (sd_event_run(r->e, UINT64_MAX) < 0)
 			break;
 	sd_event_source_disable_unref(safety);
+	if (r->timed_out)
+		ok(0, "%s: done within the %lld ms safety timer", what, ms);
+	return !r->timed_out;
 }
 
 /* How many loop wake-ups happen in ms milliseconds. */
@@ -371,6 +425,7 @@ finish(struct run *r)
 	r->e = sd_event_unref(r->e);
 	free(r->data);
 	r->data = NULL;
+	r->len = r->cap = 0;
 }
 
 static bool
@@ -382,16 +437,17 @@ has(const char *hay, const char *needle)
 /* ---- the cases ---- */
 
 static void
-test_echo(uint16_t port)
+test_echo(struct server *srv)
 {
 	struct run r = {.send_on_connect = "hello\r\n", .expect = 7};
-	enum { LINES = 3584, LINE = 1024 };
-	char *big;
-	int n;
+	enum { LINES = 256, LINE = 1024 };
+	char *big = NULL;
+	int n, fd, sndbuf = 16384;
 
-	if (start(&r, "127.0.0.1", port, true, ca_pem, 5) < 0)
+	if (start(&r, "127.0.0.1", srv->port, true, ca_pem, 5) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "implicit TLS"))
+		goto out;
 	ok(r.connected == 1 && r.tls_at_connect, "implicit TLS: connected");
 	is_str(r.data, "hello\r\n", "implicit TLS: echo round trip");
 	ok(!r.closed, "implicit TLS: still open");
@@ -400,8 +456,14 @@ test_echo(uint16_t port)
 	n = wakeups(&r, 500);
 	ok(n <= 1, "idle: %d wake-ups in 0.5 s", n);
 
-	/* 3.5 MiB at once while the server sleeps: more than the socket takes,
-	 * so the rest waits in the queue for EPOLLOUT. */
+	/* 256 KiB at once while the server does not read: with a small send
+	 * buffer (which also stops the kernel from growing it to megabytes)
+	 * more than the socket takes, so the rest waits in the queue for
+	 * EPOLLOUT. The server reads again on SIGUSR1. */
+	fd = client_fd(srv->port);
+	ok(fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+				 sizeof(sndbuf)) == 0,
+	   "the transport's socket gets a %d-byte send buffer", sndbuf);
 	big = malloc(LINES * LINE);
 	for (int i = 0; i < LINES; i++) {
 		memset(big + i * LINE, 'a' + i % 26, LINE - 1);
@@ -410,27 +472,31 @@ test_echo(uint16_t port)
 	r.len = 0;
 	r.expect = LINES * LINE;
 	r.done = false;
-	transport_write(r.t, "SLEEP\n", 6);
+	transport_write(r.t, "PAUSE\n", 6);
 	ok(transport_write(r.t, big, LINES * LINE) == 0, "big write queued");
 	ok(transport_pending(r.t) > 0, "%zu bytes wait for the socket",
 	   transport_pending(r.t));
-	run_loop(&r);
+	kill(srv->pid, SIGUSR1);
+	if (!run_loop(&r, "big write"))
+		goto out;
 	ok(r.len == LINES * LINE && !memcmp(r.data, big, LINES * LINE),
 	   "big write echoed (%zu bytes)", r.len);
 	is_int(transport_pending(r.t), 0, "nothing left queued");
-	free(big);
 
 	/* QUIT: the server sends BYE and a close_notify: a clean EOF. */
 	r.len = 0;
 	r.expect = 0;
 	r.done = false;
 	transport_write(r.t, "QUIT\r\n", 6);
-	run_loop(&r);
+	if (!run_loop(&r, "clean close"))
+		goto out;
 	ok(r.closed == 1 && r.err == 0, "clean close: err %d (%s)", r.err,
 	   r.errmsg);
 	is_str(r.data, "BYE\r\n", "clean close: BYE before EOF");
 	ok(transport_write(r.t, "x", 1) == -ENOTCONN,
 	   "write after close: -ENOTCONN");
+out:
+	free(big);
 	finish(&r);
 }
 
@@ -441,9 +507,11 @@ test_reset(uint16_t port)
 
 	if (start(&r, "127.0.0.1", port, true, ca_pem, 5) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "reset"))
+		goto out;
 	ok(r.closed == 1 && r.err == -ECONNRESET, "reset: err %d (%s)", r.err,
 	   r.errmsg);
+out:
 	finish(&r);
 }
 
@@ -454,12 +522,14 @@ test_no_ca(uint16_t port)
 
 	if (start(&r, "127.0.0.1", port, true, NULL, 5) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "system store"))
+		goto out;
 	ok(!r.connected && r.closed == 1 && r.err == -EPROTO,
 	   "system store: closed with -EPROTO (%d)", r.err);
 	ok(has(r.errmsg, "certificate verify failed") &&
 	       has(r.errmsg, "(host 127.0.0.1)"),
 	   "system store: errmsg '%s'", r.errmsg);
+out:
 	finish(&r);
 }
 
@@ -470,11 +540,13 @@ test_mismatch(uint16_t port, const char *host, const char *why)
 
 	if (start(&r, host, port, true, ca_pem, 5) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "mismatch"))
+		goto out;
 	ok(!r.connected && r.closed == 1 && r.err == -EPROTO,
 	   "%s with a cert for other.example: -EPROTO (%d)", host, r.err);
 	ok(has(r.errmsg, "certificate verify failed") && has(r.errmsg, why),
 	   "%s: errmsg '%s'", host, r.errmsg);
+out:
 	finish(&r);
 }
 
@@ -488,9 +560,11 @@ test_localhost(uint16_t port)
 	/* Queued before the connection exists: goes out once it does. */
 	ok(transport_write(r.t, "early\r\n", 7) == 0, "write before connect");
 	is_int(transport_pending(r.t), 7, "queued before connect");
-	run_loop(&r);
+	if (!run_loop(&r, "localhost"))
+		goto out;
 	ok(r.connected == 1, "localhost resolved and connected (%s)", r.errmsg);
 	is_str(r.data, "early\r\n", "localhost: early bytes echoed");
+out:
 	finish(&r);
 }
 
@@ -502,11 +576,13 @@ test_refused(void)
 
 	if (start(&r, "127.0.0.1", port, true, ca_pem, 5) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "refused"))
+		goto out;
 	ok(r.closed == 1 && r.err == -ECONNREFUSED, "refused: err %d", r.err);
 	ok(has(r.errmsg, "Connection refused") && has(r.errmsg, "127.0.0.1"),
 	   "refused: errmsg '%s'", r.errmsg);
 	ok(r.t == NULL, "freed inside closed()");
+out:
 	finish(&r);
 }
 
@@ -520,13 +596,15 @@ test_starttls(uint16_t port)
 
 	if (start(&r, "127.0.0.1", port, false, ca_pem, 5) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "STARTTLS"))
+		goto out;
 	ok(r.connected == 1 && !r.tls_at_connect, "STARTTLS: plain connect");
 	is_int(r.starttls_r, 0, "transport_start_tls() inside data()");
 	ok(r.tls_ready == 1 && r.tls_at_ready, "STARTTLS: tls_ready (%s)",
 	   r.errmsg);
 	is_str(r.data, "secret\r\n", "STARTTLS: echo over TLS");
 	ok(transport_start_tls(r.t) == -EALREADY, "second STARTTLS refused");
+out:
 	finish(&r);
 }
 
@@ -537,10 +615,12 @@ test_plain_eof(uint16_t port)
 
 	if (start(&r, "127.0.0.1", port, false, NULL, 5) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "plain text EOF"))
+		goto out;
 	ok(r.closed == 1 && r.err == 0, "plain text EOF: err %d (%s)", r.err,
 	   r.errmsg);
 	ok(has(r.data, "BYE\r\n"), "plain text: data before EOF");
+out:
 	finish(&r);
 }
 
@@ -552,13 +632,18 @@ test_timeout(uint16_t port)
 
 	if (start(&r, "127.0.0.1", port, true, ca_pem, 1) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "silent server"))
+		goto out;
 	dt = now() - t0;
 	ok(r.closed == 1 && r.err == -ETIMEDOUT,
 	   "silent server: -ETIMEDOUT "
 	   "(%d: %s)",
 	   r.err, r.errmsg);
-	ok(dt > 0.9 && dt < 4, "timed out after %.2f s", dt);
+	/* Not before connect_timeout; after it, within a deadline scaled like
+	 * every other one (the safety timer is far longer). */
+	ok(dt > 0.9 && dt < 1 + scaled_ms(3000) / 1000.0,
+	   "timed out after %.2f s (connect_timeout 1 s)", dt);
+out:
 	finish(&r);
 }
 
@@ -569,10 +654,12 @@ test_free_in_data(uint16_t port)
 
 	if (start(&r, "127.0.0.1", port, true, ca_pem, 5) < 0)
 		return;
-	run_loop(&r);
+	if (!run_loop(&r, "free in data()"))
+		goto out;
 	ok(r.t == NULL && r.len > 0, "freed inside data()");
 	wakeups(&r, 200);
 	ok(!r.closed, "no callback after free");
+out:
 	finish(&r);
 }
 
@@ -604,9 +691,10 @@ test_ipv6(void)
 		return;
 	}
 	if (start(&r, "::1", s.port, true, ca_pem, 5) == 0) {
-		run_loop(&r);
-		ok(r.connected == 1, "::1: connected (%s)", r.errmsg);
-		is_str(r.data, "six\r\n", "::1: echo");
+		if (run_loop(&r, "::1")) {
+			ok(r.connected == 1, "::1: connected (%s)", r.errmsg);
+			is_str(r.data, "six\r\n", "::1: echo");
+		}
 		finish(&r);
 	}
 	server_stop(&s);
@@ -657,7 +745,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 
-	test_echo(tls.port);
+	test_echo(&tls);
 	test_reset(tls.port);
 	test_no_ca(tls.port);
 	test_mismatch(other.port, "127.0.0.1", "IP address mismatch");
@@ -677,7 +765,12 @@ out:
 	server_stop(&plain);
 	server_stop(&silent);
 	sh("rm -rf %s", tmpdir);
-	/* glibc's lookup threads finish their notifications. */
-	usleep(100000);
+	/* The lookup test_free_resolving left behind ends on a glibc thread,
+	 * whose notification frees it and closes its eventfd (every loop
+	 * here is gone, with theirs): wait for that before exiting. */
+	for (double end = now() + scaled_ms(5000) / 1000.0;
+	     eventfd_open() && now() < end;)
+		usleep(10000);
+	ok(!eventfd_open(), "the resolver's notification ran");
 	return tap_done();
 }
