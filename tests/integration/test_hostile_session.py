@@ -78,6 +78,16 @@ def test_uidvalidity_mid_session():
     h.finish(what)
 
 
+def courier_like(srv):
+    """srv gives its mailbox a new UIDVALIDITY at every EXAMINE while it is
+    empty, as Courier does with a fresh maildir."""
+    def examine(conn, tag, args):
+        if not srv.exists():
+            srv.uidvalidity += 1
+        srv.default("EXAMINE", conn, tag, args)
+    srv.handlers["EXAMINE"] = examine
+
+
 def test_uidvalidity_of_empty_mailbox():
     """Courier with a fresh maildir gives an empty mailbox a new
     UIDVALIDITY at every session until its first message is stored (and
@@ -87,12 +97,7 @@ def test_uidvalidity_of_empty_mailbox():
     what = "empty mailbox, new UIDVALIDITY each session"
     h = Hostile(n_old=0, start=False)
     srv = h.srv
-
-    def examine(conn, tag, args):
-        if not srv.exists():
-            srv.uidvalidity += 1
-        srv.default("EXAMINE", conn, tag, args)
-    srv.handlers["EXAMINE"] = examine
+    courier_like(srv)
     h.mw.start()
     h.idle_ok()
     srv.conn(1).close()
@@ -125,12 +130,7 @@ def test_uidvalidity_after_sigkill():
     what = "UIDVALIDITY changed after a SIGKILL"
     h = Hostile(n_old=0, start=False)
     srv = h.srv
-
-    def examine(conn, tag, args):
-        if not srv.exists():
-            srv.uidvalidity += 1
-        srv.default("EXAMINE", conn, tag, args)
-    srv.handlers["EXAMINE"] = examine
+    courier_like(srv)
     h.mw.start()
     h.idle_ok()
     a = srv.add_message(subject="first")

@@ -584,6 +584,23 @@ test_garbage(void)
 	session_free(&s);
 }
 
+/* Brings s (PREAUTH, IDLE offered) into IDLE on a mailbox of exists
+ * messages and that UIDNEXT (UIDVALIDITY 3), and forgets what it sent and
+ * reported on the way: the IDLE's tag is m2. */
+static void
+to_idle(struct session *s, struct rec *r, unsigned exists, unsigned uidnext)
+{
+	char buf[160];
+
+	feed(s, r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
+	snprintf(buf, sizeof(buf),
+		 "* %u EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n"
+		 "* OK [UIDNEXT %u] x\r\nm1 OK done\r\n+ idling\r\n",
+		 exists, uidnext);
+	feed(s, r, buf, 0, 0);
+	r->sent[0] = r->events[0] = 0;
+}
+
 /* A server that answers the UID FETCH but never completes the IDLE it
  * followed: IDLEs used to pile up until the session aborted the process.
  * Now the session ends there, before reporting the batch (the next
@@ -594,13 +611,7 @@ test_idle_never_done(void)
 	struct rec r = {0};
 	struct session *s = session_new(&opts, &cb, &r);
 
-	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
-	feed(s, &r,
-	     "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 2] x\r\n"
-	     "m1 OK done\r\n+ idling\r\n",
-	     0, 0);
-	r.sent[0] = 0;
-	r.events[0] = 0;
+	to_idle(s, &r, 1, 2);
 	feed(s, &r,
 	     "* 2 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL NIL NIL "
 	     "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n",
@@ -667,12 +678,7 @@ test_fetch_over_limits(int bytewise)
 	char *big = xmalloc(80000);
 	int n;
 
-	feed(s, &r, "* PREAUTH [CAPABILITY IMAP4rev1 IDLE] ready\r\n", 0, 0);
-	feed(s, &r,
-	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n* OK [UIDNEXT 10] x\r\n"
-	     "m1 OK done\r\n+ idling\r\n",
-	     0, 0);
-	r.sent[0] = r.events[0] = 0;
+	to_idle(s, &r, 2, 10);
 	feed(s, &r, "* 4 EXISTS\r\n", 0, 0);
 	sent(&r, "DONE\r\nm3 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
 	     "fetch");
