@@ -1,10 +1,10 @@
-/* watcher: one watched mailbox of an account. Owns the connection
- * (transport + session), the UID bookkeeping (UIDVALIDITY, the highest
- * UID handled and when the mailbox was last seen whole, kept across
- * reconnects and in the state file; a UIDVALIDITY change is caught up with
- * by INTERNALDATE), reconnects
- * with capped exponential back-off plus jitter, and hands new messages to
- * the sinks in UID order. Runs on an sd-event loop; never blocks. */
+/* watcher: one IMAP connection (transport + session) that watches one
+ * mailbox of an account with IDLE (or NOOP polling) and feeds what it
+ * reports to that mailbox (mailbox.c: the UID bookkeeping, the state file,
+ * the batches handed to the sinks). Owns the connection's life: connecting,
+ * timers, reconnects with capped exponential back-off plus jitter, the
+ * clean stop, and the deferred state writes the mailbox asks for. Runs on
+ * an sd-event loop; never blocks. */
 #pragma once
 
 #include <stdbool.h>
