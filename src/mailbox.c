@@ -604,8 +604,12 @@ mailbox_status(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
 {
 	log_debug(&mb->log, "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u",
 		  uidvalidity, uidnext, messages);
-	if (!uidvalidity || !uidnext)
+	if (!uidnext || (!uidvalidity && !mb->uidvalidity))
 		return true;
+	/* NOTIFY's pushed STATUS leaves out a UIDVALIDITY that did not
+	 * change. */
+	if (!uidvalidity)
+		uidvalidity = mb->uidvalidity;
 	if (!mb->uidvalidity) {
 		mb->uidnext = uidnext;
 		start_afresh(mb, uidvalidity, messages, wall);

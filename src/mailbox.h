@@ -114,9 +114,11 @@ void mailbox_closed(struct mailbox *mb, int64_t wall);
 /* ---- a connection that checks the mailbox without selecting it ---- */
 
 /* A "* STATUS" response at wall: uidvalidity (0 when the response did not
- * include it), uidnext (0 likewise) and messages. Returns true when the
- * mailbox must be EXAMINEd and fetched: its UIDNEXT moved past the mark,
- * its UIDVALIDITY is not the recorded one, or either is unknown. With no
+ * include it, as NOTIFY's pushes leave out one that did not change: taken
+ * as the recorded one), uidnext (0 likewise) and messages. Returns true
+ * when the mailbox must be EXAMINEd and fetched: its UIDNEXT moved past
+ * the mark, its UIDVALIDITY is not the recorded one, or either is
+ * unknown. With no
  * state yet, it starts afresh (what it holds is taken as handled) and
  * returns false; likewise when nothing moved, recording it as seen whole
  * at wall with messages messages. Not while a connection has it

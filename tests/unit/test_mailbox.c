@@ -576,6 +576,10 @@ test_status(void)
 	   "UIDVALIDITY changed: EXAMINE");
 	ok(mailbox_status(mb, 5, 0, 20, T0 + 800),
 	   "no UIDNEXT in the response: EXAMINE");
+	ok(!mailbox_status(mb, 0, 21, 20, T0 + 800),
+	   "a NOTIFY push without UIDVALIDITY, nothing moved: no fetch");
+	ok(mailbox_status(mb, 0, 22, 21, T0 + 800),
+	   "a NOTIFY push without UIDVALIDITY, UIDNEXT moved: fetch");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
 	       "a STATUS that needs a fetch changes nothing");
@@ -587,7 +591,7 @@ test_status(void)
 	is_str(got(), "send 21 v5 New; send 22 v5 Newer; done 2; ",
 	       "and announces what arrived");
 	mailbox_free(&mb);
-	is_str(state_of("status"), "v5 uid 22 seen +700 messages 19",
+	is_str(state_of("status"), "v5 uid 22 seen +800 messages 20",
 	       "the mark moved");
 }
 
