@@ -109,9 +109,24 @@ def no_limit_refusal(dc, mw, what):
 
 
 def append_each(dc, names, tag):
-    """Appends one message to each of names; the (mailbox, uid) list."""
-    return sorted((n, dc.append("alice", n, mwtest.make_message(
-        "%s %s" % (tag, n)))) for n in names)
+    """Delivers one message to each of names with dovecot-lda, which needs
+    no IMAP connection (mailwatch may hold all of them, as it does before
+    issue 11). The sorted (mailbox, uid) list."""
+    out = []
+    for n in names:
+        dc.deliver("alice", mwtest.make_message("%s %s" % (tag, n)),
+                   mailbox=n)
+        r = dc.doveadm("-f", "flow", "mailbox", "status", "-u", "alice",
+                       "uidnext", n)
+        out.append((n, int(re.search(r"uidnext=(\d+)", r.stdout)[1]) - 1))
+    return sorted(out)
+
+
+def mark_seen(dc, name, uid):
+    """Sets \\Seen on uid in name as another client would, with doveadm
+    (no IMAP connection needed)."""
+    dc.doveadm("flags", "add", "-u", "alice", "\\Seen", "mailbox", name,
+               "uid", uid)
 
 
 def exactly_once(mw, want, what):
@@ -189,6 +204,9 @@ def test_restart_catch_up():
         recs = mw.wait_hooks(2, CHECKED)
         ok(len(recs) >= 2, "%s: both announced" % what,
            "got %s" % keys(recs))
+        most = 2 if notify else BUDGET
+        n = dc.connections("alice")
+        ok(n <= most, "%s: at most %d connections (%d)" % (what, most, n))
         exactly_once(mw, want, what)
         no_limit_refusal(dc, mw, what)
         finish(mw, what + ": mailwatch")
@@ -205,12 +223,12 @@ def test_withdraw_notify():
     mw = start(dc, bus=bus, notify=True)
     wait_watched(mw, "withdraw")
     for i, name in enumerate(["INBOX", FOLDERS[-1]]):
-        uid = dc.append("alice", name, mwtest.make_message("read " + name))
+        (_, uid), = append_each(dc, [name], "read")
         if not ok(nd.wait_records(i + 1, PUSH), "withdraw: %s notified"
                   % name):
             continue
         shown = nd.records()[-1]["id"]
-        dc.store("alice", name, [uid], ["\\Seen"])
+        mark_seen(dc, name, uid)
         ok(wait_until(lambda: shown in {r["id"] for r in
                                         nd.records("CloseNotification")},
                       10),
