@@ -121,6 +121,9 @@ struct session {
 	 * FETCH has not come yet (asked for after NOTIFY_GRACE). */
 	bool notify_on;
 	uint32_t awaiting;
+	bool pushed;          /* pushed mail reported, its batch_end due at
+				 the end of the read: what came together is
+				 one batch */
 	uint64_t refresh_at;  /* usec: when IDLE is renewed */
 
 	uint32_t uidvalidity, uidnext, exists;
@@ -841,6 +844,7 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 			break;
 		}
 		s->dated = false;
+		s->pushed = false;
 		s->cb.batch_end(s->ud);
 		if (s->state == S_FETCH)
 			watch(s);
@@ -1052,14 +1056,15 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 	if (s->notify_on && is_selected(s) && s->state != S_DATES &&
 	    s->state != S_FETCH && f->have & CODEC_FETCH_UID &&
 	    f->have & CODEC_FETCH_ENVELOPE) {
-		/* New mail pushed under NOTIFY: a batch of its own. */
+		/* New mail pushed under NOTIFY: the batch is what came in
+		 * the same read (session_feed ends it). */
 		if (f->uid < s->fetch_from)
 			return;
 		s->fetch_from = f->uid == UINT32_MAX ? f->uid : f->uid + 1;
 		if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
 			s->timer = s->refresh_at;
 		s->cb.fetched(s->ud, f);
-		s->cb.batch_end(s->ud);
+		s->pushed = true;
 		return;
 	}
 	if (is_selected(s) && f->have & CODEC_FETCH_FLAGS)
@@ -1113,8 +1118,7 @@ on_continuation(struct session *s)
 		s->timer = s->awaiting ? s->now + NOTIFY_GRACE * USEC_PER_SEC
 				       : s->refresh_at;
 		if (!s->reached_idle)
-			log_info(s->o.log, "watching (%s)",
-				 s->notify_on ? "IDLE, NOTIFY" : "IDLE");
+			log_info(s->o.log, "watching (IDLE)");
 		s->reached_idle = true;
 		s->cb.idle(s->ud);
 		if (s->fetch_again)
@@ -1278,6 +1282,10 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 				s->cb.starttls(s->ud);
 			break;
 		}
+	}
+	if (s->pushed && s->state != S_DEAD) {
+		s->pushed = false;
+		s->cb.batch_end(s->ud);
 	}
 }
 

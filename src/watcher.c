@@ -42,19 +42,26 @@ static const char *const wstate_names[] = {
 struct watcher {
 	struct watcher_env env;
 	const struct account *a;   /* borrowed; see watcher_rebind() */
-	struct mailbox *mb;        /* the mailbox the connection feeds */
-	/* A copy of what a live connection lends out (the session), so the
-	 * configuration can be replaced under it. */
-	char *username;
+	/* The mailbox the connection feeds (borrowed): watched, or in fetch
+	 * mode the one being caught up (NULL between). */
+	struct mailbox *mb;
+	bool fetch_mode;
+	/* With NOTIFY: the mailboxes followed beside mb (borrowed). */
+	bool notify;
+	const char *const *others;
+	size_t n_others;
+	/* Copies of what a live connection lends out (the session, log
+	 * lines), so the configuration can be replaced under it. */
+	char *username, *account;
 	const char *password;
-	const struct log_ctx *log; /* the mailbox's */
+	const struct log_ctx *log; /* the mailbox's, or own_log */
+	struct log_ctx own_log;
 	enum wstate state;
 
 	struct transport *t;
 	struct session *s;
 	sd_event_source *timer;    /* session deadline, or reconnect time */
 	sd_event_source *teardown; /* deferred close after a failure */
-	sd_event_source *saver;    /* deferred state write (save_soon) */
 	int teardown_err;          /* < 0: why; reconnect unless gave up */
 
 	unsigned failures;         /* consecutive, for the back-off */
@@ -172,34 +179,6 @@ pump(struct watcher *w)
 	arm_timer(w, t, acc);
 }
 
-/* Writes the state file if it changed (mailbox_save), telling the mailbox
- * whether the session is still idle with the message count it had. */
-static void
-save_state(struct watcher *w, bool final)
-{
-	bool idle = w->s && session_is_idle(w->s);
-
-	mailbox_save(w->mb, final, idle, idle ? session_exists(w->s) : 0);
-}
-
-/* The mailbox's save_soon: writes the state file once the loop has nothing
- * more urgent to do (see mailbox_env.save_soon). */
-static void
-save_soon(void *ud)
-{
-	struct watcher *w = ud;
-
-	sd_event_source_set_enabled(w->saver, SD_EVENT_ONESHOT);
-}
-
-static int
-on_save(sd_event_source *src, void *ud)
-{
-	(void)src;
-	save_state(ud, false);
-	return 0;
-}
-
 /* ---- session callbacks: the mailbox's events, forwarded ---- */
 
 static void
@@ -210,6 +189,8 @@ s_starttls(void *ud)
 	if (transport_start_tls(w->t) < 0)
 		schedule_teardown(w, -EPROTO);
 }
+/* In fetch mode the session reports only after session_examine(), with
+ * w->mb set: every mailbox event below has its mailbox. */
 static uint32_t
 s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
 	   bool *by_date_r)
@@ -280,6 +261,42 @@ s_idle(void *ud)
 }
 
 static void
+s_ready(void *ud)
+{
+	struct watcher *w = ud;
+	struct mailbox *done = w->mb;
+
+	w->failures = 0;
+	w->mb = NULL;
+	set_wstate(w, W_WATCHING);
+	w->env.ready(w->env.ud, w, done);
+}
+
+static void
+s_notify(void *ud, bool on)
+{
+	struct watcher *w = ud;
+
+	w->env.notify(w->env.ud, w, on);
+}
+
+static void
+s_status(void *ud, const char *name, const struct session_status *st)
+{
+	struct watcher *w = ud;
+
+	w->env.status(w->env.ud, name, st);
+}
+
+static void
+s_mailbox_failed(void *ud, const char *name, const char *msg)
+{
+	struct watcher *w = ud;
+
+	w->env.mailbox_failed(w->env.ud, name, msg);
+}
+
+static void
 s_failed(void *ud, enum session_fail why, const char *msg)
 {
 	struct watcher *w = ud;
@@ -298,7 +315,7 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 			/* The server answered the LOGOUT sent from IDLE and
 			 * reported no new mail meanwhile: the mailbox was
 			 * seen whole when the stop began. */
-			if (w->stop_at &&
+			if (w->stop_at && w->mb &&
 			    session_exists(w->s) == w->stop_messages)
 				mailbox_logged_out(w->mb, w->stop_at,
 						   w->stop_messages);
@@ -309,6 +326,8 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 		log_warn(w->log, "%s", msg);
 		break;
 	}
+	if (why == SESSION_FAIL_REFUSED)
+		w->env.refused(w->env.ud, w, msg);
 	schedule_teardown(w, why == SESSION_FAIL_MAILBOX ? -ENOENT : -EIO);
 }
 
@@ -323,6 +342,10 @@ static const struct session_cb session_cb = {
 	.failed = s_failed,
 	.dated = s_dated,
 	.dated_end = s_dated_end,
+	.notify = s_notify,
+	.status = s_status,
+	.ready = s_ready,
+	.mailbox_failed = s_mailbox_failed,
 };
 
 /* ---- transport callbacks ---- */
@@ -412,7 +435,10 @@ close_connection(struct watcher *w)
 {
 	session_free(&w->s);
 	transport_free(&w->t);
-	mailbox_closed(w->mb, wall_now(w));
+	if (w->mb)
+		mailbox_closed(w->mb, wall_now(w));
+	if (w->fetch_mode)
+		w->mb = NULL;
 }
 
 static int
@@ -468,7 +494,10 @@ connect_now(struct watcher *w)
 	struct session_opts so = {
 		.username = w->username,
 		.password = w->password,
-		.mailbox = mailbox_name(w->mb),
+		.mailbox = w->fetch_mode ? NULL : mailbox_name(w->mb),
+		.notify = w->notify,
+		.others = w->others,
+		.n_others = w->n_others,
 		.starttls = w->a->tls == TLS_STARTTLS,
 		.idle_timeout = w->a->d.idle_timeout,
 		.poll_interval = w->a->d.poll_interval,
@@ -491,24 +520,23 @@ connect_now(struct watcher *w)
 }
 
 struct watcher *
-watcher_new(const struct watcher_env *env, const struct account *a,
-	    const char *mailbox, const char *password)
+watcher_new(const struct watcher_env *env, const struct watcher_opts *o)
 {
 	struct watcher *w = xcalloc(1, sizeof(*w));
-	struct mailbox_env me = {
-		.sinks = env->sinks,
-		.n_sinks = env->n_sinks,
-		.save_soon = save_soon,
-		.ud = w,
-	};
 	int r;
 
 	w->env = *env;
-	w->a = a;
-	w->mb = mailbox_new(&me, a, mailbox);
-	w->username = xstrdup(a->username);
-	w->password = password;
-	w->log = mailbox_log(w->mb);
+	w->a = o->a;
+	w->mb = o->mb;
+	w->fetch_mode = !o->mb;
+	w->notify = o->notify;
+	w->others = o->others;
+	w->n_others = o->n_others;
+	w->username = xstrdup(o->a->username);
+	w->account = xstrdup(o->a->name);
+	w->password = o->password;
+	w->own_log.account = w->account;
+	w->log = w->mb ? mailbox_log(w->mb) : &w->own_log;
 	r = sd_event_add_time(env->event, &w->timer, CLOCK_BOOTTIME, 0, 0,
 			      on_timer, w);
 	if (r >= 0)
@@ -518,13 +546,6 @@ watcher_new(const struct watcher_env *env, const struct account *a,
 				       w);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(w->teardown, SD_EVENT_OFF);
-	if (r >= 0)
-		r = sd_event_add_defer(env->event, &w->saver, on_save, w);
-	if (r >= 0)
-		r = sd_event_source_set_priority(w->saver,
-						 SD_EVENT_PRIORITY_IDLE);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(w->saver, SD_EVENT_OFF);
 	if (r < 0) {
 		log_err(w->log, "event loop: %s", strerror(-r));
 		abort();
@@ -540,32 +561,54 @@ watcher_free(struct watcher **wp)
 
 	if (!w)
 		return;
-	/* The last write while the session can still say it is idle; the
-	 * connection closes without the mailbox's bookkeeping, the mailbox
-	 * being freed with it. */
-	save_state(w, true);
+	/* The connection closes without the mailbox's bookkeeping: the
+	 * owner saved the mailbox's state before, while the session could
+	 * still say it was idle. */
 	session_free(&w->s);
 	transport_free(&w->t);
 	sd_event_source_disable_unref(w->timer);
 	sd_event_source_disable_unref(w->teardown);
-	sd_event_source_disable_unref(w->saver);
-	mailbox_free(&w->mb);
 	free(w->username);
+	free(w->account);
 	free(w);
 	*wp = NULL;
-}
-
-void
-watcher_save(struct watcher *w)
-{
-	save_soon(w);
 }
 
 void
 watcher_rebind(struct watcher *w, const struct account *a)
 {
 	w->a = a;
-	mailbox_rebind(w->mb, a);
+}
+
+uint32_t
+watcher_exists(const struct watcher *w)
+{
+	return w->s ? session_exists(w->s) : 0;
+}
+
+bool
+watcher_ready(const struct watcher *w)
+{
+	return w->fetch_mode && watcher_is_idle(w);
+}
+
+void
+watcher_status(struct watcher *w, const char *mailbox)
+{
+	if (!w->fetch_mode || !w->s || w->state != W_WATCHING)
+		return;
+	session_status(w->s, mailbox, now_usec(w));
+	pump(w);
+}
+
+void
+watcher_examine(struct watcher *w, struct mailbox *mb)
+{
+	if (!watcher_ready(w))
+		return;
+	w->mb = mb;
+	session_examine(w->s, mailbox_name(mb), now_usec(w));
+	pump(w);
 }
 
 void

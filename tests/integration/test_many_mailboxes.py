@@ -37,7 +37,7 @@ PENDING = os.environ.get("MWTEST_PENDING", "") not in ("", "0")
 
 # The log line that says a mailbox is watched, after "ACCOUNT/MAILBOX: ":
 # pushed by IDLE or NOTIFY, or checked every poll_interval.
-WATCHED = r"(?:watching \((?:IDLE|NOTIFY)\)|checked every \d+ s)"
+WATCHED = mwtest.WATCHED
 
 ACCOUNT = "a"
 FOLDERS = ["Folder %02d" % i for i in range(1, 21)]

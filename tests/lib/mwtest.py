@@ -94,6 +94,12 @@ SAMPLE_MAIL_DIR = os.path.join(REPO, "tests", "lib", "sample-mail")
 HOST = "127.0.0.1"
 
 
+# The log line that says a mailbox is watched, after "ACCOUNT/MAILBOX: ":
+# pushed by IDLE (its own connection) or NOTIFY, or checked every
+# poll_interval.
+WATCHED = r"(?:watching \((?:IDLE|NOTIFY)\)|checked every \d+ s)"
+
+
 def _timeout_scale():
     """$MWTEST_TIMEOUT_SCALE: what every timeout is multiplied by (slow or
     busy machines). Exits when it is not a positive number."""

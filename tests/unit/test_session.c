@@ -845,6 +845,16 @@ test_notify(int bytewise)
 	     bytewise, SEC);
 	events(&r, "flags 1; status a 0/3/2/2; ",
 	       "a repeated push is not new; flag change; pushed STATUS");
+	if (!bytewise) {
+		feed(s, &r,
+		     "* 3 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL "
+		     "\"two\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n"
+		     "* 3 FETCH (UID 3 FLAGS () ENVELOPE (NIL \"three\" NIL NIL "
+		     "NIL NIL NIL NIL NIL NIL))\r\n",
+		     0, 2 * SEC);
+		events(&r, "fetched 2 two; fetched 3 three; batch_end; ",
+		       "what is pushed in one read is one batch");
+	}
 	ok(!r.failed, "no failure (%s)", mode);
 	session_free(&s);
 }
