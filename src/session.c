@@ -121,6 +121,8 @@ struct session {
 	 * FETCH has not come yet (asked for after NOTIFY_GRACE). */
 	bool notify_on;
 	uint32_t awaiting;
+	bool headers_due;     /* a pushed FETCH was skipped: its headers are
+				 fetched before the next IDLE */
 	bool pushed;          /* pushed mail reported, its batch_end due at
 				 the end of the read: what came together is
 				 one batch */
@@ -173,6 +175,7 @@ set_state(struct session *s, enum state to)
 static void
 fail(struct session *s, enum session_fail why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static void leave_idle(struct session *s, bool fetch);
 
 static void
 fail(struct session *s, enum session_fail why, const char *fmt, ...)
@@ -448,6 +451,23 @@ on_skipped(struct session *s, const struct codec_response *r)
 		     r->text.ptr);
 		return;
 	}
+	if (s->notify_on && is_selected(s) && s->state != S_FETCH &&
+	    s->state != S_DATES && !strcmp(r->u.skipped.keyword.ptr, "FETCH") &&
+	    seq >= 1 && seq <= UINT32_MAX && s->n_skipped < MAX_SKIPPED) {
+		/* New mail pushed under NOTIFY, too big: its header fields
+		 * are fetched by sequence number, leaving IDLE for it. */
+		log_warn(s->o.log, "message %lld: its FETCH response is over "
+				   "the limits (%s); fetching From, Subject, "
+				   "Date and Message-ID only",
+			 (long long)seq, r->text.ptr);
+		s->skipped[s->n_skipped++] = (uint32_t)seq;
+		s->headers_due = true;
+		if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
+			s->timer = s->refresh_at;
+		if (s->state == S_IDLE)
+			leave_idle(s, false);
+		return;
+	}
 	if (s->state != S_FETCH || strcmp(r->u.skipped.keyword.ptr, "FETCH") ||
 	    seq < 1 || seq > UINT32_MAX) {
 		log_warn(s->o.log, "skipped a server response (%s): %s",
@@ -554,6 +574,15 @@ go_ready(struct session *s)
 static void
 watch(struct session *s)
 {
+	if (s->headers_due) {
+		/* Skipped pushed messages (on_skipped), any UID, before
+		 * what came after them (fetch_again). */
+		s->headers_due = false;
+		s->batch_from = 0;
+		send_headers_fetch(s);
+		set_state(s, S_FETCH);
+		return;
+	}
 	if (s->fetch_again) {
 		send_fetch(s);
 		return;
@@ -1057,9 +1086,14 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 	    s->state != S_FETCH && f->have & CODEC_FETCH_UID &&
 	    f->have & CODEC_FETCH_ENVELOPE) {
 		/* New mail pushed under NOTIFY: the batch is what came in
-		 * the same read (session_feed ends it). */
+		 * the same read (session_feed ends it). After a skipped one,
+		 * fetched in UID order once its headers came. */
 		if (f->uid < s->fetch_from)
 			return;
+		if (s->headers_due) {
+			s->fetch_again = true;
+			return;
+		}
 		s->fetch_from = f->uid == UINT32_MAX ? f->uid : f->uid + 1;
 		if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
 			s->timer = s->refresh_at;
