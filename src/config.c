@@ -40,6 +40,7 @@ enum key {
 	K_HOOK_TIMEOUT,
 	K_IDLE_TIMEOUT,
 	K_POLL_INTERVAL,
+	K_MAX_CONNECTIONS,
 	K_CATCH_UP,
 	K_CATCH_UP_MAX,
 	K_ICON,
@@ -75,6 +76,7 @@ static const struct {
     [K_HOOK_TIMEOUT] = {"hook_timeout", IN_BOTH, false},
     [K_IDLE_TIMEOUT] = {"idle_timeout", IN_BOTH, false},
     [K_POLL_INTERVAL] = {"poll_interval", IN_BOTH, false},
+    [K_MAX_CONNECTIONS] = {"max_connections", IN_BOTH, false},
     [K_CATCH_UP] = {"catch_up", IN_BOTH, false},
     [K_CATCH_UP_MAX] = {"catch_up_max", IN_BOTH, false},
     [K_ICON] = {"icon", IN_BOTH, true},
@@ -287,6 +289,7 @@ defaults_init(struct account_defaults *d)
 	    .hook_timeout = 30,
 	    .idle_timeout = 1500,
 	    .poll_interval = 60,
+	    .max_connections = 5,
 	    .catch_up = CATCH_UP_NOTIFY,
 	    .catch_up_max = 10,
 	    .urgency = 1,
@@ -384,6 +387,7 @@ defaults_eq(const struct account_defaults *a, const struct account_defaults *b)
 	       a->hook_timeout == b->hook_timeout &&
 	       a->idle_timeout == b->idle_timeout &&
 	       a->poll_interval == b->poll_interval &&
+	       a->max_connections == b->max_connections &&
 	       a->catch_up == b->catch_up &&
 	       a->catch_up_max == b->catch_up_max && str_eq(a->icon, b->icon) &&
 	       a->urgency == b->urgency && a->burst == b->burst;
@@ -716,6 +720,10 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 		break;
 	case K_POLL_INTERVAL:
 		get_uint(p, k, v, 10, 86400, &s->d.poll_interval);
+		break;
+	case K_MAX_CONNECTIONS:
+		/* One IDLE connection plus one that checks the rest. */
+		get_uint(p, k, v, 2, 100, &s->d.max_connections);
 		break;
 	case K_CATCH_UP:
 		if (get_enum(p, k, v, catch_up_names, "notify, summary or skip",
@@ -1106,6 +1114,7 @@ merge_defaults(struct account_defaults *d, struct section *s)
 	COPY(K_HOOK_TIMEOUT, hook_timeout);
 	COPY(K_IDLE_TIMEOUT, idle_timeout);
 	COPY(K_POLL_INTERVAL, poll_interval);
+	COPY(K_MAX_CONNECTIONS, max_connections);
 	COPY(K_CATCH_UP, catch_up);
 	COPY(K_CATCH_UP_MAX, catch_up_max);
 	MOVE(K_ICON, icon, freep);

@@ -20,7 +20,13 @@ struct account_defaults {
 	unsigned hook_timeout;     /* seconds, default 30 */
 	unsigned idle_timeout;     /* seconds before IDLE is re-issued, default
 				      1500 (25 min), at most 1740 (29 min) */
-	unsigned poll_interval;    /* seconds between NOOPs without IDLE, 60 */
+	unsigned poll_interval;    /* seconds between NOOPs without IDLE, and
+				      between STATUS checks of the mailboxes
+				      beyond the IDLE budget; default 60 */
+	unsigned max_connections;  /* the most connections open at once to
+				      the account's server: 2..100, default
+				      5 (at least one IDLE connection plus
+				      one for checking the rest) */
 	enum catch_up_mode catch_up; /* default CATCH_UP_NOTIFY */
 	unsigned catch_up_max;     /* above it one summary, default 10 */
 	char *icon;                /* notification icon name or path; NULL */

@@ -11,12 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "config.h"
 #include "password.h"
 #include "resume.h"
 #include "sink.h"
 #include "util.h"
-#include "watcher.h"
 
 /* Seconds a clean stop waits for every LOGOUT and hook; then what runs is
  * killed. Below the units' TimeoutStopSec (10), after which systemd would
@@ -26,14 +26,13 @@
 struct daemon;
 
 /* An account of the configuration: waiting for its password, watching
- * (with a watcher per mailbox), or without a password until a reload. */
+ * (account.c), or without a password until a reload. */
 struct running {
 	struct daemon *d;
 	const struct account *a;  /* in d->cfg */
 	struct password_job *job; /* while waiting for the password */
 	char *password;		  /* once it came */
-	struct watcher **w;	  /* one per mailbox, once it came */
-	size_t n;
+	struct account_run *acct; /* once it came */
 	bool no_password; /* the job failed: waits for a reload */
 };
 
@@ -68,7 +67,7 @@ usage(FILE *f)
 	      f);
 }
 
-/* Why r has no watchers, for the status line. */
+/* Why r is not watching, for the status line. */
 static const char *
 running_describe(const struct running *r)
 {
@@ -79,8 +78,9 @@ running_describe(const struct running *r)
 }
 
 /* Keeps systemd's STATUS= current: "3/4 mailboxes idle; work/INBOX:
- * reconnecting in 30 s". The mailboxes of an account without watchers
- * count as not idle. */
+ * reconnecting in 30 s", and for an account of several mailboxes how they
+ * are watched ("lists: 20 mailboxes over 2 connections (NOTIFY)"). The
+ * mailboxes of an account not watching count as not idle. */
 static void
 update_status(void *ud)
 {
@@ -92,33 +92,28 @@ update_status(void *ud)
 		return;
 	for (size_t i = 0; i < d->n_run; i++) {
 		total += d->run[i]->a->n_mailboxes;
-		for (size_t j = 0; j < d->run[i]->n; j++)
-			idle += watcher_is_idle(d->run[i]->w[j]);
+		if (d->run[i]->acct)
+			idle += account_run_watched(d->run[i]->acct);
 	}
 	off = snprintf(s, sizeof(d->status), "STATUS=%zu/%zu mailboxes idle",
 		       idle, total);
 	for (size_t i = 0; i < d->n_run && off < sizeof(d->status); i++) {
 		struct running *r = d->run[i];
 
-		if (!r->w)
+		const char *how = r->acct ? account_run_describe(r->acct) : "";
+
+		if (!r->acct)
 			off += snprintf(s + off, sizeof(d->status) - off,
 					"; %s: %s", r->a->name,
 					running_describe(r));
-		for (size_t j = 0; j < r->n; j++) {
-			struct watcher *w = r->w[j];
-
-			if (watcher_is_idle(w) || off >= sizeof(d->status))
-				continue;
-			off +=
-			    snprintf(s + off, sizeof(d->status) - off,
-				     "; %s/%s: %s", r->a->name,
-				     r->a->mailboxes[j], watcher_describe(w));
-		}
+		else if (*how)
+			off += snprintf(s + off, sizeof(d->status) - off,
+					"; %s", how);
 	}
 	sd_notify(0, s);
 }
 
-/* Stops and frees r: its password job or its watchers. */
+/* Stops and frees r: its password job or its watching. */
 static void
 stop_running(struct running **rp)
 {
@@ -127,9 +122,7 @@ stop_running(struct running **rp)
 	if (!r)
 		return;
 	password_job_free(&r->job);
-	for (size_t j = 0; j < r->n; j++)
-		watcher_free(&r->w[j]);
-	free(r->w);
+	account_run_free(&r->acct);
 	if (r->password) {
 		explicit_bzero(r->password, strlen(r->password));
 		free(r->password);
@@ -140,10 +133,10 @@ stop_running(struct running **rp)
 /* Watches every mailbox of r with password (taken over), or (NULL) leaves
  * the account alone until a reload. */
 static void
-start_watchers(struct running *r, char *password)
+start_watching(struct running *r, char *password)
 {
 	struct daemon *d = r->d;
-	struct watcher_env env = {
+	struct account_env env = {
 		.event = d->event,
 		.sinks = d->sinks,
 		.n_sinks = d->n_sinks,
@@ -157,11 +150,7 @@ start_watchers(struct running *r, char *password)
 		r->no_password = true;
 	} else {
 		r->password = password;
-		r->n = r->a->n_mailboxes;
-		r->w = xcalloc(r->n, sizeof(*r->w));
-		for (size_t j = 0; j < r->n; j++)
-			r->w[j] = watcher_new(&env, r->a, r->a->mailboxes[j],
-					      r->password);
+		r->acct = account_run_new(&env, r->a, r->password);
 	}
 }
 
@@ -172,12 +161,12 @@ on_password(void *ud, char *password)
 	struct running *r = ud;
 
 	password_job_free(&r->job);
-	start_watchers(r, password);
+	start_watching(r, password);
 	update_status(r->d);
 }
 
-/* A new running account a, waiting for its password: the watchers are
- * created when it comes (on_password). Does not block. */
+/* A new running account a, waiting for its password: watching starts
+ * when it comes (on_password). Does not block. */
 static struct running *
 start_running(struct daemon *d, const struct account *a)
 {
@@ -186,7 +175,7 @@ start_running(struct daemon *d, const struct account *a)
 	r->d = d;
 	r->a = a;
 	if (password_job_new(d->event, a, on_password, r, &r->job) < 0)
-		start_watchers(r, NULL);
+		start_watching(r, NULL);
 	return r;
 }
 
@@ -220,12 +209,7 @@ apply_log_level(struct daemon *d)
 static bool
 running_gave_up(const struct running *r)
 {
-	if (r->no_password)
-		return true;
-	for (size_t j = 0; j < r->n; j++)
-		if (watcher_gave_up(r->w[j]))
-			return true;
-	return false;
+	return r->no_password || (r->acct && account_run_gave_up(r->acct));
 }
 
 /* Takes the running account of the old configuration named like a out of
@@ -274,8 +258,8 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 		if (old && config_account_equal(old->a, a) &&
 		    !running_gave_up(old)) {
 			old->a = a;
-			for (size_t j = 0; j < old->n; j++)
-				watcher_rebind(old->w[j], a);
+			if (old->acct)
+				account_run_rebind(old->acct, a);
 			run[i] = old;
 			continue;
 		}
@@ -305,8 +289,8 @@ on_hooks_changed(void *ud)
 	struct daemon *d = ud;
 
 	for (size_t i = 0; i < d->n_run; i++)
-		for (size_t j = 0; d->run[i] && j < d->run[i]->n; j++)
-			watcher_save(d->run[i]->w[j]);
+		if (d->run[i] && d->run[i]->acct)
+			account_run_save(d->run[i]->acct);
 }
 
 /* After suspend: probe every connection, reconnect the dead ones now. */
@@ -316,8 +300,8 @@ on_resume(void *ud)
 	struct daemon *d = ud;
 
 	for (size_t i = 0; i < d->n_run; i++)
-		for (size_t j = 0; j < d->run[i]->n; j++)
-			watcher_probe(d->run[i]->w[j]);
+		if (d->run[i]->acct)
+			account_run_probe(d->run[i]->acct);
 }
 
 /* True once every watcher has logged out and no sink is busy. */
@@ -325,9 +309,8 @@ static bool
 all_stopped(const struct daemon *d)
 {
 	for (size_t i = 0; i < d->n_run; i++)
-		for (size_t j = 0; j < d->run[i]->n; j++)
-			if (!watcher_stopped(d->run[i]->w[j]))
-				return false;
+		if (d->run[i]->acct && !account_run_stopped(d->run[i]->acct))
+			return false;
 	for (size_t i = 0; i < d->n_sinks; i++)
 		if (d->sinks[i]->ops->busy &&
 		    d->sinks[i]->ops->busy(d->sinks[i]))
@@ -369,8 +352,8 @@ on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	for (size_t i = 0; i < d->n_run; i++) {
 		/* An account still waiting for its password stops now. */
 		password_job_free(&d->run[i]->job);
-		for (size_t j = 0; j < d->run[i]->n; j++)
-			watcher_stop(d->run[i]->w[j]);
+		if (d->run[i]->acct)
+			account_run_stop(d->run[i]->acct);
 	}
 	for (size_t i = 0; i < d->n_sinks; i++)
 		if (d->sinks[i]->ops->stop)
@@ -504,7 +487,7 @@ main(int argc, char **argv)
 	r = sd_event_loop(d.event);
 	status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
-	/* The watchers write their last state while the sinks still say what
+	/* The accounts write their last state while the sinks still say what
 	 * they did not finish (hooks past the deadline); freeing the hook
 	 * sink then kills those hooks, so the next start runs them once. */
 	stop_all(&d);

@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define USEC_PER_SEC 1000000ULL
 /* Tagged commands awaiting completion. The session pipelines at most
- * IDLE + UID FETCH + LOGOUT; more means the server stopped answering in
- * order, which ends the session (never the process). */
-#define MAX_PENDING 16
+ * IDLE + UID FETCH + LOGOUT, or the owner's STATUS checks; more means the
+ * server stopped answering in order, which ends the session (never the
+ * process). */
+#define MAX_PENDING (SESSION_MAX_PIPELINE + 8)
 /* Messages of one fetch whose responses were over the codec's limits and
  * are fetched again, headers only; more are left unannounced. */
 #define MAX_SKIPPED 64
@@ -23,6 +25,16 @@
 
 /* Bytes of a line shown in the -v protocol trace. */
 #define TRACE_MAX 200
+/* Seconds a message's FETCH may come after its EXISTS under NOTIFY before
+ * the session asks for it itself. */
+#define NOTIFY_GRACE 2
+/* What NOTIFY asks of the selected mailbox: new mail comes with what a
+ * notification shows, no round trip (RFC 5465 section 5.2). */
+#define NOTIFY_SELECTED                                                        \
+	"(selected (MessageNew (UID FLAGS ENVELOPE) MessageExpunge "          \
+	"FlagChange))"
+/* What a STATUS check asks (the same items NOTIFY's STATUS events carry). */
+#define STATUS_ITEMS "MESSAGES UIDNEXT UIDVALIDITY UNSEEN"
 
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
@@ -40,6 +52,8 @@ enum state {
 	S_IDLE_DONE,    /* DONE sent to refresh IDLE */
 	S_POLL_WAIT,    /* no IDLE: waiting to send NOOP */
 	S_NOOP,         /* NOOP sent */
+	S_READY,        /* fetch mode: waiting for the owner's next command */
+	S_CHECKING,     /* fetch mode: STATUS commands sent */
 	S_LOGOUT,       /* LOGOUT sent */
 	S_DEAD,         /* failed or logged out; ignores input */
 };
@@ -53,6 +67,7 @@ static const char *const state_names[] = {
 	[S_FETCH] = "fetch",           [S_IDLE_START] = "idle-start",
 	[S_IDLE] = "idle",             [S_IDLE_DONE] = "idle-done",
 	[S_POLL_WAIT] = "poll-wait",   [S_NOOP] = "noop",
+	[S_READY] = "ready",           [S_CHECKING] = "checking",
 	[S_LOGOUT] = "logout",         [S_DEAD] = "dead",
 };
 
@@ -61,7 +76,9 @@ enum cmd {
 	CMD_CAPABILITY,
 	CMD_STARTTLS,
 	CMD_LOGIN,
+	CMD_NOTIFY,
 	CMD_EXAMINE,
+	CMD_STATUS,
 	CMD_FIND_UIDNEXT,
 	CMD_DATES,
 	CMD_FETCH,
@@ -75,6 +92,7 @@ struct pending {
 	enum cmd cmd;
 	uint64_t deadline; /* usec; 0 for IDLE, which has none */
 	unsigned timeout;  /* seconds the deadline allowed, for the log */
+	char *mailbox;     /* STATUS: the mailbox asked about; owned */
 };
 
 struct session {
@@ -82,6 +100,10 @@ struct session {
 	struct session_cb cb;
 	void *ud;
 	enum state state;
+	/* The mailbox selected or being selected (UTF-8, owned); NULL in
+	 * fetch mode before the first session_examine(). */
+	char *mailbox;
+	bool fetch_mode;      /* no mailbox of its own: see session.h */
 	struct codec codec;
 	struct codec_buf out;  /* may be sent now */
 	struct codec_buf held; /* after a sync literal: waits for "+" */
@@ -92,7 +114,19 @@ struct session {
 
 	/* Capabilities from the last CAPABILITY response or code. */
 	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
-	bool cap_auth_plain, cap_sasl_ir;
+	bool cap_auth_plain, cap_sasl_ir, cap_notify;
+
+	/* NOTIFY is set: new mail in the selected mailbox comes with its
+	 * envelope; awaiting counts the messages an EXISTS announced whose
+	 * FETCH has not come yet (asked for after NOTIFY_GRACE). */
+	bool notify_on;
+	uint32_t awaiting;
+	bool headers_due;     /* a pushed FETCH was skipped: its headers are
+				 fetched before the next IDLE */
+	bool pushed;          /* pushed mail reported, its batch_end due at
+				 the end of the read: what came together is
+				 one batch */
+	uint64_t refresh_at;  /* usec: when IDLE is renewed */
 
 	uint32_t uidvalidity, uidnext, exists;
 	bool have_uidnext;
@@ -141,6 +175,7 @@ set_state(struct session *s, enum state to)
 static void
 fail(struct session *s, enum session_fail why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static void leave_idle(struct session *s, bool fetch);
 
 static void
 fail(struct session *s, enum session_fail why, const char *fmt, ...)
@@ -154,7 +189,8 @@ fail(struct session *s, enum session_fail why, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	set_state(s, S_DEAD);
-	s->n_pending = 0;
+	while (s->n_pending)
+		free(s->pending[--s->n_pending].mailbox);
 	s->timer = 0;
 	s->cb.failed(s->ud, why, msg);
 }
@@ -232,6 +268,7 @@ begin(struct session *s, enum cmd cmd, char tag[static 16])
 	p->tag = s->next_tag;
 	p->cmd = cmd;
 	p->timeout = s->o.command_timeout;
+	p->mailbox = NULL;
 	p->deadline = cmd == CMD_IDLE ? 0 : s->now + p->timeout * USEC_PER_SEC;
 	return tag;
 }
@@ -297,14 +334,42 @@ send_examine(struct session *s)
 
 	codec_buf_init(&b);
 	b.literal_plus = s->out.literal_plus;
-	codec_enc_examine(&b, begin(s, CMD_EXAMINE, tag), s->o.mailbox);
+	codec_enc_examine(&b, begin(s, CMD_EXAMINE, tag), s->mailbox);
 	trace_out(s, &b, CMD_EXAMINE);
 	queue(s, &b);
 	codec_buf_finish(&b);
 	s->have_uidnext = false;
 	s->uidvalidity = 0;
 	s->exists = 0;
+	s->awaiting = 0;
 	set_state(s, S_EXAMINE);
+}
+
+/* NOTIFY SET STATUS for the selected mailbox and the others to follow,
+ * sent before the EXAMINE: the server answers with a STATUS of each. */
+static void
+send_notify(struct session *s)
+{
+	struct codec_buf b;
+	char tag[16];
+
+	codec_buf_init(&b);
+	b.literal_plus = s->out.literal_plus;
+	codec_buf_addstr(&b, begin(s, CMD_NOTIFY, tag));
+	codec_buf_addstr(&b, " NOTIFY SET STATUS " NOTIFY_SELECTED);
+	if (s->o.n_others) {
+		codec_buf_addstr(&b, " (mailboxes (");
+		for (size_t i = 0; i < s->o.n_others; i++) {
+			if (i)
+				codec_buf_addstr(&b, " ");
+			codec_enc_mailbox(&b, s->o.others[i]);
+		}
+		codec_buf_addstr(&b, ") (MessageNew MessageExpunge))");
+	}
+	codec_buf_addstr(&b, "\r\n");
+	trace_out(s, &b, CMD_NOTIFY);
+	queue(s, &b);
+	codec_buf_finish(&b);
 }
 
 static void
@@ -322,6 +387,7 @@ send_fetch(struct session *s)
 	queue(s, &b);
 	codec_buf_finish(&b);
 	s->fetch_again = false;
+	s->awaiting = 0;
 	s->batch_from = s->fetch_from;
 	s->headers_only = false;
 	s->n_skipped = 0;
@@ -383,6 +449,23 @@ on_skipped(struct session *s, const struct codec_response *r)
 		fail(s, SESSION_FAIL_PROTOCOL, "reply to a command over the "
 					       "limits: %s",
 		     r->text.ptr);
+		return;
+	}
+	if (s->notify_on && is_selected(s) && s->state != S_FETCH &&
+	    s->state != S_DATES && !strcmp(r->u.skipped.keyword.ptr, "FETCH") &&
+	    seq >= 1 && seq <= UINT32_MAX && s->n_skipped < MAX_SKIPPED) {
+		/* New mail pushed under NOTIFY, too big: its header fields
+		 * are fetched by sequence number, leaving IDLE for it. */
+		log_warn(s->o.log, "message %lld: its FETCH response is over "
+				   "the limits (%s); fetching From, Subject, "
+				   "Date and Message-ID only",
+			 (long long)seq, r->text.ptr);
+		s->skipped[s->n_skipped++] = (uint32_t)seq;
+		s->headers_due = true;
+		if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
+			s->timer = s->refresh_at;
+		if (s->state == S_IDLE)
+			leave_idle(s, false);
 		return;
 	}
 	if (s->state != S_FETCH || strcmp(r->u.skipped.keyword.ptr, "FETCH") ||
@@ -474,12 +557,38 @@ leave_idle(struct session *s, bool fetch)
 		set_state(s, S_IDLE_DONE);
 }
 
-/* Goes to IDLE, or to the poll wait without IDLE. */
+/* Fetch mode: nothing under way. A NOOP every idle_timeout keeps the
+ * server from logging the connection out. */
+static void
+go_ready(struct session *s)
+{
+	set_state(s, S_READY);
+	s->timer = s->now + s->o.idle_timeout * USEC_PER_SEC;
+	s->reached_idle = true;
+	if (s->cb.ready)
+		s->cb.ready(s->ud);
+}
+
+/* Goes to IDLE, or to the poll wait without IDLE; in fetch mode, to
+ * ready. */
 static void
 watch(struct session *s)
 {
+	if (s->headers_due) {
+		/* Skipped pushed messages (on_skipped), any UID, before
+		 * what came after them (fetch_again). */
+		s->headers_due = false;
+		s->batch_from = 0;
+		send_headers_fetch(s);
+		set_state(s, S_FETCH);
+		return;
+	}
 	if (s->fetch_again) {
 		send_fetch(s);
+		return;
+	}
+	if (s->fetch_mode) {
+		go_ready(s);
 		return;
 	}
 	if (s->cap_idle) {
@@ -506,6 +615,7 @@ take_capabilities(struct session *s, const struct codec_strlist *l)
 	s->cap_logindisabled = codec_strlist_has(l, "LOGINDISABLED");
 	s->cap_auth_plain = codec_strlist_has(l, "AUTH=PLAIN");
 	s->cap_sasl_ir = codec_strlist_has(l, "SASL-IR");
+	s->cap_notify = codec_strlist_has(l, "NOTIFY");
 	s->out.literal_plus = codec_strlist_has(l, "LITERAL+");
 }
 
@@ -538,6 +648,22 @@ pre_auth(struct session *s)
 	send_login(s);
 }
 
+/* Logged in, with the capabilities known: EXAMINE the mailbox, with
+ * NOTIFY SET before it when asked for and offered; in fetch mode, ready. */
+static void
+logged_in(struct session *s)
+{
+	if (s->fetch_mode) {
+		go_ready(s);
+		return;
+	}
+	if (s->o.notify && s->cap_notify)
+		send_notify(s);
+	else if (s->o.notify && s->cb.notify)
+		s->cb.notify(s->ud, false);
+	send_examine(s);
+}
+
 static void
 post_auth(struct session *s)
 {
@@ -546,7 +672,7 @@ post_auth(struct session *s)
 		set_state(s, S_CAPABILITY2);
 		return;
 	}
-	send_examine(s);
+	logged_in(s);
 }
 
 /* Catches up from UID uid, or watches when there is nothing to fetch. */
@@ -607,9 +733,11 @@ refuses_credentials(const struct codec_response *r)
 	return false;
 }
 
-/* A tagged completion of command p. */
+/* A tagged completion of command cmd; mailbox is the one a STATUS asked
+ * about. */
 static void
-complete(struct session *s, enum cmd cmd, const struct codec_response *r)
+complete(struct session *s, enum cmd cmd, const char *mailbox,
+	 const struct codec_response *r)
 {
 	char text[400];
 	bool okay = r->status == CODEC_STATUS_OK;
@@ -625,7 +753,7 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 		if (s->state == S_CAPABILITY)
 			pre_auth(s);
 		else if (s->state == S_CAPABILITY2)
-			send_examine(s);
+			logged_in(s);
 		break;
 	case CMD_STARTTLS:
 		if (!okay) {
@@ -657,17 +785,43 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 			s->have_caps = false;
 		post_auth(s);
 		break;
+	case CMD_NOTIFY:
+		if (r->status == CODEC_STATUS_OK) {
+			s->notify_on = true;
+		} else if (r->status == CODEC_STATUS_NO ||
+			   r->status == CODEC_STATUS_BAD) {
+			log_warn(s->o.log, "server refused NOTIFY: %s", text);
+		} else {
+			goto protocol;
+		}
+		if (s->cb.notify)
+			s->cb.notify(s->ud, s->notify_on);
+		break;
+	case CMD_STATUS:
+		if (r->status == CODEC_STATUS_NO && s->cb.mailbox_failed)
+			s->cb.mailbox_failed(s->ud, mailbox, text);
+		else if (!okay)
+			goto protocol;
+		if (s->state == S_CHECKING && !is_pending(s, CMD_STATUS))
+			go_ready(s);
+		break;
 	case CMD_EXAMINE:
+		if (r->status == CODEC_STATUS_NO && s->fetch_mode) {
+			if (s->cb.mailbox_failed)
+				s->cb.mailbox_failed(s->ud, s->mailbox, text);
+			go_ready(s);
+			break;
+		}
 		if (!okay) {
 			fail(s, SESSION_FAIL_MAILBOX,
 			     "cannot open mailbox %s (deleted or renamed?): "
 			     "EXAMINE: %s",
-			     s->o.mailbox, text);
+			     s->mailbox, text);
 			break;
 		}
 		if (!s->uidvalidity) {
 			fail(s, SESSION_FAIL_PROTOCOL,
-			     "EXAMINE %s gave no UIDVALIDITY", s->o.mailbox);
+			     "EXAMINE %s gave no UIDVALIDITY", s->mailbox);
 			break;
 		}
 		if (!s->have_uidnext && s->exists > 0) {
@@ -719,6 +873,7 @@ complete(struct session *s, enum cmd cmd, const struct codec_response *r)
 			break;
 		}
 		s->dated = false;
+		s->pushed = false;
 		s->cb.batch_end(s->ud);
 		if (s->state == S_FETCH)
 			watch(s);
@@ -770,12 +925,13 @@ on_tagged(struct session *s, const struct codec_response *r)
 	for (unsigned i = 0; i < s->n_pending; i++) {
 		if (s->pending[i].tag != tag)
 			continue;
-		enum cmd cmd = s->pending[i].cmd;
+		struct pending p = s->pending[i];
 
 		memmove(&s->pending[i], &s->pending[i + 1],
 			(s->n_pending - i - 1) * sizeof(s->pending[0]));
 		s->n_pending--;
-		complete(s, cmd, r);
+		complete(s, p.cmd, p.mailbox, r);
+		free(p.mailbox);
 		return;
 	}
 unknown:
@@ -858,6 +1014,16 @@ on_exists(struct session *s, uint32_t n)
 			 was, n);
 	if (n <= was)
 		return;
+	if (s->fetch_mode && s->state != S_DATES && s->state != S_FETCH)
+		return; /* the owner checks with STATUS */
+	if (s->notify_on && s->state != S_DATES && s->state != S_FETCH &&
+	    is_selected(s)) {
+		/* Each new message's FETCH follows (NOTIFY_SELECTED). */
+		s->awaiting += n - was;
+		if (s->state == S_IDLE)
+			s->timer = s->now + NOTIFY_GRACE * USEC_PER_SEC;
+		return;
+	}
 	switch (s->state) {
 	case S_IDLE:
 		leave_idle(s, true);
@@ -916,8 +1082,63 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 		s->cb.fetched(s->ud, f);
 		return;
 	}
+	if (s->notify_on && is_selected(s) && s->state != S_DATES &&
+	    s->state != S_FETCH && f->have & CODEC_FETCH_UID &&
+	    f->have & CODEC_FETCH_ENVELOPE) {
+		/* New mail pushed under NOTIFY: the batch is what came in
+		 * the same read (session_feed ends it). After a skipped one,
+		 * fetched in UID order once its headers came. */
+		if (f->uid < s->fetch_from)
+			return;
+		if (s->headers_due) {
+			s->fetch_again = true;
+			return;
+		}
+		s->fetch_from = f->uid == UINT32_MAX ? f->uid : f->uid + 1;
+		if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
+			s->timer = s->refresh_at;
+		s->cb.fetched(s->ud, f);
+		s->pushed = true;
+		return;
+	}
 	if (is_selected(s) && f->have & CODEC_FETCH_FLAGS)
 		s->cb.flags(s->ud, f);
+}
+
+/* A STATUS response, asked for or pushed by NOTIFY: reported when it
+ * names a mailbox and its UIDNEXT. */
+static void
+on_mailbox_status(struct session *s, const struct codec_response *r)
+{
+	struct session_status st = {0};
+	char *name = codec_mutf7_decode(r->u.status.mailbox.ptr);
+
+	if (!name) {
+		log_warn(s->o.log, "STATUS of a mailbox whose name is not "
+				   "modified UTF-7; ignored");
+		return;
+	}
+	for (size_t i = 0; i < r->u.status.n_items; i++) {
+		const struct codec_status_item *it = &r->u.status.items[i];
+		uint32_t v = it->value > UINT32_MAX ? 0 : (uint32_t)it->value;
+
+		if (!strcasecmp(it->name.ptr, "MESSAGES"))
+			st.messages = v;
+		else if (!strcasecmp(it->name.ptr, "UIDNEXT"))
+			st.uidnext = v;
+		else if (!strcasecmp(it->name.ptr, "UIDVALIDITY"))
+			st.uidvalidity = v;
+		else if (!strcasecmp(it->name.ptr, "UNSEEN"))
+			st.unseen = v;
+		else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
+			st.highestmodseq = it->value;
+	}
+	if (st.uidnext && s->cb.status)
+		s->cb.status(s->ud, name, &st);
+	else
+		log_debug(s->o.log, "STATUS of %s without UIDNEXT; ignored",
+			  name);
+	free(name);
 }
 
 static void
@@ -927,7 +1148,9 @@ on_continuation(struct session *s)
 		return;
 	if (s->state == S_IDLE_START) {
 		set_state(s, S_IDLE);
-		s->timer = s->now + s->o.idle_timeout * USEC_PER_SEC;
+		s->refresh_at = s->now + s->o.idle_timeout * USEC_PER_SEC;
+		s->timer = s->awaiting ? s->now + NOTIFY_GRACE * USEC_PER_SEC
+				       : s->refresh_at;
 		if (!s->reached_idle)
 			log_info(s->o.log, "watching (IDLE)");
 		s->reached_idle = true;
@@ -980,6 +1203,9 @@ dispatch(struct session *s, const struct codec_response *r)
 	case CODEC_FETCH:
 		on_fetch(s, &r->u.fetch);
 		break;
+	case CODEC_STATUS:
+		on_mailbox_status(s, r);
+		break;
 	case CODEC_SKIPPED:
 		on_skipped(s, r);
 		break;
@@ -999,6 +1225,8 @@ session_new(const struct session_opts *o, const struct session_cb *cb,
 	s->cb = *cb;
 	s->ud = ud;
 	s->state = S_GREETING;
+	s->fetch_mode = !o->mailbox;
+	s->mailbox = o->mailbox ? xstrdup(o->mailbox) : NULL;
 	codec_init(&s->codec, NULL);
 	codec_buf_init(&s->out);
 	codec_buf_init(&s->held);
@@ -1013,7 +1241,10 @@ session_free(struct session **sp)
 	if (!s)
 		return;
 	codec_finish(&s->codec);
+	while (s->n_pending)
+		free(s->pending[--s->n_pending].mailbox);
 	free(s->pending);
+	free(s->mailbox);
 	wipe(s->out.data, s->out.len);
 	codec_buf_finish(&s->out);
 	wipe(s->held.data, s->held.len);
@@ -1086,6 +1317,10 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 			break;
 		}
 	}
+	if (s->pushed && s->state != S_DEAD) {
+		s->pushed = false;
+		s->cb.batch_end(s->ud);
+	}
 }
 
 void
@@ -1130,8 +1365,15 @@ session_timeout(struct session *s, uint64_t now)
 					      "%u s",
 		     s->o.command_timeout);
 	} else if (s->state == S_IDLE) {
-		leave_idle(s, false);
-	} else if (s->state == S_POLL_WAIT) {
+		/* Under NOTIFY a FETCH an EXISTS announced did not come:
+		 * fetch; else renew the IDLE when it is time. */
+		if (s->awaiting)
+			leave_idle(s, true);
+		else if (now >= s->refresh_at)
+			leave_idle(s, false);
+		else
+			s->timer = s->refresh_at;
+	} else if (s->state == S_POLL_WAIT || s->state == S_READY) {
 		send_simple(s, CMD_NOOP, "NOOP");
 		set_state(s, S_NOOP);
 	}
@@ -1144,10 +1386,50 @@ session_probe(struct session *s, uint64_t now, unsigned timeout)
 	if (s->state == S_IDLE) {
 		leave_idle(s, false);
 		set_timeout(s, CMD_IDLE, timeout);
-	} else if (s->state == S_POLL_WAIT) {
+	} else if (s->state == S_POLL_WAIT || s->state == S_READY) {
 		s->timer = now;
 		session_timeout(s, now);
+		set_timeout(s, CMD_NOOP, timeout);
 	}
+}
+
+void
+session_status(struct session *s, const char *mailbox, uint64_t now)
+{
+	struct codec_buf b;
+	char tag[16];
+
+	s->now = now;
+	if (!s->fetch_mode || (s->state != S_READY && s->state != S_CHECKING))
+		return;
+	codec_buf_init(&b);
+	b.literal_plus = s->out.literal_plus;
+	codec_enc_status(&b, begin(s, CMD_STATUS, tag), mailbox, STATUS_ITEMS);
+	if (s->state != S_DEAD)
+		s->pending[s->n_pending - 1].mailbox = xstrdup(mailbox);
+	trace_out(s, &b, CMD_STATUS);
+	queue(s, &b);
+	codec_buf_finish(&b);
+	s->timer = 0;
+	set_state(s, S_CHECKING);
+}
+
+void
+session_examine(struct session *s, const char *mailbox, uint64_t now)
+{
+	s->now = now;
+	if (!s->fetch_mode || s->state != S_READY)
+		return;
+	free(s->mailbox);
+	s->mailbox = xstrdup(mailbox);
+	s->timer = 0;
+	send_examine(s);
+}
+
+bool
+session_notify_on(const struct session *s)
+{
+	return s->notify_on;
 }
 
 void
@@ -1206,7 +1488,8 @@ session_exists(const struct session *s)
 bool
 session_is_idle(const struct session *s)
 {
-	return s->state == S_IDLE || s->state == S_POLL_WAIT;
+	return s->state == S_IDLE || s->state == S_POLL_WAIT ||
+	       s->state == S_READY;
 }
 
 const char *

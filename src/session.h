@@ -1,5 +1,4 @@
-/* session: the IMAP client state machine for one connection watching one
- * mailbox, sans-IO. It is fed the bytes the server sent (session_feed) and
+/* session: the IMAP client state machine for one connection, sans-IO. It is fed the bytes the server sent (session_feed) and
  * the passing of time (session_timeout), and in return queues bytes to send
  * (session_output), asks for a deadline (session_deadline) and reports what
  * happened through the callbacks it was handed. It never touches a socket,
@@ -12,6 +11,17 @@
  * sends DONE and the UID FETCH of the new messages in one write, reports the
  * fetched messages and goes back to IDLE. Server bytes can end a session
  * (the failed callback), never the process.
+ *
+ * With opts.notify, where the server offers NOTIFY (RFC 5465), NOTIFY SET
+ * goes before the EXAMINE: new mail in the selected mailbox then comes
+ * with its envelope inside the push (no DONE, no UID FETCH), and changes
+ * in opts.others come as STATUS responses (the status callback).
+ *
+ * Fetch mode (opts.mailbox NULL): after login the session waits in
+ * "ready" for the owner, who checks mailboxes with session_status() and
+ * catches one up with session_examine() (EXAMINE, the callbacks from
+ * selected() to batch_end() as above, then ready again instead of IDLE).
+ * Waiting, it sends a NOOP every idle_timeout seconds.
  */
 #pragma once
 
@@ -36,7 +46,12 @@ enum session_fail {
 struct session_opts {
 	const char *username;       /* borrowed, outlives the session */
 	const char *password;       /* borrowed; never logged */
-	const char *mailbox;        /* UTF-8 name, borrowed */
+	const char *mailbox;        /* UTF-8 name, copied; NULL: fetch mode */
+	/* Watch mode: use NOTIFY where offered, for the selected mailbox and
+	 * others[0..n_others) (UTF-8 names, borrowed). */
+	bool notify;
+	const char *const *others;
+	size_t n_others;
 	bool starttls;              /* upgrade with STARTTLS before login */
 	unsigned idle_timeout;      /* seconds before IDLE is re-issued */
 	unsigned poll_interval;     /* seconds between NOOPs without IDLE */
@@ -44,8 +59,18 @@ struct session_opts {
 	const struct log_ctx *log;  /* borrowed */
 };
 
+/* What a STATUS response said; 0 for an item it did not include. */
+struct session_status {
+	uint32_t messages, uidnext, uidvalidity, unseen;
+	uint64_t highestmodseq;
+};
+
+/* The most STATUS commands an owner should have unanswered at once. */
+#define SESSION_MAX_PIPELINE 32
+
 /* Callbacks. None of them may free the session; the owner acts on a
- * failure after session_feed() / session_timeout() returns. */
+ * failure after session_feed() / session_timeout() returns. The ones
+ * marked optional may be NULL. */
 struct session_cb {
 	/* The server accepted STARTTLS: start the TLS handshake, then call
 	 * session_tls_ready(). */
@@ -82,6 +107,19 @@ struct session_cb {
 	/* The date scan completed (or the mailbox is empty): returns the
 	 * first UID to announce, as selected() does. */
 	uint32_t (*dated_end)(void *ud);
+	/* Optional. With opts.notify, once per session after login: whether
+	 * NOTIFY is set (false: not offered, or refused). */
+	void (*notify)(void *ud, bool on);
+	/* Optional. A STATUS response with a UIDNEXT, for mailbox name
+	 * (UTF-8; borrowed, as st is, for the call). */
+	void (*status)(void *ud, const char *name,
+		       const struct session_status *st);
+	/* Fetch mode: nothing is under way; the owner may call
+	 * session_status() or session_examine(), from this callback too. */
+	void (*ready)(void *ud);
+	/* Fetch mode, optional: STATUS or EXAMINE of name was refused (NO);
+	 * msg says how. The session goes on. */
+	void (*mailbox_failed)(void *ud, const char *name, const char *msg);
 };
 
 struct session;
@@ -106,6 +144,14 @@ void session_timeout(struct session *s, uint64_t now);
  * within timeout seconds) and IDLE again; while polling, sends the NOOP
  * now. Other states already wait for a reply with a deadline. */
 void session_probe(struct session *s, uint64_t now, unsigned timeout);
+/* Fetch mode, when ready or checking: sends STATUS for mailbox (UTF-8,
+ * copied); its answer comes through status() or mailbox_failed(), and
+ * ready() once every STATUS is answered. At most SESSION_MAX_PIPELINE at
+ * once. */
+void session_status(struct session *s, const char *mailbox, uint64_t now);
+/* Fetch mode, when ready: EXAMINEs mailbox (copied) and catches it up as
+ * a watching session does; ready() follows. */
+void session_examine(struct session *s, const char *mailbox, uint64_t now);
 /* Leaves IDLE and sends LOGOUT; failed(SESSION_FAIL_BYE) follows the
  * server's BYE, or the caller closes after its own deadline. */
 void session_logout(struct session *s, uint64_t now);
@@ -120,7 +166,9 @@ struct codec_buf *session_output(struct session *s);
 
 /* The number of messages in the mailbox, as the server last said. */
 uint32_t session_exists(const struct session *s);
-/* True once the session has reached IDLE (or polling) at least once. */
+/* True once NOTIFY SET succeeded. */
+bool session_notify_on(const struct session *s);
+/* True while in IDLE (or waiting to poll, or ready in fetch mode). */
 bool session_is_idle(const struct session *s);
 /* The state name, for logs and status lines, e.g. "idle". */
 const char *session_state_name(const struct session *s);

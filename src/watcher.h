@@ -1,44 +1,83 @@
-/* watcher: one watched mailbox of an account. Owns the connection
- * (transport + session), the UID bookkeeping (UIDVALIDITY, the highest
- * UID handled and when the mailbox was last seen whole, kept across
- * reconnects and in the state file; a UIDVALIDITY change is caught up with
- * by INTERNALDATE), reconnects
- * with capped exponential back-off plus jitter, and hands new messages to
- * the sinks in UID order. Runs on an sd-event loop; never blocks. */
+/* watcher: one IMAP connection (transport + session) of an account. It
+ * either watches one mailbox with IDLE (or NOOP polling), and with NOTIFY
+ * where the server offers it follows other mailboxes too, reporting their
+ * STATUS; or, in fetch mode, checks mailboxes with STATUS and catches one
+ * up at a time with EXAMINE and UID FETCH when its owner asks. What the
+ * session reports about a mailbox goes to that mailbox (mailbox.c: the UID
+ * bookkeeping, the state file, the batches handed to the sinks); the rest
+ * to the owner (account.c). Owns the connection's life: connecting,
+ * timers, reconnects with capped exponential back-off plus jitter, the
+ * clean stop. Runs on an sd-event loop; never blocks. */
 #pragma once
 
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
-#include "sink.h"
+#include "session.h"
 
+struct mailbox;
 struct watcher;
 
 /* What the watcher needs from its owner; all borrowed and outliving the
- * watcher. */
+ * watcher. The callbacks may call watcher_status() and watcher_examine()
+ * but must not free a watcher. */
 struct watcher_env {
 	sd_event *event;
-	struct sink **sinks; /* n_sinks sinks, each gets every message */
-	size_t n_sinks;
-	/* Called whenever the watcher's state changes (for the status line);
-	 * may be NULL. */
+	/* The watcher's state changed (for the status line); may be NULL. */
 	void (*changed)(void *ud);
+	/* Once per session of a watcher with NOTIFY asked for, after login:
+	 * whether NOTIFY is set. */
+	void (*notify)(void *ud, struct watcher *w, bool on);
+	/* A STATUS of mailbox name (UTF-8), from a check or a NOTIFY push;
+	 * name and st borrowed for the call. */
+	void (*status)(void *ud, const char *name,
+		       const struct session_status *st);
+	/* Fetch mode: nothing under way; done is the mailbox whose
+	 * watcher_examine() just completed, else NULL (a new connection,
+	 * or STATUS checks answered). */
+	void (*ready)(void *ud, struct watcher *w, struct mailbox *done);
+	/* Fetch mode: STATUS or EXAMINE of name was refused. */
+	void (*mailbox_failed)(void *ud, const char *name, const char *msg);
+	/* The server refused the login for now (msg says why, e.g. with
+	 * [LIMIT]); the watcher retries with back-off. */
+	void (*refused)(void *ud, struct watcher *w, const char *msg);
 	void *ud;
 };
 
-/* Creates the watcher for mailbox (UTF-8, copied) of account a (borrowed)
- * and starts connecting. password is borrowed and must outlive it. */
+struct watcher_opts {
+	const struct account *a; /* borrowed; see watcher_rebind() */
+	/* The mailbox to watch (borrowed), or NULL for fetch mode. */
+	struct mailbox *mb;
+	/* Use NOTIFY where offered, following others[0..n_others) (UTF-8,
+	 * borrowed) beside mb. */
+	bool notify;
+	const char *const *others;
+	size_t n_others;
+	const char *password; /* borrowed; must outlive the watcher */
+};
+
+/* Creates the watcher and starts connecting. */
 struct watcher *watcher_new(const struct watcher_env *env,
-			    const struct account *a, const char *mailbox,
-			    const char *password);
-/* Saves state, closes the connection at once (no LOGOUT), frees. The
- * sinks must still exist. */
+			    const struct watcher_opts *o);
+/* Closes the connection at once (no LOGOUT) and frees; the mailboxes'
+ * state is the owner's to save first. */
 void watcher_free(struct watcher **w);
 
-/* Brings the state file up to date (after queued hooks started) once the
- * loop is idle. */
-void watcher_save(struct watcher *w);
+/* Fetch mode, when ready: sends STATUS for mailbox (UTF-8, copied); the
+ * answer comes through env.status or env.mailbox_failed, then env.ready.
+ * At most SESSION_MAX_PIPELINE at once. */
+void watcher_status(struct watcher *w, const char *mailbox);
+/* Fetch mode, when ready: EXAMINEs mb (borrowed) and catches it up; then
+ * env.ready with done = mb, or without it when the connection ended
+ * first. */
+void watcher_examine(struct watcher *w, struct mailbox *mb);
+/* Fetch mode: true when ready for the next watcher_status or
+ * watcher_examine. */
+bool watcher_ready(const struct watcher *w);
+/* The message count of the selected mailbox, as the server last said (0
+ * without a connection). */
+uint32_t watcher_exists(const struct watcher *w);
 
 /* After a reload: a is the new configuration's account, equal in every
  * setting (config_account_equal) to the one the watcher had. The

@@ -4,7 +4,10 @@
  * session must never crash, leak or loop, whatever the server says; what it
  * queues to send is drained and checked to be whole command lines. Bit 4
  * of the first byte has the owner ask for the date scan (a UIDVALIDITY
- * change), whose INTERNALDATEs go through the parser the watcher uses. */
+ * change), whose INTERNALDATEs go through the parser the watcher uses.
+ * Bit 5 asks for NOTIFY (the script then offers it), bit 6 runs the
+ * session in fetch mode, where each ready() checks two mailboxes with
+ * STATUS or examines one, in turn. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,9 @@
 #include "session.h"
 
 static int failed, by_date;
+static struct session *cur;
+static unsigned readies;
+static uint64_t cur_now;
 
 static void
 starttls(void *ud)
@@ -100,16 +106,62 @@ fail_cb(void *ud, enum session_fail why, const char *msg)
 	failed = 1;
 }
 
+static void
+notify(void *ud, bool on)
+{
+	(void)ud;
+	(void)on;
+}
+
+static void
+status(void *ud, const char *name, const struct session_status *st)
+{
+	(void)ud;
+	if (strlen(name) > 65536 || !st->uidnext)
+		abort();
+}
+
+static void
+ready(void *ud)
+{
+	(void)ud;
+	if (readies++ % 2) {
+		session_examine(cur, "Lists/x", cur_now);
+	} else {
+		session_status(cur, "a", cur_now);
+		session_status(cur, "Caf\xc3\xa9", cur_now);
+	}
+}
+
+static void
+mailbox_failed(void *ud, const char *name, const char *msg)
+{
+	(void)ud;
+	(void)name;
+	(void)msg;
+}
+
 static const struct session_cb cb = {
 	starttls, selected, fetched, batch_end, flags,
 	expunge,  idle,     fail_cb, dated,     dated_end,
+	notify,   status,   ready,   mailbox_failed,
 };
+
+static const char *const others[] = {"a", "b"};
 
 static const char script[] =
 	"* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN SASL-IR] hi\r\n"
 	"m1 OK [CAPABILITY IMAP4rev1 IDLE] in\r\n"
 	"* 5 EXISTS\r\n* OK [UIDVALIDITY 9] x\r\n* OK [UIDNEXT 9] x\r\n"
 	"m2 OK [READ-ONLY] x\r\n";
+/* With NOTIFY: its reply, then EXAMINE's. */
+static const char script_notify[] =
+	"* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN SASL-IR] hi\r\n"
+	"m1 OK [CAPABILITY IMAP4rev1 IDLE NOTIFY] in\r\n"
+	"* STATUS a (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3)\r\n"
+	"m2 OK NOTIFY done\r\n"
+	"* 5 EXISTS\r\n* OK [UIDVALIDITY 9] x\r\n* OK [UIDNEXT 9] x\r\n"
+	"m3 OK [READ-ONLY] x\r\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -119,7 +171,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct session_opts o = {
 		.username = "u",
 		.password = "p",
-		.mailbox = "INBOX",
+		.mailbox = size && data[0] & 64 ? NULL : "INBOX",
+		.notify = size && data[0] & 32,
+		.others = others,
+		.n_others = 2,
 		.starttls = size && data[0] & 1,
 		.idle_timeout = 1500,
 		.poll_interval = 60,
@@ -134,9 +189,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	failed = 0;
 	by_date = data[0] & 16;
 	dated_min = 0;
-	s = session_new(&o, &cb, NULL);
+	readies = 0;
+	cur_now = now;
+	s = cur = session_new(&o, &cb, NULL);
 	session_connected(s, now);
-	if (data[0] & 2)
+	if (data[0] & 2 && o.notify)
+		session_feed(s, script_notify, sizeof(script_notify) - 1, now);
+	else if (data[0] & 2)
 		session_feed(s, script, sizeof(script) - 1, now);
 	while (pos < size && !failed) {
 		size_t chunk = 1 + data[pos++] % 64;
@@ -153,6 +212,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		codec_buf_consume(out, out->len);
 		if (data[0] & 4) {
 			now += 31 * 1000000ULL;
+			cur_now = now;
 			if (session_deadline(s, &acc) <= now)
 				session_timeout(s, now);
 		}

@@ -395,7 +395,9 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
     comment("soak: %.0f s, at least %d messages (about %.1f/s), seed %d" %
             (seconds, min_delivered, rate, seed))
 
-    dc = mwtest.Dovecot()
+    # Without NOTIFY each mailbox has an IDLE connection of its own, whose
+    # states idle_state() reads.
+    dc = mwtest.Dovecot(notify=False)
     for _, user, mailbox in TARGETS:
         if mailbox != "INBOX":
             dc.create_mailbox(user, mailbox)

@@ -361,7 +361,86 @@ def test_mailwatch_runner():
     bus.stop()
 
 
+def test_dovecot_notify_hidden():
+    # Dovecot(notify=False) shows the same capabilities without NOTIFY.
+    shown = {}
+    for notify in (True, False):
+        dc = mwtest.Dovecot(notify=notify)
+        c = dc.client()
+        st, line, _ = c.login("alice", dc.users["alice"])
+        caps = c.capabilities()
+        shown[notify] = caps
+        code = line.decode().split("[CAPABILITY ", 1)[-1].split("]")[0]
+        ok(set(code.upper().split()) == caps,
+           "notify=%s: LOGIN's [CAPABILITY] is CAPABILITY's list" % notify)
+        st, line, _ = c.command(
+            'NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) '
+            'MessageExpunge FlagChange)) (mailboxes ("INBOX") '
+            '(MessageNew MessageExpunge))', check=False)
+        comment("notify=%s: NOTIFY SET -> %s" % (notify, line.decode()))
+        c.logout()
+        dc.stop()
+    ok("NOTIFY" in shown[True] and "IDLE" in shown[True],
+       "notify=True: NOTIFY and IDLE advertised after login")
+    ok("NOTIFY" not in shown[False], "notify=False: NOTIFY not advertised")
+    ok(shown[False] == shown[True] - {"NOTIFY"},
+       "notify=False: everything else as usual (DOVECOT_CAPABILITY)",
+       sorted(shown[True] ^ shown[False]))
+
+
+def test_dovecot_many_mailboxes():
+    dc = mwtest.Dovecot()
+    names = ["Folder %04d" % i for i in range(1000)]
+    names[1:1] = ["Lists", "Lists/dev", "\u00dcberweisungen"]
+    t0 = time.monotonic()
+    dc.create_mailboxes("alice", names)
+    comment("create_mailboxes: %d in %.1f s" % (len(names),
+                                                 time.monotonic() - t0))
+    with dc.client("alice") as c:
+        _, _, listed = c.command('LIST "" "*"')
+        _, _, subscribed = c.command('LSUB "" "*"')
+    want = set(mwtest.imap_utf7_encode(n).encode()
+               for n in names + ["INBOX"])
+    # '* LIST (\\HasNoChildren) "/" NAME', NAME quoted or an atom
+    got = set(line.rsplit(b' "/" ', 1)[-1].strip(b'"') for line in listed)
+    ok(got == want, "every mailbox created, and no other (%d)" % len(got),
+       sorted(got ^ want)[:10])
+    ok(len(subscribed) == len(names), "each subscribed (%d)" %
+       len(subscribed))
+    dc.create_mailboxes("alice", names[:3], subscribe=False)
+    ok(True, "creating existing mailboxes again is fine")
+    ok(dc.status("alice", "\u00dcberweisungen")["MESSAGES"] == 0,
+       "a UTF-8 name is usable as such")
+
+
+def test_dovecot_connections():
+    # At Dovecot's stock limit (10 per user and address).
+    dc = mwtest.Dovecot(conn_limit=None)
+    ok(dc.connections("alice") == 0, "no connections at first")
+    clients = [dc.client("alice") for _ in range(3)]
+    others = [dc.client("bob"), dc.client()]  # another user; not logged in
+    ok(dc.connections("alice") == 3, "3 clients logged in: 3 (%d)" %
+       dc.connections("alice"))
+    ok(dc.connections("bob") == 1, "bob's own: 1")
+    clients.pop().logout()
+    ok(mwtest.wait_until(lambda: dc.connections("alice") == 2, 5),
+       "one logged out: 2")
+    clients += [dc.client("alice") for _ in range(8)]
+    ok(dc.connections("alice") == 10, "the stock limit: 10")
+    c = dc.client()
+    st, line, _ = c.command("LOGIN alice secret", check=False)
+    c.close()
+    ok(st == "NO" and b"[LIMIT]" in line,
+       "the 11th is refused with [LIMIT] (%s)" % line.decode())
+    ok(dc.connections("alice") == 10, "and not counted: 10")
+    for c in clients + others:
+        c.logout()
+    ok(mwtest.wait_until(lambda: dc.connections("alice") == 0, 5),
+       "all logged out: 0")
+
+
 if __name__ == "__main__":
     mwtest.main(test_dovecot_tls_and_starttls, test_dovecot_without_starttls,
                 test_dovecot_other_loopback, test_bus_and_notifyd,
-                test_mailwatch_runner)
+                test_mailwatch_runner, test_dovecot_notify_hidden,
+                test_dovecot_many_mailboxes, test_dovecot_connections)

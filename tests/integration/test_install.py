@@ -512,7 +512,7 @@ def test_hooks_under_mailwatch():
                                                        "Lists/dev"]),
     }, env=env)
     ok(mw.wait_log(r"INBOX: watching \(IDLE\)", 10) and
-       mw.wait_log(r"Lists/dev: watching \(IDLE\)", 10), "idling")
+       mw.wait_log(r"Lists/dev: " + mwtest.WATCHED, 10), "idling")
     dc.append_many("alice", "INBOX", [mwtest.make_message("m%d" % i)
                                       for i in range(3)])
     dc.append("alice", "Lists/dev", mwtest.make_message("$(reboot)"))

@@ -16,7 +16,7 @@ from mwtest import ok, wait_until  # noqa: E402
 
 
 def main():
-    dc = mwtest.Dovecot()
+    dc = mwtest.Dovecot(notify=False)  # one IDLE connection per mailbox
     dc.create_mailbox("alice", "Lists/dev")
     dc.create_mailbox("alice", "Lists/old")
     mw = mwtest.Mailwatch({

@@ -149,7 +149,7 @@ def test_mailboxes_on_several_lines():
                          "[account many]\n%s" % (mw.hook_cmd(), body))
     mw.start()
     for b in ["INBOX"] + boxes:
-        ok(mw.wait_log(r"many/%s: watching \(IDLE\)" % re.escape(b), 20),
+        ok(mw.wait_log(r"many/%s: %s" % (re.escape(b), mwtest.WATCHED), 20),
            "%s watched" % b, mw.log_tail(10))
     uid = dc.append("alice", boxes[-1], mwtest.sample_message("02"))
     recs = mw.wait_hooks(1, 10)

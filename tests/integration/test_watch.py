@@ -52,11 +52,11 @@ def wait_warning(mw, where, rx, timeout=10, since=0):
 
 
 def idle_count(mw):
-    return len(re.findall(r"watching \(IDLE\)", mw.log()))
+    return len(re.findall(mwtest.WATCHED, mw.log()))
 
 
 def wait_idle(mw, n, timeout=20):
-    """Waits until mailwatch logged "watching (IDLE)" n times in all."""
+    """Waits until mailwatch logged n mailboxes watched in all."""
     mwtest.wait_until(lambda: idle_count(mw) >= n or not mw.running(),
                       timeout)
     return idle_count(mw) >= n

@@ -35,13 +35,18 @@ What is here:
   stop_all(), wait_until(pred, timeout), quiet(seconds), free_ports(n),
   pid_alive(pid)
   Dovecot(starttls=True, users=None, listen="127.0.0.1", extra_conf="",
-          verbose=False, cert_days=3, cert_san=None)
+          verbose=False, cert_days=3, cert_san=None, conn_limit=100,
+          notify=True)
+      conn_limit: mail_max_userip_connections (None: Dovecot's stock 10);
+      notify=False: NOTIFY left out of the capabilities shown after login
+      (DOVECOT_CAPABILITY; Dovecot still accepts the command itself)
       .imaps_port .imap_port .ca_file .dir .conf .users .log()
       .wait_log(rx) .pids() .running() .account(user, tls, mailboxes, **kw)
       .imap(user) (imaplib, context manager) .client(user) (ImapClient)
-      .idle_client(user, mailbox) .create_mailbox .delete_mailbox
-      .rename_mailbox .append -> uid .append_many -> uids .deliver (LDA)
-      .status .store .expunge .doveadm(*args) .kick(user)
+      .idle_client(user, mailbox) .create_mailbox .create_mailboxes(user,
+      names) (many, one connection) .delete_mailbox .rename_mailbox
+      .append -> uid .append_many -> uids .deliver (LDA) .status .store
+      .expunge .doveadm(*args) .kick(user) .connections(user) -> n
       .stop_server() .start() .restart() .stop()
   ImapClient(host, port, tls, ca_file, source_address): raw, pipelining
   IdleClient: EXAMINE + IDLE, .exists [(monotonic t, n)], .wait_exists()
@@ -87,6 +92,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SAMPLE_MAIL_DIR = os.path.join(REPO, "tests", "lib", "sample-mail")
 HOST = "127.0.0.1"
+
+
+# The log line that says a mailbox is watched, after "ACCOUNT/MAILBOX: ":
+# pushed by IDLE (its own connection) or NOTIFY, or checked every
+# poll_interval.
+WATCHED = r"(?:watching \((?:IDLE|NOTIFY)\)|checked every \d+ s)"
 
 
 def _timeout_scale():
@@ -760,6 +771,17 @@ def _lookup_user(name, fallback):
 
 
 DEFAULT_USERS = {"alice": "secret", "bob": "hunter2", "carol": "p4ss w0rd"}
+
+# What Dovecot 2.3.19 (Debian) advertises after login with this module's
+# configuration, less NOTIFY: the imap_capability of Dovecot(notify=False).
+# test_dovecot_harness checks it against the running server's list.
+DOVECOT_CAPABILITY = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY "
+    "THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND "
+    "URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED "
+    "I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN "
+    "CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY "
+    "PREVIEW STATUS=SIZE SAVEDATE LITERAL+")
 _instances = 0
 
 
@@ -790,6 +812,11 @@ class Dovecot:
     "IP:127.0.0.1,DNS:localhost") and cert_days < 0 makes it expired, for
     verification-failure tests. extra_conf is appended to dovecot.conf.
     conn_limit is mail_max_userip_connections (None: Dovecot's stock 10).
+    notify=False sets imap_capability to DOVECOT_CAPABILITY, the usual
+    list without NOTIFY (RFC 5465), in CAPABILITY and in LOGIN's
+    [CAPABILITY ...] alike: a client that goes by the list never uses
+    NOTIFY. Dovecot 2.3 still accepts "NOTIFY SET ..." then (the setting
+    changes what is shown, not what is implemented).
 
     Stopped by stop() (or the context manager, or mwtest.main) by the
     master's pid; children left behind are killed by pid; the temporary
@@ -797,7 +824,8 @@ class Dovecot:
 
     def __init__(self, starttls=True, users=None, listen=HOST,
                  extra_conf="", verbose=False, start=True,
-                 cert_days=3, cert_san=None, conn_limit=100):
+                 cert_days=3, cert_san=None, conn_limit=100,
+                 notify=True):
         global _instances
         _instances += 1
         self.starttls = starttls
@@ -805,6 +833,7 @@ class Dovecot:
         self.listen = listen
         self.extra_conf = extra_conf
         self.conn_limit = conn_limit
+        self.notify = notify
         self.verbose = verbose
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="mwtest-dovecot-")
@@ -903,6 +932,8 @@ class Dovecot:
         limit = ("" if self.conn_limit is None else
                  "protocol imap {\n  mail_max_userip_connections = %d\n}\n"
                  % self.conn_limit)
+        caps = ("" if self.notify else
+                "imap_capability = %s\n" % DOVECOT_CAPABILITY)
         debug = ("auth_verbose = yes\nauth_debug = yes\nmail_debug = yes\n"
                  "verbose_ssl = yes\n" if self.verbose else "")
         conf = f"""# Written by tests/lib/mwtest.py: a standalone test instance.
@@ -935,7 +966,7 @@ userdb {{
 }}
 # Keepalive "OK Still here" while idling (Dovecot's default).
 imap_idle_notify_interval = 2 mins
-{limit}{anvil}service imap-login {{
+{limit}{caps}{anvil}service imap-login {{
 {chroot}  inet_listener imap {{
     address = {self.listen}
     port = {self.imap_port}
@@ -1133,6 +1164,34 @@ imap_idle_notify_interval = 2 mins
                 raise ImapError("CREATE %s: %r" % (name, data))
             if subscribe:
                 m.subscribe(_mbox(name))
+
+    def create_mailboxes(self, user, names, subscribe=True):
+        """Creates many mailboxes (UTF-8 names, parents before children)
+        over one connection: the CREATEs pipelined, then the SUBSCRIBEs
+        (about 5 s for 1000 names here; "doveadm mailbox create" with the
+        same names took 14 s). An existing mailbox is fine."""
+        c = self.client(user)
+        try:
+            cmds = ["CREATE", "SUBSCRIBE"] if subscribe else ["CREATE"]
+            for cmd in cmds:
+                tags = [(c.send_command("%s %s" % (
+                    cmd, quote(imap_utf7_encode(n)))), n) for n in names]
+                for tag, name in tags:
+                    status, line, _ = c.wait_tagged(tag)
+                    if status != "OK" and b"[ALREADYEXISTS]" not in line:
+                        raise ImapError("%s %s: %r" % (cmd, name, line))
+        finally:
+            c.logout()
+
+    def connections(self, user):
+        """How many IMAP sessions user has logged in now, as Dovecot's
+        anvil counts them for mail_max_userip_connections ("doveadm who
+        -1 user": one line per imap process). Connections still before
+        login, or refused with [LIMIT], are not counted; a session that
+        just ended may be counted for a few milliseconds more."""
+        out = self.doveadm("who", "-1", user).stdout
+        return sum(1 for line in out.splitlines()[1:]
+                   if line.split()[:2] == [user, "imap"])
 
     def delete_mailbox(self, user, name):
         with self.imap(user) as m:

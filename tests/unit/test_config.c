@@ -387,6 +387,7 @@ test_defaults(void)
 	is_int(a->d.hook_timeout, 30, "default hook_timeout");
 	is_int(a->d.idle_timeout, 1500, "default idle_timeout");
 	is_int(a->d.poll_interval, 60, "default poll_interval");
+	is_int(a->d.max_connections, 5, "default max_connections");
 	is_int(a->d.catch_up, CATCH_UP_NOTIFY, "default catch_up");
 	is_int(a->d.catch_up_max, 10, "default catch_up_max");
 	ok(!a->d.icon, "default icon NULL");
@@ -562,6 +563,79 @@ test_errors(void)
 	   "errors: a key with a bad value is not also reported missing");
 	ok(!strstr(out, "accessible by other users"),
 	   "errors: no mode warning for a 0600 file");
+	free(out);
+}
+
+/* max_connections: [general] sets it for every account, an account
+ * overrides it, and 2..100 is the range. */
+static void
+test_max_connections(void)
+{
+	const char *path = write_file("maxconn.ini", 0600,
+				      "[general]\n"
+				      "max_connections = 8\n"
+				      "[account a]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password = p\n"
+				      "[account b]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password = p\n"
+				      "max_connections = 2\n"
+				      "[account c]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password = p\n"
+				      "max_connections = 100\n");
+	struct config *cfg;
+	char *out;
+	int r;
+
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "max_connections: loads");
+	is_str(out, "", "max_connections: nothing logged");
+	free(out);
+	if (r == 0) {
+		is_int(cfg->d.max_connections, 8, "[general] max_connections");
+		is_int(cfg->accounts[0].d.max_connections, 8,
+		       "max_connections inherited from [general]");
+		is_int(cfg->accounts[1].d.max_connections, 2,
+		       "max_connections 2 (the least) overrides");
+		is_int(cfg->accounts[2].d.max_connections, 100,
+		       "max_connections 100 (the most)");
+	}
+	config_free(&cfg);
+
+	path = write_file("maxconn-bad.ini", 0600,
+			  "[general]\n"
+			  "max_connections = 1\n"
+			  "[account a]\n"
+			  "host = h\n"
+			  "username = u\n"
+			  "password = p\n"
+			  "max_connections = 101\n"
+			  "[account b]\n"
+			  "host = h\n"
+			  "username = u\n"
+			  "password = p\n"
+			  "max_connections = 0\n"
+			  "[account c]\n"
+			  "host = h\n"
+			  "username = u\n"
+			  "password = p\n"
+			  "max_connections = five\n");
+	r = load(path, &cfg, &out);
+	is_int(r, -EINVAL, "max_connections out of range: -EINVAL");
+	ok(!cfg, "max_connections out of range: no config");
+	has(out, "%s:2: max_connections: 1 is out of range (2..100)", path);
+	has(out, "%s:7: max_connections: 101 is out of range (2..100)", path);
+	has(out, "%s:12: max_connections: 0 is out of range (2..100)", path);
+	has(out,
+	    "%s:17: invalid value 'five' for max_connections: expected a "
+	    "whole number",
+	    path);
+	is_int(count_lines(out), 4, "max_connections: one message per line");
 	free(out);
 }
 
@@ -818,6 +892,8 @@ test_equal(void)
 	CHANGED(b->d.hook_timeout++, b->d.hook_timeout--, "hook_timeout");
 	CHANGED(b->d.idle_timeout++, b->d.idle_timeout--, "idle_timeout");
 	CHANGED(b->d.poll_interval++, b->d.poll_interval--, "poll_interval");
+	CHANGED(b->d.max_connections++, b->d.max_connections--,
+		"max_connections");
 	CHANGED(b->d.catch_up = CATCH_UP_SKIP, b->d.catch_up = CATCH_UP_NOTIFY,
 		"catch_up");
 	CHANGED(b->d.catch_up_max++, b->d.catch_up_max--, "catch_up_max");
@@ -1016,6 +1092,7 @@ main(void)
 	test_continuation_errors();
 	test_override_order();
 	test_errors();
+	test_max_connections();
 	test_lexing();
 	test_file_errors();
 	test_password_mode();

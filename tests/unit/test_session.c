@@ -117,9 +117,35 @@ c_dated_end(void *ud)
 	return r->dated_from;
 }
 
+static void
+c_notify(void *ud, bool on)
+{
+	ev(ud, "notify %s", on ? "on" : "off");
+}
+
+static void
+c_status(void *ud, const char *name, const struct session_status *st)
+{
+	ev(ud, "status %s %u/%u/%u/%u", name, st->uidvalidity, st->uidnext,
+	   st->messages, st->unseen);
+}
+
+static void
+c_ready(void *ud)
+{
+	ev(ud, "ready");
+}
+
+static void
+c_mailbox_failed(void *ud, const char *name, const char *msg)
+{
+	ev(ud, "mailbox_failed %s %s", name, msg);
+}
+
 static const struct session_cb cb = {
 	c_starttls, c_selected, c_fetched, c_batch_end, c_flags,
 	c_expunge,  c_idle,     c_failed,  c_dated,     c_dated_end,
+	c_notify,   c_status,   c_ready,   c_mailbox_failed,
 };
 
 static struct session_opts opts = {
@@ -740,6 +766,241 @@ test_trace_lines(void)
 	session_free(&s);
 }
 
+static const char notify_caps[] =
+	"m1 OK [CAPABILITY IMAP4rev1 IDLE NOTIFY LITERAL+ QRESYNC] ok\r\n";
+
+static const char *const others[] = {"a", "Lists/x", "Caf\xc3\xa9"};
+
+static const char examined[] =
+	"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+	"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
+	"* 0 EXISTS\r\n* 0 RECENT\r\n"
+	"* OK [UIDVALIDITY 1796502943] UIDs valid\r\n"
+	"* OK [UIDNEXT 1] Predicted next UID\r\n"
+	"* OK [HIGHESTMODSEQ 1] Highest\r\n";
+
+/* NOTIFY, as Dovecot 2.3 answers it (lines taken from a real session):
+ * NOTIFY SET before the EXAMINE in one write, a STATUS per other
+ * mailbox, new mail in the selected one with its envelope inside the
+ * push (no DONE, no UID FETCH), STATUS pushes for the others. */
+static void
+test_notify(int bytewise)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+	const char *mode = bytewise ? "bytewise" : "whole";
+
+	o.notify = true;
+	o.others = others;
+	o.n_others = 3;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, bytewise, 0);
+	r.sent[0] = 0;
+	feed(s, &r, notify_caps, bytewise, 0);
+	sent(&r,
+	     "m2 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
+	     "MessageExpunge FlagChange)) (mailboxes (a Lists/x Caf&AOk-) "
+	     "(MessageNew MessageExpunge))\r\nm3 EXAMINE INBOX\r\n",
+	     "NOTIFY SET and EXAMINE in one write, names in modified UTF-7");
+	feed(s, &r,
+	     "* STATUS Lists/x (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1796502944 "
+	     "UNSEEN 0 HIGHESTMODSEQ 1)\r\n"
+	     "* STATUS \"Caf&AOk-\" (MESSAGES 2 UIDNEXT 9 UIDVALIDITY 5 "
+	     "UNSEEN 1)\r\n"
+	     "m2 OK NOTIFY completed (0.007 + 0.000 + 0.006 secs).\r\n",
+	     bytewise, 0);
+	events(&r, "status Lists/x 1796502944/1/0/0; "
+		   "status Caf\xc3\xa9 5/9/2/1; notify on; ",
+	       "initial STATUS of each, decoded; notify on");
+	feed(s, &r, examined, bytewise, 0);
+	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n", bytewise, 0);
+	events(&r, "selected 1796502943/1/0; ", mode);
+	sent(&r, "m4 IDLE\r\n", "IDLE");
+	feed(s, &r, "+ idling\r\n", bytewise, 0);
+	events(&r, "idle; ", "idle");
+
+	feed(s, &r, "* 1 EXISTS\r\n* 1 RECENT\r\n", bytewise, SEC);
+	sent(&r, "", "EXISTS under NOTIFY: no DONE, the FETCH follows");
+	feed(s, &r,
+	     "* 1 FETCH (UID 1 FLAGS (\\Recent) ENVELOPE (\"Wed, 18 Nov "
+	     "2026 07:45:10 +0100\" \"Hi\" ((\"Jos\" NIL \"jose\" "
+	     "\"example.es\")) NIL NIL ((NIL NIL \"alice\" \"example.org\")) "
+	     "NIL NIL NIL \"<2@example.es>\"))\r\n",
+	     bytewise, SEC);
+	events(&r, "fetched 1 Hi; batch_end; ",
+	       "pushed FETCH announced at once, as its own batch");
+	sent(&r, "", "still nothing sent");
+	{
+		uint64_t acc;
+
+		is_int(session_deadline(s, &acc), 1500 * SEC,
+		       "the IDLE refresh is the next deadline again");
+	}
+	feed(s, &r,
+	     "* 1 FETCH (UID 1 FLAGS (\\Recent) ENVELOPE (NIL \"Hi\" NIL NIL "
+	     "NIL NIL NIL NIL NIL NIL))\r\n"
+	     "* 1 FETCH (FLAGS (\\Seen))\r\n"
+	     "* STATUS a (MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 3)\r\n",
+	     bytewise, SEC);
+	events(&r, "flags 1; status a 0/3/2/2; ",
+	       "a repeated push is not new; flag change; pushed STATUS");
+	if (!bytewise) {
+		feed(s, &r,
+		     "* 3 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL "
+		     "\"two\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n"
+		     "* 3 FETCH (UID 3 FLAGS () ENVELOPE (NIL \"three\" NIL NIL "
+		     "NIL NIL NIL NIL NIL NIL))\r\n",
+		     0, 2 * SEC);
+		events(&r, "fetched 2 two; fetched 3 three; batch_end; ",
+		       "what is pushed in one read is one batch");
+	}
+	ok(!r.failed, "no failure (%s)", mode);
+	session_free(&s);
+}
+
+/* A server that refuses NOTIFY: the session watches its mailbox alone. */
+static void
+test_notify_refused(void)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+
+	o.notify = true;
+	o.others = others;
+	o.n_others = 1;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, notify_caps, 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, "m2 BAD Error in IMAP command NOTIFY: Invalid arguments\r\n",
+	     0, 0);
+	events(&r, "notify off; ", "refused NOTIFY reported");
+	feed(s, &r, examined, 0, 0);
+	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n", 0, 0);
+	feed(s, &r, "+ idling\r\n* 1 EXISTS\r\n", 0, SEC);
+	sent(&r, "m4 IDLE\r\nDONE\r\nm5 UID FETCH 1:* (UID FLAGS ENVELOPE)\r\n",
+	     "without NOTIFY, EXISTS is fetched as always");
+	ok(!r.failed, "no failure");
+	session_free(&s);
+
+	/* Not offered: reported at once, nothing sent for it. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	events(&r, "notify off; ", "NOTIFY not offered: off");
+	sent(&r, "m2 EXAMINE INBOX\r\n", "only EXAMINE");
+	session_free(&s);
+}
+
+/* An EXISTS whose FETCH never comes: fetched after NOTIFY_GRACE. */
+static void
+test_notify_no_fetch(void)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+	uint64_t acc, t;
+
+	o.notify = true;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, notify_caps, 0, 0);
+	feed(s, &r, "m2 OK NOTIFY completed.\r\n", 0, 0);
+	feed(s, &r, examined, 0, 0);
+	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n",
+	     0, 0);
+	r.sent[0] = 0;
+	r.events[0] = 0;
+	feed(s, &r, "* 1 EXISTS\r\n", 0, 10 * SEC);
+	t = session_deadline(s, &acc);
+	is_int(t, 12 * SEC, "a deadline NOTIFY_GRACE after the EXISTS");
+	session_timeout(s, t);
+	drain(s, &r);
+	sent(&r, "DONE\r\nm5 UID FETCH 1:* (UID FLAGS ENVELOPE)\r\n",
+	     "no FETCH came: fetched");
+	feed(s, &r,
+	     "m4 OK Idle completed.\r\n"
+	     "* 1 FETCH (UID 1 FLAGS () ENVELOPE (NIL \"late\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\nm5 OK done\r\n",
+	     0, t);
+	events(&r, "fetched 1 late; batch_end; ", "the message announced");
+	ok(!r.failed, "no failure");
+	session_free(&s);
+}
+
+/* Fetch mode: no mailbox of its own; STATUS checks pipelined, a refused
+ * one reported, then one mailbox caught up and ready again. */
+static void
+test_fetch_mode(int bytewise)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+	uint64_t acc;
+
+	o.mailbox = NULL;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, bytewise, 0);
+	r.sent[0] = 0;
+	feed(s, &r, notify_caps, bytewise, 0);
+	events(&r, "ready; ", "ready after login");
+	sent(&r, "", "nothing sent by itself");
+	ok(session_is_idle(s), "ready counts as idle");
+	is_int(session_deadline(s, &acc), 1500 * SEC, "keep-alive deadline");
+
+	session_status(s, "a", SEC);
+	session_status(s, "gone", SEC);
+	drain(s, &r);
+	sent(&r,
+	     "m2 STATUS a (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n"
+	     "m3 STATUS gone (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n",
+	     "STATUS pipelined");
+	feed(s, &r,
+	     "* STATUS a (MESSAGES 3 UIDNEXT 12 UIDVALIDITY 7 UNSEEN 1)\r\n"
+	     "m2 OK Status completed.\r\n"
+	     "m3 NO Mailbox doesn't exist: gone\r\n",
+	     bytewise, SEC);
+	events(&r, "status a 7/12/3/1; mailbox_failed gone NO Mailbox "
+		   "doesn't exist: gone; ready; ",
+	       "status, refusal, ready");
+	r.start = 10;
+	session_examine(s, "a", 2 * SEC);
+	drain(s, &r);
+	sent(&r, "m4 EXAMINE a\r\n", "EXAMINE on demand");
+	feed(s, &r,
+	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 12] x\r\n"
+	     "m4 OK [READ-ONLY] done\r\n",
+	     bytewise, 2 * SEC);
+	sent(&r, "m5 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n", "catch-up");
+	feed(s, &r,
+	     "* 3 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"eleven\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\nm5 OK done\r\n"
+	     "* 4 EXISTS\r\n",
+	     bytewise, 2 * SEC);
+	events(&r, "selected 7/12/3; fetched 11 eleven; batch_end; ready; ",
+	       "caught up, then ready instead of IDLE");
+	sent(&r, "", "an EXISTS while ready fetches nothing");
+	session_examine(s, "missing", 3 * SEC);
+	drain(s, &r);
+	sent(&r, "m6 EXAMINE missing\r\n", "EXAMINE another");
+	feed(s, &r, "m6 NO Mailbox doesn't exist: missing\r\n", bytewise,
+	     3 * SEC);
+	events(&r, "mailbox_failed missing NO Mailbox doesn't exist: "
+		   "missing; ready; ",
+	       "a refused EXAMINE costs only that mailbox");
+	session_timeout(s, 3 * SEC + 1500 * SEC);
+	drain(s, &r);
+	sent(&r, "m7 NOOP\r\n", "keep-alive NOOP");
+	feed(s, &r, "m7 OK NOOP completed.\r\n", bytewise, 1504 * SEC);
+	events(&r, "ready; ", "ready after the NOOP");
+	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+	session_free(&s);
+}
+
 int
 main(void)
 {
@@ -758,5 +1019,11 @@ main(void)
 	test_fetch_over_limits(0);
 	test_fetch_over_limits(1);
 	test_trace_lines();
+	test_notify(0);
+	test_notify(1);
+	test_notify_refused();
+	test_notify_no_fetch();
+	test_fetch_mode(0);
+	test_fetch_mode(1);
 	return tap_done();
 }

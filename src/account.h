@@ -1,0 +1,70 @@
+/* account: watching every configured mailbox of one account within the
+ * server's connection limit. Owns the account's mailboxes (mailbox.c) and
+ * connections (watcher.c) and decides how each mailbox is watched:
+ *
+ * - With NOTIFY (RFC 5465): the first mailbox is watched with IDLE on one
+ *   connection that follows all the others with NOTIFY; their STATUS
+ *   pushes say when one has new mail, and a second connection (fetch
+ *   mode) EXAMINEs it and fetches the envelopes. Two connections, however
+ *   many mailboxes.
+ * - Without: within max_connections, the first mailboxes in the
+ *   configured order get an IDLE connection each; when there are more,
+ *   the last connection checks the rest with STATUS every poll_interval
+ *   and fetches where UIDNEXT moved. A login refused with [LIMIT] lowers
+ *   the budget for the session.
+ *
+ * Runs on an sd-event loop; never blocks (but for the state files'
+ * writes, deferred until the loop is idle). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "sink.h"
+
+struct account_run;
+
+/* What an account needs from its owner; all borrowed and outliving it. */
+struct account_env {
+	sd_event *event;
+	struct sink **sinks; /* n_sinks sinks, each gets every message */
+	size_t n_sinks;
+	/* Something the status line shows changed; may be NULL. */
+	void (*changed)(void *ud);
+	void *ud;
+};
+
+/* Loads the mailboxes' state and starts connecting. a and password are
+ * borrowed (see account_run_rebind) and must outlive it. */
+struct account_run *account_run_new(const struct account_env *env,
+				    const struct account *a,
+				    const char *password);
+/* Saves every mailbox's state, closes the connections at once (no
+ * LOGOUT) and frees. The sinks must still exist. */
+void account_run_free(struct account_run **ar);
+
+/* After a reload: a is the new configuration's account, equal in every
+ * setting (config_account_equal) to the old one. Connections stay. */
+void account_run_rebind(struct account_run *ar, const struct account *a);
+/* Brings the state files up to date once the loop is idle. */
+void account_run_save(struct account_run *ar);
+/* Starts a clean stop (LOGOUT everywhere); account_run_stopped() turns
+ * true when every connection is gone. */
+void account_run_stop(struct account_run *ar);
+bool account_run_stopped(const struct account_run *ar);
+/* After a resume: probes every connection, and checks the mailboxes that
+ * are checked rather than pushed. */
+void account_run_probe(struct account_run *ar);
+/* True after an error retrying cannot fix (a rejected password, missing
+ * STARTTLS): the account waits for a reload. */
+bool account_run_gave_up(const struct account_run *ar);
+
+/* How many of the account's mailboxes are watched right now. */
+size_t account_run_watched(const struct account_run *ar);
+/* For the status line: how the mailboxes are watched, e.g. "21 mailboxes
+ * over 2 connections (NOTIFY)" or "4 pushed, 17 checked every 60 s"; then
+ * what is not well, e.g. "INBOX: reconnecting in 3 s". Borrowed, valid
+ * until the next call. */
+const char *account_run_describe(struct account_run *ar);

@@ -1,0 +1,693 @@
+#include "mailbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+#include "sink.h"
+#include "state.h"
+
+#define MAX_LIVE 64             /* announced messages followed for withdraw */
+#define LIVE_SPAN 200           /* UIDs below the mark re-read on reconnect */
+#define BATCH_MAX 1000          /* more new messages at once: a summary */
+/* Seconds by which the time the mailbox was last seen whole may advance
+ * before it is written by itself (else it goes with the next write). */
+#define SEEN_STEP 600
+
+struct mailbox {
+	struct mailbox_env env;
+	const struct account *a;   /* borrowed; see mailbox_rebind() */
+	/* Copies, so the configuration can be replaced under a live
+	 * connection (log lines, events, the session borrow them). */
+	char *account, *name;
+	struct log_ctx log;
+
+	/* UID bookkeeping: everything up to mark was handled (announced or
+	 * skipped) under uidvalidity. 0/0 when nothing is known. */
+	uint32_t uidvalidity, mark;
+	/* Wall-clock seconds up to which every message that arrived was
+	 * handled, as the server was there to say (0: unknown), and the
+	 * message count then: after a UIDVALIDITY change, mail with a later
+	 * INTERNALDATE is what arrived since. */
+	int64_t seen;
+	uint32_t messages;
+	/* What the state file says. */
+	uint32_t saved_uidvalidity, saved_mark, saved_messages;
+	int64_t saved_seen;
+	bool catching_up;          /* the first batch after a gap */
+	/* The connection went idle at idle_at (0: not since the last state
+	 * write) with idle_messages messages: seen once still idle when the
+	 * owner saves. */
+	int64_t idle_at;
+	uint32_t idle_messages;
+
+	/* Catching up after a UIDVALIDITY change (see uidvalidity_changed):
+	 * until it completes, the state file keeps the values from before
+	 * (old_*), which come back if the connection ends first. since:
+	 * only messages whose INTERNALDATE is later count as new (0:
+	 * all); dated_from: the lowest such unseen UID the date scan found;
+	 * uidnext: the mailbox's at EXAMINE. */
+	bool rebasing;
+	uint32_t old_uidvalidity, old_mark;
+	int64_t since;
+	uint32_t dated_from, uidnext;
+
+	/* The batch being fetched: its unseen new messages, all of them
+	 * until it is known to be summarised, then only the first
+	 * SINK_SUMMARY_FIRST; batch_total counts them all. */
+	struct mail_event *batch;
+	size_t n_batch, cap_batch, batch_total;
+	uint32_t batch_max;        /* highest UID in the batch, seen or not */
+	uint32_t *batch_seq;       /* sequence numbers of batch[] */
+
+	/* Messages announced and not read or deleted since, so that a \Seen
+	 * flag or an EXPUNGE can withdraw their notification. Oldest (lowest
+	 * UID) first. seq is 0 from a reconnect until the catch-up fetch
+	 * tells the new connection's numbers (live_resync). */
+	struct live {
+		uint32_t seq, uid;
+	} live[MAX_LIVE];
+	size_t n_live;
+};
+
+/* t as local time for log lines, e.g. "2024-01-01 10:00:00 +0100". */
+static const char *
+time_text(int64_t t, char buf[static 32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!localtime_r(&tt, &tm) ||
+	    !strftime(buf, 32, "%Y-%m-%d %H:%M:%S %z", &tm))
+		snprintf(buf, 32, "@%lld", (long long)t);
+	return buf;
+}
+
+/* Asks the owner for a state write once the loop is idle: the write ends
+ * in fdatasync, which can block for milliseconds, so it comes after every
+ * ready connection was served and the hooks have started, and several
+ * batches share one write per mailbox. A kill in between only means those
+ * messages are announced again at the next start. */
+static void
+save_soon(struct mailbox *mb)
+{
+	mb->env.save_soon(mb->env.ud);
+}
+
+/* Takes the time the connection went idle as the time the mailbox was
+ * seen whole, when it is still idle (no EXISTS came with or after the
+ * IDLE's "+" meanwhile). */
+static void
+take_idle_time(struct mailbox *mb, bool idle_now, uint32_t exists_now)
+{
+	if (mb->idle_at && idle_now && exists_now == mb->idle_messages) {
+		mb->seen = mb->idle_at;
+		mb->messages = mb->idle_messages;
+	}
+	mb->idle_at = 0;
+}
+
+/* Writes the state file when what it should say changed: the mark, but
+ * never past a message a sink has not acted on (a queued hook; at a stop
+ * also a running one), so that a kill loses nothing; and the time the
+ * mailbox was seen whole, when it advanced by SEEN_STEP or the mailbox
+ * became empty or not (at all, when final). Not while catching up after a
+ * UIDVALIDITY change: the file keeps what came before until that
+ * completes. */
+void
+mailbox_save(struct mailbox *mb, bool final, bool idle_now,
+	     uint32_t exists_now)
+{
+	uint32_t m = mb->mark, messages;
+	int64_t seen;
+	bool seen_moved;
+
+	for (size_t i = 0; i < mb->env.n_sinks; i++) {
+		struct sink *k = mb->env.sinks[i];
+		uint32_t u = k->ops->unfinished
+				     ? k->ops->unfinished(k, mb->account,
+							  mb->name)
+				     : 0;
+
+		if (u && u - 1 < m)
+			m = u - 1;
+	}
+	take_idle_time(mb, idle_now, exists_now);
+	/* A message held back was not handled: nor was the mailbox seen
+	 * whole since. */
+	seen = m == mb->mark ? mb->seen : mb->saved_seen;
+	messages = m == mb->mark ? mb->messages : mb->saved_messages;
+	if (final)
+		seen_moved = seen != mb->saved_seen ||
+			     messages != mb->saved_messages;
+	else
+		seen_moved = seen >= mb->saved_seen + SEEN_STEP ||
+			     seen < mb->saved_seen ||
+			     !messages != !mb->saved_messages;
+	if (mb->rebasing || !mb->uidvalidity ||
+	    (m == mb->saved_mark && mb->uidvalidity == mb->saved_uidvalidity &&
+	     !seen_moved))
+		return;
+	if (state_save(mb->account, mb->name,
+		       &(struct state){.uidvalidity = mb->uidvalidity,
+				       .uid = m,
+				       .seen = seen,
+				       .messages = messages}) == 0) {
+		mb->saved_mark = m;
+		mb->saved_uidvalidity = mb->uidvalidity;
+		mb->saved_seen = seen;
+		mb->saved_messages = messages;
+	}
+}
+
+/* ---- announced messages (struct live) ---- */
+
+static void
+live_forget(struct mailbox *mb, size_t i)
+{
+	memmove(&mb->live[i], &mb->live[i + 1],
+		(mb->n_live - i - 1) * sizeof(*mb->live));
+	mb->n_live--;
+}
+
+/* live[i] is no longer new: withdraw it everywhere and forget it. */
+static void
+live_withdraw(struct mailbox *mb, size_t i)
+{
+	for (size_t j = 0; j < mb->env.n_sinks; j++) {
+		struct sink *k = mb->env.sinks[j];
+
+		if (k->ops->withdraw)
+			k->ops->withdraw(k, mb->a, mb->name, mb->uidvalidity,
+					 mb->live[i].uid);
+	}
+	live_forget(mb, i);
+}
+
+static void
+live_add(struct mailbox *mb, uint32_t seq, uint32_t uid)
+{
+	if (mb->n_live == MAX_LIVE)
+		live_forget(mb, 0);
+	mb->live[mb->n_live++] = (struct live){seq, uid};
+}
+
+/* The message at seq was read or deleted. When expunged, later sequence
+ * numbers move down by one. */
+static void
+live_gone(struct mailbox *mb, uint32_t seq, bool expunged)
+{
+	for (size_t i = 0; i < mb->n_live; i++) {
+		if (mb->live[i].seq == seq)
+			live_withdraw(mb, i--);
+		else if (expunged && mb->live[i].seq > seq)
+			mb->live[i].seq--;
+	}
+}
+
+/* The catch-up fetch after a reconnect returned f, announced before: learn
+ * its new sequence number, and withdraw it if it was read meanwhile. */
+static void
+live_resync(struct mailbox *mb, const struct codec_fetch *f)
+{
+	for (size_t i = 0; i < mb->n_live; i++) {
+		if (mb->live[i].uid != f->uid)
+			continue;
+		mb->live[i].seq = f->seq;
+		if (codec_strlist_has(&f->flags, "\\Seen"))
+			live_withdraw(mb, i);
+		return;
+	}
+}
+
+/* After that fetch (or without one, when the mailbox is empty): what it did
+ * not return was deleted meanwhile. */
+static void
+live_resync_done(struct mailbox *mb)
+{
+	for (size_t i = 0; i < mb->n_live; i++)
+		if (!mb->live[i].seq)
+			live_withdraw(mb, i--);
+}
+
+/* ---- selecting the mailbox ---- */
+
+/* Nothing known of the mailbox (or nothing to know, it being empty): what
+ * it holds now is taken as handled, none of it is new, and it counts as
+ * seen whole at wall. Returns the first UID to announce. */
+static uint32_t
+start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
+	     int64_t wall)
+{
+	mb->uidvalidity = uidvalidity;
+	mb->mark = mb->uidnext - 1;
+	mb->seen = wall;
+	mb->messages = exists;
+	mb->catching_up = false;
+	save_soon(mb);
+	return mb->uidnext;
+}
+
+/* The mailbox's UIDVALIDITY is not the one of the state: its UIDs say
+ * nothing of what was handled. What arrived since mailwatch last saw it
+ * whole is caught up with: all of it when it was empty then (as servers
+ * that give an empty mailbox a new UIDVALIDITY at every session have
+ * it), else the unseen messages whose INTERNALDATE is later than that
+ * time, found by the date scan. Without that time, only new mail from
+ * now is announced. Hooks get the new UIDVALIDITY. */
+static uint32_t
+uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
+		    uint32_t exists, int64_t wall, bool *by_date_r)
+{
+	char when[32];
+
+	/* Their notifications are of the old mailbox. */
+	while (mb->n_live)
+		live_withdraw(mb, 0);
+	if (!exists || !mb->seen) {
+		if (exists)
+			log_warn(&mb->log,
+				 "UIDVALIDITY changed from %u to %u: the "
+				 "mailbox was recreated; not knowing when it "
+				 "was last seen, announcing only new mail "
+				 "from now",
+				 mb->uidvalidity, uidvalidity);
+		else
+			log_info(&mb->log,
+				 "UIDVALIDITY changed from %u to %u; the "
+				 "mailbox is empty",
+				 mb->uidvalidity, uidvalidity);
+		return start_afresh(mb, uidvalidity, exists, wall);
+	}
+	mb->rebasing = true;
+	mb->old_uidvalidity = mb->uidvalidity;
+	mb->old_mark = mb->mark;
+	mb->uidvalidity = uidvalidity;
+	mb->mark = 0;
+	mb->catching_up = true;
+	mb->dated_from = 0;
+	time_text(mb->seen, when);
+	if (!mb->messages) {
+		log_warn(&mb->log,
+			 "UIDVALIDITY changed from %u to %u; the mailbox was "
+			 "empty when last seen (%s): catching up with all "
+			 "it holds",
+			 mb->old_uidvalidity, uidvalidity, when);
+		return 1;
+	}
+	log_warn(&mb->log,
+		 "UIDVALIDITY changed from %u to %u: the mailbox was "
+		 "recreated or renumbered; catching up with the unseen mail "
+		 "that arrived since it was last seen (%s)",
+		 mb->old_uidvalidity, uidvalidity, when);
+	mb->since = mb->seen;
+	*by_date_r = true;
+	return 0;
+}
+
+/* The catch-up after a UIDVALIDITY change is over (or the connection that
+ * made it): the state may be written again. */
+static void
+end_rebase(struct mailbox *mb)
+{
+	if (!mb->rebasing)
+		return;
+	mb->rebasing = false;
+	mb->since = 0;
+	save_soon(mb);
+}
+
+uint32_t
+mailbox_selected(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
+		 uint32_t exists, int64_t wall, bool *by_date_r)
+{
+	log_debug(&mb->log, "UIDVALIDITY %u UIDNEXT %u EXISTS %u",
+		  uidvalidity, uidnext, exists);
+	mb->uidnext = uidnext ? uidnext : 1;
+	if (mb->uidvalidity && mb->uidvalidity != uidvalidity)
+		return uidvalidity_changed(mb, uidvalidity, exists, wall,
+					   by_date_r);
+	if (!mb->uidvalidity)
+		return start_afresh(mb, uidvalidity, exists, wall);
+	mb->catching_up = mb->mark + 1 < mb->uidnext;
+	if (mb->catching_up)
+		log_info(&mb->log, "catching up from UID %u (UIDNEXT %u)",
+			 mb->mark + 1, mb->uidnext);
+	/* Also re-read what was announced before, to learn whether it was
+	 * read or deleted meanwhile; too far back, it is forgotten. */
+	while (mb->n_live && mb->live[0].uid + LIVE_SPAN <= mb->mark)
+		live_forget(mb, 0);
+	return mb->n_live ? mb->live[0].uid : mb->mark + 1;
+}
+
+/* True when the batch is shown as one summary rather than message by
+ * message: mail that arrived while away beyond what catch_up allows one by
+ * one, or more than BATCH_MAX at once. Once true it stays true, since the
+ * count only grows. */
+static bool
+summarised(const struct mailbox *mb)
+{
+	const struct account_defaults *d = &mb->a->d;
+	size_t n = mb->batch_total;
+
+	if (n > BATCH_MAX)
+		return true;
+	if (!mb->catching_up)
+		return false;
+	return d->catch_up == CATCH_UP_SUMMARY ? n > 1 : n > d->catch_up_max;
+}
+
+/* True when f's INTERNALDATE is later than mb->since, or cannot be told
+ * (absent, not a date): better announced than lost. */
+static bool
+arrived_since(const struct mailbox *mb, const struct codec_fetch *f)
+{
+	int64_t t;
+
+	if (!mb->since || !(f->have & CODEC_FETCH_INTERNALDATE) ||
+	    f->internaldate.nil ||
+	    !codec_internaldate(f->internaldate.ptr, f->internaldate.len, &t))
+		return true;
+	return t > mb->since;
+}
+
+void
+mailbox_dated(struct mailbox *mb, const struct codec_fetch *f)
+{
+	if (codec_strlist_has(&f->flags, "\\Seen") || !arrived_since(mb, f))
+		return;
+	if (!mb->dated_from || f->uid < mb->dated_from)
+		mb->dated_from = f->uid;
+}
+
+/* The date scan is over: everything below the first new UID it found is
+ * old. */
+uint32_t
+mailbox_dated_end(struct mailbox *mb)
+{
+	uint32_t from = mb->dated_from ? mb->dated_from : mb->uidnext;
+	char when[32];
+
+	mb->mark = from - 1;
+	if (mb->dated_from)
+		log_info(&mb->log, "catching up from UID %u (arrived since %s)",
+			 from, time_text(mb->since, when));
+	else
+		log_info(&mb->log, "nothing unseen arrived since %s",
+			 time_text(mb->since, when));
+	return from;
+}
+
+/* ---- the batch ---- */
+
+void
+mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
+{
+	struct mail_event *ev;
+
+	if (f->uid <= mb->mark) {
+		live_resync(mb, f); /* announced before this connection */
+		return;
+	}
+	if (f->uid > mb->batch_max)
+		mb->batch_max = f->uid;
+	if (codec_strlist_has(&f->flags, "\\Seen")) {
+		log_debug(&mb->log, "UID %u is already seen", f->uid);
+		return;
+	}
+	if (!arrived_since(mb, f)) {
+		log_debug(&mb->log,
+			  "UID %u arrived before the mailbox was last seen",
+			  f->uid);
+		return;
+	}
+	mb->batch_total++;
+	if (summarised(mb)) {
+		/* Keep only what the summary shows: memory stays bounded
+		 * however much mail waited. */
+		while (mb->n_batch > SINK_SUMMARY_FIRST)
+			mail_event_finish(&mb->batch[--mb->n_batch]);
+		if (mb->n_batch == SINK_SUMMARY_FIRST)
+			return;
+	}
+	if (mb->n_batch == mb->cap_batch) {
+		mb->cap_batch = mb->cap_batch ? 2 * mb->cap_batch : 8;
+		mb->batch = xrealloc(mb->batch,
+				     mb->cap_batch * sizeof(*mb->batch));
+		mb->batch_seq =
+			xrealloc(mb->batch_seq,
+				 mb->cap_batch * sizeof(*mb->batch_seq));
+	}
+	mb->batch_seq[mb->n_batch] = f->seq;
+	ev = &mb->batch[mb->n_batch++];
+	memset(ev, 0, sizeof(*ev));
+	ev->account = mb->account;
+	ev->mailbox = mb->name;
+	ev->uid = f->uid;
+	ev->uidvalidity = mb->uidvalidity;
+	mail_event_from_fetch(ev, f);
+}
+
+/* Sorts the batch by UID (servers send FETCH in sequence order, which is
+ * UID order, so this is usually one pass). */
+static void
+sort_batch(struct mailbox *mb)
+{
+	for (size_t i = 1; i < mb->n_batch; i++) {
+		struct mail_event ev = mb->batch[i];
+		uint32_t seq = mb->batch_seq[i];
+		size_t j = i;
+
+		for (; j > 0 && mb->batch[j - 1].uid > ev.uid; j--) {
+			mb->batch[j] = mb->batch[j - 1];
+			mb->batch_seq[j] = mb->batch_seq[j - 1];
+		}
+		mb->batch[j] = ev;
+		mb->batch_seq[j] = seq;
+	}
+}
+
+/* Announces one batch to every sink, in UID order: each message, or one
+ * summary (see summarised()) to sinks that have one, while hooks then get
+ * only on_new_mail_post. catch_up = skip announces nothing that arrived
+ * while away. */
+static void
+announce(struct mailbox *mb)
+{
+	size_t n = mb->n_batch, total = mb->batch_total;
+	bool summary = summarised(mb);
+
+	sort_batch(mb);
+	if (mb->catching_up && mb->a->d.catch_up == CATCH_UP_SKIP) {
+		log_info(&mb->log, "not announcing %zu messages that arrived "
+				   "while away (catch_up = skip)",
+			 total);
+		return;
+	}
+	for (size_t j = 0; j < mb->env.n_sinks; j++) {
+		struct sink *k = mb->env.sinks[j];
+
+		if (summary && k->ops->summary)
+			k->ops->summary(k, mb->a, mb->name, mb->batch, n,
+					total);
+		for (size_t i = 0; i < n && !summary; i++)
+			k->ops->send(k, mb->a, &mb->batch[i]);
+		k->ops->batch_done(k, mb->a, mb->name, total);
+	}
+	/* Logged after the sinks started: a slow journal must not delay
+	 * the hooks. */
+	if (summary)
+		log_info(&mb->log, "%zu new messages: announced a summary",
+			 total);
+	for (size_t i = 0; i < n && !summary; i++) {
+		log_info(&mb->log, "new mail UID %u from %s: %s",
+			 mb->batch[i].uid, mb->batch[i].from,
+			 mb->batch[i].subject);
+		live_add(mb, mb->batch_seq[i], mb->batch[i].uid);
+	}
+}
+
+/* Forgets the batch being fetched. */
+static void
+drop_batch(struct mailbox *mb)
+{
+	for (size_t i = 0; i < mb->n_batch; i++)
+		mail_event_finish(&mb->batch[i]);
+	mb->n_batch = 0;
+	mb->batch_total = 0;
+}
+
+void
+mailbox_batch_end(struct mailbox *mb)
+{
+	if (mb->batch_total)
+		announce(mb);
+	drop_batch(mb);
+	live_resync_done(mb);
+	if (mb->batch_max > mb->mark) {
+		mb->mark = mb->batch_max;
+		save_soon(mb);
+	}
+	mb->batch_max = 0;
+	mb->catching_up = false;
+	end_rebase(mb);
+}
+
+void
+mailbox_flags(struct mailbox *mb, const struct codec_fetch *f)
+{
+	if (codec_strlist_has(&f->flags, "\\Seen"))
+		live_gone(mb, f->seq, false);
+}
+
+void
+mailbox_expunge(struct mailbox *mb, uint32_t seq)
+{
+	live_gone(mb, seq, true);
+}
+
+void
+mailbox_idle(struct mailbox *mb, uint32_t exists, int64_t wall)
+{
+	/* Any catch-up fetch came before (or none was needed: what arrived
+	 * while away was expunged), so what comes now is live mail. */
+	mb->catching_up = false;
+	end_rebase(mb);
+	live_resync_done(mb);
+	/* Everything the server reported was handled: the mailbox is seen
+	 * whole now, unless mail comes with the IDLE's "+" (see
+	 * take_idle_time). This runs at each IDLE renewal too: the time is
+	 * kept current without a wake-up of its own. */
+	mb->idle_at = wall;
+	mb->idle_messages = exists;
+	save_soon(mb);
+}
+
+void
+mailbox_logged_out(struct mailbox *mb, int64_t stop_at, uint32_t messages)
+{
+	/* Nothing that came later in that second is handled: the second
+	 * before counts. */
+	mb->seen = stop_at - 1;
+	mb->messages = messages;
+}
+
+void
+mailbox_closed(struct mailbox *mb, int64_t wall)
+{
+	drop_batch(mb);
+	mb->batch_max = 0;
+	/* The next connection numbers messages afresh (live_resync). */
+	for (size_t i = 0; i < mb->n_live; i++)
+		mb->live[i].seq = 0;
+	/* A catch-up after a UIDVALIDITY change cut short: the next
+	 * connection starts it again. */
+	if (mb->rebasing) {
+		mb->uidvalidity = mb->old_uidvalidity;
+		mb->mark = mb->old_mark;
+		mb->rebasing = false;
+		mb->since = 0;
+	}
+	mb->idle_at = 0;
+	/* Nor is anything that comes later in the second it ends. */
+	if (mb->seen >= wall)
+		mb->seen = wall - 1;
+}
+
+/* ---- checking without selecting ---- */
+
+bool
+mailbox_status(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
+	       uint32_t messages, int64_t wall)
+{
+	log_debug(&mb->log, "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u",
+		  uidvalidity, uidnext, messages);
+	if (!uidnext || (!uidvalidity && !mb->uidvalidity))
+		return true;
+	/* NOTIFY's pushed STATUS leaves out a UIDVALIDITY that did not
+	 * change. */
+	if (!uidvalidity)
+		uidvalidity = mb->uidvalidity;
+	if (!mb->uidvalidity) {
+		mb->uidnext = uidnext;
+		start_afresh(mb, uidvalidity, messages, wall);
+		return false;
+	}
+	if (uidvalidity != mb->uidvalidity || uidnext - 1 > mb->mark)
+		return true;
+	/* Nothing arrived since the last look: seen whole now. */
+	mb->seen = wall;
+	mb->messages = messages;
+	save_soon(mb);
+	return false;
+}
+
+/* ---- life ---- */
+
+struct mailbox *
+mailbox_new(const struct mailbox_env *env, const struct account *a,
+	    const char *name)
+{
+	struct mailbox *mb = xcalloc(1, sizeof(*mb));
+	struct state st;
+
+	mb->env = *env;
+	mb->a = a;
+	mb->account = xstrdup(a->name);
+	mb->name = xstrdup(name);
+	mb->log.account = mb->account;
+	mb->log.mailbox = mb->name;
+	if (state_load(mb->account, mb->name, &st) > 0) {
+		mb->uidvalidity = st.uidvalidity;
+		mb->mark = st.uid;
+		mb->seen = st.seen;
+		mb->messages = st.messages;
+		log_debug(&mb->log,
+			  "state: UIDVALIDITY %u, last UID %u, seen at %lld "
+			  "with %u messages",
+			  mb->uidvalidity, mb->mark, (long long)mb->seen,
+			  mb->messages);
+	}
+	mb->saved_uidvalidity = mb->uidvalidity;
+	mb->saved_mark = mb->mark;
+	mb->saved_seen = mb->seen;
+	mb->saved_messages = mb->messages;
+	return mb;
+}
+
+void
+mailbox_free(struct mailbox **mbp)
+{
+	struct mailbox *mb = *mbp;
+
+	if (!mb)
+		return;
+	mailbox_save(mb, true, false, 0);
+	drop_batch(mb);
+	free(mb->batch);
+	free(mb->batch_seq);
+	free(mb->account);
+	free(mb->name);
+	free(mb);
+	*mbp = NULL;
+}
+
+void
+mailbox_rebind(struct mailbox *mb, const struct account *a)
+{
+	mb->a = a;
+}
+
+const char *
+mailbox_name(const struct mailbox *mb)
+{
+	return mb->name;
+}
+
+const struct log_ctx *
+mailbox_log(const struct mailbox *mb)
+{
+	return &mb->log;
+}

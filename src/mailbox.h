@@ -1,0 +1,127 @@
+/* mailbox: what mailwatch knows and does about one watched mailbox of an
+ * account, sans-IO. It keeps the UID bookkeeping (UIDVALIDITY, the highest
+ * UID handled and when the mailbox was last seen whole, kept across
+ * connections and in the state file), catches up with a UIDVALIDITY change
+ * by INTERNALDATE, gathers the batch of new messages a fetch returns and
+ * hands it to the sinks in UID order (one by one, or as one summary), and
+ * withdraws what was announced once it is read or expunged.
+ *
+ * It is fed the events of whichever connection has it selected (or checks
+ * it with STATUS) and the wall-clock time with them; it never touches a
+ * socket, a timer or the event loop. Its outputs are the sinks, the state
+ * file (state.c: a few bytes of blocking I/O, only in mailbox_new(),
+ * mailbox_save() and mailbox_free()) and log lines. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "config.h"
+#include "util.h"
+
+struct sink;
+struct mailbox;
+
+/* What the mailbox needs from its owner; all borrowed and outliving the
+ * mailbox. */
+struct mailbox_env {
+	struct sink **sinks; /* n_sinks sinks, each gets every message */
+	size_t n_sinks;
+	/* Called when the state file should be written: the owner calls
+	 * mailbox_save() soon, once nothing more urgent is to be done (the
+	 * write ends in fdatasync). Several calls may share one save. */
+	void (*save_soon)(void *ud);
+	void *ud;
+};
+
+/* Creates the mailbox name (UTF-8, copied) of account a (borrowed; see
+ * mailbox_rebind()) and loads its state file. Never fails. */
+struct mailbox *mailbox_new(const struct mailbox_env *env,
+			    const struct account *a, const char *name);
+/* Writes the state one last time (mailbox_save(mb, true, false, 0)) and
+ * frees. The sinks must still exist. */
+void mailbox_free(struct mailbox **mb);
+
+/* After a reload: a is the new configuration's account, equal in every
+ * setting to the one the mailbox had. */
+void mailbox_rebind(struct mailbox *mb, const struct account *a);
+/* The mailbox's UTF-8 name; borrowed, valid until mailbox_free(). */
+const char *mailbox_name(const struct mailbox *mb);
+/* Who log lines about the mailbox are about (its account and name);
+ * borrowed, valid until mailbox_free(). */
+const struct log_ctx *mailbox_log(const struct mailbox *mb);
+
+/* Writes the state file when what it should say changed (the mark, never
+ * past a message a sink has not acted on; when the mailbox was last seen
+ * whole), and does nothing while a UIDVALIDITY change is being caught up
+ * with. final (at the end) writes a change of the "seen whole" time
+ * however small. idle_now and exists_now tell whether the connection
+ * that last reported mailbox_idle() is still idle, and the message count
+ * its server now reports: the time of that mailbox_idle() counts as seen
+ * whole only when it is, with the same count (no mail came with the
+ * IDLE's "+"). Without such a connection, pass false and 0. */
+void mailbox_save(struct mailbox *mb, bool final, bool idle_now,
+		  uint32_t exists_now);
+
+/* ---- events of a connection that has the mailbox selected ---- */
+
+/* EXAMINE finished at wall (seconds since the epoch) with these values.
+ * Returns the first UID to announce, as session_cb.selected does: uidnext
+ * means only new mail from now; lower, the connection fetches the
+ * messages in between (catch-up, also re-reading the announced ones to
+ * learn whether they were read or deleted meanwhile). Sets *by_date_r
+ * instead when a UIDVALIDITY change needs the date scan (mailbox_dated()
+ * for each message, then mailbox_dated_end()). */
+uint32_t mailbox_selected(struct mailbox *mb, uint32_t uidvalidity,
+			  uint32_t uidnext, uint32_t exists, int64_t wall,
+			  bool *by_date_r);
+/* One message of the date scan (UID, FLAGS, INTERNALDATE); f borrowed for
+ * the call. */
+void mailbox_dated(struct mailbox *mb, const struct codec_fetch *f);
+/* The date scan completed: returns the first UID to announce. */
+uint32_t mailbox_dated_end(struct mailbox *mb);
+/* One message of a UID FETCH from the first UID to announce on (ENVELOPE,
+ * or the header fields of one over the codec's limits, and INTERNALDATE
+ * after a UIDVALIDITY change); f borrowed for the call. Kept for the
+ * batch, unless \Seen, handled before, or older than the catch-up's
+ * time. */
+void mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f);
+/* The UID FETCH completed: announces the batch to the sinks in UID order,
+ * moves the mark past it and asks for a save. */
+void mailbox_batch_end(struct mailbox *mb);
+/* An unsolicited FETCH (flag change); f borrowed for the call. \Seen on
+ * an announced message withdraws it. */
+void mailbox_flags(struct mailbox *mb, const struct codec_fetch *f);
+/* EXPUNGE of sequence number seq: withdraws it if announced. */
+void mailbox_expunge(struct mailbox *mb, uint32_t seq);
+/* The connection is idle (in IDLE or waiting to poll) at wall with exists
+ * messages: any catch-up is over, and the mailbox counts as seen whole at
+ * wall if it is still idle at the next mailbox_save(). */
+void mailbox_idle(struct mailbox *mb, uint32_t exists, int64_t wall);
+/* A clean stop that began at stop_at while the connection was idle with
+ * messages messages ended with the server's answer to LOGOUT, and no new
+ * mail in between: the mailbox was seen whole the second before
+ * stop_at. */
+void mailbox_logged_out(struct mailbox *mb, int64_t stop_at,
+			uint32_t messages);
+/* The connection that had the mailbox selected ended at wall: the batch
+ * in flight is dropped (the next connection fetches it again), a
+ * UIDVALIDITY catch-up cut short is undone (the next one starts it over),
+ * and mail of the second it ended is not counted as seen. */
+void mailbox_closed(struct mailbox *mb, int64_t wall);
+
+/* ---- a connection that checks the mailbox without selecting it ---- */
+
+/* A "* STATUS" response at wall: uidvalidity (0 when the response did not
+ * include it, as NOTIFY's pushes leave out one that did not change: taken
+ * as the recorded one), uidnext (0 likewise) and messages. Returns true
+ * when the mailbox must be EXAMINEd and fetched: its UIDNEXT moved past
+ * the mark, its UIDVALIDITY is not the recorded one, or either is
+ * unknown. With no
+ * state yet, it starts afresh (what it holds is taken as handled) and
+ * returns false; likewise when nothing moved, recording it as seen whole
+ * at wall with messages messages. Not while a connection has it
+ * selected. */
+bool mailbox_status(struct mailbox *mb, uint32_t uidvalidity,
+		    uint32_t uidnext, uint32_t messages, int64_t wall);

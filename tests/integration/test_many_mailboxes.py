@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""Every mailbox of an account watched within the server's connection
+limit (issue 11), against the private Dovecot at its stock limit of 10
+connections per user and address:
+
+- with NOTIFY (RFC 5465): INBOX and 20 folders over at most 2
+  connections, new mail in any of them announced once, nothing refused;
+- without NOTIFY (hidden with imap_capability) and max_connections = 5:
+  the first 4 mailboxes pushed (IDLE), the rest checked every
+  poll_interval, at most 5 connections;
+- mail that arrived while mailwatch was stopped announced once at the next
+  start, in both modes;
+- a notification withdrawn when its message is read elsewhere, in INBOX
+  (the mailbox the NOTIFY connection has selected). Mailboxes followed
+  by NOTIFY's STATUS alone do not withdraw yet: that is left open."""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
+import mwtest  # noqa: E402
+from mwtest import ok, comment, wait_until  # noqa: E402
+from test_watch import finish, need_binaries  # noqa: E402
+
+
+# The log line that says a mailbox is watched, after "ACCOUNT/MAILBOX: ":
+# pushed by IDLE or NOTIFY, or checked every poll_interval.
+WATCHED = mwtest.WATCHED
+
+ACCOUNT = "a"
+FOLDERS = ["Folder %02d" % i for i in range(1, 21)]
+MAILBOXES = ["INBOX"] + FOLDERS
+POLL = 10       # poll_interval: the smallest allowed
+BUDGET = 5      # max_connections without NOTIFY
+# Deadlines (wait_* scale them by MWTEST_TIMEOUT_SCALE):
+WATCH_ALL = 20  # start -> every mailbox watched
+PUSH = 5        # APPEND -> hook for a pushed mailbox (Dovecot: ~0.5 s)
+# A checked mailbox: the next check may come up to POLL s later, up to
+# 5 s late (timer coalescing), then a fetch.
+CHECKED = POLL + 5 + 3
+
+
+def watched(mw, names=MAILBOXES):
+    """The names of names that mailwatch logged as watched."""
+    log = mw.log()
+    return [n for n in names
+            if re.search(r"%s: %s" % (re.escape("%s/%s" % (ACCOUNT, n)),
+                                      WATCHED), log)]
+
+
+def wait_watched(mw, what, names=MAILBOXES):
+    """ok() that every one of names is logged as watched within
+    WATCH_ALL."""
+    wait_until(lambda: len(watched(mw, names)) == len(names) or
+               not mw.running(), WATCH_ALL)
+    got = watched(mw, names)
+    missing = [n for n in names if n not in got]
+    return ok(not missing, "%s: all %d mailboxes watched" % (what, len(names)),
+              "not watched: %s\nlog:\n%s" % (missing, mw.log_tail(15)))
+
+
+def keys(recs):
+    return sorted((r["MAILWATCH_MAILBOX"], int(r["MAILWATCH_UID"]))
+                  for r in recs)
+
+
+def start(dc, bus=None, notify=False, **account):
+    """mailwatch on alice's INBOX and FOLDERS of dc, the recording hook."""
+    acct = dc.account("alice", mailboxes=MAILBOXES)
+    acct.update(account)
+    return mwtest.Mailwatch({
+        "general": {"notify": notify, "burst": 0, "on_new_mail": "{hook}"},
+        "account " + ACCOUNT: acct,
+    }, bus=bus)
+
+
+def restart(mw):
+    """Starts a stopped Mailwatch again (same state and hook records);
+    registered again so that a failing test stops it (as in
+    test_restart.py)."""
+    mw.start()
+    mwtest._register(mw)
+    return mw
+
+
+def server(notify):
+    dc = mwtest.Dovecot(conn_limit=None, notify=notify)
+    dc.create_mailboxes("alice", FOLDERS)
+    return dc
+
+
+def no_limit_refusal(dc, mw, what):
+    ok("[LIMIT]" not in mw.log() and "Maximum number of connections"
+       not in dc.log(), "%s: no connection refused with [LIMIT]" % what,
+       "\n".join(line for line in mw.log().splitlines()
+                 if "[LIMIT]" in line)[:2000])
+
+
+def append_each(dc, names, tag):
+    """Delivers one message to each of names with dovecot-lda, which needs
+    no IMAP connection (mailwatch may hold all of them, as it does before
+    issue 11). The sorted (mailbox, uid) list."""
+    out = []
+    for n in names:
+        dc.deliver("alice", mwtest.make_message("%s %s" % (tag, n)),
+                   mailbox=n)
+        r = dc.doveadm("-f", "flow", "mailbox", "status", "-u", "alice",
+                       "uidnext", n)
+        out.append((n, int(re.search(r"uidnext=(\d+)", r.stdout)[1]) - 1))
+    return sorted(out)
+
+
+def mark_seen(dc, name, uid):
+    """Sets \\Seen on uid in name as another client would, with doveadm
+    (no IMAP connection needed)."""
+    dc.doveadm("flags", "add", "-u", "alice", "\\Seen", "mailbox", name,
+               "uid", uid)
+
+
+def exactly_once(mw, want, what):
+    """ok() that the hook ran for want, each once, and nothing else, after
+    a quiet window long enough for one more check of every mailbox."""
+    mw.settle(POLL + 2)
+    got = keys(mw.hook_records())
+    ok(got == sorted(want), "%s: each announced once, nothing else" % what,
+       "want %s\ngot  %s" % (sorted(want), got))
+
+
+def test_notify_stock_limit():
+    """(a) NOTIFY, stock limit: 21 mailboxes over <= 2 connections."""
+    need_binaries()
+    dc = server(notify=True)
+    mw = start(dc)
+    wait_watched(mw, "NOTIFY")
+    n = dc.connections("alice")
+    ok(n <= 2, "NOTIFY: at most 2 connections (%d)" % n)
+    want = append_each(dc, ["INBOX", FOLDERS[0], FOLDERS[-1]], "notify")
+    recs = mw.wait_hooks(3, PUSH)
+    ok(len(recs) >= 3, "NOTIFY: INBOX, the first and the last folder "
+       "announced within %d s" % PUSH, "got %s" % keys(recs))
+    exactly_once(mw, want, "NOTIFY")
+    n = dc.connections("alice")
+    ok(n <= 2, "NOTIFY: still at most 2 connections (%d)" % n)
+    no_limit_refusal(dc, mw, "NOTIFY")
+    finish(mw)
+
+
+def test_budget_without_notify():
+    """(b) No NOTIFY, max_connections = 5: INBOX and 3 folders pushed, 17
+    folders checked every poll_interval over the fifth connection."""
+    need_binaries()
+    dc = server(notify=False)
+    with dc.client("alice") as c:
+        ok("NOTIFY" not in c.capabilities(), "the server hides NOTIFY")
+    mw = start(dc, max_connections=BUDGET, poll_interval=POLL)
+    wait_watched(mw, "budget")
+    n = dc.connections("alice")
+    ok(n <= BUDGET, "budget: at most %d connections (%d)" % (BUDGET, n))
+
+    want = append_each(dc, ["INBOX", FOLDERS[0]], "pushed")
+    recs = mw.wait_hooks(2, PUSH)
+    ok(keys(recs) == want, "budget: INBOX and folder 1 pushed within %d s"
+       % PUSH, "got %s" % keys(recs))
+    want += append_each(dc, [FOLDERS[-1]], "checked")
+    recs = mw.wait_hooks(3, CHECKED)
+    ok(len(recs) >= 3, "budget: folder 20 announced within %d s (checked "
+       "every %d s)" % (CHECKED, POLL), "got %s" % keys(recs))
+    exactly_once(mw, want, "budget")
+    n = dc.connections("alice")
+    ok(n <= BUDGET, "budget: still at most %d connections (%d)" % (BUDGET,
+                                                                    n))
+    no_limit_refusal(dc, mw, "budget")
+    finish(mw)
+
+
+def test_restart_catch_up():
+    """(c) Mail in folders 3 and 15 while mailwatch was stopped is
+    announced once at the next start, with NOTIFY and without."""
+    need_binaries()
+    for notify in (True, False):
+        what = "catch-up (%s)" % ("NOTIFY" if notify else "no NOTIFY")
+        dc = server(notify)
+        mw = start(dc, max_connections=BUDGET, poll_interval=POLL)
+        if not wait_watched(mw, what + ", first start"):
+            finish(mw)
+            dc.stop()
+            continue
+        finish(mw, what + ": mailwatch")
+        want = append_each(dc, [FOLDERS[2], FOLDERS[14]], "while stopped")
+        restart(mw)
+        wait_watched(mw, what + ", second start")
+        recs = mw.wait_hooks(2, CHECKED)
+        ok(len(recs) >= 2, "%s: both announced" % what,
+           "got %s" % keys(recs))
+        most = 2 if notify else BUDGET
+        n = dc.connections("alice")
+        ok(n <= most, "%s: at most %d connections (%d)" % (what, most, n))
+        exactly_once(mw, want, what)
+        no_limit_refusal(dc, mw, what)
+        finish(mw, what + ": mailwatch")
+        dc.stop()
+
+
+def test_withdraw_notify():
+    """(d) NOTIFY: a notification is withdrawn when its message is read
+    elsewhere, in INBOX."""
+    need_binaries()
+    dc = server(notify=True)
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    mw = start(dc, bus=bus, notify=True)
+    wait_watched(mw, "withdraw")
+    for i, name in enumerate(["INBOX"]):
+        (_, uid), = append_each(dc, [name], "read")
+        if not ok(nd.wait_records(i + 1, PUSH), "withdraw: %s notified"
+                  % name):
+            continue
+        shown = nd.records()[-1]["id"]
+        mark_seen(dc, name, uid)
+        ok(wait_until(lambda: shown in {r["id"] for r in
+                                        nd.records("CloseNotification")},
+                      10),
+           "withdraw: read elsewhere closes the notification (%s)" % name)
+    finish(mw)
+
+
+if __name__ == "__main__":
+    mwtest.main(test_notify_stock_limit, test_budget_without_notify,
+                test_restart_catch_up, test_withdraw_notify)

@@ -1,0 +1,629 @@
+/* The mailbox's bookkeeping driven with no socket: FETCH responses parsed
+ * by the codec from text, a fake sink that records what it is handed, and
+ * the state file in a temporary $XDG_STATE_HOME. Each scenario asserts
+ * what a user would see: what the sinks got, and what the state file says
+ * after mailbox_save(). */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "config.h"
+#include "event.h"
+#include "mailbox.h"
+#include "sink.h"
+#include "state.h"
+#include "tap.h"
+#include "util.h"
+
+/* 2024-12-05 12:00:00 UTC, and INTERNALDATEs around it. */
+#define T0 1733400000
+#define BEFORE_T0 "05-Dec-2024 11:59:59 +0000"
+#define AT_T0 "05-Dec-2024 12:00:00 +0000"
+#define AFTER_T0 "05-Dec-2024 12:00:01 +0000"
+
+/* ---- a sink that records its calls ---- */
+
+struct fake {
+	struct sink sink;
+	char log[4096];      /* "send 11 v7 Hello; done 1; ..." */
+	uint32_t unfinished; /* what unfinished() says */
+};
+
+static void
+note(struct fake *f, const char *fmt, ...)
+{
+	size_t n = strlen(f->log);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(f->log + n, sizeof(f->log) - n, fmt, ap);
+	va_end(ap);
+	n = strlen(f->log);
+	snprintf(f->log + n, sizeof(f->log) - n, "; ");
+}
+
+static void
+f_send(struct sink *s, const struct account *a, const struct mail_event *ev)
+{
+	(void)a;
+	note((struct fake *)s, "send %u v%u %s", ev->uid, ev->uidvalidity,
+	     ev->subject);
+}
+
+static void
+f_summary(struct sink *s, const struct account *a, const char *mailbox,
+	  const struct mail_event *first, size_t n_first, size_t total)
+{
+	struct fake *f = (struct fake *)s;
+
+	(void)a;
+	(void)mailbox;
+	note(f, "summary %zu of %zu from %u", n_first, total,
+	     n_first ? first[0].uid : 0);
+}
+
+static void
+f_withdraw(struct sink *s, const struct account *a, const char *mailbox,
+	   uint32_t uidvalidity, uint32_t uid)
+{
+	(void)a;
+	(void)mailbox;
+	note((struct fake *)s, "withdraw %u v%u", uid, uidvalidity);
+}
+
+static void
+f_batch_done(struct sink *s, const struct account *a, const char *mailbox,
+	     unsigned n)
+{
+	(void)a;
+	(void)mailbox;
+	note((struct fake *)s, "done %u", n);
+}
+
+static uint32_t
+f_unfinished(struct sink *s, const char *account, const char *mailbox)
+{
+	(void)account;
+	(void)mailbox;
+	return ((struct fake *)s)->unfinished;
+}
+
+static void
+f_free(struct sink *s)
+{
+	(void)s;
+}
+
+static const struct sink_ops fake_ops = {
+	.send = f_send,
+	.summary = f_summary,
+	.withdraw = f_withdraw,
+	.batch_done = f_batch_done,
+	.unfinished = f_unfinished,
+	.free = f_free,
+};
+
+static struct fake fake = {.sink = {&fake_ops}};
+static struct sink *sinks[] = {&fake.sink};
+static int save_requests;
+
+static void
+on_save_soon(void *ud)
+{
+	(void)ud;
+	save_requests++;
+}
+
+static const struct mailbox_env env = {
+	.sinks = sinks,
+	.n_sinks = 1,
+	.save_soon = on_save_soon,
+};
+
+static struct account account = {
+	.name = "acct",
+	.username = "user",
+	.d = {.catch_up = CATCH_UP_NOTIFY, .catch_up_max = 10},
+};
+
+/* What the sink got since the last call; borrowed until the next one. */
+static const char *
+got(void)
+{
+	static char buf[sizeof(fake.log)];
+
+	memcpy(buf, fake.log, sizeof(buf));
+	fake.log[0] = '\0';
+	return buf;
+}
+
+/* ---- feeding FETCH responses ---- */
+
+/* Parses the untagged FETCH response text (without CRLF) and hands it to
+ * fn. */
+static void
+feed(struct mailbox *mb,
+     void (*fn)(struct mailbox *, const struct codec_fetch *),
+     const char *text)
+{
+	char *line = xasprintf("%s\r\n", text);
+	const struct codec_response *r;
+	struct codec c;
+	size_t used;
+
+	codec_init(&c, NULL);
+	if (codec_parse(&c, line, strlen(line), &used, &r) != 1 ||
+	    r->kind != CODEC_FETCH) {
+		printf("Bail out! does not parse as a FETCH: %s\n", text);
+		exit(1);
+	}
+	fn(mb, &r->u.fetch);
+	codec_finish(&c);
+	free(line);
+}
+
+/* A message of a UID FETCH (UID FLAGS ENVELOPE), with its INTERNALDATE
+ * too when date is not NULL. */
+static void
+fetched(struct mailbox *mb, uint32_t seq, uint32_t uid, const char *flags,
+	const char *subject, const char *date)
+{
+	char *idate = date ? xasprintf(" INTERNALDATE \"%s\"", date)
+			   : xstrdup("");
+	char *text = xasprintf(
+		"* %u FETCH (UID %u FLAGS (%s)%s ENVELOPE (NIL \"%s\" "
+		"((\"Ann\" NIL \"ann\" \"example.org\")) NIL NIL NIL NIL NIL "
+		"NIL NIL))",
+		seq, uid, flags, idate, subject);
+
+	feed(mb, mailbox_fetched, text);
+	free(text);
+	free(idate);
+}
+
+/* A message of the date scan (UID FLAGS INTERNALDATE). */
+static void
+dated(struct mailbox *mb, uint32_t seq, uint32_t uid, const char *flags,
+      const char *date)
+{
+	char *text = xasprintf("* %u FETCH (UID %u FLAGS (%s) INTERNALDATE "
+			       "\"%s\")",
+			       seq, uid, flags, date);
+
+	feed(mb, mailbox_dated, text);
+	free(text);
+}
+
+/* An unsolicited FETCH of flags. */
+static void
+flags(struct mailbox *mb, uint32_t seq, const char *fl)
+{
+	char *text = xasprintf("* %u FETCH (FLAGS (%s))", seq, fl);
+
+	feed(mb, mailbox_flags, text);
+	free(text);
+}
+
+/* ---- the state file ---- */
+
+static void
+put_state(const char *mailbox, uint32_t uidvalidity, uint32_t uid,
+	  int64_t seen, uint32_t messages)
+{
+	struct state st = {uidvalidity, uid, seen, messages};
+
+	if (state_save("acct", mailbox, &st) < 0) {
+		printf("Bail out! cannot write the state of %s\n", mailbox);
+		exit(1);
+	}
+}
+
+/* The state file of mailbox as "v7 uid 10 seen +0 messages 10" (seen
+ * relative to T0), or "none"; borrowed until the next call. */
+static const char *
+state_of(const char *mailbox)
+{
+	static char buf[128];
+	struct state st;
+
+	if (state_load("acct", mailbox, &st) <= 0)
+		return "none";
+	snprintf(buf, sizeof(buf), "v%u uid %u seen %+lld messages %u",
+		 st.uidvalidity, st.uid, (long long)(st.seen - T0),
+		 st.messages);
+	return buf;
+}
+
+/* ---- scenarios ---- */
+
+/* No state: what the mailbox holds is old; the state is written with
+ * UIDNEXT - 1. Then new mail is announced in UID order, \Seen mail is
+ * not, and the mark moves past both. */
+static void
+test_first_start_and_new_mail(void)
+{
+	struct mailbox *mb = mailbox_new(&env, &account, "INBOX");
+	bool by_date = false;
+
+	save_requests = 0;
+	is_int(mailbox_selected(mb, 7, 11, 10, T0, &by_date), 11,
+	       "first start: announce only from UIDNEXT on");
+	ok(!by_date, "first start: no date scan");
+	ok(save_requests > 0, "first start: asks for a state write");
+	is_str(state_of("INBOX"), "none", "nothing written before the save");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("INBOX"), "v7 uid 10 seen +0 messages 10",
+	       "first start: state is UIDNEXT - 1, seen now with 10");
+	is_str(got(), "", "first start: nothing announced");
+
+	mailbox_idle(mb, 10, T0 + 1);
+	fetched(mb, 13, 13, "", "World", NULL);
+	fetched(mb, 12, 12, "\\Seen", "Read elsewhere", NULL);
+	fetched(mb, 11, 11, "\\Recent", "Hello", NULL);
+	is_str(got(), "", "nothing announced before the batch ends");
+	mailbox_batch_end(mb);
+	is_str(got(), "send 11 v7 Hello; send 13 v7 World; done 2; ",
+	       "new mail announced in UID order, \\Seen mail not");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("INBOX"), "v7 uid 13 seen +0 messages 10",
+	       "the mark moved past the batch, \\Seen included");
+
+	/* Withdrawal: \Seen on an announced message, then an EXPUNGE that
+	 * shifts the sequence numbers of the messages after it. */
+	flags(mb, 12, "\\Seen");
+	is_str(got(), "", "\\Seen on a message never announced: nothing");
+	flags(mb, 11, "\\Seen \\Recent");
+	is_str(got(), "withdraw 11 v7; ", "\\Seen withdraws UID 11");
+	mailbox_expunge(mb, 12);
+	is_str(got(), "", "expunging UID 12 (not announced): nothing");
+	mailbox_expunge(mb, 12);
+	is_str(got(), "withdraw 13 v7; ",
+	       "UID 13 moved down to 12; its EXPUNGE withdraws it");
+	mailbox_expunge(mb, 11);
+	is_str(got(), "", "each is withdrawn once");
+	mailbox_free(&mb);
+	ok(!mb, "mailbox_free clears the pointer");
+}
+
+/* After a restart, the messages that arrived while away are caught up
+ * with as catch_up says. */
+static void
+catch_up_case(const char *box, enum catch_up_mode mode, unsigned max,
+	      const char *want, const char *what)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	account.d.catch_up = mode;
+	account.d.catch_up_max = max;
+	put_state(box, 7, 13, T0, 10);
+	mb = mailbox_new(&env, &account, box);
+	is_int(mailbox_selected(mb, 7, 20, 16, T0 + 60, &by_date), 14,
+	       "%s: catch up from the mark", what);
+	for (uint32_t uid = 14; uid < 20; uid++) {
+		char subject[16];
+
+		snprintf(subject, sizeof(subject), "Away %u", uid);
+		fetched(mb, uid - 3, uid, uid == 15 ? "\\Seen" : "", subject,
+			NULL);
+	}
+	mailbox_batch_end(mb);
+	is_str(got(), want, "%s", what);
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of(box), "v7 uid 19 seen +0 messages 10",
+	       "%s: the mark moved past them", what);
+	/* What comes now is live mail, one by one. */
+	mailbox_idle(mb, 16, T0 + 61);
+	fetched(mb, 17, 20, "", "Live", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 20 v7 Live; done 1; ",
+	       "%s: then live mail one by one", what);
+	mailbox_free(&mb);
+	account.d.catch_up = CATCH_UP_NOTIFY;
+	account.d.catch_up_max = 10;
+}
+
+static void
+test_catch_up(void)
+{
+	catch_up_case("notify", CATCH_UP_NOTIFY, 10,
+		      "send 14 v7 Away 14; send 16 v7 Away 16; "
+		      "send 17 v7 Away 17; send 18 v7 Away 18; "
+		      "send 19 v7 Away 19; done 5; ",
+		      "catch_up = notify: one by one");
+	catch_up_case("max", CATCH_UP_NOTIFY, 4,
+		      "summary 3 of 5 from 14; done 5; ",
+		      "catch_up = notify, over catch_up_max: a summary");
+	catch_up_case("summary", CATCH_UP_SUMMARY, 10,
+		      "summary 3 of 5 from 14; done 5; ",
+		      "catch_up = summary");
+	catch_up_case("skip", CATCH_UP_SKIP, 10, "", "catch_up = skip");
+}
+
+/* After a reconnect, the catch-up fetch re-reads what was announced: read
+ * meanwhile, or gone, it is withdrawn. */
+static void
+test_reconnect_resync(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	put_state("resync", 7, 10, T0, 10);
+	mb = mailbox_new(&env, &account, "resync");
+	mailbox_selected(mb, 7, 11, 10, T0, &by_date);
+	mailbox_idle(mb, 10, T0);
+	fetched(mb, 11, 11, "", "One", NULL);
+	fetched(mb, 12, 12, "", "Two", NULL);
+	fetched(mb, 13, 13, "", "Three", NULL);
+	mailbox_batch_end(mb);
+	got();
+	mailbox_closed(mb, T0 + 5);
+	is_int(mailbox_selected(mb, 7, 14, 12, T0 + 10, &by_date), 11,
+	       "reconnect: fetch from the first announced message");
+	fetched(mb, 10, 11, "\\Seen", "One", NULL);
+	fetched(mb, 11, 13, "", "Three", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "withdraw 11 v7; withdraw 12 v7; ",
+	       "read meanwhile (11) and deleted meanwhile (12) withdrawn");
+	mailbox_expunge(mb, 11);
+	is_str(got(), "withdraw 13 v7; ",
+	       "the new connection's sequence number of 13 was learnt");
+	mailbox_free(&mb);
+}
+
+/* A message a sink has not acted on (a hook waiting) holds the saved mark
+ * below it, and the time seen whole with it. */
+static void
+test_unfinished(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	put_state("held", 7, 10, T0, 10);
+	mb = mailbox_new(&env, &account, "held");
+	mailbox_selected(mb, 7, 11, 10, T0, &by_date);
+	mailbox_idle(mb, 10, T0 + 1000);
+	mailbox_save(mb, false, true, 10);
+	is_str(state_of("held"), "v7 uid 10 seen +1000 messages 10",
+	       "idle and still idle at the save: seen whole then");
+	fetched(mb, 11, 11, "", "One", NULL);
+	fetched(mb, 12, 12, "", "Two", NULL);
+	fetched(mb, 13, 13, "", "Three", NULL);
+	mailbox_batch_end(mb);
+	got();
+	fake.unfinished = 12;
+	mailbox_idle(mb, 13, T0 + 2000);
+	mailbox_save(mb, false, true, 13);
+	is_str(state_of("held"), "v7 uid 11 seen +1000 messages 10",
+	       "a hook waiting for UID 12: the mark stays at 11");
+	fake.unfinished = 0;
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("held"), "v7 uid 13 seen +2000 messages 13",
+	       "once it started, the mark moves to 13, and the time seen "
+	       "whole with it");
+	mailbox_free(&mb);
+}
+
+/* The seen-whole time: taken at an idle only when no mail came with it,
+ * and at a clean stop from IDLE. */
+static void
+test_seen_time(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	put_state("seen", 7, 10, T0, 10);
+	mb = mailbox_new(&env, &account, "seen");
+	mailbox_selected(mb, 7, 11, 10, T0, &by_date);
+	mailbox_idle(mb, 10, T0 + 1000);
+	mailbox_save(mb, false, true, 11);
+	is_str(state_of("seen"), "v7 uid 10 seen +0 messages 10",
+	       "mail came with the IDLE: not seen whole then");
+	mailbox_idle(mb, 10, T0 + 1000);
+	mailbox_save(mb, false, false, 10);
+	is_str(state_of("seen"), "v7 uid 10 seen +0 messages 10",
+	       "no longer idle at the save: not seen whole then");
+	mailbox_idle(mb, 10, T0 + 100);
+	mailbox_save(mb, false, true, 10);
+	is_str(state_of("seen"), "v7 uid 10 seen +0 messages 10",
+	       "seen 100 s later: not written by itself");
+	mailbox_logged_out(mb, T0 + 3000, 10);
+	mailbox_closed(mb, T0 + 3000);
+	mailbox_free(&mb);
+	is_str(state_of("seen"), "v7 uid 10 seen +2999 messages 10",
+	       "a clean stop from IDLE: seen whole the second before");
+
+	put_state("seen2", 7, 10, T0, 10);
+	mb = mailbox_new(&env, &account, "seen2");
+	mailbox_selected(mb, 7, 11, 10, T0 + 1000, &by_date);
+	mailbox_idle(mb, 10, T0 + 1000);
+	mailbox_save(mb, false, true, 10);
+	is_str(state_of("seen2"), "v7 uid 10 seen +1000 messages 10",
+	       "idle and still idle at the save: seen whole then");
+	mailbox_closed(mb, T0 + 1000);
+	mailbox_free(&mb);
+	is_str(state_of("seen2"), "v7 uid 10 seen +999 messages 10",
+	       "the connection ended in that second: the second before");
+}
+
+/* A UIDVALIDITY change: an empty mailbox starts afresh; one empty when
+ * last seen is caught up with whole; else the date scan finds the unseen
+ * mail that arrived since it was last seen. */
+static void
+test_uidvalidity_changed(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	put_state("empty", 7, 13, T0, 5);
+	mb = mailbox_new(&env, &account, "empty");
+	is_int(mailbox_selected(mb, 8, 1, 0, T0 + 60, &by_date), 1,
+	       "new UIDVALIDITY, empty mailbox: from UID 1");
+	ok(!by_date, "no date scan for an empty mailbox");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("empty"), "v8 uid 0 seen +60 messages 0",
+	       "the new UIDVALIDITY, seen now, empty");
+	mailbox_free(&mb);
+
+	put_state("courier", 7, 13, T0, 0);
+	mb = mailbox_new(&env, &account, "courier");
+	is_int(mailbox_selected(mb, 8, 3, 2, T0 + 60, &by_date), 1,
+	       "empty when last seen: catch up with all it holds");
+	ok(!by_date, "all of it: no date scan");
+	fetched(mb, 1, 1, "", "First", NULL);
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("courier"), "v7 uid 13 seen +0 messages 0",
+	       "until the catch-up completes, the old state stays");
+	fetched(mb, 2, 2, "", "Second", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 1 v8 First; send 2 v8 Second; done 2; ",
+	       "both announced with the new UIDVALIDITY");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("courier"), "v8 uid 2 seen +0 messages 0",
+	       "then the new state is written");
+	mailbox_free(&mb);
+
+	put_state("dated", 7, 50, T0, 5);
+	mb = mailbox_new(&env, &account, "dated");
+	/* An announced message of the old mailbox, withdrawn at the
+	 * change. */
+	mailbox_selected(mb, 7, 52, 6, T0 - 10, &by_date);
+	fetched(mb, 6, 51, "", "Old", NULL);
+	mailbox_batch_end(mb);
+	got();
+	mailbox_closed(mb, T0 + 10);
+	is_int(mailbox_selected(mb, 9, 8, 7, T0 + 60, &by_date), 0,
+	       "renumbered mailbox: the date scan");
+	ok(by_date, "by_date set");
+	is_str(got(), "withdraw 51 v7; ",
+	       "what was announced of the old mailbox is withdrawn");
+	dated(mb, 1, 1, "\\Seen", BEFORE_T0);
+	dated(mb, 2, 2, "", BEFORE_T0);
+	dated(mb, 3, 3, "", AT_T0);
+	dated(mb, 4, 4, "\\Seen", AFTER_T0);
+	dated(mb, 5, 5, "", AFTER_T0);
+	dated(mb, 6, 6, "", BEFORE_T0);
+	dated(mb, 7, 7, "", AFTER_T0);
+	is_int(mailbox_dated_end(mb), 5,
+	       "catch up from the first unseen UID later than last seen");
+	fetched(mb, 5, 5, "", "Since", AFTER_T0);
+	fetched(mb, 6, 6, "", "Moved in", BEFORE_T0);
+	fetched(mb, 7, 7, "", "Also since", AFTER_T0);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 5 v9 Since; send 7 v9 Also since; done 2; ",
+	       "mail that arrived since, not mail moved in with old dates");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("dated"), "v9 uid 7 seen +0 messages 5",
+	       "the new UIDVALIDITY and mark written after the catch-up");
+	mailbox_free(&mb);
+}
+
+/* A connection lost during the catch-up of a UIDVALIDITY change: the old
+ * values come back, and the next connection starts it over. */
+static void
+test_rebase_cut_short(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	put_state("cut", 7, 50, T0, 5);
+	mb = mailbox_new(&env, &account, "cut");
+	mailbox_selected(mb, 9, 8, 7, T0 + 60, &by_date);
+	dated(mb, 5, 5, "", AFTER_T0);
+	is_int(mailbox_dated_end(mb), 5, "the date scan found UID 5");
+	fetched(mb, 5, 5, "", "Since", AFTER_T0);
+	mailbox_closed(mb, T0 + 70);
+	is_str(got(), "", "nothing announced from a batch cut short");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("cut"), "v7 uid 50 seen +0 messages 5",
+	       "the state keeps the old values");
+	by_date = false;
+	is_int(mailbox_selected(mb, 9, 8, 7, T0 + 80, &by_date), 0,
+	       "the next connection starts the catch-up over");
+	ok(by_date, "with the date scan");
+	dated(mb, 5, 5, "", AFTER_T0);
+	is_int(mailbox_dated_end(mb), 5, "from UID 5 again");
+	fetched(mb, 5, 5, "", "Since", AFTER_T0);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 5 v9 Since; done 1; ", "and announces it once");
+	mailbox_free(&mb);
+	is_str(state_of("cut"), "v9 uid 5 seen +0 messages 5",
+	       "then the new state is written");
+}
+
+/* STATUS from a connection that does not select the mailbox. */
+static void
+test_status(void)
+{
+	struct mailbox *mb = mailbox_new(&env, &account, "status");
+	bool by_date = false;
+
+	ok(mailbox_status(mb, 0, 21, 20, T0),
+	   "no state and no UIDVALIDITY in the response: EXAMINE it");
+	ok(!mailbox_status(mb, 5, 21, 20, T0),
+	   "no state: start afresh, nothing to fetch");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("status"), "v5 uid 20 seen +0 messages 20",
+	       "no state: written with UIDNEXT - 1, seen now");
+	ok(!mailbox_status(mb, 5, 21, 19, T0 + 700),
+	   "nothing moved: nothing to fetch");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
+	       "nothing moved: seen whole now");
+	ok(mailbox_status(mb, 5, 23, 21, T0 + 800), "UIDNEXT moved: fetch");
+	ok(mailbox_status(mb, 6, 21, 20, T0 + 800),
+	   "UIDVALIDITY changed: EXAMINE");
+	ok(mailbox_status(mb, 5, 0, 20, T0 + 800),
+	   "no UIDNEXT in the response: EXAMINE");
+	ok(!mailbox_status(mb, 0, 21, 20, T0 + 800),
+	   "a NOTIFY push without UIDVALIDITY, nothing moved: no fetch");
+	ok(mailbox_status(mb, 0, 22, 21, T0 + 800),
+	   "a NOTIFY push without UIDVALIDITY, UIDNEXT moved: fetch");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
+	       "a STATUS that needs a fetch changes nothing");
+	is_int(mailbox_selected(mb, 5, 23, 21, T0 + 801, &by_date), 21,
+	       "the EXAMINE then fetches from UID 21");
+	fetched(mb, 20, 21, "", "New", NULL);
+	fetched(mb, 21, 22, "", "Newer", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 21 v5 New; send 22 v5 Newer; done 2; ",
+	       "and announces what arrived");
+	mailbox_free(&mb);
+	is_str(state_of("status"), "v5 uid 22 seen +800 messages 20",
+	       "the mark moved");
+}
+
+int
+main(void)
+{
+	static char dir[] = "/tmp/mailwatch-test-mailbox.XXXXXX";
+	char *sdir;
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	setenv("XDG_STATE_HOME", dir, 1);
+	sdir = state_dir();
+
+	test_first_start_and_new_mail();
+	test_catch_up();
+	test_reconnect_resync();
+	test_unfinished();
+	test_seen_time();
+	test_uidvalidity_changed();
+	test_rebase_cut_short();
+	test_status();
+
+	{
+		char *cmd = xasprintf("rm -rf '%s'", dir);
+
+		if (system(cmd) != 0)
+			ok(0, "removing %s", dir);
+		free(cmd);
+	}
+	free(sdir);
+	return tap_done();
+}
