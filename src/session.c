@@ -437,6 +437,15 @@ send_headers_fetch(struct session *s)
 	s->headers_only = true;
 }
 
+/* The FETCH of one message an EXISTS announced under NOTIFY came: once
+ * none is awaited, the IDLE's next deadline is its renewal again. */
+static void
+pushed_arrived(struct session *s)
+{
+	if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
+		s->timer = s->refresh_at;
+}
+
 /* A response the codec skipped as over its limits. In a fetch, a
  * message's: it is fetched again with its header fields only. A command's
  * completion cannot be skipped: that ends the session. */
@@ -444,6 +453,9 @@ static void
 on_skipped(struct session *s, const struct codec_response *r)
 {
 	int64_t seq = r->u.skipped.number;
+	/* New mail pushed under NOTIFY, outside a fetch of ours. */
+	bool pushed = s->notify_on && is_selected(s) && s->state != S_FETCH &&
+		      s->state != S_DATES;
 
 	if (r->tag.len) {
 		fail(s, SESSION_FAIL_PROTOCOL, "reply to a command over the "
@@ -451,30 +463,17 @@ on_skipped(struct session *s, const struct codec_response *r)
 		     r->text.ptr);
 		return;
 	}
-	if (s->notify_on && is_selected(s) && s->state != S_FETCH &&
-	    s->state != S_DATES && !strcmp(r->u.skipped.keyword.ptr, "FETCH") &&
-	    seq >= 1 && seq <= UINT32_MAX && s->n_skipped < MAX_SKIPPED) {
-		/* New mail pushed under NOTIFY, too big: its header fields
-		 * are fetched by sequence number, leaving IDLE for it. */
-		log_warn(s->o.log, "message %lld: its FETCH response is over "
-				   "the limits (%s); fetching From, Subject, "
-				   "Date and Message-ID only",
-			 (long long)seq, r->text.ptr);
-		s->skipped[s->n_skipped++] = (uint32_t)seq;
-		s->headers_due = true;
-		if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
-			s->timer = s->refresh_at;
-		if (s->state == S_IDLE)
-			leave_idle(s, false);
-		return;
-	}
-	if (s->state != S_FETCH || strcmp(r->u.skipped.keyword.ptr, "FETCH") ||
-	    seq < 1 || seq > UINT32_MAX) {
+	if ((s->state != S_FETCH && !pushed) ||
+	    strcmp(r->u.skipped.keyword.ptr, "FETCH") || seq < 1 ||
+	    seq > UINT32_MAX) {
 		log_warn(s->o.log, "skipped a server response (%s): %s",
 			 r->u.skipped.keyword.ptr, r->text.ptr);
 		return;
 	}
-	if (s->headers_only || s->n_skipped == MAX_SKIPPED) {
+	if (pushed)
+		pushed_arrived(s);
+	if ((s->state == S_FETCH && s->headers_only) ||
+	    s->n_skipped == MAX_SKIPPED) {
 		log_warn(s->o.log, "message %lld: even its header fields are "
 				   "over the limits (%s); not announced",
 			 (long long)seq, r->text.ptr);
@@ -485,6 +484,12 @@ on_skipped(struct session *s, const struct codec_response *r)
 			   "Message-ID only",
 		 (long long)seq, r->text.ptr);
 	s->skipped[s->n_skipped++] = (uint32_t)seq;
+	if (pushed) {
+		/* Fetched before the next IDLE (watch()). */
+		s->headers_due = true;
+		if (s->state == S_IDLE)
+			leave_idle(s, false);
+	}
 }
 
 /* Takes seq out of skipped[]; false when it was not there. */
@@ -551,10 +556,13 @@ leave_idle(struct session *s, bool fetch)
 	/* From now on the IDLE must complete in time: an unanswered DONE
 	 * is how a dead connection shows. */
 	set_timeout(s, CMD_IDLE, s->o.command_timeout);
-	if (fetch)
+	if (fetch && !s->headers_due) {
 		send_fetch(s);
-	else
-		set_state(s, S_IDLE_DONE);
+		return;
+	}
+	/* Skipped pushed messages first: watch() orders the two. */
+	s->fetch_again = s->fetch_again || fetch;
+	set_state(s, S_IDLE_DONE);
 }
 
 /* Fetch mode: nothing under way. A NOOP every idle_timeout keeps the
@@ -891,12 +899,8 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 	case CMD_NOOP:
 		if (!okay)
 			goto protocol;
-		if (s->state == S_NOOP) {
-			if (s->fetch_again)
-				send_fetch(s);
-			else
-				watch(s);
-		}
+		if (s->state == S_NOOP)
+			watch(s);
 		break;
 	case CMD_LOGOUT:
 		set_state(s, S_DEAD);
@@ -1095,8 +1099,7 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 			return;
 		}
 		s->fetch_from = f->uid == UINT32_MAX ? f->uid : f->uid + 1;
-		if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
-			s->timer = s->refresh_at;
+		pushed_arrived(s);
 		s->cb.fetched(s->ud, f);
 		s->pushed = true;
 		return;
@@ -1133,11 +1136,11 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 		else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
 			st.highestmodseq = it->value;
 	}
-	if (st.uidnext && s->cb.status)
-		s->cb.status(s->ud, name, &st);
-	else
+	if (!st.uidnext)
 		log_debug(s->o.log, "STATUS of %s without UIDNEXT; ignored",
 			  name);
+	else if (s->cb.status)
+		s->cb.status(s->ud, name, &st);
 	free(name);
 }
 
@@ -1155,8 +1158,8 @@ on_continuation(struct session *s)
 			log_info(s->o.log, "watching (IDLE)");
 		s->reached_idle = true;
 		s->cb.idle(s->ud);
-		if (s->fetch_again)
-			leave_idle(s, true);
+		if (s->fetch_again || s->headers_due)
+			leave_idle(s, s->fetch_again);
 		return;
 	}
 	if (s->state == S_LOGIN && is_pending(s, CMD_LOGIN) &&
@@ -1424,12 +1427,6 @@ session_examine(struct session *s, const char *mailbox, uint64_t now)
 	s->mailbox = xstrdup(mailbox);
 	s->timer = 0;
 	send_examine(s);
-}
-
-bool
-session_notify_on(const struct session *s)
-{
-	return s->notify_on;
 }
 
 void

@@ -166,8 +166,6 @@ struct codec_buf *session_output(struct session *s);
 
 /* The number of messages in the mailbox, as the server last said. */
 uint32_t session_exists(const struct session *s);
-/* True once NOTIFY SET succeeded. */
-bool session_notify_on(const struct session *s);
 /* True while in IDLE (or waiting to poll, or ready in fetch mode). */
 bool session_is_idle(const struct session *s);
 /* The state name, for logs and status lines, e.g. "idle". */

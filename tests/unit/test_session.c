@@ -932,6 +932,87 @@ test_notify_no_fetch(void)
 	session_free(&s);
 }
 
+/* A pushed FETCH over the limits: DONE, its header fields by sequence
+ * number, then the message pushed after it (fetched, not taken from the
+ * push, so that UIDs stay in order); twice, the second time after a
+ * headers-only fetch. */
+static void
+test_notify_over_limits(void)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+	char *big = xmalloc(80000);
+	static const char headers[] =
+		"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+		"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
+		"BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
+		"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n";
+	char want[512];
+	int n;
+
+	o.notify = true;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, notify_caps, 0, 0);
+	feed(s, &r, "m2 OK NOTIFY completed.\r\n", 0, 0);
+	feed(s, &r, examined, 0, 0);
+	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n",
+	     0, 0);
+	for (unsigned i = 0; i < 2; i++) {
+		uint32_t seq = 2 * i + 1;
+		unsigned tag = 4 + 3 * i; /* of the IDLE */
+
+		r.sent[0] = 0;
+		r.events[0] = 0;
+		n = snprintf(big, 80000,
+			     "* %u EXISTS\r\n* %u FETCH (UID %u FLAGS () "
+			     "ENVELOPE (NIL \"big\" NIL NIL NIL ((\"",
+			     seq, seq, seq);
+		memset(big + n, 'x', 70000);
+		n += 70000;
+		snprintf(big + n, 80000 - n,
+			 "\" NIL \"a\" \"b\")) NIL NIL NIL NIL))\r\n"
+			 "* %u EXISTS\r\n* %u FETCH (UID %u FLAGS () ENVELOPE "
+			 "(NIL \"small\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n",
+			 seq + 1, seq + 1, seq + 1);
+		feed(s, &r, big, 0, SEC);
+		sent(&r, "DONE\r\n", "a skipped push leaves IDLE");
+		events(&r, "", "nothing announced out of UID order");
+		snprintf(want, sizeof(want), "m%u OK Idle completed.\r\n", tag);
+		feed(s, &r, want, 0, SEC);
+		snprintf(want, sizeof(want), "m%u FETCH %u %s", tag + 1, seq,
+			 headers);
+		sent(&r, want, "its header fields by sequence number");
+		snprintf(big, 80000,
+			 "* %u FETCH (UID %u FLAGS () BODY[HEADER.FIELDS "
+			 "(SUBJECT)]<0> {16}\r\nSubject: big\r\n\r\n)\r\n"
+			 "m%u OK done\r\n",
+			 seq, seq, tag + 1);
+		feed(s, &r, big, 0, SEC);
+		snprintf(want, sizeof(want),
+			 "m%u UID FETCH %u:* (UID FLAGS ENVELOPE)\r\n", tag + 2,
+			 seq + 1);
+		sent(&r, want, "then what came after it");
+		snprintf(big, 80000,
+			 "* %u FETCH (UID %u FLAGS () ENVELOPE (NIL \"small\" "
+			 "NIL NIL NIL NIL NIL NIL NIL NIL))\r\nm%u OK done\r\n",
+			 seq + 1, seq + 1, tag + 2);
+		feed(s, &r, big, 0, SEC);
+		snprintf(want, sizeof(want),
+			 "fetched %u (headers); batch_end; fetched %u small; "
+			 "batch_end; ",
+			 seq, seq + 1);
+		events(&r, want, "both announced, in UID order");
+		snprintf(want, sizeof(want), "m%u IDLE\r\n", tag + 3);
+		sent(&r, want, "back to IDLE");
+		feed(s, &r, "+ idling\r\n", 0, SEC);
+	}
+	ok(!r.failed, "no failure");
+	free(big);
+	session_free(&s);
+}
+
 /* Fetch mode: no mailbox of its own; STATUS checks pipelined, a refused
  * one reported, then one mailbox caught up and ready again. */
 static void
@@ -1023,6 +1104,7 @@ main(void)
 	test_notify(1);
 	test_notify_refused();
 	test_notify_no_fetch();
+	test_notify_over_limits();
 	test_fetch_mode(0);
 	test_fetch_mode(1);
 	return tap_done();
