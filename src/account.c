@@ -603,13 +603,10 @@ account_run_describe(struct account_run *ar)
 					mailbox_name(ar->box[i].mb),
 					watcher_describe(w));
 	}
-	if (ar->fetcher && off < size) {
-		/* At work is well; only trouble is told. */
-		const char *d = watcher_describe(ar->fetcher);
-
-		if (strcmp(d, "idle") && strcmp(d, "fetching"))
-			snprintf(s + off, size - off, "%s%s: checking: %s",
-				 off ? "; " : "", ar->name, d);
-	}
+	/* The fetcher at work is well; only trouble is told. */
+	if (ar->fetcher && !watcher_connected(ar->fetcher) && off < size)
+		snprintf(s + off, size - off, "%s%s: checking: %s",
+			 off ? "; " : "", ar->name,
+			 watcher_describe(ar->fetcher));
 	return s;
 }

@@ -595,7 +595,7 @@ watcher_ready(const struct watcher *w)
 void
 watcher_status(struct watcher *w, const char *mailbox)
 {
-	if (!w->fetch_mode || !w->s || w->state != W_WATCHING)
+	if (!w->fetch_mode || !watcher_connected(w))
 		return;
 	session_status(w->s, mailbox, now_usec(w));
 	pump(w);
@@ -654,6 +654,12 @@ watcher_probe(struct watcher *w)
 		session_probe(w->s, now_usec(w), PROBE_TIMEOUT);
 		pump(w);
 	}
+}
+
+bool
+watcher_connected(const struct watcher *w)
+{
+	return w->state == W_WATCHING && w->s;
 }
 
 bool

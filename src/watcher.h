@@ -97,8 +97,10 @@ void watcher_probe(struct watcher *w);
  * STARTTLS): the watcher waits for a reload. */
 bool watcher_gave_up(const struct watcher *w);
 
-/* True while in IDLE (or waiting to poll). */
+/* True while in IDLE (or waiting to poll, or ready in fetch mode). */
 bool watcher_is_idle(const struct watcher *w);
+/* True while logged in, idle or at work. */
+bool watcher_connected(const struct watcher *w);
 /* A short description for the status line, e.g. "reconnecting in 30 s";
  * borrowed, valid until the next call. */
 const char *watcher_describe(struct watcher *w);
