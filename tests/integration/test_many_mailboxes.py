@@ -10,6 +10,8 @@ connections per user and address:
   poll_interval, at most 5 connections;
 - mail that arrived while mailwatch was stopped announced once at the next
   start, in both modes;
+- a server that allows fewer connections than max_connections: the
+  logins it refuses with [LIMIT] lower the budget, nothing is lost;
 - a notification withdrawn when its message is read elsewhere, in INBOX
   (the mailbox the NOTIFY connection has selected). Mailboxes followed
   by NOTIFY's STATUS alone do not withdraw yet: that is left open."""
@@ -205,6 +207,31 @@ def test_restart_catch_up():
         dc.stop()
 
 
+def test_limit_lowers_budget():
+    """(e) A server that allows fewer connections than max_connections
+    (Dovecot at 3, no NOTIFY): the logins refused with [LIMIT] lower the
+    budget, every mailbox is still watched, mail in the last one is
+    announced once."""
+    need_binaries()
+    names = ["INBOX"] + FOLDERS[:5]
+    dc = mwtest.Dovecot(conn_limit=3, notify=False)
+    dc.create_mailboxes("alice", names[1:])
+    mw = start(dc, mailboxes=names, max_connections=BUDGET,
+               poll_interval=POLL)
+    wait_watched(mw, "[LIMIT]", names)
+    ok(mw.wait_log(r"%s: the server limits connections: using at most \d"
+                   % ACCOUNT, 10),
+       "[LIMIT]: the lower budget is logged", mw.log_tail(10))
+    n = dc.connections("alice")
+    ok(n <= 3, "[LIMIT]: at most the server's 3 connections (%d)" % n)
+    want = append_each(dc, [names[-1]], "limited")
+    recs = mw.wait_hooks(1, CHECKED)
+    ok(keys(recs) == want, "[LIMIT]: mail in the last mailbox announced",
+       "got %s" % keys(recs))
+    exactly_once(mw, want, "[LIMIT]")
+    finish(mw)
+
+
 def test_withdraw_notify():
     """(d) NOTIFY: a notification is withdrawn when its message is read
     elsewhere, in INBOX."""
@@ -230,4 +257,5 @@ def test_withdraw_notify():
 
 if __name__ == "__main__":
     mwtest.main(test_notify_stock_limit, test_budget_without_notify,
-                test_restart_catch_up, test_withdraw_notify)
+                test_restart_catch_up, test_limit_lowers_budget,
+                test_withdraw_notify)
