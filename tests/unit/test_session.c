@@ -859,6 +859,24 @@ test_notify(int bytewise)
 	session_free(&s);
 }
 
+/* A session with NOTIFY for INBOX alone, brought to IDLE (tags m1-m4). */
+static struct session *
+notify_to_idle(struct rec *r)
+{
+	struct session_opts o = opts;
+	struct session *s;
+
+	o.notify = true;
+	s = session_new(&o, &cb, r);
+	feed(s, r, greeting, 0, 0);
+	feed(s, r, notify_caps, 0, 0);
+	feed(s, r, "m2 OK NOTIFY completed.\r\n", 0, 0);
+	feed(s, r, examined, 0, 0);
+	feed(s, r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n", 0,
+	     0);
+	return s;
+}
+
 /* A server that refuses NOTIFY: the session watches its mailbox alone. */
 static void
 test_notify_refused(void)
@@ -900,19 +918,11 @@ test_notify_refused(void)
 static void
 test_notify_no_fetch(void)
 {
-	struct session_opts o = opts;
 	struct rec r = {0};
 	struct session *s;
 	uint64_t acc, t;
 
-	o.notify = true;
-	s = session_new(&o, &cb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, notify_caps, 0, 0);
-	feed(s, &r, "m2 OK NOTIFY completed.\r\n", 0, 0);
-	feed(s, &r, examined, 0, 0);
-	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n",
-	     0, 0);
+	s = notify_to_idle(&r);
 	r.sent[0] = 0;
 	r.events[0] = 0;
 	feed(s, &r, "* 1 EXISTS\r\n", 0, 10 * SEC);
@@ -939,7 +949,6 @@ test_notify_no_fetch(void)
 static void
 test_notify_over_limits(void)
 {
-	struct session_opts o = opts;
 	struct rec r = {0};
 	struct session *s;
 	char *big = xmalloc(80000);
@@ -951,14 +960,7 @@ test_notify_over_limits(void)
 	char want[512];
 	int n;
 
-	o.notify = true;
-	s = session_new(&o, &cb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, notify_caps, 0, 0);
-	feed(s, &r, "m2 OK NOTIFY completed.\r\n", 0, 0);
-	feed(s, &r, examined, 0, 0);
-	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n",
-	     0, 0);
+	s = notify_to_idle(&r);
 	for (unsigned i = 0; i < 2; i++) {
 		uint32_t seq = 2 * i + 1;
 		unsigned tag = 4 + 3 * i; /* of the IDLE */
