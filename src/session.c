@@ -6,9 +6,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "unseen.h"
+
 #define USEC_PER_SEC 1000000ULL
 /* Tagged commands awaiting completion. The session pipelines at most
- * IDLE + UID FETCH + LOGOUT, or the owner's STATUS checks; more means the
+ * NOTIFY + EXAMINE + SEARCH, IDLE + UID FETCH + LOGOUT, or the owner's
+ * STATUS checks; more means the
  * server stopped answering in order, which ends the session (never the
  * process). */
 #define MAX_PENDING (SESSION_MAX_PIPELINE + 8)
@@ -78,6 +81,7 @@ enum cmd {
 	CMD_LOGIN,
 	CMD_NOTIFY,
 	CMD_EXAMINE,
+	CMD_UNSEEN,
 	CMD_STATUS,
 	CMD_FIND_UIDNEXT,
 	CMD_DATES,
@@ -130,6 +134,9 @@ struct session {
 
 	uint32_t uidvalidity, uidnext, exists;
 	bool have_uidnext;
+	/* The unseen messages of the selected mailbox, from SEARCH UNSEEN
+	 * after EXAMINE, then kept up with flags and expunges. */
+	struct unseen unseen;
 	uint32_t fetch_from;  /* first UID not yet reported */
 	uint32_t batch_from;  /* fetch_from when the fetch was sent */
 	bool dated;           /* the fetches up to the next batch end ask for
@@ -338,6 +345,11 @@ send_examine(struct session *s)
 	trace_out(s, &b, CMD_EXAMINE);
 	queue(s, &b);
 	codec_buf_finish(&b);
+	unseen_forget(&s->unseen);
+	/* In the same write: its answer comes before anything the
+	 * session sends once the EXAMINE completed. */
+	if (!s->fetch_mode && s->cb.unseen)
+		send_simple(s, CMD_UNSEEN, "SEARCH UNSEEN");
 	s->have_uidnext = false;
 	s->uidvalidity = 0;
 	s->exists = 0;
@@ -855,6 +867,11 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 			s->uidnext = 1;
 		selected(s);
 		break;
+	case CMD_UNSEEN:
+		/* Without an answer the count stays unknown: no harm. */
+		if (!okay)
+			log_debug(s->o.log, "SEARCH UNSEEN: %s", text);
+		break;
 	case CMD_FIND_UIDNEXT:
 		if (!okay)
 			goto protocol;
@@ -1047,9 +1064,21 @@ on_exists(struct session *s, uint32_t n)
 	}
 }
 
+/* Tells the owner the selected mailbox's unseen count. */
+static void
+unseen_changed(struct session *s)
+{
+	if (s->unseen.known)
+		s->cb.unseen(s->ud, s->unseen.n);
+}
+
 static void
 on_fetch(struct session *s, const struct codec_fetch *f)
 {
+	if (f->have & CODEC_FETCH_FLAGS &&
+	    unseen_set(&s->unseen, f->seq,
+		       !codec_strlist_has(&f->flags, "\\Seen")))
+		unseen_changed(s);
 	if (s->state == S_FIND_UIDNEXT) {
 		if (f->have & CODEC_FETCH_UID && f->uid >= s->uidnext)
 			s->uidnext = f->uid + 1;
@@ -1131,9 +1160,10 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 			st.uidnext = v;
 		else if (!strcasecmp(it->name.ptr, "UIDVALIDITY"))
 			st.uidvalidity = v;
-		else if (!strcasecmp(it->name.ptr, "UNSEEN"))
+		else if (!strcasecmp(it->name.ptr, "UNSEEN")) {
 			st.unseen = v;
-		else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
+			st.have_unseen = true;
+		} else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
 			st.highestmodseq = it->value;
 	}
 	if (!st.uidnext)
@@ -1200,6 +1230,8 @@ dispatch(struct session *s, const struct codec_response *r)
 		if (s->exists)
 			s->exists--;
 		skipped_expunge(s, r->u.number);
+		if (unseen_expunge(&s->unseen, r->u.number))
+			unseen_changed(s);
 		if (is_selected(s))
 			s->cb.expunge(s->ud, r->u.number);
 		break;
@@ -1208,6 +1240,12 @@ dispatch(struct session *s, const struct codec_response *r)
 		break;
 	case CODEC_STATUS:
 		on_mailbox_status(s, r);
+		break;
+	case CODEC_SEARCH:
+		if (is_pending(s, CMD_UNSEEN)) {
+			unseen_reset(&s->unseen, r->u.search.v, r->u.search.n);
+			unseen_changed(s);
+		}
 		break;
 	case CODEC_SKIPPED:
 		on_skipped(s, r);
@@ -1248,6 +1286,7 @@ session_free(struct session **sp)
 		free(s->pending[--s->n_pending].mailbox);
 	free(s->pending);
 	free(s->mailbox);
+	unseen_free(&s->unseen);
 	wipe(s->out.data, s->out.len);
 	codec_buf_finish(&s->out);
 	wipe(s->held.data, s->held.len);

@@ -62,6 +62,7 @@ struct session_opts {
 /* What a STATUS response said; 0 for an item it did not include. */
 struct session_status {
 	uint32_t messages, uidnext, uidvalidity, unseen;
+	bool have_unseen;
 	uint64_t highestmodseq;
 };
 
@@ -120,6 +121,10 @@ struct session_cb {
 	/* Fetch mode, optional: STATUS or EXAMINE of name was refused (NO);
 	 * msg says how. The session goes on. */
 	void (*mailbox_failed)(void *ud, const char *name, const char *msg);
+	/* Optional; not in fetch mode. The selected mailbox has count
+	 * unseen messages: once SEARCH UNSEEN answered after EXAMINE, then
+	 * at each change that flags and expunges make. */
+	void (*unseen)(void *ud, uint32_t count);
 };
 
 struct session;
