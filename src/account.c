@@ -316,9 +316,11 @@ w_status(void *ud, const char *name, const struct session_status *st)
 		return; /* not one of ours, or watched on its own */
 	if (!b->swept)
 		b->gen = ar->gen; /* NOTIFY's, in w_notify()'s count */
-	b->failed = false;
 	if (st->have_unseen && mailbox_set_unseen(b->mb, st->unseen))
 		changed(ar);
+	if (!st->uidnext)
+		return; /* a flag change pushed by NOTIFY: only the count */
+	b->failed = false;
 	/* Before NOTIFY's reply, w_notify() says how it is watched. */
 	if (ar->mode != M_STARTING)
 		set_watched(ar, b, true);

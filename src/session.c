@@ -376,7 +376,8 @@ send_notify(struct session *s)
 				codec_buf_addstr(&b, " ");
 			codec_enc_mailbox(&b, s->o.others[i]);
 		}
-		codec_buf_addstr(&b, ") (MessageNew MessageExpunge))");
+		codec_buf_addstr(&b,
+				 ") (MessageNew MessageExpunge FlagChange))");
 	}
 	codec_buf_addstr(&b, "\r\n");
 	trace_out(s, &b, CMD_NOTIFY);
@@ -1138,7 +1139,7 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 }
 
 /* A STATUS response, asked for or pushed by NOTIFY: reported when it
- * names a mailbox and its UIDNEXT. */
+ * names a mailbox. */
 static void
 on_mailbox_status(struct session *s, const struct codec_response *r)
 {
@@ -1166,10 +1167,7 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 		} else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
 			st.highestmodseq = it->value;
 	}
-	if (!st.uidnext)
-		log_debug(s->o.log, "STATUS of %s without UIDNEXT; ignored",
-			  name);
-	else if (s->cb.status)
+	if (s->cb.status)
 		s->cb.status(s->ud, name, &st);
 	free(name);
 }

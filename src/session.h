@@ -111,8 +111,9 @@ struct session_cb {
 	/* Optional. With opts.notify, once per session after login: whether
 	 * NOTIFY is set (false: not offered, or refused). */
 	void (*notify)(void *ud, bool on);
-	/* Optional. A STATUS response with a UIDNEXT, for mailbox name
-	 * (UTF-8; borrowed, as st is, for the call). */
+	/* Optional. A STATUS response for mailbox name (UTF-8; borrowed, as
+	 * st is, for the call). What it left out is 0 in st: a NOTIFY
+	 * push for a flag change carries only UNSEEN (and HIGHESTMODSEQ). */
 	void (*status)(void *ud, const char *name,
 		       const struct session_status *st);
 	/* Fetch mode: nothing is under way; the owner may call

@@ -117,7 +117,8 @@ static void
 status(void *ud, const char *name, const struct session_status *st)
 {
 	(void)ud;
-	if (strlen(name) > 65536 || !st->uidnext)
+	(void)st;
+	if (strlen(name) > 65536)
 		abort();
 }
 

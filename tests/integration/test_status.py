@@ -157,8 +157,12 @@ def test_counts():
         ok(f.wait(lambda l: True, 0.5) is None,
            "deleting a read message changes nothing, and nothing is "
            "printed")
-        dc.append("alice", FOLDER, mwtest.make_message("five"))
+        u5 = dc.append("alice", FOLDER, mwtest.make_message("five"))
         wait_counts(f, (3, 1, 2), "new mail in %s" % FOLDER)
+        dc.store("alice", FOLDER, [u5], ["\\Seen"])
+        wait_counts(f, (2, 1, 1), "read elsewhere in %s" % FOLDER)
+        dc.store("alice", FOLDER, [u5], ["\\Seen"], op="-FLAGS")
+        wait_counts(f, (3, 1, 2), "marked unread in %s" % FOLDER)
 
         # The server goes away; mail comes meanwhile (an MTA writing
         # the Maildir), and the count is right once it is back.

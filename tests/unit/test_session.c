@@ -872,7 +872,7 @@ test_notify(int bytewise)
 	sent(&r,
 	     "m2 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
 	     "MessageExpunge FlagChange)) (mailboxes (a Lists/x Caf&AOk-) "
-	     "(MessageNew MessageExpunge))\r\nm3 EXAMINE INBOX\r\n",
+	     "(MessageNew MessageExpunge FlagChange))\r\nm3 EXAMINE INBOX\r\n",
 	     "NOTIFY SET and EXAMINE in one write, names in modified UTF-7");
 	feed(s, &r,
 	     "* STATUS Lists/x (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1796502944 "
@@ -912,10 +912,12 @@ test_notify(int bytewise)
 	     "* 1 FETCH (UID 1 FLAGS (\\Recent) ENVELOPE (NIL \"Hi\" NIL NIL "
 	     "NIL NIL NIL NIL NIL NIL))\r\n"
 	     "* 1 FETCH (FLAGS (\\Seen))\r\n"
-	     "* STATUS a (MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 3)\r\n",
+	     "* STATUS a (MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 3)\r\n"
+	     "* STATUS a (UNSEEN 1 HIGHESTMODSEQ 4)\r\n",
 	     bytewise, SEC);
-	events(&r, "flags 1; status a 0/3/2/2; ",
-	       "a repeated push is not new; flag change; pushed STATUS");
+	events(&r, "flags 1; status a 0/3/2/2; status a 0/0/0/1; ",
+	       "a repeated push is not new; flag change; pushed STATUS, and "
+	       "one for a flag change with nothing but UNSEEN");
 	if (!bytewise) {
 		feed(s, &r,
 		     "* 3 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL "
