@@ -82,6 +82,11 @@ class Follow:
         self.proc.stdout.close()
 
 
+def busctl(bus, *args):
+    return subprocess.run(["busctl", "--user"] + list(args), env=bus.env(),
+                          capture_output=True, text=True, timeout=10 * T)
+
+
 def unseen_of(line, mailbox):
     for b in line["mailboxes"]:
         if b["mailbox"] == mailbox:
@@ -135,20 +140,44 @@ def test_counts():
        "a/INBOX: 2 unseen" in out, "status: plain text", repr(out))
 
     # busctl sees the documented interface.
-    r = subprocess.run(["busctl", "--user", "introspect",
-                        "org.mailwatch.Mailwatch", "/org/mailwatch/Mailwatch",
-                        "org.mailwatch.Mailwatch1"], env=bus.env(),
-                       capture_output=True, text=True, timeout=10 * T)
+    r = busctl(bus, "introspect", "org.mailwatch.Mailwatch",
+               "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1")
     ok(r.returncode == 0 and all(w in r.stdout for w in (
         ".Unseen", ".Mailboxes", ".Accounts", ".NewMail", ".CheckNow",
         ".Reload")), "busctl introspect shows the interface",
        r.stdout + r.stderr)
 
     f = Follow(mw, bus)
+    monitor = subprocess.Popen(
+        ["dbus-monitor", "--address", bus.address,
+         "type='signal',interface='org.mailwatch.Mailwatch1'"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True)
     try:
         wait_counts(f, (3, 2, 1), "first line")
-        u4 = dc.append("alice", "INBOX", mwtest.make_message("four"))
+        u4 = dc.append("alice", "INBOX", mwtest.make_message(
+            "four", from_="Zoë <zoe@example.org>"))
         wait_counts(f, (4, 3, 1), "new mail in INBOX")
+        mw.wait_hooks(1, 5)
+        monitor.terminate()
+        out = monitor.communicate(timeout=5 * T)[0]
+        ok("member=NewMail" in out and '"four"' in out and
+           '"zoe@example.org"' in out and '"Zoë"' in out and
+           "uint32 %d" % u4 in out,
+           "NewMail signal with the message's fields", out[-2000:])
+
+        mark = mw.mark()
+        r = busctl(bus, "call", "org.mailwatch.Mailwatch",
+                   "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
+                   "CheckNow")
+        ok(r.returncode == 0 and mw.wait_log("CheckNow over D-Bus", 5,
+                                             since=mark),
+           "CheckNow answers and probes", r.stderr)
+        r = busctl(bus, "call", "org.mailwatch.Mailwatch",
+                   "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
+                   "Reload")
+        ok(r.returncode == 0 and mw.wait_log("reloading", 5, since=mark),
+           "Reload answers and reloads", r.stderr)
         dc.store("alice", "INBOX", [u1], ["\\Seen"])
         wait_counts(f, (3, 2, 1), "read elsewhere")
         dc.expunge("alice", "INBOX", [u4])
@@ -192,6 +221,9 @@ def test_counts():
                     "stopped", START)
     finally:
         f.stop()
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.wait()
     finish(mw)
 
 
