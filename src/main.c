@@ -296,6 +296,7 @@ struct each_box {
 	const char *account;
 	void *fud;
 	void (*box)(void *fud, const struct service_box *b);
+	uint64_t unseen; /* the sum of the known counts */
 };
 
 static void
@@ -304,6 +305,8 @@ each_box(void *ud, const char *mailbox, bool watched, int64_t unseen)
 	struct each_box *e = ud;
 	struct service_box b = {e->account, mailbox, watched, unseen};
 
+	if (unseen > 0)
+		e->unseen += (uint64_t)unseen;
 	e->box(e->fud, &b);
 }
 
@@ -311,32 +314,26 @@ static void
 service_each(void *ud, void *fud,
 	     void (*box)(void *fud, const struct service_box *b),
 	     void (*account)(void *fud, const char *name, bool ok,
-			     const char *state))
+			     const char *state, uint64_t unseen))
 {
 	struct daemon *d = ud;
 
 	for (size_t i = 0; i < d->n_run; i++) {
 		struct running *r = d->run[i];
-		struct each_box e = {r->a->name, fud, box};
-
-		if (r->acct) {
-			account_run_each(r->acct, each_box, &e);
-			continue;
-		}
-		for (size_t j = 0; j < r->a->n_mailboxes; j++)
-			each_box(&e, r->a->mailboxes[j], false, -1);
-	}
-	for (size_t i = 0; i < d->n_run; i++) {
-		struct running *r = d->run[i];
-
+		struct each_box e = {r->a->name, fud, box, 0};
 		bool ok = r->acct && account_run_watched(r->acct) ==
 					       r->a->n_mailboxes;
 		const char *how = r->acct ? account_run_describe(r->acct)
 					  : running_describe(r);
 
+		if (r->acct)
+			account_run_each(r->acct, each_box, &e);
+		else
+			for (size_t j = 0; j < r->a->n_mailboxes; j++)
+				each_box(&e, r->a->mailboxes[j], false, -1);
 		/* The status line says nothing of an account that is well. */
 		account(fud, r->a->name, ok,
-			*how ? how : ok ? "watching" : "connecting");
+			*how ? how : ok ? "watching" : "connecting", e.unseen);
 	}
 }
 

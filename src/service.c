@@ -94,21 +94,25 @@ walk_box(void *fud, const struct service_box *b)
 }
 
 static void
-walk_account(void *fud, const char *name, bool ok, const char *state)
+walk_account(void *fud, const char *name, bool ok, const char *state,
+	     uint64_t unseen)
 {
 	struct walk *w = fud;
+	uint32_t u = unseen > UINT32_MAX ? UINT32_MAX : (uint32_t)unseen;
 
 	if (w->which != P_ACCOUNTS || w->r < 0)
 		return;
 	if (w->m)
-		w->r = sd_bus_message_append(w->m, "(sbs)", name, ok, state);
+		w->r = sd_bus_message_append(w->m, "(sbsu)", name, ok, state,
+					     u);
 	else
-		fprintf(w->f, "%s\t%d\t%s\n", name, ok, state);
+		fprintf(w->f, "%s\t%d\t%s\t%" PRIu32 "\n", name, ok, state,
+			u);
 }
 
 static const char *const prop_sig[N_PROPS] = {
 	[P_UNSEEN] = "u",
-	[P_ACCOUNTS] = "(sbs)",
+	[P_ACCOUNTS] = "(sbsu)",
 	[P_MAILBOXES] = "(ssbissx)",
 };
 
@@ -206,7 +210,7 @@ static const sd_bus_vtable vtable[] = {
 		    SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Unseen", "u", get_prop, 0,
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("Accounts", "a(sbs)", get_prop, 0,
+    SD_BUS_PROPERTY("Accounts", "a(sbsu)", get_prop, 0,
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Mailboxes", "a(ssbissx)", get_prop, 0,
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

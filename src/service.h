@@ -9,8 +9,9 @@
  *   Version    s          mailwatch's version
  *   Unseen     u          unseen messages over every mailbox whose count
  *                         is known
- *   Accounts   a(sbs)     name; whether every mailbox is watched; how
- *                         (as the status line says)
+ *   Accounts   a(sbsu)    name; whether every mailbox is watched; how
+ *                         (as the status line says); unseen messages
+ *                         over its mailboxes whose count is known
  *   Mailboxes  a(ssbissx) account; mailbox (UTF-8); watched; unseen
  *                         (-1: not known yet); the last new message's
  *                         From and Subject, and when it was announced
@@ -51,13 +52,13 @@ struct service_box {
 
 /* What the service asks of the daemon; called from the loop. */
 struct service_ops {
-	/* Calls box() for every configured mailbox, then account() for
-	 * every account (ok: every mailbox watched; state as the status
-	 * line says it, may be ""). */
+	/* For every account: box() for each of its mailboxes, then
+	 * account() (ok: every mailbox watched; state as the status line
+	 * says it; unseen: the sum of its mailboxes' known counts). */
 	void (*each)(void *ud, void *fud,
 		     void (*box)(void *fud, const struct service_box *b),
 		     void (*account)(void *fud, const char *name, bool ok,
-				     const char *state));
+				     const char *state, uint64_t unseen));
 	void (*check_now)(void *ud);
 	void (*reload)(void *ud);
 };

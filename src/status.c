@@ -24,6 +24,7 @@ struct st_box {
 struct st_account {
 	char *name, *state;
 	int ok;
+	uint32_t unseen;
 };
 
 /* What the daemon said, or !running. */
@@ -80,15 +81,16 @@ static int
 read_accounts(sd_bus_message *m, struct snapshot *s)
 {
 	const char *name, *state;
+	uint32_t unseen;
 	int ok, r;
 
-	r = sd_bus_message_enter_container(m, 'a', "(sbs)");
-	while (r >= 0 &&
-	       (r = sd_bus_message_read(m, "(sbs)", &name, &ok, &state)) > 0) {
+	r = sd_bus_message_enter_container(m, 'a', "(sbsu)");
+	while (r >= 0 && (r = sd_bus_message_read(m, "(sbsu)", &name, &ok,
+						  &state, &unseen)) > 0) {
 		s->acct =
 		    xrealloc(s->acct, (s->n_acct + 1) * sizeof(*s->acct));
-		s->acct[s->n_acct++] =
-		    (struct st_account){xstrdup(name), xstrdup(state), ok};
+		s->acct[s->n_acct++] = (struct st_account){
+		    xstrdup(name), xstrdup(state), ok, unseen};
 	}
 	return r < 0 ? r : sd_bus_message_exit_container(m);
 }
@@ -132,7 +134,7 @@ fetch(sd_bus *bus, struct snapshot *s, sd_bus_error *err)
 				: sd_bus_message_exit_container(reply);
 		else if (!strcmp(name, "Accounts") &&
 			 (r = sd_bus_message_enter_container(reply, 'v',
-							     "a(sbs)")) >= 0)
+							     "a(sbsu)")) >= 0)
 			r = read_accounts(reply, s) < 0
 				? -EBADMSG
 				: sd_bus_message_exit_container(reply);
@@ -337,6 +339,18 @@ render(const struct snapshot *s, enum output how, const char *template)
 			json_string(f, b->from);
 			fputs(",\"last_subject\":", f);
 			json_string(f, b->subject);
+			fputc('}', f);
+		}
+		fputs("],\"accounts\":[", f);
+		for (size_t i = 0; i < s->n_acct; i++) {
+			const struct st_account *a = &s->acct[i];
+
+			fputs(i ? ",{\"name\":" : "{\"name\":", f);
+			json_string(f, a->name);
+			fprintf(f, ",\"watching\":%s,\"unseen\":%" PRIu32
+				   ",\"state\":",
+				a->ok ? "true" : "false", a->unseen);
+			json_string(f, a->state);
 			fputc('}', f);
 		}
 		fputs("]}", f);

@@ -133,6 +133,9 @@ def test_counts():
        "rc %s: %r" % (rc, out))
     ok(line and line["class"] == "unseen" and line["text"] == "3",
        "status --json: text and class for waybar", repr(out))
+    ok(line and [(a["name"], a["watching"], a["unseen"])
+                 for a in line["accounts"]] == [("a", True, 3)],
+       "status --json: the account, watching, with its total", repr(out))
     rc, out = status(mw, bus, "--format", "{unseen} new")
     ok(rc == 0 and out == "3 new\n", "status --format", "%s %r" % (rc, out))
     rc, out = status(mw, bus)
