@@ -118,7 +118,7 @@ struct session {
 
 	/* Capabilities from the last CAPABILITY response or code. */
 	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
-	bool cap_auth_plain, cap_sasl_ir, cap_notify;
+	bool cap_auth_plain, cap_sasl_ir, cap_notify, cap_esearch;
 
 	/* NOTIFY is set: new mail in the selected mailbox comes with its
 	 * envelope; awaiting counts the messages an EXISTS announced whose
@@ -347,9 +347,12 @@ send_examine(struct session *s)
 	codec_buf_finish(&b);
 	unseen_forget(&s->unseen);
 	/* In the same write: its answer comes before anything the
-	 * session sends once the EXAMINE completed. */
+	 * session sends once the EXAMINE completed. ESEARCH (RFC 4731)
+	 * answers with ranges: short however many are unseen. */
 	if (!s->fetch_mode && s->cb.unseen)
-		send_simple(s, CMD_UNSEEN, "SEARCH UNSEEN");
+		send_simple(s, CMD_UNSEEN,
+			    s->cap_esearch ? "SEARCH RETURN (ALL) UNSEEN"
+					   : "SEARCH UNSEEN");
 	s->have_uidnext = false;
 	s->uidvalidity = 0;
 	s->exists = 0;
@@ -637,6 +640,7 @@ take_capabilities(struct session *s, const struct codec_strlist *l)
 	s->cap_auth_plain = codec_strlist_has(l, "AUTH=PLAIN");
 	s->cap_sasl_ir = codec_strlist_has(l, "SASL-IR");
 	s->cap_notify = codec_strlist_has(l, "NOTIFY");
+	s->cap_esearch = codec_strlist_has(l, "ESEARCH");
 	s->out.literal_plus = codec_strlist_has(l, "LITERAL+");
 }
 
@@ -1244,6 +1248,12 @@ dispatch(struct session *s, const struct codec_response *r)
 			unseen_reset(&s->unseen, r->u.search.v, r->u.search.n);
 			unseen_changed(s);
 		}
+		break;
+	case CODEC_ESEARCH:
+		if (is_pending(s, CMD_UNSEEN) && !r->u.esearch.uid &&
+		    unseen_reset_ranges(&s->unseen, r->u.esearch.all.v,
+					r->u.esearch.all.n))
+			unseen_changed(s);
 		break;
 	case CODEC_SKIPPED:
 		on_skipped(s, r);

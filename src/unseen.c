@@ -52,6 +52,36 @@ unseen_reset(struct unseen *u, const uint32_t *seqs, size_t n)
 }
 
 bool
+unseen_reset_ranges(struct unseen *u, const struct codec_range *v, size_t n)
+{
+	uint64_t total = 0;
+	uint32_t *seqs;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t lo = v[i].lo < v[i].hi ? v[i].lo : v[i].hi;
+		uint32_t hi = v[i].lo < v[i].hi ? v[i].hi : v[i].lo;
+
+		total += (uint64_t)hi - lo + 1;
+	}
+	if (total > UNSEEN_MAX) {
+		unseen_forget(u);
+		return false;
+	}
+	seqs = xmalloc((total ? total : 1) * sizeof(*seqs));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t lo = v[i].lo < v[i].hi ? v[i].lo : v[i].hi;
+		uint32_t hi = v[i].lo < v[i].hi ? v[i].hi : v[i].lo;
+
+		for (uint64_t x = lo; x <= hi; x++)
+			seqs[k++] = (uint32_t)x;
+	}
+	unseen_reset(u, seqs, k);
+	free(seqs);
+	return true;
+}
+
+bool
 unseen_set(struct unseen *u, uint32_t seq, bool unseen)
 {
 	bool found;

@@ -8,6 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
+
+/* The most unseen messages counted in one mailbox (4 bytes each); with
+ * more the count is left unknown. */
+#define UNSEEN_MAX 1000000
+
 struct unseen {
 	uint32_t *seq;   /* ascending, no duplicates */
 	size_t n, cap;
@@ -17,6 +23,10 @@ struct unseen {
 /* The answer to SEARCH UNSEEN: the n sequence numbers in seqs (any
  * order, duplicates allowed) are the unseen messages. */
 void unseen_reset(struct unseen *u, const uint32_t *seqs, size_t n);
+/* The same from an ESEARCH ALL set (n ranges). Returns false, and leaves
+ * the count unknown, when it holds more than UNSEEN_MAX numbers. */
+bool unseen_reset_ranges(struct unseen *u, const struct codec_range *v,
+			 size_t n);
 /* Message seq is (unseen) or is not (!unseen) unseen now. Returns true
  * when the count changed. Does nothing while not known. */
 bool unseen_set(struct unseen *u, uint32_t seq, bool unseen);

@@ -341,6 +341,34 @@ test_unseen(void)
 	       "SEARCH refused: no count, the watching goes on");
 	ok(!r.failed, "no failure");
 	session_free(&s);
+
+	/* ESEARCH: ranges; more than UNSEEN_MAX leaves the count unknown. */
+	for (int huge = 0; huge < 2; huge++) {
+		r = (struct rec){0};
+		s = session_new(&opts, &ucb, &r);
+		feed(s, &r, greeting, 0, 0);
+		r.sent[0] = 0;
+		feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE ESEARCH] ok\r\n",
+		     0, 0);
+		sent(&r, "m2 EXAMINE INBOX\r\nm3 SEARCH RETURN (ALL) UNSEEN\r\n",
+		     "ESEARCH offered: its RETURN (ALL) form");
+		feed(s, &r,
+		     "* 5 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n"
+		     "* OK [UIDNEXT 9] x\r\nm2 OK [READ-ONLY] done\r\n",
+		     0, 0);
+		feed(s, &r,
+		     huge ? "* ESEARCH (TAG \"m3\") ALL 1:4000000000\r\n"
+			  : "* ESEARCH (TAG \"m3\") ALL 2:3,5\r\n",
+		     0, 0);
+		feed(s, &r, "m3 OK done\r\n+ idling\r\n", 0, 0);
+		events(&r,
+		       huge ? "selected 7/9/5; idle; "
+			    : "selected 7/9/5; unseen 3; idle; ",
+		       huge ? "an absurd ESEARCH set: no count, no harm"
+			    : "the count from ESEARCH ranges");
+		ok(!r.failed, "no failure");
+		session_free(&s);
+	}
 }
 
 /* n:* returns the last message even below n; a FETCH repeated; \Seen. */
