@@ -52,6 +52,7 @@ struct daemon {
 	bool stopping;
 	uint64_t stop_deadline; /* usec, monotonic */
 	char status[512];
+	char status_sent[512]; /* the last STATUS= sent */
 };
 
 static void
@@ -85,7 +86,9 @@ running_describe(const struct running *r)
 /* Keeps systemd's STATUS= current: "3/4 mailboxes idle; work/INBOX:
  * reconnecting in 30 s", and for an account of several mailboxes how they
  * are watched ("lists: 20 mailboxes over 2 connections (NOTIFY)"). The
- * mailboxes of an account not watching count as not idle. */
+ * mailboxes of an account not watching count as not idle. Sent only when
+ * it changed (an unseen count moving comes here too, for the D-Bus
+ * service). */
 static void
 update_status(void *ud)
 {
@@ -115,7 +118,10 @@ update_status(void *ud)
 			off += snprintf(s + off, sizeof(d->status) - off,
 					"; %s", how);
 	}
-	sd_notify(0, s);
+	if (strcmp(s, d->status_sent)) {
+		sd_notify(0, s);
+		memcpy(d->status_sent, s, sizeof(d->status_sent));
+	}
 	if (d->service)
 		service_changed(d->service);
 }

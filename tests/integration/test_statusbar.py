@@ -3,7 +3,7 @@
 i3bar, i3blocks running `mailwatch status --follow` (interval=persist, as
 contrib/README.md sets it up), a private session bus, a private Dovecot and
 mailwatch. The bar must show something once the count is known, and show
-something else within a second of new mail. The right end of the bar is
+something else after new mail. The right end of the bar is
 written as a PNG in a temporary directory (and to $MWTEST_SCREENSHOT when
 set: that is how docs/statusbar.png is made).
 
@@ -136,9 +136,10 @@ def run_bar(tmp):
         comment("saved as " + dest)
 
     dc.append("alice", "INBOX", mwtest.make_message("one more"))
-    ok(mwtest.wait_until(lambda: settled(first), 1 + 0.6, interval=0.1),
-       "the bar changes within a second of new mail (the server's push "
-       "included)")
+    # test_status.py holds --follow to a second; i3blocks and i3bar
+    # redrawing is theirs, so this deadline is looser.
+    ok(mwtest.wait_until(lambda: settled(first), 5, interval=0.1),
+       "the bar changes after new mail")
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "mailwatch: clean exit",
        mw.sanitizer_errors())
 
