@@ -324,8 +324,7 @@ w_status(void *ud, const char *name, const struct session_status *st)
 		b->watched = true;
 	if (b == ar->fetching)
 		b->fetch = true; /* being caught up: once more after */
-	else if (mailbox_status(b->mb, st->uidvalidity, st->uidnext,
-				st->messages, wall_now(ar)))
+	else if (mailbox_status(b->mb, st, wall_now(ar)))
 		b->fetch = true;
 	kick(ar);
 }

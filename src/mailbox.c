@@ -70,6 +70,12 @@ struct mailbox {
 		uint32_t seq, uid;
 	} live[MAX_LIVE];
 	size_t n_live;
+	/* What the last STATUS said (a connection that does not select the
+	 * mailbox): a change tells that an announced message may have been
+	 * read or deleted. 0 / false: not known. */
+	uint32_t unseen;
+	bool have_unseen;
+	uint64_t status_modseq;
 };
 
 /* t as local time for log lines, e.g. "2024-01-01 10:00:00 +0100". */
@@ -326,6 +332,10 @@ mailbox_selected(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
 	log_debug(&mb->log, "UIDVALIDITY %u UIDNEXT %u EXISTS %u",
 		  uidvalidity, uidnext, exists);
 	mb->uidnext = uidnext ? uidnext : 1;
+	/* Sequence numbers are the connection's: the catch-up learns this
+	 * one's (live_resync). */
+	for (size_t i = 0; i < mb->n_live; i++)
+		mb->live[i].seq = 0;
 	if (mb->uidvalidity && mb->uidvalidity != uidvalidity)
 		return uidvalidity_changed(mb, uidvalidity, exists, wall,
 					   by_date_r);
@@ -598,13 +608,48 @@ mailbox_closed(struct mailbox *mb, int64_t wall)
 
 /* ---- checking without selecting ---- */
 
-bool
-mailbox_status(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
-	       uint32_t messages, int64_t wall)
+/* True when st says something changed since the last STATUS that may
+ * concern what is still announced: UNSEEN went down (one was read, or
+ * deleted unread) or HIGHESTMODSEQ moved (flags changed). Records both
+ * for the next STATUS. */
+static bool
+flags_moved(struct mailbox *mb, const struct session_status *st)
 {
-	log_debug(&mb->log, "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u",
-		  uidvalidity, uidnext, messages);
-	if (!uidnext || (!uidvalidity && !mb->uidvalidity))
+	bool moved = false;
+
+	if (st->have & SESSION_ST_UNSEEN) {
+		moved |= mb->have_unseen && st->unseen < mb->unseen;
+		mb->unseen = st->unseen;
+		mb->have_unseen = true;
+	}
+	if (st->have & SESSION_ST_HIGHESTMODSEQ) {
+		moved |= mb->status_modseq &&
+			 st->highestmodseq != mb->status_modseq;
+		mb->status_modseq = st->highestmodseq;
+	}
+	return moved && mb->n_live;
+}
+
+bool
+mailbox_status(struct mailbox *mb, const struct session_status *st,
+	       int64_t wall)
+{
+	uint32_t uidvalidity = st->uidvalidity, uidnext = st->uidnext;
+	bool withdraw = flags_moved(mb, st);
+
+	log_debug(&mb->log,
+		  "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u UNSEEN %u "
+		  "HIGHESTMODSEQ %llu",
+		  uidvalidity, uidnext, st->messages, st->unseen,
+		  (unsigned long long)st->highestmodseq);
+	if (withdraw)
+		log_debug(&mb->log, "flags changed: re-reading the %zu "
+				    "announced messages",
+			  mb->n_live);
+	if (!(st->have & SESSION_ST_UIDNEXT))
+		/* A push of what changed: flags, or an expunge. */
+		return withdraw;
+	if (!uidvalidity && !mb->uidvalidity)
 		return true;
 	/* NOTIFY's pushed STATUS leaves out a UIDVALIDITY that did not
 	 * change. */
@@ -612,15 +657,18 @@ mailbox_status(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
 		uidvalidity = mb->uidvalidity;
 	if (!mb->uidvalidity) {
 		mb->uidnext = uidnext;
-		start_afresh(mb, uidvalidity, messages, wall);
+		start_afresh(mb, uidvalidity, st->messages, wall);
 		return false;
 	}
-	if (uidvalidity != mb->uidvalidity || uidnext - 1 > mb->mark)
+	if (uidvalidity != mb->uidvalidity || uidnext - 1 > mb->mark ||
+	    withdraw)
 		return true;
 	/* Nothing arrived since the last look: seen whole now. */
-	mb->seen = wall;
-	mb->messages = messages;
-	save_soon(mb);
+	if (st->have & SESSION_ST_MESSAGES) {
+		mb->seen = wall;
+		mb->messages = st->messages;
+		save_soon(mb);
+	}
 	return false;
 }
 

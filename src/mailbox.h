@@ -18,6 +18,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "session.h"
 #include "util.h"
 
 struct sink;
@@ -113,15 +114,17 @@ void mailbox_closed(struct mailbox *mb, int64_t wall);
 
 /* ---- a connection that checks the mailbox without selecting it ---- */
 
-/* A "* STATUS" response at wall: uidvalidity (0 when the response did not
- * include it, as NOTIFY's pushes leave out one that did not change: taken
- * as the recorded one), uidnext (0 likewise) and messages. Returns true
- * when the mailbox must be EXAMINEd and fetched: its UIDNEXT moved past
- * the mark, its UIDVALIDITY is not the recorded one, or either is
- * unknown. With no
- * state yet, it starts afresh (what it holds is taken as handled) and
- * returns false; likewise when nothing moved, recording it as seen whole
- * at wall with messages messages. Not while a connection has it
- * selected. */
-bool mailbox_status(struct mailbox *mb, uint32_t uidvalidity,
-		    uint32_t uidnext, uint32_t messages, int64_t wall);
+/* A "* STATUS" response at wall, checked or pushed by NOTIFY (st
+ * borrowed for the call; its UIDVALIDITY, when left out as NOTIFY's
+ * pushes leave out one that did not change, is taken as the recorded
+ * one). Returns true when the mailbox must be EXAMINEd and fetched: its
+ * UIDNEXT moved past the mark, its UIDVALIDITY is not the recorded one,
+ * or either is unknown; or, with announced messages still shown, its
+ * UNSEEN went down or its HIGHESTMODSEQ moved since the last STATUS (one
+ * may have been read or deleted elsewhere: the fetch re-reads them and
+ * withdraws those). With no state yet, it starts afresh (what it holds
+ * is taken as handled) and returns false; likewise when nothing moved,
+ * recording it as seen whole at wall with its MESSAGES. Not while a
+ * connection has it selected. */
+bool mailbox_status(struct mailbox *mb, const struct session_status *st,
+		    int64_t wall);

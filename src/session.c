@@ -33,8 +33,17 @@
 #define NOTIFY_SELECTED                                                        \
 	"(selected (MessageNew (UID FLAGS ENVELOPE) MessageExpunge "          \
 	"FlagChange))"
-/* What a STATUS check asks (the same items NOTIFY's STATUS events carry). */
+/* What a STATUS check asks (the same items NOTIFY's STATUS events carry):
+ * UNSEEN, and HIGHESTMODSEQ where offered, tell when an announced message
+ * may have been read. */
 #define STATUS_ITEMS "MESSAGES UIDNEXT UIDVALIDITY UNSEEN"
+#define STATUS_ITEMS_MODSEQ STATUS_ITEMS " HIGHESTMODSEQ"
+/* What NOTIFY asks of the other mailboxes: a STATUS when mail arrives or
+ * goes, and when flags change, (UNSEEN n HIGHESTMODSEQ m) on Dovecot, so
+ * that a message read elsewhere is withdrawn there too. RFC 5465 allows
+ * FlagChange for any mailbox specifier with MessageNew and
+ * MessageExpunge beside it. */
+#define NOTIFY_OTHERS "(MessageNew MessageExpunge FlagChange)"
 
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
@@ -54,6 +63,7 @@ enum state {
 	S_NOOP,         /* NOOP sent */
 	S_READY,        /* fetch mode: waiting for the owner's next command */
 	S_CHECKING,     /* fetch mode: STATUS commands sent */
+	S_CLOSE,        /* fetch mode: CLOSE sent after a catch-up */
 	S_LOGOUT,       /* LOGOUT sent */
 	S_DEAD,         /* failed or logged out; ignores input */
 };
@@ -68,6 +78,7 @@ static const char *const state_names[] = {
 	[S_IDLE] = "idle",             [S_IDLE_DONE] = "idle-done",
 	[S_POLL_WAIT] = "poll-wait",   [S_NOOP] = "noop",
 	[S_READY] = "ready",           [S_CHECKING] = "checking",
+	[S_CLOSE] = "close",
 	[S_LOGOUT] = "logout",         [S_DEAD] = "dead",
 };
 
@@ -84,6 +95,7 @@ enum cmd {
 	CMD_FETCH,
 	CMD_IDLE,
 	CMD_NOOP,
+	CMD_CLOSE,
 	CMD_LOGOUT,
 };
 
@@ -114,7 +126,7 @@ struct session {
 
 	/* Capabilities from the last CAPABILITY response or code. */
 	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
-	bool cap_auth_plain, cap_sasl_ir, cap_notify;
+	bool cap_auth_plain, cap_sasl_ir, cap_notify, cap_condstore;
 
 	/* NOTIFY is set: new mail in the selected mailbox comes with its
 	 * envelope; awaiting counts the messages an EXISTS announced whose
@@ -364,7 +376,7 @@ send_notify(struct session *s)
 				codec_buf_addstr(&b, " ");
 			codec_enc_mailbox(&b, s->o.others[i]);
 		}
-		codec_buf_addstr(&b, ") (MessageNew MessageExpunge))");
+		codec_buf_addstr(&b, ") " NOTIFY_OTHERS ")");
 	}
 	codec_buf_addstr(&b, "\r\n");
 	trace_out(s, &b, CMD_NOTIFY);
@@ -596,7 +608,13 @@ watch(struct session *s)
 		return;
 	}
 	if (s->fetch_mode) {
-		go_ready(s);
+		/* Leaves the mailbox: a server answers STATUS of the selected
+		 * one from the view it last synced (Dovecot: "[CLIENTBUG]
+		 * Status on selected mailbox"), which would hide what
+		 * changes there from the next checks. CLOSE after EXAMINE
+		 * expunges nothing (RFC 3501 section 6.4.2). */
+		send_simple(s, CMD_CLOSE, "CLOSE");
+		set_state(s, S_CLOSE);
 		return;
 	}
 	if (s->cap_idle) {
@@ -624,6 +642,9 @@ take_capabilities(struct session *s, const struct codec_strlist *l)
 	s->cap_auth_plain = codec_strlist_has(l, "AUTH=PLAIN");
 	s->cap_sasl_ir = codec_strlist_has(l, "SASL-IR");
 	s->cap_notify = codec_strlist_has(l, "NOTIFY");
+	/* QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3). */
+	s->cap_condstore = codec_strlist_has(l, "CONDSTORE") ||
+			   codec_strlist_has(l, "QRESYNC");
 	s->out.literal_plus = codec_strlist_has(l, "LITERAL+");
 }
 
@@ -688,10 +709,15 @@ static void
 start_from(struct session *s, uint32_t uid)
 {
 	s->fetch_from = uid ? uid : 1;
-	if (s->fetch_from < s->uidnext && s->exists > 0)
+	if (s->fetch_from < s->uidnext && s->exists > 0) {
 		send_fetch(s);
-	else
-		watch(s);
+		return;
+	}
+	/* In fetch mode, nothing to fetch ends the catch-up here (watching,
+	 * the idle callback says it). */
+	if (s->fetch_mode)
+		s->cb.batch_end(s->ud);
+	watch(s);
 }
 
 /* EXAMINE (and the UIDNEXT search, when needed) done: ask the owner where
@@ -899,8 +925,15 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 	case CMD_NOOP:
 		if (!okay)
 			goto protocol;
-		if (s->state == S_NOOP)
+		if (s->state == S_NOOP && s->fetch_mode)
+			go_ready(s); /* no mailbox selected */
+		else if (s->state == S_NOOP)
 			watch(s);
+		break;
+	case CMD_CLOSE:
+		if (!okay)
+			goto protocol;
+		go_ready(s);
 		break;
 	case CMD_LOGOUT:
 		set_state(s, S_DEAD);
@@ -1108,8 +1141,8 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 		s->cb.flags(s->ud, f);
 }
 
-/* A STATUS response, asked for or pushed by NOTIFY: reported when it
- * names a mailbox and its UIDNEXT. */
+/* A STATUS response, asked for or pushed by NOTIFY (which says only what
+ * changed): reported with the items it holds. */
 static void
 on_mailbox_status(struct session *s, const struct codec_response *r)
 {
@@ -1125,21 +1158,24 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 		const struct codec_status_item *it = &r->u.status.items[i];
 		uint32_t v = it->value > UINT32_MAX ? 0 : (uint32_t)it->value;
 
-		if (!strcasecmp(it->name.ptr, "MESSAGES"))
+		if (!strcasecmp(it->name.ptr, "MESSAGES")) {
 			st.messages = v;
-		else if (!strcasecmp(it->name.ptr, "UIDNEXT"))
+			st.have |= SESSION_ST_MESSAGES;
+		} else if (!strcasecmp(it->name.ptr, "UIDNEXT") && v) {
 			st.uidnext = v;
-		else if (!strcasecmp(it->name.ptr, "UIDVALIDITY"))
+			st.have |= SESSION_ST_UIDNEXT;
+		} else if (!strcasecmp(it->name.ptr, "UIDVALIDITY") && v) {
 			st.uidvalidity = v;
-		else if (!strcasecmp(it->name.ptr, "UNSEEN"))
+			st.have |= SESSION_ST_UIDVALIDITY;
+		} else if (!strcasecmp(it->name.ptr, "UNSEEN")) {
 			st.unseen = v;
-		else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
+			st.have |= SESSION_ST_UNSEEN;
+		} else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ")) {
 			st.highestmodseq = it->value;
+			st.have |= SESSION_ST_HIGHESTMODSEQ;
+		}
 	}
-	if (!st.uidnext)
-		log_debug(s->o.log, "STATUS of %s without UIDNEXT; ignored",
-			  name);
-	else if (s->cb.status)
+	if (s->cb.status)
 		s->cb.status(s->ud, name, &st);
 	free(name);
 }
@@ -1407,7 +1443,8 @@ session_status(struct session *s, const char *mailbox, uint64_t now)
 		return;
 	codec_buf_init(&b);
 	b.literal_plus = s->out.literal_plus;
-	codec_enc_status(&b, begin(s, CMD_STATUS, tag), mailbox, STATUS_ITEMS);
+	codec_enc_status(&b, begin(s, CMD_STATUS, tag), mailbox,
+			 s->cap_condstore ? STATUS_ITEMS_MODSEQ : STATUS_ITEMS);
 	if (s->state != S_DEAD)
 		s->pending[s->n_pending - 1].mailbox = xstrdup(mailbox);
 	trace_out(s, &b, CMD_STATUS);

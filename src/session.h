@@ -59,8 +59,20 @@ struct session_opts {
 	const struct log_ctx *log;  /* borrowed */
 };
 
-/* What a STATUS response said; 0 for an item it did not include. */
+/* Bits of session_status.have. */
+enum {
+	SESSION_ST_MESSAGES = 1 << 0,
+	SESSION_ST_UIDNEXT = 1 << 1,
+	SESSION_ST_UIDVALIDITY = 1 << 2,
+	SESSION_ST_UNSEEN = 1 << 3,
+	SESSION_ST_HIGHESTMODSEQ = 1 << 4,
+};
+
+/* What a STATUS response said: the items in have, 0 for the others. A
+ * NOTIFY push says only what changed: (UNSEEN n HIGHESTMODSEQ m) for a
+ * flag change, no UIDNEXT. */
 struct session_status {
+	unsigned have; /* SESSION_ST_* */
 	uint32_t messages, uidnext, uidvalidity, unseen;
 	uint64_t highestmodseq;
 };
@@ -91,7 +103,8 @@ struct session_cb {
 	 * again after the others: UID order is the owner's to restore). f is
 	 * borrowed for the call. */
 	void (*fetched)(void *ud, const struct codec_fetch *f);
-	/* The UID FETCH completed; everything it returned was reported. */
+	/* The UID FETCH completed; everything it returned was reported. In
+	 * fetch mode also after an EXAMINE that needed no fetch. */
 	void (*batch_end)(void *ud);
 	/* Unsolicited FETCH (flag change) while watching; borrowed. */
 	void (*flags)(void *ud, const struct codec_fetch *f);
@@ -110,8 +123,8 @@ struct session_cb {
 	/* Optional. With opts.notify, once per session after login: whether
 	 * NOTIFY is set (false: not offered, or refused). */
 	void (*notify)(void *ud, bool on);
-	/* Optional. A STATUS response with a UIDNEXT, for mailbox name
-	 * (UTF-8; borrowed, as st is, for the call). */
+	/* Optional. A STATUS response for mailbox name (UTF-8; borrowed, as
+	 * st is, for the call). */
 	void (*status)(void *ud, const char *name,
 		       const struct session_status *st);
 	/* Fetch mode: nothing is under way; the owner may call

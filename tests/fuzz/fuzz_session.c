@@ -117,7 +117,10 @@ static void
 status(void *ud, const char *name, const struct session_status *st)
 {
 	(void)ud;
-	if (strlen(name) > 65536 || !st->uidnext)
+	/* An item is 0 unless the response held it. */
+	if (strlen(name) > 65536 ||
+	    (!(st->have & SESSION_ST_UIDNEXT) && st->uidnext) ||
+	    (!(st->have & SESSION_ST_UNSEEN) && st->unseen))
 		abort();
 }
 

@@ -552,6 +552,23 @@ test_rebase_cut_short(void)
 	       "then the new state is written");
 }
 
+/* A STATUS with UIDVALIDITY (0: left out), UIDNEXT and MESSAGES, as a
+ * check or NOTIFY's push of new mail says. */
+static bool
+status3(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
+	uint32_t messages, int64_t wall)
+{
+	struct session_status st = {
+		.have = SESSION_ST_UIDNEXT | SESSION_ST_MESSAGES |
+			(uidvalidity ? SESSION_ST_UIDVALIDITY : 0),
+		.uidvalidity = uidvalidity,
+		.uidnext = uidnext,
+		.messages = messages,
+	};
+
+	return mailbox_status(mb, &st, wall);
+}
+
 /* STATUS from a connection that does not select the mailbox. */
 static void
 test_status(void)
@@ -559,26 +576,24 @@ test_status(void)
 	struct mailbox *mb = mailbox_new(&env, &account, "status");
 	bool by_date = false;
 
-	ok(mailbox_status(mb, 0, 21, 20, T0),
+	ok(status3(mb, 0, 21, 20, T0),
 	   "no state and no UIDVALIDITY in the response: EXAMINE it");
-	ok(!mailbox_status(mb, 5, 21, 20, T0),
+	ok(!status3(mb, 5, 21, 20, T0),
 	   "no state: start afresh, nothing to fetch");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("status"), "v5 uid 20 seen +0 messages 20",
 	       "no state: written with UIDNEXT - 1, seen now");
-	ok(!mailbox_status(mb, 5, 21, 19, T0 + 700),
+	ok(!status3(mb, 5, 21, 19, T0 + 700),
 	   "nothing moved: nothing to fetch");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
 	       "nothing moved: seen whole now");
-	ok(mailbox_status(mb, 5, 23, 21, T0 + 800), "UIDNEXT moved: fetch");
-	ok(mailbox_status(mb, 6, 21, 20, T0 + 800),
+	ok(status3(mb, 5, 23, 21, T0 + 800), "UIDNEXT moved: fetch");
+	ok(status3(mb, 6, 21, 20, T0 + 800),
 	   "UIDVALIDITY changed: EXAMINE");
-	ok(mailbox_status(mb, 5, 0, 20, T0 + 800),
-	   "no UIDNEXT in the response: EXAMINE");
-	ok(!mailbox_status(mb, 0, 21, 20, T0 + 800),
+	ok(!status3(mb, 0, 21, 20, T0 + 800),
 	   "a NOTIFY push without UIDVALIDITY, nothing moved: no fetch");
-	ok(mailbox_status(mb, 0, 22, 21, T0 + 800),
+	ok(status3(mb, 0, 22, 21, T0 + 800),
 	   "a NOTIFY push without UIDVALIDITY, UIDNEXT moved: fetch");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
@@ -593,6 +608,74 @@ test_status(void)
 	mailbox_free(&mb);
 	is_str(state_of("status"), "v5 uid 22 seen +800 messages 20",
 	       "the mark moved");
+}
+
+/* A STATUS of flags alone, as NOTIFY pushes it for FlagChange: UNSEEN
+ * and, when modseq is not 0, HIGHESTMODSEQ. */
+static bool
+status_flags(struct mailbox *mb, uint32_t unseen, uint64_t modseq)
+{
+	struct session_status st = {
+		.have = SESSION_ST_UNSEEN |
+			(modseq ? SESSION_ST_HIGHESTMODSEQ : 0),
+		.unseen = unseen,
+		.highestmodseq = modseq,
+	};
+
+	return mailbox_status(mb, &st, T0 + 100);
+}
+
+/* A mailbox followed by STATUS alone (NOTIFY, or checked every
+ * poll_interval): a message announced there and read or deleted
+ * elsewhere is withdrawn. UNSEEN going down, or HIGHESTMODSEQ moving,
+ * has the fetcher EXAMINE it and re-read what was announced. */
+static void
+test_status_withdraw(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+	struct session_status st = {
+		.have = SESSION_ST_UIDNEXT | SESSION_ST_MESSAGES |
+			SESSION_ST_UIDVALIDITY | SESSION_ST_UNSEEN |
+			SESSION_ST_HIGHESTMODSEQ,
+		.uidvalidity = 7,
+		.uidnext = 13,
+		.messages = 12,
+		.unseen = 2,
+		.highestmodseq = 40,
+	};
+
+	put_state("far", 7, 10, T0, 10);
+	mb = mailbox_new(&env, &account, "far");
+	ok(mailbox_status(mb, &st, T0), "new mail: fetch");
+	is_int(mailbox_selected(mb, 7, 13, 12, T0, &by_date), 11,
+	       "from the mark");
+	fetched(mb, 11, 11, "", "One", NULL);
+	fetched(mb, 12, 12, "", "Two", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 11 v7 One; send 12 v7 Two; done 2; ",
+	       "both announced");
+
+	ok(!status_flags(mb, 2, 40), "nothing changed: no fetch");
+	ok(status_flags(mb, 1, 41), "UNSEEN went down: fetch");
+	is_int(mailbox_selected(mb, 7, 13, 12, T0 + 100, &by_date), 11,
+	       "the EXAMINE re-reads the announced messages");
+	fetched(mb, 11, 11, "\\Seen", "One", NULL);
+	fetched(mb, 12, 12, "", "Two", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "withdraw 11 v7; ", "the one read elsewhere withdrawn");
+
+	ok(status_flags(mb, 1, 42),
+	   "HIGHESTMODSEQ moved, UNSEEN did not: fetch");
+	is_int(mailbox_selected(mb, 7, 13, 12, T0 + 100, &by_date), 12,
+	       "from the one still announced");
+	mailbox_batch_end(mb);
+	is_str(got(), "withdraw 12 v7; ",
+	       "not there any more: deleted elsewhere, withdrawn");
+	ok(!status_flags(mb, 0, 43),
+	   "nothing announced any more: no fetch however flags change");
+	mailbox_free(&mb);
+	is_str(got(), "", "nothing else");
 }
 
 int
@@ -616,6 +699,7 @@ main(void)
 	test_uidvalidity_changed();
 	test_rebase_cut_short();
 	test_status();
+	test_status_withdraw();
 
 	{
 		char *cmd = xasprintf("rm -rf '%s'", dir);

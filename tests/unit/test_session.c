@@ -123,11 +123,27 @@ c_notify(void *ud, bool on)
 	ev(ud, "notify %s", on ? "on" : "off");
 }
 
+/* "status NAME uidvalidity/uidnext/messages/unseen [modseq N]", "?" for
+ * an item the response left out. */
 static void
 c_status(void *ud, const char *name, const struct session_status *st)
 {
-	ev(ud, "status %s %u/%u/%u/%u", name, st->uidvalidity, st->uidnext,
-	   st->messages, st->unseen);
+	const unsigned bits[] = {SESSION_ST_UIDVALIDITY, SESSION_ST_UIDNEXT,
+				 SESSION_ST_MESSAGES, SESSION_ST_UNSEEN};
+	const uint32_t v[] = {st->uidvalidity, st->uidnext, st->messages,
+			      st->unseen};
+	char text[128], *p = text;
+
+	for (size_t i = 0; i < 4; i++) {
+		if (st->have & bits[i])
+			p += sprintf(p, "%s%u", i ? "/" : "", v[i]);
+		else
+			p += sprintf(p, "%s?", i ? "/" : "");
+	}
+	if (st->have & SESSION_ST_HIGHESTMODSEQ)
+		sprintf(p, " modseq %llu",
+			(unsigned long long)st->highestmodseq);
+	ev(ud, "status %s %s", name, text);
 }
 
 static void
@@ -801,7 +817,8 @@ test_notify(int bytewise)
 	sent(&r,
 	     "m2 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
 	     "MessageExpunge FlagChange)) (mailboxes (a Lists/x Caf&AOk-) "
-	     "(MessageNew MessageExpunge))\r\nm3 EXAMINE INBOX\r\n",
+	     "(MessageNew MessageExpunge FlagChange))\r\nm3 EXAMINE "
+	     "INBOX\r\n",
 	     "NOTIFY SET and EXAMINE in one write, names in modified UTF-7");
 	feed(s, &r,
 	     "* STATUS Lists/x (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1796502944 "
@@ -810,7 +827,7 @@ test_notify(int bytewise)
 	     "UNSEEN 1)\r\n"
 	     "m2 OK NOTIFY completed (0.007 + 0.000 + 0.006 secs).\r\n",
 	     bytewise, 0);
-	events(&r, "status Lists/x 1796502944/1/0/0; "
+	events(&r, "status Lists/x 1796502944/1/0/0 modseq 1; "
 		   "status Caf\xc3\xa9 5/9/2/1; notify on; ",
 	       "initial STATUS of each, decoded; notify on");
 	feed(s, &r, examined, bytewise, 0);
@@ -841,10 +858,13 @@ test_notify(int bytewise)
 	     "* 1 FETCH (UID 1 FLAGS (\\Recent) ENVELOPE (NIL \"Hi\" NIL NIL "
 	     "NIL NIL NIL NIL NIL NIL))\r\n"
 	     "* 1 FETCH (FLAGS (\\Seen))\r\n"
-	     "* STATUS a (MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 3)\r\n",
+	     "* STATUS a (MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 3)\r\n"
+	     "* STATUS a (UNSEEN 1 HIGHESTMODSEQ 4)\r\n",
 	     bytewise, SEC);
-	events(&r, "flags 1; status a 0/3/2/2; ",
-	       "a repeated push is not new; flag change; pushed STATUS");
+	events(&r, "flags 1; status a ?/3/2/2 modseq 3; "
+		   "status a ?/?/?/1 modseq 4; ",
+	       "a repeated push is not new; flag change; pushed STATUS, of "
+	       "new mail and of flags (FlagChange: no UIDNEXT)");
 	if (!bytewise) {
 		feed(s, &r,
 		     "* 3 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL "
@@ -1039,9 +1059,12 @@ test_fetch_mode(int bytewise)
 	session_status(s, "gone", SEC);
 	drain(s, &r);
 	sent(&r,
-	     "m2 STATUS a (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n"
-	     "m3 STATUS gone (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n",
-	     "STATUS pipelined");
+	     "m2 STATUS a (MESSAGES UIDNEXT UIDVALIDITY UNSEEN "
+	     "HIGHESTMODSEQ)\r\n"
+	     "m3 STATUS gone (MESSAGES UIDNEXT UIDVALIDITY UNSEEN "
+	     "HIGHESTMODSEQ)\r\n",
+	     "STATUS pipelined, with HIGHESTMODSEQ where CONDSTORE is "
+	     "offered");
 	feed(s, &r,
 	     "* STATUS a (MESSAGES 3 UIDNEXT 12 UIDVALIDITY 7 UNSEEN 1)\r\n"
 	     "m2 OK Status completed.\r\n"
@@ -1064,21 +1087,25 @@ test_fetch_mode(int bytewise)
 	     "NIL NIL NIL NIL NIL))\r\nm5 OK done\r\n"
 	     "* 4 EXISTS\r\n",
 	     bytewise, 2 * SEC);
-	events(&r, "selected 7/12/3; fetched 11 eleven; batch_end; ready; ",
-	       "caught up, then ready instead of IDLE");
-	sent(&r, "", "an EXISTS while ready fetches nothing");
+	events(&r, "selected 7/12/3; fetched 11 eleven; batch_end; ",
+	       "caught up");
+	sent(&r, "m6 CLOSE\r\n",
+	     "then CLOSE (a STATUS of the selected mailbox may be stale); "
+	     "the EXISTS fetches nothing");
+	feed(s, &r, "m6 OK Close completed.\r\n", bytewise, 2 * SEC);
+	events(&r, "ready; ", "then ready instead of IDLE");
 	session_examine(s, "missing", 3 * SEC);
 	drain(s, &r);
-	sent(&r, "m6 EXAMINE missing\r\n", "EXAMINE another");
-	feed(s, &r, "m6 NO Mailbox doesn't exist: missing\r\n", bytewise,
+	sent(&r, "m7 EXAMINE missing\r\n", "EXAMINE another");
+	feed(s, &r, "m7 NO Mailbox doesn't exist: missing\r\n", bytewise,
 	     3 * SEC);
 	events(&r, "mailbox_failed missing NO Mailbox doesn't exist: "
 		   "missing; ready; ",
 	       "a refused EXAMINE costs only that mailbox");
 	session_timeout(s, 3 * SEC + 1500 * SEC);
 	drain(s, &r);
-	sent(&r, "m7 NOOP\r\n", "keep-alive NOOP");
-	feed(s, &r, "m7 OK NOOP completed.\r\n", bytewise, 1504 * SEC);
+	sent(&r, "m8 NOOP\r\n", "keep-alive NOOP");
+	feed(s, &r, "m8 OK NOOP completed.\r\n", bytewise, 1504 * SEC);
 	events(&r, "ready; ", "ready after the NOOP");
 	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
 	session_free(&s);
