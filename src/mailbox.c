@@ -9,8 +9,8 @@
 #include "sink.h"
 #include "state.h"
 
-#define MAX_LIVE SESSION_MAX_KNOWN /* announced messages followed for
-				      withdrawal */
+/* Announced messages followed for withdrawal. */
+#define MAX_LIVE SESSION_MAX_KNOWN
 /* struct live's seq of a message known to be there whose sequence number
  * is not (QRESYNC reports changes by UID). */
 #define SEQ_THERE UINT32_MAX

@@ -132,7 +132,8 @@ struct session {
 
 	/* Capabilities from the last CAPABILITY response or code. */
 	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
-	bool cap_auth_plain, cap_sasl_ir, cap_notify, cap_condstore, cap_qresync;
+	bool cap_auth_plain, cap_sasl_ir, cap_notify;
+	bool cap_condstore, cap_qresync;
 	/* What ENABLE turned on (RFC 7162); enable_sent: asked once. */
 	bool enable_sent, condstore_on, qresync_on;
 	/* The EXAMINE under way carried the known UIDs (QRESYNC), and the
@@ -359,7 +360,8 @@ add_uid_set(struct codec_buf *b, const uint32_t *uids, size_t n,
 	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (k && r[k - 1].hi != UINT32_MAX && uids[i] == r[k - 1].hi + 1)
+		if (k && r[k - 1].hi < UINT32_MAX &&
+		    uids[i] == r[k - 1].hi + 1)
 			r[k - 1].hi = uids[i];
 		else
 			r[k++] = (struct codec_range){uids[i], uids[i]};

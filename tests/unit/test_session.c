@@ -396,7 +396,8 @@ test_date_scan(void)
 	     "m3 OK done\r\n",
 	     0, SEC);
 	events(&r, "selected 8/9/2; dated 4 01-Jan-2024 10:00:00 +0000 seen; "
-		   "dated 8  2-Jan-2024 10:00:00 +0000; flags 2 seen; dated_end; ",
+		   "dated 8  2-Jan-2024 10:00:00 +0000; flags 2 seen; "
+		   "dated_end; ",
 	       "each message dated, then asked where to start");
 	sent(&r, "m4 UID FETCH 9:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "the message that came during the scan is fetched after it");
