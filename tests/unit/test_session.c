@@ -1265,6 +1265,28 @@ test_condstore_only(int bytewise)
 	session_free(&s);
 }
 
+/* Fetch mode on a server without CONDSTORE: no ENABLE, and the STATUS
+ * checks do not ask for HIGHESTMODSEQ. */
+static void
+test_fetch_mode_plain(void)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+
+	o.mailbox = NULL;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	events(&r, "ready; ", "ready after login, no ENABLE");
+	session_status(s, "a", SEC);
+	drain(s, &r);
+	sent(&r, "m2 STATUS a (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n",
+	     "STATUS without HIGHESTMODSEQ");
+	session_free(&s);
+}
+
 /* Neither extension: no ENABLE; the known UIDs' flags are fetched; an
  * EXISTS while that fetch runs is fetched after it, though the catch-up
  * had nothing to fetch. */
@@ -1328,5 +1350,6 @@ main(void)
 	test_condstore_only(0);
 	test_condstore_only(1);
 	test_neither();
+	test_fetch_mode_plain();
 	return tap_done();
 }
