@@ -39,10 +39,10 @@
 #define STATUS_ITEMS "MESSAGES UIDNEXT UIDVALIDITY UNSEEN"
 #define STATUS_ITEMS_MODSEQ STATUS_ITEMS " HIGHESTMODSEQ"
 /* What NOTIFY asks of the other mailboxes: a STATUS when mail arrives or
- * goes, and when flags change, (UNSEEN n HIGHESTMODSEQ m) on Dovecot, so
- * that a message read elsewhere is withdrawn there too. RFC 5465 allows
- * FlagChange for any mailbox specifier with MessageNew and
- * MessageExpunge beside it. */
+ * goes, and when flags change, so that a message read elsewhere is
+ * withdrawn there too. Dovecot 2.3 then pushes "* STATUS box (UNSEEN n
+ * HIGHESTMODSEQ m)", without UIDNEXT; without FlagChange it sends
+ * nothing for a message read in another mailbox. */
 #define NOTIFY_OTHERS "(MessageNew MessageExpunge FlagChange)"
 
 enum state {
