@@ -311,26 +311,28 @@ w_status(void *ud, const char *name, const struct session_status *st)
 {
 	struct account_run *ar = ud;
 	struct box *b = find_box(ar, name);
+	int64_t unseen;
 
 	if (!b || b->w)
 		return; /* not one of ours, or watched on its own */
+	unseen = mailbox_unseen(b->mb);
 	if (!b->swept)
 		b->gen = ar->gen; /* NOTIFY's, in w_notify()'s count */
-	if (st->have_unseen && mailbox_set_unseen(b->mb, st->unseen))
-		changed(ar);
-	if (!st->uidnext)
-		return; /* a flag change pushed by NOTIFY: only the count */
 	b->failed = false;
 	/* Before NOTIFY's reply, w_notify() says how it is watched. */
 	if (ar->mode != M_STARTING)
 		set_watched(ar, b, true);
 	else
 		b->watched = true;
-	if (b == ar->fetching)
+	if (b == ar->fetching) {
 		b->fetch = true; /* being caught up: once more after */
-	else if (mailbox_status(b->mb, st->uidvalidity, st->uidnext,
-				st->messages, wall_now(ar)))
+		if (st->have & SESSION_ST_UNSEEN)
+			mailbox_set_unseen(b->mb, st->unseen);
+	} else if (mailbox_status(b->mb, st, wall_now(ar))) {
 		b->fetch = true;
+	}
+	if (mailbox_unseen(b->mb) != unseen)
+		changed(ar); /* for the D-Bus service */
 	kick(ar);
 }
 

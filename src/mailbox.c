@@ -9,8 +9,11 @@
 #include "sink.h"
 #include "state.h"
 
-#define MAX_LIVE 64             /* announced messages followed for withdraw */
-#define LIVE_SPAN 200           /* UIDs below the mark re-read on reconnect */
+/* Announced messages followed for withdrawal. */
+#define MAX_LIVE SESSION_MAX_KNOWN
+/* struct live's seq of a message known to be there whose sequence number
+ * is not (QRESYNC reports changes by UID). */
+#define SEQ_THERE UINT32_MAX
 #define BATCH_MAX 1000          /* more new messages at once: a summary */
 /* Seconds by which the time the mailbox was last seen whole may advance
  * before it is written by itself (else it goes with the next write). */
@@ -65,12 +68,21 @@ struct mailbox {
 
 	/* Messages announced and not read or deleted since, so that a \Seen
 	 * flag or an EXPUNGE can withdraw their notification. Oldest (lowest
-	 * UID) first. seq is 0 from a reconnect until the catch-up fetch
-	 * tells the new connection's numbers (live_resync). */
+	 * UID) first. seq is 0 from an EXAMINE until the connection tells
+	 * that the message is still there (the fetch of their flags, or
+	 * QRESYNC: SEQ_THERE). modseq: the HIGHESTMODSEQ at which their flags
+	 * were last learnt (0: unknown); examined_modseq: the EXAMINE's,
+	 * which becomes modseq once the catch-up is over. */
 	struct live {
 		uint32_t seq, uid;
 	} live[MAX_LIVE];
 	size_t n_live;
+	uint64_t modseq, examined_modseq;
+	/* What the last STATUS said of HIGHESTMODSEQ (a connection that does
+	 * not select the mailbox; 0: not known): a change, or unseen going
+	 * down, tells that an announced message may have been read or
+	 * deleted. */
+	uint64_t status_modseq;
 };
 
 /* t as local time for log lines, e.g. "2024-01-01 10:00:00 +0100". */
@@ -203,34 +215,34 @@ live_gone(struct mailbox *mb, uint32_t seq, bool expunged)
 	for (size_t i = 0; i < mb->n_live; i++) {
 		if (mb->live[i].seq == seq)
 			live_withdraw(mb, i--);
-		else if (expunged && mb->live[i].seq > seq)
+		else if (expunged && mb->live[i].seq > seq &&
+			 mb->live[i].seq != SEQ_THERE)
 			mb->live[i].seq--;
 	}
 }
 
-/* The catch-up fetch after a reconnect returned f, announced before: learn
- * its new sequence number, and withdraw it if it was read meanwhile. */
-static void
-live_resync(struct mailbox *mb, const struct codec_fetch *f)
+/* The index of uid in live[], or -1. */
+static int
+live_find(const struct mailbox *mb, uint32_t uid)
 {
-	for (size_t i = 0; i < mb->n_live; i++) {
-		if (mb->live[i].uid != f->uid)
-			continue;
-		mb->live[i].seq = f->seq;
-		if (codec_strlist_has(&f->flags, "\\Seen"))
-			live_withdraw(mb, i);
-		return;
-	}
+	for (size_t i = 0; i < mb->n_live; i++)
+		if (mb->live[i].uid == uid)
+			return (int)i;
+	return -1;
 }
 
-/* After that fetch (or without one, when the mailbox is empty): what it did
- * not return was deleted meanwhile. */
+/* After the catch-up (or without one, when the mailbox is empty): what
+ * was not found there was deleted meanwhile; the flags of the rest are
+ * known as of the EXAMINE's HIGHESTMODSEQ. */
 static void
 live_resync_done(struct mailbox *mb)
 {
 	for (size_t i = 0; i < mb->n_live; i++)
 		if (!mb->live[i].seq)
 			live_withdraw(mb, i--);
+	if (mb->examined_modseq)
+		mb->modseq = mb->examined_modseq;
+	mb->examined_modseq = 0;
 }
 
 /* ---- selecting the mailbox ---- */
@@ -321,26 +333,47 @@ end_rebase(struct mailbox *mb)
 }
 
 uint32_t
-mailbox_selected(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
-		 uint32_t exists, int64_t wall, bool *by_date_r)
+mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
+		 int64_t wall, bool *by_date_r)
 {
-	log_debug(&mb->log, "UIDVALIDITY %u UIDNEXT %u EXISTS %u",
-		  uidvalidity, uidnext, exists);
+	uint32_t uidvalidity = sel->uidvalidity, uidnext = sel->uidnext;
+
+	log_debug(&mb->log, "UIDVALIDITY %u UIDNEXT %u EXISTS %u%s",
+		  uidvalidity, uidnext, sel->exists,
+		  sel->qresync ? " (QRESYNC)" : "");
 	mb->uidnext = uidnext ? uidnext : 1;
+	/* Sequence numbers are the connection's. With QRESYNC what was
+	 * announced is there unless reported gone (VANISHED (EARLIER)
+	 * came first, and changes come with their UID); else the fetch of
+	 * their flags tells (mailbox_flags()). */
+	for (size_t i = 0; i < mb->n_live; i++)
+		mb->live[i].seq = sel->qresync ? SEQ_THERE : 0;
+	mb->examined_modseq = sel->highestmodseq;
+	if (!sel->highestmodseq)
+		mb->modseq = 0;
 	if (mb->uidvalidity && mb->uidvalidity != uidvalidity)
-		return uidvalidity_changed(mb, uidvalidity, exists, wall,
+		return uidvalidity_changed(mb, uidvalidity, sel->exists, wall,
 					   by_date_r);
 	if (!mb->uidvalidity)
-		return start_afresh(mb, uidvalidity, exists, wall);
+		return start_afresh(mb, uidvalidity, sel->exists, wall);
 	mb->catching_up = mb->mark + 1 < mb->uidnext;
 	if (mb->catching_up)
 		log_info(&mb->log, "catching up from UID %u (UIDNEXT %u)",
 			 mb->mark + 1, mb->uidnext);
-	/* Also re-read what was announced before, to learn whether it was
-	 * read or deleted meanwhile; too far back, it is forgotten. */
-	while (mb->n_live && mb->live[0].uid + LIVE_SPAN <= mb->mark)
-		live_forget(mb, 0);
-	return mb->n_live ? mb->live[0].uid : mb->mark + 1;
+	return mb->mark + 1;
+}
+
+size_t
+mailbox_known(struct mailbox *mb, uint32_t *uids, size_t max,
+	      uint32_t *uidvalidity_r, uint64_t *modseq_r)
+{
+	size_t n = mb->n_live < max ? mb->n_live : max;
+
+	for (size_t i = 0; i < n; i++)
+		uids[i] = mb->live[i].uid;
+	*uidvalidity_r = mb->uidvalidity;
+	*modseq_r = mb->modseq;
+	return n;
 }
 
 /* True when the batch is shown as one summary rather than message by
@@ -409,7 +442,7 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 	struct mail_event *ev;
 
 	if (f->uid <= mb->mark) {
-		live_resync(mb, f); /* announced before this connection */
+		mailbox_flags(mb, f); /* announced before this connection */
 		return;
 	}
 	if (f->uid > mb->batch_max)
@@ -539,8 +572,34 @@ mailbox_batch_end(struct mailbox *mb)
 void
 mailbox_flags(struct mailbox *mb, const struct codec_fetch *f)
 {
-	if (codec_strlist_has(&f->flags, "\\Seen"))
-		live_gone(mb, f->seq, false);
+	bool seen = codec_strlist_has(&f->flags, "\\Seen");
+	int i;
+
+	if (!(f->have & CODEC_FETCH_UID)) {
+		if (seen)
+			live_gone(mb, f->seq, false);
+		return;
+	}
+	i = live_find(mb, f->uid);
+	if (i < 0)
+		return;
+	mb->live[i].seq = f->seq ? f->seq : SEQ_THERE;
+	if (seen)
+		live_withdraw(mb, (size_t)i);
+}
+
+void
+mailbox_vanished(struct mailbox *mb, const struct codec_seqset *uids)
+{
+	for (size_t i = 0; i < mb->n_live; i++) {
+		for (size_t j = 0; j < uids->n; j++) {
+			if (mb->live[i].uid >= uids->v[j].lo &&
+			    mb->live[i].uid <= uids->v[j].hi) {
+				live_withdraw(mb, i--);
+				break;
+			}
+		}
+	}
 }
 
 void
@@ -599,13 +658,47 @@ mailbox_closed(struct mailbox *mb, int64_t wall)
 
 /* ---- checking without selecting ---- */
 
-bool
-mailbox_status(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
-	       uint32_t messages, int64_t wall)
+/* True when st says something changed since the last STATUS that may
+ * concern what is still announced: UNSEEN went down (one was read, or
+ * deleted unread) or HIGHESTMODSEQ moved (flags changed). Records both,
+ * UNSEEN as the mailbox's unseen count. */
+static bool
+flags_moved(struct mailbox *mb, const struct session_status *st)
 {
-	log_debug(&mb->log, "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u",
-		  uidvalidity, uidnext, messages);
-	if (!uidnext || (!uidvalidity && !mb->uidvalidity))
+	bool moved = false;
+
+	if (st->have & SESSION_ST_UNSEEN) {
+		moved |= mb->unseen >= 0 && st->unseen < mb->unseen;
+		mb->unseen = st->unseen;
+	}
+	if (st->have & SESSION_ST_HIGHESTMODSEQ) {
+		moved |= mb->status_modseq &&
+			 st->highestmodseq != mb->status_modseq;
+		mb->status_modseq = st->highestmodseq;
+	}
+	return moved && mb->n_live;
+}
+
+bool
+mailbox_status(struct mailbox *mb, const struct session_status *st,
+	       int64_t wall)
+{
+	uint32_t uidvalidity = st->uidvalidity, uidnext = st->uidnext;
+	bool withdraw = flags_moved(mb, st);
+
+	log_debug(&mb->log,
+		  "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u UNSEEN %u "
+		  "HIGHESTMODSEQ %llu",
+		  uidvalidity, uidnext, st->messages, st->unseen,
+		  (unsigned long long)st->highestmodseq);
+	if (withdraw)
+		log_debug(&mb->log, "flags changed: re-reading the %zu "
+				    "announced messages",
+			  mb->n_live);
+	if (!(st->have & SESSION_ST_UIDNEXT))
+		/* A push of what changed: flags, or an expunge. */
+		return withdraw;
+	if (!uidvalidity && !mb->uidvalidity)
 		return true;
 	/* NOTIFY's pushed STATUS leaves out a UIDVALIDITY that did not
 	 * change. */
@@ -613,15 +706,18 @@ mailbox_status(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
 		uidvalidity = mb->uidvalidity;
 	if (!mb->uidvalidity) {
 		mb->uidnext = uidnext;
-		start_afresh(mb, uidvalidity, messages, wall);
+		start_afresh(mb, uidvalidity, st->messages, wall);
 		return false;
 	}
-	if (uidvalidity != mb->uidvalidity || uidnext - 1 > mb->mark)
+	if (uidvalidity != mb->uidvalidity || uidnext - 1 > mb->mark ||
+	    withdraw)
 		return true;
 	/* Nothing arrived since the last look: seen whole now. */
-	mb->seen = wall;
-	mb->messages = messages;
-	save_soon(mb);
+	if (st->have & SESSION_ST_MESSAGES) {
+		mb->seen = wall;
+		mb->messages = st->messages;
+		save_soon(mb);
+	}
 	return false;
 }
 

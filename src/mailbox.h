@@ -18,6 +18,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "session.h"
 #include "util.h"
 
 struct sink;
@@ -74,16 +75,23 @@ void mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 
 /* ---- events of a connection that has the mailbox selected ---- */
 
-/* EXAMINE finished at wall (seconds since the epoch) with these values.
- * Returns the first UID to announce, as session_cb.selected does: uidnext
- * means only new mail from now; lower, the connection fetches the
- * messages in between (catch-up, also re-reading the announced ones to
- * learn whether they were read or deleted meanwhile). Sets *by_date_r
- * instead when a UIDVALIDITY change needs the date scan (mailbox_dated()
- * for each message, then mailbox_dated_end()). */
-uint32_t mailbox_selected(struct mailbox *mb, uint32_t uidvalidity,
-			  uint32_t uidnext, uint32_t exists, int64_t wall,
+/* EXAMINE finished at wall (sel borrowed for the call). Returns the
+ * first UID to announce, as session_cb.selected does: uidnext means only
+ * new mail from now; lower, the connection fetches the messages in
+ * between (catch-up). Sets *by_date_r instead when a UIDVALIDITY change
+ * needs the date scan (mailbox_dated() for each message, then
+ * mailbox_dated_end()). What was announced before is learnt again from
+ * the EXAMINE's QRESYNC answer (sel->qresync) or else from the fetch of
+ * the mailbox_known() UIDs' flags: through mailbox_flags() and
+ * mailbox_vanished(), and what that fetch does not return was deleted. */
+uint32_t mailbox_selected(struct mailbox *mb,
+			  const struct session_selected *sel, int64_t wall,
 			  bool *by_date_r);
+/* What session_cb.known asks: the UIDs of the announced messages still
+ * followed (ascending, at most max into uids), and the UIDVALIDITY and
+ * HIGHESTMODSEQ at which their flags were last learnt (0: unknown). */
+size_t mailbox_known(struct mailbox *mb, uint32_t *uids, size_t max,
+		     uint32_t *uidvalidity_r, uint64_t *modseq_r);
 /* One message of the date scan (UID, FLAGS, INTERNALDATE); f borrowed for
  * the call. */
 void mailbox_dated(struct mailbox *mb, const struct codec_fetch *f);
@@ -98,11 +106,16 @@ void mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f);
 /* The UID FETCH completed: announces the batch to the sinks in UID order,
  * moves the mark past it and asks for a save. */
 void mailbox_batch_end(struct mailbox *mb);
-/* An unsolicited FETCH (flag change); f borrowed for the call. \Seen on
- * an announced message withdraws it. */
+/* A FETCH of flags (a change, or the answer about an announced
+ * message); f borrowed for the call. \Seen on an announced message
+ * withdraws it. With a UID it is matched by UID (and its sequence number
+ * learnt), else by sequence number. */
 void mailbox_flags(struct mailbox *mb, const struct codec_fetch *f);
 /* EXPUNGE of sequence number seq: withdraws it if announced. */
 void mailbox_expunge(struct mailbox *mb, uint32_t seq);
+/* VANISHED: the messages of these UIDs were expunged (borrowed for the
+ * call); withdraws the announced ones. */
+void mailbox_vanished(struct mailbox *mb, const struct codec_seqset *uids);
 /* The connection is idle (in IDLE or waiting to poll) at wall with exists
  * messages: any catch-up is over, and the mailbox counts as seen whole at
  * wall if it is still idle at the next mailbox_save(). */
@@ -121,15 +134,17 @@ void mailbox_closed(struct mailbox *mb, int64_t wall);
 
 /* ---- a connection that checks the mailbox without selecting it ---- */
 
-/* A "* STATUS" response at wall: uidvalidity (0 when the response did not
- * include it, as NOTIFY's pushes leave out one that did not change: taken
- * as the recorded one), uidnext (0 likewise) and messages. Returns true
- * when the mailbox must be EXAMINEd and fetched: its UIDNEXT moved past
- * the mark, its UIDVALIDITY is not the recorded one, or either is
- * unknown. With no
- * state yet, it starts afresh (what it holds is taken as handled) and
- * returns false; likewise when nothing moved, recording it as seen whole
- * at wall with messages messages. Not while a connection has it
- * selected. */
-bool mailbox_status(struct mailbox *mb, uint32_t uidvalidity,
-		    uint32_t uidnext, uint32_t messages, int64_t wall);
+/* A "* STATUS" response at wall, checked or pushed by NOTIFY (st
+ * borrowed for the call; its UIDVALIDITY, when left out as NOTIFY's
+ * pushes leave out one that did not change, is taken as the recorded
+ * one). Returns true when the mailbox must be EXAMINEd and fetched: its
+ * UIDNEXT moved past the mark, its UIDVALIDITY is not the recorded one,
+ * or either is unknown; or, with announced messages still shown, its
+ * UNSEEN went down or its HIGHESTMODSEQ moved since the last STATUS (one
+ * may have been read or deleted elsewhere: the fetch re-reads them and
+ * withdraws those). With no state yet, it starts afresh (what it holds
+ * is taken as handled) and returns false; likewise when nothing moved,
+ * recording it as seen whole at wall with its MESSAGES. Not while a
+ * connection has it selected. */
+bool mailbox_status(struct mailbox *mb, const struct session_status *st,
+		    int64_t wall);

@@ -36,8 +36,17 @@
 #define NOTIFY_SELECTED                                                        \
 	"(selected (MessageNew (UID FLAGS ENVELOPE) MessageExpunge "          \
 	"FlagChange))"
-/* What a STATUS check asks (the same items NOTIFY's STATUS events carry). */
+/* What a STATUS check asks (the same items NOTIFY's STATUS events carry):
+ * UNSEEN, and HIGHESTMODSEQ where offered, tell when an announced message
+ * may have been read. */
 #define STATUS_ITEMS "MESSAGES UIDNEXT UIDVALIDITY UNSEEN"
+#define STATUS_ITEMS_MODSEQ STATUS_ITEMS " HIGHESTMODSEQ"
+/* What NOTIFY asks of the other mailboxes: a STATUS when mail arrives or
+ * goes, and when flags change, so that a message read elsewhere is
+ * withdrawn there too. Dovecot 2.3 then pushes "* STATUS box (UNSEEN n
+ * HIGHESTMODSEQ m)", without UIDNEXT; without FlagChange it sends
+ * nothing for a message read in another mailbox. */
+#define NOTIFY_OTHERS "(MessageNew MessageExpunge FlagChange)"
 
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
@@ -46,8 +55,10 @@ enum state {
 	S_TLS,          /* handshake under way in the transport */
 	S_LOGIN,        /* AUTHENTICATE or LOGIN sent */
 	S_CAPABILITY2,  /* CAPABILITY after login */
+	S_ENABLE,       /* ENABLE QRESYNC or CONDSTORE sent */
 	S_EXAMINE,      /* EXAMINE sent */
 	S_FIND_UIDNEXT, /* FETCH * (UID) for a server without UIDNEXT */
+	S_FLAGS,        /* UID FETCH <known UIDs> (UID FLAGS) sent */
 	S_DATES,        /* UID FETCH 1:* (UID FLAGS INTERNALDATE) sent */
 	S_FETCH,        /* UID FETCH of new messages sent */
 	S_IDLE_START,   /* IDLE sent, waiting for "+" */
@@ -57,6 +68,7 @@ enum state {
 	S_NOOP,         /* NOOP sent */
 	S_READY,        /* fetch mode: waiting for the owner's next command */
 	S_CHECKING,     /* fetch mode: STATUS commands sent */
+	S_CLOSE,        /* fetch mode: CLOSE sent after a catch-up */
 	S_LOGOUT,       /* LOGOUT sent */
 	S_DEAD,         /* failed or logged out; ignores input */
 };
@@ -65,12 +77,15 @@ static const char *const state_names[] = {
 	[S_GREETING] = "greeting",     [S_CAPABILITY] = "capability",
 	[S_STARTTLS] = "starttls",     [S_TLS] = "tls-handshake",
 	[S_LOGIN] = "login",           [S_CAPABILITY2] = "capability",
+	[S_ENABLE] = "enable",
 	[S_EXAMINE] = "examine",       [S_FIND_UIDNEXT] = "find-uidnext",
+	[S_FLAGS] = "flags",
 	[S_DATES] = "dates",
 	[S_FETCH] = "fetch",           [S_IDLE_START] = "idle-start",
 	[S_IDLE] = "idle",             [S_IDLE_DONE] = "idle-done",
 	[S_POLL_WAIT] = "poll-wait",   [S_NOOP] = "noop",
 	[S_READY] = "ready",           [S_CHECKING] = "checking",
+	[S_CLOSE] = "close",
 	[S_LOGOUT] = "logout",         [S_DEAD] = "dead",
 };
 
@@ -80,14 +95,17 @@ enum cmd {
 	CMD_STARTTLS,
 	CMD_LOGIN,
 	CMD_NOTIFY,
+	CMD_ENABLE,
 	CMD_EXAMINE,
 	CMD_UNSEEN,
 	CMD_STATUS,
 	CMD_FIND_UIDNEXT,
+	CMD_FLAGS,
 	CMD_DATES,
 	CMD_FETCH,
 	CMD_IDLE,
 	CMD_NOOP,
+	CMD_CLOSE,
 	CMD_LOGOUT,
 };
 
@@ -119,6 +137,13 @@ struct session {
 	/* Capabilities from the last CAPABILITY response or code. */
 	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
 	bool cap_auth_plain, cap_sasl_ir, cap_notify, cap_esearch;
+	bool cap_condstore, cap_qresync;
+	/* What ENABLE turned on (RFC 7162); enable_sent: asked once. */
+	bool enable_sent, condstore_on, qresync_on;
+	/* The EXAMINE under way carried the known UIDs (QRESYNC), and the
+	 * [HIGHESTMODSEQ] it reported. */
+	bool qresync_sent;
+	uint64_t highestmodseq;
 
 	/* NOTIFY is set: new mail in the selected mailbox comes with its
 	 * envelope; awaiting counts the messages an EXISTS announced whose
@@ -135,8 +160,11 @@ struct session {
 	uint32_t uidvalidity, uidnext, exists;
 	bool have_uidnext;
 	/* The unseen messages of the selected mailbox, from SEARCH UNSEEN
-	 * after EXAMINE, then kept up with flags and expunges. */
+	 * after EXAMINE, then kept up with flags and expunges: by UID with
+	 * QRESYNC (which reports expunges by UID, VANISHED), else by
+	 * sequence number. */
 	struct unseen unseen;
+	bool unseen_by_uid;
 	uint32_t fetch_from;  /* first UID not yet reported */
 	uint32_t batch_from;  /* fetch_from when the fetch was sent */
 	bool dated;           /* the fetches up to the next batch end ask for
@@ -333,31 +361,108 @@ send_login(struct session *s)
 	set_state(s, S_LOGIN);
 }
 
+/* Appends the ranges of uids[0..n) (ascending) to b as a sequence set;
+ * r has room for n. */
+static void
+add_uid_set(struct codec_buf *b, const uint32_t *uids, size_t n,
+	    struct codec_range *r)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (k && r[k - 1].hi < UINT32_MAX &&
+		    uids[i] == r[k - 1].hi + 1)
+			r[k - 1].hi = uids[i];
+		else
+			r[k++] = (struct codec_range){uids[i], uids[i]};
+	}
+	codec_enc_seqset(b, r, k);
+}
+
+/* EXAMINE, with QRESYNC enabled and the owner knowing what it announced
+ * there: "(QRESYNC (uidvalidity modseq known-uids))", so that the server
+ * reports only their changes since (RFC 7162 section 3.2.5). */
 static void
 send_examine(struct session *s)
 {
 	struct codec_buf b;
-	char tag[16];
+	char tag[16], num[48];
+	uint32_t uids[SESSION_MAX_KNOWN], uidvalidity = 0;
+	struct codec_range r[SESSION_MAX_KNOWN];
+	uint64_t modseq = 0;
+	size_t n = 0;
 
+	if (s->qresync_on && s->cb.known)
+		n = s->cb.known(s->ud, uids, SESSION_MAX_KNOWN, &uidvalidity,
+				&modseq);
+	s->qresync_sent = n && uidvalidity && modseq;
 	codec_buf_init(&b);
 	b.literal_plus = s->out.literal_plus;
-	codec_enc_examine(&b, begin(s, CMD_EXAMINE, tag), s->mailbox);
+	codec_buf_addstr(&b, begin(s, CMD_EXAMINE, tag));
+	codec_buf_addstr(&b, " EXAMINE ");
+	codec_enc_mailbox(&b, s->mailbox);
+	if (s->qresync_sent) {
+		snprintf(num, sizeof(num), " (QRESYNC (%u %llu ", uidvalidity,
+			 (unsigned long long)modseq);
+		codec_buf_addstr(&b, num);
+		add_uid_set(&b, uids, n, r);
+		codec_buf_addstr(&b, "))");
+	}
+	codec_buf_addstr(&b, "\r\n");
 	trace_out(s, &b, CMD_EXAMINE);
 	queue(s, &b);
 	codec_buf_finish(&b);
 	unseen_forget(&s->unseen);
+	s->unseen_by_uid = s->qresync_on;
 	/* In the same write: its answer comes before anything the
 	 * session sends once the EXAMINE completed. ESEARCH (RFC 4731)
 	 * answers with ranges: short however many are unseen. */
-	if (!s->fetch_mode && s->cb.unseen)
+	if (!s->fetch_mode && s->cb.unseen) {
+		static const char *const verb[2][2] = {
+			{"SEARCH UNSEEN", "SEARCH RETURN (ALL) UNSEEN"},
+			{"UID SEARCH UNSEEN", "UID SEARCH RETURN (ALL) UNSEEN"},
+		};
+
 		send_simple(s, CMD_UNSEEN,
-			    s->cap_esearch ? "SEARCH RETURN (ALL) UNSEEN"
-					   : "SEARCH UNSEEN");
+			    verb[s->unseen_by_uid][s->cap_esearch]);
+	}
 	s->have_uidnext = false;
 	s->uidvalidity = 0;
+	s->highestmodseq = 0;
 	s->exists = 0;
 	s->awaiting = 0;
 	set_state(s, S_EXAMINE);
+}
+
+/* Without QRESYNC's parameter: the flags of the messages the owner
+ * follows, to learn which were read or deleted (not returned) and their
+ * sequence numbers on this connection. Returns false when there are
+ * none. */
+static bool
+send_known_flags(struct session *s)
+{
+	uint32_t uids[SESSION_MAX_KNOWN], uidvalidity;
+	struct codec_range r[SESSION_MAX_KNOWN];
+	struct codec_buf b;
+	uint64_t modseq;
+	char tag[16];
+	size_t n;
+
+	if (!s->cb.known || !s->exists)
+		return false;
+	n = s->cb.known(s->ud, uids, SESSION_MAX_KNOWN, &uidvalidity, &modseq);
+	if (!n)
+		return false;
+	codec_buf_init(&b);
+	codec_buf_addstr(&b, begin(s, CMD_FLAGS, tag));
+	codec_buf_addstr(&b, " UID FETCH ");
+	add_uid_set(&b, uids, n, r);
+	codec_buf_addstr(&b, " (UID FLAGS)\r\n");
+	trace_out(s, &b, CMD_FLAGS);
+	queue(s, &b);
+	codec_buf_finish(&b);
+	set_state(s, S_FLAGS);
+	return true;
 }
 
 /* NOTIFY SET STATUS for the selected mailbox and the others to follow,
@@ -379,8 +484,7 @@ send_notify(struct session *s)
 				codec_buf_addstr(&b, " ");
 			codec_enc_mailbox(&b, s->o.others[i]);
 		}
-		codec_buf_addstr(&b,
-				 ") (MessageNew MessageExpunge FlagChange))");
+		codec_buf_addstr(&b, ") " NOTIFY_OTHERS ")");
 	}
 	codec_buf_addstr(&b, "\r\n");
 	trace_out(s, &b, CMD_NOTIFY);
@@ -612,7 +716,13 @@ watch(struct session *s)
 		return;
 	}
 	if (s->fetch_mode) {
-		go_ready(s);
+		/* Leaves the mailbox: a server answers STATUS of the selected
+		 * one from the view it last synced (Dovecot: "[CLIENTBUG]
+		 * Status on selected mailbox"), which would hide what
+		 * changes there from the next checks. CLOSE after EXAMINE
+		 * expunges nothing (RFC 3501 section 6.4.2). */
+		send_simple(s, CMD_CLOSE, "CLOSE");
+		set_state(s, S_CLOSE);
 		return;
 	}
 	if (s->cap_idle) {
@@ -641,6 +751,9 @@ take_capabilities(struct session *s, const struct codec_strlist *l)
 	s->cap_sasl_ir = codec_strlist_has(l, "SASL-IR");
 	s->cap_notify = codec_strlist_has(l, "NOTIFY");
 	s->cap_esearch = codec_strlist_has(l, "ESEARCH");
+	/* QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3). */
+	s->cap_qresync = codec_strlist_has(l, "QRESYNC");
+	s->cap_condstore = codec_strlist_has(l, "CONDSTORE") || s->cap_qresync;
 	s->out.literal_plus = codec_strlist_has(l, "LITERAL+");
 }
 
@@ -678,6 +791,20 @@ pre_auth(struct session *s)
 static void
 logged_in(struct session *s)
 {
+	if (!s->enable_sent && (s->cap_qresync || s->cap_condstore)) {
+		struct codec_buf b;
+		char tag[16];
+
+		s->enable_sent = true;
+		codec_buf_init(&b);
+		codec_enc_enable(&b, begin(s, CMD_ENABLE, tag),
+				 s->cap_qresync ? "QRESYNC" : "CONDSTORE");
+		trace_out(s, &b, CMD_ENABLE);
+		queue(s, &b);
+		codec_buf_finish(&b);
+		set_state(s, S_ENABLE);
+		return;
+	}
 	if (s->fetch_mode) {
 		go_ready(s);
 		return;
@@ -705,25 +832,42 @@ static void
 start_from(struct session *s, uint32_t uid)
 {
 	s->fetch_from = uid ? uid : 1;
-	if (s->fetch_from < s->uidnext && s->exists > 0)
+	if (s->fetch_from < s->uidnext && s->exists > 0) {
 		send_fetch(s);
-	else
-		watch(s);
+		return;
+	}
+	/* In fetch mode, nothing to fetch ends the catch-up here (watching,
+	 * the idle callback says it). */
+	if (s->fetch_mode)
+		s->cb.batch_end(s->ud);
+	watch(s);
 }
 
 /* EXAMINE (and the UIDNEXT search, when needed) done: ask the owner where
- * to start, or to find that by date first, and catch up or watch. */
+ * to start, or to find that by date first; learn the flags of what it
+ * follows unless QRESYNC told them; catch up or watch. */
 static void
 selected(struct session *s)
 {
 	bool by_date = false;
-	uint32_t uid = s->cb.selected(s->ud, s->uidvalidity, s->uidnext,
-				      s->exists, &by_date);
+	struct session_selected sel = {
+		.uidvalidity = s->uidvalidity,
+		.uidnext = s->uidnext,
+		.exists = s->exists,
+		.highestmodseq = s->highestmodseq,
+		.qresync = s->qresync_sent,
+	};
+	uint32_t uid = s->cb.selected(s->ud, &sel, &by_date);
 
-	if (by_date && s->exists > 0)
+	if (by_date && s->exists > 0) {
 		send_dates(s);
-	else
-		start_from(s, by_date ? s->cb.dated_end(s->ud) : uid);
+		return;
+	}
+	if (by_date)
+		uid = s->cb.dated_end(s->ud);
+	s->fetch_from = uid ? uid : 1;
+	if (s->qresync_sent || !send_known_flags(s))
+		start_from(s, s->fetch_from);
 }
 
 /* "NO [LIMIT] text": the status, the response code's name and the text,
@@ -882,6 +1026,21 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 			goto protocol;
 		selected(s);
 		break;
+	case CMD_FLAGS:
+		if (!okay)
+			goto protocol;
+		if (s->state == S_FLAGS)
+			start_from(s, s->fetch_from);
+		break;
+	case CMD_ENABLE:
+		/* A refusal only leaves the extensions off. */
+		if (r->status != CODEC_STATUS_OK &&
+		    r->status != CODEC_STATUS_NO &&
+		    r->status != CODEC_STATUS_BAD)
+			goto protocol;
+		if (s->state == S_ENABLE)
+			logged_in(s);
+		break;
 	case CMD_DATES:
 		if (!okay)
 			goto protocol;
@@ -921,8 +1080,15 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 	case CMD_NOOP:
 		if (!okay)
 			goto protocol;
-		if (s->state == S_NOOP)
+		if (s->state == S_NOOP && s->fetch_mode)
+			go_ready(s); /* no mailbox selected */
+		else if (s->state == S_NOOP)
 			watch(s);
+		break;
+	case CMD_CLOSE:
+		if (!okay)
+			goto protocol;
+		go_ready(s);
 		break;
 	case CMD_LOGOUT:
 		set_state(s, S_DEAD);
@@ -1020,6 +1186,10 @@ on_status(struct session *s, const struct codec_response *r)
 			s->have_uidnext = true;
 		}
 		break;
+	case CODEC_CODE_HIGHESTMODSEQ:
+		if (s->state == S_EXAMINE && s->condstore_on)
+			s->highestmodseq = r->code.u.number;
+		break;
 	default:
 		break;
 	}
@@ -1057,6 +1227,7 @@ on_exists(struct session *s, uint32_t n)
 	case S_POLL_WAIT:
 		send_fetch(s);
 		break;
+	case S_FLAGS:
 	case S_DATES:
 	case S_FETCH:
 	case S_IDLE_START:
@@ -1080,8 +1251,12 @@ unseen_changed(struct session *s)
 static void
 on_fetch(struct session *s, const struct codec_fetch *f)
 {
+	uint32_t key = !s->unseen_by_uid		 ? f->seq
+		       : f->have & CODEC_FETCH_UID ? f->uid
+						   : 0;
+
 	if (f->have & CODEC_FETCH_FLAGS &&
-	    unseen_set(&s->unseen, f->seq,
+	    unseen_set(&s->unseen, key,
 		       !codec_strlist_has(&f->flags, "\\Seen")))
 		unseen_changed(s);
 	if (s->state == S_FIND_UIDNEXT) {
@@ -1138,12 +1313,48 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 		s->pushed = true;
 		return;
 	}
-	if (is_selected(s) && f->have & CODEC_FETCH_FLAGS)
+	/* With QRESYNC, the EXAMINE reports what changed since (with UID). */
+	if ((is_selected(s) || (s->state == S_EXAMINE && s->qresync_sent &&
+				f->have & CODEC_FETCH_UID)) &&
+	    f->have & CODEC_FETCH_FLAGS)
 		s->cb.flags(s->ud, f);
 }
 
-/* A STATUS response, asked for or pushed by NOTIFY: reported when it
- * names a mailbox. */
+/* VANISHED (RFC 7162 section 3.2.10): with QRESYNC enabled, EXPUNGE by
+ * UID while selected; (EARLIER) in the EXAMINE that carried the known
+ * UIDs, those gone since. */
+static void
+on_vanished(struct session *s, const struct codec_response *r)
+{
+	const struct codec_seqset *set = &r->u.vanished.uids;
+
+	if (!s->qresync_on)
+		return;
+	if (r->u.vanished.earlier) {
+		if (s->state == S_EXAMINE && s->qresync_sent && s->cb.vanished)
+			s->cb.vanished(s->ud, set);
+		return;
+	}
+	if (!is_selected(s) && s->state != S_EXAMINE)
+		return;
+	/* Each UID was a message of the mailbox: the count goes down by as
+	 * many. */
+	for (size_t i = 0; i < set->n; i++) {
+		uint64_t k = (uint64_t)set->v[i].hi - set->v[i].lo + 1;
+
+		s->exists = k < s->exists ? s->exists - (uint32_t)k : 0;
+	}
+	if (!s->unseen_by_uid)
+		unseen_forget(&s->unseen); /* not ours to map to numbers */
+	for (size_t i = 0; i < set->n; i++)
+		if (unseen_remove(&s->unseen, set->v[i].lo, set->v[i].hi))
+			unseen_changed(s);
+	if (is_selected(s) && s->cb.vanished)
+		s->cb.vanished(s->ud, set);
+}
+
+/* A STATUS response, asked for or pushed by NOTIFY (which says only what
+ * changed): reported with the items it holds. */
 static void
 on_mailbox_status(struct session *s, const struct codec_response *r)
 {
@@ -1159,17 +1370,22 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 		const struct codec_status_item *it = &r->u.status.items[i];
 		uint32_t v = it->value > UINT32_MAX ? 0 : (uint32_t)it->value;
 
-		if (!strcasecmp(it->name.ptr, "MESSAGES"))
+		if (!strcasecmp(it->name.ptr, "MESSAGES")) {
 			st.messages = v;
-		else if (!strcasecmp(it->name.ptr, "UIDNEXT"))
+			st.have |= SESSION_ST_MESSAGES;
+		} else if (!strcasecmp(it->name.ptr, "UIDNEXT") && v) {
 			st.uidnext = v;
-		else if (!strcasecmp(it->name.ptr, "UIDVALIDITY"))
+			st.have |= SESSION_ST_UIDNEXT;
+		} else if (!strcasecmp(it->name.ptr, "UIDVALIDITY") && v) {
 			st.uidvalidity = v;
-		else if (!strcasecmp(it->name.ptr, "UNSEEN")) {
+			st.have |= SESSION_ST_UIDVALIDITY;
+		} else if (!strcasecmp(it->name.ptr, "UNSEEN")) {
 			st.unseen = v;
-			st.have_unseen = true;
-		} else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
+			st.have |= SESSION_ST_UNSEEN;
+		} else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ")) {
 			st.highestmodseq = it->value;
+			st.have |= SESSION_ST_HIGHESTMODSEQ;
+		}
 	}
 	if (s->cb.status)
 		s->cb.status(s->ud, name, &st);
@@ -1232,7 +1448,9 @@ dispatch(struct session *s, const struct codec_response *r)
 		if (s->exists)
 			s->exists--;
 		skipped_expunge(s, r->u.number);
-		if (unseen_expunge(&s->unseen, r->u.number))
+		if (s->unseen_by_uid)
+			unseen_forget(&s->unseen); /* VANISHED was due */
+		else if (unseen_expunge(&s->unseen, r->u.number))
 			unseen_changed(s);
 		if (is_selected(s))
 			s->cb.expunge(s->ud, r->u.number);
@@ -1250,10 +1468,20 @@ dispatch(struct session *s, const struct codec_response *r)
 		}
 		break;
 	case CODEC_ESEARCH:
-		if (is_pending(s, CMD_UNSEEN) && !r->u.esearch.uid &&
+		if (is_pending(s, CMD_UNSEEN) &&
+		    r->u.esearch.uid == s->unseen_by_uid &&
 		    unseen_reset_ranges(&s->unseen, r->u.esearch.all.v,
 					r->u.esearch.all.n))
 			unseen_changed(s);
+		break;
+	case CODEC_VANISHED:
+		on_vanished(s, r);
+		break;
+	case CODEC_ENABLED:
+		if (codec_strlist_has(&r->u.list, "QRESYNC"))
+			s->qresync_on = s->condstore_on = true;
+		if (codec_strlist_has(&r->u.list, "CONDSTORE"))
+			s->condstore_on = true;
 		break;
 	case CODEC_SKIPPED:
 		on_skipped(s, r);
@@ -1454,7 +1682,8 @@ session_status(struct session *s, const char *mailbox, uint64_t now)
 		return;
 	codec_buf_init(&b);
 	b.literal_plus = s->out.literal_plus;
-	codec_enc_status(&b, begin(s, CMD_STATUS, tag), mailbox, STATUS_ITEMS);
+	codec_enc_status(&b, begin(s, CMD_STATUS, tag), mailbox,
+			 s->cap_condstore ? STATUS_ITEMS_MODSEQ : STATUS_ITEMS);
 	if (s->state != S_DEAD)
 		s->pending[s->n_pending - 1].mailbox = xstrdup(mailbox);
 	trace_out(s, &b, CMD_STATUS);

@@ -5,12 +5,18 @@
  * a timer or OpenSSL.
  *
  * The path through the states: greeting -> [STARTTLS -> handshake] ->
- * [CAPABILITY] -> AUTHENTICATE PLAIN or LOGIN -> [CAPABILITY] -> EXAMINE ->
- * [date scan] -> [catch-up UID FETCH] -> IDLE (or NOOP polling without
- * IDLE). On EXISTS it
+ * [CAPABILITY] -> AUTHENTICATE PLAIN or LOGIN -> [CAPABILITY] -> [ENABLE]
+ * -> EXAMINE -> [the known UIDs' flags, or the date scan] -> [catch-up UID
+ * FETCH] -> IDLE (or NOOP polling without IDLE). On EXISTS it
  * sends DONE and the UID FETCH of the new messages in one write, reports the
  * fetched messages and goes back to IDLE. Server bytes can end a session
  * (the failed callback), never the process.
+ *
+ * After login, where the server offers QRESYNC (RFC 7162) it is enabled,
+ * else CONDSTORE: the EXAMINE then says the mailbox's HIGHESTMODSEQ, and
+ * with QRESYNC carries what the owner knows (known()), so that a
+ * reconnect learns only what changed of the messages it announced
+ * (FETCH, VANISHED (EARLIER)) instead of fetching them again.
  *
  * With opts.notify, where the server offers NOTIFY (RFC 5465), NOTIFY SET
  * goes before the EXAMINE: new mail in the selected mailbox then comes
@@ -59,15 +65,41 @@ struct session_opts {
 	const struct log_ctx *log;  /* borrowed */
 };
 
-/* What a STATUS response said; 0 for an item it did not include. */
+/* Bits of session_status.have. */
+enum {
+	SESSION_ST_MESSAGES = 1 << 0,
+	SESSION_ST_UIDNEXT = 1 << 1,
+	SESSION_ST_UIDVALIDITY = 1 << 2,
+	SESSION_ST_UNSEEN = 1 << 3,
+	SESSION_ST_HIGHESTMODSEQ = 1 << 4,
+};
+
+/* What a STATUS response said: the items in have, 0 for the others. A
+ * NOTIFY push says only what changed: (UNSEEN n HIGHESTMODSEQ m) for a
+ * flag change, no UIDNEXT. */
 struct session_status {
+	unsigned have; /* SESSION_ST_* */
 	uint32_t messages, uidnext, uidvalidity, unseen;
-	bool have_unseen;
 	uint64_t highestmodseq;
 };
 
 /* The most STATUS commands an owner should have unanswered at once. */
 #define SESSION_MAX_PIPELINE 32
+/* The most UIDs the owner's known() gives. */
+#define SESSION_MAX_KNOWN 64
+
+/* What an EXAMINE found. */
+struct session_selected {
+	uint32_t uidvalidity, uidnext, exists;
+	/* Its [HIGHESTMODSEQ] with CONDSTORE or QRESYNC enabled; 0 without
+	 * (or [NOMODSEQ]). */
+	uint64_t highestmodseq;
+	/* The EXAMINE carried the owner's known() UIDs as its QRESYNC
+	 * parameter, with their UIDVALIDITY: those that changed since came
+	 * through flags() and those gone through vanished() before this;
+	 * the others are there unchanged. */
+	bool qresync;
+};
 
 /* Callbacks. None of them may free the session; the owner acts on a
  * failure after session_feed() / session_timeout() returns. The ones
@@ -76,15 +108,18 @@ struct session_cb {
 	/* The server accepted STARTTLS: start the TLS handshake, then call
 	 * session_tls_ready(). */
 	void (*starttls)(void *ud);
-	/* EXAMINE finished. Returns the first UID to announce: messages with
-	 * a lower UID are never reported as new. Returning uidnext means
-	 * "only what arrives from now on"; a lower value makes the session
-	 * fetch the messages in between first (catch-up). Setting *by_date_r
-	 * instead asks for the date scan: every message's UID, FLAGS and
-	 * INTERNALDATE through dated(), then the catch-up from the UID
-	 * dated_end() returns, whose fetch has INTERNALDATE too. */
-	uint32_t (*selected)(void *ud, uint32_t uidvalidity, uint32_t uidnext,
-			     uint32_t exists, bool *by_date_r);
+	/* EXAMINE finished (sel borrowed for the call). Returns the first
+	 * UID to announce: messages with a lower UID are never reported as
+	 * new. Returning uidnext means "only what arrives from now on"; a
+	 * lower value makes the session fetch the messages in between first
+	 * (catch-up). Setting *by_date_r instead asks for the date scan:
+	 * every message's UID, FLAGS and INTERNALDATE through dated(), then
+	 * the catch-up from the UID dated_end() returns, whose fetch has
+	 * INTERNALDATE too. Unless sel->qresync, the flags of the UIDs
+	 * known() then gives are fetched first (UID FETCH uids (UID FLAGS),
+	 * through flags(); one not returned is gone). */
+	uint32_t (*selected)(void *ud, const struct session_selected *sel,
+			     bool *by_date_r);
 	/* One message of a UID FETCH, UID >= the first UID to announce and
 	 * not reported before in this session, with its ENVELOPE; or, when
 	 * its response was over the codec's limits, with only its From,
@@ -92,9 +127,13 @@ struct session_cb {
 	 * again after the others: UID order is the owner's to restore). f is
 	 * borrowed for the call. */
 	void (*fetched)(void *ud, const struct codec_fetch *f);
-	/* The UID FETCH completed; everything it returned was reported. */
+	/* The UID FETCH completed; everything it returned was reported. In
+	 * fetch mode also after an EXAMINE that needed no fetch. */
 	void (*batch_end)(void *ud);
-	/* Unsolicited FETCH (flag change) while watching; borrowed. */
+	/* A FETCH of flags: a change while watching (with UID and MODSEQ
+	 * once CONDSTORE is enabled), one of the changes an EXAMINE with
+	 * QRESYNC reports, or an answer to the fetch of the known() UIDs'
+	 * flags; borrowed. */
 	void (*flags)(void *ud, const struct codec_fetch *f);
 	/* EXPUNGE of a sequence number while watching. */
 	void (*expunge)(void *ud, uint32_t seq);
@@ -112,8 +151,7 @@ struct session_cb {
 	 * NOTIFY is set (false: not offered, or refused). */
 	void (*notify)(void *ud, bool on);
 	/* Optional. A STATUS response for mailbox name (UTF-8; borrowed, as
-	 * st is, for the call). What it left out is 0 in st: a NOTIFY
-	 * push for a flag change carries only UNSEEN (and HIGHESTMODSEQ). */
+	 * st is, for the call). */
 	void (*status)(void *ud, const char *name,
 		       const struct session_status *st);
 	/* Fetch mode: nothing is under way; the owner may call
@@ -122,9 +160,21 @@ struct session_cb {
 	/* Fetch mode, optional: STATUS or EXAMINE of name was refused (NO);
 	 * msg says how. The session goes on. */
 	void (*mailbox_failed)(void *ud, const char *name, const char *msg);
+	/* Optional. The UIDs of the messages whose changes the owner follows
+	 * (what it announced), ascending, at most max into uids; returns how
+	 * many. *uidvalidity_r and *modseq_r: the UIDVALIDITY and
+	 * HIGHESTMODSEQ at which it last learnt their flags (0: unknown).
+	 * Asked before an EXAMINE with QRESYNC enabled, and after one
+	 * without its QRESYNC parameter. */
+	size_t (*known)(void *ud, uint32_t *uids, size_t max,
+			uint32_t *uidvalidity_r, uint64_t *modseq_r);
+	/* Optional. With QRESYNC enabled: messages expunged, by UID, while
+	 * watching or (VANISHED (EARLIER)) since the known() modseq; set
+	 * borrowed for the call. */
+	void (*vanished)(void *ud, const struct codec_seqset *uids);
 	/* Optional; not in fetch mode. The selected mailbox has count
 	 * unseen messages: once SEARCH UNSEEN answered after EXAMINE, then
-	 * at each change that flags and expunges make. */
+	 * at each change that flags, expunges and new mail make. */
 	void (*unseen)(void *ud, uint32_t count);
 };
 

@@ -109,6 +109,29 @@ unseen_set(struct unseen *u, uint32_t seq, bool unseen)
 }
 
 bool
+unseen_remove(struct unseen *u, uint32_t lo, uint32_t hi)
+{
+	bool found;
+	size_t from, to;
+
+	if (!u->known)
+		return false;
+	if (lo > hi) {
+		uint32_t t = lo;
+
+		lo = hi;
+		hi = t;
+	}
+	from = find(u, lo, &found);
+	to = hi == UINT32_MAX ? u->n : find(u, hi + 1, &found);
+	if (from == to)
+		return false;
+	memmove(&u->seq[from], &u->seq[to], (u->n - to) * sizeof(*u->seq));
+	u->n -= to - from;
+	return true;
+}
+
+bool
 unseen_expunge(struct unseen *u, uint32_t seq)
 {
 	bool found, changed;

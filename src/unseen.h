@@ -1,6 +1,6 @@
 /* unseen: which messages of a selected mailbox are unseen, by sequence
- * number, so that its unseen count stays exact as flags change and
- * messages come and go. Sans-IO; fed by the connection that has the
+ * number or by UID, so that its unseen count stays exact as flags change
+ * and messages come and go. Sans-IO; fed by the connection that has the
  * mailbox selected (sequence numbers are that connection's). */
 #pragma once
 
@@ -30,6 +30,9 @@ bool unseen_reset_ranges(struct unseen *u, const struct codec_range *v,
 /* Message seq is (unseen) or is not (!unseen) unseen now. Returns true
  * when the count changed. Does nothing while not known. */
 bool unseen_set(struct unseen *u, uint32_t seq, bool unseen);
+/* The messages lo..hi are gone (VANISHED, by UID): nothing moves.
+ * Returns true when the count changed. */
+bool unseen_remove(struct unseen *u, uint32_t lo, uint32_t hi);
 /* Message seq was expunged: later ones move down by one. Returns true
  * when the count changed. */
 bool unseen_expunge(struct unseen *u, uint32_t seq);

@@ -192,13 +192,28 @@ s_starttls(void *ud)
 /* In fetch mode the session reports only after session_examine(), with
  * w->mb set: every mailbox event below has its mailbox. */
 static uint32_t
-s_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
-	   bool *by_date_r)
+s_selected(void *ud, const struct session_selected *sel, bool *by_date_r)
 {
 	struct watcher *w = ud;
 
-	return mailbox_selected(w->mb, uidvalidity, uidnext, exists,
-				wall_now(w), by_date_r);
+	return mailbox_selected(w->mb, sel, wall_now(w), by_date_r);
+}
+
+static size_t
+s_known(void *ud, uint32_t *uids, size_t max, uint32_t *uidvalidity_r,
+	uint64_t *modseq_r)
+{
+	struct watcher *w = ud;
+
+	return mailbox_known(w->mb, uids, max, uidvalidity_r, modseq_r);
+}
+
+static void
+s_vanished(void *ud, const struct codec_seqset *uids)
+{
+	struct watcher *w = ud;
+
+	mailbox_vanished(w->mb, uids);
 }
 
 static void
@@ -356,6 +371,8 @@ static const struct session_cb session_cb = {
 	.status = s_status,
 	.ready = s_ready,
 	.mailbox_failed = s_mailbox_failed,
+	.known = s_known,
+	.vanished = s_vanished,
 };
 
 /* ---- transport callbacks ---- */

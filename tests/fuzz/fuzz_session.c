@@ -7,7 +7,9 @@
  * change), whose INTERNALDATEs go through the parser the watcher uses.
  * Bit 5 asks for NOTIFY (the script then offers it), bit 6 runs the
  * session in fetch mode, where each ready() checks two mailboxes with
- * STATUS or examines one, in turn. */
+ * STATUS or examines one, in turn. Bit 7 has the script offer and enable
+ * QRESYNC; the owner always knows three UIDs (known()), so the EXAMINE
+ * with QRESYNC, VANISHED and the fetch of their flags are reached. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +28,36 @@ starttls(void *ud)
 }
 
 static uint32_t
-selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
-	 bool *by_date_r)
+selected(void *ud, const struct session_selected *sel, bool *by_date_r)
 {
 	(void)ud;
-	(void)uidvalidity;
-	(void)exists;
 	*by_date_r = by_date;
 	/* Catch up from a little before UIDNEXT, to exercise the fetch. */
-	return uidnext > 3 ? uidnext - 3 : 1;
+	return sel->uidnext > 3 ? sel->uidnext - 3 : 1;
+}
+
+static size_t
+known(void *ud, uint32_t *uids, size_t max, uint32_t *uidvalidity_r,
+      uint64_t *modseq_r)
+{
+	static const uint32_t mine[] = {2, 3, 7};
+
+	(void)ud;
+	if (max < 3)
+		abort();
+	memcpy(uids, mine, sizeof(mine));
+	*uidvalidity_r = 9;
+	*modseq_r = 5;
+	return 3;
+}
+
+static void
+vanished(void *ud, const struct codec_seqset *set)
+{
+	(void)ud;
+	for (size_t i = 0; i < set->n; i++)
+		if (set->v[i].lo > set->v[i].hi)
+			abort();
 }
 
 static uint32_t dated_min;
@@ -117,8 +140,10 @@ static void
 status(void *ud, const char *name, const struct session_status *st)
 {
 	(void)ud;
-	(void)st;
-	if (strlen(name) > 65536)
+	/* An item is 0 unless the response held it. */
+	if (strlen(name) > 65536 ||
+	    (!(st->have & SESSION_ST_UIDNEXT) && st->uidnext) ||
+	    (!(st->have & SESSION_ST_UNSEEN) && st->unseen))
 		abort();
 }
 
@@ -156,7 +181,8 @@ unseen(void *ud, uint32_t count)
 static const struct session_cb cb = {
 	starttls, selected, fetched, batch_end, flags,
 	expunge,  idle,     fail_cb, dated,     dated_end,
-	notify,   status,   ready,   mailbox_failed, NULL,
+	notify,   status,   ready,   mailbox_failed,
+	known,    vanished, NULL,
 };
 
 static const char *const others[] = {"a", "b"};
@@ -173,6 +199,16 @@ static const char script_notify[] =
 	"* STATUS a (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3)\r\n"
 	"m2 OK NOTIFY done\r\n"
 	"* 5 EXISTS\r\n* OK [UIDVALIDITY 9] x\r\n* OK [UIDNEXT 9] x\r\n"
+	"m3 OK [READ-ONLY] x\r\n";
+
+/* With QRESYNC: ENABLE's reply, then an EXAMINE's with what changed. */
+static const char script_qresync[] =
+	"* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN SASL-IR] hi\r\n"
+	"m1 OK [CAPABILITY IMAP4rev1 IDLE CONDSTORE QRESYNC] in\r\n"
+	"* ENABLED QRESYNC\r\nm2 OK x\r\n"
+	"* 5 EXISTS\r\n* OK [UIDVALIDITY 9] x\r\n* OK [UIDNEXT 9] x\r\n"
+	"* OK [HIGHESTMODSEQ 8] x\r\n* VANISHED (EARLIER) 3\r\n"
+	"* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))\r\n"
 	"m3 OK [READ-ONLY] x\r\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -212,7 +248,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s = cur = session_new(&o, &cb, NULL);
 	}
 	session_connected(s, now);
-	if (data[0] & 2 && o.notify)
+	if (data[0] & 128)
+		session_feed(s, script_qresync, sizeof(script_qresync) - 1,
+			     now);
+	else if (data[0] & 2 && o.notify)
 		session_feed(s, script_notify, sizeof(script_notify) - 1, now);
 	else if (data[0] & 2)
 		session_feed(s, script, sizeof(script) - 1, now);

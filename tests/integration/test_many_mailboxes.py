@@ -13,8 +13,9 @@ connections per user and address:
 - a server that allows fewer connections than max_connections: the
   logins it refuses with [LIMIT] lower the budget, nothing is lost;
 - a notification withdrawn when its message is read elsewhere, in INBOX
-  (the mailbox the NOTIFY connection has selected). Mailboxes followed
-  by NOTIFY's STATUS alone do not withdraw yet: that is left open."""
+  (the mailbox the NOTIFY connection has selected) and in a folder
+  followed by NOTIFY's STATUS alone; without NOTIFY, in a folder checked
+  every poll_interval."""
 
 import os
 import re
@@ -232,30 +233,62 @@ def test_limit_lowers_budget():
     finish(mw)
 
 
+def withdraw_each(dc, mw, nd, names, deadline, what):
+    """For each of names: one message delivered, its notification shown,
+    then the message marked read as another client would: ok() that the
+    notification is closed within deadline."""
+    for name in names:
+        shown_before = len(nd.records())
+        (_, uid), = append_each(dc, [name], "read")
+        if not ok(nd.wait_records(shown_before + 1, deadline),
+                  "%s: %s notified" % (what, name), mw.log_tail(10)):
+            continue
+        shown = nd.records()[-1]["id"]
+        mark_seen(dc, name, uid)
+        ok(wait_until(lambda: shown in {r["id"] for r in
+                                        nd.records("CloseNotification")},
+                      deadline),
+           "%s: read elsewhere closes the notification (%s)" % (what, name),
+           mw.log_tail(10))
+
+
 def test_withdraw_notify():
     """(d) NOTIFY: a notification is withdrawn when its message is read
-    elsewhere, in INBOX."""
+    elsewhere, in INBOX (selected) and in a folder NOTIFY follows with
+    STATUS alone."""
     need_binaries()
     dc = server(notify=True)
     bus = mwtest.SessionBus()
     nd = mwtest.Notifyd(bus)
     mw = start(dc, bus=bus, notify=True)
     wait_watched(mw, "withdraw")
-    for i, name in enumerate(["INBOX"]):
-        (_, uid), = append_each(dc, [name], "read")
-        if not ok(nd.wait_records(i + 1, PUSH), "withdraw: %s notified"
-                  % name):
-            continue
-        shown = nd.records()[-1]["id"]
-        mark_seen(dc, name, uid)
-        ok(wait_until(lambda: shown in {r["id"] for r in
-                                        nd.records("CloseNotification")},
-                      10),
-           "withdraw: read elsewhere closes the notification (%s)" % name)
+    withdraw_each(dc, mw, nd, ["INBOX", FOLDERS[4]], PUSH,
+                  "withdraw (NOTIFY)")
+    finish(mw)
+
+
+def test_withdraw_swept():
+    """(d) Without NOTIFY: a notification is withdrawn when its message is
+    read elsewhere in a folder checked every poll_interval."""
+    need_binaries()
+    dc = server(notify=False)
+    bus = mwtest.SessionBus()
+    nd = mwtest.Notifyd(bus)
+    mw = start(dc, bus=bus, notify=True, max_connections=BUDGET,
+               poll_interval=POLL)
+    wait_watched(mw, "withdraw (checked)")
+    withdraw_each(dc, mw, nd, [FOLDERS[-1]], CHECKED, "withdraw (checked)")
+    # The folder was the last one the fetcher EXAMINEd: its checks must
+    # not go by that stale view (Dovecot answers STATUS of a selected
+    # mailbox from it).
+    want = append_each(dc, [FOLDERS[-1]], "again")
+    ok(wait_until(lambda: want[0] in keys(mw.hook_records()), CHECKED),
+       "checked: more mail in the folder last fetched is announced",
+       mw.log_tail(10))
     finish(mw)
 
 
 if __name__ == "__main__":
     mwtest.main(test_notify_stock_limit, test_budget_without_notify,
                 test_restart_catch_up, test_limit_lowers_budget,
-                test_withdraw_notify)
+                test_withdraw_notify, test_withdraw_swept)

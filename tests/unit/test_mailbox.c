@@ -205,6 +205,47 @@ flags(struct mailbox *mb, uint32_t seq, const char *fl)
 	free(text);
 }
 
+/* A FETCH of flags with the UID: the answer to the fetch of the known
+ * UIDs' flags, or a change with CONDSTORE enabled. */
+static void
+uid_flags(struct mailbox *mb, uint32_t seq, uint32_t uid, const char *fl)
+{
+	char *text = xasprintf("* %u FETCH (UID %u FLAGS (%s) MODSEQ (99))",
+			       seq, uid, fl);
+
+	feed(mb, mailbox_flags, text);
+	free(text);
+}
+
+/* mailbox_known() as "11,12 v7 m40"; borrowed until the next call. */
+static const char *
+known(struct mailbox *mb)
+{
+	static char buf[256];
+	uint32_t uids[SESSION_MAX_KNOWN], v;
+	uint64_t m;
+	size_t n = mailbox_known(mb, uids, SESSION_MAX_KNOWN, &v, &m), off = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < n && off < sizeof(buf); i++)
+		off += snprintf(buf + off, sizeof(buf) - off, "%s%u",
+				i ? "," : "", uids[i]);
+	if (off < sizeof(buf))
+		snprintf(buf + off, sizeof(buf) - off, " v%u m%llu", v,
+			 (unsigned long long)m);
+	return buf;
+}
+
+/* VANISHED of the UIDs lo..hi. */
+static void
+vanished(struct mailbox *mb, uint32_t lo, uint32_t hi)
+{
+	struct codec_range r = {lo, hi};
+	struct codec_seqset set = {&r, 1};
+
+	mailbox_vanished(mb, &set);
+}
+
 /* ---- the state file ---- */
 
 static void
@@ -235,6 +276,16 @@ state_of(const char *mailbox)
 	return buf;
 }
 
+/* EXAMINE found uidvalidity, uidnext and exists, without CONDSTORE. */
+static uint32_t
+examined(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
+	 uint32_t exists, int64_t wall, bool *by_date_r)
+{
+	struct session_selected sel = {uidvalidity, uidnext, exists, 0, false};
+
+	return mailbox_selected(mb, &sel, wall, by_date_r);
+}
+
 /* ---- scenarios ---- */
 
 /* No state: what the mailbox holds is old; the state is written with
@@ -247,7 +298,7 @@ test_first_start_and_new_mail(void)
 	bool by_date = false;
 
 	save_requests = 0;
-	is_int(mailbox_selected(mb, 7, 11, 10, T0, &by_date), 11,
+	is_int(examined(mb, 7, 11, 10, T0, &by_date), 11,
 	       "first start: announce only from UIDNEXT on");
 	ok(!by_date, "first start: no date scan");
 	ok(save_requests > 0, "first start: asks for a state write");
@@ -299,7 +350,7 @@ catch_up_case(const char *box, enum catch_up_mode mode, unsigned max,
 	account.d.catch_up_max = max;
 	put_state(box, 7, 13, T0, 10);
 	mb = mailbox_new(&env, &account, box);
-	is_int(mailbox_selected(mb, 7, 20, 16, T0 + 60, &by_date), 14,
+	is_int(examined(mb, 7, 20, 16, T0 + 60, &by_date), 14,
 	       "%s: catch up from the mark", what);
 	for (uint32_t uid = 14; uid < 20; uid++) {
 		char subject[16];
@@ -341,8 +392,10 @@ test_catch_up(void)
 	catch_up_case("skip", CATCH_UP_SKIP, 10, "", "catch_up = skip");
 }
 
-/* After a reconnect, the catch-up fetch re-reads what was announced: read
- * meanwhile, or gone, it is withdrawn. */
+/* After a reconnect without QRESYNC, the flags of what was announced are
+ * fetched (the session asks mailbox_known()): read meanwhile, or not
+ * there any more, it is withdrawn; the rest is followed with its new
+ * sequence number. The catch-up fetches only what is new. */
 static void
 test_reconnect_resync(void)
 {
@@ -351,24 +404,74 @@ test_reconnect_resync(void)
 
 	put_state("resync", 7, 10, T0, 10);
 	mb = mailbox_new(&env, &account, "resync");
-	mailbox_selected(mb, 7, 11, 10, T0, &by_date);
+	examined(mb, 7, 11, 10, T0, &by_date);
 	mailbox_idle(mb, 10, T0);
+	is_str(known(mb), " v7 m0", "nothing announced: nothing known");
 	fetched(mb, 11, 11, "", "One", NULL);
 	fetched(mb, 12, 12, "", "Two", NULL);
 	fetched(mb, 13, 13, "", "Three", NULL);
 	mailbox_batch_end(mb);
 	got();
 	mailbox_closed(mb, T0 + 5);
-	is_int(mailbox_selected(mb, 7, 14, 12, T0 + 10, &by_date), 11,
-	       "reconnect: fetch from the first announced message");
-	fetched(mb, 10, 11, "\\Seen", "One", NULL);
-	fetched(mb, 11, 13, "", "Three", NULL);
+	is_int(examined(mb, 7, 15, 13, T0 + 10, &by_date), 14,
+	       "reconnect: the catch-up fetches only what is new");
+	is_str(known(mb), "11,12,13 v7 m0",
+	       "the announced messages are asked about (no CONDSTORE)");
+	uid_flags(mb, 10, 11, "\\Seen");
+	uid_flags(mb, 11, 13, "");
+	fetched(mb, 12, 14, "", "Four", NULL);
 	mailbox_batch_end(mb);
-	is_str(got(), "withdraw 11 v7; withdraw 12 v7; ",
+	is_str(got(), "withdraw 11 v7; send 14 v7 Four; done 1; "
+		      "withdraw 12 v7; ",
 	       "read meanwhile (11) and deleted meanwhile (12) withdrawn");
 	mailbox_expunge(mb, 11);
 	is_str(got(), "withdraw 13 v7; ",
 	       "the new connection's sequence number of 13 was learnt");
+	mailbox_free(&mb);
+}
+
+/* With QRESYNC the EXAMINE carries what mailbox_known() says; the server
+ * reports what changed (FETCH with UID) and what went (VANISHED
+ * (EARLIER)) before the EXAMINE completes, and the rest is there, its
+ * sequence number unknown and not needed: expunges come as VANISHED. */
+static void
+test_reconnect_qresync(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+	struct session_selected sel = {7, 11, 10, 40, false};
+
+	put_state("qresync", 7, 10, T0, 10);
+	mb = mailbox_new(&env, &account, "qresync");
+	mailbox_selected(mb, &sel, T0, &by_date);
+	fetched(mb, 11, 11, "", "One", NULL);
+	fetched(mb, 12, 12, "", "Two", NULL);
+	fetched(mb, 13, 13, "", "Three", NULL);
+	fetched(mb, 14, 14, "", "Four", NULL);
+	mailbox_batch_end(mb);
+	mailbox_idle(mb, 14, T0);
+	got();
+	is_str(known(mb), "11,12,13,14 v7 m40",
+	       "known: the announced UIDs and the EXAMINE's HIGHESTMODSEQ");
+	mailbox_closed(mb, T0 + 5);
+
+	/* The server's answer to EXAMINE (QRESYNC (7 40 11:14)). */
+	vanished(mb, 12, 12);
+	uid_flags(mb, 10, 11, "\\Seen");
+	sel = (struct session_selected){7, 15, 13, 45, true};
+	is_int(mailbox_selected(mb, &sel, T0 + 10, &by_date), 15,
+	       "QRESYNC: nothing to fetch");
+	mailbox_idle(mb, 13, T0 + 10);
+	is_str(got(), "withdraw 12 v7; withdraw 11 v7; ",
+	       "gone (VANISHED (EARLIER)) and read (FETCH) withdrawn, the "
+	       "others kept though nothing was fetched");
+	is_str(known(mb), "13,14 v7 m45", "in step as of HIGHESTMODSEQ 45");
+	mailbox_expunge(mb, 11);
+	is_str(got(), "", "an EXPUNGE by number does not guess");
+	vanished(mb, 14, 20);
+	is_str(got(), "withdraw 14 v7; ", "VANISHED while watching");
+	uid_flags(mb, 12, 13, "\\Seen \\Flagged");
+	is_str(got(), "withdraw 13 v7; ", "a change with its UID");
 	mailbox_free(&mb);
 }
 
@@ -382,7 +485,7 @@ test_unfinished(void)
 
 	put_state("held", 7, 10, T0, 10);
 	mb = mailbox_new(&env, &account, "held");
-	mailbox_selected(mb, 7, 11, 10, T0, &by_date);
+	examined(mb, 7, 11, 10, T0, &by_date);
 	mailbox_idle(mb, 10, T0 + 1000);
 	mailbox_save(mb, false, true, 10);
 	is_str(state_of("held"), "v7 uid 10 seen +1000 messages 10",
@@ -415,7 +518,7 @@ test_seen_time(void)
 
 	put_state("seen", 7, 10, T0, 10);
 	mb = mailbox_new(&env, &account, "seen");
-	mailbox_selected(mb, 7, 11, 10, T0, &by_date);
+	examined(mb, 7, 11, 10, T0, &by_date);
 	mailbox_idle(mb, 10, T0 + 1000);
 	mailbox_save(mb, false, true, 11);
 	is_str(state_of("seen"), "v7 uid 10 seen +0 messages 10",
@@ -436,7 +539,7 @@ test_seen_time(void)
 
 	put_state("seen2", 7, 10, T0, 10);
 	mb = mailbox_new(&env, &account, "seen2");
-	mailbox_selected(mb, 7, 11, 10, T0 + 1000, &by_date);
+	examined(mb, 7, 11, 10, T0 + 1000, &by_date);
 	mailbox_idle(mb, 10, T0 + 1000);
 	mailbox_save(mb, false, true, 10);
 	is_str(state_of("seen2"), "v7 uid 10 seen +1000 messages 10",
@@ -458,7 +561,7 @@ test_uidvalidity_changed(void)
 
 	put_state("empty", 7, 13, T0, 5);
 	mb = mailbox_new(&env, &account, "empty");
-	is_int(mailbox_selected(mb, 8, 1, 0, T0 + 60, &by_date), 1,
+	is_int(examined(mb, 8, 1, 0, T0 + 60, &by_date), 1,
 	       "new UIDVALIDITY, empty mailbox: from UID 1");
 	ok(!by_date, "no date scan for an empty mailbox");
 	mailbox_save(mb, false, false, 0);
@@ -468,7 +571,7 @@ test_uidvalidity_changed(void)
 
 	put_state("courier", 7, 13, T0, 0);
 	mb = mailbox_new(&env, &account, "courier");
-	is_int(mailbox_selected(mb, 8, 3, 2, T0 + 60, &by_date), 1,
+	is_int(examined(mb, 8, 3, 2, T0 + 60, &by_date), 1,
 	       "empty when last seen: catch up with all it holds");
 	ok(!by_date, "all of it: no date scan");
 	fetched(mb, 1, 1, "", "First", NULL);
@@ -488,12 +591,12 @@ test_uidvalidity_changed(void)
 	mb = mailbox_new(&env, &account, "dated");
 	/* An announced message of the old mailbox, withdrawn at the
 	 * change. */
-	mailbox_selected(mb, 7, 52, 6, T0 - 10, &by_date);
+	examined(mb, 7, 52, 6, T0 - 10, &by_date);
 	fetched(mb, 6, 51, "", "Old", NULL);
 	mailbox_batch_end(mb);
 	got();
 	mailbox_closed(mb, T0 + 10);
-	is_int(mailbox_selected(mb, 9, 8, 7, T0 + 60, &by_date), 0,
+	is_int(examined(mb, 9, 8, 7, T0 + 60, &by_date), 0,
 	       "renumbered mailbox: the date scan");
 	ok(by_date, "by_date set");
 	is_str(got(), "withdraw 51 v7; ",
@@ -529,7 +632,7 @@ test_rebase_cut_short(void)
 
 	put_state("cut", 7, 50, T0, 5);
 	mb = mailbox_new(&env, &account, "cut");
-	mailbox_selected(mb, 9, 8, 7, T0 + 60, &by_date);
+	examined(mb, 9, 8, 7, T0 + 60, &by_date);
 	dated(mb, 5, 5, "", AFTER_T0);
 	is_int(mailbox_dated_end(mb), 5, "the date scan found UID 5");
 	fetched(mb, 5, 5, "", "Since", AFTER_T0);
@@ -539,7 +642,7 @@ test_rebase_cut_short(void)
 	is_str(state_of("cut"), "v7 uid 50 seen +0 messages 5",
 	       "the state keeps the old values");
 	by_date = false;
-	is_int(mailbox_selected(mb, 9, 8, 7, T0 + 80, &by_date), 0,
+	is_int(examined(mb, 9, 8, 7, T0 + 80, &by_date), 0,
 	       "the next connection starts the catch-up over");
 	ok(by_date, "with the date scan");
 	dated(mb, 5, 5, "", AFTER_T0);
@@ -552,6 +655,23 @@ test_rebase_cut_short(void)
 	       "then the new state is written");
 }
 
+/* A STATUS with UIDVALIDITY (0: left out), UIDNEXT and MESSAGES, as a
+ * check or NOTIFY's push of new mail says. */
+static bool
+status3(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
+	uint32_t messages, int64_t wall)
+{
+	struct session_status st = {
+		.have = SESSION_ST_UIDNEXT | SESSION_ST_MESSAGES |
+			(uidvalidity ? SESSION_ST_UIDVALIDITY : 0),
+		.uidvalidity = uidvalidity,
+		.uidnext = uidnext,
+		.messages = messages,
+	};
+
+	return mailbox_status(mb, &st, wall);
+}
+
 /* STATUS from a connection that does not select the mailbox. */
 static void
 test_status(void)
@@ -559,31 +679,29 @@ test_status(void)
 	struct mailbox *mb = mailbox_new(&env, &account, "status");
 	bool by_date = false;
 
-	ok(mailbox_status(mb, 0, 21, 20, T0),
+	ok(status3(mb, 0, 21, 20, T0),
 	   "no state and no UIDVALIDITY in the response: EXAMINE it");
-	ok(!mailbox_status(mb, 5, 21, 20, T0),
+	ok(!status3(mb, 5, 21, 20, T0),
 	   "no state: start afresh, nothing to fetch");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("status"), "v5 uid 20 seen +0 messages 20",
 	       "no state: written with UIDNEXT - 1, seen now");
-	ok(!mailbox_status(mb, 5, 21, 19, T0 + 700),
+	ok(!status3(mb, 5, 21, 19, T0 + 700),
 	   "nothing moved: nothing to fetch");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
 	       "nothing moved: seen whole now");
-	ok(mailbox_status(mb, 5, 23, 21, T0 + 800), "UIDNEXT moved: fetch");
-	ok(mailbox_status(mb, 6, 21, 20, T0 + 800),
+	ok(status3(mb, 5, 23, 21, T0 + 800), "UIDNEXT moved: fetch");
+	ok(status3(mb, 6, 21, 20, T0 + 800),
 	   "UIDVALIDITY changed: EXAMINE");
-	ok(mailbox_status(mb, 5, 0, 20, T0 + 800),
-	   "no UIDNEXT in the response: EXAMINE");
-	ok(!mailbox_status(mb, 0, 21, 20, T0 + 800),
+	ok(!status3(mb, 0, 21, 20, T0 + 800),
 	   "a NOTIFY push without UIDVALIDITY, nothing moved: no fetch");
-	ok(mailbox_status(mb, 0, 22, 21, T0 + 800),
+	ok(status3(mb, 0, 22, 21, T0 + 800),
 	   "a NOTIFY push without UIDVALIDITY, UIDNEXT moved: fetch");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
 	       "a STATUS that needs a fetch changes nothing");
-	is_int(mailbox_selected(mb, 5, 23, 21, T0 + 801, &by_date), 21,
+	is_int(examined(mb, 5, 23, 21, T0 + 801, &by_date), 21,
 	       "the EXAMINE then fetches from UID 21");
 	fetched(mb, 20, 21, "", "New", NULL);
 	fetched(mb, 21, 22, "", "Newer", NULL);
@@ -593,6 +711,76 @@ test_status(void)
 	mailbox_free(&mb);
 	is_str(state_of("status"), "v5 uid 22 seen +800 messages 20",
 	       "the mark moved");
+}
+
+/* A STATUS of flags alone, as NOTIFY pushes it for FlagChange: UNSEEN
+ * and, when modseq is not 0, HIGHESTMODSEQ. */
+static bool
+status_flags(struct mailbox *mb, uint32_t unseen, uint64_t modseq)
+{
+	struct session_status st = {
+		.have = SESSION_ST_UNSEEN |
+			(modseq ? SESSION_ST_HIGHESTMODSEQ : 0),
+		.unseen = unseen,
+		.highestmodseq = modseq,
+	};
+
+	return mailbox_status(mb, &st, T0 + 100);
+}
+
+/* A mailbox followed by STATUS alone (NOTIFY, or checked every
+ * poll_interval): a message announced there and read or deleted
+ * elsewhere is withdrawn. UNSEEN going down, or HIGHESTMODSEQ moving,
+ * has the fetcher EXAMINE it and re-read what was announced. */
+static void
+test_status_withdraw(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+	struct session_status st = {
+		.have = SESSION_ST_UIDNEXT | SESSION_ST_MESSAGES |
+			SESSION_ST_UIDVALIDITY | SESSION_ST_UNSEEN |
+			SESSION_ST_HIGHESTMODSEQ,
+		.uidvalidity = 7,
+		.uidnext = 13,
+		.messages = 12,
+		.unseen = 2,
+		.highestmodseq = 40,
+	};
+
+	put_state("far", 7, 10, T0, 10);
+	mb = mailbox_new(&env, &account, "far");
+	ok(mailbox_status(mb, &st, T0), "new mail: fetch");
+	is_int(examined(mb, 7, 13, 12, T0, &by_date), 11,
+	       "from the mark");
+	fetched(mb, 11, 11, "", "One", NULL);
+	fetched(mb, 12, 12, "", "Two", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 11 v7 One; send 12 v7 Two; done 2; ",
+	       "both announced");
+
+	ok(!status_flags(mb, 2, 40), "nothing changed: no fetch");
+	ok(status_flags(mb, 1, 41), "UNSEEN went down: fetch");
+	is_int(examined(mb, 7, 13, 12, T0 + 100, &by_date), 13,
+	       "the EXAMINE: nothing new");
+	is_str(known(mb), "11,12 v7 m0", "the announced messages' flags");
+	uid_flags(mb, 11, 11, "\\Seen");
+	uid_flags(mb, 12, 12, "");
+	mailbox_batch_end(mb);
+	is_str(got(), "withdraw 11 v7; ", "the one read elsewhere withdrawn");
+
+	ok(status_flags(mb, 1, 42),
+	   "HIGHESTMODSEQ moved, UNSEEN did not: fetch");
+	is_int(examined(mb, 7, 13, 12, T0 + 100, &by_date), 13,
+	       "the EXAMINE: nothing new");
+	is_str(known(mb), "12 v7 m0", "the one still announced");
+	mailbox_batch_end(mb);
+	is_str(got(), "withdraw 12 v7; ",
+	       "not there any more: deleted elsewhere, withdrawn");
+	ok(!status_flags(mb, 0, 43),
+	   "nothing announced any more: no fetch however flags change");
+	mailbox_free(&mb);
+	is_str(got(), "", "nothing else");
 }
 
 int
@@ -611,11 +799,13 @@ main(void)
 	test_first_start_and_new_mail();
 	test_catch_up();
 	test_reconnect_resync();
+	test_reconnect_qresync();
 	test_unfinished();
 	test_seen_time();
 	test_uidvalidity_changed();
 	test_rebase_cut_short();
 	test_status();
+	test_status_withdraw();
 
 	{
 		char *cmd = xasprintf("rm -rf '%s'", dir);

@@ -20,6 +20,9 @@ struct rec {
 	int failed;
 	enum session_fail why;
 	int starttls;
+	uint32_t known[8];   /* what known() gives */
+	size_t n_known;
+	uint64_t modseq;
 };
 
 static void
@@ -44,15 +47,20 @@ c_starttls(void *ud)
 	ev(r, "starttls");
 }
 
+/* "selected uidvalidity/uidnext/exists[ modseq N][ qresync]". */
 static uint32_t
-c_selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
-	   bool *by_date_r)
+c_selected(void *ud, const struct session_selected *sel, bool *by_date_r)
 {
 	struct rec *r = ud;
+	char modseq[32] = "";
 
-	ev(r, "selected %u/%u/%u", uidvalidity, uidnext, exists);
+	if (sel->highestmodseq)
+		snprintf(modseq, sizeof(modseq), " modseq %llu",
+			 (unsigned long long)sel->highestmodseq);
+	ev(r, "selected %u/%u/%u%s%s", sel->uidvalidity, sel->uidnext,
+	   sel->exists, modseq, sel->qresync ? " qresync" : "");
 	*by_date_r = r->by_date;
-	return r->start ? r->start : uidnext;
+	return r->start ? r->start : sel->uidnext;
 }
 
 static void
@@ -73,10 +81,16 @@ c_batch_end(void *ud)
 	ev(ud, "batch_end");
 }
 
+/* "flags SEQ[ uid UID][ seen]". */
 static void
 c_flags(void *ud, const struct codec_fetch *f)
 {
-	ev(ud, "flags %u", f->seq);
+	char uid[32] = "";
+
+	if (f->have & CODEC_FETCH_UID)
+		snprintf(uid, sizeof(uid), " uid %u", f->uid);
+	ev(ud, "flags %u%s%s", f->seq, uid,
+	   codec_strlist_has(&f->flags, "\\Seen") ? " seen" : "");
 }
 
 static void
@@ -123,11 +137,27 @@ c_notify(void *ud, bool on)
 	ev(ud, "notify %s", on ? "on" : "off");
 }
 
+/* "status NAME uidvalidity/uidnext/messages/unseen [modseq N]", "?" for
+ * an item the response left out. */
 static void
 c_status(void *ud, const char *name, const struct session_status *st)
 {
-	ev(ud, "status %s %u/%u/%u/%u", name, st->uidvalidity, st->uidnext,
-	   st->messages, st->unseen);
+	const unsigned bits[] = {SESSION_ST_UIDVALIDITY, SESSION_ST_UIDNEXT,
+				 SESSION_ST_MESSAGES, SESSION_ST_UNSEEN};
+	const uint32_t v[] = {st->uidvalidity, st->uidnext, st->messages,
+			      st->unseen};
+	char text[128], *p = text;
+
+	for (size_t i = 0; i < 4; i++) {
+		if (st->have & bits[i])
+			p += sprintf(p, "%s%u", i ? "/" : "", v[i]);
+		else
+			p += sprintf(p, "%s?", i ? "/" : "");
+	}
+	if (st->have & SESSION_ST_HIGHESTMODSEQ)
+		sprintf(p, " modseq %llu",
+			(unsigned long long)st->highestmodseq);
+	ev(ud, "status %s %s", name, text);
 }
 
 static void
@@ -148,11 +178,40 @@ c_unseen(void *ud, uint32_t count)
 	ev(ud, "unseen %u", count);
 }
 
+/* What known() gives: rec.n_known UIDs from rec.known, HIGHESTMODSEQ
+ * rec.modseq, UIDVALIDITY 7. */
+static size_t
+c_known(void *ud, uint32_t *uids, size_t max, uint32_t *uidvalidity_r,
+	uint64_t *modseq_r)
+{
+	struct rec *r = ud;
+	size_t n = r->n_known < max ? r->n_known : max;
+
+	memcpy(uids, r->known, n * sizeof(*uids));
+	*uidvalidity_r = 7;
+	*modseq_r = r->modseq;
+	return n;
+}
+
+/* "vanished lo:hi,...". */
+static void
+c_vanished(void *ud, const struct codec_seqset *set)
+{
+	char text[256] = "";
+	size_t off = 0;
+
+	for (size_t i = 0; i < set->n && off < sizeof(text); i++)
+		off += snprintf(text + off, sizeof(text) - off, "%s%u:%u",
+				i ? "," : "", set->v[i].lo, set->v[i].hi);
+	ev(ud, "vanished %s", text);
+}
+
 /* Without unseen: no SEARCH UNSEEN after EXAMINE (test_unseen has it). */
 static const struct session_cb cb = {
 	c_starttls, c_selected, c_fetched, c_batch_end, c_flags,
 	c_expunge,  c_idle,     c_failed,  c_dated,     c_dated_end,
-	c_notify,   c_status,   c_ready,   c_mailbox_failed, NULL,
+	c_notify,   c_status,   c_ready,   c_mailbox_failed,
+	c_known,    c_vanished, NULL,
 };
 
 static struct session_opts opts = {
@@ -259,7 +318,7 @@ test_main_path(int bytewise)
 	/* Flag changes and expunges while idle are reported, nothing else. */
 	feed(s, &r, "* 3 FETCH (FLAGS (\\Seen))\r\n* 1 EXPUNGE\r\n", bytewise,
 	     SEC);
-	events(&r, "flags 3; expunge 1; ", "flags and expunge while idle");
+	events(&r, "flags 3 seen; expunge 1; ", "flags and expunge while idle");
 	sent(&r, "", "nothing sent for flags or expunge");
 
 	/* The IDLE refresh before the server's inactivity timer. */
@@ -305,15 +364,15 @@ test_unseen(void)
 	feed(s, &r, "+ idling\r\n", 0, 0);
 	r.events[0] = 0;
 	feed(s, &r, "* 2 FETCH (FLAGS (\\Seen))\r\n", 0, SEC);
-	events(&r, "unseen 2; flags 2; ", "read elsewhere: one fewer");
+	events(&r, "unseen 2; flags 2 seen; ", "read elsewhere: one fewer");
 	feed(s, &r, "* 2 FETCH (FLAGS (\\Seen))\r\n* 1 FETCH (FLAGS ())\r\n",
 	     0, SEC);
-	events(&r, "flags 2; unseen 3; flags 1; ",
+	events(&r, "flags 2 seen; unseen 3; flags 1; ",
 	       "a repeat changes nothing; marked unread: one more");
 	feed(s, &r, "* 2 EXPUNGE\r\n", 0, SEC);
 	events(&r, "expunge 2; ", "a read message deleted: no change");
 	feed(s, &r, "* 2 FETCH (FLAGS (\\Seen))\r\n", 0, SEC);
-	events(&r, "unseen 2; flags 2; ",
+	events(&r, "unseen 2; flags 2 seen; ",
 	       "expunge renumbered: old 3 is now 2");
 	feed(s, &r, "* 1 EXPUNGE\r\n", 0, SEC);
 	events(&r, "unseen 1; expunge 1; ", "an unseen message deleted");
@@ -436,7 +495,8 @@ test_date_scan(void)
 	     "m3 OK done\r\n",
 	     0, SEC);
 	events(&r, "selected 8/9/2; dated 4 01-Jan-2024 10:00:00 +0000 seen; "
-		   "dated 8  2-Jan-2024 10:00:00 +0000; flags 2; dated_end; ",
+		   "dated 8  2-Jan-2024 10:00:00 +0000; flags 2 seen; "
+		   "dated_end; ",
 	       "each message dated, then asked where to start");
 	sent(&r, "m4 UID FETCH 9:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "the message that came during the scan is fetched after it");
@@ -866,7 +926,7 @@ test_trace_lines(void)
 }
 
 static const char notify_caps[] =
-	"m1 OK [CAPABILITY IMAP4rev1 IDLE NOTIFY LITERAL+ QRESYNC] ok\r\n";
+	"m1 OK [CAPABILITY IMAP4rev1 IDLE NOTIFY LITERAL+] ok\r\n";
 
 static const char *const others[] = {"a", "Lists/x", "Caf\xc3\xa9"};
 
@@ -900,7 +960,8 @@ test_notify(int bytewise)
 	sent(&r,
 	     "m2 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
 	     "MessageExpunge FlagChange)) (mailboxes (a Lists/x Caf&AOk-) "
-	     "(MessageNew MessageExpunge FlagChange))\r\nm3 EXAMINE INBOX\r\n",
+	     "(MessageNew MessageExpunge FlagChange))\r\nm3 EXAMINE "
+	     "INBOX\r\n",
 	     "NOTIFY SET and EXAMINE in one write, names in modified UTF-7");
 	feed(s, &r,
 	     "* STATUS Lists/x (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1796502944 "
@@ -909,7 +970,7 @@ test_notify(int bytewise)
 	     "UNSEEN 1)\r\n"
 	     "m2 OK NOTIFY completed (0.007 + 0.000 + 0.006 secs).\r\n",
 	     bytewise, 0);
-	events(&r, "status Lists/x 1796502944/1/0/0; "
+	events(&r, "status Lists/x 1796502944/1/0/0 modseq 1; "
 		   "status Caf\xc3\xa9 5/9/2/1; notify on; ",
 	       "initial STATUS of each, decoded; notify on");
 	feed(s, &r, examined, bytewise, 0);
@@ -943,9 +1004,10 @@ test_notify(int bytewise)
 	     "* STATUS a (MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 3)\r\n"
 	     "* STATUS a (UNSEEN 1 HIGHESTMODSEQ 4)\r\n",
 	     bytewise, SEC);
-	events(&r, "flags 1; status a 0/3/2/2; status a 0/0/0/1; ",
-	       "a repeated push is not new; flag change; pushed STATUS, and "
-	       "one for a flag change with nothing but UNSEEN");
+	events(&r, "flags 1 seen; status a ?/3/2/2 modseq 3; "
+		   "status a ?/?/?/1 modseq 4; ",
+	       "a repeated push is not new; flag change; pushed STATUS, of "
+	       "new mail and of flags (FlagChange: no UIDNEXT)");
 	if (!bytewise) {
 		feed(s, &r,
 		     "* 3 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL "
@@ -1130,7 +1192,12 @@ test_fetch_mode(int bytewise)
 	s = session_new(&o, &cb, &r);
 	feed(s, &r, greeting, bytewise, 0);
 	r.sent[0] = 0;
-	feed(s, &r, notify_caps, bytewise, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE CONDSTORE] ok\r\n",
+	     bytewise, 0);
+	sent(&r, "m2 ENABLE CONDSTORE\r\n",
+	     "CONDSTORE enabled after login");
+	feed(s, &r, "* ENABLED CONDSTORE\r\nm2 OK Enabled.\r\n", bytewise,
+	     0);
 	events(&r, "ready; ", "ready after login");
 	sent(&r, "", "nothing sent by itself");
 	ok(session_is_idle(s), "ready counts as idle");
@@ -1140,13 +1207,16 @@ test_fetch_mode(int bytewise)
 	session_status(s, "gone", SEC);
 	drain(s, &r);
 	sent(&r,
-	     "m2 STATUS a (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n"
-	     "m3 STATUS gone (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n",
-	     "STATUS pipelined");
+	     "m3 STATUS a (MESSAGES UIDNEXT UIDVALIDITY UNSEEN "
+	     "HIGHESTMODSEQ)\r\n"
+	     "m4 STATUS gone (MESSAGES UIDNEXT UIDVALIDITY UNSEEN "
+	     "HIGHESTMODSEQ)\r\n",
+	     "STATUS pipelined, with HIGHESTMODSEQ where CONDSTORE is "
+	     "offered");
 	feed(s, &r,
 	     "* STATUS a (MESSAGES 3 UIDNEXT 12 UIDVALIDITY 7 UNSEEN 1)\r\n"
-	     "m2 OK Status completed.\r\n"
-	     "m3 NO Mailbox doesn't exist: gone\r\n",
+	     "m3 OK Status completed.\r\n"
+	     "m4 NO Mailbox doesn't exist: gone\r\n",
 	     bytewise, SEC);
 	events(&r, "status a 7/12/3/1; mailbox_failed gone NO Mailbox "
 		   "doesn't exist: gone; ready; ",
@@ -1154,34 +1224,239 @@ test_fetch_mode(int bytewise)
 	r.start = 10;
 	session_examine(s, "a", 2 * SEC);
 	drain(s, &r);
-	sent(&r, "m4 EXAMINE a\r\n", "EXAMINE on demand");
+	sent(&r, "m5 EXAMINE a\r\n", "EXAMINE on demand");
 	feed(s, &r,
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 12] x\r\n"
-	     "m4 OK [READ-ONLY] done\r\n",
+	     "m5 OK [READ-ONLY] done\r\n",
 	     bytewise, 2 * SEC);
-	sent(&r, "m5 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n", "catch-up");
+	sent(&r, "m6 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n", "catch-up");
 	feed(s, &r,
 	     "* 3 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"eleven\" NIL NIL NIL "
-	     "NIL NIL NIL NIL NIL))\r\nm5 OK done\r\n"
+	     "NIL NIL NIL NIL NIL))\r\nm6 OK done\r\n"
 	     "* 4 EXISTS\r\n",
 	     bytewise, 2 * SEC);
-	events(&r, "selected 7/12/3; fetched 11 eleven; batch_end; ready; ",
-	       "caught up, then ready instead of IDLE");
-	sent(&r, "", "an EXISTS while ready fetches nothing");
+	events(&r, "selected 7/12/3; fetched 11 eleven; batch_end; ",
+	       "caught up");
+	sent(&r, "m7 CLOSE\r\n",
+	     "then CLOSE (a STATUS of the selected mailbox may be stale); "
+	     "the EXISTS fetches nothing");
+	feed(s, &r, "m7 OK Close completed.\r\n", bytewise, 2 * SEC);
+	events(&r, "ready; ", "then ready instead of IDLE");
 	session_examine(s, "missing", 3 * SEC);
 	drain(s, &r);
-	sent(&r, "m6 EXAMINE missing\r\n", "EXAMINE another");
-	feed(s, &r, "m6 NO Mailbox doesn't exist: missing\r\n", bytewise,
+	sent(&r, "m8 EXAMINE missing\r\n", "EXAMINE another");
+	feed(s, &r, "m8 NO Mailbox doesn't exist: missing\r\n", bytewise,
 	     3 * SEC);
 	events(&r, "mailbox_failed missing NO Mailbox doesn't exist: "
 		   "missing; ready; ",
 	       "a refused EXAMINE costs only that mailbox");
 	session_timeout(s, 3 * SEC + 1500 * SEC);
 	drain(s, &r);
-	sent(&r, "m7 NOOP\r\n", "keep-alive NOOP");
-	feed(s, &r, "m7 OK NOOP completed.\r\n", bytewise, 1504 * SEC);
+	sent(&r, "m9 NOOP\r\n", "keep-alive NOOP");
+	feed(s, &r, "m9 OK NOOP completed.\r\n", bytewise, 1504 * SEC);
 	events(&r, "ready; ", "ready after the NOOP");
 	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+	session_free(&s);
+}
+
+/* QRESYNC (RFC 7162), as Dovecot offers it: enabled after login, the
+ * EXAMINE carries the UIDs the owner follows with the UIDVALIDITY and
+ * HIGHESTMODSEQ it knew them at, and the server answers with what changed
+ * (FETCH with UID and MODSEQ) and what went (VANISHED (EARLIER)): no
+ * fetch of their flags, no catch-up fetch when nothing is new. While
+ * watching, expunges come as VANISHED, which lower the message count. */
+static void
+test_qresync(int bytewise)
+{
+	struct rec r = {.known = {11, 12, 13, 20}, .n_known = 4, .modseq = 40};
+	struct session *s = session_new(&opts, &cb, &r);
+	const char *mode = bytewise ? "bytewise" : "whole";
+
+	feed(s, &r, greeting, bytewise, 0);
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "m1 OK [CAPABILITY IMAP4rev1 IDLE CONDSTORE QRESYNC] ok\r\n",
+	     bytewise, 0);
+	sent(&r, "m2 ENABLE QRESYNC\r\n", "ENABLE QRESYNC after login");
+	feed(s, &r, "* ENABLED QRESYNC\r\nm2 OK Enabled.\r\n", bytewise, 0);
+	sent(&r, "m3 EXAMINE INBOX (QRESYNC (7 40 11:13,20))\r\n",
+	     "EXAMINE with what the owner knows");
+	feed(s, &r,
+	     "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+	     "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
+	     "* 30 EXISTS\r\n* 0 RECENT\r\n"
+	     "* OK [UIDVALIDITY 7] UIDs valid\r\n"
+	     "* OK [UIDNEXT 22] Predicted next UID\r\n"
+	     "* OK [HIGHESTMODSEQ 45] Highest\r\n"
+	     "* VANISHED (EARLIER) 12\r\n"
+	     "* 9 FETCH (UID 11 FLAGS (\\Seen) MODSEQ (44))\r\n"
+	     "m3 OK [READ-ONLY] Examine completed.\r\n",
+	     bytewise, 0);
+	events(&r, "vanished 12:12; flags 9 uid 11 seen; "
+		   "selected 7/22/30 modseq 45 qresync; ",
+	       "gone and changed reported, then selected");
+	sent(&r, "m4 IDLE\r\n", "nothing fetched: straight to IDLE");
+	feed(s, &r, "+ idling\r\n", bytewise, SEC);
+	events(&r, "idle; ", mode);
+	feed(s, &r,
+	     "* VANISHED 13,20\r\n"
+	     "* 10 FETCH (UID 14 FLAGS (\\Seen) MODSEQ (46))\r\n",
+	     bytewise, SEC);
+	events(&r, "vanished 13:13,20:20; flags 10 uid 14 seen; ",
+	       "VANISHED and a flag change while idle");
+	is_int(session_exists(s), 28, "VANISHED lowered the count");
+	sent(&r, "", "nothing sent for them");
+	feed(s, &r, "* 29 EXISTS\r\n", bytewise, 2 * SEC);
+	sent(&r, "DONE\r\nm5 UID FETCH 22:* (UID FLAGS ENVELOPE)\r\n",
+	     "the next EXISTS is new mail");
+	feed(s, &r,
+	     "m4 OK Idle completed.\r\nm5 OK done\r\n+ idling\r\n"
+	     "* VANISHED 1:4294967295\r\n",
+	     bytewise, 2 * SEC);
+	events(&r, "batch_end; idle; vanished 1:4294967295; ",
+	       "a VANISHED of more than there is");
+	is_int(session_exists(s), 0, "the count stops at 0");
+	ok(!r.failed, "no failure (%s)", mode);
+	session_free(&s);
+}
+
+/* The unseen count under QRESYNC: kept by UID (UID SEARCH), since
+ * expunges come as VANISHED by UID. */
+static void
+test_unseen_qresync(void)
+{
+	struct session_cb ucb = cb;
+	struct rec r = {0};
+	struct session *s;
+
+	ucb.unseen = c_unseen;
+	s = session_new(&opts, &ucb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r,
+	     "m1 OK [CAPABILITY IMAP4rev1 IDLE QRESYNC ESEARCH] ok\r\n"
+	     "* ENABLED QRESYNC\r\nm2 OK Enabled.\r\n",
+	     0, 0);
+	ok(strstr(r.sent, "m3 EXAMINE INBOX\r\n"
+			  "m4 UID SEARCH RETURN (ALL) UNSEEN\r\n") != NULL,
+	   "UID SEARCH with QRESYNC on");
+	feed(s, &r,
+	     "* 4 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 16] x\r\n"
+	     "m3 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	r.events[0] = 0;
+	feed(s, &r,
+	     "* ESEARCH (TAG \"m4\") UID ALL 11,14:15\r\nm4 OK done\r\n"
+	     "+ idling\r\n",
+	     0, 0);
+	events(&r, "unseen 3; idle; ", "the count from UIDs");
+	feed(s, &r, "* 3 FETCH (UID 14 FLAGS (\\Seen) MODSEQ (9))\r\n", 0,
+	     SEC);
+	events(&r, "unseen 2; flags 3 uid 14 seen; ", "read: by its UID");
+	feed(s, &r, "* VANISHED 12:13,15\r\n", 0, SEC);
+	events(&r, "unseen 1; vanished 12:13,15:15; ",
+	       "VANISHED of an unseen one and of others");
+	feed(s, &r, "* VANISHED 1:4294967295\r\n", 0, SEC);
+	events(&r, "unseen 0; vanished 1:4294967295; ", "all gone");
+	ok(!r.failed, "no failure");
+	session_free(&s);
+}
+
+/* CONDSTORE without QRESYNC (Gmail): enabled after login, the EXAMINE
+ * says HIGHESTMODSEQ but takes no parameter; the flags of the known UIDs
+ * are fetched (whole: CHANGEDSINCE would leave out the unchanged ones,
+ * and which were deleted would not be told), then the catch-up. */
+static void
+test_condstore_only(int bytewise)
+{
+	struct rec r = {.known = {11, 13}, .n_known = 2, .modseq = 40};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	r.start = 14;
+	feed(s, &r, greeting, bytewise, 0);
+	r.sent[0] = 0;
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE CONDSTORE] ok\r\n",
+	     bytewise, 0);
+	sent(&r, "m2 ENABLE CONDSTORE\r\n", "ENABLE CONDSTORE after login");
+	feed(s, &r, "* ENABLED CONDSTORE\r\nm2 OK Enabled.\r\n", bytewise, 0);
+	sent(&r, "m3 EXAMINE INBOX\r\n", "a plain EXAMINE");
+	feed(s, &r,
+	     "* 12 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 16] x\r\n"
+	     "* OK [HIGHESTMODSEQ 45] x\r\nm3 OK [READ-ONLY] done\r\n",
+	     bytewise, 0);
+	events(&r, "selected 7/16/12 modseq 45; ", "selected, with modseq");
+	sent(&r, "m4 UID FETCH 11,13 (UID FLAGS)\r\n",
+	     "the flags of the known UIDs");
+	feed(s, &r,
+	     "* 9 FETCH (UID 11 FLAGS (\\Seen) MODSEQ (44))\r\n"
+	     "* 10 FETCH (UID 13 FLAGS () MODSEQ (3))\r\n"
+	     "m4 OK Fetch completed.\r\n",
+	     bytewise, 0);
+	events(&r, "flags 9 uid 11 seen; flags 10 uid 13; ",
+	       "reported through flags()");
+	sent(&r, "m5 UID FETCH 14:* (UID FLAGS ENVELOPE)\r\n",
+	     "then the catch-up");
+	feed(s, &r,
+	     "* 12 FETCH (UID 15 FLAGS () ENVELOPE (NIL \"new\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL) MODSEQ (45))\r\nm5 OK done\r\n",
+	     bytewise, 0);
+	events(&r, "fetched 15 new; batch_end; ", "caught up");
+	sent(&r, "m6 IDLE\r\n", "IDLE");
+	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+	session_free(&s);
+}
+
+/* Fetch mode on a server without CONDSTORE: no ENABLE, and the STATUS
+ * checks do not ask for HIGHESTMODSEQ. */
+static void
+test_fetch_mode_plain(void)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+
+	o.mailbox = NULL;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	events(&r, "ready; ", "ready after login, no ENABLE");
+	session_status(s, "a", SEC);
+	drain(s, &r);
+	sent(&r, "m2 STATUS a (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n",
+	     "STATUS without HIGHESTMODSEQ");
+	session_free(&s);
+}
+
+/* Neither extension: no ENABLE; the known UIDs' flags are fetched; an
+ * EXISTS while that fetch runs is fetched after it, though the catch-up
+ * had nothing to fetch. */
+static void
+test_neither(void)
+{
+	struct rec r = {.known = {5}, .n_known = 1};
+	struct session *s = session_new(&opts, &cb, &r);
+
+	feed(s, &r, greeting, 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	sent(&r, "m2 EXAMINE INBOX\r\n", "no ENABLE");
+	feed(s, &r,
+	     "* 9 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 10] x\r\n"
+	     "* OK [HIGHESTMODSEQ 45] x\r\n* VANISHED (EARLIER) 1:*\r\n"
+	     "* VANISHED 1:*\r\n* 3 FETCH (UID 5 FLAGS (\\Seen))\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	events(&r, "selected 7/10/9; ",
+	       "a server that sends QRESYNC's responses unasked is not "
+	       "believed: no modseq, nothing vanished, no flags before "
+	       "selected");
+	is_int(session_exists(s), 9, "nor does VANISHED lower the count");
+	sent(&r, "m3 UID FETCH 5 (UID FLAGS)\r\n", "the known UID's flags");
+	feed(s, &r, "* 10 EXISTS\r\nm3 OK Fetch completed.\r\n", 0, 0);
+	events(&r, "", "UID 5 not returned: nothing reported (gone)");
+	sent(&r, "m4 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "the message that came meanwhile is fetched");
+	ok(!r.failed, "no failure");
 	session_free(&s);
 }
 
@@ -1192,6 +1467,7 @@ main(void)
 	test_main_path(1);
 	test_fetch_edges();
 	test_unseen();
+	test_unseen_qresync();
 	test_date_scan();
 	test_refusals();
 	test_polling();
@@ -1211,5 +1487,11 @@ main(void)
 	test_notify_over_limits();
 	test_fetch_mode(0);
 	test_fetch_mode(1);
+	test_qresync(0);
+	test_qresync(1);
+	test_condstore_only(0);
+	test_condstore_only(1);
+	test_neither();
+	test_fetch_mode_plain();
 	return tap_done();
 }
