@@ -1370,12 +1370,17 @@ session_timeout(struct session *s, uint64_t now)
 	} else if (s->state == S_IDLE) {
 		/* Under NOTIFY a FETCH an EXISTS announced did not come:
 		 * fetch; else renew the IDLE when it is time. */
-		if (s->awaiting)
+		if (s->awaiting) {
+			log_info(s->o.log,
+				 "%u new message%s came without a FETCH to "
+				 "take (NOTIFY): fetching",
+				 s->awaiting, s->awaiting == 1 ? "" : "s");
 			leave_idle(s, true);
-		else if (now >= s->refresh_at)
+		} else if (now >= s->refresh_at) {
 			leave_idle(s, false);
-		else
+		} else {
 			s->timer = s->refresh_at;
+		}
 	} else if (s->state == S_POLL_WAIT || s->state == S_READY) {
 		send_simple(s, CMD_NOOP, "NOOP");
 		set_state(s, S_NOOP);
