@@ -1464,6 +1464,10 @@ session_deadline(const struct session *s, uint64_t *accuracy_r)
 	unsigned period = s->cap_idle ? s->o.idle_timeout : s->o.poll_interval;
 
 	*accuracy_r = period >= 50 ? 5 * USEC_PER_SEC : period * USEC_PER_SEC / 10;
+	/* But new mail whose FETCH did not come under NOTIFY is not put off
+	 * past NOTIFY_GRACE. */
+	if (s->state == S_IDLE && s->awaiting)
+		*accuracy_r = USEC_PER_SEC / 10;
 	for (unsigned i = 0; i < s->n_pending; i++) {
 		uint64_t d = s->pending[i].deadline;
 
