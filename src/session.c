@@ -980,6 +980,16 @@ on_status(struct session *s, const struct codec_response *r)
 		fail(s, SESSION_FAIL_BYE, "server closed: %s", text);
 		return;
 	}
+	if (s->notify_on && r->code.kind == CODEC_CODE_OTHER &&
+	    !strcmp(r->code.name.ptr, "NOTIFICATIONOVERFLOW")) {
+		/* RFC 5465 5.8: the server stopped notifying. A new session
+		 * learns what it did not tell: NOTIFY's STATUS of each
+		 * mailbox, the catch-up of the selected one. */
+		fail(s, SESSION_FAIL_PROTOCOL,
+		     "server stopped notifying: %s; reconnecting to catch up",
+		     text);
+		return;
+	}
 	switch (r->code.kind) {
 	case CODEC_CODE_UIDVALIDITY:
 		if (s->state == S_EXAMINE) {
