@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Hostile server, the responses NOTIFY (RFC 5465) and the fetch mode
 brought (issue 11): pushed FETCH of the selected mailbox without a UID,
-with UID 0, a UID already seen, a UID of 2^32, a malformed or huge
+with UID 0, a UID below the mark, a UID of 2^32, a malformed or huge
 ENVELOPE; pushed STATUS of a mailbox not asked about, UIDNEXT going
 backwards, UIDVALIDITY 0 or changing, absurd numbers, missing items, an
 unterminated list; 10,000 STATUS pushes in one burst; NOTIFY answered NO
@@ -123,8 +123,8 @@ def notify_conn(h, what, timeout=10):
 
 
 def costs_at_most_one_session(h, what, before, reconnect):
-    """Asserts that one NOTIFY session (reconnect True) or none was lost
-    since the list before (notify_sessions() then)."""
+    """Asserts that exactly one NOTIFY session (reconnect True) or none
+    was lost since the list before (notify_sessions() then)."""
     after = notify_sessions(h.srv)
     lost = len(after) - len(before)
     want = 1 if reconnect else 0
@@ -158,10 +158,6 @@ def push_inbox(h, what, push, log_rx, reconnect=False, n=1, subject=None):
     costs_at_most_one_session(h, what, before, reconnect)
 
 
-def good_envelope(subject):
-    return envelope(subject=subject)
-
-
 # ---------------------------------------------------------------------------
 # Pushed FETCH of the selected mailbox
 
@@ -190,11 +186,11 @@ def test_pushed_fetch():
         (s1, _), (s2, _), (s3, _) = msgs
         return (b"* %d EXISTS\r\n" % s3 +
                 b"* %d FETCH (FLAGS () ENVELOPE %s)\r\n" %
-                (s1, good_envelope("no UID")) +
+                (s1, envelope(subject="no UID")) +
                 b"* %d FETCH (UID 0 FLAGS () ENVELOPE %s)\r\n" %
-                (s2, good_envelope("UID 0")) +
+                (s2, envelope(subject="UID 0")) +
                 b"* %d FETCH (UID 2 FLAGS () ENVELOPE %s)\r\n" %
-                (s3, good_envelope("UID 2, below the mark")))
+                (s3, envelope(subject="UID 2, below the mark")))
     push_inbox(h, "pushed FETCH without UID, with UID 0, with a UID "
                "below the mark", not_theirs,
                r"3 new messages came without a FETCH to take \(NOTIFY\): "
@@ -203,7 +199,8 @@ def test_pushed_fetch():
     def uid_2_32(msgs):
         (seq, uid), = msgs
         return (b"* %d EXISTS\r\n* %d FETCH (UID 4294967296 FLAGS () "
-                b"ENVELOPE " % (seq, seq) + good_envelope("2^32") + b")\r\n")
+                b"ENVELOPE " % (seq, seq) + envelope(subject="2^32") +
+                b")\r\n")
     push_inbox(h, "pushed FETCH with UID 2^32", uid_2_32,
                r"bad response: .*number out of range", reconnect=True)
 
@@ -219,7 +216,7 @@ def test_pushed_fetch():
         (seq, uid), = msgs
         return (b"* %d EXISTS\r\n* %d FETCH (UID %d FLAGS () ENVELOPE "
                 % (seq, seq, uid) +
-                good_envelope("huge " + "x" * 100000) + b")\r\n")
+                envelope(subject="huge " + "x" * 100000) + b")\r\n")
     push_inbox(h, "pushed FETCH with a huge ENVELOPE", huge,
                r"over the limits.*fetching From, Subject",
                subject="huge, headers only")
