@@ -67,6 +67,8 @@ More mailboxes than INBOX (NOTIFY, RFC 5465, and STATUS):
                                    (MESSAGES n UIDNEXT u UNSEEN k)" at
                                    once (srv.notify_pushes = False: not).
   STATUS name (items)              "* STATUS" of the items asked.
+  SEARCH UNSEEN                    the selected mailbox's messages
+                                   without \\Seen (other criteria: BAD).
   NOTIFY SET STATUS (selected ...) (mailboxes (a b) (...))
                                    a STATUS of each known mailbox
                                    followed, then OK; afterwards the
@@ -985,6 +987,16 @@ class FakeImap:
                           % (tag, t[0]))
             return
         self.ok(conn, tag, "STATUS completed")
+
+    def _cmd_search(self, conn, tag, args):
+        if args.strip().upper() != "UNSEEN" or conn.box is None:
+            conn.sendline("%s BAD only SEARCH UNSEEN, in a mailbox" % tag)
+            return
+        with self.lock:
+            seqs = [" %d" % i for i, m in enumerate(conn.box.messages, 1)
+                    if "\\Seen" not in m.flags]
+        conn.sendline("* SEARCH" + "".join(seqs))
+        self.ok(conn, tag, "SEARCH completed")
 
     def _cmd_notify(self, conn, tag, args):
         if "NOTIFY" not in self.caps.upper().split():
