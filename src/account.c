@@ -313,8 +313,14 @@ w_status(void *ud, const char *name, const struct session_status *st)
 	struct box *b = find_box(ar, name);
 	int64_t unseen;
 
-	if (!b || b->w)
-		return; /* not one of ours, or watched on its own */
+	if (!b) {
+		log_debug(&ar->log, "STATUS of %s, which is not watched: "
+				    "ignored",
+			  name);
+		return;
+	}
+	if (b->w)
+		return; /* watched on its own connection */
 	unseen = mailbox_unseen(b->mb);
 	if (!b->swept)
 		b->gen = ar->gen; /* NOTIFY's, in w_notify()'s count */

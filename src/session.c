@@ -1168,6 +1168,16 @@ on_status(struct session *s, const struct codec_response *r)
 		fail(s, SESSION_FAIL_BYE, "server closed: %s", text);
 		return;
 	}
+	if (s->notify_on && r->code.kind == CODEC_CODE_OTHER &&
+	    !strcmp(r->code.name.ptr, "NOTIFICATIONOVERFLOW")) {
+		/* RFC 5465 5.8: the server stopped notifying. A new session
+		 * learns what it did not tell: NOTIFY's STATUS of each
+		 * mailbox, the catch-up of the selected one. */
+		fail(s, SESSION_FAIL_PROTOCOL,
+		     "server stopped notifying: %s; reconnecting to catch up",
+		     text);
+		return;
+	}
 	switch (r->code.kind) {
 	case CODEC_CODE_UIDVALIDITY:
 		if (s->state == S_EXAMINE) {
@@ -1645,12 +1655,17 @@ session_timeout(struct session *s, uint64_t now)
 	} else if (s->state == S_IDLE) {
 		/* Under NOTIFY a FETCH an EXISTS announced did not come:
 		 * fetch; else renew the IDLE when it is time. */
-		if (s->awaiting)
+		if (s->awaiting) {
+			log_info(s->o.log,
+				 "%u new message%s came without a FETCH to "
+				 "take (NOTIFY): fetching",
+				 s->awaiting, s->awaiting == 1 ? "" : "s");
 			leave_idle(s, true);
-		else if (now >= s->refresh_at)
+		} else if (now >= s->refresh_at) {
 			leave_idle(s, false);
-		else
+		} else {
 			s->timer = s->refresh_at;
+		}
 	} else if (s->state == S_POLL_WAIT || s->state == S_READY) {
 		send_simple(s, CMD_NOOP, "NOOP");
 		set_state(s, S_NOOP);
@@ -1735,6 +1750,10 @@ session_deadline(const struct session *s, uint64_t *accuracy_r)
 	unsigned period = s->cap_idle ? s->o.idle_timeout : s->o.poll_interval;
 
 	*accuracy_r = period >= 50 ? 5 * USEC_PER_SEC : period * USEC_PER_SEC / 10;
+	/* But new mail whose FETCH did not come under NOTIFY is not put off
+	 * past NOTIFY_GRACE. */
+	if (s->state == S_IDLE && s->awaiting)
+		*accuracy_r = USEC_PER_SEC / 10;
 	for (unsigned i = 0; i < s->n_pending; i++) {
 		uint64_t d = s->pending[i].deadline;
 

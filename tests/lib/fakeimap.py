@@ -51,6 +51,41 @@ Faults are scripted per test:
                                    (every later byte written alone, with
                                    that sleep between bytes).
 
+More mailboxes than INBOX (NOTIFY, RFC 5465, and STATUS):
+
+  srv.add_box("Work")              another mailbox (Box: messages,
+                                   next_uid, uidvalidity); srv.messages,
+                                   srv.next_uid, srv.uidvalidity are
+                                   INBOX's. EXAMINE opens any of them
+                                   (NO [NONEXISTENT] for others); UID
+                                   FETCH and FETCH answer from the one
+                                   the connection selected.
+  srv.add_message(..., mailbox="Work")
+                                   to connections that selected it as
+                                   for INBOX; to connections that follow
+                                   it with NOTIFY, "* STATUS Work
+                                   (MESSAGES n UIDNEXT u UNSEEN k)" at
+                                   once (srv.notify_pushes = False: not).
+  STATUS name (items)              "* STATUS" of the items asked.
+  SEARCH UNSEEN                    the selected mailbox's messages
+                                   without \\Seen (other criteria: BAD).
+  NOTIFY SET STATUS (selected ...) (mailboxes (a b) (...))
+                                   a STATUS of each known mailbox
+                                   followed, then OK; afterwards the
+                                   selected mailbox's new mail comes in
+                                   IDLE as "* N EXISTS" and its "* N
+                                   FETCH (UID FLAGS ENVELOPE)" in one
+                                   write. NOTIFY NONE stops it. Not
+                                   offered unless caps say NOTIFY.
+  srv.refuse_login = fn(conn)      a text (e.g. "[LIMIT] Too many") to
+                                   answer a login with "NO text" whatever
+                                   the credentials, or None to go on.
+  srv.status_line(name, items)     the "* STATUS" line of a mailbox.
+
+FETCH and UID FETCH also answer BODY.PEEK[HEADER.FIELDS (F)]<0.n> from
+the message's headers (From, Subject, Date, Message-ID as add_message
+was given them).
+
 Timeouts (the wait_* methods, conn.hang) are in seconds, multiplied by
 $MWTEST_TIMEOUT_SCALE as everywhere in mwtest.
 
@@ -142,23 +177,43 @@ def imap_date(t):
 
 
 class Message:
-    def __init__(self, uid, flags=(), envelope_bytes=None, internaldate=None):
+    def __init__(self, uid, flags=(), envelope_bytes=None, internaldate=None,
+                 headers=None):
         self.uid = uid
         self.flags = list(flags)
         self.envelope = envelope_bytes if envelope_bytes is not None \
             else envelope(subject="message %d" % uid)
         self.internaldate = (time.time() if internaldate is None
                              else internaldate)
+        # Upper-case field name -> value (str), for HEADER.FIELDS.
+        self.headers = dict(headers or
+                            {"SUBJECT": "message %d" % uid})
 
     def __repr__(self):
         return "<Message uid=%d>" % self.uid
 
 
+HEADER_FIELDS_RX = re.compile(
+    r"BODY\.PEEK\[HEADER\.FIELDS \(([A-Za-z-]+)\)\](?:<0\.(\d+)>)?", re.I)
+
+
 def fetch_line(seq, msg, items=("UID", "FLAGS", "ENVELOPE"), uid=None):
-    """The untagged FETCH response for msg (bytes with CRLF)."""
+    """The untagged FETCH response for msg (bytes with CRLF). An item
+    BODY.PEEK[HEADER.FIELDS (F)]<0.n> gives that header field (cut at n
+    bytes) as a literal."""
     parts = []
     for it in items:
-        if it == "UID":
+        m = HEADER_FIELDS_RX.fullmatch(it)
+        if m:
+            field = m.group(1).upper()
+            v = msg.headers.get(field)
+            text = (b"" if v is None else
+                    _b("%s: %s\r\n" % (field.title(), v))) + b"\r\n"
+            if m.group(2):
+                text = text[:int(m.group(2))]
+            parts.append(b"BODY[HEADER.FIELDS (%s)]<0> {%d}\r\n" %
+                         (field.encode(), len(text)) + text)
+        elif it == "UID":
             parts.append(b"UID %d" % (msg.uid if uid is None else uid))
         elif it == "FLAGS":
             parts.append(b"FLAGS (" + " ".join(msg.flags).encode() + b")")
@@ -244,6 +299,22 @@ def proc_memory(pid):
     return out
 
 
+class Box:
+    """One mailbox of the model."""
+
+    def __init__(self, name, uidvalidity):
+        self.name = name
+        self.messages = []
+        self.next_uid = 1
+        self.uidvalidity = uidvalidity
+
+    def __repr__(self):
+        return "<Box %s: %d messages>" % (self.name, len(self.messages))
+
+    def unseen(self):
+        return sum(1 for m in self.messages if "\\Seen" not in m.flags)
+
+
 # ---------------------------------------------------------------------------
 # One connection
 
@@ -262,6 +333,9 @@ class Conn:
         self.rbuf = b""
         self.closed = False
         self.selected = False
+        self.box = None             # the Box selected (EXAMINE)
+        self.notify_boxes = None    # names NOTIFY follows, else None
+        self.notify_selected = False  # NOTIFY pushes FETCH of new mail
         self.idle_tag = None        # tag of the IDLE in progress
         self.reported = 0           # EXISTS count this client last heard
         self.dribble = 0            # > 0: send byte by byte, this sleep
@@ -420,7 +494,9 @@ class FakeImap:
         self.ack_waits = []         # nagle: seconds each DONE's OK waited
         self.password = password
         self.caps = caps
-        self.uidvalidity = uidvalidity
+        self.boxes = {"INBOX": Box("INBOX", uidvalidity)}
+        self.notify_pushes = True
+        self.refuse_login = None
         self.send_uidnext = send_uidnext
         self.ssl_context = ssl_context
         self.starttls = starttls and ssl_context is not None
@@ -428,8 +504,6 @@ class FakeImap:
             caps += " STARTTLS"
             self.caps = caps
         self.lock = threading.RLock()
-        self.messages = []
-        self.next_uid = 1
         self.conns = []
         self.commands = []          # (conn no, line)
         self.logins = []            # (conn no, user, password, accepted)
@@ -565,34 +639,99 @@ class FakeImap:
             self.commands.append((conn.no, line))
             conn.lines.append((conn.tls, line))
 
-    # -- mailbox model
+    # -- mailbox model (INBOX's messages, next_uid and uidvalidity are
+    # the server's own, as before there were others)
+    @property
+    def inbox(self):
+        return self.boxes["INBOX"]
+
+    @property
+    def messages(self):
+        return self.inbox.messages
+
+    @messages.setter
+    def messages(self, value):
+        self.inbox.messages = value
+
+    @property
+    def next_uid(self):
+        return self.inbox.next_uid
+
+    @next_uid.setter
+    def next_uid(self, value):
+        self.inbox.next_uid = value
+
+    @property
+    def uidvalidity(self):
+        return self.inbox.uidvalidity
+
+    @uidvalidity.setter
+    def uidvalidity(self, value):
+        self.inbox.uidvalidity = value
+
+    def add_box(self, name, uidvalidity=None):
+        """Creates mailbox name (UIDVALIDITY 1000 + its number unless
+        given); returns its Box."""
+        with self.lock:
+            b = Box(name, uidvalidity if uidvalidity is not None
+                    else 1000 + len(self.boxes))
+            self.boxes[name] = b
+            return b
+
+    def box(self, name="INBOX"):
+        """The Box called name (INBOX in any case), or None."""
+        if name.upper() == "INBOX":
+            name = "INBOX"
+        return self.boxes.get(name)
+
     def add_message(self, subject=None, from_name="Sender",
                     from_addr="sender@example.org", flags=(),
                     envelope_bytes=None, notify=True, internaldate=None,
-                    **kw):
-        """Appends a message (next UID; INTERNALDATE now, or internaldate
-        seconds since the epoch) and tells every selected connection
-        ("* N EXISTS" now in IDLE, else with the next response) unless
+                    mailbox="INBOX", **kw):
+        """Appends a message to mailbox (next UID; INTERNALDATE now, or
+        internaldate seconds since the epoch) and tells every connection
+        that selected it ("* N EXISTS" now in IDLE, else with the next
+        response) and that follows it with NOTIFY ("* STATUS") unless
         notify=False. Returns its UID."""
         with self.lock:
-            uid = self.next_uid
-            self.next_uid += 1
+            box = self.box(mailbox)
+            uid = box.next_uid
+            box.next_uid += 1
+            if subject is None:
+                subject = "message %d" % uid
             if envelope_bytes is None:
                 envelope_bytes = envelope(
-                    subject=subject if subject is not None
-                    else "message %d" % uid,
-                    from_name=from_name, from_addr=from_addr, **kw)
-            self.messages.append(Message(uid, flags, envelope_bytes,
-                                         internaldate))
+                    subject=subject, from_name=from_name,
+                    from_addr=from_addr, **kw)
+            headers = {"SUBJECT": subject,
+                       "FROM": "%s <%s>" % (from_name, from_addr),
+                       "DATE": kw.get("date",
+                                      "Mon, 1 Jan 2024 10:00:00 +0000")}
+            if kw.get("message_id"):
+                headers["MESSAGE-ID"] = kw["message_id"]
+            box.messages.append(Message(uid, flags, envelope_bytes,
+                                        internaldate, headers))
         if notify:
-            self.notify_all()
+            self.notify_all(mailbox)
         return uid
 
-    def exists(self):
-        return len(self.messages)
+    def exists(self, mailbox="INBOX"):
+        return len(self.box(mailbox).messages)
 
-    def uidnext(self):
-        return self.next_uid
+    def uidnext(self, mailbox="INBOX"):
+        return self.box(mailbox).next_uid
+
+    def status_line(self, name, items=("MESSAGES", "UIDNEXT", "UNSEEN")):
+        """The "* STATUS" response (str, no CRLF) of mailbox name."""
+        with self.lock:
+            b = self.box(name)
+            values = {"MESSAGES": len(b.messages), "UIDNEXT": b.next_uid,
+                      "UIDVALIDITY": b.uidvalidity, "UNSEEN": b.unseen(),
+                      "RECENT": 0}
+            return "* STATUS %s (%s)" % (
+                imap_string(b.name).decode(),
+                " ".join("%s %d" % (i, values[i]) for i in items
+                         if i in values))
 
     def find(self, uid):
         for i, m in enumerate(self.messages):
@@ -600,18 +739,36 @@ class FakeImap:
                 return i + 1, m
         return None, None
 
-    def notify_all(self):
-        """Pushes "* N EXISTS" to every connection in IDLE whose client
-        has not heard of N messages yet."""
+    def notify_all(self, mailbox="INBOX"):
+        """Pushes "* N EXISTS" to every connection in IDLE in mailbox
+        whose client has not heard of N messages yet (under NOTIFY with
+        the new messages' FETCH), and "* STATUS" to those that follow it
+        with NOTIFY (unless notify_pushes is False)."""
+        box = self.box(mailbox)
         for c in list(self.conns):
-            if c.idle_tag is not None and not c.closed:
-                self._flush_exists(c)
+            if c.closed:
+                continue
+            if c.box is box:
+                if c.idle_tag is not None:
+                    self._flush_exists(c)
+            elif (c.notify_boxes is not None and self.notify_pushes and
+                  box.name in c.notify_boxes):
+                c.sendline(self.status_line(box.name))
 
     def _flush_exists(self, conn):
-        n = self.exists()
-        if conn.selected and n != conn.reported:
-            conn.reported = n
-            conn.sendline("* %d EXISTS" % n)
+        if not conn.selected or conn.box is None:
+            return
+        with self.lock:
+            msgs = list(conn.box.messages)
+            n = len(msgs)
+            if n == conn.reported:
+                return
+            was, conn.reported = conn.reported, n
+        out = b"* %d EXISTS\r\n" % n
+        if conn.notify_selected:
+            for seq in range(was + 1, n + 1):
+                out += fetch_line(seq, msgs[seq - 1])
+        conn.send(out)
 
     def set_uidvalidity(self, value, renumber_from=None):
         """Changes UIDVALIDITY; with renumber_from, gives every message a
@@ -726,9 +883,13 @@ class FakeImap:
 
     def _login_result(self, conn, tag, user, password):
         good = user == self.user and password == self.password
+        refusal = self.refuse_login(conn) if self.refuse_login else None
         with self.lock:
-            self.logins.append((conn.no, user, password, good))
-        if good:
+            self.logins.append((conn.no, user, password,
+                                good and refusal is None))
+        if refusal is not None:
+            conn.sendline("%s NO %s" % (tag, refusal))
+        elif good:
             conn.sendline("%s OK [CAPABILITY %s] logged in" %
                           (tag, self.caps))
         else:
@@ -765,20 +926,29 @@ class FakeImap:
         self._login_result(conn, tag, user, password)
 
     def _cmd_examine(self, conn, tag, args):
+        name = (tokens(args) or ["INBOX"])[0]
         with self.lock:
-            n = self.exists()
+            box = self.box(name)
+            if box is None:
+                conn.selected = False
+                conn.box = None
+                conn.sendline("%s NO [NONEXISTENT] Mailbox doesn't exist: "
+                              "%s" % (tag, name))
+                return
+            n = len(box.messages)
             conn.reported = n
             conn.selected = True
+            conn.box = box
             conn.sendline(r"* FLAGS (\Answered \Flagged \Deleted \Seen "
                           r"\Draft)")
             conn.sendline("* OK [PERMANENTFLAGS ()] read-only")
             conn.sendline("* %d EXISTS" % n)
             conn.sendline("* 0 RECENT")
             conn.sendline("* OK [UIDVALIDITY %d] UIDs valid" %
-                          self.uidvalidity)
+                          box.uidvalidity)
             if self.send_uidnext:
                 conn.sendline("* OK [UIDNEXT %d] predicted next UID" %
-                              self.next_uid)
+                              box.next_uid)
         self._take_inject(conn, "examine")
         conn.sendline("%s OK [READ-ONLY] EXAMINE completed" % tag)
 
@@ -799,13 +969,75 @@ class FakeImap:
         if self.nagle:
             self.ack_waits.append(conn.ack_wait())
 
-    def iter_fetch_responses(self, uidset,
-                             items=("UID", "FLAGS", "ENVELOPE")):
-        """The untagged responses of UID FETCH uidset, one bytes object
-        each (RFC 3501: "n:*" matches the last message when n is above
-        every UID)."""
+    def _status_of(self, conn, name, items):
+        """Sends the STATUS of mailbox name; False when there is none."""
+        if self.box(name) is None:
+            return False
+        conn.sendline(self.status_line(name, items))
+        return True
+
+    def _cmd_status(self, conn, tag, args):
+        t = tokens(args)
+        if len(t) != 2 or not t[1].startswith("("):
+            conn.sendline("%s BAD STATUS needs a mailbox and items" % tag)
+            return
+        items = [i.upper() for i in t[1][1:-1].split()]
+        if not self._status_of(conn, t[0], items):
+            conn.sendline("%s NO [NONEXISTENT] Mailbox doesn't exist: %s"
+                          % (tag, t[0]))
+            return
+        self.ok(conn, tag, "STATUS completed")
+
+    def _cmd_search(self, conn, tag, args):
+        if args.strip().upper() != "UNSEEN" or conn.box is None:
+            conn.sendline("%s BAD only SEARCH UNSEEN, in a mailbox" % tag)
+            return
         with self.lock:
-            msgs = list(self.messages)
+            seqs = [" %d" % i for i, m in enumerate(conn.box.messages, 1)
+                    if "\\Seen" not in m.flags]
+        conn.sendline("* SEARCH" + "".join(seqs))
+        self.ok(conn, tag, "SEARCH completed")
+
+    def _cmd_notify(self, conn, tag, args):
+        if "NOTIFY" not in self.caps.upper().split():
+            conn.sendline("%s BAD unknown command" % tag)
+            return
+        t = tokens(args)
+        if t and t[0].upper() == "NONE":
+            conn.notify_boxes = None
+            conn.notify_selected = False
+            self.ok(conn, tag, "NOTIFY completed")
+            return
+        if len(t) < 2 or t[0].upper() != "SET":
+            conn.sendline("%s BAD NOTIFY SET or NONE" % tag)
+            return
+        status = t[1].upper() == "STATUS"
+        names, selected = [], False
+        for group in t[1 + status:]:
+            inner = tokens(group[1:-1])
+            if not inner:
+                continue
+            if inner[0].lower() in ("selected", "selected-delayed"):
+                selected = True
+            elif inner[0].lower() == "mailboxes" and len(inner) > 1:
+                names += (tokens(inner[1][1:-1])
+                          if inner[1].startswith("(") else [inner[1]])
+        conn.notify_boxes = set(n for n in names if self.box(n))
+        conn.notify_selected = selected
+        if status:
+            for n in names:
+                self._status_of(conn, n, ("MESSAGES", "UIDNEXT",
+                                          "UIDVALIDITY", "UNSEEN"))
+        self.ok(conn, tag, "NOTIFY completed")
+
+    def iter_fetch_responses(self, uidset,
+                             items=("UID", "FLAGS", "ENVELOPE"),
+                             mailbox="INBOX"):
+        """The untagged responses of UID FETCH uidset in mailbox, one
+        bytes object each (RFC 3501: "n:*" matches the last message when
+        n is above every UID)."""
+        with self.lock:
+            msgs = list(self.box(mailbox).messages)
         if not msgs:
             return
         top = msgs[-1].uid
@@ -814,16 +1046,25 @@ class FakeImap:
             if any(lo <= m.uid <= hi for lo, hi in ranges):
                 yield fetch_line(seq, m, items)
 
-    def fetch_responses(self, uidset, items=("UID", "FLAGS", "ENVELOPE")):
+    def fetch_responses(self, uidset, items=("UID", "FLAGS", "ENVELOPE"),
+                        mailbox="INBOX"):
         """iter_fetch_responses() as a list."""
-        return list(self.iter_fetch_responses(uidset, items))
+        return list(self.iter_fetch_responses(uidset, items, mailbox))
+
+    @staticmethod
+    def _fetch_items(what, uid):
+        """The items of a FETCH's attribute list that the model answers,
+        in the order fetch_line() sends them (UID always for UID FETCH)."""
+        items = [i for i in ("UID", "FLAGS", "INTERNALDATE", "ENVELOPE")
+                 if i in what.upper() or (uid and i == "UID")]
+        return items + [m.group(0) for m in HEADER_FIELDS_RX.finditer(what)]
 
     def _cmd_uid_fetch(self, conn, tag, args):
         uidset, _, what = args.partition(" ")
-        items = [i for i in ("UID", "FLAGS", "INTERNALDATE", "ENVELOPE")
-                 if i in what.upper() or i == "UID"]
+        items = self._fetch_items(what, True)
         buf = []
-        for r in self.iter_fetch_responses(uidset, items):
+        name = conn.box.name if conn.box is not None else "INBOX"
+        for r in self.iter_fetch_responses(uidset, items, name):
             buf.append(r)
             if len(buf) >= 256:
                 conn.send(b"".join(buf))
@@ -836,9 +1077,8 @@ class FakeImap:
     def _cmd_fetch(self, conn, tag, args):
         seqset, _, what = args.partition(" ")
         with self.lock:
-            msgs = list(self.messages)
-        items = [i for i in ("UID", "FLAGS", "ENVELOPE")
-                 if i in what.upper()]
+            msgs = list((conn.box or self.inbox).messages)
+        items = self._fetch_items(what, False)
         if msgs:
             for lo, hi in parse_set(seqset, len(msgs)):
                 for seq in range(lo, min(hi, len(msgs)) + 1):
