@@ -493,8 +493,8 @@ test_errors(void)
 	    {"username = me", {NULL}},
 	    {"password = secret1", {NULL}},
 	    {"password_command = pass x",
-	     {"[account a]: set either 'password' or 'password_command', "
-	      "not both"}},
+	     {"[account a]: set one of 'password', 'password_command' and "
+	      "'oauth2_token_command', not two"}},
 	    {"on_new_mail = \"unterminated",
 	     {"on_new_mail: unterminated quote"}},
 	    {"mailboxes = INBOX, , X", {"mailboxes: empty mailbox name"}},
@@ -502,8 +502,8 @@ test_errors(void)
 	     {"duplicate section [account a] (first on line 15)"}},
 	    {"[account b]",
 	     {"[account b]: missing required key 'username'",
-	      "[account b]: missing required key 'password_command' or "
-	      "'password'"}},
+	      "[account b]: missing required key 'password_command', "
+	      "'password' or 'oauth2_token_command'"}},
 	    {"host = h", {NULL}},
 	    {"mailboxes = INBOX, inbox",
 	     {"mailboxes: duplicate mailbox 'INBOX'"}},
@@ -733,8 +733,8 @@ test_lexing(void)
 	is_int(r, -EINVAL, "NUL byte: -EINVAL");
 	has(out, "%s:4: NUL byte in line", path);
 	has(out,
-	    "%s:1: [account a]: missing required key 'password_command' "
-	    "or 'password'",
+	    "%s:1: [account a]: missing required key 'password_command', "
+	    "'password' or 'oauth2_token_command'",
 	    path);
 	free(out);
 }
