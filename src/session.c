@@ -309,12 +309,16 @@ trace_out(struct session *s, const struct codec_buf *b, enum cmd cmd)
 	n = (int)b->len;
 	while (n > 0 && (b->data[n - 1] == '\n' || b->data[n - 1] == '\r'))
 		n--;
-	if (cmd == CMD_LOGIN)
-		log_debug(s->o.log, "C: m%u <login%s%s, credentials redacted>",
-			  s->next_tag, s->mech == AUTH_LOGIN ? "" : " ",
-			  s->mech == AUTH_LOGIN ? ""
-			  : s->mech == AUTH_PLAIN ? "AUTHENTICATE PLAIN"
-						  : sasl_mech_name(sasl_mech(s)));
+	if (cmd == CMD_LOGIN && s->mech == AUTH_LOGIN)
+		log_debug(s->o.log, "C: m%u <login, credentials redacted>",
+			  s->next_tag);
+	else if (cmd == CMD_LOGIN)
+		log_debug(s->o.log,
+			  "C: m%u <login AUTHENTICATE %s, credentials "
+			  "redacted>",
+			  s->next_tag,
+			  s->mech == AUTH_PLAIN ? "PLAIN"
+						: sasl_mech_name(sasl_mech(s)));
 	else
 		log_debug(s->o.log, "C: %.*s", n > 200 ? 200 : n, b->data);
 }
