@@ -7,14 +7,21 @@ challenge, asked for again once and retried; a second refusal stops the
 account until a reload, with no retry storm (the logins Dovecot saw are
 counted). A command that fails or hangs is logged and retried with
 back-off, never reaching the server. Mail is announced once a token is
-good, and no token is ever in mailwatch's log (-v trace included)."""
+good, and no token is ever in mailwatch's log (-v trace included).
+
+A scripted server (tests/lib/fakeimap.py) ends an idle session with
+"* BYE" when the token expires, which Dovecot does not do: mailwatch
+reconnects with a new token and catches up with what arrived."""
 
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import mwtest  # noqa: E402
 from mwtest import ok, wait_until, quiet  # noqa: E402
+import fakeimap  # noqa: E402
 
 # The token command: run N (from 1) prints line N of FILE (the last line
 # for later runs); a line FAIL exits 3, HANG sleeps. Each run appends a
@@ -40,9 +47,10 @@ print(line)
 class Tokens:
     """A token command for one account: set() the lines it prints."""
 
-    def __init__(self, mw, name):
-        self.path = os.path.join(mw.dir, name + ".tokens")
-        self.script = os.path.join(mw.dir, "token.py")
+    def __init__(self, mw, name, directory=None):
+        directory = directory or mw.dir
+        self.path = os.path.join(directory, name + ".tokens")
+        self.script = os.path.join(directory, "token.py")
         if not os.path.exists(self.script):
             with open(self.script, "w") as f:
                 f.write(TOKEN_CMD)
@@ -246,5 +254,45 @@ def test_command_fails_or_hangs():
     dc.stop()
 
 
+def test_expiry_bye():
+    """The token expires in IDLE: the server says BYE. A new token, a
+    reconnect, the mail that came meanwhile caught up, once; one login
+    with the new token, none with the old."""
+    what = "BYE at token expiry"
+    d = tempfile.mkdtemp(prefix="mwtest-oauth2-")
+    srv = fakeimap.FakeImap(caps="IMAP4rev1 IDLE SASL-IR LITERAL+ "
+                            "AUTH=XOAUTH2 AUTH=OAUTHBEARER")
+    t = Tokens(None, "fake", d)
+    t.set("tok-1.first", "tok-2.second")
+    srv.tokens = {"tok-1.first"}
+    h = fakeimap.Hostile(srv=srv, account={
+        "password": None, "oauth2_token_command": t.command(),
+        "auth": "xoauth2"})
+    old = srv.add_message(subject="before the expiry")
+    h.mw.wait_hooks(1, 10)
+    # The first token expires; what arrives now is not pushed.
+    srv.tokens = {"tok-2.second"}
+    meanwhile = [srv.add_message(subject="meanwhile %d" % i, notify=False)
+                 for i in (1, 2)]
+    mark = h.mw.mark()
+    srv.conn(1).sendline("* BYE Session invalidated - AccessTokenExpired")
+    srv.conn(1).close()
+    h.log_line(r"server closed: BYE Session invalidated - "
+               r"AccessTokenExpired", what, since=mark)
+    h.reconnected(what)
+    h.announced([old] + meanwhile, what + ": the mail that came meanwhile")
+    ok([(n, tok, good) for n, _, tok, good in srv.logins] ==
+       [(1, "tok-1.first", True), (2, "tok-2.second", True)],
+       "%s: the second connection logged in with a new token, once" % what,
+       repr(srv.logins))
+    ok(t.runs() == 2, "%s: the token command ran again (%d runs)" %
+       (what, t.runs()))
+    new = srv.add_message(subject="after the reconnect")
+    h.announced([old, new] + meanwhile, what + ": new mail after it")
+    no_token_logged(h.mw, t)
+    h.finish(what)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 mwtest.main(test_valid, test_expired_then_valid, test_refused_twice,
-            test_command_fails_or_hangs)
+            test_command_fails_or_hangs, test_expiry_bye)
