@@ -256,6 +256,17 @@ s_expunge(void *ud, uint32_t seq)
 	mailbox_expunge(w->mb, seq);
 }
 
+/* The session got past its login: a next refused token is a first one
+ * again, and the credential is wiped (the session does not need it any
+ * more; the string stays, empty, for the pointer it holds). */
+static void
+logged_in(struct watcher *w)
+{
+	w->token_retry = false;
+	if (w->secret)
+		wipe(w->secret, strlen(w->secret));
+}
+
 static void
 s_idle(void *ud)
 {
@@ -263,7 +274,7 @@ s_idle(void *ud)
 
 	/* A session that got this far is healthy: reset the back-off. */
 	w->failures = 0;
-	w->token_retry = false;
+	logged_in(w);
 	mailbox_idle(w->mb, session_exists(w->s), wall_now(w));
 	set_wstate(w, W_WATCHING);
 }
@@ -275,7 +286,7 @@ s_ready(void *ud)
 	struct mailbox *done = w->mb;
 
 	w->failures = 0;
-	w->token_retry = false;
+	logged_in(w);
 	w->mb = NULL;
 	set_wstate(w, W_WATCHING);
 	w->env.ready(w->env.ud, w, done);
