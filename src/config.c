@@ -100,8 +100,9 @@ static const struct {
 };
 
 static const char *const tls_names[] = {"implicit", "starttls", "none", NULL};
-static const char *const auth_names[] = {"auto",	 "plain",   "login",
-					 "oauthbearer", "xoauth2", NULL};
+static const char *const auth_names[] = {
+    "auto", "plain", "login", "oauthbearer", "xoauth2", NULL,
+};
 static const char *const catch_up_names[] = {"notify", "summary", "skip", NULL};
 static const char *const urgency_names[] = {"low", "normal", "critical", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info",
@@ -503,7 +504,7 @@ get_uint(struct parser *p, enum key k, const char *v, unsigned min,
 }
 
 static void
-get_bool(struct parser *p, const char *v, bool *r)
+get_bool(struct parser *p, enum key k, const char *v, bool *r)
 {
 	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
 	static const char *const no[] = {"no", "false", "off", "0", NULL};
@@ -514,7 +515,8 @@ get_bool(struct parser *p, const char *v, bool *r)
 		*r = false;
 	else
 		perr(p, p->lineno,
-		     "invalid value '%s' for notify: expected yes or no", v);
+		     "invalid value '%s' for %s: expected yes or no", v,
+		     keys[k].name);
 }
 
 /* A command line, split; a leading "~/" in the program is expanded. */
@@ -711,7 +713,7 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 
 	switch (k) {
 	case K_NOTIFY:
-		get_bool(p, v, &s->d.notify);
+		get_bool(p, k, v, &s->d.notify);
 		break;
 	case K_ON_NEW_MAIL:
 		get_argv(p, k, v, &s->d.on_new_mail);
@@ -788,7 +790,7 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 			s->a.auth = (enum auth_mech)i;
 		break;
 	case K_SEND_ID:
-		get_bool(p, v, &s->a.send_id);
+		get_bool(p, k, v, &s->a.send_id);
 		break;
 	case K_MAILBOXES:
 		get_mailboxes(p, s, v);

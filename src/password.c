@@ -153,10 +153,12 @@ on_child(void *ud, enum child_event ev, const siginfo_t *si)
 		finish(j, command_result(j, si));
 	} else if (ev == CHILD_TERM) {
 		if (j->timeout_ms % 1000)
-			log_err(&ctx, "%s did not finish within %u ms; killed it",
+			log_err(&ctx,
+				"%s did not finish within %u ms; killed it",
 				j->what, j->timeout_ms);
 		else
-			log_err(&ctx, "%s did not finish within %u s; killed it",
+			log_err(&ctx,
+				"%s did not finish within %u s; killed it",
 				j->what, j->timeout_ms / 1000);
 		/* The owner frees the job, which kills the group. */
 		finish(j, NULL);
@@ -229,7 +231,7 @@ password_job_new(sd_event *e, const struct account *a,
 	j->what = a->oauth2_token_command ? "oauth2_token_command"
 					  : "password_command";
 	j->expected =
-		a->oauth2_token_command ? "an access token" : "the password";
+	    a->oauth2_token_command ? "an access token" : "the password";
 	if (a->oauth2_token_command) {
 		r = start_command(e, j, a->oauth2_token_command,
 				  "oauth2_token_command");
@@ -282,12 +284,12 @@ struct cred_req {
 
 struct cred {
 	sd_event *e;
-	struct account a;	 /* the keys a job reads: copies */
-	bool token;		 /* oauth2_token_command */
-	char *password;		 /* kept once got; wiped when freed */
+	struct account a;	  /* the keys a job reads: copies */
+	bool token;		  /* oauth2_token_command */
+	char *password;		  /* kept once got; wiped when freed */
 	struct password_job *job; /* running for reqs */
-	struct cred_req *reqs;	 /* waiting, oldest first */
-	sd_event_source *defer;	 /* answers reqs from password */
+	struct cred_req *reqs;	  /* waiting, oldest first */
+	sd_event_source *defer;	  /* answers reqs from password */
 };
 
 /* Answers every waiting request with secret (NULL: failed). A request
@@ -365,7 +367,7 @@ cred_new(sd_event *e, const struct account *a, char *password)
 	c->a.name = a->name ? xstrdup(a->name) : NULL;
 	c->a.password = a->password ? xstrdup(a->password) : NULL;
 	c->a.password_command =
-		a->password_command ? xstrdup(a->password_command) : NULL;
+	    a->password_command ? xstrdup(a->password_command) : NULL;
 	c->a.oauth2_token_command = config_argv_dup(a->oauth2_token_command);
 	c->token = a->oauth2_token_command != NULL;
 	c->password = password;

@@ -140,8 +140,7 @@ copy_value(const char *p, const char *end, char *out, size_t n)
 		if (len && p[len - 1] == '"')
 			len--;
 	} else {
-		for (q = p; q < end && *q != ',' && *q != '}' && *q != ' ';
-		     q++)
+		for (q = p; q < end && *q != ',' && *q != '}' && *q != ' '; q++)
 			;
 		len = (size_t)(q - p);
 	}
@@ -199,8 +198,8 @@ sasl_oauth_error(const char *text, size_t len, struct sasl_error *e)
 	if (n < 0)
 		return -EINVAL;
 	for (long i = 0; i < n; i++)
-		e->json[i] = raw[i] >= 0x20 && raw[i] < 0x7f ? (char)raw[i]
-							     : '?';
+		e->json[i] =
+		    raw[i] >= 0x20 && raw[i] < 0x7f ? (char)raw[i] : '?';
 	e->json[n] = '\0';
 	find_status(e->json, (size_t)n, e->status, sizeof(e->status));
 	for (char *s = e->status; *s; s++)

@@ -911,8 +911,8 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		if (r->status == CODEC_STATUS_NO && refuses_credentials(r) &&
 		    is_oauth2(s)) {
 			fail(s, SESSION_FAIL_TOKEN,
-			     "login as %s with %s failed: %s%s%s%s", s->o.username,
-			     sasl_mech_name(sasl_mech(s)), text,
+			     "login as %s with %s failed: %s%s%s%s",
+			     s->o.username, sasl_mech_name(sasl_mech(s)), text,
 			     s->token_error.status[0] ? " (status " : "",
 			     s->token_error.status,
 			     s->token_error.status[0] ? ")" : "");

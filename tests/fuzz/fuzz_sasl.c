@@ -45,10 +45,10 @@ failed(void *ud, enum session_fail why, const char *msg)
 }
 
 static const struct session_cb cb = {
-	.selected = selected,
-	.idle = nothing,
-	.batch_end = nothing,
-	.failed = failed,
+    .selected = selected,
+    .idle = nothing,
+    .batch_end = nothing,
+    .failed = failed,
 };
 
 static void
@@ -75,13 +75,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int devnull = -1, saved = -1;
 	struct session_opts o = {
-		.username = "alice",
-		.password = "token",
-		.oauth2 = true,
-		.mailbox = "INBOX",
-		.idle_timeout = 1500,
-		.poll_interval = 60,
-		.command_timeout = 30,
+	    .username = "alice",
+	    .password = "token",
+	    .oauth2 = true,
+	    .mailbox = "INBOX",
+	    .idle_timeout = 1500,
+	    .poll_interval = 60,
+	    .command_timeout = 30,
 	};
 	struct session *s;
 	char *text;

@@ -71,8 +71,9 @@ test_challenges(void)
 
 	error_is("eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJt"
 		 "YWlsIn0=",
-		 0, "{\"status\":\"401\",\"schemes\":\"bearer\",\"scope\":"
-		    "\"mail\"}",
+		 0,
+		 "{\"status\":\"401\",\"schemes\":\"bearer\",\"scope\":"
+		 "\"mail\"}",
 		 "401", "Dovecot's XOAUTH2 challenge");
 	error_is("eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=", 0,
 		 "{\"status\":\"invalid_token\"}", "invalid_token",
@@ -106,14 +107,14 @@ test_challenges(void)
 		codec_buf_finish(&b);
 		want[n < SASL_ERROR_MAX ? n : SASL_ERROR_MAX] = '\0';
 		ok(sasl_oauth_error(b64, strlen(b64), &e) == 0 &&
-			   !strcmp(e.json, want),
+		       !strcmp(e.json, want),
 		   "%zu decoded bytes: %zu kept", n, strlen(want));
 	}
 	/* Text over 4 * SASL_ERROR_MAX is read up to there only. */
 	memset(b64, 'Q', sizeof(b64) - 1);
 	b64[sizeof(b64) - 1] = '\0';
 	ok(sasl_oauth_error(b64, strlen(b64), &e) == 0 &&
-		   strlen(e.json) == SASL_ERROR_MAX,
+	       strlen(e.json) == SASL_ERROR_MAX,
 	   "a long challenge: read up to its limit");
 }
 
@@ -165,19 +166,19 @@ c_failed(void *ud, enum session_fail why, const char *msg)
 }
 
 static const struct session_cb cb = {
-	.selected = c_selected,
-	.idle = c_idle,
-	.failed = c_failed,
+    .selected = c_selected,
+    .idle = c_idle,
+    .failed = c_failed,
 };
 
 static const struct session_opts token_opts = {
-	.username = "alice",
-	.password = TOKEN,
-	.oauth2 = true,
-	.mailbox = "INBOX",
-	.idle_timeout = 1500,
-	.poll_interval = 60,
-	.command_timeout = 30,
+    .username = "alice",
+    .password = TOKEN,
+    .oauth2 = true,
+    .mailbox = "INBOX",
+    .idle_timeout = 1500,
+    .poll_interval = 60,
+    .command_timeout = 30,
 };
 
 static void
@@ -194,9 +195,8 @@ feed(struct session *s, struct rec *r, const char *text)
 	codec_buf_consume(out, out->len);
 }
 
-static void
-sent(struct rec *r, const char *want, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void sent(struct rec *r, const char *want, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Asserts that the client sent exactly want since the last check. */
 static void
@@ -216,7 +216,7 @@ sent(struct rec *r, const char *want, const char *fmt, ...)
 #define XOAUTH2_IR "dXNlcj1hbGljZQFhdXRoPUJlYXJlciB0b2suZW4BAQ=="
 #define OAUTHBEARER_IR "bixhPWFsaWNlLAFhdXRoPUJlYXJlciB0b2suZW4BAQ=="
 #define CHALLENGE_401                                                          \
-	"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsI" \
+	"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsI"  \
 	"n0=\r\n"
 #define REFUSED "m1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
 
@@ -230,21 +230,20 @@ test_choice(void)
 		const char *caps;
 		const char *want; /* NULL: fails, nothing sent */
 	} cases[] = {
-		{AUTH_AUTO, true, "SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] hi\r\n",
-		 "m1 AUTHENTICATE OAUTHBEARER " OAUTHBEARER_IR "\r\n"},
-		{AUTH_AUTO, true, "SASL-IR AUTH=XOAUTH2] hi\r\n",
-		 "m1 AUTHENTICATE XOAUTH2 " XOAUTH2_IR "\r\n"},
-		{AUTH_XOAUTH2, true,
-		 "SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] hi\r\n",
-		 "m1 AUTHENTICATE XOAUTH2 " XOAUTH2_IR "\r\n"},
-		{AUTH_AUTO, true, "SASL-IR] hi\r\n", NULL},
-		{AUTH_OAUTHBEARER, true, "SASL-IR AUTH=XOAUTH2] hi\r\n", NULL},
-		{AUTH_XOAUTH2, true, "SASL-IR AUTH=OAUTHBEARER] hi\r\n", NULL},
-		{AUTH_LOGIN, false, "SASL-IR] hi\r\n",
-		 "m1 LOGIN alice tok.en\r\n"},
-		{AUTH_AUTO, false, "SASL-IR AUTH=XOAUTH2] hi\r\n",
-		 "m1 AUTHENTICATE PLAIN AGFsaWNlAHRvay5lbg==\r\n"},
-		{AUTH_LOGIN, false, "LOGINDISABLED] hi\r\n", NULL},
+	    {AUTH_AUTO, true, "SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] hi\r\n",
+	     "m1 AUTHENTICATE OAUTHBEARER " OAUTHBEARER_IR "\r\n"},
+	    {AUTH_AUTO, true, "SASL-IR AUTH=XOAUTH2] hi\r\n",
+	     "m1 AUTHENTICATE XOAUTH2 " XOAUTH2_IR "\r\n"},
+	    {AUTH_XOAUTH2, true,
+	     "SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] hi\r\n",
+	     "m1 AUTHENTICATE XOAUTH2 " XOAUTH2_IR "\r\n"},
+	    {AUTH_AUTO, true, "SASL-IR] hi\r\n", NULL},
+	    {AUTH_OAUTHBEARER, true, "SASL-IR AUTH=XOAUTH2] hi\r\n", NULL},
+	    {AUTH_XOAUTH2, true, "SASL-IR AUTH=OAUTHBEARER] hi\r\n", NULL},
+	    {AUTH_LOGIN, false, "SASL-IR] hi\r\n", "m1 LOGIN alice tok.en\r\n"},
+	    {AUTH_AUTO, false, "SASL-IR AUTH=XOAUTH2] hi\r\n",
+	     "m1 AUTHENTICATE PLAIN AGFsaWNlAHRvay5lbg==\r\n"},
+	    {AUTH_LOGIN, false, "LOGINDISABLED] hi\r\n", NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -307,7 +306,7 @@ test_exchange(void)
 	sent(&r, "AQ==\r\n", "OAUTHBEARER: AQ== answers the challenge");
 	feed(s, &r, REFUSED);
 	ok(r.failed == 1 && r.why == SESSION_FAIL_TOKEN &&
-		   strstr(r.events, "(status invalid_token)"),
+	       strstr(r.events, "(status invalid_token)"),
 	   "the NO: a token failure with its status");
 	session_free(&s);
 
@@ -326,7 +325,8 @@ test_exchange(void)
 	memset(&r, 0, sizeof(r));
 	s = session_new(&o, &cb, &r);
 	feed(s, &r, CAPS "SASL-IR AUTH=XOAUTH2] hi\r\n");
-	feed(s, &r, "m1 NO [UNAVAILABLE] Temporary authentication failure.\r\n");
+	feed(s, &r,
+	     "m1 NO [UNAVAILABLE] Temporary authentication failure.\r\n");
 	ok(r.failed == 1 && r.why == SESSION_FAIL_REFUSED,
 	   "NO [UNAVAILABLE] to a token: refused for now");
 	session_free(&s);
@@ -358,13 +358,14 @@ test_id(void)
 	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE ID] Logged in\r\n");
 #define ID_START "m2 ID (\"name\" \"mailwatch\" \"version\" "
 	ok(!strncmp(r.sent, ID_START, strlen(ID_START)) &&
-		   strstr(r.sent, "\r\nm3 EXAMINE INBOX\r\n"),
+	       strstr(r.sent, "\r\nm3 EXAMINE INBOX\r\n"),
 	   "ID, then EXAMINE in the same write: %s", r.sent);
 	r.sent[0] = '\0';
 	feed(s, &r, "m2 BAD Unknown command\r\n");
 	ok(!r.failed, "a refused ID ends nothing");
-	feed(s, &r, "* 0 EXISTS\r\n* OK [UIDVALIDITY 1] x\r\n"
-		    "* OK [UIDNEXT 1] x\r\nm3 OK done\r\n");
+	feed(s, &r,
+	     "* 0 EXISTS\r\n* OK [UIDVALIDITY 1] x\r\n"
+	     "* OK [UIDNEXT 1] x\r\nm3 OK done\r\n");
 	sent(&r, "m4 IDLE\r\n", "IDLE follows");
 	session_free(&s);
 
@@ -403,14 +404,14 @@ test_trace(void)
 	log_max_level = LOG_INFO;
 	ok(strstr(out, "C: m1 <login AUTHENTICATE XOAUTH2, credentials "
 		       "redacted>") &&
-		   strstr(out, "C: <SASL response, credentials redacted>"),
+	       strstr(out, "C: <SASL response, credentials redacted>"),
 	   "the login and the response are shown redacted");
 	ok(strstr(out, "server refused the XOAUTH2 token: {\"status\":\"401\","
 		       "\"schemes\":\"bearer\",\"scope\":\"mail\"}") &&
-		   strstr(out, "C: <empty line>"),
+	       strstr(out, "C: <empty line>"),
 	   "the challenge is logged decoded, the answer shown");
 	ok(!strstr(out, TOKEN) && !strstr(out, XOAUTH2_IR) &&
-		   !strstr(out, OAUTHBEARER_IR),
+	       !strstr(out, OAUTHBEARER_IR),
 	   "neither the token nor its base64 response is in the trace");
 	free(out);
 }
