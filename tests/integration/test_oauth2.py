@@ -14,6 +14,7 @@ A scripted server (tests/lib/fakeimap.py) ends an idle session with
 reconnects with a new token and catches up with what arrived."""
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -98,14 +99,16 @@ def announced(dc, mw, user, acct, subject):
 
 
 def test_valid():
-    """Good tokens: XOAUTH2 when asked for, OAUTHBEARER by auto."""
-    dc = mwtest.Dovecot(oauth2=True)
+    """Good tokens: XOAUTH2 when asked for, OAUTHBEARER by auto; ID sent
+    after login with send_id."""
+    dc = mwtest.Dovecot(oauth2=True, extra_conf="imap_id_log = *\n")
     mw = mwtest.Mailwatch(None, start=False)
     ta, tb = Tokens(mw, "a"), Tokens(mw, "b")
     ta.set(dc.token("alice"))
     tb.set(dc.token("bob"))
     mw.write_config({
-        "account a": account(dc, mw, "alice", ta, auth="xoauth2"),
+        "account a": account(dc, mw, "alice", ta, auth="xoauth2",
+                             send_id=True),
         "account b": account(dc, mw, "bob", tb),
     })
     mw.start()
@@ -124,6 +127,10 @@ def test_valid():
     ok(announced(dc, mw, "alice", "a", "for a") and
        announced(dc, mw, "bob", "b", "for b"),
        "mail announced on both")
+    ok(dc.wait_log(r"imap\(alice\).*ID sent: name=mailwatch, version=", 5)
+       and not re.search(r"imap\(bob\).*ID sent", dc.log()),
+       "send_id: Dovecot got ID from a, not from b", dc.log_tail(10))
+    ok(not re.search(r"refused ID", mw.log()), "ID was not refused")
     ok(ta.runs() == dc.logins("XOAUTH2", "alice"),
        "the token command ran once per login (%d runs, %d logins)" %
        (ta.runs(), dc.logins("XOAUTH2", "alice")))
