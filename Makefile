@@ -125,8 +125,9 @@ soak:
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = $(BASE_CFLAGS) -g -O1 -fno-sanitize-recover=undefined
 build/fuzz/obj/%.o: src/%.c | $(BUILD_DIRS)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
-		$(DEPFLAGS) -c -o $@ $<
+	clang $(FUZZ_CFLAGS) -DMAILWATCH_VERSION='"$(VERSION)"' \
+		-fsanitize=fuzzer-no-link,address,undefined $(DEPFLAGS) \
+		-c -o $@ $<
 
 build/fuzz/libmailwatch.a: $(FUZZ_OBJ)
 	ar rcs $@ $^

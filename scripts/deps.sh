@@ -6,10 +6,10 @@ set -eu
 
 build="gcc make pkg-config libc6-dev libssl-dev libsystemd-dev"
 # Everything make check uses, so that no test skips on a fresh machine: a
-# real popup (xvfb, dunst, a font) and man page checks (man-db, mandoc)
-# included.
+# real popup (xvfb, dunst, a font), a status bar (i3-wm, i3blocks) and man
+# page checks (man-db, mandoc) included.
 check="$build dovecot-imapd dovecot-core openssl python3 dbus-daemon procps \
-xvfb dunst fonts-dejavu-core man-db mandoc strace"
+xvfb dunst fonts-dejavu-core i3-wm i3blocks man-db mandoc strace"
 fuzz="$build clang libclang-rt-14-dev"
 popup="$check"
 

@@ -316,6 +316,10 @@ w_status(void *ud, const char *name, const struct session_status *st)
 		return; /* not one of ours, or watched on its own */
 	if (!b->swept)
 		b->gen = ar->gen; /* NOTIFY's, in w_notify()'s count */
+	if (st->have_unseen && mailbox_set_unseen(b->mb, st->unseen))
+		changed(ar);
+	if (!st->uidnext)
+		return; /* a flag change pushed by NOTIFY: only the count */
 	b->failed = false;
 	/* Before NOTIFY's reply, w_notify() says how it is watched. */
 	if (ar->mode != M_STARTING)
@@ -556,17 +560,32 @@ checked_now(const struct account_run *ar, const struct box *b)
 	return b->watched && !b->failed && via && watcher_is_idle(via);
 }
 
+static bool
+box_watched(const struct account_run *ar, const struct box *b)
+{
+	return b->w ? watcher_is_idle(b->w) : checked_now(ar, b);
+}
+
 size_t
 account_run_watched(const struct account_run *ar)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < ar->n; i++) {
-		const struct box *b = &ar->box[i];
-
-		n += b->w ? watcher_is_idle(b->w) : checked_now(ar, b);
-	}
+	for (size_t i = 0; i < ar->n; i++)
+		n += box_watched(ar, &ar->box[i]);
 	return n;
+}
+
+void
+account_run_each(const struct account_run *ar,
+		 void (*fn)(void *fud, const char *mailbox, bool watched,
+			    int64_t unseen),
+		 void *fud)
+{
+	for (size_t i = 0; i < ar->n; i++)
+		fn(fud, mailbox_name(ar->box[i].mb),
+		   box_watched(ar, &ar->box[i]),
+		   mailbox_unseen(ar->box[i].mb));
 }
 
 const char *

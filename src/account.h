@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -65,6 +66,13 @@ bool account_run_gave_up(const struct account_run *ar);
 
 /* How many of the account's mailboxes are watched right now. */
 size_t account_run_watched(const struct account_run *ar);
+/* Calls fn for each of the account's mailboxes in the configured order:
+ * its name (borrowed for the call), whether it is watched right now, and
+ * its unseen count (mailbox_unseen(): -1 when not known yet). */
+void account_run_each(const struct account_run *ar,
+		      void (*fn)(void *fud, const char *mailbox, bool watched,
+				 int64_t unseen),
+		      void *fud);
 /* For the status line: how the mailboxes are watched, e.g. "21 mailboxes
  * over 2 connections (NOTIFY)" or "4 pushed, 17 checked every 60 s"; then
  * what is not well, e.g. "INBOX: reconnecting in 3 s". Borrowed, valid

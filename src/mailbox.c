@@ -33,6 +33,7 @@ struct mailbox {
 	 * INTERNALDATE is what arrived since. */
 	int64_t seen;
 	uint32_t messages;
+	int64_t unseen; /* unseen messages now, -1: not known */
 	/* What the state file says. */
 	uint32_t saved_uidvalidity, saved_mark, saved_messages;
 	int64_t saved_seen;
@@ -639,6 +640,7 @@ mailbox_new(const struct mailbox_env *env, const struct account *a,
 	mb->name = xstrdup(name);
 	mb->log.account = mb->account;
 	mb->log.mailbox = mb->name;
+	mb->unseen = -1;
 	if (state_load(mb->account, mb->name, &st) > 0) {
 		mb->uidvalidity = st.uidvalidity;
 		mb->mark = st.uid;
@@ -684,6 +686,21 @@ const char *
 mailbox_name(const struct mailbox *mb)
 {
 	return mb->name;
+}
+
+int64_t
+mailbox_unseen(const struct mailbox *mb)
+{
+	return mb->unseen;
+}
+
+bool
+mailbox_set_unseen(struct mailbox *mb, uint32_t count)
+{
+	if (mb->unseen == count)
+		return false;
+	mb->unseen = count;
+	return true;
 }
 
 const struct log_ctx *

@@ -48,6 +48,14 @@ void mailbox_free(struct mailbox **mb);
 void mailbox_rebind(struct mailbox *mb, const struct account *a);
 /* The mailbox's UTF-8 name; borrowed, valid until mailbox_free(). */
 const char *mailbox_name(const struct mailbox *mb);
+/* How many messages are unseen, as last reported (mailbox_set_unseen),
+ * or -1 before the first report. Kept, as last known, while no
+ * connection reports it. */
+int64_t mailbox_unseen(const struct mailbox *mb);
+/* The server says count messages are unseen now (SEARCH UNSEEN after
+ * EXAMINE and the changes since, or a STATUS). Returns true when that
+ * changed the count. */
+bool mailbox_set_unseen(struct mailbox *mb, uint32_t count);
 /* Who log lines about the mailbox are about (its account and name);
  * borrowed, valid until mailbox_free(). */
 const struct log_ctx *mailbox_log(const struct mailbox *mb);

@@ -15,6 +15,8 @@
 #include "config.h"
 #include "password.h"
 #include "resume.h"
+#include "service.h"
+#include "status.h"
 #include "sink.h"
 #include "util.h"
 
@@ -46,18 +48,22 @@ struct daemon {
 	bool verbose;
 	struct running **run; /* one per account, owned */
 	size_t n_run;
-	struct sink *sinks[2];
+	struct sink *sinks[3];
+	struct service *service; /* owned by its sink in sinks[] */
 	struct resume *resume;
 	size_t n_sinks;
 	bool stopping;
 	uint64_t stop_deadline; /* usec, monotonic */
 	char status[512];
+	char status_sent[512]; /* the last STATUS= sent */
 };
 
 static void
 usage(FILE *f)
 {
 	fputs("usage: mailwatch [-c FILE] [-v] [--check-config]\n"
+	      "       mailwatch status [--json] [--follow] "
+	      "[--format TEMPLATE]\n"
 	      "Tells you the moment new mail arrives in IMAP mailboxes.\n\n"
 	      "  -c, --config FILE   configuration (default "
 	      "$XDG_CONFIG_HOME/mailwatch/mailwatch.ini)\n"
@@ -83,7 +89,9 @@ running_describe(const struct running *r)
 /* Keeps systemd's STATUS= current: "3/4 mailboxes idle; work/INBOX:
  * reconnecting in 30 s", and for an account of several mailboxes how they
  * are watched ("lists: 20 mailboxes over 2 connections (NOTIFY)"). The
- * mailboxes of an account not watching count as not idle. */
+ * mailboxes of an account not watching count as not idle. Sent only when
+ * it changed (an unseen count moving comes here too, for the D-Bus
+ * service). */
 static void
 update_status(void *ud)
 {
@@ -113,7 +121,12 @@ update_status(void *ud)
 			off += snprintf(s + off, sizeof(d->status) - off,
 					"; %s", how);
 	}
-	sd_notify(0, s);
+	if (strcmp(s, d->status_sent)) {
+		sd_notify(0, s);
+		memcpy(d->status_sent, s, sizeof(d->status_sent));
+	}
+	if (d->service)
+		service_changed(d->service);
 }
 
 /* Stops and frees r: its password job or its watching. */
@@ -285,6 +298,69 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	return 0;
 }
 
+/* ---- the D-Bus interface (service.c) ---- */
+
+/* service_ops.each's walk over one account's mailboxes. */
+struct each_box {
+	const char *account;
+	void *fud;
+	void (*box)(void *fud, const struct service_box *b);
+	uint64_t unseen; /* the sum of the known counts */
+};
+
+static void
+each_box(void *ud, const char *mailbox, bool watched, int64_t unseen)
+{
+	struct each_box *e = ud;
+	struct service_box b = {e->account, mailbox, watched, unseen};
+
+	if (unseen > 0)
+		e->unseen += (uint64_t)unseen;
+	e->box(e->fud, &b);
+}
+
+static void
+service_each(void *ud, void *fud,
+	     void (*box)(void *fud, const struct service_box *b),
+	     void (*account)(void *fud, const char *name, bool ok,
+			     const char *state, uint64_t unseen))
+{
+	struct daemon *d = ud;
+
+	for (size_t i = 0; i < d->n_run; i++) {
+		struct running *r = d->run[i];
+		struct each_box e = {r->a->name, fud, box, 0};
+		bool ok = r->acct && account_run_watched(r->acct) ==
+					       r->a->n_mailboxes;
+		const char *how = r->acct ? account_run_describe(r->acct)
+					  : running_describe(r);
+
+		if (r->acct)
+			account_run_each(r->acct, each_box, &e);
+		else
+			for (size_t j = 0; j < r->a->n_mailboxes; j++)
+				each_box(&e, r->a->mailboxes[j], false, -1);
+		/* The status line says nothing of an account that is well. */
+		account(fud, r->a->name, ok,
+			*how ? how : ok ? "watching" : "connecting", e.unseen);
+	}
+}
+
+static void on_resume(void *ud);
+
+static void
+service_reload(void *ud)
+{
+	(void)ud;
+	raise(SIGHUP); /* blocked: the loop's signal source takes it */
+}
+
+static const struct service_ops service_ops = {
+    .each = service_each,
+    .check_now = on_resume,
+    .reload = service_reload,
+};
+
 /* Waiting hooks started, or (stopping) one ended: the state may move. */
 static void
 on_hooks_changed(void *ud)
@@ -403,6 +479,8 @@ main(int argc, char **argv)
 	sigset_t mask;
 	int c, r, status = EXIT_FAILURE;
 
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return status_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "c:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -481,7 +559,9 @@ main(int argc, char **argv)
 	 * them. Announcing goes through the sinks in this order. */
 	d.sinks[1] = sink_hook_new(d.event, on_hooks_changed, &d);
 	d.sinks[0] = sink_notify_new(d.event, d.sinks[1]);
-	d.n_sinks = 2;
+	d.service = service_new(d.event, &service_ops, &d);
+	d.sinks[2] = service_sink(d.service);
+	d.n_sinks = 3;
 
 	/* The passwords come later, through the loop: ready now. */
 	start_all(&d);
@@ -494,6 +574,7 @@ out:
 	 * they did not finish (hooks past the deadline); freeing the hook
 	 * sink then kills those hooks, so the next start runs them once. */
 	stop_all(&d);
+	d.service = NULL; /* freed with its sink */
 	/* The notification sink borrows the hook sink: free it first. */
 	for (size_t i = 0; i < d.n_sinks; i++)
 		sink_free(&d.sinks[i]);

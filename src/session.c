@@ -7,9 +7,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "unseen.h"
+
 #define USEC_PER_SEC 1000000ULL
 /* Tagged commands awaiting completion. The session pipelines at most
- * IDLE + UID FETCH + LOGOUT, or the owner's STATUS checks; more means the
+ * NOTIFY + EXAMINE + SEARCH, IDLE + UID FETCH + LOGOUT, or the owner's
+ * STATUS checks; more means the
  * server stopped answering in order, which ends the session (never the
  * process). */
 #define MAX_PENDING (SESSION_MAX_PIPELINE + 8)
@@ -83,6 +86,7 @@ enum cmd {
 	CMD_ID,
 	CMD_NOTIFY,
 	CMD_EXAMINE,
+	CMD_UNSEEN,
 	CMD_STATUS,
 	CMD_FIND_UIDNEXT,
 	CMD_DATES,
@@ -119,8 +123,8 @@ struct session {
 
 	/* Capabilities from the last CAPABILITY response or code. */
 	bool have_caps, cap_idle, cap_starttls, cap_logindisabled;
-	bool cap_auth_plain, cap_sasl_ir, cap_notify;
-	bool cap_oauthbearer, cap_xoauth2, cap_id;
+	bool cap_auth_plain, cap_sasl_ir, cap_notify, cap_esearch;
+	bool cap_oauthbearer, cap_xoauth2;
 	/* The login under way: how (never AUTH_AUTO), whether the client's
 	 * response went, and what the server's error challenge said. */
 	enum auth_mech mech;
@@ -141,6 +145,9 @@ struct session {
 
 	uint32_t uidvalidity, uidnext, exists;
 	bool have_uidnext;
+	/* The unseen messages of the selected mailbox, from SEARCH UNSEEN
+	 * after EXAMINE, then kept up with flags and expunges. */
+	struct unseen unseen;
 	uint32_t fetch_from;  /* first UID not yet reported */
 	uint32_t batch_from;  /* fetch_from when the fetch was sent */
 	bool dated;           /* the fetches up to the next batch end ask for
@@ -389,6 +396,14 @@ send_examine(struct session *s)
 	trace_out(s, &b, CMD_EXAMINE);
 	queue(s, &b);
 	codec_buf_finish(&b);
+	unseen_forget(&s->unseen);
+	/* In the same write: its answer comes before anything the
+	 * session sends once the EXAMINE completed. ESEARCH (RFC 4731)
+	 * answers with ranges: short however many are unseen. */
+	if (!s->fetch_mode && s->cb.unseen)
+		send_simple(s, CMD_UNSEEN,
+			    s->cap_esearch ? "SEARCH RETURN (ALL) UNSEEN"
+					   : "SEARCH UNSEEN");
 	s->have_uidnext = false;
 	s->uidvalidity = 0;
 	s->exists = 0;
@@ -415,7 +430,8 @@ send_notify(struct session *s)
 				codec_buf_addstr(&b, " ");
 			codec_enc_mailbox(&b, s->o.others[i]);
 		}
-		codec_buf_addstr(&b, ") (MessageNew MessageExpunge))");
+		codec_buf_addstr(&b,
+				 ") (MessageNew MessageExpunge FlagChange))");
 	}
 	codec_buf_addstr(&b, "\r\n");
 	trace_out(s, &b, CMD_NOTIFY);
@@ -675,9 +691,9 @@ take_capabilities(struct session *s, const struct codec_strlist *l)
 	s->cap_auth_plain = codec_strlist_has(l, "AUTH=PLAIN");
 	s->cap_sasl_ir = codec_strlist_has(l, "SASL-IR");
 	s->cap_notify = codec_strlist_has(l, "NOTIFY");
+	s->cap_esearch = codec_strlist_has(l, "ESEARCH");
 	s->cap_oauthbearer = codec_strlist_has(l, "AUTH=OAUTHBEARER");
 	s->cap_xoauth2 = codec_strlist_has(l, "AUTH=XOAUTH2");
-	s->cap_id = codec_strlist_has(l, "ID");
 	s->out.literal_plus = codec_strlist_has(l, "LITERAL+");
 }
 
@@ -1006,6 +1022,11 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 			s->uidnext = 1;
 		selected(s);
 		break;
+	case CMD_UNSEEN:
+		/* Without an answer the count stays unknown: no harm. */
+		if (!okay)
+			log_debug(s->o.log, "SEARCH UNSEEN: %s", text);
+		break;
 	case CMD_FIND_UIDNEXT:
 		if (!okay)
 			goto protocol;
@@ -1198,9 +1219,21 @@ on_exists(struct session *s, uint32_t n)
 	}
 }
 
+/* Tells the owner the selected mailbox's unseen count. */
+static void
+unseen_changed(struct session *s)
+{
+	if (s->unseen.known)
+		s->cb.unseen(s->ud, s->unseen.n);
+}
+
 static void
 on_fetch(struct session *s, const struct codec_fetch *f)
 {
+	if (f->have & CODEC_FETCH_FLAGS &&
+	    unseen_set(&s->unseen, f->seq,
+		       !codec_strlist_has(&f->flags, "\\Seen")))
+		unseen_changed(s);
 	if (s->state == S_FIND_UIDNEXT) {
 		if (f->have & CODEC_FETCH_UID && f->uid >= s->uidnext)
 			s->uidnext = f->uid + 1;
@@ -1260,7 +1293,7 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 }
 
 /* A STATUS response, asked for or pushed by NOTIFY: reported when it
- * names a mailbox and its UIDNEXT. */
+ * names a mailbox. */
 static void
 on_mailbox_status(struct session *s, const struct codec_response *r)
 {
@@ -1282,15 +1315,13 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 			st.uidnext = v;
 		else if (!strcasecmp(it->name.ptr, "UIDVALIDITY"))
 			st.uidvalidity = v;
-		else if (!strcasecmp(it->name.ptr, "UNSEEN"))
+		else if (!strcasecmp(it->name.ptr, "UNSEEN")) {
 			st.unseen = v;
-		else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
+			st.have_unseen = true;
+		} else if (!strcasecmp(it->name.ptr, "HIGHESTMODSEQ"))
 			st.highestmodseq = it->value;
 	}
-	if (!st.uidnext)
-		log_debug(s->o.log, "STATUS of %s without UIDNEXT; ignored",
-			  name);
-	else if (s->cb.status)
+	if (s->cb.status)
 		s->cb.status(s->ud, name, &st);
 	free(name);
 }
@@ -1387,6 +1418,8 @@ dispatch(struct session *s, const struct codec_response *r)
 		if (s->exists)
 			s->exists--;
 		skipped_expunge(s, r->u.number);
+		if (unseen_expunge(&s->unseen, r->u.number))
+			unseen_changed(s);
 		if (is_selected(s))
 			s->cb.expunge(s->ud, r->u.number);
 		break;
@@ -1395,6 +1428,18 @@ dispatch(struct session *s, const struct codec_response *r)
 		break;
 	case CODEC_STATUS:
 		on_mailbox_status(s, r);
+		break;
+	case CODEC_SEARCH:
+		if (is_pending(s, CMD_UNSEEN)) {
+			unseen_reset(&s->unseen, r->u.search.v, r->u.search.n);
+			unseen_changed(s);
+		}
+		break;
+	case CODEC_ESEARCH:
+		if (is_pending(s, CMD_UNSEEN) && !r->u.esearch.uid &&
+		    unseen_reset_ranges(&s->unseen, r->u.esearch.all.v,
+					r->u.esearch.all.n))
+			unseen_changed(s);
 		break;
 	case CODEC_SKIPPED:
 		on_skipped(s, r);
@@ -1435,6 +1480,7 @@ session_free(struct session **sp)
 		free(s->pending[--s->n_pending].mailbox);
 	free(s->pending);
 	free(s->mailbox);
+	unseen_free(&s->unseen);
 	wipe(s->out.data, s->out.len);
 	codec_buf_finish(&s->out);
 	wipe(s->held.data, s->held.len);

@@ -71,6 +71,7 @@ struct session_opts {
 /* What a STATUS response said; 0 for an item it did not include. */
 struct session_status {
 	uint32_t messages, uidnext, uidvalidity, unseen;
+	bool have_unseen;
 	uint64_t highestmodseq;
 };
 
@@ -119,8 +120,9 @@ struct session_cb {
 	/* Optional. With opts.notify, once per session after login: whether
 	 * NOTIFY is set (false: not offered, or refused). */
 	void (*notify)(void *ud, bool on);
-	/* Optional. A STATUS response with a UIDNEXT, for mailbox name
-	 * (UTF-8; borrowed, as st is, for the call). */
+	/* Optional. A STATUS response for mailbox name (UTF-8; borrowed, as
+	 * st is, for the call). What it left out is 0 in st: a NOTIFY
+	 * push for a flag change carries only UNSEEN (and HIGHESTMODSEQ). */
 	void (*status)(void *ud, const char *name,
 		       const struct session_status *st);
 	/* Fetch mode: nothing is under way; the owner may call
@@ -129,6 +131,10 @@ struct session_cb {
 	/* Fetch mode, optional: STATUS or EXAMINE of name was refused (NO);
 	 * msg says how. The session goes on. */
 	void (*mailbox_failed)(void *ud, const char *name, const char *msg);
+	/* Optional; not in fetch mode. The selected mailbox has count
+	 * unseen messages: once SEARCH UNSEEN answered after EXAMINE, then
+	 * at each change that flags and expunges make. */
+	void (*unseen)(void *ud, uint32_t count);
 };
 
 struct session;

@@ -268,6 +268,15 @@ logged_in(struct watcher *w)
 }
 
 static void
+s_unseen(void *ud, uint32_t count)
+{
+	struct watcher *w = ud;
+
+	if (mailbox_set_unseen(w->mb, count))
+		changed(w);
+}
+
+static void
 s_idle(void *ud)
 {
 	struct watcher *w = ud;
@@ -374,6 +383,7 @@ static const struct session_cb session_cb = {
 	.batch_end = s_batch_end,
 	.flags = s_flags,
 	.expunge = s_expunge,
+	.unseen = s_unseen,
 	.idle = s_idle,
 	.failed = s_failed,
 	.dated = s_dated,

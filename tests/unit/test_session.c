@@ -142,10 +142,17 @@ c_mailbox_failed(void *ud, const char *name, const char *msg)
 	ev(ud, "mailbox_failed %s %s", name, msg);
 }
 
+static void
+c_unseen(void *ud, uint32_t count)
+{
+	ev(ud, "unseen %u", count);
+}
+
+/* Without unseen: no SEARCH UNSEEN after EXAMINE (test_unseen has it). */
 static const struct session_cb cb = {
 	c_starttls, c_selected, c_fetched, c_batch_end, c_flags,
 	c_expunge,  c_idle,     c_failed,  c_dated,     c_dated_end,
-	c_notify,   c_status,   c_ready,   c_mailbox_failed,
+	c_notify,   c_status,   c_ready,   c_mailbox_failed, NULL,
 };
 
 static struct session_opts opts = {
@@ -270,6 +277,98 @@ test_main_path(int bytewise)
 	}
 	ok(!r.failed, "no failure (%s)", mode);
 	session_free(&s);
+}
+
+/* The unseen count: SEARCH UNSEEN in the EXAMINE's write, then kept by
+ * flag changes, expunges (which renumber) and new mail. */
+static void
+test_unseen(void)
+{
+	struct session_cb ucb = cb;
+	struct rec r = {0};
+	struct session *s;
+
+	ucb.unseen = c_unseen;
+	s = session_new(&opts, &ucb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	sent(&r, "m1 AUTHENTICATE PLAIN AGFsaWNlAHBhIHNzInc=\r\n"
+		 "m2 EXAMINE INBOX\r\nm3 SEARCH UNSEEN\r\n",
+	     "SEARCH UNSEEN pipelined after EXAMINE");
+	feed(s, &r,
+	     "* 4 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 9] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n* SEARCH 4 2 3\r\n"
+	     "m3 OK Search completed\r\n",
+	     0, 0);
+	events(&r, "selected 7/9/4; unseen 3; ", "the count from SEARCH");
+	sent(&r, "m4 IDLE\r\n", "IDLE while SEARCH was under way");
+	feed(s, &r, "+ idling\r\n", 0, 0);
+	r.events[0] = 0;
+	feed(s, &r, "* 2 FETCH (FLAGS (\\Seen))\r\n", 0, SEC);
+	events(&r, "unseen 2; flags 2; ", "read elsewhere: one fewer");
+	feed(s, &r, "* 2 FETCH (FLAGS (\\Seen))\r\n* 1 FETCH (FLAGS ())\r\n",
+	     0, SEC);
+	events(&r, "flags 2; unseen 3; flags 1; ",
+	       "a repeat changes nothing; marked unread: one more");
+	feed(s, &r, "* 2 EXPUNGE\r\n", 0, SEC);
+	events(&r, "expunge 2; ", "a read message deleted: no change");
+	feed(s, &r, "* 2 FETCH (FLAGS (\\Seen))\r\n", 0, SEC);
+	events(&r, "unseen 2; flags 2; ",
+	       "expunge renumbered: old 3 is now 2");
+	feed(s, &r, "* 1 EXPUNGE\r\n", 0, SEC);
+	events(&r, "unseen 1; expunge 1; ", "an unseen message deleted");
+	feed(s, &r, "* 3 EXISTS\r\n", 0, SEC);
+	feed(s, &r,
+	     "m4 OK Idle completed.\r\n"
+	     "* 3 FETCH (UID 9 FLAGS () ENVELOPE (NIL \"new\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\nm5 OK done\r\n",
+	     0, SEC);
+	events(&r, "unseen 2; fetched 9 new; batch_end; ",
+	       "new unseen mail: one more");
+	session_free(&s);
+
+	/* A SEARCH refused or too long: the count stays unknown. */
+	r = (struct rec){0};
+	s = session_new(&opts, &ucb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	feed(s, &r,
+	     "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 9] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\nm3 NO Search failed\r\n"
+	     "+ idling\r\n* 1 FETCH (FLAGS ())\r\n",
+	     0, 0);
+	events(&r, "selected 7/9/1; idle; flags 1; ",
+	       "SEARCH refused: no count, the watching goes on");
+	ok(!r.failed, "no failure");
+	session_free(&s);
+
+	/* ESEARCH: ranges; more than UNSEEN_MAX leaves the count unknown. */
+	for (int huge = 0; huge < 2; huge++) {
+		r = (struct rec){0};
+		s = session_new(&opts, &ucb, &r);
+		feed(s, &r, greeting, 0, 0);
+		r.sent[0] = 0;
+		feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE ESEARCH] ok\r\n",
+		     0, 0);
+		sent(&r, "m2 EXAMINE INBOX\r\nm3 SEARCH RETURN (ALL) UNSEEN\r\n",
+		     "ESEARCH offered: its RETURN (ALL) form");
+		feed(s, &r,
+		     "* 5 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n"
+		     "* OK [UIDNEXT 9] x\r\nm2 OK [READ-ONLY] done\r\n",
+		     0, 0);
+		feed(s, &r,
+		     huge ? "* ESEARCH (TAG \"m3\") ALL 1:4000000000\r\n"
+			  : "* ESEARCH (TAG \"m3\") ALL 2:3,5\r\n",
+		     0, 0);
+		feed(s, &r, "m3 OK done\r\n+ idling\r\n", 0, 0);
+		events(&r,
+		       huge ? "selected 7/9/5; idle; "
+			    : "selected 7/9/5; unseen 3; idle; ",
+		       huge ? "an absurd ESEARCH set: no count, no harm"
+			    : "the count from ESEARCH ranges");
+		ok(!r.failed, "no failure");
+		session_free(&s);
+	}
 }
 
 /* n:* returns the last message even below n; a FETCH repeated; \Seen. */
@@ -801,7 +900,7 @@ test_notify(int bytewise)
 	sent(&r,
 	     "m2 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
 	     "MessageExpunge FlagChange)) (mailboxes (a Lists/x Caf&AOk-) "
-	     "(MessageNew MessageExpunge))\r\nm3 EXAMINE INBOX\r\n",
+	     "(MessageNew MessageExpunge FlagChange))\r\nm3 EXAMINE INBOX\r\n",
 	     "NOTIFY SET and EXAMINE in one write, names in modified UTF-7");
 	feed(s, &r,
 	     "* STATUS Lists/x (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1796502944 "
@@ -841,10 +940,12 @@ test_notify(int bytewise)
 	     "* 1 FETCH (UID 1 FLAGS (\\Recent) ENVELOPE (NIL \"Hi\" NIL NIL "
 	     "NIL NIL NIL NIL NIL NIL))\r\n"
 	     "* 1 FETCH (FLAGS (\\Seen))\r\n"
-	     "* STATUS a (MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 3)\r\n",
+	     "* STATUS a (MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 3)\r\n"
+	     "* STATUS a (UNSEEN 1 HIGHESTMODSEQ 4)\r\n",
 	     bytewise, SEC);
-	events(&r, "flags 1; status a 0/3/2/2; ",
-	       "a repeated push is not new; flag change; pushed STATUS");
+	events(&r, "flags 1; status a 0/3/2/2; status a 0/0/0/1; ",
+	       "a repeated push is not new; flag change; pushed STATUS, and "
+	       "one for a flag change with nothing but UNSEEN");
 	if (!bytewise) {
 		feed(s, &r,
 		     "* 3 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL "
@@ -1090,6 +1191,7 @@ main(void)
 	test_main_path(0);
 	test_main_path(1);
 	test_fetch_edges();
+	test_unseen();
 	test_date_scan();
 	test_refusals();
 	test_polling();

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Issue 13: live unread counts over D-Bus and `mailwatch status`.
+
+A real session bus (dbus-daemon) and the private Dovecot. The counts are
+what a status bar would show: right after start, +1 on new mail, -1 when
+another client marks a message \\Seen or deletes it, right again after a
+server restart and after mail that came while mailwatch was stopped;
+`mailwatch status --follow` prints each change within a second of it (the
+server's push included); busctl shows the documented interface; without
+a daemon `mailwatch status` says so with exit status 3."""
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mwtest  # noqa: E402
+from mwtest import ok  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_watch import finish, need_binaries  # noqa: E402
+
+FOLDER = "Lists/dev"
+# Deadlines (scaled by MWTEST_TIMEOUT_SCALE):
+START = 15   # start -> every mailbox watched
+CHANGE = 1   # a change on the server -> the line --follow prints; the
+             # server's own push (~0.5 s with Dovecot) counts in it
+T = float(os.environ.get("MWTEST_TIMEOUT_SCALE", "1") or 1)
+
+
+def status(mw, bus, *args):
+    """`mailwatch status ARGS` once: (exit status, stdout)."""
+    r = subprocess.run([mw.bin, "status"] + list(args), env=bus.env(),
+                       capture_output=True, text=True, timeout=10 * T)
+    return r.returncode, r.stdout
+
+
+class Follow:
+    """`mailwatch status --follow --json` and the lines it printed."""
+
+    def __init__(self, mw, bus):
+        self.proc = subprocess.Popen(
+            [mw.bin, "status", "--follow", "--json"], env=bus.env(),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        self.buf = b""
+        self.lines = []
+
+    def wait(self, pred, timeout):
+        """The first line printed from now on within timeout that pred
+        accepts (parsed JSON), or None."""
+        end = time.monotonic() + timeout * T
+        while True:
+            for i, line in enumerate(self.lines):
+                if pred(line):
+                    del self.lines[:i + 1]
+                    return line
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not r:
+                continue
+            data = os.read(self.proc.stdout.fileno(), 65536)
+            if not data:
+                return None
+            self.buf += data
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                self.lines.append(json.loads(line))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5 * T)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+def busctl(bus, *args):
+    return subprocess.run(["busctl", "--user"] + list(args), env=bus.env(),
+                          capture_output=True, text=True, timeout=10 * T)
+
+
+def unseen_of(line, mailbox):
+    for b in line["mailboxes"]:
+        if b["mailbox"] == mailbox:
+            return b["unseen"]
+    return None
+
+
+def counts(line):
+    return (line["unseen"], unseen_of(line, "INBOX"),
+            unseen_of(line, FOLDER))
+
+
+def wait_counts(f, want, what, timeout=CHANGE):
+    line = f.wait(lambda l: counts(l) == want, timeout)
+    return ok(line is not None, "%s: --follow prints total, INBOX, %s = %s "
+              "within %s s" % (what, FOLDER, want, timeout),
+              "lines: %s" % [counts(l) for l in f.lines])
+
+
+def test_counts():
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", FOLDER)
+    seen = dc.append("alice", "INBOX", mwtest.make_message("read"),
+                     flags=("\\Seen",))
+    u1 = dc.append("alice", "INBOX", mwtest.make_message("one"))
+    dc.append("alice", "INBOX", mwtest.make_message("two"))
+    dc.append("alice", FOLDER, mwtest.make_message("three"))
+    bus = mwtest.SessionBus()
+
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice", mailboxes=["INBOX", FOLDER]),
+    }, bus=bus)
+    for name in ("INBOX", FOLDER):
+        ok(mw.wait_log(r"a/%s: %s" % (name, mwtest.WATCHED), START),
+           "%s watched" % name, mw.log_tail(10))
+
+    # Right after start.
+    rc, out = status(mw, bus, "--json")
+    line = json.loads(out) if rc == 0 and out else None
+    ok(line and counts(line) == (3, 2, 1),
+       "status --json: 3 unseen, 2 in INBOX, 1 in %s" % FOLDER,
+       "rc %s: %r" % (rc, out))
+    ok(line and line["class"] == "unseen" and line["text"] == "3",
+       "status --json: text and class for waybar", repr(out))
+    ok(line and [(a["name"], a["watching"], a["unseen"])
+                 for a in line["accounts"]] == [("a", True, 3)],
+       "status --json: the account, watching, with its total", repr(out))
+    rc, out = status(mw, bus, "--format", "{unseen} new")
+    ok(rc == 0 and out == "3 new\n", "status --format", "%s %r" % (rc, out))
+    rc, out = status(mw, bus)
+    ok(rc == 0 and out.startswith("3 unseen\n") and
+       "a/INBOX: 2 unseen" in out, "status: plain text", repr(out))
+
+    # busctl sees the documented interface.
+    r = busctl(bus, "introspect", "org.mailwatch.Mailwatch",
+               "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1")
+    ok(r.returncode == 0 and all(w in r.stdout for w in (
+        ".Unseen", ".Mailboxes", ".Accounts", ".NewMail", ".CheckNow",
+        ".Reload")), "busctl introspect shows the interface",
+       r.stdout + r.stderr)
+
+    f = Follow(mw, bus)
+    monitor = subprocess.Popen(
+        ["dbus-monitor", "--address", bus.address,
+         "type='signal',interface='org.mailwatch.Mailwatch1'"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True)
+    try:
+        wait_counts(f, (3, 2, 1), "first line")
+        u4 = dc.append("alice", "INBOX", mwtest.make_message(
+            "four", from_="Zoë <zoe@example.org>"))
+        wait_counts(f, (4, 3, 1), "new mail in INBOX")
+        mw.wait_hooks(1, 5)
+        monitor.terminate()
+        out = monitor.communicate(timeout=5 * T)[0]
+        ok("member=NewMail" in out and '"four"' in out and
+           '"zoe@example.org"' in out and '"Zoë"' in out and
+           "uint32 %d" % u4 in out,
+           "NewMail signal with the message's fields", out[-2000:])
+
+        mark = mw.mark()
+        r = busctl(bus, "call", "org.mailwatch.Mailwatch",
+                   "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
+                   "CheckNow")
+        ok(r.returncode == 0 and mw.wait_log("CheckNow over D-Bus", 5,
+                                             since=mark),
+           "CheckNow answers and probes", r.stderr)
+        r = busctl(bus, "call", "org.mailwatch.Mailwatch",
+                   "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
+                   "Reload")
+        ok(r.returncode == 0 and mw.wait_log("reloading", 5, since=mark),
+           "Reload answers and reloads", r.stderr)
+        dc.store("alice", "INBOX", [u1], ["\\Seen"])
+        wait_counts(f, (3, 2, 1), "read elsewhere")
+        dc.expunge("alice", "INBOX", [u4])
+        wait_counts(f, (2, 1, 1), "deleted elsewhere")
+        dc.expunge("alice", "INBOX", [seen])
+        ok(f.wait(lambda l: True, 0.5) is None,
+           "deleting a read message changes nothing, and nothing is "
+           "printed")
+        u5 = dc.append("alice", FOLDER, mwtest.make_message("five"))
+        wait_counts(f, (3, 1, 2), "new mail in %s" % FOLDER)
+        dc.store("alice", FOLDER, [u5], ["\\Seen"])
+        wait_counts(f, (2, 1, 1), "read elsewhere in %s" % FOLDER)
+        dc.store("alice", FOLDER, [u5], ["\\Seen"], op="-FLAGS")
+        wait_counts(f, (3, 1, 2), "marked unread in %s" % FOLDER)
+
+        # The server goes away; mail comes meanwhile (an MTA writing
+        # the Maildir), and the count is right once it is back.
+        dc.stop_server()
+        ok(f.wait(lambda l: l["class"] == "disconnected", START),
+           "--follow says when the server is gone")
+        with open(os.path.join(dc.maildir("alice"), "new",
+                               "%d.while-down.test" % time.time()),
+                  "wb") as m:
+            m.write(mwtest.make_message("while down"))
+        dc.start()
+        wait_counts(f, (4, 2, 2), "after a server restart", START)
+
+        finish(mw)
+        line = f.wait(lambda l: l["class"] == "stopped", 5)
+        ok(line is not None, "--follow says when mailwatch stopped")
+        rc, out = status(mw, bus)
+        ok(rc == 3 and "not running" in out,
+           "status without a daemon: exit 3 and says so",
+           "%s %r" % (rc, out))
+
+        dc.append("alice", "INBOX", mwtest.make_message("six"))
+        dc.store("alice", FOLDER, [1], ["\\Seen"])
+        mw.start()
+        mwtest._register(mw)
+        wait_counts(f, (4, 3, 1), "after a restart with changes while "
+                    "stopped", START)
+    finally:
+        f.stop()
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.wait()
+    finish(mw)
+
+
+mwtest.main(test_counts)
