@@ -1335,10 +1335,12 @@ token_challenge(struct session *s, const struct codec_response *r)
 {
 	struct codec_buf b;
 
-	if (sasl_oauth_error(r->text.ptr, r->text.len, &s->token_error) < 0 ||
-	    !s->token_error.json[0])
+	if (sasl_oauth_error(r->text.ptr, r->text.len, &s->token_error) < 0)
 		snprintf(s->token_error.json, sizeof(s->token_error.json),
 			 "(not base64: %.100s)", r->text.ptr);
+	else if (!s->token_error.json[0])
+		snprintf(s->token_error.json, sizeof(s->token_error.json),
+			 "(an empty challenge)");
 	log_warn(s->o.log, "server refused the %s token: %s",
 		 sasl_mech_name(sasl_mech(s)), s->token_error.json);
 	codec_buf_init(&b);

@@ -57,7 +57,7 @@ struct watcher {
 	struct cred *cred;
 	struct cred_req *req;	   /* asked before connecting */
 	char *secret;		   /* the answer, for this connection; wiped
-				      when it closes */
+				      once logged in, freed when it closes */
 	/* The last login's token was refused and a new one is asked for:
 	 * a second refusal in a row stops the watcher. */
 	bool token_retry;

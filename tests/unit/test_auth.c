@@ -310,6 +310,38 @@ test_exchange(void)
 	   "the NO: a token failure with its status");
 	session_free(&s);
 
+	/* An empty challenge and one that is not base64 are answered too,
+	 * and said so. */
+	memset(&r, 0, sizeof(r));
+	log_max_level = LOG_INFO;
+	capture_begin("build/test_auth.stderr");
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, CAPS "SASL-IR AUTH=XOAUTH2] hi\r\n");
+	r.sent[0] = '\0';
+	feed(s, &r, "+ \r\n");
+	sent(&r, "\r\n", "an empty challenge: answered");
+	feed(s, &r, REFUSED);
+	session_free(&s);
+	memset(&r, 0, sizeof(r));
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, CAPS "SASL-IR AUTH=XOAUTH2] hi\r\n");
+	r.sent[0] = '\0';
+	feed(s, &r, "+ {not base64}\r\n");
+	sent(&r, "\r\n", "a challenge not in base64: answered");
+	feed(s, &r, REFUSED);
+	ok(r.why == SESSION_FAIL_TOKEN, "then a token failure");
+	session_free(&s);
+	{
+		char *out = capture_end();
+
+		ok(strstr(out, "server refused the XOAUTH2 token: (an empty "
+			       "challenge)") &&
+			   strstr(out, "server refused the XOAUTH2 token: (not "
+				       "base64: {not base64})"),
+		   "both are said so in the log");
+		free(out);
+	}
+
 	/* A second challenge is a protocol error. */
 	memset(&r, 0, sizeof(r));
 	s = session_new(&o, &cb, &r);
@@ -359,7 +391,7 @@ test_id(void)
 #define ID_START "m2 ID (\"name\" \"mailwatch\" \"version\" "
 	ok(!strncmp(r.sent, ID_START, strlen(ID_START)) &&
 	       strstr(r.sent, "\r\nm3 EXAMINE INBOX\r\n"),
-	   "ID, then EXAMINE in the same write: %s", r.sent);
+	   "ID, then EXAMINE in the same write");
 	r.sent[0] = '\0';
 	feed(s, &r, "m2 BAD Unknown command\r\n");
 	ok(!r.failed, "a refused ID ends nothing");
