@@ -336,8 +336,8 @@ test_exchange(void)
 
 		ok(strstr(out, "server refused the XOAUTH2 token: (an empty "
 			       "challenge)") &&
-			   strstr(out, "server refused the XOAUTH2 token: (not "
-				       "base64: {not base64})"),
+		       strstr(out, "server refused the XOAUTH2 token: (not "
+				   "base64: {not base64})"),
 		   "both are said so in the log");
 		free(out);
 	}
