@@ -150,6 +150,9 @@ install: mailwatch
 	for f in contrib/mailwatch-*; do \
 		install -Dm755 $$f $(DESTDIR)$(CONTRIBDIR)/$$(basename $$f) || exit 1; \
 	done
+	for f in contrib/*.example; do \
+		install -Dm644 $$f $(DESTDIR)$(CONTRIBDIR)/$$(basename $$f) || exit 1; \
+	done
 	for u in systemd/*.service.in; do \
 		n=$$(basename $$u .in); \
 		sed 's|@BINDIR@|$(BINDIR)|g' $$u > build/$$n && \
@@ -162,7 +165,7 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man5/mailwatch.ini.5 \
 		$(DESTDIR)$(DOCDIR)/mailwatch.ini.example \
 		$(DESTDIR)$(CONTRIBDIR)/README.md
-	for f in contrib/mailwatch-*; do \
+	for f in contrib/mailwatch-* contrib/*.example; do \
 		rm -f $(DESTDIR)$(CONTRIBDIR)/$$(basename $$f); \
 	done
 	for u in systemd/*.service.in; do \

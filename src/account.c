@@ -37,7 +37,7 @@ struct account_run {
 	struct account_env env;
 	struct watcher_env wenv;  /* for its watchers */
 	const struct account *a;  /* borrowed; see account_run_rebind() */
-	const char *password;     /* borrowed */
+	struct cred *cred;        /* borrowed */
 	char *name;               /* a copy for log lines */
 	struct log_ctx log;
 	struct box *box;          /* in the configured order */
@@ -121,7 +121,7 @@ new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 		.notify = notify,
 		.others = notify ? ar->others : NULL,
 		.n_others = notify && ar->n ? ar->n - 1 : 0,
-		.password = ar->password,
+		.cred = ar->cred,
 	};
 
 	return watcher_new(&ar->wenv, &o);
@@ -414,7 +414,7 @@ on_save(sd_event_source *src, void *ud)
 
 struct account_run *
 account_run_new(const struct account_env *env, const struct account *a,
-		const char *password)
+		struct cred *cred)
 {
 	struct account_run *ar = xcalloc(1, sizeof(*ar));
 	struct mailbox_env me = {
@@ -437,7 +437,7 @@ account_run_new(const struct account_env *env, const struct account *a,
 		.ud = ar,
 	};
 	ar->a = a;
-	ar->password = password;
+	ar->cred = cred;
 	ar->name = xstrdup(a->name);
 	ar->log.account = ar->name;
 	ar->budget = a->d.max_connections;

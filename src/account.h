@@ -26,6 +26,7 @@
 #include "sink.h"
 
 struct account_run;
+struct cred;
 
 /* What an account needs from its owner; all borrowed and outliving it. */
 struct account_env {
@@ -37,11 +38,12 @@ struct account_env {
 	void *ud;
 };
 
-/* Loads the mailboxes' state and starts connecting. a and password are
- * borrowed (see account_run_rebind) and must outlive it. */
+/* Loads the mailboxes' state and starts connecting. a and cred (asked
+ * for the credential before each login: password.h) are borrowed (see
+ * account_run_rebind) and must outlive it. */
 struct account_run *account_run_new(const struct account_env *env,
 				    const struct account *a,
-				    const char *password);
+				    struct cred *cred);
 /* Saves every mailbox's state, closes the connections at once (no
  * LOGOUT) and frees. The sinks must still exist. */
 void account_run_free(struct account_run **ar);
@@ -58,8 +60,8 @@ bool account_run_stopped(const struct account_run *ar);
 /* After a resume: probes every connection, and checks the mailboxes that
  * are checked rather than pushed. */
 void account_run_probe(struct account_run *ar);
-/* True after an error retrying cannot fix (a rejected password, missing
- * STARTTLS): the account waits for a reload. */
+/* True after an error retrying cannot fix (a rejected password or token,
+ * missing STARTTLS): the account waits for a reload. */
 bool account_run_gave_up(const struct account_run *ar);
 
 /* How many of the account's mailboxes are watched right now. */

@@ -2087,12 +2087,12 @@ codec_enc_login(struct codec_buf *b, const char *tag, const char *user,
 	crlf(b);
 }
 
-/* Appends base64 (RFC 4648, with padding) of n bytes of p. */
-static void
-add_base64(struct codec_buf *b, const unsigned char *p, size_t n)
+void
+codec_buf_add_base64(struct codec_buf *b, const void *data, size_t n)
 {
 	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = data;
 	char q[4];
 	size_t i;
 
@@ -2129,7 +2129,7 @@ add_plain(struct codec_buf *b, const char *user, const char *pass)
 	memcpy(raw + 1, user, ul);
 	raw[1 + ul] = 0;
 	memcpy(raw + 2 + ul, pass, pl);
-	add_base64(b, raw, n);
+	codec_buf_add_base64(b, raw, n);
 	explicit_bzero(raw, n);
 	free(raw);
 }

@@ -370,6 +370,9 @@ void codec_enc_login(struct codec_buf *b, const char *tag, const char *user,
 void codec_enc_authenticate_plain(struct codec_buf *b, const char *tag,
 				  const char *user, const char *pass,
 				  bool sasl_ir);
+/* Appends base64 (RFC 4648, with padding) of n bytes of data; wipes the
+ * copies it made on the stack (data may be a credential). */
+void codec_buf_add_base64(struct codec_buf *b, const void *data, size_t n);
 /* The base64 PLAIN response line: base64("\0user\0pass") CRLF. */
 void codec_enc_sasl_plain(struct codec_buf *b, const char *user,
 			  const char *pass);

@@ -54,6 +54,9 @@ enum key {
 	K_USERNAME,
 	K_PASSWORD,
 	K_PASSWORD_COMMAND,
+	K_OAUTH2_TOKEN_COMMAND,
+	K_AUTH,
+	K_SEND_ID,
 	K_MAILBOXES,
 	/* [general] only */
 	K_LOG_LEVEL,
@@ -89,11 +92,17 @@ static const struct {
     [K_USERNAME] = {"username", IN_ACCOUNT, false},
     [K_PASSWORD] = {"password", IN_ACCOUNT, false},
     [K_PASSWORD_COMMAND] = {"password_command", IN_ACCOUNT, false},
+    [K_OAUTH2_TOKEN_COMMAND] = {"oauth2_token_command", IN_ACCOUNT, false},
+    [K_AUTH] = {"auth", IN_ACCOUNT, false},
+    [K_SEND_ID] = {"send_id", IN_ACCOUNT, false},
     [K_MAILBOXES] = {"mailboxes", IN_ACCOUNT, false},
     [K_LOG_LEVEL] = {"log_level", IN_GENERAL, false},
 };
 
 static const char *const tls_names[] = {"implicit", "starttls", "none", NULL};
+static const char *const auth_names[] = {
+    "auto", "plain", "login", "oauthbearer", "xoauth2", NULL,
+};
 static const char *const catch_up_names[] = {"notify", "summary", "skip", NULL};
 static const char *const urgency_names[] = {"low", "normal", "critical", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info",
@@ -333,6 +342,7 @@ account_finish(struct account *a)
 	freep(&a->username);
 	wipe_free(&a->password);
 	wipe_free(&a->password_command);
+	config_argv_free(&a->oauth2_token_command);
 	config_argv_free(&a->mailboxes);
 	a->n_mailboxes = 0;
 	defaults_finish(&a->d);
@@ -404,6 +414,8 @@ config_account_equal(const struct account *a, const struct account *b)
 	       str_eq(a->username, b->username) &&
 	       str_eq(a->password, b->password) &&
 	       str_eq(a->password_command, b->password_command) &&
+	       argv_eq(a->oauth2_token_command, b->oauth2_token_command) &&
+	       a->auth == b->auth && a->send_id == b->send_id &&
 	       a->n_mailboxes == b->n_mailboxes &&
 	       argv_eq(a->mailboxes, b->mailboxes) && defaults_eq(&a->d, &b->d);
 }
@@ -492,7 +504,7 @@ get_uint(struct parser *p, enum key k, const char *v, unsigned min,
 }
 
 static void
-get_bool(struct parser *p, const char *v, bool *r)
+get_bool(struct parser *p, enum key k, const char *v, bool *r)
 {
 	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
 	static const char *const no[] = {"no", "false", "off", "0", NULL};
@@ -503,7 +515,8 @@ get_bool(struct parser *p, const char *v, bool *r)
 		*r = false;
 	else
 		perr(p, p->lineno,
-		     "invalid value '%s' for notify: expected yes or no", v);
+		     "invalid value '%s' for %s: expected yes or no", v,
+		     keys[k].name);
 }
 
 /* A command line, split; a leading "~/" in the program is expanded. */
@@ -700,7 +713,7 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 
 	switch (k) {
 	case K_NOTIFY:
-		get_bool(p, v, &s->d.notify);
+		get_bool(p, k, v, &s->d.notify);
 		break;
 	case K_ON_NEW_MAIL:
 		get_argv(p, k, v, &s->d.on_new_mail);
@@ -767,6 +780,17 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 		break;
 	case K_PASSWORD_COMMAND:
 		s->a.password_command = xstrdup(v);
+		break;
+	case K_OAUTH2_TOKEN_COMMAND:
+		get_argv(p, k, v, &s->a.oauth2_token_command);
+		break;
+	case K_AUTH:
+		if (get_enum(p, k, v, auth_names,
+			     "auto, plain, login, oauthbearer or xoauth2", &i))
+			s->a.auth = (enum auth_mech)i;
+		break;
+	case K_SEND_ID:
+		get_bool(p, k, v, &s->a.send_id);
 		break;
 	case K_MAILBOXES:
 		get_mailboxes(p, s, v);
@@ -1062,6 +1086,14 @@ parse_line(struct parser *p, size_t n)
 	key_line(p, s);
 }
 
+static unsigned
+max3(unsigned a, unsigned b, unsigned c)
+{
+	unsigned m = a > b ? a : b;
+
+	return m > c ? m : c;
+}
+
 /* After the whole file: what a single line cannot tell. */
 static void
 check_account(struct parser *p, struct section *s)
@@ -1069,6 +1101,7 @@ check_account(struct parser *p, struct section *s)
 	static const enum key required[] = {K_HOST, K_USERNAME};
 	unsigned pw = s->key_line[K_PASSWORD];
 	unsigned pc = s->key_line[K_PASSWORD_COMMAND];
+	unsigned tc = s->key_line[K_OAUTH2_TOKEN_COMMAND];
 	unsigned mb = s->key_line[K_MAILBOXES];
 
 	if (mb && !s->mailbox_items)
@@ -1078,16 +1111,26 @@ check_account(struct parser *p, struct section *s)
 			perr(p, s->line,
 			     "[account %s]: missing required key '%s'",
 			     s->a.name, keys[required[i]].name);
-	if (!pw && !pc)
+	if (!pw && !pc && !tc)
 		perr(p, s->line,
-		     "[account %s]: missing required key 'password_command' "
-		     "or 'password'",
+		     "[account %s]: missing required key 'password_command', "
+		     "'password' or 'oauth2_token_command'",
 		     s->a.name);
-	else if (pw && pc)
-		perr(p, pw > pc ? pw : pc,
-		     "[account %s]: set either 'password' or "
-		     "'password_command', not both",
+	else if (!!pw + !!pc + !!tc > 1)
+		perr(p, max3(pw, pc, tc),
+		     "[account %s]: set one of 'password', "
+		     "'password_command' and 'oauth2_token_command', not two",
 		     s->a.name);
+	else if (tc && (s->a.auth == AUTH_PLAIN || s->a.auth == AUTH_LOGIN))
+		perr(p, s->key_line[K_AUTH],
+		     "[account %s]: auth = %s needs a password, not "
+		     "oauth2_token_command",
+		     s->a.name, auth_names[s->a.auth]);
+	else if (!tc && (s->a.auth == AUTH_OAUTHBEARER ||
+			 s->a.auth == AUTH_XOAUTH2))
+		perr(p, s->key_line[K_AUTH],
+		     "[account %s]: auth = %s needs oauth2_token_command",
+		     s->a.name, auth_names[s->a.auth]);
 }
 
 /* Moves the values set in s over those in d. */

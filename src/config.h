@@ -10,6 +10,16 @@
 
 enum tls_mode { TLS_IMPLICIT, TLS_STARTTLS, TLS_NONE };
 enum catch_up_mode { CATCH_UP_NOTIFY, CATCH_UP_SUMMARY, CATCH_UP_SKIP };
+/* How to log in (auth =). AUTH_AUTO: with a password, AUTHENTICATE PLAIN
+ * where offered, else LOGIN; with a token, OAUTHBEARER where offered, else
+ * XOAUTH2. */
+enum auth_mech {
+	AUTH_AUTO,
+	AUTH_PLAIN,
+	AUTH_LOGIN,
+	AUTH_OAUTHBEARER,
+	AUTH_XOAUTH2,
+};
 
 /* Settings an [account] may override from [general]. */
 struct account_defaults {
@@ -46,6 +56,12 @@ struct account {
 	char *username;
 	char *password;         /* from the file; NULL if password_command */
 	char *password_command; /* a shell line; NULL if password */
+	/* argv of oauth2_token_command (no shell), NULL-terminated; NULL
+	 * unless the account signs in with an OAuth2 access token, when
+	 * password and password_command are NULL. */
+	char **oauth2_token_command;
+	enum auth_mech auth; /* default AUTH_AUTO */
+	bool send_id;        /* ID (RFC 2971) after login; default no */
 	char **mailboxes;   /* UTF-8 names, NULL-terminated, at least one */
 	size_t n_mailboxes;
 	struct account_defaults d;

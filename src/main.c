@@ -28,13 +28,16 @@
 struct daemon;
 
 /* An account of the configuration: waiting for its password, watching
- * (account.c), or without a password until a reload. */
+ * (account.c), or without a password until a reload. An account with
+ * oauth2_token_command starts watching at once: its connections ask the
+ * provider for a token before each login. */
 struct running {
 	struct daemon *d;
 	const struct account *a;  /* in d->cfg */
 	struct password_job *job; /* while waiting for the password */
-	char *password;		  /* once it came */
-	struct account_run *acct; /* once it came */
+	struct cred *cred;	  /* once the password came, or a token
+				     account's */
+	struct account_run *acct; /* with cred */
 	bool no_password; /* the job failed: waits for a reload */
 };
 
@@ -136,15 +139,13 @@ stop_running(struct running **rp)
 		return;
 	password_job_free(&r->job);
 	account_run_free(&r->acct);
-	if (r->password) {
-		explicit_bzero(r->password, strlen(r->password));
-		free(r->password);
-	}
+	cred_free(&r->cred);
 	freep(rp);
 }
 
-/* Watches every mailbox of r with password (taken over), or (NULL) leaves
- * the account alone until a reload. */
+/* Watches every mailbox of r with password (taken over; NULL for a token
+ * account), or, when the password could not be got, leaves the account
+ * alone until a reload. */
 static void
 start_watching(struct running *r, char *password)
 {
@@ -157,13 +158,13 @@ start_watching(struct running *r, char *password)
 		.ud = d,
 	};
 
-	if (!password) {
+	if (!password && !r->a->oauth2_token_command) {
 		log_err(&(struct log_ctx){r->a->name, NULL},
 			"no password, not watching this account");
 		r->no_password = true;
 	} else {
-		r->password = password;
-		r->acct = account_run_new(&env, r->a, r->password);
+		r->cred = cred_new(d->event, r->a, password);
+		r->acct = account_run_new(&env, r->a, r->cred);
 	}
 }
 
@@ -187,7 +188,9 @@ start_running(struct daemon *d, const struct account *a)
 
 	r->d = d;
 	r->a = a;
-	if (password_job_new(d->event, a, on_password, r, &r->job) < 0)
+	if (a->oauth2_token_command)
+		start_watching(r, NULL);
+	else if (password_job_new(d->event, a, on_password, r, &r->job) < 0)
 		start_watching(r, NULL);
 	return r;
 }

@@ -1,10 +1,16 @@
-/* password: an account's password, got on the loop; see password.h.
+/* password: an account's password or OAuth2 access token, got on the
+ * loop; see password.h.
  *
- * password_command runs as a child (child.c): the job keeps the first
- * line of its output (the rest is read and dropped: closing the pipe early
- * would kill e.g. "pass show" with SIGPIPE) and ends when the shell exits,
- * when its exit status and the first line decide. At the timeout the job
- * ends with NULL; freeing it kills the process group. */
+ * password_command (through /bin/sh) and oauth2_token_command (its argv,
+ * no shell) run as a child (child.c): the job keeps the first line of its
+ * output (the rest is read and dropped: closing the pipe early would kill
+ * e.g. "pass show" with SIGPIPE) and ends when the command exits, when its
+ * exit status and the first line decide. At the timeout the job ends with
+ * NULL; freeing it kills the process group.
+ *
+ * The provider (cred_*) keeps a password once it came and runs the token
+ * command for every request, one run serving every request made while it
+ * runs. */
 #include "password.h"
 #include "child.h"
 #include "util.h"
@@ -29,6 +35,9 @@ struct password_job {
 	void (*done)(void *ud, char *password); /* NULL once called */
 	void *ud;
 	char *account;		 /* the account's name, for log lines */
+	const char *what;	 /* "password_command" or
+				    "oauth2_token_command" (static) */
+	const char *expected;	 /* "the password", "an access token" */
 	char *password;		 /* `password =`: a copy, wiped when freed */
 	unsigned timeout_ms;	 /* password_timeout_ms at the start */
 	struct child *child;	 /* password_command */
@@ -75,24 +84,26 @@ command_result(struct password_job *j, const siginfo_t *si)
 	j->line[j->len] = '\0';
 	nul = strlen(j->line) != j->len;
 	if (si->si_code != CLD_EXITED)
-		log_err(&ctx, "password_command was killed by signal %d (%s)",
+		log_err(&ctx, "%s was killed by signal %d (%s)", j->what,
 			si->si_status, strsignal(si->si_status));
 	else if (si->si_status != 0)
-		log_err(&ctx, "password_command failed with exit status %d",
+		log_err(&ctx, "%s failed with exit status %d", j->what,
 			si->si_status);
 	else if (j->long_line)
 		log_err(&ctx,
-			"password_command: first line of output is longer "
-			"than %d bytes (exit status 0)",
-			PASSWORD_MAX - 1);
+			"%s: first line of output is longer than %d bytes "
+			"(exit status 0)",
+			j->what, PASSWORD_MAX - 1);
 	else if (nul)
-		log_err(&ctx, "password_command: output holds a NUL byte "
-			      "(exit status 0)");
+		log_err(&ctx, "%s: output holds a NUL byte (exit status 0)",
+			j->what);
 	else if (!j->len)
 		log_err(&ctx,
-			"password_command printed %s (exit status 0); expected "
-			"the password on the first line",
-			j->have_line ? "an empty first line" : "nothing");
+			"%s printed %s (exit status 0); expected %s on the "
+			"first line",
+			j->what,
+			j->have_line ? "an empty first line" : "nothing",
+			j->expected);
 	else
 		return xstrdup(j->line);
 	return NULL;
@@ -143,14 +154,12 @@ on_child(void *ud, enum child_event ev, const siginfo_t *si)
 	} else if (ev == CHILD_TERM) {
 		if (j->timeout_ms % 1000)
 			log_err(&ctx,
-				"password_command did not finish within %u "
-				"ms; killed it",
-				j->timeout_ms);
+				"%s did not finish within %u ms; killed it",
+				j->what, j->timeout_ms);
 		else
 			log_err(&ctx,
-				"password_command did not finish within %u "
-				"s; killed it",
-				j->timeout_ms / 1000);
+				"%s did not finish within %u s; killed it",
+				j->what, j->timeout_ms / 1000);
 		/* The owner frees the job, which kills the group. */
 		finish(j, NULL);
 	}
@@ -173,12 +182,12 @@ on_defer(sd_event_source *s, void *ud)
 	return 0;
 }
 
-/* Runs /bin/sh -c line. Returns 0, or a negative errno after logging
- * why. */
+/* Runs argv (password_command: /bin/sh -c line). Returns 0, or a
+ * negative errno after logging why. */
 static int
-start_command(sd_event *e, struct password_job *j, const char *line)
+start_command(sd_event *e, struct password_job *j, char *const *argv,
+	      const char *name)
 {
-	char *argv[] = {"/bin/sh", "-c", (char *)line, NULL};
 	struct child_spec spec = {
 	    .argv = argv,
 	    .envp = environ,
@@ -187,7 +196,7 @@ start_command(sd_event *e, struct password_job *j, const char *line)
 	    .with_stderr = false,
 	    .timeout = password_timeout_ms * UINT64_C(1000),
 	    .cap = PASSWORD_MAX,
-	    .name = "password_command: /bin/sh",
+	    .name = name,
 	    .ctx = job_ctx(j),
 	};
 	int r;
@@ -196,7 +205,7 @@ start_command(sd_event *e, struct password_job *j, const char *line)
 	r = child_start(e, &spec, &command_ops, j, &j->child);
 	if (r < 0)
 		return r;
-	log_debug(&spec.ctx, "password_command started (pid %d)",
+	log_debug(&spec.ctx, "%s started (pid %d)", j->what,
 		  child_pid(j->child));
 	return 0;
 }
@@ -210,22 +219,32 @@ password_job_new(sd_event *e, const struct account *a,
 	struct password_job *j;
 	int r;
 
-	if (!a->password && !a->password_command) {
-		log_err(&ctx, "neither password nor password_command is set");
+	if (!a->password && !a->password_command && !a->oauth2_token_command) {
+		log_err(&ctx, "neither password, password_command nor "
+			      "oauth2_token_command is set");
 		return -EINVAL;
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->done = done;
 	j->ud = ud;
 	j->account = a->name ? xstrdup(a->name) : NULL;
-	if (a->password) {
+	j->what = a->oauth2_token_command ? "oauth2_token_command"
+					  : "password_command";
+	j->expected =
+	    a->oauth2_token_command ? "an access token" : "the password";
+	if (a->oauth2_token_command) {
+		r = start_command(e, j, a->oauth2_token_command,
+				  "oauth2_token_command");
+	} else if (a->password) {
 		j->password = xstrdup(a->password);
 		r = sd_event_add_defer(e, &j->defer, on_defer, j);
 		if (r < 0)
 			log_err(&ctx, "password: cannot add a defer source: %s",
 				strerror(-r));
 	} else {
-		r = start_command(e, j, a->password_command);
+		char *argv[] = {"/bin/sh", "-c", a->password_command, NULL};
+
+		r = start_command(e, j, argv, "password_command: /bin/sh");
 	}
 	if (r < 0) {
 		password_job_free(&j);
@@ -252,4 +271,181 @@ password_job_free(struct password_job **jp)
 	free(j->account);
 	free(j);
 	*jp = NULL;
+}
+
+/* ---- the provider ---- */
+
+struct cred_req {
+	struct cred *c;
+	void (*done)(void *ud, const char *secret);
+	void *ud;
+	struct cred_req *next;
+};
+
+struct cred {
+	sd_event *e;
+	struct account a;	  /* the keys a job reads: copies */
+	bool token;		  /* oauth2_token_command */
+	char *password;		  /* kept once got; wiped when freed */
+	struct password_job *job; /* running for reqs */
+	struct cred_req *reqs;	  /* waiting, oldest first */
+	sd_event_source *defer;	  /* answers reqs from password */
+};
+
+/* Answers every waiting request with secret (NULL: failed). A request
+ * made from a callback waits for the next answer; a callback must not
+ * cancel another request. */
+static void
+answer(struct cred *c, const char *secret)
+{
+	struct cred_req *r = c->reqs;
+
+	c->reqs = NULL;
+	while (r) {
+		struct cred_req *next = r->next;
+
+		r->done(r->ud, secret);
+		free(r);
+		r = next;
+	}
+}
+
+static void start_job(struct cred *c);
+
+static void
+on_job(void *ud, char *secret)
+{
+	struct cred *c = ud;
+
+	password_job_free(&c->job);
+	if (secret && !c->token) {
+		c->password = secret;
+		secret = NULL;
+		answer(c, c->password);
+	} else {
+		answer(c, secret);
+	}
+	if (secret) {
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
+	if (c->reqs)
+		start_job(c);
+}
+
+static int
+on_cred_defer(sd_event_source *s, void *ud)
+{
+	struct cred *c = ud;
+
+	(void)s;
+	answer(c, c->password); /* NULL: the job could not start */
+	return 0;
+}
+
+/* Gets the credential for the waiting requests: the password kept, or a
+ * job. */
+static void
+start_job(struct cred *c)
+{
+	if (c->job)
+		return;
+	if (c->password) {
+		sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+		return;
+	}
+	if (password_job_new(c->e, &c->a, on_job, c, &c->job) < 0)
+		sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+}
+
+struct cred *
+cred_new(sd_event *e, const struct account *a, char *password)
+{
+	struct cred *c = xcalloc(1, sizeof(*c));
+
+	c->e = sd_event_ref(e);
+	c->a.name = a->name ? xstrdup(a->name) : NULL;
+	c->a.password = a->password ? xstrdup(a->password) : NULL;
+	c->a.password_command =
+	    a->password_command ? xstrdup(a->password_command) : NULL;
+	c->a.oauth2_token_command = config_argv_dup(a->oauth2_token_command);
+	c->token = a->oauth2_token_command != NULL;
+	c->password = password;
+	if (sd_event_add_defer(e, &c->defer, on_cred_defer, c) < 0 ||
+	    sd_event_source_set_enabled(c->defer, SD_EVENT_OFF) < 0)
+		abort();
+	return c;
+}
+
+static void
+wipe_str(char **s)
+{
+	if (*s) {
+		explicit_bzero(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+void
+cred_free(struct cred **cp)
+{
+	struct cred *c = *cp;
+
+	if (!c)
+		return;
+	password_job_free(&c->job);
+	while (c->reqs) {
+		struct cred_req *r = c->reqs;
+
+		c->reqs = r->next;
+		free(r);
+	}
+	sd_event_source_disable_unref(c->defer);
+	sd_event_unref(c->e);
+	wipe_str(&c->password);
+	wipe_str(&c->a.password);
+	wipe_str(&c->a.password_command);
+	config_argv_free(&c->a.oauth2_token_command);
+	free(c->a.name);
+	free(c);
+	*cp = NULL;
+}
+
+bool
+cred_is_token(const struct cred *c)
+{
+	return c->token;
+}
+
+struct cred_req *
+cred_ask(struct cred *c, void (*done)(void *ud, const char *secret), void *ud)
+{
+	struct cred_req *r = xcalloc(1, sizeof(*r)), **tail = &c->reqs;
+
+	r->c = c;
+	r->done = done;
+	r->ud = ud;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = r;
+	start_job(c);
+	return r;
+}
+
+void
+cred_cancel(struct cred_req **rp)
+{
+	struct cred_req *r = *rp, **p;
+
+	if (!r)
+		return;
+	for (p = &r->c->reqs; *p; p = &(*p)->next) {
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	}
+	free(r);
+	*rp = NULL;
 }

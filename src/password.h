@@ -1,15 +1,21 @@
-/* password: gets an account's password on the sd-event loop without
- * blocking it: the configured one, or the first line of password_command's
- * output. */
+/* password: gets an account's credential on the sd-event loop without
+ * blocking it: the configured password, the first line of
+ * password_command's output, or an OAuth2 access token, the first line of
+ * oauth2_token_command's output. A job gets one; the provider (cred_*)
+ * is what an account's connections ask before each login. */
 #pragma once
 
+#include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
 
 struct password_job;
 
-/* Starts getting the password of a: password_command is run with /bin/sh
+/* Starts getting the credential of a. oauth2_token_command is run as it
+ * was split (argv, no shell), as password_command is otherwise.
+ *
+ * password_command is run with /bin/sh
  * -c as a child (child.h): stdin /dev/null, stdout on a pipe read by the
  * loop, stderr inherited, in a process group of its own. The password is
  * the first line of its output once the shell exited with status 0; what
@@ -40,3 +46,32 @@ void password_job_free(struct password_job **j);
 /* How long password_command may run, in milliseconds (default 30000). Only
  * tests change it; it applies to jobs started afterwards. */
 extern unsigned password_timeout_ms;
+
+/* An account's credential provider. */
+struct cred;
+/* One request to it, until answered or cancelled. */
+struct cred_req;
+
+/* Creates the provider of a's credential (a is read during the call
+ * only: what it needs is copied; e is referenced). password, if given, is
+ * the password already got (taken over; NULL for a token account, or to
+ * get it at the first request). */
+struct cred *cred_new(sd_event *e, const struct account *a, char *password);
+/* Frees *c (NULL is fine) and sets it to NULL: a command still running is
+ * killed, the password wiped. No request may be left. */
+void cred_free(struct cred **c);
+/* True when the credential is an OAuth2 access token. */
+bool cred_is_token(const struct cred *c);
+
+/* Asks for the credential: done(ud, secret) is called once, from the loop
+ * and never from within this call, with secret borrowed for the call
+ * (copy it; it is wiped afterwards), or NULL after the failure was logged.
+ * A password is got once and kept; a token is asked of
+ * oauth2_token_command at every request (the helper refreshes it), one
+ * run serving the requests made while it runs. Returns the request, which
+ * cred_cancel() withdraws until done is called. */
+struct cred_req *cred_ask(struct cred *c, void (*done)(void *ud,
+						       const char *secret),
+			  void *ud);
+/* Withdraws *r (NULL is fine) and sets it to NULL; done is not called. */
+void cred_cancel(struct cred_req **r);

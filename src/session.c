@@ -1,4 +1,5 @@
 #include "session.h"
+#include "sasl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -47,6 +48,9 @@
  * HIGHESTMODSEQ m)", without UIDNEXT; without FlagChange it sends
  * nothing for a message read in another mailbox. */
 #define NOTIFY_OTHERS "(MessageNew MessageExpunge FlagChange)"
+#ifndef MAILWATCH_VERSION
+#define MAILWATCH_VERSION "unknown"
+#endif
 
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
@@ -94,6 +98,7 @@ enum cmd {
 	CMD_CAPABILITY,
 	CMD_STARTTLS,
 	CMD_LOGIN,
+	CMD_ID,
 	CMD_NOTIFY,
 	CMD_ENABLE,
 	CMD_EXAMINE,
@@ -144,6 +149,12 @@ struct session {
 	 * [HIGHESTMODSEQ] it reported. */
 	bool qresync_sent;
 	uint64_t highestmodseq;
+	bool cap_oauthbearer, cap_xoauth2;
+	/* The login under way: how (never AUTH_AUTO), whether the client's
+	 * response went, and what the server's error challenge said. */
+	enum auth_mech mech;
+	bool response_sent;
+	struct sasl_error token_error;
 
 	/* NOTIFY is set: new mail in the selected mailbox comes with its
 	 * envelope; awaiting counts the messages an EXISTS announced whose
@@ -308,6 +319,19 @@ begin(struct session *s, enum cmd cmd, char tag[static 16])
 	return tag;
 }
 
+/* The SASL mechanism of an OAuth2 login. */
+static enum sasl_mech
+sasl_mech(const struct session *s)
+{
+	return s->mech == AUTH_OAUTHBEARER ? SASL_OAUTHBEARER : SASL_XOAUTH2;
+}
+
+static bool
+is_oauth2(const struct session *s)
+{
+	return s->mech == AUTH_OAUTHBEARER || s->mech == AUTH_XOAUTH2;
+}
+
 /* Logs an outgoing command for the protocol trace; credentials are never
  * in what it logs. */
 static void
@@ -320,9 +344,16 @@ trace_out(struct session *s, const struct codec_buf *b, enum cmd cmd)
 	n = (int)b->len;
 	while (n > 0 && (b->data[n - 1] == '\n' || b->data[n - 1] == '\r'))
 		n--;
-	if (cmd == CMD_LOGIN)
+	if (cmd == CMD_LOGIN && s->mech == AUTH_LOGIN)
 		log_debug(s->o.log, "C: m%u <login, credentials redacted>",
 			  s->next_tag);
+	else if (cmd == CMD_LOGIN)
+		log_debug(s->o.log,
+			  "C: m%u <login AUTHENTICATE %s, credentials "
+			  "redacted>",
+			  s->next_tag,
+			  s->mech == AUTH_PLAIN ? "PLAIN"
+						: sasl_mech_name(sasl_mech(s)));
 	else
 		log_debug(s->o.log, "C: %.*s", n > 200 ? 200 : n, b->data);
 }
@@ -340,6 +371,8 @@ send_simple(struct session *s, enum cmd cmd, const char *verb)
 	codec_buf_finish(&b);
 }
 
+/* Sends the login s->mech chose, the credentials inline where the server
+ * offers SASL-IR. */
 static void
 send_login(struct session *s)
 {
@@ -349,11 +382,29 @@ send_login(struct session *s)
 	codec_buf_init(&b);
 	b.literal_plus = s->out.literal_plus;
 	begin(s, CMD_LOGIN, tag);
-	if (s->cap_auth_plain)
+	s->response_sent = s->cap_sasl_ir;
+	memset(&s->token_error, 0, sizeof(s->token_error));
+	switch (s->mech) {
+	case AUTH_PLAIN:
 		codec_enc_authenticate_plain(&b, tag, s->o.username,
 					     s->o.password, s->cap_sasl_ir);
-	else
+		break;
+	case AUTH_OAUTHBEARER:
+	case AUTH_XOAUTH2:
+		codec_buf_addstr(&b, tag);
+		codec_buf_addstr(&b, " AUTHENTICATE ");
+		codec_buf_addstr(&b, sasl_mech_name(sasl_mech(s)));
+		if (s->cap_sasl_ir) {
+			codec_buf_addstr(&b, " ");
+			sasl_oauth_response(&b, sasl_mech(s), s->o.username,
+					    s->o.password);
+		}
+		codec_buf_addstr(&b, "\r\n");
+		break;
+	default:
 		codec_enc_login(&b, tag, s->o.username, s->o.password);
+		break;
+	}
 	trace_out(s, &b, CMD_LOGIN);
 	queue(s, &b);
 	wipe(b.data, b.len);
@@ -754,7 +805,71 @@ take_capabilities(struct session *s, const struct codec_strlist *l)
 	/* QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3). */
 	s->cap_qresync = codec_strlist_has(l, "QRESYNC");
 	s->cap_condstore = codec_strlist_has(l, "CONDSTORE") || s->cap_qresync;
+	s->cap_oauthbearer = codec_strlist_has(l, "AUTH=OAUTHBEARER");
+	s->cap_xoauth2 = codec_strlist_has(l, "AUTH=XOAUTH2");
 	s->out.literal_plus = codec_strlist_has(l, "LITERAL+");
+}
+
+/* Sets s->mech from opts.auth and what the server offers. Returns 0, or
+ * -1 after failing the session when nothing fits (not retried: the
+ * server will not change its mind). */
+static int
+choose_mech(struct session *s)
+{
+	switch (s->o.auth) {
+	case AUTH_AUTO:
+		if (s->o.oauth2 && (s->cap_oauthbearer || s->cap_xoauth2)) {
+			s->mech = s->cap_oauthbearer ? AUTH_OAUTHBEARER
+						     : AUTH_XOAUTH2;
+			return 0;
+		}
+		if (s->o.oauth2) {
+			fail(s, SESSION_FAIL_TLS,
+			     "server offers neither AUTH=OAUTHBEARER nor "
+			     "AUTH=XOAUTH2, which a token needs");
+			return -1;
+		}
+		if (!s->cap_auth_plain && s->cap_logindisabled) {
+			fail(s, SESSION_FAIL_TLS,
+			     "server allows no login mechanism mailwatch has "
+			     "(LOGINDISABLED and no AUTH=PLAIN)");
+			return -1;
+		}
+		s->mech = s->cap_auth_plain ? AUTH_PLAIN : AUTH_LOGIN;
+		return 0;
+	case AUTH_PLAIN:
+	case AUTH_OAUTHBEARER:
+	case AUTH_XOAUTH2: {
+		static const char *const names[] = {
+			[AUTH_PLAIN] = "PLAIN",
+			[AUTH_OAUTHBEARER] = "OAUTHBEARER",
+			[AUTH_XOAUTH2] = "XOAUTH2",
+		};
+		bool offered = s->o.auth == AUTH_PLAIN	     ? s->cap_auth_plain
+			       : s->o.auth == AUTH_XOAUTH2 ? s->cap_xoauth2
+							   : s->cap_oauthbearer;
+
+		if (!offered) {
+			fail(s, SESSION_FAIL_TLS,
+			     "server does not offer AUTH=%s, which auth = "
+			     "%s asks for; not logging in",
+			     names[s->o.auth], names[s->o.auth]);
+			return -1;
+		}
+		s->mech = s->o.auth;
+		return 0;
+	}
+	case AUTH_LOGIN:
+		if (s->cap_logindisabled) {
+			fail(s, SESSION_FAIL_TLS,
+			     "server does not allow LOGIN (LOGINDISABLED), "
+			     "which auth = login asks for; not logging in");
+			return -1;
+		}
+		s->mech = AUTH_LOGIN;
+		return 0;
+	}
+	return -1;
 }
 
 /* With capabilities known before login: STARTTLS or authenticate. */
@@ -777,13 +892,28 @@ pre_auth(struct session *s)
 		set_state(s, S_STARTTLS);
 		return;
 	}
-	if (!s->cap_auth_plain && s->cap_logindisabled) {
-		fail(s, SESSION_FAIL_TLS,
-		     "server allows no login mechanism mailwatch has "
-		     "(LOGINDISABLED and no AUTH=PLAIN)");
+	if (choose_mech(s) < 0)
 		return;
-	}
 	send_login(s);
+}
+
+/* ID (RFC 2971) with mailwatch's name and version, pipelined with what
+ * follows the login; its answer is only logged. */
+static void
+send_id(struct session *s)
+{
+	static const char *const kv[] = {
+		"name", "mailwatch", "version", MAILWATCH_VERSION,
+		"vendor", "mailwatch",
+	};
+	struct codec_buf b;
+	char tag[16];
+
+	codec_buf_init(&b);
+	codec_enc_id(&b, begin(s, CMD_ID, tag), kv, 3);
+	trace_out(s, &b, CMD_ID);
+	queue(s, &b);
+	codec_buf_finish(&b);
 }
 
 /* Logged in, with the capabilities known: EXAMINE the mailbox, with
@@ -819,6 +949,8 @@ logged_in(struct session *s)
 static void
 post_auth(struct session *s)
 {
+	if (s->o.send_id)
+		send_id(s);
 	if (!s->have_caps) {
 		send_simple(s, CMD_CAPABILITY, "CAPABILITY");
 		set_state(s, S_CAPABILITY2);
@@ -936,6 +1068,16 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		set_state(s, S_TLS);
 		break;
 	case CMD_LOGIN:
+		if (r->status == CODEC_STATUS_NO && refuses_credentials(r) &&
+		    is_oauth2(s)) {
+			fail(s, SESSION_FAIL_TOKEN,
+			     "login as %s with %s failed: %s%s%s%s",
+			     s->o.username, sasl_mech_name(sasl_mech(s)), text,
+			     s->token_error.status[0] ? " (status " : "",
+			     s->token_error.status,
+			     s->token_error.status[0] ? ")" : "");
+			break;
+		}
 		if (r->status == CODEC_STATUS_NO && refuses_credentials(r)) {
 			fail(s, SESSION_FAIL_AUTH, "login as %s failed: %s",
 			     s->o.username, text);
@@ -953,6 +1095,14 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		if (r->code.kind != CODEC_CODE_CAPABILITY)
 			s->have_caps = false;
 		post_auth(s);
+		break;
+	case CMD_ID:
+		/* Some servers refuse ID: nothing depends on it. */
+		if (r->status == CODEC_STATUS_NO ||
+		    r->status == CODEC_STATUS_BAD)
+			log_warn(s->o.log, "server refused ID: %s", text);
+		else if (!okay)
+			goto protocol;
 		break;
 	case CMD_NOTIFY:
 		if (r->status == CODEC_STATUS_OK) {
@@ -1402,8 +1552,33 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 	free(name);
 }
 
+/* The server's error challenge to an OAuth2 response: logged decoded,
+ * and answered as the mechanism says (XOAUTH2: an empty line; OAUTHBEARER:
+ * %x01, RFC 7628 section 3.2.3) so that the server ends the exchange with
+ * its NO. */
 static void
-on_continuation(struct session *s)
+token_challenge(struct session *s, const struct codec_response *r)
+{
+	struct codec_buf b;
+
+	if (sasl_oauth_error(r->text.ptr, r->text.len, &s->token_error) < 0)
+		snprintf(s->token_error.json, sizeof(s->token_error.json),
+			 "(not base64: %.100s)", r->text.ptr);
+	else if (!s->token_error.json[0])
+		snprintf(s->token_error.json, sizeof(s->token_error.json),
+			 "(an empty challenge)");
+	log_warn(s->o.log, "server refused the %s token: %s",
+		 sasl_mech_name(sasl_mech(s)), s->token_error.json);
+	codec_buf_init(&b);
+	codec_buf_addstr(&b, s->mech == AUTH_OAUTHBEARER ? "AQ==\r\n" : "\r\n");
+	log_debug(s->o.log, "C: %s",
+		  s->mech == AUTH_OAUTHBEARER ? "AQ==" : "<empty line>");
+	queue(s, &b);
+	codec_buf_finish(&b);
+}
+
+static void
+on_continuation(struct session *s, const struct codec_response *r)
 {
 	if (release_held(s))
 		return;
@@ -1421,14 +1596,27 @@ on_continuation(struct session *s)
 		return;
 	}
 	if (s->state == S_LOGIN && is_pending(s, CMD_LOGIN) &&
-	    s->cap_auth_plain && !s->cap_sasl_ir) {
+	    s->mech != AUTH_LOGIN && !s->response_sent) {
 		struct codec_buf b;
 
 		codec_buf_init(&b);
-		codec_enc_sasl_plain(&b, s->o.username, s->o.password);
+		if (s->mech == AUTH_PLAIN) {
+			codec_enc_sasl_plain(&b, s->o.username, s->o.password);
+		} else {
+			sasl_oauth_response(&b, sasl_mech(s), s->o.username,
+					    s->o.password);
+			codec_buf_addstr(&b, "\r\n");
+		}
+		log_debug(s->o.log, "C: <SASL response, credentials redacted>");
 		queue(s, &b);
 		wipe(b.data, b.len);
 		codec_buf_finish(&b);
+		s->response_sent = true;
+		return;
+	}
+	if (s->state == S_LOGIN && is_pending(s, CMD_LOGIN) && is_oauth2(s) &&
+	    !s->token_error.json[0]) {
+		token_challenge(s, r);
 		return;
 	}
 	fail(s, SESSION_FAIL_PROTOCOL, "unexpected continuation in state %s",
@@ -1440,7 +1628,7 @@ dispatch(struct session *s, const struct codec_response *r)
 {
 	switch (r->kind) {
 	case CODEC_CONTINUATION:
-		on_continuation(s);
+		on_continuation(s, r);
 		break;
 	case CODEC_TAGGED:
 		on_tagged(s, r);

@@ -5,9 +5,10 @@
  * a timer or OpenSSL.
  *
  * The path through the states: greeting -> [STARTTLS -> handshake] ->
- * [CAPABILITY] -> AUTHENTICATE PLAIN or LOGIN -> [CAPABILITY] -> [ENABLE]
- * -> EXAMINE -> [the known UIDs' flags, or the date scan] -> [catch-up UID
- * FETCH] -> IDLE (or NOOP polling without IDLE). On EXISTS it
+ * [CAPABILITY] -> AUTHENTICATE PLAIN, OAUTHBEARER or XOAUTH2, or LOGIN ->
+ * [ID] -> [CAPABILITY] -> [ENABLE] -> EXAMINE -> [the known UIDs' flags,
+ * or the date scan] -> [catch-up UID FETCH] -> IDLE (or NOOP polling
+ * without IDLE). On EXISTS it
  * sends DONE and the UID FETCH of the new messages in one write, reports the
  * fetched messages and goes back to IDLE. Server bytes can end a session
  * (the failed callback), never the process.
@@ -35,6 +36,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "config.h"
 #include "util.h"
 
 enum session_fail {
@@ -42,6 +44,8 @@ enum session_fail {
 	SESSION_FAIL_TIMEOUT,  /* a command got no completion in time */
 	SESSION_FAIL_BYE,      /* the server said BYE */
 	SESSION_FAIL_AUTH,     /* credentials rejected: do not retry */
+	SESSION_FAIL_TOKEN,    /* the OAuth2 token refused: retry once with
+				  a new one */
 	SESSION_FAIL_REFUSED,  /* login refused for now ([LIMIT],
 				  [UNAVAILABLE], ...): retry later */
 	SESSION_FAIL_TLS,      /* STARTTLS required but not offered, or no
@@ -51,7 +55,12 @@ enum session_fail {
 
 struct session_opts {
 	const char *username;       /* borrowed, outlives the session */
-	const char *password;       /* borrowed; never logged */
+	/* borrowed; never logged: the password, or with oauth2 the access
+	 * token */
+	const char *password;
+	bool oauth2;                /* password is an OAuth2 access token */
+	enum auth_mech auth;        /* how to log in (config.h) */
+	bool send_id;               /* ID (RFC 2971) after login */
 	const char *mailbox;        /* UTF-8 name, copied; NULL: fetch mode */
 	/* Watch mode: use NOTIFY where offered, for the selected mailbox and
 	 * others[0..n_others) (UTF-8 names, borrowed). */

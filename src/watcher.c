@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mailbox.h"
+#include "password.h"
 #include "session.h"
 #include "transport.h"
 
@@ -53,7 +54,13 @@ struct watcher {
 	/* Copies of what a live connection lends out (the session, log
 	 * lines), so the configuration can be replaced under it. */
 	char *username, *account;
-	const char *password;
+	struct cred *cred;
+	struct cred_req *req;	   /* asked before connecting */
+	char *secret;		   /* the answer, for this connection; wiped
+				      once logged in, freed when it closes */
+	/* The last login's token was refused and a new one is asked for:
+	 * a second refusal in a row stops the watcher. */
+	bool token_retry;
 	const struct log_ctx *log; /* the mailbox's, or own_log */
 	struct log_ctx own_log;
 	enum wstate state;
@@ -264,6 +271,17 @@ s_expunge(void *ud, uint32_t seq)
 	mailbox_expunge(w->mb, seq);
 }
 
+/* The session got past its login: a next refused token is a first one
+ * again, and the credential is wiped (the session does not need it any
+ * more; the string stays, empty, for the pointer it holds). */
+static void
+logged_in(struct watcher *w)
+{
+	w->token_retry = false;
+	if (w->secret)
+		wipe(w->secret, strlen(w->secret));
+}
+
 static void
 s_unseen(void *ud, uint32_t count)
 {
@@ -280,6 +298,7 @@ s_idle(void *ud)
 
 	/* A session that got this far is healthy: reset the back-off. */
 	w->failures = 0;
+	logged_in(w);
 	mailbox_idle(w->mb, session_exists(w->s), wall_now(w));
 	set_wstate(w, W_WATCHING);
 }
@@ -291,6 +310,7 @@ s_ready(void *ud)
 	struct mailbox *done = w->mb;
 
 	w->failures = 0;
+	logged_in(w);
 	w->mb = NULL;
 	set_wstate(w, W_WATCHING);
 	w->env.ready(w->env.ud, w, done);
@@ -326,6 +346,22 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 	struct watcher *w = ud;
 
 	switch (why) {
+	case SESSION_FAIL_TOKEN:
+		if (!w->token_retry) {
+			log_warn(w->log,
+				 "%s; asking oauth2_token_command for a new "
+				 "token",
+				 msg);
+			w->token_retry = true;
+			schedule_teardown(w, -EAGAIN);
+			return;
+		}
+		log_err(w->log,
+			"%s, with a token just asked for; not retrying "
+			"until the configuration is reloaded",
+			msg);
+		set_wstate(w, W_GAVE_UP);
+		break;
 	case SESSION_FAIL_AUTH:
 	case SESSION_FAIL_TLS:
 		log_err(w->log, "%s; not retrying until the configuration "
@@ -457,11 +493,23 @@ backoff_usec(struct watcher *w, int err)
 	return s - (uint64_t)(s / 4 * (random() / (double)RAND_MAX));
 }
 
+/* Wipes and frees the connection's credential. */
+static void
+drop_secret(struct watcher *w)
+{
+	cred_cancel(&w->req);
+	if (w->secret) {
+		wipe(w->secret, strlen(w->secret));
+		freep(&w->secret);
+	}
+}
+
 static void
 close_connection(struct watcher *w)
 {
 	session_free(&w->s);
 	transport_free(&w->t);
+	drop_secret(w);
 	if (w->mb)
 		mailbox_closed(w->mb, wall_now(w));
 	if (w->fetch_mode)
@@ -483,6 +531,11 @@ on_teardown(sd_event_source *src, void *ud)
 	}
 	if (w->state == W_GAVE_UP) {
 		arm_timer(w, 0, 0);
+		return 0;
+	}
+	if (w->teardown_err == -EAGAIN) {
+		/* A refused token: once, with a new one, at once. */
+		connect_now(w);
 		return 0;
 	}
 	if (!w->failures++)
@@ -507,8 +560,36 @@ schedule_teardown(struct watcher *w, int err)
 	sd_event_source_set_enabled(w->teardown, SD_EVENT_ONESHOT);
 }
 
+static void start_connection(struct watcher *w);
+
+/* The credential provider answered w's request. */
+static void
+on_cred(void *ud, const char *secret)
+{
+	struct watcher *w = ud;
+
+	w->req = NULL;
+	if (!secret) {
+		/* Logged by the provider; retried with back-off. */
+		schedule_teardown(w, -EIO);
+		return;
+	}
+	w->secret = xstrdup(secret);
+	start_connection(w);
+}
+
+/* Asks for the credential, then connects (on_cred). */
 static void
 connect_now(struct watcher *w)
+{
+	close_connection(w);
+	arm_timer(w, 0, 0);
+	set_wstate(w, W_CONNECTING);
+	w->req = cred_ask(w->cred, on_cred, w);
+}
+
+static void
+start_connection(struct watcher *w)
 {
 	struct transport_opts to = {
 		.host = w->a->host,
@@ -520,7 +601,10 @@ connect_now(struct watcher *w)
 	};
 	struct session_opts so = {
 		.username = w->username,
-		.password = w->password,
+		.password = w->secret,
+		.oauth2 = cred_is_token(w->cred),
+		.auth = w->a->auth,
+		.send_id = w->a->send_id,
 		.mailbox = w->fetch_mode ? NULL : mailbox_name(w->mb),
 		.notify = w->notify,
 		.others = w->others,
@@ -533,9 +617,6 @@ connect_now(struct watcher *w)
 	};
 	int r;
 
-	close_connection(w);
-	arm_timer(w, 0, 0);
-	set_wstate(w, W_CONNECTING);
 	log_debug(w->log, "connecting to %s:%u", w->a->host, w->a->port);
 	w->s = session_new(&so, &session_cb, w);
 	r = transport_new(w->env.event, &to, &transport_cb, w,
@@ -561,7 +642,7 @@ watcher_new(const struct watcher_env *env, const struct watcher_opts *o)
 	w->n_others = o->n_others;
 	w->username = xstrdup(o->a->username);
 	w->account = xstrdup(o->a->name);
-	w->password = o->password;
+	w->cred = o->cred;
 	w->own_log.account = w->account;
 	w->log = w->mb ? mailbox_log(w->mb) : &w->own_log;
 	r = sd_event_add_time(env->event, &w->timer, CLOCK_BOOTTIME, 0, 0,
@@ -593,6 +674,7 @@ watcher_free(struct watcher **wp)
 	 * still say it was idle. */
 	session_free(&w->s);
 	transport_free(&w->t);
+	drop_secret(w);
 	sd_event_source_disable_unref(w->timer);
 	sd_event_source_disable_unref(w->teardown);
 	free(w->username);

@@ -54,7 +54,9 @@ struct watcher_opts {
 	bool notify;
 	const char *const *others;
 	size_t n_others;
-	const char *password; /* borrowed; must outlive the watcher */
+	/* Asked for the password or token before each login (password.h);
+	 * borrowed, must outlive the watcher. */
+	struct cred *cred;
 };
 
 /* Creates the watcher and starts connecting. */
@@ -93,8 +95,9 @@ bool watcher_stopped(const struct watcher *w);
  * NOOP-like probe if connected and reconnects now if waiting to. */
 void watcher_probe(struct watcher *w);
 
-/* True after an error retrying cannot fix (rejected password, missing
- * STARTTLS): the watcher waits for a reload. */
+/* True after an error retrying cannot fix (rejected password, a token
+ * refused twice in a row, missing STARTTLS): the watcher waits for a
+ * reload. */
 bool watcher_gave_up(const struct watcher *w);
 
 /* True while in IDLE (or waiting to poll, or ready in fetch mode). */

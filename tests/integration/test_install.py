@@ -21,6 +21,7 @@ from mwtest import ok, comment, skip  # noqa: E402
 REPO = mwtest.REPO
 CONTRIB = os.path.join(REPO, "contrib")
 HOOKS = sorted(f for f in os.listdir(CONTRIB) if f.startswith("mailwatch-"))
+EXAMPLES = sorted(f for f in os.listdir(CONTRIB) if f.endswith(".example"))
 MAN_PAGES = [("man1", "mailwatch.1"), ("man5", "mailwatch.ini.5")]
 UNITS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "systemd"))
                if f.endswith(".service.in"))
@@ -87,7 +88,7 @@ def expected_files(prefix, unitdir):
             p + "/share/man/man5/mailwatch.ini.5",
             p + "/share/doc/mailwatch/mailwatch.ini.example",
             p + "/share/mailwatch/contrib/README.md"}
-    want |= {p + "/share/mailwatch/contrib/" + h for h in HOOKS}
+    want |= {p + "/share/mailwatch/contrib/" + h for h in HOOKS + EXAMPLES}
     want |= {unitdir.lstrip("/") + "/" + u for u in UNITS}
     return want
 

@@ -3,7 +3,9 @@
 mailwatch idling after AUTHENTICATE PLAIN (and after LOGIN) against the
 real Dovecot, its writable memory is read through /proc/PID/mem and must
 not hold the base64 PLAIN response or the LOGIN command line. (The
-password itself is kept for reconnects, so it is not looked for.)"""
+password itself is kept for reconnects, so it is not looked for.) An
+OAuth2 access token is not kept at all: once idle, neither the token nor
+any piece of its XOAUTH2 response is in memory."""
 
 import base64
 import os
@@ -57,4 +59,35 @@ def main():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
-mwtest.main(main)
+def test_token():
+    dc = mwtest.Dovecot(oauth2=True)
+    token = dc.token("alice")
+    mw = mwtest.Mailwatch(None, start=False)
+    # The command reads the token from a file: in the command line it
+    # would be in the configuration, which mailwatch keeps.
+    path = os.path.join(mw.dir, "token")
+    with open(path, "w") as f:
+        f.write(token + "\n")
+    mw.write_config({
+        "general": {"notify": False},
+        "account a": dict(dc.account("alice", password=None),
+                          auth="xoauth2",
+                          oauth2_token_command="/bin/cat " + path),
+    })
+    mw.start()
+    ok(mw.wait_log(r"watching \(IDLE\)", 15), "watching with a token")
+    resp = base64.b64encode(("user=alice\x01auth=Bearer %s\x01\x01" %
+                             token).encode())
+    pieces = [resp[i:i + 12] for i in range(0, len(resp) - 11, 4)]
+    pieces += [token.encode()[i:i + 12]
+               for i in range(0, len(token) - 11, 4)]
+    for when in ("idle after login", "idle after new mail"):
+        left = memory_holds(mw.pid(), pieces)
+        ok(not left, "%s: no piece of the token or of its XOAUTH2 "
+           "response in memory" % when, "found: %r" % sorted(left))
+        dc.deliver("alice", mwtest.make_message("one"))
+        ok(mw.wait_log(r"new mail UID", 10), "mail announced")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+mwtest.main(main, test_token)

@@ -15,6 +15,10 @@ serves one mailbox model to every connection:
 The default script is a well-behaved IMAP4rev1 server: greeting with
 CAPABILITY (IMAP4rev1 IDLE AUTH=PLAIN SASL-IR LITERAL+ by default),
 CAPABILITY, AUTHENTICATE PLAIN (with and without an initial response),
+AUTHENTICATE XOAUTH2 and OAUTHBEARER (offer them in caps=; srv.tokens is
+the set of access tokens accepted for user, and a refused one gets
+Gmail's error challenge, base64 of {"status":"400",...}, before the NO;
+srv.logins records the token as the password),
 LOGIN, EXAMINE/SELECT (FLAGS, EXISTS, RECENT, UIDVALIDITY, UIDNEXT unless
 send_uidnext=False), IDLE ("+ idling", DONE), UID FETCH <set> returning
 UID FLAGS [INTERNALDATE] ENVELOPE of the matching messages (for "n:*" with
@@ -507,6 +511,7 @@ class FakeImap:
         self.conns = []
         self.commands = []          # (conn no, line)
         self.logins = []            # (conn no, user, password, accepted)
+        self.tokens = set()         # OAuth2 access tokens accepted
         self.errors = []            # exceptions in handlers
         self.handlers = {}
         self._once = {}
@@ -905,8 +910,48 @@ class FakeImap:
                for x in t]
         self._login_result(conn, tag, dec[0], dec[1])
 
+    def _oauth2(self, conn, tag, mech, t):
+        """XOAUTH2 ("user=U^Aauth=Bearer T^A^A") or OAUTHBEARER
+        ("n,a=U,^Aauth=Bearer T^A^A")."""
+        if len(t) > 1:
+            resp = t[1]
+        else:
+            conn.sendline("+ ")
+            resp = conn.readline()
+            self._record(conn, "<sasl response>")
+        try:
+            raw = base64.b64decode(resp, validate=True).decode()
+            fields = raw.split("\x01")
+            if mech == "OAUTHBEARER":
+                user = fields[0].split("a=", 1)[1].rstrip(",")
+            else:
+                user = fields[0].split("=", 1)[1]
+            token = [f for f in fields if f.startswith("auth=Bearer ")]
+            token = token[0][len("auth=Bearer "):]
+        except Exception:
+            conn.sendline("%s BAD bad %s response" % (tag, mech))
+            return
+        good = user == self.user and token in self.tokens
+        if not good:
+            challenge = base64.b64encode(
+                b'{"status":"400","schemes":"Bearer","scope":'
+                b'"https://mail.google.com/"}').decode()
+            conn.sendline("+ " + challenge)
+            self._record(conn, "<challenge answer> " + conn.readline())
+        with self.lock:
+            self.logins.append((conn.no, user, token, good))
+        if good:
+            conn.sendline("%s OK [CAPABILITY %s] logged in" %
+                          (tag, self.caps))
+        else:
+            conn.sendline("%s NO [AUTHENTICATIONFAILED] Invalid "
+                          "credentials (Failure)" % tag)
+
     def _cmd_authenticate(self, conn, tag, args):
         t = args.split()
+        if t and t[0].upper() in ("XOAUTH2", "OAUTHBEARER"):
+            self._oauth2(conn, tag, t[0].upper(), t)
+            return
         if not t or t[0].upper() != "PLAIN":
             conn.sendline("%s NO unsupported mechanism" % tag)
             return

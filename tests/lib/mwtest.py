@@ -36,7 +36,10 @@ What is here:
   pid_alive(pid)
   Dovecot(starttls=True, users=None, listen="127.0.0.1", extra_conf="",
           verbose=False, cert_days=3, cert_san=None, conn_limit=100,
-          notify=True)
+          notify=True, oauth2=False)
+      oauth2=True: XOAUTH2 and OAUTHBEARER too, checked by an OAuth2
+      passdb that validates HS256 JWTs itself; .token(user, expires_in,
+      key) mints one; .logins(mech) counts the logins it saw
       conn_limit: mail_max_userip_connections (None: Dovecot's stock 10);
       notify=False: NOTIFY left out of the capabilities shown after login
       (DOVECOT_CAPABILITY; Dovecot still accepts the command itself)
@@ -818,6 +821,17 @@ class Dovecot:
     NOTIFY. Dovecot 2.3 still accepts "NOTIFY SET ..." then (the setting
     changes what is shown, not what is implemented).
 
+    oauth2=True adds the mechanisms XOAUTH2 and OAUTHBEARER and a second
+    passdb, "driver = oauth2" with "introspection_mode = local": Dovecot
+    validates a JWT itself, its signature with an HS256 key looked up in
+    "local_validation_key_dict = fs:posix:prefix=<dir>/oauth2-keys/" as
+    the file <azp>/<alg>/<kid> (azp and kid "default" when the token names
+    none) holding the key in base64, then "exp" and "sub" (the user
+    name). token() mints such tokens; a refused one gets the challenge
+    {"status":"401","schemes":"bearer","scope":"mail"}. Dovecot delays
+    each failed login from an address more than the last (anvil's auth
+    penalty: 2, 4, 8, 15 s), whatever auth_failure_delay says.
+
     Stopped by stop() (or the context manager, or mwtest.main) by the
     master's pid; children left behind are killed by pid; the temporary
     directory is removed."""
@@ -825,7 +839,7 @@ class Dovecot:
     def __init__(self, starttls=True, users=None, listen=HOST,
                  extra_conf="", verbose=False, start=True,
                  cert_days=3, cert_san=None, conn_limit=100,
-                 notify=True):
+                 notify=True, oauth2=False):
         global _instances
         _instances += 1
         self.starttls = starttls
@@ -834,6 +848,8 @@ class Dovecot:
         self.extra_conf = extra_conf
         self.conn_limit = conn_limit
         self.notify = notify
+        self.oauth2 = oauth2
+        self.oauth2_key = os.urandom(32)
         self.verbose = verbose
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="mwtest-dovecot-")
@@ -853,6 +869,8 @@ class Dovecot:
                 self.dir, self.ca_file, self.ca_key, san=san,
                 days=cert_days)
             self._setup_users()
+            if oauth2:
+                self._setup_oauth2()
             if start:
                 self.start()
         except BaseException:
@@ -899,6 +917,50 @@ class Dovecot:
         self.passwd_file = os.path.join(self.dir, "users")
         _write(self.passwd_file, "".join(lines), 0o644)
 
+    def _setup_oauth2(self):
+        keys = os.path.join(self.dir, "oauth2-keys")
+        path = os.path.join(keys, "default", "HS256")
+        os.makedirs(path, 0o755)
+        for p in (keys, os.path.dirname(path), path):
+            os.chmod(p, 0o755)
+        _write(os.path.join(path, "default"),
+               base64.b64encode(self.oauth2_key).decode(), 0o644)
+        self.oauth2_conf = os.path.join(self.dir, "dovecot-oauth2.conf.ext")
+        _write(self.oauth2_conf,
+               "introspection_mode = local\n"
+               "local_validation_key_dict = fs:posix:prefix=%s/\n"
+               "username_attribute = sub\n" % keys, 0o644)
+
+    def token(self, user="alice", expires_in=600, key=None):
+        """A JWT (HS256) for user that this server accepts until
+        expires_in seconds from now (negative: expired already); signed
+        with key (bytes) instead of the server's, it is refused."""
+        def b64u(b):
+            return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        now = int(time.time())
+        head = b64u(json.dumps({"typ": "JWT", "alg": "HS256"}).encode())
+        body = b64u(json.dumps({"sub": user, "iat": now - 60,
+                                "exp": now + expires_in}).encode())
+        import hashlib
+        import hmac
+        sig = hmac.new(key or self.oauth2_key,
+                       (head + "." + body).encode(), hashlib.sha256)
+        return head + "." + body + "." + b64u(sig.digest())
+
+    def logins(self, mech=None, user="alice"):
+        """The logins of user this server saw end so far, successful or
+        not, from its imap-login lines; with mech ("XOAUTH2"), only those
+        with that mechanism."""
+        rx = re.compile(r"imap-login: Info: (?:Login|Disconnected|Aborted "
+                        r"login)\b.*user=<%s>.*method=(\w+)" %
+                        re.escape(user))
+        n = 0
+        for line in self.log().splitlines():
+            m = rx.search(line)
+            if m and (mech is None or m.group(1) == mech):
+                n += 1
+        return n
+
     def home(self, user):
         return os.path.join(self.dir, "home", user)
 
@@ -934,6 +996,9 @@ class Dovecot:
                  % self.conn_limit)
         caps = ("" if self.notify else
                 "imap_capability = %s\n" % DOVECOT_CAPABILITY)
+        oauth2_mechs = " xoauth2 oauthbearer" if self.oauth2 else ""
+        oauth2_passdb = ("passdb {\n  driver = oauth2\n  args = %s\n}\n"
+                         % self.oauth2_conf if self.oauth2 else "")
         debug = ("auth_verbose = yes\nauth_debug = yes\nmail_debug = yes\n"
                  "verbose_ssl = yes\n" if self.verbose else "")
         conf = f"""# Written by tests/lib/mwtest.py: a standalone test instance.
@@ -948,7 +1013,7 @@ shutdown_clients = yes
 default_internal_user = {self.internal_user}
 default_login_user = {self.login_user}
 default_internal_group = {self.internal_group}
-{first_uid}{tls}auth_mechanisms = plain login
+{first_uid}{tls}auth_mechanisms = plain login{oauth2_mechs}
 auth_failure_delay = 0
 {debug}mail_location = maildir:~/Maildir
 namespace inbox {{
@@ -960,7 +1025,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN {self.passwd_file}
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = passwd-file
   args = {self.passwd_file}
 }}

@@ -493,8 +493,8 @@ test_errors(void)
 	    {"username = me", {NULL}},
 	    {"password = secret1", {NULL}},
 	    {"password_command = pass x",
-	     {"[account a]: set either 'password' or 'password_command', "
-	      "not both"}},
+	     {"[account a]: set one of 'password', 'password_command' and "
+	      "'oauth2_token_command', not two"}},
 	    {"on_new_mail = \"unterminated",
 	     {"on_new_mail: unterminated quote"}},
 	    {"mailboxes = INBOX, , X", {"mailboxes: empty mailbox name"}},
@@ -502,8 +502,8 @@ test_errors(void)
 	     {"duplicate section [account a] (first on line 15)"}},
 	    {"[account b]",
 	     {"[account b]: missing required key 'username'",
-	      "[account b]: missing required key 'password_command' or "
-	      "'password'"}},
+	      "[account b]: missing required key 'password_command', "
+	      "'password' or 'oauth2_token_command'"}},
 	    {"host = h", {NULL}},
 	    {"mailboxes = INBOX, inbox",
 	     {"mailboxes: duplicate mailbox 'INBOX'"}},
@@ -733,8 +733,8 @@ test_lexing(void)
 	is_int(r, -EINVAL, "NUL byte: -EINVAL");
 	has(out, "%s:4: NUL byte in line", path);
 	has(out,
-	    "%s:1: [account a]: missing required key 'password_command' "
-	    "or 'password'",
+	    "%s:1: [account a]: missing required key 'password_command', "
+	    "'password' or 'oauth2_token_command'",
 	    path);
 	free(out);
 }
@@ -777,6 +777,104 @@ test_file_errors(void)
 	is_int(r, -EINVAL, "no account: -EINVAL");
 	has(out, "%s: no [account NAME] section", path);
 	free(out);
+}
+
+/* auth, oauth2_token_command and send_id: values, defaults, which
+ * credential each mechanism needs, and reload equality. */
+static void
+test_auth(void)
+{
+	static const struct {
+		const char *keys;
+		const char *error; /* NULL: loads */
+	} cases[] = {
+		{"oauth2_token_command = pizauth show 'my mail'\n", NULL},
+		{"oauth2_token_command = oama access me\nauth = xoauth2\n", NULL},
+		{"oauth2_token_command = x\nauth = oauthbearer\n", NULL},
+		{"password_command = p\nauth = login\nsend_id = yes\n", NULL},
+		{"password = p\nauth = plain\n", NULL},
+		{"password = p\nauth = xoauth2\n",
+		 "[account a]: auth = xoauth2 needs oauth2_token_command"},
+		{"oauth2_token_command = x\nauth = plain\n",
+		 "[account a]: auth = plain needs a password, not "
+		 "oauth2_token_command"},
+		{"password = p\noauth2_token_command = x\n",
+		 "[account a]: set one of 'password', 'password_command' and "
+		 "'oauth2_token_command', not two"},
+		{"oauth2_token_command = x\nauth = cram-md5\n",
+		 "invalid value 'cram-md5' for auth: expected auto, plain, "
+		 "login, oauthbearer or xoauth2"},
+		{"oauth2_token_command = 'x\n", "oauth2_token_command: "
+						  "unterminated quote"},
+		{"oauth2_token_command = x\nsend_id = maybe\n",
+		 "invalid value 'maybe' for send_id: expected yes or no"},
+	};
+	struct config *cfg, *cfg2;
+	char *out, *body;
+	const char *path;
+	int r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		body = xasprintf("[account a]\nhost = h\nusername = u\n%s",
+				 cases[i].keys);
+		path = write_file("auth.ini", 0600, body);
+		r = load(path, &cfg, &out);
+		if (cases[i].error) {
+			is_int(r, -EINVAL, "auth case %zu: refused", i);
+			has(out, "%s", cases[i].error);
+		} else {
+			is_int(r, 0, "auth case %zu: loads", i);
+			if (r < 0)
+				dump(out);
+			config_free(&cfg);
+		}
+		free(out);
+		free(body);
+	}
+
+	path = write_file("auth.ini", 0600,
+			  "[account a]\nhost = h\nusername = u\n"
+			  "oauth2_token_command = pizauth show 'my mail'\n"
+			  "[account b]\nhost = h\nusername = u\n"
+			  "password = p\nauth = login\nsend_id = yes\n");
+	r = load(path, &cfg, &out);
+	free(out);
+	if (r < 0) {
+		ok(0, "the auth configuration loads");
+		return;
+	}
+	ok(argv_is(cfg->accounts[0].oauth2_token_command, "pizauth", "show",
+		   "my mail", NULL),
+	   "oauth2_token_command is split like a hook");
+	ok(cfg->accounts[0].auth == AUTH_AUTO && !cfg->accounts[0].send_id &&
+		   !cfg->accounts[0].password &&
+		   !cfg->accounts[0].password_command,
+	   "defaults: auth = auto, send_id = no; no password");
+	ok(cfg->accounts[1].auth == AUTH_LOGIN && cfg->accounts[1].send_id &&
+		   !cfg->accounts[1].oauth2_token_command,
+	   "auth = login, send_id = yes");
+	r = load(path, &cfg2, &out);
+	free(out);
+	if (r == 0) {
+		ok(config_account_equal(&cfg->accounts[0], &cfg2->accounts[0]),
+		   "the same token command: equal");
+		free(cfg2->accounts[0].oauth2_token_command[2]);
+		cfg2->accounts[0].oauth2_token_command[2] = xstrdup("other");
+		cfg2->accounts[1].send_id = false;
+		ok(!config_account_equal(&cfg->accounts[0],
+					 &cfg2->accounts[0]),
+		   "another token command: a change");
+		ok(!config_account_equal(&cfg->accounts[1],
+					 &cfg2->accounts[1]),
+		   "send_id changed: a change");
+		cfg2->accounts[1].send_id = true;
+		cfg2->accounts[1].auth = AUTH_PLAIN;
+		ok(!config_account_equal(&cfg->accounts[1],
+					 &cfg2->accounts[1]),
+		   "auth changed: a change");
+		config_free(&cfg2);
+	}
+	config_free(&cfg);
 }
 
 static void
@@ -1096,6 +1194,7 @@ main(void)
 	test_lexing();
 	test_file_errors();
 	test_password_mode();
+	test_auth();
 	test_example();
 	test_equal();
 	test_default_path();

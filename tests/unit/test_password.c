@@ -433,7 +433,7 @@ test_password_value(void)
 	out = capture_end();
 	is_int(rc, -EINVAL, "neither password nor command: -EINVAL");
 	ok(!r.job, "neither: no job");
-	has(out, "acct: neither password nor password_command is set");
+	has(out, "acct: neither password, password_command nor oauth2_token_command is set");
 	run_for(r.e, 50, NULL);
 	is_int(r.calls, 0, "neither: no callback");
 	free(out);
