@@ -19,14 +19,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint32_t
-selected(void *ud, uint32_t uidvalidity, uint32_t uidnext, uint32_t exists,
-	 bool *by_date_r)
+selected(void *ud, const struct session_selected *sel, bool *by_date_r)
 {
 	(void)ud;
-	(void)uidvalidity;
-	(void)exists;
 	*by_date_r = false;
-	return uidnext;
+	return sel->uidnext;
 }
 
 static void
