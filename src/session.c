@@ -1236,8 +1236,10 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 			watch(s);
 		break;
 	case CMD_CLOSE:
+		/* Refused, the mailbox stays selected: no harm but that its
+		 * STATUS may lag until the next EXAMINE. */
 		if (!okay)
-			goto protocol;
+			log_debug(s->o.log, "CLOSE: %s", text);
 		go_ready(s);
 		break;
 	case CMD_LOGOUT:

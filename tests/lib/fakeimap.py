@@ -24,7 +24,7 @@ send_uidnext=False), IDLE ("+ idling", DONE), UID FETCH <set> returning
 UID FLAGS [INTERNALDATE] ENVELOPE of the matching messages (for "n:*" with
 n above every UID, the last message, as RFC 3501 says), FETCH <seq set>
 (UID) , NOOP
-(flushing pending EXISTS), LOGOUT. New messages are announced with
+(flushing pending EXISTS), CLOSE, LOGOUT. New messages are announced with
 "* N EXISTS" at once to connections in IDLE and with the next command
 response to the others.
 
@@ -998,6 +998,12 @@ class FakeImap:
         conn.sendline("%s OK [READ-ONLY] EXAMINE completed" % tag)
 
     _cmd_select = _cmd_examine
+
+    def _cmd_close(self, conn, tag, args):
+        with self.lock:
+            conn.selected = False
+            conn.box = None
+        conn.sendline("%s OK CLOSE completed" % tag)
 
     def _cmd_idle(self, conn, tag, args):
         conn.idle_tag = tag
