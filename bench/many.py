@@ -67,6 +67,7 @@ STOCK_LIMIT = 10
 # Keepalive moved from 2 to 10 min: the idle window measures mailwatch.
 DOVECOT_EXTRA = "imap_idle_notify_interval = 10 mins\n"
 HZ = os.sysconf("SC_CLK_TCK")
+OPTS = None  # the command line's options
 
 
 def idle_seconds():
@@ -104,6 +105,12 @@ class Connections:
                 self.most = max(self.most, n)
             self._stop.wait(self.interval)
 
+    def release(self, n):
+        """n clients of the benchmark's own were closed: they stop
+        counting as its own once Dovecot has surely seen them go."""
+        time.sleep(0.5)
+        self.own -= n
+
     def stop(self):
         self._stop.set()
         self._thread.join(10)
@@ -126,6 +133,7 @@ def start_mailwatch(dc, tmp, hook, stamps, names, **acct_extra):
     """mailwatch on names (one account), the stamping hook, NOTIFY_SOCKET
     recorded. Returns (mw, the time just before it was started)."""
     acct = dc.account(USER, mailboxes=mailboxes_value(names), **acct_extra)
+    acct.update(OPTS.account)
     mw = mwtest.Mailwatch({
         "general": {"notify": False, "log_level": "info",
                     "on_new_mail": latency.hook_command(hook, stamps.path)},
@@ -188,10 +196,10 @@ def push_vs_bare(dc, conns, stamps, client, boxes, count, timeout):
     {mailbox: [(bare EXISTS or None, hook start or None)]}, seconds after
     the APPEND was sent."""
     bare, out = {}, {b: [] for b in boxes}
+    conns.own += len(boxes)  # before they log in: never counted as ours
     try:
         for b in boxes:
             bare[b] = dc.idle_client(USER, b)
-            conns.own += 1
         n_exists = {b: c.initial_exists for b, c in bare.items()}
         for i in range(count):
             for b in boxes:
@@ -210,20 +218,20 @@ def push_vs_bare(dc, conns, stamps, client, boxes, count, timeout):
     finally:
         for c in bare.values():
             c.close()
-            conns.own -= 1
+        conns.release(len(boxes))
     return out
 
 
-def print_push(samples, labels):
+def print_push(samples, labels, timeout):
     cols = ("min", "median", "max")
     print(latency.header(cols))
     worst = None
     for b, s in samples.items():
         both = [(f, h) for f, h in s if f is not None and h is not None]
         lost = sum(1 for _, h in s if h is None)
-        print("  %s: %d messages%s" % (labels[b], len(s),
-                                       ", %d hooks LOST" % lost if lost
-                                       else ""))
+        print("  %s: %d messages%s" % (
+            labels[b], len(s), ", %d with no hook within %.0f s" % (
+                lost, timeout) if lost else ""))
         if not both:
             continue
         print(latency.row("  bare IDLE client EXISTS",
@@ -339,8 +347,8 @@ def part_notify(opts, tmp, hook, stamps):
                   s1 - s0, window, threads, "" if threads == 1 else "s",
                   (c1 - c0) / HZ, latency.verdict(s1 - s0, 0)), flush=True)
 
-    client = dc.client(USER)
     conns.own += 1
+    client = dc.client(USER)
     targets = list(dict.fromkeys([names[0], names[(n + 1) // 2 - 1],
                                   names[-1]]))
     labels = {b: "mailbox %d (%s)" % (names.index(b) + 1, b)
@@ -348,13 +356,13 @@ def part_notify(opts, tmp, hook, stamps):
     print("  push -> hook, %d APPENDs per mailbox, from the APPEND sent:" %
           opts.count, flush=True)
     print_push(push_vs_bare(dc, conns, stamps, client, targets, opts.count,
-                            opts.push_timeout), labels)
+                            opts.push_timeout), labels, opts.push_timeout)
     if opts.burst:
         boxes = names[::max(1, n // opts.burst_mailboxes)]
         burst(mw, stamps, client, boxes[:opts.burst_mailboxes], opts.burst,
               opts.burst_timeout)
     client.logout()
-    conns.own -= 1
+    conns.release(1)
     most = conns.stop()
     print("  connections: %d at most, mailwatch's own (doveadm who less "
           "the benchmark's)   (target <= 2: %s)" % (
@@ -385,13 +393,13 @@ def part_budget(opts, tmp, hook, stamps):
         return 1
     pushed = set(re.findall(r"%s/(\S+): watching \(IDLE\)" % ACCOUNT,
                             mw.log()))
-    client = dc.client(USER)
     conns.own += 1
+    client = dc.client(USER)
     print("  INBOX push -> hook, %d APPENDs, from the APPEND sent:" %
           opts.count, flush=True)
     print_push(push_vs_bare(dc, conns, stamps, client, ["INBOX"],
                             opts.count, opts.push_timeout),
-               {"INBOX": "INBOX"})
+               {"INBOX": "INBOX"}, opts.push_timeout)
 
     # One message to each other mailbox, spread over one poll_interval
     # and a second: some land just after a check, the worst case.
@@ -408,7 +416,7 @@ def part_budget(opts, tmp, hook, stamps):
                                         time.monotonic()))
         delays[b] = th - t if th else None
     client.logout()
-    conns.own -= 1
+    conns.release(1)
     for what, group in (("with IDLE", [b for b in others if b in pushed]),
                         ("checked", [b for b in others
                                      if b not in pushed])):
@@ -441,10 +449,11 @@ def bench(opts):
     try:
         hook, how = latency.build_hook(tmp)
         stamps = latency.HookStamps(tmp)
-        print("many: ./mailwatch against Dovecot %s at its stock limit of "
-              "%d connections per user and address (implicit TLS); hook: "
-              "%s" % (latency.dovecot_version(), STOCK_LIMIT, how),
-              flush=True)
+        print("many: %s against Dovecot %s at its stock limit of %d "
+              "connections per user and address (implicit TLS); hook: %s%s"
+              % (latency.MAILWATCH, latency.dovecot_version(), STOCK_LIMIT,
+                 how, "; account: %s" % opts.account if opts.account
+                 else ""), flush=True)
         rc = 0
         if not opts.no_notify:
             rc |= part_notify(opts, tmp, hook, stamps)
@@ -484,13 +493,23 @@ def main():
     ap.add_argument("--poll", type=int, default=10,
                     help="poll_interval without NOTIFY (default 10, the "
                     "smallest allowed)")
+    ap.add_argument("--account", action="append", default=[],
+                    metavar="KEY=VALUE",
+                    help="a setting for the account, in both parts (e.g. "
+                    "catch_up_max=10000); repeatable")
     opts = ap.parse_args()
+    try:
+        opts.account = dict(a.split("=", 1) for a in opts.account)
+    except ValueError:
+        ap.error("--account takes KEY=VALUE")
     if (opts.mailboxes < 3 or opts.watch_timeout <= 0 or opts.count < 1 or
             opts.push_timeout <= 0 or opts.burst < 0 or
             not 1 <= opts.burst_mailboxes <= opts.mailboxes or
             opts.budget_mailboxes == 1 or opts.budget_mailboxes < 0):
         ap.error("bad numbers")
     idle_seconds()
+    global OPTS
+    OPTS = opts
     return latency.run_bench(bench, opts)
 
 
