@@ -38,6 +38,7 @@ bookkeeping (run_bench).
 """
 
 import argparse
+import collections
 import os
 import platform
 import re
@@ -167,7 +168,8 @@ def build_hook(directory):
 class HookStamps:
     """A FIFO the stamping hook writes to, read by a thread: .stamps maps
     (mailbox, uid) to the hook's start time (its entry point) and .mains to
-    the time its main() began (CLOCK_MONOTONIC seconds)."""
+    the time its main() began (CLOCK_MONOTONIC seconds); .runs counts the
+    hook runs for each (mailbox, uid), .last is when the latest came."""
 
     def __init__(self, directory):
         self.path = os.path.join(directory, "stamps.fifo")
@@ -177,6 +179,8 @@ class HookStamps:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         self.stamps = {}
         self.mains = {}
+        self.runs = collections.Counter()
+        self.last = 0.0
         self.bad = []
         self._cond = threading.Condition()
         self._stop = False
@@ -199,6 +203,8 @@ class HookStamps:
                         uid, t, tm, mbox = line.decode().split(" ", 3)
                         self.stamps[(mbox, int(uid))] = float(t)
                         self.mains[(mbox, int(uid))] = float(tm)
+                        self.runs[(mbox, int(uid))] += 1
+                        self.last = time.monotonic()
                     except ValueError:
                         self.bad.append(line)
                 self._cond.notify_all()

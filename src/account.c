@@ -558,14 +558,14 @@ account_run_gave_up(const struct account_run *ar)
 }
 
 /* True when the connection that checks b (the NOTIFY one, or the
- * fetcher) is up. */
+ * fetcher) is up: logged in, idle or at work. */
 static bool
 checked_now(const struct account_run *ar, const struct box *b)
 {
 	const struct watcher *via =
 		ar->mode == M_NOTIFY ? ar->box[0].w : ar->fetcher;
 
-	return b->watched && !b->failed && via && watcher_is_idle(via);
+	return b->watched && !b->failed && via && watcher_connected(via);
 }
 
 static bool

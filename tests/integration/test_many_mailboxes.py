@@ -78,7 +78,14 @@ def start(dc, bus=None, notify=False, **account):
     return mwtest.Mailwatch({
         "general": {"notify": notify, "burst": 0, "on_new_mail": "{hook}"},
         "account " + ACCOUNT: acct,
-    }, bus=bus)
+    }, bus=bus, sd_notify=True)
+
+
+def status_line(mw):
+    """The last STATUS= mailwatch sent to systemd (its status line)."""
+    lines = [ln[len("STATUS="):] for m in mw.sd_notify_messages()
+             for ln in m.split("\n") if ln.startswith("STATUS=")]
+    return lines[-1] if lines else ""
 
 
 def restart(mw):
@@ -163,6 +170,12 @@ def test_budget_without_notify():
     wait_watched(mw, "budget")
     n = dc.connections("alice")
     ok(n <= BUDGET, "budget: at most %d connections (%d)" % (BUDGET, n))
+    # What systemctl status shows now; the checked mailboxes count
+    # while their connection is at work too.
+    every = "%d/%d mailboxes idle" % (len(MAILBOXES), len(MAILBOXES))
+    ok(wait_until(lambda: status_line(mw).startswith(every), 5),
+       "budget: the status line counts every mailbox watched",
+       status_line(mw))
 
     want = append_each(dc, ["INBOX", FOLDERS[0]], "pushed")
     recs = mw.wait_hooks(2, PUSH)
