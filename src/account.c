@@ -49,6 +49,7 @@ struct account_run {
 	unsigned budget;          /* connections, at most max_connections */
 	unsigned gen;             /* counts NOTIFY sessions */
 	bool stopping;
+	bool notify_up, fetcher_up; /* for check_followers() */
 	sd_event_source *saver;   /* deferred state writes */
 	sd_event_source *sweep;   /* the next STATUS check, M_BUDGET */
 	sd_event_source *shrink;  /* deferred: a login met [LIMIT] */
@@ -73,11 +74,32 @@ wall_now(const struct account_run *ar)
 	return (int64_t)(t / USEC_PER_SEC);
 }
 
+/* When the connection that follows mailboxes with STATUS (the NOTIFY one
+ * for the notified, the fetcher for the swept) goes down, what is found
+ * in them next arrived while nobody looked. */
+static void
+check_followers(struct account_run *ar)
+{
+	bool notify_up = ar->box[0].w && watcher_connected(ar->box[0].w);
+	bool fetcher_up = ar->fetcher && watcher_connected(ar->fetcher);
+
+	for (size_t i = 0; i < ar->n; i++) {
+		struct box *b = &ar->box[i];
+
+		if ((b->notified && ar->notify_up && !notify_up) ||
+		    (b->swept && ar->fetcher_up && !fetcher_up))
+			mailbox_unfollowed(b->mb);
+	}
+	ar->notify_up = notify_up;
+	ar->fetcher_up = fetcher_up;
+}
+
 static void
 changed(void *ud)
 {
 	struct account_run *ar = ud;
 
+	check_followers(ar);
 	if (ar->env.changed)
 		ar->env.changed(ar->env.ud);
 }

@@ -41,6 +41,11 @@ struct mailbox {
 	uint32_t saved_uidvalidity, saved_mark, saved_messages;
 	int64_t saved_seen;
 	bool catching_up;          /* the first batch after a gap */
+	/* A connection that does not select it follows it (NOTIFY, or the
+	 * checks) and saw it with nothing new since: mail the next EXAMINE
+	 * finds arrived while followed, and is announced as it came, not
+	 * as a catch-up. */
+	bool followed;
 	/* The connection went idle at idle_at (0: not since the last state
 	 * write) with idle_messages messages: seen once still idle when the
 	 * owner saves. */
@@ -356,7 +361,7 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 					   by_date_r);
 	if (!mb->uidvalidity)
 		return start_afresh(mb, uidvalidity, sel->exists, wall);
-	mb->catching_up = mb->mark + 1 < mb->uidnext;
+	mb->catching_up = mb->mark + 1 < mb->uidnext && !mb->followed;
 	if (mb->catching_up)
 		log_info(&mb->log, "catching up from UID %u (UIDNEXT %u)",
 			 mb->mark + 1, mb->uidnext);
@@ -637,6 +642,7 @@ mailbox_logged_out(struct mailbox *mb, int64_t stop_at, uint32_t messages)
 void
 mailbox_closed(struct mailbox *mb, int64_t wall)
 {
+	mb->followed = false;
 	drop_batch(mb);
 	mb->batch_max = 0;
 	/* The next connection numbers messages afresh (live_resync). */
@@ -657,6 +663,12 @@ mailbox_closed(struct mailbox *mb, int64_t wall)
 }
 
 /* ---- checking without selecting ---- */
+
+void
+mailbox_unfollowed(struct mailbox *mb)
+{
+	mb->followed = false;
+}
 
 /* True when st says something changed since the last STATUS that may
  * concern what is still announced: UNSEEN went down (one was read, or
@@ -707,12 +719,14 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 	if (!mb->uidvalidity) {
 		mb->uidnext = uidnext;
 		start_afresh(mb, uidvalidity, st->messages, wall);
+		mb->followed = true;
 		return false;
 	}
 	if (uidvalidity != mb->uidvalidity || uidnext - 1 > mb->mark ||
 	    withdraw)
 		return true;
 	/* Nothing arrived since the last look: seen whole now. */
+	mb->followed = true;
 	if (st->have & SESSION_ST_MESSAGES) {
 		mb->seen = wall;
 		mb->messages = st->messages;

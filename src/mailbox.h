@@ -148,3 +148,8 @@ void mailbox_closed(struct mailbox *mb, int64_t wall);
  * connection has it selected. */
 bool mailbox_status(struct mailbox *mb, const struct session_status *st,
 		    int64_t wall);
+/* The connection that followed the mailbox (NOTIFY, or the checks) is
+ * gone: until a STATUS shows it with nothing new again, mail an EXAMINE
+ * finds arrived while nobody looked, and is caught up with as after a
+ * restart (catch_up). While followed, it is announced as it came. */
+void mailbox_unfollowed(struct mailbox *mb);
