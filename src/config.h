@@ -46,8 +46,14 @@ struct account {
 	char *username;
 	char *password;         /* from the file; NULL if password_command */
 	char *password_command; /* a shell line; NULL if password */
-	char **mailboxes;   /* UTF-8 names, NULL-terminated, at least one */
+	/* UTF-8 names and patterns ('*' or '%' as in IMAP LIST),
+	 * NULL-terminated, at least one */
+	char **mailboxes;
 	size_t n_mailboxes;
+	/* Patterns of mailboxes the patterns of mailboxes leave out;
+	 * NULL-terminated, NULL when unset */
+	char **ignore_mailboxes;
+	size_t n_ignore_mailboxes;
 	struct account_defaults d;
 	unsigned line;      /* line of the [account] header, for messages */
 };
