@@ -61,6 +61,10 @@ void account_run_probe(struct account_run *ar);
  * STARTTLS): the account waits for a reload. */
 bool account_run_gave_up(const struct account_run *ar);
 
+/* How many mailboxes the account watches or tries to: those of
+ * mailboxes, or those its patterns selected from the server's last LIST
+ * (0 before the first). */
+size_t account_run_mailboxes(const struct account_run *ar);
 /* How many of the account's mailboxes are watched right now. */
 size_t account_run_watched(const struct account_run *ar);
 /* For the status line: how the mailboxes are watched, e.g. "21 mailboxes

@@ -125,3 +125,11 @@ void mailbox_closed(struct mailbox *mb, int64_t wall);
  * selected. */
 bool mailbox_status(struct mailbox *mb, uint32_t uidvalidity,
 		    uint32_t uidnext, uint32_t messages, int64_t wall);
+
+/* The mailbox appeared (was created, or renamed to its name) while the
+ * account was watched, at since or later (wall-clock seconds). Without
+ * state, its first STATUS or EXAMINE then catches up with the unseen mail
+ * whose INTERNALDATE is later than since, rather than taking what it
+ * holds as handled (a first run). With state, nothing changes: what was
+ * announced before is not announced again. */
+void mailbox_appeared(struct mailbox *mb, int64_t since);

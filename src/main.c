@@ -91,7 +91,10 @@ update_status(void *ud)
 	if (d->stopping)
 		return;
 	for (size_t i = 0; i < d->n_run; i++) {
-		total += d->run[i]->a->n_mailboxes;
+		/* With patterns, what the server's LIST selected. */
+		total += d->run[i]->acct
+				 ? account_run_mailboxes(d->run[i]->acct)
+				 : d->run[i]->a->n_mailboxes;
 		if (d->run[i]->acct)
 			idle += account_run_watched(d->run[i]->acct);
 	}

@@ -82,6 +82,7 @@ enum cmd {
 	CMD_STARTTLS,
 	CMD_LOGIN,
 	CMD_NOTIFY,
+	CMD_NOTIFY_NONE,
 	CMD_EXAMINE,
 	CMD_STATUS,
 	CMD_LIST,
@@ -656,8 +657,11 @@ watch(struct session *s)
 		return;
 	}
 	if (s->renotify) {
-		/* Its completion comes before the IDLE's "+". */
+		/* NOTIFY NONE first: Dovecot 2.3 sends no MailboxName event
+		 * after a NOTIFY SET that replaced another. Both complete
+		 * before the IDLE's "+". */
 		s->renotify = false;
+		send_simple(s, CMD_NOTIFY_NONE, "NOTIFY NONE");
 		send_notify(s);
 	}
 	if (s->cap_idle) {
@@ -877,6 +881,9 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		}
 		if (s->cb.notify)
 			s->cb.notify(s->ud, s->notify_on);
+		break;
+	case CMD_NOTIFY_NONE:
+		/* The NOTIFY SET after it says how that goes. */
 		break;
 	case CMD_STATUS:
 		if (r->status == CODEC_STATUS_NO && s->cb.mailbox_failed)

@@ -1238,14 +1238,16 @@ test_notify_mailbox_names(int bytewise)
 	sent(&r, "DONE\r\n", "new others: out of IDLE");
 	feed(s, &r, "m4 OK Idle completed.\r\n", bytewise, 2 * SEC);
 	sent(&r,
-	     "m5 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
+	     "m5 NOTIFY NONE\r\n"
+	     "m6 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
 	     "MessageExpunge FlagChange)) (mailboxes (a C) (MessageNew "
 	     "MessageExpunge MailboxName)) (personal (MailboxName))\r\n"
-	     "m6 IDLE\r\n",
-	     "NOTIFY SET again, then IDLE, in one write");
+	     "m7 IDLE\r\n",
+	     "NOTIFY NONE and SET again, then IDLE, in one write");
 	feed(s, &r,
+	     "m5 OK NOTIFY completed.\r\n"
 	     "* STATUS C (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7 UNSEEN 0)\r\n"
-	     "m5 OK NOTIFY completed.\r\n+ idling\r\n",
+	     "m6 OK NOTIFY completed.\r\n+ idling\r\n",
 	     bytewise, 2 * SEC);
 	events(&r, "status C 7/1/0/0; notify on; idle; ",
 	       "the new one's STATUS, notify on again, idle");
