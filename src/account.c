@@ -57,7 +57,7 @@ struct account_run {
 	bool listed_once;         /* a LIST was applied */
 	bool list_due;            /* LIST when the fetcher is ready */
 	bool listing;             /* a LIST is under way on the fetcher */
-	bool list_status;         /* ... with RETURN (STATUS) */
+	bool discovering;         /* ... of the patterns: applied at its end */
 	int64_t list_sent;        /* wall: when the last LIST was sent */
 	int64_t appeared_since;   /* wall: mailboxes first seen in the LIST
 				     under way appeared after this */
@@ -133,6 +133,7 @@ set_watched(struct account_run *ar, struct box *b, bool watched)
 }
 
 static void save_soon(void *ud);
+static void forget_listed(struct account_run *ar);
 
 static struct watcher *
 new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
@@ -150,18 +151,19 @@ new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 	return watcher_new(&ar->wenv, &o);
 }
 
-/* The patterns of mailboxes (with dynamic), then, when status, the names
- * of the mailboxes to check that no pattern lists: what a LIST asks.
- * Marks the mailboxes checked by it as asked. Returns an array the caller
+/* What a LIST asks: when discovering, the patterns of mailboxes; when
+ * status, the names of the mailboxes to check (but those the patterns
+ * list anyway), which it marks as asked. Returns an array the caller
  * frees (the strings borrowed) and its length in *n_r. */
 static const char **
-list_patterns(struct account_run *ar, bool status, size_t *n_r)
+list_patterns(struct account_run *ar, bool discover, bool status,
+	      size_t *n_r)
 {
 	const struct account *a = ar->a;
 	const char **v = xcalloc(a->n_mailboxes + ar->n + 1, sizeof(*v));
 	size_t n = 0;
 
-	for (size_t i = 0; ar->dynamic && i < a->n_mailboxes; i++)
+	for (size_t i = 0; discover && i < a->n_mailboxes; i++)
 		if (mboxlist_is_pattern(a->mailboxes[i]))
 			v[n++] = a->mailboxes[i];
 	for (size_t i = 0; status && i < ar->n; i++) {
@@ -171,7 +173,7 @@ list_patterns(struct account_run *ar, bool status, size_t *n_r)
 			continue;
 		b->check = false;
 		b->asked = true;
-		if (b->plain)
+		if (b->plain || !discover)
 			v[n++] = mailbox_name(b->mb);
 	}
 	*n_r = n;
@@ -184,16 +186,19 @@ static void
 start_list(struct account_run *ar, bool status)
 {
 	size_t n;
-	const char **v = list_patterns(ar, status, &n);
+	bool discover = ar->list_due;
+	const char **v = list_patterns(ar, discover, status, &n);
 
 	ar->list_due = false;
-	ar->listing = true;
-	ar->list_status = status;
+	ar->listing = n > 0;
+	ar->discovering = discover;
 	/* What appears in this LIST appeared since the last one (and mail
 	 * in it that arrived since is new: a push saying it was created can
 	 * come late). */
-	ar->appeared_since = ar->list_sent;
-	ar->list_sent = wall_now(ar);
+	if (discover) {
+		ar->appeared_since = ar->list_sent;
+		ar->list_sent = wall_now(ar);
+	}
 	watcher_list(ar->fetcher, v, n, status);
 	free(v);
 }
@@ -431,10 +436,20 @@ w_ready(void *ud, struct watcher *w, struct mailbox *done)
 
 	if (w != ar->fetcher)
 		return;
-	/* A catch-up cut short by a reconnect is done again. */
+	/* A catch-up cut short by a reconnect is done again, and so is a
+	 * LIST. */
 	if (ar->fetching && ar->fetching->mb != done)
 		ar->fetching->fetch = true;
 	ar->fetching = NULL;
+	if (ar->listing) {
+		ar->listing = false;
+		ar->list_due = ar->discovering;
+		for (size_t i = 0; i < ar->n; i++) {
+			ar->box[i]->check |= ar->box[i]->asked;
+			ar->box[i]->asked = false;
+		}
+		forget_listed(ar);
+	}
 	kick(ar);
 }
 
@@ -690,12 +705,12 @@ w_list_end(void *ud, struct watcher *w, bool ok)
 			w_mailbox_failed(ar, mailbox_name(b->mb),
 					 "the server does not list it");
 	}
-	if (ar->dynamic && ok)
+	if (ar->discovering && ok)
 		apply_list(ar);
 	forget_listed(ar);
 	/* Refused: listed again at the next sweep (with NOTIFY, at the
 	 * next push). */
-	if (ar->dynamic && !ok && ar->mode != M_NOTIFY)
+	if (ar->discovering && !ok && ar->mode != M_NOTIFY)
 		start_sweeping(ar);
 }
 

@@ -12,24 +12,43 @@ mboxlist_is_pattern(const char *s)
 	return strpbrk(s, "*%") != NULL;
 }
 
-/* Matches from pattern p and name n on. Recursion depth is at most the
- * number of wildcards in the pattern (a configuration line). */
+/* Matches pattern p against name n: a walk over the name with the set of
+ * pattern positions reached (an NFA), so time is the product of the two
+ * lengths whatever a server names its mailboxes, with no backtracking. */
 static bool
 match(const char *p, const char *n, char delim)
 {
-	for (; *p; p++, n++) {
-		if (*p == '*' || *p == '%') {
-			for (;; n++) {
-				if (match(p + 1, n, delim))
-					return true;
-				if (!*n || (*p == '%' && *n == delim && delim))
-					return false;
-			}
+	size_t m = strlen(p);
+	bool *cur = xcalloc(m + 1, sizeof(*cur));
+	bool *next = xcalloc(m + 1, sizeof(*next));
+	bool *swap, r;
+
+	cur[0] = true;
+	for (;;) {
+		/* A wildcard may match nothing. */
+		for (size_t j = 0; j < m; j++)
+			if (cur[j] && (p[j] == '*' || p[j] == '%'))
+				cur[j + 1] = true;
+		if (!*n)
+			break;
+		memset(next, 0, (m + 1) * sizeof(*next));
+		for (size_t j = 0; j < m; j++) {
+			if (!cur[j])
+				continue;
+			if (p[j] == '*' || (p[j] == '%' && (!delim || *n != delim)))
+				next[j] = true;
+			else if (p[j] == *n)
+				next[j + 1] = true;
 		}
-		if (*p != *n)
-			return false;
+		swap = cur;
+		cur = next;
+		next = swap;
+		n++;
 	}
-	return !*n;
+	r = cur[m];
+	free(cur);
+	free(next);
+	return r;
 }
 
 /* The length of the first level of s ("INBOX" in "INBOX/x"), when it is

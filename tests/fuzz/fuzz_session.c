@@ -7,11 +7,15 @@
  * change), whose INTERNALDATEs go through the parser the watcher uses.
  * Bit 5 asks for NOTIFY (the script then offers it), bit 6 runs the
  * session in fetch mode, where each ready() checks two mailboxes with
- * STATUS or examines one, in turn. */
+ * STATUS, examines one or lists patterns (with LIST-STATUS), in turn.
+ * Bit 7 offers LIST-EXTENDED, LIST-STATUS and SPECIAL-USE and, with
+ * NOTIFY, asks for MailboxName events: each pushed LIST sets new others.
+ * What is listed goes through mboxlist's matching, as the account's. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mboxlist.h"
 #include "session.h"
 
 static int failed, by_date;
@@ -124,13 +128,43 @@ status(void *ud, const char *name, const struct session_status *st)
 static void
 ready(void *ud)
 {
+	static const char *const patterns[] = {"*", "Lists/%", "INBOX"};
+
 	(void)ud;
-	if (readies++ % 2) {
+
+	if (readies % 3 == 2) {
+		session_list(cur, patterns, readies % 2 ? 3 : 1, true, cur_now);
+	} else if (readies % 3 == 1) {
 		session_examine(cur, "Lists/x", cur_now);
 	} else {
 		session_status(cur, "a", cur_now);
 		session_status(cur, "Caf\xc3\xa9", cur_now);
 	}
+	readies++;
+}
+
+static const char *const others2[] = {"a", "b", "c"};
+
+static void
+listed(void *ud, const char *name, char delimiter,
+       const struct codec_strlist *attrs, bool pushed)
+{
+	(void)ud;
+	if (strlen(name) > 65536)
+		abort();
+	mboxlist_attrs(attrs);
+	mboxlist_match("*x%y", name, delimiter);
+	mboxlist_match("inbox/%", name, delimiter);
+	if (pushed)
+		session_set_others(cur, others2, 1 + strlen(name) % 3,
+				   cur_now);
+}
+
+static void
+list_end(void *ud, bool ok)
+{
+	(void)ud;
+	(void)ok;
 }
 
 static void
@@ -144,7 +178,8 @@ mailbox_failed(void *ud, const char *name, const char *msg)
 static const struct session_cb cb = {
 	starttls, selected, fetched, batch_end, flags,
 	expunge,  idle,     fail_cb, dated,     dated_end,
-	notify,   status,   ready,   mailbox_failed,
+	notify,   status,   ready,   mailbox_failed, listed,
+	list_end,
 };
 
 static const char *const others[] = {"a", "b"};
@@ -163,6 +198,12 @@ static const char script_notify[] =
 	"* 5 EXISTS\r\n* OK [UIDVALIDITY 9] x\r\n* OK [UIDNEXT 9] x\r\n"
 	"m3 OK [READ-ONLY] x\r\n";
 
+/* Fetch mode with the LIST extensions: ready() lists at the third. */
+static const char script_list[] =
+	"* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN SASL-IR] hi\r\n"
+	"m1 OK [CAPABILITY IMAP4rev1 IDLE LIST-EXTENDED LIST-STATUS "
+	"SPECIAL-USE NOTIFY] in\r\n";
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -175,6 +216,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.notify = size && data[0] & 32,
 		.others = others,
 		.n_others = 2,
+		.mailbox_names = size && data[0] & 128,
 		.starttls = size && data[0] & 1,
 		.idle_timeout = 1500,
 		.poll_interval = 60,
@@ -193,7 +235,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cur_now = now;
 	s = cur = session_new(&o, &cb, NULL);
 	session_connected(s, now);
-	if (data[0] & 2 && o.notify)
+	if (data[0] & 2 && data[0] & 128 && !o.mailbox)
+		session_feed(s, script_list, sizeof(script_list) - 1, now);
+	else if (data[0] & 2 && o.notify)
 		session_feed(s, script_notify, sizeof(script_notify) - 1, now);
 	else if (data[0] & 2)
 		session_feed(s, script, sizeof(script) - 1, now);

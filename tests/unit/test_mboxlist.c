@@ -53,6 +53,20 @@ test_match(void)
 		   "match: \"%s\" %s \"%s\"", cases[i].pattern,
 		   cases[i].match ? "matches" : "does not match",
 		   cases[i].name);
+	{
+		/* A long name a server chose against a pattern with many
+		 * wildcards: no backtracking (this would not end). */
+		size_t n = 65536;
+		char *name = malloc(n + 1);
+
+		memset(name, 'x', n);
+		name[n] = 0;
+		ok(!mboxlist_match("*x*x*x*x*x*x*y", name, '/') &&
+		       mboxlist_match("*x*x*x*x*x*x*", name, '/') &&
+		       !mboxlist_match("%x%x%x%x%x%/", name, '/'),
+		   "match: a 64 KiB name against many wildcards");
+		free(name);
+	}
 	ok(mboxlist_is_pattern("*") && mboxlist_is_pattern("a/%") &&
 	       !mboxlist_is_pattern("INBOX") && !mboxlist_is_pattern("a/b"),
 	   "is_pattern: '*' or '%%' make a pattern");
