@@ -24,7 +24,8 @@ enum mode {
 		       checked every poll_interval */
 };
 
-/* One configured mailbox and how it is watched. */
+/* One mailbox of the account (named in mailboxes, or listed by the
+ * server and matching a pattern there) and how it is watched. */
 struct box {
 	struct mailbox *mb;
 	struct watcher *w; /* its own IDLE connection, or NULL */
@@ -102,18 +103,21 @@ changed(void *ud)
 		ar->env.changed(ar->env.ud);
 }
 
-/* The box of mailbox name as a server spells it (INBOX in any case), or
- * NULL. */
+/* True when a and b name the same mailbox (INBOX in any case). */
+static bool
+same_name(const char *a, const char *b)
+{
+	return !strcmp(a, b) ||
+	       (!strcasecmp(a, "INBOX") && !strcasecmp(b, "INBOX"));
+}
+
+/* The box of mailbox name as a server spells it, or NULL. */
 static struct box *
 find_box(struct account_run *ar, const char *name)
 {
-	for (size_t i = 0; i < ar->n; i++) {
-		const char *m = mailbox_name(ar->box[i]->mb);
-
-		if (!strcmp(m, name) ||
-		    (!strcasecmp(m, "INBOX") && !strcasecmp(name, "INBOX")))
+	for (size_t i = 0; i < ar->n; i++)
+		if (same_name(mailbox_name(ar->box[i]->mb), name))
 			return ar->box[i];
-	}
 	return NULL;
 }
 
@@ -232,7 +236,8 @@ kick(struct account_run *ar)
 	for (size_t i = 0; i < ar->n && sent < SESSION_MAX_PIPELINE; i++) {
 		if (ar->box[i]->check) {
 			ar->box[i]->check = false;
-			watcher_status(ar->fetcher, mailbox_name(ar->box[i]->mb));
+			watcher_status(ar->fetcher,
+				       mailbox_name(ar->box[i]->mb));
 			sent++;
 		}
 	}
@@ -470,12 +475,6 @@ w_mailbox_failed(void *ud, const char *name, const char *msg)
 
 /* ---- the list of mailboxes ---- */
 
-static bool
-same_name(const char *a, const char *b)
-{
-	return !strcmp(a, b) || (!strcasecmp(a, "INBOX") && !strcasecmp(b, "INBOX"));
-}
-
 static struct box *
 new_box(struct account_run *ar, const char *name)
 {
@@ -488,9 +487,12 @@ new_box(struct account_run *ar, const char *name)
 	};
 
 	b->mb = mailbox_new(&me, ar->a, name);
-	for (size_t i = 0; i < ar->a->n_mailboxes; i++)
-		b->plain = b->plain || (!mboxlist_is_pattern(ar->a->mailboxes[i]) &&
-					same_name(ar->a->mailboxes[i], name));
+	for (size_t i = 0; i < ar->a->n_mailboxes; i++) {
+		const char *m = ar->a->mailboxes[i];
+
+		b->plain = b->plain ||
+			   (!mboxlist_is_pattern(m) && same_name(m, name));
+	}
 	return b;
 }
 
@@ -733,7 +735,8 @@ save_all(struct account_run *ar, bool final)
 		struct box *b = ar->box[i];
 		bool idle = b->w && watcher_is_idle(b->w);
 
-		mailbox_save(b->mb, final, idle, idle ? watcher_exists(b->w) : 0);
+		mailbox_save(b->mb, final, idle,
+			     idle ? watcher_exists(b->w) : 0);
 	}
 }
 
@@ -782,7 +785,8 @@ account_run_new(const struct account_env *env, const struct account *a,
 	ar->budget = a->d.max_connections;
 	ar->gen = 1;
 	for (size_t i = 0; i < a->n_mailboxes; i++)
-		ar->dynamic = ar->dynamic || mboxlist_is_pattern(a->mailboxes[i]);
+		ar->dynamic =
+			ar->dynamic || mboxlist_is_pattern(a->mailboxes[i]);
 	/* With patterns, the mailboxes come from the first LIST. */
 	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
 	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));

@@ -13,6 +13,11 @@
  *   and fetches where UIDNEXT moved. A login refused with [LIMIT] lowers
  *   the budget for the session.
  *
+ * With patterns in mailboxes ("*", "Lists/%"), the mailboxes are those of
+ * the server's LIST that they select (mboxlist.c), listed again when
+ * NOTIFY says one was created, renamed or deleted, and without NOTIFY at
+ * every check; a mailbox no longer listed is let go, its state kept.
+ *
  * Runs on an sd-event loop; never blocks (but for the state files'
  * writes, deferred until the loop is idle). */
 #pragma once

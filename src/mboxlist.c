@@ -35,7 +35,8 @@ match(const char *p, const char *n, char delim)
 		for (size_t j = 0; j < m; j++) {
 			if (!cur[j])
 				continue;
-			if (p[j] == '*' || (p[j] == '%' && (!delim || *n != delim)))
+			if (p[j] == '*' ||
+			    (p[j] == '%' && (!delim || *n != delim)))
 				next[j] = true;
 			else if (p[j] == *n)
 				next[j + 1] = true;
@@ -77,8 +78,8 @@ unsigned
 mboxlist_attrs(const struct codec_strlist *attrs)
 {
 	static const char *const skipped[] = {
-		"\\Trash", "\\Junk", "\\Sent",	    "\\Drafts",
-		"\\All",   "\\Flagged", "\\Important",
+	    "\\Trash", "\\Junk",    "\\Sent",	   "\\Drafts",
+	    "\\All",   "\\Flagged", "\\Important",
 	};
 	unsigned bits = 0;
 
@@ -110,8 +111,10 @@ taken(const char **v, size_t n, const char *name)
 static int
 by_name(const void *a, const void *b)
 {
-	const struct mboxlist_entry *x = *(const struct mboxlist_entry *const *)a;
-	const struct mboxlist_entry *y = *(const struct mboxlist_entry *const *)b;
+	const struct mboxlist_entry *x =
+	    *(const struct mboxlist_entry *const *)a;
+	const struct mboxlist_entry *y =
+	    *(const struct mboxlist_entry *const *)b;
 
 	return strcmp(x->name, y->name);
 }
@@ -123,7 +126,7 @@ mboxlist_select(char *const *want, size_t n_want, char *const *ignore,
 {
 	const char **v = xcalloc(n_want + n_listed + 1, sizeof(*v));
 	const struct mboxlist_entry **sorted =
-		xcalloc(n_listed + 1, sizeof(*sorted));
+	    xcalloc(n_listed + 1, sizeof(*sorted));
 	size_t n = 0;
 
 	for (size_t i = 0; i < n_listed; i++)

@@ -22,7 +22,7 @@ enum {
 
 /* One mailbox the server listed. */
 struct mboxlist_entry {
-	char *name;     /* UTF-8 */
+	char *name;	/* UTF-8 */
 	char delimiter; /* hierarchy delimiter, 0 for none */
 	unsigned attrs; /* MBOXLIST_* bits */
 };

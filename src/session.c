@@ -376,10 +376,10 @@ send_notify(struct session *s)
 				codec_buf_addstr(&b, " ");
 			codec_enc_mailbox(&b, s->o.others[i]);
 		}
-		codec_buf_addstr(&b, s->o.mailbox_names
-					     ? ") (MessageNew MessageExpunge "
-					       "MailboxName))"
-					     : ") (MessageNew MessageExpunge))");
+		codec_buf_addstr(&b, ") (MessageNew MessageExpunge");
+		if (s->o.mailbox_names)
+			codec_buf_addstr(&b, " MailboxName");
+		codec_buf_addstr(&b, "))");
 	}
 	/* The mailboxes above are the first filter that matches them: the
 	 * rest of the personal namespace only says when one comes, goes or

@@ -14,37 +14,40 @@ test_match(void)
 		char delim;
 		bool match;
 	} cases[] = {
-		{"*", "INBOX", '/', true},
-		{"*", "Lists/dev/daily", '/', true},
-		{"%", "Lists", '/', true},
-		{"%", "Lists/dev", '/', false},
-		{"Lists/*", "Lists/dev", '/', true},
-		{"Lists/*", "Lists/dev/daily", '/', true},
-		{"Lists/*", "Lists", '/', false},
-		{"Lists*", "Lists", '/', true},
-		{"Lists/%", "Lists/dev", '/', true},
-		{"Lists/%", "Lists/dev/daily", '/', false},
-		{"Lists/%/daily", "Lists/dev/daily", '/', true},
-		{"Lists/%/daily", "Lists/a/b/daily", '/', false},
-		{"Lists/*/daily", "Lists/a/b/daily", '/', true},
-		{"Lists.%", "Lists.dev", '.', true},
-		{"Lists.%", "Lists.dev.x", '.', false},
-		{"%", "a/b", 0, true},        /* no hierarchy */
-		{"*x*y", "axbxcy", '/', true},
-		{"*x*y", "axbxc", '/', false},
-		{"a%c", "abbc", '/', true},
-		{"a%c", "ab/c", '/', false},
-		{"lists/*", "Lists/dev", '/', false}, /* case counts */
-		{"inbox", "INBOX", '/', true},         /* but not for INBOX */
-		{"inbox/*", "INBOX/x", '/', true},
-		{"INBOX/*", "inbox/x", '/', true},
-		{"INBOX/*", "INBOXES/x", '/', false},
-		{"INBOX*", "INBOXES", '/', true},
-		{"Sent", "Sent", '/', true},  /* a plain name: itself */
-		{"Sent", "Sent/x", '/', false},
-		{"\xc3\x9c*", "\xc3\x9c" "berweisungen", '/', true},
-		{"", "", '/', true},
-		{"", "a", '/', false},
+	    {"*", "INBOX", '/', true},
+	    {"*", "Lists/dev/daily", '/', true},
+	    {"%", "Lists", '/', true},
+	    {"%", "Lists/dev", '/', false},
+	    {"Lists/*", "Lists/dev", '/', true},
+	    {"Lists/*", "Lists/dev/daily", '/', true},
+	    {"Lists/*", "Lists", '/', false},
+	    {"Lists*", "Lists", '/', true},
+	    {"Lists/%", "Lists/dev", '/', true},
+	    {"Lists/%", "Lists/dev/daily", '/', false},
+	    {"Lists/%/daily", "Lists/dev/daily", '/', true},
+	    {"Lists/%/daily", "Lists/a/b/daily", '/', false},
+	    {"Lists/*/daily", "Lists/a/b/daily", '/', true},
+	    {"Lists.%", "Lists.dev", '.', true},
+	    {"Lists.%", "Lists.dev.x", '.', false},
+	    {"%", "a/b", 0, true}, /* no hierarchy */
+	    {"*x*y", "axbxcy", '/', true},
+	    {"*x*y", "axbxc", '/', false},
+	    {"a%c", "abbc", '/', true},
+	    {"a%c", "ab/c", '/', false},
+	    {"lists/*", "Lists/dev", '/', false}, /* case counts */
+	    {"inbox", "INBOX", '/', true},	  /* but not for INBOX */
+	    {"inbox/*", "INBOX/x", '/', true},
+	    {"INBOX/*", "inbox/x", '/', true},
+	    {"INBOX/*", "INBOXES/x", '/', false},
+	    {"INBOX*", "INBOXES", '/', true},
+	    {"Sent", "Sent", '/', true}, /* a plain name: itself */
+	    {"Sent", "Sent/x", '/', false},
+	    {"\xc3\x9c*",
+	     "\xc3\x9c"
+	     "berweisungen",
+	     '/', true},
+	    {"", "", '/', true},
+	    {"", "a", '/', false},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
@@ -90,29 +93,30 @@ test_attrs(void)
 		const char *attrs[4];
 		unsigned bits;
 	} cases[] = {
-		{{NULL}, 0},
-		{{"\\HasNoChildren", NULL}, 0},
-		{{"\\Noselect", NULL}, MBOXLIST_NOSELECT},
-		{{"\\NoSelect", "\\HasChildren", NULL}, MBOXLIST_NOSELECT},
-		{{"\\NonExistent", NULL}, MBOXLIST_NOSELECT},
-		{{"\\Trash", NULL}, MBOXLIST_SKIPPED_USE},
-		{{"\\HasNoChildren", "\\Junk", NULL}, MBOXLIST_SKIPPED_USE},
-		{{"\\Sent", NULL}, MBOXLIST_SKIPPED_USE},
-		{{"\\Drafts", NULL}, MBOXLIST_SKIPPED_USE},
-		{{"\\All", NULL}, MBOXLIST_SKIPPED_USE},
-		{{"\\Flagged", NULL}, MBOXLIST_SKIPPED_USE},
-		{{"\\Important", NULL}, MBOXLIST_SKIPPED_USE},
-		{{"\\trash", NULL}, MBOXLIST_SKIPPED_USE},
-		{{"\\Archive", NULL}, 0},
-		{{"\\Marked", "\\Subscribed", NULL}, 0},
+	    {{NULL}, 0},
+	    {{"\\HasNoChildren", NULL}, 0},
+	    {{"\\Noselect", NULL}, MBOXLIST_NOSELECT},
+	    {{"\\NoSelect", "\\HasChildren", NULL}, MBOXLIST_NOSELECT},
+	    {{"\\NonExistent", NULL}, MBOXLIST_NOSELECT},
+	    {{"\\Trash", NULL}, MBOXLIST_SKIPPED_USE},
+	    {{"\\HasNoChildren", "\\Junk", NULL}, MBOXLIST_SKIPPED_USE},
+	    {{"\\Sent", NULL}, MBOXLIST_SKIPPED_USE},
+	    {{"\\Drafts", NULL}, MBOXLIST_SKIPPED_USE},
+	    {{"\\All", NULL}, MBOXLIST_SKIPPED_USE},
+	    {{"\\Flagged", NULL}, MBOXLIST_SKIPPED_USE},
+	    {{"\\Important", NULL}, MBOXLIST_SKIPPED_USE},
+	    {{"\\trash", NULL}, MBOXLIST_SKIPPED_USE},
+	    {{"\\Archive", NULL}, 0},
+	    {{"\\Marked", "\\Subscribed", NULL}, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		struct codec_str v[4];
 		struct codec_strlist l = atoms(v, cases[i].attrs);
 
-		is_int(mboxlist_attrs(&l), cases[i].bits, "attrs: case %zu (%s)",
-		       i, cases[i].attrs[0] ? cases[i].attrs[0] : "none");
+		is_int(mboxlist_attrs(&l), cases[i].bits,
+		       "attrs: case %zu (%s)", i,
+		       cases[i].attrs[0] ? cases[i].attrs[0] : "none");
 	}
 }
 
@@ -143,20 +147,23 @@ names_are(const char **v, size_t n, ...)
 	return same;
 }
 
-#define ENTRY(n, a) {(char *)(n), '/', (a)}
+#define ENTRY(n, a)                                                            \
+	{                                                                      \
+		(char *)(n), '/', (a)                                          \
+	}
 
 static const struct mboxlist_entry listed[] = {
-	ENTRY("Trash", MBOXLIST_SKIPPED_USE),
-	ENTRY("Lists", MBOXLIST_NOSELECT),
-	ENTRY("Lists/dev", 0),
-	ENTRY("Lists/announce", 0),
-	ENTRY("Lists/dev/old", 0),
-	ENTRY("Junk", MBOXLIST_SKIPPED_USE),
-	ENTRY("Archive", 0),
-	ENTRY("Archive/2020", 0),
-	ENTRY("INBOX", 0),
-	ENTRY("Sent", MBOXLIST_SKIPPED_USE),
-	ENTRY("Work", 0),
+    ENTRY("Trash", MBOXLIST_SKIPPED_USE),
+    ENTRY("Lists", MBOXLIST_NOSELECT),
+    ENTRY("Lists/dev", 0),
+    ENTRY("Lists/announce", 0),
+    ENTRY("Lists/dev/old", 0),
+    ENTRY("Junk", MBOXLIST_SKIPPED_USE),
+    ENTRY("Archive", 0),
+    ENTRY("Archive/2020", 0),
+    ENTRY("INBOX", 0),
+    ENTRY("Sent", MBOXLIST_SKIPPED_USE),
+    ENTRY("Work", 0),
 };
 #define N_LISTED (sizeof(listed) / sizeof(*listed))
 
