@@ -395,7 +395,7 @@ w_notify(void *ud, struct watcher *w, bool on)
 		struct box *b = ar->box[i];
 
 		b->notified = b->gen == ar->gen;
-		if (!b->notified && !b->w)
+		if (!b->notified && !b->w && !b->swept)
 			log_info(mailbox_log(b->mb),
 				 "NOTIFY reported nothing of this mailbox");
 		b->watched = false;

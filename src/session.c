@@ -1206,19 +1206,32 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 		s->cb.flags(s->ud, f);
 }
 
+/* The UTF-8 name of a mailbox a what response names (caller frees), or
+ * NULL, logged, when it is not modified UTF-7 (a NUL in a literal
+ * included). */
+static char *
+decode_name(struct session *s, const struct codec_str *n, const char *what)
+{
+	char *name = strlen(n->ptr) == n->len ? codec_mutf7_decode(n->ptr)
+					      : NULL;
+
+	if (!name)
+		log_warn(s->o.log, "%s of a mailbox whose name is not "
+				   "modified UTF-7; ignored",
+			 what);
+	return name;
+}
+
 /* A STATUS response, asked for or pushed by NOTIFY: reported when it
  * names a mailbox and its UIDNEXT. */
 static void
 on_mailbox_status(struct session *s, const struct codec_response *r)
 {
 	struct session_status st = {0};
-	char *name = codec_mutf7_decode(r->u.status.mailbox.ptr);
+	char *name = decode_name(s, &r->u.status.mailbox, "STATUS");
 
-	if (!name) {
-		log_warn(s->o.log, "STATUS of a mailbox whose name is not "
-				   "modified UTF-7; ignored");
+	if (!name)
 		return;
-	}
 	for (size_t i = 0; i < r->u.status.n_items; i++) {
 		const struct codec_status_item *it = &r->u.status.items[i];
 		uint32_t v = it->value > UINT32_MAX ? 0 : (uint32_t)it->value;
@@ -1250,12 +1263,9 @@ on_list(struct session *s, const struct codec_response *r)
 
 	if (r->u.list_.is_lsub || !s->cb.listed)
 		return;
-	name = codec_mutf7_decode(r->u.list_.mailbox.ptr);
-	if (!name) {
-		log_warn(s->o.log, "LIST of a mailbox whose name is not "
-				   "modified UTF-7; ignored");
+	name = decode_name(s, &r->u.list_.mailbox, "LIST");
+	if (!name)
 		return;
-	}
 	s->cb.listed(s->ud, name, r->u.list_.delimiter, &r->u.list_.flags,
 		     !is_pending(s, CMD_LIST));
 	free(name);

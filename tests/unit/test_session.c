@@ -1149,17 +1149,25 @@ test_list(int bytewise)
 	     "* LIST () NIL \"Caf&AOk-\"\r\n"
 	     "* STATUS \"Caf&AOk-\" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 4 "
 	     "UNSEEN 0)\r\n"
-	     "* LIST () \"/\" \"bad&-name&\"\r\n"
-	     "m2 OK List completed.\r\n",
+	     "* LIST () \"/\" \"bad&-name&\"\r\n",
 	     bytewise, SEC);
+	{
+		/* A NUL in a literal: not "in". */
+		static const char nul[] =
+			"* LIST () \"/\" {5}\r\nin\0ox\r\n"
+			"* STATUS {5}\r\nin\0ox (MESSAGES 1 UIDNEXT 2)\r\n";
+
+		session_feed(s, nul, sizeof(nul) - 1, SEC);
+	}
+	feed(s, &r, "m2 OK List completed.\r\n", bytewise, SEC);
 	events(&r,
 	       "listed INBOX / (\\HasNoChildren); status INBOX 9/3/2/1; "
 	       "listed Lists / (\\Noselect \\HasChildren); "
 	       "listed Trash / (\\HasNoChildren \\Trash); "
 	       "listed Caf\xc3\xa9 0 (); status Caf\xc3\xa9 4/1/0/0; "
 	       "list_end ok; ready; ",
-	       "each mailbox, its STATUS, the end, ready (a name that is "
-	       "not modified UTF-7 left out)");
+	       "each mailbox, its STATUS, the end, ready (names that are "
+	       "not modified UTF-7, or hold a NUL, left out)");
 	session_list(s, pats, 1, false, 2 * SEC);
 	drain(s, &r);
 	sent(&r, "m3 LIST \"\" (\"*\") RETURN (SPECIAL-USE)\r\n",
