@@ -13,7 +13,10 @@ poll_interval):
 - a folder deleted while mailwatch runs stops being watched, with a line
   that says so and no warning;
 - a pattern of one level ("Lists/%") takes only its level, and no
-  INBOX."""
+  INBOX;
+- plain names beyond the budget are checked with one LIST-STATUS (RFC
+  5819) rather than a STATUS each, and one the server does not have is
+  said once."""
 
 import os
 import re
@@ -182,5 +185,33 @@ def test_one_level():
     finish(mw)
 
 
+def test_list_status():
+    """Plain names, no NOTIFY, max_connections = 2: INBOX pushed, the
+    rest checked with one LIST ... RETURN (STATUS ...) each time."""
+    need_binaries()
+    dc = mwtest.Dovecot(conn_limit=None, notify=False)
+    dc.create_mailboxes("alice", FOLDERS)
+    mw = start(dc, mailboxes=["INBOX", "Work", "Lists/dev", "Missing"],
+               max_connections=2, poll_interval=POLL)
+    wait_watched(mw, "LIST-STATUS", ["INBOX", "Work", "Lists/dev"])
+    line = mw.wait_log(r'a: C: m\d+ LIST "" \(Work Lists/dev Missing\) '
+                       r'RETURN \(SPECIAL-USE STATUS \(MESSAGES UIDNEXT '
+                       r'UIDVALIDITY UNSEEN\)\)', 5)
+    ok(line, "LIST-STATUS: one LIST checks the three", mw.log_tail(20))
+    ok(not re.search(r"a: C: m\d+ STATUS ", mw.log()),
+       "LIST-STATUS: no STATUS command")
+    want = [deliver(dc, "Work", "work")]
+    recs = mw.wait_hooks(1, CHECKED)
+    ok(keys(recs) == want, "LIST-STATUS: mail in a checked folder "
+       "announced", "got %s" % keys(recs))
+    mw.settle(POLL + 2)
+    said = re.findall(r"a/Missing: cannot watch this mailbox: the server "
+                      r"does not list it", mw.log())
+    ok(len(said) == 1, "LIST-STATUS: a mailbox the server does not have "
+       "is said once (%d)" % len(said))
+    finish(mw)
+
+
 if __name__ == "__main__":
-    mwtest.main(test_star_notify, test_star_without_notify, test_one_level)
+    mwtest.main(test_star_notify, test_star_without_notify, test_one_level,
+                test_list_status)
