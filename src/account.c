@@ -64,6 +64,7 @@ struct account_run {
 				     under way appeared after this */
 	struct mboxlist_entry *listed; /* what the LIST under way returned */
 	size_t n_listed, cap_listed;
+	bool listed_over;         /* more than LISTED_MAX: warned */
 	struct watcher *fetcher;  /* fetch mode, once needed */
 	struct box *fetching;     /* the box the fetcher is catching up */
 	enum mode mode;
@@ -661,14 +662,14 @@ w_listed(void *ud, struct watcher *w, const char *name, char delimiter,
 	if (w != ar->fetcher || !ar->listing)
 		return;
 	if (ar->n_listed == LISTED_MAX) {
-		log_warn(&ar->log, "the server listed more than %d mailboxes; "
-				   "the rest are left out",
-			 LISTED_MAX);
-		ar->n_listed++; /* warned once */
+		if (!ar->listed_over)
+			log_warn(&ar->log,
+				 "the server listed more than %d mailboxes; "
+				 "the rest are left out",
+				 LISTED_MAX);
+		ar->listed_over = true;
 		return;
 	}
-	if (ar->n_listed > LISTED_MAX)
-		return;
 	if (ar->n_listed == ar->cap_listed) {
 		ar->cap_listed = ar->cap_listed ? 2 * ar->cap_listed : 64;
 		ar->listed = xrealloc(ar->listed,
@@ -688,8 +689,6 @@ w_list_end(void *ud, struct watcher *w, bool ok)
 	if (w != ar->fetcher || !ar->listing)
 		return;
 	ar->listing = false;
-	if (ar->n_listed > LISTED_MAX)
-		ar->n_listed = LISTED_MAX;
 	/* A mailbox checked by the LIST that it did not list is not there
 	 * (a refused LIST says nothing: checked again at the next sweep). */
 	for (size_t i = 0; i < ar->n; i++) {
@@ -700,7 +699,7 @@ w_list_end(void *ud, struct watcher *w, bool ok)
 			continue;
 		b->asked = false;
 		for (size_t j = 0; ok && j < ar->n_listed && !there; j++)
-			there = !ar->listed[j].attrs &&
+			there = !(ar->listed[j].attrs & MBOXLIST_NOSELECT) &&
 				same_name(ar->listed[j].name,
 					  mailbox_name(b->mb));
 		if (ok && !there && b->plain)

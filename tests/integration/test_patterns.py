@@ -191,13 +191,15 @@ def test_list_status():
     need_binaries()
     dc = mwtest.Dovecot(conn_limit=None, notify=False)
     dc.create_mailboxes("alice", FOLDERS)
-    mw = start(dc, mailboxes=["INBOX", "Work", "Lists/dev", "Missing"],
+    mw = start(dc, mailboxes=["INBOX", "Work", "Lists/dev", "Sent",
+                              "Missing"],
                max_connections=2, poll_interval=POLL)
-    wait_watched(mw, "LIST-STATUS", ["INBOX", "Work", "Lists/dev"])
-    line = mw.wait_log(r'a: C: m\d+ LIST "" \(Work Lists/dev Missing\) '
-                       r'RETURN \(SPECIAL-USE STATUS \(MESSAGES UIDNEXT '
-                       r'UIDVALIDITY UNSEEN\)\)', 5)
-    ok(line, "LIST-STATUS: one LIST checks the three", mw.log_tail(20))
+    # Sent, named in full, is watched whatever its special use.
+    wait_watched(mw, "LIST-STATUS", ["INBOX", "Work", "Lists/dev", "Sent"])
+    line = mw.wait_log(r'a: C: m\d+ LIST "" \(Work Lists/dev Sent '
+                       r'Missing\) RETURN \(SPECIAL-USE STATUS \(MESSAGES '
+                       r'UIDNEXT UIDVALIDITY UNSEEN\)\)', 5)
+    ok(line, "LIST-STATUS: one LIST checks the four", mw.log_tail(20))
     ok(not re.search(r"a: C: m\d+ STATUS ", mw.log()),
        "LIST-STATUS: no STATUS command")
     want = [deliver(dc, "Work", "work")]
@@ -209,6 +211,8 @@ def test_list_status():
                       r"does not list it", mw.log())
     ok(len(said) == 1, "LIST-STATUS: a mailbox the server does not have "
        "is said once (%d)" % len(said))
+    ok("a/Sent: cannot watch" not in mw.log(),
+       "LIST-STATUS: a special-use mailbox named in full is there")
     finish(mw)
 
 
