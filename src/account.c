@@ -6,12 +6,16 @@
 #include <strings.h>
 
 #include "mailbox.h"
+#include "mboxlist.h"
 #include "watcher.h"
 
 #define USEC_PER_SEC 1000000ULL
 /* The fewest connections the budget goes down to after [LIMIT]: one that
  * pushes, one that checks the rest. */
 #define BUDGET_MIN 2
+/* The most mailboxes one LIST may return that are kept: a bound on what
+ * a server can make us hold. */
+#define LISTED_MAX 100000
 
 enum mode {
 	M_STARTING, /* the first connection has not logged in yet */
@@ -20,7 +24,8 @@ enum mode {
 		       checked every poll_interval */
 };
 
-/* One configured mailbox and how it is watched. */
+/* One mailbox of the account (named in mailboxes, or listed by the
+ * server and matching a pattern there) and how it is watched. */
 struct box {
 	struct mailbox *mb;
 	struct watcher *w; /* its own IDLE connection, or NULL */
@@ -30,6 +35,8 @@ struct box {
 	bool fetch;        /* to be EXAMINEd and fetched on the fetcher */
 	bool watched;      /* a STATUS came for it (or w is idle) */
 	bool failed;       /* the server refused it (logged once) */
+	bool asked;        /* its STATUS asked of the LIST under way */
+	bool plain;        /* named in mailboxes, not (only) by a pattern */
 	unsigned gen;      /* the NOTIFY session whose STATUS it had last */
 };
 
@@ -40,9 +47,24 @@ struct account_run {
 	struct cred *cred;        /* borrowed */
 	char *name;               /* a copy for log lines */
 	struct log_ctx log;
-	struct box *box;          /* in the configured order */
+	struct box **box;         /* in the configured order; box[0] has
+				     the connection that asks for NOTIFY */
 	size_t n;
 	const char **others;      /* the names of box[1..n), for NOTIFY */
+	/* mailboxes has patterns: which mailboxes are watched comes from
+	 * the server's LIST, at the start, after a NOTIFY MailboxName push
+	 * and at each sweep. */
+	bool dynamic;
+	bool listed_once;         /* a LIST was applied */
+	bool list_due;            /* LIST when the fetcher is ready */
+	bool listing;             /* a LIST is under way on the fetcher */
+	bool discovering;         /* ... of the patterns: applied at its end */
+	int64_t list_sent;        /* wall: when the last LIST was sent */
+	int64_t appeared_since;   /* wall: mailboxes first seen in the LIST
+				     under way appeared after this */
+	struct mboxlist_entry *listed; /* what the LIST under way returned */
+	size_t n_listed, cap_listed;
+	bool listed_over;         /* more than LISTED_MAX: warned */
 	struct watcher *fetcher;  /* fetch mode, once needed */
 	struct box *fetching;     /* the box the fetcher is catching up */
 	enum mode mode;
@@ -80,11 +102,12 @@ wall_now(const struct account_run *ar)
 static void
 check_followers(struct account_run *ar)
 {
-	bool notify_up = ar->box[0].w && watcher_connected(ar->box[0].w);
+	bool notify_up = ar->n && ar->box[0]->w &&
+			 watcher_connected(ar->box[0]->w);
 	bool fetcher_up = ar->fetcher && watcher_connected(ar->fetcher);
 
 	for (size_t i = 0; i < ar->n; i++) {
-		struct box *b = &ar->box[i];
+		struct box *b = ar->box[i];
 
 		if ((b->notified && ar->notify_up && !notify_up) ||
 		    (b->swept && ar->fetcher_up && !fetcher_up))
@@ -104,18 +127,21 @@ changed(void *ud)
 		ar->env.changed(ar->env.ud);
 }
 
-/* The box of mailbox name as a server spells it (INBOX in any case), or
- * NULL. */
+/* True when a and b name the same mailbox (INBOX in any case). */
+static bool
+same_name(const char *a, const char *b)
+{
+	return !strcmp(a, b) ||
+	       (!strcasecmp(a, "INBOX") && !strcasecmp(b, "INBOX"));
+}
+
+/* The box of mailbox name as a server spells it, or NULL. */
 static struct box *
 find_box(struct account_run *ar, const char *name)
 {
-	for (size_t i = 0; i < ar->n; i++) {
-		const char *m = mailbox_name(ar->box[i].mb);
-
-		if (!strcmp(m, name) ||
-		    (!strcasecmp(m, "INBOX") && !strcasecmp(name, "INBOX")))
-			return &ar->box[i];
-	}
+	for (size_t i = 0; i < ar->n; i++)
+		if (same_name(mailbox_name(ar->box[i]->mb), name))
+			return ar->box[i];
 	return NULL;
 }
 
@@ -134,6 +160,9 @@ set_watched(struct account_run *ar, struct box *b, bool watched)
 	changed(ar);
 }
 
+static void save_soon(void *ud);
+static void forget_listed(struct account_run *ar);
+
 static struct watcher *
 new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 {
@@ -144,45 +173,105 @@ new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 		.others = notify ? ar->others : NULL,
 		.n_others = notify && ar->n ? ar->n - 1 : 0,
 		.cred = ar->cred,
+		.mailbox_names = notify && ar->dynamic,
 	};
 
 	return watcher_new(&ar->wenv, &o);
 }
 
-/* Gives the fetcher its next work: the STATUS checks due (pipelined),
+/* What a LIST asks: when discovering, the patterns of mailboxes; when
+ * status, the names of the mailboxes to check (but those the patterns
+ * list anyway), which it marks as asked. Returns an array the caller
+ * frees (the strings borrowed) and its length in *n_r. */
+static const char **
+list_patterns(struct account_run *ar, bool discover, bool status,
+	      size_t *n_r)
+{
+	const struct account *a = ar->a;
+	const char **v = xcalloc(a->n_mailboxes + ar->n + 1, sizeof(*v));
+	size_t n = 0;
+
+	for (size_t i = 0; discover && i < a->n_mailboxes; i++)
+		if (mboxlist_is_pattern(a->mailboxes[i]))
+			v[n++] = a->mailboxes[i];
+	for (size_t i = 0; status && i < ar->n; i++) {
+		struct box *b = ar->box[i];
+
+		if (!b->check)
+			continue;
+		b->check = false;
+		b->asked = true;
+		if (b->plain || !discover)
+			v[n++] = mailbox_name(b->mb);
+	}
+	*n_r = n;
+	return v;
+}
+
+/* Sends the LIST that is due, or the STATUS checks as a LIST with
+ * RETURN (STATUS) where the server offers LIST-STATUS. */
+static void
+start_list(struct account_run *ar, bool status)
+{
+	size_t n;
+	bool discover = ar->list_due;
+	const char **v = list_patterns(ar, discover, status, &n);
+
+	ar->list_due = false;
+	ar->listing = n > 0;
+	ar->discovering = discover;
+	/* What appears in this LIST appeared since the last one (and mail
+	 * in it that arrived since is new: a push saying it was created can
+	 * come late). */
+	if (discover) {
+		ar->appeared_since = ar->list_sent;
+		ar->list_sent = wall_now(ar);
+	}
+	watcher_list(ar->fetcher, v, n, status);
+	free(v);
+}
+
+/* Gives the fetcher its next work: a LIST due, or the STATUS checks due
+ * (as one LIST-STATUS where offered, else STATUS commands, pipelined),
  * else one mailbox to catch up. */
 static void
 kick(struct account_run *ar)
 {
 	size_t sent = 0;
+	bool checks = false;
 
 	if (ar->stopping)
 		return;
+	for (size_t i = 0; i < ar->n; i++)
+		checks = checks || ar->box[i]->check;
 	if (!ar->fetcher) {
-		for (size_t i = 0; i < ar->n; i++) {
-			if (ar->box[i].check || ar->box[i].fetch) {
-				ar->fetcher = new_watcher(ar, NULL, false);
-				break;
-			}
-		}
+		for (size_t i = 0; i < ar->n; i++)
+			checks = checks || ar->box[i]->fetch;
+		if (checks || ar->list_due)
+			ar->fetcher = new_watcher(ar, NULL, false);
 		return;
 	}
 	if (!watcher_ready(ar->fetcher))
 		return;
+	if (ar->list_due || (checks && watcher_list_status(ar->fetcher))) {
+		start_list(ar, checks && watcher_list_status(ar->fetcher));
+		return;
+	}
 	for (size_t i = 0; i < ar->n && sent < SESSION_MAX_PIPELINE; i++) {
-		if (ar->box[i].check) {
-			ar->box[i].check = false;
-			watcher_status(ar->fetcher, mailbox_name(ar->box[i].mb));
+		if (ar->box[i]->check) {
+			ar->box[i]->check = false;
+			watcher_status(ar->fetcher,
+				       mailbox_name(ar->box[i]->mb));
 			sent++;
 		}
 	}
 	if (sent)
 		return;
 	for (size_t i = 0; i < ar->n; i++) {
-		if (ar->box[i].fetch) {
-			ar->box[i].fetch = false;
-			ar->fetching = &ar->box[i];
-			watcher_examine(ar->fetcher, ar->box[i].mb);
+		if (ar->box[i]->fetch) {
+			ar->box[i]->fetch = false;
+			ar->fetching = ar->box[i];
+			watcher_examine(ar->fetcher, ar->box[i]->mb);
 			return;
 		}
 	}
@@ -194,8 +283,8 @@ static void
 check_swept(struct account_run *ar)
 {
 	for (size_t i = 0; i < ar->n; i++)
-		if (ar->box[i].swept)
-			ar->box[i].check = true;
+		if (ar->box[i]->swept)
+			ar->box[i]->check = true;
 	kick(ar);
 }
 
@@ -208,43 +297,56 @@ on_sweep(sd_event_source *src, uint64_t usec, void *ud)
 	(void)usec;
 	sd_event_source_set_time(src, now_usec(ar) + p * USEC_PER_SEC);
 	sd_event_source_set_enabled(src, SD_EVENT_ON);
+	/* Without NOTIFY, mailboxes created or deleted are found here. */
+	if (ar->dynamic && (ar->mode != M_NOTIFY || !ar->listed_once))
+		ar->list_due = true;
 	check_swept(ar);
 	return 0;
 }
 
-/* Checks the swept mailboxes now and every poll_interval. */
+/* Sweeps every poll_interval from now on, if not already. */
 static void
 start_sweeping(struct account_run *ar)
 {
 	unsigned p = ar->a->d.poll_interval;
+	int on = SD_EVENT_OFF;
 
+	sd_event_source_get_enabled(ar->sweep, &on);
+	if (on != SD_EVENT_OFF)
+		return;
 	sd_event_source_set_time(ar->sweep, now_usec(ar) + p * USEC_PER_SEC);
 	sd_event_source_set_time_accuracy(ar->sweep, p * USEC_PER_SEC / 10);
 	sd_event_source_set_enabled(ar->sweep, SD_EVENT_ON);
-	check_swept(ar);
 }
 
 /* Gives the mailboxes NOTIFY does not follow (without NOTIFY, all but the
  * first) an IDLE connection each, in the configured order, as far as the
- * budget goes, and has the fetcher check the rest every poll_interval.
- * Run when the mode is known, and again when the budget went down. */
+ * budget goes, and has the fetcher check the rest every poll_interval
+ * (those that were not checked so far at once). Run when the mode is
+ * known, when the budget went down and when the mailboxes changed. */
 static void
 assign(struct account_run *ar)
 {
 	size_t left = 0, own, given = 0;
-	/* Beside the first mailbox's connection: with NOTIFY the fetcher
-	 * is always there; without, only for what does not fit. */
-	size_t room = ar->budget - 1;
+	/* Beside the first mailbox's connection: with NOTIFY, or when the
+	 * mailboxes are listed at each sweep, the fetcher is always there;
+	 * else only for what does not fit. */
+	bool fetcher = ar->mode == M_NOTIFY || ar->dynamic;
+	size_t room = ar->budget - 1 - fetcher;
 
 	for (size_t i = 1; i < ar->n; i++)
-		left += !ar->box[i].notified;
-	if (ar->mode == M_NOTIFY)
-		room--;
-	own = left <= room ? left : room - (ar->mode == M_BUDGET);
+		left += !ar->box[i]->notified;
+	if (left <= room)
+		own = left;
+	else
+		own = fetcher ? room : room - 1;
 	for (size_t i = 1; i < ar->n; i++) {
-		struct box *b = &ar->box[i];
+		struct box *b = ar->box[i];
+		bool was = b->swept;
 
 		b->swept = !b->notified && given++ >= own;
+		if (b->swept && !was)
+			b->check = true;
 		if (!b->swept && !b->notified && !b->w) {
 			b->w = new_watcher(ar, b->mb, false);
 		} else if ((b->swept || b->notified) && b->w) {
@@ -255,16 +357,17 @@ assign(struct account_run *ar)
 			set_watched(ar, b, false);
 		}
 	}
-	if (left > own) {
+	if (left > own)
 		log_info(&ar->log,
 			 "%zu mailbox%s with IDLE, %zu checked every %u s "
 			 "(max_connections = %u)",
 			 own + 1, own ? "es" : "", left - own,
 			 ar->a->d.poll_interval, ar->budget);
+	if (left > own || (ar->dynamic && ar->mode == M_BUDGET))
 		start_sweeping(ar);
-	} else {
+	else
 		sd_event_source_set_enabled(ar->sweep, SD_EVENT_OFF);
-	}
+	kick(ar);
 	changed(ar);
 }
 
@@ -292,28 +395,31 @@ w_notify(void *ud, struct watcher *w, bool on)
 	struct account_run *ar = ud;
 	size_t got = 0;
 
-	if (w != ar->box[0].w)
+	if (!ar->n || w != ar->box[0]->w)
 		return;
 	if (!on) {
 		if (ar->mode == M_BUDGET)
 			return;
 		ar->mode = M_BUDGET;
 		for (size_t i = 0; i < ar->n; i++)
-			ar->box[i].notified = false;
+			ar->box[i]->notified = false;
 		assign(ar);
 		return;
 	}
 	if (ar->mode == M_BUDGET)
 		return; /* keeps the connections it has */
 	ar->mode = M_NOTIFY;
+	/* What was created or deleted while it was away was not pushed. */
+	if (ar->dynamic && ar->listed_once)
+		ar->list_due = true;
 	/* A mailbox NOTIFY sent no STATUS for may not exist (the fetcher's
 	 * STATUS says), or the server does not follow it (Dovecot 2.3 does
 	 * not for names with '&'): it is watched as without NOTIFY. */
 	for (size_t i = 1; i < ar->n; i++) {
-		struct box *b = &ar->box[i];
+		struct box *b = ar->box[i];
 
 		b->notified = b->gen == ar->gen;
-		if (!b->notified && !b->w)
+		if (!b->notified && !b->w && !b->swept)
 			log_info(mailbox_log(b->mb),
 				 "NOTIFY reported nothing of this mailbox");
 		b->watched = false;
@@ -371,10 +477,20 @@ w_ready(void *ud, struct watcher *w, struct mailbox *done)
 
 	if (w != ar->fetcher)
 		return;
-	/* A catch-up cut short by a reconnect is done again. */
+	/* A catch-up cut short by a reconnect is done again, and so is a
+	 * LIST. */
 	if (ar->fetching && ar->fetching->mb != done)
 		ar->fetching->fetch = true;
 	ar->fetching = NULL;
+	if (ar->listing) {
+		ar->listing = false;
+		ar->list_due = ar->discovering;
+		for (size_t i = 0; i < ar->n; i++) {
+			ar->box[i]->check |= ar->box[i]->asked;
+			ar->box[i]->asked = false;
+		}
+		forget_listed(ar);
+	}
 	kick(ar);
 }
 
@@ -393,6 +509,247 @@ w_mailbox_failed(void *ud, const char *name, const char *msg)
 	set_watched(ar, b, false);
 }
 
+/* ---- the list of mailboxes ---- */
+
+static struct box *
+new_box(struct account_run *ar, const char *name)
+{
+	struct box *b = xcalloc(1, sizeof(*b));
+	struct mailbox_env me = {
+		.sinks = ar->env.sinks,
+		.n_sinks = ar->env.n_sinks,
+		.save_soon = save_soon,
+		.ud = ar,
+	};
+
+	b->mb = mailbox_new(&me, ar->a, name);
+	for (size_t i = 0; i < ar->a->n_mailboxes; i++) {
+		const char *m = ar->a->mailboxes[i];
+
+		b->plain = b->plain ||
+			   (!mboxlist_is_pattern(m) && same_name(m, name));
+	}
+	return b;
+}
+
+/* Closes b's own connection, if any, saving its state first. */
+static void
+close_box(struct account_run *ar, struct box *b)
+{
+	if (!b->w)
+		return;
+	mailbox_save(b->mb, false, watcher_is_idle(b->w), watcher_exists(b->w));
+	watcher_free(&b->w);
+	mailbox_closed(b->mb, wall_now(ar));
+}
+
+static void
+free_box(struct box **bp)
+{
+	struct box *b = *bp;
+
+	if (!b)
+		return;
+	watcher_free(&b->w);
+	mailbox_free(&b->mb);
+	free(b);
+	*bp = NULL;
+}
+
+static void
+forget_listed(struct account_run *ar)
+{
+	for (size_t i = 0; i < ar->n_listed; i++)
+		free(ar->listed[i].name);
+	ar->n_listed = 0;
+}
+
+/* Sets the names NOTIFY follows: those of box[1..n). */
+static void
+set_others(struct account_run *ar)
+{
+	const char **old = ar->others;
+
+	ar->others = xcalloc(ar->n + 1, sizeof(*ar->others));
+	for (size_t i = 1; i < ar->n; i++)
+		ar->others[i - 1] = mailbox_name(ar->box[i]->mb);
+	if (ar->n && ar->box[0]->w)
+		watcher_set_others(ar->box[0]->w, ar->others, ar->n - 1);
+	free(old);
+}
+
+/* The LIST is answered: the mailboxes watched become those it selects
+ * (mboxlist_select). A mailbox no longer listed is let go, its state
+ * file kept (its mark comes back if it does); one listed for the first
+ * time after the first LIST has appeared since the last one. box[0],
+ * whose connection asks for NOTIFY, stays first while it is listed. */
+static void
+apply_list(struct account_run *ar)
+{
+	const struct account *a = ar->a;
+	size_t n, added = 0, removed = 0;
+	const char **names = mboxlist_select(
+	    a->mailboxes, a->n_mailboxes, a->ignore_mailboxes,
+	    a->n_ignore_mailboxes, ar->listed, ar->n_listed, &n);
+	struct box **old = ar->box, **v = xcalloc(n + 2, sizeof(*v));
+	size_t n_old = ar->n;
+	bool *kept = xcalloc(n_old + 1, sizeof(*kept));
+	bool first_kept = false;
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < n_old && !v[i]; j++) {
+			if (!kept[j] &&
+			    same_name(mailbox_name(old[j]->mb), names[i])) {
+				kept[j] = true;
+				v[i] = old[j];
+			}
+		}
+		if (v[i])
+			continue;
+		v[i] = new_box(ar, names[i]);
+		added++;
+		if (ar->listed_once) {
+			mailbox_appeared(v[i]->mb, ar->appeared_since - 1);
+			log_info(mailbox_log(v[i]->mb),
+				 "a new mailbox: watching it");
+		}
+	}
+	first_kept = n_old && kept[0];
+	for (size_t i = 1; first_kept && i < n; i++) {
+		if (v[i] == old[0]) {
+			memmove(&v[1], &v[0], i * sizeof(*v));
+			v[0] = old[0];
+			break;
+		}
+	}
+	free(names);
+	/* The one the fetcher is catching up stays till it is done. */
+	for (size_t j = 0; j < n_old; j++) {
+		if (!kept[j] && old[j] == ar->fetching) {
+			kept[j] = true;
+			v[n++] = old[j];
+		}
+		removed += !kept[j];
+	}
+	ar->box = v;
+	ar->n = n;
+	if (!first_kept && n_old)
+		close_box(ar, old[0]); /* before its others are changed */
+	if (added || removed || !first_kept)
+		set_others(ar);
+	for (size_t j = 0; j < n_old; j++) {
+		if (kept[j])
+			continue;
+		log_info(mailbox_log(old[j]->mb),
+			 "no longer listed by the server: not watched");
+		close_box(ar, old[j]);
+		free_box(&old[j]);
+	}
+	free(kept);
+	free(old);
+	forget_listed(ar);
+	if (!ar->listed_once || added || removed)
+		log_info(&ar->log, "%zu mailbox%s to watch (%zu new, %zu gone)",
+			 n, n == 1 ? "" : "es", added, removed);
+	ar->listed_once = true;
+	if (!n) {
+		log_warn(&ar->log, "no mailbox matches mailboxes; listing "
+				   "again every %u s",
+			 a->d.poll_interval);
+		ar->mode = M_STARTING;
+		start_sweeping(ar);
+		changed(ar);
+		return;
+	}
+	if (!ar->box[0]->w || !first_kept) {
+		/* A new first mailbox: its connection asks for NOTIFY. */
+		close_box(ar, ar->box[0]);
+		ar->box[0]->swept = ar->box[0]->notified = false;
+		ar->box[0]->check = false;
+		ar->box[0]->w = new_watcher(ar, ar->box[0]->mb, true);
+		if (ar->mode == M_NOTIFY)
+			ar->mode = M_STARTING;
+	}
+	if (ar->mode == M_BUDGET && (added || removed || !first_kept))
+		assign(ar);
+	changed(ar);
+}
+
+static void
+w_listed(void *ud, struct watcher *w, const char *name, char delimiter,
+	 const struct codec_strlist *attrs, bool pushed)
+{
+	struct account_run *ar = ud;
+	struct mboxlist_entry *e;
+
+	if (pushed) {
+		/* NOTIFY's MailboxName: created, renamed or deleted. */
+		if (!ar->dynamic || !ar->n || w != ar->box[0]->w)
+			return;
+		log_debug(&ar->log, "mailbox %s %s: listing again", name,
+			  codec_strlist_has(attrs, "\\NonExistent")
+				  ? "deleted"
+				  : "created or renamed");
+		ar->list_due = true;
+		kick(ar);
+		return;
+	}
+	if (w != ar->fetcher || !ar->listing)
+		return;
+	if (ar->n_listed == LISTED_MAX) {
+		if (!ar->listed_over)
+			log_warn(&ar->log,
+				 "the server listed more than %d mailboxes; "
+				 "the rest are left out",
+				 LISTED_MAX);
+		ar->listed_over = true;
+		return;
+	}
+	if (ar->n_listed == ar->cap_listed) {
+		ar->cap_listed = ar->cap_listed ? 2 * ar->cap_listed : 64;
+		ar->listed = xrealloc(ar->listed,
+				      ar->cap_listed * sizeof(*ar->listed));
+	}
+	e = &ar->listed[ar->n_listed++];
+	e->name = xstrdup(name);
+	e->delimiter = delimiter;
+	e->attrs = mboxlist_attrs(attrs);
+}
+
+static void
+w_list_end(void *ud, struct watcher *w, bool ok)
+{
+	struct account_run *ar = ud;
+
+	if (w != ar->fetcher || !ar->listing)
+		return;
+	ar->listing = false;
+	/* A mailbox checked by the LIST that it did not list is not there
+	 * (a refused LIST says nothing: checked again at the next sweep). */
+	for (size_t i = 0; i < ar->n; i++) {
+		struct box *b = ar->box[i];
+		bool there = false;
+
+		if (!b->asked)
+			continue;
+		b->asked = false;
+		for (size_t j = 0; ok && j < ar->n_listed && !there; j++)
+			there = !(ar->listed[j].attrs & MBOXLIST_NOSELECT) &&
+				same_name(ar->listed[j].name,
+					  mailbox_name(b->mb));
+		if (ok && !there && b->plain)
+			w_mailbox_failed(ar, mailbox_name(b->mb),
+					 "the server does not list it");
+	}
+	if (ar->discovering && ok)
+		apply_list(ar);
+	forget_listed(ar);
+	/* Refused: listed again at the next sweep (with NOTIFY, at the
+	 * next push). */
+	if (ar->discovering && !ok && ar->mode != M_NOTIFY)
+		start_sweeping(ar);
+}
+
 static void
 w_refused(void *ud, struct watcher *w, const char *msg)
 {
@@ -409,10 +766,11 @@ static void
 save_all(struct account_run *ar, bool final)
 {
 	for (size_t i = 0; i < ar->n; i++) {
-		struct box *b = &ar->box[i];
+		struct box *b = ar->box[i];
 		bool idle = b->w && watcher_is_idle(b->w);
 
-		mailbox_save(b->mb, final, idle, idle ? watcher_exists(b->w) : 0);
+		mailbox_save(b->mb, final, idle,
+			     idle ? watcher_exists(b->w) : 0);
 	}
 }
 
@@ -439,12 +797,6 @@ account_run_new(const struct account_env *env, const struct account *a,
 		struct cred *cred)
 {
 	struct account_run *ar = xcalloc(1, sizeof(*ar));
-	struct mailbox_env me = {
-		.sinks = env->sinks,
-		.n_sinks = env->n_sinks,
-		.save_soon = save_soon,
-		.ud = ar,
-	};
 	int r;
 
 	ar->env = *env;
@@ -456,6 +808,8 @@ account_run_new(const struct account_env *env, const struct account *a,
 		.ready = w_ready,
 		.mailbox_failed = w_mailbox_failed,
 		.refused = w_refused,
+		.listed = w_listed,
+		.list_end = w_list_end,
 		.ud = ar,
 	};
 	ar->a = a;
@@ -464,14 +818,15 @@ account_run_new(const struct account_env *env, const struct account *a,
 	ar->log.account = ar->name;
 	ar->budget = a->d.max_connections;
 	ar->gen = 1;
-	ar->n = a->n_mailboxes;
-	ar->box = xcalloc(ar->n, sizeof(*ar->box));
-	ar->others = xcalloc(ar->n, sizeof(*ar->others));
-	for (size_t i = 0; i < ar->n; i++) {
-		ar->box[i].mb = mailbox_new(&me, a, a->mailboxes[i]);
-		if (i)
-			ar->others[i - 1] = mailbox_name(ar->box[i].mb);
-	}
+	for (size_t i = 0; i < a->n_mailboxes; i++)
+		ar->dynamic =
+			ar->dynamic || mboxlist_is_pattern(a->mailboxes[i]);
+	/* With patterns, the mailboxes come from the first LIST. */
+	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
+	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));
+	for (size_t i = 0; i < ar->n; i++)
+		ar->box[i] = new_box(ar, a->mailboxes[i]);
+	set_others(ar);
 	r = sd_event_add_defer(env->event, &ar->saver, on_save, ar);
 	if (r >= 0)
 		r = sd_event_source_set_priority(ar->saver,
@@ -491,7 +846,12 @@ account_run_new(const struct account_env *env, const struct account *a,
 		log_err(&ar->log, "event loop: %s", strerror(-r));
 		abort();
 	}
-	ar->box[0].w = new_watcher(ar, ar->box[0].mb, true);
+	if (ar->dynamic) {
+		ar->list_due = true;
+		kick(ar);
+	} else {
+		ar->box[0]->w = new_watcher(ar, ar->box[0]->mb, true);
+	}
 	return ar;
 }
 
@@ -505,10 +865,12 @@ account_run_free(struct account_run **arp)
 	/* The last writes while the sessions can still say they are idle. */
 	save_all(ar, true);
 	for (size_t i = 0; i < ar->n; i++)
-		watcher_free(&ar->box[i].w);
+		watcher_free(&ar->box[i]->w);
 	watcher_free(&ar->fetcher);
 	for (size_t i = 0; i < ar->n; i++)
-		mailbox_free(&ar->box[i].mb);
+		free_box(&ar->box[i]);
+	forget_listed(ar);
+	free(ar->listed);
 	sd_event_source_disable_unref(ar->saver);
 	sd_event_source_disable_unref(ar->shrink);
 	sd_event_source_disable_unref(ar->sweep);
@@ -524,9 +886,9 @@ account_run_rebind(struct account_run *ar, const struct account *a)
 {
 	ar->a = a;
 	for (size_t i = 0; i < ar->n; i++) {
-		mailbox_rebind(ar->box[i].mb, a);
-		if (ar->box[i].w)
-			watcher_rebind(ar->box[i].w, a);
+		mailbox_rebind(ar->box[i]->mb, a);
+		if (ar->box[i]->w)
+			watcher_rebind(ar->box[i]->w, a);
 	}
 	if (ar->fetcher)
 		watcher_rebind(ar->fetcher, a);
@@ -544,8 +906,8 @@ account_run_stop(struct account_run *ar)
 	ar->stopping = true;
 	sd_event_source_set_enabled(ar->sweep, SD_EVENT_OFF);
 	for (size_t i = 0; i < ar->n; i++)
-		if (ar->box[i].w)
-			watcher_stop(ar->box[i].w);
+		if (ar->box[i]->w)
+			watcher_stop(ar->box[i]->w);
 	if (ar->fetcher)
 		watcher_stop(ar->fetcher);
 }
@@ -554,7 +916,7 @@ bool
 account_run_stopped(const struct account_run *ar)
 {
 	for (size_t i = 0; i < ar->n; i++)
-		if (ar->box[i].w && !watcher_stopped(ar->box[i].w))
+		if (ar->box[i]->w && !watcher_stopped(ar->box[i]->w))
 			return false;
 	return !ar->fetcher || watcher_stopped(ar->fetcher);
 }
@@ -563,8 +925,8 @@ void
 account_run_probe(struct account_run *ar)
 {
 	for (size_t i = 0; i < ar->n; i++)
-		if (ar->box[i].w)
-			watcher_probe(ar->box[i].w);
+		if (ar->box[i]->w)
+			watcher_probe(ar->box[i]->w);
 	if (ar->fetcher)
 		watcher_probe(ar->fetcher);
 	check_swept(ar);
@@ -574,7 +936,7 @@ bool
 account_run_gave_up(const struct account_run *ar)
 {
 	for (size_t i = 0; i < ar->n; i++)
-		if (ar->box[i].w && watcher_gave_up(ar->box[i].w))
+		if (ar->box[i]->w && watcher_gave_up(ar->box[i]->w))
 			return true;
 	return ar->fetcher && watcher_gave_up(ar->fetcher);
 }
@@ -585,7 +947,7 @@ static bool
 checked_now(const struct account_run *ar, const struct box *b)
 {
 	const struct watcher *via =
-		ar->mode == M_NOTIFY ? ar->box[0].w : ar->fetcher;
+		ar->mode == M_NOTIFY ? ar->box[0]->w : ar->fetcher;
 
 	return b->watched && !b->failed && via && watcher_connected(via);
 }
@@ -597,12 +959,18 @@ box_watched(const struct account_run *ar, const struct box *b)
 }
 
 size_t
+account_run_mailboxes(const struct account_run *ar)
+{
+	return ar->n;
+}
+
+size_t
 account_run_watched(const struct account_run *ar)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < ar->n; i++)
-		n += box_watched(ar, &ar->box[i]);
+		n += box_watched(ar, ar->box[i]);
 	return n;
 }
 
@@ -613,9 +981,9 @@ account_run_each(const struct account_run *ar,
 		 void *fud)
 {
 	for (size_t i = 0; i < ar->n; i++)
-		fn(fud, mailbox_name(ar->box[i].mb),
-		   box_watched(ar, &ar->box[i]),
-		   mailbox_unseen(ar->box[i].mb));
+		fn(fud, mailbox_name(ar->box[i]->mb),
+		   box_watched(ar, ar->box[i]),
+		   mailbox_unseen(ar->box[i]->mb));
 }
 
 const char *
@@ -628,9 +996,9 @@ account_run_describe(struct account_run *ar)
 
 	s[0] = 0;
 	for (size_t i = 0; i < ar->n; i++)
-		conns += !!ar->box[i].w;
+		conns += !!ar->box[i]->w;
 	for (size_t i = 0; i < ar->n; i++)
-		swept += ar->box[i].swept;
+		swept += ar->box[i]->swept;
 	if (ar->n > 1 && ar->mode == M_NOTIFY)
 		off += snprintf(s, size,
 				"%s: %zu mailboxes over %u connection%s "
@@ -644,12 +1012,12 @@ account_run_describe(struct account_run *ar)
 		off += snprintf(s + off, size - off, ", %zu checked every %u s",
 				swept, ar->a->d.poll_interval);
 	for (size_t i = 0; i < ar->n && off < size; i++) {
-		struct watcher *w = ar->box[i].w;
+		struct watcher *w = ar->box[i]->w;
 
 		if (w && !watcher_is_idle(w))
 			off += snprintf(s + off, size - off, "%s%s/%s: %s",
 					off ? "; " : "", ar->name,
-					mailbox_name(ar->box[i].mb),
+					mailbox_name(ar->box[i]->mb),
 					watcher_describe(w));
 	}
 	/* The fetcher at work is well; only trouble is told. */

@@ -13,6 +13,11 @@
  *   and fetches where UIDNEXT moved. A login refused with [LIMIT] lowers
  *   the budget for the session.
  *
+ * With patterns in mailboxes ("*", "Lists/%"), the mailboxes are those of
+ * the server's LIST that they select (mboxlist.c), listed again when
+ * NOTIFY says one was created, renamed or deleted, and without NOTIFY at
+ * every check; a mailbox no longer listed is let go, its state kept.
+ *
  * Runs on an sd-event loop; never blocks (but for the state files'
  * writes, deferred until the loop is idle). */
 #pragma once
@@ -64,6 +69,10 @@ void account_run_probe(struct account_run *ar);
  * missing STARTTLS): the account waits for a reload. */
 bool account_run_gave_up(const struct account_run *ar);
 
+/* How many mailboxes the account watches or tries to: those of
+ * mailboxes, or those its patterns selected from the server's last LIST
+ * (0 before the first). */
+size_t account_run_mailboxes(const struct account_run *ar);
 /* How many of the account's mailboxes are watched right now. */
 size_t account_run_watched(const struct account_run *ar);
 /* Calls fn for each of the account's mailboxes in the configured order:

@@ -58,6 +58,7 @@ enum key {
 	K_AUTH,
 	K_SEND_ID,
 	K_MAILBOXES,
+	K_IGNORE_MAILBOXES,
 	/* [general] only */
 	K_LOG_LEVEL,
 	N_KEYS
@@ -96,6 +97,7 @@ static const struct {
     [K_AUTH] = {"auth", IN_ACCOUNT, false},
     [K_SEND_ID] = {"send_id", IN_ACCOUNT, false},
     [K_MAILBOXES] = {"mailboxes", IN_ACCOUNT, false},
+    [K_IGNORE_MAILBOXES] = {"ignore_mailboxes", IN_ACCOUNT, false},
     [K_LOG_LEVEL] = {"log_level", IN_GENERAL, false},
 };
 
@@ -116,6 +118,7 @@ struct section {
 	struct account_defaults d; /* values of the keys that were set */
 	struct account a;	   /* account-only values, name and line */
 	unsigned mailbox_items;	   /* names in mailboxes, valid or not */
+	unsigned ignore_items;	   /* patterns in ignore_mailboxes */
 	int log_level;
 };
 
@@ -125,7 +128,8 @@ enum section_kind { SEC_NONE, SEC_GENERAL, SEC_ACCOUNT, SEC_BAD };
  * line) is. */
 enum cont {
 	CONT_NONE,	/* a line of its own: the line above was no key */
-	CONT_MAILBOXES, /* more names for the mailboxes above */
+	CONT_MAILBOXES, /* more names for the mailboxes (or
+			   ignore_mailboxes) above: cont_key says which */
 	CONT_ERROR,	/* an error: the key above takes one line */
 	CONT_SKIP,	/* part of a line that was reported */
 };
@@ -345,6 +349,8 @@ account_finish(struct account *a)
 	config_argv_free(&a->oauth2_token_command);
 	config_argv_free(&a->mailboxes);
 	a->n_mailboxes = 0;
+	config_argv_free(&a->ignore_mailboxes);
+	a->n_ignore_mailboxes = 0;
 	defaults_finish(&a->d);
 }
 
@@ -417,7 +423,10 @@ config_account_equal(const struct account *a, const struct account *b)
 	       argv_eq(a->oauth2_token_command, b->oauth2_token_command) &&
 	       a->auth == b->auth && a->send_id == b->send_id &&
 	       a->n_mailboxes == b->n_mailboxes &&
-	       argv_eq(a->mailboxes, b->mailboxes) && defaults_eq(&a->d, &b->d);
+	       argv_eq(a->mailboxes, b->mailboxes) &&
+	       a->n_ignore_mailboxes == b->n_ignore_mailboxes &&
+	       argv_eq(a->ignore_mailboxes, b->ignore_mailboxes) &&
+	       defaults_eq(&a->d, &b->d);
 }
 
 /* ---- paths ---- */
@@ -585,13 +594,19 @@ valid_name(const unsigned char *s, size_t n)
 	return true;
 }
 
-/* Adds the names in v, separated by commas, to the account's mailboxes.
- * A comma at the end is allowed (the list goes on in the next line), and v
- * may be empty (the list starts in the next line). */
+/* Adds the names in v, separated by commas, to the account's mailboxes
+ * (or, for ignore_mailboxes, to its patterns to leave out). A comma at the
+ * end is allowed (the list goes on in the next line), and v may be empty
+ * (the list starts in the next line). */
 static void
-get_mailboxes(struct parser *p, struct section *sec, const char *v)
+get_mailboxes(struct parser *p, struct section *sec, enum key k,
+	      const char *v)
 {
 	struct account *a = &sec->a;
+	bool ignore = k == K_IGNORE_MAILBOXES;
+	char ***list = ignore ? &a->ignore_mailboxes : &a->mailboxes;
+	size_t *n = ignore ? &a->n_ignore_mailboxes : &a->n_mailboxes;
+	const char *key = keys[k].name;
 	const char *s = v, *stop = v + strlen(v), *comma, *end;
 	size_t item = 0;
 
@@ -601,7 +616,7 @@ get_mailboxes(struct parser *p, struct section *sec, const char *v)
 		stop--;
 	for (;;) {
 		item++;
-		sec->mailbox_items++;
+		(*(ignore ? &sec->ignore_items : &sec->mailbox_items))++;
 		comma = memchr(s, ',', (size_t)(stop - s));
 		end = comma ? comma : stop;
 		while (s < end && is_space(*s))
@@ -609,13 +624,13 @@ get_mailboxes(struct parser *p, struct section *sec, const char *v)
 		while (end > s && is_space(end[-1]))
 			end--;
 		if (s == end) {
-			perr(p, p->lineno, "mailboxes: empty mailbox name");
+			perr(p, p->lineno, "%s: empty mailbox name", key);
 		} else if (!valid_name((const unsigned char *)s,
 				       (size_t)(end - s))) {
 			perr(p, p->lineno,
-			     "mailboxes: mailbox name %zu is not valid UTF-8 "
+			     "%s: mailbox name %zu is not valid UTF-8 "
 			     "or holds a control character",
-			     item);
+			     key, item);
 		} else {
 			char *name = xstrndup(s, (size_t)(end - s));
 			bool dup = false;
@@ -623,18 +638,17 @@ get_mailboxes(struct parser *p, struct section *sec, const char *v)
 			/* INBOX is case-insensitive (RFC 3501, 5.1). */
 			if (!strcasecmp(name, "INBOX"))
 				memcpy(name, "INBOX", 5);
-			for (size_t i = 0; i < a->n_mailboxes; i++)
-				dup = dup || !strcmp(a->mailboxes[i], name);
+			for (size_t i = 0; i < *n; i++)
+				dup = dup || !strcmp((*list)[i], name);
 			if (dup) {
 				perr(p, p->lineno,
-				     "mailboxes: duplicate mailbox '%s'", name);
+				     "%s: duplicate mailbox '%s'", key, name);
 				free(name);
 			} else {
-				a->mailboxes = xrealloc(
-				    a->mailboxes, (a->n_mailboxes + 2) *
-						      sizeof(*a->mailboxes));
-				a->mailboxes[a->n_mailboxes++] = name;
-				a->mailboxes[a->n_mailboxes] = NULL;
+				*list = xrealloc(*list,
+						 (*n + 2) * sizeof(**list));
+				(*list)[(*n)++] = name;
+				(*list)[*n] = NULL;
 			}
 		}
 		if (!comma)
@@ -793,7 +807,8 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 		get_bool(p, k, v, &s->a.send_id);
 		break;
 	case K_MAILBOXES:
-		get_mailboxes(p, s, v);
+	case K_IGNORE_MAILBOXES:
+		get_mailboxes(p, s, k, v);
 		break;
 	case K_LOG_LEVEL:
 		if (get_enum(p, k, v, log_level_names,
@@ -806,6 +821,14 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 }
 
 /* ---- the parser ---- */
+
+/* True for the keys whose value is a list that may go on in indented
+ * lines. */
+static bool
+is_list(int k)
+{
+	return k == K_MAILBOXES || k == K_IGNORE_MAILBOXES;
+}
 
 /* A "name = value" line; sets what a continuation line after it is. */
 static void
@@ -845,15 +868,15 @@ handle_key(struct parser *p, const char *name, const char *value)
 		perr(p, p->lineno,
 		     "duplicate key '%s' (first set on line %u)%s", name,
 		     s->key_line[k],
-		     k == K_MAILBOXES ? ": continue the list in indented lines"
+		     is_list(k) ? ": continue the list in indented lines"
 				      : "");
 		return;
 	}
 	s->key_line[k] = p->lineno;
-	p->cont = k == K_MAILBOXES ? CONT_MAILBOXES : CONT_ERROR;
+	p->cont = is_list(k) ? CONT_MAILBOXES : CONT_ERROR;
 	p->cont_key = (enum key)k;
 	/* An empty mailboxes may go on in the next line: check_account(). */
-	if (!*value && !keys[k].empty_ok && k != K_MAILBOXES) {
+	if (!*value && !keys[k].empty_ok && !is_list(k)) {
 		perr(p, p->lineno, "%s: empty value", name);
 		return;
 	}
@@ -867,12 +890,13 @@ continuation(struct parser *p, const char *value)
 {
 	switch (p->cont) {
 	case CONT_MAILBOXES:
-		set_value(p, p->cur, K_MAILBOXES, value);
+		set_value(p, p->cur, p->cont_key, value);
 		break;
 	case CONT_ERROR:
 		perr(p, p->lineno,
 		     "indented line continues '%s', which takes one line (only "
-		     "mailboxes may go on over several lines)",
+		     "mailboxes and ignore_mailboxes may go on over several "
+		     "lines)",
 		     keys[p->cont_key].name);
 		p->cont = CONT_SKIP; /* reported once */
 		break;
@@ -1106,6 +1130,9 @@ check_account(struct parser *p, struct section *s)
 
 	if (mb && !s->mailbox_items)
 		perr(p, mb, "mailboxes: empty value");
+	if (s->key_line[K_IGNORE_MAILBOXES] && !s->ignore_items)
+		perr(p, s->key_line[K_IGNORE_MAILBOXES],
+		     "ignore_mailboxes: empty value");
 	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
 		if (!s->key_line[required[i]])
 			perr(p, s->line,

@@ -62,8 +62,14 @@ struct account {
 	char **oauth2_token_command;
 	enum auth_mech auth; /* default AUTH_AUTO */
 	bool send_id;        /* ID (RFC 2971) after login; default no */
-	char **mailboxes;   /* UTF-8 names, NULL-terminated, at least one */
+	/* UTF-8 names and patterns ('*' or '%' as in IMAP LIST),
+	 * NULL-terminated, at least one */
+	char **mailboxes;
 	size_t n_mailboxes;
+	/* Patterns of mailboxes the patterns of mailboxes leave out;
+	 * NULL-terminated, NULL when unset */
+	char **ignore_mailboxes;
+	size_t n_ignore_mailboxes;
 	struct account_defaults d;
 	unsigned line;      /* line of the [account] header, for messages */
 };

@@ -60,6 +60,9 @@ struct mailbox {
 	 * uidnext: the mailbox's at EXAMINE. */
 	bool rebasing;
 	uint32_t old_uidvalidity, old_mark;
+	/* mailbox_appeared(): with no state, mail that arrived after this
+	 * time is new (0: none, a first run). */
+	int64_t appeared;
 	int64_t since;
 	uint32_t dated_from, uidnext;
 
@@ -264,6 +267,7 @@ start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
 	mb->seen = wall;
 	mb->messages = exists;
 	mb->catching_up = false;
+	mb->appeared = 0;
 	save_soon(mb);
 	return mb->uidnext;
 }
@@ -325,6 +329,31 @@ uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
 	return 0;
 }
 
+/* A mailbox that appeared while the account was watched, with no state:
+ * its unseen mail that arrived since it appeared is new, found by the
+ * date scan as after a UIDVALIDITY change; the state stays unwritten
+ * until that is over (and is started over if the connection ends
+ * first). */
+static uint32_t
+appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, bool *by_date_r)
+{
+	char when[32];
+
+	mb->rebasing = true;
+	mb->old_uidvalidity = 0;
+	mb->old_mark = 0;
+	mb->uidvalidity = uidvalidity;
+	mb->mark = 0;
+	mb->catching_up = true;
+	mb->dated_from = 0;
+	mb->since = mb->appeared;
+	log_info(&mb->log, "a new mailbox: catching up with the unseen mail "
+			   "that arrived since %s",
+		 time_text(mb->since, when));
+	*by_date_r = true;
+	return 0;
+}
+
 /* The catch-up after a UIDVALIDITY change is over (or the connection that
  * made it): the state may be written again. */
 static void
@@ -334,6 +363,7 @@ end_rebase(struct mailbox *mb)
 		return;
 	mb->rebasing = false;
 	mb->since = 0;
+	mb->appeared = 0;
 	save_soon(mb);
 }
 
@@ -359,6 +389,8 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 	if (mb->uidvalidity && mb->uidvalidity != uidvalidity)
 		return uidvalidity_changed(mb, uidvalidity, sel->exists, wall,
 					   by_date_r);
+	if (!mb->uidvalidity && mb->appeared && sel->exists)
+		return appeared_catch_up(mb, uidvalidity, by_date_r);
 	if (!mb->uidvalidity)
 		return start_afresh(mb, uidvalidity, sel->exists, wall);
 	mb->catching_up = mb->mark + 1 < mb->uidnext && !mb->followed;
@@ -436,6 +468,10 @@ mailbox_dated_end(struct mailbox *mb)
 	else
 		log_info(&mb->log, "nothing unseen arrived since %s",
 			 time_text(mb->since, when));
+	/* Nothing to fetch: the catch-up is over here (a connection in
+	 * fetch mode does not go idle after it). */
+	if (!mb->dated_from)
+		end_rebase(mb);
 	return from;
 }
 
@@ -716,6 +752,8 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 	 * change. */
 	if (!uidvalidity)
 		uidvalidity = mb->uidvalidity;
+	if (!mb->uidvalidity && mb->appeared && st->messages)
+		return true; /* mailbox_selected() catches up */
 	if (!mb->uidvalidity) {
 		mb->uidnext = uidnext;
 		start_afresh(mb, uidvalidity, st->messages, wall);
@@ -733,6 +771,13 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 		save_soon(mb);
 	}
 	return false;
+}
+
+void
+mailbox_appeared(struct mailbox *mb, int64_t since)
+{
+	if (!mb->uidvalidity)
+		mb->appeared = since;
 }
 
 /* ---- life ---- */

@@ -153,3 +153,11 @@ bool mailbox_status(struct mailbox *mb, const struct session_status *st,
  * finds arrived while nobody looked, and is caught up with as after a
  * restart (catch_up). While followed, it is announced as it came. */
 void mailbox_unfollowed(struct mailbox *mb);
+
+/* The mailbox appeared (was created, or renamed to its name) while the
+ * account was watched, at since or later (wall-clock seconds). Without
+ * state, its first STATUS or EXAMINE then catches up with the unseen mail
+ * whose INTERNALDATE is later than since, rather than taking what it
+ * holds as handled (a first run). With state, nothing changes: what was
+ * announced before is not announced again. */
+void mailbox_appeared(struct mailbox *mb, int64_t since);

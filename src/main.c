@@ -102,7 +102,10 @@ update_status(void *ud)
 	if (d->stopping)
 		return;
 	for (size_t i = 0; i < d->n_run; i++) {
-		total += d->run[i]->a->n_mailboxes;
+		/* With patterns, what the server's LIST selected. */
+		total += d->run[i]->acct
+				 ? account_run_mailboxes(d->run[i]->acct)
+				 : d->run[i]->a->n_mailboxes;
 		if (d->run[i]->acct)
 			idle += account_run_watched(d->run[i]->acct);
 	}
@@ -331,7 +334,7 @@ service_each(void *ud, void *fud,
 		struct running *r = d->run[i];
 		struct each_box e = {r->a->name, fud, box, 0};
 		bool ok = r->acct && account_run_watched(r->acct) ==
-					       r->a->n_mailboxes;
+					       account_run_mailboxes(r->acct);
 		const char *how = r->acct ? account_run_describe(r->acct)
 					  : running_describe(r);
 

@@ -47,10 +47,15 @@
  * withdrawn there too. Dovecot 2.3 then pushes "* STATUS box (UNSEEN n
  * HIGHESTMODSEQ m)", without UIDNEXT; without FlagChange it sends
  * nothing for a message read in another mailbox. */
-#define NOTIFY_OTHERS "(MessageNew MessageExpunge FlagChange)"
+#define NOTIFY_OTHERS "MessageNew MessageExpunge FlagChange"
 #ifndef MAILWATCH_VERSION
 #define MAILWATCH_VERSION "unknown"
 #endif
+/* Patterns in one LIST-EXTENDED command: a command line of a few KiB. */
+#define LIST_CHUNK 50
+/* Without LIST-EXTENDED, more patterns than this are one LIST of "*"
+ * (the caller matches what it gets) rather than a LIST each. */
+#define LIST_EACH_MAX 8
 
 enum state {
 	S_GREETING,     /* waiting for the server's greeting */
@@ -101,9 +106,11 @@ enum cmd {
 	CMD_ID,
 	CMD_NOTIFY,
 	CMD_ENABLE,
+	CMD_NOTIFY_NONE,
 	CMD_EXAMINE,
 	CMD_UNSEEN,
 	CMD_STATUS,
+	CMD_LIST,
 	CMD_FIND_UIDNEXT,
 	CMD_FLAGS,
 	CMD_DATES,
@@ -155,6 +162,11 @@ struct session {
 	enum auth_mech mech;
 	bool response_sent;
 	struct sasl_error token_error;
+	bool cap_list_extended, cap_list_status, cap_special_use;
+	bool list_ok;         /* no LIST of the current session_list() was
+				 refused */
+	bool renotify;        /* others changed: NOTIFY SET again before
+				 the next IDLE */
 
 	/* NOTIFY is set: new mail in the selected mailbox comes with its
 	 * envelope; awaiting counts the messages an EXISTS announced whose
@@ -535,10 +547,55 @@ send_notify(struct session *s)
 				codec_buf_addstr(&b, " ");
 			codec_enc_mailbox(&b, s->o.others[i]);
 		}
-		codec_buf_addstr(&b, ") " NOTIFY_OTHERS ")");
+		codec_buf_addstr(&b, ") (" NOTIFY_OTHERS);
+		if (s->o.mailbox_names)
+			codec_buf_addstr(&b, " MailboxName");
+		codec_buf_addstr(&b, "))");
 	}
+	/* The mailboxes above are the first filter that matches them: the
+	 * rest of the personal namespace only says when one comes, goes or
+	 * changes its name. */
+	if (s->o.mailbox_names)
+		codec_buf_addstr(&b, " (personal (MailboxName))");
 	codec_buf_addstr(&b, "\r\n");
 	trace_out(s, &b, CMD_NOTIFY);
+	queue(s, &b);
+	codec_buf_finish(&b);
+}
+
+/* One LIST of patterns[0..n): LIST-EXTENDED's form where offered. */
+static void
+send_list(struct session *s, const char *const *patterns, size_t n,
+	  bool status)
+{
+	struct codec_buf b;
+	char tag[16];
+	bool special = s->cap_list_extended && s->cap_special_use;
+
+	status = status && s->cap_list_status;
+	codec_buf_init(&b);
+	b.literal_plus = s->out.literal_plus;
+	codec_buf_addstr(&b, begin(s, CMD_LIST, tag));
+	codec_buf_addstr(&b, " LIST \"\" ");
+	if (s->cap_list_extended)
+		codec_buf_addstr(&b, "(");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			codec_buf_addstr(&b, " ");
+		codec_enc_mailbox(&b, patterns[i]);
+	}
+	if (s->cap_list_extended)
+		codec_buf_addstr(&b, ")");
+	if (special || status)
+		codec_buf_addstr(&b, " RETURN (");
+	if (special)
+		codec_buf_addstr(&b, status ? "SPECIAL-USE " : "SPECIAL-USE");
+	if (status)
+		codec_buf_addstr(&b, "STATUS (" STATUS_ITEMS ")");
+	if (special || status)
+		codec_buf_addstr(&b, ")");
+	codec_buf_addstr(&b, "\r\n");
+	trace_out(s, &b, CMD_LIST);
 	queue(s, &b);
 	codec_buf_finish(&b);
 }
@@ -776,6 +833,14 @@ watch(struct session *s)
 		set_state(s, S_CLOSE);
 		return;
 	}
+	if (s->renotify) {
+		/* NOTIFY NONE first: Dovecot 2.3 sends no MailboxName event
+		 * after a NOTIFY SET that replaced another. Both complete
+		 * before the IDLE's "+". */
+		s->renotify = false;
+		send_simple(s, CMD_NOTIFY_NONE, "NOTIFY NONE");
+		send_notify(s);
+	}
 	if (s->cap_idle) {
 		send_simple(s, CMD_IDLE, "IDLE");
 		set_state(s, S_IDLE_START);
@@ -807,6 +872,9 @@ take_capabilities(struct session *s, const struct codec_strlist *l)
 	s->cap_condstore = codec_strlist_has(l, "CONDSTORE") || s->cap_qresync;
 	s->cap_oauthbearer = codec_strlist_has(l, "AUTH=OAUTHBEARER");
 	s->cap_xoauth2 = codec_strlist_has(l, "AUTH=XOAUTH2");
+	s->cap_list_extended = codec_strlist_has(l, "LIST-EXTENDED");
+	s->cap_list_status = codec_strlist_has(l, "LIST-STATUS");
+	s->cap_special_use = codec_strlist_has(l, "SPECIAL-USE");
 	s->out.literal_plus = codec_strlist_has(l, "LITERAL+");
 }
 
@@ -1002,6 +1070,15 @@ selected(struct session *s)
 		start_from(s, s->fetch_from);
 }
 
+/* Fetch mode: a STATUS or LIST was answered; ready once all are. */
+static void
+checked(struct session *s)
+{
+	if (s->state == S_CHECKING && !is_pending(s, CMD_STATUS) &&
+	    !is_pending(s, CMD_LIST))
+		go_ready(s);
+}
+
 /* "NO [LIMIT] text": the status, the response code's name and the text,
  * for log lines. */
 static void
@@ -1116,13 +1193,34 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		if (s->cb.notify)
 			s->cb.notify(s->ud, s->notify_on);
 		break;
+	case CMD_NOTIFY_NONE:
+		/* The NOTIFY SET after it says how that goes. */
+		break;
 	case CMD_STATUS:
 		if (r->status == CODEC_STATUS_NO && s->cb.mailbox_failed)
 			s->cb.mailbox_failed(s->ud, mailbox, text);
 		else if (!okay)
 			goto protocol;
-		if (s->state == S_CHECKING && !is_pending(s, CMD_STATUS))
-			go_ready(s);
+		checked(s);
+		break;
+	case CMD_LIST:
+		/* A BAD too: a server may offer LIST-EXTENDED and still not
+		 * take all of it. The session goes on. */
+		if (r->status == CODEC_STATUS_NO ||
+		    r->status == CODEC_STATUS_BAD) {
+			log_warn(s->o.log, "LIST refused: %s", text);
+			s->list_ok = false;
+		} else if (!okay) {
+			goto protocol;
+		}
+		if (!is_pending(s, CMD_LIST)) {
+			bool ok = s->list_ok;
+
+			s->list_ok = true;
+			if (s->cb.list_end)
+				s->cb.list_end(s->ud, ok);
+		}
+		checked(s);
 		break;
 	case CMD_EXAMINE:
 		if (r->status == CODEC_STATUS_NO && s->fetch_mode) {
@@ -1515,19 +1613,32 @@ on_vanished(struct session *s, const struct codec_response *r)
 		s->cb.vanished(s->ud, set);
 }
 
+/* The UTF-8 name of a mailbox a what response names (caller frees), or
+ * NULL, logged, when it is not modified UTF-7 (a NUL in a literal
+ * included). */
+static char *
+decode_name(struct session *s, const struct codec_str *n, const char *what)
+{
+	char *name = strlen(n->ptr) == n->len ? codec_mutf7_decode(n->ptr)
+					      : NULL;
+
+	if (!name)
+		log_warn(s->o.log, "%s of a mailbox whose name is not "
+				   "modified UTF-7; ignored",
+			 what);
+	return name;
+}
+
 /* A STATUS response, asked for or pushed by NOTIFY (which says only what
  * changed): reported with the items it holds. */
 static void
 on_mailbox_status(struct session *s, const struct codec_response *r)
 {
 	struct session_status st = {0};
-	char *name = codec_mutf7_decode(r->u.status.mailbox.ptr);
+	char *name = decode_name(s, &r->u.status.mailbox, "STATUS");
 
-	if (!name) {
-		log_warn(s->o.log, "STATUS of a mailbox whose name is not "
-				   "modified UTF-7; ignored");
+	if (!name)
 		return;
-	}
 	for (size_t i = 0; i < r->u.status.n_items; i++) {
 		const struct codec_status_item *it = &r->u.status.items[i];
 		uint32_t v = it->value > UINT32_MAX ? 0 : (uint32_t)it->value;
@@ -1551,6 +1662,22 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 	}
 	if (s->cb.status)
 		s->cb.status(s->ud, name, &st);
+	free(name);
+}
+
+/* A LIST response, asked for or pushed by NOTIFY (MailboxName). */
+static void
+on_list(struct session *s, const struct codec_response *r)
+{
+	char *name;
+
+	if (r->u.list_.is_lsub || !s->cb.listed)
+		return;
+	name = decode_name(s, &r->u.list_.mailbox, "LIST");
+	if (!name)
+		return;
+	s->cb.listed(s->ud, name, r->u.list_.delimiter, &r->u.list_.flags,
+		     !is_pending(s, CMD_LIST));
 	free(name);
 }
 
@@ -1683,11 +1810,14 @@ dispatch(struct session *s, const struct codec_response *r)
 		if (codec_strlist_has(&r->u.list, "CONDSTORE"))
 			s->condstore_on = true;
 		break;
+	case CODEC_LIST:
+		on_list(s, r);
+		break;
 	case CODEC_SKIPPED:
 		on_skipped(s, r);
 		break;
 	default:
-		/* FLAGS, RECENT, LIST, ID, ...: nothing to do. */
+		/* FLAGS, RECENT, ID, ...: nothing to do. */
 		break;
 	}
 }
@@ -1703,6 +1833,7 @@ session_new(const struct session_opts *o, const struct session_cb *cb,
 	s->ud = ud;
 	s->state = S_GREETING;
 	s->fetch_mode = !o->mailbox;
+	s->list_ok = true;
 	s->mailbox = o->mailbox ? xstrdup(o->mailbox) : NULL;
 	codec_init(&s->codec, NULL);
 	codec_buf_init(&s->out);
@@ -1896,6 +2027,51 @@ session_status(struct session *s, const char *mailbox, uint64_t now)
 	codec_buf_finish(&b);
 	s->timer = 0;
 	set_state(s, S_CHECKING);
+}
+
+void
+session_list(struct session *s, const char *const *patterns, size_t n,
+	     bool status, uint64_t now)
+{
+	static const char *const all[] = {"*"};
+
+	s->now = now;
+	if (!s->fetch_mode || (s->state != S_READY && s->state != S_CHECKING) ||
+	    !n)
+		return;
+	if (s->cap_list_extended) {
+		for (size_t i = 0; i < n; i += LIST_CHUNK)
+			send_list(s, patterns + i,
+				  n - i < LIST_CHUNK ? n - i : LIST_CHUNK,
+				  status);
+	} else if (n > LIST_EACH_MAX) {
+		send_list(s, all, 1, false);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			send_list(s, patterns + i, 1, false);
+	}
+	s->timer = 0;
+	set_state(s, S_CHECKING);
+}
+
+bool
+session_list_status(const struct session *s)
+{
+	return s->cap_list_extended && s->cap_list_status;
+}
+
+void
+session_set_others(struct session *s, const char *const *others, size_t n,
+		   uint64_t now)
+{
+	s->now = now;
+	s->o.others = others;
+	s->o.n_others = n;
+	if (!s->notify_on && !is_pending(s, CMD_NOTIFY))
+		return;
+	s->renotify = true;
+	if (s->state == S_IDLE)
+		leave_idle(s, false);
 }
 
 void

@@ -67,6 +67,10 @@ struct session_opts {
 	bool notify;
 	const char *const *others;
 	size_t n_others;
+	/* With notify: also ask for MailboxName events (RFC 5465 5.4) of
+	 * every personal mailbox: the LIST responses the server pushes when
+	 * one is created, renamed or deleted come to listed(). */
+	bool mailbox_names;
 	bool starttls;              /* upgrade with STARTTLS before login */
 	unsigned idle_timeout;      /* seconds before IDLE is re-issued */
 	unsigned poll_interval;     /* seconds between NOOPs without IDLE */
@@ -185,6 +189,17 @@ struct session_cb {
 	 * unseen messages: once SEARCH UNSEEN answered after EXAMINE, then
 	 * at each change that flags, expunges and new mail make. */
 	void (*unseen)(void *ud, uint32_t count);
+	/* Optional. A LIST response: mailbox name (UTF-8), its hierarchy
+	 * delimiter (0 for none) and attributes (e.g. \Noselect,
+	 * \NonExistent, RFC 6154's \Trash), all borrowed for the call.
+	 * pushed: no LIST of ours was under way (NOTIFY's MailboxName
+	 * event: the mailbox was created, renamed or, with \NonExistent,
+	 * deleted). */
+	void (*listed)(void *ud, const char *name, char delimiter,
+		       const struct codec_strlist *attrs, bool pushed);
+	/* Optional. The LIST commands of a session_list() are answered;
+	 * ok is false when one was refused (logged). */
+	void (*list_end)(void *ud, bool ok);
 };
 
 struct session;
@@ -214,6 +229,24 @@ void session_probe(struct session *s, uint64_t now, unsigned timeout);
  * ready() once every STATUS is answered. At most SESSION_MAX_PIPELINE at
  * once. */
 void session_status(struct session *s, const char *mailbox, uint64_t now);
+/* Fetch mode, when ready or checking: lists the mailboxes that match
+ * patterns[0..n) (UTF-8, copied; '*' and '%' as in LIST): each through
+ * listed(), then list_end(), then ready() once every check is answered.
+ * With LIST-EXTENDED (RFC 5258) the patterns go in one command (a few
+ * dozen per command), with RETURN (SPECIAL-USE) where offered and, when
+ * status is true and LIST-STATUS (RFC 5819) is offered, RETURN (STATUS
+ * ...): a STATUS of each listed mailbox then comes through status() as
+ * session_status() would have it. Without LIST-EXTENDED, one LIST per
+ * pattern, or one LIST of "*" for more than a few. */
+void session_list(struct session *s, const char *const *patterns, size_t n,
+		  bool status, uint64_t now);
+/* True when the server offers LIST-STATUS (known once logged in). */
+bool session_list_status(const struct session *s);
+/* With opts.notify: follow others[0..n) (borrowed, as opts.others)
+ * instead. Where NOTIFY is set, it is set again before the next IDLE
+ * (leaving IDLE for it), and notify() says how that went. */
+void session_set_others(struct session *s, const char *const *others,
+			size_t n, uint64_t now);
 /* Fetch mode, when ready: EXAMINEs mailbox (copied) and catches it up as
  * a watching session does; ready() follows. */
 void session_examine(struct session *s, const char *mailbox, uint64_t now);

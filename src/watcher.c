@@ -51,6 +51,7 @@ struct watcher {
 	bool notify;
 	const char *const *others;
 	size_t n_others;
+	bool mailbox_names;  /* with notify: MailboxName events too */
 	/* Copies of what a live connection lends out (the session, log
 	 * lines), so the configuration can be replaced under it. */
 	char *username, *account;
@@ -341,6 +342,25 @@ s_mailbox_failed(void *ud, const char *name, const char *msg)
 }
 
 static void
+s_listed(void *ud, const char *name, char delimiter,
+	 const struct codec_strlist *attrs, bool pushed)
+{
+	struct watcher *w = ud;
+
+	if (w->env.listed)
+		w->env.listed(w->env.ud, w, name, delimiter, attrs, pushed);
+}
+
+static void
+s_list_end(void *ud, bool ok)
+{
+	struct watcher *w = ud;
+
+	if (w->env.list_end)
+		w->env.list_end(w->env.ud, w, ok);
+}
+
+static void
 s_failed(void *ud, enum session_fail why, const char *msg)
 {
 	struct watcher *w = ud;
@@ -409,6 +429,8 @@ static const struct session_cb session_cb = {
 	.mailbox_failed = s_mailbox_failed,
 	.known = s_known,
 	.vanished = s_vanished,
+	.listed = s_listed,
+	.list_end = s_list_end,
 };
 
 /* ---- transport callbacks ---- */
@@ -609,6 +631,7 @@ start_connection(struct watcher *w)
 		.notify = w->notify,
 		.others = w->others,
 		.n_others = w->n_others,
+		.mailbox_names = w->mailbox_names,
 		.starttls = w->a->tls == TLS_STARTTLS,
 		.idle_timeout = w->a->d.idle_timeout,
 		.poll_interval = w->a->d.poll_interval,
@@ -640,6 +663,7 @@ watcher_new(const struct watcher_env *env, const struct watcher_opts *o)
 	w->notify = o->notify;
 	w->others = o->others;
 	w->n_others = o->n_others;
+	w->mailbox_names = o->mailbox_names;
 	w->username = xstrdup(o->a->username);
 	w->account = xstrdup(o->a->name);
 	w->cred = o->cred;
@@ -707,6 +731,33 @@ watcher_status(struct watcher *w, const char *mailbox)
 	if (!w->fetch_mode || !watcher_connected(w))
 		return;
 	session_status(w->s, mailbox, now_usec(w));
+	pump(w);
+}
+
+void
+watcher_list(struct watcher *w, const char *const *patterns, size_t n,
+	     bool status)
+{
+	if (!w->fetch_mode || !watcher_connected(w))
+		return;
+	session_list(w->s, patterns, n, status, now_usec(w));
+	pump(w);
+}
+
+bool
+watcher_list_status(const struct watcher *w)
+{
+	return watcher_connected(w) && session_list_status(w->s);
+}
+
+void
+watcher_set_others(struct watcher *w, const char *const *others, size_t n)
+{
+	w->others = others;
+	w->n_others = n;
+	if (!w->s)
+		return;
+	session_set_others(w->s, others, n, now_usec(w));
 	pump(w);
 }
 

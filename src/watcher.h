@@ -39,6 +39,14 @@ struct watcher_env {
 	void (*ready)(void *ud, struct watcher *w, struct mailbox *done);
 	/* Fetch mode: STATUS or EXAMINE of name was refused. */
 	void (*mailbox_failed)(void *ud, const char *name, const char *msg);
+	/* Optional. A LIST response (session_cb.listed): from a
+	 * watcher_list(), or pushed under NOTIFY with mailbox_names. */
+	void (*listed)(void *ud, struct watcher *w, const char *name,
+		       char delimiter, const struct codec_strlist *attrs,
+		       bool pushed);
+	/* Optional. The LIST of a watcher_list() is answered (ok: none
+	 * refused). */
+	void (*list_end)(void *ud, struct watcher *w, bool ok);
 	/* The server refused the login for now (msg says why, e.g. with
 	 * [LIMIT]); the watcher retries with back-off. */
 	void (*refused)(void *ud, struct watcher *w, const char *msg);
@@ -57,6 +65,9 @@ struct watcher_opts {
 	/* Asked for the password or token before each login (password.h);
 	 * borrowed, must outlive the watcher. */
 	struct cred *cred;
+	/* With notify: be told of mailboxes created, renamed or deleted
+	 * (env.listed, pushed). */
+	bool mailbox_names;
 };
 
 /* Creates the watcher and starts connecting. */
@@ -70,6 +81,18 @@ void watcher_free(struct watcher **w);
  * answer comes through env.status or env.mailbox_failed, then env.ready.
  * At most SESSION_MAX_PIPELINE at once. */
 void watcher_status(struct watcher *w, const char *mailbox);
+/* Fetch mode, when ready: lists patterns[0..n) (UTF-8, copied), with
+ * the STATUS of each listed mailbox where status and the server offers
+ * LIST-STATUS; see session_list(). env.listed for each, env.list_end,
+ * then env.ready. */
+void watcher_list(struct watcher *w, const char *const *patterns, size_t n,
+		  bool status);
+/* True when connected to a server that offers LIST-STATUS. */
+bool watcher_list_status(const struct watcher *w);
+/* With notify: follow others[0..n) (borrowed) from now on, this
+ * connection and the next ones (NOTIFY SET again, then env.notify). */
+void watcher_set_others(struct watcher *w, const char *const *others,
+			size_t n);
 /* Fetch mode, when ready: EXAMINEs mb (borrowed) and catches it up; then
  * env.ready with done = mb, or without it when the connection ended
  * first. */

@@ -7,13 +7,19 @@
  * change), whose INTERNALDATEs go through the parser the watcher uses.
  * Bit 5 asks for NOTIFY (the script then offers it), bit 6 runs the
  * session in fetch mode, where each ready() checks two mailboxes with
- * STATUS or examines one, in turn. Bit 7 has the script offer and enable
- * QRESYNC; the owner always knows three UIDs (known()), so the EXAMINE
- * with QRESYNC, VANISHED and the fetch of their flags are reached. */
+ * STATUS, examines one or lists patterns (with LIST-STATUS), in turn.
+ * Bit 7 turns on what came later: the unseen count (SEARCH UNSEEN after
+ * EXAMINE) and, with NOTIFY, MailboxName events (each pushed LIST sets
+ * new others; what is listed goes through mboxlist's matching, as the
+ * account's). With bit 1 it feeds the LIST-EXTENDED script in fetch
+ * mode; without, a script that offers and enables QRESYNC: the owner
+ * always knows three UIDs (known()), so the EXAMINE with QRESYNC,
+ * VANISHED and the fetch of their flags are reached. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mboxlist.h"
 #include "session.h"
 
 static int failed, by_date;
@@ -150,13 +156,43 @@ status(void *ud, const char *name, const struct session_status *st)
 static void
 ready(void *ud)
 {
+	static const char *const patterns[] = {"*", "Lists/%", "INBOX"};
+
 	(void)ud;
-	if (readies++ % 2) {
+
+	if (readies % 3 == 2) {
+		session_list(cur, patterns, readies % 2 ? 3 : 1, true, cur_now);
+	} else if (readies % 3 == 1) {
 		session_examine(cur, "Lists/x", cur_now);
 	} else {
 		session_status(cur, "a", cur_now);
 		session_status(cur, "Caf\xc3\xa9", cur_now);
 	}
+	readies++;
+}
+
+static const char *const others2[] = {"a", "b", "c"};
+
+static void
+listed(void *ud, const char *name, char delimiter,
+       const struct codec_strlist *attrs, bool pushed)
+{
+	(void)ud;
+	if (strlen(name) > 65536)
+		abort();
+	mboxlist_attrs(attrs);
+	mboxlist_match("*x%y", name, delimiter);
+	mboxlist_match("inbox/%", name, delimiter);
+	if (pushed)
+		session_set_others(cur, others2, 1 + strlen(name) % 3,
+				   cur_now);
+}
+
+static void
+list_end(void *ud, bool ok)
+{
+	(void)ud;
+	(void)ok;
 }
 
 static void
@@ -182,7 +218,8 @@ static const struct session_cb cb = {
 	starttls, selected, fetched, batch_end, flags,
 	expunge,  idle,     fail_cb, dated,     dated_end,
 	notify,   status,   ready,   mailbox_failed,
-	known,    vanished, NULL,
+	known,    vanished, NULL,    listed,
+	list_end,
 };
 
 static const char *const others[] = {"a", "b"};
@@ -210,6 +247,11 @@ static const char script_qresync[] =
 	"* OK [HIGHESTMODSEQ 8] x\r\n* VANISHED (EARLIER) 3\r\n"
 	"* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))\r\n"
 	"m3 OK [READ-ONLY] x\r\n";
+/* Fetch mode with the LIST extensions: ready() lists at the third. */
+static const char script_list[] =
+	"* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ AUTH=PLAIN SASL-IR] hi\r\n"
+	"m1 OK [CAPABILITY IMAP4rev1 IDLE LIST-EXTENDED LIST-STATUS "
+	"SPECIAL-USE NOTIFY] in\r\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -223,6 +265,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.notify = size && data[0] & 32,
 		.others = others,
 		.n_others = 2,
+		.mailbox_names = size && data[0] & 128,
 		.starttls = size && data[0] & 1,
 		.idle_timeout = 1500,
 		.poll_interval = 60,
@@ -248,9 +291,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s = cur = session_new(&o, &cb, NULL);
 	}
 	session_connected(s, now);
-	if (data[0] & 128)
+	if (data[0] & 128 && !(data[0] & 2))
 		session_feed(s, script_qresync, sizeof(script_qresync) - 1,
 			     now);
+	else if (data[0] & 2 && data[0] & 128 && !o.mailbox)
+		session_feed(s, script_list, sizeof(script_list) - 1, now);
 	else if (data[0] & 2 && o.notify)
 		session_feed(s, script_notify, sizeof(script_notify) - 1, now);
 	else if (data[0] & 2)

@@ -776,7 +776,8 @@ def _lookup_user(name, fallback):
 DEFAULT_USERS = {"alice": "secret", "bob": "hunter2", "carol": "p4ss w0rd"}
 
 # What Dovecot 2.3.19 (Debian) advertises after login with this module's
-# configuration, less NOTIFY: the imap_capability of Dovecot(notify=False).
+# configuration (SPECIAL-USE: the namespace names Trash, Junk, Sent and
+# Drafts), less NOTIFY: the imap_capability of Dovecot(notify=False).
 # test_dovecot_harness checks it against the running server's list.
 DOVECOT_CAPABILITY = (
     "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY "
@@ -784,7 +785,7 @@ DOVECOT_CAPABILITY = (
     "URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED "
     "I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN "
     "CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY "
-    "PREVIEW STATUS=SIZE SAVEDATE LITERAL+")
+    "PREVIEW STATUS=SIZE SAVEDATE LITERAL+ SPECIAL-USE")
 _instances = 0
 
 
@@ -1020,6 +1021,19 @@ namespace inbox {{
   inbox = yes
   separator = /
   prefix =
+  # RFC 6154 attributes in LIST (the mailboxes are not created).
+  mailbox Trash {{
+    special_use = \\Trash
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+  }}
+  mailbox Sent {{
+    special_use = \\Sent
+  }}
+  mailbox Drafts {{
+    special_use = \\Drafts
+  }}
 }}
 passdb {{
   driver = passwd-file

@@ -750,6 +750,33 @@ test_values(void)
 	   "LIST with NIL delimiter and literal name");
 	done_one();
 
+	/* RFC 6154 attributes, NOTIFY's MailboxName pushes (Dovecot 2.3):
+	 * a deleted mailbox, a renamed one with its OLDNAME. */
+	r = one("* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n");
+	ok(r && r->kind == CODEC_LIST && r->u.list_.delimiter == '/' &&
+	       r->u.list_.flags.n == 2 &&
+	       codec_strlist_has(&r->u.list_.flags, "\\Trash") &&
+	       str_is(&r->u.list_.mailbox, "Trash"),
+	   "LIST with a special-use attribute");
+	done_one();
+	r = one("* LIST (\\NonExistent) \"/\" A\r\n");
+	ok(r && r->kind == CODEC_LIST &&
+	       codec_strlist_has(&r->u.list_.flags, "\\NonExistent") &&
+	       str_is(&r->u.list_.mailbox, "A"),
+	   "LIST of a deleted mailbox");
+	done_one();
+	r = one("* LIST () \"/\" B2 (\"OLDNAME\" (B))\r\n");
+	ok(r && r->kind == CODEC_LIST && r->u.list_.flags.n == 0 &&
+	       str_is(&r->u.list_.mailbox, "B2"),
+	   "LIST of a renamed mailbox, its OLDNAME skipped");
+	done_one();
+	r = one("* LIST (\\Subscribed) \".\" \"Lists.dev\" (\"CHILDINFO\" "
+		"(\"SUBSCRIBED\")) (\"X-EXT\" {3}\r\nabc)\r\n");
+	ok(r && r->kind == CODEC_LIST && r->u.list_.delimiter == '.' &&
+	       str_is(&r->u.list_.mailbox, "Lists.dev"),
+	   "LIST-EXTENDED data skipped, a literal in it too");
+	done_one();
+
 	r = one("* STATUS \"Sent Items\" (MESSAGES 2 UIDNEXT 9 "
 		"HIGHESTMODSEQ 18446744073709551615)\r\n");
 	ok(r && r->kind == CODEC_STATUS && r->u.status.n_items == 3 &&

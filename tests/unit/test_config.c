@@ -333,7 +333,8 @@ test_continuation_errors(void)
 	is_int(r, -EINVAL, "continuation errors: -EINVAL");
 	has(out,
 	    "%s:4: indented line continues 'username', which takes one "
-	    "line (only mailboxes may go on over several lines)",
+	    "line (only mailboxes and ignore_mailboxes may go on over several "
+	    "lines)",
 	    path);
 	has(out,
 	    "%s:8: duplicate key 'mailboxes' (first set on line 7): "
@@ -944,6 +945,81 @@ test_example(void)
 	free(out);
 }
 
+/* ignore_mailboxes: patterns, a list like mailboxes (continuation lines
+ * too), only in an account. */
+static void
+test_ignore_mailboxes(void)
+{
+	const char *path = write_file("ignore.ini", 0600,
+				      "[account a]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "mailboxes = *\n"
+				      "ignore_mailboxes = Archive/*,\n"
+				      "    Lists/%/old, Notes\n"
+				      "[account b]\n"
+				      "host = h\n"
+				      "username = u\n"
+				      "password_command = echo pw\n");
+	const char *bad = write_file("ignore-bad.ini", 0600,
+				     "[general]\n"
+				     "ignore_mailboxes = X\n"
+				     "[account a]\n"
+				     "host = h\n"
+				     "username = u\n"
+				     "password_command = echo pw\n"
+				     "ignore_mailboxes = A, A\n"
+				     "[account b]\n"
+				     "host = h\n"
+				     "username = u\n"
+				     "password_command = echo pw\n"
+				     "ignore_mailboxes =\n");
+	struct config *cfg, *c2;
+	char *out;
+	int r;
+
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "ignore_mailboxes: loads");
+	is_str(out, "", "ignore_mailboxes: nothing logged");
+	free(out);
+	if (r < 0)
+		return;
+	ok(argv_is(cfg->accounts[0].mailboxes, "*", NULL),
+	   "mailboxes = *: one pattern");
+	ok(argv_is(cfg->accounts[0].ignore_mailboxes, "Archive/*",
+		   "Lists/%/old", "Notes", NULL) &&
+	       cfg->accounts[0].n_ignore_mailboxes == 3,
+	   "ignore_mailboxes: a list over indented lines");
+	ok(!cfg->accounts[1].ignore_mailboxes &&
+	       !cfg->accounts[1].n_ignore_mailboxes,
+	   "ignore_mailboxes: none when unset");
+	r = load(path, &c2, &out);
+	free(out);
+	if (r == 0) {
+		char *saved = c2->accounts[0].ignore_mailboxes[2];
+
+		ok(config_account_equal(&cfg->accounts[0], &c2->accounts[0]),
+		   "ignore_mailboxes: same file, equal");
+		c2->accounts[0].ignore_mailboxes[2] = "Other";
+		ok(!config_account_equal(&cfg->accounts[0], &c2->accounts[0]),
+		   "ignore_mailboxes: a change is a change");
+		c2->accounts[0].ignore_mailboxes[2] = saved;
+		config_free(&c2);
+	}
+	config_free(&cfg);
+
+	r = load(bad, &cfg, &out);
+	is_int(r, -EINVAL, "ignore_mailboxes errors: -EINVAL");
+	has(out,
+	    "%s:2: key 'ignore_mailboxes' is not allowed in [general] (only "
+	    "in [account NAME])",
+	    bad);
+	has(out, "%s:7: ignore_mailboxes: duplicate mailbox 'A'", bad);
+	has(out, "%s:12: ignore_mailboxes: empty value", bad);
+	free(out);
+}
+
 static void
 test_equal(void)
 {
@@ -1188,6 +1264,7 @@ main(void)
 	test_defaults();
 	test_continuation();
 	test_continuation_errors();
+	test_ignore_mailboxes();
 	test_override_order();
 	test_errors();
 	test_max_connections();

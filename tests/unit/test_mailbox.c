@@ -783,6 +783,69 @@ test_status_withdraw(void)
 	is_str(got(), "", "nothing else");
 }
 
+/* A mailbox that appeared while the account was watched: without state,
+ * its unseen mail that arrived since then is announced (not taken as
+ * old, as at a first run); with state, nothing changes. */
+static void
+test_appeared(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	mb = mailbox_new(&env, &account, "appeared");
+	mailbox_appeared(mb, T0);
+	ok(status3(mb, 3, 4, 3, T0 + 5),
+	   "appeared with mail in it: EXAMINE it");
+	is_int(examined(mb, 3, 4, 3, T0 + 5, &by_date), 0,
+	       "appeared: the date scan");
+	ok(by_date, "by_date set");
+	dated(mb, 1, 1, "", BEFORE_T0);
+	dated(mb, 2, 2, "\\Seen", AFTER_T0);
+	dated(mb, 3, 3, "", AFTER_T0);
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("appeared"), "none", "no state during the scan");
+	is_int(mailbox_dated_end(mb), 3, "from the first unseen since then");
+	fetched(mb, 3, 3, "", "Fresh", AFTER_T0);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 3 v3 Fresh; done 1; ",
+	       "the mail that arrived since it appeared, not the moved-in "
+	       "older one");
+	mailbox_save(mb, false, false, 0);
+	ok(!strncmp(state_of("appeared"), "v3 uid 3 ", 9),
+	   "then the state is written (%s)", state_of("appeared"));
+	mailbox_free(&mb);
+
+	mb = mailbox_new(&env, &account, "appeared-old");
+	mailbox_appeared(mb, T0);
+	ok(status3(mb, 4, 3, 2, T0 + 5), "EXAMINE it");
+	examined(mb, 4, 3, 2, T0 + 5, &by_date);
+	dated(mb, 1, 1, "", BEFORE_T0);
+	dated(mb, 2, 2, "", AT_T0);
+	is_int(mailbox_dated_end(mb), 3, "nothing arrived since: from UIDNEXT");
+	mailbox_save(mb, false, false, 0);
+	ok(!strncmp(state_of("appeared-old"), "v4 uid 2 ", 9),
+	   "written at once: no fetch follows in fetch mode (%s)",
+	   state_of("appeared-old"));
+	is_str(got(), "", "nothing announced");
+	mailbox_free(&mb);
+
+	mb = mailbox_new(&env, &account, "appeared-empty");
+	mailbox_appeared(mb, T0);
+	ok(!status3(mb, 5, 1, 0, T0 + 5),
+	   "appeared empty: nothing to fetch");
+	mailbox_free(&mb);
+	is_str(state_of("appeared-empty"), "v5 uid 0 seen +5 messages 0",
+	       "appeared empty: started afresh");
+
+	put_state("back", 6, 9, T0 - 100, 9);
+	mb = mailbox_new(&env, &account, "back");
+	mailbox_appeared(mb, T0);
+	ok(!status3(mb, 6, 10, 9, T0 + 5),
+	   "back with its state: nothing new, nothing fetched");
+	is_str(got(), "", "what was announced before is not again");
+	mailbox_free(&mb);
+}
+
 int
 main(void)
 {
@@ -806,6 +869,7 @@ main(void)
 	test_rebase_cut_short();
 	test_status();
 	test_status_withdraw();
+	test_appeared();
 
 	{
 		char *cmd = xasprintf("rm -rf '%s'", dir);

@@ -206,12 +206,32 @@ c_vanished(void *ud, const struct codec_seqset *set)
 	ev(ud, "vanished %s", text);
 }
 
+static void
+c_listed(void *ud, const char *name, char delimiter,
+	 const struct codec_strlist *attrs, bool pushed)
+{
+	char a[256] = "";
+
+	for (size_t i = 0; i < attrs->n; i++)
+		snprintf(a + strlen(a), sizeof(a) - strlen(a), "%s%s",
+			 i ? " " : "", attrs->v[i].ptr);
+	ev(ud, "%slisted %s %c (%s)", pushed ? "pushed " : "", name,
+	   delimiter ? delimiter : '0', a);
+}
+
+static void
+c_list_end(void *ud, bool ok)
+{
+	ev(ud, "list_end %s", ok ? "ok" : "refused");
+}
+
 /* Without unseen: no SEARCH UNSEEN after EXAMINE (test_unseen has it). */
 static const struct session_cb cb = {
 	c_starttls, c_selected, c_fetched, c_batch_end, c_flags,
 	c_expunge,  c_idle,     c_failed,  c_dated,     c_dated_end,
 	c_notify,   c_status,   c_ready,   c_mailbox_failed,
-	c_known,    c_vanished, NULL,
+	c_known,    c_vanished, NULL,       c_listed,
+	c_list_end,
 };
 
 static struct session_opts opts = {
@@ -1405,6 +1425,179 @@ test_condstore_only(int bytewise)
 	session_free(&s);
 }
 
+/* A session in fetch mode logged in with capabilities caps (tags m1). */
+static struct session *
+fetch_ready(struct rec *r, const char *caps)
+{
+	struct session_opts o = opts;
+	struct session *s;
+
+	o.mailbox = NULL;
+	s = session_new(&o, &cb, r);
+	feed(s, r, greeting, 0, 0);
+	feed(s, r, caps, 0, 0);
+	r->sent[0] = 0;
+	events(r, "ready; ", "ready after login");
+	return s;
+}
+
+/* LIST in fetch mode: LIST-EXTENDED with RETURN (SPECIAL-USE STATUS)
+ * where offered (lines as Dovecot 2.3 answers), plain LISTs where not. */
+static void
+test_list(int bytewise)
+{
+	static const char *const pats[] = {"*", "Lists/%", "Caf\xc3\xa9"};
+	static const char *const many[] = {"a", "b", "c", "d", "e",
+					   "f", "g", "h", "i*"};
+	const char *mode = bytewise ? "bytewise" : "whole";
+	struct rec r = {0};
+	struct session *s;
+
+	s = fetch_ready(&r, "m1 OK [CAPABILITY IMAP4rev1 IDLE LIST-EXTENDED "
+			    "LIST-STATUS SPECIAL-USE] ok\r\n");
+	ok(session_list_status(s), "LIST-STATUS offered");
+	session_list(s, pats, 3, true, SEC);
+	drain(s, &r);
+	sent(&r,
+	     "m2 LIST \"\" (\"*\" \"Lists/%\" Caf&AOk-) RETURN (SPECIAL-USE "
+	     "STATUS (MESSAGES UIDNEXT UIDVALIDITY UNSEEN))\r\n",
+	     "one LIST-EXTENDED command, names in modified UTF-7");
+	feed(s, &r,
+	     "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+	     "* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 9 UNSEEN 1)\r\n"
+	     "* LIST (\\Noselect \\HasChildren) \"/\" Lists\r\n"
+	     "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n"
+	     "* LIST () NIL \"Caf&AOk-\"\r\n"
+	     "* STATUS \"Caf&AOk-\" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 4 "
+	     "UNSEEN 0)\r\n"
+	     "* LIST () \"/\" \"bad&-name&\"\r\n",
+	     bytewise, SEC);
+	{
+		/* A NUL in a literal: not "in". */
+		static const char nul[] =
+			"* LIST () \"/\" {5}\r\nin\0ox\r\n"
+			"* STATUS {5}\r\nin\0ox (MESSAGES 1 UIDNEXT 2)\r\n";
+
+		session_feed(s, nul, sizeof(nul) - 1, SEC);
+	}
+	feed(s, &r, "m2 OK List completed.\r\n", bytewise, SEC);
+	events(&r,
+	       "listed INBOX / (\\HasNoChildren); status INBOX 9/3/2/1; "
+	       "listed Lists / (\\Noselect \\HasChildren); "
+	       "listed Trash / (\\HasNoChildren \\Trash); "
+	       "listed Caf\xc3\xa9 0 (); status Caf\xc3\xa9 4/1/0/0; "
+	       "list_end ok; ready; ",
+	       "each mailbox, its STATUS, the end, ready (names that are "
+	       "not modified UTF-7, or hold a NUL, left out)");
+	session_list(s, pats, 1, false, 2 * SEC);
+	drain(s, &r);
+	sent(&r, "m3 LIST \"\" (\"*\") RETURN (SPECIAL-USE)\r\n",
+	     "without status: RETURN (SPECIAL-USE) only");
+	feed(s, &r, "m3 NO [CANNOT] no such thing\r\n", bytewise, 2 * SEC);
+	events(&r, "list_end refused; ready; ", "a refused LIST: reported");
+	ok(!r.failed, "LIST-EXTENDED: no failure (%s)", mode);
+	session_free(&s);
+
+	/* Neither LIST-EXTENDED nor SPECIAL-USE: a LIST per pattern. */
+	memset(&r, 0, sizeof(r));
+	s = fetch_ready(&r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n");
+	ok(!session_list_status(s), "no LIST-STATUS");
+	session_list(s, pats, 2, true, SEC);
+	drain(s, &r);
+	sent(&r, "m2 LIST \"\" \"*\"\r\nm3 LIST \"\" \"Lists/%\"\r\n",
+	     "plain LISTs, pipelined, no RETURN");
+	feed(s, &r,
+	     "* LIST (\\HasNoChildren) \".\" INBOX\r\nm2 OK done\r\n"
+	     "* LIST (\\HasNoChildren) \".\" Lists.x\r\nm3 OK done\r\n",
+	     bytewise, SEC);
+	events(&r, "listed INBOX . (\\HasNoChildren); "
+		   "listed Lists.x . (\\HasNoChildren); list_end ok; ready; ",
+	       "both LISTs, then one end");
+	session_list(s, many, 9, false, 2 * SEC);
+	drain(s, &r);
+	sent(&r, "m4 LIST \"\" \"*\"\r\n", "many patterns: one LIST of *");
+	ok(!r.failed, "plain LIST: no failure (%s)", mode);
+	session_free(&s);
+}
+
+/* NOTIFY with MailboxName: a mailbox created, renamed or deleted comes as
+ * a pushed LIST; new others are set again with NOTIFY SET between two
+ * IDLEs. */
+static void
+test_notify_mailbox_names(int bytewise)
+{
+	static const char *const more[] = {"a", "C"};
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+
+	o.notify = true;
+	o.others = others;
+	o.n_others = 1;
+	o.mailbox_names = true;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, bytewise, 0);
+	r.sent[0] = 0;
+	feed(s, &r, notify_caps, bytewise, 0);
+	sent(&r,
+	     "m2 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
+	     "MessageExpunge FlagChange)) (mailboxes (a) (MessageNew "
+	     "MessageExpunge FlagChange MailboxName)) (personal (MailboxName))\r\n"
+	     "m3 EXAMINE INBOX\r\n",
+	     "MailboxName for the others and the rest of personal");
+	feed(s, &r, "m2 OK NOTIFY completed.\r\n", bytewise, 0);
+	feed(s, &r, examined, bytewise, 0);
+	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n",
+	     bytewise, 0);
+	r.sent[0] = 0;
+	r.events[0] = 0;
+	/* As Dovecot 2.3 pushes them. */
+	feed(s, &r,
+	     "* LIST () \"/\" C\r\n"
+	     "* LIST (\\NonExistent) \"/\" a\r\n"
+	     "* LIST () \"/\" B2 (\"OLDNAME\" (B))\r\n",
+	     bytewise, SEC);
+	events(&r,
+	       "pushed listed C / (); pushed listed a / (\\NonExistent); "
+	       "pushed listed B2 / (); ",
+	       "created, deleted, renamed: pushed LISTs");
+	sent(&r, "", "nothing sent for them");
+	session_set_others(s, more, 2, 2 * SEC);
+	drain(s, &r);
+	sent(&r, "DONE\r\n", "new others: out of IDLE");
+	feed(s, &r, "m4 OK Idle completed.\r\n", bytewise, 2 * SEC);
+	sent(&r,
+	     "m5 NOTIFY NONE\r\n"
+	     "m6 NOTIFY SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) "
+	     "MessageExpunge FlagChange)) (mailboxes (a C) (MessageNew "
+	     "MessageExpunge FlagChange MailboxName)) (personal (MailboxName))\r\n"
+	     "m7 IDLE\r\n",
+	     "NOTIFY NONE and SET again, then IDLE, in one write");
+	feed(s, &r,
+	     "m5 OK NOTIFY completed.\r\n"
+	     "* STATUS C (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7 UNSEEN 0)\r\n"
+	     "m6 OK NOTIFY completed.\r\n+ idling\r\n",
+	     bytewise, 2 * SEC);
+	events(&r, "status C 7/1/0/0; notify on; idle; ",
+	       "the new one's STATUS, notify on again, idle");
+	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+	session_free(&s);
+
+	/* Without NOTIFY set, new others only wait for the next login. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, notify_caps, 0, 0);
+	feed(s, &r, examined, 0, 0);
+	feed(s, &r, "m2 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n",
+	     0, 0);
+	r.sent[0] = 0;
+	session_set_others(s, more, 2, SEC);
+	drain(s, &r);
+	sent(&r, "", "no NOTIFY: nothing sent");
+	session_free(&s);
+}
+
 /* Fetch mode on a server without CONDSTORE: no ENABLE, and the STATUS
  * checks do not ask for HIGHESTMODSEQ. */
 static void
@@ -1493,5 +1686,9 @@ main(void)
 	test_condstore_only(1);
 	test_neither();
 	test_fetch_mode_plain();
+	test_list(0);
+	test_list(1);
+	test_notify_mailbox_names(0);
+	test_notify_mailbox_names(1);
 	return tap_done();
 }

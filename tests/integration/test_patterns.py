@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""mailboxes = * and patterns (issue 11), against the private Dovecot,
+with NOTIFY and without (NOTIFY hidden, mailboxes checked every
+poll_interval):
+
+- "*" watches every mailbox the server lists but the special-use Trash,
+  Junk, Sent and Drafts (named so in Dovecot's namespace) and those of
+  ignore_mailboxes; new mail in a watched folder runs the hook once, mail
+  in Trash never;
+- a folder created while mailwatch runs (by another IMAP client) is
+  watched and its mail announced, and so is mail delivered into a folder
+  right after its creation, before mailwatch could know of it;
+- a folder deleted while mailwatch runs stops being watched, with a line
+  that says so and no warning;
+- a pattern of one level ("Lists/%") takes only its level, and no
+  INBOX;
+- plain names beyond the budget are checked with one LIST-STATUS (RFC
+  5819) rather than a STATUS each, and one the server does not have is
+  said once."""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
+import mwtest  # noqa: E402
+from mwtest import ok, wait_until  # noqa: E402
+from test_watch import finish, need_binaries  # noqa: E402
+
+ACCOUNT = "a"
+WATCHED = mwtest.WATCHED
+FOLDERS = ["Lists/dev", "Lists/announce", "Lists/dev/daily", "Work",
+           "Archive/2020", "Trash", "Junk", "Sent", "Drafts"]
+# What "*" less ignore_mailboxes = Archive* takes.
+TAKEN = ["INBOX", "Lists/announce", "Lists/dev", "Lists/dev/daily", "Work"]
+LEFT_OUT = ["Archive/2020", "Trash", "Junk", "Sent", "Drafts"]
+POLL = 10       # poll_interval: the smallest allowed
+# Deadlines (wait_* scale them by MWTEST_TIMEOUT_SCALE):
+WATCH_ALL = 20  # start -> every mailbox watched
+PUSH = 5        # delivery -> hook for a pushed mailbox (Dovecot: ~0.5 s)
+# A checked mailbox, or a change of the list without NOTIFY: the next
+# sweep may come up to POLL s later, up to 5 s late (timer coalescing),
+# then a check or a fetch.
+CHECKED = POLL + 5 + 3
+
+
+def watched(mw, names, since=0):
+    """The names of names that mailwatch logged as watched."""
+    log = mw.log()[since:]
+    return [n for n in names
+            if re.search(r"%s: %s" % (re.escape("%s/%s" % (ACCOUNT, n)),
+                                      WATCHED), log)]
+
+
+def wait_watched(mw, what, names, timeout=WATCH_ALL, since=0):
+    wait_until(lambda: len(watched(mw, names, since)) == len(names) or
+               not mw.running(), timeout)
+    got = watched(mw, names, since)
+    missing = [n for n in names if n not in got]
+    return ok(not missing, "%s: %s watched" % (what, ", ".join(names)),
+              "not watched: %s\nlog:\n%s" % (missing, mw.log_tail(20)))
+
+
+def keys(recs):
+    return sorted((r["MAILWATCH_MAILBOX"], int(r["MAILWATCH_UID"]))
+                  for r in recs)
+
+
+def deliver(dc, name, tag):
+    """Delivers one message to name with dovecot-lda (no IMAP
+    connection); returns (name, uid)."""
+    dc.deliver("alice", mwtest.make_message("%s %s" % (tag, name)),
+               mailbox=name)
+    r = dc.doveadm("-f", "flow", "mailbox", "status", "-u", "alice",
+                   "uidnext", name)
+    return (name, int(re.search(r"uidnext=(\d+)", r.stdout)[1]) - 1)
+
+
+def start(dc, mailboxes="*", **account):
+    acct = dc.account("alice", mailboxes=mailboxes)
+    acct.update(account)
+    return mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account " + ACCOUNT: acct,
+    })
+
+
+def warnings(mw, name, since=0):
+    """Log lines about name that are warnings or errors."""
+    return [line for line in mw.log()[since:].splitlines()
+            if "%s/%s:" % (ACCOUNT, name) in line and
+            re.search(r"(?i)warn|error|cannot|refused|fail", line)]
+
+
+def star(notify):
+    mode = "NOTIFY" if notify else "no NOTIFY"
+    need_binaries()
+    dc = mwtest.Dovecot(conn_limit=None, notify=notify)
+    dc.create_mailboxes("alice", FOLDERS)
+    opts = {"ignore_mailboxes": "Archive*"}
+    if not notify:
+        opts.update(max_connections=3, poll_interval=POLL)
+    mw = start(dc, **opts)
+    # With NOTIFY, new mail is pushed; without, the folders beyond the
+    # budget are checked every POLL s.
+    late = PUSH if notify else CHECKED
+    wait_watched(mw, mode, TAKEN)
+    ok(not watched(mw, LEFT_OUT), "%s: %s not watched" % (
+        mode, ", ".join(LEFT_OUT)), "watched: %s" % watched(mw, LEFT_OUT))
+    n = dc.connections("alice")
+    ok(n <= (2 if notify else 3), "%s: %d connections" % (mode, n))
+
+    want = [deliver(dc, "Work", "work"), deliver(dc, "Lists/dev/daily",
+                                                 "daily")]
+    deliver(dc, "Trash", "trash")
+    recs = mw.wait_hooks(2, late)
+    ok(keys(recs) == sorted(want), "%s: mail in two folders announced"
+       % mode, "got %s" % keys(recs))
+
+    # Created by another client while running: watched, its mail
+    # announced.
+    mark = len(mw.log())
+    dc.create_mailboxes("alice", ["New"])
+    if wait_watched(mw, mode + ", created", ["New"], late + 5, mark):
+        want.append(deliver(dc, "New", "new"))
+        mw.wait_hooks(len(want), late)
+    # Created and given mail at once, before mailwatch could know.
+    dc.create_mailboxes("alice", ["Fresh"])
+    want.append(deliver(dc, "Fresh", "fresh"))
+    recs = mw.wait_hooks(len(want), late + 5)
+    ok(keys(recs) == sorted(want), "%s: mail in created folders "
+       "announced, that delivered at once too" % mode,
+       "want %s\ngot  %s\n%s" % (sorted(want), keys(recs),
+                                 mw.log_tail(20)))
+
+    # Deleted: no longer watched, no warning.
+    mark = len(mw.log())
+    dc.delete_mailbox("alice", "Work")
+    line = mw.wait_log(r"a/Work: no longer listed by the server: not "
+                       r"watched", late + 5, since=mark)
+    ok(line, "%s: a deleted folder is let go (%r)" % (mode, line))
+    want.append(deliver(dc, "Lists/dev", "after"))
+    mw.wait_hooks(len(want), late)
+    mw.settle(late if notify else POLL + 2)
+    ok(not warnings(mw, "Work", mark), "%s: no warning about the deleted "
+       "folder" % mode, "\n".join(warnings(mw, "Work", mark)))
+    got = keys(mw.hook_records())
+    ok(got == sorted(want), "%s: each message announced once, nothing "
+       "else (Trash neither)" % mode,
+       "want %s\ngot  %s" % (sorted(want), got))
+    finish(mw)
+    dc.stop()
+
+
+def test_star_notify():
+    """mailboxes = * with NOTIFY."""
+    star(True)
+
+
+def test_star_without_notify():
+    """mailboxes = * without NOTIFY: the list is read again at each
+    sweep, with LIST-STATUS."""
+    star(False)
+
+
+def test_one_level():
+    """mailboxes = Lists/%: the one level under Lists, no INBOX."""
+    need_binaries()
+    dc = mwtest.Dovecot(conn_limit=None)
+    dc.create_mailboxes("alice", FOLDERS)
+    mw = start(dc, mailboxes="Lists/%")
+    wait_watched(mw, "Lists/%", ["Lists/announce", "Lists/dev"])
+    ok(not watched(mw, ["INBOX", "Lists/dev/daily", "Work"]),
+       "Lists/%: nothing else watched",
+       "watched: %s" % watched(mw, ["INBOX", "Lists/dev/daily", "Work"]))
+    deliver(dc, "INBOX", "inbox")
+    want = [deliver(dc, "Lists/announce", "announce")]
+    recs = mw.wait_hooks(1, PUSH)
+    mw.settle(2)
+    ok(keys(mw.hook_records()) == want, "Lists/%: only its mail announced",
+       "got %s" % keys(recs))
+    finish(mw)
+
+
+def test_list_status():
+    """Plain names, no NOTIFY, max_connections = 2: INBOX pushed, the
+    rest checked with one LIST ... RETURN (STATUS ...) each time."""
+    need_binaries()
+    dc = mwtest.Dovecot(conn_limit=None, notify=False)
+    dc.create_mailboxes("alice", FOLDERS)
+    mw = start(dc, mailboxes=["INBOX", "Work", "Lists/dev", "Sent",
+                              "Missing"],
+               max_connections=2, poll_interval=POLL)
+    # Sent, named in full, is watched whatever its special use.
+    wait_watched(mw, "LIST-STATUS", ["INBOX", "Work", "Lists/dev", "Sent"])
+    line = mw.wait_log(r'a: C: m\d+ LIST "" \(Work Lists/dev Sent '
+                       r'Missing\) RETURN \(SPECIAL-USE STATUS \(MESSAGES '
+                       r'UIDNEXT UIDVALIDITY UNSEEN\)\)', 5)
+    ok(line, "LIST-STATUS: one LIST checks the four", mw.log_tail(20))
+    ok(not re.search(r"a: C: m\d+ STATUS ", mw.log()),
+       "LIST-STATUS: no STATUS command")
+    want = [deliver(dc, "Work", "work")]
+    recs = mw.wait_hooks(1, CHECKED)
+    ok(keys(recs) == want, "LIST-STATUS: mail in a checked folder "
+       "announced", "got %s" % keys(recs))
+    mw.settle(POLL + 2)
+    said = re.findall(r"a/Missing: cannot watch this mailbox: the server "
+                      r"does not list it", mw.log())
+    ok(len(said) == 1, "LIST-STATUS: a mailbox the server does not have "
+       "is said once (%d)" % len(said))
+    ok("a/Sent: cannot watch" not in mw.log(),
+       "LIST-STATUS: a special-use mailbox named in full is there")
+    finish(mw)
+
+
+if __name__ == "__main__":
+    mwtest.main(test_star_notify, test_star_without_notify, test_one_level,
+                test_list_status)
