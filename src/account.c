@@ -13,6 +13,11 @@
 /* The fewest connections the budget goes down to after [LIMIT]: one that
  * pushes, one that checks the rest. */
 #define BUDGET_MIN 2
+/* The most mailboxes one NOTIFY SET names: Dovecot 2.3 refuses more than
+ * 100 names per namespace (NOTIFICATIONOVERFLOW), and then NOTIFY would
+ * follow none of them. The mailboxes beyond are watched as without
+ * NOTIFY. */
+#define NOTIFY_MAX_NAMES 100
 /* The most mailboxes one LIST may return that are kept: a bound on what
  * a server can make us hold. */
 #define LISTED_MAX 100000
@@ -163,6 +168,16 @@ set_watched(struct account_run *ar, struct box *b, bool watched)
 static void save_soon(void *ud);
 static void forget_listed(struct account_run *ar);
 
+/* How many of box[1..n) NOTIFY names: the first, in the configured
+ * order. */
+static size_t
+n_others(const struct account_run *ar)
+{
+	size_t n = ar->n ? ar->n - 1 : 0;
+
+	return n < NOTIFY_MAX_NAMES ? n : NOTIFY_MAX_NAMES;
+}
+
 static struct watcher *
 new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 {
@@ -171,7 +186,7 @@ new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 		.mb = mb,
 		.notify = notify,
 		.others = notify ? ar->others : NULL,
-		.n_others = notify && ar->n ? ar->n - 1 : 0,
+		.n_others = notify ? n_others(ar) : 0,
 		.cred = ar->cred,
 		.mailbox_names = notify && ar->dynamic,
 	};
@@ -419,7 +434,8 @@ w_notify(void *ud, struct watcher *w, bool on)
 		struct box *b = ar->box[i];
 
 		b->notified = b->gen == ar->gen;
-		if (!b->notified && !b->w && !b->swept)
+		if (!b->notified && !b->w && !b->swept &&
+		    i <= NOTIFY_MAX_NAMES)
 			log_info(mailbox_log(b->mb),
 				 "NOTIFY reported nothing of this mailbox");
 		b->watched = false;
@@ -431,6 +447,11 @@ w_notify(void *ud, struct watcher *w, bool on)
 	ar->gen++;
 	log_info(&ar->log, "watching %zu mailbox%s with IDLE and NOTIFY",
 		 got + 1, got ? "es" : "");
+	if (ar->n - 1 > NOTIFY_MAX_NAMES)
+		log_info(&ar->log,
+			 "NOTIFY names at most %d mailboxes; the other %zu "
+			 "are watched without it",
+			 NOTIFY_MAX_NAMES, ar->n - 1 - NOTIFY_MAX_NAMES);
 	assign(ar);
 }
 
@@ -574,7 +595,7 @@ set_others(struct account_run *ar)
 	for (size_t i = 1; i < ar->n; i++)
 		ar->others[i - 1] = mailbox_name(ar->box[i]->mb);
 	if (ar->n && ar->box[0]->w)
-		watcher_set_others(ar->box[0]->w, ar->others, ar->n - 1);
+		watcher_set_others(ar->box[0]->w, ar->others, n_others(ar));
 	free(old);
 }
 

@@ -303,7 +303,7 @@ def test_pushed_status():
     push_status(h, "STATUS with UIDVALIDITY 0",
                 ["* STATUS Work (MESSAGES 9 UIDNEXT %d UIDVALIDITY 0 "
                  "UNSEEN 9)" % (uidnext + 1)],
-                r"fake/Work: catching up from UID %d" % uidnext,
+                r"fake/Work: new mail UID %d " % uidnext,
                 then_good=False)
 
     n = len(examined(srv))

@@ -153,6 +153,14 @@ def test_notify_stock_limit():
     ok(len(recs) >= 3, "NOTIFY: INBOX, the first and the last folder "
        "announced within %d s" % PUSH, "got %s" % keys(recs))
     exactly_once(mw, want, "NOTIFY")
+    # More at once than catch_up_max (10) in a followed folder is live
+    # mail: a hook for each, not a catch-up summary.
+    uids = dc.append_many("alice", FOLDERS[1], [
+        mwtest.make_message("burst %d" % i) for i in range(12)],
+        atomic=True)
+    want += [(FOLDERS[1], u) for u in uids]
+    recs = mw.wait_hooks(len(want), PUSH)
+    exactly_once(mw, want, "NOTIFY, 12 at once in a folder")
     n = dc.connections("alice")
     ok(n <= 2, "NOTIFY: still at most 2 connections (%d)" % n)
     no_limit_refusal(dc, mw, "NOTIFY")
@@ -265,6 +273,34 @@ def withdraw_each(dc, mw, nd, names, deadline, what):
            mw.log_tail(10))
 
 
+def test_notify_over_100():
+    """Dovecot refuses a NOTIFY SET naming more than 100 mailboxes: NOTIFY
+    names the first 100 and the rest are checked, at the stock limit."""
+    need_binaries()
+    folders = ["Many %03d" % i for i in range(1, 111)]
+    dc = mwtest.Dovecot(conn_limit=None)
+    dc.create_mailboxes("alice", folders)
+    acct = dc.account("alice", mailboxes=["INBOX"] + folders)
+    acct.update(poll_interval=POLL)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account " + ACCOUNT: acct,
+    })
+    ok(mw.wait_log(r"watching 101 mailboxes with IDLE and NOTIFY",
+                   WATCH_ALL),
+       "NOTIFY follows INBOX and the first 100 folders", mw.log_tail(10))
+    ok("NOTIFICATIONOVERFLOW" not in mw.log(),
+       "NOTIFY is not refused for too many names")
+    wait_watched(mw, "over 100", ["INBOX"] + folders)
+    want = append_each(dc, [folders[49], folders[-1]], "over 100")
+    recs = mw.wait_hooks(2, CHECKED)
+    ok(keys(recs) == want, "folder 50 (NOTIFY) and 110 (checked) "
+       "announced", "got %s" % keys(recs))
+    n = dc.connections("alice")
+    ok(n <= BUDGET, "at most %d connections (%d)" % (BUDGET, n))
+    finish(mw)
+
+
 def test_withdraw_notify():
     """(d) NOTIFY: a notification is withdrawn when its message is read
     elsewhere, in INBOX (selected) and in a folder NOTIFY follows with
@@ -303,5 +339,6 @@ def test_withdraw_swept():
 
 if __name__ == "__main__":
     mwtest.main(test_notify_stock_limit, test_budget_without_notify,
+                test_notify_over_100,
                 test_restart_catch_up, test_limit_lowers_budget,
                 test_withdraw_notify, test_withdraw_swept)
