@@ -620,23 +620,6 @@ done:
 	d->run_len = 0;
 }
 
-/* The value of a base64 digit, or -1. */
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Decodes base64 text s..s+n onto w; returns the new end, or NULL when a
  * character is not base64. Padding may be missing, and '=' may end a
  * quantum in the middle (words glued together by broken mailers); left-over
@@ -653,7 +636,7 @@ b64_decode(const char *s, size_t n, unsigned char *w)
 			acc = bits = 0;
 			continue;
 		}
-		v = b64_value((unsigned char)s[i]);
+		v = base64_value((unsigned char)s[i]);
 		if (v < 0)
 			return NULL;
 		acc = (acc << 6 | (unsigned)v) & 0xfff;

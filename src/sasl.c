@@ -54,23 +54,6 @@ sasl_oauth_response(struct codec_buf *b, enum sasl_mech m, const char *user,
 	codec_buf_finish(&raw);
 }
 
-/* The value of a base64 digit, or -1. */
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Decodes base64 text into out (room bytes; the rest is dropped).
  * Returns the bytes written, or -1 when text is not base64: a character
  * outside the alphabet, '=' other than at the end, or a lone digit. */
@@ -83,7 +66,7 @@ b64_decode(const char *text, size_t len, unsigned char *out, size_t room)
 	while (len && text[len - 1] == '=')
 		len--;
 	for (; i < len; i++) {
-		int v = b64_value((unsigned char)text[i]);
+		int v = base64_value((unsigned char)text[i]);
 
 		if (v < 0)
 			return -1;

@@ -257,3 +257,19 @@ log_at(int prio, const struct log_ctx *ctx, const char *fmt, ...)
 	log_atv(prio, ctx, fmt, ap);
 	va_end(ap);
 }
+
+int
+base64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
