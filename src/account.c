@@ -110,16 +110,17 @@ check_followers(struct account_run *ar)
 	bool notify_up = ar->n && ar->box[0]->w &&
 			 watcher_connected(ar->box[0]->w);
 	bool fetcher_up = ar->fetcher && watcher_connected(ar->fetcher);
+	bool notify_lost = ar->notify_up && !notify_up;
+	bool fetcher_lost = ar->fetcher_up && !fetcher_up;
 
-	for (size_t i = 0; i < ar->n; i++) {
-		struct box *b = ar->box[i];
-
-		if ((b->notified && ar->notify_up && !notify_up) ||
-		    (b->swept && ar->fetcher_up && !fetcher_up))
-			mailbox_unfollowed(b->mb);
-	}
 	ar->notify_up = notify_up;
 	ar->fetcher_up = fetcher_up;
+	for (size_t i = 0; (notify_lost || fetcher_lost) && i < ar->n; i++) {
+		struct box *b = ar->box[i];
+
+		if ((b->notified && notify_lost) || (b->swept && fetcher_lost))
+			mailbox_unfollowed(b->mb);
+	}
 }
 
 static void

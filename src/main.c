@@ -56,6 +56,8 @@ struct daemon {
 	uint64_t stop_deadline; /* usec, monotonic */
 	char status[512];
 	char status_sent[512]; /* the last STATUS= sent */
+	sd_event_source *status_due; /* update_status() once the loop is
+					idle: a burst is one update */
 };
 
 static void
@@ -132,6 +134,26 @@ update_status(void *ud)
 		service_changed(d->service);
 }
 
+static int
+on_status_due(sd_event_source *src, void *ud)
+{
+	(void)src;
+	update_status(ud);
+	return 0;
+}
+
+/* Something the status line or the D-Bus service shows may have
+ * changed: update_status() when the loop has nothing else to do, once
+ * however many changes came (a burst of mail moves the counts at every
+ * message). */
+static void
+status_changed(void *ud)
+{
+	struct daemon *d = ud;
+
+	sd_event_source_set_enabled(d->status_due, SD_EVENT_ONESHOT);
+}
+
 /* Stops and frees r: its password job or its watching. */
 static void
 stop_running(struct running **rp)
@@ -157,7 +179,7 @@ start_watching(struct running *r, char *password)
 		.event = d->event,
 		.sinks = d->sinks,
 		.n_sinks = d->n_sinks,
-		.changed = update_status,
+		.changed = status_changed,
 		.ud = d,
 	};
 
@@ -552,6 +574,14 @@ main(int argc, char **argv)
 	if (r >= 0)
 		r = sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
 	if (r >= 0)
+		r = sd_event_add_defer(d.event, &d.status_due, on_status_due,
+				       &d);
+	if (r >= 0)
+		r = sd_event_source_set_priority(d.status_due,
+						 SD_EVENT_PRIORITY_IDLE);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(d.status_due, SD_EVENT_OFF);
+	if (r >= 0)
 		r = sd_event_set_watchdog(d.event, true);
 	if (r < 0) {
 		log_err(NULL, "event loop: %s", strerror(-r));
@@ -582,6 +612,7 @@ out:
 	for (size_t i = 0; i < d.n_sinks; i++)
 		sink_free(&d.sinks[i]);
 	resume_free(&d.resume);
+	sd_event_source_disable_unref(d.status_due);
 	sd_event_unref(d.event);
 	config_free(&d.cfg);
 	free(default_path);
