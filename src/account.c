@@ -13,11 +13,6 @@
 /* The fewest connections the budget goes down to after [LIMIT]: one that
  * pushes, one that checks the rest. */
 #define BUDGET_MIN 2
-/* The most mailboxes one NOTIFY SET names: Dovecot 2.3 refuses more than
- * 100 names per namespace (NOTIFICATIONOVERFLOW), and then NOTIFY would
- * follow none of them. The mailboxes beyond are watched as without
- * NOTIFY. */
-#define NOTIFY_MAX_NAMES 100
 /* The most mailboxes one LIST may return that are kept: a bound on what
  * a server can make us hold. */
 #define LISTED_MAX 100000
@@ -75,6 +70,9 @@ struct account_run {
 	enum mode mode;
 	unsigned budget;          /* connections, at most max_connections */
 	unsigned gen;             /* counts NOTIFY sessions */
+	/* Mailboxes the last NOTIFY SET followed; SIZE_MAX after its
+	 * connection went down, so that the next one is logged. */
+	size_t n_notified;
 	bool stopping;
 	bool notify_up, fetcher_up; /* for check_followers() */
 	sd_event_source *saver;   /* deferred state writes */
@@ -115,6 +113,8 @@ check_followers(struct account_run *ar)
 
 	ar->notify_up = notify_up;
 	ar->fetcher_up = fetcher_up;
+	if (notify_lost)
+		ar->n_notified = SIZE_MAX;
 	for (size_t i = 0; (notify_lost || fetcher_lost) && i < ar->n; i++) {
 		struct box *b = ar->box[i];
 
@@ -169,14 +169,11 @@ set_watched(struct account_run *ar, struct box *b, bool watched)
 static void save_soon(void *ud);
 static void forget_listed(struct account_run *ar);
 
-/* How many of box[1..n) NOTIFY names: the first, in the configured
- * order. */
+/* How many mailboxes NOTIFY follows besides the first: box[1..n). */
 static size_t
 n_others(const struct account_run *ar)
 {
-	size_t n = ar->n ? ar->n - 1 : 0;
-
-	return n < NOTIFY_MAX_NAMES ? n : NOTIFY_MAX_NAMES;
+	return ar->n ? ar->n - 1 : 0;
 }
 
 static struct watcher *
@@ -410,6 +407,7 @@ w_notify(void *ud, struct watcher *w, bool on)
 {
 	struct account_run *ar = ud;
 	size_t got = 0;
+	bool was;
 
 	if (!ar->n || w != ar->box[0]->w)
 		return;
@@ -424,6 +422,7 @@ w_notify(void *ud, struct watcher *w, bool on)
 	}
 	if (ar->mode == M_BUDGET)
 		return; /* keeps the connections it has */
+	was = ar->mode == M_NOTIFY;
 	ar->mode = M_NOTIFY;
 	/* What was created or deleted while it was away was not pushed. */
 	if (ar->dynamic && ar->listed_once)
@@ -435,8 +434,7 @@ w_notify(void *ud, struct watcher *w, bool on)
 		struct box *b = ar->box[i];
 
 		b->notified = b->gen == ar->gen;
-		if (!b->notified && !b->w && !b->swept &&
-		    i <= NOTIFY_MAX_NAMES)
+		if (!b->notified && !b->w && !b->swept)
 			log_info(mailbox_log(b->mb),
 				 "NOTIFY reported nothing of this mailbox");
 		b->watched = false;
@@ -446,13 +444,12 @@ w_notify(void *ud, struct watcher *w, bool on)
 		}
 	}
 	ar->gen++;
-	log_info(&ar->log, "watching %zu mailbox%s with IDLE and NOTIFY",
-		 got + 1, got ? "es" : "");
-	if (ar->n - 1 > NOTIFY_MAX_NAMES)
-		log_info(&ar->log,
-			 "NOTIFY names at most %d mailboxes; the other %zu "
-			 "are watched without it",
-			 NOTIFY_MAX_NAMES, ar->n - 1 - NOTIFY_MAX_NAMES);
+	/* NOTIFY is set again after a burst of pushes (session.c): said
+	 * once, unless what it follows changed. */
+	if (!was || got != ar->n_notified)
+		log_info(&ar->log, "watching %zu mailbox%s with IDLE and NOTIFY",
+			 got + 1, got ? "es" : "");
+	ar->n_notified = got;
 	assign(ar);
 }
 

@@ -48,6 +48,20 @@
  * HIGHESTMODSEQ m)", without UIDNEXT; without FlagChange it sends
  * nothing for a message read in another mailbox. */
 #define NOTIFY_OTHERS "MessageNew MessageExpunge FlagChange"
+/* The most mailboxes one NOTIFY SET names: Dovecot 2.3 refuses more than
+ * 100 per namespace and kind of filter (NOTIFICATIONOVERFLOW). With more,
+ * the whole personal namespace is followed and the STATUS of a mailbox
+ * not watched is ignored; the first names are still sent, for those
+ * outside that namespace. */
+#define NOTIFY_MAX_NAMES 100
+/* Dovecot 2.3 stops pushing STATUS for good after a burst of them too
+ * large for one write (its 2 KiB output buffer; a burst of changes in ~25
+ * mailboxes at once does it): once the pushes since the last NOTIFY SET
+ * reach NOTIFY_BURST_BYTES, it is set again when they have been quiet for
+ * NOTIFY_QUIET_USEC, and its STATUS of each mailbox tells what was missed
+ * meanwhile. */
+#define NOTIFY_BURST_BYTES 1024
+#define NOTIFY_QUIET_USEC (USEC_PER_SEC / 2)
 #ifndef MAILWATCH_VERSION
 #define MAILWATCH_VERSION "unknown"
 #endif
@@ -167,6 +181,10 @@ struct session {
 				 refused */
 	bool renotify;        /* others changed: NOTIFY SET again before
 				 the next IDLE */
+	/* Bytes of STATUS and LIST pushed since the last NOTIFY SET, and
+	 * when to set it again (NOTIFY_BURST_BYTES); 0: not due. */
+	size_t pushed_bytes;
+	uint64_t renotify_at;
 
 	/* NOTIFY is set: new mail in the selected mailbox comes with its
 	 * envelope; awaiting counts the messages an EXISTS announced whose
@@ -533,16 +551,22 @@ send_known_flags(struct session *s)
 static void
 send_notify(struct session *s)
 {
+	size_t n = s->o.n_others;
+	bool personal = n > NOTIFY_MAX_NAMES;
 	struct codec_buf b;
 	char tag[16];
 
+	if (personal)
+		n = NOTIFY_MAX_NAMES;
+	s->pushed_bytes = 0;
+	s->renotify_at = 0;
 	codec_buf_init(&b);
 	b.literal_plus = s->out.literal_plus;
 	codec_buf_addstr(&b, begin(s, CMD_NOTIFY, tag));
 	codec_buf_addstr(&b, " NOTIFY SET STATUS " NOTIFY_SELECTED);
-	if (s->o.n_others) {
+	if (n) {
 		codec_buf_addstr(&b, " (mailboxes (");
-		for (size_t i = 0; i < s->o.n_others; i++) {
+		for (size_t i = 0; i < n; i++) {
 			if (i)
 				codec_buf_addstr(&b, " ");
 			codec_enc_mailbox(&b, s->o.others[i]);
@@ -552,10 +576,15 @@ send_notify(struct session *s)
 			codec_buf_addstr(&b, " MailboxName");
 		codec_buf_addstr(&b, "))");
 	}
-	/* The mailboxes above are the first filter that matches them: the
-	 * rest of the personal namespace only says when one comes, goes or
-	 * changes its name. */
-	if (s->o.mailbox_names)
+	/* The mailboxes named above are the first filter that matches them:
+	 * the rest of the personal namespace only says when one comes, goes
+	 * or changes its name, unless there are too many to name. */
+	if (personal)
+		codec_buf_addstr(&b, s->o.mailbox_names
+					     ? " (personal (" NOTIFY_OTHERS
+					       " MailboxName))"
+					     : " (personal (" NOTIFY_OTHERS "))");
+	else if (s->o.mailbox_names)
 		codec_buf_addstr(&b, " (personal (MailboxName))");
 	codec_buf_addstr(&b, "\r\n");
 	trace_out(s, &b, CMD_NOTIFY);
@@ -665,13 +694,23 @@ send_headers_fetch(struct session *s)
 	s->headers_only = true;
 }
 
+/* In IDLE with no FETCH awaited: when to renew it, or to set NOTIFY
+ * again after a burst, whichever comes first. */
+static uint64_t
+idle_timer(const struct session *s)
+{
+	return s->renotify_at && s->renotify_at < s->refresh_at
+		       ? s->renotify_at
+		       : s->refresh_at;
+}
+
 /* The FETCH of one message an EXISTS announced under NOTIFY came: once
  * none is awaited, the IDLE's next deadline is its renewal again. */
 static void
 pushed_arrived(struct session *s)
 {
 	if (s->awaiting && !--s->awaiting && s->state == S_IDLE)
-		s->timer = s->refresh_at;
+		s->timer = idle_timer(s);
 }
 
 /* A response the codec skipped as over its limits. In a fetch, a
@@ -1715,7 +1754,7 @@ on_continuation(struct session *s, const struct codec_response *r)
 		set_state(s, S_IDLE);
 		s->refresh_at = s->now + s->o.idle_timeout * USEC_PER_SEC;
 		s->timer = s->awaiting ? s->now + NOTIFY_GRACE * USEC_PER_SEC
-				       : s->refresh_at;
+				       : idle_timer(s);
 		if (!s->reached_idle)
 			log_info(s->o.log, "watching (IDLE)");
 		s->reached_idle = true;
@@ -1889,6 +1928,21 @@ trace_in(struct session *s, const char *p, size_t len)
 	}
 }
 
+/* A STATUS or LIST of len bytes came: counted if NOTIFY pushed it
+ * (NOTIFY_BURST_BYTES). */
+static void
+count_pushed(struct session *s, size_t len)
+{
+	if (!s->notify_on || s->state != S_IDLE)
+		return;
+	s->pushed_bytes += len;
+	if (s->pushed_bytes < NOTIFY_BURST_BYTES)
+		return;
+	s->renotify_at = s->now + NOTIFY_QUIET_USEC;
+	if (!s->awaiting)
+		s->timer = idle_timer(s);
+}
+
 void
 session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 {
@@ -1915,6 +1969,8 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 			break;
 		}
 		dispatch(s, r);
+		if (r->kind == CODEC_STATUS || r->kind == CODEC_LIST)
+			count_pushed(s, used);
 		if (s->state == S_TLS) {
 			/* Bytes after the STARTTLS OK came in the clear,
 			 * where anyone could have put them (CVE-2011-0411). */
@@ -1984,8 +2040,14 @@ session_timeout(struct session *s, uint64_t now)
 			leave_idle(s, true);
 		} else if (now >= s->refresh_at) {
 			leave_idle(s, false);
+		} else if (s->renotify_at && now >= s->renotify_at) {
+			log_debug(s->o.log, "after %zu bytes of pushes: NOTIFY "
+					    "SET again",
+				  s->pushed_bytes);
+			s->renotify = true;
+			leave_idle(s, false);
 		} else {
-			s->timer = s->refresh_at;
+			s->timer = idle_timer(s);
 		}
 	} else if (s->state == S_POLL_WAIT || s->state == S_READY) {
 		send_simple(s, CMD_NOOP, "NOOP");
@@ -2118,7 +2180,7 @@ session_deadline(const struct session *s, uint64_t *accuracy_r)
 	*accuracy_r = period >= 50 ? 5 * USEC_PER_SEC : period * USEC_PER_SEC / 10;
 	/* But new mail whose FETCH did not come under NOTIFY is not put off
 	 * past NOTIFY_GRACE. */
-	if (s->state == S_IDLE && s->awaiting)
+	if (s->state == S_IDLE && (s->awaiting || s->renotify_at))
 		*accuracy_r = USEC_PER_SEC / 10;
 	for (unsigned i = 0; i < s->n_pending; i++) {
 		uint64_t d = s->pending[i].deadline;

@@ -110,8 +110,10 @@ def announced(h, what, timeout=10, settle=0.5):
 
 
 def notify_sessions(srv):
-    """Numbers of the connections that sent NOTIFY SET, in order."""
-    return [no for no, ln in srv.commands_of(r"^m\d+ NOTIFY SET ")]
+    """Numbers of the connections that sent NOTIFY SET, in order, each
+    once (a connection sets it again after a burst of pushes)."""
+    return list(dict.fromkeys(
+        no for no, ln in srv.commands_of(r"^m\d+ NOTIFY SET ")))
 
 
 def notify_conn(h, what, timeout=10):

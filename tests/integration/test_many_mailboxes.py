@@ -274,30 +274,77 @@ def withdraw_each(dc, mw, nd, names, deadline, what):
 
 
 def test_notify_over_100():
-    """Dovecot refuses a NOTIFY SET naming more than 100 mailboxes: NOTIFY
-    names the first 100 and the rest are checked, at the stock limit."""
+    """Dovecot refuses a NOTIFY SET naming more than 100 mailboxes: with
+    more, NOTIFY follows the personal namespace and every mailbox is still
+    pushed over one connection (and one to fetch), at the stock limit."""
     need_binaries()
     folders = ["Many %03d" % i for i in range(1, 111)]
     dc = mwtest.Dovecot(conn_limit=None)
-    dc.create_mailboxes("alice", folders)
+    dc.create_mailboxes("alice", folders + ["Not watched"])
     acct = dc.account("alice", mailboxes=["INBOX"] + folders)
     acct.update(poll_interval=POLL)
     mw = mwtest.Mailwatch({
         "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
         "account " + ACCOUNT: acct,
     })
-    ok(mw.wait_log(r"watching 101 mailboxes with IDLE and NOTIFY",
+    ok(mw.wait_log(r"watching 111 mailboxes with IDLE and NOTIFY",
                    WATCH_ALL),
-       "NOTIFY follows INBOX and the first 100 folders", mw.log_tail(10))
+       "NOTIFY follows INBOX and all 110 folders", mw.log_tail(10))
     ok("NOTIFICATIONOVERFLOW" not in mw.log(),
        "NOTIFY is not refused for too many names")
     wait_watched(mw, "over 100", ["INBOX"] + folders)
-    want = append_each(dc, [folders[49], folders[-1]], "over 100")
-    recs = mw.wait_hooks(2, CHECKED)
-    ok(keys(recs) == want, "folder 50 (NOTIFY) and 110 (checked) "
-       "announced", "got %s" % keys(recs))
+    ok(not re.search(r"Many \d+: (?:checked every|watching \(IDLE\))",
+                     mw.log()),
+       "no folder is checked or has its own IDLE", mw.log_tail(10))
+    dc.append("alice", "Not watched", mwtest.make_message())
+    for rnd in (1, 2):
+        want = append_each(dc, [folders[49], folders[-1]],
+                           "over 100, round %d" % rnd)
+        ok(wait_until(lambda: set(want) <= set(keys(mw.hook_records())),
+                      PUSH),
+           "round %d: folder 50 (named) and 110 (personal) pushed" % rnd,
+           "got %s" % keys(mw.hook_records()))
+    ok(len(mw.hook_records()) == 4 and "Not watched" not in
+       {r["MAILWATCH_MAILBOX"] for r in mw.hook_records()},
+       "each announced once; the folder not watched is not announced",
+       "got %s" % keys(mw.hook_records()))
     n = dc.connections("alice")
-    ok(n <= BUDGET, "at most %d connections (%d)" % (BUDGET, n))
+    ok(n <= 2, "at most 2 connections (%d)" % n)
+    finish(mw)
+
+
+def test_notify_after_burst():
+    """Dovecot 2.3 pushes no more STATUS after a burst of them larger than
+    its 2 KiB output buffer: new mail in 60 folders at once, then later in
+    one of them, is announced each time (NOTIFY is set again after the
+    burst)."""
+    need_binaries()
+    folders = ["Burst folder %02d" % i for i in range(1, 61)]
+    dc = mwtest.Dovecot(conn_limit=None)
+    dc.create_mailboxes("alice", folders)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account " + ACCOUNT: dc.account("alice",
+                                         mailboxes=["INBOX"] + folders),
+    })
+    wait_watched(mw, "burst", ["INBOX"] + folders)
+    msg = mwtest.make_message("burst")
+    with dc.client("alice") as c:
+        tags = [c.send_command(b"APPEND " + mwtest.quote(f).encode() +
+                               b" {%d+}\r\n" % len(msg) + msg)
+                for f in folders]
+        for tag in tags:
+            c.wait_tagged(tag)
+    ok(wait_until(lambda: len(mw.hook_records()) >= len(folders), PUSH),
+       "the burst: one hook per folder", "got %s" % keys(mw.hook_records()))
+    for rnd in (1, 2):
+        want = append_each(dc, [folders[2]], "after the burst %d" % rnd)
+        ok(wait_until(lambda: set(want) <= set(keys(mw.hook_records())),
+                      PUSH),
+           "after the burst: new mail in one folder pushed (%d)" % rnd,
+           mw.log_tail(10))
+    ok(len(mw.hook_records()) == len(folders) + 2, "each announced once",
+       "got %s" % keys(mw.hook_records()))
     finish(mw)
 
 
@@ -339,6 +386,6 @@ def test_withdraw_swept():
 
 if __name__ == "__main__":
     mwtest.main(test_notify_stock_limit, test_budget_without_notify,
-                test_notify_over_100,
+                test_notify_over_100, test_notify_after_burst,
                 test_restart_catch_up, test_limit_lowers_budget,
                 test_withdraw_notify, test_withdraw_swept)

@@ -1520,6 +1520,87 @@ test_list(int bytewise)
 	session_free(&s);
 }
 
+/* More others than a NOTIFY SET may name (Dovecot: 100): the first 100
+ * are named and the personal namespace is followed. After a burst of
+ * pushes (Dovecot 2.3 pushes nothing more after one too large for its
+ * output buffer), NOTIFY is set again once they have been quiet. */
+static void
+test_notify_many(void)
+{
+	static char names[101][16];
+	static const char *many[101];
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+	uint64_t acc, t;
+	char *p;
+
+	for (int i = 0; i < 101; i++) {
+		snprintf(names[i], sizeof(names[i]), "F%d", i);
+		many[i] = names[i];
+	}
+	o.notify = true;
+	o.others = many;
+	o.n_others = 101;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, notify_caps, 0, 0);
+	ok(strstr(r.sent, "F98 F99) (MessageNew MessageExpunge FlagChange)) "
+			  "(personal (MessageNew MessageExpunge "
+			  "FlagChange))\r\n") &&
+		   !strstr(r.sent, "F100"),
+	   "101 others: 100 named, the personal namespace followed");
+	feed(s, &r, "m2 OK NOTIFY completed.\r\n", 0, 0);
+	feed(s, &r, examined, 0, 0);
+	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n", 0,
+	     0);
+	r.sent[0] = 0;
+	is_int(session_deadline(s, &acc), 1500 * SEC, "idle: the refresh");
+
+	/* A few pushes: nothing. */
+	feed(s, &r, "* STATUS F1 (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n", 0, SEC);
+	is_int(session_deadline(s, &acc), 1500 * SEC, "one push: the refresh");
+	/* A burst of more than 1 KiB. */
+	for (int i = 0; i < 25; i++)
+		feed(s, &r,
+		     "* STATUS \"A long mailbox name\" (MESSAGES 1 UIDNEXT 2 "
+		     "UNSEEN 1 HIGHESTMODSEQ 9)\r\n",
+		     0, 2 * SEC);
+	t = session_deadline(s, &acc);
+	ok(t > 2 * SEC && t <= 3 * SEC && acc <= SEC / 10,
+	   "a burst: NOTIFY set again within a second of quiet (%llu)",
+	   (unsigned long long)t);
+	feed(s, &r, "* STATUS F2 (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n", 0,
+	     t - 1);
+	ok(session_deadline(s, &acc) > t, "another push puts it off");
+	t = session_deadline(s, &acc);
+	session_timeout(s, t - 1);
+	drain(s, &r);
+	sent(&r, "", "not before");
+	session_timeout(s, t);
+	drain(s, &r);
+	sent(&r, "DONE\r\n", "quiet: out of IDLE");
+	feed(s, &r, "m4 OK Idle completed.\r\n", 0, t);
+	p = strstr(r.sent, "m6 NOTIFY SET STATUS");
+	ok(!strncmp(r.sent, "m5 NOTIFY NONE\r\n", 16) && p &&
+		   strstr(p, "(personal (MessageNew") &&
+		   strstr(p, "\r\nm7 IDLE\r\n"),
+	   "NOTIFY NONE, SET again, IDLE");
+	r.sent[0] = 0;
+	feed(s, &r, "m5 OK done.\r\n", 0, t);
+	for (int i = 0; i < 25; i++)
+		feed(s, &r,
+		     "* STATUS \"A long mailbox name\" (MESSAGES 1 UIDNEXT 2 "
+		     "UNSEEN 1 HIGHESTMODSEQ 9)\r\n",
+		     0, t);
+	feed(s, &r, "m6 OK NOTIFY completed.\r\n+ idling\r\n", 0, t);
+	is_int(session_deadline(s, &acc), t + 1500 * SEC,
+	       "its own STATUS answers are no burst: the refresh");
+	ok(!r.failed, "no failure");
+	session_free(&s);
+}
+
 /* NOTIFY with MailboxName: a mailbox created, renamed or deleted comes as
  * a pushed LIST; new others are set again with NOTIFY SET between two
  * IDLEs. */
@@ -1678,6 +1759,7 @@ main(void)
 	test_notify_refused();
 	test_notify_no_fetch();
 	test_notify_over_limits();
+	test_notify_many();
 	test_fetch_mode(0);
 	test_fetch_mode(1);
 	test_qresync(0);
