@@ -13,6 +13,8 @@
 /* The fewest connections the budget goes down to after [LIMIT]: one that
  * pushes, one that checks the rest. */
 #define BUDGET_MIN 2
+/* The least time between two state writes in a burst (save_soon). */
+#define SAVE_INTERVAL USEC_PER_SEC
 /* The most mailboxes one LIST may return that are kept: a bound on what
  * a server can make us hold. */
 #define LISTED_MAX 100000
@@ -75,7 +77,8 @@ struct account_run {
 	size_t n_notified;
 	bool stopping;
 	bool notify_up, fetcher_up; /* for check_followers() */
-	sd_event_source *saver;   /* deferred state writes */
+	sd_event_source *saver;   /* deferred state writes (save_soon) */
+	uint64_t saved_at;        /* usec of the last one */
 	sd_event_source *sweep;   /* the next STATUS check, M_BUDGET */
 	sd_event_source *shrink;  /* deferred: a login met [LIMIT] */
 	char describe[512];
@@ -793,19 +796,32 @@ save_all(struct account_run *ar, bool final)
 	}
 }
 
+/* Writes the state once the loop is idle; in a burst, at most once per
+ * SAVE_INTERVAL (each write is an fdatasync, a rename and a directory
+ * fsync per mailbox that moved). A clean stop writes it at once. */
 static void
 save_soon(void *ud)
 {
 	struct account_run *ar = ud;
+	uint64_t now = now_usec(ar), at = ar->saved_at + SAVE_INTERVAL;
+	int on = SD_EVENT_OFF;
 
+	sd_event_source_get_enabled(ar->saver, &on);
+	if (on != SD_EVENT_OFF)
+		return;
+	sd_event_source_set_time(ar->saver, at > now ? at : now);
 	sd_event_source_set_enabled(ar->saver, SD_EVENT_ONESHOT);
 }
 
 static int
-on_save(sd_event_source *src, void *ud)
+on_save(sd_event_source *src, uint64_t usec, void *ud)
 {
+	struct account_run *ar = ud;
+
 	(void)src;
-	save_all(ud, false);
+	(void)usec;
+	ar->saved_at = now_usec(ar);
+	save_all(ar, false);
 	return 0;
 }
 
@@ -846,7 +862,8 @@ account_run_new(const struct account_env *env, const struct account *a,
 	for (size_t i = 0; i < ar->n; i++)
 		ar->box[i] = new_box(ar, a->mailboxes[i]);
 	set_others(ar);
-	r = sd_event_add_defer(env->event, &ar->saver, on_save, ar);
+	r = sd_event_add_time(env->event, &ar->saver, CLOCK_BOOTTIME, 0,
+			      SAVE_INTERVAL / 10, on_save, ar);
 	if (r >= 0)
 		r = sd_event_source_set_priority(ar->saver,
 						 SD_EVENT_PRIORITY_IDLE);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@
 #include "event.h"
 #include "util.h"
 
+/* After a failed connection to the session bus, the next try comes no
+ * sooner than this (usec). */
+#define RETRY_USEC (5 * 1000000ULL)
+
 enum prop { P_UNSEEN, P_ACCOUNTS, P_MAILBOXES, N_PROPS };
 
 static const char *const prop_name[N_PROPS] = {
@@ -26,9 +31,9 @@ static const char *const prop_name[N_PROPS] = {
 	[P_MAILBOXES] = "Mailboxes",
 };
 
-/* The last new message announced in a mailbox. */
+/* The last new message announced in a mailbox; kept in a tsearch tree
+ * by account and mailbox. */
 struct last {
-	struct last *next;
 	char *account, *mailbox;
 	char *from, *subject;
 	int64_t when; /* seconds since the epoch */
@@ -41,9 +46,10 @@ struct service {
 	void *ud;
 	sd_bus *bus;              /* NULL while not connected */
 	sd_event_source *flush;   /* the coalescing timer, armed on change */
-	struct last *last;
+	void *last;               /* tsearch tree of struct last */
 	char *sent[N_PROPS];      /* each property's value last announced */
 	bool warned;              /* "no session bus" logged */
+	uint64_t retry_at;        /* CLOCK_MONOTONIC usec: no try before */
 };
 
 /* ---- the properties, walked from the daemon ---- */
@@ -59,14 +65,35 @@ struct walk {
 	int r;
 };
 
+static int
+last_cmp(const void *a, const void *b)
+{
+	const struct last *x = a, *y = b;
+	int c = strcmp(x->account, y->account);
+
+	return c ? c : strcmp(x->mailbox, y->mailbox);
+}
+
 static struct last *
 last_find(struct service *svc, const char *account, const char *mailbox)
 {
-	for (struct last *l = svc->last; l; l = l->next)
-		if (!strcmp(l->account, account) &&
-		    !strcmp(l->mailbox, mailbox))
-			return l;
-	return NULL;
+	struct last key = {.account = (char *)account,
+			   .mailbox = (char *)mailbox};
+	struct last *const *l = tfind(&key, &svc->last, last_cmp);
+
+	return l ? *l : NULL;
+}
+
+static void
+last_free(void *p)
+{
+	struct last *l = p;
+
+	free(l->account);
+	free(l->mailbox);
+	free(l->from);
+	free(l->subject);
+	free(l);
 }
 
 static void
@@ -246,16 +273,22 @@ on_name(sd_bus_message *m, void *ud, sd_bus_error *err)
 }
 
 /* Connects unless connected: the object, then the name (asynchronously).
- * Returns true when connected. Logs the first failure only. */
+ * Returns true when connected. After a failure, tries again only
+ * RETRY_USEC later (a burst of new mail would try at each message). Logs
+ * the first failure only. */
 static bool
 service_connect(struct service *svc)
 {
 	sd_bus *bus = NULL;
+	uint64_t now = 0;
 	int r;
 
 	if (svc->bus && sd_bus_is_open(svc->bus) > 0)
 		return true;
 	svc->bus = sd_bus_close_unref(svc->bus);
+	sd_event_now(svc->event, CLOCK_MONOTONIC, &now);
+	if (now < svc->retry_at)
+		return false;
 	r = sd_bus_open_user_with_description(&bus, "service");
 	if (r >= 0)
 		r = sd_bus_set_close_on_exit(bus, false);
@@ -272,6 +305,7 @@ service_connect(struct service *svc)
 					SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0) {
 		sd_bus_close_unref(bus);
+		svc->retry_at = now + RETRY_USEC;
 		if (!svc->warned)
 			log_info(NULL,
 				 "no session bus (%s): %s is not offered",
@@ -352,8 +386,8 @@ service_send(struct sink *s, const struct account *a,
 		l = xcalloc(1, sizeof(*l));
 		l->account = xstrdup(a->name);
 		l->mailbox = xstrdup(ev->mailbox);
-		l->next = svc->last;
-		svc->last = l;
+		if (!tsearch(l, &svc->last, last_cmp))
+			abort(); /* out of memory, as in xmalloc() */
 	}
 	free(l->from);
 	free(l->subject);
@@ -386,16 +420,7 @@ service_free(struct sink *s)
 {
 	struct service *svc = service_of(s);
 
-	while (svc->last) {
-		struct last *l = svc->last;
-
-		svc->last = l->next;
-		free(l->account);
-		free(l->mailbox);
-		free(l->from);
-		free(l->subject);
-		free(l);
-	}
+	tdestroy(svc->last, last_free);
 	for (int i = 0; i < N_PROPS; i++)
 		free(svc->sent[i]);
 	sd_event_source_disable_unref(svc->flush);

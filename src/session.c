@@ -91,7 +91,6 @@ enum state {
 	S_NOOP,         /* NOOP sent */
 	S_READY,        /* fetch mode: waiting for the owner's next command */
 	S_CHECKING,     /* fetch mode: STATUS commands sent */
-	S_CLOSE,        /* fetch mode: CLOSE sent after a catch-up */
 	S_LOGOUT,       /* LOGOUT sent */
 	S_DEAD,         /* failed or logged out; ignores input */
 };
@@ -108,7 +107,6 @@ static const char *const state_names[] = {
 	[S_IDLE] = "idle",             [S_IDLE_DONE] = "idle-done",
 	[S_POLL_WAIT] = "poll-wait",   [S_NOOP] = "noop",
 	[S_READY] = "ready",           [S_CHECKING] = "checking",
-	[S_CLOSE] = "close",
 	[S_LOGOUT] = "logout",         [S_DEAD] = "dead",
 };
 
@@ -869,7 +867,7 @@ watch(struct session *s)
 		 * changes there from the next checks. CLOSE after EXAMINE
 		 * expunges nothing (RFC 3501 section 6.4.2). */
 		send_simple(s, CMD_CLOSE, "CLOSE");
-		set_state(s, S_CLOSE);
+		go_ready(s); /* the next command need not wait for it */
 		return;
 	}
 	if (s->renotify) {
@@ -1377,7 +1375,6 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		 * STATUS may lag until the next EXAMINE. */
 		if (!okay)
 			log_debug(s->o.log, "CLOSE: %s", text);
-		go_ready(s);
 		break;
 	case CMD_LOGOUT:
 		set_state(s, S_DEAD);

@@ -75,6 +75,8 @@ def test_first_start_restart():
     ok(uids_of(recs) == [s1],
        "first start: mail already there is not announced",
        "hook UIDs %s, sentinel %d" % (uids_of(recs), s1))
+    # Written within a second (at most one write a second in a burst).
+    mwtest.wait_until(lambda: len(os.listdir(mw.state_dir())) >= 2, 5)
     files = sorted(os.listdir(mw.state_dir()))
     modes = [stat.S_IMODE(os.stat(os.path.join(mw.state_dir(), f)).st_mode)
              for f in files]

@@ -1255,16 +1255,17 @@ test_fetch_mode(int bytewise)
 	     "NIL NIL NIL NIL NIL))\r\nm6 OK done\r\n"
 	     "* 4 EXISTS\r\n",
 	     bytewise, 2 * SEC);
-	events(&r, "selected 7/12/3; fetched 11 eleven; batch_end; ",
-	       "caught up");
+	events(&r, "selected 7/12/3; fetched 11 eleven; batch_end; ready; ",
+	       "caught up, then ready instead of IDLE, without waiting for "
+	       "the CLOSE");
 	sent(&r, "m7 CLOSE\r\n",
 	     "then CLOSE (a STATUS of the selected mailbox may be stale); "
 	     "the EXISTS fetches nothing");
-	feed(s, &r, "m7 OK Close completed.\r\n", bytewise, 2 * SEC);
-	events(&r, "ready; ", "then ready instead of IDLE");
 	session_examine(s, "missing", 3 * SEC);
 	drain(s, &r);
-	sent(&r, "m8 EXAMINE missing\r\n", "EXAMINE another");
+	sent(&r, "m8 EXAMINE missing\r\n", "EXAMINE another, CLOSE unanswered");
+	feed(s, &r, "m7 OK Close completed.\r\n", bytewise, 3 * SEC);
+	events(&r, "", "the CLOSE's completion changes nothing");
 	feed(s, &r, "m8 NO Mailbox doesn't exist: missing\r\n", bytewise,
 	     3 * SEC);
 	events(&r, "mailbox_failed missing NO Mailbox doesn't exist: "
