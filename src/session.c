@@ -48,20 +48,23 @@
  * HIGHESTMODSEQ m)", without UIDNEXT; without FlagChange it sends
  * nothing for a message read in another mailbox. */
 #define NOTIFY_OTHERS "MessageNew MessageExpunge FlagChange"
-/* The most mailboxes one NOTIFY SET names: Dovecot 2.3 refuses more than
- * 100 per namespace and kind of filter (NOTIFICATIONOVERFLOW). With more,
- * the whole personal namespace is followed and the STATUS of a mailbox
- * not watched is ignored; the first names are still sent, for those
- * outside that namespace. */
+/* NOTIFY follows the whole personal namespace, whose STATUS pushes of
+ * mailboxes not watched are ignored: then every change Dovecot writes to
+ * its mailbox list index is pushed, which NOTIFY_RESET_GAP needs. The
+ * mailboxes are also named, for those outside that namespace, up to this
+ * many: Dovecot 2.3 refuses more than 100 per namespace and kind of filter
+ * (NOTIFICATIONOVERFLOW). */
 #define NOTIFY_MAX_NAMES 100
-/* Dovecot 2.3 stops pushing STATUS for good after a burst of them too
- * large for one write (its 2 KiB output buffer; a burst of changes in ~25
- * mailboxes at once does it): once the pushes since the last NOTIFY SET
- * reach NOTIFY_BURST_BYTES, it is set again when they have been quiet for
- * NOTIFY_QUIET_USEC, and its STATUS of each mailbox tells what was missed
- * meanwhile. */
-#define NOTIFY_BURST_BYTES 1024
+/* Dovecot 2.3 pushes no STATUS for other mailboxes once its mailbox list
+ * index log has rotated (at 64 KiB, or at 8 KiB once 5 minutes old: every
+ * few dozen changes), until NOTIFY is set again. So after a pushed change
+ * it is set again, once the pushes have been quiet for NOTIFY_QUIET_USEC
+ * but no sooner than NOTIFY_RESET_GAP after the last time: what came
+ * meanwhile is in the STATUS of each mailbox that NOTIFY SET STATUS
+ * returns. Mail after a rotation comes that much late at worst; nothing
+ * is sent while nothing changes. */
 #define NOTIFY_QUIET_USEC (USEC_PER_SEC / 2)
+#define NOTIFY_RESET_GAP (5 * USEC_PER_SEC)
 #ifndef MAILWATCH_VERSION
 #define MAILWATCH_VERSION "unknown"
 #endif
@@ -179,9 +182,9 @@ struct session {
 				 refused */
 	bool renotify;        /* others changed: NOTIFY SET again before
 				 the next IDLE */
-	/* Bytes of STATUS and LIST pushed since the last NOTIFY SET, and
-	 * when to set it again (NOTIFY_BURST_BYTES); 0: not due. */
-	size_t pushed_bytes;
+	/* When NOTIFY was last set, and when to set it again after a push
+	 * (NOTIFY_RESET_GAP); 0: not due. */
+	uint64_t notify_set_at;
 	uint64_t renotify_at;
 
 	/* NOTIFY is set: new mail in the selected mailbox comes with its
@@ -549,14 +552,12 @@ send_known_flags(struct session *s)
 static void
 send_notify(struct session *s)
 {
-	size_t n = s->o.n_others;
-	bool personal = n > NOTIFY_MAX_NAMES;
+	size_t n = s->o.n_others < NOTIFY_MAX_NAMES ? s->o.n_others
+						    : NOTIFY_MAX_NAMES;
 	struct codec_buf b;
 	char tag[16];
 
-	if (personal)
-		n = NOTIFY_MAX_NAMES;
-	s->pushed_bytes = 0;
+	s->notify_set_at = s->now;
 	s->renotify_at = 0;
 	codec_buf_init(&b);
 	b.literal_plus = s->out.literal_plus;
@@ -569,21 +570,13 @@ send_notify(struct session *s)
 				codec_buf_addstr(&b, " ");
 			codec_enc_mailbox(&b, s->o.others[i]);
 		}
-		codec_buf_addstr(&b, ") (" NOTIFY_OTHERS);
-		if (s->o.mailbox_names)
-			codec_buf_addstr(&b, " MailboxName");
-		codec_buf_addstr(&b, "))");
+		codec_buf_addstr(&b, ") (" NOTIFY_OTHERS "))");
 	}
-	/* The mailboxes named above are the first filter that matches them:
-	 * the rest of the personal namespace only says when one comes, goes
-	 * or changes its name, unless there are too many to name. */
-	if (personal)
-		codec_buf_addstr(&b, s->o.mailbox_names
-					     ? " (personal (" NOTIFY_OTHERS
-					       " MailboxName))"
-					     : " (personal (" NOTIFY_OTHERS "))");
-	else if (s->o.mailbox_names)
-		codec_buf_addstr(&b, " (personal (MailboxName))");
+	if (s->o.mailbox_names)
+		codec_buf_addstr(&b,
+				 " (personal (" NOTIFY_OTHERS " MailboxName))");
+	else if (n)
+		codec_buf_addstr(&b, " (personal (" NOTIFY_OTHERS "))");
 	codec_buf_addstr(&b, "\r\n");
 	trace_out(s, &b, CMD_NOTIFY);
 	queue(s, &b);
@@ -1925,17 +1918,19 @@ trace_in(struct session *s, const char *p, size_t len)
 	}
 }
 
-/* A STATUS or LIST of len bytes came: counted if NOTIFY pushed it
- * (NOTIFY_BURST_BYTES). */
+/* A response came in IDLE: under NOTIFY of other mailboxes, NOTIFY is to
+ * be set again (NOTIFY_RESET_GAP). */
 static void
-count_pushed(struct session *s, size_t len)
+note_pushed(struct session *s)
 {
-	if (!s->notify_on || s->state != S_IDLE)
+	uint64_t at = s->now + NOTIFY_QUIET_USEC;
+
+	if (!s->notify_on || s->state != S_IDLE ||
+	    (!s->o.n_others && !s->o.mailbox_names))
 		return;
-	s->pushed_bytes += len;
-	if (s->pushed_bytes < NOTIFY_BURST_BYTES)
-		return;
-	s->renotify_at = s->now + NOTIFY_QUIET_USEC;
+	if (at < s->notify_set_at + NOTIFY_RESET_GAP)
+		at = s->notify_set_at + NOTIFY_RESET_GAP;
+	s->renotify_at = at;
 	if (!s->awaiting)
 		s->timer = idle_timer(s);
 }
@@ -1945,6 +1940,7 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 {
 	const struct codec_response *r;
 	size_t used;
+	bool idle;
 	int rc;
 
 	s->now = now;
@@ -1965,9 +1961,10 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 			     codec_errmsg(&s->codec));
 			break;
 		}
+		idle = s->state == S_IDLE;
 		dispatch(s, r);
-		if (r->kind == CODEC_STATUS || r->kind == CODEC_LIST)
-			count_pushed(s, used);
+		if (idle)
+			note_pushed(s);
 		if (s->state == S_TLS) {
 			/* Bytes after the STARTTLS OK came in the clear,
 			 * where anyone could have put them (CVE-2011-0411). */
@@ -2038,9 +2035,7 @@ session_timeout(struct session *s, uint64_t now)
 		} else if (now >= s->refresh_at) {
 			leave_idle(s, false);
 		} else if (s->renotify_at && now >= s->renotify_at) {
-			log_debug(s->o.log, "after %zu bytes of pushes: NOTIFY "
-					    "SET again",
-				  s->pushed_bytes);
+			log_debug(s->o.log, "after pushes: NOTIFY SET again");
 			s->renotify = true;
 			leave_idle(s, false);
 		} else {
