@@ -689,7 +689,7 @@ test_pause(uint16_t port)
 	if (start(&r, "127.0.0.1", port, true, ca_pem, 5) < 0)
 		goto out;
 	transport_pause(r.t, true);
-	for (int i = 0; i < 100 && !r.connected; i++)
+	for (long long i = 0; i < scaled_ms(5000) / 50 && !r.connected; i++)
 		wakeups(&r, 50);
 	ok(r.connected == 1, "paused early: connected all the same");
 	n = wakeups(&r, 300);
