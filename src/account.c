@@ -76,6 +76,7 @@ struct account_run {
 	 * connection went down, so that the next one is logged. */
 	size_t n_notified;
 	bool stopping;
+	bool paused;              /* account_run_pause(): every watcher */
 	bool notify_up, fetcher_up; /* for check_followers() */
 	sd_event_source *saver;   /* deferred state writes (save_soon) */
 	uint64_t saved_at;        /* usec of the last one */
@@ -191,8 +192,11 @@ new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 		.cred = ar->cred,
 		.mailbox_names = notify && ar->dynamic,
 	};
+	struct watcher *w = watcher_new(&ar->wenv, &o);
 
-	return watcher_new(&ar->wenv, &o);
+	/* Before it connected: it reads nothing. */
+	watcher_pause(w, ar->paused);
+	return w;
 }
 
 /* What a LIST asks: when discovering, the patterns of mailboxes; when
@@ -946,6 +950,17 @@ account_run_stop(struct account_run *ar)
 			watcher_stop(ar->box[i]->w);
 	if (ar->fetcher)
 		watcher_stop(ar->fetcher);
+}
+
+void
+account_run_pause(struct account_run *ar, bool paused)
+{
+	ar->paused = paused;
+	for (size_t i = 0; i < ar->n; i++)
+		if (ar->box[i]->w)
+			watcher_pause(ar->box[i]->w, paused);
+	if (ar->fetcher)
+		watcher_pause(ar->fetcher, paused);
 }
 
 bool

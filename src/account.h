@@ -62,6 +62,9 @@ void account_run_save(struct account_run *ar);
  * true when every connection is gone. */
 void account_run_stop(struct account_run *ar);
 bool account_run_stopped(const struct account_run *ar);
+/* Pauses (or resumes) reading from every connection of the account, those
+ * it opens meanwhile too: see watcher_pause(). */
+void account_run_pause(struct account_run *ar, bool paused);
 /* After a resume: probes every connection, and checks the mailboxes that
  * are checked rather than pushed. */
 void account_run_probe(struct account_run *ar);

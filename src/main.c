@@ -52,6 +52,9 @@ struct daemon {
 	struct service *service; /* owned by its sink in sinks[] */
 	struct resume *resume;
 	size_t n_sinks;
+	/* Reading from the servers is paused: SINK_HOOK_HIGH hooks waited,
+	 * and not yet down to SINK_HOOK_LOW. */
+	bool reading_paused;
 	bool stopping;
 	uint64_t stop_deadline; /* usec, monotonic */
 	char status[512];
@@ -190,6 +193,8 @@ start_watching(struct running *r, char *password)
 	} else {
 		r->cred = cred_new(d->event, r->a, password);
 		r->acct = account_run_new(&env, r->a, r->cred);
+		if (d->reading_paused)
+			account_run_pause(r->acct, true);
 	}
 }
 
@@ -386,15 +391,29 @@ static const struct service_ops service_ops = {
     .reload = service_reload,
 };
 
-/* Waiting hooks started, or (stopping) one ended: the state may move. */
+/* Waiting hooks started, or (stopping) one ended: the state may move.
+ * Or SINK_HOOK_HIGH hooks wait: new mail would only make the queue
+ * longer, so nothing more is read from the servers (their bytes wait in
+ * the sockets, then at the servers) until it is down to SINK_HOOK_LOW. */
 static void
 on_hooks_changed(void *ud)
 {
 	struct daemon *d = ud;
+	unsigned waiting = sink_hook_waiting(d->sinks[1]);
+	bool pause = d->reading_paused ? waiting > SINK_HOOK_LOW
+				       : waiting >= SINK_HOOK_HIGH;
 
 	for (size_t i = 0; i < d->n_run; i++)
 		if (d->run[i] && d->run[i]->acct)
 			account_run_save(d->run[i]->acct);
+	if (pause == d->reading_paused)
+		return;
+	d->reading_paused = pause;
+	log_info(NULL, "%u hooks waiting: reading from the servers %s",
+		 waiting, pause ? "paused" : "resumed");
+	for (size_t i = 0; i < d->n_run; i++)
+		if (d->run[i] && d->run[i]->acct)
+			account_run_pause(d->run[i]->acct, pause);
 }
 
 /* After suspend: probe every connection, reconnect the dead ones now. */

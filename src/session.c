@@ -2048,6 +2048,20 @@ session_timeout(struct session *s, uint64_t now)
 }
 
 void
+session_postpone(struct session *s, uint64_t usec)
+{
+	for (unsigned i = 0; i < s->n_pending; i++)
+		if (s->pending[i].deadline)
+			s->pending[i].deadline += usec;
+	if (s->timer)
+		s->timer += usec;
+	if (s->renotify_at)
+		s->renotify_at += usec;
+	if (s->refresh_at)
+		s->refresh_at += usec;
+}
+
+void
 session_probe(struct session *s, uint64_t now, unsigned timeout)
 {
 	s->now = now;

@@ -220,6 +220,11 @@ void session_feed(struct session *s, const char *data, size_t len,
 void session_tls_ready(struct session *s, uint64_t now);
 /* Call when the deadline from session_deadline() has passed. */
 void session_timeout(struct session *s, uint64_t now);
+/* The owner read nothing from the server for usec (it paused reading):
+ * moves every deadline later by as much, since no reply could arrive
+ * meanwhile. The command deadlines, the greeting's, the wait for a
+ * FETCH under NOTIFY, and the IDLE renewal and poll times with them. */
+void session_postpone(struct session *s, uint64_t usec);
 /* Checks that the connection is alive: in IDLE, sends DONE (to be answered
  * within timeout seconds) and IDLE again; while polling, sends the NOOP
  * now. Other states already wait for a reply with a deadline. */

@@ -60,14 +60,22 @@ struct sink {
 	const struct sink_ops *ops;
 };
 
+/* Hooks waiting to start at which the owner should stop reading from the
+ * servers, and at which it may read again (see sink_hook_waiting()). */
+#define SINK_HOOK_HIGH 1024
+#define SINK_HOOK_LOW 256
+
 /* Runs on_new_mail per message and on_new_mail_post per batch
  * (posix_spawn, no shell; environment MAILWATCH_*; stdin /dev/null;
  * output logged, capped; the process group killed at hook_timeout, also
  * what a hook left running after it exited). At most 16 run at once; the
  * rest wait, until stop() starts them all. changed(ud) is called when
  * unfinished() may have changed (waiting hooks started; after stop(), a
- * hook ended); it may be NULL. */
+ * hook ended) and when SINK_HOOK_HIGH hooks wait; it may be NULL, and it
+ * may be called from inside send(). */
 struct sink *sink_hook_new(sd_event *e, void (*changed)(void *ud), void *ud);
+/* How many hooks of hooks (a sink from sink_hook_new()) wait to start. */
+unsigned sink_hook_waiting(struct sink *hooks);
 /* Runs argv once for a click on a message's notification, with the
  * message's MAILWATCH_* environment: no timeout, in a session of its own,
  * and left running when mailwatch exits (it is usually a mail client).

@@ -11,6 +11,10 @@
  *
  * Up to HOOK_MAX_RUNNING hooks run at once; the rest wait in a FIFO, so
  * hooks start in the order they were sent (UID order within a mailbox).
+ * The owner is told when SINK_HOOK_HIGH wait (and whenever waiting ones
+ * start): main then stops reading from the servers until SINK_HOOK_LOW
+ * are left, so the FIFO stays bounded without dropping hooks. Only beyond
+ * HOOK_MAX_QUEUED, which one read cannot reach, is a hook dropped.
  * The watcher records no message as announced beyond one whose hook waits
  * (unfinished()): a started hook runs on its own, in its own process
  * group, even if mailwatch is killed.
@@ -43,8 +47,10 @@ extern char **environ;
 
 /* Hooks running at once; more wait in the queue. */
 #define HOOK_MAX_RUNNING 16
-/* Hooks waiting to start; beyond that new ones are dropped (and logged). */
-#define HOOK_MAX_QUEUED 1024
+/* Hooks waiting to start; beyond that new ones are dropped (and logged):
+ * a safety net far above SINK_HOOK_HIGH, where reading stops. The read
+ * that reaches SINK_HOOK_HIGH ends at most one batch (1000 messages). */
+#define HOOK_MAX_QUEUED 4096
 /* Output bytes logged per run; the rest is read and dropped. */
 #define HOOK_OUTPUT_CAP 4096
 /* A longer output line is logged in pieces of this size. */
@@ -395,6 +401,8 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 		return;
 	}
 	list_append(&hs->queued, r);
+	if (hs->queued.n == SINK_HOOK_HIGH && hs->changed)
+		hs->changed(hs->ud);
 }
 
 /* The environment of a command about message ev (free with
@@ -541,6 +549,12 @@ hook_free(struct sink *s)
 		run_free(hs->lost.head);
 	sd_event_unref(hs->event);
 	free(hs);
+}
+
+unsigned
+sink_hook_waiting(struct sink *s)
+{
+	return ((struct hook_sink *)s)->queued.n;
 }
 
 static const struct sink_ops hook_ops = {

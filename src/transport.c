@@ -113,6 +113,8 @@ struct transport {
 	bool write_wants_read; /* SSL_write wants the socket readable */
 	bool bio_eof;	       /* our BIO saw the peer's FIN */
 	bool read_more;	       /* reading yielded with bytes left */
+	bool paused;	       /* transport_pause(): read nothing */
+	bool parked;	       /* paused with the socket hung up: io off */
 
 	/* Output queue: bytes ooff..olen pending. It carries credentials
 	 * (LOGIN, AUTHENTICATE): it is wiped when it drains, and every
@@ -176,8 +178,10 @@ leave(struct transport *t)
 }
 
 /* Sets which events the socket waits for: always EPOLLIN (the peer may
- * close at any time), EPOLLOUT only while something waits to be written,
- * so that an idle connection never wakes the loop. */
+ * close at any time) but while paused once open, EPOLLOUT only while
+ * something waits to be written, so that an idle connection never wakes
+ * the loop. Paused, a write that waits for the peer's bytes (or a read
+ * that waits to write) waits for the resume. */
 static void
 update_events(struct transport *t)
 {
@@ -195,7 +199,10 @@ update_events(struct transport *t)
 			ev |= EPOLLOUT;
 		break;
 	case ST_OPEN:
-		if ((queued(t) && !t->write_wants_read) || t->read_wants_write)
+		if (t->paused)
+			ev = queued(t) && !t->write_wants_read ? EPOLLOUT : 0;
+		else if ((queued(t) && !t->write_wants_read) ||
+			 t->read_wants_write)
 			ev |= EPOLLOUT;
 		break;
 	default:
@@ -230,6 +237,7 @@ close_socket(struct transport *t)
 	t->read_wants_write = false;
 	t->write_wants_read = false;
 	t->read_more = false;
+	t->parked = false;
 }
 
 static void lookup_unref(struct lookup *l);
@@ -718,7 +726,7 @@ flush(struct transport *t)
 
 /* Reads until the socket is drained (or READS_PER_WAKEUP chunks), handing
  * each chunk to the data callback. Returns early when a callback freed t
- * (check t->dead), closed it, or started TLS. */
+ * (check t->dead), closed it, started TLS or paused it. */
 static void
 do_read(struct transport *t)
 {
@@ -726,8 +734,10 @@ do_read(struct transport *t)
 	ssize_t n;
 	int i;
 
+	if (t->paused)
+		return;
 	t->read_wants_write = false;
-	for (i = 0; i < READS_PER_WAKEUP; i++) {
+	for (i = 0; i < READS_PER_WAKEUP && !t->paused; i++) {
 		if (t->ssl) {
 			int r, e, saved;
 
@@ -771,9 +781,9 @@ do_read(struct transport *t)
 		if (t->dead || t->state != ST_OPEN)
 			return;
 	}
-	/* Yielded. Bytes OpenSSL already holds wake no epoll: come back
-	 * from the loop for them. */
-	if (t->ssl && SSL_has_pending(t->ssl)) {
+	/* Yielded (or paused: transport_pause() comes back). Bytes OpenSSL
+	 * already holds wake no epoll: come back from the loop for them. */
+	if (!t->paused && t->ssl && SSL_has_pending(t->ssl)) {
 		t->read_more = true;
 		sd_event_source_set_enabled(t->defer, SD_EVENT_ONESHOT);
 	}
@@ -936,6 +946,14 @@ on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		/* A write that wanted the peer's bytes can go on now. */
 		if (!t->dead && t->state == ST_OPEN && queued(t))
 			flush(t);
+		/* Paused, a hang-up or error (which epoll reports whatever
+		 * the events asked) would wake the loop for ever: stop
+		 * watching until the resume reads what came before it. */
+		if (!t->dead && t->state == ST_OPEN && t->paused &&
+		    (revents & (EPOLLERR | EPOLLHUP))) {
+			t->parked = true;
+			sd_event_source_set_enabled(t->io, SD_EVENT_OFF);
+		}
 		break;
 	default:
 		break;
@@ -1343,6 +1361,26 @@ size_t
 transport_pending(const struct transport *t)
 {
 	return queued(t);
+}
+
+void
+transport_pause(struct transport *t, bool paused)
+{
+	if (t->dead || t->paused == paused)
+		return;
+	t->paused = paused;
+	if (t->state != ST_OPEN)
+		return; /* connecting and handshakes go on */
+	if (!paused) {
+		if (t->parked) {
+			t->parked = false;
+			sd_event_source_set_enabled(t->io, SD_EVENT_ON);
+		}
+		/* What the socket or OpenSSL holds, from the loop. */
+		t->read_more = true;
+		sd_event_source_set_enabled(t->defer, SD_EVENT_ONESHOT);
+	}
+	update_events(t);
 }
 
 int

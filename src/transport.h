@@ -55,6 +55,13 @@ void transport_free(struct transport **t);
 int transport_write(struct transport *t, const void *buf, size_t len);
 /* Bytes queued and not yet sent. */
 size_t transport_pending(const struct transport *t);
+/* Paused, the transport reads nothing more (not even the rest of what it
+ * was reading when a data callback paused it), so the peer's bytes wait
+ * in the kernel and then at the peer; writes go on, but for a TLS write
+ * that needs the peer's bytes first, which waits for the resume. A hang-up
+ * is seen only then. Resumed, what waits is read from the loop. Connecting
+ * and TLS handshakes are not paused; what follows them is. */
+void transport_pause(struct transport *t, bool paused);
 
 /* Starts the TLS handshake on a plaintext connection (after the server's
  * OK to STARTTLS); tls_ready or closed follows. */

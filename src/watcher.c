@@ -76,6 +76,11 @@ struct watcher {
 	uint64_t outage_start;     /* usec, when failures went from 0 to 1 */
 	uint64_t retry_at;         /* usec, in W_WAITING */
 
+	/* watcher_pause(): nothing is read, and the session's deadlines
+	 * wait, since paused_at (usec). */
+	bool paused;
+	uint64_t paused_at;
+
 	/* A clean stop from IDLE began at stop_at (0: not from IDLE) with
 	 * stop_messages messages. */
 	int64_t stop_at;
@@ -143,7 +148,7 @@ on_timer(sd_event_source *src, uint64_t usec, void *ud)
 		schedule_teardown(w, 0);
 		return 0;
 	}
-	if (w->s) {
+	if (w->s && !w->paused) {
 		session_timeout(w->s, now_usec(w));
 		pump(w);
 	}
@@ -169,7 +174,7 @@ static void
 pump(struct watcher *w)
 {
 	struct codec_buf *out;
-	uint64_t t, acc;
+	uint64_t t, acc = 0;
 
 	if (!w->s)
 		return;
@@ -183,7 +188,8 @@ pump(struct watcher *w)
 	/* While stopping, the timer is LOGOUT's deadline (watcher_stop). */
 	if (w->state == W_STOPPING)
 		return;
-	t = session_deadline(w->s, &acc);
+	/* Paused, no reply can come: the deadlines wait for the resume. */
+	t = w->paused ? 0 : session_deadline(w->s, &acc);
 	arm_timer(w, t, acc);
 }
 
@@ -647,6 +653,12 @@ start_connection(struct watcher *w)
 	if (r < 0) {
 		log_warn(w->log, "cannot connect: %s", strerror(-r));
 		schedule_teardown(w, r);
+		return;
+	}
+	if (w->paused) {
+		/* This session's deadlines wait from now. */
+		w->paused_at = now_usec(w);
+		transport_pause(w->t, true);
 	}
 }
 
@@ -791,6 +803,30 @@ watcher_stop(struct watcher *w)
 	pump(w);
 	arm_timer(w, now_usec(w) + LOGOUT_TIMEOUT * USEC_PER_SEC,
 		  USEC_PER_SEC / 10);
+}
+
+void
+watcher_pause(struct watcher *w, bool paused)
+{
+	if (w->paused == paused)
+		return;
+	w->paused = paused;
+	if (paused) {
+		w->paused_at = now_usec(w);
+		if (w->t)
+			transport_pause(w->t, true);
+		/* The session's deadline is off until the resume (pump());
+		 * a reconnect's or LOGOUT's stays. */
+		if (w->s && w->state != W_STOPPING)
+			arm_timer(w, 0, 0);
+		return;
+	}
+	if (w->s) {
+		session_postpone(w->s, now_usec(w) - w->paused_at);
+		pump(w);
+	}
+	if (w->t)
+		transport_pause(w->t, false);
 }
 
 bool

@@ -114,6 +114,13 @@ void watcher_rebind(struct watcher *w, const struct account *a);
 void watcher_stop(struct watcher *w);
 bool watcher_stopped(const struct watcher *w);
 
+/* Paused, the watcher reads nothing from the server (its connection and
+ * those it makes meanwhile), which then waits on the full socket; writes
+ * go on. The session's deadlines do not run while paused: on resume they
+ * move later by the time paused (session_postpone()) and what waited is
+ * read. Reconnect times and a stop's LOGOUT deadline are not paused. */
+void watcher_pause(struct watcher *w, bool paused);
+
 /* Checks a connection that may have died while the machine slept: sends a
  * NOOP-like probe if connected and reconnects now if waiting to. */
 void watcher_probe(struct watcher *w);

@@ -751,6 +751,44 @@ test_timeout(void)
 	session_free(&s);
 }
 
+/* Reading paused: the deadlines move by the time paused. A deadline that
+ * would have passed during the pause does not fail the session; one after
+ * the pause still does. */
+static void
+test_postpone(void)
+{
+	struct rec r = {0};
+	struct session *s = session_new(&opts, &cb, &r);
+	uint64_t acc, t;
+
+	feed(s, &r, greeting, 0, 5 * SEC);
+	t = session_deadline(s, &acc);
+	is_int(t, 35 * SEC, "login deadline 30 s after sending");
+	/* Paused from 10 s to 50 s: the deadline passed meanwhile. */
+	session_postpone(s, 40 * SEC);
+	is_int(session_deadline(s, &acc), 75 * SEC,
+	       "postponed by the 40 s paused");
+	session_timeout(s, 50 * SEC);
+	ok(!r.failed, "no timeout for the time paused");
+	session_timeout(s, 75 * SEC - 1);
+	ok(!r.failed, "not before the postponed deadline");
+	session_timeout(s, 75 * SEC);
+	ok(r.failed && r.why == SESSION_FAIL_TIMEOUT,
+	   "timeout at the postponed deadline");
+	session_free(&s);
+
+	/* The greeting's deadline too. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&opts, &cb, &r);
+	session_connected(s, 2 * SEC);
+	session_postpone(s, 10 * SEC);
+	is_int(session_deadline(s, &acc), 42 * SEC,
+	       "greeting deadline postponed");
+	session_timeout(s, 32 * SEC);
+	ok(!r.failed, "no greeting timeout for the time paused");
+	session_free(&s);
+}
+
 /* A server that accepts the connection but never greets. */
 static void
 test_no_greeting(void)
@@ -1122,6 +1160,35 @@ test_notify_no_fetch(void)
 	     "NIL NIL NIL NIL NIL))\r\nm5 OK done\r\n",
 	     0, t);
 	events(&r, "fetched 1 late; batch_end; ", "the message announced");
+	ok(!r.failed, "no failure");
+	session_free(&s);
+}
+
+/* Reading paused after an EXISTS under NOTIFY: its FETCH may wait in the
+ * socket, so the wait for it is postponed too. */
+static void
+test_notify_postponed(void)
+{
+	struct rec r = {0};
+	struct session *s;
+	uint64_t acc;
+
+	s = notify_to_idle(&r);
+	r.sent[0] = 0;
+	r.events[0] = 0;
+	feed(s, &r, "* 1 EXISTS\r\n", 0, 10 * SEC);
+	session_postpone(s, 5 * SEC);
+	is_int(session_deadline(s, &acc), 17 * SEC,
+	       "NOTIFY_GRACE postponed by the 5 s paused");
+	session_timeout(s, 12 * SEC);
+	drain(s, &r);
+	sent(&r, "", "nothing fetched for the time paused");
+	feed(s, &r,
+	     "* 1 FETCH (UID 1 FLAGS () ENVELOPE (NIL \"pushed\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\n",
+	     0, 15 * SEC);
+	events(&r, "fetched 1 pushed; batch_end; ",
+	       "the pushed FETCH read after the pause is taken");
 	ok(!r.failed, "no failure");
 	session_free(&s);
 }
@@ -1749,6 +1816,7 @@ main(void)
 	test_polling();
 	test_no_uidnext();
 	test_timeout();
+	test_postpone();
 	test_no_greeting();
 	test_garbage();
 	test_idle_never_done();
@@ -1760,6 +1828,7 @@ main(void)
 	test_notify(1);
 	test_notify_refused();
 	test_notify_no_fetch();
+	test_notify_postponed();
 	test_notify_over_limits();
 	test_notify_many();
 	test_fetch_mode(0);

@@ -259,6 +259,7 @@ struct run {
 	bool starttls_on_ok;	     /* "OK" received: transport_start_tls() */
 	size_t expect;		     /* done after this many bytes */
 	bool free_in_data, free_in_closed;
+	bool pause_in_data; /* transport_pause() in the next data(); done */
 	/* what happened */
 	int connected, tls_ready, closed;
 	bool tls_at_connect, tls_at_ready;
@@ -313,6 +314,12 @@ c_data(void *ud, const char *buf, size_t len)
 	}
 	if (r->free_in_data) {
 		transport_free(&r->t);
+		r->done = true;
+		return;
+	}
+	if (r->pause_in_data) {
+		r->pause_in_data = false;
+		transport_pause(r->t, true);
 		r->done = true;
 		return;
 	}
@@ -663,6 +670,78 @@ out:
 	finish(&r);
 }
 
+/* Paused, the transport reads nothing (from before it is connected, and
+ * from inside a data callback on), without waking the loop, even once the
+ * peer reset the connection; resumed, it reads what waited, and the
+ * reset. */
+static void
+test_pause(uint16_t port)
+{
+	struct run r = {.send_on_connect = "hello\r\n"};
+	enum { LINES = 64, LINE = 1024 };
+	char *big = malloc(LINES * LINE);
+	int n;
+
+	for (int i = 0; i < LINES; i++) {
+		memset(big + i * LINE, 'a' + i % 26, LINE - 1);
+		big[i * LINE + LINE - 1] = '\n';
+	}
+	if (start(&r, "127.0.0.1", port, true, ca_pem, 5) < 0)
+		goto out;
+	transport_pause(r.t, true);
+	for (long long i = 0; i < scaled_ms(5000) / 50 && !r.connected; i++)
+		wakeups(&r, 50);
+	ok(r.connected == 1, "paused early: connected all the same");
+	n = wakeups(&r, 300);
+	ok(r.len == 0, "paused: the echo is not read (%zu bytes)", r.len);
+	ok(n <= 1, "paused: %d wake-ups in 0.3 s", n);
+	r.expect = 7;
+	transport_pause(r.t, false);
+	if (!run_loop(&r, "resumed"))
+		goto out;
+	is_str(r.data, "hello\r\n", "resumed: what waited is read");
+
+	/* 64 KiB echoed back; paused inside the first data() of it. */
+	r.len = 0;
+	r.done = false;
+	r.pause_in_data = true;
+	ok(transport_write(r.t, big, LINES * LINE) == 0, "64 KiB written");
+	if (!run_loop(&r, "pause in data()"))
+		goto out;
+	ok(r.len > 0 && r.len < LINES * LINE,
+	   "paused inside data(): %zu bytes read, the rest waits", r.len);
+	n = r.len;
+	ok(wakeups(&r, 300) <= 1 && r.len == (size_t)n,
+	   "paused: nothing more read (%zu bytes)", r.len);
+	r.done = false;
+	r.expect = LINES * LINE;
+	transport_pause(r.t, false);
+	if (!run_loop(&r, "resumed after data()"))
+		goto out;
+	ok(r.len == LINES * LINE && !memcmp(r.data, big, LINES * LINE),
+	   "resumed: all 64 KiB read in order (%zu bytes)", r.len);
+
+	/* The server resets the connection while we are paused: no busy
+	 * loop on the hang-up epoll reports regardless, no callback. */
+	r.len = 0;
+	r.expect = 0;
+	r.done = false;
+	transport_pause(r.t, true);
+	ok(transport_write(r.t, "RESET\r\n", 7) == 0,
+	   "paused: writing goes on");
+	n = wakeups(&r, 500);
+	ok(!r.closed && r.len == 0, "paused: the reset is not seen yet");
+	ok(n <= 2, "paused, reset: %d wake-ups in 0.5 s", n);
+	transport_pause(r.t, false);
+	if (!run_loop(&r, "resumed after the reset"))
+		goto out;
+	ok(r.closed == 1 && r.err == -ECONNRESET,
+	   "resumed: the reset is seen: err %d (%s)", r.err, r.errmsg);
+out:
+	free(big);
+	finish(&r);
+}
+
 static void
 test_free_resolving(void)
 {
@@ -756,6 +835,7 @@ main(int argc, char **argv)
 	test_plain_eof(plain.port);
 	test_timeout(silent.port);
 	test_free_in_data(tls.port);
+	test_pause(tls.port);
 	test_free_resolving();
 	test_ipv6();
 
