@@ -180,8 +180,8 @@ struct session {
 	bool cap_list_extended, cap_list_status, cap_special_use;
 	bool list_ok;         /* no LIST of the current session_list() was
 				 refused */
-	bool renotify;        /* others changed: NOTIFY SET again before
-				 the next IDLE */
+	bool renotify;        /* others changed, or renotify_at came:
+				 NOTIFY SET again before the next IDLE */
 	/* When NOTIFY was last set, and when to set it again after a push
 	 * (NOTIFY_RESET_GAP); 0: not due. */
 	uint64_t notify_set_at;
@@ -686,7 +686,7 @@ send_headers_fetch(struct session *s)
 }
 
 /* In IDLE with no FETCH awaited: when to renew it, or to set NOTIFY
- * again after a burst, whichever comes first. */
+ * again after pushes, whichever comes first. */
 static uint64_t
 idle_timer(const struct session *s)
 {
