@@ -451,8 +451,8 @@ w_notify(void *ud, struct watcher *w, bool on)
 		}
 	}
 	ar->gen++;
-	/* NOTIFY is set again after a burst of pushes (session.c): said
-	 * once, unless what it follows changed. */
+	/* NOTIFY is set again after pushes (session.c): said once, unless
+	 * what it follows changed or its connection went down. */
 	if (!was || got != ar->n_notified)
 		log_info(&ar->log, "watching %zu mailbox%s with IDLE and NOTIFY",
 			 got + 1, got ? "es" : "");
