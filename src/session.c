@@ -1918,15 +1918,19 @@ trace_in(struct session *s, const char *p, size_t len)
 	}
 }
 
-/* A response came in IDLE: under NOTIFY of other mailboxes, NOTIFY is to
- * be set again (NOTIFY_RESET_GAP). */
+/* Response r came in IDLE: under NOTIFY of other mailboxes, a change
+ * Dovecot wrote to its list index (any but INBOX's, which it keeps
+ * apart) sets NOTIFY again (NOTIFY_RESET_GAP). */
 static void
-note_pushed(struct session *s)
+note_pushed(struct session *s, const struct codec_response *r)
 {
 	uint64_t at = s->now + NOTIFY_QUIET_USEC;
 
 	if (!s->notify_on || s->state != S_IDLE ||
 	    (!s->o.n_others && !s->o.mailbox_names))
+		return;
+	if (r->kind != CODEC_STATUS && r->kind != CODEC_LIST &&
+	    !strcasecmp(s->mailbox, "INBOX"))
 		return;
 	if (at < s->notify_set_at + NOTIFY_RESET_GAP)
 		at = s->notify_set_at + NOTIFY_RESET_GAP;
@@ -1964,7 +1968,7 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 		idle = s->state == S_IDLE;
 		dispatch(s, r);
 		if (idle)
-			note_pushed(s);
+			note_pushed(s, r);
 		if (s->state == S_TLS) {
 			/* Bytes after the STARTTLS OK came in the clear,
 			 * where anyone could have put them (CVE-2011-0411). */
