@@ -62,7 +62,10 @@ def main():
        "READY=1 while a's password_command runs")
     ok(not re.search(r"a/INBOX: ", mw.log()),
        "account a had not started connecting at READY=1", mw.log_tail(20))
-    ok(any("a: waiting for password_command" in s for s in statuses(mw)),
+    # The status line is recomputed once the loop is idle, which may come
+    # after READY=1.
+    ok(wait_until(lambda: any("a: waiting for password_command" in s
+                                     for s in statuses(mw)), 10),
        "STATUS says 'a: waiting for password_command'", statuses(mw))
     ok(mw.wait_log(r"^mailwatch: b: password_command failed with exit "
                    r"status 7$", 10), "b's failing command is logged")
