@@ -400,6 +400,12 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 	return mb->mark + 1;
 }
 
+uint32_t
+mailbox_next_uid(const struct mailbox *mb)
+{
+	return mb->uidvalidity && !mb->rebasing ? mb->mark + 1 : 0;
+}
+
 size_t
 mailbox_known(struct mailbox *mb, uint32_t *uids, size_t max,
 	      uint32_t *uidvalidity_r, uint64_t *modseq_r)

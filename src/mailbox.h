@@ -87,6 +87,10 @@ void mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 uint32_t mailbox_selected(struct mailbox *mb,
 			  const struct session_selected *sel, int64_t wall,
 			  bool *by_date_r);
+/* The UID mailbox_selected() returns when the UIDVALIDITY has not
+ * changed: the first not handled yet. 0 when that cannot be told (no
+ * state yet, or a UIDVALIDITY change is being caught up with). */
+uint32_t mailbox_next_uid(const struct mailbox *mb);
 /* What session_cb.known asks: the UIDs of the announced messages still
  * followed (ascending, at most max into uids), and the UIDVALIDITY and
  * HIGHESTMODSEQ at which their flags were last learnt (0: unknown). */

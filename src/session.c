@@ -130,6 +130,7 @@ enum cmd {
 	CMD_FLAGS,
 	CMD_DATES,
 	CMD_FETCH,
+	CMD_VOID,	/* a UID FETCH whose answers are ignored */
 	CMD_IDLE,
 	CMD_NOOP,
 	CMD_CLOSE,
@@ -208,6 +209,9 @@ struct session {
 	struct unseen unseen;
 	bool unseen_by_uid;
 	uint32_t fetch_from;  /* first UID not yet reported */
+	/* session_examine() sent the UID FETCH from this UID with its
+	 * EXAMINE; 0: none, or selected() has decided on it. */
+	uint32_t early_from;
 	uint32_t batch_from;  /* fetch_from when the fetch was sent */
 	bool dated;           /* the fetches up to the next batch end ask for
 				 INTERNALDATE */
@@ -621,7 +625,7 @@ send_list(struct session *s, const char *const *patterns, size_t n,
 }
 
 static void
-send_fetch(struct session *s)
+queue_fetch(struct session *s)
 {
 	struct codec_range r = {s->fetch_from, UINT32_MAX};
 	struct codec_buf b;
@@ -639,7 +643,26 @@ send_fetch(struct session *s)
 	s->batch_from = s->fetch_from;
 	s->headers_only = false;
 	s->n_skipped = 0;
+}
+
+/* UID FETCH fetch_from:* of the new messages' envelopes. */
+static void
+send_fetch(struct session *s)
+{
+	queue_fetch(s);
 	set_state(s, S_FETCH);
+}
+
+/* The UID FETCH that session_examine() sent with its EXAMINE is not the
+ * one selected() wants: its answers, which come before those of any
+ * command sent from now on, are ignored (CMD_VOID). */
+static void
+void_early_fetch(struct session *s)
+{
+	for (unsigned i = 0; s->early_from && i < s->n_pending; i++)
+		if (s->pending[i].cmd == CMD_FETCH)
+			s->pending[i].cmd = CMD_VOID;
+	s->early_from = 0;
 }
 
 /* The date scan: every message's UID, FLAGS and INTERNALDATE, for the
@@ -1089,6 +1112,14 @@ selected(struct session *s)
 	};
 	uint32_t uid = s->cb.selected(s->ud, &sel, &by_date);
 
+	if (s->early_from && !by_date && uid == s->early_from &&
+	    s->exists > 0 && uid < s->uidnext) {
+		/* The UID FETCH that went with the EXAMINE is the catch-up. */
+		s->early_from = 0;
+		set_state(s, S_FETCH);
+		return;
+	}
+	void_early_fetch(s);
 	if (by_date && s->exists > 0) {
 		send_dates(s);
 		return;
@@ -1254,6 +1285,7 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		break;
 	case CMD_EXAMINE:
 		if (r->status == CODEC_STATUS_NO && s->fetch_mode) {
+			void_early_fetch(s);
 			if (s->cb.mailbox_failed)
 				s->cb.mailbox_failed(s->ud, s->mailbox, text);
 			go_ready(s);
@@ -1279,6 +1311,7 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 
 			log_info(s->o.log, "server sent no UIDNEXT; "
 					   "asking for the last UID");
+			void_early_fetch(s);
 			codec_buf_init(&b);
 			begin(s, CMD_FIND_UIDNEXT, tag);
 			codec_buf_addstr(&b, tag);
@@ -1344,6 +1377,8 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		s->cb.batch_end(s->ud);
 		if (s->state == S_FETCH)
 			watch(s);
+		break;
+	case CMD_VOID:
 		break;
 	case CMD_IDLE:
 		if (!okay)
@@ -1544,6 +1579,8 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 		       : f->have & CODEC_FETCH_UID ? f->uid
 						   : 0;
 
+	if (is_pending(s, CMD_VOID))
+		return; /* the answers of an unwanted early fetch */
 	if (f->have & CODEC_FETCH_FLAGS &&
 	    unseen_set(&s->unseen, key,
 		       !codec_strlist_has(&f->flags, "\\Seen")))
@@ -2146,8 +2183,21 @@ session_set_others(struct session *s, const char *const *others, size_t n,
 		leave_idle(s, false);
 }
 
+/* How many messages the owner follows (the known callback). */
+static size_t
+n_known(struct session *s)
+{
+	uint32_t uids[SESSION_MAX_KNOWN], uidvalidity;
+	uint64_t modseq;
+
+	return s->cb.known ? s->cb.known(s->ud, uids, SESSION_MAX_KNOWN,
+					 &uidvalidity, &modseq)
+			   : 0;
+}
+
 void
-session_examine(struct session *s, const char *mailbox, uint64_t now)
+session_examine(struct session *s, const char *mailbox, uint32_t from,
+		uint64_t now)
 {
 	s->now = now;
 	if (!s->fetch_mode || s->state != S_READY)
@@ -2156,6 +2206,13 @@ session_examine(struct session *s, const char *mailbox, uint64_t now)
 	s->mailbox = xstrdup(mailbox);
 	s->timer = 0;
 	send_examine(s);
+	/* In the same write, unless the flags of followed messages are to
+	 * be fetched first (no QRESYNC). */
+	if (from && (s->qresync_sent || !n_known(s))) {
+		s->fetch_from = from;
+		queue_fetch(s);
+		s->early_from = from;
+	}
 }
 
 void

@@ -253,8 +253,12 @@ bool session_list_status(const struct session *s);
 void session_set_others(struct session *s, const char *const *others,
 			size_t n, uint64_t now);
 /* Fetch mode, when ready: EXAMINEs mailbox (copied) and catches it up as
- * a watching session does; ready() follows. */
-void session_examine(struct session *s, const char *mailbox, uint64_t now);
+ * a watching session does; ready() follows. from, when not 0, is the UID
+ * the owner expects selected() to return: the UID FETCH from there then
+ * goes in the same write as the EXAMINE, saving a round trip (its answers
+ * are ignored if selected() decides otherwise). */
+void session_examine(struct session *s, const char *mailbox, uint32_t from,
+		     uint64_t now);
 /* Leaves IDLE and sends LOGOUT; failed(SESSION_FAIL_BYE) follows the
  * server's BYE, or the caller closes after its own deadline. */
 void session_logout(struct session *s, uint64_t now);

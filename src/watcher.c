@@ -779,7 +779,8 @@ watcher_examine(struct watcher *w, struct mailbox *mb)
 	if (!watcher_ready(w))
 		return;
 	w->mb = mb;
-	session_examine(w->s, mailbox_name(mb), now_usec(w));
+	session_examine(w->s, mailbox_name(mb), mailbox_next_uid(mb),
+			now_usec(w));
 	pump(w);
 }
 

@@ -163,7 +163,7 @@ ready(void *ud)
 	if (readies % 3 == 2) {
 		session_list(cur, patterns, readies % 2 ? 3 : 1, true, cur_now);
 	} else if (readies % 3 == 1) {
-		session_examine(cur, "Lists/x", cur_now);
+		session_examine(cur, "Lists/x", readies % 2 ? 5 : 0, cur_now);
 	} else {
 		session_status(cur, "a", cur_now);
 		session_status(cur, "Caf\xc3\xa9", cur_now);

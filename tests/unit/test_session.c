@@ -1310,7 +1310,7 @@ test_fetch_mode(int bytewise)
 		   "doesn't exist: gone; ready; ",
 	       "status, refusal, ready");
 	r.start = 10;
-	session_examine(s, "a", 2 * SEC);
+	session_examine(s, "a", 0, 2 * SEC);
 	drain(s, &r);
 	sent(&r, "m5 EXAMINE a\r\n", "EXAMINE on demand");
 	feed(s, &r,
@@ -1329,7 +1329,7 @@ test_fetch_mode(int bytewise)
 	sent(&r, "m7 CLOSE\r\n",
 	     "then CLOSE (a STATUS of the selected mailbox may be stale); "
 	     "the EXISTS fetches nothing");
-	session_examine(s, "missing", 3 * SEC);
+	session_examine(s, "missing", 0, 3 * SEC);
 	drain(s, &r);
 	sent(&r, "m8 EXAMINE missing\r\n", "EXAMINE another, CLOSE unanswered");
 	feed(s, &r, "m7 OK Close completed.\r\n", bytewise, 3 * SEC);
@@ -1344,6 +1344,140 @@ test_fetch_mode(int bytewise)
 	sent(&r, "m9 NOOP\r\n", "keep-alive NOOP");
 	feed(s, &r, "m9 OK NOOP completed.\r\n", bytewise, 1504 * SEC);
 	events(&r, "ready; ", "ready after the NOOP");
+	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+	session_free(&s);
+}
+
+/* Fetch mode with the owner's guess of where to start: the UID FETCH goes
+ * in the same write as the EXAMINE. When selected() agrees, its answers
+ * are the catch-up; when it does not (another start, the date scan, an
+ * empty mailbox, a refused EXAMINE), they are ignored and the session goes
+ * on as without the guess. */
+static void
+test_fetch_early(int bytewise)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+
+	o.mailbox = NULL;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, bytewise, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", bytewise, 0);
+	events(&r, "ready; ", "ready after login");
+	r.sent[0] = 0;
+
+	r.start = 10;
+	session_examine(s, "a", 10, SEC);
+	drain(s, &r);
+	sent(&r,
+	     "m2 EXAMINE a\r\nm3 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "the UID FETCH goes with the EXAMINE");
+	feed(s, &r,
+	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 12] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n"
+	     "* 3 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"eleven\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n",
+	     bytewise, SEC);
+	events(&r, "selected 7/12/3; fetched 11 eleven; batch_end; ready; ",
+	       "selected() agreed: its answers are the catch-up");
+	sent(&r, "m4 CLOSE\r\n", "then CLOSE, nothing else");
+	feed(s, &r, "m4 OK Close completed.\r\n", bytewise, SEC);
+
+	r.start = 12;
+	session_examine(s, "b", 10, 2 * SEC);
+	drain(s, &r);
+	sent(&r,
+	     "m5 EXAMINE b\r\nm6 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "a guess selected() will not share");
+	feed(s, &r,
+	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 13] x\r\n"
+	     "m5 OK [READ-ONLY] done\r\n",
+	     bytewise, 2 * SEC);
+	sent(&r, "m7 UID FETCH 12:* (UID FLAGS ENVELOPE)\r\n",
+	     "the catch-up from where selected() said");
+	feed(s, &r,
+	     "* 2 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"old\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\n"
+	     "* 3 FETCH (UID 12 FLAGS () ENVELOPE (NIL \"twelve\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\nm6 OK done\r\n",
+	     bytewise, 2 * SEC);
+	events(&r, "selected 7/13/3; ",
+	       "the early fetch's answers are ignored, even UID 12");
+	feed(s, &r,
+	     "* 3 FETCH (UID 12 FLAGS () ENVELOPE (NIL \"twelve\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\nm7 OK done\r\nm8 OK Close done\r\n",
+	     bytewise, 2 * SEC);
+	events(&r, "fetched 12 twelve; batch_end; ready; ",
+	       "those of the catch-up are not");
+
+	r.start = 0;
+	r.by_date = true;
+	r.dated_from = 2;
+	session_examine(s, "c", 10, 3 * SEC);
+	drain(s, &r);
+	sent(&r,
+	     "m8 CLOSE\r\n"
+	     "m9 EXAMINE c\r\nm10 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "a guess made before a UIDVALIDITY change");
+	feed(s, &r,
+	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 3] x\r\n"
+	     "m9 OK [READ-ONLY] done\r\n",
+	     bytewise, 3 * SEC);
+	sent(&r, "m11 UID FETCH 1:* (UID FLAGS INTERNALDATE)\r\n",
+	     "the date scan instead");
+	feed(s, &r,
+	     "* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL \"two\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\nm10 OK done\r\n"
+	     "* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE "
+	     "\"01-Jan-2026 00:00:00 +0000\")\r\n"
+	     "* 2 FETCH (UID 2 FLAGS () INTERNALDATE "
+	     "\"02-Jan-2026 00:00:00 +0000\")\r\nm11 OK done\r\n",
+	     bytewise, 3 * SEC);
+	events(&r,
+	       "selected 8/3/2; dated 1 01-Jan-2026 00:00:00 +0000 seen; "
+	       "dated 2 02-Jan-2026 00:00:00 +0000; dated_end; ",
+	       "the early answers are ignored, the scan's are not");
+	sent(&r, "m12 UID FETCH 2:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "then the fetch from where the scan said");
+	feed(s, &r,
+	     "* 2 FETCH (UID 2 FLAGS () INTERNALDATE "
+	     "\"02-Jan-2026 00:00:00 +0000\" ENVELOPE (NIL \"two\" NIL NIL NIL "
+	     "NIL NIL NIL NIL NIL))\r\nm12 OK done\r\nm13 OK Close done\r\n",
+	     bytewise, 3 * SEC);
+	events(&r, "fetched 2 two; batch_end; ready; ", "announced once");
+	r.by_date = false;
+
+	session_examine(s, "empty", 10, 4 * SEC);
+	drain(s, &r);
+	sent(&r,
+	     "m13 CLOSE\r\n"
+	     "m14 EXAMINE empty\r\nm15 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "a guess for a mailbox that turns out empty");
+	feed(s, &r,
+	     "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 1] x\r\n"
+	     "m14 OK [READ-ONLY] done\r\n"
+	     "m15 BAD Error in IMAP command UID FETCH: Invalid uidset\r\n",
+	     bytewise, 4 * SEC);
+	events(&r, "selected 7/1/0; batch_end; ready; ",
+	       "an empty mailbox: a refusal of the early fetch is no failure");
+	sent(&r, "m16 CLOSE\r\n", "CLOSE as ever");
+
+	session_examine(s, "missing", 10, 5 * SEC);
+	drain(s, &r);
+	sent(&r,
+	     "m17 EXAMINE missing\r\n"
+	     "m18 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "EXAMINE and early fetch of a mailbox that is gone");
+	feed(s, &r,
+	     "m16 OK Close completed.\r\n"
+	     "m17 NO Mailbox doesn't exist: missing\r\n"
+	     "m18 BAD No mailbox selected\r\n",
+	     bytewise, 5 * SEC);
+	events(&r, "mailbox_failed missing NO Mailbox doesn't exist: "
+		   "missing; ready; ",
+	       "a refused EXAMINE costs only that mailbox, early fetch or "
+	       "not");
 	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
 	session_free(&s);
 }
@@ -1833,6 +1967,8 @@ main(void)
 	test_notify_many();
 	test_fetch_mode(0);
 	test_fetch_mode(1);
+	test_fetch_early(0);
+	test_fetch_early(1);
 	test_qresync(0);
 	test_qresync(1);
 	test_condstore_only(0);
