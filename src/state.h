@@ -37,7 +37,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The most bytes of an account file read: some 30000 mailboxes. */
+/* The most bytes of an account file read: tens of thousands of
+ * mailboxes. */
 #define STATE_FILE_MAX (4 << 20)
 
 /* What the state says of one mailbox. */
