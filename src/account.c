@@ -7,6 +7,7 @@
 
 #include "mailbox.h"
 #include "mboxlist.h"
+#include "state.h"
 #include "watcher.h"
 
 #define USEC_PER_SEC 1000000ULL
@@ -78,6 +79,7 @@ struct account_run {
 	bool stopping;
 	bool paused;              /* account_run_pause(): every watcher */
 	bool notify_up, fetcher_up; /* for check_followers() */
+	struct state_store *store; /* every mailbox's state */
 	sd_event_source *saver;   /* deferred state writes (save_soon) */
 	uint64_t saved_at;        /* usec of the last one */
 	sd_event_source *sweep;   /* the next STATUS check, M_BUDGET */
@@ -544,6 +546,7 @@ new_box(struct account_run *ar, const char *name)
 	struct mailbox_env me = {
 		.sinks = ar->env.sinks,
 		.n_sinks = ar->env.n_sinks,
+		.store = ar->store,
 		.save_soon = save_soon,
 		.ud = ar,
 	};
@@ -606,9 +609,10 @@ set_others(struct account_run *ar)
 
 /* The LIST is answered: the mailboxes watched become those it selects
  * (mboxlist_select). A mailbox no longer listed is let go, its state
- * file kept (its mark comes back if it does); one listed for the first
- * time after the first LIST has appeared since the last one. box[0],
- * whose connection asks for NOTIFY, stays first while it is listed. */
+ * kept in the store (its mark comes back if it does); one listed for the
+ * first time after the first LIST has appeared since the last one.
+ * box[0], whose connection asks for NOTIFY, stays first while it is
+ * listed. */
 static void
 apply_list(struct account_run *ar)
 {
@@ -788,6 +792,7 @@ w_refused(void *ud, struct watcher *w, const char *msg)
 
 /* ---- state ---- */
 
+/* Puts every mailbox's state in the store. */
 static void
 save_all(struct account_run *ar, bool final)
 {
@@ -802,7 +807,8 @@ save_all(struct account_run *ar, bool final)
 
 /* Writes the state once the loop is idle; in a burst, at most once per
  * SAVE_INTERVAL (each write is an fdatasync, a rename and a directory
- * fsync per mailbox that moved). A clean stop writes it at once. */
+ * fsync, of one file for every mailbox of the account). A clean stop
+ * writes it at once. Also called by the store when it turns dirty. */
 static void
 save_soon(void *ud)
 {
@@ -826,6 +832,11 @@ on_save(sd_event_source *src, uint64_t usec, void *ud)
 	(void)usec;
 	ar->saved_at = now_usec(ar);
 	save_all(ar, false);
+	/* A failed write keeps the store dirty: tried again at the next
+	 * save, not by a timer of its own. */
+	state_store_write(ar->store);
+	/* The puts above asked for this very write. */
+	sd_event_source_set_enabled(ar->saver, SD_EVENT_OFF);
 	return 0;
 }
 
@@ -860,12 +871,8 @@ account_run_new(const struct account_env *env, const struct account *a,
 	for (size_t i = 0; i < a->n_mailboxes; i++)
 		ar->dynamic =
 			ar->dynamic || mboxlist_is_pattern(a->mailboxes[i]);
-	/* With patterns, the mailboxes come from the first LIST. */
-	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
-	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));
-	for (size_t i = 0; i < ar->n; i++)
-		ar->box[i] = new_box(ar, a->mailboxes[i]);
-	set_others(ar);
+	/* Before the mailboxes, which ask it for their state (and may
+	 * dirty it, moving an earlier version's files into it). */
 	r = sd_event_add_time(env->event, &ar->saver, CLOCK_BOOTTIME, 0,
 			      SAVE_INTERVAL / 10, on_save, ar);
 	if (r >= 0)
@@ -873,6 +880,13 @@ account_run_new(const struct account_env *env, const struct account *a,
 						 SD_EVENT_PRIORITY_IDLE);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->saver, SD_EVENT_OFF);
+	ar->store = state_store_new(a->name, save_soon, ar);
+	/* With patterns, the mailboxes come from the first LIST. */
+	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
+	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));
+	for (size_t i = 0; i < ar->n; i++)
+		ar->box[i] = new_box(ar, a->mailboxes[i]);
+	set_others(ar);
 	if (r >= 0)
 		r = sd_event_add_defer(env->event, &ar->shrink, on_shrink, ar);
 	if (r >= 0)
@@ -909,6 +923,8 @@ account_run_free(struct account_run **arp)
 	watcher_free(&ar->fetcher);
 	for (size_t i = 0; i < ar->n; i++)
 		free_box(&ar->box[i]);
+	state_store_write(ar->store);
+	state_store_free(&ar->store);
 	forget_listed(ar);
 	free(ar->listed);
 	sd_event_source_disable_unref(ar->saver);

@@ -18,8 +18,8 @@
  * NOTIFY says one was created, renamed or deleted, and without NOTIFY at
  * every check; a mailbox no longer listed is let go, its state kept.
  *
- * Runs on an sd-event loop; never blocks (but for the state files'
- * writes, deferred until the loop is idle). */
+ * Runs on an sd-event loop; never blocks (but for the writes of the
+ * account's state file, deferred until the loop is idle). */
 #pragma once
 
 #include <stdbool.h>
@@ -56,7 +56,7 @@ void account_run_free(struct account_run **ar);
 /* After a reload: a is the new configuration's account, equal in every
  * setting (config_account_equal) to the old one. Connections stay. */
 void account_run_rebind(struct account_run *ar, const struct account *a);
-/* Brings the state files up to date once the loop is idle. */
+/* Brings the state file up to date once the loop is idle. */
 void account_run_save(struct account_run *ar);
 /* Starts a clean stop (LOGOUT everywhere); account_run_stopped() turns
  * true when every connection is gone. */

@@ -37,7 +37,7 @@ struct mailbox {
 	int64_t seen;
 	uint32_t messages;
 	int64_t unseen; /* unseen messages now, -1: not known */
-	/* What the state file says. */
+	/* What was last put in the state store. */
 	uint32_t saved_uidvalidity, saved_mark, saved_messages;
 	int64_t saved_seen;
 	bool catching_up;          /* the first batch after a gap */
@@ -53,7 +53,7 @@ struct mailbox {
 	uint32_t idle_messages;
 
 	/* Catching up after a UIDVALIDITY change (see uidvalidity_changed):
-	 * until it completes, the state file keeps the values from before
+	 * until it completes, the state keeps the values from before
 	 * (old_*), which come back if the connection ends first. since:
 	 * only messages whose INTERNALDATE is later count as new (0:
 	 * all); dated_from: the lowest such unseen UID the date scan found;
@@ -106,11 +106,12 @@ time_text(int64_t t, char buf[static 32])
 	return buf;
 }
 
-/* Asks the owner for a state write once the loop is idle: the write ends
- * in fdatasync, which can block for milliseconds, so it comes after every
- * ready connection was served and the hooks have started, and several
- * batches share one write per mailbox. A kill in between only means those
- * messages are announced again at the next start. */
+/* Asks the owner for mailbox_save() once the loop is idle: the state
+ * file's write ends in fdatasync, which can block for milliseconds, so it
+ * comes after every ready connection was served and the hooks have
+ * started, and several batches (of every mailbox of the account) share
+ * one write. A kill in between only means those messages are announced
+ * again at the next start. */
 static void
 save_soon(struct mailbox *mb)
 {
@@ -130,13 +131,13 @@ take_idle_time(struct mailbox *mb, bool idle_now, uint32_t exists_now)
 	mb->idle_at = 0;
 }
 
-/* Writes the state file when what it should say changed: the mark, but
- * never past a message a sink has not acted on (a queued hook; at a stop
- * also a running one), so that a kill loses nothing; and the time the
- * mailbox was seen whole, when it advanced by SEEN_STEP or the mailbox
- * became empty or not (at all, when final). Not while catching up after a
- * UIDVALIDITY change: the file keeps what came before until that
- * completes. */
+/* Puts the state in the store (its owner writes the file) when what it
+ * should say changed: the mark, but never past a message a sink has not
+ * acted on (a queued hook; at a stop also a running one), so that a kill
+ * loses nothing; and the time the mailbox was seen whole, when it
+ * advanced by SEEN_STEP or the mailbox became empty or not (at all, when
+ * final). Not while catching up after a UIDVALIDITY change: the state
+ * keeps what came before until that completes. */
 void
 mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	     uint32_t exists_now)
@@ -171,16 +172,15 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	    (m == mb->saved_mark && mb->uidvalidity == mb->saved_uidvalidity &&
 	     !seen_moved))
 		return;
-	if (state_save(mb->account, mb->name,
-		       &(struct state){.uidvalidity = mb->uidvalidity,
-				       .uid = m,
-				       .seen = seen,
-				       .messages = messages}) == 0) {
-		mb->saved_mark = m;
-		mb->saved_uidvalidity = mb->uidvalidity;
-		mb->saved_seen = seen;
-		mb->saved_messages = messages;
-	}
+	state_store_put(mb->env.store, mb->name,
+			&(struct state){.uidvalidity = mb->uidvalidity,
+					.uid = m,
+					.seen = seen,
+					.messages = messages});
+	mb->saved_mark = m;
+	mb->saved_uidvalidity = mb->uidvalidity;
+	mb->saved_seen = seen;
+	mb->saved_messages = messages;
 }
 
 /* ---- announced messages (struct live) ---- */
@@ -802,7 +802,7 @@ mailbox_new(const struct mailbox_env *env, const struct account *a,
 	mb->log.account = mb->account;
 	mb->log.mailbox = mb->name;
 	mb->unseen = -1;
-	if (state_load(mb->account, mb->name, &st) > 0) {
+	if (state_store_get(env->store, mb->name, &st) > 0) {
 		mb->uidvalidity = st.uidvalidity;
 		mb->mark = st.uid;
 		mb->seen = st.seen;

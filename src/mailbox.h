@@ -8,9 +8,10 @@
  *
  * It is fed the events of whichever connection has it selected (or checks
  * it with STATUS) and the wall-clock time with them; it never touches a
- * socket, a timer or the event loop. Its outputs are the sinks, the state
- * file (state.c: a few bytes of blocking I/O, only in mailbox_new(),
- * mailbox_save() and mailbox_free()) and log lines. */
+ * socket, a timer or the event loop. Its outputs are the sinks, its
+ * entry in the account's state store (state.c; no I/O: the owner writes
+ * the store, but mailbox_new() may read the file an earlier version kept
+ * for the mailbox alone) and log lines. */
 #pragma once
 
 #include <stdbool.h>
@@ -23,25 +24,30 @@
 
 struct sink;
 struct mailbox;
+struct state_store;
 
 /* What the mailbox needs from its owner; all borrowed and outliving the
  * mailbox. */
 struct mailbox_env {
 	struct sink **sinks; /* n_sinks sinks, each gets every message */
 	size_t n_sinks;
-	/* Called when the state file should be written: the owner calls
-	 * mailbox_save() soon, once nothing more urgent is to be done (the
-	 * write ends in fdatasync). Several calls may share one save. */
+	/* The account's state: mailbox_new() gets the mailbox's entry,
+	 * mailbox_save() puts it. */
+	struct state_store *store;
+	/* Called when the state should be saved: the owner calls
+	 * mailbox_save() soon, once nothing more urgent is to be done, then
+	 * writes the store (the write ends in fdatasync). Several calls may
+	 * share one save. */
 	void (*save_soon)(void *ud);
 	void *ud;
 };
 
 /* Creates the mailbox name (UTF-8, copied) of account a (borrowed; see
- * mailbox_rebind()) and loads its state file. Never fails. */
+ * mailbox_rebind()) with its state from env->store. Never fails. */
 struct mailbox *mailbox_new(const struct mailbox_env *env,
 			    const struct account *a, const char *name);
-/* Writes the state one last time (mailbox_save(mb, true, false, 0)) and
- * frees. The sinks must still exist. */
+/* Saves the state one last time (mailbox_save(mb, true, false, 0)) and
+ * frees. The sinks and the store must still exist. */
 void mailbox_free(struct mailbox **mb);
 
 /* After a reload: a is the new configuration's account, equal in every
@@ -61,15 +67,16 @@ bool mailbox_set_unseen(struct mailbox *mb, uint32_t count);
  * borrowed, valid until mailbox_free(). */
 const struct log_ctx *mailbox_log(const struct mailbox *mb);
 
-/* Writes the state file when what it should say changed (the mark, never
- * past a message a sink has not acted on; when the mailbox was last seen
- * whole), and does nothing while a UIDVALIDITY change is being caught up
- * with. final (at the end) writes a change of the "seen whole" time
- * however small. idle_now and exists_now tell whether the connection
- * that last reported mailbox_idle() is still idle, and the message count
- * its server now reports: the time of that mailbox_idle() counts as seen
- * whole only when it is, with the same count (no mail came with the
- * IDLE's "+"). Without such a connection, pass false and 0. */
+/* Puts the state in the store when what it should say changed (the
+ * mark, never past a message a sink has not acted on; when the mailbox
+ * was last seen whole), and does nothing while a UIDVALIDITY change is
+ * being caught up with. final (at the end) puts a change of the "seen
+ * whole" time however small. idle_now and exists_now tell whether the
+ * connection that last reported mailbox_idle() is still idle, and the
+ * message count its server now reports: the time of that mailbox_idle()
+ * counts as seen whole only when it is, with the same count (no mail came
+ * with the IDLE's "+"). Without such a connection, pass false and 0. No
+ * I/O: the owner writes the store. */
 void mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 		  uint32_t exists_now);
 

@@ -4,28 +4,39 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
 
+#define MAGIC "mailwatch-state 3\n"
+/* The per-mailbox files of earlier versions. */
 #define MAGIC_V1 "mailwatch-state 1\n"
-#define MAGIC "mailwatch-state 2\n"
-/* mkostemp's suffix of the temporary file written next to a state file. */
-#define TMP_SUFFIX ".XXXXXX"
+#define MAGIC_V2 "mailwatch-state 2\n"
+/* mkostemp's suffix of the temporary file written next to an account
+ * file: its second '@' keeps it apart from every account file, and from
+ * every per-mailbox file. */
+#define TMP_SUFFIX "@XXXXXX"
+/* The suffix earlier versions used next to a per-mailbox file: their
+ * names (state_file_name()) made room for it. */
+#define V2_TMP_SUFFIX ".XXXXXX"
 /* '~' and 16 hex digits: the end of a hashed file name. */
 #define HASH_LEN 17
-/* What a file may hold besides its magic and owner lines; more is not
- * ours. */
+/* What a per-mailbox file may hold besides its magic and owner lines;
+ * more is not ours. */
 #define NUMBERS_MAX 256
+/* Corrupt lines of an account file logged one by one; past that, one
+ * line says how many more were skipped. */
+#define CORRUPT_LOGGED 5
 
-/* fsync() of the directory path, so that entries created or renamed in it
- * survive a power loss. Returns 0 or a negative errno; a file system that
- * cannot sync directories (EINVAL) counts as success. */
+/* fsync() of the directory path, so that entries created, renamed or
+ * removed in it survive a power loss. Returns 0 or a negative errno; a
+ * file system that cannot sync directories (EINVAL) counts as
+ * success. */
 static int
 sync_dir_fd(int fd)
 {
@@ -46,44 +57,60 @@ sync_dir(const char *path)
 }
 
 /* mkdir path 0700; when it was created, syncs its parent so that it stays
- * created. */
-static void
+ * created. Returns 0 (also when it was there) or a negative errno. */
+static int
 make_dir(const char *path)
 {
 	char *parent;
 
-	if (mkdir(path, 0700) < 0) {
-		if (errno != EEXIST)
-			log_warn(NULL, "state: mkdir %s: %m", path);
-		return;
-	}
+	if (mkdir(path, 0700) < 0)
+		return errno == EEXIST ? 0 : -errno;
 	parent = xstrdup(path);
 	*strrchr(parent, '/') = 0;
 	sync_dir(*parent ? parent : "/");
 	free(parent);
+	return 0;
+}
+
+/* make_dir() of dir's parent, then of dir. */
+static int
+make_dirs(const char *dir)
+{
+	char *parent = xstrdup(dir);
+	int r;
+
+	*strrchr(parent, '/') = 0;
+	/* The parent may be missing on a fresh account; 0700 like XDG
+	 * asks. */
+	r = *parent ? make_dir(parent) : 0;
+	if (r < 0)
+		log_warn(NULL, "state: mkdir %s: %s", parent, strerror(-r));
+	free(parent);
+	return make_dir(dir);
 }
 
 char *
 state_dir(void)
 {
 	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	char *dir, *parent;
+	char *dir;
+	int r;
 
 	if (x && *x == '/') {
-		parent = xstrdup(x);
+		dir = xasprintf("%s/mailwatch", x);
 	} else if (home && *home) {
-		parent = xasprintf("%s/.local/state", home);
+		dir = xasprintf("%s/.local/state/mailwatch", home);
 	} else {
 		log_err(NULL, "state: neither XDG_STATE_HOME nor HOME is set");
 		return NULL;
 	}
-	dir = xasprintf("%s/mailwatch", parent);
-	/* The parent may be missing on a fresh account; 0700 like XDG asks. */
-	make_dir(parent);
-	make_dir(dir);
-	free(parent);
+	r = make_dirs(dir);
+	if (r < 0)
+		log_warn(NULL, "state: mkdir %s: %s", dir, strerror(-r));
 	return dir;
 }
+
+/* ---- names ---- */
 
 /* How escape() writes a name. */
 enum esc {
@@ -121,20 +148,88 @@ escape(char *p, const char *s, enum esc how)
 	return p;
 }
 
-/* 64-bit FNV-1a of account, a NUL and mailbox. */
-static uint64_t
-names_hash(const char *account, const char *mailbox)
+static int
+hex_value(char c)
 {
-	uint64_t h = 14695981039346656037ull;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
 
-	for (const char *s = account;; s++) {
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-		if (!*s)
-			break;
+/* The name escape(ESC_LINE) wrote as s (NUL-terminated); caller frees.
+ * NULL when s is not such a name, or one of no bytes or with a NUL. */
+static char *
+unescape_line(const char *s)
+{
+	char *name = xmalloc(strlen(s) + 1), *p = name;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		int hi, lo;
+
+		if (c == '%') {
+			hi = hex_value(s[1]);
+			lo = hi < 0 ? -1 : hex_value(s[2]);
+			if (lo < 0 || (!hi && !lo))
+				goto fail;
+			*p++ = (char)(hi << 4 | lo);
+			s += 2;
+		} else if (keeps(ESC_LINE, c)) {
+			*p++ = (char)c;
+		} else {
+			goto fail;
+		}
 	}
-	for (const char *s = mailbox; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	*p = 0;
+	if (p > name)
+		return name;
+fail:
+	free(name);
+	return NULL;
+}
+
+/* 64-bit FNV-1a of n bytes at s, continuing from h. */
+static uint64_t
+fnv(uint64_t h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
 	return h;
+}
+
+#define FNV_START 14695981039346656037ull
+
+/* name (len bytes, room for HASH_LEN + 1 more) as it fits in a directory
+ * whose names are name_max long, with room for a temporary suffix: as it
+ * is when it does; else its start, at least its first keep_min bytes and
+ * not cut in the middle of a %XX, then '~' and hash in hex. */
+static void
+fit_name(char *name, size_t len, long name_max, uint64_t hash,
+	 size_t keep_min)
+{
+	size_t max = name_max > 0 ? (size_t)name_max : NAME_MAX, keep;
+	size_t tmp = strlen(TMP_SUFFIX);
+
+	/* Both suffixes have the same length: the per-mailbox names stay
+	 * what earlier versions wrote. */
+	_Static_assert(sizeof(TMP_SUFFIX) == sizeof(V2_TMP_SUFFIX),
+		       "one room for either temporary suffix");
+	if (len + tmp <= max)
+		return;
+	keep = max > tmp + HASH_LEN ? max - tmp - HASH_LEN : 0;
+	if (keep > len)
+		keep = len;
+	if (keep >= 1 && name[keep - 1] == '%')
+		keep -= 1;
+	else if (keep >= 2 && name[keep - 2] == '%')
+		keep -= 2;
+	if (keep < keep_min)
+		keep = keep_min;
+	snprintf(name + keep, HASH_LEN + 1, "~%016" PRIx64, hash);
 }
 
 /* The file name stays what earlier versions wrote whenever it fits (their
@@ -145,69 +240,111 @@ names_hash(const char *account, const char *mailbox)
 char *
 state_file_name(const char *account, const char *mailbox, long name_max)
 {
-	size_t n = strlen(account) + strlen(mailbox), len, keep, max;
+	size_t n = strlen(account) + strlen(mailbox);
 	char *name = xmalloc(3 * n + 2 + HASH_LEN + 1), *p;
 
-	max = name_max > 0 ? (size_t)name_max : NAME_MAX;
 	p = escape(name, account, ESC_ACCOUNT);
 	*p++ = '.';
 	p = escape(p, mailbox, ESC_MAILBOX);
 	*p = 0;
-	len = (size_t)(p - name);
-	if (len + strlen(TMP_SUFFIX) <= max)
-		return name;
-	keep = max > strlen(TMP_SUFFIX) + HASH_LEN
-		   ? max - strlen(TMP_SUFFIX) - HASH_LEN
-		   : 0;
-	/* Not in the middle of a %XX. */
-	if (keep >= 1 && name[keep - 1] == '%')
-		keep -= 1;
-	else if (keep >= 2 && name[keep - 2] == '%')
-		keep -= 2;
-	snprintf(name + keep, HASH_LEN + 1, "~%016" PRIx64,
-		 names_hash(account, mailbox));
+	/* The hash of account, a NUL and mailbox. */
+	fit_name(name, (size_t)(p - name), name_max,
+		 fnv(fnv(FNV_START, account, strlen(account) + 1), mailbox,
+		     strlen(mailbox)),
+		 0);
 	return name;
 }
 
-/* "account A\nmailbox M\n": the lines naming whose state a file is.
- * Caller frees. */
+char *
+state_account_file_name(const char *account, long name_max)
+{
+	char *name = xmalloc(3 * strlen(account) + 1 + HASH_LEN + 1), *p;
+
+	name[0] = '@';
+	p = escape(name + 1, account, ESC_ACCOUNT);
+	*p = 0;
+	fit_name(name, (size_t)(p - name), name_max,
+		 fnv(FNV_START, account, strlen(account)), 1);
+	return name;
+}
+
+/* "account A\n" (A as escape(ESC_LINE) writes it), then mailbox's line
+ * likewise when mailbox is not NULL: the lines that name whose state a
+ * file is. Caller frees. */
 static char *
 owner_lines(const char *account, const char *mailbox)
 {
-	char *s = xmalloc(3 * (strlen(account) + strlen(mailbox)) + 20), *p;
+	size_t n = strlen(account) + (mailbox ? strlen(mailbox) : 0);
+	char *s = xmalloc(3 * n + 20), *p;
 
 	p = stpcpy(s, "account ");
 	p = escape(p, account, ESC_LINE);
-	p = stpcpy(p, "\nmailbox ");
-	p = escape(p, mailbox, ESC_LINE);
-	strcpy(p, "\n");
+	*p++ = '\n';
+	if (mailbox) {
+		p = stpcpy(p, "mailbox ");
+		p = escape(p, mailbox, ESC_LINE);
+		*p++ = '\n';
+	}
+	*p = 0;
 	return s;
 }
 
-/* Opens the state directory and names the file of account/mailbox in it.
- * Returns the directory fd (*dir_r and *path_r set, caller frees), or -1
- * after logging why (both NULL). */
-static int
-open_dir(const char *account, const char *mailbox, char **dir_r, char **path_r)
-{
-	char *dir = state_dir(), *name;
-	int fd;
+/* ---- files ---- */
 
-	*dir_r = *path_r = NULL;
-	if (!dir)
-		return -1;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		log_warn(NULL, "state: %s: %m", dir);
-		free(dir);
-		return -1;
+/* Reads fd to its end, or max + 1 bytes when it holds more, into *buf_r
+ * (NUL-terminated; caller frees) and *n_r. Returns 0 or a negative
+ * errno (*buf_r NULL). */
+static int
+read_upto(int fd, size_t max, char **buf_r, size_t *n_r)
+{
+	size_t cap = max < 4096 ? max + 1 : 4096, n = 0;
+	char *buf = xmalloc(cap + 1);
+	ssize_t got;
+
+	for (;;) {
+		if (n == cap) {
+			if (cap > max)
+				break;
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			buf = xrealloc(buf, cap + 1);
+		}
+		got = read(fd, buf + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int r = -errno;
+
+			free(buf);
+			*buf_r = NULL;
+			return r;
+		}
+		if (!got)
+			break;
+		n += (size_t)got;
 	}
-	name = state_file_name(account, mailbox, fpathconf(fd, _PC_NAME_MAX));
-	*path_r = xasprintf("%s/%s", dir, name);
-	*dir_r = dir;
-	free(name);
-	return fd;
+	buf[n] = 0;
+	*buf_r = buf;
+	*n_r = n;
+	return 0;
 }
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* ---- the per-mailbox files of earlier versions ---- */
 
 /* Reads "KEY N\n" at *p into *v_r (N decimal, at most 19 digits and at
  * most max) and moves *p past it; false when it is not there. */
@@ -239,15 +376,15 @@ enum verdict { V_OK, V_CORRUPT, V_OTHER };
  * wrote it, at a readable name; at a hashed name it cannot be told from
  * another mailbox's. */
 static enum verdict
-parse(const char *text, const char *owner, bool hashed, struct state *st)
+parse_v2(const char *text, const char *owner, bool hashed, struct state *st)
 {
 	const char *p = text;
 	uint64_t v;
 
 	if (!strncmp(p, MAGIC_V1, strlen(MAGIC_V1)) && !hashed) {
 		p += strlen(MAGIC_V1);
-	} else if (!strncmp(p, MAGIC, strlen(MAGIC))) {
-		p += strlen(MAGIC);
+	} else if (!strncmp(p, MAGIC_V2, strlen(MAGIC_V2))) {
+		p += strlen(MAGIC_V2);
 		if (strncmp(p, owner, strlen(owner)))
 			return strncmp(p, "account ", 8) ? V_CORRUPT : V_OTHER;
 		p += strlen(owner);
@@ -271,21 +408,24 @@ parse(const char *text, const char *owner, bool hashed, struct state *st)
 	return *p ? V_CORRUPT : V_OK;
 }
 
-int
-state_load(const char *account, const char *mailbox, struct state *st)
+/* Reads the per-mailbox file of account/mailbox in dir. Returns 1 with
+ * *st and its path in *path_r (caller frees), or 0 when there is none,
+ * and 0 after logging a warning when it is corrupt, foreign or another
+ * mailbox's (it is then treated as absent). */
+static int
+load_v2(const char *dir, long name_max, const char *account,
+	const char *mailbox, struct state *st, char **path_r)
 {
-	char *dir, *path, *owner = NULL, *buf = NULL;
-	size_t max, n = 0;
-	ssize_t got = 1;
+	char *name = state_file_name(account, mailbox, name_max);
+	char *path = xasprintf("%s/%s", dir, name);
+	char *owner = owner_lines(account, mailbox), *buf = NULL;
+	size_t max = strlen(MAGIC_V2) + strlen(owner) + NUMBERS_MAX, n = 0;
 	enum verdict v;
 	struct state s;
 	struct stat sb;
-	int dfd, fd, found = 0;
+	int fd, r, found = 0;
 
-	dfd = open_dir(account, mailbox, &dir, &path);
-	if (dfd < 0)
-		return 0;
-	close(dfd);
+	*path_r = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
@@ -293,28 +433,18 @@ state_load(const char *account, const char *mailbox, struct state *st)
 				 path);
 		goto out;
 	}
-	owner = owner_lines(account, mailbox);
-	max = strlen(MAGIC) + strlen(owner) + NUMBERS_MAX;
-	buf = xmalloc(max + 1);
-	while (n <= max && got > 0) {
-		got = read(fd, buf + n, max + 1 - n);
-		if (got > 0)
-			n += (size_t)got;
-		else if (got < 0 && errno == EINTR)
-			got = 1;
-	}
+	r = read_upto(fd, max, &buf, &n);
 	if (fstat(fd, &sb) < 0)
 		sb.st_mtime = 0;
 	close(fd);
-	if (got < 0) {
-		log_warn(NULL, "state: %s: %m; starting without it", path);
+	if (r < 0) {
+		log_warn(NULL, "state: %s: %s; starting without it", path,
+			 strerror(-r));
 		goto out;
 	}
-	buf[n <= max ? n : max] = 0;
 	v = n > max || strlen(buf) != n
 		? V_CORRUPT
-		: parse(buf, owner, strchr(strrchr(path, '/'), '~') != NULL,
-			&s);
+		: parse_v2(buf, owner, strchr(name, '~') != NULL, &s);
 	if (v == V_OK && s.seen <= 0) {
 		/* Version 1 had no seen time. The last write came after the
 		 * last message handled, so the mailbox was seen whole no later
@@ -324,6 +454,8 @@ state_load(const char *account, const char *mailbox, struct state *st)
 	}
 	if (v == V_OK) {
 		*st = s;
+		*path_r = path;
+		path = NULL;
 		found = 1;
 	} else if (v == V_OTHER) {
 		log_warn(NULL,
@@ -342,80 +474,447 @@ out:
 	free(buf);
 	free(owner);
 	free(path);
-	free(dir);
+	free(name);
 	return found;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
+/* ---- the store ---- */
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
+struct entry {
+	char *mailbox;
+	struct state st;
+	/* The per-mailbox file of an earlier version it was read from,
+	 * removed once the account file holding it is written; else
+	 * NULL. */
+	char *old_path;
+};
+
+struct state_store {
+	char *account;
+	struct log_ctx log;
+	char *dir;  /* NULL: no state directory */
+	char *path; /* the account file */
+	long name_max;
+	/* Sorted by mailbox name (strcmp). */
+	struct entry *v;
+	size_t n, cap;
+	bool dirty;
+	int failing; /* the last write failed with this errno: logged */
+	void (*dirtied)(void *ud);
+	void *ud;
+};
+
+/* The index of mailbox in s->v, or where it would go; *found_r says
+ * which. */
+static size_t
+find(const struct state_store *s, const char *mailbox, bool *found_r)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->v[mid].mailbox, mailbox);
+
+		if (!c) {
+			*found_r = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return 0;
+	*found_r = false;
+	return lo;
+}
+
+/* Inserts an entry for mailbox (taken over) at i (from find()). */
+static struct entry *
+insert(struct state_store *s, size_t i, char *mailbox)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 16;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
+	s->n++;
+	s->v[i] = (struct entry){.mailbox = mailbox};
+	return &s->v[i];
+}
+
+static void
+set_dirty(struct state_store *s)
+{
+	if (s->dirty)
+		return;
+	s->dirty = true;
+	if (s->dirtied)
+		s->dirtied(s->ud);
+}
+
+/* Reads " N" at *p (N decimal, at most 19 digits and at most max) into
+ * *v_r and moves *p past it; false when it is not there. */
+static bool
+field(const char **p, uint64_t max, uint64_t *v_r)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	int digits = 0;
+
+	if (*s++ != ' ')
+		return false;
+	for (; *s >= '0' && *s <= '9' && digits < 19; s++) {
+		v = v * 10 + (uint64_t)(*s - '0');
+		digits++;
+	}
+	if (!digits || v > max)
+		return false;
+	*v_r = v;
+	*p = s;
+	return true;
+}
+
+/* Takes in a mailbox line, without its '\n': false when it is corrupt
+ * or names a mailbox already read. */
+static bool
+take_line(struct state_store *s, const char *line)
+{
+	uint64_t v[4];
+	const char *p = line;
+	struct entry *e;
+	char *name;
+	bool found;
+	size_t i;
+
+	if (strncmp(p, "mailbox", 7))
+		return false;
+	p += 7;
+	if (!field(&p, UINT32_MAX, &v[0]) || !v[0] ||
+	    !field(&p, UINT32_MAX, &v[1]) || !field(&p, INT64_MAX / 2, &v[2]) ||
+	    !field(&p, UINT32_MAX, &v[3]) || *p != ' ')
+		return false;
+	name = unescape_line(p + 1);
+	if (!name)
+		return false;
+	i = find(s, name, &found);
+	if (found) {
+		free(name);
+		return false;
+	}
+	e = insert(s, i, name);
+	e->st = (struct state){.uidvalidity = (uint32_t)v[0],
+			       .uid = (uint32_t)v[1],
+			       .seen = (int64_t)v[2],
+			       .messages = (uint32_t)v[3]};
+	return true;
+}
+
+/* Takes in the text of the account file (n bytes; NUL-terminated).
+ * Logs what is wrong with it. */
+static void
+parse(struct state_store *s, char *text, size_t n)
+{
+	char *owner = owner_lines(s->account, NULL), *p, *nl;
+	size_t line = 2, corrupt = 0;
+
+	if (strncmp(text, MAGIC, strlen(MAGIC))) {
+		log_warn(&s->log,
+			 "state: %s is corrupt or not a mailwatch state file "
+			 "of this version; ignoring it (mail already there "
+			 "will not be announced)",
+			 s->path);
+		goto out;
+	}
+	p = text + strlen(MAGIC);
+	if (strncmp(p, owner, strlen(owner))) {
+		log_warn(&s->log,
+			 "state: %s %s; ignoring it (mail already there will "
+			 "not be announced)",
+			 s->path,
+			 strncmp(p, "account ", 8)
+			     ? "is corrupt"
+			     : "holds another account's state");
+		goto out;
+	}
+	p += strlen(owner);
+	if (n > STATE_FILE_MAX) {
+		log_warn(&s->log,
+			 "state: %s is longer than %d bytes; reading only "
+			 "the lines within them",
+			 s->path, STATE_FILE_MAX);
+		nl = memrchr(p, '\n', (size_t)(text + STATE_FILE_MAX - p));
+		n = (size_t)((nl ? nl + 1 : p) - text);
+		text[n] = 0;
+	}
+	for (; p < text + n; p = nl + 1) {
+		line++;
+		nl = memchr(p, '\n', (size_t)(text + n - p));
+		if (!nl)
+			nl = text + n; /* its last line, cut short */
+		*nl = 0;
+		/* A NUL inside the line ends it early: corrupt. */
+		if (strlen(p) == (size_t)(nl - p) && take_line(s, p))
+			continue;
+		if (++corrupt <= CORRUPT_LOGGED)
+			log_warn(&s->log,
+				 "state: %s, line %zu: corrupt, skipped (that "
+				 "mailbox starts without its state)",
+				 s->path, line);
+	}
+	if (corrupt > CORRUPT_LOGGED)
+		log_warn(&s->log, "state: %s: %zu more corrupt lines skipped",
+			 s->path, corrupt - CORRUPT_LOGGED);
+out:
+	free(owner);
+}
+
+struct state_store *
+state_store_new(const char *account, void (*dirtied)(void *ud), void *ud)
+{
+	struct state_store *s = xcalloc(1, sizeof(*s));
+	char *name, *text;
+	size_t n;
+	int dfd, fd, r;
+
+	s->account = xstrdup(account);
+	s->log.account = s->account;
+	s->dirtied = dirtied;
+	s->ud = ud;
+	s->name_max = NAME_MAX;
+	s->dir = state_dir();
+	if (!s->dir)
+		return s;
+	dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		s->name_max = fpathconf(dfd, _PC_NAME_MAX);
+		close(dfd);
+	}
+	name = state_account_file_name(account, s->name_max);
+	s->path = xasprintf("%s/%s", s->dir, name);
+	free(name);
+	fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn(&s->log, "state: %s: %m; starting without it",
+				 s->path);
+		return s;
+	}
+	r = read_upto(fd, STATE_FILE_MAX, &text, &n);
+	close(fd);
+	if (r < 0) {
+		log_warn(&s->log, "state: %s: %s; starting without it", s->path,
+			 strerror(-r));
+		return s;
+	}
+	parse(s, text, n);
+	free(text);
+	return s;
+}
+
+void
+state_store_free(struct state_store **sp)
+{
+	struct state_store *s = *sp;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].mailbox);
+		free(s->v[i].old_path);
+	}
+	free(s->v);
+	free(s->path);
+	free(s->dir);
+	free(s->account);
+	free(s);
+	*sp = NULL;
+}
+
+int
+state_store_get(struct state_store *s, const char *mailbox, struct state *st)
+{
+	struct state old;
+	struct entry *e;
+	char *old_path;
+	bool found;
+	size_t i = find(s, mailbox, &found);
+
+	if (found) {
+		*st = s->v[i].st;
+		return 1;
+	}
+	if (!s->dir ||
+	    !load_v2(s->dir, s->name_max, s->account, mailbox, &old, &old_path))
+		return 0;
+	log_debug(&(struct log_ctx){s->account, mailbox},
+		  "state: moving %s into %s", old_path, s->path);
+	e = insert(s, i, xstrdup(mailbox));
+	e->st = old;
+	e->old_path = old_path;
+	set_dirty(s);
+	*st = old;
+	return 1;
+}
+
+void
+state_store_put(struct state_store *s, const char *mailbox,
+		const struct state *st)
+{
+	struct state v = *st;
+	struct entry *e;
+	bool found;
+	size_t i = find(s, mailbox, &found);
+
+	if (v.seen <= 0) {
+		v.seen = time(NULL);
+		v.messages = 1;
+	}
+	if (found && !memcmp(&s->v[i].st, &v, sizeof(v)))
+		return;
+	e = found ? &s->v[i] : insert(s, i, xstrdup(mailbox));
+	e->st = v;
+	set_dirty(s);
+}
+
+bool
+state_store_dirty(const struct state_store *s)
+{
+	return s->dirty;
+}
+
+/* The text of the account file. Caller frees. */
+static char *
+store_text(const struct state_store *s, size_t *len_r)
+{
+	char *owner = owner_lines(s->account, NULL), *text, *p;
+	size_t cap = strlen(MAGIC) + strlen(owner) + 1;
+
+	for (size_t i = 0; i < s->n; i++)
+		cap += 3 * strlen(s->v[i].mailbox) + 80;
+	text = xmalloc(cap);
+	p = stpcpy(stpcpy(text, MAGIC), owner);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct state *st = &s->v[i].st;
+
+		p += snprintf(p, 80,
+			      "mailbox %" PRIu32 " %" PRIu32 " %" PRId64
+			      " %" PRIu32 " ",
+			      st->uidvalidity, st->uid, st->seen, st->messages);
+		p = escape(p, s->v[i].mailbox, ESC_LINE);
+		*p++ = '\n';
+	}
+	*p = 0;
+	free(owner);
+	*len_r = (size_t)(p - text);
+	return text;
+}
+
+/* Removes the per-mailbox files whose state the account file now holds,
+ * and syncs dfd, their directory, when it removed some. */
+static void
+remove_old_files(struct state_store *s, int dfd)
+{
+	size_t removed = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		char *old = s->v[i].old_path;
+
+		if (!old)
+			continue;
+		if (unlink(old) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			log_warn(&s->log, "state: cannot remove %s: %m", old);
+		freep(&s->v[i].old_path);
+	}
+	if (!removed)
+		return;
+	if (sync_dir_fd(dfd) < 0)
+		log_warn(&s->log, "state: sync %s: %m", s->dir);
+	log_info(&s->log,
+		 "state: %zu per-mailbox state files of an earlier version "
+		 "removed, their state now in %s",
+		 removed, s->path);
 }
 
 /* The order makes the replacement atomic and durable: the new file's
  * data reaches the disk before the rename makes it the state file, and
  * the directory after it, so that a power loss leaves the old file or
  * the new one, never an empty one, and does not bring the old one back
- * after the new one was reported written. */
+ * after the new one was reported written. Only then may the per-mailbox
+ * files go. */
 int
-state_save(const char *account, const char *mailbox, const struct state *st)
+state_store_write(struct state_store *s)
 {
-	char *dir, *path, *tmp = NULL, *owner = NULL, *text = NULL;
-	const char *what = "open";
-	int dfd, fd = -1, r = 0;
+	char *tmp = NULL, *text = NULL;
+	const char *what = "open the directory of";
+	int dfd = -1, fd = -1, r;
+	size_t len;
 
-	dfd = open_dir(account, mailbox, &dir, &path);
+	if (!s->dirty)
+		return 0;
+	if (!s->dir) {
+		errno = ENOENT;
+		goto fail;
+	}
+	dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 && errno == ENOENT) {
+		/* Removed while running: made again. */
+		r = make_dirs(s->dir);
+		if (r < 0)
+			errno = -r;
+		else
+			dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (dfd < 0)
-		return -ENOENT;
+		goto fail;
 	what = "create a temporary file for";
-	tmp = xasprintf("%s" TMP_SUFFIX, path);
+	tmp = xasprintf("%s" TMP_SUFFIX, s->path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		freep(&tmp); /* nothing to remove */
 		goto fail;
 	}
-	owner = owner_lines(account, mailbox);
-	text = xasprintf(MAGIC "%suidvalidity %" PRIu32 "\nuid %" PRIu32
-			       "\nseen %" PRId64 "\nmessages %" PRIu32 "\n",
-			 owner, st->uidvalidity, st->uid,
-			 st->seen > 0 ? st->seen : 0, st->messages);
 	what = "write";
-	if (write_all(fd, text, strlen(text)) < 0 || fchmod(fd, 0600) < 0 ||
+	text = store_text(s, &len);
+	if (write_all(fd, text, len) < 0 || fchmod(fd, 0600) < 0 ||
 	    fdatasync(fd) < 0)
 		goto fail;
 	r = close(fd);
 	fd = -1;
-	if (r < 0 || rename(tmp, path) < 0)
+	if (r < 0 || rename(tmp, s->path) < 0)
 		goto fail;
 	freep(&tmp); /* renamed: nothing to remove */
 	what = "sync the directory of";
 	if (sync_dir_fd(dfd) < 0)
 		goto fail;
+	s->dirty = false;
+	if (s->failing)
+		log_info(&s->log, "state: %s written again", s->path);
+	s->failing = 0;
+	remove_old_files(s, dfd);
 	r = 0;
 	goto out;
 fail:
 	r = -errno;
-	log_err(NULL, "state: cannot %s %s: %s", what, path, strerror(-r));
+	if (!s->failing)
+		log_err(&s->log,
+			"state: cannot %s %s: %s; keeping the state in memory "
+			"and trying again at the next write",
+			what, s->path ? s->path : "the state file",
+			strerror(-r));
+	else
+		log_debug(&s->log, "state: cannot %s %s: %s (again)", what,
+			  s->path ? s->path : "the state file", strerror(-r));
+	s->failing = r;
 	if (fd >= 0)
 		close(fd);
 	if (tmp)
 		unlink(tmp);
 out:
-	close(dfd);
+	if (dfd >= 0)
+		close(dfd);
 	free(text);
-	free(owner);
 	free(tmp);
-	free(path);
-	free(dir);
 	return r;
 }

@@ -1,41 +1,109 @@
-/* state: per account and mailbox, what mailwatch knows of the mailbox
- * between runs: its UIDVALIDITY, the highest UID handled, and when it was
- * last seen whole and how many messages it held then. Kept in
- * $XDG_STATE_HOME/mailwatch/ (else ~/.local/state/mailwatch/), one small
- * file each, mode 0600, replaced atomically and durably (temporary file,
- * fdatasync, rename, fsync of the directory). The file holds the account
- * and mailbox names it belongs to. Blocking file I/O of a few bytes. */
+/* state: what mailwatch knows of each mailbox of an account between runs:
+ * its UIDVALIDITY, the highest UID handled, and when it was last seen
+ * whole and how many messages it held then. Kept in
+ * $XDG_STATE_HOME/mailwatch/ (else ~/.local/state/mailwatch/), one file per
+ * account holding every mailbox's state (state_account_file_name()), mode
+ * 0600, replaced whole, atomically and durably (temporary file, fdatasync,
+ * rename, fsync of the directory).
+ *
+ * A store is that file in memory: read once when the account starts
+ * (state_store_new()), asked and told each mailbox's state without any
+ * I/O (state_store_get(), state_store_put()), and written by its owner
+ * when it is dirty (state_store_write()), at most once a second in a
+ * burst: one fdatasync and two fsyncs whatever the number of mailboxes
+ * that moved. Entries of mailboxes no longer watched are kept, so that
+ * one watched again does not announce its old mail again.
+ *
+ * The file:
+ *
+ *     mailwatch-state 3
+ *     account ACCOUNT
+ *     mailbox UIDVALIDITY UID SEEN MESSAGES NAME
+ *     ...
+ *
+ * one mailbox line per mailbox, sorted by name, NAME last (it may hold
+ * spaces) and, like ACCOUNT, with controls, DEL and '%' as %XX. A
+ * corrupt mailbox line is skipped with a warning (the others load); a
+ * file that is not a state file of this version, or another account's,
+ * is ignored with a warning, as is one that cannot be read. At most
+ * STATE_FILE_MAX bytes are read.
+ *
+ * Earlier versions kept one file per mailbox (state_file_name(), formats
+ * "mailwatch-state 1" and "2"): a mailbox missing from the account file
+ * is read from there, and that file is removed once the account file
+ * holding its state was written durably. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
-/* What the state file says of one mailbox. */
+/* The most bytes of an account file read: tens of thousands of
+ * mailboxes. */
+#define STATE_FILE_MAX (4 << 20)
+
+/* What the state says of one mailbox. */
 struct state {
 	uint32_t uidvalidity; /* never 0 in a file */
 	uint32_t uid;         /* every UID up to this one was handled */
 	/* Wall-clock seconds since the epoch at which every message in the
-	 * mailbox had been handled, and how many it held then. A file of
-	 * version 1 loads with its modification time and 1 (not known to be
-	 * empty). */
+	 * mailbox had been handled, and how many it held then. A state put
+	 * without a seen time is stored with the time of the put and 1 (not
+	 * known to be empty), as a per-mailbox file of version 1 loads with
+	 * its modification time and 1. */
 	int64_t seen;
 	uint32_t messages;
 };
 
-/* Reads the state of account/mailbox into *st. Returns 1 when there is
- * state, 0 when there is none, and 0 after logging a warning when the
- * file is corrupt, foreign or another mailbox's (it is then treated as
- * absent). */
-int state_load(const char *account, const char *mailbox, struct state *st);
-/* Writes the state; returns 0 or a negative errno after logging why. */
-int state_save(const char *account, const char *mailbox,
-	       const struct state *st);
+struct state_store;
+
+/* Reads the state file of account (copied) into a new store; a missing
+ * one is an empty store, and one that cannot be read, is corrupt or is
+ * another account's is logged and left out. dirtied(ud), when not NULL,
+ * is called each time the store turns dirty (a put, or a state found in
+ * an earlier version's file): its owner should state_store_write() it
+ * soon. Blocks on file I/O. Never fails (without a state directory,
+ * after logging that, every write fails). */
+struct state_store *state_store_new(const char *account,
+				    void (*dirtied)(void *ud), void *ud);
+/* Frees without writing; NULL-safe. */
+void state_store_free(struct state_store **s);
+
+/* The state of mailbox into *st: returns 1 when there is some, 0 when
+ * there is none. From the store, else from the mailbox's file of an
+ * earlier version, whose state then joins the store (dirty) after a
+ * log line (a corrupt, foreign or other mailbox's file: a warning, and
+ * 0). Blocks only for that file. */
+int state_store_get(struct state_store *s, const char *mailbox,
+		    struct state *st);
+/* Records the state of mailbox (st->uidvalidity not 0): the store is
+ * dirty when that changed it. No I/O. */
+void state_store_put(struct state_store *s, const char *mailbox,
+		     const struct state *st);
+/* True when a put (or a migrated state) has not been written yet. */
+bool state_store_dirty(const struct state_store *s);
+/* When dirty: writes the whole file (every mailbox's state), then
+ * removes the earlier versions' files whose state it now holds. Returns
+ * 0 (also when clean) or a negative errno; the store then stays dirty
+ * and the next call tries again. A failure is logged as an error once,
+ * the next ones at debug level until a write succeeds (logged then).
+ * Blocks (fdatasync, fsync). */
+int state_store_write(struct state_store *s);
+
 /* The state directory (created 0700 if missing); caller frees. NULL
  * after logging when neither XDG_STATE_HOME nor HOME is set. */
 char *state_dir(void);
-/* The name of account/mailbox's file in a directory whose names may be
- * name_max bytes long; caller frees. "ACCOUNT.MAILBOX" with every byte
- * other than [A-Za-z0-9_-] (and '.' in the account) as %XX; when that, or
- * a temporary file next to it, would be too long, its start, '~' and a
+/* The name of account's state file in a directory whose names may be
+ * name_max bytes long; caller frees. '@' and the account with every byte
+ * other than [A-Za-z0-9._-] as %XX; when that, or a temporary file next
+ * to it, would be too long, its start, '~' and a hash of the account.
+ * Its '@' keeps it apart from every name of state_file_name(), which
+ * holds none. */
+char *state_account_file_name(const char *account, long name_max);
+/* The name of the per-mailbox file of account/mailbox that earlier
+ * versions wrote, in a directory whose names may be name_max bytes long;
+ * caller frees. "ACCOUNT.MAILBOX" with every byte other than
+ * [A-Za-z0-9_-] (and '.' in the account) as %XX; when that, or a
+ * temporary file next to it, would be too long, its start, '~' and a
  * hash of both names. */
 char *state_file_name(const char *account, const char *mailbox,
 		      long name_max);

@@ -135,7 +135,7 @@ def test_uidvalidity_after_sigkill():
     h.idle_ok()
     a = srv.add_message(subject="first")
     h.announced([a], what + ": the first message")
-    state = os.path.join(h.mw.state_dir(), "fake.INBOX")
+    state = os.path.join(h.mw.state_dir(), "@fake")
 
     def says():
         try:
@@ -143,8 +143,9 @@ def test_uidvalidity_after_sigkill():
                 text = f.read()
         except OSError:
             return None
-        return text if re.search(r"\nuid %d\n.*\nmessages 1\n" % a, text,
-                                 re.S) else None
+        # mailbox UIDVALIDITY UID SEEN MESSAGES NAME
+        return text if re.search(r"^mailbox \d+ %d \d+ 1 INBOX$" % a, text,
+                                 re.M) else None
     ok(mwtest.wait_until(says, 10),
        "%s: the state file says UID %d, one message, while running"
        % (what, a), repr(says()))

@@ -35,15 +35,25 @@ def restart(mw):
     return mw
 
 
-def state_uid(mw, account, mailbox):
-    """The UID the state file of account/mailbox (a name of letters only)
-    says was handled, or None."""
+def state_lines(mw, account):
+    """{mailbox: (uidvalidity, uid, seen, messages)} of the state file of
+    account (a name of letters only), {} when there is none. Names as
+    the file writes them (%XX for controls and '%')."""
     try:
-        with open(os.path.join(mw.state_dir(), account + "." + mailbox)) as f:
-            m = re.search(r"^uid (\d+)$", f.read(), re.M)
+        with open(os.path.join(mw.state_dir(), "@" + account)) as f:
+            text = f.read()
     except OSError:
-        return None
-    return int(m.group(1)) if m else None
+        return {}
+    return {m.group(5): tuple(int(m.group(i)) for i in range(1, 5))
+            for m in re.finditer(r"^mailbox (\d+) (\d+) (\d+) (\d+) (.*)$",
+                                 text, re.M)}
+
+
+def state_uid(mw, account, mailbox):
+    """The UID the state file of account says was handled in mailbox (a
+    name without controls or '%'), or None."""
+    st = state_lines(mw, account).get(mailbox)
+    return st[1] if st else None
 
 
 def hook_keys(recs):
@@ -76,13 +86,15 @@ def test_first_start_restart():
        "first start: mail already there is not announced",
        "hook UIDs %s, sentinel %d" % (uids_of(recs), s1))
     # Written within a second (at most one write a second in a burst).
-    mwtest.wait_until(lambda: len(os.listdir(mw.state_dir())) >= 2, 5)
+    mwtest.wait_until(lambda: len(state_lines(mw, "test")) >= 2, 5)
     files = sorted(os.listdir(mw.state_dir()))
     modes = [stat.S_IMODE(os.stat(os.path.join(mw.state_dir(), f)).st_mode)
              for f in files]
-    ok(len(files) == 2 and all(m == 0o600 for m in modes),
-       "one state file per mailbox, mode 0600: %s %s" % (
-           files, [oct(m) for m in modes]))
+    ok(files == ["@test"] and modes == [0o600] and
+       sorted(state_lines(mw, "test")) == sorted(["INBOX", other]),
+       "one state file for the account, with both mailboxes, mode 0600: "
+       "%s %s %s" % (files, [oct(m) for m in modes],
+                     sorted(state_lines(mw, "test"))))
 
     rc = mw.stop()
     ok(rc == 0, "SIGTERM: exit 0 (%s)" % rc)
@@ -157,8 +169,11 @@ def test_state_files_kept_apart():
     })
     if not ok(wait_idle(mw, 2), "both accounts reach IDLE"):
         return
-    files = sorted(os.listdir(mw.state_dir()))
-    ok(len(files) == 2, "two state files: %s" % files)
+    files = mwtest.wait_until(
+        lambda: (lambda f: f if f == ["@t", "@t.a"] else None)(
+            sorted(os.listdir(mw.state_dir()))), 5) or \
+        sorted(os.listdir(mw.state_dir()))
+    ok(files == ["@t", "@t.a"], "a state file per account: %s" % files)
     mw.stop()
     u1 = dc.append("alice", "a.b", mwtest.make_message("to t a.b"))
     u2 = dc.append("bob", "b", mwtest.make_message("to t.a b"))
@@ -508,7 +523,7 @@ def test_reload_keeps_state():
 
 def test_sigkill_after_announce():
     """The state file follows the mail while mailwatch runs, not only at a
-    clean stop: SIGKILL once the state files say the messages announced in
+    clean stop: SIGKILL once the state file says the messages announced in
     two mailboxes were handled, start again, and none of them is announced
     twice; the one that arrived while it was dead is announced once."""
     need_binaries()
@@ -532,7 +547,7 @@ def test_sigkill_after_announce():
        "the three messages announced", "%s" % hook_keys(recs))
     ok(mwtest.wait_until(lambda: all((state_uid(mw, "test", box) or 0) >= uid
                                      for box, uid in first), 10),
-       "the state files say they were handled (INBOX %s, %s %s)" % (
+       "the state file says they were handled (INBOX %s, %s %s)" % (
            state_uid(mw, "test", "INBOX"), other,
            state_uid(mw, "test", other)))
     mw.signal(signal.SIGKILL)
@@ -552,20 +567,95 @@ def test_sigkill_after_announce():
     finish(mw)
 
 
+def test_one_state_file_per_account():
+    """Several mailboxes of one account share one state file, and the
+    per-mailbox files of earlier versions (formats 1 and 2) move into it:
+    what they say was handled is not announced, what arrived since is,
+    once; once the account file is written they are gone, so that the
+    state directory holds that one file. A restart then announces
+    nothing again."""
+    need_binaries()
+    boxes = ["INBOX", "Lists", "Sent Items", "Work"]
+    dc = mwtest.Dovecot()
+    for b in boxes[1:]:
+        dc.create_mailbox("alice", b)
+    for b in boxes:
+        dc.append_many("alice", b, [mwtest.make_message("old %s %d" % (b, i))
+                                    for i in range(2)])
+    # The last of INBOX's and of Lists' arrived after the old files were
+    # written: announced once. Sent Items' and Work's were handled.
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice", mailboxes=boxes),
+    }, start=False)
+    os.mkdir(mw.state_dir(), 0o700)
+    old = {}
+    for b, name, fmt in (
+            ("INBOX", "test.INBOX", 2), ("Lists", "test.Lists", 1),
+            ("Sent Items", "test.Sent%20Items", 2)):
+        st = dc.status("alice", b)
+        handled = st["UIDNEXT"] - 1 - (b != "Sent Items")
+        path = os.path.join(mw.state_dir(), name)
+        with open(path, "w") as f:
+            if fmt == 1:
+                f.write("mailwatch-state 1\nuidvalidity %d\nuid %d\n" % (
+                    st["UIDVALIDITY"], handled))
+            else:
+                f.write("mailwatch-state 2\naccount test\nmailbox %s\n"
+                        "uidvalidity %d\nuid %d\nseen %d\nmessages 2\n" % (
+                            b, st["UIDVALIDITY"], handled, time.time()))
+        old[b] = (name, handled)
+    mw.start()
+    if not ok(wait_idle(mw, len(boxes)), "every mailbox idle"):
+        return
+    want = [(b, old[b][1] + 1) for b in ("INBOX", "Lists")]
+    mw.wait_hooks(len(want), 15)
+    s1, recs = sentinel(dc, mw, "alice", "Work", len(want), "first start")
+    ok(sorted(hook_keys(recs)) == sorted(want + [("Work", s1)]),
+       "what arrived after the old files were written: announced once",
+       "got %s, want %s" % (hook_keys(recs), want + [("Work", s1)]))
+    ok(mwtest.wait_until(lambda: os.listdir(mw.state_dir()) == ["@test"],
+                         10),
+       "the old files are gone once the account file holds their state: "
+       "%s" % sorted(os.listdir(mw.state_dir())))
+    rc = mw.stop()
+    ok(rc == 0, "SIGTERM: exit 0 (%s)" % rc)
+    files = sorted(os.listdir(mw.state_dir()))
+    lines = state_lines(mw, "test")
+    ok(files == ["@test"] and
+       sorted(lines) == sorted(boxes),
+       "after the run: one state file, a line for each mailbox",
+       "files %s, mailboxes %s" % (files, sorted(lines)))
+    n = len(mw.hook_records())
+    restart(mw)
+    if not ok(wait_idle(mw, 2 * len(boxes)), "started again: every "
+              "mailbox idle"):
+        return
+    s2, recs = sentinel(dc, mw, "alice", "Sent Items", n, "second start")
+    ok(hook_keys(recs[n:]) == [("Sent Items", s2)],
+       "a restart announces nothing again", "%s" % hook_keys(recs[n:]))
+    ok(sorted(os.listdir(mw.state_dir())) == ["@test"],
+       "still one state file: %s" % sorted(os.listdir(mw.state_dir())))
+    finish(mw)
+
+
 class Straced(mwtest.Mailwatch):
     """mailwatch under strace -ff, which records the calls that make a
     state write durable, one file per process (so no call is split in
     two by another's). strace blocks fatal signals when it runs the
     program (-I3), so signals go to mailwatch itself. LeakSanitizer does
     not work under ptrace: leak detection is off here (every other test
-    has it)."""
+    has it). prepare(mw), when given, runs before the start."""
 
-    CALLS = "execve,openat,fsync,fdatasync,rename,renameat,renameat2"
+    CALLS = ("execve,openat,fsync,fdatasync,rename,renameat,renameat2,"
+             "unlink,unlinkat")
 
-    def __init__(self, sections):
+    def __init__(self, sections, prepare=None):
         super().__init__(sections, env={"ASAN_OPTIONS": "detect_leaks=0"},
                          start=False)
         self.trace = os.path.join(self.dir, "strace")
+        if prepare:
+            prepare(self)
         self.start()
 
     def argv(self):
@@ -603,12 +693,16 @@ class Straced(mwtest.Mailwatch):
 
 
 def durability_faults(lines, state_dir):
-    """Checks every rename into state_dir in one process's strace -y log:
-    the renamed file's data was synced before (fdatasync or fsync of an
-    fd on it), and the directory was fsync'ed after, before the next
-    rename. Returns (renames, faults)."""
+    """Checks the state writes in one process's strace -y log: every
+    rename into state_dir follows a sync of the renamed file's data
+    (fdatasync or fsync of an fd on it) and is followed by an fsync of
+    the directory before the next rename; a file removed from state_dir
+    (an earlier version's file whose state moved) is removed only after
+    such a write completed, and the directory is fsync'ed after it.
+    Returns (renames, removals, faults)."""
     call = re.compile(r"^(\w+)\((.*)\) += (-?\d+)")
-    renames, faults, synced, pending = 0, [], set(), None
+    renames, removals, faults, synced = 0, 0, [], set()
+    pending, written = None, False
     d = re.escape(state_dir)
     for ln in lines:
         m = call.match(ln)
@@ -621,6 +715,7 @@ def durability_faults(lines, state_dir):
                 continue
             synced.add(fd.group(1))
             if fd.group(1) == state_dir and name == "fsync":
+                written = written or (pending or "").startswith("rename")
                 pending = None
         elif name.startswith("rename"):
             paths = re.findall(r'"([^"]*)"', args)
@@ -631,49 +726,67 @@ def durability_faults(lines, state_dir):
                 faults.append("no directory fsync after " + pending)
             if paths[0] not in synced:
                 faults.append("not synced before the rename: " + paths[0])
-            pending = paths[1]
+            pending = "rename to " + paths[1]
+        elif name.startswith("unlink"):
+            paths = re.findall(r'"([^"]*)"', args)
+            if len(paths) != 1 or not re.match(d + "/[^/]+$", paths[0]):
+                continue
+            removals += 1
+            if not written or (pending or "").startswith("rename"):
+                faults.append("removed before the state file was written "
+                              "durably: " + paths[0])
+            pending = pending or "removal of " + paths[0]
     if pending:
         faults.append("no directory fsync after " + pending)
-    return renames, faults
+    return renames, removals, faults
 
 
 def test_state_write_is_durable():
     """A power loss must not bring back an old state file: every state
     write syncs the new file's data, renames it over the old one, then
     fsyncs the directory (without that, the rename itself may be lost).
-    Seen with strace on the daemon: the write at the first start, the
-    one after a message was announced, and any other."""
+    Nor lose the state of an earlier version's per-mailbox file: it is
+    removed only once the account file holding its state was written so,
+    and the directory is fsync'ed after that too. Seen with strace on the
+    daemon: the write at the first start, the one after a message was
+    announced, and any other."""
     need_binaries()
     if not shutil.which("strace"):
         raise mwtest.Skip("strace is not installed (scripts/deps.sh check)")
     dc = mwtest.Dovecot()
     dc.append("alice", "INBOX", mwtest.make_message("old"))
+    st = dc.status("alice")
+
+    def prepare(mw):
+        os.mkdir(mw.state_dir(), 0o700)
+        with open(os.path.join(mw.state_dir(), "test.INBOX"), "w") as f:
+            f.write("mailwatch-state 2\naccount test\nmailbox INBOX\n"
+                    "uidvalidity %d\nuid %d\n" % (st["UIDVALIDITY"],
+                                                  st["UIDNEXT"] - 1))
     mw = Straced({
         "general": {"notify": False, "on_new_mail": "{hook}"},
         "account test": dc.account("alice"),
-    })
+    }, prepare=prepare)
     if not ok(wait_idle(mw, 1, timeout=40), "mailwatch reaches IDLE"):
         mw.stop()
         return
-    state = os.path.join(mw.state_dir(), "test.INBOX")
-
-    def says(uid):
-        try:
-            with open(state) as f:
-                return "\nuid %d\n" % uid in f.read()
-        except OSError:
-            return False
     uid = dc.append("alice", "INBOX", mwtest.make_message("new"))
-    mw.wait_hooks(1, 20)
-    ok(mwtest.wait_until(lambda: says(uid), 20),
+    recs = mw.wait_hooks(1, 20)
+    ok(uids_of(recs) == [uid], "the new message announced, not the old "
+       "one the per-mailbox file says was handled: %s" % uids_of(recs))
+    ok(mwtest.wait_until(lambda: state_uid(mw, "test", "INBOX") == uid, 20),
        "the state file says UID %d was handled" % uid)
     finish(mw)
+    ok(sorted(os.listdir(mw.state_dir())) == ["@test"],
+       "the per-mailbox file is gone: %s" % os.listdir(mw.state_dir()))
     lines = mw.traces().get(mw.mailwatch_pid(), [])
-    renames, faults = durability_faults(lines, mw.state_dir())
-    ok(renames >= 2 and not faults,
+    renames, removals, faults = durability_faults(lines, mw.state_dir())
+    ok(renames >= 2 and removals == 1 and not faults,
        "each of the %d state writes: file synced, renamed, directory "
-       "fsync'ed" % renames, "\n".join(faults[:10]) or
-       "\n".join(ln for ln in lines if "rename" in ln or "sync" in ln))
+       "fsync'ed; the %d old file removed after one, then the directory "
+       "fsync'ed" % (renames, removals), "\n".join(faults[:10]) or
+       "\n".join(ln for ln in lines if "rename" in ln or "sync" in ln or
+                 "unlink" in ln))
 
 
 if __name__ == "__main__":
@@ -686,4 +799,5 @@ if __name__ == "__main__":
                 test_reconnect_after_server_restart,
                 test_sigkill_after_announce,
                 test_reload_keeps_state,
+                test_one_state_file_per_account,
                 test_state_write_is_durable)

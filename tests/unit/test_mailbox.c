@@ -1,8 +1,8 @@
 /* The mailbox's bookkeeping driven with no socket: FETCH responses parsed
  * by the codec from text, a fake sink that records what it is handed, and
- * the state file in a temporary $XDG_STATE_HOME. Each scenario asserts
- * what a user would see: what the sinks got, and what the state file says
- * after mailbox_save(). */
+ * the account's state store, written to a temporary $XDG_STATE_HOME. Each
+ * scenario asserts what a user would see: what the sinks got, and what
+ * the state file says after mailbox_save() and the store's write. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +115,9 @@ on_save_soon(void *ud)
 	save_requests++;
 }
 
-static const struct mailbox_env env = {
+/* The account's state store; env.store once main() opened it. */
+static struct state_store *store;
+static struct mailbox_env env = {
 	.sinks = sinks,
 	.n_sinks = 1,
 	.save_soon = on_save_soon,
@@ -248,27 +250,35 @@ vanished(struct mailbox *mb, uint32_t lo, uint32_t hi)
 
 /* ---- the state file ---- */
 
+/* What a state file of an earlier run says of mailbox. */
 static void
 put_state(const char *mailbox, uint32_t uidvalidity, uint32_t uid,
 	  int64_t seen, uint32_t messages)
 {
 	struct state st = {uidvalidity, uid, seen, messages};
 
-	if (state_save("acct", mailbox, &st) < 0) {
-		printf("Bail out! cannot write the state of %s\n", mailbox);
-		exit(1);
-	}
+	state_store_put(store, mailbox, &st);
 }
 
-/* The state file of mailbox as "v7 uid 10 seen +0 messages 10" (seen
- * relative to T0), or "none"; borrowed until the next call. */
+/* What the state file says of mailbox, once the store was written (as
+ * the owner does after mailbox_save()), as "v7 uid 10 seen +0 messages
+ * 10" (seen relative to T0), or "none"; borrowed until the next call. */
 static const char *
 state_of(const char *mailbox)
 {
 	static char buf[128];
+	struct state_store *s;
 	struct state st;
+	int r;
 
-	if (state_load("acct", mailbox, &st) <= 0)
+	if (state_store_write(store) < 0) {
+		printf("Bail out! cannot write the state\n");
+		exit(1);
+	}
+	s = state_store_new("acct", NULL, NULL);
+	r = state_store_get(s, mailbox, &st);
+	state_store_free(&s);
+	if (r <= 0)
 		return "none";
 	snprintf(buf, sizeof(buf), "v%u uid %u seen %+lld messages %u",
 		 st.uidvalidity, st.uid, (long long)(st.seen - T0),
@@ -858,6 +868,8 @@ main(void)
 	}
 	setenv("XDG_STATE_HOME", dir, 1);
 	sdir = state_dir();
+	store = state_store_new("acct", NULL, NULL);
+	env.store = store;
 
 	test_first_start_and_new_mail();
 	test_catch_up();
@@ -878,6 +890,7 @@ main(void)
 			ok(0, "removing %s", dir);
 		free(cmd);
 	}
+	state_store_free(&store);
 	free(sdir);
 	return tap_done();
 }
