@@ -27,7 +27,11 @@ With NOTIFY, --mailboxes (1000) mailboxes box0001.. in one account:
                                    hook runs per message (exactly once?)
                                    and mailwatch's own CPU time (utime +
                                    stime of its /proc/PID/stat, which
-                                   leaves out its children, the hooks)
+                                   leaves out its children, the hooks);
+                                   beside it, what starting as many
+                                   processes costs the starter (build/
+                                   bench/spawncost, mailwatch's own spawn
+                                   code), and mailwatch's time less that
 
 Without NOTIFY (hidden with imap_capability), max_connections = 5,
 poll_interval = --poll (10) s, INBOX and 99 more mailboxes:
@@ -49,6 +53,7 @@ import argparse
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -284,6 +289,21 @@ def append_pipelined(client, plan, batch=200):
     return out
 
 
+SPAWNCOST = os.path.join(HERE, "..", "build", "bench", "spawncost")
+
+
+def spawn_cost(n):
+    """The CPU seconds build/bench/spawncost spends starting n /bin/true
+    the way mailwatch starts hooks (None when it is not built: make
+    bench builds it)."""
+    if not os.access(SPAWNCOST, os.X_OK):
+        return None
+    out = subprocess.run([SPAWNCOST, str(n), "/bin/true"], text=True,
+                         capture_output=True, timeout=600).stdout
+    m = re.search(r"([0-9.]+) s CPU", out)
+    return float(m.group(1)) if m else None
+
+
 def burst(mw, stamps, client, boxes, total, timeout):
     """total messages round-robin over boxes; prints how many hooks ran
     for them and mailwatch's CPU time meanwhile."""
@@ -329,6 +349,14 @@ def burst(mw, stamps, client, boxes, total, timeout):
     print("    mailwatch's own CPU time (utime + stime, not the hooks'): "
           "%.2f s   (target <= 1 s: %s)" % (cpu, latency.verdict(cpu, 1.0)),
           flush=True)
+    spawn = spawn_cost(len(want))
+    if spawn is not None:
+        print("    starting %d processes as mailwatch starts a hook costs "
+              "the starter %.2f s CPU\n      (build/bench/spawncost, "
+              "/bin/true, now); mailwatch less that: %.2f s   (target "
+              "<= 1 s: %s)" % (len(want), spawn, cpu - spawn,
+                               latency.verdict(cpu - spawn, 1.0)),
+              flush=True)
     # What the log says of hooks not run one by one.
     for line in notes(mw.log()[log0:], r"hooks waiting already|announced "
                       r"a summary|catching up|\[LIMIT\]|refused"):
