@@ -348,6 +348,46 @@ def test_notify_after_rotation():
     finish(mw)
 
 
+def test_notify_recreated():
+    """A folder followed by NOTIFY's STATUS alone is deleted and created
+    again (a new UIDVALIDITY) while mailwatch runs, then gets more mail
+    than it had: the UID FETCH that the fetcher sends with its EXAMINE,
+    from where the old folder ended, is not what the EXAMINE calls for
+    (the date scan), and the scan's messages are announced, each once."""
+    need_binaries()
+    dc = server(notify=True)
+    mw = start(dc)
+    wait_watched(mw, "recreated")
+    folder = FOLDERS[4]
+
+    def announced():
+        return sorted((r["MAILWATCH_UIDVALIDITY"], int(r["MAILWATCH_UID"]))
+                      for r in mw.hook_records()
+                      if r["MAILWATCH_MAILBOX"] == folder)
+
+    append_each(dc, [folder], "old")
+    mw.wait_hooks(1, PUSH)
+    old = announced()
+    # INTERNALDATE counts in seconds: the new mail must come in a later
+    # second than the folder was last seen whole.
+    mwtest.quiet(1.5)
+    dc.delete_mailbox("alice", folder)
+    dc.create_mailbox("alice", folder)
+    uids = [u for _, u in append_each(dc, [folder] * 3, "new")]
+    uv = str(dc.status("alice", folder)["UIDVALIDITY"])
+    want = old + [(uv, u) for u in uids]
+    wait_until(lambda: len(announced()) >= len(want), CHECKED)
+    mw.settle(PUSH)
+    ok(announced() == sorted(want), "recreated: the new folder's 3 "
+       "messages announced once each, the old one not again",
+       "want %s\ngot  %s\n%s" % (sorted(want), announced(),
+                                  mw.log_tail(20)))
+    ok(re.search(r"UIDVALIDITY changed", mw.log()),
+       "recreated: the log says the UIDVALIDITY changed")
+    no_limit_refusal(dc, mw, "recreated")
+    finish(mw)
+
+
 def test_withdraw_notify():
     """(d) NOTIFY: a notification is withdrawn when its message is read
     elsewhere, in INBOX (selected) and in a folder NOTIFY follows with
@@ -388,4 +428,5 @@ if __name__ == "__main__":
     mwtest.main(test_notify_stock_limit, test_budget_without_notify,
                 test_notify_over_100, test_notify_after_rotation,
                 test_restart_catch_up, test_limit_lowers_budget,
-                test_withdraw_notify, test_withdraw_swept)
+                test_notify_recreated, test_withdraw_notify,
+                test_withdraw_swept)
