@@ -1368,6 +1368,14 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 			     "followed");
 			break;
 		}
+		/* Nor may the fetch sent with an EXAMINE complete first: the
+		 * session would wait for it for ever. */
+		if (is_pending(s, CMD_EXAMINE)) {
+			fail(s, SESSION_FAIL_PROTOCOL,
+			     "server completed UID FETCH before the EXAMINE "
+			     "it followed");
+			break;
+		}
 		if (s->n_skipped && !s->headers_only) {
 			send_headers_fetch(s);
 			break;

@@ -1479,6 +1479,17 @@ test_fetch_early(int bytewise)
 	       "a refused EXAMINE costs only that mailbox, early fetch or "
 	       "not");
 	ok(!r.failed, "no failure (%s)", bytewise ? "bytewise" : "whole");
+
+	/* A server that completes the fetch before its EXAMINE. */
+	session_examine(s, "a", 10, 6 * SEC);
+	drain(s, &r);
+	sent(&r, "m19 EXAMINE a\r\nm20 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "EXAMINE and early fetch");
+	feed(s, &r, "m20 OK done\r\n", bytewise, 6 * SEC);
+	events(&r,
+	       "failed 0 server completed UID FETCH before the EXAMINE it "
+	       "followed; ",
+	       "a fetch completed before its EXAMINE ends the session");
 	session_free(&s);
 }
 
