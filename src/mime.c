@@ -649,19 +649,6 @@ b64_decode(const char *s, size_t n, unsigned char *w)
 	return w;
 }
 
-/* The value of a hex digit (either case), or -1. */
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decodes Q text s..s+n onto w ('_' is a space, =XX a byte, an '=' without
  * two hex digits stays); returns the new end. */
 static unsigned char *

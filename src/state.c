@@ -148,18 +148,6 @@ escape(char *p, const char *s, enum esc how)
 	return p;
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* The name escape(ESC_LINE) wrote as s (NUL-terminated); caller frees.
  * NULL when s is not such a name, or one of no bytes or with a NUL. */
 static char *
@@ -172,8 +160,8 @@ unescape_line(const char *s)
 		int hi, lo;
 
 		if (c == '%') {
-			hi = hex_value(s[1]);
-			lo = hi < 0 ? -1 : hex_value(s[2]);
+			hi = hex_value((unsigned char)s[1]);
+			lo = hi < 0 ? -1 : hex_value((unsigned char)s[2]);
 			if (lo < 0 || (!hi && !lo))
 				goto fail;
 			*p++ = (char)(hi << 4 | lo);

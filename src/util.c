@@ -259,6 +259,18 @@ log_at(int prio, const struct log_ctx *ctx, const char *fmt, ...)
 }
 
 int
+hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
 base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')

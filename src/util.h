@@ -16,6 +16,8 @@ char *xstrndup(const char *s, size_t n);
 /* printf into a new string (caller frees). */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The value of a hex digit (either case), or -1. */
+int hex_value(unsigned char c);
 /* The value of a base64 digit (RFC 4648: A-Z a-z 0-9 + /), or -1. */
 int base64_value(unsigned char c);
 
