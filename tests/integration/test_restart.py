@@ -169,10 +169,9 @@ def test_state_files_kept_apart():
     })
     if not ok(wait_idle(mw, 2), "both accounts reach IDLE"):
         return
-    files = mwtest.wait_until(
-        lambda: (lambda f: f if f == ["@t", "@t.a"] else None)(
-            sorted(os.listdir(mw.state_dir()))), 5) or \
-        sorted(os.listdir(mw.state_dir()))
+    mwtest.wait_until(lambda: sorted(os.listdir(mw.state_dir())) ==
+                      ["@t", "@t.a"], 5)
+    files = sorted(os.listdir(mw.state_dir()))
     ok(files == ["@t", "@t.a"], "a state file per account: %s" % files)
     mw.stop()
     u1 = dc.append("alice", "a.b", mwtest.make_message("to t a.b"))
