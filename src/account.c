@@ -301,11 +301,33 @@ kick(struct account_run *ar)
 
 /* ---- the connection budget ---- */
 
+/* A mailbox the server refused (its STATUS or the fetcher's EXAMINE) that
+ * has no connection of its own, which would try it again itself. */
+static bool
+refused_on_fetcher(const struct box *b)
+{
+	return b->failed && !b->w;
+}
+
+/* True while the sweep has something to do: mailboxes checked every
+ * poll_interval, refused ones to try again, or the LIST (patterns
+ * without NOTIFY, or not listed yet). */
+static bool
+sweep_needed(const struct account_run *ar)
+{
+	if (ar->dynamic && (ar->mode != M_NOTIFY || !ar->listed_once))
+		return true;
+	for (size_t i = 0; i < ar->n; i++)
+		if (ar->box[i]->swept || refused_on_fetcher(ar->box[i]))
+			return true;
+	return false;
+}
+
 static void
 check_swept(struct account_run *ar)
 {
 	for (size_t i = 0; i < ar->n; i++)
-		if (ar->box[i]->swept)
+		if (ar->box[i]->swept || refused_on_fetcher(ar->box[i]))
 			ar->box[i]->check = true;
 	kick(ar);
 }
@@ -317,6 +339,10 @@ on_sweep(sd_event_source *src, uint64_t usec, void *ud)
 	unsigned p = ar->a->d.poll_interval;
 
 	(void)usec;
+	if (!sweep_needed(ar)) {
+		sd_event_source_set_enabled(src, SD_EVENT_OFF);
+		return 0;
+	}
 	sd_event_source_set_time(src, now_usec(ar) + p * USEC_PER_SEC);
 	sd_event_source_set_enabled(src, SD_EVENT_ON);
 	/* Without NOTIFY, mailboxes created or deleted are found here. */
@@ -385,7 +411,7 @@ assign(struct account_run *ar)
 			 "(max_connections = %u)",
 			 own + 1, own ? "es" : "", left - own,
 			 ar->a->d.poll_interval, ar->budget);
-	if (left > own || (ar->dynamic && ar->mode == M_BUDGET))
+	if (sweep_needed(ar))
 		start_sweeping(ar);
 	else
 		sd_event_source_set_enabled(ar->sweep, SD_EVENT_OFF);
@@ -535,6 +561,9 @@ w_mailbox_failed(void *ud, const char *name, const char *msg)
 			 msg);
 	b->failed = true;
 	set_watched(ar, b, false);
+	/* Tried again with STATUS at each sweep until it is answered. */
+	if (!b->w)
+		start_sweeping(ar);
 }
 
 /* ---- the list of mailboxes ---- */

@@ -492,21 +492,29 @@ def test_notification_overflow():
 
 
 def test_fetcher_examine_refused():
-    """The fetcher's EXAMINE of Work answered NO: logged, the fetcher
-    keeps its connection, and the message is announced (once) with the
-    next one in Work, whose STATUS makes it look again."""
+    """The fetcher's EXAMINE of Work answered NO, twice: logged, the
+    fetcher keeps its connection, and the message is announced (once)
+    without more mail coming: a mailbox the server refused is tried again
+    with STATUS every poll_interval (10 s here) until it is answered.
+    Mail that comes after is announced as ever."""
     what = "the fetcher's EXAMINE answered NO"
-    h = start(what)
+    poll = 10
+    h = start(what, account={"poll_interval": poll})
     srv = h.srv
     before = notify_sessions(srv)
-    srv.once("EXAMINE", lambda c, t, a: c.sendline(
-        "%s NO [UNAVAILABLE] Mailbox is being rebuilt, try later" % t))
+    # Refused twice: at the push, and at the STATUS of the NOTIFY re-set
+    # that follows a push.
+    for _ in range(2):
+        srv.once("EXAMINE", lambda c, t, a: c.sendline(
+            "%s NO [UNAVAILABLE] Mailbox is being rebuilt, try later" % t))
     deliver(h, "Work", "first, its EXAMINE refused")
     h.log_line(r"fake/Work: cannot watch this mailbox: NO \[UNAVAILABLE\]",
                what)
+    announced(h, what + ", tried again after poll_interval",
+              timeout=poll + 10)
     deliver(h, "Work", "second")
     deliver(h, "Lists", "in Lists")
-    announced(h, what)
+    announced(h, what + ", then new mail")
     ok(srv.connection_count() == 2,
        "%s: the fetcher kept its connection" % what,
        "connections: %d" % srv.connection_count())
