@@ -140,6 +140,17 @@ put_state(struct state_store *s, const char *mailbox, uint32_t v, uint32_t u)
 					.messages = u});
 }
 
+/* A store of account opened, given mailbox's state, written and freed. */
+static void
+save_one(const char *account, const char *mailbox, uint32_t v, uint32_t u)
+{
+	struct state_store *s = open_store(account);
+
+	put_state(s, mailbox, v, u);
+	state_store_write(s);
+	state_store_free(&s);
+}
+
 static bool
 holds(struct state_store *s, const char *mailbox, uint32_t v, uint32_t u)
 {
@@ -619,10 +630,7 @@ test_kept(void)
 	put_state(s, "B", 1, 2);
 	state_store_write(s);
 	state_store_free(&s);
-	s = open_store("kept");
-	put_state(s, "A", 1, 3);
-	state_store_write(s);
-	state_store_free(&s);
+	save_one("kept", "A", 1, 3);
 	ok(file_has("kept", "A", 1, 3) && file_has("kept", "B", 1, 2),
 	   "a mailbox not watched any more keeps its state");
 }
@@ -697,17 +705,8 @@ test_file_names(void)
 	hashed_ok = strlen(name) <= 248 && strchr(name, '~');
 	free(name);
 	ok(hashed_ok, "249 bytes: a hashed name");
-	{
-		struct state_store *s = open_store(acct);
-
-		put_state(s, "INBOX", 3, 248);
-		state_store_write(s);
-		state_store_free(&s);
-		s = open_store(acct2);
-		put_state(s, "INBOX", 3, 249);
-		state_store_write(s);
-		state_store_free(&s);
-	}
+	save_one(acct, "INBOX", 3, 248);
+	save_one(acct2, "INBOX", 3, 249);
 	ok(file_has(acct, "INBOX", 3, 248) && file_has(acct2, "INBOX", 3, 249),
 	   "both written and read back, apart");
 	free(acct);
@@ -717,18 +716,12 @@ test_file_names(void)
 	acct = repeat("\xd0\x96", 200);
 	acct2 = xasprintf("%s!", acct);
 	{
-		struct state_store *s = open_store(acct);
 		char *p1 = account_path(acct), *p2 = account_path(acct2);
 
 		ok(strcmp(p1, p2) != 0 && strchr(strrchr(p1, '/'), '~'),
 		   "long account names: hashed, apart");
-		put_state(s, "INBOX", 4, 40);
-		state_store_write(s);
-		state_store_free(&s);
-		s = open_store(acct2);
-		put_state(s, "INBOX", 4, 41);
-		state_store_write(s);
-		state_store_free(&s);
+		save_one(acct, "INBOX", 4, 40);
+		save_one(acct2, "INBOX", 4, 41);
 		ok(file_has(acct, "INBOX", 4, 40) &&
 			   file_has(acct2, "INBOX", 4, 41),
 		   "and each keeps its own state");
