@@ -38,7 +38,7 @@ struct mailbox {
 	uint32_t messages;
 	int64_t unseen; /* unseen messages now, -1: not known */
 	/* What was last put in the state store. */
-	uint32_t saved_uidvalidity, saved_mark, saved_messages;
+	uint32_t saved_uidvalidity, saved_mark, saved_announced, saved_messages;
 	int64_t saved_seen;
 	bool catching_up;          /* the first batch after a gap */
 	/* A connection that does not select it follows it (NOTIFY, or the
@@ -134,7 +134,8 @@ take_idle_time(struct mailbox *mb, bool idle_now, uint32_t exists_now)
 /* Puts the state in the store (its owner writes the file) when what it
  * should say changed: the mark, but never past a message a sink has not
  * acted on (a queued hook; at a stop also a running one), so that a kill
- * loses nothing; and the time the mailbox was seen whole, when it
+ * loses nothing (the mark itself goes in as what was announced); and the
+ * time the mailbox was seen whole, when it
  * advanced by SEEN_STEP or the mailbox became empty or not (at all, when
  * final). Not while catching up after a UIDVALIDITY change: the state
  * keeps what came before until that completes. */
@@ -169,15 +170,17 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 			     seen < mb->saved_seen ||
 			     !messages != !mb->saved_messages;
 	if (mb->rebasing || !mb->uidvalidity ||
-	    (m == mb->saved_mark && mb->uidvalidity == mb->saved_uidvalidity &&
-	     !seen_moved))
+	    (m == mb->saved_mark && mb->mark == mb->saved_announced &&
+	     mb->uidvalidity == mb->saved_uidvalidity && !seen_moved))
 		return;
 	state_store_put(mb->env.store, mb->name,
 			&(struct state){.uidvalidity = mb->uidvalidity,
 					.uid = m,
 					.seen = seen,
-					.messages = messages});
+					.messages = messages,
+					.announced = mb->mark});
 	mb->saved_mark = m;
+	mb->saved_announced = mb->mark;
 	mb->saved_uidvalidity = mb->uidvalidity;
 	mb->saved_seen = seen;
 	mb->saved_messages = messages;
@@ -804,17 +807,20 @@ mailbox_new(const struct mailbox_env *env, const struct account *a,
 	mb->unseen = -1;
 	if (state_store_get(env->store, mb->name, &st) > 0) {
 		mb->uidvalidity = st.uidvalidity;
-		mb->mark = st.uid;
+		/* Past the file's mark: announced before a reload, while
+		 * hooks of its messages still wait. */
+		mb->mark = st.announced;
+		mb->saved_mark = st.uid;
 		mb->seen = st.seen;
 		mb->messages = st.messages;
 		log_debug(&mb->log,
-			  "state: UIDVALIDITY %u, last UID %u, seen at %lld "
-			  "with %u messages",
-			  mb->uidvalidity, mb->mark, (long long)mb->seen,
-			  mb->messages);
+			  "state: UIDVALIDITY %u, last UID %u (announced up "
+			  "to %u), seen at %lld with %u messages",
+			  mb->uidvalidity, st.uid, mb->mark,
+			  (long long)mb->seen, mb->messages);
 	}
 	mb->saved_uidvalidity = mb->uidvalidity;
-	mb->saved_mark = mb->mark;
+	mb->saved_announced = mb->mark;
 	mb->saved_seen = mb->seen;
 	mb->saved_messages = mb->messages;
 	return mb;

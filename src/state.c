@@ -409,7 +409,7 @@ load_v2(const char *dir, long name_max, const char *account,
 	char *owner = owner_lines(account, mailbox), *buf = NULL;
 	size_t max = strlen(MAGIC_V2) + strlen(owner) + NUMBERS_MAX, n = 0;
 	enum verdict v;
-	struct state s;
+	struct state s = {0};
 	struct stat sb;
 	int fd, r, found = 0;
 
@@ -491,6 +491,17 @@ struct state_store {
 	void (*dirtied)(void *ud);
 	void *ud;
 };
+
+/* What stores freed in this process announced beyond their files
+ * (struct state's announced), for the next store of the same account:
+ * a reload that restarts an account frees its store, and the new one
+ * reads the file again. */
+struct stashed {
+	char *account, *mailbox;
+	uint32_t uidvalidity, announced;
+	struct stashed *next;
+};
+static struct stashed *stash;
 
 /* The index of mailbox in s->v, or where it would go; *found_r says
  * which. */
@@ -656,28 +667,24 @@ out:
 	free(owner);
 }
 
-struct state_store *
-state_store_new(const char *account, void (*dirtied)(void *ud), void *ud)
+/* Reads the account file into the new store s. */
+static void
+load(struct state_store *s)
 {
-	struct state_store *s = xcalloc(1, sizeof(*s));
 	char *name, *text;
 	size_t n;
 	int dfd, fd, r;
 
-	s->account = xstrdup(account);
-	s->log.account = s->account;
-	s->dirtied = dirtied;
-	s->ud = ud;
 	s->name_max = NAME_MAX;
 	s->dir = state_dir();
 	if (!s->dir)
-		return s;
+		return;
 	dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		s->name_max = fpathconf(dfd, _PC_NAME_MAX);
 		close(dfd);
 	}
-	name = state_account_file_name(account, s->name_max);
+	name = state_account_file_name(s->account, s->name_max);
 	s->path = xasprintf("%s/%s", s->dir, name);
 	free(name);
 	fd = open(s->path, O_RDONLY | O_CLOEXEC);
@@ -685,17 +692,58 @@ state_store_new(const char *account, void (*dirtied)(void *ud), void *ud)
 		if (errno != ENOENT)
 			log_warn(&s->log, "state: %s: %m; starting without it",
 				 s->path);
-		return s;
+		return;
 	}
 	r = read_upto(fd, STATE_FILE_MAX, &text, &n);
 	close(fd);
 	if (r < 0) {
 		log_warn(&s->log, "state: %s: %s; starting without it", s->path,
 			 strerror(-r));
-		return s;
+		return;
 	}
 	parse(s, text, n);
 	free(text);
+}
+
+/* Takes the stashed announced UIDs of s's account out of the stash, into
+ * the entries they are still ahead of. */
+static void
+unstash(struct state_store *s)
+{
+	struct stashed **pp = &stash, *t;
+
+	while ((t = *pp)) {
+		bool found;
+		size_t i;
+		struct state *st;
+
+		if (strcmp(t->account, s->account)) {
+			pp = &t->next;
+			continue;
+		}
+		i = find(s, t->mailbox, &found);
+		st = found ? &s->v[i].st : NULL;
+		if (st && st->uidvalidity == t->uidvalidity &&
+		    st->uid < t->announced)
+			st->announced = t->announced;
+		*pp = t->next;
+		free(t->account);
+		free(t->mailbox);
+		free(t);
+	}
+}
+
+struct state_store *
+state_store_new(const char *account, void (*dirtied)(void *ud), void *ud)
+{
+	struct state_store *s = xcalloc(1, sizeof(*s));
+
+	s->account = xstrdup(account);
+	s->log.account = s->account;
+	s->dirtied = dirtied;
+	s->ud = ud;
+	load(s);
+	unstash(s);
 	return s;
 }
 
@@ -707,6 +755,18 @@ state_store_free(struct state_store **sp)
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
+		const struct state *st = &s->v[i].st;
+
+		if (st->announced > st->uid) {
+			struct stashed *t = xcalloc(1, sizeof(*t));
+
+			t->account = xstrdup(s->account);
+			t->mailbox = xstrdup(s->v[i].mailbox);
+			t->uidvalidity = st->uidvalidity;
+			t->announced = st->announced;
+			t->next = stash;
+			stash = t;
+		}
 		free(s->v[i].mailbox);
 		free(s->v[i].old_path);
 	}
@@ -729,6 +789,8 @@ state_store_get(struct state_store *s, const char *mailbox, struct state *st)
 
 	if (found) {
 		*st = s->v[i].st;
+		if (st->announced < st->uid)
+			st->announced = st->uid;
 		return 1;
 	}
 	if (!s->dir ||
@@ -741,6 +803,7 @@ state_store_get(struct state_store *s, const char *mailbox, struct state *st)
 	e->old_path = old_path;
 	set_dirty(s);
 	*st = old;
+	st->announced = st->uid;
 	return 1;
 }
 
@@ -748,7 +811,7 @@ void
 state_store_put(struct state_store *s, const char *mailbox,
 		const struct state *st)
 {
-	struct state v = *st;
+	struct state v = *st, old;
 	struct entry *e;
 	bool found;
 	size_t i = find(s, mailbox, &found);
@@ -757,11 +820,12 @@ state_store_put(struct state_store *s, const char *mailbox,
 		v.seen = time(NULL);
 		v.messages = 1;
 	}
-	if (found && !memcmp(&s->v[i].st, &v, sizeof(v)))
-		return;
 	e = found ? &s->v[i] : insert(s, i, xstrdup(mailbox));
+	old = e->st;
 	e->st = v;
-	set_dirty(s);
+	if (!found || old.uidvalidity != v.uidvalidity || old.uid != v.uid ||
+	    old.seen != v.seen || old.messages != v.messages)
+		set_dirty(s);
 }
 
 bool

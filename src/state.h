@@ -52,6 +52,14 @@ struct state {
 	 * its modification time and 1. */
 	int64_t seen;
 	uint32_t messages;
+	/* Not in the file: the highest UID announced by this process. It is
+	 * above uid while a sink still holds one of those messages back (uid
+	 * stays below such a message, so that a kill loses none). A mailbox
+	 * watched again within the process (its account restarted by a
+	 * reload, or listed again) resumes from here, so that nothing is
+	 * announced twice. At least uid in what state_store_get() gives;
+	 * below uid (0) in a put means uid. */
+	uint32_t announced;
 };
 
 struct state_store;
@@ -61,11 +69,15 @@ struct state_store;
  * another account's is logged and left out. dirtied(ud), when not NULL,
  * is called each time the store turns dirty (a put, or a state found in
  * an earlier version's file): its owner should state_store_write() it
- * soon. Blocks on file I/O. Never fails (without a state directory,
- * after logging that, every write fails). */
+ * soon. Where an earlier store of account in this process announced
+ * more than the file says (and the UIDVALIDITY is the same), its
+ * announced UID comes back. Blocks on file I/O. Never fails (without a
+ * state directory, after logging that, every write fails). */
 struct state_store *state_store_new(const char *account,
 				    void (*dirtied)(void *ud), void *ud);
-/* Frees without writing; NULL-safe. */
+/* Frees without writing; NULL-safe. What it announced beyond the file
+ * (struct state's announced) is kept for the account's next store in this
+ * process. */
 void state_store_free(struct state_store **s);
 
 /* The state of mailbox into *st: returns 1 when there is some, 0 when
@@ -76,7 +88,7 @@ void state_store_free(struct state_store **s);
 int state_store_get(struct state_store *s, const char *mailbox,
 		    struct state *st);
 /* Records the state of mailbox (st->uidvalidity not 0): the store is
- * dirty when that changed it. No I/O. */
+ * dirty when that changed what the file says. No I/O. */
 void state_store_put(struct state_store *s, const char *mailbox,
 		     const struct state *st);
 /* True when a put (or a migrated state) has not been written yet. */

@@ -37,6 +37,8 @@ DROPPED = r"hooks waiting already: not running"
 PAUSED = r"\d+ hooks waiting: reading from the servers paused"
 RESUMED = r"\d+ hooks waiting: reading from the servers resumed"
 CONNECTED = r"\bconnected to \S+: TLS"
+# test_reload_while_hooks_wait: more than the 16 hooks that run at once.
+RELOAD_MESSAGES = 30
 LOST = (r"^.*(?:connection lost|server closed the connection|"
         r"no reply from the server|reconnecting).*$")
 
@@ -121,5 +123,53 @@ def test_burst_beyond_hook_queue():
         finish(mw)
 
 
+def test_reload_while_hooks_wait():
+    """A reload that restarts the account (its settings changed) while
+    hooks wait in the queue: the new connection does not announce again
+    what the old one announced. The state file stays below the waiting
+    hooks (so that a kill loses none of them), and before the fix the
+    restarted account caught up from there: every waiting hook ran
+    twice, and a popup came again for each."""
+    with mwtest.Dovecot() as dc:
+        mw = mwtest.Mailwatch(start=False)
+        gate = os.path.join(mw.dir, "gate")
+        os.mkfifo(gate, 0o600)
+        general = {"notify": False, "burst": 0,
+                   "on_new_mail": gated_hook(mw, gate)}
+        # Mail caught up is announced one by one (hooks), not summed up.
+        account = dict(dc.account("alice"), catch_up_max=100)
+        mw.write_config({"general": general, "account a": account})
+        mw.start()
+        if not ok(wait_idle(mw, 1), "mailwatch watches INBOX"):
+            return
+        # 16 hooks run (and wait at the gate), the rest wait in the queue.
+        msgs = [mwtest.make_message(subject="queued %d" % i)
+                for i in range(RELOAD_MESSAGES)]
+        uids = dc.append_many("alice", "INBOX", msgs)
+        ok(wait_until(lambda: len(hook_uids(mw)) >= 16, 20),
+           "16 hooks run and wait at the gate")
+        mark = mw.mark()
+        mw.reload({"general": general,
+                   "account a": dict(account, poll_interval=61)})
+        ok(mw.wait_log(r"settings changed: reconnecting", 10, since=mark),
+           "the reload restarts the account")
+        ok(wait_until(lambda: len(re.findall(mwtest.WATCHED,
+                                             mw.log()[mark:])) >= 1, 20),
+           "the restarted account watches INBOX again", mw.log_tail(10))
+        gate_fd = os.open(gate, os.O_RDWR | os.O_NONBLOCK)
+        try:
+            wait_until(lambda: len(hook_uids(mw)) >= len(uids), 30)
+            mw.settle(1)
+        finally:
+            os.close(gate_fd)
+        got = hook_uids(mw)
+        twice = sorted(u for u in set(got) if got.count(u) > 1)
+        ok(sorted(set(got)) == sorted(uids), "every message's hook ran",
+           "missing %s" % sorted(set(uids) - set(got))[:10])
+        ok(not twice, "no hook ran twice across the reload",
+           "twice: %s" % twice[:10])
+        finish(mw)
+
+
 if __name__ == "__main__":
-    mwtest.main(test_burst_beyond_hook_queue)
+    mwtest.main(test_burst_beyond_hook_queue, test_reload_while_hooks_wait)

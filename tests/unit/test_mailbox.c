@@ -255,7 +255,10 @@ static void
 put_state(const char *mailbox, uint32_t uidvalidity, uint32_t uid,
 	  int64_t seen, uint32_t messages)
 {
-	struct state st = {uidvalidity, uid, seen, messages};
+	struct state st = {.uidvalidity = uidvalidity,
+			   .uid = uid,
+			   .seen = seen,
+			   .messages = messages};
 
 	state_store_put(store, mailbox, &st);
 }
@@ -515,6 +518,51 @@ test_unfinished(void)
 	is_str(state_of("held"), "v7 uid 13 seen +2000 messages 13",
 	       "once it started, the mark moves to 13, and the time seen "
 	       "whole with it");
+	mailbox_free(&mb);
+}
+
+/* A mailbox watched again within the process while a hook of its mail
+ * still waits (listed again; its account restarted by a reload, which
+ * reads the file into a new store): it goes on after what it announced,
+ * though the file's mark stays below the waiting hook. */
+static void
+test_watched_again(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	put_state("again", 7, 10, T0, 10);
+	mb = mailbox_new(&env, &account, "again");
+	examined(mb, 7, 11, 10, T0, &by_date);
+	fetched(mb, 11, 11, "", "One", NULL);
+	fetched(mb, 12, 12, "", "Two", NULL);
+	mailbox_batch_end(mb);
+	got();
+	fake.unfinished = 12;
+	mailbox_free(&mb);
+	is_str(state_of("again"), "v7 uid 11 seen +0 messages 10",
+	       "let go with a hook waiting for UID 12: the file says 11");
+	mb = mailbox_new(&env, &account, "again");
+	ok(examined(mb, 7, 13, 12, T0, &by_date) == 13,
+	   "watched again: it goes on from UID 13");
+	is_str(got(), "", "nothing announced again");
+	mailbox_free(&mb);
+	state_store_free(&store);
+	store = state_store_new("acct", NULL, NULL);
+	env.store = store;
+	mb = mailbox_new(&env, &account, "again");
+	ok(examined(mb, 7, 13, 12, T0, &by_date) == 13,
+	   "in a new store of the account: from UID 13 too");
+	is_str(state_of("again"), "v7 uid 11 seen +0 messages 10",
+	       "the file still says 11 while the hook waits");
+	fake.unfinished = 0;
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("again"), "v7 uid 12 seen +0 messages 10",
+	       "once it started, the file says 12");
+	mailbox_free(&mb);
+	mb = mailbox_new(&env, &account, "again");
+	ok(examined(mb, 7, 14, 13, T0, &by_date) == 13,
+	   "UID 13, which came meanwhile, is caught up");
 	mailbox_free(&mb);
 }
 
@@ -876,6 +924,7 @@ main(void)
 	test_reconnect_resync();
 	test_reconnect_qresync();
 	test_unfinished();
+	test_watched_again();
 	test_seen_time();
 	test_uidvalidity_changed();
 	test_rebase_cut_short();

@@ -200,6 +200,75 @@ count_files(const char *prefix)
 	return n;
 }
 
+/* The UID last announced (not in the file) of mailbox in s, or 0. */
+static uint32_t
+announced(struct state_store *s, const char *mailbox)
+{
+	struct state st = {0};
+
+	return state_store_get(s, mailbox, &st) == 1 ? st.announced : 0;
+}
+
+/* What a store announced past its file (hooks waiting) is not written,
+ * and comes back in the account's next store of this process while the
+ * file still has that UIDVALIDITY, once. */
+static void
+test_announced(void)
+{
+	struct state_store *s = open_store("ann");
+	char *path = account_path("ann"), *text;
+
+	put_state(s, "Plain", 4, 5);
+	is_int(announced(s, "Plain"), 5, "announced is the mark by default");
+	state_store_put(s, "Held",
+			&(struct state){.uidvalidity = 4,
+					.uid = 5,
+					.seen = 1733400000,
+					.messages = 5,
+					.announced = 9});
+	put_state(s, "Renumbered", 4, 5);
+	state_store_put(s, "Renumbered",
+			&(struct state){.uidvalidity = 4,
+					.uid = 5,
+					.seen = 1733400000,
+					.messages = 5,
+					.announced = 7});
+	ok(state_store_write(s) == 0, "written");
+	state_store_put(s, "Held",
+			&(struct state){.uidvalidity = 4,
+					.uid = 5,
+					.seen = 1733400000,
+					.messages = 5,
+					.announced = 10});
+	ok(!state_store_dirty(s), "only announced moved: not dirty");
+	is_int(announced(s, "Held"), 10, "the store tells it");
+	text = file_text(path);
+	ok(!strstr(text, " 9 ") && !strstr(text, " 10 "),
+	   "the file holds no announced UID");
+	free(text);
+	state_store_free(&s);
+	/* The file as written, but Renumbered's UIDVALIDITY changed. */
+	save_one("ann2", "Held", 4, 5);
+	put_text(path, "mailwatch-state 3\naccount ann\n"
+		       "mailbox 4 5 1733400000 5 Held\n"
+		       "mailbox 4 5 1733400000 5 Plain\n"
+		       "mailbox 8 5 1733400000 5 Renumbered\n");
+	s = open_store("ann");
+	is_int(announced(s, "Held"), 10, "the next store of the account "
+					 "goes on from there");
+	is_int(announced(s, "Plain"), 5, "the others from their mark");
+	is_int(announced(s, "Renumbered"), 5,
+	       "not where the file has another UIDVALIDITY now");
+	state_store_free(&s);
+	s = open_store("ann2");
+	is_int(announced(s, "Held"), 5, "not in another account's store");
+	state_store_free(&s);
+	s = open_store("ann");
+	is_int(announced(s, "Held"), 10, "kept by each store that had it");
+	state_store_free(&s);
+	free(path);
+}
+
 static void
 test_round_trip(void)
 {
@@ -756,6 +825,7 @@ main(void)
 	test_migration();
 	test_kept();
 	test_file_names();
+	test_announced();
 
 	is_int(count_files(""), count_files("@"),
 	       "only account files left, no temporary ones");
