@@ -20,7 +20,15 @@ With NOTIFY, --mailboxes (1000) mailboxes box0001.. in one account:
                                    IDLE client's EXISTS on the same mailbox
                                    (mwtest.IdleClient) and to the hook's
                                    start (latency.py's stamping hook);
-                                   hook - bare client, message by message
+                                   hook - bare client, message by message;
+                                   for mailboxes past the first (not
+                                   selected: mailwatch must EXAMINE them),
+                                   also what the server takes for that:
+                                   a third client's EXAMINE + UID FETCH of
+                                   the new message (one write, as
+                                   mailwatch sends them), timed right
+                                   after each sample, and the hook less
+                                   the bare client less that
   burst                            --burst (10000) messages APPENDed
                                    round-robin over --burst-mailboxes (100)
                                    of them, pipelined over one connection:
@@ -206,20 +214,38 @@ def notes(log, regex, most=3):
     return [ln[:200] for ln in lines]
 
 
-def push_vs_bare(dc, conns, stamps, client, boxes, count, timeout):
+def examine_fetch(probe, box, uid, timeout):
+    """Seconds the server takes to answer EXAMINE box and UID FETCH uid
+    (what the fetcher asks, sent in one write) on the connection probe,
+    or None when it refused."""
+    t = time.monotonic()
+    tags = [probe.next_tag(), probe.next_tag()]
+    probe.send(("%s EXAMINE %s\r\n%s UID FETCH %d (UID FLAGS ENVELOPE)"
+                "\r\n" % (tags[0], mwtest.quote(box), tags[1], uid)))
+    ok = all(probe.wait_tagged(tag, timeout)[0] == "OK" for tag in tags)
+    return time.monotonic() - t if ok else None
+
+
+def push_vs_bare(dc, conns, stamps, client, boxes, count, timeout,
+                 examined=()):
     """count APPENDs to each of boxes in turn, each waited for (bounded)
     by a bare IDLE client on that mailbox and by the hook. Returns
-    {mailbox: [(bare EXISTS or None, hook start or None)]}, seconds after
-    the APPEND was sent."""
+    {mailbox: [(bare EXISTS or None, hook start or None, server EXAMINE +
+    FETCH or None)]}, seconds after the APPEND was sent; the last only for
+    the mailboxes in examined, by another client after the other two."""
     bare, out = {}, {b: [] for b in boxes}
-    conns.own += len(boxes)  # before they log in: never counted as ours
+    own = len(boxes) + bool(examined)
+    conns.own += own  # before they log in: never counted as ours
+    probe = None
     try:
+        if examined:
+            probe = dc.client(USER)
         for b in boxes:
             bare[b] = dc.idle_client(USER, b)
         n_exists = {b: c.initial_exists for b, c in bare.items()}
         for i in range(count):
             for b in boxes:
-                if sum(1 for _, h in out[b] if h is None) >= 2:
+                if sum(1 for _, h, _ in out[b] if h is None) >= 2:
                     continue  # not pushed: no use waiting more
                 raw = mwtest.crlf(mwtest.make_message(
                     subject="push %d %s" % (i, b), body="push %d\n" % i))
@@ -228,15 +254,19 @@ def push_vs_bare(dc, conns, stamps, client, boxes, count, timeout):
                 n_exists[b] += 1
                 ex = bare[b].wait_exists(at_least=n_exists[b],
                                          timeout=timeout)
+                server = (examine_fetch(probe, b, uid, timeout)
+                          if b in examined else None)
                 out[b].append((ex[0] - t if ex else None,
-                               th - t if th else None))
+                               th - t if th else None, server))
                 # Dovecot coalesces changes within 0.5 s: a quiet moment
                 # so that the next APPEND is its own push.
                 time.sleep(0.1)
     finally:
         for c in bare.values():
             c.close()
-        conns.release(len(boxes))
+        if probe:
+            probe.logout()
+        conns.release(own)
     return out
 
 
@@ -245,8 +275,8 @@ def print_push(samples, labels, timeout):
     print(latency.header(cols))
     worst, unmeasured = None, []
     for b, s in samples.items():
-        both = [(f, h) for f, h in s if f is not None and h is not None]
-        lost = sum(1 for _, h in s if h is None)
+        both = [(f, h) for f, h, _ in s if f is not None and h is not None]
+        lost = sum(1 for _, h, _ in s if h is None)
         print("  %s: %d messages%s" % (
             labels[b], len(s), ", %d with no hook within %.0f s (then "
             "no more sent)" % (lost, timeout) if lost else ""))
@@ -259,6 +289,13 @@ def print_push(samples, labels, timeout):
                           cols))
         over = [h - f for f, h in both]
         print(latency.row("  mailwatch - bare client", over, cols))
+        server = [(h - f, x) for f, h, x in s
+                  if f is not None and h is not None and x is not None]
+        if server:
+            print(latency.row("  server: EXAMINE + UID FETCH",
+                              [x for _, x in server], cols))
+            print(latency.row("  mailwatch - bare client - that",
+                              [o - x for o, x in server], cols))
         med = latency.percentile(over, 50)
         worst = med if worst is None else max(worst, med)
     if unmeasured:
@@ -413,7 +450,8 @@ def part_notify(opts, tmp, hook, stamps):
     print("  push -> hook, %d APPENDs per mailbox, from the APPEND sent:" %
           opts.count, flush=True)
     print_push(push_vs_bare(dc, conns, stamps, client, targets, opts.count,
-                            opts.push_timeout), labels, opts.push_timeout)
+                            opts.push_timeout, examined=targets[1:]),
+               labels, opts.push_timeout)
     if opts.burst:
         boxes = names[::max(1, n // opts.burst_mailboxes)]
         burst(mw, stamps, client, boxes[:opts.burst_mailboxes], opts.burst,
