@@ -569,6 +569,39 @@ test_date_scan(void)
 	ok(!r.failed, "a long scan that answers is not timed out");
 	session_free(&s);
 
+	/* So does a catch-up's: thousands of envelopes over a slow link. */
+	memset(&r, 0, sizeof(r));
+	r.start = 1;
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "* 9 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 10] x\r\n"
+	     "m2 OK [READ-ONLY] done\r\n",
+	     0, 0);
+	sent(&r, "m3 UID FETCH 1:* (UID FLAGS ENVELOPE)\r\n", "catch-up");
+	for (uint64_t t = 20; t <= 180; t += 20) {
+		char *line = xasprintf("* %u FETCH (UID %u FLAGS () ENVELOPE "
+				       "(NIL \"slow\" NIL NIL NIL NIL NIL NIL "
+				       "NIL NIL))\r\n",
+				       (unsigned)(t / 20), (unsigned)(t / 20));
+
+		feed(s, &r, line, 0, t * SEC);
+		free(line);
+	}
+	{
+		uint64_t acc;
+
+		is_int(session_deadline(s, &acc), 210 * SEC,
+		       "the catch-up's deadline: 30 s after its last answer");
+	}
+	ok(!r.failed, "a long catch-up that answers is not timed out");
+	session_timeout(s, 211 * SEC);
+	ok(r.failed && r.why == SESSION_FAIL_TIMEOUT,
+	   "one that stops answering is");
+	session_free(&s);
+
 	/* A message over the limits in the catch-up is fetched again with
 	 * its INTERNALDATE too, for the owner to tell whether it is new. */
 	memset(&r, 0, sizeof(r));
