@@ -1608,14 +1608,14 @@ on_fetch(struct session *s, const struct codec_fetch *f)
 	}
 	if (s->state == S_FETCH && f->have & CODEC_FETCH_UID &&
 	    f->have & CODEC_FETCH_ENVELOPE && !s->headers_only) {
-		/* A catch-up of many messages over a slow link takes a
-		 * while, like the scan: its deadline runs from the last
-		 * answer. n:* also returns the last message when its UID is
-		 * below n; and a server may repeat itself: report each UID
-		 * once. */
-		set_timeout(s, CMD_FETCH, s->o.command_timeout);
+		/* n:* also returns the last message when its UID is below
+		 * n; and a server may repeat itself: report each UID once.
+		 * A catch-up of many messages over a slow link takes a
+		 * while, like the scan: its deadline runs from the last new
+		 * message. */
 		if (f->uid < s->fetch_from)
 			return;
+		set_timeout(s, CMD_FETCH, s->o.command_timeout);
 		s->fetch_from = f->uid == UINT32_MAX ? f->uid : f->uid + 1;
 		s->cb.fetched(s->ud, f);
 		return;
