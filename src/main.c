@@ -18,22 +18,33 @@
 #include "service.h"
 #include "status.h"
 #include "sink.h"
+#include "state.h"
 #include "util.h"
 
 /* Seconds a clean stop waits for every LOGOUT and hook; then what runs is
  * killed. Below the units' TimeoutStopSec (10), after which systemd would
  * kill everything before the state is written. */
 #define STOP_TIMEOUT 8
+/* Seconds between tries of the lock of an account another mailwatch
+ * watches. */
+#define LOCK_RETRY 3
 
 struct daemon;
 
-/* An account of the configuration: waiting for its password, watching
- * (account.c), or without a password until a reload. An account with
- * oauth2_token_command starts watching at once: its connections ask the
- * provider for a token before each login. */
+/* An account of the configuration: waiting for another mailwatch to let
+ * go of it, for its password, watching (account.c), or without a password
+ * until a reload. An account with oauth2_token_command starts watching at
+ * once: its connections ask the provider for a token before each
+ * login. */
 struct running {
 	struct daemon *d;
 	const struct account *a;  /* in d->cfg */
+	int lock;		  /* the account's lock (state.c), or -1 */
+	/* While another process holds the lock: what the status line says
+	 * ("" otherwise), and the timer that tries it again every LOCK_RETRY
+	 * seconds. */
+	char waiting[96];
+	sd_event_source *lock_retry;
 	struct password_job *job; /* while waiting for the password */
 	struct cred *cred;	  /* once the password came, or a token
 				     account's */
@@ -85,6 +96,8 @@ usage(FILE *f)
 static const char *
 running_describe(const struct running *r)
 {
+	if (*r->waiting)
+		return r->waiting;
 	if (r->no_password)
 		return "no password (reload to retry)";
 	return r->a->password_command ? "waiting for password_command"
@@ -166,8 +179,12 @@ stop_running(struct running **rp)
 	if (!r)
 		return;
 	password_job_free(&r->job);
+	/* Writes the last state: only then may another process take over. */
 	account_run_free(&r->acct);
 	cred_free(&r->cred);
+	sd_event_source_disable_unref(r->lock_retry);
+	if (r->lock >= 0)
+		close(r->lock);
 	freep(rp);
 }
 
@@ -209,19 +226,91 @@ on_password(void *ud, char *password)
 	update_status(r->d);
 }
 
-/* A new running account a, waiting for its password: watching starts
- * when it comes (on_password). Does not block. */
+/* Starts r's password job: watching starts when the password comes
+ * (on_password); a token account's at once. */
+static void
+start_password(struct running *r)
+{
+	if (r->a->oauth2_token_command ||
+	    password_job_new(r->d->event, r->a, on_password, r, &r->job) < 0)
+		start_watching(r, NULL);
+}
+
+/* Tries r's lock. Returns true when r may go on: the lock is taken, or
+ * cannot be had at all (logged by state.c; watching anyway, as without
+ * a lock). False when another process holds it: logged when that is a
+ * holder not logged before. */
+static bool
+take_lock(struct running *r)
+{
+	pid_t holder;
+	int fd = state_lock_account(r->a->name, &holder);
+	char pid[32] = "";
+
+	if (fd != -EWOULDBLOCK) {
+		r->lock = fd >= 0 ? fd : -1;
+		return true;
+	}
+	if (holder)
+		snprintf(pid, sizeof(pid), " (pid %ld)", (long)holder);
+	if (!*r->waiting || (holder && !strstr(r->waiting, pid)))
+		log_warn(&(struct log_ctx){r->a->name, NULL},
+			 "account is watched by another mailwatch%s; waiting "
+			 "for it to stop",
+			 pid);
+	/* An unknown holder (it has not written its pid yet) does not
+	 * replace a known one. */
+	if (holder || !*r->waiting)
+		snprintf(r->waiting, sizeof(r->waiting),
+			 "watched by another mailwatch%s, waiting", pid);
+	return false;
+}
+
+static int
+on_lock_retry(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct running *r = ud;
+
+	(void)usec;
+	if (!take_lock(r)) {
+		sd_event_source_set_time_relative(s, LOCK_RETRY * 1000000ULL);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+		return 0;
+	}
+	r->lock_retry = sd_event_source_disable_unref(r->lock_retry);
+	*r->waiting = 0;
+	log_info(&(struct log_ctx){r->a->name, NULL},
+		 "the other mailwatch let go of this account: starting");
+	start_password(r);
+	update_status(r->d);
+	return 0;
+}
+
+/* A new running account a: once it holds a's lock, waiting for its
+ * password (start_password()); until then trying the lock again every
+ * LOCK_RETRY seconds. Does not block. */
 static struct running *
 start_running(struct daemon *d, const struct account *a)
 {
 	struct running *r = xcalloc(1, sizeof(*r));
+	int e;
 
 	r->d = d;
 	r->a = a;
-	if (a->oauth2_token_command)
-		start_watching(r, NULL);
-	else if (password_job_new(d->event, a, on_password, r, &r->job) < 0)
-		start_watching(r, NULL);
+	r->lock = -1;
+	if (take_lock(r)) {
+		start_password(r);
+		return r;
+	}
+	/* 1 s of slack: the tries coalesce with other wake-ups. */
+	e = sd_event_add_time_relative(d->event, &r->lock_retry, CLOCK_BOOTTIME,
+				       LOCK_RETRY * 1000000ULL, 1000000,
+				       on_lock_retry, r);
+	if (e < 0)
+		log_err(&(struct log_ctx){a->name, NULL},
+			"cannot wait for the other mailwatch (%s): not "
+			"watching this account",
+			strerror(-e));
 	return r;
 }
 
@@ -473,7 +562,10 @@ on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 	sd_notify(0, "STOPPING=1");
 	d->stopping = true;
 	for (size_t i = 0; i < d->n_run; i++) {
-		/* An account still waiting for its password stops now. */
+		/* An account still waiting for its lock or its password
+		 * stops now. */
+		d->run[i]->lock_retry =
+		    sd_event_source_disable_unref(d->run[i]->lock_retry);
 		password_job_free(&d->run[i]->job);
 		if (d->run[i]->acct)
 			account_run_stop(d->run[i]->acct);

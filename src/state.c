@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -969,4 +970,80 @@ out:
 	free(text);
 	free(tmp);
 	return r;
+}
+
+/* ---- the account lock ---- */
+
+/* Appended to an account file's name: its '@' keeps the lock apart from
+ * every account file (whose name has one '@') and every per-mailbox file
+ * (none); and "lock" from the temporary files' six random characters. It
+ * is no longer than TMP_SUFFIX, for which state_account_file_name() made
+ * room, so the name fits in NAME_MAX. */
+#define LOCK_SUFFIX "@lock"
+
+_Static_assert(sizeof(LOCK_SUFFIX) <= sizeof(TMP_SUFFIX),
+	       "the lock's name fits where the temporary file's does");
+
+/* The pid written in the lock file fd, or 0 when it holds none (its
+ * holder has not written it yet, or could not). */
+static pid_t
+lock_holder(int fd)
+{
+	char buf[24], *end;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	long pid;
+
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	errno = 0;
+	pid = strtol(buf, &end, 10);
+	if (errno || end == buf || *end != '\n' || pid <= 0 || pid > INT_MAX)
+		return 0;
+	return (pid_t)pid;
+}
+
+int
+state_lock_account(const char *account, pid_t *holder_r)
+{
+	struct log_ctx log = {account, NULL};
+	char *dir = state_dir(), *name, *path, pid[24];
+	int fd, r, n;
+
+	*holder_r = 0;
+	if (!dir) {
+		log_warn(&log, "state: no state directory to lock this account "
+			       "in; watching it anyway (another mailwatch may "
+			       "announce its mail too)");
+		return -ENOENT;
+	}
+	name = state_account_file_name(account, pathconf(dir, _PC_NAME_MAX));
+	path = xasprintf("%s/%s" LOCK_SUFFIX, dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = -errno;
+		if (r == -EWOULDBLOCK)
+			*holder_r = lock_holder(fd);
+		else
+			log_warn(&log,
+				 "state: cannot lock %s: %s; watching this "
+				 "account anyway (another mailwatch may "
+				 "announce its mail too)",
+				 path, strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		fd = r;
+		goto out;
+	}
+	/* A shorter pid over a longer one: the reader stops at the first
+	 * '\n'. */
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (pwrite(fd, pid, (size_t)n, 0) != n || ftruncate(fd, n) < 0)
+		log_debug(&log, "state: cannot write our pid into %s: %m",
+			  path);
+out:
+	free(path);
+	free(name);
+	free(dir);
+	return fd;
 }

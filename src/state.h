@@ -36,6 +36,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The most bytes of an account file read: tens of thousands of
  * mailboxes. */
@@ -119,3 +120,17 @@ char *state_account_file_name(const char *account, long name_max);
  * hash of both names. */
 char *state_file_name(const char *account, const char *mailbox,
 		      long name_max);
+
+/* ---- the account lock ---- */
+
+/* Takes the lock that says this process watches account: an exclusive
+ * flock() of the file named like its state file
+ * (state_account_file_name()) plus "@lock" in the state directory,
+ * created 0600, into which our pid is then written. Returns the locked
+ * fd (O_CLOEXEC: hooks do not inherit it; closing it lets go), or
+ * -EWOULDBLOCK when another process holds the lock, with its pid in
+ * *holder_r (0 when it could not be read), or another negative errno
+ * after logging a warning (no state directory, a lock file that cannot
+ * be opened or locked): the caller watches without the lock. Blocks on
+ * file I/O only. */
+int state_lock_account(const char *account, pid_t *holder_r);

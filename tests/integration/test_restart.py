@@ -49,6 +49,13 @@ def state_lines(mw, account):
                                  text, re.M)}
 
 
+def state_files(mw):
+    """The files in the state directory, sorted, but the accounts' lock
+    files ("@ACCOUNT@lock", test_lock.py)."""
+    return sorted(f for f in os.listdir(mw.state_dir())
+                  if not f.endswith("@lock"))
+
+
 def state_uid(mw, account, mailbox):
     """The UID the state file of account says was handled in mailbox (a
     name without controls or '%'), or None."""
@@ -90,9 +97,10 @@ def test_first_start_restart():
     files = sorted(os.listdir(mw.state_dir()))
     modes = [stat.S_IMODE(os.stat(os.path.join(mw.state_dir(), f)).st_mode)
              for f in files]
-    ok(files == ["@test"] and modes == [0o600] and
+    ok(files == ["@test", "@test@lock"] and modes == [0o600, 0o600] and
        sorted(state_lines(mw, "test")) == sorted(["INBOX", other]),
-       "one state file for the account, with both mailboxes, mode 0600: "
+       "one state file for the account, with both mailboxes, and its "
+       "lock, mode 0600: "
        "%s %s %s" % (files, [oct(m) for m in modes],
                      sorted(state_lines(mw, "test"))))
 
@@ -169,9 +177,8 @@ def test_state_files_kept_apart():
     })
     if not ok(wait_idle(mw, 2), "both accounts reach IDLE"):
         return
-    mwtest.wait_until(lambda: sorted(os.listdir(mw.state_dir())) ==
-                      ["@t", "@t.a"], 5)
-    files = sorted(os.listdir(mw.state_dir()))
+    mwtest.wait_until(lambda: state_files(mw) == ["@t", "@t.a"], 5)
+    files = state_files(mw)
     ok(files == ["@t", "@t.a"], "a state file per account: %s" % files)
     mw.stop()
     u1 = dc.append("alice", "a.b", mwtest.make_message("to t a.b"))
@@ -613,13 +620,12 @@ def test_one_state_file_per_account():
     ok(sorted(hook_keys(recs)) == sorted(want + [("Work", s1)]),
        "what arrived after the old files were written: announced once",
        "got %s, want %s" % (hook_keys(recs), want + [("Work", s1)]))
-    ok(mwtest.wait_until(lambda: os.listdir(mw.state_dir()) == ["@test"],
-                         10),
+    ok(mwtest.wait_until(lambda: state_files(mw) == ["@test"], 10),
        "the old files are gone once the account file holds their state: "
-       "%s" % sorted(os.listdir(mw.state_dir())))
+       "%s" % state_files(mw))
     rc = mw.stop()
     ok(rc == 0, "SIGTERM: exit 0 (%s)" % rc)
-    files = sorted(os.listdir(mw.state_dir()))
+    files = state_files(mw)
     lines = state_lines(mw, "test")
     ok(files == ["@test"] and
        sorted(lines) == sorted(boxes),
@@ -633,8 +639,8 @@ def test_one_state_file_per_account():
     s2, recs = sentinel(dc, mw, "alice", "Sent Items", n, "second start")
     ok(hook_keys(recs[n:]) == [("Sent Items", s2)],
        "a restart announces nothing again", "%s" % hook_keys(recs[n:]))
-    ok(sorted(os.listdir(mw.state_dir())) == ["@test"],
-       "still one state file: %s" % sorted(os.listdir(mw.state_dir())))
+    ok(state_files(mw) == ["@test"],
+       "still one state file: %s" % state_files(mw))
     finish(mw)
 
 
@@ -776,8 +782,8 @@ def test_state_write_is_durable():
     ok(mwtest.wait_until(lambda: state_uid(mw, "test", "INBOX") == uid, 20),
        "the state file says UID %d was handled" % uid)
     finish(mw)
-    ok(sorted(os.listdir(mw.state_dir())) == ["@test"],
-       "the per-mailbox file is gone: %s" % os.listdir(mw.state_dir()))
+    ok(state_files(mw) == ["@test"],
+       "the per-mailbox file is gone: %s" % state_files(mw))
     lines = mw.traces().get(mw.mailwatch_pid(), [])
     renames, removals, faults = durability_faults(lines, mw.state_dir())
     ok(renames >= 2 and removals == 1 and not faults,

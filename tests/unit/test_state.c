@@ -4,13 +4,15 @@
  * account's and unreadable files treated as absent with a warning, the
  * per-mailbox files of earlier versions read and removed once the account
  * file holds their state, a failed write kept and tried again, and names
- * of any length. */
+ * of any length. The account lock: held against another open file,
+ * naming its holder, let go on close, at names that fit and stay apart. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -807,6 +809,178 @@ test_file_names(void)
 	free(acct2);
 }
 
+/* The path of account's lock file. Caller frees. */
+static char *
+lock_path(const char *account)
+{
+	char *path = account_path(account), *lock;
+
+	lock = xasprintf("%s@lock", path);
+	free(path);
+	return lock;
+}
+
+/* One process's lock of an account: held against any other open file
+ * of it (another process's, as another open file description here),
+ * naming its holder; let go when closed. */
+static void
+test_lock(void)
+{
+	char *path = lock_path("lk"), *text, *want;
+	pid_t holder = -1;
+	struct stat sb;
+	int fd, fd2, other;
+
+	/* A longer pid left by an earlier holder. */
+	put_text(path, "2147483647\n");
+	fd = state_lock_account("lk", &holder);
+	ok(fd >= 0, "the lock is taken");
+	want = xasprintf("%ld\n", (long)getpid());
+	text = file_text(path);
+	is_str(text, want, "our pid in it, nothing left of the earlier one");
+	free(text);
+	ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600,
+	   "mode 0600 (%o)", (unsigned)(sb.st_mode & 0777));
+	ok(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC),
+	   "close-on-exec: hooks do not inherit it");
+
+	fd2 = state_lock_account("lk", &holder);
+	is_int(fd2, -EWOULDBLOCK, "held: not taken twice");
+	is_int(holder, getpid(), "and the holder's pid is told");
+	close(fd);
+	fd2 = state_lock_account("lk", &holder);
+	ok(fd2 >= 0, "closed: taken again");
+	close(fd2);
+
+	/* Held by someone who has not written a pid. */
+	unlink(path);
+	other = open(path, O_RDWR | O_CREAT, 0600);
+	flock(other, LOCK_EX);
+	fd = state_lock_account("lk", &holder);
+	ok(fd == -EWOULDBLOCK && holder == 0,
+	   "a holder without a pid in the file: 0 (%d, %ld)", fd,
+	   (long)holder);
+	close(other);
+
+	/* The state file beside it is read and written as ever. */
+	fd = state_lock_account("lk", &holder);
+	save_one("lk", "INBOX", 5, 50);
+	ok(file_has("lk", "INBOX", 5, 50), "the state file works beside it");
+	close(fd);
+	free(want);
+	free(path);
+}
+
+/* state_lock_account() with stderr captured into *log_r (caller
+ * frees). */
+static int
+lock_logged(const char *account, char **log_r)
+{
+	char *path = xasprintf("%s/stderr", dir);
+	pid_t holder;
+	int fd;
+
+	capture_begin(path);
+	fd = state_lock_account(account, &holder);
+	*log_r = capture_end();
+	free(path);
+	return fd;
+}
+
+/* No lock to be had: a warning, and the caller watches anyway. */
+static void
+test_lock_fails(void)
+{
+	char *path = lock_path("nolock"), *log, *home = getenv("HOME");
+	bool good;
+	int fd;
+
+	mkdir(path, 0700); /* a directory where the lock file goes */
+	fd = lock_logged("nolock", &log);
+	good = fd < 0 && fd != -EWOULDBLOCK &&
+	       strstr(log, "nolock: state: cannot lock") &&
+	       strstr(log, "watching this account anyway");
+	ok(good, "a lock file that cannot be opened: an error (%d), and a "
+		 "warning",
+	   fd);
+	if (!good)
+		printf("# %s", log);
+	free(log);
+	rmdir(path);
+	free(path);
+
+	home = home ? xstrdup(home) : NULL;
+	unsetenv("XDG_STATE_HOME");
+	unsetenv("HOME");
+	fd = lock_logged("nolock", &log);
+	good = fd < 0 && fd != -EWOULDBLOCK &&
+	       strstr(log, "no state directory to lock this account in; "
+			   "watching it anyway");
+	ok(good, "no state directory: an error (%d), and a warning", fd);
+	if (!good)
+		printf("# %s", log);
+	free(log);
+	setenv("XDG_STATE_HOME", dir, 1);
+	if (home)
+		setenv("HOME", home, 1);
+	free(home);
+}
+
+/* Lock names of odd and long account names: apart from the account
+ * file (and its temporary files) and from other accounts' locks, within
+ * NAME_MAX. */
+static void
+test_lock_names(void)
+{
+	char *long1 = repeat("x", 248), *long2 = repeat("\xd0\x96", 200);
+	char *long3 = xasprintf("%s!", long2);
+	const char *const accounts[] = {
+	    "me@example.com", ".", "..", "a~b", "-x", "a@lock", long1,
+	    long2,	      long3,
+	};
+	size_t n = sizeof(accounts) / sizeof(*accounts);
+	long name_max = pathconf(sdir, _PC_NAME_MAX);
+	bool fits = true, apart = true, held = true;
+	int fds[sizeof(accounts) / sizeof(*accounts)];
+	pid_t holder;
+
+	for (long max = 32; max <= 255; max += 7)
+		for (size_t i = 0; i < n; i++) {
+			char *name = state_account_file_name(accounts[i], max);
+
+			fits = fits && strlen(name) + 5 <= (size_t)max;
+			free(name);
+		}
+	ok(fits, "'@lock' after every account file name fits NAME_MAX");
+	for (size_t i = 0; i < n; i++) {
+		char *file = account_path(accounts[i]);
+		char *lock = lock_path(accounts[i]);
+		const char *base = strrchr(lock, '/') + 1;
+
+		fds[i] = state_lock_account(accounts[i], &holder);
+		held = held && fds[i] >= 0 && exists(lock);
+		fits = fits && strlen(base) <= (size_t)name_max;
+		/* The account file has one '@', a temporary one two and six
+		 * characters after the second. */
+		apart = apart && strcmp(file, lock) &&
+			strchr(strrchr(file, '/') + 1, '@') ==
+			    strrchr(file, '@') &&
+			!strcmp(strrchr(base, '@'), "@lock");
+		free(file);
+		free(lock);
+	}
+	ok(held, "the locks of odd and long names are taken together: none "
+		 "holds another's");
+	ok(fits, "within the directory's NAME_MAX (%ld)", name_max);
+	ok(apart, "apart from the account files and their temporary files");
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(long1);
+	free(long2);
+	free(long3);
+}
+
 int
 main(void)
 {
@@ -826,6 +1000,9 @@ main(void)
 	test_kept();
 	test_file_names();
 	test_announced();
+	test_lock();
+	test_lock_fails();
+	test_lock_names();
 
 	is_int(count_files(""), count_files("@"),
 	       "only account files left, no temporary ones");
