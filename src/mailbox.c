@@ -135,10 +135,10 @@ take_idle_time(struct mailbox *mb, bool idle_now, uint32_t exists_now)
  * should say changed: the mark, but never past a message a sink has not
  * acted on (a queued hook; at a stop also a running one), so that a kill
  * loses nothing (the mark itself goes in as what was announced); and the
- * time the mailbox was seen whole, when it
- * advanced by SEEN_STEP or the mailbox became empty or not (at all, when
- * final). Not while catching up after a UIDVALIDITY change: the state
- * keeps what came before until that completes. */
+ * time the mailbox was seen whole, when it advanced by SEEN_STEP or the
+ * mailbox became empty or not (at all, when final). Not while catching up
+ * after a UIDVALIDITY change: the state keeps what came before until that
+ * completes. */
 void
 mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	     uint32_t exists_now)
