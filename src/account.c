@@ -172,7 +172,8 @@ set_watched(struct account_run *ar, struct box *b, bool watched)
 	changed(ar);
 }
 
-static void save_soon(void *ud);
+static void save_soon(void *ud, bool now);
+static void store_dirtied(void *ud);
 static void forget_listed(struct account_run *ar);
 
 /* How many mailboxes NOTIFY follows besides the first: box[1..n). */
@@ -836,20 +837,30 @@ save_all(struct account_run *ar, bool final)
 
 /* Writes the state once the loop is idle; in a burst, at most once per
  * SAVE_INTERVAL (each write is an fdatasync, a rename and a directory
- * fsync, of one file for every mailbox of the account). A clean stop
- * writes it at once. Also called by the store when it turns dirty. */
+ * fsync, of one file for every mailbox of the account), but a mailbox's
+ * first state (now) without that wait. A clean stop writes it at once. */
 static void
-save_soon(void *ud)
+save_soon(void *ud, bool now)
 {
 	struct account_run *ar = ud;
-	uint64_t now = now_usec(ar), at = ar->saved_at + SAVE_INTERVAL;
+	uint64_t t = now_usec(ar), at = ar->saved_at + SAVE_INTERVAL, due;
 	int on = SD_EVENT_OFF;
 
+	if (now || at < t)
+		at = t;
 	sd_event_source_get_enabled(ar->saver, &on);
-	if (on != SD_EVENT_OFF)
+	if (on != SD_EVENT_OFF &&
+	    (sd_event_source_get_time(ar->saver, &due) < 0 || due <= at))
 		return;
-	sd_event_source_set_time(ar->saver, at > now ? at : now);
+	sd_event_source_set_time(ar->saver, at);
 	sd_event_source_set_enabled(ar->saver, SD_EVENT_ONESHOT);
+}
+
+/* The store turned dirty (an earlier version's file read into it). */
+static void
+store_dirtied(void *ud)
+{
+	save_soon(ud, false);
 }
 
 static int
@@ -909,7 +920,7 @@ account_run_new(const struct account_env *env, const struct account *a,
 						 SD_EVENT_PRIORITY_IDLE);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->saver, SD_EVENT_OFF);
-	ar->store = state_store_new(a->name, save_soon, ar);
+	ar->store = state_store_new(a->name, store_dirtied, ar);
 	/* With patterns, the mailboxes come from the first LIST. */
 	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
 	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));
@@ -982,7 +993,7 @@ account_run_rebind(struct account_run *ar, const struct account *a)
 void
 account_run_save(struct account_run *ar)
 {
-	save_soon(ar);
+	save_soon(ar, false);
 }
 
 void

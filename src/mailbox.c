@@ -115,7 +115,7 @@ time_text(int64_t t, char buf[static 32])
 static void
 save_soon(struct mailbox *mb)
 {
-	mb->env.save_soon(mb->env.ud);
+	mb->env.save_soon(mb->env.ud, false);
 }
 
 /* Takes the time the connection went idle as the time the mailbox was
@@ -260,7 +260,10 @@ live_resync_done(struct mailbox *mb)
 
 /* Nothing known of the mailbox (or nothing to know, it being empty): what
  * it holds now is taken as handled, none of it is new, and it counts as
- * seen whole at wall. Returns the first UID to announce. */
+ * seen whole at wall. That state is saved without the wait of a burst:
+ * until it is written, a kill would make the next start take the mailbox
+ * as new again, and the mail that arrived meanwhile would never be
+ * announced. Returns the first UID to announce. */
 static uint32_t
 start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
 	     int64_t wall)
@@ -271,7 +274,7 @@ start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
 	mb->messages = exists;
 	mb->catching_up = false;
 	mb->appeared = 0;
-	save_soon(mb);
+	mb->env.save_soon(mb->env.ud, true);
 	return mb->uidnext;
 }
 

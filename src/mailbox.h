@@ -37,8 +37,9 @@ struct mailbox_env {
 	/* Called when the state should be saved: the owner calls
 	 * mailbox_save() soon, once nothing more urgent is to be done, then
 	 * writes the store (the write ends in fdatasync). Several calls may
-	 * share one save. */
-	void (*save_soon)(void *ud);
+	 * share one save, which may wait a while in a burst; not when now
+	 * (the mailbox's first state, see start_afresh()). */
+	void (*save_soon)(void *ud, bool now);
 	void *ud;
 };
 

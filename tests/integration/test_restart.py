@@ -573,6 +573,42 @@ def test_sigkill_after_announce():
     finish(mw)
 
 
+def test_sigkill_right_after_start():
+    """A mailbox first seen must be in the state file at once, not at the
+    account's next write a second later: SIGKILLed as soon as four
+    mailboxes are watched for the first time, then mail delivered to each
+    while it is dead is announced after the next start. Before, the
+    mailboxes seen after the first write had no state yet, the next start
+    took them as new, and their mail was never announced."""
+    need_binaries()
+    others = ["Lists", "Work", "Later"]
+    dc = mwtest.Dovecot()
+    for box in others:
+        dc.create_mailbox("alice", box)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice", mailboxes=["INBOX"] + others),
+        "account bob": dc.account("bob"),
+    })
+    if not ok(wait_idle(mw, 5), "five mailboxes idle"):
+        return
+    mw.signal(signal.SIGKILL)
+    ok(mw.wait_exit(10) is not None, "SIGKILL: mailwatch is gone")
+    known = sorted(state_lines(mw, "test"))
+    ok(known == sorted(["INBOX"] + others),
+       "the state file holds every mailbox seen", "it holds %s" % known)
+    away = [(box, dc.append("alice", box, mwtest.make_message("away")))
+            for box in ["INBOX"] + others]
+    mw.start()  # still registered: it was never stop()ped
+    if not ok(wait_idle(mw, 10), "started again: five mailboxes idle"):
+        return
+    recs = mw.wait_hooks(len(away), 15)
+    ok(sorted(hook_keys(recs)) == sorted(away),
+       "the mail that came while it was dead is announced, in every "
+       "mailbox", "got %s" % hook_keys(recs))
+    finish(mw)
+
+
 def test_one_state_file_per_account():
     """Several mailboxes of one account share one state file, and the
     per-mailbox files of earlier versions (formats 1 and 2) move into it:
@@ -803,6 +839,7 @@ if __name__ == "__main__":
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
                 test_sigkill_after_announce,
+                test_sigkill_right_after_start,
                 test_reload_keeps_state,
                 test_one_state_file_per_account,
                 test_state_write_is_durable)

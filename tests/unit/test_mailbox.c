@@ -106,13 +106,14 @@ static const struct sink_ops fake_ops = {
 
 static struct fake fake = {.sink = {&fake_ops}};
 static struct sink *sinks[] = {&fake.sink};
-static int save_requests;
+static int save_requests, save_now_requests;
 
 static void
-on_save_soon(void *ud)
+on_save_soon(void *ud, bool now)
 {
 	(void)ud;
 	save_requests++;
+	save_now_requests += now;
 }
 
 /* The account's state store; env.store once main() opened it. */
@@ -310,11 +311,13 @@ test_first_start_and_new_mail(void)
 	struct mailbox *mb = mailbox_new(&env, &account, "INBOX");
 	bool by_date = false;
 
-	save_requests = 0;
+	save_requests = save_now_requests = 0;
 	is_int(examined(mb, 7, 11, 10, T0, &by_date), 11,
 	       "first start: announce only from UIDNEXT on");
 	ok(!by_date, "first start: no date scan");
-	ok(save_requests > 0, "first start: asks for a state write");
+	ok(save_now_requests > 0,
+	   "first start: asks for a state write without the wait of a "
+	   "burst (a kill before it would lose what comes meanwhile)");
 	is_str(state_of("INBOX"), "none", "nothing written before the save");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("INBOX"), "v7 uid 10 seen +0 messages 10",
@@ -326,9 +329,12 @@ test_first_start_and_new_mail(void)
 	fetched(mb, 12, 12, "\\Seen", "Read elsewhere", NULL);
 	fetched(mb, 11, 11, "\\Recent", "Hello", NULL);
 	is_str(got(), "", "nothing announced before the batch ends");
+	save_requests = save_now_requests = 0;
 	mailbox_batch_end(mb);
 	is_str(got(), "send 11 v7 Hello; send 13 v7 World; done 2; ",
 	       "new mail announced in UID order, \\Seen mail not");
+	ok(save_requests > 0 && !save_now_requests,
+	   "a batch asks for a write that may wait");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("INBOX"), "v7 uid 13 seen +0 messages 10",
 	       "the mark moved past the batch, \\Seen included");
