@@ -173,7 +173,6 @@ set_watched(struct account_run *ar, struct box *b, bool watched)
 }
 
 static void save_soon(void *ud, bool now);
-static void store_dirtied(void *ud);
 static void forget_listed(struct account_run *ar);
 
 /* How many mailboxes NOTIFY follows besides the first: box[1..n). */
