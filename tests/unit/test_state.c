@@ -202,6 +202,19 @@ count_files(const char *prefix)
 	return n;
 }
 
+/* put_state(), with announced past the mark. */
+static void
+put_announced(struct state_store *s, const char *mailbox, uint32_t v,
+	      uint32_t u, uint32_t announced)
+{
+	state_store_put(s, mailbox,
+			&(struct state){.uidvalidity = v,
+					.uid = u,
+					.seen = 1733400000,
+					.messages = u,
+					.announced = announced});
+}
+
 /* The UID last announced (not in the file) of mailbox in s, or 0. */
 static uint32_t
 announced(struct state_store *s, const char *mailbox)
@@ -222,26 +235,10 @@ test_announced(void)
 
 	put_state(s, "Plain", 4, 5);
 	is_int(announced(s, "Plain"), 5, "announced is the mark by default");
-	state_store_put(s, "Held",
-			&(struct state){.uidvalidity = 4,
-					.uid = 5,
-					.seen = 1733400000,
-					.messages = 5,
-					.announced = 9});
-	put_state(s, "Renumbered", 4, 5);
-	state_store_put(s, "Renumbered",
-			&(struct state){.uidvalidity = 4,
-					.uid = 5,
-					.seen = 1733400000,
-					.messages = 5,
-					.announced = 7});
+	put_announced(s, "Held", 4, 5, 9);
+	put_announced(s, "Renumbered", 4, 5, 7);
 	ok(state_store_write(s) == 0, "written");
-	state_store_put(s, "Held",
-			&(struct state){.uidvalidity = 4,
-					.uid = 5,
-					.seen = 1733400000,
-					.messages = 5,
-					.announced = 10});
+	put_announced(s, "Held", 4, 5, 10);
 	ok(!state_store_dirty(s), "only announced moved: not dirty");
 	is_int(announced(s, "Held"), 10, "the store tells it");
 	text = file_text(path);
