@@ -575,11 +575,14 @@ def test_sigkill_after_announce():
 
 def test_sigkill_right_after_start():
     """A mailbox first seen must be in the state file at once, not at the
-    account's next write a second later: SIGKILLed as soon as four
-    mailboxes are watched for the first time, then mail delivered to each
-    while it is dead is announced after the next start. Before, the
-    mailboxes seen after the first write had no state yet, the next start
-    took them as new, and their mail was never announced."""
+    account's next write up to a second later: SIGKILLed as soon as five
+    mailboxes of two accounts are watched for the first time, then mail
+    delivered to each while it is dead is announced after the next start.
+    Before, a mailbox seen just after its account's first write had no
+    state yet when the kill came, the next start took it as new, and its
+    mail was never announced (make soak, seed 877767583: 4 missed).
+    Whether the kill lands in that second depends on timing: this passed
+    with that build too, where the soak failed."""
     need_binaries()
     others = ["Lists", "Work", "Later"]
     dc = mwtest.Dovecot()
