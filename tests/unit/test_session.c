@@ -450,16 +450,27 @@ test_unseen(void)
 	}
 }
 
+/* A session on opts.mailbox past the greeting and its login (tag m1),
+ * with its EXAMINE (m2) sent. */
+static struct session *
+logged_in(struct rec *r)
+{
+	struct session *s = session_new(&opts, &cb, r);
+
+	feed(s, r, greeting, 0, 0);
+	feed(s, r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	return s;
+}
+
 /* n:* returns the last message even below n; a FETCH repeated; \Seen. */
 static void
 test_fetch_edges(void)
 {
 	struct rec r = {0};
-	struct session *s = session_new(&opts, &cb, &r);
+	struct session *s;
 
 	r.start = 5; /* catch up from UID 5 */
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	s = logged_in(&r);
 	r.sent[0] = 0;
 	feed(s, &r,
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 8] x\r\n"
@@ -492,12 +503,11 @@ static void
 test_date_scan(void)
 {
 	struct rec r = {0};
-	struct session *s = session_new(&opts, &cb, &r);
+	struct session *s;
 
 	r.by_date = true;
 	r.dated_from = 9; /* nothing new: fetch from UIDNEXT */
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	s = logged_in(&r);
 	r.sent[0] = 0;
 	feed(s, &r,
 	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 9] x\r\n"
@@ -532,9 +542,7 @@ test_date_scan(void)
 	memset(&r, 0, sizeof(r));
 	r.by_date = true;
 	r.dated_from = 3;
-	s = session_new(&opts, &cb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	s = logged_in(&r);
 	r.sent[0] = 0;
 	feed(s, &r,
 	     "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 3] x\r\n"
@@ -548,9 +556,7 @@ test_date_scan(void)
 	memset(&r, 0, sizeof(r));
 	r.by_date = true;
 	r.dated_from = 1;
-	s = session_new(&opts, &cb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	s = logged_in(&r);
 	feed(s, &r,
 	     "* 9 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 10] x\r\n"
 	     "m2 OK [READ-ONLY] done\r\n",
@@ -572,9 +578,7 @@ test_date_scan(void)
 	/* So does a catch-up's: thousands of envelopes over a slow link. */
 	memset(&r, 0, sizeof(r));
 	r.start = 1;
-	s = session_new(&opts, &cb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	s = logged_in(&r);
 	r.sent[0] = 0;
 	feed(s, &r,
 	     "* 9 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 10] x\r\n"
@@ -707,9 +711,7 @@ test_refusals(void)
 
 	/* Missing mailbox. */
 	memset(&r, 0, sizeof(r));
-	s = session_new(&opts, &cb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	s = logged_in(&r);
 	feed(s, &r, "m2 NO Mailbox doesn't exist: INBOX\r\n", 0, 0);
 	ok(r.failed && r.why == SESSION_FAIL_MAILBOX, "EXAMINE NO: MAILBOX");
 	session_free(&s);
