@@ -91,6 +91,10 @@ struct mailbox {
 	 * down, tells that an announced message may have been read or
 	 * deleted. */
 	uint64_t status_modseq;
+	/* The connection that follows it gave a STATUS with UIDNEXT since it
+	 * began: one below the mark after that is older than a fetch that
+	 * passed it, not a restored server (see renumbered()). */
+	bool status_seen;
 };
 
 /* t as local time for log lines, e.g. "2024-01-01 10:00:00 +0100". */
@@ -278,6 +282,22 @@ start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
 	return mb->uidnext;
 }
 
+/* The UIDs of the state say nothing of the mailbox now (see
+ * uidvalidity_changed): the catch-up starts from nothing under
+ * uidvalidity, and until it completes the state keeps what came before
+ * (old_*), which comes back if the connection ends first. */
+static void
+begin_rebase(struct mailbox *mb, uint32_t uidvalidity)
+{
+	mb->rebasing = true;
+	mb->old_uidvalidity = mb->uidvalidity;
+	mb->old_mark = mb->mark;
+	mb->uidvalidity = uidvalidity;
+	mb->mark = 0;
+	mb->catching_up = true;
+	mb->dated_from = 0;
+}
+
 /* The mailbox's UIDVALIDITY is not the one of the state: its UIDs say
  * nothing of what was handled. What arrived since mailwatch last saw it
  * whole is caught up with: all of it when it was empty then (as servers
@@ -309,13 +329,7 @@ uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
 				 mb->uidvalidity, uidvalidity);
 		return start_afresh(mb, uidvalidity, exists, wall);
 	}
-	mb->rebasing = true;
-	mb->old_uidvalidity = mb->uidvalidity;
-	mb->old_mark = mb->mark;
-	mb->uidvalidity = uidvalidity;
-	mb->mark = 0;
-	mb->catching_up = true;
-	mb->dated_from = 0;
+	begin_rebase(mb, uidvalidity);
 	time_text(mb->seen, when);
 	if (!mb->messages) {
 		log_warn(&mb->log,
@@ -335,6 +349,37 @@ uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
 	return 0;
 }
 
+/* The server's UIDNEXT is at or below the mark under the same UIDVALIDITY:
+ * no message above UIDNEXT - 1 is there, yet more were handled. The
+ * server was restored from a backup (or once reported a UID it did not
+ * have), and numbers new mail with UIDs handled before: the mark says
+ * nothing of what is new. Like a UIDVALIDITY change, the date scan finds
+ * the unseen mail that arrived since the mailbox was last seen. */
+static uint32_t
+renumbered(struct mailbox *mb, uint32_t exists, int64_t wall,
+	   bool *by_date_r)
+{
+	char when[32];
+
+	/* Their UIDs may now be other messages'. */
+	while (mb->n_live)
+		live_withdraw(mb, 0);
+	log_warn(&mb->log,
+		 "UIDNEXT %u is not above UID %u, handled before under the "
+		 "same UIDVALIDITY: the server was restored from a backup "
+		 "(or reported a UID it does not have)",
+		 mb->uidnext, mb->mark);
+	if (!exists || !mb->seen)
+		return start_afresh(mb, mb->uidvalidity, exists, wall);
+	begin_rebase(mb, mb->uidvalidity);
+	mb->since = mb->seen;
+	log_info(&mb->log, "catching up with the unseen mail that arrived "
+			   "since the mailbox was last seen (%s)",
+		 time_text(mb->seen, when));
+	*by_date_r = true;
+	return 0;
+}
+
 /* A mailbox that appeared while the account was watched, with no state:
  * its unseen mail that arrived since it appeared is new, found by the
  * date scan as after a UIDVALIDITY change; the state stays unwritten
@@ -345,13 +390,7 @@ appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, bool *by_date_r)
 {
 	char when[32];
 
-	mb->rebasing = true;
-	mb->old_uidvalidity = 0;
-	mb->old_mark = 0;
-	mb->uidvalidity = uidvalidity;
-	mb->mark = 0;
-	mb->catching_up = true;
-	mb->dated_from = 0;
+	begin_rebase(mb, uidvalidity);
 	mb->since = mb->appeared;
 	log_info(&mb->log, "a new mailbox: catching up with the unseen mail "
 			   "that arrived since %s",
@@ -399,6 +438,8 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 		return appeared_catch_up(mb, uidvalidity, by_date_r);
 	if (!mb->uidvalidity)
 		return start_afresh(mb, uidvalidity, sel->exists, wall);
+	if (sel->uidnext && mb->mark >= sel->uidnext)
+		return renumbered(mb, sel->exists, wall, by_date_r);
 	mb->catching_up = mb->mark + 1 < mb->uidnext && !mb->followed;
 	if (mb->catching_up)
 		log_info(&mb->log, "catching up from UID %u (UIDNEXT %u)",
@@ -716,6 +757,7 @@ void
 mailbox_unfollowed(struct mailbox *mb)
 {
 	mb->followed = false;
+	mb->status_seen = false;
 }
 
 /* True when st says something changed since the last STATUS that may
@@ -744,7 +786,7 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 	       int64_t wall)
 {
 	uint32_t uidvalidity = st->uidvalidity, uidnext = st->uidnext;
-	bool withdraw = flags_moved(mb, st);
+	bool withdraw = flags_moved(mb, st), first;
 
 	log_debug(&mb->log,
 		  "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u UNSEEN %u "
@@ -758,6 +800,8 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 	if (!(st->have & SESSION_ST_UIDNEXT))
 		/* A push of what changed: flags, or an expunge. */
 		return withdraw;
+	first = !mb->status_seen;
+	mb->status_seen = true;
 	if (!uidvalidity && !mb->uidvalidity)
 		return true;
 	/* NOTIFY's pushed STATUS leaves out a UIDVALIDITY that did not
@@ -772,8 +816,10 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 		mb->followed = true;
 		return false;
 	}
+	/* UIDNEXT below the mark in the first STATUS of a connection: the
+	 * EXAMINE tells whether the server was restored (renumbered()). */
 	if (uidvalidity != mb->uidvalidity || uidnext - 1 > mb->mark ||
-	    withdraw)
+	    (uidnext - 1 < mb->mark && first) || withdraw)
 		return true;
 	/* Nothing arrived since the last look: seen whole now. */
 	mb->followed = true;

@@ -86,7 +86,8 @@ void mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 /* EXAMINE finished at wall (sel borrowed for the call). Returns the
  * first UID to announce, as session_cb.selected does: uidnext means only
  * new mail from now; lower, the connection fetches the messages in
- * between (catch-up). Sets *by_date_r instead when a UIDVALIDITY change
+ * between (catch-up). Sets *by_date_r instead when a UIDVALIDITY change,
+ * or a UIDNEXT at or below the mark (a server restored from a backup),
  * needs the date scan (mailbox_dated() for each message, then
  * mailbox_dated_end()). What was announced before is learnt again from
  * the EXAMINE's QRESYNC answer (sel->qresync) or else from the fetch of
@@ -151,7 +152,9 @@ void mailbox_closed(struct mailbox *mb, int64_t wall);
  * pushes leave out one that did not change, is taken as the recorded
  * one). Returns true when the mailbox must be EXAMINEd and fetched: its
  * UIDNEXT moved past the mark, its UIDVALIDITY is not the recorded one,
- * or either is unknown; or, with announced messages still shown, its
+ * or either is unknown; its UIDNEXT is below the mark in the first STATUS
+ * since the following connection began (a restored server: the EXAMINE
+ * tells); or, with announced messages still shown, its
  * UNSEEN went down or its HIGHESTMODSEQ moved since the last STATUS (one
  * may have been read or deleted elsewhere: the fetch re-reads them and
  * withdraws those). With no state yet, it starts afresh (what it holds

@@ -1105,7 +1105,7 @@ selected(struct session *s)
 	bool by_date = false;
 	struct session_selected sel = {
 		.uidvalidity = s->uidvalidity,
-		.uidnext = s->uidnext,
+		.uidnext = s->have_uidnext || s->exists ? s->uidnext : 0,
 		.exists = s->exists,
 		.highestmodseq = s->highestmodseq,
 		.qresync = s->qresync_sent,

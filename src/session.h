@@ -101,7 +101,8 @@ struct session_status {
 /* The most UIDs the owner's known() gives. */
 #define SESSION_MAX_KNOWN 64
 
-/* What an EXAMINE found. */
+/* What an EXAMINE found. uidnext is 0 when the server did not say and the
+ * mailbox is empty (with messages, it is the last one's UID + 1). */
 struct session_selected {
 	uint32_t uidvalidity, uidnext, exists;
 	/* Its [HIGHESTMODSEQ] with CONDSTORE or QRESYNC enabled; 0 without

@@ -847,6 +847,82 @@ test_status_withdraw(void)
 	is_str(got(), "", "nothing else");
 }
 
+/* A server restored from a backup keeps its UIDVALIDITY but numbers new
+ * mail from an older UIDNEXT, below the mark: the EXAMINE that shows it
+ * has the date scan find the unseen mail that arrived since the mailbox
+ * was last seen, as after a UIDVALIDITY change, and what was announced
+ * is withdrawn. The first STATUS of
+ * a connection that says so has the mailbox EXAMINEd; later ones may be
+ * older than a fetch that passed them. */
+static void
+test_renumbered(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	put_state("restored", 7, 20, T0, 20);
+	mb = mailbox_new(&env, &account, "restored");
+	is_int(examined(mb, 7, 21, 20, T0, &by_date), 21,
+	       "before the restore: nothing new");
+	fetched(mb, 21, 21, "", "One", NULL);
+	fetched(mb, 22, 22, "", "Two", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 21 v7 One; send 22 v7 Two; done 2; ",
+	       "two messages announced");
+	mailbox_save(mb, false, false, 0);
+	mailbox_closed(mb, T0 + 10);
+	ok(!status3(mb, 7, 23, 22, T0 + 10),
+	   "a STATUS with nothing new: nothing to fetch");
+	ok(!status3(mb, 7, 22, 21, T0 + 10),
+	   "a later STATUS below the mark (older than the fetch): none");
+	mailbox_unfollowed(mb);
+	ok(status3(mb, 7, 21, 20, T0 + 20),
+	   "the first STATUS of a new connection below the mark: EXAMINE");
+
+	is_int(examined(mb, 7, 22, 21, T0 + 30, &by_date), 0,
+	       "restored (UIDNEXT 22 with the mark at 22): the date scan");
+	ok(by_date, "by_date set");
+	is_str(got(), "withdraw 21 v7; withdraw 22 v7; ",
+	       "what was announced is withdrawn (its UIDs may be others')");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("restored"), "v7 uid 22 seen +0 messages 20",
+	       "until the catch-up completes, the old state stays");
+	/* Last seen at T0 + 10, by the STATUS with nothing new. */
+	dated(mb, 20, 20, "", AFTER_T0);
+	dated(mb, 21, 21, "", "05-Dec-2024 12:00:25 +0000");
+	is_int(mailbox_dated_end(mb), 21,
+	       "catch up from the first unseen UID later than last seen");
+	fetched(mb, 21, 21, "", "After the restore",
+		"05-Dec-2024 12:00:25 +0000");
+	mailbox_batch_end(mb);
+	is_str(got(), "send 21 v7 After the restore; done 1; ",
+	       "new mail with a UID announced before is announced");
+	mailbox_idle(mb, 21, T0 + 30);
+	fetched(mb, 22, 22, "", "Next", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 22 v7 Next; done 1; ",
+	       "and the mail after it, though UID 22 was announced too");
+	mailbox_save(mb, false, false, 0);
+	is_str(state_of("restored"), "v7 uid 22 seen +0 messages 20",
+	       "the mark follows the server's numbering");
+	mailbox_closed(mb, T0 + 40);
+	is_int(examined(mb, 7, 23, 22, T0 + 40, &by_date), 23,
+	       "an EXAMINE with UIDNEXT just past the mark: nothing new");
+	is_str(got(), "", "nothing withdrawn or announced");
+	mailbox_free(&mb);
+
+	put_state("emptied", 7, 20, T0, 20);
+	mb = mailbox_new(&env, &account, "emptied");
+	by_date = false;
+	is_int(examined(mb, 7, 5, 0, T0 + 50, &by_date), 5,
+	       "restored empty: new mail from UIDNEXT on");
+	ok(!by_date, "no date scan for an empty mailbox");
+	mailbox_closed(mb, T0 + 60);
+	is_int(examined(mb, 7, 0, 0, T0 + 60, &by_date), 5,
+	       "no UIDNEXT from the server, empty: the mark stays");
+	mailbox_free(&mb);
+}
+
 /* A mailbox that appeared while the account was watched: without state,
  * its unseen mail that arrived since then is announced (not taken as
  * old, as at a first run); with state, nothing changes. */
@@ -937,6 +1013,7 @@ main(void)
 	test_status();
 	test_status_withdraw();
 	test_appeared();
+	test_renumbered();
 
 	{
 		char *cmd = xasprintf("rm -rf '%s'", dir);

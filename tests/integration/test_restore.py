@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""A mail server restored from a backup, against the private Dovecot: its
+Maildir is put back as it was before two messages arrived, UIDVALIDITY
+and all, so the server numbers the next mail with UIDs mailwatch has
+already announced. That mail is announced, whether it came before
+mailwatch was back or after (it used to be taken as handled until the
+UIDs passed the old ones, which could be never), and the mail of the
+backup is not; with NOTIFY (INBOX selected, a folder followed by STATUS)
+and without (both IDLE)."""
+
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
+import mwtest  # noqa: E402
+from mwtest import ok  # noqa: E402
+from test_many_mailboxes import append_each, wait_watched  # noqa: E402
+from test_watch import finish, need_binaries  # noqa: E402
+
+ACCOUNT = "a"
+MAILBOXES = ["INBOX", "Work"]
+PUSH = 5        # delivery -> hook (Dovecot: < 1 s)
+RECONNECT = 25  # Dovecot back -> new mail announced (back-off included)
+
+
+def announced(mw):
+    """(mailbox, uid, subject) of every hook run, in order."""
+    return [(r["MAILWATCH_MAILBOX"], int(r["MAILWATCH_UID"]),
+             r["MAILWATCH_SUBJECT"]) for r in mw.hook_records()]
+
+
+def copy_maildir(src, dst):
+    """cp -a: the mail user's ownership and modes stay."""
+    subprocess.run(["rm", "-rf", dst], check=True, timeout=30)
+    subprocess.run(["cp", "-a", src, dst], check=True, timeout=30)
+
+
+def restore_case(notify):
+    what = "NOTIFY" if notify else "no NOTIFY"
+    dc = mwtest.Dovecot(conn_limit=None, notify=notify)
+    dc.create_mailbox("alice", "Work")
+    append_each(dc, MAILBOXES, "old")
+    maildir = dc.maildir("alice")
+    backup = os.path.join(dc.dir, "backup")
+    before = {n: dc.status("alice", n) for n in MAILBOXES}
+    dc.stop_server()
+    copy_maildir(maildir, backup)
+    dc.start()
+
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account " + ACCOUNT: dc.account("alice", mailboxes=MAILBOXES),
+    })
+    if not wait_watched(mw, what + ": start", MAILBOXES):
+        finish(mw)
+        dc.stop()
+        return
+    lost = append_each(dc, MAILBOXES, "lost") + \
+        append_each(dc, MAILBOXES, "lost too")
+    mw.wait_hooks(len(lost), PUSH)
+    ok(sorted((m, u) for m, u, _ in announced(mw)) == sorted(lost),
+       "%s: before the restore, 4 messages announced" % what,
+       "announced %s, delivered %s" % (announced(mw), lost))
+
+    log0 = len(mw.log())
+    dc.stop_server()
+    copy_maildir(backup, maildir)
+    dc.start()
+    # Likely before mailwatch is back (its back-off), maybe not.
+    early = append_each(dc, MAILBOXES, "right after the restore")
+    after = {n: dc.status("alice", n) for n in MAILBOXES}
+    premise = all(after[n]["UIDVALIDITY"] == before[n]["UIDVALIDITY"] and
+                  after[n]["UIDNEXT"] == before[n]["UIDNEXT"] + 1
+                  for n in MAILBOXES)
+    ok(premise, "%s: the restored server has the old UIDVALIDITY, and "
+       "UIDNEXT as before plus the mail since" % what,
+       "before %s, after %s" % (before, after))
+    # Back to watching on the restored server before the next mail.
+    mwtest.wait_until(lambda: len(re.findall(
+        mwtest.WATCHED, mw.log()[log0:])) >= 1, RECONNECT)
+    new = early + append_each(dc, MAILBOXES, "after the restore")
+    ok(all(uid in (u for m, u in lost if m == box) for box, uid in new),
+       "%s: the new mail got UIDs announced before the restore" % what,
+       "new %s, before %s" % (new, lost))
+    mw.wait_hooks(len(lost) + len(new), RECONNECT)
+    mw.settle(1)
+    got = announced(mw)[len(lost):]
+    want = sorted([(box, uid, "right after the restore " + box)
+                   for box, uid in early] +
+                  [(box, uid, "after the restore " + box)
+                   for box, uid in new[len(early):]])
+    ok(sorted(got) == want,
+       "%s: mail after the restore announced, once each" % what,
+       "want %s\ngot %s\nlog:\n%s" % (want, got, mw.log_tail(30)))
+    ok(re.search(r"a/Work: .*restored from a backup", mw.log()[log0:]),
+       "%s: the log says the server was restored" % what,
+       mw.log_tail(20))
+    finish(mw)
+    dc.stop()
+
+
+def test_restore_with_notify():
+    need_binaries()
+    restore_case(True)
+
+
+def test_restore_without_notify():
+    need_binaries()
+    restore_case(False)
+
+
+if __name__ == "__main__":
+    mwtest.main(test_restore_with_notify, test_restore_without_notify)
