@@ -1969,7 +1969,8 @@ trace_in(struct session *s, const char *p, size_t len)
 
 /* Response r came in IDLE: under NOTIFY of other mailboxes, a change
  * Dovecot wrote to its list index (any but INBOX's, which it keeps
- * apart) sets NOTIFY again (NOTIFY_RESET_GAP). */
+ * apart) sets NOTIFY again (NOTIFY_RESET_GAP). A "* OK Still here"
+ * changes nothing. */
 static void
 note_pushed(struct session *s, const struct codec_response *r)
 {
@@ -1978,9 +1979,21 @@ note_pushed(struct session *s, const struct codec_response *r)
 	if (!s->notify_on || s->state != S_IDLE ||
 	    (!s->o.n_others && !s->o.mailbox_names))
 		return;
-	if (r->kind != CODEC_STATUS && r->kind != CODEC_LIST &&
-	    !strcasecmp(s->mailbox, "INBOX"))
+	switch (r->kind) {
+	case CODEC_STATUS:
+	case CODEC_LIST:
+		break;
+	case CODEC_EXISTS:
+	case CODEC_RECENT:
+	case CODEC_EXPUNGE:
+	case CODEC_VANISHED:
+	case CODEC_FETCH:
+		if (!strcasecmp(s->mailbox, "INBOX"))
+			return;
+		break;
+	default:
 		return;
+	}
 	if (at < s->notify_set_at + NOTIFY_RESET_GAP)
 		at = s->notify_set_at + NOTIFY_RESET_GAP;
 	s->renotify_at = at;

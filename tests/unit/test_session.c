@@ -1848,6 +1848,40 @@ test_notify_many(void)
 	session_free(&s);
 }
 
+/* A selected mailbox other than INBOX under NOTIFY: its changes are
+ * written to Dovecot's list index, so they set NOTIFY again too, but
+ * Dovecot's "* OK Still here" in IDLE changes nothing and does not. */
+static void
+test_notify_keepalive(void)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+	uint64_t acc, t;
+
+	o.mailbox = "Lists/a";
+	o.notify = true;
+	o.others = others;
+	o.n_others = 1;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, notify_caps, 0, 0);
+	feed(s, &r, "m2 OK NOTIFY completed.\r\n", 0, 0);
+	feed(s, &r, examined, 0, 0);
+	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n", 0,
+	     0);
+	feed(s, &r, "* OK Still here\r\n", 0, 10 * SEC);
+	is_int(session_deadline(s, &acc), 1500 * SEC,
+	       "\"* OK Still here\" in IDLE: no NOTIFY SET again");
+	feed(s, &r, "* 1 RECENT\r\n", 0, 20 * SEC);
+	t = session_deadline(s, &acc);
+	is_int(t, 20500 * SEC / 1000,
+	       "a change in the selected mailbox (not INBOX): set again "
+	       "after 0.5 s of quiet");
+	ok(!r.failed, "no failure");
+	session_free(&s);
+}
+
 /* NOTIFY with MailboxName: a mailbox created, renamed or deleted comes as
  * a pushed LIST; new others are set again with NOTIFY SET between two
  * IDLEs. */
@@ -2011,6 +2045,7 @@ main(void)
 	test_notify_postponed();
 	test_notify_over_limits();
 	test_notify_many();
+	test_notify_keepalive();
 	test_fetch_mode(0);
 	test_fetch_mode(1);
 	test_fetch_early(0);
