@@ -615,7 +615,10 @@ def bench(opts):
             "account fake": {"host": "127.0.0.1", "port": srv.port,
                              "tls": "none", "username": srv.user,
                              "password": srv.password,
-                             "mailboxes": ["INBOX"] + burst_boxes},
+                             "mailboxes": ["INBOX"] + burst_boxes,
+                             # An IDLE connection for each: the scripted
+                             # server has no STATUS for the checks.
+                             "max_connections": len(burst_boxes) + 1},
         }
         watched = ["INBOX"] + burst_boxes
         if opts.nagle_count:
@@ -624,8 +627,9 @@ def bench(opts):
                                            port=nagle.port,
                                            mailboxes=["Nagle"])
             watched.append("Nagle")
-        mw = mwtest.Mailwatch(config, args=(), binary=latency.MAILWATCH)
-        if not latency.wait_idle(mw, watched, 10):
+        mw = mwtest.Mailwatch(config, args=(), binary=latency.MAILWATCH,
+                              sd_notify=True)
+        if not latency.wait_watched(mw, len(watched), 10):
             print(mw.log_tail(30))
             raise RuntimeError("mailwatch did not reach IDLE")
         if opts.perf:

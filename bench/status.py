@@ -48,8 +48,8 @@ def start(dc, bus, label):
                             "burst": 0},
                 "account bench": dc.account("alice", mailboxes=["INBOX"])}
     mw = mwtest.Mailwatch(sections, bus=bus, args=(),
-                          binary=latency.MAILWATCH)
-    if not latency.wait_idle(mw, ["INBOX"], 60):
+                          binary=latency.MAILWATCH, sd_notify=True)
+    if not latency.wait_watched(mw, 1, 60):
         print(mw.log_tail(20))
         raise RuntimeError("%s: mailwatch did not reach IDLE" % label)
     time.sleep(1.0)

@@ -1444,7 +1444,7 @@ class Notifyd:
     """build/tests/notifyd RECORDFILE on a SessionBus: owns
     org.freedesktop.Notifications, prints "ready", and appends one JSON
     object per Notify call (app_name, replaces_id, icon, summary, body,
-    actions, hints, expire). Notifyd.available() says whether it is
+    actions, hints, expire; t: CLOCK_MONOTONIC seconds at its arrival). Notifyd.available() says whether it is
     built; $NOTIFYD_BIN overrides the path."""
 
     def __init__(self, bus, timeout=10, binary=None):

@@ -8,11 +8,13 @@
  *
  *   {"method":"Notify","id":1,"app_name":"mailwatch","replaces_id":0,
  *    "icon":"mail-unread","summary":"...","body":"...","actions":[...],
- *    "hints":{"category":"email.arrived","urgency":1},"expire":-1}
+ *    "hints":{"category":"email.arrived","urgency":1},"expire":-1,
+ *    "t":1234.567890123}
  *   {"method":"CloseNotification","id":1}
  *
  * (one line each; hints other than category and urgency are left out, and
- * those two only when sent). Prints "ready" on stdout once the name is
+ * those two only when sent; t: CLOCK_MONOTONIC seconds when the call
+ * reached this process, for bench/latency.py --notify). Prints "ready" on stdout once the name is
  * owned and exits 0 on SIGTERM or SIGINT. On SIGUSR1 it acts as if the
  * user clicked the last notification: ActionInvoked(id, "default"). */
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -127,10 +130,12 @@ method_notify(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	const char *app, *icon, *summary, *body;
 	uint32_t replaces, id;
 	int32_t expire;
+	struct timespec t;
 	int r;
 
 	(void)userdata;
 	(void)error;
+	clock_gettime(CLOCK_MONOTONIC, &t);
 	r = sd_bus_message_read(m, "susss", &app, &replaces, &icon, &summary,
 				&body);
 	if (r < 0)
@@ -155,7 +160,8 @@ method_notify(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	r = sd_bus_message_read(m, "i", &expire);
 	if (r < 0)
 		return r;
-	fprintf(out, ",\"expire\":%d}\n", expire);
+	fprintf(out, ",\"expire\":%d,\"t\":%lld.%09ld}\n", expire,
+		(long long)t.tv_sec, t.tv_nsec);
 	fflush(out);
 	return sd_bus_reply_method_return(m, "u", id);
 }
