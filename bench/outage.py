@@ -60,7 +60,7 @@ def main():
               "the server%s" % (r + 1, len(names), took,
                               "" if ok else " (timed out)"))
     print("outage %.0f s, %d rounds: median %.2f s, max %.2f s "
-          "(target: <= 5 s after the server is back)" %
+          "(target: <= 3 s after the server is back)" %
           (args.outage, len(delays), statistics.median(delays),
            max(delays)))
     mw.stop()

@@ -17,7 +17,7 @@
  * restarting) in the first REFUSED_WINDOW seconds of an outage, retry at
  * least every REFUSED_MAX seconds: a refused connect costs nothing, and
  * the server is back within seconds. */
-#define REFUSED_MAX 4
+#define REFUSED_MAX 2
 #define REFUSED_WINDOW 120
 #define MAILBOX_RETRY 300       /* seconds, after EXAMINE failed */
 #define COMMAND_TIMEOUT 30      /* seconds a command may take */
