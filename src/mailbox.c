@@ -369,8 +369,13 @@ renumbered(struct mailbox *mb, uint32_t exists, int64_t wall,
 		 "same UIDVALIDITY: the server was restored from a backup "
 		 "(or reported a UID it does not have)",
 		 mb->uidnext, mb->mark);
-	if (!exists || !mb->seen)
+	if (!exists || !mb->seen) {
+		if (exists)
+			log_info(&mb->log, "not knowing when the mailbox was "
+					   "last seen, announcing only new mail "
+					   "from now");
 		return start_afresh(mb, mb->uidvalidity, exists, wall);
+	}
 	begin_rebase(mb, mb->uidvalidity);
 	mb->since = mb->seen;
 	log_info(&mb->log, "catching up with the unseen mail that arrived "
