@@ -5,11 +5,13 @@ and all, so the server numbers the next mail with UIDs mailwatch has
 already announced. That mail is announced, whether it came before
 mailwatch was back or after (it used to be taken as handled until the
 UIDs passed the old ones, which could be never), and the mail of the
-backup is not. The restore shows when mailwatch first looks at the
-mailbox after it: here one message came before, fewer than the two lost
-(as many or more would hide it; see docs/design.md); with NOTIFY (INBOX selected, a folder followed by its
-STATUS pushes) and without (INBOX in IDLE, the folder checked with STATUS
-every poll_interval)."""
+backup is not.
+
+The restore shows when mailwatch first looks at the mailbox after it,
+while fewer messages than were lost have arrived (see docs/design.md):
+here one, of two lost. With NOTIFY (INBOX selected, a folder followed by
+its STATUS pushes) and without (INBOX in IDLE, the folder checked with
+STATUS every poll_interval)."""
 
 import os
 import re
@@ -96,7 +98,8 @@ def restore_case(notify):
     # the next mail: a look that finds no more messages than were lost
     # (UIDNEXT not past the old mark) is what tells of the restore.
     mwtest.wait_until(lambda: re.search(
-        r"a/Work: STATUS UIDVALIDITY", mw.log()[log0:]), RECONNECT)
+        r"%s/Work: STATUS UIDVALIDITY" % ACCOUNT, mw.log()[log0:]),
+        RECONNECT)
     new = early + append_each(dc, MAILBOXES, "after the restore")
     ok(all(uid in (u for m, u in lost if m == box) for box, uid in new),
        "%s: the new mail got UIDs announced before the restore" % what,
@@ -111,7 +114,8 @@ def restore_case(notify):
     ok(sorted(got) == want,
        "%s: mail after the restore announced, once each" % what,
        "want %s\ngot %s\nlog:\n%s" % (want, got, mw.log_tail(30)))
-    ok(re.search(r"a/Work: .*restored from a backup", mw.log()[log0:]),
+    ok(re.search(r"%s/Work: .*restored from a backup" % ACCOUNT,
+                 mw.log()[log0:]),
        "%s: the log says the server was restored" % what,
        mw.log_tail(20))
     finish(mw)
