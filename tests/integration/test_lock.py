@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
 import mwtest  # noqa: E402
 from mwtest import ok, wait_until  # noqa: E402
-from test_watch import uids_of, wait_idle  # noqa: E402
+from test_watch import finish, uids_of, wait_idle  # noqa: E402
 
 # Deadlines (scaled by MWTEST_TIMEOUT_SCALE).
 START = 15     # start -> watching; a waiting line logged
@@ -86,12 +86,17 @@ def reloaded(mw, sections=None):
         "READY=1" in m for m in mw.sd_notify_messages()[n:]), 10)
 
 
-def clean_exit(mw, what):
-    rc = mw.stop()
-    ok(rc == 0, "%s exits 0 on SIGTERM (status %s)" % (what, rc))
-    errs = mw.sanitizer_errors()
-    ok(not errs, "%s: no ASan/UBSan/LSan report" % what,
-       "\n".join(errs[:30]))
+def announced_by_a_alone(dc, a, b, subject, what):
+    """The first mail to alice's INBOX, while A and B both run: ok() that
+    A's hook ran for it once and B's hook never ran. Returns its UID."""
+    uid = dc.append("alice", "INBOX", mwtest.make_message(subject))
+    a.wait_hooks(1, HOOK)
+    a.settle()
+    b.settle()
+    ok(uids_of(a.hook_records()) == [uid] and not b.hook_records(), what,
+       "A's hook UIDs %s, B's %s" % (uids_of(a.hook_records()),
+                                    uids_of(b.hook_records())))
+    return uid
 
 
 def test_second_waits_then_takes_over():
@@ -147,19 +152,14 @@ def test_second_waits_then_takes_over():
     ok(not os.path.exists(os.path.join(b.dir, "password-runs")),
        "B did not run password_command")
 
-    u1 = dc.append("alice", "INBOX", mwtest.make_message("while both run"))
-    a.wait_hooks(1, HOOK)
-    a.settle()
-    b.settle()
-    ok(uids_of(a.hook_records()) == [u1] and not b.hook_records(),
-       "new mail: A's hook runs once, B's not at all",
-       "A's hook UIDs %s, B's %s" % (uids_of(a.hook_records()),
-                                    uids_of(b.hook_records())))
+    u1 = announced_by_a_alone(dc, a, b, "while both run",
+                              "new mail: A's hook runs once, B's not "
+                              "at all")
     waits = re.findall(r"watched by another mailwatch", b.log())
     ok(len(waits) == 1, "B logged one warning while waiting (%d)"
        % len(waits))
 
-    clean_exit(a, "A")
+    finish(a, "A")
     u2 = dc.append("alice", "INBOX", mwtest.make_message("between"))
     ok(b.wait_log(r"main: the other mailwatch let go of this account: "
                   r"starting", TAKEOVER),
@@ -183,7 +183,7 @@ def test_second_waits_then_takes_over():
        "B's STATUS= no longer says it waits", repr(statuses(b)[-1:]))
     ok(file_text(os.path.join(b.dir, "password-runs")) == "ran\n",
        "B ran password_command once it held the account")
-    clean_exit(b, "B")
+    finish(b, "B")
 
 
 def test_other_names_run_side_by_side():
@@ -211,8 +211,8 @@ def test_other_names_run_side_by_side():
        "neither says the other watches its account")
     ok(lock_held(lock_path(a, "one")) and lock_held(lock_path(a, "two")),
        "a lock per account: %s" % sorted(os.listdir(a.state_dir())))
-    clean_exit(a, "A")
-    clean_exit(b, "B")
+    finish(a, "A")
+    finish(b, "B")
 
 
 def test_reload():
@@ -238,12 +238,8 @@ def test_reload():
     ok(lock_held(lock_path(a, "main")) and
        file_text(lock_path(a, "main")) == "%d\n" % a.pid(),
        "A still holds the lock of main")
-    u1 = dc.append("alice", "INBOX", mwtest.make_message("after reloads"))
-    a.wait_hooks(1, HOOK)
-    a.settle()
-    b.settle()
-    ok(uids_of(a.hook_records()) == [u1] and not b.hook_records(),
-       "mail to main: announced by A alone")
+    u1 = announced_by_a_alone(dc, a, b, "after reloads",
+                              "mail to main: announced by A alone")
 
     mark = a.mark()
     ok(reloaded(a, {"general": gen, "account other": other}),
@@ -265,8 +261,8 @@ def test_reload():
        "A %s, B %s" % (got_a, uids_of(b.hook_records())))
     ok(not re.search(r"another mailwatch", a.log()[mark:]),
        "A's other account was never in conflict")
-    clean_exit(a, "A")
-    clean_exit(b, "B")
+    finish(a, "A")
+    finish(b, "B")
 
 
 def test_no_lock_watches_anyway():
@@ -287,7 +283,7 @@ def test_no_lock_watches_anyway():
     ok(wait_idle(mw, 1, START), "and it is watched")
     u = dc.append("alice", "INBOX", mwtest.make_message("unlocked"))
     ok(uids_of(mw.wait_hooks(1, HOOK)) == [u], "its mail is announced")
-    clean_exit(mw, "mailwatch")
+    finish(mw, "mailwatch")
 
 
 if __name__ == "__main__":
