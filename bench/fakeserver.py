@@ -26,7 +26,7 @@ and prints t3-t0 (the figure: mailwatch's path alone, target median <= 1
 ms) split into mailwatch's reaction to EXISTS (t1-t0: wake-up, TLS-less
 read, parse, DONE + UID FETCH written, plus one loopback hop), the Python
 server's own reply time (t2-t1) and the rest (t3-t2: reading and parsing
-the reply, the new-mail event, posix_spawn, exec of the hook). Messages
+the reply, the new-mail event, the spawn, exec of the hook). Messages
 are injected one at a time, each after mailwatch is idling again plus a
 short gap, so each is its own IDLE cycle. The same is timed against the
 Cyrus-like server (--nagle-count messages, a second account of the same
@@ -41,10 +41,10 @@ and the first EXISTS -> last hook start of each round: how long the one
 event loop takes to serve them all (each batch spawns its hook and writes
 its state file on the loop).
 
-It also times posix_spawn of the same hook from a small C program with the
-same spawn attributes mailwatch uses (pipe for output, /dev/null stdin, own
-process group, signal mask reset): the floor of any hook start on this
-machine.
+It also times the spawn of the same hook from a small C program that
+starts it as mailwatch does (spawn_piped() of build/libmailwatch.a: pipe
+for output, /dev/null stdin, own process group, signal mask reset): the
+floor of any hook start on this machine.
 
 Only figures are printed; nothing is asserted.
 """
@@ -397,14 +397,14 @@ class FakeImapServer:
 
 
 # ---------------------------------------------------------------------------
-# posix_spawn floor
+# spawn floor
 
 SPAWN_C = r"""
 /* Written by bench/fakeserver.py. Usage: spawn HOOK FILE N. Starts HOOK FILE
- * N times, one after the other, with the spawn attributes of mailwatch's
- * sink_hook (stdout/stderr on a pipe, stdin /dev/null, own process group,
+ * N times, one after the other, as mailwatch starts a hook (spawn_piped()
+ * of util.c: stdout/stderr on a pipe, stdin /dev/null, own process group,
  * empty signal mask, default SIGPIPE) and prints "i t0" per run: the
- * CLOCK_MONOTONIC time just before posix_spawn. The hook gets
+ * CLOCK_MONOTONIC time just before the spawn. The hook gets
  * MAILWATCH_UID=i and MAILWATCH_MAILBOX=spawn. On x86_64 it first prints
  * "cpuid SECONDS": what one CPUID instruction costs here (a virtual
  * machine may trap each one; the C library runs dozens at start-up). */
@@ -413,13 +413,13 @@ SPAWN_C = r"""
 #include <cpuid.h>
 #endif
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util.h"
 
 extern char **environ;
 
@@ -427,7 +427,6 @@ int
 main(int argc, char **argv)
 {
 	int n = argc > 3 ? atoi(argv[3]) : 100;
-	sigset_t none, reset;
 	char uid[32];
 
 	if (argc < 3)
@@ -446,43 +445,22 @@ main(int argc, char **argv)
 	}
 #endif
 	setenv("MAILWATCH_MAILBOX", "spawn", 1);
-	sigemptyset(&none);
-	sigemptyset(&reset);
-	sigaddset(&reset, SIGPIPE);
 	for (int i = 1; i <= n; i++) {
-		posix_spawn_file_actions_t fa;
-		posix_spawnattr_t attr;
 		struct timespec ts;
 		char *args[] = {argv[1], argv[2], NULL};
 		char buf[64];
-		int p[2], st;
+		int fd, st;
 		pid_t pid;
 
 		snprintf(uid, sizeof(uid), "%d", i);
 		setenv("MAILWATCH_UID", uid, 1);
-		if (pipe2(p, O_CLOEXEC) < 0)
-			return 1;
-		posix_spawn_file_actions_init(&fa);
-		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-		posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
-						 0);
-		posix_spawnattr_init(&attr);
-		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-						    POSIX_SPAWN_SETSIGDEF |
-						    POSIX_SPAWN_SETPGROUP);
-		posix_spawnattr_setsigmask(&attr, &none);
-		posix_spawnattr_setsigdefault(&attr, &reset);
-		posix_spawnattr_setpgroup(&attr, 0);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		if (posix_spawn(&pid, argv[1], &fa, &attr, args, environ))
+		if (spawn_piped(args, environ, true, false, &pid, &fd) < 0)
 			return 1;
-		posix_spawn_file_actions_destroy(&fa);
-		posix_spawnattr_destroy(&attr);
-		close(p[1]);
-		while (read(p[0], buf, sizeof(buf)) > 0)
+		fcntl(fd, F_SETFL, 0);
+		while (read(fd, buf, sizeof(buf)) > 0)
 			;
-		close(p[0]);
+		close(fd);
 		waitpid(pid, &st, 0);
 		printf("%d %lld.%09ld\n", i, (long long)ts.tv_sec, ts.tv_nsec);
 		usleep(2000);
@@ -493,11 +471,16 @@ main(int argc, char **argv)
 
 
 def spawn_floor(tmp, hook, n=200):
-    """Times posix_spawn -> hook start and -> hook main with the spawn
-    program; returns the two lists of latencies (s) and the cost of one
-    CPUID instruction (s, None when not measured)."""
+    """Times spawn -> hook start and -> hook main with the spawn program
+    (linked with build/libmailwatch.a); returns the two lists of latencies
+    (s) and the cost of one CPUID instruction (s, None when not
+    measured)."""
     prog = os.path.join(tmp, "spawn")
-    latency.compile_c(SPAWN_C, prog, static=False)
+    latency.compile_c(SPAWN_C, prog, static=False,
+                      extra=["-I" + os.path.join(latency.REPO, "src"),
+                             os.path.join(latency.REPO, "build",
+                                          "libmailwatch.a"),
+                             "-lsystemd"])
     out = os.path.join(tmp, "spawn-stamps")
     r = subprocess.run([prog, hook, out, str(n)], capture_output=True,
                        text=True, timeout=60, check=True)
@@ -679,8 +662,8 @@ def bench(opts):
         spawn, spawn_main, cpuid = spawn_floor(tmp, hook, opts.spawn_count)
         if spawn:
             print("  the same hook started by a small C program alone:")
-            print(latency.row("posix_spawn -> hook start", spawn, COLS))
-            print(latency.row("posix_spawn -> hook main", spawn_main,
+            print(latency.row("spawn -> hook start", spawn, COLS))
+            print(latency.row("spawn -> hook main", spawn_main,
                               COLS))
         if cpuid is not None:
             print("  one CPUID instruction: %.1f us (hook start -> main is "
@@ -728,7 +711,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=20,
                     help="burst rounds (default 20)")
     ap.add_argument("--spawn-count", type=int, default=200,
-                    help="runs of the posix_spawn floor (default 200)")
+                    help="runs of the spawn floor (default 200)")
     ap.add_argument("--perf", action="store_true",
                     help="also trace mailwatch with perf and print where "
                     "the time goes (slightly slower)")

@@ -18,7 +18,7 @@ TLS). Its arrival is timed twice, both on CLOCK_MONOTONIC:
              writes both to a FIFO this script reads (HOOK_C).
 
 overhead = mailwatch - floor, message by message: what mailwatch adds on top
-of the server's own push (DONE + UID FETCH round trip, parsing, posix_spawn,
+of the server's own push (DONE + UID FETCH round trip, parsing, the spawn,
 exec of the hook). Since the floor's push comes from another Dovecot
 process than mailwatch's, the same messages are also timed against the push
 on mailwatch's own connection, as the kernel received it (PushTap).
@@ -433,7 +433,9 @@ def push_floor(tap, ports, msgs):
 
 # x86_64 syscall numbers
 NR_WRITE, NR_SENDTO, NR_RECVFROM, NR_EPOLL_WAIT = 1, 44, 45, 232
-NR_CLONE, NR_CLONE3, NR_FDATASYNC, NR_RENAME = 56, 435, 75, 82
+NR_CLONE, NR_VFORK, NR_CLONE3 = 56, 58, 435
+NR_FDATASYNC, NR_RENAME = 75, 82
+NR_SPAWN = (NR_CLONE, NR_VFORK, NR_CLONE3)
 
 
 class PerfTrace:
@@ -493,7 +495,7 @@ class PerfTrace:
         """One dict per hook spawn that followed an IDLE wake-up:
         wake (the idle epoll_wait returned: EXISTS arrived), send (first
         sendto: DONE + UID FETCH), reply (last recvfrom with data before
-        the spawn), clone (clone3 entered), spawned (clone3 returned: the
+        the spawn), clone (vfork entered), spawned (vfork returned: the
         child exec'd); plus "blocking": durations of fdatasync/rename
         calls."""
         main = self.pid
@@ -514,13 +516,13 @@ class PerfTrace:
                     epoll_enter = t
                 elif nr == NR_SENDTO and cyc and cyc.get("send") is None:
                     cyc["send"] = t
-                elif nr in (NR_CLONE3, NR_CLONE) and cyc and \
+                elif nr in NR_SPAWN and cyc and \
                         cyc.get("send") is not None:
                     cyc["clone"] = t
                     out.append(cyc)
                 continue
             ret = int(m.group(2) or 0)
-            if nr in (NR_CLONE3, NR_CLONE) and out and \
+            if nr in NR_SPAWN and out and \
                     "spawned" not in out[-1]:
                 out[-1]["spawned"] = t
                 cyc = None
@@ -558,13 +560,13 @@ def print_phases(trace, hook_times=(),
               [p["send"] - p["wake"] for p in phases], cols))
     print(row("  DONE+FETCH sent -> reply read",
               [p["reply"] - p["send"] for p in phases], cols))
-    print(row("  reply read -> clone3 (spawn)",
+    print(row("  reply read -> vfork (spawn)",
               [p["clone"] - p["reply"] for p in phases], cols))
-    print(row("  clone3 -> it returns (exec'd)",
+    print(row("  vfork -> it returns (exec'd)",
               [p["spawned"] - p["clone"] for p in phases], cols))
     timed = [p for p in phases if "hook" in p]
     if timed:
-        print(row("  clone3 -> hook start",
+        print(row("  vfork -> hook start",
                   [p["hook"] - p["clone"] for p in timed], cols))
         print(row("EXISTS read -> hook start (all)",
                   [p["hook"] - p["wake"] for p in timed], cols))

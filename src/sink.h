@@ -66,7 +66,7 @@ struct sink {
 #define SINK_HOOK_LOW 256
 
 /* Runs on_new_mail per message and on_new_mail_post per batch
- * (posix_spawn, no shell; environment MAILWATCH_*; stdin /dev/null;
+ * (a fixed argv, no shell; environment MAILWATCH_*; stdin /dev/null;
  * output logged, capped; the process group killed at hook_timeout, also
  * what a hook left running after it exited). At most 16 run at once; the
  * rest wait, until stop() starts them all. changed(ud) is called when

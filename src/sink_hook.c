@@ -2,7 +2,7 @@
  * on_new_mail_post once per batch.
  *
  * A hook is started as a child (child.h) from the fixed argv of the
- * configuration, with posix_spawnp when argv[0] has no '/': there is no
+ * configuration (looked up in PATH when argv[0] has no '/'): there is no
  * shell, and message data reaches the hook only through MAILWATCH_*
  * environment variables. Its stdin is /dev/null; stdout and stderr share
  * one pipe that is read on the loop and logged line by line, capped per

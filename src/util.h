@@ -24,7 +24,8 @@ int base64_value(unsigned char c);
 /* explicit_bzero() that accepts NULL (with n 0): for secrets. */
 void wipe(void *p, size_t n);
 
-/* Starts argv[0] (looked up in PATH when it has no '/') with envp: stdin
+/* Starts argv[0] (looked up in PATH when it has no '/'; without "#!", under
+ * /bin/sh) with envp: stdin
  * from /dev/null; stdout, and stderr too when with_stderr, into a pipe
  * whose read end (non-blocking, close-on-exec) is put in *fd_r; an empty
  * signal mask and default dispositions; a process group of its own, or a

@@ -1,0 +1,221 @@
+/* Unit tests for spawn_piped() (util.c), how hooks and password_command
+ * start: what the started command finds (stdin /dev/null, stdout and
+ * stderr on the pipe, an empty signal mask and no ignored signal although
+ * the starter blocks and ignores some, a process group or a session of
+ * its own), also when the starter has stdin or stdout closed; a script
+ * without "#!" runs under /bin/sh; and the errors of a command that cannot
+ * start, with nothing left running. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "util.h"
+
+extern char **environ;
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* What the command prints: its stdin, signal mask and ignored signals,
+ * process group and session, then a line on stderr. */
+static const char report[] = "readlink /proc/self/fd/0; "
+			     "grep -E '^Sig(Blk|Ign):' /proc/self/status; "
+			     "echo \"pgrp $(cut -d' ' -f5 /proc/self/stat)"
+			     " sid $(cut -d' ' -f6 /proc/self/stat)\"; "
+			     "echo to-stderr >&2";
+
+/* Reads fd to its end within a deadline (then closes it) and reaps pid.
+ * Returns the output (caller frees; NULL on a timeout) and the exit
+ * status in *status_r. */
+static char *
+finish(pid_t pid, int fd, int *status_r)
+{
+	long long end = now_ms() + scaled_ms(10000);
+	size_t n = 0, cap = 4096;
+	char *buf = xmalloc(cap);
+	bool eof = false;
+
+	while (!eof && n < cap - 1) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		long long left = end - now_ms();
+		ssize_t got;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			break;
+		got = read(fd, buf + n, cap - 1 - n);
+		if (got < 0 && errno == EAGAIN)
+			continue;
+		eof = got <= 0;
+		if (got > 0)
+			n += (size_t)got;
+	}
+	buf[n] = 0;
+	close(fd);
+	if (!eof)
+		kill(-pid, SIGKILL);
+	*status_r = -1;
+	if (waitpid(pid, status_r, 0) < 0)
+		*status_r = -1;
+	if (!eof)
+		freep(&buf);
+	return buf;
+}
+
+/* Runs report's script through "sh" (found in PATH) and checks what it
+ * printed. */
+static void
+check_report(bool new_session, const char *what)
+{
+	char *argv[] = {"sh", "-c", (char *)report, NULL};
+	char *out, *want;
+	pid_t pid = 0;
+	int fd = -1, status, r;
+
+	r = spawn_piped(argv, environ, true, new_session, &pid, &fd);
+	is_int(r, 0, "%s: started", what);
+	if (r < 0)
+		return;
+	ok(fcntl(fd, F_GETFL) & O_NONBLOCK, "%s: our end is non-blocking",
+	   what);
+	ok(fcntl(fd, F_GETFD) & FD_CLOEXEC, "%s: our end is close-on-exec",
+	   what);
+	out = finish(pid, fd, &status);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: exit 0", what);
+	want = xasprintf("/dev/null\n"
+			 "SigBlk:\t0000000000000000\n"
+			 "SigIgn:\t0000000000000000\n"
+			 "pgrp %d sid %d\n"
+			 "to-stderr\n",
+			 (int)pid, new_session ? (int)pid : (int)getsid(0));
+	is_str(out, want,
+	       "%s: stdin /dev/null, no signal blocked or ignored, a %s of "
+	       "its own, stderr on the pipe",
+	       what, new_session ? "session" : "process group");
+	free(want);
+	free(out);
+}
+
+/* With the starter's fds below max closed, the pipe takes their numbers:
+ * the command still gets /dev/null as stdin and the pipe as stdout. */
+static void
+check_low_fds(int max)
+{
+	char *argv[] = {"/bin/sh", "-c",
+			"readlink /proc/self/fd/0; echo out; echo err >&2",
+			NULL};
+	int saved[3], fd = -1, status, r;
+	pid_t pid = 0;
+	char *out;
+
+	fflush(stdout);
+	for (int i = 0; i < max; i++) {
+		saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 10);
+		close(i);
+	}
+	r = spawn_piped(argv, environ, true, false, &pid, &fd);
+	out = r < 0 ? NULL : finish(pid, fd, &status);
+	for (int i = 0; i < max; i++) {
+		dup2(saved[i], i);
+		close(saved[i]);
+	}
+	is_int(r, 0, "fds 0 to %d closed: started", max - 1);
+	is_str(out, "/dev/null\nout\nerr\n",
+	       "fds 0 to %d closed: stdin /dev/null, output on the pipe",
+	       max - 1);
+	free(out);
+}
+
+/* An executable script without "#!" runs under /bin/sh, as a shell or
+ * execvp(3) would run it. */
+static void
+check_no_shebang(const char *path)
+{
+	char *argv[] = {(char *)path, NULL};
+	FILE *f = fopen(path, "w");
+	pid_t pid = 0;
+	int fd = -1, status, r;
+	char *out = NULL;
+
+	if (f) {
+		fputs("echo \"$((6 * 7)) from a script without #!\"\n", f);
+		fclose(f);
+	}
+	chmod(path, 0755);
+	r = spawn_piped(argv, environ, false, false, &pid, &fd);
+	if (r == 0)
+		out = finish(pid, fd, &status);
+	is_int(r, 0, "a script without #!: started");
+	is_str(out, "42 from a script without #!\n",
+	       "a script without #!: run by /bin/sh");
+	free(out);
+	unlink(path);
+}
+
+/* A command that cannot start: the errno, and no child left. */
+static void
+check_error(char *cmd, int want, const char *what)
+{
+	char *argv[] = {cmd, NULL};
+	pid_t pid = 0;
+	int fd = -1;
+
+	is_int(spawn_piped(argv, environ, false, false, &pid, &fd), -want,
+	       "%s: %s", what, strerror(want));
+	ok(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD,
+	   "%s: no child left", what);
+}
+
+int
+main(void)
+{
+	char dir[] = "/tmp/mwtest-spawn-XXXXXX", *plain, *script;
+	FILE *f;
+	sigset_t mask;
+
+	/* As mailwatch has them: its signals blocked, SIGPIPE ignored. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	check_report(false, "a group of its own");
+	check_report(true, "a session of its own");
+	check_low_fds(1);
+	check_low_fds(3);
+
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp: %s", strerror(errno));
+		return tap_done();
+	}
+	plain = xasprintf("%s/plain", dir);
+	f = fopen(plain, "w");
+	if (f)
+		fclose(f);
+	check_error("/nonexistent/hook", ENOENT, "a missing path");
+	check_error("mailwatch-no-such-command", ENOENT, "not in PATH");
+	check_error(plain, EACCES, "not executable");
+	unlink(plain);
+	script = xasprintf("%s/no-shebang", dir);
+	check_no_shebang(script);
+	rmdir(dir);
+	free(script);
+	free(plain);
+	return tap_done();
+}
