@@ -1,11 +1,13 @@
 /* child: see child.h.
  *
- * Four sources: the exit of the command (a child source that owns the
- * process, so that freeing it kills and reaps), the output pipe, the
- * deadline timer and a defer source that looks at the group once the
- * command was reaped. sd-event reaps after the exit callback returns, and
- * until then the zombie keeps the group alive: only in the next iteration
- * does kill(-pgid, 0) tell whether the command left anything behind.
+ * Three sources: the command's pidfd, readable once it exited (then it is
+ * reaped, and kill(-pgid, 0) tells at once whether it left anything in its
+ * group), the output pipe, and the deadline timer. The exit goes before
+ * the output in the loop's turn, and reads what is left in the pipe: a
+ * command's exit and the end of its output take one turn. sd-event's own
+ * child source would take three (it reaps only after its callback
+ * returned, so the group can be looked at only in a later turn) and two
+ * more system calls, in a burst of thousands of hooks.
  *
  * Killing a group by its id is safe while its leader is not reaped. After
  * that the id could in principle be taken by a new group once the old one
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,10 +41,12 @@ struct child {
 	bool capped;		/* output came beyond the cap */
 	size_t cap, passed;	/* output bytes to pass on, passed so far */
 	int fd;			/* read end of the output pipe, or -1 */
-	sd_event_source *exit;	/* owns the process */
+	sd_event_source *exit;	/* on the command's pidfd, which it owns */
 	sd_event_source *out;	/* on fd */
 	sd_event_source *timer; /* the deadline; NULL without one */
-	sd_event_source *check; /* after the exit: what is left */
+	/* Set while the owner's event callback runs: child_free() then sets
+	 * it true. */
+	bool *freed_r;
 };
 
 static void
@@ -113,34 +118,52 @@ over(struct child *c)
 {
 	c->over = true;
 	c->timer = sd_event_source_disable_unref(c->timer);
-	(void)sd_event_source_set_enabled(c->check, SD_EVENT_OFF);
 	c->ops->event(c->ud, CHILD_OVER, NULL);
 }
 
+/* Tells the owner ev; returns false when the owner freed c meanwhile. */
+static bool
+tell(struct child *c, enum child_event ev, const siginfo_t *si)
+{
+	bool freed = false;
+
+	c->freed_r = &freed;
+	c->ops->event(c->ud, ev, si);
+	if (freed)
+		return false;
+	c->freed_r = NULL;
+	return true;
+}
+
 static int
-on_exited(sd_event_source *s, const siginfo_t *si, void *ud)
+on_exited(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
 	struct child *c = ud;
+	siginfo_t si = {0};
+	bool left;
 
 	(void)s;
+	(void)fd;
+	(void)revents;
+	if (waitid(P_PID, c->pid, &si, WEXITED | WNOHANG) < 0) {
+		/* Reaped by someone else: an end of which nothing is
+		 * known. */
+		log_warn(&c->ctx, "%s: cannot reap pid %d: %m", c->name,
+			 (int)c->pid);
+		si.si_code = CLD_KILLED;
+		si.si_status = SIGKILL;
+	} else if (!si.si_pid) {
+		return 0; /* still running, whatever the pidfd said */
+	}
 	c->exited = true;
+	c->exit = sd_event_source_disable_unref(c->exit);
 	if (c->fd >= 0) {
 		read_output(c);
 		close_output(c);
 	}
-	(void)sd_event_source_set_enabled(c->check, SD_EVENT_ONESHOT);
-	c->ops->event(c->ud, CHILD_EXITED, si);
-	return 0;
-}
-
-/* The iteration after the exit: the command is reaped. */
-static int
-on_check(sd_event_source *s, void *ud)
-{
-	struct child *c = ud;
-
-	(void)s;
-	if (!c->over && (c->detached || !c->timer || kill(-c->pid, 0) < 0))
+	/* Reaped: only what it started can keep the group now. */
+	left = !c->detached && c->timer && kill(-c->pid, 0) == 0;
+	if (tell(c, CHILD_EXITED, &si) && !left)
 		over(c);
 	return 0;
 }
@@ -181,7 +204,7 @@ child_start(sd_event *e, const struct child_spec *spec,
 {
 	struct child *c = xcalloc(1, sizeof(*c));
 	const char *what;
-	int r;
+	int pidfd, r;
 
 	c->ops = ops;
 	c->ud = ud;
@@ -197,29 +220,23 @@ child_start(sd_event *e, const struct child_spec *spec,
 		return r;
 	}
 
-	r = sd_event_add_child(e, &c->exit, c->pid, WEXITED, on_exited, c);
+	pidfd = pidfd_open(c->pid, 0);
+	r = pidfd < 0 ? -errno
+		      : sd_event_add_io(e, &c->exit, pidfd, EPOLLIN, on_exited,
+					c);
 	if (r < 0) {
-		log_err(&c->ctx, "%s: cannot watch pid %d: %s%s", c->name,
-			(int)c->pid, strerror(-r),
-			r == -EBUSY ? " (SIGCHLD is not blocked)" : "");
-		/* Nothing will reap it: do it now, after SIGKILL that is
-		 * quick. */
-		(void)kill(-c->pid, SIGKILL);
-		(void)waitpid(c->pid, NULL, 0);
-		c->over = true;
-		goto fail;
+		log_err(&c->ctx, "%s: cannot watch pid %d: %s", c->name,
+			(int)c->pid, strerror(-r));
+		if (pidfd >= 0)
+			close(pidfd);
+		goto fail; /* which kills and reaps it */
 	}
-	/* Freeing the source kills (if need be) and reaps the command. */
-	if (!c->detached)
-		(void)sd_event_source_set_child_process_own(c->exit, true);
+	(void)sd_event_source_set_io_fd_own(c->exit, true);
+	/* Before the end of its output in the same turn (on_exited()). */
+	(void)sd_event_source_set_priority(c->exit,
+					   SD_EVENT_PRIORITY_IMPORTANT);
 	what = "watch its output";
 	r = sd_event_add_io(e, &c->out, c->fd, EPOLLIN, on_output, c);
-	if (r >= 0) {
-		what = "add a defer source";
-		r = sd_event_add_defer(e, &c->check, on_check, c);
-	}
-	if (r >= 0)
-		r = sd_event_source_set_enabled(c->check, SD_EVENT_OFF);
 	if (r >= 0 && spec->timeout) {
 		what = "add its timer";
 		r = sd_event_add_time_relative(e, &c->timer, CLOCK_MONOTONIC,
@@ -251,13 +268,20 @@ child_free(struct child **cp)
 
 	if (!c)
 		return;
-	/* Before the exit source reaps the command, or while something it
-	 * left may still be there. */
+	if (c->freed_r)
+		*c->freed_r = true;
+	/* Before the command is reaped, or while something it left may
+	 * still be there. */
 	if (!c->detached && !c->over)
 		(void)kill(-c->pid, SIGKILL);
+	/* Reaped after SIGKILL (also when it left its group), so the wait
+	 * is short; a detached command is left running. */
+	if (!c->detached && !c->exited) {
+		(void)kill(c->pid, SIGKILL);
+		(void)waitid(P_PID, c->pid, &(siginfo_t){0}, WEXITED);
+	}
 	sd_event_source_disable_unref(c->exit);
 	sd_event_source_disable_unref(c->timer);
-	sd_event_source_disable_unref(c->check);
 	close_output(c);
 	free(c);
 	*cp = NULL;

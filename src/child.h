@@ -3,10 +3,10 @@
  *
  * The command is started with spawn_piped() in a process group of its own
  * (stdin /dev/null, stdout and optionally stderr on a pipe). Its output is
- * read on the loop and passed on up to a cap; its exit is seen through
- * sd_event_add_child, which needs SIGCHLD blocked in every thread before
- * the loop was created. At the deadline the whole group gets SIGTERM, and
- * SIGKILL CHILD_KILL_DELAY_USEC later if anything of it is still there.
+ * read on the loop and passed on up to a cap; its exit is seen through its
+ * pidfd, and it is reaped then. At the deadline the whole group gets
+ * SIGTERM, and SIGKILL CHILD_KILL_DELAY_USEC later if anything of it is
+ * still there.
  *
  * The command ends when its first process exits: what is in the pipe then
  * is read (as much as a pipe holds) and the pipe closed, since processes it
@@ -39,7 +39,9 @@ enum child_event {
 	/* Still running CHILD_KILL_DELAY_USEC later: SIGKILL was sent. */
 	CHILD_KILL,
 	/* After CHILD_EXITED: nothing of the group is left (or what was left
-	 * got SIGKILL at the deadline). Nothing more happens. */
+	 * got SIGKILL at the deadline). Nothing more happens. When nothing
+	 * was left at the exit, it comes right after CHILD_EXITED, in the
+	 * same turn of the loop. */
 	CHILD_OVER,
 };
 

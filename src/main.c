@@ -667,14 +667,14 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	/* Signals arrive through the loop; hooks' exits as SIGCHLD. */
+	/* Signals arrive through the loop (child.c watches hooks through
+	 * their pidfds, not SIGCHLD). */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGCHLD);
+	signals_reset();
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	srandom(time(NULL) ^ getpid());
 
 	r = sd_event_default(&d.event);

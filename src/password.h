@@ -20,8 +20,8 @@ struct password_job;
  * loop, stderr inherited, in a process group of its own. The password is
  * the first line of its output once the shell exited with status 0; what
  * it left running in its group is killed when the job is freed. After
- * password_timeout_ms the job fails, and the group gets SIGTERM. SIGCHLD
- * must be blocked before e was created. With `password =` nothing is run,
+ * password_timeout_ms the job fails, and the group gets SIGTERM. With
+ * `password =` nothing is run,
  * and the password still comes from the loop (a defer source).
  *
  * a is only read during the call (what the job needs is copied); e is

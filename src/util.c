@@ -66,6 +66,18 @@ wipe(void *p, size_t n)
 		explicit_bzero(p, n);
 }
 
+void
+signals_reset(void)
+{
+	struct sigaction sa;
+
+	/* glibc refuses its own signals (32 and 33): those stay. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (!sigaction(sig, NULL, &sa) && sa.sa_handler == SIG_IGN)
+			signal(sig, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 /* The child of spawn_piped(), between vfork() and exec: it shares the
  * parent's memory and runs on its stack, so it calls only what is safe
  * there (async-signal-safe functions, and execvpe(), as glibc's own

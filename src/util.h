@@ -24,6 +24,14 @@ int base64_value(unsigned char c);
 /* explicit_bzero() that accepts NULL (with n 0): for secrets. */
 void wipe(void *p, size_t n);
 
+/* Sets every ignored signal back to its default, then ignores SIGPIPE (a
+ * write to a closed connection returns EPIPE). An ignored signal is
+ * inherited through exec (nohup ignores SIGHUP, a non-interactive shell's
+ * background job SIGINT and SIGQUIT): an ignored SIGCHLD would have the
+ * kernel reap the hooks before their status is known, and the hooks would
+ * inherit the others, where spawn_piped() resets only SIGPIPE. */
+void signals_reset(void);
+
 /* Starts argv[0] (looked up in PATH when it has no '/'; without "#!", under
  * /bin/sh) with envp: stdin
  * from /dev/null; stdout, and stderr too when with_stderr, into a pipe

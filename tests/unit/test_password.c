@@ -1,8 +1,8 @@
 /* Unit tests for password.c: password jobs driven on an sd-event loop. The
  * first line of password_command's output, every failure with its message
  * (and never the output), the timeout, freeing a running job, `password =`
- * through the loop, jobs running side by side. SIGCHLD is blocked before
- * any loop exists, as main does; stderr is captured around each job. */
+ * through the loop, jobs running side by side. stderr is captured around
+ * each job. */
 #include "password.h"
 #include "capture.h"
 #include "tap.h"
@@ -521,12 +521,6 @@ test_parallel(void)
 int
 main(void)
 {
-	sigset_t mask;
-
-	/* As main does before the loop: sd_event_add_child needs it. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;

@@ -1239,14 +1239,10 @@ int
 main(void)
 {
 	sd_event *e = NULL;
-	sigset_t mask;
 	FILE *cap;
 
 	/* As main does before it creates the loop. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	signals_reset();
 
 	if (!mkdtemp(tmpdir)) {
 		printf("Bail out! mkdtemp: %s\n", strerror(errno));
