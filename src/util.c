@@ -94,10 +94,12 @@ exec_child(char *const argv[], char *const envp[], int out, bool with_stderr,
 	/* A group of its own lets a timeout kill whatever it started. */
 	if ((new_session ? setsid() : setpgid(0, 0)) < 0)
 		goto fail;
-	/* dup2 clears close-on-exec, but does nothing when the pipe already
-	 * is stdout (or stderr): then it is cleared here. */
-	if ((out == STDOUT_FILENO || (with_stderr && out == STDERR_FILENO)) &&
-	    fcntl(out, F_SETFD, 0) < 0)
+	/* Its end of the pipe blocks: many programs fail on EAGAIN. dup2
+	 * clears close-on-exec, but does nothing when the pipe already is
+	 * stdout (or stderr): then it is cleared here. */
+	if (fcntl(out, F_SETFL, 0) < 0 ||
+	    ((out == STDOUT_FILENO || (with_stderr && out == STDERR_FILENO)) &&
+	     fcntl(out, F_SETFD, 0) < 0))
 		goto fail;
 	if (dup2(out, STDOUT_FILENO) < 0 ||
 	    (with_stderr && dup2(out, STDERR_FILENO) < 0))
@@ -130,15 +132,9 @@ spawn_piped(char *const argv[], char *const envp[], bool with_stderr,
 	pid_t pid;
 	int p[2];
 
-	if (pipe2(p, O_CLOEXEC) < 0)
+	/* Each end has its own O_NONBLOCK: the child clears its end's. */
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
-	/* The child's end stays blocking: many programs fail on EAGAIN. */
-	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
-		err = errno;
-		close(p[0]);
-		close(p[1]);
-		return -err;
-	}
 	/* vfork, not posix_spawn: the same start without the 9 system calls
 	 * glibc's adds in the parent per child (the file actions' getrlimit
 	 * calls, the child's stack, the signal mask around the clone), a

@@ -32,11 +32,15 @@ now_ms(void)
 }
 
 /* What the command prints: its stdin, signal mask and ignored signals,
- * process group and session, then a line on stderr. */
+ * process group and session, whether its stdout blocks, then a line on
+ * stderr. */
 static const char report[] = "readlink /proc/self/fd/0; "
 			     "grep -E '^Sig(Blk|Ign):' /proc/self/status; "
 			     "echo \"pgrp $(cut -d' ' -f5 /proc/self/stat)"
 			     " sid $(cut -d' ' -f6 /proc/self/stat)\"; "
+			     "f=$(sed -n 's/^flags:[[:space:]]*//p' "
+			     "/proc/$$/fdinfo/1); "
+			     "[ $((f & 04000)) -eq 0 ] && echo stdout blocks; "
 			     "echo to-stderr >&2";
 
 /* Reads fd to its end within a deadline (then closes it) and reaps pid.
@@ -108,12 +112,14 @@ check_report(bool new_session, const char *what)
 			 "SigBlk:\t0000000000000000\n"
 			 "SigIgn:\t%016llx\n"
 			 "pgrp %d sid %d\n"
+			 "stdout blocks\n"
 			 "to-stderr\n",
 			 ignored, (int)pid,
 			 new_session ? (int)pid : (int)getsid(0));
 	is_str(out, want,
-	       "%s: stdin /dev/null, a %s of its own, stderr on the pipe", what,
-	       new_session ? "session" : "process group");
+	       "%s: stdin /dev/null, a %s of its own, a blocking stdout, "
+	       "stderr on the pipe",
+	       what, new_session ? "session" : "process group");
 	is_int(blocked, 0, "%s: no signal blocked", what);
 	is_int(ignored, 0, "%s: no signal ignored", what);
 	free(want);
