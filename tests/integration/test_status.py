@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import mwtest  # noqa: E402
-from mwtest import ok  # noqa: E402
+from mwtest import comment, ok  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_watch import finish, need_binaries  # noqa: E402
@@ -104,6 +104,17 @@ def wait_counts(f, want, what, timeout=CHANGE):
     return ok(line is not None, "%s: --follow prints total, INBOX, %s = %s "
               "within %s s" % (what, FOLDER, want, timeout),
               "lines: %s" % [counts(l) for l in f.lines])
+
+
+def where(mw):
+    """Comments on where mailwatch is: this failure was seen twice, with
+    nothing in mailwatch's log and SIGTERM not yet blocked."""
+    for name in ("stat", "wchan", "syscall", "stack"):
+        try:
+            with open("/proc/%d/%s" % (mw.pid(), name)) as f:
+                comment("/proc/PID/%s: %s" % (name, f.read().strip()))
+        except OSError as e:
+            comment("/proc/PID/%s: %s" % (name, e))
 
 
 def test_counts():
@@ -222,8 +233,9 @@ def test_counts():
         dc.store("alice", FOLDER, [1], ["\\Seen"])
         mw.start()
         mwtest._register(mw)
-        wait_counts(f, (3, 3, 0), "after a restart with changes while "
-                    "stopped", START)
+        if not wait_counts(f, (3, 3, 0), "after a restart with changes "
+                           "while stopped", START):
+            where(mw)
     finally:
         f.stop()
         if monitor.poll() is None:
