@@ -110,8 +110,8 @@ exec_child(char *const argv[], char *const envp[], int out, bool with_stderr,
 	if (null < 0 || (null != STDIN_FILENO &&
 			 (dup2(null, STDIN_FILENO) < 0 || close(null) < 0)))
 		goto fail;
-	/* The loop blocks the signals it handles and ignores SIGPIPE, the
-	 * only disposition exec keeps. */
+	/* The loop blocks the signals it handles and ignores SIGPIPE (see
+	 * signals_reset()), the only disposition exec keeps. */
 	sigemptyset(&none);
 	if (sigaction(SIGPIPE, &dfl, NULL) < 0 ||
 	    sigprocmask(SIG_SETMASK, &none, NULL) < 0)

@@ -32,11 +32,11 @@ void wipe(void *p, size_t n);
  * inherit the others, where spawn_piped() resets only SIGPIPE. */
 void signals_reset(void);
 
-/* Starts argv[0] (looked up in PATH when it has no '/'; without "#!", under
- * /bin/sh) with envp: stdin
- * from /dev/null; stdout, and stderr too when with_stderr, into a pipe
- * whose read end (non-blocking, close-on-exec) is put in *fd_r; an empty
- * signal mask and default dispositions; a process group of its own, or a
+/* Starts argv[0] (looked up in PATH when it has no '/'; without "#!",
+ * under /bin/sh) with envp: stdin from /dev/null; stdout, and stderr too
+ * when with_stderr, into a pipe whose read end (non-blocking,
+ * close-on-exec) is put in *fd_r; an empty signal mask and default
+ * dispositions (after signals_reset()); a process group of its own, or a
  * session of its own when new_session. Returns 0 and *pid_r, or a
  * negative errno (nothing is left open or running). Does not wait for
  * the child. */
