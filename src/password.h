@@ -21,8 +21,8 @@ struct password_job;
  * the first line of its output once the shell exited with status 0; what
  * it left running in its group is killed when the job is freed. After
  * password_timeout_ms the job fails, and the group gets SIGTERM. With
- * `password =` nothing is run,
- * and the password still comes from the loop (a defer source).
+ * `password =` nothing is run, and the password still comes from the loop
+ * (a defer source).
  *
  * a is only read during the call (what the job needs is copied); e is
  * referenced. done(ud, password) is called once, from the loop, unless the

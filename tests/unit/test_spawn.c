@@ -1,11 +1,11 @@
 /* Unit tests for spawn_piped() (util.c), how hooks and password_command
- * start: what the started command finds (stdin /dev/null, stdout and
- * stderr on the pipe, an empty signal mask and no ignored signal although
- * the starter blocks and ignores some as mailwatch does, also when it was
- * started with signals ignored, a process group or a session of its
- * own), also when the starter has stdin or stdout closed; a script
- * without "#!" runs under /bin/sh; and the errors of a command that cannot
- * start, with nothing left running. */
+ * start. What the started command finds: stdin /dev/null, stdout
+ * (blocking) and stderr on the pipe, no signal blocked or ignored although
+ * the starter blocks some and was itself started with some ignored
+ * (signals_reset()), a process group or a session of its own; the same
+ * with the starter's fds 0 to 2 closed. A script without "#!" runs under
+ * /bin/sh. A command that cannot start: its errno, and nothing left
+ * running. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
