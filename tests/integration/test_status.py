@@ -109,7 +109,7 @@ def wait_counts(f, want, what, timeout=CHANGE):
 def where(mw):
     """Comments on where mailwatch is: this failure was seen twice, with
     nothing in mailwatch's log and SIGTERM not yet blocked."""
-    for name in ("stat", "wchan", "syscall", "stack"):
+    for name in ("stat", "wchan", "syscall", "stack", "sched"):
         try:
             with open("/proc/%d/%s" % (mw.pid(), name)) as f:
                 comment("/proc/PID/%s: %s" % (name, f.read().strip()))
