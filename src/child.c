@@ -35,7 +35,7 @@ struct child {
 	struct log_ctx ctx;	/* borrowed strings */
 	pid_t pid;		/* the command, also its process group */
 	bool detached;		/* own session: never killed */
-	bool exited;		/* the command ended (reaped, or about to be) */
+	bool exited;		/* the command ended and was reaped */
 	bool over;		/* nothing of the group is left to kill */
 	bool termed;		/* SIGTERM sent at the deadline */
 	bool capped;		/* output came beyond the cap */
