@@ -1116,11 +1116,10 @@ test_notify(int bytewise)
 	session_free(&s);
 }
 
-/* A session with NOTIFY for INBOX alone, brought to IDLE (tags m1-m4). */
+/* A session of o with NOTIFY, brought to IDLE (tags m1-m4). */
 static struct session *
-notify_to_idle(struct rec *r)
+notify_to_idle(struct session_opts o, struct rec *r)
 {
-	struct session_opts o = opts;
 	struct session *s;
 
 	o.notify = true;
@@ -1179,7 +1178,7 @@ test_notify_no_fetch(void)
 	struct session *s;
 	uint64_t acc, t;
 
-	s = notify_to_idle(&r);
+	s = notify_to_idle(opts, &r);
 	r.sent[0] = 0;
 	r.events[0] = 0;
 	feed(s, &r, "* 1 EXISTS\r\n", 0, 10 * SEC);
@@ -1208,7 +1207,7 @@ test_notify_postponed(void)
 	struct session *s;
 	uint64_t acc;
 
-	s = notify_to_idle(&r);
+	s = notify_to_idle(opts, &r);
 	r.sent[0] = 0;
 	r.events[0] = 0;
 	feed(s, &r, "* 1 EXISTS\r\n", 0, 10 * SEC);
@@ -1246,7 +1245,7 @@ test_notify_over_limits(void)
 	char want[512];
 	int n;
 
-	s = notify_to_idle(&r);
+	s = notify_to_idle(opts, &r);
 	for (unsigned i = 0; i < 2; i++) {
 		uint32_t seq = 2 * i + 1;
 		unsigned tag = 4 + 3 * i; /* of the IDLE */
@@ -1860,16 +1859,9 @@ test_notify_keepalive(void)
 	uint64_t acc, t;
 
 	o.mailbox = "Lists/a";
-	o.notify = true;
 	o.others = others;
 	o.n_others = 1;
-	s = session_new(&o, &cb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, notify_caps, 0, 0);
-	feed(s, &r, "m2 OK NOTIFY completed.\r\n", 0, 0);
-	feed(s, &r, examined, 0, 0);
-	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n+ idling\r\n", 0,
-	     0);
+	s = notify_to_idle(o, &r);
 	feed(s, &r, "* OK Still here\r\n", 0, 10 * SEC);
 	is_int(session_deadline(s, &acc), 1500 * SEC,
 	       "\"* OK Still here\" in IDLE: no NOTIFY SET again");
