@@ -147,13 +147,20 @@ same_name(const char *a, const char *b)
 	       (!strcasecmp(a, "INBOX") && !strcasecmp(b, "INBOX"));
 }
 
-/* The box of mailbox name as a server spells it, or NULL. */
+/* The box of mailbox name as a server spells it, or NULL: same_name(),
+ * with name's INBOX test made once, not once per mailbox. */
 static struct box *
 find_box(struct account_run *ar, const char *name)
 {
-	for (size_t i = 0; i < ar->n; i++)
-		if (same_name(mailbox_name(ar->box[i]->mb), name))
+	bool inbox = !strcasecmp(name, "INBOX");
+
+	for (size_t i = 0; i < ar->n; i++) {
+		const char *have = mailbox_name(ar->box[i]->mb);
+
+		if (!strcmp(have, name) ||
+		    (inbox && !strcasecmp(have, "INBOX")))
 			return ar->box[i];
+	}
 	return NULL;
 }
 

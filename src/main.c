@@ -677,7 +677,9 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	srandom(time(NULL) ^ getpid());
 
-	r = sd_event_default(&d.event);
+	/* Not sd_event_default(): its every turn asks the kernel for the
+	 * thread id, to check it runs on the thread that made it. */
+	r = sd_event_new(&d.event);
 	if (r >= 0)
 		r = add_stop_signal(&d, SIGTERM);
 	if (r >= 0)

@@ -652,7 +652,7 @@ tls_handshake(struct transport *t)
  * write until the one before is acknowledged, and Linux delays an ACK by
  * 40 ms or more when it expects to send data soon, as after our own
  * writes. The kernel drops back to delayed ACKs by itself, so this is
- * re-armed after every read and write. */
+ * re-armed after every write and every wake-up that read something. */
 static void
 quickack(struct transport *t)
 {
@@ -731,6 +731,7 @@ static void
 do_read(struct transport *t)
 {
 	char buf[READ_CHUNK];
+	bool acked = false;
 	ssize_t n;
 	int i;
 
@@ -773,7 +774,11 @@ do_read(struct transport *t)
 				return;
 			}
 		}
-		quickack(t);
+		/* Once a wake-up: the first call acknowledges what came. */
+		if (!acked) {
+			quickack(t);
+			acked = true;
+		}
 		log_debug(t->log, "transport %s: received %zd bytes", t->peer,
 			  n);
 		if (t->cb.data)
