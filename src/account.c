@@ -40,6 +40,7 @@ struct box {
 	bool failed;       /* the server refused it (logged once) */
 	bool asked;        /* its STATUS asked of the LIST under way */
 	bool plain;        /* named in mailboxes, not (only) by a pattern */
+	bool kept;         /* apply_list(): listed again */
 	unsigned gen;      /* the NOTIFY session whose STATUS it had last */
 };
 
@@ -53,6 +54,7 @@ struct account_run {
 	struct box **box;         /* in the configured order; box[0] has
 				     the connection that asks for NOTIFY */
 	size_t n;
+	struct box **by_name;     /* box[0..n) sorted by name_key() */
 	const char **others;      /* the names of box[1..n), for NOTIFY */
 	/* mailboxes has patterns: which mailboxes are watched comes from
 	 * the server's LIST, at the start, after a NOTIFY MailboxName push
@@ -139,29 +141,60 @@ changed(void *ud)
 		ar->env.changed(ar->env.ud);
 }
 
+/* What a mailbox is found by: its name, with INBOX in any case spelt
+ * "INBOX". */
+static const char *
+name_key(const char *name)
+{
+	return strcasecmp(name, "INBOX") ? name : "INBOX";
+}
+
 /* True when a and b name the same mailbox (INBOX in any case). */
 static bool
 same_name(const char *a, const char *b)
 {
-	return !strcmp(a, b) ||
-	       (!strcasecmp(a, "INBOX") && !strcasecmp(b, "INBOX"));
+	return !strcmp(name_key(a), name_key(b));
 }
 
-/* The box of mailbox name as a server spells it, or NULL: same_name(),
- * with name's INBOX test made once, not once per mailbox. */
+static const char *
+box_key(const struct box *b)
+{
+	return name_key(mailbox_name(b->mb));
+}
+
+static int
+cmp_boxes(const void *a, const void *b)
+{
+	return strcmp(box_key(*(struct box *const *)a),
+		      box_key(*(struct box *const *)b));
+}
+
+static int
+cmp_key_box(const void *key, const void *b)
+{
+	return strcmp(key, box_key(*(struct box *const *)b));
+}
+
+/* Sorts the index find_box() searches: after every change of box[]. A
+ * push names its mailbox, and a linear search of 1000 of them was a
+ * tenth of mailwatch's own time in a burst. */
+static void
+index_boxes(struct account_run *ar)
+{
+	free(ar->by_name);
+	ar->by_name = xcalloc(ar->n + 1, sizeof(*ar->by_name));
+	memcpy(ar->by_name, ar->box, ar->n * sizeof(*ar->box));
+	qsort(ar->by_name, ar->n, sizeof(*ar->by_name), cmp_boxes);
+}
+
+/* The box of mailbox name as a server spells it, or NULL. */
 static struct box *
 find_box(struct account_run *ar, const char *name)
 {
-	bool inbox = !strcasecmp(name, "INBOX");
+	struct box **b = bsearch(name_key(name), ar->by_name, ar->n,
+				 sizeof(*ar->by_name), cmp_key_box);
 
-	for (size_t i = 0; i < ar->n; i++) {
-		const char *have = mailbox_name(ar->box[i]->mb);
-
-		if (!strcmp(have, name) ||
-		    (inbox && !strcasecmp(have, "INBOX")))
-			return ar->box[i];
-	}
-	return NULL;
+	return b ? *b : NULL;
 }
 
 /* The mailbox reached a state worth telling: watched or refused. */
@@ -659,19 +692,18 @@ apply_list(struct account_run *ar)
 	    a->n_ignore_mailboxes, ar->listed, ar->n_listed, &n);
 	struct box **old = ar->box, **v = xcalloc(n + 2, sizeof(*v));
 	size_t n_old = ar->n;
-	bool *kept = xcalloc(n_old + 1, sizeof(*kept));
 	bool first_kept = false;
 
+	for (size_t j = 0; j < n_old; j++)
+		old[j]->kept = false;
 	for (size_t i = 0; i < n; i++) {
-		for (size_t j = 0; j < n_old && !v[i]; j++) {
-			if (!kept[j] &&
-			    same_name(mailbox_name(old[j]->mb), names[i])) {
-				kept[j] = true;
-				v[i] = old[j];
-			}
-		}
-		if (v[i])
+		struct box *b = find_box(ar, names[i]);
+
+		if (b && !b->kept) {
+			b->kept = true;
+			v[i] = b;
 			continue;
+		}
 		v[i] = new_box(ar, names[i]);
 		added++;
 		if (ar->listed_once) {
@@ -680,7 +712,7 @@ apply_list(struct account_run *ar)
 				 "a new mailbox: watching it");
 		}
 	}
-	first_kept = n_old && kept[0];
+	first_kept = n_old && old[0]->kept;
 	for (size_t i = 1; first_kept && i < n; i++) {
 		if (v[i] == old[0]) {
 			memmove(&v[1], &v[0], i * sizeof(*v));
@@ -691,27 +723,27 @@ apply_list(struct account_run *ar)
 	free(names);
 	/* The one the fetcher is catching up stays till it is done. */
 	for (size_t j = 0; j < n_old; j++) {
-		if (!kept[j] && old[j] == ar->fetching) {
-			kept[j] = true;
+		if (!old[j]->kept && old[j] == ar->fetching) {
+			old[j]->kept = true;
 			v[n++] = old[j];
 		}
-		removed += !kept[j];
+		removed += !old[j]->kept;
 	}
 	ar->box = v;
 	ar->n = n;
+	index_boxes(ar);
 	if (!first_kept && n_old)
 		close_box(ar, old[0]); /* before its others are changed */
 	if (added || removed || !first_kept)
 		set_others(ar);
 	for (size_t j = 0; j < n_old; j++) {
-		if (kept[j])
+		if (old[j]->kept)
 			continue;
 		log_info(mailbox_log(old[j]->mb),
 			 "no longer listed by the server: not watched");
 		close_box(ar, old[j]);
 		free_box(&old[j]);
 	}
-	free(kept);
 	free(old);
 	forget_listed(ar);
 	if (!ar->listed_once || added || removed)
@@ -932,6 +964,7 @@ account_run_new(const struct account_env *env, const struct account *a,
 	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));
 	for (size_t i = 0; i < ar->n; i++)
 		ar->box[i] = new_box(ar, a->mailboxes[i]);
+	index_boxes(ar);
 	set_others(ar);
 	if (r >= 0)
 		r = sd_event_add_defer(env->event, &ar->shrink, on_shrink, ar);
@@ -977,6 +1010,7 @@ account_run_free(struct account_run **arp)
 	sd_event_source_disable_unref(ar->shrink);
 	sd_event_source_disable_unref(ar->sweep);
 	free(ar->box);
+	free(ar->by_name);
 	free(ar->others);
 	free(ar->name);
 	free(ar);
