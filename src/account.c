@@ -67,6 +67,9 @@ struct account_run {
 	int64_t list_sent;        /* wall: when the last LIST was sent */
 	int64_t appeared_since;   /* wall: mailboxes first seen in the LIST
 				     under way appeared after this */
+	/* wall: mailboxes without state at the start may have appeared
+	 * after this, while mailwatch was stopped; 0 on a first run */
+	int64_t stopped_since;
 	struct mboxlist_entry *listed; /* what the LIST under way returned */
 	size_t n_listed, cap_listed;
 	bool listed_over;         /* more than LISTED_MAX: warned */
@@ -608,6 +611,17 @@ w_mailbox_failed(void *ud, const char *name, const char *msg)
 
 /* ---- the list of mailboxes ---- */
 
+/* The mailbox renamed to one that appeared (struct mailbox_env): the
+ * only one whose state has the same UIDVALIDITY, if no longer watched. */
+static const char *
+renamed(void *ud, uint32_t uidvalidity, struct state *st)
+{
+	struct account_run *ar = ud;
+	const char *name = state_store_find(ar->store, uidvalidity, st);
+
+	return name && !find_box(ar, name) ? name : NULL;
+}
+
 static struct box *
 new_box(struct account_run *ar, const char *name)
 {
@@ -617,10 +631,15 @@ new_box(struct account_run *ar, const char *name)
 		.n_sinks = ar->env.n_sinks,
 		.store = ar->store,
 		.save_soon = save_soon,
+		.renamed = renamed,
 		.ud = ar,
 	};
 
 	b->mb = mailbox_new(&me, ar->a, name);
+	/* Watched from the start: one without state may have been created
+	 * (or renamed to its name) while mailwatch was stopped. */
+	if (!ar->listed_once && ar->stopped_since)
+		mailbox_appeared(b->mb, ar->stopped_since);
 	for (size_t i = 0; i < ar->a->n_mailboxes; i++) {
 		const char *m = ar->a->mailboxes[i];
 
@@ -959,6 +978,12 @@ account_run_new(const struct account_env *env, const struct account *a,
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->saver, SD_EVENT_OFF);
 	ar->store = state_store_new(a->name, store_dirtied, ar);
+	/* The last run wrote its state at its stop (or last change); a
+	 * mailbox created up to poll_interval before may not have been
+	 * listed by then. */
+	if (state_store_written(ar->store))
+		ar->stopped_since =
+		    state_store_written(ar->store) - a->d.poll_interval;
 	/* With patterns, the mailboxes come from the first LIST. */
 	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
 	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));

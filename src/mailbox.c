@@ -404,6 +404,35 @@ appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, bool *by_date_r)
 	return 0;
 }
 
+/* A mailbox that appeared may be one renamed (the same UIDVALIDITY as
+ * the state of a mailbox no longer watched): it goes on from that state,
+ * so that what was announced under the old name is not announced again.
+ * Returns true when it took that state. */
+static bool
+take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext)
+{
+	struct state st;
+	const char *from = mb->env.renamed
+				   ? mb->env.renamed(mb->env.ud, uidvalidity, &st)
+				   : NULL;
+
+	/* UIDs stay with a rename: a mailbox with fewer is another one. */
+	if (!from || (uidnext && uidnext <= st.uid))
+		return false;
+	log_info(&mb->log, "renamed from %s: going on from its UID %u", from,
+		 st.announced);
+	/* Else the old name's line would make the UIDVALIDITY not unique
+	 * at the next rename. */
+	state_store_forget(mb->env.store, from);
+	mb->uidvalidity = st.uidvalidity;
+	mb->mark = st.announced;
+	mb->seen = st.seen;
+	mb->messages = st.messages;
+	mb->appeared = 0;
+	save_soon(mb);
+	return true;
+}
+
 /* The catch-up after a UIDVALIDITY change is over (or the connection that
  * made it): the state may be written again. */
 static void
@@ -439,7 +468,8 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 	if (mb->uidvalidity && mb->uidvalidity != uidvalidity)
 		return uidvalidity_changed(mb, uidvalidity, sel->exists, wall,
 					   by_date_r);
-	if (!mb->uidvalidity && mb->appeared && sel->exists)
+	if (!mb->uidvalidity && mb->appeared && sel->exists &&
+	    !take_renamed(mb, uidvalidity, uidnext))
 		return appeared_catch_up(mb, uidvalidity, by_date_r);
 	if (!mb->uidvalidity)
 		return start_afresh(mb, uidvalidity, sel->exists, wall);

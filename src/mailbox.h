@@ -24,6 +24,7 @@
 
 struct sink;
 struct mailbox;
+struct state;
 struct state_store;
 
 /* What the mailbox needs from its owner; all borrowed and outliving the
@@ -40,6 +41,12 @@ struct mailbox_env {
 	 * share one save, which may wait a while in a burst; not when now
 	 * (the mailbox's first state, see start_afresh()). */
 	void (*save_soon)(void *ud, bool now);
+	/* Asked when a mailbox that appeared (mailbox_appeared()) and has no
+	 * state shows its UIDVALIDITY: the name of a mailbox no longer
+	 * watched whose state has the same UIDVALIDITY (the mailbox renamed
+	 * to this one), its state in *st; NULL when none. May be NULL. */
+	const char *(*renamed)(void *ud, uint32_t uidvalidity,
+			       struct state *st);
 	void *ud;
 };
 
@@ -169,10 +176,11 @@ bool mailbox_status(struct mailbox *mb, const struct session_status *st,
  * restart (catch_up). While followed, it is announced as it came. */
 void mailbox_unfollowed(struct mailbox *mb);
 
-/* The mailbox appeared (was created, or renamed to its name) while the
- * account was watched, at since or later (wall-clock seconds). Without
- * state, its first STATUS or EXAMINE then catches up with the unseen mail
- * whose INTERNALDATE is later than since, rather than taking what it
- * holds as handled (a first run). With state, nothing changes: what was
- * announced before is not announced again. */
+/* The mailbox appeared (was created, or renamed to its name) at since or
+ * later (wall-clock seconds): while the account was watched, or while
+ * mailwatch was stopped. Without state, its first EXAMINE then takes the
+ * state of the mailbox it was renamed from (env->renamed), else catches
+ * up with the unseen mail whose INTERNALDATE is later than since, rather
+ * than taking what it holds as handled (a first run). With state, nothing
+ * changes: what was announced before is not announced again. */
 void mailbox_appeared(struct mailbox *mb, int64_t since);

@@ -488,6 +488,7 @@ struct state_store {
 	struct entry *v;
 	size_t n, cap;
 	bool dirty;
+	int64_t written; /* the account file's mtime when read; 0: none */
 	int failing; /* the last write failed with this errno: logged */
 	void (*dirtied)(void *ud);
 	void *ud;
@@ -673,6 +674,7 @@ static void
 load(struct state_store *s)
 {
 	char *name, *text;
+	struct stat sb;
 	size_t n;
 	int dfd, fd, r;
 
@@ -695,6 +697,8 @@ load(struct state_store *s)
 				 s->path);
 		return;
 	}
+	if (!fstat(fd, &sb))
+		s->written = sb.st_mtime;
 	r = read_upto(fd, STATE_FILE_MAX, &text, &n);
 	close(fd);
 	if (r < 0) {
@@ -777,6 +781,47 @@ state_store_free(struct state_store **sp)
 	free(s->account);
 	free(s);
 	*sp = NULL;
+}
+
+int64_t
+state_store_written(const struct state_store *s)
+{
+	return s->written;
+}
+
+const char *
+state_store_find(const struct state_store *s, uint32_t uidvalidity,
+		 struct state *st)
+{
+	const struct entry *e = NULL;
+
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i].st.uidvalidity != uidvalidity)
+			continue;
+		if (e)
+			return NULL;
+		e = &s->v[i];
+	}
+	if (!e)
+		return NULL;
+	*st = e->st;
+	if (st->announced < st->uid)
+		st->announced = st->uid;
+	return e->mailbox;
+}
+
+void
+state_store_forget(struct state_store *s, const char *mailbox)
+{
+	bool found;
+	size_t i = find(s, mailbox, &found);
+
+	if (!found || s->v[i].old_path)
+		return;
+	free(s->v[i].mailbox);
+	memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
+	s->n--;
+	set_dirty(s);
 }
 
 int

@@ -88,6 +88,19 @@ void state_store_free(struct state_store **s);
  * 0). Blocks only for that file. */
 int state_store_get(struct state_store *s, const char *mailbox,
 		    struct state *st);
+/* When the account file read by state_store_new() was last written
+ * (wall-clock seconds), or 0 when there was none: mailwatch watched the
+ * account until about then. */
+int64_t state_store_written(const struct state_store *s);
+/* The only mailbox whose state has UIDVALIDITY uidvalidity, with its
+ * state in *st as state_store_get() gives it; NULL when none has it, or
+ * more than one (a server whose mailboxes share one UIDVALIDITY).
+ * Borrowed, valid until the next put. */
+const char *state_store_find(const struct state_store *s,
+			     uint32_t uidvalidity, struct state *st);
+/* Drops the state of mailbox (renamed: its state went on under the new
+ * name); kept when it still has a file of an earlier version. No I/O. */
+void state_store_forget(struct state_store *s, const char *mailbox);
 /* Records the state of mailbox (st->uidvalidity not 0): the store is
  * dirty when that changed what the file says. No I/O. */
 void state_store_put(struct state_store *s, const char *mailbox,

@@ -166,6 +166,63 @@ def test_star_without_notify():
     star(False)
 
 
+def renames_and_restarts(notify):
+    mode = "NOTIFY" if notify else "no NOTIFY"
+    need_binaries()
+    dc = mwtest.Dovecot(conn_limit=None, notify=notify)
+    dc.create_mailboxes("alice", ["Work", "Old"])
+    opts = {} if notify else {"max_connections": 2, "poll_interval": POLL}
+    late = PUSH if notify else CHECKED
+    mw = start(dc, **opts)
+    wait_watched(mw, mode, ["INBOX", "Work", "Old"])
+    want = [deliver(dc, "Work", "work")]
+    mw.wait_hooks(1, late)
+
+    # Renamed while watched: its mail is not announced again under the
+    # new name, and new mail there is.
+    mark = len(mw.log())
+    dc.rename_mailbox("alice", "Work", "Work2")
+    want.append(deliver(dc, "Work2", "renamed"))
+    mw.wait_hooks(len(want), late + 5)
+    line = mw.wait_log(r"a/Work2: renamed from Work", late, since=mark)
+    ok(line, "%s: the rename is recognised (%r)" % (mode, line),
+       mw.log_tail(20))
+    mw.settle(2)
+    got = keys(mw.hook_records())
+    ok(got == sorted(want), "%s: a renamed folder's mail is not announced "
+       "again" % mode, "want %s\ngot  %s" % (sorted(want), got))
+
+    # While mailwatch is stopped: a folder is created and given mail,
+    # one is renamed, mail comes to another. After the start, the new
+    # mail is announced, in the new folder too, and nothing again.
+    finish(mw)
+    dc.create_mailboxes("alice", ["Down"])
+    want.append(deliver(dc, "Down", "while stopped"))
+    dc.rename_mailbox("alice", "Work2", "Work3")
+    want.append(deliver(dc, "Old", "while stopped"))
+    mw.start()
+    mwtest._register(mw)
+    mw.wait_hooks(len(want), late + WATCH_ALL)
+    mw.settle(2)
+    got = keys(mw.hook_records())
+    ok(got == sorted(want), "%s: after a restart, mail that came while "
+       "stopped is announced once, in a folder created meanwhile too, "
+       "and a folder renamed meanwhile announces nothing again" % mode,
+       "want %s\ngot  %s\n%s" % (sorted(want), got, mw.log_tail(30)))
+    finish(mw)
+    dc.stop()
+
+
+def test_renames_and_restarts_notify():
+    """Renames and a restart, with NOTIFY."""
+    renames_and_restarts(True)
+
+
+def test_renames_and_restarts_without_notify():
+    """Renames and a restart, without NOTIFY."""
+    renames_and_restarts(False)
+
+
 def test_one_level():
     """mailboxes = Lists/%: the one level under Lists, no INBOX."""
     need_binaries()
@@ -217,5 +274,7 @@ def test_list_status():
 
 
 if __name__ == "__main__":
-    mwtest.main(test_star_notify, test_star_without_notify, test_one_level,
+    mwtest.main(test_star_notify, test_star_without_notify,
+                 test_renames_and_restarts_notify,
+                 test_renames_and_restarts_without_notify, test_one_level,
                 test_list_status)
