@@ -12,6 +12,9 @@ poll_interval):
   right after its creation, before mailwatch could know of it;
 - a folder deleted while mailwatch runs stops being watched, with a line
   that says so and no warning;
+- a folder renamed, while mailwatch runs or is stopped, announces none of
+  its mail again, and mail in a folder created while it was stopped is
+  announced once it starts;
 - a pattern of one level ("Lists/%") takes only its level, and no
   INBOX;
 - plain names beyond the budget are checked with one LIST-STATUS (RFC
