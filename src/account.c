@@ -868,12 +868,12 @@ w_list_end(void *ud, struct watcher *w, bool ok)
 }
 
 static void
-w_refused(void *ud, struct watcher *w, const char *msg)
+w_refused(void *ud, struct watcher *w, bool limit)
 {
 	struct account_run *ar = ud;
 
 	(void)w;
-	if (strstr(msg, "[LIMIT]"))
+	if (limit)
 		sd_event_source_set_enabled(ar->shrink, SD_EVENT_ONESHOT);
 }
 

@@ -287,6 +287,7 @@ struct cred {
 	struct account a;	  /* the keys a job reads: copies */
 	bool token;		  /* oauth2_token_command */
 	char *password;		  /* kept once got; wiped when freed */
+	bool worked;		  /* a connection logged in with it */
 	struct password_job *job; /* running for reqs */
 	struct cred_req *reqs;	  /* waiting, oldest first */
 	sd_event_source *defer;	  /* answers reqs from password */
@@ -410,6 +411,18 @@ cred_free(struct cred **cp)
 	free(c->a.name);
 	free(c);
 	*cp = NULL;
+}
+
+void
+cred_worked(struct cred *c)
+{
+	c->worked = true;
+}
+
+bool
+cred_has_worked(const struct cred *c)
+{
+	return c->worked;
 }
 
 bool

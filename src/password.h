@@ -62,6 +62,10 @@ struct cred *cred_new(sd_event *e, const struct account *a, char *password);
 void cred_free(struct cred **c);
 /* True when the credential is an OAuth2 access token. */
 bool cred_is_token(const struct cred *c);
+/* A connection logged in with the credential; cred_has_worked() says so
+ * from then on. */
+void cred_worked(struct cred *c);
+bool cred_has_worked(const struct cred *c);
 
 /* Asks for the credential: done(ud, secret) is called once, from the loop
  * and never from within this call, with secret borrowed for the call

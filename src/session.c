@@ -1217,8 +1217,12 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 			break;
 		}
 		if (r->status == CODEC_STATUS_NO && refuses_credentials(r)) {
-			fail(s, SESSION_FAIL_AUTH, "login as %s failed: %s",
-			     s->o.username, text);
+			bool plain = r->code.kind == CODEC_CODE_NONE ||
+				     r->code.kind == CODEC_CODE_ALERT;
+
+			fail(s, plain ? SESSION_FAIL_AUTH_PLAIN
+				      : SESSION_FAIL_AUTH,
+			     "login as %s failed: %s", s->o.username, text);
 			break;
 		}
 		if (r->status == CODEC_STATUS_NO) {

@@ -44,6 +44,10 @@ enum session_fail {
 	SESSION_FAIL_TIMEOUT,  /* a command got no completion in time */
 	SESSION_FAIL_BYE,      /* the server said BYE */
 	SESSION_FAIL_AUTH,     /* credentials rejected: do not retry */
+	/* The login answered with a NO that says nothing more: wrong
+	 * credentials, or a limit the server does not name (Cyrus: "NO Too
+	 * many open connections"). */
+	SESSION_FAIL_AUTH_PLAIN,
 	SESSION_FAIL_TOKEN,    /* the OAuth2 token refused: retry once with
 				  a new one */
 	SESSION_FAIL_REFUSED,  /* login refused for now ([LIMIT],

@@ -285,6 +285,7 @@ static void
 logged_in(struct watcher *w)
 {
 	w->token_retry = false;
+	cred_worked(w->cred);
 	if (w->secret)
 		wipe(w->secret, strlen(w->secret));
 }
@@ -370,6 +371,7 @@ static void
 s_failed(void *ud, enum session_fail why, const char *msg)
 {
 	struct watcher *w = ud;
+	bool limit = strstr(msg, "[LIMIT]");
 
 	switch (why) {
 	case SESSION_FAIL_TOKEN:
@@ -388,6 +390,18 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 			msg);
 		set_wstate(w, W_GAVE_UP);
 		break;
+	case SESSION_FAIL_AUTH_PLAIN:
+		/* The same credential let another connection in. */
+		if (cred_has_worked(w->cred)) {
+			log_warn(w->log,
+				 "%s; the same password logged in before: "
+				 "taken as a limit on connections",
+				 msg);
+			why = SESSION_FAIL_REFUSED;
+			limit = true;
+			break;
+		}
+		/* fall through */
 	case SESSION_FAIL_AUTH:
 	case SESSION_FAIL_TLS:
 		log_err(w->log, "%s; not retrying until the configuration "
@@ -413,7 +427,7 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 		break;
 	}
 	if (why == SESSION_FAIL_REFUSED)
-		w->env.refused(w->env.ud, w, msg);
+		w->env.refused(w->env.ud, w, limit);
 	schedule_teardown(w, why == SESSION_FAIL_MAILBOX ? -ENOENT : -EIO);
 }
 

@@ -47,9 +47,10 @@ struct watcher_env {
 	/* Optional. The LIST of a watcher_list() is answered (ok: none
 	 * refused). */
 	void (*list_end)(void *ud, struct watcher *w, bool ok);
-	/* The server refused the login for now (msg says why, e.g. with
-	 * [LIMIT]); the watcher retries with back-off. */
-	void (*refused)(void *ud, struct watcher *w, const char *msg);
+	/* The server refused the login for now, because of a limit on
+	 * connections ([LIMIT], or a plain NO to a password that let another
+	 * connection in) or not; the watcher retries with back-off. */
+	void (*refused)(void *ud, struct watcher *w, bool limit);
 	void *ud;
 };
 

@@ -583,6 +583,42 @@ def test_limit_at_every_login():
     h.finish(what)
 
 
+def test_plain_no_limit():
+    """Cyrus refuses a login beyond its maxlogins_per_user with a plain
+    "NO Too many open connections", no [LIMIT]. Once the same password
+    logged in on another connection, that NO is a limit, not a wrong
+    password: the fetcher is retried with back-off and the budget
+    lowered, and Work's mail is announced once the server lets it in."""
+    what = "plain NO beyond the logins allowed"
+    allowed = [1]
+
+    def setup(srv):
+        def refuse(conn):
+            live = [no for no, _, _, good in srv.logins
+                    if good and not srv.conn(no).closed]
+            if len(live) < allowed[0]:
+                return None
+            return "Too many open connections (%d of %d for alice)" % (
+                len(live), allowed[0])
+        srv.refuse_login = refuse
+    h = start(what, srv_setup=setup, account={"max_connections": 3})
+    srv = h.srv
+    deliver(h, "INBOX", "one connection allowed")
+    deliver(h, "Work", "needs the fetcher")
+    h.log_line(r"fake: login as alice failed: NO Too many open connections"
+               r".*taken as a limit on connections", what)
+    h.log_line(r"fake: the server limits connections: using at most 2",
+               what + ": the budget lowered")
+    n = len(srv.logins)
+    ok(wait_until(lambda: len(srv.logins) >= n + 1, 10),
+       "%s: the fetcher tried again" % what, repr(srv.logins))
+    ok(not h.log_lines(r"not retrying"),
+       "%s: not taken for a wrong password" % what, h.mw.log_tail(10))
+    allowed[0] = 100
+    announced(h, what, timeout=15)
+    h.finish(what)
+
+
 def test_bye_during_notify():
     """"* BYE" in IDLE with NOTIFY set, then in place of the reconnect's
     NOTIFY reply: each costs one session, and what arrived in Work and
@@ -620,7 +656,8 @@ def test_bye_during_notify():
 TESTS = [test_pushed_fetch, test_pushed_status, test_status_flood,
          test_notify_refused, test_notify_without_status,
          test_notification_overflow, test_fetcher_examine_refused,
-         test_limit_at_every_login, test_bye_during_notify]
+         test_limit_at_every_login, test_plain_no_limit,
+         test_bye_during_notify]
 # Arguments: names of the tests to run (all by default).
 mwtest.main(*[t for t in TESTS if t.__name__ in sys.argv[1:] or
               not sys.argv[1:]])

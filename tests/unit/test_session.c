@@ -905,8 +905,9 @@ test_idle_never_done(void)
 	session_free(&s);
 }
 
-/* A NO to the login: credentials refused (do not retry) or the server
- * cannot take us now (retry), by the response code. */
+/* A NO to the login: credentials refused (do not retry), the server
+ * cannot take us now (retry), or a plain NO, which could be either (the
+ * watcher decides), by the response code. */
 static void
 test_login_refusals(void)
 {
@@ -916,7 +917,10 @@ test_login_refusals(void)
 	} cases[] = {
 		{"NO [AUTHENTICATIONFAILED] Authentication failed.",
 		 SESSION_FAIL_AUTH},
-		{"NO Login failed.", SESSION_FAIL_AUTH},
+		{"NO Login failed.", SESSION_FAIL_AUTH_PLAIN},
+		{"NO Too many open connections (4 of 4 for alice)",
+		 SESSION_FAIL_AUTH_PLAIN},
+		{"NO [ALERT] Password expired.", SESSION_FAIL_AUTH_PLAIN},
 		{"NO [EXPIRED] Password expired.", SESSION_FAIL_AUTH},
 		{"NO [LIMIT] Maximum number of connections from user+IP "
 		 "exceeded (mail_max_userip_connections=10)",
@@ -937,8 +941,9 @@ test_login_refusals(void)
 		feed(s, &r, buf, 0, 0);
 		ok(r.failed == 1 && r.why == cases[i].why, "%s: %s",
 		   cases[i].reply,
-		   cases[i].why == SESSION_FAIL_AUTH ? "not retried"
-						     : "retried");
+		   cases[i].why == SESSION_FAIL_REFUSED ? "retried"
+		   : cases[i].why == SESSION_FAIL_AUTH	? "not retried"
+							: "plain NO");
 		ok(strstr(r.events, cases[i].reply) != NULL,
 		   "the reply with its code is in the message");
 		session_free(&s);
