@@ -453,7 +453,11 @@ service_each(void *ud, void *fud,
 					       account_run_mailboxes(r->acct);
 		const char *how = r->acct ? account_run_describe(r->acct)
 					  : running_describe(r);
+		size_t len = strlen(r->a->name);
 
+		/* The status line's "name: ..." comes with the name apart. */
+		if (!strncmp(how, r->a->name, len) && !strncmp(how + len, ": ", 2))
+			how += len + 2;
 		if (r->acct)
 			account_run_each(r->acct, each_box, &e);
 		else

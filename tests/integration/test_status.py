@@ -11,6 +11,7 @@ a daemon `mailwatch status` says so with exit status 3."""
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -214,6 +215,11 @@ def test_counts():
         dc.stop_server()
         ok(f.wait(lambda l: l["class"] == "disconnected", START),
            "--follow says when the server is gone")
+        rc, out = status(mw, bus)
+        ok(rc == 0 and re.search(r"(?m)^a: \S", out) and
+           not re.search(r"(?m)^a: a: ", out),
+           "status: the account's line says its state, its name once",
+           repr(out))
         with open(os.path.join(dc.maildir("alice"), "new",
                                "%d.while-down.test" % time.time()),
                   "wb") as m:
