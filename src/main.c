@@ -399,8 +399,10 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 			continue;
 		}
 		if (old) {
-			log_info(&(struct log_ctx){a->name, NULL},
-				 "settings changed: reconnecting");
+			log_info(&(struct log_ctx){a->name, NULL}, "%s",
+				 config_account_equal(old->a, a)
+					 ? "trying again after giving up"
+					 : "settings changed: reconnecting");
 			stop_running(&old);
 		}
 		run[i] = start_running(d, a);

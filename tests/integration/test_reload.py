@@ -69,6 +69,14 @@ def main():
     ok(wait_until(lambda: len(re.findall(r"imap\(bob\).*Disconnected",
                                          dc.log())) >= bye + 2, 10),
        "the removed account's two connections closed")
+    # The same file again: tried again, and said so (nothing changed).
+    mark = mw.mark()
+    mw.reload()
+    ok(mw.wait_log(r"a: trying again after giving up", 10, since=mark) and
+       mw.wait_log(r"a/INBOX: login as alice failed.*not retrying", 15,
+                   since=mark),
+       "a reload of the same file tries again, and says why",
+       mw.log_tail(10))
     mark = mw.mark()
     mw.reload({"account a": alice})
     ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 15, since=mark),
