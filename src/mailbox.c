@@ -412,9 +412,10 @@ static bool
 take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext)
 {
 	struct state st;
-	const char *from = mb->env.renamed
-				   ? mb->env.renamed(mb->env.ud, uidvalidity, &st)
-				   : NULL;
+	const char *from = NULL;
+
+	if (mb->env.renamed)
+		from = mb->env.renamed(mb->env.ud, uidvalidity, &st);
 
 	/* UIDs stay with a rename: a mailbox with fewer is another one. */
 	if (!from || (uidnext && uidnext <= st.uid))

@@ -458,7 +458,8 @@ service_each(void *ud, void *fud,
 		size_t len = strlen(r->a->name);
 
 		/* The status line's "name: ..." comes with the name apart. */
-		if (!strncmp(how, r->a->name, len) && !strncmp(how + len, ": ", 2))
+		if (!strncmp(how, r->a->name, len) &&
+		    !strncmp(how + len, ": ", 2))
 			how += len + 2;
 		if (r->acct)
 			account_run_each(r->acct, each_box, &e);

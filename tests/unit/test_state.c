@@ -703,6 +703,44 @@ test_kept(void)
 	   "a mailbox not watched any more keeps its state");
 }
 
+/* What a rename needs: when the file was written, the one state with a
+ * UIDVALIDITY (none when two share it), and dropping the old name's. */
+static void
+test_renamed(void)
+{
+	struct state_store *s = open_store("renamed");
+	struct state st = {0};
+	time_t before = time(NULL);
+	const char *name;
+
+	is_int(state_store_written(s), 0, "no file: written 0");
+	put_state(s, "Old", 7, 40);
+	put_state(s, "A", 8, 1);
+	put_state(s, "B", 8, 2);
+	state_store_write(s);
+	state_store_free(&s);
+
+	s = open_store("renamed");
+	ok(state_store_written(s) >= before &&
+	       state_store_written(s) <= time(NULL),
+	   "written: when the file was written");
+	name = state_store_find(s, 7, &st);
+	ok(name && !strcmp(name, "Old") && st.uid == 40 && st.announced == 40,
+	   "the only state with that UIDVALIDITY is found");
+	ok(!state_store_find(s, 8, &st),
+	   "none when two mailboxes share the UIDVALIDITY");
+	ok(!state_store_find(s, 9, &st), "none when no state has it");
+	dirtied = 0;
+	state_store_forget(s, "Old");
+	ok(dirtied == 1 && state_store_dirty(s), "forget makes it dirty");
+	ok(!state_store_find(s, 7, &st), "forgotten");
+	state_store_write(s);
+	state_store_free(&s);
+	ok(!file_has("renamed", "Old", 7, 40) &&
+	       file_has("renamed", "A", 8, 1),
+	   "the file no longer has it, and keeps the others");
+}
+
 /* Account files never meet the per-mailbox files' names, and names of
  * any length fit. */
 static void
@@ -995,6 +1033,7 @@ main(void)
 	test_too_big();
 	test_migration();
 	test_kept();
+	test_renamed();
 	test_file_names();
 	test_announced();
 	test_lock();
