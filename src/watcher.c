@@ -495,12 +495,15 @@ t_closed(void *ud, int err)
 		schedule_teardown(w, 0);
 		return;
 	}
+	/* A warning once an outage: the retries that fail are info. */
 	if (w->state != W_GAVE_UP) {
+		int prio = w->failures ? LOG_INFO : LOG_WARNING;
+
 		if (err)
-			log_warn(w->log, "connection lost: %s",
-				 transport_errmsg(w->t));
+			log_at(prio, w->log, "connection lost: %s",
+			       transport_errmsg(w->t));
 		else
-			log_warn(w->log, "server closed the connection");
+			log_at(prio, w->log, "server closed the connection");
 	}
 	schedule_teardown(w, err ? err : -ECONNRESET);
 }

@@ -312,6 +312,10 @@ exec %s sh -c 'mount -t tmpfs tmpfs /run &&
         mw.signal(signal.SIGHUP)   # an unscoped message: "reloading ..."
         mwtest.wait_until(lambda: any(
             "reloading" in e.get("MESSAGE", "") for e in drain()), 5)
+        # A second connection refused (back-off 1 s, then ~2 s).
+        mwtest.wait_until(lambda: sum(
+            "Connection refused" in e.get("MESSAGE", "")
+            for e in drain()) >= 2, 10)
         rc = mw.stop()
         drain()
         ok(rc == 0, "exit 0 (%s)" % rc)
@@ -328,6 +332,11 @@ exec %s sh -c 'mount -t tmpfs tmpfs /run &&
         ok(refused and refused[0].get("PRIORITY") in ("3", "4"),
            "'connection lost' with PRIORITY err or warning (%s)" %
            (refused[0].get("PRIORITY") if refused else None), refused[:1])
+        ok(len(refused) >= 2 and
+           all(x.get("PRIORITY") == "6" for x in refused[1:]),
+           "the retries that fail too are PRIORITY=6 (info), not a "
+           "warning each (%s)" % [x.get("PRIORITY") for x in refused],
+           refused[:3])
         info = [x for x in entries if "reloading" in x.get("MESSAGE", "")]
         ok(info and info[0].get("PRIORITY") == "6" and
            not info[0].get("MAILWATCH_ACCOUNT"),
