@@ -667,8 +667,10 @@ announce(struct mailbox *mb)
 			 total);
 	for (size_t i = 0; i < n && !summary; i++) {
 		log_info(&mb->log, "new mail UID %u from %s: %s",
-			 mb->batch[i].uid, mb->batch[i].from,
-			 mb->batch[i].subject);
+			 mb->batch[i].uid,
+			 *mb->batch[i].from ? mb->batch[i].from : "(no sender)",
+			 *mb->batch[i].subject ? mb->batch[i].subject
+					       : "(no subject)");
 		live_add(mb, mb->batch_seq[i], mb->batch[i].uid);
 	}
 }

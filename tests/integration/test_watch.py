@@ -327,6 +327,11 @@ def test_hook_env_and_notification():
            notes[-1].get("body", "").strip(),
            "bare message: notification summary and body not empty (%r, %r)"
            % (notes[-1].get("summary"), notes[-1].get("body")))
+        line = mw.wait_log(r"new mail UID %d .*" % bare_uid, 5)
+        ok(line and line.group(0).endswith(
+            "from (no sender): (no subject)"),
+           "bare message: the log line says it has no sender or subject",
+           line and line.group(0))
     # A 5000-character subject (folded, 2-byte characters): capped on a
     # character boundary, still valid UTF-8, the start kept.
     long_subj = " ".join(["Überlänge%03d" % i for i in range(400)])
