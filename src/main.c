@@ -13,6 +13,7 @@
 
 #include "account.h"
 #include "config.h"
+#include "mboxlist.h"
 #include "password.h"
 #include "resume.h"
 #include "service.h"
@@ -661,14 +662,24 @@ main(int argc, char **argv)
 	}
 	apply_log_level(&d);
 	if (check_only) {
-		size_t n = 0;
+		size_t n = 0, patterns = 0;
 
-		for (size_t i = 0; i < d.cfg->n_accounts; i++)
-			n += d.cfg->accounts[i].n_mailboxes;
-		printf("%s: OK, %zu account%s, %zu mailbox%s\n",
-		       d.config_path, d.cfg->n_accounts,
-		       d.cfg->n_accounts == 1 ? "" : "s", n,
+		for (size_t i = 0; i < d.cfg->n_accounts; i++) {
+			const struct account *a = &d.cfg->accounts[i];
+
+			for (size_t j = 0; j < a->n_mailboxes; j++)
+				patterns += mboxlist_is_pattern(a->mailboxes[j]);
+			n += a->n_mailboxes;
+		}
+		n -= patterns;
+		printf("%s: OK, %zu account%s, %zu mailbox%s", d.config_path,
+		       d.cfg->n_accounts, d.cfg->n_accounts == 1 ? "" : "s", n,
 		       n == 1 ? "" : "es");
+		if (patterns)
+			printf(" and %zu pattern%s (which mailboxes they "
+			       "take, the server's list tells)",
+			       patterns, patterns == 1 ? "" : "s");
+		putchar('\n');
 		config_free(&d.cfg);
 		free(default_path);
 		return 0;

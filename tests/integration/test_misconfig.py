@@ -129,6 +129,28 @@ def test_bad_lines_named():
     ok("i" * 100 not in out, "the long value is not echoed")
 
 
+def test_check_config_counts():
+    """--check-config counts mailboxes named in full apart from patterns,
+    which stand for what the server lists."""
+    if not mwtest.Mailwatch.available():
+        raise mwtest.Skip("build/asan/mailwatch is not built")
+    mw = mwtest.Mailwatch(start=False)
+    base = ("[account a]\nhost = 127.0.0.1\nusername = alice\n"
+            "password_command = echo x\n")
+    rc, out = check_config(mw, base + "mailboxes = *\n")
+    ok(rc == 0 and re.search(r": OK, 1 account, 0 mailboxes and 1 pattern "
+                             r"\(which mailboxes they take, the server's "
+                             r"list tells\)$", out.strip()),
+       "mailboxes = *: one pattern, no mailbox (%s)" % out.strip())
+    rc, out = check_config(mw, base + "mailboxes = INBOX, Work, Lists/*\n")
+    ok(rc == 0 and re.search(r": OK, 1 account, 2 mailboxes and 1 pattern",
+                             out), "two names and a pattern (%s)" %
+       out.strip())
+    rc, out = check_config(mw, base + "mailboxes = INBOX\n")
+    ok(rc == 0 and out.strip().endswith(": OK, 1 account, 1 mailbox"),
+       "one name, no pattern said (%s)" % out.strip())
+
+
 def test_mailboxes_on_several_lines():
     """A mailboxes list longer than a line may be (the old limit was 199
     bytes) written one name per indented line: every mailbox is
@@ -163,4 +185,5 @@ if __name__ == "__main__":
     mwtest.main(test_implicit_tls_on_plain_port,
                 test_starttls_on_implicit_port,
                 test_bad_lines_named,
+                test_check_config_counts,
                 test_mailboxes_on_several_lines)
