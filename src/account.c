@@ -765,7 +765,10 @@ apply_list(struct account_run *ar)
 	}
 	free(old);
 	forget_listed(ar);
-	if (!ar->listed_once || added || removed)
+	if (!ar->listed_once)
+		log_info(&ar->log, "%zu mailbox%s to watch", n,
+			 n == 1 ? "" : "es");
+	else if (added || removed)
 		log_info(&ar->log, "%zu mailbox%s to watch (%zu new, %zu gone)",
 			 n, n == 1 ? "" : "es", added, removed);
 	ar->listed_once = true;

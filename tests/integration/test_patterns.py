@@ -203,8 +203,13 @@ def renames_and_restarts(notify):
     want.append(deliver(dc, "Down", "while stopped"))
     dc.rename_mailbox("alice", "Work2", "Work3")
     want.append(deliver(dc, "Old", "while stopped"))
+    mark = len(mw.log())
     mw.start()
     mwtest._register(mw)
+    line = mw.wait_log(r"a: \d+ mailboxes to watch.*", WATCH_ALL, since=mark)
+    ok(line and line.group(0).endswith("to watch"),
+       "%s: after the start, the first list is not called new (%r)" %
+       (mode, line and line.group(0)))
     mw.wait_hooks(len(want), late + WATCH_ALL)
     mw.settle(2)
     got = keys(mw.hook_records())
