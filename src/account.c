@@ -875,9 +875,21 @@ w_refused(void *ud, struct watcher *w, bool limit)
 {
 	struct account_run *ar = ud;
 
-	(void)w;
-	if (limit)
-		sd_event_source_set_enabled(ar->shrink, SD_EVENT_ONESHOT);
+	if (!limit)
+		return;
+	sd_event_source_set_enabled(ar->shrink, SD_EVENT_ONESHOT);
+	/* The first mailbox's connection (NOTIFY's) comes first: an idle
+	 * fetcher gives it its place, and connects again when there is
+	 * work. Else, with one connection left to the account, the fetcher
+	 * that got it first kept it and nothing was pushed. */
+	if (ar->n && w == ar->box[0]->w && ar->fetcher &&
+	    watcher_ready(ar->fetcher) && !ar->list_due) {
+		log_info(&ar->log, "closing the checking connection: %s "
+				   "needs its place",
+			 mailbox_name(ar->box[0]->mb));
+		watcher_free(&ar->fetcher);
+		check_followers(ar);
+	}
 }
 
 /* ---- state ---- */

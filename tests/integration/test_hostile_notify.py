@@ -619,6 +619,44 @@ def test_plain_no_limit():
     h.finish(what)
 
 
+def test_limit_fetcher_gives_way():
+    """One connection left to the account (the user's other clients hold
+    the rest) and the idle fetcher holds it when the NOTIFY connection
+    drops: the NOTIFY connection, refused with [LIMIT], gets the fetcher's
+    place, and INBOX's mail is pushed again; Work's waits for the
+    fetcher, which gets in once the server allows two again."""
+    what = "[LIMIT], the fetcher in the way"
+    allowed = [100]
+
+    def setup(srv):
+        def refuse(conn):
+            live = [no for no, _, _, good in srv.logins
+                    if good and not srv.conn(no).closed]
+            return LIMIT % allowed[0] if len(live) >= allowed[0] else None
+        srv.refuse_login = refuse
+    h = start(what, srv_setup=setup, account={"max_connections": 3})
+    srv = h.srv
+    deliver(h, "Work", "the fetcher connects")
+    announced(h, what + ", first")
+    allowed[0] = 1
+    conn = notify_conn(h, what)
+    mark = h.mw.mark()
+    conn.sendline("* BYE Shutting down")
+    conn.close()
+    h.log_line(r"fake/INBOX: server refused the login for now: "
+               r"NO \[LIMIT\]", what, since=mark)
+    h.log_line(r"fake: closing the checking connection: INBOX needs its "
+               r"place", what, since=mark)
+    h.log_line(r"fake: watching 3 mailboxes with IDLE and NOTIFY",
+               what + ": NOTIFY back", timeout=15, since=mark)
+    deliver(h, "INBOX", "pushed again")
+    announced(h, what + ", INBOX with one connection", timeout=15)
+    deliver(h, "Work", "after the fetcher gave way")
+    allowed[0] = 100
+    announced(h, what + ", Work once two are allowed", timeout=20)
+    h.finish(what)
+
+
 def test_bye_during_notify():
     """"* BYE" in IDLE with NOTIFY set, then in place of the reconnect's
     NOTIFY reply: each costs one session, and what arrived in Work and
@@ -657,6 +695,7 @@ TESTS = [test_pushed_fetch, test_pushed_status, test_status_flood,
          test_notify_refused, test_notify_without_status,
          test_notification_overflow, test_fetcher_examine_refused,
          test_limit_at_every_login, test_plain_no_limit,
+         test_limit_fetcher_gives_way,
          test_bye_during_notify]
 # Arguments: names of the tests to run (all by default).
 mwtest.main(*[t for t in TESTS if t.__name__ in sys.argv[1:] or
