@@ -526,6 +526,20 @@ LIMIT = ("[LIMIT] Maximum number of connections from user+IP exceeded "
          "(mail_max_userip_connections=%d)")
 
 
+def limit_logins(allowed, reply=lambda live, most: LIMIT % most):
+    """A srv_setup for start(): a login while allowed[0] or more logged-in
+    connections are open is answered "NO " + reply(open, allowed[0])."""
+    def setup(srv):
+        def refuse(conn):
+            live = [no for no, _, _, good in srv.logins
+                    if good and not srv.conn(no).closed]
+            if len(live) < allowed[0]:
+                return None
+            return reply(len(live), allowed[0])
+        srv.refuse_login = refuse
+    return setup
+
+
 def test_limit_at_every_login():
     """A server that refuses logins with [LIMIT] beyond `allowed`
     connections: first every login (nothing watched yet: retried with
@@ -535,14 +549,7 @@ def test_limit_at_every_login():
     Work's once the fetcher gets in; the logins stay few."""
     what = "[LIMIT] at every login"
     allowed = [0]
-
-    def setup(srv):
-        def refuse(conn):
-            live = [no for no, _, _, good in srv.logins
-                    if good and not srv.conn(no).closed]
-            return LIMIT % allowed[0] if len(live) >= allowed[0] else None
-        srv.refuse_login = refuse
-    h = start(what, srv_setup=setup, wait=False,
+    h = start(what, srv_setup=limit_logins(allowed), wait=False,
               account={"max_connections": 3})
     srv = h.srv
     t0 = time.monotonic()
@@ -591,17 +598,9 @@ def test_plain_no_limit():
     lowered, and Work's mail is announced once the server lets it in."""
     what = "plain NO beyond the logins allowed"
     allowed = [1]
-
-    def setup(srv):
-        def refuse(conn):
-            live = [no for no, _, _, good in srv.logins
-                    if good and not srv.conn(no).closed]
-            if len(live) < allowed[0]:
-                return None
-            return "Too many open connections (%d of %d for alice)" % (
-                len(live), allowed[0])
-        srv.refuse_login = refuse
-    h = start(what, srv_setup=setup, account={"max_connections": 3})
+    h = start(what, srv_setup=limit_logins(
+        allowed, lambda live, most: "Too many open connections (%d of %d "
+        "for alice)" % (live, most)), account={"max_connections": 3})
     srv = h.srv
     deliver(h, "INBOX", "one connection allowed")
     deliver(h, "Work", "needs the fetcher")
@@ -627,15 +626,8 @@ def test_limit_fetcher_gives_way():
     fetcher, which gets in once the server allows two again."""
     what = "[LIMIT], the fetcher in the way"
     allowed = [100]
-
-    def setup(srv):
-        def refuse(conn):
-            live = [no for no, _, _, good in srv.logins
-                    if good and not srv.conn(no).closed]
-            return LIMIT % allowed[0] if len(live) >= allowed[0] else None
-        srv.refuse_login = refuse
-    h = start(what, srv_setup=setup, account={"max_connections": 3})
-    srv = h.srv
+    h = start(what, srv_setup=limit_logins(allowed),
+              account={"max_connections": 3})
     deliver(h, "Work", "the fetcher connects")
     announced(h, what + ", first")
     allowed[0] = 1
