@@ -283,6 +283,6 @@ def test_list_status():
 
 if __name__ == "__main__":
     mwtest.main(test_star_notify, test_star_without_notify,
-                 test_renames_and_restarts_notify,
-                 test_renames_and_restarts_without_notify, test_one_level,
+                test_renames_and_restarts_notify,
+                test_renames_and_restarts_without_notify, test_one_level,
                 test_list_status)
