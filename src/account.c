@@ -179,8 +179,8 @@ cmp_key_box(const void *key, const void *b)
 }
 
 /* Sorts the index find_box() searches: after every change of box[]. A
- * push names its mailbox, and a linear search of 1000 of them was a
- * tenth of mailwatch's own time in a burst. */
+ * push names its mailbox, and a linear search of 1000 of them took 2 %
+ * of mailwatch's CPU in a burst (perf). */
 static void
 index_boxes(struct account_run *ar)
 {

@@ -371,7 +371,7 @@ static void
 s_failed(void *ud, enum session_fail why, const char *msg)
 {
 	struct watcher *w = ud;
-	bool limit = strstr(msg, "[LIMIT]");
+	bool limit = strstr(msg, "[LIMIT]") != NULL;
 
 	switch (why) {
 	case SESSION_FAIL_TOKEN:
