@@ -1,6 +1,7 @@
 #include "resume.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
@@ -9,7 +10,7 @@
 #include "util.h"
 
 /* A jump of the suspend clock larger than this means we slept. */
-#define GAP_USEC (5 * 1000000ULL)
+#define GAP_USEC (5 * INT64_C(1000000))
 
 struct resume {
 	sd_event *event;
@@ -17,18 +18,36 @@ struct resume {
 	sd_event_source *post;
 	void (*resumed)(void *ud);
 	void *ud;
-	uint64_t offset; /* CLOCK_BOOTTIME - CLOCK_MONOTONIC, usec */
+	int64_t offset; /* CLOCK_BOOTTIME - CLOCK_MONOTONIC, usec */
 };
 
-static uint64_t
+int64_t
+resume_offset_usec(const struct timespec *boot, const struct timespec *mono)
+{
+	return ((int64_t)boot->tv_sec - mono->tv_sec) * 1000000 +
+	       (boot->tv_nsec - mono->tv_nsec) / 1000;
+}
+
+bool
+resume_clock_gap(int64_t *largest, int64_t off)
+{
+	if (off > *largest + GAP_USEC) {
+		*largest = off;
+		return true;
+	}
+	if (off > *largest)
+		*largest = off;
+	return false;
+}
+
+static int64_t
 clock_offset(void)
 {
 	struct timespec b, m;
 
 	clock_gettime(CLOCK_BOOTTIME, &b);
 	clock_gettime(CLOCK_MONOTONIC, &m);
-	return (b.tv_sec - m.tv_sec) * 1000000ULL +
-	       (b.tv_nsec - m.tv_nsec) / 1000;
+	return resume_offset_usec(&b, &m);
 }
 
 static void
@@ -45,13 +64,9 @@ static int
 on_post(sd_event_source *s, void *ud)
 {
 	struct resume *r = ud;
-	uint64_t off = clock_offset();
-
 	(void)s;
-	if (off > r->offset + GAP_USEC)
+	if (resume_clock_gap(&r->offset, clock_offset()))
 		woke(r, "clock gap");
-	else
-		r->offset = off;
 	return 0;
 }
 
