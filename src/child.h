@@ -60,6 +60,7 @@ struct child_spec {
 	char *const *envp;
 	bool with_stderr;   /* stderr on the pipe too, else inherited */
 	bool detached;	    /* a session of its own, never killed */
+	bool yield;	    /* let it start before the caller goes on */
 	uint64_t timeout;   /* usec from the start to the deadline; 0: none */
 	size_t cap;	    /* output bytes passed on */
 	const char *name;   /* for log lines: "hook /x/y", "password_command" */

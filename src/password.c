@@ -194,6 +194,7 @@ start_command(sd_event *e, struct password_job *j, char *const *argv,
 	    /* stderr stays the daemon's: the command may say why it
 	     * failed. */
 	    .with_stderr = false,
+	    .yield = true, /* a login waits for it */
 	    .timeout = password_timeout_ms * UINT64_C(1000),
 	    .cap = PASSWORD_MAX,
 	    .name = name,

@@ -81,7 +81,7 @@ struct hook_run {
 	char *account, *mailbox;      /* owned copies, for log lines */
 	char *name;		      /* "hook ARGV0", for the child's log */
 	char **argv;		      /* owned */
-	char **envp;		      /* owned; NULL once started */
+	char **vars; /* owned "MAILWATCH_*=value" strings; NULL once started */
 	unsigned timeout;	      /* seconds; 0: none */
 	struct child *child;	      /* from the start until it is over */
 	bool timed_out;		      /* SIGTERM sent after the timeout */
@@ -153,24 +153,25 @@ env_is_ours(const char *entry)
 	return false;
 }
 
-/* Returns a new environment (free with config_argv_free): the daemon's
- * own without the MAILWATCH_* names above, then the n "NAME=value" strings
- * of vars, which it takes over. */
+/* The environment of a command (free the array only): pointers to the
+ * daemon's own variables but the MAILWATCH_* names above, then to vars.
+ * Built when the command starts, so that a waiting hook holds only its own
+ * variables. */
 static char **
-env_build(char **vars, size_t n)
+env_build(char *const *vars)
 {
-	size_t n_env = 0, k = 0;
+	size_t n_env = 0, n_vars = 0, k = 0;
 	char **envp;
 
 	while (environ && environ[n_env])
 		n_env++;
-	envp = xcalloc(n_env + n + 1, sizeof(*envp));
+	while (vars[n_vars])
+		n_vars++;
+	envp = xcalloc(n_env + n_vars + 1, sizeof(*envp));
 	for (size_t i = 0; i < n_env; i++)
 		if (!env_is_ours(environ[i]))
-			envp[k++] = xstrdup(environ[i]);
-	for (size_t i = 0; i < n; i++)
-		envp[k++] = vars[i];
-	envp[k] = NULL;
+			envp[k++] = environ[i];
+	memcpy(envp + k, vars, (n_vars + 1) * sizeof(*envp));
 	return envp;
 }
 
@@ -198,7 +199,7 @@ run_free(struct hook_run *r)
 		list_remove(r);
 	child_free(&r->child);
 	config_argv_free(&r->argv);
-	config_argv_free(&r->envp);
+	config_argv_free(&r->vars);
 	free(r->account);
 	free(r->mailbox);
 	free(r->name);
@@ -326,11 +327,16 @@ static const struct child_ops hook_child_ops = {
 static int
 run_start(struct hook_run *r)
 {
+	char **envp = env_build(r->vars);
 	struct child_spec spec = {
 	    .argv = r->argv,
-	    .envp = r->envp,
+	    .envp = envp,
 	    .with_stderr = true,
 	    .detached = r->detached,
+	    /* The first hook of new mail is what the user waits for; while
+	     * others run (a burst), the yield is a context switch per hook
+	     * for nothing. */
+	    .yield = !r->hs->running.n,
 	    .timeout = r->timeout * UINT64_C(1000000),
 	    .cap = HOOK_OUTPUT_CAP,
 	    .name = r->name,
@@ -339,7 +345,8 @@ run_start(struct hook_run *r)
 	int ret =
 	    child_start(r->hs->event, &spec, &hook_child_ops, r, &r->child);
 
-	config_argv_free(&r->envp);
+	free(envp);
+	config_argv_free(&r->vars);
 	if (ret < 0)
 		return ret;
 	log_debug(&spec.ctx, "hook %s started (pid %d)", r->argv[0],
@@ -368,10 +375,10 @@ start_queued(struct hook_sink *hs)
 }
 
 /* Starts argv now when few enough hooks run, else queues it. Takes over
- * envp. A detached command (on_click) has no timeout and is not killed. */
+ * vars (see env_build()). A detached command (on_click) has no timeout and is not killed. */
 static void
 hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
-	    char *const *argv, char **envp, bool detached, uint32_t uid)
+	    char *const *argv, char **vars, bool detached, uint32_t uid)
 {
 	struct hook_run *r = xcalloc(1, sizeof(*r));
 
@@ -381,7 +388,7 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 	r->mailbox = xstrdup(mailbox);
 	r->argv = config_argv_dup(argv);
 	r->name = xasprintf("hook %s", argv[0]);
-	r->envp = envp;
+	r->vars = vars;
 	r->detached = detached;
 	r->timeout = detached ? 0 : a->d.hook_timeout;
 	if ((hs->stopping || hs->running.n < HOOK_MAX_RUNNING) &&
@@ -405,12 +412,12 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 		hs->changed(hs->ud);
 }
 
-/* The environment of a command about message ev (free with
- * config_argv_free). */
+/* The variables of a command about message ev, NULL-terminated (free
+ * with config_argv_free). */
 static char **
-message_env(const struct account *a, const struct mail_event *ev)
+message_vars(const struct account *a, const struct mail_event *ev)
 {
-	char *vars[10];
+	char **vars = xcalloc(11, sizeof(*vars));
 	size_t n = 0;
 
 	vars[n++] = xasprintf("MAILWATCH_ACCOUNT=%s", a->name);
@@ -424,7 +431,7 @@ message_env(const struct account *a, const struct mail_event *ev)
 	vars[n++] = xasprintf("MAILWATCH_SUBJECT=%s", ev->subject);
 	vars[n++] = xasprintf("MAILWATCH_DATE=%s", ev->date);
 	vars[n++] = xasprintf("MAILWATCH_MESSAGE_ID=%s", ev->message_id);
-	return env_build(vars, n);
+	return vars;
 }
 
 static void
@@ -432,7 +439,7 @@ hook_send(struct sink *s, const struct account *a, const struct mail_event *ev)
 {
 	if (a->d.on_new_mail)
 		hook_submit((struct hook_sink *)s, a, ev->mailbox,
-			    a->d.on_new_mail, message_env(a, ev), false,
+			    a->d.on_new_mail, message_vars(a, ev), false,
 			    ev->uid);
 }
 
@@ -441,7 +448,7 @@ sink_hook_launch(struct sink *s, const struct account *a, char *const *argv,
 		 const struct mail_event *ev)
 {
 	hook_submit((struct hook_sink *)s, a, ev->mailbox, argv,
-		    message_env(a, ev), true, 0);
+		    message_vars(a, ev), true, 0);
 }
 
 static void
@@ -449,15 +456,15 @@ hook_batch_done(struct sink *s, const struct account *a, const char *mailbox,
 		unsigned count)
 {
 	struct hook_sink *hs = (struct hook_sink *)s;
-	char *vars[3];
+	char **vars;
 
 	if (!a->d.on_new_mail_post)
 		return;
+	vars = xcalloc(4, sizeof(*vars));
 	vars[0] = xasprintf("MAILWATCH_ACCOUNT=%s", a->name);
 	vars[1] = xasprintf("MAILWATCH_MAILBOX=%s", mailbox);
 	vars[2] = xasprintf("MAILWATCH_COUNT=%u", count);
-	hook_submit(hs, a, mailbox, a->d.on_new_mail_post, env_build(vars, 3),
-		    false, 0);
+	hook_submit(hs, a, mailbox, a->d.on_new_mail_post, vars, false, 0);
 }
 
 /* The lowest UID of account/mailbox among runs in l, or 0. */

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -152,11 +151,6 @@ spawn_piped(char *const argv[], char *const envp[], bool with_stderr,
 		close(p[0]);
 		return -err;
 	}
-	/* The child's exec released us half-way: the kernel now runs us on
-	 * the child's CPU and the child waits until we block, which is
-	 * after the bookkeeping that follows (0.3 ms here). Let it finish
-	 * starting first: a new-mail hook is what the user is waiting for. */
-	sched_yield();
 	*pid_r = pid;
 	*fd_r = p[0];
 	return 0;
