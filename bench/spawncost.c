@@ -1,11 +1,12 @@
 /* What starting hooks costs the process that starts them: runs a command
  * N times the way mailwatch starts a hook (spawn_piped() of util.c: a
  * pipe, vfork and exec, then reading the pipe to its end and reaping),
- * one after the other, and prints this process's own CPU time (utime + stime; the children's is not in it). bench/many.py runs it
- * beside its burst so that mailwatch's CPU time can be read without the
- * part that belongs to the hooks' processes. mailwatch does more per hook
- * (a pidfd and epoll for each child, the environment); this is the
- * least any program pays to start one.
+ * one after the other, and prints this process's own CPU time (utime +
+ * stime; the children's is not in it). bench/many.py runs it beside its
+ * burst so that mailwatch's CPU time can be read without the part that
+ * belongs to the hooks' processes. mailwatch does more per hook (a pidfd
+ * and epoll for each child, the environment); this is the least any
+ * program pays to start one.
  *
  *   build/bench/spawncost N COMMAND [ARG...]
  *
