@@ -1206,6 +1206,11 @@ account_run_describe(struct account_run *ar)
 					off ? "; " : "", ar->name,
 					mailbox_name(ar->box[i]->mb),
 					watcher_describe(w));
+		else if (refused_on_fetcher(ar->box[i]))
+			off += snprintf(s + off, size - off,
+					"%s%s/%s: cannot open the mailbox",
+					off ? "; " : "", ar->name,
+					mailbox_name(ar->box[i]->mb));
 	}
 	/* The fetcher at work is well; only trouble is told. */
 	if (ar->fetcher && !watcher_connected(ar->fetcher) && off < size)

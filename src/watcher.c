@@ -892,8 +892,11 @@ watcher_describe(struct watcher *w)
 						  USEC_PER_SEC
 					: 0;
 
-		snprintf(w->describe, sizeof(w->describe),
-			 "reconnecting in %u s", secs);
+		snprintf(w->describe, sizeof(w->describe), "%s in %u s",
+			 w->teardown_err == -ENOENT
+				 ? "cannot open the mailbox; trying again"
+				 : "reconnecting",
+			 secs);
 	} else if (w->state == W_WATCHING && w->s) {
 		snprintf(w->describe, sizeof(w->describe), "%s",
 			 session_is_idle(w->s) ? "idle" : "fetching");

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """A watched mailbox deleted or renamed in another client: a clear log
 line, no fast retry loop (EXAMINE is retried at the slow mailbox pace), and
-the account's other mailboxes keep working. Dovecot ends the session of a
-deleted mailbox at once; a renamed one stays selected under its new name
-(the server still pushes its mail), so mailwatch finds out at the next
-connection, made here by kicking the user."""
+the account's other mailboxes keep working; the status line says the
+mailbox cannot be opened. Dovecot ends the session of a deleted mailbox at
+once; a renamed one stays selected under its new name (the server still
+pushes its mail), so mailwatch finds out at the next connection, made here
+by kicking the user."""
 
 import os
 import re
@@ -24,7 +25,7 @@ def main():
         "account a": dc.account("alice",
                                 mailboxes=["INBOX", "Lists/dev",
                                            "Lists/old"]),
-    })
+    }, sd_notify=True)
     ok(wait_until(lambda: mw.log().count("watching (IDLE)") >= 3, 15),
        "three mailboxes idle")
 
@@ -48,6 +49,12 @@ def main():
         tries = len(re.findall(r"a/%s: C: m\d+ EXAMINE" % re.escape(name),
                                mw.log()[mark:]))
         ok(tries == 1, "%s: one EXAMINE, no retry loop (%d)" % (what, tries))
+        # systemctl status: said as it is, not as a lost connection.
+        rx = re.compile(r"a/%s: cannot open the mailbox; trying again in "
+                        r"\d+ s" % re.escape(name))
+        status = mw.wait_sd_notify(rx.pattern, 5)
+        ok(status, "%s: STATUS= says the mailbox cannot be opened (%r)"
+           % (what, (mw.sd_notify_messages() or [""])[-1]))
 
     uid = dc.append("alice", "INBOX", mwtest.make_message("still here"))
     recs = mw.wait_hooks(1, 10)

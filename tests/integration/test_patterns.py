@@ -88,7 +88,7 @@ def start(dc, mailboxes="*", **account):
     return mwtest.Mailwatch({
         "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
         "account " + ACCOUNT: acct,
-    })
+    }, sd_notify=True)
 
 
 def warnings(mw, name, since=0):
@@ -276,6 +276,11 @@ def test_list_status():
                       r"does not list it", mw.log())
     ok(len(said) == 1, "LIST-STATUS: a mailbox the server does not have "
        "is said once (%d)" % len(said))
+    status = mw.wait_sd_notify(r"STATUS=4/5 mailboxes idle; a: 1 pushed, "
+                               r"4 checked every \d+ s; a/Missing: cannot "
+                               r"open the mailbox$", 5)
+    ok(status, "LIST-STATUS: the status line names the mailbox it cannot "
+       "open", (mw.sd_notify_messages() or [""])[-1])
     ok("a/Sent: cannot watch" not in mw.log(),
        "LIST-STATUS: a special-use mailbox named in full is there")
     finish(mw)
