@@ -1174,8 +1174,9 @@ account_run_each(const struct account_run *ar,
 }
 
 const char *
-account_run_describe(struct account_run *ar)
+account_run_describe(struct account_run *ar, bool named)
 {
+	const char *name = named ? ar->name : "", *colon = named ? ": " : "";
 	char *s = ar->describe;
 	size_t size = sizeof(ar->describe), off = 0;
 	unsigned conns = !!ar->fetcher;
@@ -1188,12 +1189,12 @@ account_run_describe(struct account_run *ar)
 		swept += ar->box[i]->swept;
 	if (ar->n > 1 && ar->mode == M_NOTIFY)
 		off += snprintf(s, size,
-				"%s: %zu mailboxes over %u connection%s "
+				"%s%s%zu mailboxes over %u connection%s "
 				"(NOTIFY)",
-				ar->name, ar->n - swept, conns,
+				name, colon, ar->n - swept, conns,
 				conns == 1 ? "" : "s");
 	else if (ar->n > 1 && ar->mode == M_BUDGET)
-		off += snprintf(s, size, "%s: %zu pushed", ar->name,
+		off += snprintf(s, size, "%s%s%zu pushed", name, colon,
 				ar->n - swept);
 	if (swept && off < size)
 		off += snprintf(s + off, size - off, ", %zu checked every %u s",

@@ -133,7 +133,8 @@ update_status(void *ud)
 	for (size_t i = 0; i < d->n_run && off < sizeof(d->status); i++) {
 		struct running *r = d->run[i];
 
-		const char *how = r->acct ? account_run_describe(r->acct) : "";
+		const char *how =
+			r->acct ? account_run_describe(r->acct, true) : "";
 
 		if (!r->acct)
 			off += snprintf(s + off, sizeof(d->status) - off,
@@ -454,14 +455,10 @@ service_each(void *ud, void *fud,
 		struct each_box e = {r->a->name, fud, box, 0};
 		bool ok = r->acct && account_run_watched(r->acct) ==
 					       account_run_mailboxes(r->acct);
-		const char *how = r->acct ? account_run_describe(r->acct)
+		/* The name is a field of its own here. */
+		const char *how = r->acct ? account_run_describe(r->acct, false)
 					  : running_describe(r);
-		size_t len = strlen(r->a->name);
 
-		/* The status line's "name: ..." comes with the name apart. */
-		if (!strncmp(how, r->a->name, len) &&
-		    !strncmp(how + len, ": ", 2))
-			how += len + 2;
 		if (r->acct)
 			account_run_each(r->acct, each_box, &e);
 		else
