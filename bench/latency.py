@@ -613,14 +613,14 @@ def need_mailwatch():
         raise mwtest.Skip("%s is not built (make mailwatch)" % MAILWATCH)
 
 
-STATUS_RX = re.compile(r"^STATUS=(\d+)/(\d+) mailboxes idle", re.M)
+STATUS_RX = re.compile(r"^STATUS=(\d+)/(\d+) mailboxes watched", re.M)
 
 
 def wait_watched(mw, n, timeout, since=0):
     """Waits until a status line mailwatch sent to systemd after its
-    since-th message says n/n mailboxes watched ("n/n mailboxes idle":
-    with IDLE, NOTIFY or checked; at log_level = info the log names only
-    the IDLE ones). mw must be started with sd_notify=True."""
+    since-th message says "n/n mailboxes watched" (with IDLE, NOTIFY or
+    checked; at log_level = info the log names only the IDLE ones). mw
+    must be started with sd_notify=True."""
     def all_watched():
         return any(int(m.group(1)) == n == int(m.group(2))
                    for msg in mw.sd_notify_messages()[since:]

@@ -7,7 +7,7 @@ NOTIFY_SOCKET set as under systemd (Type=notify). One run prints:
 With NOTIFY, --mailboxes (1000) mailboxes box0001.. in one account:
   start -> every mailbox watched   from starting mailwatch until its
                                    status line (sd_notify STATUS=) says
-                                   "N/N mailboxes idle", polled every 20 ms
+                                   "N/N mailboxes watched", polled every 20 ms
   connections                      the most logged-in IMAP sessions of the
                                    user (doveadm who, every 0.25 s) less
                                    the benchmark's own, over the whole part
@@ -160,7 +160,7 @@ def start_mailwatch(dc, tmp, hook, stamps, names, **acct_extra):
     return mw, t0
 
 
-STATUS_RX = re.compile(r"^STATUS=(\d+)/(\d+) mailboxes idle(.*)$", re.M)
+STATUS_RX = re.compile(r"^STATUS=(\d+)/(\d+) mailboxes watched(.*)$", re.M)
 
 
 def wait_watched(mw, n, timeout):

@@ -105,10 +105,10 @@ running_describe(const struct running *r)
 				      : "starting";
 }
 
-/* Keeps systemd's STATUS= current: "3/4 mailboxes idle; work/INBOX:
+/* Keeps systemd's STATUS= current: "3/4 mailboxes watched; work/INBOX:
  * reconnecting in 30 s", and for an account of several mailboxes how they
  * are watched ("lists: 20 mailboxes over 2 connections (NOTIFY)"). The
- * mailboxes of an account not watching count as not idle. Sent only when
+ * mailboxes of an account not watching count as not watched. Sent only when
  * it changed (an unseen count moving comes here too, for the D-Bus
  * service). */
 static void
@@ -128,7 +128,7 @@ update_status(void *ud)
 		if (d->run[i]->acct)
 			idle += account_run_watched(d->run[i]->acct);
 	}
-	off = snprintf(s, sizeof(d->status), "STATUS=%zu/%zu mailboxes idle",
+	off = snprintf(s, sizeof(d->status), "STATUS=%zu/%zu mailboxes watched",
 		       idle, total);
 	for (size_t i = 0; i < d->n_run && off < sizeof(d->status); i++) {
 		struct running *r = d->run[i];

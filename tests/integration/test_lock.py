@@ -136,7 +136,7 @@ def test_second_waits_then_takes_over():
        "B logs that A (pid %d) watches the account and that it waits"
        % a.pid(), b.log_tail(15))
     ok(wait_until(lambda: statuses(b) and re.search(
-        r"0/1 mailboxes idle; main: watched by another mailwatch "
+        r"0/1 mailboxes watched; main: watched by another mailwatch "
         r"\(pid %d\), waiting$" % a.pid(), statuses(b)[-1]), START),
        "B's STATUS= says main waits for pid %d" % a.pid(),
        repr(statuses(b)[-3:]))

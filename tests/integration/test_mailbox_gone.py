@@ -27,7 +27,7 @@ def main():
                                            "Lists/old"]),
     }, sd_notify=True)
     ok(wait_until(lambda: mw.log().count("watching (IDLE)") >= 3, 15),
-       "three mailboxes idle")
+       "three mailboxes watched")
 
     for what, change in (
             ("deleted", lambda: dc.delete_mailbox("alice", "Lists/dev")),

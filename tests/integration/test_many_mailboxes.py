@@ -180,7 +180,7 @@ def test_budget_without_notify():
     ok(n <= BUDGET, "budget: at most %d connections (%d)" % (BUDGET, n))
     # What systemctl status shows now; the checked mailboxes count
     # while their connection is at work too.
-    every = "%d/%d mailboxes idle" % (len(MAILBOXES), len(MAILBOXES))
+    every = "%d/%d mailboxes watched" % (len(MAILBOXES), len(MAILBOXES))
     ok(wait_until(lambda: status_line(mw).startswith(every), 5),
        "budget: the status line counts every mailbox watched",
        status_line(mw))

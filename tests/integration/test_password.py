@@ -78,7 +78,7 @@ def main():
     open(go, "w").close()
     ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 20),
        "a watches once its password came", mw.log_tail(20))
-    ok(last_status(mw, r"^2/3 mailboxes idle; b: no password", 10),
+    ok(last_status(mw, r"^2/3 mailboxes watched; b: no password", 10),
        "STATUS: 2/3 idle, b without a password", statuses(mw)[-3:])
 
     uid_a = dc.append("alice", "INBOX", mwtest.make_message("for a"))
@@ -101,7 +101,7 @@ def main():
        "after a reload, b gets its password and watches")
     pid1 = read_pid(pid1_path)
     ok(pid1 and pid_alive(pid1), "a's new command runs (pid %s)" % pid1)
-    ok(last_status(mw, r"^2/3 mailboxes idle; a: waiting for "
+    ok(last_status(mw, r"^2/3 mailboxes watched; a: waiting for "
                    r"password_command$", 10),
        "STATUS: a waits for password_command", statuses(mw)[-3:])
 

@@ -86,7 +86,7 @@ def test_first_start_restart():
         "general": {"notify": True, "burst": 0, "on_new_mail": "{hook}"},
         "account test": dc.account("alice", mailboxes=["INBOX", other]),
     }, bus=bus)
-    if not ok(wait_idle(mw, 2), "first start: both mailboxes idle"):
+    if not ok(wait_idle(mw, 2), "first start: both mailboxes watched"):
         return
     s1, recs = sentinel(dc, mw, "alice", "INBOX", 0, "first start")
     ok(uids_of(recs) == [s1],
@@ -115,7 +115,7 @@ def test_first_start_restart():
     dc.append("alice", "INBOX", mwtest.make_message("read while away"),
               flags=("\\Seen",))
     restart(mw)
-    if not ok(wait_idle(mw, 4), "second start: both mailboxes idle"):
+    if not ok(wait_idle(mw, 4), "second start: both mailboxes watched"):
         return
     recs = mw.wait_hooks(1 + len(new), 15)
     s2, recs = sentinel(dc, mw, "alice", "INBOX", 1 + len(new),
@@ -136,7 +136,7 @@ def test_first_start_restart():
     ok(rc == 0, "SIGTERM: exit 0 (%s)" % rc)
     n = len(mw.hook_records())
     restart(mw)
-    if not ok(wait_idle(mw, 6), "third start: both mailboxes idle"):
+    if not ok(wait_idle(mw, 6), "third start: both mailboxes watched"):
         return
     s3, recs = sentinel(dc, mw, "alice", "INBOX", n, "third start")
     ok(uids_of(recs[n:]) == [s3],
@@ -540,7 +540,7 @@ def test_sigkill_after_announce():
         "general": {"notify": False, "on_new_mail": "{hook}"},
         "account test": dc.account("alice", mailboxes=["INBOX", other]),
     })
-    if not ok(wait_idle(mw, 2), "both mailboxes idle"):
+    if not ok(wait_idle(mw, 2), "both mailboxes watched"):
         return
     first = [("INBOX", dc.append("alice", "INBOX",
                                  mwtest.make_message("one"))),
@@ -561,7 +561,7 @@ def test_sigkill_after_announce():
     away = ("INBOX", dc.append("alice", "INBOX",
                                mwtest.make_message("while dead")))
     mw.start()  # still registered: it was never stop()ped
-    if not ok(wait_idle(mw, 4), "started again: both mailboxes idle"):
+    if not ok(wait_idle(mw, 4), "started again: both mailboxes watched"):
         return
     mw.wait_hooks(4, 15)
     s, recs = sentinel(dc, mw, "alice", other, 4, "after SIGKILL")
@@ -593,7 +593,7 @@ def test_sigkill_right_after_start():
         "account test": dc.account("alice", mailboxes=["INBOX"] + others),
         "account bob": dc.account("bob"),
     })
-    if not ok(wait_idle(mw, 5), "five mailboxes idle"):
+    if not ok(wait_idle(mw, 5), "five mailboxes watched"):
         return
     mw.signal(signal.SIGKILL)
     ok(mw.wait_exit(10) is not None, "SIGKILL: mailwatch is gone")
@@ -603,7 +603,7 @@ def test_sigkill_right_after_start():
     away = [(box, dc.append("alice", box, mwtest.make_message("away")))
             for box in ["INBOX"] + others]
     mw.start()  # still registered: it was never stop()ped
-    if not ok(wait_idle(mw, 10), "started again: five mailboxes idle"):
+    if not ok(wait_idle(mw, 10), "started again: five mailboxes watched"):
         return
     recs = mw.wait_hooks(len(away), 15)
     ok(sorted(hook_keys(recs)) == sorted(away),

@@ -84,7 +84,7 @@ def test_ready_without_server():
                           sd_notify=True, args=())
     ok(mw.wait_sd_notify(r"^READY=1$", 5),
        "READY=1 with the IMAP server unreachable")
-    ok(last_status_matches(mw, r"^0/1 mailboxes idle; down/INBOX: "
+    ok(last_status_matches(mw, r"^0/1 mailboxes watched; down/INBOX: "
                            r"reconnecting in \d+ s$", 5),
        "STATUS says 'down/INBOX: reconnecting in N s'",
        statuses(mw))
@@ -109,16 +109,16 @@ def test_status_follows_the_server():
                            "account test": dc.account("alice")},
                           sd_notify=True)
     ok(mw.wait_sd_notify(r"^READY=1$", 5), "READY=1")
-    ok(last_status_matches(mw, r"^1/1 mailboxes idle$", 10),
-       "STATUS=1/1 mailboxes idle once in IDLE", statuses(mw))
+    ok(last_status_matches(mw, r"^1/1 mailboxes watched$", 10),
+       "STATUS=1/1 mailboxes watched once in IDLE", statuses(mw))
     dc.stop_server()
-    ok(last_status_matches(mw, r"^0/1 mailboxes idle; test/INBOX: "
+    ok(last_status_matches(mw, r"^0/1 mailboxes watched; test/INBOX: "
                            r"reconnecting in \d+ s$", 10),
        "server stopped: STATUS 'test/INBOX: reconnecting in N s'",
        statuses(mw))
     dc.start()
-    ok(last_status_matches(mw, r"^1/1 mailboxes idle$", 15),
-       "server back: STATUS=1/1 mailboxes idle again", statuses(mw)[-5:])
+    ok(last_status_matches(mw, r"^1/1 mailboxes watched$", 15),
+       "server back: STATUS=1/1 mailboxes watched again", statuses(mw)[-5:])
     ok(assignments(mw, "READY") == 1, "READY=1 still sent only once")
     rc = mw.stop()
     msgs = mw.sd_notify_messages()
@@ -189,8 +189,8 @@ def test_reload_invalid_config():
     ok("RELOADING=1" in msgs and assignments(mw, "READY") == n_ready + 1
        and msgs.index("RELOADING=1") < len(msgs) - 1,
        "RELOADING=1 then READY=1", msgs[-4:])
-    ok(last_status_matches(mw, r"^1/1 mailboxes idle$", 5),
-       "STATUS still 1/1 mailboxes idle", statuses(mw)[-3:])
+    ok(last_status_matches(mw, r"^1/1 mailboxes watched$", 5),
+       "STATUS still 1/1 mailboxes watched", statuses(mw)[-3:])
     uid = dc.append("alice", "INBOX", mwtest.sample_message("01"))
     recs = mw.wait_hooks(1, 10)
     ok(recs and recs[0].get("MAILWATCH_UID") == str(uid),
