@@ -604,6 +604,17 @@ fail:
 	return -EPROTO;
 }
 
+/* Bytes OpenSSL already holds (its read-ahead took more than a record)
+ * wake no epoll: comes back for them from the loop. */
+static void
+read_pending_later(struct transport *t)
+{
+	if (!t->paused && t->ssl && SSL_has_pending(t->ssl)) {
+		t->read_more = true;
+		sd_event_source_set_enabled(t->defer, SD_EVENT_ONESHOT);
+	}
+}
+
 /* The handshake finished and the peer verified: the connection is open.
  * Calls connected or tls_ready (the caller checks t->dead after). */
 static void
@@ -618,6 +629,8 @@ tls_established(struct transport *t)
 	flush(t);
 	if (t->state != ST_OPEN)
 		return;
+	/* The read that ended the handshake may have taken the greeting. */
+	read_pending_later(t);
 	if (t->starttls) {
 		if (t->cb.tls_ready)
 			t->cb.tls_ready(t->ud);
@@ -791,12 +804,8 @@ do_read(struct transport *t)
 		if (t->dead || t->state != ST_OPEN)
 			return;
 	}
-	/* Yielded (or paused: transport_pause() comes back). Bytes OpenSSL
-	 * already holds wake no epoll: come back from the loop for them. */
-	if (!t->paused && t->ssl && SSL_has_pending(t->ssl)) {
-		t->read_more = true;
-		sd_event_source_set_enabled(t->defer, SD_EVENT_ONESHOT);
-	}
+	/* Yielded (or paused: transport_pause() comes back). */
+	read_pending_later(t);
 }
 
 /* ---- connecting ---- */

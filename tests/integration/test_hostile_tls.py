@@ -10,6 +10,7 @@ in the clear, and no retry where retrying cannot help."""
 
 import os
 import re
+import ssl
 import sys
 import time
 
@@ -58,6 +59,25 @@ def test_tls_dribble():
     h.announced(uids, what, timeout=30)
     ok(srv.connection_count() == 1, "%s: no reconnect needed" % what)
     h.memory_ok(what)
+    h.finish(what)
+
+
+def test_tls12_greeting_in_handshake_read():
+    """TLS 1.2: the server's Finished and its greeting in one segment, so
+    that OpenSSL's read-ahead takes the greeting while it ends the
+    handshake. Nothing more comes from the socket, so nothing wakes the
+    loop for it: the session must still start at once."""
+    what = "TLS 1.2 greeting read with the handshake"
+    ctx, ca = fakeimap.tls_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    srv = fakeimap.FakeImap(password=Hostile.PASSWORD, ssl_context=ctx)
+    srv.tls_cork = True
+    h = Hostile(srv=srv, account={"tls": "implicit", "ca_file": ca})
+    ok(h.mw.wait_log(r"connected to 127\.0\.0\.1:\d+: TLSv1\.2", 10),
+       "%s: TLS 1.2 negotiated" % what, h.mw.log_tail(10))
+    uid = srv.add_message(subject="after a TLS 1.2 greeting")
+    h.announced([uid], what, timeout=10)
+    ok(srv.connection_count() == 1, "%s: no reconnect needed" % what)
     h.finish(what)
 
 
@@ -179,6 +199,7 @@ def test_preauth_in_the_clear():
 
 
 mwtest.main(test_tls_cut_mid_literal, test_tls_dribble,
+            test_tls12_greeting_in_handshake_read,
             test_tls_endless_line, test_starttls_works,
             test_starttls_injection, test_starttls_missing,
             test_starttls_refused, test_preauth_in_the_clear)

@@ -54,6 +54,10 @@ Faults are scripted per test:
   conn.send(b) / conn.sendline(s) / conn.close() / conn.dribble = seconds
                                    (every later byte written alone, with
                                    that sleep between bytes).
+  srv.tls_cork = True              with implicit TLS, the end of the
+                                   handshake and the greeting leave in one
+                                   TCP segment (TCP_CORK until the
+                                   greeting is sent).
 
 More mailboxes than INBOX (NOTIFY, RFC 5465, and STATUS):
 
@@ -503,6 +507,7 @@ class FakeImap:
         self.refuse_login = None
         self.send_uidnext = send_uidnext
         self.ssl_context = ssl_context
+        self.tls_cork = False
         self.starttls = starttls and ssl_context is not None
         if self.starttls and "STARTTLS" not in caps.split():
             caps += " STARTTLS"
@@ -556,6 +561,8 @@ class FakeImap:
             if not self.nagle:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ssl_context is not None and not self.starttls:
+                if self.tls_cork:
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
                 try:
                     s.settimeout(_t(10))
                     s = self.ssl_context.wrap_socket(s, server_side=True)
@@ -810,8 +817,11 @@ class FakeImap:
                 return not conn.closed
         if self._take_inject(conn, "greeting"):
             return not conn.closed
-        return conn.sendline("* OK [CAPABILITY %s] fakeimap ready" %
+        sent = conn.sendline("* OK [CAPABILITY %s] fakeimap ready" %
                              self.caps)
+        if self.tls_cork and conn.tls:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        return sent
 
     def _dispatch(self, conn, line):
         if conn.idle_tag is not None:
