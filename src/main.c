@@ -108,14 +108,14 @@ running_describe(const struct running *r)
 /* Keeps systemd's STATUS= current: "3/4 mailboxes watched; work/INBOX:
  * reconnecting in 30 s", and for an account of several mailboxes how they
  * are watched ("lists: 20 mailboxes over 2 connections (NOTIFY)"). The
- * mailboxes of an account not watching count as not watched. Sent only when
- * it changed (an unseen count moving comes here too, for the D-Bus
+ * mailboxes of an account not watching count as not watched. Sent only
+ * when it changed (an unseen count moving comes here too, for the D-Bus
  * service). */
 static void
 update_status(void *ud)
 {
 	struct daemon *d = ud;
-	size_t idle = 0, total = 0, off;
+	size_t watched = 0, total = 0, off;
 	char *s = d->status;
 
 	if (d->stopping)
@@ -126,10 +126,10 @@ update_status(void *ud)
 				 ? account_run_mailboxes(d->run[i]->acct)
 				 : d->run[i]->a->n_mailboxes;
 		if (d->run[i]->acct)
-			idle += account_run_watched(d->run[i]->acct);
+			watched += account_run_watched(d->run[i]->acct);
 	}
-	off = snprintf(s, sizeof(d->status), "STATUS=%zu/%zu mailboxes watched",
-		       idle, total);
+	off = snprintf(s, sizeof(d->status),
+		       "STATUS=%zu/%zu mailboxes watched", watched, total);
 	for (size_t i = 0; i < d->n_run && off < sizeof(d->status); i++) {
 		struct running *r = d->run[i];
 

@@ -81,7 +81,7 @@ struct hook_run {
 	char *account, *mailbox;      /* owned copies, for log lines */
 	char *name;		      /* "hook ARGV0", for the child's log */
 	char **argv;		      /* owned */
-	char **vars; /* owned "MAILWATCH_*=value" strings; NULL once started */
+	char **vars;		      /* owned MAILWATCH_*; NULL once started */
 	unsigned timeout;	      /* seconds; 0: none */
 	struct child *child;	      /* from the start until it is over */
 	bool timed_out;		      /* SIGTERM sent after the timeout */
@@ -375,7 +375,8 @@ start_queued(struct hook_sink *hs)
 }
 
 /* Starts argv now when few enough hooks run, else queues it. Takes over
- * vars (see env_build()). A detached command (on_click) has no timeout and is not killed. */
+ * vars (see env_build()). A detached command (on_click) has no timeout
+ * and is not killed. */
 static void
 hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 	    char *const *argv, char **vars, bool detached, uint32_t uid)

@@ -508,8 +508,8 @@ make_ctx(struct transport *t, char *errmsg, size_t size)
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* One recv() for as much as its buffer holds, not one for each
 	 * record's header and one for its body: a push costs one system call
-	 * fewer. What it holds beyond the record wakes no epoll: do_read()
-	 * comes back for it (SSL_has_pending()). */
+	 * fewer. What it holds beyond the record wakes no epoll:
+	 * read_pending_later() comes back for it. */
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (t->ca_file)

@@ -50,9 +50,8 @@ def main():
                                mw.log()[mark:]))
         ok(tries == 1, "%s: one EXAMINE, no retry loop (%d)" % (what, tries))
         # systemctl status: said as it is, not as a lost connection.
-        rx = re.compile(r"a/%s: cannot open the mailbox; trying again in "
-                        r"\d+ s" % re.escape(name))
-        status = mw.wait_sd_notify(rx.pattern, 5)
+        status = mw.wait_sd_notify(r"a/%s: cannot open the mailbox; trying "
+                                   r"again in \d+ s" % re.escape(name), 5)
         ok(status, "%s: STATUS= says the mailbox cannot be opened (%r)"
            % (what, (mw.sd_notify_messages() or [""])[-1]))
 
