@@ -302,17 +302,19 @@ start_list(struct account_run *ar, bool status)
 static void
 kick(struct account_run *ar)
 {
-	size_t sent = 0;
-	bool checks = false;
+	struct box *fetch = NULL;
+	size_t checks = 0, sent = 0;
 
 	if (ar->stopping)
 		return;
-	for (size_t i = 0; i < ar->n; i++)
-		checks = checks || ar->box[i]->check;
+	/* One pass: with 1000 mailboxes this runs at every push. */
+	for (size_t i = 0; i < ar->n; i++) {
+		checks += ar->box[i]->check;
+		if (!fetch && ar->box[i]->fetch)
+			fetch = ar->box[i];
+	}
 	if (!ar->fetcher) {
-		for (size_t i = 0; i < ar->n; i++)
-			checks = checks || ar->box[i]->fetch;
-		if (checks || ar->list_due)
+		if (checks || fetch || ar->list_due)
 			ar->fetcher = new_watcher(ar, NULL, false);
 		return;
 	}
@@ -322,7 +324,8 @@ kick(struct account_run *ar)
 		start_list(ar, checks && watcher_list_status(ar->fetcher));
 		return;
 	}
-	for (size_t i = 0; i < ar->n && sent < SESSION_MAX_PIPELINE; i++) {
+	for (size_t i = 0; checks && i < ar->n && sent < SESSION_MAX_PIPELINE;
+	     i++) {
 		if (ar->box[i]->check) {
 			ar->box[i]->check = false;
 			watcher_status(ar->fetcher,
@@ -330,16 +333,11 @@ kick(struct account_run *ar)
 			sent++;
 		}
 	}
-	if (sent)
+	if (sent || !fetch)
 		return;
-	for (size_t i = 0; i < ar->n; i++) {
-		if (ar->box[i]->fetch) {
-			ar->box[i]->fetch = false;
-			ar->fetching = ar->box[i];
-			watcher_examine(ar->fetcher, ar->box[i]->mb);
-			return;
-		}
-	}
+	fetch->fetch = false;
+	ar->fetching = fetch;
+	watcher_examine(ar->fetcher, fetch->mb);
 }
 
 /* ---- the connection budget ---- */
