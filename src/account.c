@@ -36,6 +36,7 @@ struct box {
 	bool swept;        /* checked every poll_interval on the fetcher */
 	bool check;        /* to be checked with STATUS on the fetcher */
 	bool fetch;        /* to be EXAMINEd and fetched on the fetcher */
+	struct box *fetch_next; /* in the fetch queue, while fetch */
 	bool watched;      /* a STATUS came for it (or w is idle) */
 	bool failed;       /* the server refused it (logged once) */
 	bool asked;        /* its STATUS asked of the LIST under way */
@@ -75,6 +76,10 @@ struct account_run {
 	bool listed_over;         /* more than LISTED_MAX: warned */
 	struct watcher *fetcher;  /* fetch mode, once needed */
 	struct box *fetching;     /* the box the fetcher is catching up */
+	/* The boxes with fetch set, first come first, so that a push costs
+	 * no scan of every mailbox. */
+	struct box *fetch_head, *fetch_tail;
+	bool check_due;           /* a box's check may be set */
 	enum mode mode;
 	unsigned budget;          /* connections, at most max_connections */
 	unsigned gen;             /* counts NOTIFY sessions */
@@ -299,20 +304,50 @@ start_list(struct account_run *ar, bool status)
 /* Gives the fetcher its next work: a LIST due, or the STATUS checks due
  * (as one LIST-STATUS where offered, else STATUS commands, pipelined),
  * else one mailbox to catch up. */
+/* Queues b for the fetcher (once). */
+static void
+want_fetch(struct account_run *ar, struct box *b)
+{
+	if (b->fetch)
+		return;
+	b->fetch = true;
+	b->fetch_next = NULL;
+	if (ar->fetch_tail)
+		ar->fetch_tail->fetch_next = b;
+	else
+		ar->fetch_head = b;
+	ar->fetch_tail = b;
+}
+
+/* Queues the boxes of box[] with fetch set again, in their order: after
+ * box[] changed, since gone ones must leave the queue. */
+static void
+requeue_fetches(struct account_run *ar)
+{
+	ar->fetch_head = ar->fetch_tail = NULL;
+	for (size_t i = 0; i < ar->n; i++)
+		if (ar->box[i]->fetch) {
+			ar->box[i]->fetch = false;
+			want_fetch(ar, ar->box[i]);
+		}
+}
+
+/* Gives the fetcher its next work: a LIST due, or the STATUS checks due
+ * (as one LIST-STATUS where offered, else STATUS commands, pipelined),
+ * else the first mailbox queued to catch up. */
 static void
 kick(struct account_run *ar)
 {
-	struct box *fetch = NULL;
+	struct box *fetch = ar->fetch_head;
 	size_t checks = 0, sent = 0;
 
 	if (ar->stopping)
 		return;
-	/* One pass: with 1000 mailboxes this runs at every push. */
-	for (size_t i = 0; i < ar->n; i++) {
+	/* Counted only while some may be due: with NOTIFY and 1000
+	 * mailboxes this runs at every push. */
+	for (size_t i = 0; ar->check_due && i < ar->n; i++)
 		checks += ar->box[i]->check;
-		if (!fetch && ar->box[i]->fetch)
-			fetch = ar->box[i];
-	}
+	ar->check_due = checks > 0;
 	if (!ar->fetcher) {
 		if (checks || fetch || ar->list_due)
 			ar->fetcher = new_watcher(ar, NULL, false);
@@ -335,6 +370,9 @@ kick(struct account_run *ar)
 	}
 	if (sent || !fetch)
 		return;
+	ar->fetch_head = fetch->fetch_next;
+	if (!ar->fetch_head)
+		ar->fetch_tail = NULL;
 	fetch->fetch = false;
 	ar->fetching = fetch;
 	watcher_examine(ar->fetcher, fetch->mb);
@@ -369,7 +407,7 @@ check_swept(struct account_run *ar)
 {
 	for (size_t i = 0; i < ar->n; i++)
 		if (ar->box[i]->swept || refused_on_fetcher(ar->box[i]))
-			ar->box[i]->check = true;
+			ar->box[i]->check = ar->check_due = true;
 	kick(ar);
 }
 
@@ -435,7 +473,7 @@ assign(struct account_run *ar)
 
 		b->swept = !b->notified && given++ >= own;
 		if (b->swept && !was)
-			b->check = true;
+			b->check = ar->check_due = true;
 		if (!b->swept && !b->notified && !b->w) {
 			b->w = new_watcher(ar, b->mb, false);
 		} else if ((b->swept || b->notified) && b->w) {
@@ -554,11 +592,11 @@ w_status(void *ud, const char *name, const struct session_status *st)
 	else
 		b->watched = true;
 	if (b == ar->fetching) {
-		b->fetch = true; /* being caught up: once more after */
+		want_fetch(ar, b); /* being caught up: once more after */
 		if (st->have & SESSION_ST_UNSEEN)
 			mailbox_set_unseen(b->mb, st->unseen);
 	} else if (mailbox_status(b->mb, st, wall_now(ar))) {
-		b->fetch = true;
+		want_fetch(ar, b);
 	}
 	if (mailbox_unseen(b->mb) != unseen)
 		changed(ar); /* for the D-Bus service */
@@ -575,13 +613,14 @@ w_ready(void *ud, struct watcher *w, struct mailbox *done)
 	/* A catch-up cut short by a reconnect is done again, and so is a
 	 * LIST. */
 	if (ar->fetching && ar->fetching->mb != done)
-		ar->fetching->fetch = true;
+		want_fetch(ar, ar->fetching);
 	ar->fetching = NULL;
 	if (ar->listing) {
 		ar->listing = false;
 		ar->list_due = ar->discovering;
 		for (size_t i = 0; i < ar->n; i++) {
 			ar->box[i]->check |= ar->box[i]->asked;
+			ar->check_due |= ar->box[i]->asked;
 			ar->box[i]->asked = false;
 		}
 		forget_listed(ar);
@@ -749,6 +788,7 @@ apply_list(struct account_run *ar)
 	ar->box = v;
 	ar->n = n;
 	index_boxes(ar);
+	requeue_fetches(ar);
 	if (!first_kept && n_old)
 		close_box(ar, old[0]); /* before its others are changed */
 	if (added || removed || !first_kept)
