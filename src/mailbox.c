@@ -698,6 +698,11 @@ mailbox_batch_end(struct mailbox *mb)
 	}
 	mb->batch_max = 0;
 	mb->catching_up = false;
+	/* Caught up while a connection that does not select it follows it
+	 * (a STATUS came since that one connected): it was seen whole, and
+	 * what the next EXAMINE finds arrived while followed. */
+	if (mb->status_seen)
+		mb->followed = true;
 	end_rebase(mb);
 }
 

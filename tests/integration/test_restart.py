@@ -363,6 +363,43 @@ def test_catch_up_modes():
     finish(mw, "mailwatch (catch_up = notify, 20)")
 
 
+def test_skip_then_live():
+    """catch_up = skip in a mailbox NOTIFY follows (not the selected one,
+    so the second connection fetches it): what arrived while mailwatch
+    was stopped is skipped, and mail that comes right after that catch-up
+    is live mail, announced. It was taken for more mail from while away,
+    and skipped too, until a STATUS showed the mailbox with nothing new."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", "Work")
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "catch_up": "skip",
+                    "on_new_mail": "{hook}"},
+        "account test": dc.account("alice", mailboxes=["INBOX", "Work"]),
+    }, sd_notify=True)
+    mw.wait_sd_notify(r"^STATUS=2/2 mailboxes watched", 15)
+    s, recs = sentinel(dc, mw, "alice", "Work", 0, "first run")
+    if not ok(uids_of(recs) == [s], "first run: Work announced"):
+        return
+    mw.stop()
+    dc.append_many("alice", "Work", [mwtest.make_message("away %d" % i)
+                                     for i in range(2)])
+    mark = len(restart(mw).log())
+    ok(mw.wait_log(r"test/Work: not announcing 2 messages that arrived "
+                   r"while away", 15, since=mark),
+       "second run: the 2 from while away skipped")
+    live = []
+    for i in range(3):
+        live.append(dc.append("alice", "Work",
+                              mwtest.make_message("live %d" % i)))
+        mw.wait_hooks(2 + i, 10)
+    mw.settle(0.3)
+    got = uids_of(mw.hook_records())[1:]
+    ok(got == live, "each live message after the catch-up announced once",
+       "hook UIDs %s, live %s" % (got, live))
+    finish(mw, "mailwatch (catch_up = skip, then live)")
+
+
 def test_catch_up_of_nothing():
     """While mailwatch was stopped a message came and went (expunged): the
     mailbox is empty but UIDNEXT moved on. With catch_up = skip, or
@@ -838,6 +875,7 @@ if __name__ == "__main__":
                 test_state_files_kept_apart,
                 test_uidvalidity_change,
                 test_catch_up_modes,
+                test_skip_then_live,
                 test_catch_up_of_nothing,
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,

@@ -777,6 +777,48 @@ test_status(void)
 	       "the mark moved");
 }
 
+/* A mailbox followed by STATUS (NOTIFY, or the checks) that had mail
+ * while away: the catch-up is one, and what the pushes announce after it
+ * is live mail, one by one, even with catch_up = skip. */
+static void
+test_status_after_catch_up(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	account.d.catch_up = CATCH_UP_SKIP;
+	put_state("pushed", 5, 20, T0, 20);
+	mb = mailbox_new(&env, &account, "pushed");
+	ok(status3(mb, 5, 23, 22, T0 + 60),
+	   "mail while away: the first STATUS asks for a fetch");
+	is_int(examined(mb, 5, 23, 22, T0 + 60, &by_date), 21,
+	       "the catch-up fetches from the mark");
+	fetched(mb, 21, 21, "", "Away", NULL);
+	fetched(mb, 22, 22, "", "Away too", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "", "catch_up = skip: what came while away is skipped");
+	ok(status3(mb, 0, 24, 23, T0 + 61),
+	   "a push: UIDNEXT moved, fetch");
+	is_int(examined(mb, 5, 24, 23, T0 + 61, &by_date), 23,
+	       "the fetch starts past the catch-up");
+	fetched(mb, 23, 23, "", "Live", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 23 v5 Live; done 1; ",
+	       "mail pushed after the catch-up is live: announced");
+	/* The follower lost: what the next look finds came while away. */
+	mailbox_unfollowed(mb);
+	ok(status3(mb, 0, 25, 24, T0 + 62),
+	   "after the follower's reconnect: UIDNEXT moved, fetch");
+	is_int(examined(mb, 5, 25, 24, T0 + 62, &by_date), 24,
+	       "the fetch starts at the mark");
+	uid_flags(mb, 23, 23, ""); /* the one announced, still unread */
+	fetched(mb, 24, 24, "", "Away again", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "", "mail from the follower's outage is a catch-up");
+	mailbox_free(&mb);
+	account.d.catch_up = CATCH_UP_NOTIFY;
+}
+
 /* A STATUS of flags alone, as NOTIFY pushes it for FlagChange: UNSEEN
  * and, when modseq is not 0, HIGHESTMODSEQ. */
 static bool
@@ -1012,6 +1054,7 @@ main(void)
 	test_rebase_cut_short();
 	test_status();
 	test_status_withdraw();
+	test_status_after_catch_up();
 	test_appeared();
 	test_renumbered();
 
