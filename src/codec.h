@@ -405,3 +405,9 @@ void codec_enc_uid_fetch(struct codec_buf *b, const char *tag,
  * only the form the encoder produces, so encode(decode(s)) == s. */
 char *codec_mutf7_encode(const char *utf8);
 char *codec_mutf7_decode(const char *mutf7);
+/* The UTF-8 name of a mailbox as a server sent it (caller frees): raw
+ * decoded from modified UTF-7; or, when raw has 8-bit bytes, raw itself
+ * if it is strict UTF-8 without control characters, as Dovecot 2.3 names
+ * mailboxes in the STATUS that NOTIFY pushes (modified UTF-7 is ASCII, so
+ * no name reads two ways). NULL when it is neither. */
+char *codec_mailbox_name(const char *raw);

@@ -255,3 +255,21 @@ fail:
 	free(out);
 	return NULL;
 }
+
+char *
+codec_mailbox_name(const char *raw)
+{
+	const unsigned char *p = (const unsigned char *)raw;
+	bool eight = false;
+	uint32_t cp;
+
+	for (const unsigned char *q = p; *q; q++)
+		eight |= *q >= 0x80;
+	if (!eight)
+		return codec_mutf7_decode(raw);
+	while (*p)
+		if (!utf8_next(&p, &cp) || cp < 0x20 || cp == 0x7f ||
+		    (cp >= 0x80 && cp < 0xa0))
+			return NULL;
+	return xstrdup(raw);
+}

@@ -1696,17 +1696,17 @@ on_vanished(struct session *s, const struct codec_response *r)
 }
 
 /* The UTF-8 name of a mailbox a what response names (caller frees), or
- * NULL, logged, when it is not modified UTF-7 (a NUL in a literal
- * included). */
+ * NULL, logged, when it is neither modified UTF-7 nor UTF-8 (a NUL in a
+ * literal included): see codec_mailbox_name(). */
 static char *
 decode_name(struct session *s, const struct codec_str *n, const char *what)
 {
-	char *name = strlen(n->ptr) == n->len ? codec_mutf7_decode(n->ptr)
+	char *name = strlen(n->ptr) == n->len ? codec_mailbox_name(n->ptr)
 					      : NULL;
 
 	if (!name)
-		log_warn(s->o.log, "%s of a mailbox whose name is not "
-				   "modified UTF-7; ignored",
+		log_warn(s->o.log, "%s of a mailbox whose name is neither "
+				   "modified UTF-7 nor UTF-8; ignored",
 			 what);
 	return name;
 }

@@ -36,9 +36,10 @@ from test_watch import finish, need_binaries  # noqa: E402
 ACCOUNT = "a"
 WATCHED = mwtest.WATCHED
 FOLDERS = ["Lists/dev", "Lists/announce", "Lists/dev/daily", "Work",
-           "Archive/2020", "Trash", "Junk", "Sent", "Drafts"]
+           "Caf\u00e9", "Archive/2020", "Trash", "Junk", "Sent", "Drafts"]
 # What "*" less ignore_mailboxes = Archive* takes.
-TAKEN = ["INBOX", "Lists/announce", "Lists/dev", "Lists/dev/daily", "Work"]
+TAKEN = ["INBOX", "Lists/announce", "Lists/dev", "Lists/dev/daily", "Work",
+         "Caf\u00e9"]
 LEFT_OUT = ["Archive/2020", "Trash", "Junk", "Sent", "Drafts"]
 POLL = 10       # poll_interval: the smallest allowed
 # Deadlines (wait_* scale them by MWTEST_TIMEOUT_SCALE):
@@ -116,12 +117,17 @@ def star(notify):
     n = dc.connections("alice")
     ok(n <= (2 if notify else 3), "%s: %d connections" % (mode, n))
 
+    # Dovecot 2.3's NOTIFY pushes the STATUS of Caf\u00e9 with its name in
+    # UTF-8, not modified UTF-7.
     want = [deliver(dc, "Work", "work"), deliver(dc, "Lists/dev/daily",
-                                                 "daily")]
+                                                 "daily"),
+            deliver(dc, "Caf\u00e9", "cafe")]
     deliver(dc, "Trash", "trash")
-    recs = mw.wait_hooks(2, late)
-    ok(keys(recs) == sorted(want), "%s: mail in two folders announced"
+    recs = mw.wait_hooks(3, late)
+    ok(keys(recs) == sorted(want), "%s: mail in three folders announced"
        % mode, "got %s" % keys(recs))
+    ok("neither modified UTF-7" not in mw.log(),
+       "%s: no mailbox name refused" % mode)
 
     # Created by another client while running: watched, its mail
     # announced.

@@ -1254,6 +1254,39 @@ mutf7_pair(const char *mutf7, const char *utf8)
 	free(e);
 }
 
+/* codec_mailbox_name(): modified UTF-7, or UTF-8 as Dovecot's NOTIFY
+ * sends it. */
+static void
+test_mailbox_name(void)
+{
+	static const struct {
+		const char *raw, *want;
+	} cases[] = {
+	    {"Caf&AOk-", "Caf\xc3\xa9"}, /* modified UTF-7 */
+	    {"Caf\xc3\xa9", "Caf\xc3\xa9"}, /* UTF-8 */
+	    {"INBOX", "INBOX"},
+	    {"&2D3eAA-", "\xf0\x9f\x98\x80"},
+	    {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+	    {"bad&-name&", NULL},   /* neither */
+	    {"caf\xc3", NULL},      /* truncated UTF-8 */
+	    {"\xc0\xaf", NULL},     /* overlong */
+	    {"\xed\xa0\x80", NULL}, /* surrogate */
+	    {"a\xc2\x85" "b", NULL}, /* C1 control */
+	    {"\xc3\xa9\tx", NULL},  /* C0 control beside 8-bit */
+	    {"\xc3\xa9\x7f", NULL}, /* DEL */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char *got = codec_mailbox_name(cases[i].raw);
+
+		if (cases[i].want)
+			is_str(got, cases[i].want, "mailbox name %zu", i);
+		else
+			ok(!got, "mailbox name %zu refused", i);
+		free(got);
+	}
+}
+
 static void
 test_mutf7(void)
 {
@@ -1493,6 +1526,7 @@ main(void)
 	test_errors();
 	test_encoder();
 	test_mutf7();
+	test_mailbox_name();
 	test_internaldate();
 	test_transcripts();
 	return tap_done();

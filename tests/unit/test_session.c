@@ -1723,6 +1723,11 @@ test_list(int bytewise)
 	     "* LIST () NIL \"Caf&AOk-\"\r\n"
 	     "* STATUS \"Caf&AOk-\" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 4 "
 	     "UNSEEN 0)\r\n"
+	     /* Dovecot 2.3's NOTIFY names it in UTF-8. */
+	     "* STATUS {5}\r\nCaf\xc3\xa9 (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 4 "
+	     "UNSEEN 1)\r\n"
+	     "* STATUS {4}\r\nca\xff\xfe (MESSAGES 1 UIDNEXT 2)\r\n"
+	     "* STATUS {4}\r\nc\xc2\x85" "d (MESSAGES 1 UIDNEXT 2)\r\n"
 	     "* LIST () \"/\" \"bad&-name&\"\r\n",
 	     bytewise, SEC);
 	{
@@ -1739,9 +1744,10 @@ test_list(int bytewise)
 	       "listed Lists / (\\Noselect \\HasChildren); "
 	       "listed Trash / (\\HasNoChildren \\Trash); "
 	       "listed Caf\xc3\xa9 0 (); status Caf\xc3\xa9 4/1/0/0; "
-	       "list_end ok; ready; ",
-	       "each mailbox, its STATUS, the end, ready (names that are "
-	       "not modified UTF-7, or hold a NUL, left out)");
+	       "status Caf\xc3\xa9 4/2/1/1; list_end ok; ready; ",
+	       "each mailbox, its STATUS, the end, ready (names in UTF-8 "
+	       "taken; names neither modified UTF-7 nor UTF-8, with a C1 "
+	       "control, or with a NUL, left out)");
 	session_list(s, pats, 1, false, 2 * SEC);
 	drain(s, &r);
 	sent(&r, "m3 LIST \"\" (\"*\") RETURN (SPECIAL-USE)\r\n",
