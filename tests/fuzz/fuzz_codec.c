@@ -121,6 +121,21 @@ check_mutf7(const char *m)
 	free(d);
 }
 
+/* A mailbox name that is taken (modified UTF-7 or UTF-8) is one the
+ * encoder can write back: strict UTF-8. */
+static void
+check_name(const char *raw)
+{
+	char *d = codec_mailbox_name(raw), *e;
+
+	if (!d)
+		return;
+	e = codec_mutf7_encode(d);
+	CHECK(e != NULL);
+	free(e);
+	free(d);
+}
+
 /* A date-time the parser accepts, printed in UTC, parses back to the
  * same time (when its year still has four digits). */
 static void
@@ -197,9 +212,11 @@ h_response(uint64_t *h, const struct codec_response *r)
 		h_u64(h, (unsigned char)r->u.list_.delimiter);
 		h_str(h, &r->u.list_.mailbox);
 		check_mutf7(r->u.list_.mailbox.ptr);
+		check_name(r->u.list_.mailbox.ptr);
 		break;
 	case CODEC_STATUS:
 		h_str(h, &r->u.status.mailbox);
+		check_name(r->u.status.mailbox.ptr);
 		for (i = 0; i < r->u.status.n_items; i++) {
 			h_str(h, &r->u.status.items[i].name);
 			h_u64(h, r->u.status.items[i].value);
