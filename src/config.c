@@ -835,7 +835,7 @@ static void
 handle_key(struct parser *p, const char *name, const char *value)
 {
 	struct section *s = p->cur;
-	const char *where;
+	char where[160];
 	int k;
 
 	if (!strcmp(name, "password"))
@@ -849,7 +849,10 @@ handle_key(struct parser *p, const char *name, const char *value)
 		     name);
 		return;
 	}
-	where = p->kind == SEC_GENERAL ? "[general]" : "[account NAME]";
+	if (p->kind == SEC_GENERAL)
+		snprintf(where, sizeof(where), "[general]");
+	else
+		snprintf(where, sizeof(where), "[account %s]", s->a.name);
 	for (k = 0; k < N_KEYS; k++)
 		if (!strcmp(keys[k].name, name))
 			break;

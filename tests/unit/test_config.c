@@ -488,8 +488,9 @@ test_errors(void)
 	      "none"}},
 	    {"catch_up = all", {"invalid value 'all' for catch_up"}},
 	    {"urgency = high", {"invalid value 'high' for urgency"}},
+	    {"colour = red", {"unknown key 'colour' in [account a]"}},
 	    {"log_level = debug",
-	     {"key 'log_level' is not allowed in [account NAME] (only in "
+	     {"key 'log_level' is not allowed in [account a] (only in "
 	      "[general])"}},
 	    {"username = me", {NULL}},
 	    {"password = secret1", {NULL}},
@@ -520,7 +521,7 @@ test_errors(void)
 	     {"ca_file: 'relative.pem' must be absolute or start with '~/'"}},
 	    {"on_click = ", {NULL}},
 	    {"on_click = x",
-	     {"duplicate key 'on_click' (first set on line 37)"}},
+	     {"duplicate key 'on_click' (first set on line 38)"}},
 	    {"mailboxes = A, B\x01",
 	     {"mailboxes: mailbox name 2 is not valid UTF-8"}},
 	    {"  x, y, x", {"mailboxes: duplicate mailbox 'x'"}},
@@ -531,7 +532,7 @@ test_errors(void)
 	    {"= x", {"missing key name before '='"}},
 	    {"[account d] trailing", {"unexpected text after section header"}},
 	};
-	/* username = (line 34) gets its own message: */
+	/* username = (line 35) gets its own message: */
 	const char *empty_user = "username: empty value";
 	size_t n = sizeof(lines) / sizeof(*lines), len = 0;
 	char *text = xcalloc(1, 16384), *out;
@@ -557,7 +558,7 @@ test_errors(void)
 			n_msgs++;
 		}
 	}
-	has(out, "%s:34: %s", path, empty_user);
+	has(out, "%s:35: %s", path, empty_user);
 	is_int(count_lines(out), n_msgs, "errors: one message per problem");
 	ok(!strstr(out, "secret1"), "errors: password never logged");
 	ok(!strstr(out, "[account c]: missing required key 'username'"),
