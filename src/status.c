@@ -445,11 +445,18 @@ status_main(int argc, char **argv)
 
 	r = sd_bus_open_user(&bus);
 	if (r < 0) {
+		char *out = render(&snap, how, template);
+
 		fprintf(stderr, "mailwatch status: no session bus: %s\n",
 			r == -ENOMEDIUM ? "neither DBUS_SESSION_BUS_ADDRESS "
 					  "nor XDG_RUNTIME_DIR is set"
 					: strerror(-r));
-		return 1;
+		/* No mailwatch can be reached: said as when none runs, so
+		 * that a status bar shows it stopped. */
+		if (out)
+			fputs(out, stdout);
+		free(out);
+		return out ? STATUS_NOT_RUNNING : 2;
 	}
 	/* Before the first read, so that no change falls in between. */
 	if (follow) {

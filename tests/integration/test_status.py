@@ -250,4 +250,24 @@ def test_counts():
     finish(mw)
 
 
-mwtest.main(test_counts)
+def test_no_bus():
+    """No session bus to ask: said as when mailwatch is not running, so
+    that a status bar shows it stopped (exit status 3)."""
+    need_binaries()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")}
+    binary = os.environ.get("MAILWATCH_BIN") or os.path.join(
+        mwtest.REPO, "build", "asan", "mailwatch")
+    r = subprocess.run([binary, "status", "--json"], env=env,
+                       capture_output=True, text=True, timeout=10 * T)
+    try:
+        line = json.loads(r.stdout)
+    except ValueError:
+        line = {}
+    ok(r.returncode == 3 and line.get("class") == "stopped",
+       "no session bus: exit 3 and a 'stopped' line for the status bar",
+       "%s %r %r" % (r.returncode, r.stdout, r.stderr))
+    ok("no session bus" in r.stderr, "and stderr says why", r.stderr)
+
+
+mwtest.main(test_counts, test_no_bus)
