@@ -301,9 +301,6 @@ start_list(struct account_run *ar, bool status)
 	free(v);
 }
 
-/* Gives the fetcher its next work: a LIST due, or the STATUS checks due
- * (as one LIST-STATUS where offered, else STATUS commands, pipelined),
- * else one mailbox to catch up. */
 /* Queues b for the fetcher (once). */
 static void
 want_fetch(struct account_run *ar, struct box *b)

@@ -397,6 +397,17 @@ usage(FILE *f)
 	      f);
 }
 
+/* Says that template has an unknown placeholder; returns the exit
+ * status for it. */
+static int
+bad_template(const char *template)
+{
+	fprintf(stderr, "mailwatch status: unknown placeholder in --format "
+			"%s\n",
+		template);
+	return 2;
+}
+
 int
 status_main(int argc, char **argv)
 {
@@ -453,10 +464,11 @@ status_main(int argc, char **argv)
 					: strerror(-r));
 		/* No mailwatch can be reached: said as when none runs, so
 		 * that a status bar shows it stopped. */
-		if (out)
-			fputs(out, stdout);
+		if (!out)
+			return bad_template(template);
+		fputs(out, stdout);
 		free(out);
-		return out ? STATUS_NOT_RUNNING : 2;
+		return STATUS_NOT_RUNNING;
 	}
 	/* Before the first read, so that no change falls in between. */
 	if (follow) {
@@ -495,11 +507,7 @@ status_main(int argc, char **argv)
 			sd_bus_error_free(&err);
 			out = render(&snap, how, template);
 			if (!out) {
-				fprintf(stderr,
-					"mailwatch status: unknown placeholder "
-					"in --format %s\n",
-					template);
-				status = 2;
+				status = bad_template(template);
 				break;
 			}
 			if (!last || strcmp(out, last)) {
