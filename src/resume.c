@@ -31,13 +31,11 @@ resume_offset_usec(const struct timespec *boot, const struct timespec *mono)
 bool
 resume_clock_gap(int64_t *largest, int64_t off)
 {
-	if (off > *largest + GAP_USEC) {
-		*largest = off;
-		return true;
-	}
+	bool gap = off > *largest + GAP_USEC;
+
 	if (off > *largest)
 		*largest = off;
-	return false;
+	return gap;
 }
 
 static int64_t
