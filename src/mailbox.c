@@ -37,9 +37,18 @@ struct mailbox {
 	int64_t seen;
 	uint32_t messages;
 	int64_t unseen; /* unseen messages now, -1: not known */
+	/* Restores that leave UIDNEXT above the mark (CONDSTORE):
+	 * top_modseq is the highest HIGHESTMODSEQ the server gave under
+	 * uidvalidity (EXAMINE, STATUS, a change's FETCH; 0: none),
+	 * floor_modseq the one no new EXAMINE may be below unless the server
+	 * was restored: the state file's, raised to top_modseq when a
+	 * connection that selected the mailbox ends. Not top_modseq itself:
+	 * a STATUS on another connection can pass an EXAMINE under way. */
+	uint64_t top_modseq, floor_modseq;
 	/* What was last put in the state store. */
 	uint32_t saved_uidvalidity, saved_mark, saved_announced, saved_messages;
 	int64_t saved_seen;
+	uint64_t saved_modseq;
 	bool catching_up;          /* the first batch after a gap */
 	/* A connection that does not select it follows it (NOTIFY, or the
 	 * checks) and saw it with nothing new since: mail the next EXAMINE
@@ -166,28 +175,37 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	 * whole since. */
 	seen = m == mb->mark ? mb->seen : mb->saved_seen;
 	messages = m == mb->mark ? mb->messages : mb->saved_messages;
+	/* HIGHESTMODSEQ moves with every flag change: it goes with the
+	 * next write, or the last. */
 	if (final)
 		seen_moved = seen != mb->saved_seen ||
-			     messages != mb->saved_messages;
+			     messages != mb->saved_messages ||
+			     mb->top_modseq != mb->saved_modseq;
 	else
 		seen_moved = seen >= mb->saved_seen + SEEN_STEP ||
 			     seen < mb->saved_seen ||
 			     !messages != !mb->saved_messages;
+	/* HIGHESTMODSEQ lower than the saved one (the server was restored,
+	 * or gives none now) is written at once: the next start would take
+	 * the saved one for a restore. */
 	if (mb->rebasing || !mb->uidvalidity ||
 	    (m == mb->saved_mark && mb->mark == mb->saved_announced &&
-	     mb->uidvalidity == mb->saved_uidvalidity && !seen_moved))
+	     mb->uidvalidity == mb->saved_uidvalidity && !seen_moved &&
+	     mb->top_modseq >= mb->saved_modseq))
 		return;
 	state_store_put(mb->env.store, mb->name,
 			&(struct state){.uidvalidity = mb->uidvalidity,
 					.uid = m,
 					.seen = seen,
 					.messages = messages,
+					.modseq = mb->top_modseq,
 					.announced = mb->mark});
 	mb->saved_mark = m;
 	mb->saved_announced = mb->mark;
 	mb->saved_uidvalidity = mb->uidvalidity;
 	mb->saved_seen = seen;
 	mb->saved_messages = messages;
+	mb->saved_modseq = mb->top_modseq;
 }
 
 /* ---- announced messages (struct live) ---- */
@@ -270,9 +288,10 @@ live_resync_done(struct mailbox *mb)
  * announced. Returns the first UID to announce. */
 static uint32_t
 start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
-	     int64_t wall)
+	     uint64_t modseq, int64_t wall)
 {
 	mb->uidvalidity = uidvalidity;
+	mb->top_modseq = mb->floor_modseq = modseq;
 	mb->mark = mb->uidnext - 1;
 	mb->seen = wall;
 	mb->messages = exists;
@@ -285,11 +304,13 @@ start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
 /* The UIDs of the state say nothing of the mailbox now (see
  * uidvalidity_changed): the catch-up starts from nothing under
  * uidvalidity, and until it completes the state keeps what came before
- * (old_*), which comes back if the connection ends first. */
+ * (old_*, and floor_modseq), which comes back if the connection ends
+ * first. */
 static void
-begin_rebase(struct mailbox *mb, uint32_t uidvalidity)
+begin_rebase(struct mailbox *mb, uint32_t uidvalidity, uint64_t modseq)
 {
 	mb->rebasing = true;
+	mb->top_modseq = modseq;
 	mb->old_uidvalidity = mb->uidvalidity;
 	mb->old_mark = mb->mark;
 	mb->uidvalidity = uidvalidity;
@@ -307,7 +328,8 @@ begin_rebase(struct mailbox *mb, uint32_t uidvalidity)
  * now is announced. Hooks get the new UIDVALIDITY. */
 static uint32_t
 uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
-		    uint32_t exists, int64_t wall, bool *by_date_r)
+		    uint32_t exists, uint64_t modseq, int64_t wall,
+		    bool *by_date_r)
 {
 	char when[32];
 
@@ -327,9 +349,9 @@ uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
 				 "UIDVALIDITY changed from %u to %u; the "
 				 "mailbox is empty",
 				 mb->uidvalidity, uidvalidity);
-		return start_afresh(mb, uidvalidity, exists, wall);
+		return start_afresh(mb, uidvalidity, exists, modseq, wall);
 	}
-	begin_rebase(mb, uidvalidity);
+	begin_rebase(mb, uidvalidity, modseq);
 	time_text(mb->seen, when);
 	if (!mb->messages) {
 		log_warn(&mb->log,
@@ -349,14 +371,42 @@ uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
 	return 0;
 }
 
-/* The server's UIDNEXT is at or below the mark under the same UIDVALIDITY:
- * no message above UIDNEXT - 1 is there, yet more were handled. The
- * server was restored from a backup (or once reported a UID it did not
- * have), and numbers new mail with UIDs handled before: the mark says
- * nothing of what is new. Like a UIDVALIDITY change, the date scan finds
- * the unseen mail that arrived since the mailbox was last seen. */
+/* True when the EXAMINE shows that the server was restored from a backup
+ * under the same UIDVALIDITY (logged): UIDNEXT at or below the mark (no
+ * message above UIDNEXT - 1 is there, yet more were handled; or the
+ * server once reported a UID it did not have), or HIGHESTMODSEQ below
+ * floor_modseq (mod-sequences only grow). The second also tells a
+ * restore after which as many messages came as it lost, when those had
+ * changes of their own, such as being read. */
+static bool
+restored(struct mailbox *mb, const struct session_selected *sel)
+{
+	if (sel->uidnext && mb->mark >= sel->uidnext) {
+		log_warn(&mb->log,
+			 "UIDNEXT %u is not above UID %u, handled before "
+			 "under the same UIDVALIDITY: the server was restored "
+			 "from a backup (or reported a UID it does not have)",
+			 sel->uidnext, mb->mark);
+		return true;
+	}
+	if (sel->highestmodseq && sel->highestmodseq < mb->floor_modseq) {
+		log_warn(&mb->log,
+			 "HIGHESTMODSEQ %llu is below %llu, seen before under "
+			 "the same UIDVALIDITY: the server was restored from "
+			 "a backup",
+			 (unsigned long long)sel->highestmodseq,
+			 (unsigned long long)mb->floor_modseq);
+		return true;
+	}
+	return false;
+}
+
+/* The server was restored from a backup under the same UIDVALIDITY
+ * (restored()), and numbers new mail with UIDs handled before: the mark
+ * says nothing of what is new. Like a UIDVALIDITY change, the date scan
+ * finds the unseen mail that arrived since the mailbox was last seen. */
 static uint32_t
-renumbered(struct mailbox *mb, uint32_t exists, int64_t wall,
+renumbered(struct mailbox *mb, uint32_t exists, uint64_t modseq, int64_t wall,
 	   bool *by_date_r)
 {
 	char when[32];
@@ -364,19 +414,14 @@ renumbered(struct mailbox *mb, uint32_t exists, int64_t wall,
 	/* Their UIDs may now be other messages'. */
 	while (mb->n_live)
 		live_withdraw(mb, 0);
-	log_warn(&mb->log,
-		 "UIDNEXT %u is not above UID %u, handled before under the "
-		 "same UIDVALIDITY: the server was restored from a backup "
-		 "(or reported a UID it does not have)",
-		 mb->uidnext, mb->mark);
 	if (!exists || !mb->seen) {
 		if (exists)
 			log_info(&mb->log, "not knowing when the mailbox was "
 					   "last seen, announcing only new mail "
 					   "from now");
-		return start_afresh(mb, mb->uidvalidity, exists, wall);
+		return start_afresh(mb, mb->uidvalidity, exists, modseq, wall);
 	}
-	begin_rebase(mb, mb->uidvalidity);
+	begin_rebase(mb, mb->uidvalidity, modseq);
 	mb->since = mb->seen;
 	log_info(&mb->log, "catching up with the unseen mail that arrived "
 			   "since the mailbox was last seen (%s)",
@@ -391,11 +436,12 @@ renumbered(struct mailbox *mb, uint32_t exists, int64_t wall,
  * until that is over (and is started over if the connection ends
  * first). */
 static uint32_t
-appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, bool *by_date_r)
+appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, uint64_t modseq,
+		  bool *by_date_r)
 {
 	char when[32];
 
-	begin_rebase(mb, uidvalidity);
+	begin_rebase(mb, uidvalidity, modseq);
 	mb->since = mb->appeared;
 	log_info(&mb->log, "a new mailbox: catching up with the unseen mail "
 			   "that arrived since %s",
@@ -429,6 +475,7 @@ take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext)
 	mb->mark = st.announced;
 	mb->seen = st.seen;
 	mb->messages = st.messages;
+	mb->top_modseq = mb->floor_modseq = st.modseq;
 	mb->appeared = 0;
 	save_soon(mb);
 	return true;
@@ -442,6 +489,7 @@ end_rebase(struct mailbox *mb)
 	if (!mb->rebasing)
 		return;
 	mb->rebasing = false;
+	mb->floor_modseq = mb->top_modseq;
 	mb->since = 0;
 	mb->appeared = 0;
 	save_soon(mb);
@@ -452,6 +500,7 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 		 int64_t wall, bool *by_date_r)
 {
 	uint32_t uidvalidity = sel->uidvalidity, uidnext = sel->uidnext;
+	uint64_t modseq = sel->highestmodseq;
 
 	log_debug(&mb->log, "UIDVALIDITY %u UIDNEXT %u EXISTS %u%s",
 		  uidvalidity, uidnext, sel->exists,
@@ -463,19 +512,22 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 	 * their flags tells (mailbox_flags()). */
 	for (size_t i = 0; i < mb->n_live; i++)
 		mb->live[i].seq = sel->qresync ? SEQ_THERE : 0;
-	mb->examined_modseq = sel->highestmodseq;
-	if (!sel->highestmodseq)
-		mb->modseq = 0;
+	mb->examined_modseq = modseq;
+	/* NOMODSEQ (or no CONDSTORE): nothing to compare with. */
+	if (!modseq)
+		mb->modseq = mb->top_modseq = mb->floor_modseq = 0;
 	if (mb->uidvalidity && mb->uidvalidity != uidvalidity)
-		return uidvalidity_changed(mb, uidvalidity, sel->exists, wall,
-					   by_date_r);
+		return uidvalidity_changed(mb, uidvalidity, sel->exists, modseq,
+					   wall, by_date_r);
 	if (!mb->uidvalidity && mb->appeared && sel->exists &&
 	    !take_renamed(mb, uidvalidity, uidnext))
-		return appeared_catch_up(mb, uidvalidity, by_date_r);
+		return appeared_catch_up(mb, uidvalidity, modseq, by_date_r);
 	if (!mb->uidvalidity)
-		return start_afresh(mb, uidvalidity, sel->exists, wall);
-	if (sel->uidnext && mb->mark >= sel->uidnext)
-		return renumbered(mb, sel->exists, wall, by_date_r);
+		return start_afresh(mb, uidvalidity, sel->exists, modseq, wall);
+	if (restored(mb, sel))
+		return renumbered(mb, sel->exists, modseq, wall, by_date_r);
+	if (modseq > mb->top_modseq)
+		mb->top_modseq = modseq;
 	mb->catching_up = mb->mark + 1 < mb->uidnext && !mb->followed;
 	if (mb->catching_up)
 		log_info(&mb->log, "catching up from UID %u (UIDNEXT %u)",
@@ -712,6 +764,10 @@ mailbox_flags(struct mailbox *mb, const struct codec_fetch *f)
 	bool seen = codec_strlist_has(&f->flags, "\\Seen");
 	int i;
 
+	/* A change's MODSEQ is the mailbox's HIGHESTMODSEQ then. */
+	if ((f->have & CODEC_FETCH_MODSEQ) && f->modseq > mb->top_modseq)
+		mb->top_modseq = f->modseq;
+
 	if (!(f->have & CODEC_FETCH_UID)) {
 		if (seen)
 			live_gone(mb, f->seq, false);
@@ -785,9 +841,13 @@ mailbox_closed(struct mailbox *mb, int64_t wall)
 	if (mb->rebasing) {
 		mb->uidvalidity = mb->old_uidvalidity;
 		mb->mark = mb->old_mark;
+		mb->top_modseq = mb->floor_modseq;
 		mb->rebasing = false;
 		mb->since = 0;
 	}
+	/* What it gave is past now: a new EXAMINE gives no less. */
+	if (mb->top_modseq > mb->floor_modseq)
+		mb->floor_modseq = mb->top_modseq;
 	mb->idle_at = 0;
 	/* Nor is anything that comes later in the second it ends. */
 	if (mb->seen >= wall)
@@ -824,12 +884,33 @@ flags_moved(struct mailbox *mb, const struct session_status *st)
 	return moved && mb->n_live;
 }
 
+/* True when st's HIGHESTMODSEQ is below floor_modseq under the same
+ * UIDVALIDITY: the EXAMINE tells whether the server was restored
+ * (restored()). Else records it. */
+static bool
+modseq_back(struct mailbox *mb, const struct session_status *st)
+{
+	if (!(st->have & SESSION_ST_HIGHESTMODSEQ) || !mb->uidvalidity ||
+	    mb->rebasing ||
+	    (st->uidvalidity && st->uidvalidity != mb->uidvalidity))
+		return false;
+	if (!st->highestmodseq) { /* NOMODSEQ */
+		mb->top_modseq = mb->floor_modseq = 0;
+		return false;
+	}
+	if (st->highestmodseq < mb->floor_modseq)
+		return true;
+	if (st->highestmodseq > mb->top_modseq)
+		mb->top_modseq = st->highestmodseq;
+	return false;
+}
+
 bool
 mailbox_status(struct mailbox *mb, const struct session_status *st,
 	       int64_t wall)
 {
 	uint32_t uidvalidity = st->uidvalidity, uidnext = st->uidnext;
-	bool withdraw = flags_moved(mb, st), first;
+	bool withdraw = flags_moved(mb, st), back = modseq_back(mb, st), first;
 
 	log_debug(&mb->log,
 		  "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u UNSEEN %u "
@@ -842,7 +923,7 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 			  mb->n_live);
 	if (!(st->have & SESSION_ST_UIDNEXT))
 		/* A push of what changed: flags, or an expunge. */
-		return withdraw;
+		return withdraw || back;
 	first = !mb->status_seen;
 	mb->status_seen = true;
 	if (!uidvalidity && !mb->uidvalidity)
@@ -855,14 +936,15 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 		return true; /* mailbox_selected() catches up */
 	if (!mb->uidvalidity) {
 		mb->uidnext = uidnext;
-		start_afresh(mb, uidvalidity, st->messages, wall);
+		start_afresh(mb, uidvalidity, st->messages, st->highestmodseq,
+			     wall);
 		mb->followed = true;
 		return false;
 	}
 	/* UIDNEXT below the mark in the first STATUS of a connection: the
 	 * EXAMINE tells whether the server was restored (renumbered()). */
 	if (uidvalidity != mb->uidvalidity || uidnext - 1 > mb->mark ||
-	    (uidnext - 1 < mb->mark && first) || withdraw)
+	    (uidnext - 1 < mb->mark && first) || withdraw || back)
 		return true;
 	/* Nothing arrived since the last look: seen whole now. */
 	mb->followed = true;
@@ -905,6 +987,7 @@ mailbox_new(const struct mailbox_env *env, const struct account *a,
 		mb->saved_mark = st.uid;
 		mb->seen = st.seen;
 		mb->messages = st.messages;
+		mb->top_modseq = mb->floor_modseq = st.modseq;
 		log_debug(&mb->log,
 			  "state: UIDVALIDITY %u, last UID %u (announced up "
 			  "to %u), seen at %lld with %u messages",
@@ -915,6 +998,7 @@ mailbox_new(const struct mailbox_env *env, const struct account *a,
 	mb->saved_announced = mb->mark;
 	mb->saved_seen = mb->seen;
 	mb->saved_messages = mb->messages;
+	mb->saved_modseq = mb->top_modseq;
 	return mb;
 }
 

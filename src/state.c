@@ -14,7 +14,9 @@
 
 #include "util.h"
 
-#define MAGIC "mailwatch-state 3\n"
+#define MAGIC "mailwatch-state 4\n"
+/* The account file before HIGHESTMODSEQ was kept: read, never written. */
+#define MAGIC_V3 "mailwatch-state 3\n"
 /* The per-mailbox files of earlier versions. */
 #define MAGIC_V1 "mailwatch-state 1\n"
 #define MAGIC_V2 "mailwatch-state 2\n"
@@ -33,6 +35,9 @@
 /* Corrupt lines of an account file logged one by one; past that, one
  * line says how many more were skipped. */
 #define CORRUPT_LOGGED 5
+/* Room for "mailbox " and the five numbers of an account file's line, the
+ * space before its name included. */
+#define LINE_NUMBERS 100
 
 /* fsync() of the directory path, so that entries created, renamed or
  * removed in it survive a power loss. Returns 0 or a negative errno; a
@@ -575,12 +580,13 @@ field(const char **p, uint64_t max, uint64_t *v_r)
 	return true;
 }
 
-/* Takes in a mailbox line, without its '\n': false when it is corrupt
- * or names a mailbox already read. */
+/* Takes in a mailbox line, without its '\n' (without MODSEQ when
+ * !modseq, as version 3 wrote it): false when it is corrupt or names a
+ * mailbox already read. */
 static bool
-take_line(struct state_store *s, const char *line)
+take_line(struct state_store *s, const char *line, bool modseq)
 {
-	uint64_t v[4];
+	uint64_t v[5] = {0};
 	const char *p = line;
 	struct entry *e;
 	char *name;
@@ -592,7 +598,8 @@ take_line(struct state_store *s, const char *line)
 	p += 7;
 	if (!field(&p, UINT32_MAX, &v[0]) || !v[0] ||
 	    !field(&p, UINT32_MAX, &v[1]) || !field(&p, INT64_MAX / 2, &v[2]) ||
-	    !field(&p, UINT32_MAX, &v[3]) || *p != ' ')
+	    !field(&p, UINT32_MAX, &v[3]) ||
+	    (modseq && !field(&p, INT64_MAX, &v[4])) || *p != ' ')
 		return false;
 	name = unescape_line(p + 1);
 	if (!name)
@@ -606,7 +613,8 @@ take_line(struct state_store *s, const char *line)
 	e->st = (struct state){.uidvalidity = (uint32_t)v[0],
 			       .uid = (uint32_t)v[1],
 			       .seen = (int64_t)v[2],
-			       .messages = (uint32_t)v[3]};
+			       .messages = (uint32_t)v[3],
+			       .modseq = v[4]};
 	return true;
 }
 
@@ -617,8 +625,9 @@ parse(struct state_store *s, char *text, size_t n)
 {
 	char *owner = owner_lines(s->account, NULL), *p, *nl;
 	size_t line = 2, corrupt = 0;
+	bool modseq = !strncmp(text, MAGIC, strlen(MAGIC));
 
-	if (strncmp(text, MAGIC, strlen(MAGIC))) {
+	if (!modseq && strncmp(text, MAGIC_V3, strlen(MAGIC_V3))) {
 		log_warn(&s->log,
 			 "state: %s is corrupt or not a mailwatch state file "
 			 "of this version; ignoring it (mail already there "
@@ -626,7 +635,7 @@ parse(struct state_store *s, char *text, size_t n)
 			 s->path);
 		goto out;
 	}
-	p = text + strlen(MAGIC);
+	p = text + strlen(MAGIC); /* as long as MAGIC_V3 */
 	if (strncmp(p, owner, strlen(owner))) {
 		log_warn(&s->log,
 			 "state: %s %s; ignoring it (mail already there will "
@@ -654,7 +663,7 @@ parse(struct state_store *s, char *text, size_t n)
 			nl = text + n; /* its last line, cut short */
 		*nl = 0;
 		/* A NUL inside the line ends it early: corrupt. */
-		if (strlen(p) == (size_t)(nl - p) && take_line(s, p))
+		if (strlen(p) == (size_t)(nl - p) && take_line(s, p, modseq))
 			continue;
 		if (++corrupt <= CORRUPT_LOGGED)
 			log_warn(&s->log,
@@ -870,7 +879,8 @@ state_store_put(struct state_store *s, const char *mailbox,
 	old = e->st;
 	e->st = v;
 	if (!found || old.uidvalidity != v.uidvalidity || old.uid != v.uid ||
-	    old.seen != v.seen || old.messages != v.messages)
+	    old.seen != v.seen || old.messages != v.messages ||
+	    old.modseq != v.modseq)
 		set_dirty(s);
 }
 
@@ -888,16 +898,17 @@ store_text(const struct state_store *s, size_t *len_r)
 	size_t cap = strlen(MAGIC) + strlen(owner) + 1;
 
 	for (size_t i = 0; i < s->n; i++)
-		cap += 3 * strlen(s->v[i].mailbox) + 80;
+		cap += 3 * strlen(s->v[i].mailbox) + LINE_NUMBERS;
 	text = xmalloc(cap);
 	p = stpcpy(stpcpy(text, MAGIC), owner);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct state *st = &s->v[i].st;
 
-		p += snprintf(p, 80,
+		p += snprintf(p, LINE_NUMBERS,
 			      "mailbox %" PRIu32 " %" PRIu32 " %" PRId64
-			      " %" PRIu32 " ",
-			      st->uidvalidity, st->uid, st->seen, st->messages);
+			      " %" PRIu32 " %" PRIu64 " ",
+			      st->uidvalidity, st->uid, st->seen, st->messages,
+			      st->modseq);
 		p = escape(p, s->v[i].mailbox, ESC_LINE);
 		*p++ = '\n';
 	}

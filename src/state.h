@@ -16,9 +16,9 @@
  *
  * The file:
  *
- *     mailwatch-state 3
+ *     mailwatch-state 4
  *     account ACCOUNT
- *     mailbox UIDVALIDITY UID SEEN MESSAGES NAME
+ *     mailbox UIDVALIDITY UID SEEN MESSAGES MODSEQ NAME
  *     ...
  *
  * one mailbox line per mailbox, sorted by name, NAME last (it may hold
@@ -26,7 +26,8 @@
  * corrupt mailbox line is skipped with a warning (the others load); a
  * file that is not a state file of this version, or another account's,
  * is ignored with a warning, as is one that cannot be read. At most
- * STATE_FILE_MAX bytes are read.
+ * STATE_FILE_MAX bytes are read. A file of version 3 (the same without
+ * MODSEQ) is read as one whose MODSEQ is 0.
  *
  * Earlier versions kept one file per mailbox (state_file_name(), formats
  * "mailwatch-state 1" and "2"): a mailbox missing from the account file
@@ -53,6 +54,11 @@ struct state {
 	 * its modification time and 1. */
 	int64_t seen;
 	uint32_t messages;
+	/* The highest HIGHESTMODSEQ (CONDSTORE) the server gave under
+	 * uidvalidity, 0: not known. Mod-sequences only grow: one below it
+	 * tells that the server was restored from a backup. A put that
+	 * changes only this makes the store dirty too. */
+	uint64_t modseq;
 	/* Not in the file: the highest UID announced by this process. It is
 	 * above uid while a sink still holds one of those messages back (uid
 	 * stays below such a message, so that a kill loses none). A mailbox

@@ -36,17 +36,18 @@ def restart(mw):
 
 
 def state_lines(mw, account):
-    """{mailbox: (uidvalidity, uid, seen, messages)} of the state file of
-    account (a name of letters only), {} when there is none. Names as
-    the file writes them (%XX for controls and '%')."""
+    """{mailbox: (uidvalidity, uid, seen, messages, modseq)} of the state
+    file of account (a name of letters only), {} when there is none.
+    Names as the file writes them (%XX for controls and '%')."""
     try:
         with open(os.path.join(mw.state_dir(), "@" + account)) as f:
             text = f.read()
     except OSError:
         return {}
-    return {m.group(5): tuple(int(m.group(i)) for i in range(1, 5))
-            for m in re.finditer(r"^mailbox (\d+) (\d+) (\d+) (\d+) (.*)$",
-                                 text, re.M)}
+    return {m.group(6): tuple(int(m.group(i)) for i in range(1, 6))
+            for m in re.finditer(
+                r"^mailbox (\d+) (\d+) (\d+) (\d+) (\d+) (.*)$", text,
+                re.M)}
 
 
 def state_files(mw):

@@ -25,6 +25,7 @@ sys.dont_write_bytecode = True  # importing test_watch: no __pycache__
 import mwtest  # noqa: E402
 from mwtest import ok  # noqa: E402
 from test_many_mailboxes import append_each, wait_watched  # noqa: E402
+from test_restart import restart  # noqa: E402
 from test_watch import finish, need_binaries  # noqa: E402
 
 ACCOUNT = "a"
@@ -122,6 +123,78 @@ def restore_case(notify):
     dc.stop()
 
 
+def modseq_case(notify):
+    """Restored while mailwatch was stopped, and as much mail came after
+    the restore as it lost: UIDNEXT is where it was, so only the
+    HIGHESTMODSEQ kept in the state file tells (the lost mail had been
+    read, and flag changes take mod-sequences of their own)."""
+    what = "HIGHESTMODSEQ, " + ("NOTIFY" if notify else "no NOTIFY")
+    dc = mwtest.Dovecot(conn_limit=None, notify=notify)
+    dc.create_mailbox("alice", "Work")
+    append_each(dc, MAILBOXES, "old")
+    maildir = dc.maildir("alice")
+    backup = os.path.join(dc.dir, "backup")
+    dc.stop_server()
+    copy_maildir(maildir, backup)
+    dc.start()
+
+    acct = dc.account("alice", mailboxes=MAILBOXES)
+    if not notify:
+        acct.update(max_connections=2, poll_interval=POLL)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account " + ACCOUNT: acct,
+    })
+    if not wait_watched(mw, what + ": start", MAILBOXES):
+        finish(mw)
+        dc.stop()
+        return
+    lost = append_each(dc, MAILBOXES, "lost")
+    mw.wait_hooks(len(lost), PUSH + (0 if notify else POLL + 5))
+    ok(sorted((m, u) for m, u, _ in announced(mw)) == sorted(lost),
+       "%s: before the restore, 2 messages announced" % what,
+       "announced %s, delivered %s" % (announced(mw), lost))
+    log0 = len(mw.log())
+    for box, uid in lost:
+        dc.store("alice", box, [uid], ["\\Seen"])
+    # The change reached mailwatch: a FETCH in the selected INBOX, a
+    # STATUS of Work (pushed, or the next check).
+    r = dc.doveadm("-f", "flow", "mailbox", "status", "-u", "alice",
+                   "highestmodseq", "Work")
+    top = int(re.search(r"highestmodseq=(\d+)", r.stdout)[1])
+    mwtest.wait_until(lambda: re.search(
+        r"%s/Work: STATUS .*HIGHESTMODSEQ %d" % (ACCOUNT, top),
+        mw.log()[log0:]), PUSH + (0 if notify else POLL + 5))
+    mw.settle(1)
+    ok(mw.stop() == 0, "%s: stopped" % what)
+
+    dc.stop_server()
+    copy_maildir(backup, maildir)
+    dc.start()
+    new = append_each(dc, MAILBOXES, "after the restore")
+    ok(sorted(new) == sorted(lost),
+       "%s: the new mail got the UIDs of the lost mail" % what,
+       "new %s, lost %s" % (new, lost))
+    log0 = len(mw.log())
+    n = len(announced(mw))
+    restart(mw)
+    mw.wait_hooks(n + len(new), PUSH + (0 if notify else POLL + 5))
+    mw.settle(1)
+    got = announced(mw)[n:]
+    want = sorted((box, uid, "after the restore " + box)
+                  for box, uid in new)
+    ok(sorted(got) == want,
+       "%s: mail after the restore announced, once each" % what,
+       "want %s\ngot %s\nlog:\n%s" % (want, got, mw.log_tail(30)))
+    for box in MAILBOXES:
+        ok(re.search(r"%s/%s: HIGHESTMODSEQ \d+ is below \d+.*restored "
+                     r"from a backup" % (ACCOUNT, box), mw.log()[log0:]),
+           "%s: the log says %s was restored" % (what, box),
+           mw.log_tail(20))
+    finish(mw)
+    dc.stop()
+
+
 def test_restore_with_notify():
     need_binaries()
     restore_case(True)
@@ -132,5 +205,16 @@ def test_restore_without_notify():
     restore_case(False)
 
 
+def test_modseq_with_notify():
+    need_binaries()
+    modseq_case(True)
+
+
+def test_modseq_without_notify():
+    need_binaries()
+    modseq_case(False)
+
+
 if __name__ == "__main__":
-    mwtest.main(test_restore_with_notify, test_restore_without_notify)
+    mwtest.main(test_restore_with_notify, test_restore_without_notify,
+                test_modseq_with_notify, test_modseq_without_notify)

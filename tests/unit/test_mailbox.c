@@ -965,6 +965,130 @@ test_renumbered(void)
 	mailbox_free(&mb);
 }
 
+/* EXAMINE with CONDSTORE: its [HIGHESTMODSEQ] too. */
+static uint32_t
+examined_ms(struct mailbox *mb, uint32_t uidnext, uint32_t exists,
+	    uint64_t modseq, int64_t wall, bool *by_date_r)
+{
+	struct session_selected sel = {7, uidnext, exists, modseq, false};
+
+	*by_date_r = false;
+	return mailbox_selected(mb, &sel, wall, by_date_r);
+}
+
+/* A STATUS check of UIDVALIDITY 7 with HIGHESTMODSEQ. */
+static bool
+status_ms(struct mailbox *mb, uint32_t uidnext, uint64_t modseq)
+{
+	struct session_status st = {
+		.have = SESSION_ST_UIDNEXT | SESSION_ST_MESSAGES |
+			SESSION_ST_UIDVALIDITY | SESSION_ST_HIGHESTMODSEQ,
+		.uidvalidity = 7,
+		.uidnext = uidnext,
+		.messages = uidnext - 1,
+		.highestmodseq = modseq,
+	};
+
+	return mailbox_status(mb, &st, T0 + 5);
+}
+
+/* The HIGHESTMODSEQ the state file keeps for mailbox. */
+static unsigned long long
+modseq_of(const char *mailbox)
+{
+	struct state_store *s;
+	struct state st = {0};
+
+	state_store_write(store);
+	s = state_store_new("acct", NULL, NULL);
+	state_store_get(s, mailbox, &st);
+	state_store_free(&s);
+	return (unsigned long long)st.modseq;
+}
+
+/* A server restored from a backup after which as many messages came as
+ * it lost: UIDNEXT is past the mark again, but HIGHESTMODSEQ is below
+ * what the server gave before (the lost messages had been read). Kept
+ * in the state file, it tells at the next start, and within a run once
+ * the connection that saw the higher one ended: the date scan, as for
+ * any restore. A STATUS on another connection that passes an EXAMINE
+ * under way is no restore. */
+static void
+test_restored_modseq(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	state_store_put(store, "lost",
+			&(struct state){.uidvalidity = 7,
+					.uid = 22,
+					.seen = T0,
+					.messages = 22,
+					.modseq = 100});
+	mb = mailbox_new(&env, &account, "lost");
+	ok(status_ms(mb, 23, 90),
+	   "a STATUS below the saved HIGHESTMODSEQ: EXAMINE it");
+	is_int(examined_ms(mb, 23, 22, 90, T0 + 10, &by_date), 0,
+	       "an EXAMINE below it, UIDNEXT past the mark: the date scan");
+	ok(by_date, "by_date set");
+	mailbox_closed(mb, T0 + 11);
+	is_int(examined_ms(mb, 23, 22, 90, T0 + 12, &by_date), 0,
+	       "cut short: the next connection scans again");
+	dated(mb, 21, 21, "", BEFORE_T0);
+	dated(mb, 22, 22, "", AFTER_T0);
+	is_int(mailbox_dated_end(mb), 22, "from the unseen one since T0");
+	fetched(mb, 22, 22, "", "After the restore", AFTER_T0);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 22 v7 After the restore; done 1; ",
+	       "the mail after the restore is announced");
+	mailbox_save(mb, false, false, 0);
+	is_int(modseq_of("lost"), 90, "the state keeps the server's now");
+
+	is_int(examined_ms(mb, 23, 22, 95, T0 + 20, &by_date), 23,
+	       "it moved on: nothing new");
+	status_ms(mb, 23, 120); /* elsewhere: flags changed (re-read) */
+	is_int(examined_ms(mb, 23, 22, 110, T0 + 21, &by_date), 23,
+	       "an EXAMINE under way while it came: no restore");
+	ok(!by_date, "no date scan");
+	mailbox_closed(mb, T0 + 22);
+	ok(status_ms(mb, 23, 115),
+	   "once that connection ended, a STATUS below 120: EXAMINE it");
+	is_int(examined_ms(mb, 23, 22, 115, T0 + 23, &by_date), 0,
+	       "and the EXAMINE below it: the date scan");
+	mailbox_closed(mb, T0 + 24);
+	mailbox_free(&mb);
+	is_int(modseq_of("lost"), 120,
+	       "cut short, a stop writes the highest before the restore");
+	got();
+
+	state_store_put(store, "nomodseq",
+			&(struct state){.uidvalidity = 7,
+					.uid = 22,
+					.seen = T0,
+					.messages = 22,
+					.modseq = 100});
+	mb = mailbox_new(&env, &account, "nomodseq");
+	is_int(examined_ms(mb, 23, 22, 0, T0 + 30, &by_date), 23,
+	       "NOMODSEQ: nothing to compare with");
+	ok(!status_ms(mb, 23, 50), "and a STATUS after it: no restore");
+	mailbox_free(&mb);
+	is_int(modseq_of("nomodseq"), 50, "the state keeps the last one");
+
+	state_store_put(store, "flagged",
+			&(struct state){.uidvalidity = 7,
+					.uid = 22,
+					.seen = T0,
+					.messages = 22,
+					.modseq = 90});
+	mb = mailbox_new(&env, &account, "flagged");
+	is_int(examined_ms(mb, 23, 22, 90, T0 + 40, &by_date), 23,
+	       "selected: nothing new");
+	uid_flags(mb, 22, 22, "\\Seen"); /* read elsewhere: MODSEQ 99 */
+	mailbox_free(&mb);
+	is_int(modseq_of("flagged"), 99,
+	       "a flag change's MODSEQ while selected is kept too");
+}
+
 /* A mailbox that appeared while the account was watched: without state,
  * its unseen mail that arrived since then is announced (not taken as
  * old, as at a first run); with state, nothing changes. */
@@ -1057,6 +1181,7 @@ main(void)
 	test_status_after_catch_up();
 	test_appeared();
 	test_renumbered();
+	test_restored_modseq();
 
 	{
 		char *cmd = xasprintf("rm -rf '%s'", dir);

@@ -293,9 +293,9 @@ test_round_trip(void)
 	   "written: clean");
 	text = file_text(path);
 	is_str(text,
-	       "mailwatch-state 3\naccount acct\n"
-	       "mailbox 1700000000 4242 1733400000 4242 INBOX\n"
-	       "mailbox 1700000001 7 1733400000 7 Sent\n",
+	       "mailwatch-state 4\naccount acct\n"
+	       "mailbox 1700000000 4242 1733400000 4242 0 INBOX\n"
+	       "mailbox 1700000001 7 1733400000 7 0 Sent\n",
 	       "the file: magic, account, a line per mailbox");
 	free(text);
 	ok(strcmp(strrchr(path, '/'), "/@acct") == 0 && stat(path, &sb) == 0 &&
@@ -334,20 +334,32 @@ test_round_trip(void)
 	ok(!state_store_dirty(s), "reading does not dirty");
 	state_store_free(&s);
 
-	/* Seen and the message count, at their limits. */
+	/* Seen, the message count and HIGHESTMODSEQ at their limits. */
 	s = open_store("acct");
 	state_store_put(s, "Seen",
 			&(struct state){.uidvalidity = UINT32_MAX,
 					.uid = UINT32_MAX,
 					.seen = 1733400000,
-					.messages = 0});
+					.messages = 0,
+					.modseq = INT64_MAX});
 	state_store_write(s);
 	state_store_free(&s);
 	s = open_store("acct");
 	ok(state_store_get(s, "Seen", &st) == 1 &&
 		   st.uidvalidity == UINT32_MAX && st.uid == UINT32_MAX &&
-		   st.seen == 1733400000 && st.messages == 0,
-	   "largest UIDs, seen time, an empty mailbox: read back");
+		   st.seen == 1733400000 && st.messages == 0 &&
+		   st.modseq == INT64_MAX,
+	   "largest UIDs and modseq, seen time, an empty mailbox: read "
+	   "back");
+	dirtied = 0;
+	state_store_put(s, "Seen",
+			&(struct state){.uidvalidity = UINT32_MAX,
+					.uid = UINT32_MAX,
+					.seen = 1733400000,
+					.messages = 0,
+					.modseq = 12});
+	ok(state_store_dirty(s) && dirtied == 1,
+	   "a put that changes only HIGHESTMODSEQ: dirty");
 	/* No seen time: as a file of version 1, when it was put and 1. */
 	{
 		time_t before = time(NULL);
@@ -470,6 +482,58 @@ test_corrupt_lines(void)
 	   "a NUL in a line: that line skipped");
 	free(log);
 	state_store_free(&s);
+
+	/* Version 4: HIGHESTMODSEQ before the name, at most 2^63 - 1. */
+	put_text(path, "mailwatch-state 4\naccount bad\n"
+		       "mailbox 1 10 1733400000 5 9223372036854775807 Top\n"
+		       "mailbox 1 10 1733400000 5 9223372036854775808 Over\n"
+		       "mailbox 1 10 1733400000 5 First\n"
+		       "mailbox 1 10 1733400000 5 7\n");
+	s = open_logged("bad", &log);
+	ok(holds(s, "Top", 1, 10) && !holds(s, "Over", 1, 10) &&
+		   !holds(s, "First", 1, 10) && !holds(s, "7", 1, 10) &&
+		   strstr(log, "line 4: corrupt") &&
+		   strstr(log, "line 5: corrupt") &&
+		   strstr(log, "line 6: corrupt"),
+	   "version 4: a modseq past 2^63 - 1, or none, is corrupt");
+	free(log);
+	state_store_free(&s);
+	free(path);
+}
+
+/* A file of version 3, before HIGHESTMODSEQ was kept, loads with modseq
+ * 0, and the next write makes it version 4. */
+static void
+test_version_3(void)
+{
+	char *path = account_path("three"), *text;
+	struct state_store *s;
+	struct state st = {0};
+
+	put_text(path, "mailwatch-state 3\naccount three\n"
+		       "mailbox 1 10 1733400000 5 2024 Reports\n"
+		       "mailbox 2 20 1733400000 6 INBOX\n");
+	s = open_store("three");
+	ok(state_store_get(s, "2024 Reports", &st) == 1 && st.uid == 10 &&
+		   st.messages == 5 && st.modseq == 0,
+	   "version 3: read, modseq 0 (a name that starts with a number)");
+	ok(holds(s, "INBOX", 2, 20), "and its other line");
+	ok(!state_store_dirty(s), "not written back by itself");
+	state_store_put(s, "INBOX",
+			&(struct state){.uidvalidity = 2,
+					.uid = 21,
+					.seen = 1733400000,
+					.messages = 6,
+					.modseq = 99});
+	ok(state_store_write(s) == 0, "written");
+	state_store_free(&s);
+	text = file_text(path);
+	is_str(text,
+	       "mailwatch-state 4\naccount three\n"
+	       "mailbox 1 10 1733400000 5 0 2024 Reports\n"
+	       "mailbox 2 21 1733400000 6 99 INBOX\n",
+	       "written as version 4");
+	free(text);
 	free(path);
 }
 
@@ -1029,6 +1093,7 @@ main(void)
 	test_round_trip();
 	test_names();
 	test_corrupt_lines();
+	test_version_3();
 	test_foreign();
 	test_too_big();
 	test_migration();
