@@ -2103,6 +2103,16 @@ session_timeout(struct session *s, uint64_t now)
 				 s->awaiting, s->awaiting == 1 ? "" : "s");
 			leave_idle(s, true);
 		} else if (now >= s->refresh_at) {
+			/* Pushes that stopped without a word (Dovecot's after
+			 * its mailbox list index broke) would hide mail in the
+			 * other mailboxes until a restart: NOTIFY SET again,
+			 * whose STATUS of each tells. */
+			if (s->notify_on &&
+			    (s->o.n_others || s->o.mailbox_names)) {
+				log_debug(s->o.log, "renewing IDLE: NOTIFY SET "
+						    "again");
+				s->renotify = true;
+			}
 			leave_idle(s, false);
 		} else if (s->renotify_at && now >= s->renotify_at) {
 			log_debug(s->o.log, "after pushes: NOTIFY SET again");

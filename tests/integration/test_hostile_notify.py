@@ -463,6 +463,19 @@ def test_notify_without_status():
     h.finish(what)
 
 
+def test_silent_notify():
+    """The server stops pushing without a word (Dovecot 2.3 does once its
+    mailbox list index broke): mail in the other mailboxes is announced
+    at the next IDLE renewal (idle_timeout), which sets NOTIFY again and
+    gets the STATUS of each."""
+    what = "NOTIFY gone silent"
+    h = start(what, account={"idle_timeout": 2})
+    for name in OTHERS:
+        deliver(h, name, "never pushed " + name, notify=False)
+    announced(h, what, timeout=2 + GRACE)
+    h.finish(what)
+
+
 def test_notification_overflow():
     """"* NO [NOTIFICATIONOVERFLOW]" (RFC 5465 5.8): the server stopped
     notifying, and says nothing of what comes next in the other
@@ -684,7 +697,7 @@ def test_bye_during_notify():
 
 
 TESTS = [test_pushed_fetch, test_pushed_status, test_status_flood,
-         test_notify_refused, test_notify_without_status,
+         test_notify_refused, test_notify_without_status, test_silent_notify,
          test_notification_overflow, test_fetcher_examine_refused,
          test_limit_at_every_login, test_plain_no_limit,
          test_limit_fetcher_gives_way,
