@@ -168,7 +168,8 @@ newest(const struct snapshot *s)
 
 /* Expands template into f: {unseen}, {watched}, {mailboxes}, and the
  * newest message's {from}, {subject}, {account}, {mailbox}; {{ and }}
- * are braces. Returns false on an unknown placeholder. */
+ * are braces. Returns false on an unknown placeholder, or a brace not
+ * doubled outside one. */
 static bool
 expand(FILE *f, const char *t, const struct snapshot *s)
 {
@@ -187,10 +188,15 @@ expand(FILE *f, const char *t, const struct snapshot *s)
 			t += 2;
 			continue;
 		}
-		if (*t != '{' || !(end = strchr(t, '}'))) {
+		if (*t == '}')
+			return false; /* one not doubled */
+		if (*t != '{') {
 			fputc(*t++, f);
 			continue;
 		}
+		end = strchr(t, '}');
+		if (!end)
+			return false;
 		n = (size_t)(end - t - 1);
 #define IS(name) (n == strlen(name) && !strncmp(t + 1, name, n))
 		if (IS("unseen"))
@@ -402,8 +408,9 @@ usage(FILE *f)
 static int
 bad_template(const char *template)
 {
-	fprintf(stderr, "mailwatch status: unknown placeholder in --format "
-			"%s\n",
+	fprintf(stderr,
+		"mailwatch status: --format %s: an unknown placeholder, or "
+		"a brace not doubled\n",
 		template);
 	return 2;
 }

@@ -150,6 +150,13 @@ def test_counts():
        "status --json: the account, watching, with its total", repr(out))
     rc, out = status(mw, bus, "--format", "{unseen} new")
     ok(rc == 0 and out == "3 new\n", "status --format", "%s %r" % (rc, out))
+    rc, out = status(mw, bus, "--format", "{{x}} {unseen}")
+    ok(rc == 0 and out == "{x} 3\n", "status --format: {{ and }} are braces",
+       "%s %r" % (rc, out))
+    for bad in ("{nope}", "{unseen", "unseen}"):
+        rc, out = status(mw, bus, "--format", bad)
+        ok(rc == 2 and out == "", "status --format %r: exit 2, nothing "
+           "printed" % bad, "%s %r" % (rc, out))
     rc, out = status(mw, bus)
     ok(rc == 0 and out.startswith("3 unseen\n") and
        "a/INBOX: 2 unseen" in out, "status: plain text", repr(out))
