@@ -1228,7 +1228,10 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		if (r->status == CODEC_STATUS_NO) {
 			/* [LIMIT], [UNAVAILABLE], [INUSE], [SERVERBUG]...:
 			 * the server cannot take us now; retried. */
-			fail(s, SESSION_FAIL_REFUSED,
+			fail(s,
+			     strcmp(r->code.name.ptr, "LIMIT")
+				 ? SESSION_FAIL_REFUSED
+				 : SESSION_FAIL_LIMIT,
 			     "server refused the login for now: %s", text);
 			break;
 		}

@@ -50,8 +50,10 @@ enum session_fail {
 	SESSION_FAIL_AUTH_PLAIN,
 	SESSION_FAIL_TOKEN,    /* the OAuth2 token refused: retry once with
 				  a new one */
-	SESSION_FAIL_REFUSED,  /* login refused for now ([LIMIT],
-				  [UNAVAILABLE], ...): retry later */
+	SESSION_FAIL_LIMIT,    /* login refused with [LIMIT] (too many
+				  connections): retry later */
+	SESSION_FAIL_REFUSED,  /* login refused for now ([UNAVAILABLE],
+				  ...): retry later */
 	SESSION_FAIL_TLS,      /* STARTTLS required but not offered, or no
 				  login method allowed: do not retry */
 	SESSION_FAIL_MAILBOX,  /* EXAMINE refused (no such mailbox?) */

@@ -67,6 +67,7 @@ struct watcher {
 	enum wstate state;
 
 	struct transport *t;
+	bool reached;	/* t connected (TCP), else still connecting */
 	struct session *s;
 	sd_event_source *timer;    /* session deadline, or reconnect time */
 	sd_event_source *teardown; /* deferred close after a failure */
@@ -371,7 +372,7 @@ static void
 s_failed(void *ud, enum session_fail why, const char *msg)
 {
 	struct watcher *w = ud;
-	bool limit = strstr(msg, "[LIMIT]") != NULL;
+	bool limit = why == SESSION_FAIL_LIMIT;
 
 	switch (why) {
 	case SESSION_FAIL_TOKEN:
@@ -397,7 +398,6 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 				 "%s; the same password logged in before: "
 				 "taken as a limit on connections",
 				 msg);
-			why = SESSION_FAIL_REFUSED;
 			limit = true;
 			break;
 		}
@@ -426,7 +426,7 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 		log_warn(w->log, "%s", msg);
 		break;
 	}
-	if (why == SESSION_FAIL_REFUSED)
+	if (why == SESSION_FAIL_REFUSED || limit)
 		w->env.refused(w->env.ud, w, limit);
 	schedule_teardown(w, why == SESSION_FAIL_MAILBOX ? -ENOENT : -EIO);
 }
@@ -460,6 +460,7 @@ t_connected(void *ud)
 {
 	struct watcher *w = ud;
 
+	w->reached = true;
 	log_debug(w->log, "connected to %s:%u%s", w->a->host, w->a->port,
 		  transport_is_tls(w->t) ? " (TLS)" : "");
 	session_connected(w->s, now_usec(w));
@@ -500,7 +501,9 @@ t_closed(void *ud, int err)
 		int prio = w->failures ? LOG_INFO : LOG_WARNING;
 
 		if (err)
-			log_at(prio, w->log, "connection lost: %s",
+			log_at(prio, w->log, "%s: %s",
+			       w->reached ? "connection lost"
+					  : "cannot connect",
 			       transport_errmsg(w->t));
 		else
 			log_at(prio, w->log, "server closed the connection");
@@ -664,6 +667,7 @@ start_connection(struct watcher *w)
 	int r;
 
 	log_debug(w->log, "connecting to %s:%u", w->a->host, w->a->port);
+	w->reached = false;
 	w->s = session_new(&so, &session_cb, w);
 	r = transport_new(w->env.event, &to, &transport_cb, w,
 			  &w->t);

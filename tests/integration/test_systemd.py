@@ -330,7 +330,7 @@ exec %s sh -c 'mount -t tmpfs tmpfs /run &&
         refused = [x for x in scoped if "Connection refused" in
                    x.get("MESSAGE", "")]
         ok(refused and refused[0].get("PRIORITY") in ("3", "4"),
-           "'connection lost' with PRIORITY err or warning (%s)" %
+           "'cannot connect' with PRIORITY err or warning (%s)" %
            (refused[0].get("PRIORITY") if refused else None), refused[:1])
         ok(len(refused) >= 2 and
            all(x.get("PRIORITY") == "6" for x in refused[1:]),
@@ -360,7 +360,7 @@ def test_plain_log_fallback():
                            "account down":
                            unreachable_account(closed_port())},
                           args=(), env={"JOURNAL_STREAM": "8:123456"})
-    m = mw.wait_log(r"^mailwatch: down/INBOX: connection lost: .*"
+    m = mw.wait_log(r"^mailwatch: down/INBOX: cannot connect: .*"
                     r"Connection refused$", 5)
     ok(m, "JOURNAL_STREAM for another file: plain lines on stderr",
        mw.log_tail(5))

@@ -924,6 +924,8 @@ test_login_refusals(void)
 		{"NO [EXPIRED] Password expired.", SESSION_FAIL_AUTH},
 		{"NO [LIMIT] Maximum number of connections from user+IP "
 		 "exceeded (mail_max_userip_connections=10)",
+		 SESSION_FAIL_LIMIT},
+		{"NO [UNAVAILABLE] [LIMIT] in the text only",
 		 SESSION_FAIL_REFUSED},
 		{"NO [UNAVAILABLE] Temporary authentication failure.",
 		 SESSION_FAIL_REFUSED},
@@ -941,9 +943,10 @@ test_login_refusals(void)
 		feed(s, &r, buf, 0, 0);
 		ok(r.failed == 1 && r.why == cases[i].why, "%s: %s",
 		   cases[i].reply,
-		   cases[i].why == SESSION_FAIL_REFUSED ? "retried"
-		   : cases[i].why == SESSION_FAIL_AUTH	? "not retried"
-							: "plain NO");
+		   cases[i].why == SESSION_FAIL_LIMIT	  ? "a limit, retried"
+		   : cases[i].why == SESSION_FAIL_REFUSED ? "retried"
+		   : cases[i].why == SESSION_FAIL_AUTH	  ? "not retried"
+							  : "plain NO");
 		ok(strstr(r.events, cases[i].reply) != NULL,
 		   "the reply with its code is in the message");
 		session_free(&s);
