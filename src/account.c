@@ -545,9 +545,11 @@ w_notify(void *ud, struct watcher *w, bool on)
 		struct box *b = ar->box[i];
 
 		b->notified = b->gen == ar->gen;
+		/* Debug: the next line says how it is watched, or that it
+		 * cannot be opened (a misspelled name). */
 		if (!b->notified && !b->w && !b->swept)
-			log_info(mailbox_log(b->mb),
-				 "NOTIFY reported nothing of this mailbox");
+			log_debug(mailbox_log(b->mb),
+				  "NOTIFY reported nothing of this mailbox");
 		b->watched = false;
 		if (b->notified) {
 			got++;
