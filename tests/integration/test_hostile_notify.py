@@ -568,10 +568,13 @@ def test_limit_at_every_login():
     t0 = time.monotonic()
     h.log_line(r"fake/INBOX: server refused the login for now: "
                r"NO \[LIMIT\]", what)
-    ok(wait_until(lambda: len(srv.logins) >= 2, 10),
+    def delays():
+        return [float(x) for x in re.findall(
+            r"fake/INBOX: reconnecting in ([\d.]+) s", h.mw.log())]
+    # The second back-off is logged once the second refusal came back.
+    ok(wait_until(lambda: len(srv.logins) >= 2 and len(delays()) >= 2, 10),
        "%s: refused twice" % what, repr(srv.logins))
-    delays = [float(x) for x in re.findall(r"fake/INBOX: reconnecting in "
-                                           r"([\d.]+) s", h.mw.log())]
+    delays = delays()
     ok(len(delays) >= 2 and delays[1] > delays[0],
        "%s: the back-off grows (%s s)" % (what, delays))
     ok(not h.log_lines(r"not retrying"),
