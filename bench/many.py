@@ -394,9 +394,10 @@ def burst(mw, stamps, client, boxes, total, timeout):
               "<= 1 s: %s)" % (len(want), spawn, cpu - spawn,
                                latency.verdict(cpu - spawn, 1.0)),
               flush=True)
-    # What the log says of hooks not run one by one.
+    # What the log says of hooks not run one by one, and of restores (none
+    # is due: a false one would announce mail again).
     for line in notes(mw.log()[log0:], r"hooks waiting already|announced "
-                      r"a summary|catching up|\[LIMIT\]|refused"):
+                      r"a summary|catching up|\[LIMIT\]|refused|restored"):
         print("    log: %s" % line)
 
 

@@ -94,6 +94,10 @@ struct hook_run {
 struct hook_sink {
 	struct sink sink;
 	sd_event *event;
+	/* The daemon's environment but the MAILWATCH_* names above
+	 * (pointers into environ, which mailwatch never changes), once. */
+	char **base_env;
+	size_t n_base_env;
 	struct run_list queued, running, lingering, lost;
 	bool stopping;
 	void (*changed)(void *ud); /* unfinished() may have changed; or NULL */
@@ -153,25 +157,20 @@ env_is_ours(const char *entry)
 	return false;
 }
 
-/* The environment of a command (free the array only): pointers to the
- * daemon's own variables but the MAILWATCH_* names above, then to vars.
- * Built when the command starts, so that a waiting hook holds only its own
- * variables. */
+/* The environment of a command (free the array only): hs->base_env,
+ * then vars. Built when the command starts, so that a waiting hook holds
+ * only its own variables. */
 static char **
-env_build(char *const *vars)
+env_build(const struct hook_sink *hs, char *const *vars)
 {
-	size_t n_env = 0, n_vars = 0, k = 0;
+	size_t n_vars = 0;
 	char **envp;
 
-	while (environ && environ[n_env])
-		n_env++;
 	while (vars[n_vars])
 		n_vars++;
-	envp = xcalloc(n_env + n_vars + 1, sizeof(*envp));
-	for (size_t i = 0; i < n_env; i++)
-		if (!env_is_ours(environ[i]))
-			envp[k++] = environ[i];
-	memcpy(envp + k, vars, (n_vars + 1) * sizeof(*envp));
+	envp = xcalloc(hs->n_base_env + n_vars + 1, sizeof(*envp));
+	memcpy(envp, hs->base_env, hs->n_base_env * sizeof(*envp));
+	memcpy(envp + hs->n_base_env, vars, (n_vars + 1) * sizeof(*envp));
 	return envp;
 }
 
@@ -327,7 +326,7 @@ static const struct child_ops hook_child_ops = {
 static int
 run_start(struct hook_run *r)
 {
-	char **envp = env_build(r->vars);
+	char **envp = env_build(r->hs, r->vars);
 	struct child_spec spec = {
 	    .argv = r->argv,
 	    .envp = envp,
@@ -556,6 +555,7 @@ hook_free(struct sink *s)
 	while (hs->lost.head)
 		run_free(hs->lost.head);
 	sd_event_unref(hs->event);
+	free(hs->base_env);
 	free(hs);
 }
 
@@ -578,10 +578,17 @@ struct sink *
 sink_hook_new(sd_event *e, void (*changed)(void *ud), void *ud)
 {
 	struct hook_sink *hs = xcalloc(1, sizeof(*hs));
+	size_t n_env = 0;
 
 	hs->sink.ops = &hook_ops;
 	hs->changed = changed;
 	hs->ud = ud;
 	hs->event = sd_event_ref(e);
+	while (environ && environ[n_env])
+		n_env++;
+	hs->base_env = xcalloc(n_env + 1, sizeof(*hs->base_env));
+	for (size_t i = 0; i < n_env; i++)
+		if (!env_is_ours(environ[i]))
+			hs->base_env[hs->n_base_env++] = environ[i];
 	return &hs->sink;
 }
