@@ -619,13 +619,14 @@ take_line(struct state_store *s, const char *line, bool modseq)
 }
 
 /* Takes in the text of the account file (n bytes; NUL-terminated).
- * Logs what is wrong with it. */
-static void
+ * Logs what is wrong with it. Returns false when the whole file was
+ * ignored (not a state file of this version, or another account's). */
+static bool
 parse(struct state_store *s, char *text, size_t n)
 {
 	char *owner = owner_lines(s->account, NULL), *p, *nl;
 	size_t line = 2, corrupt = 0;
-	bool modseq = !strncmp(text, MAGIC, strlen(MAGIC));
+	bool modseq = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
 
 	if (!modseq && strncmp(text, MAGIC_V3, strlen(MAGIC_V3))) {
 		log_warn(&s->log,
@@ -674,8 +675,10 @@ parse(struct state_store *s, char *text, size_t n)
 	if (corrupt > CORRUPT_LOGGED)
 		log_warn(&s->log, "state: %s: %zu more corrupt lines skipped",
 			 s->path, corrupt - CORRUPT_LOGGED);
+	taken = true;
 out:
 	free(owner);
+	return taken;
 }
 
 /* Reads the account file into the new store s. */
@@ -706,8 +709,8 @@ load(struct state_store *s)
 				 s->path);
 		return;
 	}
-	if (!fstat(fd, &sb))
-		s->written = sb.st_mtime;
+	if (fstat(fd, &sb) < 0)
+		sb.st_mtime = 0;
 	r = read_upto(fd, STATE_FILE_MAX, &text, &n);
 	close(fd);
 	if (r < 0) {
@@ -715,7 +718,11 @@ load(struct state_store *s)
 			 strerror(-r));
 		return;
 	}
-	parse(s, text, n);
+	/* A file ignored says nothing of when the account was watched: its
+	 * mailboxes start afresh, as at a first run, rather than catching
+	 * up with what came since its time. */
+	if (parse(s, text, n))
+		s->written = sb.st_mtime;
 	free(text);
 }
 

@@ -95,8 +95,9 @@ void state_store_free(struct state_store **s);
 int state_store_get(struct state_store *s, const char *mailbox,
 		    struct state *st);
 /* When the account file read by state_store_new() was last written
- * (wall-clock seconds), or 0 when there was none: mailwatch watched the
- * account until about then. */
+ * (wall-clock seconds), or 0 when there was none or it was ignored (not
+ * of this version, another account's): mailwatch watched the account
+ * until about then. */
 int64_t state_store_written(const struct state_store *s);
 /* The only mailbox whose state has UIDVALIDITY uidvalidity, with its
  * state in *st as state_store_get() gives it; NULL when none has it, or

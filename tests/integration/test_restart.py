@@ -437,6 +437,43 @@ def test_catch_up_of_nothing():
         finish(mw, "mailwatch (catch_up = %s)" % mode)
 
 
+def test_ignored_state_file():
+    """A state file mailwatch cannot read (of another version: a
+    downgrade, or corrupt) is ignored with a warning that says mail
+    already there will not be announced: the account starts as at a
+    first run. It used to count as written when its mtime says, and the
+    unseen mail that came up to poll_interval before that was announced
+    again."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    })
+    if not ok(wait_idle(mw, 1), "first run: IDLE"):
+        return
+    s, recs = sentinel(dc, mw, "alice", "INBOX", 0, "announced")
+    ok(uids_of(recs) == [s], "first run: the message announced")
+    mw.stop()
+    path = os.path.join(mw.state_dir(), "@test")
+    st = os.stat(path)
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(re.sub(r"^mailwatch-state \d+", "mailwatch-state 99", text))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    mark = len(restart(mw).log())
+    ok(mw.wait_log(r"state: .* not a mailwatch state file of this version",
+                   10, since=mark), "the file is ignored with a warning")
+    if not ok(wait_idle(mw, 1), "second run: IDLE"):
+        return
+    s2, recs = sentinel(dc, mw, "alice", "INBOX", 1, "after")
+    ok(uids_of(recs) == [s, s2],
+       "nothing announced again; new mail announced once",
+       "hook UIDs %s" % uids_of(recs))
+    finish(mw)
+
+
 def test_reconnect_after_kick():
     """doveadm kick while idle: mailwatch reconnects (says so) and a
     message appended during the outage is announced exactly once."""
@@ -878,6 +915,7 @@ if __name__ == "__main__":
                 test_catch_up_modes,
                 test_skip_then_live,
                 test_catch_up_of_nothing,
+                test_ignored_state_file,
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
                 test_sigkill_after_announce,

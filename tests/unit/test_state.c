@@ -788,6 +788,22 @@ test_renamed(void)
 	ok(state_store_written(s) >= before &&
 	       state_store_written(s) <= time(NULL),
 	   "written: when the file was written");
+	{
+		char *path = account_path("ignored");
+		struct state_store *t;
+
+		put_text(path, "mailwatch-state 9\naccount ignored\n");
+		t = open_store("ignored");
+		is_int(state_store_written(t), 0,
+		       "a file of another version: written 0 (ignored)");
+		state_store_free(&t);
+		put_text(path, "mailwatch-state 4\naccount other\n");
+		t = open_store("ignored");
+		is_int(state_store_written(t), 0,
+		       "another account's file: written 0");
+		state_store_free(&t);
+		free(path);
+	}
 	name = state_store_find(s, 7, &st);
 	ok(name && !strcmp(name, "Old") && st.uid == 40 && st.announced == 40,
 	   "the only state with that UIDVALIDITY is found");
