@@ -257,10 +257,15 @@ static const sd_bus_vtable vtable[] = {
 
 /* ---- the bus connection ---- */
 
+/* RequestName's answer when another connection owns the name and this
+ * one waits in its queue (the D-Bus specification). */
+#define REQUEST_NAME_IN_QUEUE 2
+
 static int
 on_name(sd_bus_message *m, void *ud, sd_bus_error *err)
 {
 	const sd_bus_error *e = sd_bus_message_get_error(m);
+	uint32_t got = 0;
 
 	(void)ud;
 	(void)err;
@@ -269,6 +274,13 @@ on_name(sd_bus_message *m, void *ud, sd_bus_error *err)
 			 "cannot own %s on the session bus (%s): is another "
 			 "mailwatch running?",
 			 SERVICE_NAME, e->message ? e->message : e->name);
+	else if (sd_bus_message_read(m, "u", &got) > 0 &&
+		 got == REQUEST_NAME_IN_QUEUE)
+		log_warn(NULL,
+			 "another mailwatch owns %s on the session bus: "
+			 "'mailwatch status' shows that one; this one takes "
+			 "the name over once it stops",
+			 SERVICE_NAME);
 	return 0;
 }
 
@@ -298,8 +310,8 @@ service_connect(struct service *svc)
 		r = sd_bus_add_object_vtable(bus, NULL, SERVICE_PATH,
 					     SERVICE_IFACE, vtable, svc);
 	if (r >= 0)
-		r = sd_bus_request_name_async(bus, NULL, SERVICE_NAME, 0,
-					      on_name, svc);
+		r = sd_bus_request_name_async(bus, NULL, SERVICE_NAME,
+					      SD_BUS_NAME_QUEUE, on_name, svc);
 	if (r >= 0)
 		r = sd_bus_attach_event(bus, svc->event,
 					SD_EVENT_PRIORITY_NORMAL);

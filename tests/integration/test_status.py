@@ -257,6 +257,47 @@ def test_counts():
     finish(mw)
 
 
+def test_second_instance():
+    """Two mailwatch on one session bus (mailwatch@NAME.service runs one
+    per configuration file): the second waits in the queue of the bus
+    name and says so, and `mailwatch status` shows it once the first
+    stops. It used to ask not to be queued, said nothing, and stayed
+    unreachable after the first had stopped."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", FOLDER)
+    bus = mwtest.SessionBus()
+
+    def accounts(mw):
+        rc, out = status(mw, bus, "--json")
+        try:
+            return [a["name"] for a in json.loads(out)["accounts"]]
+        except (ValueError, KeyError):
+            return "exit %s: %r" % (rc, out)
+    first = mwtest.Mailwatch({
+        "general": {"notify": False},
+        "account one": dc.account("alice"),
+    }, bus=bus)
+    ok(first.wait_log(r"one/INBOX: %s" % mwtest.WATCHED, START),
+       "the first watches", first.log_tail(10))
+    second = mwtest.Mailwatch({
+        "general": {"notify": False},
+        "account two": dc.account("alice", mailboxes=[FOLDER]),
+    }, bus=bus)
+    ok(second.wait_log(r"two/%s: %s" % (FOLDER, mwtest.WATCHED), START),
+       "the second watches", second.log_tail(10))
+    ok(second.wait_log(r"another mailwatch owns org\.mailwatch\.Mailwatch "
+                       r"on the session bus", START),
+       "the second says that the first owns the bus name",
+       second.log_tail(10))
+    ok(accounts(first) == ["one"], "status shows the first",
+       accounts(first))
+    finish(first, "the first mailwatch")
+    ok(mwtest.wait_until(lambda: accounts(second) == ["two"], 10),
+       "once it stopped, status shows the second", accounts(second))
+    finish(second, "the second mailwatch")
+
+
 def test_no_bus():
     """No session bus to ask: said as when mailwatch is not running, so
     that a status bar shows it stopped (exit status 3)."""
@@ -277,4 +318,4 @@ def test_no_bus():
     ok("no session bus" in r.stderr, "and stderr says why", r.stderr)
 
 
-mwtest.main(test_counts, test_no_bus)
+mwtest.main(test_counts, test_second_instance, test_no_bus)
