@@ -158,7 +158,7 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 {
 	uint32_t m = mb->mark, messages;
 	int64_t seen;
-	bool seen_moved;
+	bool seen_moved, modseq_due;
 
 	for (size_t i = 0; i < mb->env.n_sinks; i++) {
 		struct sink *k = mb->env.sinks[i];
@@ -186,12 +186,16 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 			     seen < mb->saved_seen ||
 			     !messages != !mb->saved_messages;
 	/* HIGHESTMODSEQ lower than the saved one (the server was restored,
-	 * or gives none now) is written at once: the next start would take
-	 * the saved one for a restore. */
+	 * or gives none now) is written at once, else the next start would
+	 * take the saved one for a restore; so is the first one known (a
+	 * file of before it was kept), else a kill before the stop would
+	 * leave nothing to tell a restore by. */
+	modseq_due = mb->top_modseq < mb->saved_modseq ||
+		     (mb->top_modseq && !mb->saved_modseq);
 	if (mb->rebasing || !mb->uidvalidity ||
 	    (m == mb->saved_mark && mb->mark == mb->saved_announced &&
 	     mb->uidvalidity == mb->saved_uidvalidity && !seen_moved &&
-	     mb->top_modseq >= mb->saved_modseq))
+	     !modseq_due))
 		return;
 	state_store_put(mb->env.store, mb->name,
 			&(struct state){.uidvalidity = mb->uidvalidity,

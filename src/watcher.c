@@ -65,6 +65,7 @@ struct watcher {
 	const struct log_ctx *log; /* the mailbox's, or own_log */
 	struct log_ctx own_log;
 	enum wstate state;
+	const char *gave_up; /* in W_GAVE_UP: why, for the status line */
 
 	struct transport *t;
 	bool reached;	/* t connected (TCP), else still connecting */
@@ -389,6 +390,7 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 			"%s, with a token just asked for; not retrying "
 			"until the configuration is reloaded",
 			msg);
+		w->gave_up = "the token was refused";
 		set_wstate(w, W_GAVE_UP);
 		break;
 	case SESSION_FAIL_AUTH_PLAIN:
@@ -407,6 +409,10 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 		log_err(w->log, "%s; not retrying until the configuration "
 				 "is reloaded",
 			msg);
+		w->gave_up = why == SESSION_FAIL_TLS
+				     ? "the server does not offer the TLS "
+				       "or login asked for"
+				     : "the login was refused";
 		set_wstate(w, W_GAVE_UP);
 		break;
 	case SESSION_FAIL_BYE:
@@ -904,6 +910,9 @@ watcher_describe(struct watcher *w)
 	} else if (w->state == W_WATCHING && w->s) {
 		snprintf(w->describe, sizeof(w->describe), "%s",
 			 session_is_idle(w->s) ? "idle" : "fetching");
+	} else if (w->state == W_GAVE_UP && w->gave_up) {
+		snprintf(w->describe, sizeof(w->describe),
+			 "stopped: %s (reload to retry)", w->gave_up);
 	} else {
 		snprintf(w->describe, sizeof(w->describe), "%s",
 			 wstate_names[w->state]);

@@ -17,10 +17,15 @@ from fakeimap import Hostile  # noqa: E402
 
 def test_wrong_password():
     what = "wrong password"
-    h = Hostile(account={"password": "not-the-pw"}, wait_idle=False)
+    h = Hostile(account={"password": "not-the-pw"}, wait_idle=False,
+                sd_notify=True)
     srv = h.srv
     h.log_line(r"login as alice failed: NO", what)
     h.log_line(r"not retrying", what + " (gives up)")
+    ok(h.mw.wait_sd_notify(r"fake/INBOX: stopped: the login was refused "
+                           r"\(reload to retry\)$", 5),
+       "%s: the status line says why it stopped" % what,
+       (h.mw.sd_notify_messages() or [""])[-1])
     # A retry would come after a back-off of about 1 s.
     mwtest.quiet(5)
     ok(len(srv.logins) == 1 and not srv.logins[0][3],

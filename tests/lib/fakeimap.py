@@ -1192,7 +1192,8 @@ class Hostile:
     MEM_LIMIT_KIB = 64 * 1024
 
     def __init__(self, n_old=3, srv=None, general=None, account=None,
-                 bus=None, start=True, wait_idle=True, tls=False, **srv_kw):
+                 bus=None, start=True, wait_idle=True, tls=False,
+                 sd_notify=False, **srv_kw):
         import mwtest
         self.mwtest = mwtest
         self.ca_file = None
@@ -1213,7 +1214,8 @@ class Hostile:
                        ca_file=self.ca_file)
         acc.update(account or {})
         self.sections = {"general": gen, "account fake": acc}
-        self.mw = mwtest.Mailwatch(self.sections, bus=bus, start=start)
+        self.mw = mwtest.Mailwatch(self.sections, bus=bus, start=start,
+                                   sd_notify=sd_notify)
         self.t0 = time.monotonic()
         if start and wait_idle:
             self.idle_ok()

@@ -1087,6 +1087,15 @@ test_restored_modseq(void)
 	mailbox_free(&mb);
 	is_int(modseq_of("flagged"), 99,
 	       "a flag change's MODSEQ while selected is kept too");
+
+	/* A state file of before HIGHESTMODSEQ was kept. */
+	put_state("upgraded", 7, 22, T0, 22);
+	mb = mailbox_new(&env, &account, "upgraded");
+	ok(!status_ms(mb, 23, 40), "a STATUS with nothing new");
+	mailbox_save(mb, false, false, 0);
+	is_int(modseq_of("upgraded"), 40,
+	       "the first HIGHESTMODSEQ known is written without a stop");
+	mailbox_free(&mb);
 }
 
 /* A mailbox that appeared while the account was watched: without state,
