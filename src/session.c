@@ -1700,18 +1700,30 @@ on_vanished(struct session *s, const struct codec_response *r)
 
 /* The UTF-8 name of a mailbox a what response names (caller frees), or
  * NULL, logged, when it is neither modified UTF-7 nor UTF-8 (a NUL in a
- * literal included): see codec_mailbox_name(). */
+ * literal included): see codec_mailbox_name(). Dovecot 2.3 names a
+ * mailbox with '&' as it is in the STATUS its NOTIFY SET returns (and
+ * pushes nothing of it later): plain ASCII, not modified UTF-7. That is
+ * only a debug line, at every NOTIFY SET: the mailbox then gets a
+ * connection of its own, which is logged. */
 static char *
 decode_name(struct session *s, const struct codec_str *n, const char *what)
 {
 	char *name = strlen(n->ptr) == n->len ? codec_mailbox_name(n->ptr)
 					      : NULL;
+	bool ascii = true;
 
-	if (!name)
-		log_warn(s->o.log, "%s of a mailbox whose name is neither "
-				   "modified UTF-7 nor UTF-8; ignored",
-			 what);
-	return name;
+	if (name)
+		return name;
+	for (size_t i = 0; i < n->len; i++) {
+		unsigned char c = (unsigned char)n->ptr[i];
+
+		ascii = ascii && c && c < 0x80;
+	}
+	log_at(ascii ? LOG_DEBUG : LOG_WARNING, s->o.log,
+	       "%s of \"%s\", a name neither in modified UTF-7 nor UTF-8: "
+	       "ignored",
+	       what, n->ptr);
+	return NULL;
 }
 
 /* A STATUS response, asked for or pushed by NOTIFY (which says only what
