@@ -484,9 +484,13 @@ assign(struct account_run *ar)
 	if (left > own)
 		log_info(&ar->log,
 			 "%zu mailbox%s with IDLE, %zu checked every %u s "
-			 "(max_connections = %u)",
+			 "(%s %u)",
 			 own + 1, own ? "es" : "", left - own,
-			 ar->a->d.poll_interval, ar->budget);
+			 ar->a->d.poll_interval,
+			 ar->budget < ar->a->d.max_connections
+				 ? "connections the server allows:"
+				 : "max_connections =",
+			 ar->budget);
 	if (sweep_needed(ar))
 		start_sweeping(ar);
 	else

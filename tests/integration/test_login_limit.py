@@ -40,4 +40,38 @@ def main():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
-mwtest.main(main)
+
+def test_budget_lowered():
+    """Without NOTIFY, with 7 of the 10 connections taken by other
+    clients: max_connections = 5 meets [LIMIT] at the fourth login, and
+    the budget goes down to the 3 the server allows. The log says so in
+    those words (it used to say "max_connections = 3", which the
+    configuration never said), and mail in a checked folder is
+    announced."""
+    folders = ["F%d" % i for i in range(1, 6)]
+    dc = mwtest.Dovecot(conn_limit=None, notify=False)
+    dc.create_mailboxes("alice", folders)
+    held = [dc.client("alice") for _ in range(7)]
+    acct = dc.account("alice", mailboxes=["INBOX"] + folders)
+    acct.update(max_connections=5, poll_interval=10)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account a": acct,
+    })
+    line = mw.wait_log(r"a: \d+ mailbox(?:es)? with IDLE, \d+ checked every "
+                       r"10 s \(connections the server allows: 3\)", 30)
+    ok(line, "the budget lowered to what the server allows, in those "
+       "words", mw.log_tail(15))
+    # Once F5 was checked: mail there before is old, at a first run.
+    ok(mw.wait_log(r"a/F5: STATUS UIDVALIDITY", 10 + 10),
+       "F5 checked", mw.log_tail(10))
+    dc.deliver("alice", mwtest.make_message("checked"), mailbox="F5")
+    recs = mw.wait_hooks(1, 10 + 10)
+    ok([r["MAILWATCH_MAILBOX"] for r in recs] == ["F5"],
+       "mail in a checked folder announced", mw.log_tail(10))
+    for c in held:
+        c.logout()
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+mwtest.main(main, test_budget_lowered)
