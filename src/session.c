@@ -2105,9 +2105,13 @@ session_timeout(struct session *s, uint64_t now)
 		return;
 	s->timer = 0;
 	if (s->state == S_GREETING) {
-		fail(s, SESSION_FAIL_TIMEOUT, "no greeting from the server in "
-					      "%u s",
-		     s->o.command_timeout);
+		/* A server waiting for a TLS handshake says nothing. */
+		fail(s, SESSION_FAIL_TIMEOUT,
+		     "no greeting from the server in %u s%s",
+		     s->o.command_timeout,
+		     s->o.starttls ? " (is the port one of implicit TLS? then "
+				     "tls = implicit)"
+				   : "");
 	} else if (s->state == S_IDLE) {
 		/* Under NOTIFY a FETCH an EXISTS announced did not come:
 		 * fetch; else renew the IDLE when it is time. */

@@ -435,8 +435,15 @@ tls_fail(struct transport *t, int e, int saved_errno, const char *what)
 		fail(t, -EPROTO, "certificate verify failed: %s (host %s)",
 		     X509_verify_cert_error_string(vr), t->name);
 	else
-		fail(t, -EPROTO, "%s with %s: %s", what, t->peer,
-		     ssl_reason(ec, buf, sizeof(buf)));
+		fail(t, -EPROTO, "%s with %s: %s%s", what, t->peer,
+		     ssl_reason(ec, buf, sizeof(buf)),
+		     /* What OpenSSL says of a server that answers in
+		      * plain text: the port is not one of implicit TLS. */
+		     hs && ERR_GET_LIB(ec) == ERR_LIB_SSL &&
+			     ERR_GET_REASON(ec) == SSL_R_WRONG_VERSION_NUMBER
+			 ? " (the server does not speak TLS on this port: is "
+			   "it one for tls = starttls?)"
+			 : "");
 	ERR_clear_error();
 }
 

@@ -47,6 +47,8 @@ def test_implicit_tls_on_plain_port():
     })
     m = wait_warning(mw, "imp/INBOX", r"TLS handshake", 10)
     ok(m, "a clear line about the failed TLS handshake", mw.log_tail(10))
+    ok(m and "is it one for tls = starttls?" in m.group(0),
+       "with a hint at the likely slip", m and m.group(0))
     if m:
         comment(m.group(0))
     # Three attempts take about 1 + 2 s of back-off.
@@ -80,6 +82,8 @@ def test_starttls_on_implicit_port():
        "mailwatch waits for a greeting with no deadline: the session has "
        "no timer in state 'greeting'. Last lines:\n" + mw.log_tail(5))
     if m:
+        ok("then tls = implicit" in m.group(0),
+           "with a hint at the likely slip", m.group(0))
         ok(mw.wait_log(r"st/INBOX: reconnecting in", 5),
            "and it will try again")
     ok(not sent_credentials(mw.log(), "st"), "no credentials sent")
