@@ -393,26 +393,31 @@ argv_eq(char *const *a, char *const *b)
 	return !*a && !*b;
 }
 
+/* The settings read each time mail is announced (hooks, notifications,
+ * catch-up). */
 static bool
-defaults_eq(const struct account_defaults *a, const struct account_defaults *b)
+announce_eq(const struct account_defaults *a,
+	    const struct account_defaults *b)
 {
 	return a->notify == b->notify &&
 	       argv_eq(a->on_new_mail, b->on_new_mail) &&
 	       argv_eq(a->on_new_mail_post, b->on_new_mail_post) &&
 	       argv_eq(a->on_click, b->on_click) &&
 	       a->hook_timeout == b->hook_timeout &&
-	       a->idle_timeout == b->idle_timeout &&
-	       a->poll_interval == b->poll_interval &&
-	       a->max_connections == b->max_connections &&
 	       a->catch_up == b->catch_up &&
 	       a->catch_up_max == b->catch_up_max && str_eq(a->icon, b->icon) &&
 	       a->urgency == b->urgency && a->burst == b->burst;
 }
 
-/* Every setting; not the line, so moving an account in the file is not a
- * change. */
 bool
 config_account_equal(const struct account *a, const struct account *b)
+{
+	return config_account_same_watch(a, b) && announce_eq(&a->d, &b->d);
+}
+
+/* Not the line, so moving an account in the file is not a change. */
+bool
+config_account_same_watch(const struct account *a, const struct account *b)
 {
 	return str_eq(a->name, b->name) && str_eq(a->host, b->host) &&
 	       a->port == b->port && a->tls == b->tls &&
@@ -426,7 +431,9 @@ config_account_equal(const struct account *a, const struct account *b)
 	       argv_eq(a->mailboxes, b->mailboxes) &&
 	       a->n_ignore_mailboxes == b->n_ignore_mailboxes &&
 	       argv_eq(a->ignore_mailboxes, b->ignore_mailboxes) &&
-	       defaults_eq(&a->d, &b->d);
+	       a->d.idle_timeout == b->d.idle_timeout &&
+	       a->d.poll_interval == b->d.poll_interval &&
+	       a->d.max_connections == b->d.max_connections;
 }
 
 /* ---- paths ---- */

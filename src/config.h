@@ -96,6 +96,11 @@ void config_free(struct config **cfg);
 
 /* True when the two accounts' settings are the same (for reload). */
 bool config_account_equal(const struct account *a, const struct account *b);
+/* True when they differ at most in what is read each time mail is
+ * announced (hooks, notifications, catch-up), which a running account
+ * takes from its rebound configuration without reconnecting. */
+bool config_account_same_watch(const struct account *a,
+			       const struct account *b);
 
 /* Splits a command line into a NULL-terminated argv with simple quoting:
  * whitespace separates words; '...' is literal; "..." allows \" and \\;

@@ -392,8 +392,13 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 		const struct account *a = &cfg->accounts[i];
 		struct running *old = take_running(d, a);
 
-		if (old && config_account_equal(old->a, a) &&
+		if (old && config_account_same_watch(old->a, a) &&
 		    !running_gave_up(old)) {
+			if (!config_account_equal(old->a, a))
+				log_info(&(struct log_ctx){a->name, NULL},
+					 "settings of hooks, notifications or "
+					 "catch-up changed: taken without "
+					 "reconnecting");
 			old->a = a;
 			if (old->acct)
 				account_run_rebind(old->acct, a);

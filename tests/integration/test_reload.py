@@ -50,6 +50,24 @@ def main():
                                                  str(uid2))]),
        "mail on both accounts announced once after the reload: %s" % got)
 
+    # Only hook and notification settings change on alice: taken
+    # without reconnecting.
+    alice = dict(alice, hook_timeout=7, burst=5)
+    a0 = logins(dc, "alice")
+    mark = mw.mark()
+    mw.reload({"account a": alice, "account b": bob2})
+    ok(mw.wait_log(r"a: settings of hooks, notifications or catch-up "
+                   r"changed: taken without reconnecting", 10, since=mark),
+       "hook_timeout and burst changed: said so", mw.log_tail(10))
+    mw.settle(1)
+    a1 = logins(dc, "alice")  # before the APPEND's own login
+    ok(a1 == a0 and "settings changed: reconnecting" not in mw.log()[mark:],
+       "without a reconnect (%d -> %d alice logins)" % (a0, a1))
+    uid = dc.append("alice", "INBOX", mwtest.make_message("same conn"))
+    recs = mw.wait_hooks(3, 10)
+    ok(any(r["MAILWATCH_UID"] == str(uid) for r in recs),
+       "and mail announced after it")
+
     # An invalid file keeps the running configuration.
     mark = mw.mark()
     mw.write_config_text("[account broken\n")
@@ -57,7 +75,7 @@ def main():
     ok(mw.wait_log(r"invalid; keeping the running one", 10, since=mark),
        "an invalid configuration is reported and not applied")
     uid3 = dc.append("alice", "INBOX", mwtest.make_message("still here"))
-    ok(any(r["MAILWATCH_UID"] == str(uid3) for r in mw.wait_hooks(3, 10)),
+    ok(any(r["MAILWATCH_UID"] == str(uid3) for r in mw.wait_hooks(4, 10)),
        "still announcing after the invalid reload")
 
     # Removing bob stops it; a wrong password gives up until a reload.

@@ -874,6 +874,22 @@ test_auth(void)
 		ok(!config_account_equal(&cfg->accounts[1],
 					 &cfg2->accounts[1]),
 		   "auth changed: a change");
+		ok(!config_account_same_watch(&cfg->accounts[1],
+					      &cfg2->accounts[1]),
+		   "auth changed: a change of how it is watched");
+		cfg2->accounts[1].auth = AUTH_LOGIN;
+		cfg2->accounts[1].d.hook_timeout++;
+		cfg2->accounts[1].d.burst++;
+		ok(!config_account_equal(&cfg->accounts[1],
+					 &cfg2->accounts[1]) &&
+			   config_account_same_watch(&cfg->accounts[1],
+						     &cfg2->accounts[1]),
+		   "hook_timeout and burst changed: a change, but not of "
+		   "how it is watched");
+		cfg2->accounts[1].d.poll_interval++;
+		ok(!config_account_same_watch(&cfg->accounts[1],
+					      &cfg2->accounts[1]),
+		   "poll_interval changed: a change of how it is watched");
 		config_free(&cfg2);
 	}
 	config_free(&cfg);
