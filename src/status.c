@@ -433,6 +433,8 @@ status_main(int argc, char **argv)
 	char *last = NULL;
 	int c, r, status = 0;
 
+	/* For getopt's messages. */
+	argv[0] = (char *)"mailwatch status";
 	while ((c = getopt_long(argc, argv, "jfF:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
@@ -453,6 +455,8 @@ status_main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
+		fprintf(stderr, "mailwatch status: unexpected argument '%s'\n",
+			argv[optind]);
 		usage(stderr);
 		return 2;
 	}

@@ -316,6 +316,14 @@ def test_no_bus():
        "no session bus: exit 3 and a 'stopped' line for the status bar",
        "%s %r %r" % (r.returncode, r.stdout, r.stderr))
     ok("no session bus" in r.stderr, "and stderr says why", r.stderr)
+    for args, said in ((["extra"], "unexpected argument 'extra'"),
+                       (["-x"], "invalid option")):
+        r = subprocess.run([binary, "status"] + args, env=env,
+                           capture_output=True, text=True, timeout=10 * T)
+        ok(r.returncode == 2 and
+           r.stderr.startswith("mailwatch status: " + said),
+           "status %s: exit 2, 'mailwatch status: %s'" % (args[0], said),
+           "%s %r" % (r.returncode, r.stderr))
 
 
 mwtest.main(test_counts, test_second_instance, test_no_bus)
