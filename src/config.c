@@ -1129,6 +1129,14 @@ max3(unsigned a, unsigned b, unsigned c)
 }
 
 /* After the whole file: what a single line cannot tell. */
+/* True when host names this machine (then nothing crosses a network). */
+static bool
+is_loopback(const char *host)
+{
+	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) ||
+	       !strcmp(host, "::1") || !strcmp(host, "[::1]");
+}
+
 static void
 check_account(struct parser *p, struct section *s)
 {
@@ -1168,6 +1176,11 @@ check_account(struct parser *p, struct section *s)
 		perr(p, s->key_line[K_AUTH],
 		     "[account %s]: auth = %s needs oauth2_token_command",
 		     s->a.name, auth_names[s->a.auth]);
+	if (s->a.tls == TLS_NONE && s->a.host && !is_loopback(s->a.host))
+		log_warn(NULL,
+			 "%s:%u: [account %s]: tls = none: the login and the "
+			 "mail's headers cross the network to %s in clear",
+			 p->path, s->key_line[K_TLS], s->a.name, s->a.host);
 }
 
 /* Moves the values set in s over those in d. */

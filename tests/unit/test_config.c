@@ -163,12 +163,20 @@ test_full(void)
 	struct config *cfg;
 	struct account *w, *h;
 	char *out;
+	size_t lines = 0;
 	int r;
 
 	free(text);
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "full: loads");
-	is_str(out, "", "full: nothing logged");
+	for (const char *q = out; *q; q++)
+		lines += *q == '\n';
+	ok(lines == 1 && strstr(out, "full.ini:39: [account home]: tls = none: "
+				     "the login and the mail's headers cross "
+				     "the network to mail.example.net in "
+				     "clear\n"),
+	   "full: one line logged, the warning of tls = none to a host "
+	   "elsewhere, naming the line");
 	if (r < 0) {
 		free(out);
 		return;
@@ -362,6 +370,16 @@ test_defaults(void)
 				      "host = h\n"
 				      "tls = STARTTLS\n"
 				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "[account c]\n"
+				      "host = 127.0.0.1\n"
+				      "tls = none\n"
+				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "[account d]\n"
+				      "host = localhost\n"
+				      "tls = none\n"
+				      "username = u\n"
 				      "password_command = echo pw\n");
 	struct config *cfg;
 	struct account *a;
@@ -370,7 +388,8 @@ test_defaults(void)
 
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "defaults: loads");
-	is_str(out, "", "defaults: nothing logged");
+	is_str(out, "", "defaults: nothing logged (tls = none to this "
+			"machine included)");
 	if (r < 0) {
 		free(out);
 		return;
