@@ -1128,7 +1128,6 @@ max3(unsigned a, unsigned b, unsigned c)
 	return m > c ? m : c;
 }
 
-/* After the whole file: what a single line cannot tell. */
 /* True when host names this machine (then nothing crosses a network). */
 static bool
 is_loopback(const char *host)
@@ -1137,6 +1136,7 @@ is_loopback(const char *host)
 	       !strcmp(host, "::1") || !strcmp(host, "[::1]");
 }
 
+/* After the whole file: what a single line cannot tell. */
 static void
 check_account(struct parser *p, struct section *s)
 {
