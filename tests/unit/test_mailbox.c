@@ -965,6 +965,19 @@ test_renumbered(void)
 	mailbox_free(&mb);
 }
 
+/* A state file's line for mailbox: UIDVALIDITY 7, UID 22 handled, 22
+ * messages seen at T0, HIGHESTMODSEQ modseq. */
+static void
+put_state_ms(const char *mailbox, uint64_t modseq)
+{
+	state_store_put(store, mailbox,
+			&(struct state){.uidvalidity = 7,
+					.uid = 22,
+					.seen = T0,
+					.messages = 22,
+					.modseq = modseq});
+}
+
 /* EXAMINE with CONDSTORE: its [HIGHESTMODSEQ] too. */
 static uint32_t
 examined_ms(struct mailbox *mb, uint32_t uidnext, uint32_t exists,
@@ -1019,12 +1032,7 @@ test_restored_modseq(void)
 	struct mailbox *mb;
 	bool by_date = false;
 
-	state_store_put(store, "lost",
-			&(struct state){.uidvalidity = 7,
-					.uid = 22,
-					.seen = T0,
-					.messages = 22,
-					.modseq = 100});
+	put_state_ms("lost", 100);
 	mb = mailbox_new(&env, &account, "lost");
 	ok(status_ms(mb, 23, 90),
 	   "a STATUS below the saved HIGHESTMODSEQ: EXAMINE it");
@@ -1061,12 +1069,7 @@ test_restored_modseq(void)
 	       "cut short, a stop writes the highest before the restore");
 	got();
 
-	state_store_put(store, "nomodseq",
-			&(struct state){.uidvalidity = 7,
-					.uid = 22,
-					.seen = T0,
-					.messages = 22,
-					.modseq = 100});
+	put_state_ms("nomodseq", 100);
 	mb = mailbox_new(&env, &account, "nomodseq");
 	is_int(examined_ms(mb, 23, 22, 0, T0 + 30, &by_date), 23,
 	       "NOMODSEQ: nothing to compare with");
@@ -1074,12 +1077,7 @@ test_restored_modseq(void)
 	mailbox_free(&mb);
 	is_int(modseq_of("nomodseq"), 50, "the state keeps the last one");
 
-	state_store_put(store, "flagged",
-			&(struct state){.uidvalidity = 7,
-					.uid = 22,
-					.seen = T0,
-					.messages = 22,
-					.modseq = 90});
+	put_state_ms("flagged", 90);
 	mb = mailbox_new(&env, &account, "flagged");
 	is_int(examined_ms(mb, 23, 22, 90, T0 + 40, &by_date), 23,
 	       "selected: nothing new");
