@@ -49,6 +49,25 @@ def copy_maildir(src, dst):
     subprocess.run(["cp", "-a", src, dst], check=True, timeout=30)
 
 
+def watch(dc, notify, what, mailboxes):
+    """mailwatch on mailboxes, once MAILBOXES are watched; without NOTIFY
+    two connections: INBOX in IDLE, the others checked every
+    poll_interval. None (mailwatch and Dovecot stopped) when they are
+    not."""
+    acct = dc.account("alice", mailboxes=mailboxes)
+    if not notify:
+        acct.update(max_connections=2, poll_interval=POLL)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account " + ACCOUNT: acct,
+    })
+    if wait_watched(mw, what + ": start", MAILBOXES):
+        return mw
+    finish(mw)
+    dc.stop()
+    return None
+
+
 def restore_case(notify):
     what = "NOTIFY" if notify else "no NOTIFY"
     dc = mwtest.Dovecot(conn_limit=None, notify=notify)
@@ -62,18 +81,8 @@ def restore_case(notify):
     copy_maildir(maildir, backup)
     dc.start()
 
-    # Without NOTIFY, two connections: INBOX in IDLE, Work (and Spare)
-    # checked every poll_interval.
-    acct = dc.account("alice", mailboxes=MAILBOXES + ["Spare"])
-    if not notify:
-        acct.update(max_connections=2, poll_interval=POLL)
-    mw = mwtest.Mailwatch({
-        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
-        "account " + ACCOUNT: acct,
-    })
-    if not wait_watched(mw, what + ": start", MAILBOXES):
-        finish(mw)
-        dc.stop()
+    mw = watch(dc, notify, what, MAILBOXES + ["Spare"])
+    if not mw:
         return
     lost = append_each(dc, MAILBOXES, "lost") + \
         append_each(dc, MAILBOXES, "lost too")
@@ -138,16 +147,8 @@ def modseq_case(notify):
     copy_maildir(maildir, backup)
     dc.start()
 
-    acct = dc.account("alice", mailboxes=MAILBOXES)
-    if not notify:
-        acct.update(max_connections=2, poll_interval=POLL)
-    mw = mwtest.Mailwatch({
-        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
-        "account " + ACCOUNT: acct,
-    })
-    if not wait_watched(mw, what + ": start", MAILBOXES):
-        finish(mw)
-        dc.stop()
+    mw = watch(dc, notify, what, MAILBOXES)
+    if not mw:
         return
     lost = append_each(dc, MAILBOXES, "lost")
     mw.wait_hooks(len(lost), PUSH + (0 if notify else POLL + 5))
