@@ -175,23 +175,24 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	 * whole since. */
 	seen = m == mb->mark ? mb->seen : mb->saved_seen;
 	messages = m == mb->mark ? mb->messages : mb->saved_messages;
-	/* HIGHESTMODSEQ moves with every flag change: it goes with the
-	 * next write, or the last. */
 	if (final)
 		seen_moved = seen != mb->saved_seen ||
-			     messages != mb->saved_messages ||
-			     mb->top_modseq != mb->saved_modseq;
+			     messages != mb->saved_messages;
 	else
 		seen_moved = seen >= mb->saved_seen + SEEN_STEP ||
 			     seen < mb->saved_seen ||
 			     !messages != !mb->saved_messages;
-	/* HIGHESTMODSEQ lower than the saved one (the server was restored,
-	 * or gives none now) is written at once, else the next start would
-	 * take the saved one for a restore; so is the first one known (a
-	 * file of before it was kept), else a kill before the stop would
-	 * leave nothing to tell a restore by. */
-	modseq_due = mb->top_modseq < mb->saved_modseq ||
-		     (mb->top_modseq && !mb->saved_modseq);
+	/* HIGHESTMODSEQ moves with every flag change: it goes with the next
+	 * write, or the last. It is written at once when lower than the
+	 * saved one (the server was restored, or gives none now), else the
+	 * next start would take the saved one for a restore; and when it is
+	 * the first one known (a file of before it was kept), else a kill
+	 * before the stop would leave nothing to tell a restore by. */
+	if (final)
+		modseq_due = mb->top_modseq != mb->saved_modseq;
+	else
+		modseq_due = mb->top_modseq < mb->saved_modseq ||
+			     (mb->top_modseq && !mb->saved_modseq);
 	if (mb->rebasing || !mb->uidvalidity ||
 	    (m == mb->saved_mark && mb->mark == mb->saved_announced &&
 	     mb->uidvalidity == mb->saved_uidvalidity && !seen_moved &&
