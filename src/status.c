@@ -284,14 +284,13 @@ details(FILE *f, const struct snapshot *s, bool all)
 enum output { O_TEXT, O_FORMAT, O_JSON };
 
 /* The whole output for s as one string (caller frees), ending in a
- * newline; NULL after an unknown placeholder. */
+ * newline. template is good (template_ok()). */
 static char *
 render(const struct snapshot *s, enum output how, const char *template)
 {
 	char *out = NULL, *tip = NULL;
 	size_t len = 0, tip_len = 0;
 	FILE *f = open_memstream(&out, &len), *t;
-	bool good = true;
 
 	if (!f)
 		abort();
@@ -301,7 +300,8 @@ render(const struct snapshot *s, enum output how, const char *template)
 	} else if (how == O_TEXT) {
 		fputs("mailwatch is not running", f);
 	} else if (how == O_FORMAT) {
-		good = !s->running || expand(f, template, s);
+		if (s->running)
+			expand(f, template, s);
 	} else {
 		const char *class = !s->running	 ? "stopped"
 				    : !all_ok(s) ? "disconnected"
@@ -313,7 +313,8 @@ render(const struct snapshot *s, enum output how, const char *template)
 
 		if (!tf)
 			abort();
-		good = !s->running || expand(tf, template, s);
+		if (s->running)
+			expand(tf, template, s);
 		fclose(tf);
 		t = open_memstream(&tip, &tip_len);
 		if (!t)
@@ -365,9 +366,24 @@ render(const struct snapshot *s, enum output how, const char *template)
 	}
 	fputc('\n', f);
 	fclose(f);
-	if (!good)
-		freep(&out);
 	return out;
+}
+
+/* True when template expands (expand() with nothing known). */
+static bool
+template_ok(const char *template)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	bool ok;
+
+	if (!f)
+		abort();
+	ok = expand(f, template, &(struct snapshot){0});
+	fclose(f);
+	free(out);
+	return ok;
 }
 
 /* ---- following ---- */
@@ -464,6 +480,9 @@ status_main(int argc, char **argv)
 		how = O_FORMAT;
 	if (!template)
 		template = DEFAULT_TEMPLATE;
+	/* At once, whether a mailwatch can be reached or not. */
+	if (!template_ok(template))
+		return bad_template(template);
 
 	r = sd_bus_open_user(&bus);
 	if (r < 0) {
@@ -475,8 +494,6 @@ status_main(int argc, char **argv)
 					: strerror(-r));
 		/* No mailwatch can be reached: said as when none runs, so
 		 * that a status bar shows it stopped. */
-		if (!out)
-			return bad_template(template);
 		fputs(out, stdout);
 		free(out);
 		return STATUS_NOT_RUNNING;
@@ -517,10 +534,6 @@ status_main(int argc, char **argv)
 			}
 			sd_bus_error_free(&err);
 			out = render(&snap, how, template);
-			if (!out) {
-				status = bad_template(template);
-				break;
-			}
 			if (!last || strcmp(out, last)) {
 				fputs(out, stdout);
 				fflush(stdout);

@@ -317,12 +317,15 @@ def test_no_bus():
        "%s %r %r" % (r.returncode, r.stdout, r.stderr))
     ok("no session bus" in r.stderr, "and stderr says why", r.stderr)
     for args, said in ((["extra"], "unexpected argument 'extra'"),
-                       (["-x"], "invalid option")):
+                       (["-x"], "invalid option"),
+                       (["--format", "{nope}"], "--format {nope}: an "
+                        "unknown placeholder")):
         r = subprocess.run([binary, "status"] + args, env=env,
                            capture_output=True, text=True, timeout=10 * T)
         ok(r.returncode == 2 and
            r.stderr.startswith("mailwatch status: " + said),
-           "status %s: exit 2, 'mailwatch status: %s'" % (args[0], said),
+           "no bus, status %s: exit 2, 'mailwatch status: %s'" %
+           (" ".join(args), said),
            "%s %r" % (r.returncode, r.stderr))
 
 
