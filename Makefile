@@ -144,7 +144,10 @@ fuzz:
 install: mailwatch
 	install -Dm755 mailwatch $(DESTDIR)$(BINDIR)/mailwatch
 	install -Dm644 man/mailwatch.1 $(DESTDIR)$(MANDIR)/man1/mailwatch.1
-	install -Dm644 man/mailwatch.ini.5 $(DESTDIR)$(MANDIR)/man5/mailwatch.ini.5
+	mkdir -p build
+	sed 's|/usr/local/share/doc/mailwatch|$(DOCDIR)|g' man/mailwatch.ini.5 \
+		> build/mailwatch.ini.5
+	install -Dm644 build/mailwatch.ini.5 $(DESTDIR)$(MANDIR)/man5/mailwatch.ini.5
 	install -Dm644 mailwatch.ini.example $(DESTDIR)$(DOCDIR)/mailwatch.ini.example
 	install -Dm644 contrib/README.md $(DESTDIR)$(CONTRIBDIR)/README.md
 	for f in contrib/mailwatch-*; do \
