@@ -531,7 +531,9 @@ get_bool(struct parser *p, enum key k, const char *v, bool *r)
 		*r = false;
 	else
 		perr(p, p->lineno,
-		     "invalid value '%s' for %s: expected yes or no", v,
+		     "invalid value '%s' for %s: expected yes or no (true "
+		     "or false, on or off, 1 or 0)",
+		     v,
 		     keys[k].name);
 }
 
