@@ -49,6 +49,7 @@ struct service {
 	void *last;               /* tsearch tree of struct last */
 	char *sent[N_PROPS];      /* each property's value last announced */
 	bool warned;              /* "no session bus" logged */
+	bool queued;              /* waiting for the name: said so */
 	uint64_t retry_at;        /* CLOCK_MONOTONIC usec: no try before */
 };
 
@@ -264,10 +265,10 @@ static const sd_bus_vtable vtable[] = {
 static int
 on_name(sd_bus_message *m, void *ud, sd_bus_error *err)
 {
+	struct service *svc = ud;
 	const sd_bus_error *e = sd_bus_message_get_error(m);
 	uint32_t got = 0;
 
-	(void)ud;
 	(void)err;
 	if (e)
 		log_warn(NULL,
@@ -275,12 +276,30 @@ on_name(sd_bus_message *m, void *ud, sd_bus_error *err)
 			 "mailwatch running?",
 			 SERVICE_NAME, e->message ? e->message : e->name);
 	else if (sd_bus_message_read(m, "u", &got) > 0 &&
-		 got == REQUEST_NAME_IN_QUEUE)
+		 got == REQUEST_NAME_IN_QUEUE) {
 		log_warn(NULL,
 			 "another mailwatch owns %s on the session bus: "
 			 "'mailwatch status' shows that one; this one takes "
 			 "the name over once it stops",
 			 SERVICE_NAME);
+		svc->queued = true;
+	}
+	return 0;
+}
+
+/* NameAcquired: after waiting in the queue, the name is ours. */
+static int
+on_acquired(sd_bus_message *m, void *ud, sd_bus_error *err)
+{
+	struct service *svc = ud;
+	const char *name = NULL;
+
+	(void)err;
+	if (svc->queued && sd_bus_message_read(m, "s", &name) > 0 &&
+	    !strcmp(name, SERVICE_NAME)) {
+		log_info(NULL, "took over %s on the session bus", SERVICE_NAME);
+		svc->queued = false;
+	}
 	return 0;
 }
 
@@ -298,6 +317,7 @@ service_connect(struct service *svc)
 	if (svc->bus && sd_bus_is_open(svc->bus) > 0)
 		return true;
 	svc->bus = sd_bus_close_unref(svc->bus);
+	svc->queued = false;
 	sd_event_now(svc->event, CLOCK_MONOTONIC, &now);
 	if (now < svc->retry_at)
 		return false;
@@ -309,6 +329,11 @@ service_connect(struct service *svc)
 	if (r >= 0)
 		r = sd_bus_add_object_vtable(bus, NULL, SERVICE_PATH,
 					     SERVICE_IFACE, vtable, svc);
+	if (r >= 0)
+		r = sd_bus_match_signal_async(
+		    bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+		    "org.freedesktop.DBus", "NameAcquired", on_acquired, NULL,
+		    svc);
 	if (r >= 0)
 		r = sd_bus_request_name_async(bus, NULL, SERVICE_NAME,
 					      SD_BUS_NAME_QUEUE, on_name, svc);

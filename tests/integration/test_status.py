@@ -295,6 +295,9 @@ def test_second_instance():
     finish(first, "the first mailwatch")
     ok(mwtest.wait_until(lambda: accounts(second) == ["two"], 10),
        "once it stopped, status shows the second", accounts(second))
+    ok(second.wait_log(r"took over org\.mailwatch\.Mailwatch on the session "
+                       r"bus", 5), "and the second says so",
+       second.log_tail(5))
     finish(second, "the second mailwatch")
 
 
