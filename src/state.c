@@ -882,6 +882,10 @@ state_store_put(struct state_store *s, const char *mailbox,
 		v.seen = time(NULL);
 		v.messages = 1;
 	}
+	/* A mod-sequence has 63 bits (RFC 7162); a server's larger one
+	 * goes in as the largest, which the file can hold. */
+	if (v.modseq > INT64_MAX)
+		v.modseq = INT64_MAX;
 	e = found ? &s->v[i] : insert(s, i, xstrdup(mailbox));
 	old = e->st;
 	e->st = v;

@@ -57,7 +57,8 @@ struct state {
 	/* The highest HIGHESTMODSEQ (CONDSTORE) the server gave under
 	 * uidvalidity, 0: not known. Mod-sequences only grow: one below it
 	 * tells that the server was restored from a backup. A put that
-	 * changes only this makes the store dirty too. */
+	 * changes only this makes the store dirty too; one above 2^63 - 1
+	 * (beyond RFC 7162's 63 bits) is stored as that. */
 	uint64_t modseq;
 	/* Not in the file: the highest UID announced by this process. It is
 	 * above uid while a sink still holds one of those messages back (uid

@@ -351,6 +351,19 @@ test_round_trip(void)
 		   st.modseq == INT64_MAX,
 	   "largest UIDs and modseq, seen time, an empty mailbox: read "
 	   "back");
+	state_store_put(s, "Huge",
+			&(struct state){.uidvalidity = 1,
+					.uid = 2,
+					.seen = 1733400000,
+					.messages = 3,
+					.modseq = UINT64_MAX});
+	state_store_write(s);
+	state_store_free(&s);
+	s = open_store("acct");
+	ok(state_store_get(s, "Huge", &st) == 1 && st.uid == 2 &&
+		   st.modseq == INT64_MAX,
+	   "a server's modseq past 63 bits: kept as 2^63 - 1, the line "
+	   "still read");
 	dirtied = 0;
 	state_store_put(s, "Seen",
 			&(struct state){.uidvalidity = UINT32_MAX,
