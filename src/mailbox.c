@@ -713,6 +713,8 @@ announce(struct mailbox *mb)
 		if (summary && k->ops->summary)
 			k->ops->summary(k, mb->a, mb->name, mb->batch, n,
 					total);
+		if (!summary && k->ops->batch_start)
+			k->ops->batch_start(k, mb->a, mb->name, n);
 		for (size_t i = 0; i < n && !summary; i++)
 			k->ops->send(k, mb->a, &mb->batch[i]);
 		k->ops->batch_done(k, mb->a, mb->name, total);

@@ -23,6 +23,10 @@ struct sink_ops {
 	/* One new message of account a (borrowed for the call). */
 	void (*send)(struct sink *s, const struct account *a,
 		     const struct mail_event *ev);
+	/* Optional: n messages of a/mailbox follow now, each through
+	 * send(), with batch_done() after them. */
+	void (*batch_start)(struct sink *s, const struct account *a,
+			    const char *mailbox, size_t n);
 	/* Optional: total messages shown as one summary (mail that arrived
 	 * while mailwatch was away, or more at once than is sensible to
 	 * show one by one); first holds the first n_first of them in UID

@@ -65,6 +65,7 @@ struct burst {
 	char *account, *mailbox;
 	uint64_t start;	   /* usec, CLOCK_MONOTONIC, of the window */
 	unsigned count;	   /* messages in the window */
+	size_t coming;	   /* of the batch being sent, still to come */
 	/* The first different senders, for the summary body; more: there
 	 * were others. */
 	char *senders[SUMMARY_SENDERS];
@@ -570,6 +571,32 @@ now_usec(struct notify_sink *ns)
 	return t;
 }
 
+/* The burst of account/mailbox, started afresh when its window is over. */
+static struct burst *
+burst_window(struct notify_sink *ns, const char *account, const char *mailbox)
+{
+	struct burst *b = burst_get(ns, account, mailbox);
+	uint64_t now = now_usec(ns);
+
+	if (now - b->start > SINK_BURST_WINDOW * 1000000ULL) {
+		b->start = now;
+		b->count = 0;
+		b->coming = 0;
+		burst_clear_senders(b);
+		b->summary = NULL;
+	}
+	return b;
+}
+
+static void
+notify_batch_start(struct sink *s, const struct account *a,
+		   const char *mailbox, size_t n)
+{
+	if (a->d.notify)
+		burst_window((struct notify_sink *)s, a->name, mailbox)
+		    ->coming = n;
+}
+
 static void
 notify_send(struct sink *s, const struct account *a,
 	    const struct mail_event *ev)
@@ -579,21 +606,20 @@ notify_send(struct sink *s, const struct account *a,
 	struct shown *sh;
 	const char *summary;
 	char *body;
-	uint64_t now = now_usec(ns);
 
 	if (!a->d.notify)
 		return;
-	b = burst_get(ns, a->name, ev->mailbox);
-	if (now - b->start > SINK_BURST_WINDOW * 1000000ULL) {
-		b->start = now;
-		b->count = 0;
-		burst_clear_senders(b);
-		b->summary = NULL;
-	}
+	b = burst_window(ns, a->name, ev->mailbox);
 	b->count++;
+	if (b->coming)
+		b->coming--;
 	burst_add_sender(b, ev);
-	if (a->d.burst && b->count > a->d.burst) {
-		show_summary(ns, a, b);
+	/* With the rest of the batch counted: when the whole of it is more
+	 * than burst, none of it is shown one by one, and the summary
+	 * waits for its last message. */
+	if (a->d.burst && b->count + b->coming > a->d.burst) {
+		if (!b->coming)
+			show_summary(ns, a, b);
 		return;
 	}
 
@@ -633,6 +659,7 @@ notify_summary(struct sink *s, const struct account *a, const char *mailbox,
 	b = burst_get(ns, a->name, mailbox);
 	b->start = now_usec(ns);
 	b->count = total;
+	b->coming = 0;
 	burst_clear_senders(b);
 	for (size_t i = 0; i < n_first; i++)
 		burst_add_sender(b, &first[i]);
@@ -694,6 +721,7 @@ notify_free(struct sink *s)
 }
 
 static const struct sink_ops notify_ops = {
+    .batch_start = notify_batch_start,
     .send = notify_send,
     .summary = notify_summary,
     .withdraw = notify_withdraw,

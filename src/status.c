@@ -168,9 +168,9 @@ newest(const struct snapshot *s)
 
 /* Expands template into f: {unseen}, {watched}, {mailboxes}, and the
  * newest message's {from}, {subject}, {account}, {mailbox}; {{ and }}
- * are braces. Returns false on an unknown placeholder, or a brace not
- * doubled outside one. */
-static bool
+ * are braces. Returns NULL, or where the template goes wrong: an unknown
+ * placeholder, or a brace not doubled outside one. */
+static const char *
 expand(FILE *f, const char *t, const struct snapshot *s)
 {
 	const struct st_box *last = newest(s);
@@ -189,14 +189,14 @@ expand(FILE *f, const char *t, const struct snapshot *s)
 			continue;
 		}
 		if (*t == '}')
-			return false; /* one not doubled */
+			return t; /* one not doubled */
 		if (*t != '{') {
 			fputc(*t++, f);
 			continue;
 		}
 		end = strchr(t, '}');
 		if (!end)
-			return false;
+			return t;
 		n = (size_t)(end - t - 1);
 #define IS(name) (n == strlen(name) && !strncmp(t + 1, name, n))
 		if (IS("unseen"))
@@ -214,11 +214,11 @@ expand(FILE *f, const char *t, const struct snapshot *s)
 		else if (IS("mailbox"))
 			fputs(last ? last->mailbox : "", f);
 		else
-			return false;
+			return t;
 #undef IS
 		t = end + 1;
 	}
-	return true;
+	return NULL;
 }
 
 /* Writes s as a JSON string literal. */
@@ -284,7 +284,7 @@ details(FILE *f, const struct snapshot *s, bool all)
 enum output { O_TEXT, O_FORMAT, O_JSON };
 
 /* The whole output for s as one string (caller frees), ending in a
- * newline. template is good (template_ok()). */
+ * newline. template is good (template_error() is NULL). */
 static char *
 render(const struct snapshot *s, enum output how, const char *template)
 {
@@ -369,21 +369,21 @@ render(const struct snapshot *s, enum output how, const char *template)
 	return out;
 }
 
-/* True when template expands (expand() with nothing known). */
-static bool
-template_ok(const char *template)
+/* Where template goes wrong (expand() with nothing known), or NULL. */
+static const char *
+template_error(const char *template)
 {
 	char *out = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
-	bool ok;
+	const char *bad;
 
 	if (!f)
 		abort();
-	ok = expand(f, template, &(struct snapshot){0});
+	bad = expand(f, template, &(struct snapshot){0});
 	fclose(f);
 	free(out);
-	return ok;
+	return bad;
 }
 
 /* ---- following ---- */
@@ -419,15 +419,27 @@ usage(FILE *f)
 	      f);
 }
 
-/* Says that template has an unknown placeholder; returns the exit
- * status for it. */
+/* Says what is wrong at bad in template; returns the exit status for
+ * it. */
 static int
-bad_template(const char *template)
+bad_template(const char *template, const char *bad)
 {
-	fprintf(stderr,
-		"mailwatch status: --format %s: an unknown placeholder, or "
-		"a brace not doubled\n",
-		template);
+	const char *end = strchr(bad, '}');
+
+	fprintf(stderr, "mailwatch status: --format %s: ", template);
+	if (*bad == '}')
+		fprintf(stderr, "a '}' not doubled (write }} for a brace): "
+				"'%s'\n",
+			bad);
+	else if (!end)
+		fprintf(stderr, "a '{' without its '}' (write {{ for a "
+				"brace): '%s'\n",
+			bad);
+	else
+		fprintf(stderr, "unknown placeholder %.*s; known are "
+				"{unseen}, {watched}, {mailboxes}, {from}, "
+				"{subject}, {account} and {mailbox}\n",
+			(int)(end - bad + 1), bad);
 	return 2;
 }
 
@@ -441,7 +453,7 @@ status_main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	const char *template = NULL;
+	const char *template = NULL, *bad;
 	enum output how = O_TEXT;
 	bool follow = false, dirty = true;
 	struct snapshot snap = {0};
@@ -481,8 +493,9 @@ status_main(int argc, char **argv)
 	if (!template)
 		template = DEFAULT_TEMPLATE;
 	/* At once, whether a mailwatch can be reached or not. */
-	if (!template_ok(template))
-		return bad_template(template);
+	bad = template_error(template);
+	if (bad)
+		return bad_template(template, bad);
 
 	r = sd_bus_open_user(&bus);
 	if (r < 0) {

@@ -30,23 +30,33 @@ def setup(dc, bus, **account):
     return mw
 
 
+def summaries(nd, mailbox="test/INBOX"):
+    return [r for r in nd.records() if r["summary"].endswith(mailbox)]
+
+
 def test_burst(dc, bus, nd):
+    """Messages that come one by one are shown until the burst is more than
+    burst: then one summary closes them and replaces itself."""
     mw = setup(dc, bus, burst=3)
     senders = ["Ann <ann@example.org>", "Bob <bob@example.org>",
                "Cy <cy@example.org>", "Di <di@example.org>",
                "Ed <ed@example.org>", "Flo <flo@example.org>"]
+    for i, s in enumerate(senders[:3]):
+        dc.append("alice", "INBOX", message(i, s))
+        ok(len(mw.wait_hooks(i + 1, 20)) == i + 1,
+           "burst: message %d ran its hook" % i)
     uids = dc.append_many("alice", "INBOX",
-                          [message(i, s) for i, s in enumerate(senders)],
-                          atomic=True)
+                          [message(i + 3, s)
+                           for i, s in enumerate(senders[3:])])
     ok(len(mw.wait_hooks(6, 20)) == 6, "burst: every message ran its hook")
 
     def summary_done():
         return any(r["summary"] == "6 new messages in test/INBOX"
                    for r in nd.records())
     ok(wait_until(summary_done, 10), "burst: one summary says 6 messages")
-    recs = nd.records()
-    singles = [r for r in recs if not r["summary"].endswith("test/INBOX")]
-    sums = [r for r in recs if r["summary"].endswith("test/INBOX")]
+    singles = [r for r in nd.records()
+               if not r["summary"].endswith("test/INBOX")]
+    sums = summaries(nd)
     ok(len(singles) == 3, "burst: 3 single notifications, then the "
        "summary (%d singles)" % len(singles))
     ok(all(s["replaces_id"] == sums[i - 1]["id"]
@@ -54,12 +64,37 @@ def test_burst(dc, bus, nd):
        "burst: each summary replaces the previous one, not stacking")
     ok(sums[-1]["body"] == "Ann, Bob, Cy, …",
        "burst: the first senders in the body (%r)" % sums[-1]["body"])
-    closed = {r["id"] for r in nd.records("CloseNotification")}
     ok(wait_until(lambda: {r["id"] for r in singles} <=
                   {r["id"] for r in nd.records("CloseNotification")}, 5),
-       "burst: the single notifications are closed (%s)" % closed)
-    ok(len(uids) == 6, "burst: 6 appended")
+       "burst: the single notifications are closed")
+    ok(len(uids) == 3, "burst: 3 appended at the end")
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "burst: clean exit")
+
+
+def test_burst_at_once(dc, bus, nd):
+    """More than burst messages that appear at once: one summary, and no
+    single notification flashes before it."""
+    mw = setup(dc, bus, burst=3)
+    base = len(nd.records())
+    senders = ["Ann <ann@example.org>", "Bob <bob@example.org>",
+               "Cy <cy@example.org>", "Di <di@example.org>"]
+    dc.append_many("alice", "INBOX",
+                   [message(i, s) for i, s in enumerate(senders)],
+                   atomic=True)
+    ok(len(mw.wait_hooks(4, 20)) == 4,
+       "burst at once: every message ran its hook")
+    ok(len(nd.wait_records(base + 1, 10)) > base, "burst at once: notified")
+    mwtest.quiet(1)  # an update of the summary would come by now
+    ok(len(nd.records()) == base + 1,
+       "burst at once: one notification only (%r)" %
+       [r["summary"] for r in nd.records()[base:]])
+    first = nd.records()[base]
+    ok(first["summary"] == "4 new messages in test/INBOX" and
+       first["body"] == "Ann, Bob, Cy, …",
+       "burst at once: it is the summary of all 4 (%r, %r)" % (
+           first["summary"], first["body"]))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(),
+       "burst at once: clean exit")
 
 
 def test_withdraw(dc, bus, nd):
@@ -178,7 +213,7 @@ def main():
     dc = mwtest.Dovecot()
     bus = mwtest.SessionBus()
     nd = mwtest.Notifyd(bus)
-    for t in (test_burst, test_withdraw, test_withdraw_after_reconnect,
+    for t in (test_burst, test_burst_at_once, test_withdraw, test_withdraw_after_reconnect,
               test_click):
         dc.expunge("alice", "INBOX")
         t(dc, bus, nd)

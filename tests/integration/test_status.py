@@ -321,8 +321,13 @@ def test_no_bus():
     ok("no session bus" in r.stderr, "and stderr says why", r.stderr)
     for args, said in ((["extra"], "unexpected argument 'extra'"),
                        (["-x"], "invalid option"),
-                       (["--format", "{nope}"], "--format {nope}: an "
-                        "unknown placeholder")):
+                       (["--format", "{unseen} {nope}"],
+                        "--format {unseen} {nope}: unknown placeholder "
+                        "{nope}; known are {unseen}"),
+                       (["--format", "a } b"], "--format a } b: a '}' not "
+                        "doubled (write }} for a brace): '} b'"),
+                       (["--format", "{unseen"], "--format {unseen: a '{' "
+                        "without its '}'")):
         r = subprocess.run([binary, "status"] + args, env=env,
                            capture_output=True, text=True, timeout=10 * T)
         ok(r.returncode == 2 and
