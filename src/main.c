@@ -674,13 +674,16 @@ main(int argc, char **argv)
 			n += a->n_mailboxes;
 		}
 		n -= patterns;
-		printf("%s: OK, %zu account%s, %zu mailbox%s", d.config_path,
-		       d.cfg->n_accounts, d.cfg->n_accounts == 1 ? "" : "s", n,
-		       n == 1 ? "" : "es");
+		printf("%s: OK, %zu account%s, ", d.config_path,
+		       d.cfg->n_accounts, d.cfg->n_accounts == 1 ? "" : "s");
+		if (n || !patterns)
+			printf("%zu mailbox%s%s", n, n == 1 ? "" : "es",
+			       patterns ? " and " : "");
 		if (patterns)
-			printf(" and %zu pattern%s (which mailboxes they "
-			       "take, the server's list tells)",
-			       patterns, patterns == 1 ? "" : "s");
+			printf("%zu pattern%s (which mailboxes %s, the "
+			       "server's list tells)",
+			       patterns, patterns == 1 ? "" : "s",
+			       patterns == 1 ? "it takes" : "they take");
 		putchar('\n');
 		config_free(&d.cfg);
 		free(default_path);

@@ -142,9 +142,9 @@ def test_check_config_counts():
     base = ("[account a]\nhost = 127.0.0.1\nusername = alice\n"
             "password_command = echo x\n")
     rc, out = check_config(mw, base + "mailboxes = *\n")
-    ok(rc == 0 and re.search(r": OK, 1 account, 0 mailboxes and 1 pattern "
-                             r"\(which mailboxes they take, the server's "
-                             r"list tells\)$", out.strip()),
+    ok(rc == 0 and re.search(r": OK, 1 account, 1 pattern \(which mailboxes "
+                             r"it takes, the server's list tells\)$",
+                             out.strip()),
        "mailboxes = *: one pattern, no mailbox (%s)" % out.strip())
     rc, out = check_config(mw, base + "mailboxes = INBOX, Work, Lists/*\n")
     ok(rc == 0 and re.search(r": OK, 1 account, 2 mailboxes and 1 pattern",
