@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mailbox.h"
 #include "password.h"
@@ -896,17 +897,24 @@ const char *
 watcher_describe(struct watcher *w)
 {
 	if (w->state == W_WAITING) {
+		/* The time of day, not "in N s": this text stays up (status
+		 * --follow, systemctl status) until something changes. */
 		uint64_t now = now_usec(w);
-		unsigned secs = w->retry_at > now
-					? (w->retry_at - now + 999999) /
-						  USEC_PER_SEC
-					: 0;
+		time_t at = (time_t)wall_now(w) +
+			    (time_t)(w->retry_at > now
+					 ? (w->retry_at - now + 999999) /
+					       USEC_PER_SEC
+					 : 0);
+		struct tm tm;
+		char hms[16] = "";
 
-		snprintf(w->describe, sizeof(w->describe), "%s in %u s",
+		if (localtime_r(&at, &tm))
+			strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
+		snprintf(w->describe, sizeof(w->describe), "%s at %s",
 			 w->teardown_err == -ENOENT
 				 ? "cannot open the mailbox; trying again"
 				 : "reconnecting",
-			 secs);
+			 hms);
 	} else if (w->state == W_WATCHING && w->s) {
 		snprintf(w->describe, sizeof(w->describe), "%s",
 			 session_is_idle(w->s) ? "idle" : "fetching");

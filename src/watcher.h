@@ -135,6 +135,6 @@ bool watcher_gave_up(const struct watcher *w);
 bool watcher_is_idle(const struct watcher *w);
 /* True while logged in, idle or at work. */
 bool watcher_connected(const struct watcher *w);
-/* A short description for the status line, e.g. "reconnecting in 30 s";
+/* A short description for the status line, e.g. "reconnecting at 10:02:03";
  * borrowed, valid until the next call. */
 const char *watcher_describe(struct watcher *w);

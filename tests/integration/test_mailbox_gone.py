@@ -51,7 +51,7 @@ def main():
         ok(tries == 1, "%s: one EXAMINE, no retry loop (%d)" % (what, tries))
         # systemctl status: said as it is, not as a lost connection.
         status = mw.wait_sd_notify(r"a/%s: cannot open the mailbox; trying "
-                                   r"again in \d+ s" % re.escape(name), 5)
+                                   r"again at \d\d:\d\d:\d\d" % re.escape(name), 5)
         ok(status, "%s: STATUS= says the mailbox cannot be opened (%r)"
            % (what, (mw.sd_notify_messages() or [""])[-1]))
 
