@@ -30,6 +30,15 @@ decode(const struct codec_str *s)
 	return mime_decode_header(str_ptr(s), str_len(s), MIME_MAX_TEXT);
 }
 
+/* The len bytes at s made showable, or "" when they are over the cap: for
+ * an identifier, which cut would name nothing or something else. */
+static char *
+whole_or_none(const char *s, size_t len)
+{
+	return len > MIME_MAX_TEXT ? xstrdup("")
+				   : mime_sanitize(s, len, MIME_MAX_TEXT);
+}
+
 /* Makes a raw header value showable, without RFC 2047 decoding. */
 static char *
 sanitize(const struct codec_str *s)
@@ -92,15 +101,29 @@ display_name(const struct codec_address *a)
 	return unquote(decode(&a->name));
 }
 
+/* True when the len bytes at s are what a server puts in place of a part
+ * of an address that the header did not have or could not be parsed:
+ * Dovecot's MISSING_MAILBOX and MISSING_DOMAIN, UW IMAP's host names that
+ * start with a dot (.MISSING-HOST-NAME., .SYNTAX-ERROR.). */
+static bool
+placeholder(const char *s, size_t len)
+{
+	return (len == 15 && !memcmp(s, "MISSING_MAILBOX", 15)) ||
+	       (len == 14 && !memcmp(s, "MISSING_DOMAIN", 14)) ||
+	       (len && s[0] == '.');
+}
+
 /* "mailbox@host", or the mailbox alone when there is no host, or "" when
- * there is no mailbox. */
+ * there is no mailbox (a server's placeholder for one counts as none). */
 static char *
 address(const struct codec_address *a)
 {
 	size_t ml = str_len(&a->mailbox), hl = str_len(&a->host);
 	char *raw, *r;
 
-	if (ml == 0)
+	if (placeholder(str_ptr(&a->host), hl))
+		hl = 0;
+	if (ml == 0 || placeholder(str_ptr(&a->mailbox), ml))
 		return xstrdup("");
 	raw = xmalloc(ml + 1 + hl + 1);
 	memcpy(raw, str_ptr(&a->mailbox), ml);
@@ -153,7 +176,8 @@ mail_event_from_envelope(struct mail_event *ev,
 	set_from(ev);
 	ev->subject = decode(&env->subject);
 	ev->date = sanitize(&env->date);
-	ev->message_id = sanitize(&env->message_id);
+	ev->message_id = whole_or_none(str_ptr(&env->message_id),
+				       str_len(&env->message_id));
 }
 
 void
@@ -210,36 +234,58 @@ header_field(const char *h, const char *end, const char *name, size_t *len_r)
 	return NULL;
 }
 
-/* Sets from_name and from_address from a From field's raw value: the
- * first "Name <address>", or a bare address. */
-static void
-from_field(struct mail_event *ev, const char *v, size_t n)
+/* The first '<' of [v, end) outside a quoted string, or NULL. */
+static const char *
+angle_bracket(const char *v, const char *end)
 {
-	const char *end = v + n, *lt = NULL, *gt = NULL, *p;
 	bool quoted = false;
 
-	for (p = v; p < end && !lt; p++) {
+	for (const char *p = v; p < end; p++) {
 		if (quoted && *p == '\\' && p + 1 < end)
 			p++;
 		else if (*p == '"')
 			quoted = !quoted;
 		else if (*p == '<' && !quoted)
-			lt = p;
+			return p;
 	}
-	if (lt)
+	return NULL;
+}
+
+/* Sets from_name and from_address from a From field's raw value, which
+ * may be cut short (the fields are fetched up to a size): the first
+ * "Name <address>", or a bare address. Whatever is not surely an address
+ * (the address cut off, a quote left open) goes in the name, so that a
+ * hook never gets a piece of the name as the address. */
+static void
+from_field(struct mail_event *ev, const char *v, size_t n)
+{
+	const char *end = v + n, *lt, *gt = NULL, *p;
+
+	lt = angle_bracket(v, end);
+	if (!lt)
+		lt = memchr(v, '<', n); /* "Name <a@b> with a quote open */
+	if (lt) {
 		gt = memchr(lt, '>', end - lt);
-	if (gt) {
 		ev->from_name = unquote(mime_decode_header(v, lt - v,
 							   MIME_MAX_TEXT));
-		ev->from_address = mime_sanitize(lt + 1, gt - lt - 1,
-						 MIME_MAX_TEXT);
+		ev->from_address =
+		    gt ? mime_sanitize(lt + 1, gt - lt - 1, MIME_MAX_TEXT)
+		       : xstrdup("");
 		return;
 	}
-	/* "addr", "addr (Name)", "addr, other": the first word. */
+	/* "addr", "addr (Name)", "addr, other": the first word, when it can
+	 * be an address; else (an encoded-word, a quote) all of it is a
+	 * name whose address was cut off. */
 	while (v < end && strchr(" \t\r\n", *v))
 		v++;
 	for (p = v; p < end && !strchr(" \t\r\n,(", *p); p++)
 		;
+	if (memchr(v, '"', p - v) || memmem(v, p - v, "=?", 2)) {
+		ev->from_name =
+		    unquote(mime_decode_header(v, end - v, MIME_MAX_TEXT));
+		ev->from_address = xstrdup("");
+		return;
+	}
 	ev->from_name = xstrdup("");
 	ev->from_address = mime_sanitize(v, p - v, MIME_MAX_TEXT);
 }
@@ -265,7 +311,7 @@ mail_event_from_headers(struct mail_event *ev, const char *h, size_t len)
 	v = header_field(h, end, "Date", &n);
 	ev->date = mime_sanitize(v ? v : "", v ? n : 0, MIME_MAX_TEXT);
 	v = header_field(h, end, "Message-ID", &n);
-	ev->message_id = mime_sanitize(v ? v : "", v ? n : 0, MIME_MAX_TEXT);
+	ev->message_id = whole_or_none(v ? v : "", v ? n : 0);
 }
 
 void

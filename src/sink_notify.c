@@ -43,6 +43,9 @@
 /* Notifications remembered for withdraw and on_click; the oldest is
  * forgotten beyond this. */
 #define NOTIFY_MAX_SHOWN 128
+/* Bytes of a sender's name in a notification: a whole line, not a page
+ * that hides the subject. */
+#define NOTIFY_SENDER_MAX 100
 /* Senders named in a summary's body. */
 #define SUMMARY_SENDERS SINK_SUMMARY_FIRST
 
@@ -471,17 +474,23 @@ burst_get(struct notify_sink *ns, const char *account, const char *mailbox)
 static void
 burst_add_sender(struct burst *b, const struct mail_event *ev)
 {
-	const char *who = *ev->from_name ? ev->from_name : ev->from_address;
+	const char *raw = *ev->from_name ? ev->from_name : ev->from_address;
+	char *who;
 
-	if (!*who)
+	if (!*raw)
 		return;
+	who = mime_sanitize(raw, strlen(raw), NOTIFY_SENDER_MAX);
 	for (unsigned i = 0; i < b->n_senders; i++)
-		if (!strcmp(b->senders[i], who))
+		if (!strcmp(b->senders[i], who)) {
+			free(who);
 			return;
-	if (b->n_senders == SUMMARY_SENDERS)
+		}
+	if (b->n_senders == SUMMARY_SENDERS) {
 		b->more = true;
-	else
-		b->senders[b->n_senders++] = xstrdup(who);
+		free(who);
+	} else {
+		b->senders[b->n_senders++] = who;
+	}
 }
 
 static void
@@ -604,8 +613,8 @@ notify_send(struct sink *s, const struct account *a,
 	struct notify_sink *ns = (struct notify_sink *)s;
 	struct burst *b;
 	struct shown *sh;
-	const char *summary;
-	char *body;
+	const char *who;
+	char *summary, *body;
 
 	if (!a->d.notify)
 		return;
@@ -625,9 +634,10 @@ notify_send(struct sink *s, const struct account *a,
 
 	if (!notify_ready(ns, a))
 		return;
-	summary = *ev->from_name      ? ev->from_name
-		  : *ev->from_address ? ev->from_address
-				      : "New mail";
+	who = *ev->from_name	  ? ev->from_name
+	      : *ev->from_address ? ev->from_address
+				  : "New mail";
+	summary = mime_sanitize(who, strlen(who), NOTIFY_SENDER_MAX);
 	/* Servers may read the body as markup: mail must not format or
 	 * link anything. */
 	body = *ev->subject ? mime_escape_markup(ev->subject)
@@ -644,6 +654,7 @@ notify_send(struct sink *s, const struct account *a,
 			  "notification for UID %u sent", (unsigned)ev->uid);
 	else
 		shown_remove(ns, sh);
+	free(summary);
 	free(body);
 }
 

@@ -4,8 +4,11 @@ details, never the mailbox: against the real Dovecot, a message with a
 35 KB To header (3,000 addresses) and one with a subject over 1 MiB, each
 followed by a normal message, are all announced once (the big ones with
 their From and Subject, cut), within a second of the next, and new mail
-after them still is. The log says what happened."""
+after them still is. The log says what happened. A sender whose address
+is past what is fetched of the From field, or that Dovecot could not
+parse, gives the hooks no address rather than a wrong one."""
 
+import base64
 import os
 import sys
 import time
@@ -70,7 +73,32 @@ def main():
        "no reconnect: one message cost its details, not the connection")
     dc.deliver("alice", mwtest.make_message("later"))
     ok(len(mw.wait_hooks(n + 1, 10)) == n + 1, "new mail still announced")
+    n += 1
+    check_senders(dc, mw, n)
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+def check_senders(dc, mw, n):
+    # One encoded-word of 430 KB before the address: the ENVELOPE is over
+    # the limits, and the From field is fetched only up to 2 KB.
+    huge = "=?UTF-8?B?%s?= <bigname@example.org>" % base64.b64encode(
+        ("\u00dcn\u00efc\u00f8d\u00e9 " * 20000).encode()).decode()
+    for what, sender in (("huge encoded name", huge),
+                         ("From: <>", "<>"),
+                         ("a quote left open", '"quote <q@example.org>')):
+        dc.deliver("alice", mwtest.make_message(what, from_=sender))
+        recs = mw.wait_hooks(n + 1, 10)
+        ok(len(recs) == n + 1, "%s: announced" % what)
+        if len(recs) != n + 1:
+            return
+        r = recs[n]
+        n += 1
+        ok(r["MAILWATCH_FROM_ADDRESS"] == "" and
+           r["MAILWATCH_FROM"] == r["MAILWATCH_FROM_NAME"] and
+           "MISSING" not in r["MAILWATCH_FROM"],
+           "%s: no address, rather than a wrong one (%r, %r)" % (
+               what, r["MAILWATCH_FROM"][:60],
+               r["MAILWATCH_FROM_ADDRESS"][:60]))
 
 
 mwtest.main(main)

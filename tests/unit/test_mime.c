@@ -347,6 +347,21 @@ test_event(void)
 	a[0] = (struct codec_address){S("Only Name"), NIL, NIL, S("x.org")};
 	check_event(&e, "Only Name", "Only Name", "", "no mailbox");
 
+	/* what Dovecot puts for "From: <>" or a broken address, and UW
+	 * IMAP's host for one without a domain */
+	a[0] = (struct codec_address){NIL, NIL, S("MISSING_MAILBOX"),
+				      S("MISSING_DOMAIN")};
+	check_event(&e, "", "", "", "Dovecot's placeholders: no address");
+	a[0] = (struct codec_address){S("Quo"), NIL, S("MISSING_MAILBOX"),
+				      S("MISSING_DOMAIN")};
+	check_event(&e, "Quo", "Quo", "", "a name and the placeholders");
+	a[0] = (struct codec_address){NIL, NIL, S("root"),
+				      S("MISSING_DOMAIN")};
+	check_event(&e, "root", "", "root", "MISSING_DOMAIN: the mailbox alone");
+	a[0] = (struct codec_address){NIL, NIL, S("root"),
+				      S(".MISSING-HOST-NAME.")};
+	check_event(&e, "root", "", "root", "UW's missing host: the mailbox");
+
 	/* control characters in every field */
 	a[0] = (struct codec_address){S("Eve\r\n\u202eX"), NIL, S("e\x01ve"),
 				      S("e.org\x7f")};
@@ -415,6 +430,35 @@ test_headers(void)
 		      "\"Unclosed", "", "", "",
 		      "unclosed quote: the first word");
 	check_headers("", "", "", "", "", "empty");
+
+	/* cut short where the fields are fetched up to a size: the name
+	 * whose address was cut off is no address */
+	check_headers("From: =?utf-8?Q?Zo=C3=AB?= =?utf-8?Q?_Long?= "
+		      "=?utf-8?B?w5xu\r\n",
+		      "Zo\xc3\xab" " Long =?utf-8?B?w5xu", "", "", "",
+		      "cut in an encoded-word: a name, no address");
+	check_headers("From: Zoe Long <zoe@exam\r\n", "Zoe Long", "", "", "",
+		      "cut in the address: the name alone");
+	check_headers("From: \"Long, Name\r\n", "\"Long, Name", "", "", "",
+		      "cut in a quoted name: the name alone");
+	check_headers("From: root\r\n", "root", "", "", "",
+		      "a local mailbox is an address");
+}
+
+/* A Message-ID over the cap: left out rather than cut. */
+static void
+test_long_message_id(void)
+{
+	struct mail_event ev = {0};
+	char h[2048] = "Message-ID: <";
+
+	memset(h + strlen(h), 'x', 1000);
+	strcat(h, "@example.org>\r\n");
+	mail_event_from_headers(&ev, h, strlen(h));
+	is_str(ev.message_id, "", "a 1000-byte Message-ID is left out");
+	mail_event_finish(&ev);
+	check_headers("Message-ID: <ok@example.org>\r\n", "", "", "",
+		      "<ok@example.org>", "a short one is kept");
 }
 
 int
@@ -429,5 +473,6 @@ main(void)
 	test_escape();
 	test_event();
 	test_headers();
+	test_long_message_id();
 	return tap_done();
 }
