@@ -97,6 +97,24 @@ def test_burst_at_once(dc, bus, nd):
        "burst at once: clean exit")
 
 
+def test_long_sender(dc, bus, nd):
+    """A sender's name of 300 characters: the notification's title is cut
+    to one line's worth, and the subject stays in the body."""
+    mw = setup(dc, bus)
+    base = len(nd.records())
+    dc.append("alice", "INBOX", mwtest.make_message(
+        "short subject", from_="%s <long@example.org>" % ("N" * 300)))
+    ok(len(nd.wait_records(base + 1, 10)) > base, "long sender: notified")
+    r = nd.records()[base]
+    ok(len(r["summary"].encode()) <= 100 + len("…".encode()) and
+       r["summary"].endswith("…") and r["body"] == "short subject",
+       "long sender: a title of at most 100 bytes and '…', the "
+       "subject in the body (%d bytes, %r)" % (len(r["summary"].encode()),
+                                               r["body"]))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(),
+       "long sender: clean exit")
+
+
 def test_withdraw(dc, bus, nd):
     mw = setup(dc, bus)
     base = len(nd.records())
@@ -213,8 +231,8 @@ def main():
     dc = mwtest.Dovecot()
     bus = mwtest.SessionBus()
     nd = mwtest.Notifyd(bus)
-    for t in (test_burst, test_burst_at_once, test_withdraw, test_withdraw_after_reconnect,
-              test_click):
+    for t in (test_burst, test_burst_at_once, test_long_sender,
+              test_withdraw, test_withdraw_after_reconnect, test_click):
         dc.expunge("alice", "INBOX")
         t(dc, bus, nd)
     dc.expunge("alice", "INBOX")
