@@ -537,6 +537,51 @@ get_bool(struct parser *p, enum key k, const char *v, bool *r)
 		     keys[k].name);
 }
 
+/* True when prog, a name without '/', is an executable file in a
+ * directory of $PATH (execvp(3)'s default when it is unset). */
+static bool
+in_path(const char *prog)
+{
+	const char *path = getenv("PATH");
+	bool found = false;
+	char *copy, *dir, *save = NULL;
+
+	copy = xstrdup(path ? path : "/bin:/usr/bin");
+	for (dir = strtok_r(copy, ":", &save); dir && !found;
+	     dir = strtok_r(NULL, ":", &save)) {
+		char *f = xasprintf("%s/%s", *dir ? dir : ".", prog);
+		struct stat st;
+
+		found = stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
+			access(f, X_OK) == 0;
+		free(f);
+	}
+	free(copy);
+	return found;
+}
+
+/* Warns, naming the line, when k's program cannot be run as things are:
+ * every message would log the failure. Only a warning: the program may
+ * come later, and a service may have another PATH. */
+static void
+check_program(struct parser *p, enum key k, const char *prog)
+{
+	struct stat st;
+	const char *why = NULL;
+
+	if (!strchr(prog, '/'))
+		why = in_path(prog) ? NULL : "not found in PATH";
+	else if (stat(prog, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a file";
+	else if (access(prog, X_OK) < 0)
+		why = "not executable (chmod +x?)";
+	if (why)
+		log_warn(NULL, "%s:%u: %s: %s: %s; it cannot run as things are",
+			 p->path, p->lineno, keys[k].name, prog, why);
+}
+
 /* A command line, split; a leading "~/" in the program is expanded. */
 static void
 get_argv(struct parser *p, enum key k, const char *v, char ***r)
@@ -550,18 +595,20 @@ get_argv(struct parser *p, enum key k, const char *v, char ***r)
 		perr(p, p->lineno, "%s: %s", keys[k].name, err);
 		return;
 	}
-	if (strncmp((*r)[0], "~/", 2))
-		return;
-	h = home_dir();
-	if (!h) {
-		perr(p, p->lineno, "%s: cannot expand '~': no home directory",
-		     keys[k].name);
-		config_argv_free(r);
-		return;
+	if (!strncmp((*r)[0], "~/", 2)) {
+		h = home_dir();
+		if (!h) {
+			perr(p, p->lineno,
+			     "%s: cannot expand '~': no home directory",
+			     keys[k].name);
+			config_argv_free(r);
+			return;
+		}
+		prog = xasprintf("%s%s", h, (*r)[0] + 1);
+		free((*r)[0]);
+		(*r)[0] = prog;
 	}
-	prog = xasprintf("%s%s", h, (*r)[0] + 1);
-	free((*r)[0]);
-	(*r)[0] = prog;
+	check_program(p, k, (*r)[0]);
 }
 
 /* Valid UTF-8 without control characters. */

@@ -79,7 +79,7 @@ struct hook_run {
 	struct run_list *list;	      /* the one of hs it is in */
 	struct hook_run *prev, *next; /* in list */
 	char *account, *mailbox;      /* owned copies, for log lines */
-	char *name;		      /* "hook ARGV0", for the child's log */
+	char *name;		      /* "on_new_mail ARGV0 (UID N)", for log lines */
 	char **argv;		      /* owned */
 	char **vars;		      /* owned MAILWATCH_*; NULL once started */
 	unsigned timeout;	      /* seconds; 0: none */
@@ -256,21 +256,20 @@ run_exited(struct hook_run *r, const siginfo_t *si)
 	if (r->line_len)
 		run_log_line(r);
 	if (r->timed_out)
-		log_debug(&ctx, "hook %s ended after the timeout", r->argv[0]);
+		log_debug(&ctx, "%s ended after the timeout", r->name);
 	else if (si->si_code == CLD_EXITED && si->si_status != 0)
-		log_warn(&ctx, "hook %s exited with status %d", r->argv[0],
+		log_warn(&ctx, "%s exited with status %d", r->name,
 			 si->si_status);
 	else if (si->si_code != CLD_EXITED)
-		log_warn(&ctx, "hook %s killed by signal %d (%s)", r->argv[0],
+		log_warn(&ctx, "%s killed by signal %d (%s)", r->name,
 			 si->si_status, strsignal(si->si_status));
 	else
-		log_debug(&ctx, "hook %s (pid %d) done", r->argv[0],
+		log_debug(&ctx, "%s (pid %d) done", r->name,
 			  child_pid(r->child));
 	if (r->hs->stopping && r->uid && si->si_code != CLD_EXITED &&
 	    !r->timed_out) {
-		log_info(&ctx,
-			 "UID %" PRIu32 " is announced again at the next start",
-			 r->uid);
+		log_info(&ctx, "%s: announced again at the next start",
+			 r->name);
 		return false;
 	}
 	return true;
@@ -294,20 +293,19 @@ on_child(void *ud, enum child_event ev, const siginfo_t *si)
 	case CHILD_TERM:
 		if (r->list == &hs->running) {
 			log_warn(&ctx,
-				 "hook %s still running after %u s: "
+				 "%s still running after %u s: "
 				 "terminating it",
-				 r->argv[0], r->timeout);
+				 r->name, r->timeout);
 			r->timed_out = true;
 		} else {
 			log_warn(&ctx,
-				 "hook %s left processes running after %u s: "
+				 "%s left processes running after %u s: "
 				 "terminating them",
-				 r->argv[0], r->timeout);
+				 r->name, r->timeout);
 		}
 		break;
 	case CHILD_KILL:
-		log_warn(&ctx, "hook %s ignored SIGTERM: killing it",
-			 r->argv[0]);
+		log_warn(&ctx, "%s ignored SIGTERM: killing it", r->name);
 		break;
 	case CHILD_OVER:
 		child_free(&r->child);
@@ -348,7 +346,7 @@ run_start(struct hook_run *r)
 	config_argv_free(&r->vars);
 	if (ret < 0)
 		return ret;
-	log_debug(&spec.ctx, "hook %s started (pid %d)", r->argv[0],
+	log_debug(&spec.ctx, "%s started (pid %d)", r->name,
 		  child_pid(r->child));
 	return 0;
 }
@@ -373,21 +371,25 @@ start_queued(struct hook_sink *hs)
 		hs->changed(hs->ud);
 }
 
-/* Starts argv now when few enough hooks run, else queues it. Takes over
- * vars (see env_build()). A detached command (on_click) has no timeout
- * and is not killed. */
+/* Starts argv, the setting key's command, now when few enough hooks run,
+ * else queues it. Takes over vars (see env_build()). A detached command
+ * (on_click) has no timeout and is not killed, and its message's UID (0:
+ * none) is only named in log lines, since nothing waits for it. */
 static void
 hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
-	    char *const *argv, char **vars, bool detached, uint32_t uid)
+	    const char *key, char *const *argv, char **vars, bool detached,
+	    uint32_t uid)
 {
 	struct hook_run *r = xcalloc(1, sizeof(*r));
 
-	r->uid = uid;
+	r->uid = detached ? 0 : uid;
 	r->hs = hs;
 	r->account = xstrdup(a->name);
 	r->mailbox = xstrdup(mailbox);
 	r->argv = config_argv_dup(argv);
-	r->name = xasprintf("hook %s", argv[0]);
+	/* For log lines: which setting, which command, which message. */
+	r->name = uid ? xasprintf("%s %s (UID %" PRIu32 ")", key, argv[0], uid)
+		      : xasprintf("%s %s", key, argv[0]);
 	r->vars = vars;
 	r->detached = detached;
 	r->timeout = detached ? 0 : a->d.hook_timeout;
@@ -403,7 +405,7 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 		struct log_ctx ctx = run_ctx(r);
 
 		log_warn(&ctx, "%u hooks waiting already: not running %s",
-			 hs->queued.n, r->argv[0]);
+			 hs->queued.n, r->name);
 		run_free(r);
 		return;
 	}
@@ -439,16 +441,16 @@ hook_send(struct sink *s, const struct account *a, const struct mail_event *ev)
 {
 	if (a->d.on_new_mail)
 		hook_submit((struct hook_sink *)s, a, ev->mailbox,
-			    a->d.on_new_mail, message_vars(a, ev), false,
-			    ev->uid);
+			    "on_new_mail", a->d.on_new_mail,
+			    message_vars(a, ev), false, ev->uid);
 }
 
 void
 sink_hook_launch(struct sink *s, const struct account *a, char *const *argv,
 		 const struct mail_event *ev)
 {
-	hook_submit((struct hook_sink *)s, a, ev->mailbox, argv,
-		    message_vars(a, ev), true, 0);
+	hook_submit((struct hook_sink *)s, a, ev->mailbox, "on_click", argv,
+		    message_vars(a, ev), true, ev->uid);
 }
 
 static void
@@ -464,7 +466,8 @@ hook_batch_done(struct sink *s, const struct account *a, const char *mailbox,
 	vars[0] = xasprintf("MAILWATCH_ACCOUNT=%s", a->name);
 	vars[1] = xasprintf("MAILWATCH_MAILBOX=%s", mailbox);
 	vars[2] = xasprintf("MAILWATCH_COUNT=%u", count);
-	hook_submit(hs, a, mailbox, a->d.on_new_mail_post, vars, false, 0);
+	hook_submit(hs, a, mailbox, "on_new_mail_post", a->d.on_new_mail_post,
+		    vars, false, 0);
 }
 
 /* The lowest UID of account/mailbox among runs in l, or 0. */
@@ -539,10 +542,9 @@ hook_free(struct sink *s)
 				  child_pid(r->child));
 		else if (r->uid && hs->stopping)
 			log_warn(&ctx,
-				 "%s (pid %d) still running: killing it; UID "
-				 "%" PRIu32 " is announced again at the next "
-				 "start",
-				 r->name, child_pid(r->child), r->uid);
+				 "%s (pid %d) still running: killing it; it "
+				 "is announced again at the next start",
+				 r->name, child_pid(r->child));
 		else
 			log_warn(&ctx, "%s (pid %d) still running: killing it",
 				 r->name, child_pid(r->child));

@@ -577,7 +577,7 @@ def run(seconds, min_delivered, seed=None, fault_gap=(2.0, 6.0),
     bounds = [i.offset for i in instances] + [len(text)]
     for i, ins in enumerate(instances):
         ins.hook_pids = {int(p) for p in re.findall(
-            r"hook \S+ started \(pid (\d+)\)",
+            r"on_new_mail \S+ \(UID \d+\) started \(pid (\d+)\)",
             text[bounds[i]:bounds[i + 1]])}
 
     recs = sorted(mw.hook_records(), key=lambda r: r["_t"])

@@ -536,7 +536,7 @@ def test_hooks_under_mailwatch():
     ok(got == ["test:INBOX", "test:Lists/dev"],
        "mbsync -q test:INBOX and test:Lists/dev, once per batch",
        sb.calls())
-    ok(not re.search(r"hook .* (exited with status|killed)", mw.log()),
+    ok(not re.search(r"on_new_mail.* (exited with status|killed)", mw.log()),
        "no hook failed", mw.log_tail(10))
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 

@@ -67,7 +67,7 @@ def main():
     ignored = int(m.group(1), 16) & ~GLIBC_OWN if m else None
     ok(ignored == 0, "the hook found no signal ignored (SigIgn %s)" %
        (m.group(1) if m else "missing"))
-    ok(mw.wait_log(r"a/INBOX: hook \S+ exited with status 3", 10),
+    ok(mw.wait_log(r"a/INBOX: on_new_mail \S+ \(UID \d+\) exited with status 3", 10),
        "the hook's exit status is logged")
 
     mark = mw.mark()

@@ -162,9 +162,10 @@ def test_hook_still_running_at_the_deadline():
     ok(not mwtest.pid_alive(pids[1]),
        "the hook still running then was killed (pid %d)" % pids[1])
     log = mw.log()[mark:]
-    ok(re.search(r"hook \S+ \(pid %d\) still running: killing it"
-                 % pids[1], log), "the log says so")
-    ok(re.search(r"UID 2 .*again at the next start", log),
+    ok(re.search(r"on_new_mail \S+ \(UID 1\) \(pid %d\) still running: "
+                 r"killing it" % pids[1], log), "the log says so")
+    ok(re.search(r"on_new_mail \S+ \(UID 2\).*announced again at the next "
+                 r"start", log),
        "the log says the hook killed from outside runs again")
     ok(done(mw) == [], "neither hook completed")
     if not ok(restart(mw), "started again: IDLE"):

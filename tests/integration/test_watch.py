@@ -82,11 +82,11 @@ def uids_of(recs):
 
 
 def spawn_order(mw, recs):
-    """recs sorted by the order mailwatch started them (its "hook ...
-    started (pid N)" debug lines), not by the order the hook processes,
+    """recs sorted by the order mailwatch started them (its "on_new_mail
+    ... started (pid N)" debug lines), not by the order the hook processes,
     which run in parallel, happened to write their records."""
     pids = [int(p) for p in
-            re.findall(r"hook \S+ started \(pid (\d+)\)", mw.log())]
+            re.findall(r"on_new_mail \S+ \(UID \d+\) started \(pid (\d+)\)", mw.log())]
     pos = {}
     for i, p in enumerate(pids):
         pos.setdefault(p, i)  # a pid is not reused within a test

@@ -171,12 +171,16 @@ test_full(void)
 	is_int(r, 0, "full: loads");
 	for (const char *q = out; *q; q++)
 		lines += *q == '\n';
-	ok(lines == 1 && strstr(out, "full.ini:39: [account home]: tls = none: "
+	ok(lines == 3 && strstr(out, "full.ini:39: [account home]: tls = none: "
 				     "the login and the mail's headers cross "
 				     "the network to mail.example.net in "
 				     "clear\n"),
-	   "full: one line logged, the warning of tls = none to a host "
-	   "elsewhere, naming the line");
+	   "full: the warning of tls = none to a host elsewhere, naming the "
+	   "line");
+	ok(strstr(out, ": on_new_mail: /usr/bin/hook: No such file or "
+		       "directory; it cannot run as things are\n") &&
+	       strstr(out, ": on_new_mail_post: /usr/bin/post: No such file"),
+	   "full: and the two hooks that are not there");
 	if (r < 0) {
 		free(out);
 		return;
@@ -431,7 +435,7 @@ test_override_order(void)
 				      "\n"
 				      "[general]\n"
 				      "notify = on\n"
-				      "on_new_mail = /bin/hook general\n"
+				      "on_new_mail = /bin/true general\n"
 				      "hook_timeout = 5\n"
 				      "\n"
 				      "[account late]\n"
@@ -457,7 +461,7 @@ test_override_order(void)
 	is_int(cfg->accounts[0].d.hook_timeout, 5,
 	       "account before [general] still inherits");
 	ok(cfg->accounts[1].d.notify, "account after [general] inherits");
-	ok(argv_is(cfg->accounts[1].d.on_new_mail, "/bin/hook", "general",
+	ok(argv_is(cfg->accounts[1].d.on_new_mail, "/bin/true", "general",
 		   NULL),
 	   "account after [general] inherits on_new_mail");
 	is_int(cfg->accounts[1].d.hook_timeout, 7, "account overrides");
@@ -680,7 +684,7 @@ test_lexing(void)
 			  "\t# an indented comment\r\n"
 			  "icon    =    an icon    ; padded\r\n"
 			  "[general] ; a comment after a header\r\n"
-			  "on_click = a ;b\r\n");
+			  "on_click = true ;b\r\n");
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "BOM, CRLF, padding, comments: loads");
 	is_str(out, "", "BOM, CRLF: nothing logged");
@@ -691,7 +695,8 @@ test_lexing(void)
 		       "';' without a space before it is kept");
 		is_str(cfg->accounts[0].d.icon, "an icon",
 		       "blanks inside a value are kept");
-		ok(argv_is(cfg->d.on_click, "a", NULL), "' ;b' is a comment");
+		ok(argv_is(cfg->d.on_click, "true", NULL),
+		   "' ;b' is a comment");
 	}
 	config_free(&cfg);
 	free(out);
@@ -1203,6 +1208,65 @@ test_ca_file_home(void)
 	free(old_home);
 }
 
+/* A hook that cannot run as things are: a warning naming file, line,
+ * setting and why; the file still loads. */
+static void
+test_programs(void)
+{
+	char *old_path = getenv("PATH"), *text, *out, *want;
+	const char *path;
+	struct config *cfg;
+	int r;
+
+	old_path = old_path ? xstrdup(old_path) : NULL;
+	write_file("noexec.sh", 0644, "echo hi\n");
+	write_file("hook.sh", 0755, "echo hi\n");
+	setenv("PATH", dir, 1);
+	text = xasprintf("[general]\n"
+			 "on_new_mail = %s/missing --x\n"
+			 "on_new_mail_post = %s/noexec.sh\n"
+			 "on_click = %s\n"
+			 "[account a]\nhost = h\nusername = u\n"
+			 "password_command = x\n"
+			 "on_new_mail = not-a-command\n"
+			 "on_new_mail_post = hook.sh\n"
+			 "on_click = %s/hook.sh\n",
+			 dir, dir, dir, dir);
+	path = write_file("programs.ini", 0600, text);
+	free(text);
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "programs: loads all the same");
+	is_int(count_lines(out), 4, "programs: four warnings");
+	want = xasprintf("%s:2: on_new_mail: %s/missing: No such file or "
+			 "directory; it cannot run as things are\n",
+			 path, dir);
+	ok(strstr(out, want) != NULL, "programs: a missing file");
+	free(want);
+	want = xasprintf("%s:3: on_new_mail_post: %s/noexec.sh: not "
+			 "executable (chmod +x?)",
+			 path, dir);
+	ok(strstr(out, want) != NULL, "programs: a file that is not "
+				      "executable");
+	free(want);
+	want = xasprintf("%s:4: on_click: %s: not a file", path, dir);
+	ok(strstr(out, want) != NULL, "programs: a directory");
+	free(want);
+	want = xasprintf("%s:9: on_new_mail: not-a-command: not found in "
+			 "PATH",
+			 path);
+	ok(strstr(out, want) != NULL, "programs: a name not in PATH");
+	free(want);
+	ok(!strstr(out, "hook.sh"), "programs: none for one found in PATH or "
+				    "by its path");
+	config_free(&cfg);
+	free(out);
+	if (old_path)
+		setenv("PATH", old_path, 1);
+	else
+		unsetenv("PATH");
+	free(old_path);
+}
+
 /* ---- config_split_argv ---- */
 
 static void
@@ -1312,6 +1376,7 @@ main(void)
 	test_equal();
 	test_default_path();
 	test_ca_file_home();
+	test_programs();
 	test_split_argv();
 
 	for (size_t i = 0; i < n_created; i++) {

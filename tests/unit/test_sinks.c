@@ -893,11 +893,11 @@ test_hook_failures(sd_event *e)
 
 	a.d.on_new_mail = fail3;
 	s->ops->send(s, &a, &ev);
-	ok(wait_log(e, mark, "hook /bin/sh exited with status 3", 1, 5000),
+	ok(wait_log(e, mark, "on_new_mail /bin/sh (UID 7) exited with status 3", 1, 5000),
 	   "a failing hook is logged with its status");
 	a.d.on_new_mail = killed;
 	s->ops->send(s, &a, &ev);
-	ok(wait_log(e, mark, "hook /bin/sh killed by signal 10", 1, 5000),
+	ok(wait_log(e, mark, "on_new_mail /bin/sh (UID 7) killed by signal 10", 1, 5000),
 	   "a hook killed by a signal is logged");
 
 	/* Logged by send() itself: the loop does not run in between. */
@@ -906,11 +906,11 @@ test_hook_failures(sd_event *e)
 	a.d.on_new_mail = missing_path;
 	s->ops->send(s, &a, &ev);
 	l = log_since(mark);
-	ok(strstr(l, "acct/INBOX: hook /nonexistent/hook: No such file or "
-		     "directory") != NULL,
+	ok(strstr(l, "acct/INBOX: on_new_mail /nonexistent/hook (UID 7): No "
+		     "such file or directory") != NULL,
 	   "a missing executable is logged at once");
-	ok(strstr(l, "hook mailwatch-no-such-hook: No such file or "
-		     "directory") != NULL,
+	ok(strstr(l, "on_new_mail mailwatch-no-such-hook (UID 7): No such "
+		     "file or directory") != NULL,
 	   "a command not in PATH is logged at once");
 	free(l);
 
@@ -945,7 +945,8 @@ test_hook_output_cap(sd_event *e)
 	log_max_level = LOG_DEBUG;
 	a.d.on_new_mail = chatty;
 	s->ops->send(s, &a, &ev);
-	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, 5000), "chatty hook done");
+	ok(wait_log(e, mark, "on_new_mail /bin/sh (UID 8) (pid", 1, 5000),
+	   "chatty hook done");
 	log_max_level = before;
 	l = log_since(mark);
 	is_int(count_str(l, "(output truncated)"), 1, "output truncated once");
@@ -967,11 +968,11 @@ test_hook_output_cap(sd_event *e)
 	log_max_level = LOG_DEBUG;
 	a.d.on_new_mail = endless;
 	s->ops->send(s, &a, &ev);
-	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, 5000),
+	ok(wait_log(e, mark, "on_new_mail /bin/sh (UID 8) (pid", 1, 5000),
 	   "a hook that leaves an endless writer behind is done");
 	a.d.on_new_mail = chatty;
 	s->ops->send(s, &a, &ev);
-	ok(wait_log(e, mark, "hook /bin/sh (pid", 2, 5000),
+	ok(wait_log(e, mark, "on_new_mail /bin/sh (UID 8) (pid", 2, 5000),
 	   "... and the loop goes on");
 	log_max_level = before;
 	ok(run_until(e, pid_file_dead, "yes.pid", 3000),
@@ -1060,8 +1061,9 @@ test_hook_timeout(sd_event *e)
 	{
 		char *l = log_since(mark);
 
-		ok(strstr(l, "still running: killing it; UID 9 is announced "
-			     "again at the next start") != NULL,
+		ok(strstr(l, "hang.sh (UID 9) (pid ") &&
+		       strstr(l, "still running: killing it; it is announced "
+				 "again at the next start"),
 		   "... and says so");
 		free(l);
 	}
@@ -1090,7 +1092,7 @@ test_hook_left_behind(sd_event *e)
 	a.d.hook_timeout = 1;
 	a.d.on_new_mail = argv;
 	s->ops->send(s, &a, &ev);
-	ok(wait_log(e, mark, "hook /bin/sh (pid", 1, 5000),
+	ok(wait_log(e, mark, "on_new_mail /bin/sh (UID 11) (pid", 1, 5000),
 	   "the hook exits at once");
 	log_max_level = before;
 	left = read_pid("left.pid");
@@ -1098,8 +1100,8 @@ test_hook_left_behind(sd_event *e)
 	ok(left > 0 && run_until(e, pid_file_dead, "left.pid", 5000),
 	   "which is killed at hook_timeout");
 	ok(wait_log(e, mark,
-		    "hook /bin/sh left processes running after 1 s: "
-		    "terminating them",
+		    "on_new_mail /bin/sh (UID 11) left processes running "
+		    "after 1 s: terminating them",
 		    1, 0),
 	   "... and the log says so");
 	log_show(mark);
@@ -1163,7 +1165,7 @@ test_hook_stop(sd_event *e)
 	p22 = read_pid("stop.22");
 	ok(s->ops->busy(s), "busy: while hooks run");
 	(void)kill(p21, SIGTERM);
-	ok(wait_log(e, mark, "UID 21 is announced again at the next start", 1,
+	ok(wait_log(e, mark, "(UID 21): announced again at the next start", 1,
 		    5000),
 	   "a hook killed from outside while stopping is announced again");
 	is_int(s->ops->unfinished(s, "acct", "INBOX"), 21,
@@ -1173,10 +1175,11 @@ test_hook_stop(sd_event *e)
 	ok(pid_dead(p22) && pid_dead(read_pid("stop.38")),
 	   "free kills those still running");
 	l = log_since(mark);
-	ok(strstr(l, "UID 22 is announced again at the next start") != NULL,
+	ok(strstr(l, "(UID 22) (pid ") &&
+	       strstr(l, "still running: killing it; it is announced again "
+			 "at the next start"),
 	   "... and says their messages are announced again");
-	ok(!strstr(l, "UID 23 is announced again"),
-	   "the hook that exited is not");
+	ok(!strstr(l, "(UID 23) (pid "), "the hook that exited is not");
 	free(l);
 	log_show(mark);
 	free(p38);
@@ -1215,7 +1218,7 @@ test_hook_bound(sd_event *e)
 	       "unfinished: the lowest UID still waiting");
 	is_int(s->ops->unfinished(s, "acct", "Other"), 0,
 	       "unfinished: nothing for another mailbox");
-	ok(wait_log(e, mark, "conc.sh (pid", 20, 15000), "twenty hooks ran");
+	ok(wait_log(e, mark, ") done", 20, 15000), "twenty hooks ran");
 	log_max_level = before;
 	text = slurp(log);
 	for (const char *p = text; p && *p; p = strchr(p, '\n') + 1) {
