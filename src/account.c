@@ -571,7 +571,8 @@ w_notify(void *ud, struct watcher *w, bool on)
 }
 
 static void
-w_status(void *ud, const char *name, const struct session_status *st)
+w_status(void *ud, struct watcher *w, const char *name,
+	 const struct session_status *st)
 {
 	struct account_run *ar = ud;
 	struct box *b = find_box(ar, name);
@@ -583,11 +584,14 @@ w_status(void *ud, const char *name, const struct session_status *st)
 			  name);
 		return;
 	}
+	/* NOTIFY's, in w_notify()'s count: also of a mailbox that has
+	 * another connection now, because NOTIFY left it out before (a
+	 * server's passing fault), so that it goes back to NOTIFY. */
+	if (ar->n && w == ar->box[0]->w)
+		b->gen = ar->gen;
 	if (b->w)
 		return; /* watched on its own connection */
 	unseen = mailbox_unseen(b->mb);
-	if (!b->swept)
-		b->gen = ar->gen; /* NOTIFY's, in w_notify()'s count */
 	b->failed = false;
 	/* Before NOTIFY's reply, w_notify() says how it is watched. */
 	if (ar->mode != M_STARTING)

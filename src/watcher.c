@@ -340,7 +340,7 @@ s_status(void *ud, const char *name, const struct session_status *st)
 {
 	struct watcher *w = ud;
 
-	w->env.status(w->env.ud, name, st);
+	w->env.status(w->env.ud, w, name, st);
 }
 
 static void

@@ -29,9 +29,9 @@ struct watcher_env {
 	/* Once per session of a watcher with NOTIFY asked for, after login:
 	 * whether NOTIFY is set. */
 	void (*notify)(void *ud, struct watcher *w, bool on);
-	/* A STATUS of mailbox name (UTF-8), from a check or a NOTIFY push;
-	 * name and st borrowed for the call. */
-	void (*status)(void *ud, const char *name,
+	/* A STATUS of mailbox name (UTF-8) on w's connection, from a check
+	 * or a NOTIFY push; name and st borrowed for the call. */
+	void (*status)(void *ud, struct watcher *w, const char *name,
 		       const struct session_status *st);
 	/* Fetch mode: nothing under way; done is the mailbox whose
 	 * watcher_examine() just completed, else NULL (a new connection,

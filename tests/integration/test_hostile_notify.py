@@ -463,6 +463,40 @@ def test_notify_without_status():
     h.finish(what)
 
 
+def test_notify_status_back():
+    """The first NOTIFY SET gets no STATUS of the other mailboxes (a
+    server's passing fault: Dovecot's broken list index), the next ones
+    do: the two go back from connections of their own to NOTIFY, and
+    mail in each is announced once."""
+    what = "NOTIFY's STATUS back"
+    calls = []
+
+    def setup(srv):
+        def notify(conn, tag, args):
+            calls.append(args)
+            if len(calls) == 1:
+                conn.notify_selected = True
+                conn.notify_boxes = set()
+                srv.ok(conn, tag, "NOTIFY completed")
+            else:
+                srv._cmd_notify(conn, tag, args)
+        srv.handlers["NOTIFY"] = notify
+    h = start(what, notify_ok=False, srv_setup=setup,
+              account={"idle_timeout": 2})
+    srv = h.srv
+    h.log_line(r"fake: watching 1 mailbox with IDLE and NOTIFY",
+               what + ": first, NOTIFY follows INBOX only")
+    h.log_line(r"fake: watching 3 mailboxes with IDLE and NOTIFY",
+               what + ": then the three again")
+    ok(wait_until(lambda: len([c for c in srv.open_conns()
+                               if c.idle_tag]) == 1, 10),
+       "%s: one connection in IDLE again" % what)
+    for name in MAILBOXES:
+        deliver(h, name, "after " + what)
+    announced(h, what)
+    h.finish(what)
+
+
 def test_silent_notify():
     """The server stops pushing without a word (Dovecot 2.3 does once its
     mailbox list index broke): mail in the other mailboxes is announced
@@ -700,7 +734,8 @@ def test_bye_during_notify():
 
 
 TESTS = [test_pushed_fetch, test_pushed_status, test_status_flood,
-         test_notify_refused, test_notify_without_status, test_silent_notify,
+         test_notify_refused, test_notify_without_status,
+         test_notify_status_back, test_silent_notify,
          test_notification_overflow, test_fetcher_examine_refused,
          test_limit_at_every_login, test_plain_no_limit,
          test_limit_fetcher_gives_way,
