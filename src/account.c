@@ -554,7 +554,10 @@ w_notify(void *ud, struct watcher *w, bool on)
 		if (!b->notified && !b->w && !b->swept)
 			log_debug(mailbox_log(b->mb),
 				  "NOTIFY reported nothing of this mailbox");
-		b->watched = false;
+		/* Checked by the fetcher it stays, until assign() says
+		 * otherwise. */
+		if (!b->swept)
+			b->watched = false;
 		if (b->notified) {
 			got++;
 			set_watched(ar, b, true);
@@ -1174,12 +1177,14 @@ account_run_gave_up(const struct account_run *ar)
 }
 
 /* True when the connection that checks b (the NOTIFY one, or the
- * fetcher) is up: logged in, idle or at work. */
+ * fetcher for one checked every poll_interval) is up: logged in, idle or
+ * at work. */
 static bool
 checked_now(const struct account_run *ar, const struct box *b)
 {
-	const struct watcher *via =
-		ar->mode == M_NOTIFY ? ar->box[0]->w : ar->fetcher;
+	const struct watcher *via = ar->mode == M_NOTIFY && !b->swept
+					? ar->box[0]->w
+					: ar->fetcher;
 
 	return b->watched && !b->failed && via && watcher_connected(via);
 }
@@ -1234,9 +1239,10 @@ account_run_describe(struct account_run *ar, bool named)
 		swept += ar->box[i]->swept;
 	if (ar->n > 1 && ar->mode == M_NOTIFY)
 		off += snprintf(s, size,
-				"%s%s%zu mailboxes over %u connection%s "
+				"%s%s%zu mailbox%s over %u connection%s "
 				"(NOTIFY)",
-				name, colon, ar->n - swept, conns,
+				name, colon, ar->n - swept,
+				ar->n - swept == 1 ? "" : "es", conns,
 				conns == 1 ? "" : "s");
 	else if (ar->n > 1 && ar->mode == M_BUDGET)
 		off += snprintf(s, size, "%s%s%zu pushed", name, colon,

@@ -37,7 +37,7 @@ GRACE = 2 + 8
 
 
 def start(what, caps=CAPS, notify_ok=True, account=None, srv_setup=None,
-          n_old=3, wait=True):
+          n_old=3, wait=True, sd_notify=False):
     """A FakeImap with INBOX (n_old old messages), Work and Lists (one old
     message each), and mailwatch watching the three with the recording
     hook; with wait, waits until the first connection is in IDLE (and,
@@ -51,7 +51,8 @@ def start(what, caps=CAPS, notify_ok=True, account=None, srv_setup=None,
         srv_setup(srv)
     acc = {"mailboxes": MAILBOXES}
     acc.update(account or {})
-    h = Hostile(srv=srv, n_old=n_old, account=acc, wait_idle=False)
+    h = Hostile(srv=srv, n_old=n_old, account=acc, wait_idle=False,
+                sd_notify=sd_notify)
     h.expected = []
     if not wait:
         return h
@@ -497,6 +498,37 @@ def test_notify_status_back():
     h.finish(what)
 
 
+def test_checked_stay_watched():
+    """NOTIFY follows only INBOX (no STATUS of the others at any NOTIFY
+    SET) and max_connections leaves no room: the others are checked every
+    poll_interval, and count as watched across the NOTIFY SETs repeated
+    meanwhile (a status bar showed them as not watched between checks)."""
+    what = "checked beside NOTIFY"
+
+    def setup(srv):
+        def notify(conn, tag, args):
+            conn.notify_selected = True
+            conn.notify_boxes = set()
+            srv.ok(conn, tag, "NOTIFY completed")
+        srv.handlers["NOTIFY"] = notify
+    h = start(what, notify_ok=False, srv_setup=setup, wait=False,
+              account={"idle_timeout": 2, "max_connections": 2,
+                       "poll_interval": 10}, sd_notify=True)
+    h.log_line(r"fake: 1 mailbox with IDLE, 2 checked every 10 s", what)
+    ok(h.mw.wait_sd_notify(r"^STATUS=3/3 mailboxes watched", 15),
+       "%s: all three watched once checked" % what,
+       (h.mw.sd_notify_messages() or [""])[-1])
+    seen = len(h.mw.sd_notify_messages())
+    mwtest.quiet(5)  # two NOTIFY SETs at least (idle_timeout = 2)
+    later = [m for m in h.mw.sd_notify_messages()[seen:]
+             if m.startswith("STATUS=")]
+    # INBOX is "fetching" for the moment each NOTIFY SET takes.
+    ok(not [m for m in later if not re.match(r"STATUS=[23]/3 ", m)],
+       "%s: the two checked ones still count, across the NOTIFY SETs "
+       "(%s)" % (what, later))
+    h.finish(what)
+
+
 def test_silent_notify():
     """The server stops pushing without a word (Dovecot 2.3 does once its
     mailbox list index broke): mail in the other mailboxes is announced
@@ -735,7 +767,8 @@ def test_bye_during_notify():
 
 TESTS = [test_pushed_fetch, test_pushed_status, test_status_flood,
          test_notify_refused, test_notify_without_status,
-         test_notify_status_back, test_silent_notify,
+         test_notify_status_back, test_checked_stay_watched,
+         test_silent_notify,
          test_notification_overflow, test_fetcher_examine_refused,
          test_limit_at_every_login, test_plain_no_limit,
          test_limit_fetcher_gives_way,
