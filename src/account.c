@@ -86,6 +86,7 @@ struct account_run {
 	/* Mailboxes the last NOTIFY SET followed; SIZE_MAX after its
 	 * connection went down, so that the next one is logged. */
 	size_t n_notified;
+	size_t n_checked; /* checked every poll_interval, as last logged */
 	bool stopping;
 	bool paused;              /* account_run_pause(): every watcher */
 	bool notify_up, fetcher_up; /* for check_followers() */
@@ -481,7 +482,8 @@ assign(struct account_run *ar)
 			set_watched(ar, b, false);
 		}
 	}
-	if (left > own)
+	/* Said when it changes (assign() runs at each NOTIFY SET). */
+	if (left > own && left - own != ar->n_checked)
 		log_info(&ar->log,
 			 "%zu mailbox%s with IDLE, %zu checked every %u s "
 			 "(%s %u)",
@@ -491,6 +493,7 @@ assign(struct account_run *ar)
 				 ? "connections the server allows:"
 				 : "max_connections =",
 			 ar->budget);
+	ar->n_checked = left > own ? left - own : 0;
 	if (sweep_needed(ar))
 		start_sweeping(ar);
 	else

@@ -526,6 +526,9 @@ def test_checked_stay_watched():
     ok(not [m for m in later if not re.match(r"STATUS=[23]/3 ", m)],
        "%s: the two checked ones still count, across the NOTIFY SETs "
        "(%s)" % (what, later))
+    n = len(re.findall(r"2 checked every 10 s", h.mw.log()))
+    ok(n == 1, "%s: how they are checked is logged once, not at each "
+       "NOTIFY SET (%d)" % (what, n))
     h.finish(what)
 
 
