@@ -400,6 +400,26 @@ ssl_reason(unsigned long ec, char *buf, size_t size)
 	return buf;
 }
 
+/* What to do about a certificate that did not verify, for the log line. */
+static const char *
+verify_hint(long vr)
+{
+	switch (vr) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+		return "; if the server's certificate comes from a CA of its "
+		       "own, set ca_file to that CA's certificate";
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return "; host must be a name the certificate is for";
+	default:
+		return "";
+	}
+}
+
 /* Ends the connection after an SSL_* call failed with SSL_get_error() e;
  * saved_errno is errno right after the call. A close_notify or FIN from
  * the peer once the connection is open is a clean EOF (err 0; IMAP frames
@@ -432,8 +452,9 @@ tls_fail(struct transport *t, int e, int saved_errno, const char *what)
 		fail(t, errno_to_err(saved_errno), "%s with %s: %s", what,
 		     t->peer, strerror(saved_errno));
 	else if (hs && (vr = SSL_get_verify_result(t->ssl)) != X509_V_OK)
-		fail(t, -EPROTO, "certificate verify failed: %s (host %s)",
-		     X509_verify_cert_error_string(vr), t->name);
+		fail(t, -EPROTO, "certificate verify failed: %s (host %s)%s",
+		     X509_verify_cert_error_string(vr), t->name,
+		     verify_hint(vr));
 	else
 		fail(t, -EPROTO, "%s with %s: %s%s", what, t->peer,
 		     ssl_reason(ec, buf, sizeof(buf)),

@@ -115,11 +115,12 @@ def test_untrusted_certificate():
     nothing is sent: no LOGIN/AUTHENTICATE, no login in Dovecot's log."""
     need_binaries()
     cases = [
-        ("no ca_file", {}, {"ca_file": None}),
-        ("wrong host name", {"cert_san": "DNS:mail.example.org"}, {}),
-        ("expired", {"cert_days": -1}, {}),
+        ("no ca_file", {}, {"ca_file": None}, "set ca_file to that CA's"),
+        ("wrong host name", {"cert_san": "DNS:mail.example.org"}, {},
+         "host must be a name the certificate is for"),
+        ("expired", {"cert_days": -1}, {}, None),
     ]
-    for label, dc_kw, acct_kw in cases:
+    for label, dc_kw, acct_kw, hint in cases:
         dc = mwtest.Dovecot(users=USERS, **dc_kw)
         mw = mwtest.Mailwatch({
             "general": {"notify": False, "on_new_mail": "{hook}"},
@@ -130,6 +131,8 @@ def test_untrusted_certificate():
            mw.log_tail(15))
         if m:
             comment(m.group(0))
+        if m and hint:
+            ok(hint in mw.log(), "%s: and what to do ('%s')" % (label, hint))
         # Give a wrong implementation the time to send something.
         mw.wait_log(r"reconnecting in", 5)
         mwtest.quiet(0.5)
