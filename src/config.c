@@ -1314,7 +1314,10 @@ config_load(const char *path, struct config **cfg_r)
 	p.f = fopen(path, "re");
 	if (!p.f) {
 		r = -errno;
-		log_err(NULL, "%s: %s", path, strerror(-r));
+		log_err(NULL, "%s: %s%s", path, strerror(-r),
+			r == -ENOENT ? " (start from mailwatch.ini.example; "
+				       "see mailwatch.ini(5))"
+				     : "");
 		return r;
 	}
 	if (fstat(fileno(p.f), &st) < 0) {

@@ -776,7 +776,9 @@ test_file_errors(void)
 
 	r = load(missing, &cfg, &out);
 	is_int(r, -ENOENT, "missing file: -ENOENT");
-	has(out, "%s: No such file or directory", missing);
+	has(out, "%s: No such file or directory (start from "
+		 "mailwatch.ini.example; see mailwatch.ini(5))",
+	    missing);
 	free(out);
 	free(missing);
 
