@@ -763,6 +763,16 @@ apply_list(struct account_run *ar)
 	size_t n_old = ar->n;
 	bool first_kept = false;
 
+	/* Said once: a pattern that matches nothing is most likely a typo. */
+	for (size_t i = 0; i < a->n_mailboxes && !ar->listed_once; i++)
+		if (mboxlist_is_pattern(a->mailboxes[i]) &&
+		    !mboxlist_any_match(a->mailboxes[i], ar->listed,
+					ar->n_listed))
+			log_warn(&ar->log,
+				 "mailboxes: no mailbox on the server "
+				 "matches %s",
+				 a->mailboxes[i]);
+
 	for (size_t j = 0; j < n_old; j++)
 		old[j]->kept = false;
 	for (size_t i = 0; i < n; i++) {

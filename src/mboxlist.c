@@ -119,6 +119,17 @@ by_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+bool
+mboxlist_any_match(const char *pattern, const struct mboxlist_entry *listed,
+		   size_t n_listed)
+{
+	for (size_t i = 0; i < n_listed; i++)
+		if (mboxlist_match(pattern, listed[i].name,
+				   listed[i].delimiter))
+			return true;
+	return false;
+}
+
 const char **
 mboxlist_select(char *const *want, size_t n_want, char *const *ignore,
 		size_t n_ignore, const struct mboxlist_entry *listed,

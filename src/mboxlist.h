@@ -38,6 +38,12 @@ bool mboxlist_match(const char *pattern, const char *name, char delim);
 /* The MBOXLIST_* bits of a LIST response's attributes. */
 unsigned mboxlist_attrs(const struct codec_strlist *attrs);
 
+/* True when pattern matches the name of one of the n_listed mailboxes,
+ * whatever its attributes: false for a pattern that can only be
+ * misspelled. */
+bool mboxlist_any_match(const char *pattern,
+			const struct mboxlist_entry *listed, size_t n_listed);
+
 /* The mailboxes to watch, given want (the configured names and patterns,
  * in order), ignore (patterns) and the n_listed mailboxes the server
  * listed: each plain name of want as it is (listed or not), and for each

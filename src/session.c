@@ -1300,8 +1300,8 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		}
 		if (!okay) {
 			fail(s, SESSION_FAIL_MAILBOX,
-			     "cannot open mailbox %s (deleted or renamed?): "
-			     "EXAMINE: %s",
+			     "cannot open mailbox %s (misspelled, deleted or "
+			     "renamed?): EXAMINE: %s",
 			     s->mailbox, text);
 			break;
 		}

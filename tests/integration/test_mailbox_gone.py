@@ -37,8 +37,8 @@ def main():
         name = "Lists/dev" if what == "deleted" else "Lists/old"
         mark = mw.mark()
         change()
-        line = mw.wait_log(r"a/%s: cannot open mailbox %s \(deleted or "
-                           r"renamed\?\): EXAMINE: NO .*" % (
+        line = mw.wait_log(r"a/%s: cannot open mailbox %s \(misspelled, "
+                           r"deleted or renamed\?\): EXAMINE: NO .*" % (
                                re.escape(name), re.escape(name)),
                            15, since=mark)
         ok(line, "%s: the log says the mailbox is gone (%r)" % (what, line))

@@ -238,12 +238,18 @@ def test_renames_and_restarts_without_notify():
 
 
 def test_one_level():
-    """mailboxes = Lists/%: the one level under Lists, no INBOX."""
+    """mailboxes = Lists/%: the one level under Lists, no INBOX; and a
+    misspelled pattern beside it is warned of."""
     need_binaries()
     dc = mwtest.Dovecot(conn_limit=None)
     dc.create_mailboxes("alice", FOLDERS)
-    mw = start(dc, mailboxes="Lists/%")
+    mw = start(dc, mailboxes="Lists/%, Lsts/*")
     wait_watched(mw, "Lists/%", ["Lists/announce", "Lists/dev"])
+    ok(mw.wait_log(r"a: mailboxes: no mailbox on the server matches "
+                   r"Lsts/\*", 5),
+       "a pattern that matches nothing (a typo) is warned of")
+    ok(not re.search(r"matches Lists/%", mw.log()),
+       "one that matches is not")
     ok(not watched(mw, ["INBOX", "Lists/dev/daily", "Work"]),
        "Lists/%: nothing else watched",
        "watched: %s" % watched(mw, ["INBOX", "Lists/dev/daily", "Work"]))

@@ -168,6 +168,17 @@ static const struct mboxlist_entry listed[] = {
 #define N_LISTED (sizeof(listed) / sizeof(*listed))
 
 static void
+test_any_match(void)
+{
+	ok(mboxlist_any_match("Lists/*", listed, N_LISTED), "Lists/* matches");
+	ok(mboxlist_any_match("Tr*", listed, N_LISTED),
+	   "a match of a skipped special use counts");
+	ok(!mboxlist_any_match("Lsts/*", listed, N_LISTED),
+	   "a misspelled pattern matches nothing");
+	ok(!mboxlist_any_match("*", listed, 0), "nothing listed: no match");
+}
+
+static void
 test_select(void)
 {
 	char *star[] = {"*", NULL};
@@ -233,5 +244,6 @@ main(void)
 	test_match();
 	test_attrs();
 	test_select();
+	test_any_match();
 	return tap_failed ? 1 : 0;
 }
