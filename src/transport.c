@@ -92,6 +92,7 @@ struct transport {
 	char *name; /* host without [] for lookup and checks */
 	uint16_t port;
 	bool implicit_tls;
+	bool will_starttls;	/* opts.starttls, for the log */
 	char *ca_file;
 	unsigned timeout; /* seconds */
 	const struct log_ctx *log;
@@ -962,7 +963,9 @@ connect_done(struct transport *t, uint32_t revents)
 	}
 	t->timer = sd_event_source_disable_unref(t->timer);
 	set_state(t, ST_OPEN);
-	log_info(t->log, "connected to %s (plain text)", t->peer);
+	log_info(t->log, "connected to %s (%s)", t->peer,
+		 t->will_starttls ? "plain text until STARTTLS"
+				  : "plain text");
 	flush(t);
 	if (t->state == ST_OPEN && t->cb.connected)
 		t->cb.connected(t->ud);
@@ -1282,6 +1285,7 @@ transport_new(sd_event *e, const struct transport_opts *o,
 		t->name = xstrdup(o->host);
 	t->port = o->port;
 	t->implicit_tls = o->implicit_tls;
+	t->will_starttls = o->starttls;
 	t->ca_file = o->ca_file ? xstrdup(o->ca_file) : NULL;
 	t->timeout = o->connect_timeout ? o->connect_timeout : DEFAULT_TIMEOUT;
 	t->log = o->log;

@@ -20,6 +20,7 @@ struct transport_opts {
 	const char *host;    /* name or address; also the TLS name checked */
 	uint16_t port;
 	bool implicit_tls;   /* TLS right after connect (port 993 style) */
+	bool starttls;	     /* else: TLS after STARTTLS, for the log */
 	const char *ca_file; /* PEM bundle, or NULL for the system store */
 	unsigned connect_timeout; /* seconds for resolve + connect + TLS */
 	const struct log_ctx *log; /* borrowed; for log lines */

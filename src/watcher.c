@@ -650,6 +650,7 @@ start_connection(struct watcher *w)
 		.host = w->a->host,
 		.port = w->a->port,
 		.implicit_tls = w->a->tls == TLS_IMPLICIT,
+		.starttls = w->a->tls == TLS_STARTTLS,
 		.ca_file = w->a->ca_file,
 		.connect_timeout = CONNECT_TIMEOUT,
 		.log = w->log,

@@ -70,7 +70,9 @@ def test_starttls_on_implicit_port():
         "account st": dc.account("alice", tls="starttls",
                                  port=dc.imaps_port),
     })
-    ok(mw.wait_log(r"st/INBOX: connected to", 10), "TCP connected")
+    ok(mw.wait_log(r"st/INBOX: connected to \S+ \(plain text until "
+                   r"STARTTLS\)", 10),
+       "TCP connected; the line says TLS is still to come")
     t0 = time.monotonic()
     # A warning, not the debug trace ("session: greeting -> dead").
     m = wait_warning(mw, "st/INBOX", r"greet|no reply|timed? ?out|"
