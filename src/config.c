@@ -847,6 +847,14 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 		break;
 	case K_PASSWORD:
 		s->a.password = xstrdup(v);
+		/* Values are taken as written: quotes would be part of it. */
+		if (strlen(v) >= 2 && (*v == '"' || *v == '\'') &&
+		    v[strlen(v) - 1] == *v)
+			log_warn(NULL,
+				 "%s:%u: password: the quotes around it are "
+				 "part of the password (values are taken as "
+				 "written)",
+				 p->path, p->lineno);
 		break;
 	case K_PASSWORD_COMMAND:
 		s->a.password_command = xstrdup(v);
@@ -886,6 +894,42 @@ is_list(int k)
 	return k == K_MAILBOXES || k == K_IGNORE_MAILBOXES;
 }
 
+/* The key whose name is within two edits of name (a typo), or NULL. */
+static const char *
+nearest_key(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+
+	for (int k = 0; k < N_KEYS; k++) {
+		const char *t = keys[k].name;
+		size_t n = strlen(name), m = strlen(t), prev[64], cur[64];
+
+		if (n >= 63 || m >= 63)
+			continue;
+		/* Levenshtein distance, one row at a time. */
+		for (size_t j = 0; j <= m; j++)
+			prev[j] = j;
+		for (size_t i = 1; i <= n; i++) {
+			cur[0] = i;
+			for (size_t j = 1; j <= m; j++) {
+				size_t sub =
+				    prev[j - 1] + (name[i - 1] != t[j - 1]);
+				size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+
+				cur[j] = sub < del ? (sub < ins ? sub : ins)
+						   : (del < ins ? del : ins);
+			}
+			memcpy(prev, cur, (m + 1) * sizeof(*prev));
+		}
+		if (prev[m] < best_d) {
+			best_d = prev[m];
+			best = t;
+		}
+	}
+	return best;
+}
+
 /* A "name = value" line; sets what a continuation line after it is. */
 static void
 handle_key(struct parser *p, const char *name, const char *value)
@@ -913,7 +957,11 @@ handle_key(struct parser *p, const char *name, const char *value)
 		if (!strcmp(keys[k].name, name))
 			break;
 	if (k == N_KEYS) {
-		perr(p, p->lineno, "unknown key '%s' in %s", name, where);
+		const char *near = nearest_key(name);
+
+		perr(p, p->lineno, "unknown key '%s' in %s%s%s%s", name, where,
+		     near ? " (did you mean '" : "", near ? near : "",
+		     near ? "'?)" : "");
 		return;
 	}
 	if (!(keys[k].where &

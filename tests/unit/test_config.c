@@ -548,6 +548,10 @@ test_errors(void)
 	    {"mailboxes = A, B\x01",
 	     {"mailboxes: mailbox name 2 is not valid UTF-8"}},
 	    {"  x, y, x", {"mailboxes: duplicate mailbox 'x'"}},
+	    {"on_new_mial = x", {"unknown key 'on_new_mial' in [account c] "
+				"(did you mean 'on_new_mail'?)"}},
+	    {"mailbox = INBOX", {"unknown key 'mailbox' in [account c] (did "
+				"you mean 'mailboxes'?)"}},
 	    {"[general", {"missing ']' in section header"}},
 	    {"poll_interval = 5", {NULL}},
 	    {"[general]", {"duplicate section [general] (first on line 2)"}},
@@ -1210,6 +1214,30 @@ test_ca_file_home(void)
 	free(old_home);
 }
 
+/* A password in quotes: kept as written, with a warning that does not
+ * show it. */
+static void
+test_quoted_password(void)
+{
+	const char *path = write_file("quoted.ini", 0600,
+				      "[account a]\nhost = h\nusername = u\n"
+				      "password = \"s3cret\"\n");
+	struct config *cfg;
+	char *out;
+	int r = load(path, &cfg, &out);
+
+	is_int(r, 0, "quoted password: loads");
+	has(out, "%s:4: password: the quotes around it are part of the "
+		 "password",
+	    path);
+	ok(!strstr(out, "s3cret"), "quoted password: not in the warning");
+	if (r == 0)
+		is_str(cfg->accounts[0].password, "\"s3cret\"",
+		       "quoted password: taken as written");
+	config_free(&cfg);
+	free(out);
+}
+
 /* A hook that cannot run as things are: a warning naming file, line,
  * setting and why; the file still loads. */
 static void
@@ -1379,6 +1407,7 @@ main(void)
 	test_default_path();
 	test_ca_file_home();
 	test_programs();
+	test_quoted_password();
 	test_split_argv();
 
 	for (size_t i = 0; i < n_created; i++) {
