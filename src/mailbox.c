@@ -471,8 +471,12 @@ take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext)
 	/* UIDs stay with a rename: a mailbox with fewer is another one. */
 	if (!from || (uidnext && uidnext <= st.uid))
 		return false;
-	log_info(&mb->log, "renamed from %s: going on from its UID %u", from,
-		 st.announced);
+	if (st.announced)
+		log_info(&mb->log, "renamed from %s: going on after its UID %u",
+			 from, st.announced);
+	else
+		log_info(&mb->log, "renamed from %s: going on with its state",
+			 from);
 	/* Else the old name's line would make the UIDVALIDITY not unique
 	 * at the next rename. */
 	state_store_forget(mb->env.store, from);
