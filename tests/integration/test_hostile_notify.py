@@ -84,6 +84,13 @@ def max_open(srv):
     return most
 
 
+def in_idle(srv, n, timeout=10):
+    """Waits (timeout s, scaled) until n of srv's connections are in
+    IDLE."""
+    return wait_until(lambda: len([c for c in srv.open_conns()
+                                   if c.idle_tag]) == n, timeout)
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds process pid used so far."""
     with open("/proc/%d/stat" % pid) as f:
@@ -422,8 +429,7 @@ def test_notify_refused():
         for name in OTHERS:
             h.log_line(r"fake/%s: watching \(IDLE\)" % name, what +
                        ": %s has its own IDLE" % name)
-        ok(wait_until(lambda: len([c for c in srv.open_conns()
-                                   if c.idle_tag]) == 3, 10),
+        ok(in_idle(srv, 3),
            "%s: three connections in IDLE" % what)
         for name in MAILBOXES:
             deliver(h, name, "after " + what)
@@ -433,19 +439,27 @@ def test_notify_refused():
         h.finish(what)
 
 
+def answer_without_status(srv, conn, tag):
+    """NOTIFY SET answered OK with no STATUS of the other mailboxes: the
+    server follows only the selected one."""
+    conn.notify_selected = True
+    conn.notify_boxes = set()
+    srv.ok(conn, tag, "NOTIFY completed")
+
+
+def no_notify_status(srv):
+    """srv_setup: every NOTIFY SET is answered without a STATUS."""
+    srv.handlers["NOTIFY"] = (
+        lambda conn, tag, args: answer_without_status(srv, conn, tag))
+
+
 def test_notify_without_status():
     """NOTIFY answered OK with no STATUS of the other mailboxes (the
     server follows none of them): each gets an IDLE connection of its
     own, and new mail in each of the three is announced once."""
     what = "NOTIFY answered OK without a STATUS"
 
-    def setup(srv):
-        def notify(conn, tag, args):
-            conn.notify_selected = True
-            conn.notify_boxes = set()
-            srv.ok(conn, tag, "NOTIFY completed")
-        srv.handlers["NOTIFY"] = notify
-    h = start(what, notify_ok=False, srv_setup=setup)
+    h = start(what, notify_ok=False, srv_setup=no_notify_status)
     srv = h.srv
     for name in OTHERS:
         h.log_line(r"fake/%s: NOTIFY reported nothing of this mailbox" %
@@ -453,8 +467,7 @@ def test_notify_without_status():
         h.log_line(r"fake/%s: watching \(IDLE\)" % name, what +
                    ": %s has its own IDLE" % name)
     h.log_line(r"fake: watching 1 mailbox with IDLE and NOTIFY", what)
-    ok(wait_until(lambda: len([c for c in srv.open_conns()
-                               if c.idle_tag]) == 3, 10),
+    ok(in_idle(srv, 3),
        "%s: three connections in IDLE" % what)
     for name in MAILBOXES:
         deliver(h, name, "after " + what)
@@ -476,9 +489,7 @@ def test_notify_status_back():
         def notify(conn, tag, args):
             calls.append(args)
             if len(calls) == 1:
-                conn.notify_selected = True
-                conn.notify_boxes = set()
-                srv.ok(conn, tag, "NOTIFY completed")
+                answer_without_status(srv, conn, tag)
             else:
                 srv._cmd_notify(conn, tag, args)
         srv.handlers["NOTIFY"] = notify
@@ -489,8 +500,7 @@ def test_notify_status_back():
                what + ": first, NOTIFY follows INBOX only")
     h.log_line(r"fake: watching 3 mailboxes with IDLE and NOTIFY",
                what + ": then the three again")
-    ok(wait_until(lambda: len([c for c in srv.open_conns()
-                               if c.idle_tag]) == 1, 10),
+    ok(in_idle(srv, 1),
        "%s: one connection in IDLE again" % what)
     for name in MAILBOXES:
         deliver(h, name, "after " + what)
@@ -505,13 +515,7 @@ def test_checked_stay_watched():
     meanwhile (a status bar showed them as not watched between checks)."""
     what = "checked beside NOTIFY"
 
-    def setup(srv):
-        def notify(conn, tag, args):
-            conn.notify_selected = True
-            conn.notify_boxes = set()
-            srv.ok(conn, tag, "NOTIFY completed")
-        srv.handlers["NOTIFY"] = notify
-    h = start(what, notify_ok=False, srv_setup=setup, wait=False,
+    h = start(what, notify_ok=False, srv_setup=no_notify_status, wait=False,
               account={"idle_timeout": 2, "max_connections": 2,
                        "poll_interval": 10}, sd_notify=True)
     h.log_line(r"fake: 1 mailbox with IDLE, 2 checked every 10 s", what)
