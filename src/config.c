@@ -549,7 +549,7 @@ in_path(const char *prog)
 	copy = xstrdup(path ? path : "/bin:/usr/bin");
 	for (dir = strtok_r(copy, ":", &save); dir && !found;
 	     dir = strtok_r(NULL, ":", &save)) {
-		char *f = xasprintf("%s/%s", *dir ? dir : ".", prog);
+		char *f = xasprintf("%s/%s", dir, prog);
 		struct stat st;
 
 		found = stat(f, &st) == 0 && S_ISREG(st.st_mode) &&

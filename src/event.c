@@ -101,15 +101,20 @@ display_name(const struct codec_address *a)
 	return unquote(decode(&a->name));
 }
 
-/* True when the len bytes at s are what a server puts in place of a part
- * of an address that the header did not have or could not be parsed:
- * Dovecot's MISSING_MAILBOX and MISSING_DOMAIN, UW IMAP's host names that
- * start with a dot (.MISSING-HOST-NAME., .SYNTAX-ERROR.). */
+/* What servers put in an ENVELOPE for a part of an address the header
+ * did not have or that could not be parsed: Dovecot's MISSING_MAILBOX and
+ * MISSING_DOMAIN, and UW IMAP's host names that start with a dot
+ * (.MISSING-HOST-NAME., .SYNTAX-ERROR.; no real host name does). */
 static bool
-placeholder(const char *s, size_t len)
+no_mailbox(const char *s, size_t len)
 {
-	return (len == 15 && !memcmp(s, "MISSING_MAILBOX", 15)) ||
-	       (len == 14 && !memcmp(s, "MISSING_DOMAIN", 14)) ||
+	return len == 15 && !memcmp(s, "MISSING_MAILBOX", 15);
+}
+
+static bool
+no_host(const char *s, size_t len)
+{
+	return (len == 14 && !memcmp(s, "MISSING_DOMAIN", 14)) ||
 	       (len && s[0] == '.');
 }
 
@@ -121,9 +126,9 @@ address(const struct codec_address *a)
 	size_t ml = str_len(&a->mailbox), hl = str_len(&a->host);
 	char *raw, *r;
 
-	if (placeholder(str_ptr(&a->host), hl))
+	if (no_host(str_ptr(&a->host), hl))
 		hl = 0;
-	if (ml == 0 || placeholder(str_ptr(&a->mailbox), ml))
+	if (ml == 0 || no_mailbox(str_ptr(&a->mailbox), ml))
 		return xstrdup("");
 	raw = xmalloc(ml + 1 + hl + 1);
 	memcpy(raw, str_ptr(&a->mailbox), ml);

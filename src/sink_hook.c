@@ -79,7 +79,7 @@ struct hook_run {
 	struct run_list *list;	      /* the one of hs it is in */
 	struct hook_run *prev, *next; /* in list */
 	char *account, *mailbox;      /* owned copies, for log lines */
-	char *name;		      /* "on_new_mail ARGV0 (UID N)", for log lines */
+	char *name;		      /* "on_new_mail ARGV0 (UID N)": logs */
 	char **argv;		      /* owned */
 	char **vars;		      /* owned MAILWATCH_*; NULL once started */
 	unsigned timeout;	      /* seconds; 0: none */
