@@ -361,6 +361,9 @@ test_event(void)
 	a[0] = (struct codec_address){NIL, NIL, S("root"),
 				      S(".MISSING-HOST-NAME.")};
 	check_event(&e, "root", "", "root", "UW's missing host: the mailbox");
+	a[0] = (struct codec_address){NIL, NIL, S(".user"), S("example.jp")};
+	check_event(&e, ".user@example.jp", "", ".user@example.jp",
+		    "a local part that starts with a dot is kept");
 
 	/* control characters in every field */
 	a[0] = (struct codec_address){S("Eve\r\n\u202eX"), NIL, S("e\x01ve"),
