@@ -1202,10 +1202,14 @@ checked_now(const struct account_run *ar, const struct box *b)
 	return b->watched && !b->failed && via && watcher_connected(via);
 }
 
+/* A mailbox on its own connection is watched from its first IDLE on
+ * while the connection lasts, also while it fetches new mail or sets
+ * NOTIFY again between two IDLEs: a status bar should not blink at new
+ * mail. */
 static bool
 box_watched(const struct account_run *ar, const struct box *b)
 {
-	return b->w ? watcher_is_idle(b->w) : checked_now(ar, b);
+	return b->w ? watcher_connected(b->w) : checked_now(ar, b);
 }
 
 size_t
@@ -1266,7 +1270,7 @@ account_run_describe(struct account_run *ar, bool named)
 	for (size_t i = 0; i < ar->n && off < size; i++) {
 		struct watcher *w = ar->box[i]->w;
 
-		if (w && !watcher_is_idle(w))
+		if (w && !watcher_connected(w))
 			off += snprintf(s + off, size - off, "%s%s/%s: %s",
 					off ? "; " : "", ar->name,
 					mailbox_name(ar->box[i]->mb),

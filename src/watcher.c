@@ -916,9 +916,6 @@ watcher_describe(struct watcher *w)
 				 ? "cannot open the mailbox; trying again"
 				 : "reconnecting",
 			 hms);
-	} else if (w->state == W_WATCHING && w->s) {
-		snprintf(w->describe, sizeof(w->describe), "%s",
-			 session_is_idle(w->s) ? "idle" : "fetching");
 	} else if (w->state == W_GAVE_UP && w->gave_up) {
 		snprintf(w->describe, sizeof(w->describe),
 			 "stopped: %s (reload to retry)", w->gave_up);
