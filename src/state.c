@@ -78,21 +78,23 @@ make_dir(const char *path)
 	return 0;
 }
 
-/* make_dir() of dir's parent, then of dir. */
+/* make_dir() of each directory on the way to dir, as mkdir -p does: a
+ * fresh account may have no ~/.local yet (0700 for each, as XDG asks). */
 static int
 make_dirs(const char *dir)
 {
-	char *parent = xstrdup(dir);
-	int r;
+	char *p = xstrdup(dir);
+	int r = 0;
 
-	*strrchr(parent, '/') = 0;
-	/* The parent may be missing on a fresh account; 0700 like XDG
-	 * asks. */
-	r = *parent ? make_dir(parent) : 0;
-	if (r < 0)
-		log_warn(NULL, "state: mkdir %s: %s", parent, strerror(-r));
-	free(parent);
-	return make_dir(dir);
+	for (char *s = strchr(p + 1, '/'); s && !r; s = strchr(s + 1, '/')) {
+		*s = 0;
+		r = make_dir(p);
+		*s = '/';
+	}
+	if (!r)
+		r = make_dir(p);
+	free(p);
+	return r;
 }
 
 char *

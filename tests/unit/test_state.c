@@ -1109,6 +1109,43 @@ test_lock_names(void)
 	free(long3);
 }
 
+/* HOME without ~/.local (a fresh account): the whole path is made, each
+ * directory 0700. */
+static void
+test_fresh_home(void)
+{
+	char *home = getenv("HOME"), *x = getenv("XDG_STATE_HOME");
+	char *fresh = xasprintf("%s/fresh-home", dir), *d, *want;
+	struct stat st;
+
+	home = home ? xstrdup(home) : NULL;
+	x = x ? xstrdup(x) : NULL;
+	mkdir(fresh, 0700);
+	setenv("HOME", fresh, 1);
+	unsetenv("XDG_STATE_HOME");
+	d = state_dir();
+	want = xasprintf("%s/.local/state/mailwatch", fresh);
+	is_str(d, want, "fresh HOME: the state directory");
+	ok(stat(want, &st) == 0 && S_ISDIR(st.st_mode) &&
+	       (st.st_mode & 0777) == 0700,
+	   "fresh HOME: made, with ~/.local and ~/.local/state, 0700");
+	free(want);
+	want = xasprintf("%s/.local", fresh);
+	ok(stat(want, &st) == 0 && (st.st_mode & 0777) == 0700,
+	   "fresh HOME: ~/.local 0700");
+	free(want);
+	free(d);
+	free(fresh);
+	if (home)
+		setenv("HOME", home, 1);
+	else
+		unsetenv("HOME");
+	if (x)
+		setenv("XDG_STATE_HOME", x, 1);
+	free(home);
+	free(x);
+}
+
 int
 main(void)
 {
@@ -1133,6 +1170,7 @@ main(void)
 	test_lock();
 	test_lock_fails();
 	test_lock_names();
+	test_fresh_home();
 
 	is_int(count_files(""), count_files("@"),
 	       "only account files left, no temporary ones");
