@@ -174,15 +174,6 @@ env_build(const struct hook_sink *hs, char *const *vars)
 	return envp;
 }
 
-/* The last path component of a hook's argv[0], for output lines. */
-static const char *
-run_name(const struct hook_run *r)
-{
-	const char *s = strrchr(r->argv[0], '/');
-
-	return s && s[1] ? s + 1 : r->argv[0];
-}
-
 static struct log_ctx
 run_ctx(const struct hook_run *r)
 {
@@ -214,7 +205,7 @@ run_log_line(struct hook_run *r)
 
 	r->line_len = 0;
 	if (*s)
-		log_info(&ctx, "%s: %s", run_name(r), s);
+		log_info(&ctx, "%s: %s", r->name, s);
 	free(s);
 }
 
@@ -228,7 +219,7 @@ on_output(void *ud, const char *buf, size_t n)
 
 		if (r->line_len)
 			run_log_line(r);
-		log_info(&ctx, "%s: (output truncated)", run_name(r));
+		log_info(&ctx, "%s: (output truncated)", r->name);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {

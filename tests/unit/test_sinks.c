@@ -805,7 +805,8 @@ test_hook_env(sd_event *e)
 	for (int i = 0; i < 3; i++)
 		s->ops->send(s, &a, &ev[i]);
 	s->ops->batch_done(s, &a, "INBOX", 3);
-	ok(wait_log(e, mark, ": hook.sh: err ", 4, 5000),
+	ok(wait_log(e, mark, "): err 10", 3, 5000) &&
+	       wait_log(e, mark, "hook.sh: err post", 1, 5000),
 	   "four hooks ran and their output was logged");
 	f = path_in("post.post");
 	ok(wait_file(e, f, 1, 2000), "on_new_mail_post ran");
@@ -855,12 +856,14 @@ test_hook_env(sd_event *e)
 	{
 		char *l = log_since(mark);
 
-		ok(strstr(l, "acct/INBOX: hook.sh: out 101\n") != NULL,
-		   "stdout logged with the account and mailbox");
-		ok(strstr(l, "acct/INBOX: hook.sh: err 102\n") != NULL,
+		ok(strstr(l, "acct/INBOX: on_new_mail ") &&
+		       strstr(l, "/hook.sh (UID 101): out 101\n"),
+		   "stdout logged with the account, mailbox, hook and UID");
+		ok(strstr(l, "/hook.sh (UID 102): err 102\n") != NULL,
 		   "stderr logged");
-		ok(strstr(l, "acct/INBOX: hook.sh: out post\n") != NULL,
-		   "the post hook's output logged");
+		ok(strstr(l, "acct/INBOX: on_new_mail_post ") &&
+		       strstr(l, "/hook.sh: out post\n"),
+		   "the post hook's output logged, named as such");
 		is_int(count_str(l, "exited with status"), 0,
 		       "no failures logged");
 		free(l);
@@ -950,13 +953,14 @@ test_hook_output_cap(sd_event *e)
 	log_max_level = before;
 	l = log_since(mark);
 	is_int(count_str(l, "(output truncated)"), 1, "output truncated once");
-	ok(strstr(l, ": sh: line-0-x") != NULL, "the start is logged");
+	ok(strstr(l, ": on_new_mail /bin/sh (UID 8): line-0-x") != NULL,
+	   "the start is logged, with the hook and its message");
 	ok(strstr(l, "line-299") == NULL && strstr(l, "no newline") == NULL,
 	   "the rest is not");
 	{
 		/* 4096 bytes with the newlines: 10 lines of 42 bytes, 85
 		 * of 43 and a piece. */
-		int n = count_str(l, ": sh: line-");
+		int n = count_str(l, "(UID 8): line-");
 
 		is_int(n, 96, "4 KiB logged");
 	}
