@@ -684,6 +684,9 @@ main(int argc, char **argv)
 			       "server's list tells)",
 			       patterns, patterns == 1 ? "" : "s",
 			       patterns == 1 ? "it takes" : "they take");
+		if (log_warnings)
+			printf("; but see the warning%s above",
+			       log_warnings == 1 ? "" : "s");
 		putchar('\n');
 		config_free(&d.cfg);
 		free(default_path);

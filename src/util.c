@@ -16,6 +16,7 @@
 #include <systemd/sd-journal.h>
 
 int log_max_level = LOG_INFO;
+unsigned log_warnings;
 static bool log_to_journal;
 
 static void *
@@ -244,6 +245,8 @@ log_atv(int prio, const struct log_ctx *ctx, const char *fmt, va_list ap)
 
 	if (prio > log_max_level)
 		return;
+	if (prio == LOG_WARNING)
+		log_warnings++;
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	log_escape(raw, msg, sizeof(msg));
 	if (ctx && ctx->account && ctx->mailbox)

@@ -58,6 +58,8 @@ struct log_ctx {
 
 /* Messages above this syslog priority (LOG_ERR..LOG_DEBUG) are dropped. */
 extern int log_max_level;
+/* Warnings written so far (for --check-config's verdict). */
+extern unsigned log_warnings;
 
 /* Detects journald (JOURNAL_STREAM) and chooses structured entries through
  * sd-journal, else plain lines on stderr. */

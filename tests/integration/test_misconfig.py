@@ -152,6 +152,14 @@ def test_check_config_counts():
     ok(rc == 0 and re.search(r": OK, 1 account, 2 mailboxes and 1 pattern",
                              out), "two names and a pattern (%s)" %
        out.strip())
+    rc, out = check_config(mw, base + "mailboxes = INBOX\n"
+                           "on_new_mail = /nonexistent/hook\n")
+    ok(rc == 0 and re.search(r"on_new_mail: /nonexistent/hook: No such file "
+                             r"or directory; it cannot run as things are",
+                             out) and
+       ": OK, 1 account, 1 mailbox; but see the warning above\n" in out,
+       "a hook that cannot run: a warning, and OK points at it (%s)" %
+       out.strip())
     rc, out = check_config(mw, base + "mailboxes = INBOX\n")
     ok(rc == 0 and out.strip().endswith(": OK, 1 account, 1 mailbox"),
        "one name, no pattern said (%s)" % out.strip())
