@@ -216,7 +216,10 @@ child_start(sd_event *e, const struct child_spec *spec,
 	r = spawn_piped(spec->argv, spec->envp, spec->with_stderr,
 			spec->detached, &c->pid, &c->fd);
 	if (r < 0) {
-		log_warn(&c->ctx, "%s: %s", c->name, strerror(-r));
+		log_warn(&c->ctx, "%s: %s", c->name,
+			 r == -ENOENT && !strchr(spec->argv[0], '/')
+			     ? "not found in PATH"
+			     : strerror(-r));
 		free(c);
 		return r;
 	}
