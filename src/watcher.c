@@ -14,6 +14,8 @@
 #define USEC_PER_SEC 1000000ULL
 #define BACKOFF_MIN 1           /* seconds */
 #define BACKOFF_MAX 300
+/* Seconds to the next try from which the status line says when it is. */
+#define RETRY_TOLD 30
 /* While connections are refused (the host is up, its IMAP server is
  * restarting) in the first REFUSED_WINDOW seconds of an outage, retry at
  * least every REFUSED_MAX seconds: a refused connect costs nothing, and
@@ -898,20 +900,21 @@ const char *
 watcher_describe(struct watcher *w)
 {
 	if (w->state == W_WAITING) {
-		/* The time of day, not "in N s": this text stays up (status
-		 * --follow, systemctl status) until something changes. */
+		/* The time of day of a try far off, not "in N s": this text
+		 * stays up (status --follow, systemctl status) until
+		 * something changes. Of a try soon, nothing: a status bar
+		 * would be redrawn at each try of an outage. */
 		uint64_t now = now_usec(w);
-		time_t at = (time_t)wall_now(w) +
-			    (time_t)(w->retry_at > now
-					 ? (w->retry_at - now + 999999) /
-					       USEC_PER_SEC
-					 : 0);
+		unsigned secs = w->retry_at > now ? (w->retry_at - now + 999999) /
+							USEC_PER_SEC
+						  : 0;
+		time_t at = (time_t)wall_now(w) + (time_t)secs;
 		struct tm tm;
 		char hms[16] = "";
 
-		if (localtime_r(&at, &tm))
-			strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
-		snprintf(w->describe, sizeof(w->describe), "%s at %s",
+		if (secs >= RETRY_TOLD && localtime_r(&at, &tm))
+			strftime(hms, sizeof(hms), " at %H:%M:%S", &tm);
+		snprintf(w->describe, sizeof(w->describe), "%s%s",
 			 w->teardown_err == -ENOENT
 				 ? "cannot open the mailbox; trying again"
 				 : "reconnecting",

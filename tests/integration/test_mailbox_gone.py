@@ -10,6 +10,7 @@ by kicking the user."""
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import mwtest  # noqa: E402
@@ -51,9 +52,20 @@ def main():
         ok(tries == 1, "%s: one EXAMINE, no retry loop (%d)" % (what, tries))
         # systemctl status: said as it is, not as a lost connection.
         status = mw.wait_sd_notify(r"a/%s: cannot open the mailbox; trying "
-                                   r"again at \d\d:\d\d:\d\d" % re.escape(name), 5)
-        ok(status, "%s: STATUS= says the mailbox cannot be opened (%r)"
+                                   r"again at (\d\d):(\d\d):(\d\d)" %
+                                   re.escape(name), 5)
+        ok(status, "%s: STATUS= says the mailbox cannot be opened, and "
+           "when it is tried again (%r)"
            % (what, (mw.sd_notify_messages() or [""])[-1]))
+        if status:
+            # 300 s ahead, local time, modulo midnight.
+            now = time.localtime()
+            ahead = ((int(status.group(1)) * 3600 +
+                      int(status.group(2)) * 60 + int(status.group(3))) -
+                     (now.tm_hour * 3600 + now.tm_min * 60 +
+                      now.tm_sec)) % 86400
+            ok(250 <= ahead <= 310, "%s: the next try's time of day is "
+               "about 5 minutes ahead (%d s)" % (what, ahead))
 
     uid = dc.append("alice", "INBOX", mwtest.make_message("still here"))
     recs = mw.wait_hooks(1, 10)

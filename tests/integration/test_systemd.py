@@ -84,19 +84,10 @@ def test_ready_without_server():
                           sd_notify=True, args=())
     ok(mw.wait_sd_notify(r"^READY=1$", 5),
        "READY=1 with the IMAP server unreachable")
-    m = last_status_matches(mw, r"^0/1 mailboxes watched; down/INBOX: "
-                            r"reconnecting at (\d\d):(\d\d):(\d\d)$", 5)
-    ok(m, "STATUS says 'down/INBOX: reconnecting at HH:MM:SS'",
-       statuses(mw))
-    if m:
-        # The next try's time of day: ahead, by at most the first
-        # back-off steps (seconds), local time, modulo midnight.
-        now = time.localtime()
-        ahead = ((int(m.group(1)) * 3600 + int(m.group(2)) * 60 +
-                  int(m.group(3))) - (now.tm_hour * 3600 + now.tm_min * 60 +
-                                      now.tm_sec)) % 86400
-        ok(ahead <= 60, "the time of the next try is now or within "
-           "a minute (%d s ahead)" % ahead)
+    ok(last_status_matches(mw, r"^0/1 mailboxes watched; down/INBOX: "
+                           r"reconnecting$", 5),
+       "STATUS says 'down/INBOX: reconnecting' (the first tries are "
+       "seconds apart: no time that would change at each)", statuses(mw))
     ok(mw.running(), "still running while the server is down")
     ok(assignments(mw, "READY") == 1, "READY=1 sent once",
        mw.sd_notify_messages())
@@ -122,9 +113,8 @@ def test_status_follows_the_server():
        "STATUS=1/1 mailboxes watched once in IDLE", statuses(mw))
     dc.stop_server()
     ok(last_status_matches(mw, r"^0/1 mailboxes watched; test/INBOX: "
-                           r"reconnecting at \d\d:\d\d:\d\d$", 10),
-       "server stopped: STATUS 'test/INBOX: reconnecting at HH:MM:SS'",
-       statuses(mw))
+                           r"reconnecting$", 10),
+       "server stopped: STATUS 'test/INBOX: reconnecting'", statuses(mw))
     dc.start()
     ok(last_status_matches(mw, r"^1/1 mailboxes watched$", 15),
        "server back: STATUS=1/1 mailboxes watched again", statuses(mw)[-5:])
