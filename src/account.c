@@ -1243,7 +1243,10 @@ account_run_each(const struct account_run *ar,
 const char *
 account_run_describe(struct account_run *ar, bool named)
 {
+	/* Unnamed (status's account line follows the name): "INBOX: ...",
+	 * not "NAME/INBOX: ...". */
 	const char *name = named ? ar->name : "", *colon = named ? ": " : "";
+	const char *slash = named ? "/" : "";
 	char *s = ar->describe;
 	size_t size = sizeof(ar->describe), off = 0;
 	unsigned conns = !!ar->fetcher;
@@ -1271,20 +1274,20 @@ account_run_describe(struct account_run *ar, bool named)
 		struct watcher *w = ar->box[i]->w;
 
 		if (w && !watcher_connected(w))
-			off += snprintf(s + off, size - off, "%s%s/%s: %s",
-					off ? "; " : "", ar->name,
+			off += snprintf(s + off, size - off, "%s%s%s%s: %s",
+					off ? "; " : "", name, slash,
 					mailbox_name(ar->box[i]->mb),
 					watcher_describe(w));
 		else if (refused_on_fetcher(ar->box[i]))
 			off += snprintf(s + off, size - off,
-					"%s%s/%s: cannot open the mailbox",
-					off ? "; " : "", ar->name,
+					"%s%s%s%s: cannot open the mailbox",
+					off ? "; " : "", name, slash,
 					mailbox_name(ar->box[i]->mb));
 	}
 	/* The fetcher at work is well; only trouble is told. */
 	if (ar->fetcher && !watcher_connected(ar->fetcher) && off < size)
-		snprintf(s + off, size - off, "%s%s: checking: %s",
-			 off ? "; " : "", ar->name,
+		snprintf(s + off, size - off, "%s%s%schecking: %s",
+			 off ? "; " : "", name, colon,
 			 watcher_describe(ar->fetcher));
 	return s;
 }

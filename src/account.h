@@ -88,5 +88,6 @@ void account_run_each(const struct account_run *ar,
 /* For the status line: how the mailboxes are watched, e.g. "21 mailboxes
  * over 2 connections (NOTIFY)" or "4 pushed, 17 checked every 60 s"
  * (after "NAME: " when named); then what is not well, e.g. "NAME/INBOX:
- * reconnecting at 10:02:03". Borrowed, valid until the next call. */
+ * reconnecting" ("INBOX: ..." when not named). Borrowed, valid until the
+ * next call. */
 const char *account_run_describe(struct account_run *ar, bool named);
