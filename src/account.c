@@ -1257,19 +1257,24 @@ account_run_describe(struct account_run *ar, bool named)
 		conns += !!ar->box[i]->w;
 	for (size_t i = 0; i < ar->n; i++)
 		swept += ar->box[i]->swept;
-	if (ar->n > 1 && ar->mode == M_NOTIFY)
-		off += snprintf(s, size,
-				"%s%s%zu mailbox%s over %u connection%s "
-				"(NOTIFY)",
-				name, colon, ar->n - swept,
-				ar->n - swept == 1 ? "" : "es", conns,
-				conns == 1 ? "" : "s");
-	else if (ar->n > 1 && ar->mode == M_BUDGET)
-		off += snprintf(s, size, "%s%s%zu pushed", name, colon,
-				ar->n - swept);
-	if (swept && off < size)
-		off += snprintf(s + off, size - off, ", %zu checked every %u s",
-				swept, ar->a->d.poll_interval);
+	/* How they are watched, while the first mailbox's connection (the
+	 * NOTIFY one) is up; else only what is wrong is told. */
+	if (ar->n > 1 && ar->box[0]->w && watcher_connected(ar->box[0]->w)) {
+		if (ar->mode == M_NOTIFY)
+			off += snprintf(s, size,
+					"%s%s%zu mailbox%s over %u "
+					"connection%s (NOTIFY)",
+					name, colon, ar->n - swept,
+					ar->n - swept == 1 ? "" : "es", conns,
+					conns == 1 ? "" : "s");
+		else if (ar->mode == M_BUDGET)
+			off += snprintf(s, size, "%s%s%zu pushed", name,
+					colon, ar->n - swept);
+		if (swept && off < size)
+			off += snprintf(s + off, size - off,
+					", %zu checked every %u s", swept,
+					ar->a->d.poll_interval);
+	}
 	for (size_t i = 0; i < ar->n && off < size; i++) {
 		struct watcher *w = ar->box[i]->w;
 

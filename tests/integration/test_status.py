@@ -227,6 +227,9 @@ def test_counts():
            not re.search(r"(?m)^a: (?:.*; )?a[:/]", out),
            "status: the account's line says its state, its name once",
            repr(out))
+        ok(not re.search(r"(?m)^a: .*(?:over \d+ connection|pushed)", out),
+           "status: and not how the mailboxes are watched, while nothing "
+           "is", repr(out))
         with open(os.path.join(dc.maildir("alice"), "new",
                                "%d.while-down.test" % time.time()),
                   "wb") as m:
