@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 /* Our own call site in log_atv() would be every entry's location. */
 #define SD_JOURNAL_SUPPRESS_LOCATION
@@ -18,6 +19,8 @@
 int log_max_level = LOG_INFO;
 unsigned log_warnings;
 static bool log_to_journal;
+/* stderr is a terminal: lines get the time and, above info, the level. */
+static bool log_to_tty;
 
 static void *
 check(void *p)
@@ -190,6 +193,7 @@ void
 log_init(void)
 {
 	log_to_journal = stderr_is_journal();
+	log_to_tty = !log_to_journal && isatty(STDERR_FILENO);
 }
 
 /* Bytes at p that log_escape() writes as \xNN: 1 for a control
@@ -277,6 +281,20 @@ log_atv(int prio, const struct log_ctx *ctx, const char *fmt, va_list ap)
 			free(f[i]);
 		if (r >= 0)
 			return;
+	}
+	if (log_to_tty) {
+		time_t now = time(NULL);
+		struct tm tm;
+		char hms[16] = "";
+
+		if (localtime_r(&now, &tm))
+			strftime(hms, sizeof(hms), "%H:%M:%S ", &tm);
+		fprintf(stderr, "%smailwatch: %s%s%s\n", hms,
+			prio <= LOG_ERR	      ? "error: "
+			: prio == LOG_WARNING ? "warning: "
+					      : "",
+			prefix, msg);
+		return;
 	}
 	fprintf(stderr, "mailwatch: %s%s\n", prefix, msg);
 }

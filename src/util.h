@@ -62,7 +62,8 @@ extern int log_max_level;
 extern unsigned log_warnings;
 
 /* Detects journald (JOURNAL_STREAM) and chooses structured entries through
- * sd-journal, else plain lines on stderr. */
+ * sd-journal, else plain lines on stderr: on a terminal with the time and,
+ * for warnings and errors, the level ("12:00:01 mailwatch: warning: ..."). */
 void log_init(void);
 
 /* Copies the NUL-terminated s into out (n bytes, always NUL-terminated

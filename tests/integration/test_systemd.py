@@ -7,6 +7,7 @@ fallback, and `systemd-analyze verify` on the generated units. Loopback
 only; every process is stopped by pid."""
 
 import os
+import pty
 import re
 import shutil
 import signal
@@ -70,6 +71,44 @@ def write_wrapper(mw, body):
     mw.extra_env["MWTEST_REAL_BIN"] = mw.bin
     mw.bin = path
     return path
+
+
+def test_terminal_log():
+    """stderr a terminal (mailwatch run by hand): each line starts with the
+    time, and a warning or an error says so."""
+    mw = mwtest.Mailwatch(start=False)
+    mw.write_config_text("[account a]\nhost = 127.0.0.1\nusername = u\n"
+                         "password_command = echo x\n"
+                         "on_new_mail = /nonexistent/hook\n"
+                         "colour = blue\n")
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(mw.argv()[0], mw.argv() + ["--check-config"],
+                      mw.env())
+        finally:
+            os._exit(127)
+    out = b""
+    deadline = time.monotonic() + mwtest._t(20)
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace").replace("\r\n", "\n")
+    ok(re.search(r"(?m)^\d\d:\d\d:\d\d mailwatch: warning: \S+:5: "
+                 r"on_new_mail: /nonexistent/hook: ", text),
+       "on a terminal: the time and 'warning:'", text)
+    ok(re.search(r"(?m)^\d\d:\d\d:\d\d mailwatch: error: \S+:6: unknown "
+                 r"key 'colour'", text),
+       "and 'error:' for an error", text)
+    ok(os.WEXITSTATUS(status) == 78, "exit 78 (EX_CONFIG)",
+       "status %d" % status)
 
 
 # ---------------------------------------------------------------------------
@@ -441,4 +480,5 @@ if __name__ == "__main__":
                 test_watchdog, test_reload_invalid_config,
                 test_invalid_config_at_start,
                 test_journal_fields, test_plain_log_fallback,
+                test_terminal_log,
                 test_units_verify)
