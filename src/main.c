@@ -415,6 +415,11 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 		run[i] = start_running(d, a);
 	}
 	/* What is left of the old ones was removed from the file. */
+	for (size_t i = 0; i < d->n_run; i++)
+		if (d->run[i])
+			log_info(&(struct log_ctx){d->run[i]->a->name, NULL},
+				 "no longer in the configuration: not "
+				 "watched");
 	stop_all(d);
 	config_free(&d->cfg);
 	d->cfg = cfg;

@@ -87,6 +87,8 @@ def main():
     ok(wait_until(lambda: len(re.findall(r"imap\(bob\).*Disconnected",
                                          dc.log())) >= bye + 2, 10),
        "the removed account's two connections closed")
+    ok(re.search(r"b: no longer in the configuration: not watched",
+                 mw.log()[mark:]), "and the log says it is not watched")
     # The same file again: tried again, and said so (nothing changed).
     mark = mw.mark()
     mw.reload()
