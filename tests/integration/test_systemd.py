@@ -9,6 +9,7 @@ only; every process is stopped by pid."""
 import os
 import pty
 import re
+import select
 import shutil
 import signal
 import socket
@@ -91,6 +92,8 @@ def test_terminal_log():
     out = b""
     deadline = time.monotonic() + mwtest._t(20)
     while time.monotonic() < deadline:
+        if not select.select([fd], [], [], 0.2)[0]:
+            continue
         try:
             chunk = os.read(fd, 4096)
         except OSError:  # EIO: the child closed the terminal
@@ -99,7 +102,15 @@ def test_terminal_log():
             break
         out += chunk
     os.close(fd)
-    _, status = os.waitpid(pid, 0)
+
+    def reaped():
+        done, st = os.waitpid(pid, os.WNOHANG)
+        return (st,) if done else None
+    got = mwtest.wait_until(reaped, 10)
+    if not got:  # still running: stopped, by pid
+        os.kill(pid, signal.SIGKILL)
+        got = (os.waitpid(pid, 0)[1],)
+    status = got[0]
     text = out.decode(errors="replace").replace("\r\n", "\n")
     ok(re.search(r"(?m)^\d\d:\d\d:\d\d mailwatch: warning: \S+:5: "
                  r"on_new_mail: /nonexistent/hook: ", text),
