@@ -291,10 +291,12 @@ struct cred {
 	bool worked;		  /* a connection logged in with it */
 	struct password_job *job; /* running for reqs */
 	struct cred_req *reqs;	  /* waiting, oldest first */
+	struct cred_req *current; /* answered: its login under way */
 	sd_event_source *defer;	  /* answers reqs from password */
 };
 
-/* Answers every waiting request with secret (NULL: failed). A request
+/* Answers the oldest waiting request with secret, which makes it the
+ * login under way; with NULL (failed), every waiting request. A request
  * made from a callback waits for the next answer; a callback must not
  * cancel another request. */
 static void
@@ -302,17 +304,23 @@ answer(struct cred *c, const char *secret)
 {
 	struct cred_req *r = c->reqs;
 
+	if (secret && r) {
+		c->reqs = r->next;
+		c->current = r;
+		r->done(r->ud, secret);
+		return;
+	}
 	c->reqs = NULL;
 	while (r) {
 		struct cred_req *next = r->next;
 
-		r->done(r->ud, secret);
+		r->done(r->ud, NULL);
 		free(r);
 		r = next;
 	}
 }
 
-static void start_job(struct cred *c);
+static void serve(struct cred *c);
 
 static void
 on_job(void *ud, char *secret)
@@ -331,8 +339,7 @@ on_job(void *ud, char *secret)
 		explicit_bzero(secret, strlen(secret));
 		free(secret);
 	}
-	if (c->reqs)
-		start_job(c);
+	serve(c);
 }
 
 static int
@@ -345,12 +352,12 @@ on_cred_defer(sd_event_source *s, void *ud)
 	return 0;
 }
 
-/* Gets the credential for the waiting requests: the password kept, or a
- * job. */
+/* Gets the credential for the oldest waiting request, unless a login is
+ * under way: the password kept, or a job. */
 static void
-start_job(struct cred *c)
+serve(struct cred *c)
 {
-	if (c->job)
+	if (c->job || c->current || !c->reqs)
 		return;
 	if (c->password) {
 		sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
@@ -403,6 +410,7 @@ cred_free(struct cred **cp)
 		c->reqs = r->next;
 		free(r);
 	}
+	free(c->current);
 	sd_event_source_disable_unref(c->defer);
 	sd_event_unref(c->e);
 	wipe_str(&c->password);
@@ -443,7 +451,7 @@ cred_ask(struct cred *c, void (*done)(void *ud, const char *secret), void *ud)
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = r;
-	start_job(c);
+	serve(c);
 	return r;
 }
 
@@ -454,6 +462,10 @@ cred_cancel(struct cred_req **rp)
 
 	if (!r)
 		return;
+	if (r == r->c->current) {
+		r->c->current = NULL;
+		serve(r->c);
+	}
 	for (p = &r->c->reqs; *p; p = &(*p)->next) {
 		if (*p == r) {
 			*p = r->next;

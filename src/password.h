@@ -71,11 +71,21 @@ bool cred_has_worked(const struct cred *c);
  * and never from within this call, with secret borrowed for the call
  * (copy it; it is wiped afterwards), or NULL after the failure was logged.
  * A password is got once and kept; a token is asked of
- * oauth2_token_command at every request (the helper refreshes it), one
- * run serving the requests made while it runs. Returns the request, which
- * cred_cancel() withdraws until done is called. */
+ * oauth2_token_command for each login (the helper refreshes it).
+ *
+ * One login at a time: the requests are answered in turn, each once the
+ * login of the one before is over, i.e. once that request is cancelled.
+ * So the server counts the account's connections one by one: a limit on
+ * them is met exactly, not by several logins at once (Dovecot let five
+ * simultaneous logins through at a limit of three).
+ *
+ * Returns the request. cred_cancel() withdraws it until done is called;
+ * after done with a secret, the request stands for the login under way,
+ * and cred_cancel() ends it (call it when the login succeeded or the
+ * connection ended); after done with NULL it is gone (do not cancel). */
 struct cred_req *cred_ask(struct cred *c, void (*done)(void *ud,
 						       const char *secret),
 			  void *ud);
-/* Withdraws *r (NULL is fine) and sets it to NULL; done is not called. */
+/* Withdraws *r or ends its login (NULL is fine) and sets it to NULL; done
+ * is not called. */
 void cred_cancel(struct cred_req **r);

@@ -1070,6 +1070,8 @@ logged_in(struct session *s)
 static void
 post_auth(struct session *s)
 {
+	if (s->cb.authenticated)
+		s->cb.authenticated(s->ud);
 	if (s->o.send_id)
 		send_id(s);
 	if (!s->have_caps) {

@@ -207,6 +207,9 @@ struct session_cb {
 	/* Optional. The LIST commands of a session_list() are answered;
 	 * ok is false when one was refused (logged). */
 	void (*list_end)(void *ud, bool ok);
+	/* Optional. The login (or AUTHENTICATE) succeeded; the password is
+	 * not read after this. */
+	void (*authenticated)(void *ud);
 };
 
 struct session;

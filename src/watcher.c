@@ -59,7 +59,8 @@ struct watcher {
 	 * lines), so the configuration can be replaced under it. */
 	char *username, *account;
 	struct cred *cred;
-	struct cred_req *req;	   /* asked before connecting */
+	struct cred_req *req;	   /* asked before connecting; the login
+				      under way */
 	char *secret;		   /* the answer, for this connection; wiped
 				      once logged in, freed when it closes */
 	/* The last login's token was refused and a new one is asked for:
@@ -284,13 +285,17 @@ s_expunge(void *ud, uint32_t seq)
 }
 
 /* The session got past its login: a next refused token is a first one
- * again, and the credential is wiped (the session does not need it any
- * more; the string stays, empty, for the pointer it holds). */
+ * again, the next connection of the account may log in, and the
+ * credential is wiped (the session does not need it any more; the string
+ * stays, empty, for the pointer it holds). */
 static void
-logged_in(struct watcher *w)
+s_authenticated(void *ud)
 {
+	struct watcher *w = ud;
+
 	w->token_retry = false;
 	cred_worked(w->cred);
+	cred_cancel(&w->req);
 	if (w->secret)
 		wipe(w->secret, strlen(w->secret));
 }
@@ -311,7 +316,6 @@ s_idle(void *ud)
 
 	/* A session that got this far is healthy: reset the back-off. */
 	w->failures = 0;
-	logged_in(w);
 	mailbox_idle(w->mb, session_exists(w->s), wall_now(w));
 	set_wstate(w, W_WATCHING);
 }
@@ -323,7 +327,6 @@ s_ready(void *ud)
 	struct mailbox *done = w->mb;
 
 	w->failures = 0;
-	logged_in(w);
 	w->mb = NULL;
 	set_wstate(w, W_WATCHING);
 	w->env.ready(w->env.ud, w, done);
@@ -442,6 +445,7 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 
 static const struct session_cb session_cb = {
 	.starttls = s_starttls,
+	.authenticated = s_authenticated,
 	.selected = s_selected,
 	.fetched = s_fetched,
 	.batch_end = s_batch_end,
@@ -625,8 +629,8 @@ on_cred(void *ud, const char *secret)
 {
 	struct watcher *w = ud;
 
-	w->req = NULL;
 	if (!secret) {
+		w->req = NULL; /* gone */
 		/* Logged by the provider; retried with back-off. */
 		schedule_teardown(w, -EIO);
 		return;

@@ -162,10 +162,17 @@ c_failed(void *ud, enum session_fail why, const char *msg)
 	ev(r, "failed %s; ", msg);
 }
 
+static void
+c_authenticated(void *ud)
+{
+	ev(ud, "authenticated; ");
+}
+
 static const struct session_cb cb = {
     .selected = c_selected,
     .idle = c_idle,
     .failed = c_failed,
+    .authenticated = c_authenticated,
 };
 
 static const struct session_opts token_opts = {
@@ -368,6 +375,7 @@ test_exchange(void)
 	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n");
 	sent(&r, "m2 EXAMINE INBOX\r\n", "accepted: EXAMINE");
 	ok(!r.failed, "no failure");
+	is_str(r.events, "authenticated; ", "the owner is told at once");
 	session_free(&s);
 }
 

@@ -518,6 +518,84 @@ test_parallel(void)
 	free(cmd_b);
 }
 
+/* A request of the provider and what its callback saw. */
+struct turn {
+	struct cred_req *req;
+	unsigned calls;
+	char got[16]; /* the secret, or "NULL" */
+};
+
+static void
+on_turn(void *ud, const char *secret)
+{
+	struct turn *t = ud;
+
+	t->calls++;
+	snprintf(t->got, sizeof(t->got), "%s", secret ? secret : "NULL");
+	if (!secret)
+		t->req = NULL; /* gone */
+}
+
+/* Which of t[0..n) were answered, as a string like "10" (1: answered). */
+static const char *
+answered(const struct turn *t, size_t n)
+{
+	static char s[8];
+
+	for (size_t i = 0; i < n; i++)
+		s[i] = (char)('0' + t[i].calls);
+	s[n] = 0;
+	return s;
+}
+
+/* One login at a time: the provider answers the next request only when
+ * the login of the one before is over (its request cancelled); a request
+ * withdrawn while waiting is never answered; a failure answers everyone
+ * waiting. */
+static void
+test_cred_turns(void)
+{
+	struct account a = {.name = "acct", .password = "pw"};
+	struct turn t[3] = {0};
+	sd_event *e = loop_new();
+	struct cred *c = cred_new(e, &a, NULL);
+	char *out;
+
+	for (size_t i = 0; i < 3; i++)
+		t[i].req = cred_ask(c, on_turn, &t[i]);
+	is_str(answered(t, 3), "000", "turns: nothing answered from cred_ask");
+	run_for(e, 100, NULL);
+	is_str(answered(t, 3), "100", "turns: the first request only");
+	is_str(t[0].got, "pw", "turns: with the password");
+	cred_cancel(&t[2].req); /* withdrawn while waiting */
+	cred_cancel(&t[0].req); /* the first login is over */
+	run_for(e, 100, NULL);
+	is_str(answered(t, 3), "110", "turns: then the second, not the "
+				      "withdrawn third");
+	cred_cancel(&t[1].req);
+	run_for(e, 100, NULL);
+	is_str(answered(t, 3), "110", "turns: nothing more");
+	cred_free(&c);
+
+	/* A command that fails answers every request waiting, at once. */
+	memset(t, 0, sizeof(t));
+	a.password = NULL;
+	a.password_command = "exit 3";
+	c = cred_new(e, &a, NULL);
+	capture_begin(cap_path);
+	for (size_t i = 0; i < 3; i++)
+		t[i].req = cred_ask(c, on_turn, &t[i]);
+	run_for(e, scaled_ms(5000), NULL);
+	out = capture_end();
+	is_str(answered(t, 3), "111", "turns: a failure answers all");
+	ok(!strcmp(t[0].got, "NULL") && !strcmp(t[2].got, "NULL"),
+	   "turns: with NULL");
+	has(out, "acct: ");
+	free(out);
+	cred_free(&c);
+	sd_event_unref(e);
+}
+
 int
 main(void)
 {
@@ -535,6 +613,7 @@ main(void)
 	test_free_running();
 	test_password_value();
 	test_parallel();
+	test_cred_turns();
 
 	unlink(cap_path);
 	free(cap_path);

@@ -231,7 +231,7 @@ static const struct session_cb cb = {
 	c_expunge,  c_idle,     c_failed,  c_dated,     c_dated_end,
 	c_notify,   c_status,   c_ready,   c_mailbox_failed,
 	c_known,    c_vanished, NULL,       c_listed,
-	c_list_end,
+	c_list_end, NULL,
 };
 
 static struct session_opts opts = {
