@@ -1278,6 +1278,23 @@ check_account(struct parser *p, struct section *s)
 			 "%s:%u: [account %s]: tls = none: the login and the "
 			 "mail's headers cross the network to %s in clear",
 			 p->path, s->key_line[K_TLS], s->a.name, s->a.host);
+	/* The other's well-known port: found out only after a timeout (the
+	 * server and mailwatch wait for each other) or a TLS error. */
+	if (s->key_line[K_PORT] && s->a.port == 993 &&
+	    s->a.tls != TLS_IMPLICIT)
+		log_warn(NULL,
+			 "%s:%u: [account %s]: port 993 is for implicit TLS, "
+			 "which tls = %s does not speak: the server will wait "
+			 "for a TLS handshake (set tls = implicit)",
+			 p->path, s->key_line[K_PORT], s->a.name,
+			 s->a.tls == TLS_STARTTLS ? "starttls" : "none");
+	else if (s->key_line[K_PORT] && s->a.port == 143 &&
+		 s->a.tls == TLS_IMPLICIT)
+		log_warn(NULL,
+			 "%s:%u: [account %s]: port 143 is for plain IMAP and "
+			 "STARTTLS, not implicit TLS (set tls = starttls, or "
+			 "port = 993)",
+			 p->path, s->key_line[K_PORT], s->a.name);
 }
 
 /* Moves the values set in s over those in d. */

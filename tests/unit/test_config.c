@@ -1238,6 +1238,48 @@ test_quoted_password(void)
 	free(out);
 }
 
+/* A port that is the other TLS mode's well-known one: a warning naming
+ * file and line; the usual pairs and other ports say nothing. */
+static void
+test_port_mismatch(void)
+{
+	static const struct {
+		const char *tls, *port, *want;
+	} cases[] = {
+	    {"starttls", "993", "port 993 is for implicit TLS, which tls = "
+				"starttls does not speak"},
+	    {"none", "993", "port 993 is for implicit TLS, which tls = none "
+			    "does not speak"},
+	    {"implicit", "143", "port 143 is for plain IMAP and STARTTLS, not "
+				"implicit TLS"},
+	    {"implicit", "993", NULL},
+	    {"starttls", "143", NULL},
+	    {"starttls", "1143", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *text = xasprintf("[account a]\nhost = localhost\n"
+				       "username = u\npassword_command = x\n"
+				       "tls = %s\nport = %s\n",
+				       cases[i].tls, cases[i].port);
+		const char *path = write_file("port.ini", 0600, text);
+		struct config *cfg;
+		char *out;
+		int r = load(path, &cfg, &out);
+
+		is_int(r, 0, "port %s, tls = %s: loads", cases[i].port,
+		       cases[i].tls);
+		if (cases[i].want)
+			has(out, "%s:6: [account a]: %s", path, cases[i].want);
+		else
+			is_str(out, "", "port %s, tls = %s: no warning",
+			       cases[i].port, cases[i].tls);
+		config_free(&cfg);
+		free(out);
+		free(text);
+	}
+}
+
 /* A hook that cannot run as things are: a warning naming file, line,
  * setting and why; the file still loads. */
 static void
@@ -1408,6 +1450,7 @@ main(void)
 	test_ca_file_home();
 	test_programs();
 	test_quoted_password();
+	test_port_mismatch();
 	test_split_argv();
 
 	for (size_t i = 0; i < n_created; i++) {
