@@ -1053,7 +1053,8 @@ account_run_new(const struct account_env *env, const struct account *a,
 						 SD_EVENT_PRIORITY_IDLE);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->saver, SD_EVENT_OFF);
-	ar->store = state_store_new(a->name, store_dirtied, ar);
+	ar->store = state_store_new(a->name, a->host, a->username,
+				    store_dirtied, ar);
 	/* The last run wrote its state at its stop (or last change); a
 	 * mailbox created up to poll_interval before may not have been
 	 * listed by then. */

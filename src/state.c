@@ -14,8 +14,10 @@
 
 #include "util.h"
 
-#define MAGIC "mailwatch-state 4\n"
-/* The account file before HIGHESTMODSEQ was kept: read, never written. */
+#define MAGIC "mailwatch-state 5\n"
+/* The account file before the server line, and before HIGHESTMODSEQ was
+ * kept: read, never written. */
+#define MAGIC_V4 "mailwatch-state 4\n"
 #define MAGIC_V3 "mailwatch-state 3\n"
 /* The per-mailbox files of earlier versions. */
 #define MAGIC_V1 "mailwatch-state 1\n"
@@ -285,6 +287,23 @@ owner_lines(const char *account, const char *mailbox)
 	return s;
 }
 
+/* "server HOST USER\n", both as escape(ESC_LINE) writes them: the line
+ * of a version 5 file that says for which server and user it is. Caller
+ * frees. */
+static char *
+server_line(const char *host, const char *user)
+{
+	char *s = xmalloc(3 * (strlen(host) + strlen(user)) + 16), *p;
+
+	p = stpcpy(s, "server ");
+	p = escape(p, host, ESC_LINE);
+	*p++ = ' ';
+	p = escape(p, user, ESC_LINE);
+	*p++ = '\n';
+	*p = 0;
+	return s;
+}
+
 /* ---- files ---- */
 
 /* Reads fd to its end, or max + 1 bytes when it holds more, into *buf_r
@@ -487,6 +506,7 @@ struct entry {
 
 struct state_store {
 	char *account;
+	char *host, *user; /* the server's and the login's */
 	struct log_ctx log;
 	char *dir;  /* NULL: no state directory */
 	char *path; /* the account file */
@@ -627,8 +647,10 @@ static bool
 parse(struct state_store *s, char *text, size_t n)
 {
 	char *owner = owner_lines(s->account, NULL), *p, *nl;
+	char *server = server_line(s->host, s->user), *sp;
 	size_t line = 2, corrupt = 0;
-	bool modseq = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
+	bool v5 = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
+	bool modseq = v5 || !strncmp(text, MAGIC_V4, strlen(MAGIC_V4));
 
 	if (!modseq && strncmp(text, MAGIC_V3, strlen(MAGIC_V3))) {
 		log_warn(&s->log,
@@ -638,7 +660,7 @@ parse(struct state_store *s, char *text, size_t n)
 			 s->path);
 		goto out;
 	}
-	p = text + strlen(MAGIC); /* as long as MAGIC_V3 */
+	p = text + strlen(MAGIC); /* as long as MAGIC_V3 and _V4 */
 	if (strncmp(p, owner, strlen(owner))) {
 		log_warn(&s->log,
 			 "state: %s %s; ignoring it (mail already there will "
@@ -650,6 +672,32 @@ parse(struct state_store *s, char *text, size_t n)
 		goto out;
 	}
 	p += strlen(owner);
+	/* Before version 5 there was no server line: taken as this one's. */
+	if (v5 && strncmp(p, server, strlen(server))) {
+		nl = strchr(p, '\n');
+		if (strncmp(p, "server ", 7) || !nl) {
+			log_warn(&s->log,
+				 "state: %s is corrupt; ignoring it (mail "
+				 "already there will not be announced)",
+				 s->path);
+			goto out;
+		}
+		*nl = 0;
+		sp = strchr(p + 7, ' ');
+		if (sp)
+			*sp = 0;
+		log_warn(&s->log,
+			 "state: %s is for %s at %s, not %s at %s (the "
+			 "account's name was used for another before); "
+			 "starting afresh (mail already there will not be "
+			 "announced)",
+			 s->path, sp ? sp + 1 : "", p + 7, s->user, s->host);
+		goto out;
+	}
+	if (v5) {
+		p += strlen(server);
+		line++;
+	}
 	if (n > STATE_FILE_MAX) {
 		log_warn(&s->log,
 			 "state: %s is longer than %d bytes; reading only "
@@ -680,6 +728,7 @@ parse(struct state_store *s, char *text, size_t n)
 	taken = true;
 out:
 	free(owner);
+	free(server);
 	return taken;
 }
 
@@ -757,11 +806,14 @@ unstash(struct state_store *s)
 }
 
 struct state_store *
-state_store_new(const char *account, void (*dirtied)(void *ud), void *ud)
+state_store_new(const char *account, const char *host, const char *user,
+		void (*dirtied)(void *ud), void *ud)
 {
 	struct state_store *s = xcalloc(1, sizeof(*s));
 
 	s->account = xstrdup(account);
+	s->host = xstrdup(host);
+	s->user = xstrdup(user);
 	s->log.account = s->account;
 	s->dirtied = dirtied;
 	s->ud = ud;
@@ -797,6 +849,8 @@ state_store_free(struct state_store **sp)
 	free(s->path);
 	free(s->dir);
 	free(s->account);
+	free(s->host);
+	free(s->user);
 	free(s);
 	*sp = NULL;
 }
@@ -908,12 +962,13 @@ static char *
 store_text(const struct state_store *s, size_t *len_r)
 {
 	char *owner = owner_lines(s->account, NULL), *text, *p;
-	size_t cap = strlen(MAGIC) + strlen(owner) + 1;
+	char *server = server_line(s->host, s->user);
+	size_t cap = strlen(MAGIC) + strlen(owner) + strlen(server) + 1;
 
 	for (size_t i = 0; i < s->n; i++)
 		cap += 3 * strlen(s->v[i].mailbox) + LINE_NUMBERS;
 	text = xmalloc(cap);
-	p = stpcpy(stpcpy(text, MAGIC), owner);
+	p = stpcpy(stpcpy(stpcpy(text, MAGIC), owner), server);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct state *st = &s->v[i].st;
 
@@ -927,6 +982,7 @@ store_text(const struct state_store *s, size_t *len_r)
 	}
 	*p = 0;
 	free(owner);
+	free(server);
 	*len_r = (size_t)(p - text);
 	return text;
 }

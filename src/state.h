@@ -16,18 +16,22 @@
  *
  * The file:
  *
- *     mailwatch-state 4
+ *     mailwatch-state 5
  *     account ACCOUNT
+ *     server HOST USER
  *     mailbox UIDVALIDITY UID SEEN MESSAGES MODSEQ NAME
  *     ...
  *
  * one mailbox line per mailbox, sorted by name, NAME last (it may hold
- * spaces) and, like ACCOUNT, with controls, DEL and '%' as %XX. A
- * corrupt mailbox line is skipped with a warning (the others load); a
- * file that is not a state file of this version, or another account's,
- * is ignored with a warning, as is one that cannot be read. At most
- * STATE_FILE_MAX bytes are read. A file of version 3 (the same without
- * MODSEQ) is read as one whose MODSEQ is 0.
+ * spaces) and, like ACCOUNT, HOST and USER, with controls, DEL and '%' as
+ * %XX. A corrupt mailbox line is skipped with a warning (the others
+ * load); a file that is not a state file of this version, another
+ * account's, or this account name's for another host or user (the name
+ * was used for another account before) is ignored with a warning, as is
+ * one that cannot be read: its mailboxes start afresh. At most
+ * STATE_FILE_MAX bytes are read. A file of version 4 (the same without
+ * the server line) is taken as this host's and user's, and one of
+ * version 3 (also without MODSEQ) as one whose MODSEQ is 0.
  *
  * Earlier versions kept one file per mailbox (state_file_name(), formats
  * "mailwatch-state 1" and "2"): a mailbox missing from the account file
@@ -72,16 +76,17 @@ struct state {
 
 struct state_store;
 
-/* Reads the state file of account (copied) into a new store; a missing
- * one is an empty store, and one that cannot be read, is corrupt or is
- * another account's is logged and left out. dirtied(ud), when not NULL,
+/* Reads the state file of account (copied) on host for user (copied)
+ * into a new store; a missing one is an empty store, and one that cannot
+ * be read, is corrupt or is another account's is logged and left out. dirtied(ud), when not NULL,
  * is called each time the store turns dirty (a put, or a state found in
  * an earlier version's file): its owner should state_store_write() it
  * soon. Where an earlier store of account in this process announced
  * more than the file says (and the UIDVALIDITY is the same), its
  * announced UID comes back. Blocks on file I/O. Never fails (without a
  * state directory, after logging that, every write fails). */
-struct state_store *state_store_new(const char *account,
+struct state_store *state_store_new(const char *account, const char *host,
+				    const char *user,
 				    void (*dirtied)(void *ud), void *ud);
 /* Frees without writing; NULL-safe. What it announced beyond the file
  * (struct state's announced) is kept for the account's next store in this

@@ -911,6 +911,42 @@ def test_state_write_is_durable():
                  "unlink" in ln))
 
 
+def test_name_reused():
+    """An account's name used before for another user: the state kept
+    under the name is not taken for this one's. Its mail already there is
+    not announced, as at a first run, and the log says why (the old
+    record made it announce bob's unseen mail at its first start, as
+    mail that came while mailwatch was stopped)."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice"),
+    })
+    if not ok(wait_idle(mw, 1), "alice's INBOX watched"):
+        return
+    mwtest.wait_until(lambda: state_lines(mw, "a"), 5)
+    mw.stop()
+    dc.append_many("bob", "INBOX", [mwtest.make_message("bob's %d" % i)
+                                    for i in range(2)])
+    mw.write_config({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("bob"),
+    })
+    restart(mw)
+    if not ok(wait_idle(mw, 1), "bob's INBOX watched, under the same name"):
+        return
+    ok(mw.wait_log(r"a: state: .*@a is for alice at 127\.0\.0\.1, not bob "
+                   r"at 127\.0\.0\.1 \(the account's name was used for "
+                   r"another before\); starting afresh", 5),
+       "the log says the state was another user's", mw.log_tail(10))
+    s, recs = sentinel(dc, mw, "bob", "INBOX", 0, "bob")
+    ok(uids_of(recs) == [s],
+       "bob's mail already there not announced, the next one is",
+       "hook UIDs %s, sentinel %d" % (uids_of(recs), s))
+    finish(mw)
+
+
 if __name__ == "__main__":
     mwtest.main(test_first_start_restart,
                 test_state_files_kept_apart,
@@ -925,4 +961,5 @@ if __name__ == "__main__":
                 test_sigkill_right_after_start,
                 test_reload_keeps_state,
                 test_one_state_file_per_account,
-                test_state_write_is_durable)
+                test_state_write_is_durable,
+                test_name_reused)

@@ -33,10 +33,13 @@ on_dirtied(void *ud)
 	dirtied++;
 }
 
+/* The server and user of the stores opened (open_store()). */
+static const char *host = "imap.example.com", *user = "alice";
+
 static struct state_store *
 open_store(const char *account)
 {
-	return state_store_new(account, on_dirtied, NULL);
+	return state_store_new(account, host, user, on_dirtied, NULL);
 }
 
 /* state_store_new() with stderr captured into *log_r (caller frees). */
@@ -293,7 +296,8 @@ test_round_trip(void)
 	   "written: clean");
 	text = file_text(path);
 	is_str(text,
-	       "mailwatch-state 4\naccount acct\n"
+	       "mailwatch-state 5\naccount acct\n"
+	       "server imap.example.com alice\n"
 	       "mailbox 1700000000 4242 1733400000 4242 0 INBOX\n"
 	       "mailbox 1700000001 7 1733400000 7 0 Sent\n",
 	       "the file: magic, account, a line per mailbox");
@@ -425,7 +429,7 @@ test_names(void)
 	text = file_text(path);
 	for (char *p = text; *p; p++)
 		lines += *p == '\n';
-	is_int(lines, 2 + n, "one line each: controls written as %%XX");
+	is_int(lines, 3 + n, "one line each: controls written as %%XX");
 	ok(strstr(text, " 100%25 done\n") && strstr(text, " line%0Abreak\n") &&
 		   strstr(text, "  lead and trail \n"),
 	   "'%%' and newlines escaped, spaces kept");
@@ -515,7 +519,7 @@ test_corrupt_lines(void)
 }
 
 /* A file of version 3, before HIGHESTMODSEQ was kept, loads with modseq
- * 0, and the next write makes it version 4. */
+ * 0, and the next write makes it version 5. */
 static void
 test_version_3(void)
 {
@@ -542,10 +546,11 @@ test_version_3(void)
 	state_store_free(&s);
 	text = file_text(path);
 	is_str(text,
-	       "mailwatch-state 4\naccount three\n"
+	       "mailwatch-state 5\naccount three\n"
+	       "server imap.example.com alice\n"
 	       "mailbox 1 10 1733400000 5 0 2024 Reports\n"
 	       "mailbox 2 21 1733400000 6 99 INBOX\n",
-	       "written as version 4");
+	       "written as version 5");
 	free(text);
 	free(path);
 }
@@ -584,6 +589,52 @@ test_foreign(void)
 	put_state(s, "INBOX", 2, 3);
 	ok(state_store_write(s) == 0 && file_has("f", "INBOX", 2, 3),
 	   "and replaced by the next write");
+	state_store_free(&s);
+
+	/* The account's name used before for another server or user: its
+	 * mailboxes start afresh (a record of other UIDs would announce
+	 * their unseen mail again, as "UIDVALIDITY changed"). */
+	put_text(path, "mailwatch-state 5\naccount f\n"
+		       "server imap.old.example alice\n"
+		       "mailbox 1 10 1733400000 5 0 INBOX\n");
+	s = open_logged("f", &log);
+	ok(!holds(s, "INBOX", 1, 10) && !state_store_written(s),
+	   "another server: absent, as at a first run");
+	has(log, "f: state: %s is for alice at imap.old.example, not alice at "
+		 "imap.example.com (the account's name was used for another "
+		 "before); starting afresh",
+	    path);
+	free(log);
+	state_store_free(&s);
+	put_text(path, "mailwatch-state 5\naccount f\n"
+		       "server imap.example.com bob\n"
+		       "mailbox 1 10 1733400000 5 0 INBOX\n");
+	s = open_logged("f", &log);
+	ok(!holds(s, "INBOX", 1, 10) &&
+		   strstr(log, "is for bob at imap.example.com, not alice"),
+	   "another user: absent, with a warning");
+	free(log);
+	put_state(s, "INBOX", 2, 3);
+	ok(state_store_write(s) == 0 && file_has("f", "INBOX", 2, 3),
+	   "and replaced by the next write");
+	state_store_free(&s);
+	s = open_logged("f", &log);
+	ok(!*log && holds(s, "INBOX", 2, 3), "which is this server's");
+	free(log);
+	state_store_free(&s);
+	put_text(path, "mailwatch-state 5\naccount f\n"
+		       "mailbox 1 10 1733400000 5 0 INBOX\n");
+	s = open_logged("f", &log);
+	ok(!holds(s, "INBOX", 1, 10) && strstr(log, "is corrupt"),
+	   "version 5 without its server line: corrupt");
+	free(log);
+	state_store_free(&s);
+	put_text(path, "mailwatch-state 4\naccount f\n"
+		       "mailbox 1 10 1733400000 5 0 INBOX\n");
+	s = open_logged("f", &log);
+	ok(!*log && holds(s, "INBOX", 1, 10),
+	   "version 4 (no server line): taken as this server's");
+	free(log);
 	state_store_free(&s);
 
 	put_text(path, "mailwatch-state 3\naccount f\n");
