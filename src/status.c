@@ -166,6 +166,22 @@ newest(const struct snapshot *s)
 	return best;
 }
 
+/* The total of unseen messages as text: "?" while no mailbox's count is
+ * known yet (mailwatch just started, or started while the server is
+ * away), where the daemon's total says 0. */
+static void
+put_unseen(FILE *f, const struct snapshot *s)
+{
+	bool known = !s->n_box;
+
+	for (size_t i = 0; i < s->n_box && !known; i++)
+		known = s->box[i].unseen >= 0;
+	if (known)
+		fprintf(f, "%" PRIu32, s->unseen);
+	else
+		fputc('?', f);
+}
+
 /* Expands template into f: {unseen}, {watched}, {mailboxes}, and the
  * newest message's {from}, {subject}, {account}, {mailbox}; {{ and }}
  * are braces. Returns NULL, or where the template goes wrong: an unknown
@@ -200,7 +216,7 @@ expand(FILE *f, const char *t, const struct snapshot *s)
 		n = (size_t)(end - t - 1);
 #define IS(name) (n == strlen(name) && !strncmp(t + 1, name, n))
 		if (IS("unseen"))
-			fprintf(f, "%" PRIu32, s->unseen);
+			put_unseen(f, s);
 		else if (IS("watched"))
 			fprintf(f, "%zu", watched);
 		else if (IS("mailboxes"))
@@ -295,7 +311,8 @@ render(const struct snapshot *s, enum output how, const char *template)
 	if (!f)
 		abort();
 	if (how == O_TEXT && s->running) {
-		fprintf(f, "%" PRIu32 " unseen\n", s->unseen);
+		put_unseen(f, s);
+		fputs(" unseen\n", f);
 		details(f, s, true);
 	} else if (how == O_TEXT) {
 		fputs("mailwatch is not running", f);

@@ -304,6 +304,38 @@ def test_second_instance():
     finish(second, "the second mailwatch")
 
 
+def test_nothing_known():
+    """Started while the server is away: no mailbox's count is known, and
+    the total says "?", not 0 (a trial's status bar showed 0 where 30
+    were unseen)."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.stop_server()
+    bus = mwtest.SessionBus()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False},
+        "account a": dc.account("alice", mailboxes=["INBOX", FOLDER]),
+    }, bus=bus)
+    ok(mw.wait_log(r"a/INBOX: reconnecting", START), "the server is away",
+       mw.log_tail(10))
+    ok(mwtest.wait_until(lambda: status(mw, bus)[0] == 0, 10),
+       "status answers")
+    rc, out = status(mw, bus)
+    ok(out.startswith("? unseen\n") and "a/INBOX: ? unseen" in out,
+       "status: ? unseen in all", repr(out))
+    rc, out = status(mw, bus, "--format", "[{unseen}]")
+    ok(out == "[?]\n", "--format {unseen}: ?", repr(out))
+    rc, out = status(mw, bus, "--json")
+    try:
+        line = json.loads(out)
+    except ValueError:
+        line = {}
+    ok(line.get("text") == "?" and line.get("class") == "disconnected" and
+       line.get("unseen") == 0,
+       "--json: text ?, class disconnected, the number still 0", out)
+    finish(mw)
+
+
 def test_no_bus():
     """No session bus to ask: said as when mailwatch is not running, so
     that a status bar shows it stopped (exit status 3)."""
@@ -340,4 +372,5 @@ def test_no_bus():
            "%s %r" % (r.returncode, r.stderr))
 
 
-mwtest.main(test_counts, test_second_instance, test_no_bus)
+mwtest.main(test_counts, test_second_instance, test_nothing_known,
+            test_no_bus)
