@@ -81,6 +81,11 @@ struct watcher {
 	unsigned failures;         /* consecutive, for the back-off */
 	uint64_t outage_start;     /* usec, when failures went from 0 to 1 */
 	uint64_t retry_at;         /* usec, in W_WAITING */
+	/* During an outage, a try that failed as the one before (last_loss)
+	 * is logged at debug level only, its "reconnecting" line too
+	 * (quiet_try): a 40 s outage logged 100 lines at info. */
+	char last_loss[256];
+	bool quiet_try;
 
 	/* watcher_pause(): nothing is read, and the session's deadlines
 	 * wait, since paused_at (usec). */
@@ -309,13 +314,25 @@ s_unseen(void *ud, uint32_t count)
 		changed(w);
 }
 
+/* A session that got this far is healthy: the outage, if any, is over
+ * (said, with its length, when its tries were logged at debug level
+ * only), and the back-off starts again from its least. */
+static void
+healthy(struct watcher *w)
+{
+	if (w->failures > 1)
+		log_info(w->log, "back after %.0f s (%u tries)",
+			 (now_usec(w) - w->outage_start) / 1e6, w->failures);
+	w->failures = 0;
+	w->last_loss[0] = 0;
+}
+
 static void
 s_idle(void *ud)
 {
 	struct watcher *w = ud;
 
-	/* A session that got this far is healthy: reset the back-off. */
-	w->failures = 0;
+	healthy(w);
 	mailbox_idle(w->mb, session_exists(w->s), wall_now(w));
 	set_wstate(w, W_WATCHING);
 }
@@ -326,7 +343,7 @@ s_ready(void *ud)
 	struct watcher *w = ud;
 	struct mailbox *done = w->mb;
 
-	w->failures = 0;
+	healthy(w);
 	w->mb = NULL;
 	set_wstate(w, W_WATCHING);
 	w->env.ready(w->env.ud, w, done);
@@ -509,17 +526,25 @@ t_closed(void *ud, int err)
 		schedule_teardown(w, 0);
 		return;
 	}
-	/* A warning once an outage: the retries that fail are info. */
+	/* A warning once an outage; the retries that fail are info when
+	 * they fail otherwise than the try before, else debug. */
 	if (w->state != W_GAVE_UP) {
+		char loss[sizeof(w->last_loss)];
 		int prio = w->failures ? LOG_INFO : LOG_WARNING;
 
 		if (err)
-			log_at(prio, w->log, "%s: %s",
-			       w->reached ? "connection lost"
-					  : "cannot connect",
-			       transport_errmsg(w->t));
+			snprintf(loss, sizeof(loss), "%s: %s",
+				 w->reached ? "connection lost"
+					    : "cannot connect",
+				 transport_errmsg(w->t));
 		else
-			log_at(prio, w->log, "server closed the connection");
+			snprintf(loss, sizeof(loss),
+				 "server closed the connection");
+		w->quiet_try = w->failures && !strcmp(loss, w->last_loss);
+		if (w->quiet_try)
+			prio = LOG_DEBUG;
+		log_at(prio, w->log, "%s", loss);
+		memcpy(w->last_loss, loss, sizeof(loss));
 	}
 	schedule_teardown(w, err ? err : -ECONNRESET);
 }
@@ -603,10 +628,11 @@ on_teardown(sd_event_source *src, void *ud)
 		w->outage_start = now_usec(w);
 	delay = backoff_usec(w, w->teardown_err);
 	w->retry_at = now_usec(w) + delay;
-	log_info(w->log, "%s in %.1f s",
-		 w->teardown_err == -ENOENT ? "trying the mailbox again"
-					    : "reconnecting",
-		 delay / 1e6);
+	log_at(w->quiet_try ? LOG_DEBUG : LOG_INFO, w->log, "%s in %.1f s",
+	       w->teardown_err == -ENOENT ? "trying the mailbox again"
+					  : "reconnecting",
+	       delay / 1e6);
+	w->quiet_try = false;
 	arm_timer(w, w->retry_at, USEC_PER_SEC / 10);
 	set_wstate(w, W_WAITING);
 	return 0;

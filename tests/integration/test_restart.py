@@ -534,6 +534,11 @@ def test_reconnect_after_server_restart():
                           [mwtest.make_message("during outage %d" % i)
                            for i in range(3)])
     ok(wait_idle(mw, 2, timeout=30), "back in IDLE after the restart")
+    tries = len(re.findall(r"reconnecting in", mw.log()[mark:]))
+    ok(tries < 2 or mw.wait_log(r"test/INBOX: back after \d+ s \(%d tries\)"
+                                % tries, 5, since=mark),
+       "the end of the outage is said, with its tries (%d)" % tries,
+       mw.log_tail(5))
     recs = mw.wait_hooks(4, 15)
     s1, recs = sentinel(dc, mw, "alice", "INBOX", 4, "after restart")
     recs, _ = spawn_order(mw, recs)  # hooks run in parallel
