@@ -1290,10 +1290,15 @@ account_run_describe(struct account_run *ar, bool named)
 					off ? "; " : "", name, slash,
 					mailbox_name(ar->box[i]->mb));
 	}
-	/* The fetcher at work is well; only trouble is told. */
-	if (ar->fetcher && !watcher_connected(ar->fetcher) && off < size)
-		snprintf(s + off, size - off, "%s%s%schecking: %s",
+	/* The fetcher at work is well; only trouble is told, and not again
+	 * while the first mailbox's connection is down too (an outage: a
+	 * trial read "INBOX: reconnecting; checking: reconnecting"). */
+	if (ar->fetcher && !watcher_connected(ar->fetcher) &&
+	    !(ar->n && ar->box[0]->w && !watcher_connected(ar->box[0]->w)) &&
+	    off < size)
+		snprintf(s + off, size - off, "%s%s%s%s connection: %s",
 			 off ? "; " : "", name, colon,
+			 ar->mode == M_NOTIFY ? "fetching" : "checking",
 			 watcher_describe(ar->fetcher));
 	return s;
 }

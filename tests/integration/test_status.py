@@ -336,6 +336,41 @@ def test_nothing_known():
     finish(mw)
 
 
+def test_outage_line():
+    """The server gone, with NOTIFY (a connection to fetch beside the
+    first mailbox's): the account's line says the first mailbox is
+    reconnecting, once; it used to add "checking: reconnecting" for the
+    second connection, which a trial could not place."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", FOLDER)
+    bus = mwtest.SessionBus()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice", mailboxes=["INBOX", FOLDER]),
+    }, bus=bus)
+    ok(mw.wait_log(r"a/%s: %s" % (FOLDER, mwtest.WATCHED), START),
+       "watched", mw.log_tail(10))
+    # Mail in the folder: its envelope fetched on the second connection.
+    dc.append("alice", FOLDER, mwtest.make_message("fetched"))
+    ok(mw.wait_hooks(1, START), "mail in the folder announced",
+       mw.log_tail(10))
+    mark = mw.mark()
+    dc.stop_server()
+    ok(mw.wait_log(r"a/INBOX: reconnecting", START, since=mark),
+       "the server is away", mw.log_tail(10))
+
+    def state():
+        rc, out = status(mw, bus, "--json")
+        try:
+            return json.loads(out)["accounts"][0]["state"]
+        except (ValueError, KeyError, IndexError):
+            return "exit %s: %r" % (rc, out)
+    ok(mwtest.wait_until(lambda: state() == "INBOX: reconnecting", 5),
+       "the account's state: 'INBOX: reconnecting'", state())
+    finish(mw)
+
+
 def test_no_bus():
     """No session bus to ask: said as when mailwatch is not running, so
     that a status bar shows it stopped (exit status 3)."""
@@ -373,4 +408,4 @@ def test_no_bus():
 
 
 mwtest.main(test_counts, test_second_instance, test_nothing_known,
-            test_no_bus)
+            test_outage_line, test_no_bus)
