@@ -528,8 +528,12 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 	if (mb->uidvalidity && mb->uidvalidity != uidvalidity)
 		return uidvalidity_changed(mb, uidvalidity, sel->exists, modseq,
 					   wall, by_date_r);
-	if (!mb->uidvalidity && mb->appeared && sel->exists &&
-	    !take_renamed(mb, uidvalidity, uidnext))
+	/* Empty, too: else its old name's line stays beside its own, with
+	 * the same UIDVALIDITY, and the next rename cannot be told (a
+	 * trial's folder, renamed empty then again with mail, announced
+	 * that mail again). */
+	if (!mb->uidvalidity && mb->appeared &&
+	    !take_renamed(mb, uidvalidity, uidnext) && sel->exists)
 		return appeared_catch_up(mb, uidvalidity, modseq, by_date_r);
 	if (!mb->uidvalidity)
 		return start_afresh(mb, uidvalidity, sel->exists, modseq, wall);
@@ -943,7 +947,8 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 	 * change. */
 	if (!uidvalidity)
 		uidvalidity = mb->uidvalidity;
-	if (!mb->uidvalidity && mb->appeared && st->messages)
+	if (!mb->uidvalidity && mb->appeared &&
+	    !take_renamed(mb, uidvalidity, uidnext) && st->messages)
 		return true; /* mailbox_selected() catches up */
 	if (!mb->uidvalidity) {
 		mb->uidnext = uidnext;

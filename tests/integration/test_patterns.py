@@ -237,6 +237,57 @@ def test_renames_and_restarts_without_notify():
     renames_and_restarts(False)
 
 
+def renamed_twice(notify):
+    """A folder created while mailwatch runs, renamed while still empty,
+    given mail, renamed again, given mail: each message announced once
+    (a trial's first rename was taken for a new folder, its old name's
+    line stayed beside the new one's with the same UIDVALIDITY, the
+    second rename could not be told, and the catch-up of a new folder
+    announced the first message again)."""
+    mode = "NOTIFY" if notify else "no NOTIFY"
+    need_binaries()
+    dc = mwtest.Dovecot(conn_limit=None, notify=notify)
+    opts = {} if notify else {"max_connections": 5, "poll_interval": POLL}
+    late = PUSH if notify else CHECKED
+    mw = start(dc, **opts)
+    wait_watched(mw, mode, ["INBOX"])
+    steps = [("Dup1", None), ("Dup2", None), ("Dup2", "m1"),
+             ("Dup3", None), ("Dup3", "m2")]
+    want = []
+    for i, (name, tag) in enumerate(steps):
+        mark = len(mw.log())
+        if tag:
+            want.append(deliver(dc, name, tag))
+            mw.wait_hooks(len(want), late)
+            continue
+        if i == 0:
+            dc.create_mailboxes("alice", [name])
+        else:
+            dc.rename_mailbox("alice", steps[i - 1][0], name)
+            # As the user's mail client does after a rename. Dovecot
+            # 2.3.19 needs it: else the LIST on mailwatch's connection
+            # may go on listing the old name, with no MailboxName push.
+            with dc.imap("alice") as m:
+                m.list('""', "*")
+        wait_watched(mw, "%s: %s" % (mode, name), [name],
+                     timeout=late + 5, since=mark)
+    mw.settle(2)
+    got = keys(mw.hook_records())
+    ok(got == sorted(want), "%s: renamed twice, each message announced once"
+       % mode, "want %s\ngot  %s\n%s" % (sorted(want), got,
+                                         mw.log_tail(30)))
+    finish(mw)
+    dc.stop()
+
+
+def test_renamed_twice_notify():
+    renamed_twice(True)
+
+
+def test_renamed_twice_without_notify():
+    renamed_twice(False)
+
+
 def test_one_level():
     """mailboxes = Lists/%: the one level under Lists, no INBOX; and a
     misspelled pattern beside it is warned of."""
@@ -333,5 +384,7 @@ def test_list_status():
 if __name__ == "__main__":
     mwtest.main(test_star_notify, test_star_without_notify,
                 test_renames_and_restarts_notify,
-                test_renames_and_restarts_without_notify, test_one_level,
+                test_renames_and_restarts_without_notify,
+                test_renamed_twice_notify, test_renamed_twice_without_notify,
+                test_one_level,
                 test_ampersand, test_list_status)
