@@ -386,13 +386,31 @@ refused_on_fetcher(const struct box *b)
 	return b->failed && !b->w;
 }
 
+/* True when the sweep lists the patterns' mailboxes again: without
+ * NOTIFY, before the first LIST, and while NOTIFY does not follow some
+ * of them (checked at the sweep). Its MailboxName events may then not
+ * come either: a trial's Dovecot broke its list index, NOTIFY reported
+ * 150 of 154 mailboxes no more, and folders created or renamed after
+ * were never watched. */
+static bool
+list_at_sweep(const struct account_run *ar)
+{
+	if (!ar->dynamic)
+		return false;
+	if (ar->mode != M_NOTIFY || !ar->listed_once)
+		return true;
+	for (size_t i = 0; i < ar->n; i++)
+		if (ar->box[i]->swept)
+			return true;
+	return false;
+}
+
 /* True while the sweep has something to do: mailboxes checked every
- * poll_interval, refused ones to try again, or the LIST (patterns
- * without NOTIFY, or not listed yet). */
+ * poll_interval, refused ones to try again, or the LIST. */
 static bool
 sweep_needed(const struct account_run *ar)
 {
-	if (ar->dynamic && (ar->mode != M_NOTIFY || !ar->listed_once))
+	if (list_at_sweep(ar))
 		return true;
 	for (size_t i = 0; i < ar->n; i++)
 		if (ar->box[i]->swept || refused_on_fetcher(ar->box[i]))
@@ -422,8 +440,9 @@ on_sweep(sd_event_source *src, uint64_t usec, void *ud)
 	}
 	sd_event_source_set_time(src, now_usec(ar) + p * USEC_PER_SEC);
 	sd_event_source_set_enabled(src, SD_EVENT_ON);
-	/* Without NOTIFY, mailboxes created or deleted are found here. */
-	if (ar->dynamic && (ar->mode != M_NOTIFY || !ar->listed_once))
+	/* Mailboxes created or deleted are found here, unless NOTIFY
+	 * follows them all. */
+	if (list_at_sweep(ar))
 		ar->list_due = true;
 	check_swept(ar);
 	return 0;

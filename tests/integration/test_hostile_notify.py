@@ -769,6 +769,40 @@ def test_bye_during_notify():
     deliver(h, "Work", "after")
     announced(h, what + ", then new mail")
     h.finish(what)
+def test_patterns_when_notify_fails():
+    """mailboxes = *, and NOTIFY follows none of the other mailboxes (a
+    trial's Dovecot broke its list index: NOTIFY reported 150 of 154 no
+    more, and pushed no MailboxName either): they are checked every
+    poll_interval, and the mailboxes are listed again with each check, so
+    a folder created meanwhile is watched and its mail announced. It
+    used to be listed only at a NOTIFY push, which never came."""
+    what = "patterns, NOTIFY failing"
+    poll = 10
+    names = ["INBOX", "Work"]
+    caps = CAPS + " LIST-EXTENDED SPECIAL-USE"
+
+    def on_list(conn, tag, args):
+        for name in names:
+            conn.sendline('* LIST () "/" %s' % name)
+        conn.sendline("%s OK LIST completed" % tag)
+
+    def setup(srv):
+        no_notify_status(srv)
+        srv.handlers["LIST"] = on_list
+    h = start(what, caps=caps, notify_ok=False, srv_setup=setup,
+              account={"mailboxes": "*", "max_connections": 2,
+                       "poll_interval": poll}, wait=False)
+    srv = h.srv
+    h.log_line(r"fake/Work: NOTIFY reported nothing of this mailbox", what)
+    h.log_line(r"checked every %d s" % poll, what)
+    srv.add_box("New")
+    names.append("New")
+    deliver(h, "New", "in a folder created meanwhile", notify=False)
+    # The next check: up to poll s, 5 s late at most (timer slack).
+    h.log_line(r"fake/New: a new mailbox: watching it",
+               what + ": listed again at a check", timeout=poll + 10)
+    announced(h, what, timeout=poll + 10)
+    h.finish(what)
 
 
 TESTS = [test_pushed_fetch, test_pushed_status, test_status_flood,
@@ -778,7 +812,7 @@ TESTS = [test_pushed_fetch, test_pushed_status, test_status_flood,
          test_notification_overflow, test_fetcher_examine_refused,
          test_limit_at_every_login, test_plain_no_limit,
          test_limit_fetcher_gives_way,
-         test_bye_during_notify]
+         test_bye_during_notify, test_patterns_when_notify_fails]
 # Arguments: names of the tests to run (all by default).
 mwtest.main(*[t for t in TESTS if t.__name__ in sys.argv[1:] or
               not sys.argv[1:]])
