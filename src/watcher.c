@@ -81,9 +81,8 @@ struct watcher {
 	unsigned failures;         /* consecutive, for the back-off */
 	uint64_t outage_start;     /* usec, when failures went from 0 to 1 */
 	uint64_t retry_at;         /* usec, in W_WAITING */
-	/* During an outage, a try that failed as the one before (last_loss)
-	 * is logged at debug level only, its "reconnecting" line too
-	 * (quiet_try): a 40 s outage logged 100 lines at info. */
+	/* What the last loss logged, and whether this try's was quiet
+	 * (log_loss()). */
 	char last_loss[256];
 	bool quiet_try;
 
@@ -392,6 +391,21 @@ s_list_end(void *ud, bool ok)
 		w->env.list_end(w->env.ud, w, ok);
 }
 
+/* Logs why the connection was lost or refused: a warning at the first
+ * loss of an outage; for a retry that fails, info when it fails
+ * otherwise than the try before, else debug only, its "reconnecting in"
+ * line too (quiet_try). A 40 s outage logged 100 lines at info, and a
+ * [LIMIT] refused at each retry a warning each time. */
+static void
+log_loss(struct watcher *w, const char *loss)
+{
+	int prio = w->failures ? LOG_INFO : LOG_WARNING;
+
+	w->quiet_try = w->failures && !strcmp(loss, w->last_loss);
+	log_at(w->quiet_try ? LOG_DEBUG : prio, w->log, "%s", loss);
+	snprintf(w->last_loss, sizeof(w->last_loss), "%s", loss);
+}
+
 static void
 s_failed(void *ud, enum session_fail why, const char *msg)
 {
@@ -419,10 +433,13 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 	case SESSION_FAIL_AUTH_PLAIN:
 		/* The same credential let another connection in. */
 		if (cred_has_worked(w->cred)) {
-			log_warn(w->log,
+			char loss[sizeof(w->last_loss)];
+
+			snprintf(loss, sizeof(loss),
 				 "%s; the same password logged in before: "
 				 "taken as a limit on connections",
 				 msg);
+			log_loss(w, loss);
 			limit = true;
 			break;
 		}
@@ -452,7 +469,7 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 		}
 		/* fall through */
 	default:
-		log_warn(w->log, "%s", msg);
+		log_loss(w, msg);
 		break;
 	}
 	if (why == SESSION_FAIL_REFUSED || limit)
@@ -526,11 +543,8 @@ t_closed(void *ud, int err)
 		schedule_teardown(w, 0);
 		return;
 	}
-	/* A warning once an outage; the retries that fail are info when
-	 * they fail otherwise than the try before, else debug. */
 	if (w->state != W_GAVE_UP) {
 		char loss[sizeof(w->last_loss)];
-		int prio = w->failures ? LOG_INFO : LOG_WARNING;
 
 		if (err)
 			snprintf(loss, sizeof(loss), "%s: %s",
@@ -540,11 +554,7 @@ t_closed(void *ud, int err)
 		else
 			snprintf(loss, sizeof(loss),
 				 "server closed the connection");
-		w->quiet_try = w->failures && !strcmp(loss, w->last_loss);
-		if (w->quiet_try)
-			prio = LOG_DEBUG;
-		log_at(prio, w->log, "%s", loss);
-		memcpy(w->last_loss, loss, sizeof(loss));
+		log_loss(w, loss);
 	}
 	schedule_teardown(w, err ? err : -ECONNRESET);
 }

@@ -74,6 +74,27 @@ def test_budget_lowered():
     for c in held:
         c.logout()
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+def test_limit_logged_once():
+    """At the default log level, a login refused with [LIMIT] at each
+    retry is logged once, not at every retry (a trial's checking
+    connection logged the whole line 6 times in 30 s)."""
+    dc = mwtest.Dovecot(conn_limit=None)
+    held = [dc.client("alice") for _ in range(10)]
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False},
+        "account a": dc.account("alice"),
+    }, args=())
+    refused = r"Maximum number of connections"
+    ok(mwtest.wait_until(lambda: len(re.findall(refused, dc.log())) >= 3,
+                         20),
+       "Dovecot refused mailwatch's login three times",
+       "\n".join(re.findall(r".*%s.*" % refused, dc.log())))
+    lines = re.findall(r".*\[LIMIT\].*", mw.log())
+    ok(len(lines) == 1, "the refusal logged once (%d)" % len(lines),
+       "\n".join(lines))
+    for c in held:
+        c.logout()
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
-mwtest.main(main, test_budget_lowered)
+mwtest.main(main, test_budget_lowered, test_limit_logged_once)
