@@ -289,8 +289,10 @@ details(FILE *f, const struct snapshot *s, bool all)
 			fprintf(f, "; last from %s: %s", b->from, b->subject);
 		sep = "\n";
 	}
+	/* The plain output says how each account is watched ("4 mailboxes
+	 * over 1 connection (NOTIFY)"); a tooltip only what is wrong. */
 	for (size_t i = 0; i < s->n_acct; i++) {
-		if (s->acct[i].ok)
+		if (s->acct[i].ok && !all)
 			continue;
 		fprintf(f, "%s%s: %s", sep, s->acct[i].name, s->acct[i].state);
 		sep = "\n";

@@ -518,7 +518,8 @@ def test_checked_stay_watched():
     h = start(what, notify_ok=False, srv_setup=no_notify_status, wait=False,
               account={"idle_timeout": 2, "max_connections": 2,
                        "poll_interval": 10}, sd_notify=True)
-    h.log_line(r"fake: 1 mailbox with IDLE, 2 checked every 10 s", what)
+    h.log_line(r"fake: 2 mailboxes NOTIFY does not follow: 0 with IDLE, 2 "
+               r"checked every 10 s", what)
     ok(h.mw.wait_sd_notify(r"^STATUS=3/3 mailboxes watched", 15),
        "%s: all three watched once checked" % what,
        (h.mw.sd_notify_messages() or [""])[-1])

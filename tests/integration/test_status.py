@@ -160,6 +160,10 @@ def test_counts():
     rc, out = status(mw, bus)
     ok(rc == 0 and out.startswith("3 unseen\n") and
        "a/INBOX: 2 unseen" in out, "status: plain text", repr(out))
+    ok(re.search(r"^a: 2 mailboxes over [12] connections? \(NOTIFY\)$",
+                 out, re.M),
+       "status: and how the account is watched, while all is well",
+       repr(out))
 
     # busctl sees the documented interface.
     r = busctl(bus, "introspect", "org.mailwatch.Mailwatch",
