@@ -38,6 +38,7 @@ struct password_job {
 	const char *what;	 /* "password_command" or
 				    "oauth2_token_command" (static) */
 	const char *expected;	 /* "the password", "an access token" */
+	bool token;		 /* oauth2_token_command */
 	char *password;		 /* `password =`: a copy, wiped when freed */
 	unsigned timeout_ms;	 /* password_timeout_ms at the start */
 	struct child *child;	 /* password_command */
@@ -81,7 +82,21 @@ command_result(struct password_job *j, const siginfo_t *si)
 	struct log_ctx ctx = job_ctx(j);
 	bool nul;
 
+	/* A CRLF line end (a helper written for another system) is not
+	 * part of the secret, nor is blank space around a token, which has
+	 * none: a trial's server refused both, and nothing said why. */
+	if (j->len && j->line[j->len - 1] == '\r')
+		j->len--;
+	while (j->token && j->len &&
+	       (j->line[j->len - 1] == ' ' || j->line[j->len - 1] == '\t'))
+		j->len--;
 	j->line[j->len] = '\0';
+	if (j->token) {
+		size_t lead = strspn(j->line, " \t");
+
+		memmove(j->line, j->line + lead, j->len - lead + 1);
+		j->len -= lead;
+	}
 	nul = strlen(j->line) != j->len;
 	if (si->si_code != CLD_EXITED)
 		log_err(&ctx, "%s was killed by signal %d (%s)", j->what,
@@ -231,8 +246,8 @@ password_job_new(sd_event *e, const struct account *a,
 	j->account = a->name ? xstrdup(a->name) : NULL;
 	j->what = a->oauth2_token_command ? "oauth2_token_command"
 					  : "password_command";
-	j->expected =
-	    a->oauth2_token_command ? "an access token" : "the password";
+	j->token = a->oauth2_token_command != NULL;
+	j->expected = j->token ? "an access token" : "the password";
 	if (a->oauth2_token_command) {
 		r = start_command(e, j, a->oauth2_token_command,
 				  "oauth2_token_command");

@@ -167,6 +167,42 @@ test_output(void)
 	pw_ok("yes | head -c 1000000", "y", "", "a megabyte of output");
 	pw_ok("yes | head -c 1000000; echo done-reading >&2", "y",
 	      "done-reading\n", "a megabyte, then more on stderr");
+	/* A CRLF line end is not the password's; blank space is. */
+	pw_ok("printf 'hunter2\\r\\n'", "hunter2", "", "CRLF");
+	pw_ok("printf ' two words \\n'", " two words ", "",
+	      "spaces around a password kept");
+	pw_fail("printf '\\r\\n'", "password_command printed an empty first line",
+		"only a CR");
+}
+
+/* A token: the first line without a CR at its end, nor blank space
+ * around it (a token has none). */
+static void
+test_token_line(void)
+{
+	static const struct {
+		const char *printf_arg, *want, *what;
+	} cases[] = {
+	    {"tok123\\r\\n", "tok123", "CRLF"},
+	    {"  tok123 \\t\\n", "tok123", "blank space around"},
+	    {" \\t \\n", NULL, "blank space only"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = {"printf", (char *)cases[i].printf_arg, NULL};
+		struct account a = {.name = "acct", .oauth2_token_command = argv};
+		struct run r;
+		char *out;
+		int rc = run_account(&a, &r, &out);
+
+		is_int(rc, 0, "token, %s: job starts", cases[i].what);
+		is_str(r.pw, cases[i].want, "token, %s", cases[i].what);
+		if (!cases[i].want)
+			has(out, "acct: oauth2_token_command printed an empty "
+				 "first line");
+		run_finish(&r);
+		free(out);
+	}
 }
 
 static void
@@ -606,6 +642,7 @@ main(void)
 	cap_path = xasprintf("%s/stderr", dir);
 
 	test_output();
+	test_token_line();
 	test_line_limits();
 	test_failures();
 	test_timeout();
