@@ -582,6 +582,43 @@ check_program(struct parser *p, enum key k, const char *prog)
 			 p->path, p->lineno, keys[k].name, prog, why);
 }
 
+/* A word of a command line that a shell would have taken for one of its
+ * own: a pipe, a redirection, a list operator, a variable. A trial wrote
+ * "cat /tmp/tok | head -n 1" as mutt would, and --check-config said OK. */
+static bool
+shell_word(const char *w)
+{
+	static const char *const ops[] = {"|", "||", "&&", "&", ";", "<",
+					  NULL};
+
+	for (size_t i = 0; ops[i]; i++)
+		if (!strcmp(w, ops[i]))
+			return true;
+	return w[0] == '>' || w[0] == '<' || !strncmp(w, "2>", 2) ||
+	       !strncmp(w, "1>", 2) || w[0] == '$' || w[0] == '`';
+}
+
+static void
+check_shell_words(struct parser *p, enum key k, char *const *argv)
+{
+	const char *base = strrchr(argv[0], '/');
+
+	base = base ? base + 1 : argv[0];
+	/* sh -c '...': the shell is there. */
+	if (!strcmp(base, "sh") || !strcmp(base, "bash") ||
+	    !strcmp(base, "dash") || !strcmp(base, "zsh"))
+		return;
+	for (size_t i = 0; argv[i]; i++) {
+		if (!shell_word(argv[i]))
+			continue;
+		log_warn(NULL,
+			 "%s:%u: %s: %s is passed on as it is: the command "
+			 "runs without a shell (for one, write sh -c '...')",
+			 p->path, p->lineno, keys[k].name, argv[i]);
+		return;
+	}
+}
+
 /* A command line, split; a leading "~/" in the program is expanded. */
 static void
 get_argv(struct parser *p, enum key k, const char *v, char ***r)
@@ -609,6 +646,7 @@ get_argv(struct parser *p, enum key k, const char *v, char ***r)
 		(*r)[0] = prog;
 	}
 	check_program(p, k, (*r)[0]);
+	check_shell_words(p, k, *r);
 }
 
 /* Valid UTF-8 without control characters. */

@@ -1238,6 +1238,51 @@ test_quoted_password(void)
 	free(out);
 }
 
+/* A command line with what a shell would take for its own (a pipe, a
+ * redirection, a variable): a warning naming file, line and the word,
+ * since there is no shell; none for sh -c '...' or quoted words. */
+static void
+test_shell_words(void)
+{
+	static const struct {
+		const char *line, *want;
+	} cases[] = {
+	    {"oauth2_token_command = cat /tmp/tok | head -n 1", "|"},
+	    {"oauth2_token_command = pizauth show x 2>/dev/null", "2>/dev/null"},
+	    {"oauth2_token_command = cat $HOME/tok", "$HOME/tok"},
+	    {"on_new_mail = notify-send $MAILWATCH_FROM && true",
+	     "$MAILWATCH_FROM"},
+	    {"oauth2_token_command = pizauth show x", NULL},
+	    {"on_new_mail = sh -c 'echo $MAILWATCH_FROM | logger'", NULL},
+	    {"on_new_mail = /bin/echo 'a | b' 'x>y'", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool token = !strncmp(cases[i].line, "oauth2", 6);
+		char *text = xasprintf("[account a]\nhost = localhost\n"
+				       "username = u\n%s\n%s\n",
+				       token ? "" : "password_command = x",
+				       cases[i].line);
+		const char *path = write_file("shell.ini", 0600, text);
+		struct config *cfg;
+		char *out;
+		int r = load(path, &cfg, &out);
+
+		is_int(r, 0, "%s: loads", cases[i].line);
+		if (cases[i].want)
+			has(out, "%s:5: %.*s: %s is passed on as it is: the "
+				 "command runs without a shell",
+			    path, (int)strcspn(cases[i].line, " "),
+			    cases[i].line, cases[i].want);
+		else
+			ok(!strstr(out, "without a shell"), "%s: no warning (%s)",
+			   cases[i].line, out);
+		config_free(&cfg);
+		free(out);
+		free(text);
+	}
+}
+
 /* A port that is the other TLS mode's well-known one: a warning naming
  * file and line; the usual pairs and other ports say nothing. */
 static void
@@ -1451,6 +1496,7 @@ main(void)
 	test_programs();
 	test_quoted_password();
 	test_port_mismatch();
+	test_shell_words();
 	test_split_argv();
 
 	for (size_t i = 0; i < n_created; i++) {
