@@ -455,6 +455,12 @@ cred_is_token(const struct cred *c)
 	return c->token;
 }
 
+bool
+cred_running(const struct cred *c)
+{
+	return c->job != NULL;
+}
+
 struct cred_req *
 cred_ask(struct cred *c, void (*done)(void *ud, const char *secret), void *ud)
 {

@@ -62,6 +62,9 @@ struct cred *cred_new(sd_event *e, const struct account *a, char *password);
 void cred_free(struct cred **c);
 /* True when the credential is an OAuth2 access token. */
 bool cred_is_token(const struct cred *c);
+/* True while oauth2_token_command (or password_command) runs for a
+ * request. */
+bool cred_running(const struct cred *c);
 /* A connection logged in with the credential; cred_has_worked() says so
  * from then on. */
 void cred_worked(struct cred *c);

@@ -63,6 +63,8 @@ struct watcher {
 				      under way */
 	char *secret;		   /* the answer, for this connection; wiped
 				      once logged in, freed when it closes */
+	bool no_secret;		   /* the last request got none (the token
+				      command failed) */
 	/* The last login's token was refused and a new one is asked for:
 	 * a second refusal in a row stops the watcher. */
 	bool token_retry;
@@ -668,9 +670,11 @@ on_cred(void *ud, const char *secret)
 	if (!secret) {
 		w->req = NULL; /* gone */
 		/* Logged by the provider; retried with back-off. */
+		w->no_secret = true;
 		schedule_teardown(w, -EIO);
 		return;
 	}
+	w->no_secret = false;
 	w->secret = xstrdup(secret);
 	start_connection(w);
 }
@@ -936,6 +940,14 @@ watcher_is_idle(const struct watcher *w)
 	return w->state == W_WATCHING && w->s && session_is_idle(w->s);
 }
 
+/* The setting whose command gets the credential. */
+static const char *
+cred_command(const struct watcher *w)
+{
+	return cred_is_token(w->cred) ? "oauth2_token_command"
+				      : "password_command";
+}
+
 const char *
 watcher_describe(struct watcher *w)
 {
@@ -954,14 +966,25 @@ watcher_describe(struct watcher *w)
 
 		if (secs >= RETRY_TOLD && localtime_r(&at, &tm))
 			strftime(hms, sizeof(hms), " at %H:%M:%S", &tm);
-		snprintf(w->describe, sizeof(w->describe), "%s%s",
-			 w->teardown_err == -ENOENT
-				 ? "cannot open the mailbox; trying again"
-				 : "reconnecting",
-			 hms);
+		if (w->teardown_err == -ENOENT)
+			snprintf(w->describe, sizeof(w->describe),
+				 "cannot open the mailbox; trying again%s", hms);
+		else if (w->no_secret)
+			snprintf(w->describe, sizeof(w->describe),
+				 "%s failed; trying again%s", cred_command(w),
+				 hms);
+		else
+			snprintf(w->describe, sizeof(w->describe),
+				 "reconnecting%s", hms);
 	} else if (w->state == W_GAVE_UP && w->gave_up) {
 		snprintf(w->describe, sizeof(w->describe),
 			 "stopped: %s (reload to retry)", w->gave_up);
+	} else if (w->state == W_CONNECTING && w->req && !w->secret &&
+		   cred_running(w->cred)) {
+		/* A trial's status said "connecting" for the 30 s a hung
+		 * helper ran. */
+		snprintf(w->describe, sizeof(w->describe), "waiting for %s",
+			 cred_command(w));
 	} else {
 		snprintf(w->describe, sizeof(w->describe), "%s",
 			 wstate_names[w->state]);

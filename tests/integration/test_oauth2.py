@@ -226,9 +226,11 @@ def test_refused_twice():
 
 def test_command_fails_or_hangs():
     """A command that fails, or hangs past its 30 s: logged, retried with
-    back-off, the server never asked; fine once the command is."""
+    back-off, the server never asked; fine once the command is. The
+    status line says which (a trial's said "connecting" while the
+    command hung, and "reconnecting" after it failed)."""
     dc = mwtest.Dovecot(oauth2=True)
-    mw = mwtest.Mailwatch(None, start=False)
+    mw = mwtest.Mailwatch(None, start=False, sd_notify=True)
     ta, tb = Tokens(mw, "a"), Tokens(mw, "b")
     ta.set("FAIL", "FAIL", dc.token("alice"))
     tb.set("HANG", dc.token("bob"))
@@ -240,6 +242,14 @@ def test_command_fails_or_hangs():
     ok(mw.wait_log(r"^mailwatch: a: oauth2_token_command failed with exit "
                    r"status 3$", 10),
        "a: the failure is logged", mw.log_tail(20))
+    ok(mw.wait_sd_notify(r"^STATUS=.*a/INBOX: oauth2_token_command failed; "
+                         r"trying again", 10),
+       "a: the status line says the command failed",
+       mw.sd_notify_messages()[-3:])
+    ok(mw.wait_sd_notify(r"^STATUS=.*b/INBOX: waiting for "
+                         r"oauth2_token_command", 10),
+       "b: the status line says it waits for the command",
+       mw.sd_notify_messages()[-3:])
     ok(mw.wait_log(r"a/INBOX: " + mwtest.WATCHED, 30),
        "a: watching once the command printed a token", mw.log_tail(20))
     ok(ta.runs() == 3, "a: the command ran three times (%d)" % ta.runs())
