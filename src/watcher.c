@@ -23,6 +23,7 @@
 #define REFUSED_MAX 2
 #define REFUSED_WINDOW 120
 #define MAILBOX_RETRY 300       /* seconds, after EXAMINE failed */
+#define TOKEN_RETRY 300         /* seconds, after a new token was refused */
 #define COMMAND_TIMEOUT 30      /* seconds a command may take */
 #define CONNECT_TIMEOUT 30
 #define LOGOUT_TIMEOUT 2        /* seconds LOGOUT may take at stop */
@@ -66,7 +67,7 @@ struct watcher {
 	bool no_secret;		   /* the last request got none (the token
 				      command failed) */
 	/* The last login's token was refused and a new one is asked for:
-	 * a second refusal in a row stops the watcher. */
+	 * a second refusal in a row waits TOKEN_RETRY seconds. */
 	bool token_retry;
 	const struct log_ctx *log; /* the mailbox's, or own_log */
 	struct log_ctx own_log;
@@ -425,13 +426,16 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 			schedule_teardown(w, -EAGAIN);
 			return;
 		}
+		/* Not for good, as a wrong password: a helper that gave a
+		 * bad token may give a good one later (a trial's recovered,
+		 * and only a reload brought the account back). */
 		log_err(w->log,
-			"%s, with a token just asked for; not retrying "
-			"until the configuration is reloaded",
-			msg);
-		w->gave_up = "the token was refused";
-		set_wstate(w, W_GAVE_UP);
-		break;
+			"%s, with a token just asked for; asking "
+			"oauth2_token_command again in %d minutes (a reload "
+			"asks at once)",
+			msg, TOKEN_RETRY / 60);
+		schedule_teardown(w, -EKEYREJECTED);
+		return;
 	case SESSION_FAIL_AUTH_PLAIN:
 		/* The same credential let another connection in. */
 		if (cred_has_worked(w->cred)) {
@@ -580,6 +584,8 @@ backoff_usec(struct watcher *w, int err)
 
 	if (err == -ENOENT)
 		return MAILBOX_RETRY * USEC_PER_SEC;
+	if (err == -EKEYREJECTED)
+		return TOKEN_RETRY * USEC_PER_SEC;
 	for (unsigned i = 1; i < w->failures && s < BACKOFF_MAX; i++)
 		s *= 2;
 	if (s > BACKOFF_MAX)
@@ -908,7 +914,8 @@ watcher_pause(struct watcher *w, bool paused)
 bool
 watcher_gave_up(const struct watcher *w)
 {
-	return w->state == W_GAVE_UP;
+	return w->state == W_GAVE_UP ||
+	       (w->state == W_WAITING && w->teardown_err == -EKEYREJECTED);
 }
 
 bool
@@ -969,6 +976,9 @@ watcher_describe(struct watcher *w)
 		if (w->teardown_err == -ENOENT)
 			snprintf(w->describe, sizeof(w->describe),
 				 "cannot open the mailbox; trying again%s", hms);
+		else if (w->teardown_err == -EKEYREJECTED)
+			snprintf(w->describe, sizeof(w->describe),
+				 "the token was refused; trying again%s", hms);
 		else if (w->no_secret)
 			snprintf(w->describe, sizeof(w->describe),
 				 "%s failed; trying again%s", cred_command(w),

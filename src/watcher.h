@@ -126,9 +126,10 @@ void watcher_pause(struct watcher *w, bool paused);
  * NOOP-like probe if connected and reconnects now if waiting to. */
 void watcher_probe(struct watcher *w);
 
-/* True after an error retrying cannot fix (rejected password, a token
- * refused twice in a row, missing STARTTLS): the watcher waits for a
- * reload. */
+/* True after an error retrying cannot fix (rejected password, missing
+ * STARTTLS): the watcher waits for a reload; or while it waits
+ * TOKEN_RETRY seconds after a token refused twice in a row, which a
+ * reload cuts short. */
 bool watcher_gave_up(const struct watcher *w);
 
 /* True while in IDLE (or waiting to poll, or ready in fetch mode). */
