@@ -29,6 +29,10 @@
 /* Seconds between tries of the lock of an account another mailwatch
  * watches. */
 #define LOCK_RETRY 3
+/* Seconds before password_command is run again after it failed: doubling
+ * from the first to the last. */
+#define PASSWORD_RETRY_MIN 10
+#define PASSWORD_RETRY_MAX 1800
 
 struct daemon;
 
@@ -50,7 +54,12 @@ struct running {
 	struct cred *cred;	  /* once the password came, or a token
 				     account's */
 	struct account_run *acct; /* with cred */
-	bool no_password; /* the job failed: waits for a reload */
+	/* The job failed: run again by password_retry, or at a reload, as
+	 * password_text says; failed password_fails times in a row. */
+	bool no_password;
+	sd_event_source *password_retry;
+	char password_text[96];
+	unsigned password_fails;
 };
 
 struct daemon {
@@ -100,7 +109,7 @@ running_describe(const struct running *r)
 	if (*r->waiting)
 		return r->waiting;
 	if (r->no_password)
-		return "no password (reload to retry)";
+		return r->password_text;
 	return r->a->password_command ? "waiting for password_command"
 				      : "starting";
 }
@@ -185,14 +194,73 @@ stop_running(struct running **rp)
 	account_run_free(&r->acct);
 	cred_free(&r->cred);
 	sd_event_source_disable_unref(r->lock_retry);
+	sd_event_source_disable_unref(r->password_retry);
 	if (r->lock >= 0)
 		close(r->lock);
 	freep(rp);
 }
 
+static void start_password(struct running *r);
+
+static int
+on_password_retry(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct running *r = ud;
+
+	(void)usec;
+	r->password_retry = sd_event_source_disable_unref(s);
+	r->no_password = false;
+	start_password(r);
+	update_status(r->d);
+	return 0;
+}
+
+/* password_command failed (logged): it runs again later, each time after
+ * twice the wait before. Not for good: a pinentry nobody answered in
+ * time, or one that could not show before the desktop session was up,
+ * may well work later (a trial lost an account until a reload). */
+static void
+retry_password(struct running *r)
+{
+	unsigned delay = PASSWORD_RETRY_MIN;
+	time_t at;
+	struct tm tm;
+	char hms[16] = "?";
+	int e;
+
+	for (unsigned i = 0; i < r->password_fails && delay < PASSWORD_RETRY_MAX;
+	     i++)
+		delay *= 2;
+	if (delay > PASSWORD_RETRY_MAX)
+		delay = PASSWORD_RETRY_MAX;
+	r->password_fails++;
+	r->no_password = true;
+	at = time(NULL) + delay;
+	if (localtime_r(&at, &tm))
+		strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
+	snprintf(r->password_text, sizeof(r->password_text),
+		 "no password; asking password_command again at %s", hms);
+	e = sd_event_add_time_relative(r->d->event, &r->password_retry,
+				       CLOCK_BOOTTIME, delay * 1000000ULL,
+				       1000000, on_password_retry, r);
+	if (e < 0) {
+		log_err(&(struct log_ctx){r->a->name, NULL},
+			"no password, and cannot wait to ask again (%s): not "
+			"watching this account until a reload",
+			strerror(-e));
+		snprintf(r->password_text, sizeof(r->password_text),
+			 "no password (reload to retry)");
+		return;
+	}
+	log_err(&(struct log_ctx){r->a->name, NULL},
+		"no password, not watching this account; asking "
+		"password_command again in %u s (a reload asks at once)",
+		delay);
+}
+
 /* Watches every mailbox of r with password (taken over; NULL for a token
- * account), or, when the password could not be got, leaves the account
- * alone until a reload. */
+ * account), or, when the password could not be got, asks again later
+ * (retry_password()). */
 static void
 start_watching(struct running *r, char *password)
 {
@@ -206,10 +274,9 @@ start_watching(struct running *r, char *password)
 	};
 
 	if (!password && !r->a->oauth2_token_command) {
-		log_err(&(struct log_ctx){r->a->name, NULL},
-			"no password, not watching this account");
-		r->no_password = true;
+		retry_password(r);
 	} else {
+		r->password_fails = 0;
 		r->cred = cred_new(d->event, r->a, password);
 		r->acct = account_run_new(&env, r->a, r->cred);
 		if (d->reading_paused)
@@ -581,6 +648,8 @@ on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 		 * stops now. */
 		d->run[i]->lock_retry =
 		    sd_event_source_disable_unref(d->run[i]->lock_retry);
+		d->run[i]->password_retry =
+		    sd_event_source_disable_unref(d->run[i]->password_retry);
 		password_job_free(&d->run[i]->job);
 		if (d->run[i]->acct)
 			account_run_stop(d->run[i]->acct);

@@ -70,7 +70,9 @@ def main():
     ok(mw.wait_log(r"^mailwatch: b: password_command failed with exit "
                    r"status 7$", 10), "b's failing command is logged")
     ok(mw.wait_log(r"^mailwatch: b: no password, not watching this "
-                   r"account$", 10), "b is left out", mw.log_tail(20))
+                   r"account; asking password_command again in 10 s \(a "
+                   r"reload asks at once\)$", 10),
+       "b is left out for now", mw.log_tail(20))
     ok(mw.wait_log(r"c/INBOX: watching \(IDLE\)", 15),
        "c watches while a's command runs")
     ok(not re.search(r"a/INBOX: ", mw.log()),
@@ -78,7 +80,8 @@ def main():
     open(go, "w").close()
     ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 20),
        "a watches once its password came", mw.log_tail(20))
-    ok(last_status(mw, r"^2/3 mailboxes watched; b: no password", 10),
+    ok(last_status(mw, r"^2/3 mailboxes watched; b: no password; asking "
+                   r"password_command again at \d\d:\d\d:\d\d$", 10),
        "STATUS: 2/3 idle, b without a password", statuses(mw)[-3:])
 
     uid_a = dc.append("alice", "INBOX", mwtest.make_message("for a"))
@@ -134,4 +137,25 @@ def main():
        mw.sanitizer_errors())
 
 
-mwtest.main(main)
+def test_retried():
+    """A password_command that fails once (a pinentry not answered in
+    time, or one started before the desktop session was up) is run again
+    10 s later, and the account then watches without a reload; it used
+    to be left out until one."""
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch(None, start=False)
+    once = os.path.join(mw.dir, "failed-once")
+    cmd = ("if [ -e %s ]; then echo %s; else touch %s; exit 1; fi" %
+           (once, dc.users["alice"], once))
+    mw.write_config({"account a": dict(dc.account("alice", password=None),
+                                       password_command=cmd)})
+    mw.start()
+    ok(mw.wait_log(r"a: no password, not watching this account; asking "
+                   r"password_command again in 10 s", 10),
+       "the failure is logged, with the next try", mw.log_tail(10))
+    ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 10 + 15),
+       "watching after the second run", mw.log_tail(10))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+mwtest.main(main, test_retried)
