@@ -219,7 +219,7 @@ static const struct session_cb cb = {
 	expunge,  idle,     fail_cb, dated,     dated_end,
 	notify,   status,   ready,   mailbox_failed,
 	known,    vanished, NULL,    listed,
-	list_end,
+	list_end, NULL,
 };
 
 static const char *const others[] = {"a", "b"};
