@@ -17,6 +17,7 @@
 #include "child.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,13 @@ struct child {
 	int fd;			/* read end of the output pipe, or -1 */
 	sd_event_source *exit;	/* on the command's pidfd, which it owns */
 	sd_event_source *out;	/* on fd */
+	/* With error_lines: stderr's pipe, the line being read from it and
+	 * the lines passed on so far. */
+	int efd;
+	sd_event_source *err;
+	char eline[512];
+	size_t elen;
+	unsigned elines;
 	sd_event_source *timer; /* the deadline; NULL without one */
 	/* Set while the owner's event callback runs: child_free() then sets
 	 * it true. */
@@ -57,6 +65,74 @@ close_output(struct child *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+}
+
+static void
+close_errors(struct child *c)
+{
+	c->err = sd_event_source_disable_unref(c->err);
+	if (c->efd >= 0)
+		close(c->efd);
+	c->efd = -1;
+}
+
+/* Passes on the line in eline (a CR before its end dropped), up to
+ * CHILD_ERROR_LINES of them, then one that says the rest is dropped. */
+static void
+pass_error_line(struct child *c)
+{
+	if (c->elen && c->eline[c->elen - 1] == '\r')
+		c->elen--;
+	c->eline[c->elen] = 0;
+	c->elen = 0;
+	if (c->elines > CHILD_ERROR_LINES || !c->ops->error_line)
+		return;
+	c->ops->error_line(c->ud, ++c->elines > CHILD_ERROR_LINES
+					  ? "(more lines on stderr dropped)"
+					  : c->eline);
+}
+
+/* Reads stderr into lines, at most CHILD_READS chunks; a line longer
+ * than eline is cut there. Returns true at end of file or on an error,
+ * after passing on what is left of the last line. */
+static bool
+read_errors(struct child *c)
+{
+	char buf[4096];
+
+	for (unsigned i = 0; i < CHILD_READS;) {
+		ssize_t n = read(c->efd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return false;
+		if (n <= 0)
+			break;
+		for (ssize_t k = 0; k < n; k++) {
+			if (buf[k] == '\n' || c->elen == sizeof(c->eline) - 1)
+				pass_error_line(c);
+			if (buf[k] != '\n')
+				c->eline[c->elen++] = buf[k];
+		}
+		i++;
+	}
+	if (c->elen)
+		pass_error_line(c);
+	return true;
+}
+
+static int
+on_errors(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	struct child *c = ud;
+
+	(void)s;
+	(void)fd;
+	(void)revents;
+	if (read_errors(c))
+		close_errors(c);
+	return 0;
 }
 
 static void
@@ -162,6 +238,12 @@ on_exited(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		read_output(c);
 		close_output(c);
 	}
+	if (c->efd >= 0) {
+		read_errors(c);
+		if (c->elen)
+			pass_error_line(c);
+		close_errors(c);
+	}
 	/* Reaped: only what it started can keep the group now. */
 	left = !c->detached && c->timer && kill(-c->pid, 0) == 0;
 	if (tell(c, CHILD_EXITED, &si) && !left)
@@ -199,13 +281,51 @@ on_timer(sd_event_source *s, uint64_t usec, void *ud)
 	return 0;
 }
 
+/* A pipe for stderr: the read end (non-blocking) in *r_r, the write end
+ * in *w_r, both close-on-exec and above fd 2 (spawn_piped_err()).
+ * Returns 0 or a negative errno. */
+static int
+error_pipe(int *r_r, int *w_r)
+{
+	int p[2], r = 0;
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	for (int i = 0; i < 2 && !r; i++) {
+		int fd = p[i] > STDERR_FILENO ? p[i]
+					       : fcntl(p[i], F_DUPFD_CLOEXEC, 3);
+
+		if (fd < 0) {
+			r = -errno;
+		} else if (fd != p[i]) {
+			close(p[i]);
+			p[i] = fd;
+		}
+	}
+	if (r < 0) {
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	/* The child's end blocks, as its stdout does. */
+	if (fcntl(p[1], F_SETFL, 0) < 0) {
+		r = -errno;
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	*r_r = p[0];
+	*w_r = p[1];
+	return 0;
+}
+
 int
 child_start(sd_event *e, const struct child_spec *spec,
 	    const struct child_ops *ops, void *ud, struct child **c_r)
 {
 	struct child *c = xcalloc(1, sizeof(*c));
 	const char *what;
-	int pidfd, r;
+	int pidfd, r, efd_w = -1;
 
 	c->ops = ops;
 	c->ud = ud;
@@ -213,9 +333,16 @@ child_start(sd_event *e, const struct child_spec *spec,
 	c->ctx = spec->ctx;
 	c->detached = spec->detached;
 	c->cap = spec->cap;
-	r = spawn_piped(spec->argv, spec->envp, spec->with_stderr,
-			spec->detached, &c->pid, &c->fd);
+	c->efd = -1;
+	r = spec->error_lines ? error_pipe(&c->efd, &efd_w) : 0;
+	if (r >= 0)
+		r = spawn_piped_err(spec->argv, spec->envp, spec->with_stderr,
+				    efd_w, spec->detached, &c->pid, &c->fd);
+	if (efd_w >= 0)
+		close(efd_w);
 	if (r < 0) {
+		if (c->efd >= 0)
+			close(c->efd);
 		log_warn(&c->ctx, "%s: %s", c->name,
 			 r == -ENOENT && !strchr(spec->argv[0], '/')
 			     ? "not found in PATH"
@@ -246,6 +373,8 @@ child_start(sd_event *e, const struct child_spec *spec,
 					   SD_EVENT_PRIORITY_IMPORTANT);
 	what = "watch its output";
 	r = sd_event_add_io(e, &c->out, c->fd, EPOLLIN, on_output, c);
+	if (r >= 0 && c->efd >= 0)
+		r = sd_event_add_io(e, &c->err, c->efd, EPOLLIN, on_errors, c);
 	if (r >= 0 && spec->timeout) {
 		what = "add its timer";
 		r = sd_event_add_time_relative(e, &c->timer, CLOCK_MONOTONIC,
@@ -292,6 +421,7 @@ child_free(struct child **cp)
 	sd_event_source_disable_unref(c->exit);
 	sd_event_source_disable_unref(c->timer);
 	close_output(c);
+	close_errors(c);
 	free(c);
 	*cp = NULL;
 }

@@ -2,8 +2,9 @@
  * password_command.
  *
  * The command is started with spawn_piped() in a process group of its own
- * (stdin /dev/null, stdout and optionally stderr on a pipe). Its output is
- * read on the loop and passed on up to a cap; its exit is seen through its
+ * (stdin /dev/null, stdout and optionally stderr on a pipe, or stderr on
+ * a pipe of its own, passed on line by line). Its output is read on the
+ * loop and passed on up to a cap; its exit is seen through its
  * pidfd, and it is reaped then. At the deadline the whole group gets
  * SIGTERM, and SIGKILL CHILD_KILL_DELAY_USEC later if anything of it is
  * still there.
@@ -23,6 +24,10 @@
 #include <systemd/sd-event.h>
 
 #include "util.h"
+
+/* Lines of stderr passed on with error_lines; the rest is dropped, with
+ * one line that says so. */
+#define CHILD_ERROR_LINES 20
 
 /* Time between SIGTERM and SIGKILL at the deadline. */
 #define CHILD_KILL_DELAY_USEC (2 * UINT64_C(1000000))
@@ -50,6 +55,10 @@ struct child_ops {
 	 * may be a secret); buf NULL once, when more than the cap came: the
 	 * rest is read and dropped. May be NULL. Must not free the child. */
 	void (*output)(void *ud, const char *buf, size_t n);
+	/* With spec.error_lines: a line of the command's stderr (borrowed,
+	 * without its line end), at most CHILD_ERROR_LINES of them. May be
+	 * NULL. Must not free the child. */
+	void (*error_line)(void *ud, const char *line);
 	/* What happened (si is NULL but for CHILD_EXITED). Called last: it
 	 * may free the child. */
 	void (*event)(void *ud, enum child_event ev, const siginfo_t *si);
@@ -59,6 +68,7 @@ struct child_spec {
 	char *const *argv; /* argv[0] is looked up in PATH without a '/' */
 	char *const *envp;
 	bool with_stderr;   /* stderr on the pipe too, else inherited */
+	bool error_lines;   /* else: stderr read apart, ops->error_line */
 	bool detached;	    /* a session of its own, never killed */
 	bool yield;	    /* let it start before the caller goes on */
 	uint64_t timeout;   /* usec from the start to the deadline; 0: none */

@@ -180,8 +180,19 @@ on_child(void *ud, enum child_event ev, const siginfo_t *si)
 	}
 }
 
+/* A line the command wrote on stderr: "ACCOUNT: password_command: ...". */
+static void
+on_error_line(void *ud, const char *line)
+{
+	struct password_job *j = ud;
+	struct log_ctx ctx = job_ctx(j);
+
+	log_warn(&ctx, "%s: %s", j->what, line);
+}
+
 static const struct child_ops command_ops = {
     .output = on_output,
+    .error_line = on_error_line,
     .event = on_child,
 };
 
@@ -206,9 +217,11 @@ start_command(sd_event *e, struct password_job *j, char *const *argv,
 	struct child_spec spec = {
 	    .argv = argv,
 	    .envp = environ,
-	    /* stderr stays the daemon's: the command may say why it
-	     * failed. */
+	    /* Its stderr is logged line by line under the account's name:
+	     * the command may say why it failed, and a trial could not tell
+	     * which account's helper said what. */
 	    .with_stderr = false,
+	    .error_lines = true,
 	    .yield = true, /* a login waits for it */
 	    .timeout = password_timeout_ms * UINT64_C(1000),
 	    .cap = PASSWORD_MAX,

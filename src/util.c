@@ -88,7 +88,7 @@ signals_reset(void)
  * which the parent reads once vfork() returns, and ends the child. */
 static _Noreturn void
 exec_child(char *const argv[], char *const envp[], int out, bool with_stderr,
-	   bool new_session, volatile int *err_r)
+	   int err_fd, bool new_session, volatile int *err_r)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
@@ -105,7 +105,8 @@ exec_child(char *const argv[], char *const envp[], int out, bool with_stderr,
 	     fcntl(out, F_SETFD, 0) < 0))
 		goto fail;
 	if (dup2(out, STDOUT_FILENO) < 0 ||
-	    (with_stderr && dup2(out, STDERR_FILENO) < 0))
+	    (with_stderr && dup2(out, STDERR_FILENO) < 0) ||
+	    (err_fd > STDERR_FILENO && dup2(err_fd, STDERR_FILENO) < 0))
 		goto fail;
 	/* stdin last: stdout and stderr hold their fds, whichever the open
 	 * gets (fd 0 may be our end of the pipe). */
@@ -131,6 +132,14 @@ int
 spawn_piped(char *const argv[], char *const envp[], bool with_stderr,
 	    bool new_session, pid_t *pid_r, int *fd_r)
 {
+	return spawn_piped_err(argv, envp, with_stderr, -1, new_session, pid_r,
+			       fd_r);
+}
+
+int
+spawn_piped_err(char *const argv[], char *const envp[], bool with_stderr,
+		int err_fd, bool new_session, pid_t *pid_r, int *fd_r)
+{
 	volatile int err = 0;
 	pid_t pid;
 	int p[2];
@@ -145,7 +154,8 @@ spawn_piped(char *const argv[], char *const envp[], bool with_stderr,
 	 * the parent until the child exec'd or exited. */
 	pid = vfork();
 	if (pid == 0)
-		exec_child(argv, envp, p[1], with_stderr, new_session, &err);
+		exec_child(argv, envp, p[1], with_stderr, err_fd, new_session,
+			   &err);
 	if (pid < 0)
 		err = errno;
 	close(p[1]);

@@ -42,6 +42,10 @@ void signals_reset(void);
  * the child. */
 int spawn_piped(char *const argv[], char *const envp[], bool with_stderr,
 		bool new_session, pid_t *pid_r, int *fd_r);
+/* The same, with the child's stderr on err_fd (above 2, as
+ * fcntl(F_DUPFD_CLOEXEC, 3) gives) unless it is -1 (or with_stderr). */
+int spawn_piped_err(char *const argv[], char *const envp[], bool with_stderr,
+		    int err_fd, bool new_session, pid_t *pid_r, int *fd_r);
 
 /* Frees *p and sets it to NULL. */
 #define freep(p)                                                               \

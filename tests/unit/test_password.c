@@ -158,15 +158,48 @@ test_output(void)
 	pw_ok("printf no-newline", "no-newline", "", "no newline");
 	pw_ok("read x; echo \"got${x}end\"", "gotend", "",
 	      "stdin is /dev/null");
-	pw_ok("echo to-stderr >&2; echo pw", "pw", "to-stderr\n",
-	      "stderr passes through");
+	pw_ok("echo to-stderr >&2; echo pw", "pw",
+	      "mailwatch: acct: password_command: to-stderr\n",
+	      "stderr logged under the account's name");
+	pw_ok("printf 'one\\r\\ntwo\\nthree' >&2; echo pw", "pw",
+	      "mailwatch: acct: password_command: one\n"
+	      "mailwatch: acct: password_command: two\n"
+	      "mailwatch: acct: password_command: three\n",
+	      "stderr: each line, CR dropped, the last without newline");
+	pw_ok("i=0; while [ $i -lt 30 ]; do echo e$i >&2; i=$((i+1)); done; "
+	      "echo pw",
+	      "pw",
+	      "mailwatch: acct: password_command: e0\n"
+	      "mailwatch: acct: password_command: e1\n"
+	      "mailwatch: acct: password_command: e2\n"
+	      "mailwatch: acct: password_command: e3\n"
+	      "mailwatch: acct: password_command: e4\n"
+	      "mailwatch: acct: password_command: e5\n"
+	      "mailwatch: acct: password_command: e6\n"
+	      "mailwatch: acct: password_command: e7\n"
+	      "mailwatch: acct: password_command: e8\n"
+	      "mailwatch: acct: password_command: e9\n"
+	      "mailwatch: acct: password_command: e10\n"
+	      "mailwatch: acct: password_command: e11\n"
+	      "mailwatch: acct: password_command: e12\n"
+	      "mailwatch: acct: password_command: e13\n"
+	      "mailwatch: acct: password_command: e14\n"
+	      "mailwatch: acct: password_command: e15\n"
+	      "mailwatch: acct: password_command: e16\n"
+	      "mailwatch: acct: password_command: e17\n"
+	      "mailwatch: acct: password_command: e18\n"
+	      "mailwatch: acct: password_command: e19\n"
+	      "mailwatch: acct: password_command: (more lines on stderr "
+	      "dropped)\n",
+	      "stderr: 20 lines, then one saying the rest is dropped");
 	pw_ok("i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done",
 	      "line0", "", "long output is drained");
 	/* head would die of SIGPIPE (and the job fail) if the job stopped
 	 * reading after the first line. */
 	pw_ok("yes | head -c 1000000", "y", "", "a megabyte of output");
 	pw_ok("yes | head -c 1000000; echo done-reading >&2", "y",
-	      "done-reading\n", "a megabyte, then more on stderr");
+	      "mailwatch: acct: password_command: done-reading\n",
+	      "a megabyte, then more on stderr");
 	/* A CRLF line end is not the password's; blank space is. */
 	pw_ok("printf 'hunter2\\r\\n'", "hunter2", "", "CRLF");
 	pw_ok("printf ' two words \\n'", " two words ", "",
