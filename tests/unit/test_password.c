@@ -208,6 +208,30 @@ test_output(void)
 		"only a CR");
 }
 
+/* A line of stderr longer than what is logged at once: cut in pieces,
+ * nothing lost, nothing past the buffer. */
+static void
+test_long_error_line(void)
+{
+	struct run r;
+	char *out, *p;
+	size_t lines = 0, xs = 0;
+	int rc = run_command("head -c 1200 /dev/zero | tr '\\0' x >&2; "
+			     "echo >&2; echo pw",
+			     &r, &out);
+
+	is_int(rc, 0, "long stderr line: job starts");
+	is_str(r.pw, "pw", "long stderr line: the password all the same");
+	for (p = out; *p; p++) {
+		lines += *p == '\n';
+		xs += *p == 'x';
+	}
+	is_int(lines, 3, "long stderr line: 1200 bytes in 3 log lines");
+	is_int(xs, 1200, "long stderr line: every byte of it logged");
+	run_finish(&r);
+	free(out);
+}
+
 /* A token: the first line without a CR at its end, nor blank space
  * around it (a token has none). */
 static void
@@ -676,6 +700,7 @@ main(void)
 
 	test_output();
 	test_token_line();
+	test_long_error_line();
 	test_line_limits();
 	test_failures();
 	test_timeout();
