@@ -1021,11 +1021,20 @@ save_soon(void *ud, bool now)
 	sd_event_source_set_enabled(ar->saver, SD_EVENT_ONESHOT);
 }
 
-/* The store turned dirty (an earlier version's file read into it). */
+/* The store turned dirty (an earlier version's file read into it, or a
+ * renamed account's). */
 static void
 store_dirtied(void *ud)
 {
 	save_soon(ud, false);
+}
+
+static bool
+store_name_in_use(void *ud, const char *name)
+{
+	struct account_run *ar = ud;
+
+	return ar->env.configured(ar->env.ud, name);
 }
 
 static int
@@ -1086,6 +1095,8 @@ account_run_new(const struct account_env *env, const struct account *a,
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->saver, SD_EVENT_OFF);
 	ar->store = state_store_new(a->name, a->host, a->username,
+				    ar->env.configured ? store_name_in_use
+						       : NULL,
 				    store_dirtied, ar);
 	/* The last run wrote its state at its stop (or last change); a
 	 * mailbox created up to poll_interval before may not have been

@@ -40,6 +40,10 @@ struct account_env {
 	size_t n_sinks;
 	/* Something the status line shows changed; may be NULL. */
 	void (*changed)(void *ud);
+	/* Whether an account called name is in the configuration; may be
+	 * NULL. The state of one that is not, for the same host and user,
+	 * is taken over by an account without state (renamed). */
+	bool (*configured)(void *ud, const char *name);
 	void *ud;
 };
 

@@ -202,6 +202,18 @@ stop_running(struct running **rp)
 
 static void start_password(struct running *r);
 
+/* struct account_env's: whether the configuration has an account name. */
+static bool
+configured(void *ud, const char *name)
+{
+	struct daemon *d = ud;
+
+	for (size_t i = 0; i < d->cfg->n_accounts; i++)
+		if (!strcmp(d->cfg->accounts[i].name, name))
+			return true;
+	return false;
+}
+
 static int
 on_password_retry(sd_event_source *s, uint64_t usec, void *ud)
 {
@@ -270,6 +282,7 @@ start_watching(struct running *r, char *password)
 		.sinks = d->sinks,
 		.n_sinks = d->n_sinks,
 		.changed = status_changed,
+		.configured = configured,
 		.ud = d,
 	};
 

@@ -1,5 +1,6 @@
 #include "state.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -517,8 +518,14 @@ struct state_store {
 	bool dirty;
 	int64_t written; /* the account file's mtime when read; 0: none */
 	int failing; /* the last write failed with this errno: logged */
+	bool (*in_use)(void *ud, const char *account);
 	void (*dirtied)(void *ud);
 	void *ud;
+	/* The file of a renamed account whose state this one took over
+	 * (adopt()), removed once the state is written here, and that
+	 * account's lock, held until then; else NULL and -1. */
+	char *adopted_path, *adopted_from;
+	int adopted_lock;
 };
 
 /* What stores freed in this process announced beyond their files
@@ -644,9 +651,10 @@ take_line(struct state_store *s, const char *line, bool modseq)
  * Logs what is wrong with it. Returns false when the whole file was
  * ignored (not a state file of this version, or another account's). */
 static bool
-parse(struct state_store *s, char *text, size_t n)
+parse(struct state_store *s, const char *path, const char *account,
+      char *text, size_t n)
 {
-	char *owner = owner_lines(s->account, NULL), *p, *nl;
+	char *owner = owner_lines(account, NULL), *p, *nl;
 	char *server = server_line(s->host, s->user), *sp;
 	size_t line = 2, corrupt = 0;
 	bool v5 = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
@@ -657,7 +665,7 @@ parse(struct state_store *s, char *text, size_t n)
 			 "state: %s is corrupt or not a mailwatch state file "
 			 "of this version; ignoring it (mail already there "
 			 "will not be announced)",
-			 s->path);
+			 path);
 		goto out;
 	}
 	p = text + strlen(MAGIC); /* as long as MAGIC_V3 and _V4 */
@@ -665,7 +673,7 @@ parse(struct state_store *s, char *text, size_t n)
 		log_warn(&s->log,
 			 "state: %s %s; ignoring it (mail already there will "
 			 "not be announced)",
-			 s->path,
+			 path,
 			 strncmp(p, "account ", 8)
 			     ? "is corrupt"
 			     : "holds another account's state");
@@ -679,7 +687,7 @@ parse(struct state_store *s, char *text, size_t n)
 			log_warn(&s->log,
 				 "state: %s is corrupt; ignoring it (mail "
 				 "already there will not be announced)",
-				 s->path);
+				 path);
 			goto out;
 		}
 		*nl = 0;
@@ -691,7 +699,7 @@ parse(struct state_store *s, char *text, size_t n)
 			 "account's name was used for another before); "
 			 "starting afresh (mail already there will not be "
 			 "announced)",
-			 s->path, sp ? sp + 1 : "", p + 7, s->user, s->host);
+			 path, sp ? sp + 1 : "", p + 7, s->user, s->host);
 		goto out;
 	}
 	if (v5) {
@@ -702,7 +710,7 @@ parse(struct state_store *s, char *text, size_t n)
 		log_warn(&s->log,
 			 "state: %s is longer than %d bytes; reading only "
 			 "the lines within them",
-			 s->path, STATE_FILE_MAX);
+			 path, STATE_FILE_MAX);
 		nl = memrchr(p, '\n', (size_t)(text + STATE_FILE_MAX - p));
 		n = (size_t)((nl ? nl + 1 : p) - text);
 		text[n] = 0;
@@ -720,16 +728,115 @@ parse(struct state_store *s, char *text, size_t n)
 			log_warn(&s->log,
 				 "state: %s, line %zu: corrupt, skipped (that "
 				 "mailbox starts without its state)",
-				 s->path, line);
+				 path, line);
 	}
 	if (corrupt > CORRUPT_LOGGED)
 		log_warn(&s->log, "state: %s: %zu more corrupt lines skipped",
-			 s->path, corrupt - CORRUPT_LOGGED);
+			 path, corrupt - CORRUPT_LOGGED);
 	taken = true;
 out:
 	free(owner);
 	free(server);
 	return taken;
+}
+
+/* The account whose state the version 5 file text (NUL-terminated) is,
+ * when it is for s's host and user; else NULL. Caller frees. */
+static char *
+same_server(const struct state_store *s, const char *text)
+{
+	char *server = server_line(s->host, s->user), *name = NULL;
+	const char *p = text + strlen(MAGIC), *nl = strchr(p, '\n');
+
+	if (!strncmp(text, MAGIC, strlen(MAGIC)) && nl &&
+	    !strncmp(p, "account ", 8) &&
+	    !strncmp(nl + 1, server, strlen(server))) {
+		char *line = xstrndup(p + 8, (size_t)(nl - p - 8));
+
+		name = unescape_line(line);
+		free(line);
+	}
+	free(server);
+	return name;
+}
+
+/* s's account file is not there: a new account, or one renamed in the
+ * configuration. The state of the latter is in the file of its old
+ * name, for the same host and user, a name no longer configured (two
+ * accounts may share a server and user) nor locked by another process:
+ * that file, the one written last if there are several, is taken over,
+ * so that a rename neither loses the mail that came while mailwatch was
+ * stopped nor announces again what was. The old file is removed once
+ * this one is written (state_store_write()). */
+static void
+adopt(struct state_store *s)
+{
+	DIR *d = s->in_use ? opendir(s->dir) : NULL;
+	struct dirent *e;
+	char *best = NULL, *best_path = NULL, *text;
+	time_t best_time = 0;
+	struct stat sb;
+	size_t n;
+	pid_t holder;
+	int fd, lock;
+
+	while (d && (e = readdir(d))) {
+		char *path, *name = NULL;
+
+		if (e->d_name[0] != '@' || strchr(e->d_name + 1, '@'))
+			continue;
+		path = xasprintf("%s/%s", s->dir, e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    read_upto(fd, 4096, &text, &n) == 0) {
+			name = same_server(s, text);
+			free(text);
+		}
+		if (fd >= 0)
+			close(fd);
+		if (name && strcmp(name, s->account) &&
+		    !s->in_use(s->ud, name) &&
+		    (!best || sb.st_mtime > best_time)) {
+			free(best);
+			free(best_path);
+			best = name;
+			best_path = path;
+			best_time = sb.st_mtime;
+			continue;
+		}
+		free(name);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	if (!best)
+		return;
+	lock = state_lock_account(best, &holder);
+	fd = lock < 0 ? -1 : open(best_path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &sb) == 0 &&
+	    read_upto(fd, STATE_FILE_MAX, &text, &n) == 0) {
+		if (parse(s, best_path, best, text, n)) {
+			log_info(&s->log,
+				 "state: taking over %s, the state of account "
+				 "%s, for the same host and user and no longer "
+				 "configured (renamed?)",
+				 best_path, best);
+			s->written = sb.st_mtime;
+			s->adopted_path = best_path;
+			s->adopted_from = best;
+			s->adopted_lock = lock;
+			best_path = best = NULL;
+			lock = -1;
+			set_dirty(s);
+		}
+		free(text);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (lock >= 0)
+		close(lock);
+	free(best);
+	free(best_path);
 }
 
 /* Reads the account file into the new store s. */
@@ -758,6 +865,8 @@ load(struct state_store *s)
 		if (errno != ENOENT)
 			log_warn(&s->log, "state: %s: %m; starting without it",
 				 s->path);
+		else
+			adopt(s);
 		return;
 	}
 	if (fstat(fd, &sb) < 0)
@@ -772,15 +881,16 @@ load(struct state_store *s)
 	/* A file ignored says nothing of when the account was watched: its
 	 * mailboxes start afresh, as at a first run, rather than catching
 	 * up with what came since its time. */
-	if (parse(s, text, n))
+	if (parse(s, s->path, s->account, text, n))
 		s->written = sb.st_mtime;
 	free(text);
 }
 
-/* Takes the stashed announced UIDs of s's account out of the stash, into
- * the entries they are still ahead of. */
+/* Takes the stashed announced UIDs of account (s's, or the one whose
+ * state it took over) out of the stash, into the entries they are still
+ * ahead of. */
 static void
-unstash(struct state_store *s)
+unstash(struct state_store *s, const char *account)
 {
 	struct stashed **pp = &stash, *t;
 
@@ -789,7 +899,7 @@ unstash(struct state_store *s)
 		size_t i;
 		struct state *st;
 
-		if (strcmp(t->account, s->account)) {
+		if (strcmp(t->account, account)) {
 			pp = &t->next;
 			continue;
 		}
@@ -807,10 +917,13 @@ unstash(struct state_store *s)
 
 struct state_store *
 state_store_new(const char *account, const char *host, const char *user,
+		bool (*in_use)(void *ud, const char *account),
 		void (*dirtied)(void *ud), void *ud)
 {
 	struct state_store *s = xcalloc(1, sizeof(*s));
 
+	s->in_use = in_use;
+	s->adopted_lock = -1;
 	s->account = xstrdup(account);
 	s->host = xstrdup(host);
 	s->user = xstrdup(user);
@@ -818,7 +931,9 @@ state_store_new(const char *account, const char *host, const char *user,
 	s->dirtied = dirtied;
 	s->ud = ud;
 	load(s);
-	unstash(s);
+	unstash(s, s->account);
+	if (s->adopted_from)
+		unstash(s, s->adopted_from);
 	return s;
 }
 
@@ -848,6 +963,10 @@ state_store_free(struct state_store **sp)
 	free(s->v);
 	free(s->path);
 	free(s->dir);
+	free(s->adopted_path);
+	free(s->adopted_from);
+	if (s->adopted_lock >= 0)
+		close(s->adopted_lock);
 	free(s->account);
 	free(s->host);
 	free(s->user);
@@ -1015,6 +1134,24 @@ remove_old_files(struct state_store *s, int dfd)
 		 removed, s->path);
 }
 
+/* The state taken over from a renamed account (adopt()) is written here
+ * now: its file goes, and its lock (its name may be used again). */
+static void
+forget_adopted(struct state_store *s, int dfd)
+{
+	if (!s->adopted_path)
+		return;
+	if (unlink(s->adopted_path) < 0 && errno != ENOENT)
+		log_warn(&s->log, "state: cannot remove %s: %m",
+			 s->adopted_path);
+	else if (sync_dir_fd(dfd) < 0)
+		log_warn(&s->log, "state: sync %s: %m", s->dir);
+	freep(&s->adopted_path);
+	freep(&s->adopted_from);
+	close(s->adopted_lock);
+	s->adopted_lock = -1;
+}
+
 /* The order makes the replacement atomic and durable: the new file's
  * data reaches the disk before the rename makes it the state file, and
  * the directory after it, so that a power loss leaves the old file or
@@ -1071,6 +1208,7 @@ state_store_write(struct state_store *s)
 		log_info(&s->log, "state: %s written again", s->path);
 	s->failing = 0;
 	remove_old_files(s, dfd);
+	forget_adopted(s, dfd);
 	r = 0;
 	goto out;
 fail:

@@ -77,16 +77,23 @@ struct state {
 struct state_store;
 
 /* Reads the state file of account (copied) on host for user (copied)
- * into a new store; a missing one is an empty store, and one that cannot
- * be read, is corrupt or is another account's is logged and left out. dirtied(ud), when not NULL,
- * is called each time the store turns dirty (a put, or a state found in
- * an earlier version's file): its owner should state_store_write() it
- * soon. Where an earlier store of account in this process announced
- * more than the file says (and the UIDVALIDITY is the same), its
- * announced UID comes back. Blocks on file I/O. Never fails (without a
- * state directory, after logging that, every write fails). */
+ * into a new store; one that cannot be read, is corrupt or is another
+ * account's is logged and left out. A missing one is an empty store,
+ * unless the file of a renamed account is found: one for the same host
+ * and user whose account in_use(ud, name) says is not configured (NULL:
+ * none is looked for), and whose lock (state_lock_account()) is free.
+ * Its state is then taken over (logged; the store is dirty), and its
+ * file removed and its lock let go once the store is written.
+ * dirtied(ud), when not NULL, is called each time the store turns dirty
+ * (a put, or a state found in an earlier version's file): its owner
+ * should state_store_write() it soon. Where an earlier store of account
+ * in this process announced more than the file says (and the
+ * UIDVALIDITY is the same), its announced UID comes back. Blocks on file
+ * I/O. Never fails (without a state directory, after logging that,
+ * every write fails). */
 struct state_store *state_store_new(const char *account, const char *host,
 				    const char *user,
+				    bool (*in_use)(void *ud, const char *account),
 				    void (*dirtied)(void *ud), void *ud);
 /* Frees without writing; NULL-safe. What it announced beyond the file
  * (struct state's announced) is kept for the account's next store in this

@@ -952,6 +952,55 @@ def test_name_reused():
     finish(mw)
 
 
+def test_account_renamed():
+    """An account's section renamed while mailwatch was stopped: the new
+    name takes over the old one's state (the same host and user, the old
+    name no longer configured), so the mail that came meanwhile is
+    announced, and nothing already announced is again. It used to start
+    afresh, and that mail was never announced."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    cfg = {"general": {"notify": False, "on_new_mail": "{hook}"},
+           "account work": dc.account("alice")}
+    mw = mwtest.Mailwatch(cfg)
+    if not ok(wait_idle(mw, 1), "work's INBOX watched"):
+        return
+    s0, _ = sentinel(dc, mw, "alice", "INBOX", 0, "before the rename")
+    mw.stop()
+    away = dc.append_many("alice", "INBOX", [
+        mwtest.make_message("while stopped %d" % i) for i in range(2)])
+    mw.write_config({"general": cfg["general"],
+                     "account office": dc.account("alice")})
+    restart(mw)
+    ok(mw.wait_log(r"office: state: taking over .*@work, the state of "
+                   r"account work, for the same host and user", 10),
+       "the log says the state was taken over", mw.log_tail(10))
+    recs = mw.wait_hooks(1 + len(away), 15)
+    mw.settle(0.5)
+    recs = mw.hook_records()
+    # Hooks run side by side: in any order.
+    ok(sorted(uids_of(recs)) == [s0] + away and
+       sorted(r["MAILWATCH_ACCOUNT"] for r in recs) == ["office"] * 2 +
+       ["work"],
+       "the mail that came while stopped announced once, under the new "
+       "name; nothing again", "hook UIDs %s" % uids_of(recs))
+    mwtest.wait_until(lambda: not os.path.exists(
+        os.path.join(mw.state_dir(), "@work")), 5)
+    ok(state_files(mw) == ["@office"],
+       "one state file, the new name's", state_files(mw))
+    # Renamed again, at a reload.
+    mark = mw.mark()
+    mw.reload({"general": cfg["general"],
+               "account home": dc.account("alice")})
+    ok(mw.wait_log(r"home: state: taking over .*@office", 10, since=mark),
+       "at a reload too", mw.log_tail(10))
+    s1, recs = sentinel(dc, mw, "alice", "INBOX", len(recs), "after")
+    ok(sorted(uids_of(recs)) == [s0] + away + [s1],
+       "and the next message announced once, nothing again",
+       "hook UIDs %s" % uids_of(recs))
+    finish(mw)
+
+
 if __name__ == "__main__":
     mwtest.main(test_first_start_restart,
                 test_state_files_kept_apart,
@@ -967,4 +1016,5 @@ if __name__ == "__main__":
                 test_reload_keeps_state,
                 test_one_state_file_per_account,
                 test_state_write_is_durable,
-                test_name_reused)
+                test_name_reused,
+                test_account_renamed)

@@ -279,7 +279,7 @@ state_of(const char *mailbox)
 		printf("Bail out! cannot write the state\n");
 		exit(1);
 	}
-	s = state_store_new("acct", "h", "u", NULL, NULL);
+	s = state_store_new("acct", "h", "u", NULL, NULL, NULL);
 	r = state_store_get(s, mailbox, &st);
 	state_store_free(&s);
 	if (r <= 0)
@@ -554,7 +554,7 @@ test_watched_again(void)
 	is_str(got(), "", "nothing announced again");
 	mailbox_free(&mb);
 	state_store_free(&store);
-	store = state_store_new("acct", "h", "u", NULL, NULL);
+	store = state_store_new("acct", "h", "u", NULL, NULL, NULL);
 	env.store = store;
 	mb = mailbox_new(&env, &account, "again");
 	ok(examined(mb, 7, 13, 12, T0, &by_date) == 13,
@@ -1013,7 +1013,7 @@ modseq_of(const char *mailbox)
 	struct state st = {0};
 
 	state_store_write(store);
-	s = state_store_new("acct", "h", "u", NULL, NULL);
+	s = state_store_new("acct", "h", "u", NULL, NULL, NULL);
 	state_store_get(s, mailbox, &st);
 	state_store_free(&s);
 	return (unsigned long long)st.modseq;
@@ -1171,7 +1171,7 @@ main(void)
 	}
 	setenv("XDG_STATE_HOME", dir, 1);
 	sdir = state_dir();
-	store = state_store_new("acct", "h", "u", NULL, NULL);
+	store = state_store_new("acct", "h", "u", NULL, NULL, NULL);
 	env.store = store;
 
 	test_first_start_and_new_mail();

@@ -39,7 +39,7 @@ static const char *host = "imap.example.com", *user = "alice";
 static struct state_store *
 open_store(const char *account)
 {
-	return state_store_new(account, host, user, on_dirtied, NULL);
+	return state_store_new(account, host, user, NULL, on_dirtied, NULL);
 }
 
 /* state_store_new() with stderr captured into *log_r (caller frees). */
@@ -553,6 +553,102 @@ test_version_3(void)
 	       "written as version 5");
 	free(text);
 	free(path);
+}
+
+/* The accounts test_rename's predicate says are configured. */
+static const char *const *configured_names;
+
+static bool
+in_use(void *ud, const char *account)
+{
+	(void)ud;
+	for (size_t i = 0; configured_names[i]; i++)
+		if (!strcmp(configured_names[i], account))
+			return true;
+	return false;
+}
+
+static struct state_store *
+open_renamed(const char *account, char **log_r)
+{
+	char *path = xasprintf("%s/stderr", dir);
+	struct state_store *s;
+
+	capture_begin(path);
+	s = state_store_new(account, host, user, in_use, on_dirtied, NULL);
+	*log_r = capture_end();
+	free(path);
+	return s;
+}
+
+/* An account renamed in the configuration takes over its old name's
+ * state, when that file is for the same host and user, its name is no
+ * longer configured, and no other process holds its lock; the old file
+ * goes once the new one is written. */
+static void
+test_rename(void)
+{
+	static const char *const none[] = {NULL};
+	static const char *const both[] = {"old1", "new1", NULL};
+	char *old = account_path("old1"), *new = account_path("new1"), *log;
+	struct state_store *s;
+	pid_t holder;
+	int lock;
+
+	/* A server of this test's own: the other tests' files are for
+	 * imap.example.com. */
+	host = "imap.rename.example";
+	s = open_store("old1");
+	put_state(s, "INBOX", 7, 42);
+	ok(state_store_write(s) == 0 && exists(old), "rename: old1 written");
+	state_store_free(&s);
+
+	configured_names = both;
+	s = open_renamed("new1", &log);
+	ok(!holds(s, "INBOX", 7, 42) && !*log,
+	   "rename: old1 still configured (two accounts on one server): "
+	   "nothing taken");
+	free(log);
+	state_store_free(&s);
+
+	configured_names = none;
+	lock = state_lock_account("old1", &holder);
+	s = open_renamed("new1", &log);
+	ok(!holds(s, "INBOX", 7, 42), "rename: old1 locked by another: nothing "
+				       "taken");
+	free(log);
+	state_store_free(&s);
+	close(lock);
+
+	host = "imap.elsewhere.example";
+	s = open_renamed("new1", &log);
+	ok(!holds(s, "INBOX", 7, 42), "rename: another host: nothing taken");
+	free(log);
+	state_store_free(&s);
+	host = "imap.rename.example";
+
+	dirtied = 0;
+	s = open_renamed("new1", &log);
+	ok(holds(s, "INBOX", 7, 42) && state_store_written(s) > 0,
+	   "rename: old1's state taken over, with its time");
+	has(log, "new1: state: taking over %s, the state of account old1, for "
+		 "the same host and user and no longer configured (renamed?)",
+	    old);
+	ok(state_store_dirty(s) && dirtied == 1, "rename: dirty, owner told");
+	ok(exists(old) && !exists(new), "rename: old1's file kept until the "
+				       "write");
+	ok(state_store_write(s) == 0 && !exists(old) && exists(new),
+	   "rename: written as new1's, old1's removed");
+	state_store_free(&s);
+	ok(file_has("new1", "INBOX", 7, 42), "rename: and new1's file has it");
+	lock = state_lock_account("old1", &holder);
+	ok(lock >= 0, "rename: old1's lock let go");
+	if (lock >= 0)
+		close(lock);
+	free(log);
+	free(old);
+	free(new);
+	host = "imap.example.com";
 }
 
 /* Files that are not this account's state: absent, with a warning, and
@@ -1212,6 +1308,7 @@ main(void)
 	test_corrupt_lines();
 	test_version_3();
 	test_foreign();
+	test_rename();
 	test_too_big();
 	test_migration();
 	test_kept();
