@@ -13,6 +13,7 @@
 #include "config.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -591,11 +592,21 @@ shell_word(const char *w)
 	static const char *const ops[] = {"|", "||", "&&", "&", ";", "<",
 					  NULL};
 
+	size_t n = strlen(w);
+
 	for (size_t i = 0; ops[i]; i++)
 		if (!strcmp(w, ops[i]))
 			return true;
-	return w[0] == '>' || w[0] == '<' || !strncmp(w, "2>", 2) ||
-	       !strncmp(w, "1>", 2) || w[0] == '$' || w[0] == '`';
+	if (w[0] == '>' || w[0] == '<' || !strncmp(w, "2>", 2) ||
+	    !strncmp(w, "1>", 2) || w[0] == '`' || (n && w[n - 1] == ';'))
+		return true;
+	/* $VAR, ${VAR} or $(...) anywhere: "New mail from $MAILWATCH_FROM"
+	 * in quotes is the likeliest of these. */
+	for (const char *p = strchr(w, '$'); p; p = strchr(p + 1, '$'))
+		if (p[1] == '{' || p[1] == '(' || p[1] == '_' ||
+		    isalpha((unsigned char)p[1]))
+			return true;
+	return false;
 }
 
 static void

@@ -93,6 +93,7 @@ struct transport {
 	uint16_t port;
 	bool implicit_tls;
 	bool will_starttls;	/* opts.starttls, for the log */
+	bool quiet;		/* opts.quiet */
 	char *ca_file;
 	unsigned timeout; /* seconds */
 	const struct log_ctx *log;
@@ -652,9 +653,9 @@ tls_established(struct transport *t)
 	t->is_tls = true;
 	t->timer = sd_event_source_disable_unref(t->timer);
 	set_state(t, ST_OPEN);
-	log_info(t->log, "%s %s: %s, %s",
-		 t->starttls ? "STARTTLS with" : "connected to", t->peer,
-		 SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+	log_at(t->quiet ? LOG_DEBUG : LOG_INFO, t->log, "%s %s: %s, %s",
+	       t->starttls ? "STARTTLS with" : "connected to", t->peer,
+	       SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
 	flush(t);
 	if (t->state != ST_OPEN)
 		return;
@@ -963,9 +964,9 @@ connect_done(struct transport *t, uint32_t revents)
 	}
 	t->timer = sd_event_source_disable_unref(t->timer);
 	set_state(t, ST_OPEN);
-	log_info(t->log, "connected to %s (%s)", t->peer,
-		 t->will_starttls ? "plain text until STARTTLS"
-				  : "plain text");
+	log_at(t->quiet ? LOG_DEBUG : LOG_INFO, t->log, "connected to %s (%s)",
+	       t->peer,
+	       t->will_starttls ? "plain text until STARTTLS" : "plain text");
 	flush(t);
 	if (t->state == ST_OPEN && t->cb.connected)
 		t->cb.connected(t->ud);
@@ -1286,6 +1287,7 @@ transport_new(sd_event *e, const struct transport_opts *o,
 	t->port = o->port;
 	t->implicit_tls = o->implicit_tls;
 	t->will_starttls = o->starttls;
+	t->quiet = o->quiet;
 	t->ca_file = o->ca_file ? xstrdup(o->ca_file) : NULL;
 	t->timeout = o->connect_timeout ? o->connect_timeout : DEFAULT_TIMEOUT;
 	t->log = o->log;

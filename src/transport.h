@@ -24,6 +24,9 @@ struct transport_opts {
 	const char *ca_file; /* PEM bundle, or NULL for the system store */
 	unsigned connect_timeout; /* seconds for resolve + connect + TLS */
 	const struct log_ctx *log; /* borrowed; for log lines */
+	/* "connected to ..." at debug level, not info: a retry in an
+	 * outage, whose end the owner tells once logged in. */
+	bool quiet;
 };
 
 /* Callbacks, all called from the event loop, never from inside a

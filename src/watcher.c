@@ -706,6 +706,9 @@ start_connection(struct watcher *w)
 		.ca_file = w->a->ca_file,
 		.connect_timeout = CONNECT_TIMEOUT,
 		.log = w->log,
+		/* From the second retry of an outage on: healthy() says
+		 * "back after" when one logs in. */
+		.quiet = w->failures > 1,
 	};
 	struct session_opts so = {
 		.username = w->username,

@@ -92,6 +92,11 @@ def test_limit_logged_once():
     lines = re.findall(r".*\[LIMIT\].*", mw.log())
     ok(len(lines) == 1, "the refusal logged once (%d)" % len(lines),
        "\n".join(lines))
+    # A trial read seven "connected to" lines, and nothing else, as
+    # working: from the second retry on they are at debug level too.
+    lines = re.findall(r".*connected to.*", mw.log())
+    ok(len(lines) <= 2, "'connected to' for the first try and retry only "
+       "(%d)" % len(lines), "\n".join(lines))
     for c in held:
         c.logout()
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")

@@ -1252,7 +1252,11 @@ test_shell_words(void)
 	    {"oauth2_token_command = cat $HOME/tok", "$HOME/tok"},
 	    {"on_new_mail = notify-send $MAILWATCH_FROM && true",
 	     "$MAILWATCH_FROM"},
+	    {"on_new_mail = logger \"New mail from $MAILWATCH_FROM\"",
+	     "New mail from $MAILWATCH_FROM"},
+	    {"on_new_mail = notify-send hi; rm -rf ~", "hi;"},
 	    {"oauth2_token_command = pizauth show x", NULL},
+	    {"on_new_mail = /bin/echo 'costs $5'", NULL},
 	    {"on_new_mail = sh -c 'echo $MAILWATCH_FROM | logger'", NULL},
 	    {"on_new_mail = /bin/echo 'a | b' 'x>y'", NULL},
 	};
