@@ -99,7 +99,7 @@ struct watcher {
 	int64_t stop_at;
 	uint32_t stop_messages;
 
-	char describe[128];
+	char describe[320];
 };
 
 /* Every time here is CLOCK_BOOTTIME, which runs during suspend: a deadline
@@ -958,6 +958,21 @@ cred_command(const struct watcher *w)
 				      : "password_command";
 }
 
+/* "reconnecting" with when (" at 10:02:03", or "") and why: the last
+ * loss, the same through the tries while it does not change (a trial's
+ * status said "connecting" through two minutes of [LIMIT] refusals, and
+ * of a port that does not speak the TLS asked for). */
+static void
+reconnecting(struct watcher *w, const char *when)
+{
+	if (w->last_loss[0])
+		snprintf(w->describe, sizeof(w->describe),
+			 "reconnecting%s (%s)", when, w->last_loss);
+	else
+		snprintf(w->describe, sizeof(w->describe), "reconnecting%s",
+			 when);
+}
+
 const char *
 watcher_describe(struct watcher *w)
 {
@@ -987,8 +1002,7 @@ watcher_describe(struct watcher *w)
 				 "%s failed; trying again%s", cred_command(w),
 				 hms);
 		else
-			snprintf(w->describe, sizeof(w->describe),
-				 "reconnecting%s", hms);
+			reconnecting(w, hms);
 	} else if (w->state == W_GAVE_UP && w->gave_up) {
 		snprintf(w->describe, sizeof(w->describe),
 			 "stopped: %s (reload to retry)", w->gave_up);
@@ -998,6 +1012,8 @@ watcher_describe(struct watcher *w)
 		 * helper ran. */
 		snprintf(w->describe, sizeof(w->describe), "waiting for %s",
 			 cred_command(w));
+	} else if (w->state == W_CONNECTING && w->failures) {
+		reconnecting(w, "");
 	} else {
 		snprintf(w->describe, sizeof(w->describe), "%s",
 			 wstate_names[w->state]);

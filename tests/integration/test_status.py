@@ -370,8 +370,11 @@ def test_outage_line():
             return json.loads(out)["accounts"][0]["state"]
         except (ValueError, KeyError, IndexError):
             return "exit %s: %r" % (rc, out)
-    ok(mwtest.wait_until(lambda: state() == "INBOX: reconnecting", 5),
-       "the account's state: 'INBOX: reconnecting'", state())
+    ok(mwtest.wait_until(lambda: re.match(
+        r"INBOX: reconnecting \((?:server closed the connection|cannot "
+        r"connect: [^;]*)\)$", state()), 5),
+       "the account's state: 'INBOX: reconnecting' and why, once",
+       state())
     finish(mw)
 
 
