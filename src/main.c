@@ -488,7 +488,7 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 		if (old) {
 			log_info(&(struct log_ctx){a->name, NULL}, "%s",
 				 config_account_equal(old->a, a)
-					 ? "trying again after giving up"
+					 ? "trying again at once"
 					 : "settings changed: reconnecting");
 			stop_running(&old);
 		}

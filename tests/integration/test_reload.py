@@ -92,7 +92,7 @@ def main():
     # The same file again: tried again, and said so (nothing changed).
     mark = mw.mark()
     mw.reload()
-    ok(mw.wait_log(r"a: trying again after giving up", 10, since=mark) and
+    ok(mw.wait_log(r"a: trying again at once", 10, since=mark) and
        mw.wait_log(r"a/INBOX: login as alice failed.*not retrying", 15,
                    since=mark),
        "a reload of the same file tries again, and says why",
