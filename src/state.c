@@ -745,11 +745,14 @@ out:
 static char *
 same_server(const struct state_store *s, const char *text)
 {
-	char *server = server_line(s->host, s->user), *name = NULL;
-	const char *p = text + strlen(MAGIC), *nl = strchr(p, '\n');
+	char *server, *name = NULL;
+	const char *p = text + strlen(MAGIC), *nl;
 
-	if (!strncmp(text, MAGIC, strlen(MAGIC)) && nl &&
-	    !strncmp(p, "account ", 8) &&
+	if (strncmp(text, MAGIC, strlen(MAGIC)))
+		return NULL; /* and p may be past its end */
+	server = server_line(s->host, s->user);
+	nl = strchr(p, '\n');
+	if (nl && !strncmp(p, "account ", 8) &&
 	    !strncmp(nl + 1, server, strlen(server))) {
 		char *line = xstrndup(p + 8, (size_t)(nl - p - 8));
 
