@@ -68,7 +68,7 @@ struct child_spec {
 	char *const *argv; /* argv[0] is looked up in PATH without a '/' */
 	char *const *envp;
 	bool with_stderr;   /* stderr on the pipe too, else inherited */
-	bool error_lines;   /* else: stderr read apart, ops->error_line */
+	bool error_lines;   /* stderr on a pipe of its own, to error_line */
 	bool detached;	    /* a session of its own, never killed */
 	bool yield;	    /* let it start before the caller goes on */
 	uint64_t timeout;   /* usec from the start to the deadline; 0: none */
