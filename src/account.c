@@ -505,26 +505,24 @@ assign(struct account_run *ar)
 	 * NOTIFY, of those it does not follow only: a trial read "1 mailbox
 	 * with IDLE, 1 checked" after "watching 109 mailboxes with IDLE and
 	 * NOTIFY" as all that was watched. */
-	if (left > own && left - own != ar->n_checked && ar->mode == M_NOTIFY)
-		log_info(&ar->log,
-			 "%zu mailbox%s NOTIFY does not follow: %zu with "
-			 "IDLE, %zu checked every %u s (%s %u)",
-			 left, left == 1 ? "" : "es", own, left - own,
-			 ar->a->d.poll_interval,
-			 ar->budget < ar->a->d.max_connections
-				 ? "connections the server allows:"
-				 : "max_connections =",
-			 ar->budget);
-	else if (left > own && left - own != ar->n_checked)
-		log_info(&ar->log,
-			 "%zu mailbox%s with IDLE, %zu checked every %u s "
-			 "(%s %u)",
-			 own + 1, own ? "es" : "", left - own,
-			 ar->a->d.poll_interval,
-			 ar->budget < ar->a->d.max_connections
-				 ? "connections the server allows:"
-				 : "max_connections =",
-			 ar->budget);
+	if (left > own && left - own != ar->n_checked) {
+		const char *limit = ar->budget < ar->a->d.max_connections
+					    ? "connections the server allows:"
+					    : "max_connections =";
+
+		if (ar->mode == M_NOTIFY)
+			log_info(&ar->log,
+				 "%zu mailbox%s NOTIFY does not follow: %zu "
+				 "with IDLE, %zu checked every %u s (%s %u)",
+				 left, left == 1 ? "" : "es", own, left - own,
+				 ar->a->d.poll_interval, limit, ar->budget);
+		else
+			log_info(&ar->log,
+				 "%zu mailbox%s with IDLE, %zu checked every "
+				 "%u s (%s %u)",
+				 own + 1, own ? "es" : "", left - own,
+				 ar->a->d.poll_interval, limit, ar->budget);
+	}
 	ar->n_checked = left > own ? left - own : 0;
 	if (sweep_needed(ar))
 		start_sweeping(ar);

@@ -589,8 +589,7 @@ check_program(struct parser *p, enum key k, const char *prog)
 static bool
 shell_word(const char *w)
 {
-	static const char *const ops[] = {"|", "||", "&&", "&", ";", "<",
-					  NULL};
+	static const char *const ops[] = {"|", "||", "&&", "&", NULL};
 
 	size_t n = strlen(w);
 
