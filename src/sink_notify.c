@@ -107,7 +107,8 @@ static void __attribute__((format(printf, 4, 5)))
 notify_failed(struct notify_sink *ns, const char *account, bool unavailable,
 	      const char *fmt, ...)
 {
-	struct log_ctx ctx = {.account = account};
+	/* A missing server is nobody's account's: no account name then. */
+	struct log_ctx ctx = {.account = unavailable ? NULL : account};
 	char msg[512];
 	va_list ap;
 

@@ -591,6 +591,8 @@ test_notify(sd_event *e)
 	is_int(count_str(l, "no notification server"), 1,
 	       "... once for three messages");
 	ok(strstr(l, "ServiceUnknown") != NULL, "... saying why");
+	ok(strstr(l, "mailwatch: no notification server") != NULL,
+	   "... not as one account's trouble");
 	ok(strstr(l, "will keep watching") != NULL,
 	   "... and that watching goes on");
 	free(l);
