@@ -46,17 +46,54 @@ sanitize(const struct codec_str *s)
 	return mime_sanitize(str_ptr(s), str_len(s), MIME_MAX_TEXT);
 }
 
-/* Returns the first address of l that is neither a group marker nor empty,
- * or NULL. RFC 3501 marks a group start with a NIL host and the group name
- * as mailbox, and its end with NIL mailbox and host. A NIL host with a
- * mailbox but no end marker after it is taken as an address without a
- * domain, which is what some servers send for "From: root". */
+/* What servers put in an ENVELOPE for a part of an address the header
+ * did not have or that could not be parsed: Dovecot's MISSING_MAILBOX,
+ * MISSING_DOMAIN and SYNTAX_ERROR, and UW IMAP's host names that start
+ * with a dot (.MISSING-HOST-NAME., .SYNTAX-ERROR.; no real host name
+ * does). */
+static bool
+no_mailbox(const char *s, size_t len)
+{
+	return len == 15 && !memcmp(s, "MISSING_MAILBOX", 15);
+}
+
+static bool
+no_host(const char *s, size_t len)
+{
+	return (len == 14 && !memcmp(s, "MISSING_DOMAIN", 14)) ||
+	       (len == 12 && !memcmp(s, "SYNTAX_ERROR", 12)) ||
+	       (len && s[0] == '.');
+}
+
+static bool
+real_mailbox(const struct codec_address *a)
+{
+	return str_len(&a->mailbox) &&
+	       !no_mailbox(str_ptr(&a->mailbox), str_len(&a->mailbox));
+}
+
+/* Both parts there and neither a placeholder: an address to hand on. */
+static bool
+complete(const struct codec_address *a)
+{
+	return real_mailbox(a) && str_len(&a->host) &&
+	       !no_host(str_ptr(&a->host), str_len(&a->host));
+}
+
+/* Returns the first complete address of l, else the first entry that is
+ * neither a group marker nor empty, or NULL. RFC 3501 marks a group start
+ * with a NIL host and the group name as mailbox, and its end with NIL
+ * mailbox and host. A NIL host with a mailbox but no end marker after it
+ * is taken as an address without a domain, which is what some servers
+ * send for "From: root". A complete address goes first because a server
+ * splits a From it cannot parse into pieces: "Doe, John <j@x.org>" is
+ * Dovecot's (NIL NIL "Doe" "MISSING_DOMAIN")("John" NIL "j" "x.org"). */
 static const struct codec_address *
 first_address(const struct codec_address_list *l)
 {
 	size_t i, last_end = 0;
 	bool have_end = false;
-	const struct codec_address *a;
+	const struct codec_address *a, *first = NULL;
 
 	for (i = 0; i < l->n; i++) {
 		a = &l->v[i];
@@ -71,11 +108,13 @@ first_address(const struct codec_address_list *l)
 			continue; /* group end */
 		if (a->host.nil && have_end && i < last_end)
 			continue; /* group start */
-		if (str_len(&a->name) || str_len(&a->mailbox) ||
-		    str_len(&a->host))
+		if (complete(a))
 			return a;
+		if (!first && (str_len(&a->name) || str_len(&a->mailbox) ||
+			       str_len(&a->host)))
+			first = a;
 	}
-	return NULL;
+	return first;
 }
 
 /* name (decoded, owned) without one pair of enclosing double quotes. */
@@ -101,42 +140,22 @@ display_name(const struct codec_address *a)
 	return unquote(decode(&a->name));
 }
 
-/* What servers put in an ENVELOPE for a part of an address the header
- * did not have or that could not be parsed: Dovecot's MISSING_MAILBOX and
- * MISSING_DOMAIN, and UW IMAP's host names that start with a dot
- * (.MISSING-HOST-NAME., .SYNTAX-ERROR.; no real host name does). */
-static bool
-no_mailbox(const char *s, size_t len)
-{
-	return len == 15 && !memcmp(s, "MISSING_MAILBOX", 15);
-}
-
-static bool
-no_host(const char *s, size_t len)
-{
-	return (len == 14 && !memcmp(s, "MISSING_DOMAIN", 14)) ||
-	       (len && s[0] == '.');
-}
-
-/* "mailbox@host", or the mailbox alone when there is no host, or "" when
- * there is no mailbox (a server's placeholder for one counts as none). */
+/* "mailbox@host" when a has both, else "": an address that could be
+ * wrong is left out ("From: Ctl<ESC>..." gives Dovecot's "Ctl" and
+ * MISSING_DOMAIN). */
 static char *
 address(const struct codec_address *a)
 {
 	size_t ml = str_len(&a->mailbox), hl = str_len(&a->host);
 	char *raw, *r;
 
-	if (no_host(str_ptr(&a->host), hl))
-		hl = 0;
-	if (ml == 0 || no_mailbox(str_ptr(&a->mailbox), ml))
+	if (!complete(a))
 		return xstrdup("");
 	raw = xmalloc(ml + 1 + hl + 1);
 	memcpy(raw, str_ptr(&a->mailbox), ml);
-	if (hl) {
-		raw[ml] = '@';
-		memcpy(raw + ml + 1, str_ptr(&a->host), hl);
-	}
-	r = mime_sanitize(raw, hl ? ml + 1 + hl : ml, MIME_MAX_TEXT);
+	raw[ml] = '@';
+	memcpy(raw + ml + 1, str_ptr(&a->host), hl);
+	r = mime_sanitize(raw, ml + 1 + hl, MIME_MAX_TEXT);
 	free(raw);
 	return r;
 }
@@ -174,6 +193,11 @@ mail_event_from_envelope(struct mail_event *ev,
 	if (a) {
 		ev->from_name = display_name(a);
 		ev->from_address = address(a);
+		/* "From: root": shown, as a name, since it is no address. */
+		if (!*ev->from_name && !*ev->from_address && real_mailbox(a)) {
+			free(ev->from_name);
+			ev->from_name = sanitize(&a->mailbox);
+		}
 	} else {
 		ev->from_name = xstrdup("");
 		ev->from_address = xstrdup("");
@@ -256,59 +280,141 @@ angle_bracket(const char *v, const char *end)
 	return NULL;
 }
 
-/* Sets from_name and from_address from a From field's raw value, which
- * may be cut short (the fields are fetched up to a size): the first
- * "Name <address>", or a bare address. Whatever is not surely an address
- * (the address cut off, a quote left open) goes in the name, so that a
- * hook never gets a piece of the name as the address. */
+/* Whether [v, v + n) can be handed on as an address: one '@' with
+ * something on both sides, and none of what a header puts around or
+ * between addresses. */
+static bool
+plain_address(const char *v, size_t n)
+{
+	const char *at = memchr(v, '@', n);
+
+	if (!at || at == v || at == v + n - 1 ||
+	    memchr(at + 1, '@', v + n - at - 1))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!v[i] || strchr(" \t\r\n<>()\",;:", v[i]))
+			return false;
+	return true;
+}
+
+/* The display name in [v, end): quoted strings without their quotes and
+ * backslashes, comments left out, RFC 2047 decoded. A quote left open
+ * (the field cut short) runs to the end. */
+static char *
+phrase(const char *v, const char *end)
+{
+	char *buf = xmalloc(end - v + 1), *o = buf, *r;
+	bool quoted = false;
+	int depth = 0;
+
+	for (const char *p = v; p < end; p++) {
+		if ((quoted || depth) && *p == '\\' && p + 1 < end) {
+			p++;
+			if (quoted)
+				*o++ = *p;
+		} else if (quoted) {
+			if (*p == '"')
+				quoted = false;
+			else
+				*o++ = *p;
+		} else if (depth) {
+			depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
+		} else if (*p == '"') {
+			quoted = true;
+		} else if (*p == '(') {
+			depth = 1;
+		} else {
+			*o++ = *p;
+		}
+	}
+	while (o > buf && strchr(" \t\r\n", o[-1]))
+		o--;
+	r = mime_decode_header(buf, o - buf, MIME_MAX_TEXT);
+	free(buf);
+	return r;
+}
+
+/* Past a group's "name:" when [v, end) starts with one ("Team: a@b,
+ * c@d;", "Undisclosed:;"), else v. */
+static const char *
+past_group_name(const char *v, const char *end)
+{
+	bool quoted = false;
+
+	for (const char *p = v; p < end; p++) {
+		if (quoted && *p == '\\' && p + 1 < end)
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (!quoted && *p == ':')
+			return p + 1;
+		else if (!quoted && (!*p || strchr("<@,(", *p)))
+			break;
+	}
+	return v;
+}
+
+/* Sets from_name and from_address from a From or Sender field's raw
+ * value, which may be cut short (the fields are fetched up to a size):
+ * the first "Name <address>", or a bare address, of a group its first
+ * member. What is not surely an address (one cut off, "root", a quote
+ * left open) is left out or, with no name, taken as the name, so that a
+ * hook never gets a piece of a name as the address. */
 static void
 from_field(struct mail_event *ev, const char *v, size_t n)
 {
-	const char *end = v + n, *lt, *gt = NULL, *p;
+	const char *end = v + n, *lt, *gt, *p;
 
-	lt = angle_bracket(v, end);
-	if (!lt)
-		lt = memchr(v, '<', n); /* "Name <a@b> with a quote open */
-	if (lt) {
-		gt = memchr(lt, '>', end - lt);
-		ev->from_name = unquote(mime_decode_header(v, lt - v,
-							   MIME_MAX_TEXT));
-		ev->from_address =
-		    gt ? mime_sanitize(lt + 1, gt - lt - 1, MIME_MAX_TEXT)
-		       : xstrdup("");
-		return;
-	}
-	/* "addr", "addr (Name)", "addr, other": the first word, when it can
-	 * be an address; else (an encoded-word, a quote) all of it is a
-	 * name whose address was cut off. */
+	v = past_group_name(v, end);
 	while (v < end && strchr(" \t\r\n", *v))
 		v++;
-	for (p = v; p < end && !strchr(" \t\r\n,(", *p); p++)
-		;
-	if (memchr(v, '"', p - v) || memmem(v, p - v, "=?", 2)) {
-		ev->from_name =
-		    unquote(mime_decode_header(v, end - v, MIME_MAX_TEXT));
-		ev->from_address = xstrdup("");
+	lt = angle_bracket(v, end);
+	if (!lt)
+		lt = memchr(v, '<', end - v); /* "Name <a@b> with a quote open */
+	if (lt) {
+		gt = memchr(lt, '>', end - lt);
+		ev->from_name = phrase(v, lt);
+		ev->from_address =
+		    gt && plain_address(lt + 1, gt - lt - 1)
+			? mime_sanitize(lt + 1, gt - lt - 1, MIME_MAX_TEXT)
+			: xstrdup("");
 		return;
 	}
-	ev->from_name = xstrdup("");
-	ev->from_address = mime_sanitize(v, p - v, MIME_MAX_TEXT);
+	for (p = v; p < end && *p && !strchr(" \t\r\n,(;", *p); p++)
+		;
+	if (plain_address(v, p - v)) {
+		ev->from_name = xstrdup("");
+		ev->from_address = mime_sanitize(v, p - v, MIME_MAX_TEXT);
+		return;
+	}
+	/* Up to the end of the first member: an empty group is nothing. */
+	for (p = v; p < end && *p != ';' && *p != ','; p++)
+		;
+	if (memchr(v, '"', p - v))
+		p = end; /* a quote may hold a ',' */
+	ev->from_name = phrase(v, p);
+	ev->from_address = xstrdup("");
 }
 
 void
 mail_event_from_headers(struct mail_event *ev, const char *h, size_t len)
 {
+	static const char *const fields[] = {"From", "Sender"};
 	const char *end = h + len, *v;
 	size_t n = 0;
 
-	v = header_field(h, end, "From", &n);
-	if (!v)
-		v = header_field(h, end, "Sender", &n);
-	if (v) {
-		from_field(ev, v, n);
-	} else {
-		ev->from_name = xstrdup("");
-		ev->from_address = xstrdup("");
+	ev->from_name = xstrdup("");
+	ev->from_address = xstrdup("");
+	/* Sender stands in for a From that names no one, as in the ENVELOPE
+	 * (RFC 3501 section 7.4.2). */
+	for (size_t i = 0; i < 2 && !*ev->from_name && !*ev->from_address;
+	     i++) {
+		v = header_field(h, end, fields[i], &n);
+		if (v) {
+			free(ev->from_name);
+			free(ev->from_address);
+			from_field(ev, v, n);
+		}
 	}
 	set_from(ev);
 	v = header_field(h, end, "Subject", &n);

@@ -19,10 +19,11 @@
 /* Messages of one fetch whose responses were over the codec's limits and
  * are fetched again, headers only; more are left unannounced. */
 #define MAX_SKIPPED 64
-/* What is fetched of such a message: four header fields, each cut at a
- * size that shows in a notification. */
+/* What is fetched of such a message: the header fields a notification
+ * shows (Sender for a From that names no one), each cut at a size that
+ * shows in one. */
 #define HEADERS_ONLY                                                           \
-	"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "                  \
+	"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "           \
 	"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "                          \
 	"BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "                              \
 	"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)"

@@ -6,10 +6,13 @@ followed by a normal message, are all announced once (the big ones with
 their From and Subject, cut), within a second of the next, and new mail
 after them still is. The log says what happened. A sender whose address
 is past what is fetched of the From field, or that Dovecot could not
-parse, gives the hooks no address rather than a wrong one."""
+parse, gives the hooks no address rather than a wrong one; a From that
+Dovecot splits gives its whole address; and for a message over the limits
+with a From naming no one, the Sender is read, as for any other."""
 
 import base64
 import os
+import re
 import sys
 import time
 
@@ -99,6 +102,36 @@ def check_senders(dc, mw, n):
            "%s: no address, rather than a wrong one (%r, %r)" % (
                what, r["MAILWATCH_FROM"][:60],
                r["MAILWATCH_FROM_ADDRESS"][:60]))
+    # Dovecot's ENVELOPE for these: ((NIL NIL "Doe" "MISSING_DOMAIN")
+    # ("John" NIL "john" "acme.example")), (("Foo" NIL "foo"
+    # "SYNTAX_ERROR")). Then one over the limits (3,000 Cc) whose From is
+    # an empty group: its Sender, as the ENVELOPE gives it for a small one.
+    cc = ", ".join("cc%04d@example.org" % i for i in range(3000))
+    over = mwtest.make_message("over, sender only", from_="Undisclosed:;")
+    over = over.replace(b"\r\nTo:", b"\r\nSender: Lis <l@lists.example>"
+                        b"\r\nCc: " + cc.encode() + b"\r\nTo:", 1)
+    mark = mw.mark()
+    for what, raw, name, address in (
+            ("Doe, John", mwtest.make_message(
+                "split", from_="Doe, John <john@acme.example>"),
+             "John", "john@acme.example"),
+            ("two @", mwtest.make_message(
+                "two", from_="Foo <foo@bar@baz.example>"), "Foo", ""),
+            ("over the limits, Sender only", over,
+             "Lis", "l@lists.example")):
+        dc.deliver("alice", raw)
+        recs = mw.wait_hooks(n + 1, 10)
+        ok(len(recs) == n + 1, "%s: announced" % what)
+        if len(recs) != n + 1:
+            return
+        r = recs[n]
+        n += 1
+        ok(r["MAILWATCH_FROM_NAME"] == name and
+           r["MAILWATCH_FROM_ADDRESS"] == address,
+           "%s: from %r <%r>" % (what, r["MAILWATCH_FROM_NAME"],
+                                r["MAILWATCH_FROM_ADDRESS"]))
+    ok(len(re.findall(r"over the limits", mw.log()[mark:])) == 1,
+       "only the last one was over the limits")
 
 
 mwtest.main(main)

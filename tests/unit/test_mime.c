@@ -338,10 +338,10 @@ test_event(void)
 	check_event(&e, "Sen Der <s@s.org>", "Sen Der", "s@s.org",
 		    "empty group falls back to Sender");
 
-	/* NIL host without a group end: an address without a domain */
+	/* NIL host without a group end: no address, the name stays */
 	a[0] = (struct codec_address){S("Admin"), NIL, S("root"), NIL};
 	e = envelope(a, 1);
-	check_event(&e, "Admin <root>", "Admin", "root", "no host");
+	check_event(&e, "Admin", "Admin", "", "no host: no address");
 
 	/* a name without an address */
 	a[0] = (struct codec_address){S("Only Name"), NIL, NIL, S("x.org")};
@@ -357,10 +357,23 @@ test_event(void)
 	check_event(&e, "Quo", "Quo", "", "a name and the placeholders");
 	a[0] = (struct codec_address){NIL, NIL, S("root"),
 				      S("MISSING_DOMAIN")};
-	check_event(&e, "root", "", "root", "MISSING_DOMAIN: the mailbox alone");
+	check_event(&e, "root", "root", "",
+		    "MISSING_DOMAIN: the mailbox as the name, no address");
 	a[0] = (struct codec_address){NIL, NIL, S("root"),
 				      S(".MISSING-HOST-NAME.")};
-	check_event(&e, "root", "", "root", "UW's missing host: the mailbox");
+	check_event(&e, "root", "root", "", "UW's missing host: the same");
+	a[0] = (struct codec_address){S("Foo"), NIL, S("foo"),
+				      S("SYNTAX_ERROR")};
+	check_event(&e, "Foo", "Foo", "", "Dovecot's SYNTAX_ERROR: no address");
+	/* "Doe, John <john@acme.example>" as Dovecot splits it: the
+	 * address that is whole, not the piece before it */
+	a[0] = (struct codec_address){NIL, NIL, S("Doe"), S("MISSING_DOMAIN")};
+	a[1] = (struct codec_address){S("John"), NIL, S("john"),
+				      S("acme.example")};
+	e = envelope(a, 2);
+	check_event(&e, "John <john@acme.example>", "John", "john@acme.example",
+		    "a whole address before a broken one");
+	e = envelope(a, 1);
 	a[0] = (struct codec_address){NIL, NIL, S(".user"), S("example.jp")};
 	check_event(&e, ".user@example.jp", "", ".user@example.jp",
 		    "a local part that starts with a dot is kept");
@@ -430,8 +443,8 @@ test_headers(void)
 		      "s@example.org", "[2Jcut", "", "",
 		      "Sender, control characters dropped");
 	check_headers("From: \"Unclosed <u@example.org\r\nX-From: no\r\n",
-		      "\"Unclosed", "", "", "",
-		      "unclosed quote: the first word");
+		      "Unclosed", "", "", "",
+		      "unclosed quote: the name, no address");
 	check_headers("", "", "", "", "", "empty");
 
 	/* cut short where the fields are fetched up to a size: the name
@@ -442,10 +455,26 @@ test_headers(void)
 		      "cut in an encoded-word: a name, no address");
 	check_headers("From: Zoe Long <zoe@exam\r\n", "Zoe Long", "", "", "",
 		      "cut in the address: the name alone");
-	check_headers("From: \"Long, Name\r\n", "\"Long, Name", "", "", "",
+	check_headers("From: \"Long, Name\r\n", "Long, Name", "", "", "",
 		      "cut in a quoted name: the name alone");
 	check_headers("From: root\r\n", "root", "", "", "",
-		      "a local mailbox is an address");
+		      "a local mailbox is shown");
+
+	/* as the ENVELOPE path reads them */
+	check_headers("From: Undisclosed:;\r\nSender: <l@lists.example>\r\n",
+		      "l@lists.example", "", "", "",
+		      "an empty group: Sender");
+	check_headers("From: Team: ann@x.example, bob@y.example;\r\n",
+		      "ann@x.example", "", "", "", "a group: its first member");
+	check_headers("From: \"<b>B</b> & \\\"q\\\" (c)\" (comment) "
+		      "<mk@x.org>\r\n",
+		      "<b>B</b> & \"q\" (c) <mk@x.org>", "", "", "",
+		      "a quoted name: unquoted, its comment left out");
+	check_headers("From: Foo <foo@bar@baz.example>\r\n", "Foo", "", "",
+		      "", "two @: no address");
+	check_headers("From: Doe, John <john@acme.example>\r\n",
+		      "Doe, John <john@acme.example>", "", "", "",
+		      "an unquoted comma in the name");
 }
 
 /* A Message-ID over the cap: left out rather than cut. */
