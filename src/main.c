@@ -89,7 +89,7 @@ usage(FILE *f)
 {
 	fputs("usage: mailwatch [-c FILE] [-v] [--check-config]\n"
 	      "       mailwatch status [--json] [--follow] "
-	      "[--format TEMPLATE]\n"
+	      "[--format TEMPLATE] [--pango]\n"
 	      "Tells you the moment new mail arrives in IMAP mailboxes.\n\n"
 	      "  -c, --config FILE   configuration (default "
 	      "$XDG_CONFIG_HOME/mailwatch/mailwatch.ini)\n"

@@ -182,12 +182,45 @@ put_unseen(FILE *f, const struct snapshot *s)
 		fputc('?', f);
 }
 
+/* How text from mail, servers and the config is put where a status bar
+ * may read it as markup. A sender must not style the bar, break it with
+ * an '&', or give it a command to run on a click. */
+enum escape {
+	ESC_NONE,  /* the plain output, for people */
+	ESC_BAR,   /* --format: a '{' after a zero-width space, since
+		      polybar's and lemonbar's "%{A:command:}" tags have
+		      no escape that works (a space that shows nothing) */
+	ESC_PANGO, /* --json, --pango: Pango markup's entities (waybar,
+		      i3blocks' markup = pango) */
+};
+
+static void
+put_value(FILE *f, const char *v, enum escape e)
+{
+	for (; *v; v++) {
+		if (e == ESC_PANGO && *v == '&')
+			fputs("&amp;", f);
+		else if (e == ESC_PANGO && *v == '<')
+			fputs("&lt;", f);
+		else if (e == ESC_PANGO && *v == '>')
+			fputs("&gt;", f);
+		else if (e == ESC_PANGO && *v == '"')
+			fputs("&quot;", f);
+		else if (e == ESC_PANGO && *v == '\'')
+			fputs("&#39;", f);
+		else if (e == ESC_BAR && *v == '{')
+			fputs("\u200b{", f);
+		else
+			fputc(*v, f);
+	}
+}
+
 /* Expands template into f: {unseen}, {watched}, {mailboxes}, and the
- * newest message's {from}, {subject}, {account}, {mailbox}; {{ and }}
- * are braces. Returns NULL, or where the template goes wrong: an unknown
- * placeholder, or a brace not doubled outside one. */
+ * newest message's {from}, {subject}, {account}, {mailbox}, escaped as e
+ * says; {{ and }} are braces. Returns NULL, or where the template goes
+ * wrong: an unknown placeholder, or a brace not doubled outside one. */
 static const char *
-expand(FILE *f, const char *t, const struct snapshot *s)
+expand(FILE *f, const char *t, const struct snapshot *s, enum escape e)
 {
 	const struct st_box *last = newest(s);
 	size_t watched = 0;
@@ -222,13 +255,13 @@ expand(FILE *f, const char *t, const struct snapshot *s)
 		else if (IS("mailboxes"))
 			fprintf(f, "%zu", s->n_box);
 		else if (IS("from"))
-			fputs(last ? last->from : "", f);
+			put_value(f, last ? last->from : "", e);
 		else if (IS("subject"))
-			fputs(last ? last->subject : "", f);
+			put_value(f, last ? last->subject : "", e);
 		else if (IS("account"))
-			fputs(last ? last->account : "", f);
+			put_value(f, last ? last->account : "", e);
 		else if (IS("mailbox"))
-			fputs(last ? last->mailbox : "", f);
+			put_value(f, last ? last->mailbox : "", e);
 		else
 			return t;
 #undef IS
@@ -267,9 +300,10 @@ all_ok(const struct snapshot *s)
 }
 
 /* The mailboxes with unseen mail and the accounts not well, one per
- * line, for a tooltip or the plain output. */
+ * line, for a tooltip or the plain output (all: every mailbox and
+ * account, with its last message). */
 static void
-details(FILE *f, const struct snapshot *s, bool all)
+details(FILE *f, const struct snapshot *s, bool all, enum escape e)
 {
 	const char *sep = "";
 
@@ -278,15 +312,23 @@ details(FILE *f, const struct snapshot *s, bool all)
 
 		if (!all && b->unseen <= 0)
 			continue;
-		fprintf(f, "%s%s/%s: ", sep, b->account, b->mailbox);
+		fputs(sep, f);
+		put_value(f, b->account, e);
+		fputc('/', f);
+		put_value(f, b->mailbox, e);
+		fputs(": ", f);
 		if (b->unseen < 0)
 			fputs("? unseen", f);
 		else
 			fprintf(f, "%" PRId32 " unseen", b->unseen);
 		if (!b->watched)
 			fputs(" (not watched now)", f);
-		if (all && b->when)
-			fprintf(f, "; last from %s: %s", b->from, b->subject);
+		if (all && b->when) {
+			fputs("; last from ", f);
+			put_value(f, b->from, e);
+			fputs(": ", f);
+			put_value(f, b->subject, e);
+		}
 		sep = "\n";
 	}
 	/* The plain output says how each account is watched ("4 mailboxes
@@ -294,7 +336,10 @@ details(FILE *f, const struct snapshot *s, bool all)
 	for (size_t i = 0; i < s->n_acct; i++) {
 		if (s->acct[i].ok && !all)
 			continue;
-		fprintf(f, "%s%s: %s", sep, s->acct[i].name, s->acct[i].state);
+		fputs(sep, f);
+		put_value(f, s->acct[i].name, e);
+		fputs(": ", f);
+		put_value(f, s->acct[i].state, e);
 		sep = "\n";
 	}
 }
@@ -302,9 +347,11 @@ details(FILE *f, const struct snapshot *s, bool all)
 enum output { O_TEXT, O_FORMAT, O_JSON };
 
 /* The whole output for s as one string (caller frees), ending in a
- * newline. template is good (template_error() is NULL). */
+ * newline. template is good (template_error() is NULL); pango asks for
+ * Pango's escapes in the --format output too. */
 static char *
-render(const struct snapshot *s, enum output how, const char *template)
+render(const struct snapshot *s, enum output how, const char *template,
+       bool pango)
 {
 	char *out = NULL, *tip = NULL;
 	size_t len = 0, tip_len = 0;
@@ -315,12 +362,12 @@ render(const struct snapshot *s, enum output how, const char *template)
 	if (how == O_TEXT && s->running) {
 		put_unseen(f, s);
 		fputs(" unseen\n", f);
-		details(f, s, true);
+		details(f, s, true, ESC_NONE);
 	} else if (how == O_TEXT) {
 		fputs("mailwatch is not running", f);
 	} else if (how == O_FORMAT) {
 		if (s->running)
-			expand(f, template, s);
+			expand(f, template, s, pango ? ESC_PANGO : ESC_BAR);
 	} else {
 		const char *class = !s->running	 ? "stopped"
 				    : !all_ok(s) ? "disconnected"
@@ -332,14 +379,15 @@ render(const struct snapshot *s, enum output how, const char *template)
 
 		if (!tf)
 			abort();
+		/* Waybar reads text and tooltip as Pango markup. */
 		if (s->running)
-			expand(tf, template, s);
+			expand(tf, template, s, ESC_PANGO);
 		fclose(tf);
 		t = open_memstream(&tip, &tip_len);
 		if (!t)
 			abort();
 		if (s->running)
-			details(t, s, false);
+			details(t, s, false, ESC_PANGO);
 		else
 			fputs("mailwatch is not running", t);
 		fclose(t);
@@ -399,7 +447,7 @@ template_error(const char *template)
 
 	if (!f)
 		abort();
-	bad = expand(f, template, &(struct snapshot){0});
+	bad = expand(f, template, &(struct snapshot){0}, ESC_NONE);
 	fclose(f);
 	free(out);
 	return bad;
@@ -420,7 +468,7 @@ static void
 usage(FILE *f)
 {
 	fputs("usage: mailwatch status [--json] [--follow] "
-	      "[--format TEMPLATE]\n"
+	      "[--format TEMPLATE] [--pango]\n"
 	      "Prints the unseen counts of the running mailwatch.\n\n"
 	      "  -j, --json             one JSON object per line (waybar's "
 	      "custom module\n"
@@ -432,6 +480,10 @@ usage(FILE *f)
 	      "                         newest message's {from} {subject} "
 	      "{account} {mailbox}\n"
 	      "                         (default " DEFAULT_TEMPLATE ")\n"
+	      "  -p, --pango            escape what it puts in the template "
+	      "as Pango markup\n"
+	      "                         (for i3blocks' markup = pango; "
+	      "--json does)\n"
 	      "  -h, --help             this help\n\n"
 	      "Exit status 3 when mailwatch is not running. See "
 	      "mailwatch(1).\n",
@@ -469,12 +521,13 @@ status_main(int argc, char **argv)
 	    {"json", no_argument, NULL, 'j'},
 	    {"follow", no_argument, NULL, 'f'},
 	    {"format", required_argument, NULL, 'F'},
+	    {"pango", no_argument, NULL, 'p'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *template = NULL, *bad;
 	enum output how = O_TEXT;
-	bool follow = false, dirty = true;
+	bool follow = false, dirty = true, pango = false;
 	struct snapshot snap = {0};
 	sd_bus *bus = NULL;
 	char *last = NULL;
@@ -482,7 +535,7 @@ status_main(int argc, char **argv)
 
 	/* For getopt's messages. */
 	argv[0] = (char *)"mailwatch status";
-	while ((c = getopt_long(argc, argv, "jfF:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jfF:ph", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			how = O_JSON;
@@ -492,6 +545,9 @@ status_main(int argc, char **argv)
 			break;
 		case 'F':
 			template = optarg;
+			break;
+		case 'p':
+			pango = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -518,7 +574,7 @@ status_main(int argc, char **argv)
 
 	r = sd_bus_open_user(&bus);
 	if (r < 0) {
-		char *out = render(&snap, how, template);
+		char *out = render(&snap, how, template, pango);
 
 		fprintf(stderr, "mailwatch status: no session bus: %s\n",
 			r == -ENOMEDIUM ? "neither DBUS_SESSION_BUS_ADDRESS "
@@ -565,7 +621,7 @@ status_main(int argc, char **argv)
 				break;
 			}
 			sd_bus_error_free(&err);
-			out = render(&snap, how, template);
+			out = render(&snap, how, template, pango);
 			if (!last || strcmp(out, last)) {
 				fputs(out, stdout);
 				fflush(stdout);

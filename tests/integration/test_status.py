@@ -414,5 +414,61 @@ def test_no_bus():
            "%s %r" % (r.returncode, r.stderr))
 
 
+def test_markup():
+    """A sender's text in a status bar is text: a mailbox "R&D <b>" and a
+    subject with Pango markup and a polybar click action. --json (waybar
+    reads text and tooltip as Pango markup) and --pango give entities;
+    --format puts a zero-width space before each '{' of such text, which
+    breaks polybar's and lemonbar's "%{A1:command:}" tags (a trial showed
+    a subject could style a waybar and give polybar a command to run on a
+    click)."""
+    need_binaries()
+    box = "R&D <b>"
+    subject = "%{A1:touch /tmp/x:}click%{A} <span size='99'>BIG</span> &"
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", box)
+    dc.append("alice", box, mwtest.make_message("old"))
+    bus = mwtest.SessionBus()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice", mailboxes=["INBOX", box]),
+    }, bus=bus)
+    ok(mw.wait_log(r"watching \(IDLE", START), "watching", mw.log_tail(10))
+    dc.deliver("alice", mwtest.make_message(subject,
+                                            from_="A&B <ab@example.org>"),
+               mailbox=box)
+    ok(len(mw.wait_hooks(1, 10)) == 1, "the message is announced")
+    ok(mwtest.wait_until(lambda: "click" in status(mw, bus)[1], 10),
+       "status has it")
+    template = "<i>{subject}</i> {from} {mailbox}"
+    rc, out = status(mw, bus, "--json", "--format", template)
+    try:
+        line = json.loads(out)
+    except ValueError:
+        line = {}
+    esc = ("%{A1:touch /tmp/x:}click%{A} &lt;span size=&#39;99&#39;&gt;"
+           "BIG&lt;/span&gt; &amp;")
+    ok(line.get("text") == "<i>%s</i> A&amp;B &lt;ab@example.org&gt; "
+       "R&amp;D &lt;b&gt;" % esc,
+       "--json text: the template's markup kept, what it puts in escaped",
+       repr(line.get("text")))
+    ok("a/R&amp;D &lt;b&gt;: 2 unseen" in line.get("tooltip", ""),
+       "--json tooltip: the mailbox name escaped", repr(line.get("tooltip")))
+    ok(any(b["mailbox"] == box and b["last_subject"] == subject
+           for b in line.get("mailboxes", [])),
+       "--json data fields: as they are")
+    rc, out = status(mw, bus, "--format", "{subject}")
+    ok(out == subject.replace("{", "\u200b{") + "\n",
+       "--format: each '{' of the subject after a zero-width space",
+       repr(out))
+    ok("%{" not in out, "... so no polybar tag is left")
+    rc, out = status(mw, bus, "--format", "{mailbox}", "--pango")
+    ok(out == "R&amp;D &lt;b&gt;\n", "--pango: entities", repr(out))
+    rc, out = status(mw, bus)
+    ok("a/%s: 2 unseen" % box in out and subject in out,
+       "the plain output, for people: as it is", repr(out))
+    finish(mw)
+
+
 mwtest.main(test_counts, test_second_instance, test_nothing_known,
-            test_outage_line, test_no_bus)
+            test_outage_line, test_no_bus, test_markup)
