@@ -14,6 +14,13 @@
 /* The fewest connections the budget goes down to after [LIMIT]: one that
  * pushes, one that checks the rest. */
 #define BUDGET_MIN 2
+/* Seconds after [LIMIT] lowered the budget until one connection more is
+ * tried, doubled after each try the server refuses, up to
+ * BUDGET_RETRY_MAX. What another client held may be free again (a phone
+ * at boot), and a budget lowered for good left mailboxes checked every
+ * poll_interval until a restart. */
+#define BUDGET_RETRY (5 * 60)
+#define BUDGET_RETRY_MAX (60 * 60)
 /* The least time between two state writes in a burst (save_soon). */
 #define SAVE_INTERVAL USEC_PER_SEC
 /* The most mailboxes one LIST may return that are kept: a bound on what
@@ -82,11 +89,19 @@ struct account_run {
 	bool check_due;           /* a box's check may be set */
 	enum mode mode;
 	unsigned budget;          /* connections, at most max_connections */
+	/* Below max_connections: one more is tried on this timer, after
+	 * grow_wait seconds; probing while that try may still meet
+	 * [LIMIT]. */
+	sd_event_source *grow;
+	unsigned grow_wait;
+	bool probing;
+	bool try_refused; /* in on_shrink(): the try met [LIMIT] */
 	unsigned gen;             /* counts NOTIFY sessions */
 	/* Mailboxes the last NOTIFY SET followed; SIZE_MAX after its
 	 * connection went down, so that the next one is logged. */
 	size_t n_notified;
 	size_t n_checked; /* checked every poll_interval, as last logged */
+	size_t n_own;     /* ... and those with a connection of their own */
 	bool stopping;
 	bool paused;              /* account_run_pause(): every watcher */
 	bool notify_up, fetcher_up; /* for check_followers() */
@@ -140,12 +155,28 @@ check_followers(struct account_run *ar)
 	}
 }
 
+/* True once every mailbox given a connection of its own is watched
+ * through it: a try at one connection more held. */
+static bool
+own_all_up(const struct account_run *ar)
+{
+	for (size_t i = 1; i < ar->n; i++)
+		if (ar->box[i]->w && !watcher_connected(ar->box[i]->w))
+			return false;
+	return true;
+}
+
 static void
 changed(void *ud)
 {
 	struct account_run *ar = ud;
 
 	check_followers(ar);
+	/* on_grow() goes on from there, out of the watcher's callback. */
+	if (ar->probing && own_all_up(ar)) {
+		sd_event_source_set_time_relative(ar->grow, 0);
+		sd_event_source_set_enabled(ar->grow, SD_EVENT_ONESHOT);
+	}
 	if (ar->env.changed)
 		ar->env.changed(ar->env.ud);
 }
@@ -242,6 +273,7 @@ new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 		.n_others = notify ? n_others(ar) : 0,
 		.cred = ar->cred,
 		.mailbox_names = notify && ar->dynamic,
+		.quiet_limit = ar->probing,
 	};
 	struct watcher *w = watcher_new(&ar->wenv, &o);
 
@@ -463,6 +495,36 @@ start_sweeping(struct account_run *ar)
 	sd_event_source_set_enabled(ar->sweep, SD_EVENT_ON);
 }
 
+/* Logs how the mailboxes are watched, when some are checked every
+ * poll_interval: with NOTIFY, of those it does not follow only (a trial
+ * read "1 mailbox with IDLE, 1 checked" after "watching 109 mailboxes
+ * with IDLE and NOTIFY" as all that was watched). */
+static void
+say_assigned(struct account_run *ar, int prio)
+{
+	size_t own = ar->n_own, left = own + ar->n_checked;
+	char limit[64];
+
+	/* Not "the server allows": it allows more, others hold them. */
+	if (ar->budget < ar->a->d.max_connections)
+		snprintf(limit, sizeof(limit),
+			 "%u connections: the server refused more", ar->budget);
+	else
+		snprintf(limit, sizeof(limit), "max_connections = %u",
+			 ar->budget);
+	if (ar->mode == M_NOTIFY)
+		log_at(prio, &ar->log,
+		       "%zu mailbox%s NOTIFY does not follow: %zu with IDLE, "
+		       "%zu checked every %u s (%s)",
+		       left, left == 1 ? "" : "es", own, ar->n_checked,
+		       ar->a->d.poll_interval, limit);
+	else
+		log_at(prio, &ar->log,
+		       "%zu mailbox%s with IDLE, %zu checked every %u s (%s)",
+		       own + 1, own ? "es" : "", ar->n_checked,
+		       ar->a->d.poll_interval, limit);
+}
+
 /* Gives the mailboxes NOTIFY does not follow (without NOTIFY, all but the
  * first) an IDLE connection each, in the configured order, as far as the
  * budget goes, and has the fetcher check the rest every poll_interval
@@ -501,28 +563,15 @@ assign(struct account_run *ar)
 			set_watched(ar, b, false);
 		}
 	}
-	/* Said when it changes (assign() runs at each NOTIFY SET). With
-	 * NOTIFY, of those it does not follow only: a trial read "1 mailbox
-	 * with IDLE, 1 checked" after "watching 109 mailboxes with IDLE and
-	 * NOTIFY" as all that was watched. */
+	/* Said when it changes (assign() runs at each NOTIFY SET), quietly
+	 * while one connection more is tried. */
 	if (left > own && left - own != ar->n_checked) {
-		const char *limit = ar->budget < ar->a->d.max_connections
-					    ? "connections the server allows:"
-					    : "max_connections =";
-
-		if (ar->mode == M_NOTIFY)
-			log_info(&ar->log,
-				 "%zu mailbox%s NOTIFY does not follow: %zu "
-				 "with IDLE, %zu checked every %u s (%s %u)",
-				 left, left == 1 ? "" : "es", own, left - own,
-				 ar->a->d.poll_interval, limit, ar->budget);
-		else
-			log_info(&ar->log,
-				 "%zu mailbox%s with IDLE, %zu checked every "
-				 "%u s (%s %u)",
-				 own + 1, own ? "es" : "", left - own,
-				 ar->a->d.poll_interval, limit, ar->budget);
+		ar->n_own = own;
+		ar->n_checked = left - own;
+		say_assigned(ar, ar->probing || ar->try_refused ? LOG_DEBUG
+								 : LOG_INFO);
 	}
+	ar->n_own = own;
 	ar->n_checked = left > own ? left - own : 0;
 	if (sweep_needed(ar))
 		start_sweeping(ar);
@@ -532,7 +581,18 @@ assign(struct account_run *ar)
 	changed(ar);
 }
 
-/* A login met [LIMIT]: one connection fewer for this session. */
+/* Tries one connection more after grow_wait seconds. */
+static void
+grow_later(struct account_run *ar)
+{
+	sd_event_source_set_time_relative(ar->grow,
+					  ar->grow_wait * USEC_PER_SEC);
+	sd_event_source_set_enabled(ar->grow, SD_EVENT_ONESHOT);
+}
+
+/* A login met [LIMIT]: one connection fewer, and one more tried later.
+ * The try's own refusal is expected: logged at debug level, and the next
+ * try waits twice as long. */
 static int
 on_shrink(sd_event_source *src, void *ud)
 {
@@ -542,8 +602,63 @@ on_shrink(sd_event_source *src, void *ud)
 	if (ar->stopping || ar->budget <= BUDGET_MIN || ar->mode == M_STARTING)
 		return 0;
 	ar->budget--;
-	log_warn(&ar->log, "the server limits connections: using at most %u",
-		 ar->budget);
+	/* Not probing any more before assign(), whose changes would take
+	 * the try for one that held (changed()). */
+	ar->try_refused = ar->probing;
+	ar->probing = false;
+	if (ar->try_refused) {
+		ar->grow_wait = ar->grow_wait * 2 < BUDGET_RETRY_MAX
+					? ar->grow_wait * 2
+					: BUDGET_RETRY_MAX;
+		log_debug(&ar->log, "the server still refuses more than %u "
+				    "connections; trying again in %u s",
+			  ar->budget, ar->grow_wait);
+	} else {
+		ar->grow_wait = BUDGET_RETRY;
+		log_warn(&ar->log,
+			 "the server limits connections: using at most %u",
+			 ar->budget);
+	}
+	grow_later(ar);
+	assign(ar);
+	ar->try_refused = false;
+	return 0;
+}
+
+/* grow_wait after [LIMIT] lowered the budget, or at once after a try
+ * held, a resume or CheckNow: one connection more, if one would be used
+ * (a budget no mailbox is short of goes back up whole). */
+static int
+on_grow(sd_event_source *src, uint64_t usec, void *ud)
+{
+	struct account_run *ar = ud;
+
+	(void)src;
+	(void)usec;
+	if (ar->stopping || ar->mode == M_STARTING)
+		return 0;
+	if (ar->probing) {
+		if (!own_all_up(ar)) {
+			grow_later(ar); /* still trying, not refused */
+			return 0;
+		}
+		ar->probing = false;
+		ar->grow_wait = BUDGET_RETRY;
+		log_info(&ar->log, "the server takes %u connections again",
+			 ar->budget);
+		if (ar->n_checked)
+			say_assigned(ar, LOG_INFO);
+	}
+	if (ar->budget >= ar->a->d.max_connections)
+		return 0;
+	if (!ar->n_checked) {
+		ar->budget = ar->a->d.max_connections;
+		return 0;
+	}
+	ar->budget++;
+	ar->probing = true;
+	log_debug(&ar->log, "trying %u connections", ar->budget);
+	grow_later(ar);
 	assign(ar);
 	return 0;
 }
@@ -1114,6 +1229,11 @@ account_run_new(const struct account_env *env, const struct account *a,
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->shrink, SD_EVENT_OFF);
 	if (r >= 0)
+		r = sd_event_add_time(env->event, &ar->grow, CLOCK_BOOTTIME, 0,
+				      USEC_PER_SEC, on_grow, ar);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(ar->grow, SD_EVENT_OFF);
+	if (r >= 0)
 		r = sd_event_add_time(env->event, &ar->sweep, CLOCK_BOOTTIME, 0,
 				      0, on_sweep, ar);
 	if (r >= 0)
@@ -1151,6 +1271,7 @@ account_run_free(struct account_run **arp)
 	free(ar->listed);
 	sd_event_source_disable_unref(ar->saver);
 	sd_event_source_disable_unref(ar->shrink);
+	sd_event_source_disable_unref(ar->grow);
 	sd_event_source_disable_unref(ar->sweep);
 	free(ar->box);
 	free(ar->by_name);
@@ -1171,6 +1292,19 @@ account_run_rebind(struct account_run *ar, const struct account *a)
 	}
 	if (ar->fetcher)
 		watcher_rebind(ar->fetcher, a);
+}
+
+void
+account_run_reloaded(struct account_run *ar)
+{
+	if (ar->stopping || ar->mode == M_STARTING ||
+	    ar->budget >= ar->a->d.max_connections)
+		return;
+	ar->budget = ar->a->d.max_connections;
+	ar->probing = false;
+	sd_event_source_set_enabled(ar->grow, SD_EVENT_OFF);
+	log_info(&ar->log, "trying max_connections = %u again", ar->budget);
+	assign(ar);
 }
 
 void
@@ -1220,6 +1354,12 @@ account_run_probe(struct account_run *ar)
 	if (ar->fetcher)
 		watcher_probe(ar->fetcher);
 	check_swept(ar);
+	/* What other clients held may be free now: one connection more. */
+	if (ar->budget < ar->a->d.max_connections && !ar->probing &&
+	    !ar->stopping) {
+		sd_event_source_set_time_relative(ar->grow, 0);
+		sd_event_source_set_enabled(ar->grow, SD_EVENT_ONESHOT);
+	}
 }
 
 bool

@@ -60,6 +60,9 @@ void account_run_free(struct account_run **ar);
 /* After a reload: a is the new configuration's account, equal in every
  * setting (config_account_equal) to the old one. Connections stay. */
 void account_run_rebind(struct account_run *ar, const struct account *a);
+/* A reload kept the account: a connection budget that [LIMIT] lowered
+ * goes back to max_connections at once. */
+void account_run_reloaded(struct account_run *ar);
 /* Brings the state file up to date once the loop is idle. */
 void account_run_save(struct account_run *ar);
 /* Starts a clean stop (LOGOUT everywhere); account_run_stopped() turns

@@ -480,8 +480,10 @@ on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 					 "catch-up changed: taken without "
 					 "reconnecting");
 			old->a = a;
-			if (old->acct)
+			if (old->acct) {
 				account_run_rebind(old->acct, a);
+				account_run_reloaded(old->acct);
+			}
 			run[i] = old;
 			continue;
 		}

@@ -56,6 +56,7 @@ struct watcher {
 	const char *const *others;
 	size_t n_others;
 	bool mailbox_names;  /* with notify: MailboxName events too */
+	bool quiet_limit;    /* watcher_opts; cleared at the first login */
 	/* Copies of what a live connection lends out (the session, log
 	 * lines), so the configuration can be replaced under it. */
 	char *username, *account;
@@ -301,6 +302,7 @@ s_authenticated(void *ud)
 	struct watcher *w = ud;
 
 	w->token_retry = false;
+	w->quiet_limit = false;
 	cred_worked(w->cred);
 	cred_cancel(&w->req);
 	if (w->secret)
@@ -475,7 +477,10 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 		}
 		/* fall through */
 	default:
-		log_loss(w, msg);
+		if (limit && w->quiet_limit)
+			log_debug(w->log, "%s", msg);
+		else
+			log_loss(w, msg);
 		break;
 	}
 	if (why == SESSION_FAIL_REFUSED || limit)
@@ -760,6 +765,7 @@ watcher_new(const struct watcher_env *env, const struct watcher_opts *o)
 	w->others = o->others;
 	w->n_others = o->n_others;
 	w->mailbox_names = o->mailbox_names;
+	w->quiet_limit = o->quiet_limit;
 	w->username = xstrdup(o->a->username);
 	w->account = xstrdup(o->a->name);
 	w->cred = o->cred;

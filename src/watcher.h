@@ -69,6 +69,10 @@ struct watcher_opts {
 	/* With notify: be told of mailboxes created, renamed or deleted
 	 * (env.listed, pushed). */
 	bool mailbox_names;
+	/* A try at one connection more than the server took: a [LIMIT]
+	 * before the first login is logged at debug level (the owner says
+	 * what it means). */
+	bool quiet_limit;
 };
 
 /* Creates the watcher and starts connecting. */

@@ -7,7 +7,9 @@ wrong credentials only."""
 
 import os
 import re
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import mwtest  # noqa: E402
@@ -60,7 +62,8 @@ def test_budget_lowered():
         "account a": acct,
     })
     line = mw.wait_log(r"a: \d+ mailbox(?:es)? with IDLE, \d+ checked every "
-                       r"10 s \(connections the server allows: 3\)", 30)
+                       r"10 s \(3 connections: the server refused more\)",
+                       30)
     ok(line, "the budget lowered to what the server allows, in those "
        "words", "\n".join(re.findall(r".*(?:with IDLE|limits connections|"
                                       r"\[LIMIT\]).*", mw.log())))
@@ -102,4 +105,86 @@ def test_limit_logged_once():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
-mwtest.main(main, test_budget_lowered, test_limit_logged_once)
+def test_budget_regrows():
+    """A budget [LIMIT] lowered comes back once the other clients let go:
+    CheckNow (as after a resume) tries one connection more, each that
+    holds the next, until max_connections; a refused try is quiet; a
+    reload goes back to max_connections at once. A trial's budget stayed
+    at 2 after a phone's connections were gone, with 29 folders checked
+    every poll_interval until a restart, which the reload did not
+    bring."""
+    folders = ["F%d" % i for i in range(1, 6)]
+    dc = mwtest.Dovecot(conn_limit=None, notify=False)
+    dc.create_mailboxes("alice", folders)
+    held = [dc.client("alice") for _ in range(8)]
+    acct = dc.account("alice", mailboxes=["INBOX"] + folders)
+    acct.update(max_connections=5, poll_interval=10)
+    bus = mwtest.SessionBus()
+    # At the default log level: what a user reads.
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account a": acct,
+    }, bus=bus, args=())
+    squeezed = r"\(2 connections: the server refused more\)"
+    ok(mw.wait_log(squeezed, 30), "squeezed to 2 connections",
+       "\n".join(re.findall(r".*(?:with IDLE|limits connections).*",
+                            mw.log())))
+
+    def check_now():
+        return subprocess.run(
+            ["busctl", "--user", "call", "org.mailwatch.Mailwatch",
+             "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
+             "CheckNow"], env=bus.env(), capture_output=True, text=True,
+            timeout=mwtest._t(10)).returncode == 0
+
+    # Still held: the try is refused, and nothing says so above debug.
+    mark = mw.mark()
+    refused = dc.log().count("Maximum number of connections")
+    ok(check_now(), "CheckNow")
+    ok(mwtest.wait_until(lambda: dc.log().count(
+        "Maximum number of connections") > refused, 20),
+       "CheckNow tried one connection more, and Dovecot refused it")
+    time.sleep(mwtest._t(1))
+    ok(not re.search(r"\[LIMIT\]|limits connections|refused more",
+                     mw.log()[mark:]),
+       "that refusal is not logged", mw.log()[mark:][-2000:])
+    for c in held[:4]:
+        c.logout()
+    mark = mw.mark()
+    ok(check_now(), "CheckNow with four connections let go")
+    ok(mw.wait_log(r"a: the server takes 4 connections again", 30,
+                   since=mark) and
+       mw.wait_log(r"\(max_connections = 5\)", 30, since=mark),
+       "tried one by one, back to max_connections = 5",
+       "\n".join(re.findall(r".*(?:connections).*", mw.log()[mark:])))
+    ok(mwtest.wait_until(lambda: mw.log()[mark:].count(
+        "watching (IDLE)") >= 3, 10), "their mailboxes in IDLE")
+
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+    # Squeezed again, by a new run; four let go; a reload.
+    held[:4] = [dc.client("alice") for _ in range(4)]
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account a": acct,
+    }, bus=bus)
+    ok(mw.wait_log(squeezed, 30), "a new run: squeezed to 2 again")
+    for c in held[:4]:
+        c.logout()
+    mark = mw.mark()
+    mw.reload()
+    ok(mw.wait_log(r"a: trying max_connections = 5 again", 10, since=mark)
+       and mw.wait_log(r"\(max_connections = 5\)", 30, since=mark),
+       "a reload goes back to max_connections at once",
+       "\n".join(re.findall(r".*(?:connections).*", mw.log()[mark:])))
+    dc.deliver("alice", mwtest.make_message("in F3"), mailbox="F3")
+    recs = mw.wait_hooks(1, 10)
+    ok([r["MAILWATCH_MAILBOX"] for r in recs] == ["F3"],
+       "mail in a mailbox that was checked is announced")
+    for c in held:
+        c.logout()
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+mwtest.main(main, test_budget_lowered, test_limit_logged_once,
+            test_budget_regrows)
