@@ -16,6 +16,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -779,6 +781,30 @@ get_host(struct parser *p, struct account *a, const char *v)
 	a->host = xstrdup(v);
 }
 
+/* Whether OpenSSL takes certificates from path as it will at each
+ * connection; else says why at the line. A file it cannot read failed
+ * every connection, retried as if the network were down, while
+ * --check-config said OK. */
+static bool
+ca_file_loads(struct parser *p, const char *path)
+{
+	X509_STORE *store = X509_STORE_new();
+	bool ok = store && X509_STORE_load_file(store, path) == 1;
+
+	if (!ok) {
+		const char *why = ERR_reason_error_string(ERR_peek_last_error());
+
+		perr(p, p->lineno,
+		     "ca_file: %s: no certificate can be read from it (%s); "
+		     "it must hold PEM certificates (-----BEGIN "
+		     "CERTIFICATE-----)",
+		     path, why ? why : "unknown error");
+	}
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return ok;
+}
+
 /* ca_file: absolute or "~/...", and readable now. */
 static void
 get_ca_file(struct parser *p, struct account *a, const char *v)
@@ -814,6 +840,8 @@ get_ca_file(struct parser *p, struct account *a, const char *v)
 		goto fail;
 	}
 	close(fd);
+	if (!ca_file_loads(p, path))
+		goto fail;
 	a->ca_file = path;
 	return;
 

@@ -95,6 +95,7 @@ struct transport {
 	bool will_starttls;	/* opts.starttls, for the log */
 	bool quiet;		/* opts.quiet */
 	char *ca_file;
+	X509 *bad_cert;   /* the server's, when it did not verify */
 	unsigned timeout; /* seconds */
 	const struct log_ctx *log;
 	struct transport_cb cb;
@@ -229,6 +230,8 @@ close_socket(struct transport *t)
 		SSL_free(t->ssl); /* and its BIO */
 		t->ssl = NULL;
 	}
+	X509_free(t->bad_cert);
+	t->bad_cert = NULL;
 	if (t->fd >= 0) {
 		close(t->fd);
 		t->fd = -1;
@@ -402,23 +405,136 @@ ssl_reason(unsigned long ec, char *buf, size_t size)
 	return buf;
 }
 
-/* What to do about a certificate that did not verify, for the log line. */
-static const char *
-verify_hint(long vr)
+/* ---- what a certificate that did not verify says ---- */
+
+/* " (issued by NAME)", or "" when it has none. */
+static void
+cert_issuer(X509 *cert, char *buf, size_t n)
 {
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p;
+	long len;
+
+	if (!b)
+		return;
+	if (X509_NAME_print_ex(b, X509_get_issuer_name(cert), 0,
+			       XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) > 0 &&
+	    (len = BIO_get_mem_data(b, &p)) > 0)
+		snprintf(buf, n, " (issued by %.*s)", (int)len, p);
+	BIO_free(b);
+}
+
+/* ": it is for NAME, NAME..." from the subjectAltName DNS and IP
+ * entries (at most 4 named), or "" when it has none. */
+static void
+cert_names(X509 *cert, char *buf, size_t n)
+{
+	GENERAL_NAMES *gens =
+	    X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	int count = gens ? sk_GENERAL_NAME_num(gens) : 0, shown = 0;
+	size_t o = 0;
+
+	for (int i = 0; i < count && o < n; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		char ip[INET6_ADDRSTRLEN] = "";
+		const unsigned char *d;
+		int len;
+
+		if (g->type == GEN_DNS) {
+			d = ASN1_STRING_get0_data(g->d.dNSName);
+			len = ASN1_STRING_length(g->d.dNSName);
+		} else if (g->type == GEN_IPADD) {
+			d = ASN1_STRING_get0_data(g->d.iPAddress);
+			len = ASN1_STRING_length(g->d.iPAddress);
+			if ((len != 4 && len != 16) ||
+			    !inet_ntop(len == 16 ? AF_INET6 : AF_INET, d, ip,
+				       sizeof(ip)))
+				continue;
+			d = (const unsigned char *)ip;
+			len = (int)strlen(ip);
+		} else {
+			continue;
+		}
+		if (shown == 4) {
+			o += snprintf(buf + o, n - o, ", ...");
+			break;
+		}
+		o += snprintf(buf + o, n - o, "%s%.*s",
+			      shown++ ? ", " : ": it is for ", len,
+			      (const char *)d);
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+/* tm as "2026-12-07 02:00 UTC", or "" when it cannot be read. */
+static void
+cert_time(const ASN1_TIME *tm, char *buf, size_t n)
+{
+	struct tm t;
+
+	if (tm && ASN1_TIME_to_tm(tm, &t) == 1)
+		strftime(buf, n, "%Y-%m-%d %H:%M UTC", &t);
+}
+
+/* What to do about a certificate that did not verify (vr), for the log
+ * line: into buf, "" when there is nothing to say. */
+static void
+verify_hint(const struct transport *t, long vr, char *buf, size_t n)
+{
+	X509 *cert = t->bad_cert;
+	char what[160] = "";
+
+	buf[0] = 0;
 	switch (vr) {
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+		if (t->ca_file)
+			snprintf(buf, n, "; it is signed by itself, and ca_file "
+					 "%s is not that certificate",
+				 t->ca_file);
+		else
+			snprintf(buf, n, "; it is signed by itself: to trust "
+					 "it, check its fingerprint and set "
+					 "ca_file to that certificate");
+		break;
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-		return "; if the server's certificate comes from a CA of its "
-		       "own, set ca_file to that CA's certificate";
+		if (cert)
+			cert_issuer(cert, what, sizeof(what));
+		if (t->ca_file)
+			snprintf(buf, n, "; ca_file %s does not hold the CA "
+					 "that issued it%s",
+				 t->ca_file, what);
+		else
+			snprintf(buf, n, "; if the server's certificate comes "
+					 "from a CA of its own, set ca_file "
+					 "to that CA's certificate%s",
+				 what);
+		break;
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 	case X509_V_ERR_IP_ADDRESS_MISMATCH:
-		return "; host must be a name the certificate is for";
-	default:
-		return "";
+		if (cert)
+			cert_names(cert, what, sizeof(what));
+		snprintf(buf, n, "; host must be a name the certificate is "
+				 "for%s",
+			 what);
+		break;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		if (cert)
+			cert_time(X509_get0_notAfter(cert), what,
+				  sizeof(what));
+		snprintf(buf, n, "; it expired%s%s", *what ? " on " : "",
+			 what);
+		break;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		if (cert)
+			cert_time(X509_get0_notBefore(cert), what,
+				  sizeof(what));
+		snprintf(buf, n, "; it is valid from %s: is this machine's "
+				 "clock right?",
+			 *what ? what : "a later date");
+		break;
 	}
 }
 
@@ -453,11 +569,13 @@ tls_fail(struct transport *t, int e, int saved_errno, const char *what)
 	else if (e == SSL_ERROR_SYSCALL && !ec)
 		fail(t, errno_to_err(saved_errno), "%s with %s: %s", what,
 		     t->peer, strerror(saved_errno));
-	else if (hs && (vr = SSL_get_verify_result(t->ssl)) != X509_V_OK)
+	else if (hs && (vr = SSL_get_verify_result(t->ssl)) != X509_V_OK) {
+		char hint[320];
+
+		verify_hint(t, vr, hint, sizeof(hint));
 		fail(t, -EPROTO, "certificate verify failed: %s (host %s)%s",
-		     X509_verify_cert_error_string(vr), t->name,
-		     verify_hint(vr));
-	else
+		     X509_verify_cert_error_string(vr), t->name, hint);
+	} else
 		fail(t, -EPROTO, "%s with %s: %s%s", what, t->peer,
 		     ssl_reason(ec, buf, sizeof(buf)),
 		     /* What OpenSSL says of a server that answers in
@@ -507,6 +625,23 @@ ctx_release(struct shared_ctx **sp)
 	free(sc);
 }
 
+/* Keeps the server's certificate when it does not verify, for
+ * verify_hint(): OpenSSL keeps nothing of a failed handshake. The result
+ * is OpenSSL's own. */
+static int
+on_verify(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(
+	    x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	BIO *bio = ssl ? SSL_get_rbio(ssl) : NULL;
+	struct transport *t = bio ? BIO_get_data(bio) : NULL;
+	X509 *cert = X509_STORE_CTX_get0_cert(x);
+
+	if (!ok && t && cert && !t->bad_cert && X509_up_ref(cert) == 1)
+		t->bad_cert = cert;
+	return ok;
+}
+
 /* Takes a reference to the context for t's CA file into t->ctx, making it
  * when no connection has it. Returns 0, or -EPROTO with errmsg set. */
 static int
@@ -541,7 +676,7 @@ make_ctx(struct transport *t, char *errmsg, size_t size)
 	 * fewer. What it holds beyond the record wakes no epoll:
 	 * read_pending_later() comes back for it. */
 	SSL_CTX_set_read_ahead(ctx, 1);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, on_verify);
 	if (t->ca_file)
 		ok = SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL);
 	else

@@ -76,7 +76,10 @@ struct watcher {
 	const char *gave_up; /* in W_GAVE_UP: why, for the status line */
 
 	struct transport *t;
-	bool reached;	/* t connected (TCP), else still connecting */
+	/* t connected (with STARTTLS, once TLS is up), else still
+	 * connecting: a certificate refused after STARTTLS is "cannot
+	 * connect", as with implicit TLS, not "connection lost". */
+	bool reached;
 	struct session *s;
 	sd_event_source *timer;    /* session deadline, or reconnect time */
 	sd_event_source *teardown; /* deferred close after a failure */
@@ -518,7 +521,7 @@ t_connected(void *ud)
 {
 	struct watcher *w = ud;
 
-	w->reached = true;
+	w->reached = w->a->tls != TLS_STARTTLS;
 	log_debug(w->log, "connected to %s:%u%s", w->a->host, w->a->port,
 		  transport_is_tls(w->t) ? " (TLS)" : "");
 	session_connected(w->s, now_usec(w));
@@ -530,6 +533,7 @@ t_tls_ready(void *ud)
 {
 	struct watcher *w = ud;
 
+	w->reached = true;
 	session_tls_ready(w->s, now_usec(w));
 	pump(w);
 }

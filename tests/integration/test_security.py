@@ -13,8 +13,10 @@ Dovecot's log."""
 import base64
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -111,14 +113,26 @@ def test_wrong_password():
 def test_untrusted_certificate():
     """The server's certificate does not verify: without ca_file (the
     system store does not know the test CA), for another host name, and
-    expired. Each gives a clear "certificate verify failed" line and
+    expired, also after STARTTLS. Each gives a clear "cannot connect:
+    certificate verify failed" line with what to do, and
     nothing is sent: no LOGIN/AUTHENTICATE, no login in Dovecot's log."""
     need_binaries()
+    other = tempfile.mkdtemp(prefix="mwtest-ca-")
+    other_ca, _ = mwtest.make_ca(other, cn="another CA")
+    issuer = "(issued by CN = mailwatch test CA)"
     cases = [
-        ("no ca_file", {}, {"ca_file": None}, "set ca_file to that CA's"),
+        ("no ca_file", {}, {"ca_file": None},
+         "set ca_file to that CA's certificate " + issuer),
+        ("another CA in ca_file", {}, {"ca_file": other_ca},
+         "ca_file %s does not hold the CA that issued it %s" % (other_ca,
+                                                               issuer)),
         ("wrong host name", {"cert_san": "DNS:mail.example.org"}, {},
-         "host must be a name the certificate is for"),
-        ("expired", {"cert_days": -1}, {}, None),
+         "host must be a name the certificate is for: it is for "
+         "mail.example.org"),
+        ("expired", {"cert_days": -1}, {},
+         "certificate has expired (host 127.0.0.1); it expired on 20"),
+        ("STARTTLS, no ca_file", {}, {"ca_file": None, "tls": "starttls"},
+         "set ca_file to that CA's certificate " + issuer),
     ]
     for label, dc_kw, acct_kw, hint in cases:
         dc = mwtest.Dovecot(users=USERS, **dc_kw)
@@ -129,10 +143,14 @@ def test_untrusted_certificate():
         m = wait_warning(mw, "tls/INBOX", r"certificate verify failed", 10)
         ok(m, "%s: a clear 'certificate verify failed' line" % label,
            mw.log_tail(15))
+        # Not "connection lost", which reads as a network drop.
+        ok(m and "cannot connect: certificate verify failed" in m.group(0),
+           "%s: said as 'cannot connect'" % label)
         if m:
             comment(m.group(0))
         if m and hint:
-            ok(hint in mw.log(), "%s: and what to do ('%s')" % (label, hint))
+            ok(hint in mw.log(), "%s: and what to do ('%s')" % (label, hint),
+               m.group(0))
         # Give a wrong implementation the time to send something.
         mw.wait_log(r"reconnecting in", 5)
         mwtest.quiet(0.5)
@@ -147,6 +165,7 @@ def test_untrusted_certificate():
         no_password_in_log(mw, what="mailwatch (%s)" % label)
         finish(mw, "mailwatch (%s)" % label)
         dc.stop()
+    shutil.rmtree(other, ignore_errors=True)
 
 
 def test_starttls_not_offered():

@@ -15,6 +15,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A certificate for ca_file, which must load (self-signed, valid until
+ * 2126; made with openssl req -x509). */
+static const char test_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBlzCCAT2gAwIBAgIUMPQsMk0T2s4J3q7rPnQU5w8zQuUwCgYIKoZIzj0EAwIw\n"
+    "IDEeMBwGA1UEAwwVbWFpbHdhdGNoIGNvbmZpZyB0ZXN0MCAXDTI2MTIwNzAyMjcz\n"
+    "MVoYDzIxMjYxMTEzMDIyNzMxWjAgMR4wHAYDVQQDDBVtYWlsd2F0Y2ggY29uZmln\n"
+    "IHRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATa4Q4aanqMB2FxS1RxV3Bj\n"
+    "R1mKZ1n8cEu05J4TLjpWCEOqU/9yDQJhS1qjUC8oRPf4Y8FMaPYOhQ9Q0uWoBIrZ\n"
+    "o1MwUTAdBgNVHQ4EFgQUpiZuXCcH402UFPkJE9nc0j/cruMwHwYDVR0jBBgwFoAU\n"
+    "piZuXCcH402UFPkJE9nc0j/cruMwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD\n"
+    "AgNIADBFAiEA7AHoSjNXGSt0MG/lpnFH7g6C4E594A4JZa0p/Oks4JkCIHEgzLcj\n"
+    "rrPe4mb3TvE3CSN10PubuS3om6aweHcj29QP\n"
+    "-----END CERTIFICATE-----\n";
+
 static char dir[] = "/tmp/mailwatch-test-config-XXXXXX";
 static char *created[64];
 static size_t n_created;
@@ -114,7 +129,7 @@ argv_is(char **argv, ...)
 static void
 test_full(void)
 {
-	const char *ca = write_file("ca.pem", 0644, "not really a pem\n");
+	const char *ca = write_file("ca.pem", 0644, test_pem);
 	char *text =
 	    xasprintf("; mailwatch test configuration\n"
 		      "# every key\n"
@@ -1176,6 +1191,34 @@ test_default_path(void)
 	free(old_home);
 }
 
+/* A ca_file OpenSSL cannot read is an error at its line: it failed
+ * every connection, retried as if the network were down, while
+ * --check-config said OK. */
+static void
+test_ca_file_not_pem(void)
+{
+	const char *pem = write_file("not-a-cert.pem", 0644, "not a pem\n");
+	char *text = xasprintf("[account a]\nhost = h\nusername = u\n"
+			       "password_command = x\nca_file = %s\n",
+			       pem);
+	const char *path = write_file("not-pem.ini", 0600, text);
+	struct config *cfg = NULL;
+	char *out = NULL, *want;
+	int r = load(path, &cfg, &out);
+
+	ok(r < 0 && !cfg, "a ca_file without certificates: an error");
+	want = xasprintf("%s:5: ca_file: %s: no certificate can be read from "
+			 "it (no certificate or crl found); it must hold PEM "
+			 "certificates",
+			 path, pem);
+	ok(out && strstr(out, want), "... at its line, saying why: %s",
+	   out ? out : "");
+	free(want);
+	free(text);
+	free(out);
+	config_free(&cfg);
+}
+
 static void
 test_ca_file_home(void)
 {
@@ -1187,7 +1230,7 @@ test_ca_file_home(void)
 
 	old_home = old_home ? xstrdup(old_home) : NULL;
 	setenv("HOME", dir, 1);
-	write_file("home-ca.pem", 0644, "x\n");
+	write_file("home-ca.pem", 0644, test_pem);
 	text = xasprintf("[account a]\nhost = h\nusername = u\n"
 			 "password_command = x\nca_file = ~/home-ca.pem\n"
 			 "on_click = ~/bin/click '~/x'\n");
@@ -1497,6 +1540,7 @@ main(void)
 	test_equal();
 	test_default_path();
 	test_ca_file_home();
+	test_ca_file_not_pem();
 	test_programs();
 	test_quoted_password();
 	test_port_mismatch();

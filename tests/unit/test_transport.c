@@ -553,6 +553,31 @@ test_mismatch(uint16_t port, const char *host, const char *why)
 	   "%s with a cert for other.example: -EPROTO (%d)", host, r.err);
 	ok(has(r.errmsg, "certificate verify failed") && has(r.errmsg, why),
 	   "%s: errmsg '%s'", host, r.errmsg);
+	ok(has(r.errmsg, "host must be a name the certificate is for: it is "
+			 "for other.example"),
+	   "%s: the names it is for", host);
+out:
+	finish(&r);
+}
+
+/* A server whose certificate is signed by itself (the CA's own): what to
+ * do says so, whether ca_file is another file or none. */
+static void
+test_self_signed(uint16_t port, const char *ca_file)
+{
+	struct run r = {0};
+
+	if (start(&r, "127.0.0.1", port, true, ca_file, 5) < 0)
+		return;
+	if (!run_loop(&r, "self-signed"))
+		goto out;
+	ok(!r.connected && r.err == -EPROTO, "self-signed: -EPROTO (%d)",
+	   r.err);
+	ok(has(r.errmsg, "certificate verify failed") &&
+	       has(r.errmsg, ca_file ? "; it is signed by itself, and ca_file"
+				     : "; it is signed by itself: to trust it"),
+	   "self-signed, %s: errmsg '%s'", ca_file ? "ca_file" : "no ca_file",
+	   r.errmsg);
 out:
 	finish(&r);
 }
@@ -805,7 +830,8 @@ int
 main(int argc, char **argv)
 {
 	struct server tls = {-1, 0}, other = {-1, 0}, plain = {-1, 0},
-		      silent = {-1, 0};
+		      silent = {-1, 0}, self = {-1, 0};
+	char ca_key[PATH_MAX + 16];
 
 	(void)argc;
 	log_max_level = getenv("MAILWATCH_DEBUG") ? LOG_DEBUG : LOG_WARNING;
@@ -814,7 +840,9 @@ main(int argc, char **argv)
 		ok(0, "test certificates made in %s", tmpdir);
 		return tap_done();
 	}
+	snprintf(ca_key, sizeof(ca_key), "%s/ca.key", tmpdir);
 	if (server_start(&tls, "tls", good_pem, good_key, "127.0.0.1") < 0 ||
+	    server_start(&self, "tls", ca_pem, ca_key, "127.0.0.1") < 0 ||
 	    server_start(&other, "tls", other_pem, other_key, "127.0.0.1") <
 		0 ||
 	    server_start(&plain, "starttls", good_pem, good_key, "127.0.0.1") <
@@ -829,6 +857,8 @@ main(int argc, char **argv)
 	test_no_ca(tls.port);
 	test_mismatch(other.port, "127.0.0.1", "IP address mismatch");
 	test_mismatch(other.port, "localhost", "hostname mismatch");
+	test_self_signed(self.port, NULL);
+	test_self_signed(self.port, good_pem);
 	test_localhost(tls.port);
 	test_refused();
 	test_starttls(plain.port);
@@ -844,6 +874,7 @@ out:
 	server_stop(&other);
 	server_stop(&plain);
 	server_stop(&silent);
+	server_stop(&self);
 	sh("rm -rf %s", tmpdir);
 	/* The lookup test_free_resolving left behind ends on a glibc thread,
 	 * whose notification frees it and closes its eventfd (every loop
