@@ -1407,6 +1407,49 @@ merge_defaults(struct account_defaults *d, struct section *s)
 #undef COPY
 }
 
+/* The first mailbox name a and b both list ("INBOX" in any case), or
+ * NULL. */
+static const char *
+shared_mailbox(const struct account *a, const struct account *b)
+{
+	for (size_t i = 0; i < a->n_mailboxes; i++)
+		for (size_t j = 0; j < b->n_mailboxes; j++)
+			if (!strcmp(a->mailboxes[i], b->mailboxes[j]) ||
+			    (!strcasecmp(a->mailboxes[i], "INBOX") &&
+			     !strcasecmp(b->mailboxes[j], "INBOX")))
+				return a->mailboxes[i];
+	return NULL;
+}
+
+/* Two accounts for one user of one server that watch the same mailbox
+ * announce each message there twice, and spend the server's connection
+ * limit twice: a copied section, most likely. */
+static void
+warn_shared(const struct config *cfg)
+{
+	for (size_t j = 1; j < cfg->n_accounts; j++) {
+		const struct account *b = &cfg->accounts[j];
+
+		for (size_t i = 0; i < j; i++) {
+			const struct account *a = &cfg->accounts[i];
+			const char *box;
+
+			if (strcasecmp(a->host, b->host) ||
+			    strcmp(a->username, b->username) ||
+			    !(box = shared_mailbox(a, b)))
+				continue;
+			log_warn(NULL,
+				 "%s:%u: [account %s] is the same user of "
+				 "the same server as [account %s] (line %u), "
+				 "and both watch %s: each new message there "
+				 "is announced twice",
+				 cfg->path, b->line, b->name, a->name, a->line,
+				 box);
+			break;
+		}
+	}
+}
+
 /* Builds the config from a parse without errors; moves values out of p. */
 static struct config *
 build(struct parser *p)
@@ -1436,6 +1479,7 @@ build(struct parser *p)
 			a->n_mailboxes = 1;
 		}
 	}
+	warn_shared(cfg);
 	return cfg;
 }
 

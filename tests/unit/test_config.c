@@ -386,7 +386,7 @@ test_defaults(void)
 				      "username = u\n"
 				      "password_command = echo pw\n"
 				      "[account b]\n"
-				      "host = h\n"
+				      "host = h2\n"
 				      "tls = STARTTLS\n"
 				      "username = u\n"
 				      "password_command = echo pw\n"
@@ -454,7 +454,7 @@ test_override_order(void)
 				      "hook_timeout = 5\n"
 				      "\n"
 				      "[account late]\n"
-				      "  host = h\n"
+				      "  host = h2\n"
 				      "  username: u\n"
 				      "  password_command = echo pw\n"
 				      "hook_timeout = 7\n");
@@ -623,12 +623,12 @@ test_max_connections(void)
 				      "username = u\n"
 				      "password = p\n"
 				      "[account b]\n"
-				      "host = h\n"
+				      "host = h2\n"
 				      "username = u\n"
 				      "password = p\n"
 				      "max_connections = 2\n"
 				      "[account c]\n"
-				      "host = h\n"
+				      "host = h3\n"
 				      "username = u\n"
 				      "password = p\n"
 				      "max_connections = 100\n");
@@ -1219,6 +1219,41 @@ test_ca_file_not_pem(void)
 	config_free(&cfg);
 }
 
+/* Two accounts of one user of one server watching one mailbox: a
+ * warning naming both (each message would be announced twice); none for
+ * another user, or other mailboxes. */
+static void
+test_shared_mailbox(void)
+{
+	const char *path = write_file(
+	    "shared.ini", 0600,
+	    "[account a]\nhost = Mail.example.org\nusername = u\n"
+	    "password_command = x\n\n"
+	    "[account b]\nhost = mail.example.org\nusername = u\n"
+	    "password_command = x\nmailboxes = Lists, inbox\n\n"
+	    "[account c]\nhost = mail.example.org\nusername = v\n"
+	    "password_command = x\n\n"
+	    "[account d]\nhost = mail.example.org\nusername = u\n"
+	    "password_command = x\nmailboxes = Other\n");
+	struct config *cfg = NULL;
+	char *out = NULL, *want;
+	int r = load(path, &cfg, &out);
+
+	is_int(r, 0, "shared mailboxes: loads (a warning only)");
+	want = xasprintf("%s:6: [account b] is the same user of the same "
+			 "server as [account a] (line 1), and both watch "
+			 "INBOX: each new message there is announced twice",
+			 path);
+	ok(out && strstr(out, want), "the second account named, and the "
+	   "first: %s", out ? out : "");
+	ok(out && !strstr(out, "[account c] is") &&
+	       !strstr(out, "[account d] is"),
+	   "not for another user, nor for other mailboxes");
+	free(want);
+	free(out);
+	config_free(&cfg);
+}
+
 static void
 test_ca_file_home(void)
 {
@@ -1541,6 +1576,7 @@ main(void)
 	test_default_path();
 	test_ca_file_home();
 	test_ca_file_not_pem();
+	test_shared_mailbox();
 	test_programs();
 	test_quoted_password();
 	test_port_mismatch();
