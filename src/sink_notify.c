@@ -472,10 +472,22 @@ burst_get(struct notify_sink *ns, const char *account, const char *mailbox)
 	return b;
 }
 
+/* Who a notification names: the sender's name, else the address. A name
+ * with an '@' in it is the address instead: a name is the sender's to
+ * choose, and '"ceo@bank.example" <x@evil.example>' popped up as
+ * ceo@bank.example. "" for no one. */
+static const char *
+sender_shown(const struct mail_event *ev)
+{
+	if (*ev->from_name && !strchr(ev->from_name, '@'))
+		return ev->from_name;
+	return *ev->from_address ? ev->from_address : ev->from_name;
+}
+
 static void
 burst_add_sender(struct burst *b, const struct mail_event *ev)
 {
-	const char *raw = *ev->from_name ? ev->from_name : ev->from_address;
+	const char *raw = sender_shown(ev);
 	char *who;
 
 	if (!*raw)
@@ -635,9 +647,7 @@ notify_send(struct sink *s, const struct account *a,
 
 	if (!notify_ready(ns, a))
 		return;
-	who = *ev->from_name	  ? ev->from_name
-	      : *ev->from_address ? ev->from_address
-				  : "New mail";
+	who = *sender_shown(ev) ? sender_shown(ev) : "New mail";
 	summary = mime_sanitize(who, strlen(who), NOTIFY_SENDER_MAX);
 	/* Servers may read the body as markup: mail must not format or
 	 * link anything. */

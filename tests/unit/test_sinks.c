@@ -490,6 +490,9 @@ test_notify(sd_event *e)
 	    event_init(1, "Alice Example", "alice@example.org", subject);
 	struct mail_event ev2 = event_init(2, "", "bob@example.org", "");
 	struct mail_event ev3 = event_init(3, "", "", "");
+	/* A name that is an address of its own: the real one is shown. */
+	struct mail_event ev4 =
+	    event_init(4, "ceo@bank.example", "x@evil.example", "Pay");
 	struct sink *s;
 	pid_t bus, notifyd;
 	long mark = log_mark(), m2;
@@ -512,12 +515,13 @@ test_notify(sd_event *e)
 	a.d.icon = NULL;
 	a.d.urgency = 1;
 	s->ops->send(s, &a, &ev3);
-	s->ops->batch_done(s, &a, "INBOX", 3);
-	ok(wait_file(e, json, 3, 5000), "three notifications recorded");
-	ok(wait_log(e, mark, " shown", 3, 5000), "three replies received");
+	s->ops->send(s, &a, &ev4);
+	s->ops->batch_done(s, &a, "INBOX", 4);
+	ok(wait_file(e, json, 4, 5000), "four notifications recorded");
+	ok(wait_log(e, mark, " shown", 4, 5000), "four replies received");
 	log_max_level = LOG_INFO;
 	text = slurp(json);
-	is_int(count_lines(text), 3, "notify = false sends nothing");
+	is_int(count_lines(text), 4, "notify = false sends nothing");
 
 	line = text ? line_at(text, 0) : NULL;
 	printf("# %s\n", line ? line : "(no line)");
@@ -556,6 +560,10 @@ test_notify(sd_event *e)
 	line = text ? line_at(text, 2) : NULL;
 	is_json(line, "summary", "New mail", "summary without a sender");
 	is_json(line, "urgency", "1", "normal urgency");
+	free(line);
+	line = text ? line_at(text, 3) : NULL;
+	is_json(line, "summary", "x@evil.example",
+		"a name with an '@': the address, not the name");
 	free(line);
 	free(text);
 	{
