@@ -635,7 +635,7 @@ test_date_scan(void)
 	}
 	sent(&r,
 	     "m4 FETCH 2 (INTERNALDATE UID FLAGS "
-	     "BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+	     "BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "
 	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
 	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
 	     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n",
@@ -979,17 +979,17 @@ test_fetch_over_limits(int bytewise)
 		      "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n");
 	feed(s, &r, big, bytewise, 0);
 	sent(&r,
-	     "m4 FETCH 3 (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+	     "m4 FETCH 3 (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "
 	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
 	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
 	     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n",
 	     "the big one fetched again, header fields only");
 	events(&r, "fetched 11 small; ", "the small one reported");
 	feed(s, &r,
-	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM)]<0> "
+	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM SENDER)]<0> "
 	     "{17}\r\nFrom: a@b.org\r\n\r\n BODY[HEADER.FIELDS (SUBJECT)]<0> "
 	     "{16}\r\nSubject: big\r\n\r\n)\r\n"
-	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM)]<0> "
+	     "* 3 FETCH (UID 10 FLAGS () BODY[HEADER.FIELDS (FROM SENDER)]<0> "
 	     "\"\")\r\nm4 OK done\r\n",
 	     bytewise, 0);
 	events(&r, "fetched 10 (headers); batch_end; ",
@@ -1246,7 +1246,7 @@ test_notify_over_limits(void)
 	struct session *s;
 	char *big = xmalloc(80000);
 	static const char headers[] =
-		"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM)]<0.2048> "
+		"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "
 		"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
 		"BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
 		"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n";
