@@ -534,6 +534,7 @@ static void
 assign(struct account_run *ar)
 {
 	size_t left = 0, own, given = 0;
+	bool said;
 	/* Beside the first mailbox's connection: with NOTIFY, or when the
 	 * mailboxes are listed at each sweep, the fetcher is always there;
 	 * else only for what does not fit. */
@@ -565,14 +566,12 @@ assign(struct account_run *ar)
 	}
 	/* Said when it changes (assign() runs at each NOTIFY SET), quietly
 	 * while one connection more is tried. */
-	if (left > own && left - own != ar->n_checked) {
-		ar->n_own = own;
-		ar->n_checked = left - own;
-		say_assigned(ar, ar->probing || ar->try_refused ? LOG_DEBUG
-								 : LOG_INFO);
-	}
+	said = left > own && left - own != ar->n_checked;
 	ar->n_own = own;
 	ar->n_checked = left > own ? left - own : 0;
+	if (said)
+		say_assigned(ar, ar->probing || ar->try_refused ? LOG_DEBUG
+								 : LOG_INFO);
 	if (sweep_needed(ar))
 		start_sweeping(ar);
 	else

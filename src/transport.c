@@ -459,9 +459,13 @@ cert_names(X509 *cert, char *buf, size_t n)
 			o += snprintf(buf + o, n - o, ", ...");
 			break;
 		}
-		o += snprintf(buf + o, n - o, "%s%.*s",
-			      shown++ ? ", " : ": it is for ", len,
-			      (const char *)d);
+		o += snprintf(buf + o, n - o, "%s",
+			      shown++ ? ", " : ": it is for ");
+		/* The server's bytes: what does not print is a '?'. */
+		for (int k = 0; k < len && o + 1 < n; k++)
+			buf[o++] = d[k] < 0x20 || d[k] >= 0x7f ? '?' : (char)d[k];
+		if (o < n)
+			buf[o] = 0;
 	}
 	GENERAL_NAMES_free(gens);
 }
