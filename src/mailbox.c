@@ -50,6 +50,12 @@ struct mailbox {
 	int64_t saved_seen;
 	uint64_t saved_modseq;
 	bool catching_up;          /* the first batch after a gap */
+	/* The state file's announced UID, when above the mark: the run that
+	 * wrote it announced up to there, and was killed or stopped before
+	 * the hooks of those messages ran. They came while it watched, so
+	 * they are announced one by one whatever catch_up says; only what
+	 * is above owed arrived while away. */
+	uint32_t owed;
 	/* A connection that does not select it follows it (NOTIFY, or the
 	 * checks) and saw it with nothing new since: mail the next EXAMINE
 	 * finds arrived while followed, and is announced as it came, not
@@ -76,10 +82,11 @@ struct mailbox {
 	uint32_t dated_from, uidnext;
 
 	/* The batch being fetched: its unseen new messages, all of them
-	 * until it is known to be summarised, then only the first
-	 * SINK_SUMMARY_FIRST; batch_total counts them all. */
+	 * until it is known to be summarised, then only the owed ones and
+	 * the first SINK_SUMMARY_FIRST others; batch_total counts them all,
+	 * batch_owed the owed ones, batch_others the others in batch[]. */
 	struct mail_event *batch;
-	size_t n_batch, cap_batch, batch_total;
+	size_t n_batch, cap_batch, batch_total, batch_owed, batch_others;
 	uint32_t batch_max;        /* highest UID in the batch, seen or not */
 	uint32_t *batch_seq;       /* sequence numbers of batch[] */
 
@@ -575,7 +582,7 @@ static bool
 summarised(const struct mailbox *mb)
 {
 	const struct account_defaults *d = &mb->a->d;
-	size_t n = mb->batch_total;
+	size_t n = mb->batch_total - mb->batch_owed;
 
 	if (n > BATCH_MAX)
 		return true;
@@ -631,6 +638,27 @@ mailbox_dated_end(struct mailbox *mb)
 
 /* ---- the batch ---- */
 
+/* The batch turned out summarised: keeps the owed messages and the
+ * first SINK_SUMMARY_FIRST others, all that is announced of it, so that
+ * memory stays bounded however much mail waited. */
+static void
+trim_batch(struct mailbox *mb)
+{
+	size_t kept = 0, others = 0;
+
+	for (size_t i = 0; i < mb->n_batch; i++) {
+		if (mb->batch[i].uid > mb->owed &&
+		    others++ >= SINK_SUMMARY_FIRST) {
+			mail_event_finish(&mb->batch[i]);
+			continue;
+		}
+		mb->batch[kept] = mb->batch[i];
+		mb->batch_seq[kept++] = mb->batch_seq[i];
+	}
+	mb->n_batch = kept;
+	mb->batch_others = SINK_SUMMARY_FIRST;
+}
+
 void
 mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 {
@@ -653,14 +681,15 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 		return;
 	}
 	mb->batch_total++;
-	if (summarised(mb)) {
-		/* Keep only what the summary shows: memory stays bounded
-		 * however much mail waited. */
-		while (mb->n_batch > SINK_SUMMARY_FIRST)
-			mail_event_finish(&mb->batch[--mb->n_batch]);
-		if (mb->n_batch == SINK_SUMMARY_FIRST)
+	if (f->uid <= mb->owed) {
+		mb->batch_owed++;
+	} else if (summarised(mb)) {
+		if (mb->batch_others > SINK_SUMMARY_FIRST)
+			trim_batch(mb);
+		if (mb->batch_others == SINK_SUMMARY_FIRST)
 			return;
 	}
+	mb->batch_others += f->uid > mb->owed;
 	if (mb->n_batch == mb->cap_batch) {
 		mb->cap_batch = mb->cap_batch ? 2 * mb->cap_batch : 8;
 		mb->batch = xrealloc(mb->batch,
@@ -698,33 +727,24 @@ sort_batch(struct mailbox *mb)
 	}
 }
 
-/* Announces one batch to every sink, in UID order: each message, or one
- * summary (see summarised()) to sinks that have one, while hooks then get
- * only on_new_mail_post. catch_up = skip announces nothing that arrived
- * while away. */
+/* Announces batch[from, from + n), total messages in all, to every
+ * sink, in UID order: each message, or one summary to sinks that have
+ * one, while hooks then get only on_new_mail_post. */
 static void
-announce(struct mailbox *mb)
+announce_part(struct mailbox *mb, size_t from, size_t n, size_t total,
+	      bool summary)
 {
-	size_t n = mb->n_batch, total = mb->batch_total;
-	bool summary = summarised(mb);
+	const struct mail_event *v = mb->batch + from;
 
-	sort_batch(mb);
-	if (mb->catching_up && mb->a->d.catch_up == CATCH_UP_SKIP) {
-		log_info(&mb->log, "not announcing %zu messages that arrived "
-				   "while away (catch_up = skip)",
-			 total);
-		return;
-	}
 	for (size_t j = 0; j < mb->env.n_sinks; j++) {
 		struct sink *k = mb->env.sinks[j];
 
 		if (summary && k->ops->summary)
-			k->ops->summary(k, mb->a, mb->name, mb->batch, n,
-					total);
+			k->ops->summary(k, mb->a, mb->name, v, n, total);
 		if (!summary && k->ops->batch_start)
 			k->ops->batch_start(k, mb->a, mb->name, n);
 		for (size_t i = 0; i < n && !summary; i++)
-			k->ops->send(k, mb->a, &mb->batch[i]);
+			k->ops->send(k, mb->a, &v[i]);
 		k->ops->batch_done(k, mb->a, mb->name, total);
 	}
 	/* Logged after the sinks started: a slow journal must not delay
@@ -733,13 +753,42 @@ announce(struct mailbox *mb)
 		log_info(&mb->log, "%zu new messages: announced a summary",
 			 total);
 	for (size_t i = 0; i < n && !summary; i++) {
-		log_info(&mb->log, "new mail UID %u from %s: %s",
-			 mb->batch[i].uid,
-			 *mb->batch[i].from ? mb->batch[i].from : "(no sender)",
-			 *mb->batch[i].subject ? mb->batch[i].subject
-					       : "(no subject)");
-		live_add(mb, mb->batch_seq[i], mb->batch[i].uid);
+		log_info(&mb->log, "new mail UID %u from %s: %s", v[i].uid,
+			 *v[i].from ? v[i].from : "(no sender)",
+			 *v[i].subject ? v[i].subject : "(no subject)");
+		live_add(mb, mb->batch_seq[from + i], v[i].uid);
 	}
+}
+
+/* Announces the batch (see summarised()); catch_up = skip announces
+ * nothing that arrived while away. What the last run owed (the lowest
+ * UIDs) goes one by one, as a batch of its own, when the rest does
+ * not. */
+static void
+announce(struct mailbox *mb)
+{
+	size_t owed = mb->batch_owed, total = mb->batch_total;
+	bool skip = mb->catching_up && mb->a->d.catch_up == CATCH_UP_SKIP;
+	bool summary = summarised(mb);
+
+	sort_batch(mb);
+	if (owed && (summary || skip)) {
+		log_info(&mb->log, "%zu message%s the last run had not "
+				   "finished announcing: one by one",
+			 owed, owed == 1 ? "" : "s");
+		announce_part(mb, 0, owed, owed, false);
+	} else {
+		owed = 0;
+	}
+	if (skip) {
+		if (total > owed)
+			log_info(&mb->log, "not announcing %zu messages that "
+					   "arrived while away (catch_up = "
+					   "skip)",
+				 total - owed);
+		return;
+	}
+	announce_part(mb, owed, mb->n_batch - owed, total - owed, summary);
 }
 
 /* Forgets the batch being fetched. */
@@ -750,6 +799,8 @@ drop_batch(struct mailbox *mb)
 		mail_event_finish(&mb->batch[i]);
 	mb->n_batch = 0;
 	mb->batch_total = 0;
+	mb->batch_owed = 0;
+	mb->batch_others = 0;
 }
 
 void
@@ -1000,6 +1051,7 @@ mailbox_new(const struct mailbox_env *env, const struct account *a,
 		/* Past the file's mark: announced before a reload, while
 		 * hooks of its messages still wait. */
 		mb->mark = st.announced;
+		mb->owed = st.owed > mb->mark ? st.owed : 0;
 		mb->saved_mark = st.uid;
 		mb->seen = st.seen;
 		mb->messages = st.messages;

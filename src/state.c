@@ -15,9 +15,10 @@
 
 #include "util.h"
 
-#define MAGIC "mailwatch-state 5\n"
-/* The account file before the server line, and before HIGHESTMODSEQ was
- * kept: read, never written. */
+#define MAGIC "mailwatch-state 6\n"
+/* The account file before what was announced was kept, before the server
+ * line, and before HIGHESTMODSEQ was kept: read, never written. */
+#define MAGIC_V5 "mailwatch-state 5\n"
 #define MAGIC_V4 "mailwatch-state 4\n"
 #define MAGIC_V3 "mailwatch-state 3\n"
 /* The per-mailbox files of earlier versions. */
@@ -38,9 +39,9 @@
 /* Corrupt lines of an account file logged one by one; past that, one
  * line says how many more were skipped. */
 #define CORRUPT_LOGGED 5
-/* Room for "mailbox " and the five numbers of an account file's line, the
+/* Room for "mailbox " and the six numbers of an account file's line, the
  * space before its name included. */
-#define LINE_NUMBERS 100
+#define LINE_NUMBERS 120
 
 /* fsync() of the directory path, so that entries created, renamed or
  * removed in it survive a power loss. Returns 0 or a negative errno; a
@@ -609,13 +610,23 @@ field(const char **p, uint64_t max, uint64_t *v_r)
 	return true;
 }
 
-/* Takes in a mailbox line, without its '\n' (without MODSEQ when
- * !modseq, as version 3 wrote it): false when it is corrupt or names a
- * mailbox already read. */
-static bool
-take_line(struct state_store *s, const char *line, bool modseq)
+/* What the file keeps of st as announced: st's own, or what the file it
+ * was read from said (owed), at least uid. */
+static uint32_t
+announced_kept(const struct state *st)
 {
-	uint64_t v[5] = {0};
+	uint32_t a = st->announced > st->owed ? st->announced : st->owed;
+
+	return a > st->uid ? a : st->uid;
+}
+
+/* Takes in a mailbox line, without its '\n', with n_numbers numbers (4
+ * in version 3, no MODSEQ; 5 in versions 4 and 5, no ANNOUNCED): false
+ * when it is corrupt or names a mailbox already read. */
+static bool
+take_line(struct state_store *s, const char *line, int n_numbers)
+{
+	uint64_t v[6] = {0};
 	const char *p = line;
 	struct entry *e;
 	char *name;
@@ -628,7 +639,8 @@ take_line(struct state_store *s, const char *line, bool modseq)
 	if (!field(&p, UINT32_MAX, &v[0]) || !v[0] ||
 	    !field(&p, UINT32_MAX, &v[1]) || !field(&p, INT64_MAX / 2, &v[2]) ||
 	    !field(&p, UINT32_MAX, &v[3]) ||
-	    (modseq && !field(&p, INT64_MAX, &v[4])) || *p != ' ')
+	    (n_numbers > 4 && !field(&p, INT64_MAX, &v[4])) ||
+	    (n_numbers > 5 && !field(&p, UINT32_MAX, &v[5])) || *p != ' ')
 		return false;
 	name = unescape_line(p + 1);
 	if (!name)
@@ -643,7 +655,9 @@ take_line(struct state_store *s, const char *line, bool modseq)
 			       .uid = (uint32_t)v[1],
 			       .seen = (int64_t)v[2],
 			       .messages = (uint32_t)v[3],
-			       .modseq = v[4]};
+			       .modseq = v[4],
+			       .owed = (uint32_t)v[5]};
+	e->st.owed = announced_kept(&e->st);
 	return true;
 }
 
@@ -657,10 +671,13 @@ parse(struct state_store *s, const char *path, const char *account,
 	char *owner = owner_lines(account, NULL), *p, *nl;
 	char *server = server_line(s->host, s->user), *sp;
 	size_t line = 2, corrupt = 0;
-	bool v5 = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
-	bool modseq = v5 || !strncmp(text, MAGIC_V4, strlen(MAGIC_V4));
+	bool v6 = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
+	bool v5 = v6 || !strncmp(text, MAGIC_V5, strlen(MAGIC_V5));
+	int numbers = v6 ? 6 : v5 || !strncmp(text, MAGIC_V4, strlen(MAGIC_V4))
+				   ? 5
+				   : 4;
 
-	if (!modseq && strncmp(text, MAGIC_V3, strlen(MAGIC_V3))) {
+	if (numbers == 4 && strncmp(text, MAGIC_V3, strlen(MAGIC_V3))) {
 		log_warn(&s->log,
 			 "state: %s is corrupt or not a mailwatch state file "
 			 "of this version; ignoring it (mail already there "
@@ -668,7 +685,7 @@ parse(struct state_store *s, const char *path, const char *account,
 			 path);
 		goto out;
 	}
-	p = text + strlen(MAGIC); /* as long as MAGIC_V3 and _V4 */
+	p = text + strlen(MAGIC); /* as long as MAGIC_V3 to _V5 */
 	if (strncmp(p, owner, strlen(owner))) {
 		log_warn(&s->log,
 			 "state: %s %s; ignoring it (mail already there will "
@@ -722,7 +739,7 @@ parse(struct state_store *s, const char *path, const char *account,
 			nl = text + n; /* its last line, cut short */
 		*nl = 0;
 		/* A NUL inside the line ends it early: corrupt. */
-		if (strlen(p) == (size_t)(nl - p) && take_line(s, p, modseq))
+		if (strlen(p) == (size_t)(nl - p) && take_line(s, p, numbers))
 			continue;
 		if (++corrupt <= CORRUPT_LOGGED)
 			log_warn(&s->log,
@@ -740,7 +757,7 @@ out:
 	return taken;
 }
 
-/* The account whose state the version 5 file text (NUL-terminated) is,
+/* The account whose state the version 5 or 6 file text (NUL-terminated) is,
  * when it is for s's host and user; else NULL. Caller frees. */
 static char *
 same_server(const struct state_store *s, const char *text)
@@ -748,7 +765,8 @@ same_server(const struct state_store *s, const char *text)
 	char *server, *name = NULL;
 	const char *p = text + strlen(MAGIC), *nl;
 
-	if (strncmp(text, MAGIC, strlen(MAGIC)))
+	if (strncmp(text, MAGIC, strlen(MAGIC)) &&
+	    strncmp(text, MAGIC_V5, strlen(MAGIC_V5)))
 		return NULL; /* and p may be past its end */
 	server = server_line(s->host, s->user);
 	nl = strchr(p, '\n');
@@ -1066,10 +1084,12 @@ state_store_put(struct state_store *s, const char *mailbox,
 		v.modseq = INT64_MAX;
 	e = found ? &s->v[i] : insert(s, i, xstrdup(mailbox));
 	old = e->st;
+	v.owed = found && old.uidvalidity == v.uidvalidity ? old.owed : 0;
 	e->st = v;
 	if (!found || old.uidvalidity != v.uidvalidity || old.uid != v.uid ||
 	    old.seen != v.seen || old.messages != v.messages ||
-	    old.modseq != v.modseq)
+	    old.modseq != v.modseq ||
+	    announced_kept(&old) != announced_kept(&v))
 		set_dirty(s);
 }
 
@@ -1096,9 +1116,9 @@ store_text(const struct state_store *s, size_t *len_r)
 
 		p += snprintf(p, LINE_NUMBERS,
 			      "mailbox %" PRIu32 " %" PRIu32 " %" PRId64
-			      " %" PRIu32 " %" PRIu64 " ",
+			      " %" PRIu32 " %" PRIu64 " %" PRIu32 " ",
 			      st->uidvalidity, st->uid, st->seen, st->messages,
-			      st->modseq);
+			      st->modseq, announced_kept(st));
 		p = escape(p, s->v[i].mailbox, ESC_LINE);
 		*p++ = '\n';
 	}

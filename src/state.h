@@ -70,8 +70,16 @@ struct state {
 	 * watched again within the process (its account restarted by a
 	 * reload, or listed again) resumes from here, so that nothing is
 	 * announced twice. At least uid in what state_store_get() gives;
-	 * below uid (0) in a put means uid. */
+	 * below uid (0) in a put means uid. The file keeps the highest of
+	 * it and owed.
+	 */
 	uint32_t announced;
+	/* From the file: what the run that wrote it had announced (at least
+	 * uid). The messages above uid up to it came while that run watched,
+	 * and their hooks had not run when it was killed: they are
+	 * announced one by one again, not as mail that came while away
+	 * (catch_up). Kept by a put of the same uidvalidity. */
+	uint32_t owed;
 };
 
 struct state_store;

@@ -36,18 +36,18 @@ def restart(mw):
 
 
 def state_lines(mw, account):
-    """{mailbox: (uidvalidity, uid, seen, messages, modseq)} of the state
-    file of account (a name of letters only), {} when there is none.
-    Names as the file writes them (%XX for controls and '%')."""
+    """{mailbox: (uidvalidity, uid, seen, messages, modseq, announced)} of
+    the state file of account (a name of letters only), {} when there is
+    none. Names as the file writes them (%XX for controls and '%')."""
     try:
         with open(os.path.join(mw.state_dir(), "@" + account)) as f:
             text = f.read()
     except OSError:
         return {}
-    return {m.group(6): tuple(int(m.group(i)) for i in range(1, 6))
+    return {m.group(7): tuple(int(m.group(i)) for i in range(1, 7))
             for m in re.finditer(
-                r"^mailbox (\d+) (\d+) (\d+) (\d+) (\d+) (.*)$", text,
-                re.M)}
+                r"^mailbox (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (.*)$",
+                text, re.M)}
 
 
 def state_files(mw):
@@ -656,6 +656,49 @@ def test_sigkill_after_announce():
     finish(mw)
 
 
+def test_sigkill_in_burst():
+    """SIGKILL while the hooks of a burst wait (2 s each, 16 at once):
+    after the next start every message's hook has run, one by one, though
+    they are more than catch_up_max (10), since they came while mailwatch
+    watched. The state file keeps what was announced beyond its mark. A
+    trial's kill in a burst of 200 turned the 136 hooks still waiting
+    into one "168 new messages" summary: never run."""
+    need_binaries()
+    n = 100
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch(start=False)
+    mw.write_config({
+        "general": {"notify": False,
+                    "on_new_mail": mw.hook_cmd("new", sleep=2)},
+        "account test": dc.account("alice"),
+    })
+    mw.start()
+    if not ok(wait_idle(mw, 1), "watching"):
+        return
+    uids = dc.append_many("alice", "INBOX", [
+        mwtest.make_message("burst %d" % i) for i in range(n)])
+    ok(len(mw.wait_hooks(16, 15)) >= 16, "16 hooks started")
+    ok(mwtest.wait_until(lambda: (state_lines(mw, "test").get("INBOX") or
+                                  (0,) * 6)[5] == max(uids), 10),
+       "the state file says all %d were announced" % n,
+       "%s" % (state_lines(mw, "test"),))
+    st = state_lines(mw, "test").get("INBOX")
+    ok(st and st[1] < max(uids) - 10,
+       "and its mark is below the waiting hooks (%s)" % (st,))
+    mw.signal(signal.SIGKILL)
+    ok(mw.wait_exit(10) is not None, "SIGKILL: mailwatch is gone")
+    mark = mw.mark()
+    mw.start()  # still registered: it was never stop()ped
+    ok(mwtest.wait_until(lambda: set(uids) <= set(
+        int(r["MAILWATCH_UID"]) for r in mw.hook_records()), 60),
+       "every message's hook ran", "missing %s" % sorted(
+           set(uids) - set(int(r["MAILWATCH_UID"])
+                           for r in mw.hook_records())))
+    ok(not mw.wait_log(r"announced a summary", 0, since=mark),
+       "no summary", mw.log()[mark:][-1500:])
+    finish(mw)
+
+
 def test_sigkill_right_after_start():
     """A mailbox first seen must be in the state file at once, not at the
     account's next write up to a second later: SIGKILLed as soon as five
@@ -1011,7 +1054,7 @@ if __name__ == "__main__":
                 test_ignored_state_file,
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
-                test_sigkill_after_announce,
+                test_sigkill_after_announce, test_sigkill_in_burst,
                 test_sigkill_right_after_start,
                 test_reload_keeps_state,
                 test_one_state_file_per_account,

@@ -411,6 +411,52 @@ test_catch_up(void)
 	catch_up_case("skip", CATCH_UP_SKIP, 10, "", "catch_up = skip");
 }
 
+/* The last run announced up to UID 19 and was killed before the hooks of
+ * 14..19 ran: its file says uid 13, announced 19. Those came while it
+ * watched: they go one by one, though they are over catch_up_max; 20..23,
+ * which came while away, as catch_up says (a summary over 2). A trial's
+ * kill in a burst of 200 turned 136 hooks into one summary. */
+static void
+test_owed(void)
+{
+	struct state_store *saved = store;
+	struct mailbox *mb;
+	bool by_date = false;
+
+	state_store_put(store, "owed",
+			&(struct state){.uidvalidity = 7,
+					.uid = 13,
+					.seen = T0,
+					.messages = 10,
+					.announced = 19});
+	is_str(state_of("owed"), "v7 uid 13 seen +0 messages 10",
+	       "owed: the file's mark");
+	/* A new run: a store read from the file. */
+	store = env.store = state_store_new("acct", "h", "u", NULL, NULL, NULL);
+	account.d.catch_up_max = 2;
+	mb = mailbox_new(&env, &account, "owed");
+	is_int(examined(mb, 7, 24, 20, T0 + 60, &by_date), 14,
+	       "owed: catch up from the mark");
+	for (uint32_t uid = 14; uid < 24; uid++) {
+		char subject[16];
+
+		snprintf(subject, sizeof(subject), "M%u", uid);
+		fetched(mb, uid - 3, uid, uid == 15 ? "\\Seen" : "", subject,
+			NULL);
+	}
+	mailbox_batch_end(mb);
+	is_str(got(),
+	       "send 14 v7 M14; send 16 v7 M16; send 17 v7 M17; "
+	       "send 18 v7 M18; send 19 v7 M19; done 5; "
+	       "summary 3 of 4 from 20; done 4; ",
+	       "owed: one by one (but the one read since), then the rest "
+	       "as a summary");
+	mailbox_free(&mb);
+	state_store_free(&store);
+	store = env.store = saved;
+	account.d.catch_up_max = 10;
+}
+
 /* After a reconnect without QRESYNC, the flags of what was announced are
  * fetched (the session asks mailbox_known()): read meanwhile, or not
  * there any more, it is withdrawn; the rest is followed with its new
@@ -1176,6 +1222,7 @@ main(void)
 
 	test_first_start_and_new_mail();
 	test_catch_up();
+	test_owed();
 	test_reconnect_resync();
 	test_reconnect_qresync();
 	test_unfinished();

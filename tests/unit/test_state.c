@@ -227,9 +227,10 @@ announced(struct state_store *s, const char *mailbox)
 	return state_store_get(s, mailbox, &st) == 1 ? st.announced : 0;
 }
 
-/* What a store announced past its file (hooks waiting) is not written,
- * and comes back in the account's next store of this process while the
- * file still has that UIDVALIDITY, once. */
+/* What a store announced past its mark (hooks waiting) is written, as
+ * the file's announced column, and comes back as announced in the
+ * account's next store of this process while the file still has that
+ * UIDVALIDITY. */
 static void
 test_announced(void)
 {
@@ -242,11 +243,13 @@ test_announced(void)
 	put_announced(s, "Renumbered", 4, 5, 7);
 	ok(state_store_write(s) == 0, "written");
 	put_announced(s, "Held", 4, 5, 10);
-	ok(!state_store_dirty(s), "only announced moved: not dirty");
+	ok(state_store_dirty(s), "only announced moved: dirty");
 	is_int(announced(s, "Held"), 10, "the store tells it");
+	ok(state_store_write(s) == 0, "written again");
 	text = file_text(path);
-	ok(!strstr(text, " 9 ") && !strstr(text, " 10 "),
-	   "the file holds no announced UID");
+	ok(strstr(text, "mailbox 4 5 1733400000 5 0 10 Held\n") &&
+	       strstr(text, "mailbox 4 5 1733400000 5 0 5 Plain\n"),
+	   "the file holds what was announced, at least the mark");
 	free(text);
 	state_store_free(&s);
 	/* The file as written, but Renumbered's UIDVALIDITY changed. */
@@ -267,6 +270,51 @@ test_announced(void)
 	state_store_free(&s);
 	s = open_store("ann");
 	is_int(announced(s, "Held"), 10, "kept by each store that had it");
+	state_store_free(&s);
+	free(path);
+}
+
+/* A file's announced column above the mark: what the run that wrote it
+ * announced and did not finish (a kill while hooks waited). A new store
+ * starts from the mark, told what is owed; a put of the same UIDVALIDITY
+ * keeps it, another drops it. A version 5 file owes nothing. */
+static void
+test_owed(void)
+{
+	char *path = account_path("owe");
+	struct state_store *s;
+	struct state st = {0};
+	char *text;
+
+	put_text(path, "mailwatch-state 6\naccount owe\n"
+		       "server imap.example.com alice\n"
+		       "mailbox 4 5 1733400000 5 0 9 Held\n"
+		       "mailbox 4 5 1733400000 5 0 5 Plain\n"
+		       "mailbox 6 7 1733400000 7 0 8 Renumbered\n");
+	s = open_store("owe");
+	ok(state_store_get(s, "Held", &st) == 1 && st.uid == 5 &&
+	       st.announced == 5 && st.owed == 9,
+	   "from the file: announced is the mark, 9 is owed (%u, %u, %u)",
+	   st.uid, st.announced, st.owed);
+	ok(state_store_get(s, "Plain", &st) == 1 && st.owed == 5,
+	   "nothing owed past the mark");
+	put_announced(s, "Held", 4, 6, 6);
+	put_announced(s, "Renumbered", 7, 1, 1);
+	ok(state_store_write(s) == 0, "written");
+	text = file_text(path);
+	ok(strstr(text, "mailbox 4 6 1733400000 6 0 9 Held\n") != NULL,
+	   "still owed after a put of the same UIDVALIDITY");
+	ok(strstr(text, "mailbox 7 1 1733400000 1 0 1 Renumbered\n") !=
+		   NULL,
+	   "not after a put of another");
+	free(text);
+	state_store_free(&s);
+	put_text(path, "mailwatch-state 5\naccount owe\n"
+		       "server imap.example.com alice\n"
+		       "mailbox 4 5 1733400000 5 0 Held\n");
+	s = open_store("owe");
+	ok(state_store_get(s, "Held", &st) == 1 && st.uid == 5 && st.owed == 5,
+	   "version 5: read, nothing owed");
 	state_store_free(&s);
 	free(path);
 }
@@ -296,10 +344,10 @@ test_round_trip(void)
 	   "written: clean");
 	text = file_text(path);
 	is_str(text,
-	       "mailwatch-state 5\naccount acct\n"
+	       "mailwatch-state 6\naccount acct\n"
 	       "server imap.example.com alice\n"
-	       "mailbox 1700000000 4242 1733400000 4242 0 INBOX\n"
-	       "mailbox 1700000001 7 1733400000 7 0 Sent\n",
+	       "mailbox 1700000000 4242 1733400000 4242 0 4242 INBOX\n"
+	       "mailbox 1700000001 7 1733400000 7 0 7 Sent\n",
 	       "the file: magic, account, a line per mailbox");
 	free(text);
 	ok(strcmp(strrchr(path, '/'), "/@acct") == 0 && stat(path, &sb) == 0 &&
@@ -546,11 +594,11 @@ test_version_3(void)
 	state_store_free(&s);
 	text = file_text(path);
 	is_str(text,
-	       "mailwatch-state 5\naccount three\n"
+	       "mailwatch-state 6\naccount three\n"
 	       "server imap.example.com alice\n"
-	       "mailbox 1 10 1733400000 5 0 2024 Reports\n"
-	       "mailbox 2 21 1733400000 6 99 INBOX\n",
-	       "written as version 5");
+	       "mailbox 1 10 1733400000 5 0 10 2024 Reports\n"
+	       "mailbox 2 21 1733400000 6 99 21 INBOX\n",
+	       "written as version 6");
 	free(text);
 	free(path);
 }
@@ -1323,6 +1371,7 @@ main(void)
 	test_renamed();
 	test_file_names();
 	test_announced();
+	test_owed();
 	test_lock();
 	test_lock_fails();
 	test_lock_names();
