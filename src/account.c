@@ -72,9 +72,12 @@ struct account_run {
 	bool list_due;            /* LIST when the fetcher is ready */
 	bool listing;             /* a LIST is under way on the fetcher */
 	bool discovering;         /* ... of the patterns: applied at its end */
-	int64_t list_sent;        /* wall: when the last LIST was sent */
-	int64_t appeared_since;   /* wall: mailboxes first seen in the LIST
-				     under way appeared after this */
+	/* wall: when the last LIST applied was sent, and when the one under
+	 * way was: mailboxes first seen in it appeared after list_applied.
+	 * One that was refused or lost moves neither, else a trial's
+	 * mailboxes created while Dovecot's LISTs failed were taken as
+	 * created after them, and their mail as older. */
+	int64_t list_applied, list_sent;
 	/* wall: mailboxes without state at the start may have appeared
 	 * after this, while mailwatch was stopped; 0 on a first run */
 	int64_t stopped_since;
@@ -326,10 +329,8 @@ start_list(struct account_run *ar, bool status)
 	/* What appears in this LIST appeared since the last one (and mail
 	 * in it that arrived since is new: a push saying it was created can
 	 * come late). */
-	if (discover) {
-		ar->appeared_since = ar->list_sent;
+	if (discover)
 		ar->list_sent = wall_now(ar);
-	}
 	watcher_list(ar->fetcher, v, n, status);
 	free(v);
 }
@@ -930,7 +931,7 @@ apply_list(struct account_run *ar)
 		v[i] = new_box(ar, names[i]);
 		added++;
 		if (ar->listed_once) {
-			mailbox_appeared(v[i]->mb, ar->appeared_since - 1);
+			mailbox_appeared(v[i]->mb, ar->list_applied - 1);
 			log_info(mailbox_log(v[i]->mb),
 				 "a new mailbox: watching it");
 		}
@@ -1066,8 +1067,10 @@ w_list_end(void *ud, struct watcher *w, bool ok)
 			w_mailbox_failed(ar, mailbox_name(b->mb),
 					 "the server does not list it");
 	}
-	if (ar->discovering && ok)
+	if (ar->discovering && ok) {
 		apply_list(ar);
+		ar->list_applied = ar->list_sent;
+	}
 	forget_listed(ar);
 	/* Refused: listed again at the next sweep (with NOTIFY, at the
 	 * next push). */
