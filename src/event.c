@@ -263,9 +263,11 @@ header_field(const char *h, const char *end, const char *name, size_t *len_r)
 	return NULL;
 }
 
-/* The first '<' of [v, end) outside a quoted string, or NULL. */
+/* The first byte of [v, end) outside a quoted string that is one of
+ * find, or NULL when there is none, or one of stop (or a NUL) comes
+ * first. */
 static const char *
-angle_bracket(const char *v, const char *end)
+unquoted(const char *v, const char *end, const char *find, const char *stop)
 {
 	bool quoted = false;
 
@@ -274,7 +276,11 @@ angle_bracket(const char *v, const char *end)
 			p++;
 		else if (*p == '"')
 			quoted = !quoted;
-		else if (*p == '<' && !quoted)
+		else if (quoted)
+			continue;
+		else if (!*p || strchr(stop, *p))
+			return NULL;
+		else if (strchr(find, *p))
 			return p;
 	}
 	return NULL;
@@ -339,19 +345,9 @@ phrase(const char *v, const char *end)
 static const char *
 past_group_name(const char *v, const char *end)
 {
-	bool quoted = false;
+	const char *colon = unquoted(v, end, ":", "<@,(");
 
-	for (const char *p = v; p < end; p++) {
-		if (quoted && *p == '\\' && p + 1 < end)
-			p++;
-		else if (*p == '"')
-			quoted = !quoted;
-		else if (!quoted && *p == ':')
-			return p + 1;
-		else if (!quoted && (!*p || strchr("<@,(", *p)))
-			break;
-	}
-	return v;
+	return colon ? colon + 1 : v;
 }
 
 /* Sets from_name and from_address from a From or Sender field's raw
@@ -368,7 +364,7 @@ from_field(struct mail_event *ev, const char *v, size_t n)
 	v = past_group_name(v, end);
 	while (v < end && strchr(" \t\r\n", *v))
 		v++;
-	lt = angle_bracket(v, end);
+	lt = unquoted(v, end, "<", "");
 	if (!lt)
 		lt = memchr(v, '<', end - v); /* "Name <a@b> with a quote open */
 	if (lt) {
