@@ -661,12 +661,19 @@ take_line(struct state_store *s, const char *line, int n_numbers)
 	return true;
 }
 
+/* What a state file ignored as corrupt costs: its mailboxes catch up
+ * with the unseen mail of since it was written. */
+#define CORRUPT_COST                                                           \
+	"starting without it (unseen mail that came since it was last "        \
+	"written is announced)"
+
 /* Takes in the text of the account file (n bytes; NUL-terminated).
  * Logs what is wrong with it. Returns false when the whole file was
- * ignored (not a state file of this version, or another account's). */
+ * ignored (not a state file of this version, or another account's);
+ * *corrupt_r then says whether it was not a state file at all. */
 static bool
 parse(struct state_store *s, const char *path, const char *account,
-      char *text, size_t n)
+      char *text, size_t n, bool *corrupt_r)
 {
 	char *owner = owner_lines(account, NULL), *p, *nl;
 	char *server = server_line(s->host, s->user), *sp;
@@ -677,23 +684,35 @@ parse(struct state_store *s, const char *path, const char *account,
 				   ? 5
 				   : 4;
 
-	if (numbers == 4 && strncmp(text, MAGIC_V3, strlen(MAGIC_V3))) {
+	*corrupt_r = false;
+	if (numbers == 4 && !strncmp(text, "mailwatch-state ", 16) &&
+	    strncmp(text, MAGIC_V3, strlen(MAGIC_V3))) {
 		log_warn(&s->log,
-			 "state: %s is corrupt or not a mailwatch state file "
-			 "of this version; ignoring it (mail already there "
-			 "will not be announced)",
+			 "state: %s is not a mailwatch state file of this "
+			 "version; ignoring it (mail already there will not "
+			 "be announced)",
 			 path);
 		goto out;
 	}
+	/* Emptied, garbage: what it said is lost, but not when. Better
+	 * announced again than lost: a trial's mail that came while
+	 * mailwatch was stopped was never announced. */
+	if (numbers == 4 && strncmp(text, MAGIC_V3, strlen(MAGIC_V3))) {
+		log_warn(&s->log, "state: %s is corrupt; " CORRUPT_COST, path);
+		*corrupt_r = true;
+		goto out;
+	}
 	p = text + strlen(MAGIC); /* as long as MAGIC_V3 to _V5 */
+	if (strncmp(p, "account ", 8)) {
+		log_warn(&s->log, "state: %s is corrupt; " CORRUPT_COST, path);
+		*corrupt_r = true;
+		goto out;
+	}
 	if (strncmp(p, owner, strlen(owner))) {
 		log_warn(&s->log,
-			 "state: %s %s; ignoring it (mail already there will "
-			 "not be announced)",
-			 path,
-			 strncmp(p, "account ", 8)
-			     ? "is corrupt"
-			     : "holds another account's state");
+			 "state: %s holds another account's state; ignoring "
+			 "it (mail already there will not be announced)",
+			 path);
 		goto out;
 	}
 	p += strlen(owner);
@@ -702,9 +721,8 @@ parse(struct state_store *s, const char *path, const char *account,
 		nl = strchr(p, '\n');
 		if (strncmp(p, "server ", 7) || !nl) {
 			log_warn(&s->log,
-				 "state: %s is corrupt; ignoring it (mail "
-				 "already there will not be announced)",
-				 path);
+				 "state: %s is corrupt; " CORRUPT_COST, path);
+			*corrupt_r = true;
 			goto out;
 		}
 		*nl = 0;
@@ -836,7 +854,9 @@ adopt(struct state_store *s)
 	fd = lock < 0 ? -1 : open(best_path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 && fstat(fd, &sb) == 0 &&
 	    read_upto(fd, STATE_FILE_MAX, &text, &n) == 0) {
-		if (parse(s, best_path, best, text, n)) {
+		bool corrupt;
+
+		if (parse(s, best_path, best, text, n, &corrupt)) {
 			log_info(&s->log,
 				 "state: taking over %s, the state of account "
 				 "%s, for the same host and user and no longer "
@@ -868,6 +888,7 @@ load(struct state_store *s)
 	struct stat sb;
 	size_t n;
 	int dfd, fd, r;
+	bool corrupt;
 
 	s->name_max = NAME_MAX;
 	s->dir = state_dir();
@@ -899,10 +920,11 @@ load(struct state_store *s)
 			 strerror(-r));
 		return;
 	}
-	/* A file ignored says nothing of when the account was watched: its
-	 * mailboxes start afresh, as at a first run, rather than catching
-	 * up with what came since its time. */
-	if (parse(s, s->path, s->account, text, n))
+	/* A file ignored (another version's, another account's) says
+	 * nothing of when the account was watched: its mailboxes start
+	 * afresh, as at a first run, rather than catching up with what came
+	 * since its time. A corrupt one's time is all that is left of it. */
+	if (parse(s, s->path, s->account, text, n, &corrupt) || corrupt)
 		s->written = sb.st_mtime;
 	free(text);
 }

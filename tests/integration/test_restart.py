@@ -438,8 +438,8 @@ def test_catch_up_of_nothing():
 
 
 def test_ignored_state_file():
-    """A state file mailwatch cannot read (of another version: a
-    downgrade, or corrupt) is ignored with a warning that says mail
+    """A state file of another version (a downgrade) is ignored with a
+    warning that says mail
     already there will not be announced: the account starts as at a
     first run. It used to count as written when its mtime says, and the
     unseen mail that came up to poll_interval before that was announced
@@ -471,6 +471,42 @@ def test_ignored_state_file():
     ok(uids_of(recs) == [s, s2],
        "nothing announced again; new mail announced once",
        "hook UIDs %s" % uids_of(recs))
+    finish(mw)
+
+
+def test_corrupt_state_file():
+    """A state file that is not one at all (emptied, garbage) loses what
+    it said, not when: mail that came while mailwatch was stopped is
+    announced, the warning says so, and mail read before is not. A trial
+    emptied the file and the two messages that came meanwhile were never
+    announced."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.append("alice", "INBOX", mwtest.make_message("read"),
+              flags=("\\Seen",))
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    })
+    if not ok(wait_idle(mw, 1), "first run: IDLE"):
+        return
+    mw.stop()
+    away = [dc.append("alice", "INBOX", mwtest.make_message("away %d" % i))
+            for i in range(2)]
+    path = os.path.join(mw.state_dir(), "@test")
+    st = os.stat(path)
+    with open(path, "wb") as f:
+        f.write(b"\0" * 99)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    mark = len(restart(mw).log())
+    ok(mw.wait_log(r"state: .* is corrupt; starting without it \(unseen "
+                   r"mail that came since it was last written is "
+                   r"announced\)", 10, since=mark),
+       "the warning says what follows")
+    recs = mw.wait_hooks(2, 15)
+    ok(sorted(uids_of(recs)) == sorted(away),
+       "the mail that came while stopped is announced, the read one not",
+       "hook UIDs %s, want %s" % (uids_of(recs), away))
     finish(mw)
 
 
@@ -1052,6 +1088,7 @@ if __name__ == "__main__":
                 test_skip_then_live,
                 test_catch_up_of_nothing,
                 test_ignored_state_file,
+                test_corrupt_state_file,
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
                 test_sigkill_after_announce, test_sigkill_in_burst,

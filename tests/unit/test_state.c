@@ -718,8 +718,12 @@ test_foreign(void)
 	put_text(path, "{\"json\": true}\nmailbox 1 10 1733400000 5 INBOX\n");
 	s = open_logged("f", &log);
 	ok(!holds(s, "INBOX", 1, 10) &&
-		   strstr(log, "is corrupt or not a mailwatch state file"),
-	   "foreign: absent, with a warning");
+		   strstr(log, "is corrupt; starting without it (unseen mail "
+			       "that came since it was last written is "
+			       "announced)"),
+	   "not a state file: absent, with a warning saying what follows");
+	ok(state_store_written(s) > 0,
+	   "... and its time kept: the mailboxes catch up since then");
 	free(log);
 	state_store_free(&s);
 
@@ -1017,6 +1021,12 @@ test_renamed(void)
 		t = open_store("ignored");
 		is_int(state_store_written(t), 0,
 		       "another account's file: written 0");
+		state_store_free(&t);
+		put_text(path, "");
+		t = open_store("ignored");
+		ok(state_store_written(t) > 0,
+		   "an emptied file: its time, the last known (a trial's "
+		   "mail that came while stopped was lost)");
 		state_store_free(&t);
 		free(path);
 	}
