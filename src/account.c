@@ -1267,7 +1267,13 @@ account_run_free(struct account_run **arp)
 	watcher_free(&ar->fetcher);
 	for (size_t i = 0; i < ar->n; i++)
 		free_box(&ar->box[i]);
-	state_store_write(ar->store);
+	/* Said at warning level even when failing writes were quiet: the
+	 * cost shows at the next start. */
+	if (state_store_write(ar->store) < 0)
+		log_warn(&ar->log, "state: the last state could not be "
+				   "written: what was announced since it last "
+				   "was will be announced again at the next "
+				   "start");
 	state_store_free(&ar->store);
 	forget_listed(ar);
 	free(ar->listed);

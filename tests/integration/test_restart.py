@@ -510,6 +510,38 @@ def test_corrupt_state_file():
     finish(mw)
 
 
+def test_state_not_written_at_stop():
+    """The state directory gone (a file in its place) while mailwatch
+    runs: the failing write is an error once, and the stop says at
+    warning level what it costs: mail announced since is announced again
+    at the next start (a trial's stop was silent about it)."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    }, args=())
+    if not ok(wait_idle(mw, 1), "IDLE"):
+        return
+    d = mw.state_dir()
+    os.rename(d, d + ".away")
+    with open(d, "w") as f:
+        f.write("not a directory\n")
+    dc.append("alice", "INBOX", mwtest.make_message("not saved"))
+    ok(len(mw.wait_hooks(1, 10)) == 1, "announced")
+    ok(mw.wait_log(r"state: cannot .*; keeping the state in memory", 10),
+       "the failing write is said", mw.log_tail(5))
+    mark = mw.mark()
+    mw.stop()
+    ok(re.search(r"test: state: the last state could not be written: "
+                 r"what was announced since it last was will be announced "
+                 r"again at the next start", mw.log()[mark:]),
+       "the stop says what it costs", mw.log()[mark:])
+    os.unlink(d)
+    os.rename(d + ".away", d)
+    finish(mw)
+
+
 def test_reconnect_after_kick():
     """doveadm kick while idle: mailwatch reconnects (says so) and a
     message appended during the outage is announced exactly once."""
@@ -1089,6 +1121,7 @@ if __name__ == "__main__":
                 test_catch_up_of_nothing,
                 test_ignored_state_file,
                 test_corrupt_state_file,
+                test_state_not_written_at_stop,
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
                 test_sigkill_after_announce, test_sigkill_in_burst,
