@@ -647,7 +647,9 @@ notify_send(struct sink *s, const struct account *a,
 
 	if (!notify_ready(ns, a))
 		return;
-	who = *sender_shown(ev) ? sender_shown(ev) : "New mail";
+	who = sender_shown(ev);
+	if (!*who)
+		who = "New mail";
 	summary = mime_sanitize(who, strlen(who), NOTIFY_SENDER_MAX);
 	/* Servers may read the body as markup: mail must not format or
 	 * link anything. */

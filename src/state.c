@@ -662,7 +662,7 @@ take_line(struct state_store *s, const char *line, int n_numbers)
 }
 
 /* What a state file ignored as corrupt costs: its mailboxes catch up
- * with the unseen mail of since it was written. */
+ * with the unseen mail that came since it was written. */
 #define CORRUPT_COST                                                           \
 	"starting without it (unseen mail that came since it was last "        \
 	"written is announced)"
@@ -679,10 +679,11 @@ parse(struct state_store *s, const char *path, const char *account,
 	char *server = server_line(s->host, s->user), *sp;
 	size_t line = 2, corrupt = 0;
 	bool v6 = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
-	bool v5 = v6 || !strncmp(text, MAGIC_V5, strlen(MAGIC_V5));
-	int numbers = v6 ? 6 : v5 || !strncmp(text, MAGIC_V4, strlen(MAGIC_V4))
-				   ? 5
-				   : 4;
+	bool has_server = v6 || !strncmp(text, MAGIC_V5, strlen(MAGIC_V5));
+	int numbers = v6 ? 6
+		      : has_server || !strncmp(text, MAGIC_V4, strlen(MAGIC_V4))
+			  ? 5
+			  : 4;
 
 	*corrupt_r = false;
 	if (numbers == 4 && !strncmp(text, "mailwatch-state ", 16) &&
@@ -717,7 +718,7 @@ parse(struct state_store *s, const char *path, const char *account,
 	}
 	p += strlen(owner);
 	/* Before version 5 there was no server line: taken as this one's. */
-	if (v5 && strncmp(p, server, strlen(server))) {
+	if (has_server && strncmp(p, server, strlen(server))) {
 		nl = strchr(p, '\n');
 		if (strncmp(p, "server ", 7) || !nl) {
 			log_warn(&s->log,
@@ -737,7 +738,7 @@ parse(struct state_store *s, const char *path, const char *account,
 			 path, sp ? sp + 1 : "", p + 7, s->user, s->host);
 		goto out;
 	}
-	if (v5) {
+	if (has_server) {
 		p += strlen(server);
 		line++;
 	}
