@@ -65,5 +65,46 @@ def test_hostile_list():
     h.finish(what)
 
 
+def test_list_fails_between():
+    """A mailbox created between two LISTs, one that fails between them:
+    its mail came after the last LIST that was applied, so it is new. The
+    time new mailboxes are taken to have appeared after moved with the
+    failed LIST too, and such mail was taken as old (a trial's Dovecot,
+    its list index broken, failed LISTs while folders were created)."""
+    what = "LIST failing between two"
+    listed = []
+    names = ["INBOX"]
+
+    def on_list(conn, tag, args):
+        listed.append(args)
+        if len(listed) == 2:
+            conn.sendline("%s NO [SERVERBUG] list index broken" % tag)
+            return
+        for name in names:
+            conn.sendline('* LIST (\\HasNoChildren) "/" %s' % name)
+        conn.sendline("%s OK LIST completed" % tag)
+
+    srv = fakeimap.FakeImap(password=Hostile.PASSWORD,
+                            caps=fakeimap.DEFAULT_CAPS + " LIST-EXTENDED")
+    srv.handlers["LIST"] = on_list
+    h = Hostile(srv=srv, wait_idle=False,
+                account={"mailboxes": "*", "poll_interval": POLL})
+    ok(srv.wait_idle(15) is not None, "%s: INBOX watched" % what)
+    srv.add_box("New")
+    uid = srv.add_message(subject="in a new folder", mailbox="New")
+    # The second LIST (the next sweep) fails; New is listed from the third.
+    ok(mwtest.wait_until(lambda: len(listed) >= 2, POLL + 10),
+       "%s: the second LIST was sent" % what)
+    names.append("New")
+    h.log_line(r"fake/New: a new mailbox: watching it", what,
+               timeout=POLL + 10)
+    recs = h.mw.wait_hooks(1, 15)
+    ok([(r["MAILWATCH_MAILBOX"], int(r["MAILWATCH_UID"])) for r in recs] ==
+       [("New", uid)],
+       "%s: its mail, which came after the last LIST applied, announced" %
+       what, h.mw.log_tail(15))
+    h.finish(what)
+
+
 if __name__ == "__main__":
-    mwtest.main(test_hostile_list)
+    mwtest.main(test_hostile_list, test_list_fails_between)
