@@ -908,7 +908,8 @@ apply_list(struct account_run *ar)
 	size_t n_old = ar->n;
 	bool first_kept = false;
 
-	/* Said once: a pattern that matches nothing is most likely a typo. */
+	/* Said once: a pattern that matches nothing is most likely a typo
+	 * (names are matched in their case: "lists/dev" is not "Lists/dev"). */
 	for (size_t i = 0; i < a->n_mailboxes && !ar->listed_once; i++)
 		if (mboxlist_is_pattern(a->mailboxes[i]) &&
 		    !mboxlist_any_match(a->mailboxes[i], ar->listed,
@@ -917,6 +918,13 @@ apply_list(struct account_run *ar)
 				 "mailboxes: no mailbox on the server "
 				 "matches %s",
 				 a->mailboxes[i]);
+	for (size_t i = 0; i < a->n_ignore_mailboxes && !ar->listed_once; i++)
+		if (!mboxlist_any_match(a->ignore_mailboxes[i], ar->listed,
+					ar->n_listed))
+			log_warn(&ar->log,
+				 "ignore_mailboxes: no mailbox that "
+				 "mailboxes takes matches %s",
+				 a->ignore_mailboxes[i]);
 
 	for (size_t j = 0; j < n_old; j++)
 		old[j]->kept = false;

@@ -290,17 +290,21 @@ def test_renamed_twice_without_notify():
 
 def test_one_level():
     """mailboxes = Lists/%: the one level under Lists, no INBOX; and a
-    misspelled pattern beside it is warned of."""
+    misspelled pattern beside it is warned of, as is an ignore_mailboxes
+    name in the wrong case (names are matched in their case)."""
     need_binaries()
     dc = mwtest.Dovecot(conn_limit=None)
     dc.create_mailboxes("alice", FOLDERS)
-    mw = start(dc, mailboxes="Lists/%, Lsts/*")
+    mw = start(dc, mailboxes="Lists/%, Lsts/*", ignore_mailboxes="lists/dev")
     wait_watched(mw, "Lists/%", ["Lists/announce", "Lists/dev"])
     ok(mw.wait_log(r"a: mailboxes: no mailbox on the server matches "
                    r"Lsts/\*", 5),
        "a pattern that matches nothing (a typo) is warned of")
     ok(not re.search(r"matches Lists/%", mw.log()),
        "one that matches is not")
+    ok(mw.wait_log(r"a: ignore_mailboxes: no mailbox that mailboxes takes "
+                   r"matches lists/dev", 5),
+       "an ignore_mailboxes that matches nothing is warned of")
     ok(not watched(mw, ["INBOX", "Lists/dev/daily", "Work"]),
        "Lists/%: nothing else watched",
        "watched: %s" % watched(mw, ["INBOX", "Lists/dev/daily", "Work"]))
