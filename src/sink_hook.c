@@ -16,11 +16,13 @@
  * are left, so the FIFO stays bounded without dropping hooks. Only beyond
  * HOOK_MAX_QUEUED, which one read cannot reach, is a hook dropped.
  * The watcher records no message as announced beyond one whose hook waits
- * (unfinished()): a started hook runs on its own, in its own process
- * group, even if mailwatch is killed.
+ * or runs (unfinished()): a kill of mailwatch may take its hooks with it
+ * (systemd ends every process of the unit; a hook writing to its stdout
+ * pipe gets SIGPIPE), and the next start runs them again. One that
+ * survived runs twice then.
  *
- * A clean stop (stop()) starts every waiting hook and counts running ones
- * as unfinished too, until they exit: main runs the loop until none runs
+ * A clean stop (stop()) starts every waiting hook, and waits for them
+ * and the running ones to exit: main runs the loop until none runs
  * or its deadline passes, writes the state, and frees the sink, which
  * kills what still runs. A hook that dies of a signal the sink did not
  * send during the stop (systemd signals every process of the unit) stays
@@ -276,8 +278,8 @@ on_child(void *ud, enum child_event ev, const siginfo_t *si)
 	switch (ev) {
 	case CHILD_EXITED:
 		list_move(r, run_exited(r, si) ? &hs->lingering : &hs->lost);
-		/* While stopping, the running hooks held the mark. */
-		if (hs->stopping && r->uid && hs->changed)
+		/* The running hooks held the mark. */
+		if (r->uid && hs->changed)
 			hs->changed(hs->ud);
 		start_queued(hs);
 		break;
@@ -480,8 +482,7 @@ hook_unfinished(struct sink *s, const char *account, const char *mailbox)
 	struct hook_sink *hs = (struct hook_sink *)s;
 	uint32_t low = lowest_uid(&hs->queued, account, mailbox, 0);
 
-	if (hs->stopping)
-		low = lowest_uid(&hs->running, account, mailbox, low);
+	low = lowest_uid(&hs->running, account, mailbox, low);
 	return lowest_uid(&hs->lost, account, mailbox, low);
 }
 

@@ -767,6 +767,57 @@ def test_sigkill_in_burst():
     finish(mw)
 
 
+def test_sigkill_with_hooks():
+    """SIGKILL of mailwatch and of its running hooks, as systemd ends a
+    unit whose main process died (or a hook that writes to its stdout
+    pipe gets SIGPIPE): the next start runs each killed hook again. A
+    trial's killed hooks counted as done once started, and their messages
+    were never announced."""
+    need_binaries()
+    n = 30
+    dc = mwtest.Dovecot()
+    mw = mwtest.Mailwatch(start=False)
+    mw.write_config({
+        "general": {"notify": False,
+                    "on_new_mail": mw.hook_cmd("new", sleep=30)},
+        "account test": dc.account("alice"),
+    })
+    mw.start()
+    if not ok(wait_idle(mw, 1), "watching"):
+        return
+    uids = dc.append_many("alice", "INBOX", [
+        mwtest.make_message("burst %d" % i) for i in range(n)])
+    ok(len(mw.wait_hooks(16, 15)) >= 16, "16 hooks started")
+    ok(mwtest.wait_until(lambda: (state_lines(mw, "test").get("INBOX") or
+                                  (0,) * 6)[5] == max(uids), 10),
+       "the state file says all %d were announced" % n)
+    st = state_lines(mw, "test").get("INBOX")
+    ok(st and st[1] < min(uids),
+       "its mark is below the running hooks (%s)" % (st,))
+    killed = {int(r["MAILWATCH_UID"]): r["_pid"] for r in mw.hook_records()}
+    mw.signal(signal.SIGKILL)
+    ok(mw.wait_exit(10) is not None, "SIGKILL: mailwatch is gone")
+    for pid in killed.values():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    mw.write_config({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account test": dc.account("alice"),
+    })
+    mw.start()  # still registered: it was never stop()ped
+    pid = mw.pid()
+
+    def rerun():
+        return {int(r["MAILWATCH_UID"]) for r in mw.hook_records()
+                if r["_sid"] == pid}
+    ok(mwtest.wait_until(lambda: set(uids) <= rerun(), 30),
+       "every message's hook ran after the start, the %d killed ones too"
+       % len(killed), "missing %s" % sorted(set(uids) - rerun()))
+    finish(mw)
+
+
 def test_sigkill_right_after_start():
     """A mailbox first seen must be in the state file at once, not at the
     account's next write up to a second later: SIGKILLed as soon as five
@@ -1125,6 +1176,7 @@ if __name__ == "__main__":
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
                 test_sigkill_after_announce, test_sigkill_in_burst,
+                test_sigkill_with_hooks,
                 test_sigkill_right_after_start,
                 test_reload_keeps_state,
                 test_one_state_file_per_account,
