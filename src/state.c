@@ -662,10 +662,11 @@ take_line(struct state_store *s, const char *line, int n_numbers)
 }
 
 /* What a state file ignored as corrupt costs: its mailboxes catch up
- * with the unseen mail that came since it was written. */
+ * with the unseen mail that came since poll_interval before it was
+ * written (account.c's stopped_since), some of it announced again. */
 #define CORRUPT_COST                                                           \
-	"starting without it (unseen mail that came since it was last "        \
-	"written is announced)"
+	"starting without it (unseen mail that came since shortly before it "  \
+	"was last written is announced, some of it again)"
 
 /* Takes in the text of the account file (n bytes; NUL-terminated).
  * Logs what is wrong with it. Returns false when the whole file was

@@ -500,8 +500,9 @@ def test_corrupt_state_file():
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     mark = len(restart(mw).log())
     ok(mw.wait_log(r"state: .* is corrupt; starting without it \(unseen "
-                   r"mail that came since it was last written is "
-                   r"announced\)", 10, since=mark),
+                   r"mail that came since shortly before it was last "
+                   r"written is announced, some of it again\)", 10,
+                   since=mark),
        "the warning says what follows")
     recs = mw.wait_hooks(2, 15)
     ok(sorted(uids_of(recs)) == sorted(away),

@@ -719,8 +719,8 @@ test_foreign(void)
 	s = open_logged("f", &log);
 	ok(!holds(s, "INBOX", 1, 10) &&
 		   strstr(log, "is corrupt; starting without it (unseen mail "
-			       "that came since it was last written is "
-			       "announced)"),
+			       "that came since shortly before it was last "
+			       "written is announced, some of it again)"),
 	   "not a state file: absent, with a warning saying what follows");
 	ok(state_store_written(s) > 0,
 	   "... and its time kept: the mailboxes catch up since then");
