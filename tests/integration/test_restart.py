@@ -725,6 +725,32 @@ def test_sigkill_after_announce():
     finish(mw)
 
 
+def slow_burst(dc, n, hook_seconds):
+    """mailwatch with a hook of hook_seconds, n messages delivered at once:
+    (mw, their UIDs, the state file's line of INBOX) once 16 hooks started
+    and the state file says all n were announced; None when it did not
+    get there."""
+    mw = mwtest.Mailwatch(start=False)
+    mw.write_config({
+        "general": {"notify": False,
+                    "on_new_mail": mw.hook_cmd("new", sleep=hook_seconds)},
+        "account test": dc.account("alice"),
+    })
+    mw.start()
+    if not ok(wait_idle(mw, 1), "watching"):
+        return None
+    uids = dc.append_many("alice", "INBOX", [
+        mwtest.make_message("burst %d" % i) for i in range(n)])
+    ok(len(mw.wait_hooks(16, 15)) >= 16, "16 hooks started")
+    if not ok(mwtest.wait_until(
+            lambda: (state_lines(mw, "test").get("INBOX") or
+                     (0,) * 6)[5] == max(uids), 10),
+            "the state file says all %d were announced" % n,
+            "%s" % (state_lines(mw, "test"),)):
+        return None
+    return mw, uids, state_lines(mw, "test").get("INBOX")
+
+
 def test_sigkill_in_burst():
     """SIGKILL while the hooks of a burst wait (2 s each, 16 at once):
     after the next start every message's hook has run, one by one, though
@@ -733,27 +759,12 @@ def test_sigkill_in_burst():
     trial's kill in a burst of 200 turned the 136 hooks still waiting
     into one "168 new messages" summary: never run."""
     need_binaries()
-    n = 100
-    dc = mwtest.Dovecot()
-    mw = mwtest.Mailwatch(start=False)
-    mw.write_config({
-        "general": {"notify": False,
-                    "on_new_mail": mw.hook_cmd("new", sleep=2)},
-        "account test": dc.account("alice"),
-    })
-    mw.start()
-    if not ok(wait_idle(mw, 1), "watching"):
+    got = slow_burst(mwtest.Dovecot(), 100, 2)
+    if not got:
         return
-    uids = dc.append_many("alice", "INBOX", [
-        mwtest.make_message("burst %d" % i) for i in range(n)])
-    ok(len(mw.wait_hooks(16, 15)) >= 16, "16 hooks started")
-    ok(mwtest.wait_until(lambda: (state_lines(mw, "test").get("INBOX") or
-                                  (0,) * 6)[5] == max(uids), 10),
-       "the state file says all %d were announced" % n,
-       "%s" % (state_lines(mw, "test"),))
-    st = state_lines(mw, "test").get("INBOX")
+    mw, uids, st = got
     ok(st and st[1] < max(uids) - 10,
-       "and its mark is below the waiting hooks (%s)" % (st,))
+       "and its mark is below the hooks waiting or running (%s)" % (st,))
     mw.signal(signal.SIGKILL)
     ok(mw.wait_exit(10) is not None, "SIGKILL: mailwatch is gone")
     mark = mw.mark()
@@ -775,24 +786,11 @@ def test_sigkill_with_hooks():
     trial's killed hooks counted as done once started, and their messages
     were never announced."""
     need_binaries()
-    n = 30
     dc = mwtest.Dovecot()
-    mw = mwtest.Mailwatch(start=False)
-    mw.write_config({
-        "general": {"notify": False,
-                    "on_new_mail": mw.hook_cmd("new", sleep=30)},
-        "account test": dc.account("alice"),
-    })
-    mw.start()
-    if not ok(wait_idle(mw, 1), "watching"):
+    got = slow_burst(dc, 30, 30)
+    if not got:
         return
-    uids = dc.append_many("alice", "INBOX", [
-        mwtest.make_message("burst %d" % i) for i in range(n)])
-    ok(len(mw.wait_hooks(16, 15)) >= 16, "16 hooks started")
-    ok(mwtest.wait_until(lambda: (state_lines(mw, "test").get("INBOX") or
-                                  (0,) * 6)[5] == max(uids), 10),
-       "the state file says all %d were announced" % n)
-    st = state_lines(mw, "test").get("INBOX")
+    mw, uids, st = got
     ok(st and st[1] < min(uids),
        "its mark is below the running hooks (%s)" % (st,))
     killed = {int(r["MAILWATCH_UID"]): r["_pid"] for r in mw.hook_records()}
