@@ -81,6 +81,15 @@ def main():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
+def announced(dc, mw, raw, n, what):
+    """Delivers raw after n announced messages: the hook record of it, or
+    None (said) when it was not announced."""
+    dc.deliver("alice", raw)
+    recs = mw.wait_hooks(n + 1, 10)
+    ok(len(recs) == n + 1, "%s: announced" % what)
+    return recs[n] if len(recs) == n + 1 else None
+
+
 def check_senders(dc, mw, n):
     # One encoded-word of 430 KB before the address: the ENVELOPE is over
     # the limits, and the From field is fetched only up to 2 KB.
@@ -89,12 +98,10 @@ def check_senders(dc, mw, n):
     for what, sender in (("huge encoded name", huge),
                          ("From: <>", "<>"),
                          ("a quote left open", '"quote <q@example.org>')):
-        dc.deliver("alice", mwtest.make_message(what, from_=sender))
-        recs = mw.wait_hooks(n + 1, 10)
-        ok(len(recs) == n + 1, "%s: announced" % what)
-        if len(recs) != n + 1:
+        r = announced(dc, mw, mwtest.make_message(what, from_=sender), n,
+                      what)
+        if not r:
             return
-        r = recs[n]
         n += 1
         ok(r["MAILWATCH_FROM_ADDRESS"] == "" and
            r["MAILWATCH_FROM"] == r["MAILWATCH_FROM_NAME"] and
@@ -119,12 +126,9 @@ def check_senders(dc, mw, n):
                 "two", from_="Foo <foo@bar@baz.example>"), "Foo", ""),
             ("over the limits, Sender only", over,
              "Lis", "l@lists.example")):
-        dc.deliver("alice", raw)
-        recs = mw.wait_hooks(n + 1, 10)
-        ok(len(recs) == n + 1, "%s: announced" % what)
-        if len(recs) != n + 1:
+        r = announced(dc, mw, raw, n, what)
+        if not r:
             return
-        r = recs[n]
         n += 1
         ok(r["MAILWATCH_FROM_NAME"] == name and
            r["MAILWATCH_FROM_ADDRESS"] == address,
