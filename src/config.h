@@ -43,7 +43,7 @@ struct account_defaults {
 	int urgency;               /* 0 low, 1 normal (default), 2 critical */
 	unsigned burst;            /* more notifications than this within
 				      SINK_BURST_WINDOW seconds become one
-				      summary per mailbox; 0: never (default
+				      summary per account; 0: never (default
 				      3) */
 };
 

@@ -14,7 +14,7 @@
 struct sink;
 
 /* Seconds in which more than account_defaults.burst notifications for one
- * mailbox become one summary. */
+ * account become one summary. */
 #define SINK_BURST_WINDOW 10
 /* Messages of a summarised batch passed to summary() (for its senders). */
 #define SINK_SUMMARY_FIRST 3
@@ -90,9 +90,10 @@ void sink_hook_launch(struct sink *hooks, const struct account *a,
 /* Sends org.freedesktop.Notifications.Notify asynchronously on the user's
  * session bus (connected lazily through the loop). Without a bus or a
  * notification server it logs once and keeps working. More than the
- * account's burst messages for one mailbox within SINK_BURST_WINDOW become
- * one summary that replaces itself; a withdrawn message's notification is
- * closed; a click runs on_click through hooks (borrowed, may be NULL). */
+ * account's burst messages (in any of its mailboxes) within
+ * SINK_BURST_WINDOW become one summary that replaces itself; a withdrawn
+ * message's notification is closed; a click runs on_click through hooks
+ * (borrowed, may be NULL). */
 struct sink *sink_notify_new(sd_event *e, struct sink *hooks);
 
 static inline void

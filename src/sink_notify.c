@@ -46,8 +46,8 @@
 /* Bytes of a sender's name in a notification: a whole line, not a page
  * that hides the subject. */
 #define NOTIFY_SENDER_MAX 100
-/* Senders named in a summary's body. */
-#define SUMMARY_SENDERS SINK_SUMMARY_FIRST
+/* Senders, and mailboxes, a summary names. */
+#define SUMMARY_NAMES SINK_SUMMARY_FIRST
 
 /* A notification shown (or being shown) for one message, or a summary
  * (uid 0) for a mailbox. */
@@ -62,18 +62,23 @@ struct shown {
 	struct mail_event ev; /* owned strings, for on_click */
 };
 
-/* Recent notifications of one mailbox, to notice a burst. */
+/* The first few different names (senders, mailboxes) a summary names;
+ * more: there were others. */
+struct firsts {
+	char *v[SUMMARY_NAMES];
+	unsigned n;
+	bool more;
+};
+
+/* Recent notifications of one account, to notice a burst: mail in several
+ * mailboxes at once is one summary too, not a popup per mailbox. */
 struct burst {
 	struct burst *next;
-	char *account, *mailbox;
+	char *account;
 	uint64_t start;	   /* usec, CLOCK_MONOTONIC, of the window */
 	unsigned count;	   /* messages in the window */
 	size_t coming;	   /* of the batch being sent, still to come */
-	/* The first different senders, for the summary body; more: there
-	 * were others. */
-	char *senders[SUMMARY_SENDERS];
-	unsigned n_senders;
-	bool more;
+	struct firsts senders, mailboxes;
 	struct shown *summary; /* the summary shown for this window */
 	bool dirty;	   /* the summary must be (re)sent */
 	char *icon;	   /* the account's look, for a summary sent later */
@@ -457,19 +462,71 @@ notify_call(struct notify_sink *ns, const struct account *a,
 /* ---- summaries ---- */
 
 static struct burst *
-burst_get(struct notify_sink *ns, const char *account, const char *mailbox)
+burst_get(struct notify_sink *ns, const char *account)
 {
 	struct burst *b;
 
 	for (b = ns->bursts; b; b = b->next)
-		if (!strcmp(b->account, account) && !strcmp(b->mailbox, mailbox))
+		if (!strcmp(b->account, account))
 			return b;
 	b = xcalloc(1, sizeof(*b));
 	b->account = xstrdup(account);
-	b->mailbox = xstrdup(mailbox);
 	b->next = ns->bursts;
 	ns->bursts = b;
 	return b;
+}
+
+/* Adds raw (sanitized, cut at NOTIFY_SENDER_MAX bytes) to f unless it is
+ * there already or empty. */
+static void
+firsts_add(struct firsts *f, const char *raw)
+{
+	char *name;
+
+	if (!*raw)
+		return;
+	name = mime_sanitize(raw, strlen(raw), NOTIFY_SENDER_MAX);
+	for (unsigned i = 0; i < f->n; i++)
+		if (!strcmp(f->v[i], name)) {
+			free(name);
+			return;
+		}
+	if (f->n == SUMMARY_NAMES) {
+		f->more = true;
+		free(name);
+	} else {
+		f->v[f->n++] = name;
+	}
+}
+
+static void
+firsts_clear(struct firsts *f)
+{
+	for (unsigned i = 0; i < f->n; i++)
+		free(f->v[i]);
+	f->n = 0;
+	f->more = false;
+}
+
+/* "A, B, C, …", each name markup-escaped when markup is set. */
+static char *
+firsts_join(const struct firsts *f, bool markup)
+{
+	char *out = xstrdup(""), *name, *s;
+
+	for (unsigned i = 0; i < f->n; i++) {
+		name = markup ? mime_escape_markup(f->v[i]) : xstrdup(f->v[i]);
+		s = xasprintf("%s%s%s", out, i ? ", " : "", name);
+		free(name);
+		free(out);
+		out = s;
+	}
+	if (f->more) {
+		s = xasprintf("%s%s…", out, f->n ? ", " : "");
+		free(out);
+		out = s;
+	}
+	return out;
 }
 
 /* Who a notification names: the sender's name, else the address. A name
@@ -484,60 +541,18 @@ sender_shown(const struct mail_event *ev)
 	return *ev->from_address ? ev->from_address : ev->from_name;
 }
 
+/* Counts ev's message in b. */
 static void
-burst_add_sender(struct burst *b, const struct mail_event *ev)
+burst_add(struct burst *b, const struct mail_event *ev)
 {
-	const char *raw = sender_shown(ev);
-	char *who;
-
-	if (!*raw)
-		return;
-	who = mime_sanitize(raw, strlen(raw), NOTIFY_SENDER_MAX);
-	for (unsigned i = 0; i < b->n_senders; i++)
-		if (!strcmp(b->senders[i], who)) {
-			free(who);
-			return;
-		}
-	if (b->n_senders == SUMMARY_SENDERS) {
-		b->more = true;
-		free(who);
-	} else {
-		b->senders[b->n_senders++] = who;
-	}
+	b->count++;
+	firsts_add(&b->senders, sender_shown(ev));
+	firsts_add(&b->mailboxes, ev->mailbox);
 }
 
-static void
-burst_clear_senders(struct burst *b)
-{
-	for (unsigned i = 0; i < b->n_senders; i++)
-		free(b->senders[i]);
-	b->n_senders = 0;
-	b->more = false;
-}
-
-/* The summary's body: the senders, markup-escaped, "A, B, C, …". */
-static char *
-summary_body(const struct burst *b)
-{
-	char *body = xstrdup(""), *who, *s;
-
-	for (unsigned i = 0; i < b->n_senders; i++) {
-		who = mime_escape_markup(b->senders[i]);
-		s = xasprintf("%s%s%s", body, i ? ", " : "", who);
-		free(who);
-		free(body);
-		body = s;
-	}
-	if (b->more) {
-		s = xasprintf("%s%s…", body, b->n_senders ? ", " : "");
-		free(body);
-		body = s;
-	}
-	return body;
-}
-
-/* Shows the summary of b, "N new messages in acct/mbox" with the first
- * senders, replacing the one shown before. While the first summary's
+/* Shows the summary of b, "N new messages in acct/mbox" (or "in acct
+ * (mbox1, mbox2, …)") with the first senders, replacing the one shown
+ * before. While the first summary's
  * reply (its id) is still out, the update waits for it (b->dirty). */
 static void
 flush_summary(struct notify_sink *ns, struct burst *b)
@@ -555,24 +570,31 @@ flush_summary(struct notify_sink *ns, struct burst *b)
 	replaces = b->summary ? b->summary->id : 0;
 	if (b->summary)
 		shown_remove(ns, b->summary);
-	b->summary = shown_add(ns, &a, b->mailbox, 0, 0);
-	summary = xasprintf("%u new messages in %s/%s", b->count, b->account,
-			    b->mailbox);
-	body = summary_body(b);
+	b->summary = shown_add(ns, &a, "", 0, 0);
+	if (b->mailboxes.n == 1 && !b->mailboxes.more) {
+		summary = xasprintf("%u new messages in %s/%s", b->count,
+				    b->account, b->mailboxes.v[0]);
+	} else {
+		char *boxes = firsts_join(&b->mailboxes, false);
+
+		summary = xasprintf("%u new messages in %s (%s)", b->count,
+				    b->account, boxes);
+		free(boxes);
+	}
+	body = firsts_join(&b->senders, true);
 	if (!notify_call(ns, &a, b->summary, replaces, summary, body))
 		shown_remove(ns, b->summary);
 	free(summary);
 	free(body);
 }
 
-/* Replaces the single notifications of b's mailbox by its summary. */
+/* Replaces the single notifications of b's account by its summary. */
 static void
 show_summary(struct notify_sink *ns, const struct account *a, struct burst *b)
 {
 	for (struct shown *sh = ns->shown, *next; sh; sh = next) {
 		next = sh->next;
-		if (sh->uid && !strcmp(sh->account, b->account) &&
-		    !strcmp(sh->mailbox, b->mailbox))
+		if (sh->uid && !strcmp(sh->account, b->account))
 			close_shown(ns, sh);
 	}
 	free(b->icon);
@@ -593,18 +615,19 @@ now_usec(struct notify_sink *ns)
 	return t;
 }
 
-/* The burst of account/mailbox, started afresh when its window is over. */
+/* The burst of account, started afresh when its window is over. */
 static struct burst *
-burst_window(struct notify_sink *ns, const char *account, const char *mailbox)
+burst_window(struct notify_sink *ns, const char *account)
 {
-	struct burst *b = burst_get(ns, account, mailbox);
+	struct burst *b = burst_get(ns, account);
 	uint64_t now = now_usec(ns);
 
 	if (now - b->start > SINK_BURST_WINDOW * 1000000ULL) {
 		b->start = now;
 		b->count = 0;
 		b->coming = 0;
-		burst_clear_senders(b);
+		firsts_clear(&b->senders);
+		firsts_clear(&b->mailboxes);
 		b->summary = NULL;
 	}
 	return b;
@@ -614,9 +637,9 @@ static void
 notify_batch_start(struct sink *s, const struct account *a,
 		   const char *mailbox, size_t n)
 {
+	(void)mailbox;
 	if (a->d.notify)
-		burst_window((struct notify_sink *)s, a->name, mailbox)
-		    ->coming = n;
+		burst_window((struct notify_sink *)s, a->name)->coming = n;
 }
 
 static void
@@ -631,11 +654,10 @@ notify_send(struct sink *s, const struct account *a,
 
 	if (!a->d.notify)
 		return;
-	b = burst_window(ns, a->name, ev->mailbox);
-	b->count++;
+	b = burst_window(ns, a->name);
+	burst_add(b, ev);
 	if (b->coming)
 		b->coming--;
-	burst_add_sender(b, ev);
 	/* With the rest of the batch counted: when the whole of it is more
 	 * than burst, none of it is shown one by one, and the summary
 	 * waits for its last message. */
@@ -680,15 +702,16 @@ notify_summary(struct sink *s, const struct account *a, const char *mailbox,
 
 	if (!a->d.notify || !total)
 		return;
-	b = burst_get(ns, a->name, mailbox);
+	/* Added to the account's burst, whose window it starts again. */
+	b = burst_window(ns, a->name);
 	b->start = now_usec(ns);
-	b->count = total;
 	b->coming = 0;
-	burst_clear_senders(b);
+	b->count += total;
 	for (size_t i = 0; i < n_first; i++)
-		burst_add_sender(b, &first[i]);
+		firsts_add(&b->senders, sender_shown(&first[i]));
+	firsts_add(&b->mailboxes, mailbox);
 	/* Senders beyond the first few are not known: "…". */
-	b->more = b->more || total > n_first;
+	b->senders.more = b->senders.more || total > n_first;
 	show_summary(ns, a, b);
 }
 
@@ -735,8 +758,8 @@ notify_free(struct sink *s)
 
 		ns->bursts = b->next;
 		free(b->account);
-		free(b->mailbox);
-		burst_clear_senders(b);
+		firsts_clear(&b->senders);
+		firsts_clear(&b->mailboxes);
 		free(b->icon);
 		free(b);
 	}

@@ -7,6 +7,7 @@ on_click with the message's environment, and mail that arrived while
 mailwatch was away is summarised above catch_up_max."""
 
 import os
+import re
 import signal
 import sys
 
@@ -95,6 +96,58 @@ def test_burst_at_once(dc, bus, nd):
            first["summary"], first["body"]))
     ok(mw.stop() == 0 and not mw.sanitizer_errors(),
        "burst at once: clean exit")
+
+
+def test_burst_mailboxes(dc, bus, nd):
+    """A burst counts an account's mail in every mailbox: one message in
+    each of 4 folders is 3 single notifications, then one summary that
+    names the folders and closes them; so is mail that came to 4 folders
+    while mailwatch was stopped."""
+    boxes = ["Ma", "Mb", "Mc", "Md"]
+    dc.create_mailboxes("alice", boxes)
+    mw = setup(dc, bus, burst=3, mailboxes="INBOX, " + ", ".join(boxes))
+    for b in boxes:
+        ok(mw.wait_log(re.escape("test/%s: " % b) + mwtest.WATCHED, 15),
+           "burst over mailboxes: %s watched" % b)
+    base = len(nd.records())
+    senders = ["Ann <ann@example.org>", "Bob <bob@example.org>",
+               "Cy <cy@example.org>", "Di <di@example.org>"]
+    for i, (b, s) in enumerate(zip(boxes, senders)):
+        dc.append("alice", b, message(i, s))
+        ok(len(mw.wait_hooks(i + 1, 20)) == i + 1,
+           "burst over mailboxes: the message in %s ran its hook" % b)
+    want = "4 new messages in test (Ma, Mb, Mc, …)"
+    ok(wait_until(lambda: any(r["summary"] == want
+                              for r in nd.records()[base:]), 10),
+       "burst over mailboxes: one summary for the 4 folders (%r)" %
+       [r["summary"] for r in nd.records()[base:]])
+    singles = [r for r in nd.records()[base:]
+               if not r["summary"].startswith("4 new")]
+    ok(len(singles) == 3, "burst over mailboxes: 3 single notifications "
+       "before it (%d)" % len(singles))
+    ok(nd.records()[-1]["body"] == "Ann, Bob, Cy, …",
+       "burst over mailboxes: the first senders in the body (%r)" %
+       nd.records()[-1]["body"])
+    ok(wait_until(lambda: {r["id"] for r in singles} <=
+                  {r["id"] for r in nd.records("CloseNotification")}, 5),
+       "burst over mailboxes: the single notifications are closed")
+    ok(mw.stop() == 0, "burst over mailboxes: stopped")
+
+    for i, b in enumerate(boxes):
+        dc.append("alice", b, message(10 + i))
+    base = len(nd.records())
+    mw.start()
+    ok(len(mw.wait_hooks(8, 20)) == 8,
+       "burst over mailboxes: mail that came while stopped ran its hooks")
+    ok(wait_until(lambda: any(r["summary"].startswith("4 new messages in "
+                                                      "test (")
+                              for r in nd.records()[base:]), 10),
+       "burst over mailboxes: what came while stopped is one summary (%r)"
+       % [r["summary"] for r in nd.records()[base:]])
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(),
+       "burst over mailboxes: clean exit")
+    for b in boxes:
+        dc.delete_mailbox("alice", b)
 
 
 def test_long_sender(dc, bus, nd):
@@ -231,7 +284,8 @@ def main():
     dc = mwtest.Dovecot()
     bus = mwtest.SessionBus()
     nd = mwtest.Notifyd(bus)
-    for t in (test_burst, test_burst_at_once, test_long_sender,
+    for t in (test_burst, test_burst_at_once, test_burst_mailboxes,
+              test_long_sender,
               test_withdraw, test_withdraw_after_reconnect, test_click):
         dc.expunge("alice", "INBOX")
         t(dc, bus, nd)
