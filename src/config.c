@@ -1180,17 +1180,22 @@ section_header(struct parser *p, char *s)
 	p->cur = sec;
 }
 
-/* Cuts s at an inline comment: a ';' at its start or after a blank. */
-static void
+/* Cuts s at an inline comment: a ';' at its start or after a blank.
+ * Returns true when there was one after some value. */
+static bool
 strip_comment(char *s)
 {
+	bool cut = false;
+
 	for (char *c = s; *c; c++) {
 		if (*c == ';' && (c == s || is_space(c[-1]))) {
+			cut = c != s;
 			*c = '\0';
 			break;
 		}
 	}
 	rstrip(s);
+	return cut;
 }
 
 /* s: a trimmed line that is not a comment, a header or a continuation.
@@ -1199,6 +1204,7 @@ static void
 key_line(struct parser *p, char *s)
 {
 	char *sep, *value;
+	bool cut;
 
 	for (sep = s; *sep && *sep != '=' && *sep != ':'; sep++)
 		if (*sep == ';' && sep > s && is_space(sep[-1]))
@@ -1212,9 +1218,16 @@ key_line(struct parser *p, char *s)
 		return;
 	}
 	value = skip_space(sep + 1);
-	strip_comment(value);
+	cut = strip_comment(value);
 	*sep = '\0';
 	rstrip(s);
+	/* password_command is a shell line, where " ; next" is the
+	 * shell's: cut here, it would fail later, pointing nowhere. */
+	if (cut && !strcmp(s, "password_command"))
+		log_warn(NULL,
+			 "%s:%u: %s: the text from ' ;' on is a comment, not "
+			 "run; put commands that need ';' in a script",
+			 p->path, p->lineno, s);
 	handle_key(p, s, value);
 }
 

@@ -1316,6 +1316,42 @@ test_quoted_password(void)
 	free(out);
 }
 
+/* A password_command cut at " ;" (the shell's in a shell line): a warning
+ * naming file and line that does not show what was cut; none for ';'
+ * inside a word, nor for a comment after another key. */
+static void
+test_command_comment(void)
+{
+	const char *path =
+	    write_file("semicolon.ini", 0600,
+		       "[general]\nnotify = yes ; on the desktop\n"
+		       "[account a]\nhost = h\nusername = u\n"
+		       "password = abc ; a comment\n"
+		       "[account b]\nhost = h\nusername = v\n"
+		       "password_command = pass show mail ; echo s3cret\n"
+		       "[account c]\nhost = h\nusername = w\n"
+		       "password_command = pass show a;echo b\n");
+	struct config *cfg;
+	char *out;
+	int r = load(path, &cfg, &out);
+
+	is_int(r, 0, "command comment: loads");
+	has(out,
+	    "%s:10: password_command: the text from ' ;' on is a comment, "
+	    "not run",
+	    path);
+	is_int(count_lines(out), 1, "command comment: one warning (%s)", out);
+	ok(!strstr(out, "s3cret"), "command comment: not in the warning");
+	if (r == 0) {
+		is_str(cfg->accounts[1].password_command, "pass show mail",
+		       "command comment: the command is what is before it");
+		is_str(cfg->accounts[2].password_command, "pass show a;echo b",
+		       "command comment: ';' after a word is kept");
+	}
+	config_free(&cfg);
+	free(out);
+}
+
 /* A command line with what a shell would take for its own (a pipe, a
  * redirection, a variable): a warning naming file, line and the word,
  * since there is no shell; none for sh -c '...' or quoted words. */
@@ -1579,6 +1615,7 @@ main(void)
 	test_shared_mailbox();
 	test_programs();
 	test_quoted_password();
+	test_command_comment();
 	test_port_mismatch();
 	test_shell_words();
 	test_split_argv();
