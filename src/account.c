@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "copies.h"
 #include "mailbox.h"
 #include "mboxlist.h"
 #include "state.h"
@@ -78,6 +79,7 @@ struct account_run {
 	 * mailboxes created while Dovecot's LISTs failed were taken as
 	 * created after them, and their mail as older. */
 	int64_t list_applied, list_sent;
+	struct copies *copies;    /* the messages it announced last */
 	/* wall: mailboxes without state at the start may have appeared
 	 * after this, while mailwatch was stopped; 0 on a first run */
 	int64_t stopped_since;
@@ -824,6 +826,7 @@ new_box(struct account_run *ar, const char *name)
 	struct mailbox_env me = {
 		.sinks = ar->env.sinks,
 		.n_sinks = ar->env.n_sinks,
+		.copies = ar->copies,
 		.store = ar->store,
 		.save_soon = save_soon,
 		.renamed = renamed,
@@ -1221,6 +1224,7 @@ account_run_new(const struct account_env *env, const struct account *a,
 				    ar->env.configured ? store_name_in_use
 						       : NULL,
 				    store_dirtied, ar);
+	ar->copies = copies_new();
 	/* The last run wrote its state at its stop (or last change); a
 	 * mailbox created up to poll_interval before may not have been
 	 * listed by then. */
@@ -1283,6 +1287,7 @@ account_run_free(struct account_run **arp)
 				   "was will be announced again at the next "
 				   "start");
 	state_store_free(&ar->store);
+	copies_free(&ar->copies);
 	forget_listed(ar);
 	free(ar->listed);
 	sd_event_source_disable_unref(ar->saver);

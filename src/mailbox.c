@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "copies.h"
 #include "event.h"
 #include "sink.h"
 #include "state.h"
@@ -727,24 +728,60 @@ sort_batch(struct mailbox *mb)
 	}
 }
 
+/* Marks in copy[] the messages of v[0, n) that are copies of ones the
+ * account announced before (copies.h), telling the sinks what each one
+ * copies. Returns how many are not copies. */
+static size_t
+find_copies(struct mailbox *mb, const struct mail_event *v, size_t n,
+	    bool *copy)
+{
+	size_t fresh = n;
+
+	for (size_t i = 0; i < n && mb->env.copies; i++) {
+		struct copy_origin o;
+
+		if (!copies_check(mb->env.copies, &v[i], &o))
+			continue;
+		copy[i] = true;
+		fresh--;
+		log_info(&mb->log,
+			 "new mail UID %u is the message %s UID %u announced "
+			 "before (the same Message-ID, sender and subject): "
+			 "not announced again",
+			 v[i].uid, o.mailbox, o.uid);
+		for (size_t j = 0; j < mb->env.n_sinks; j++) {
+			struct sink *k = mb->env.sinks[j];
+
+			if (k->ops->copy)
+				k->ops->copy(k, mb->a, &o, &v[i]);
+		}
+	}
+	return fresh;
+}
+
 /* Announces batch[from, from + n), total messages in all, to every
- * sink, in UID order: each message, or one summary to sinks that have
- * one, while hooks then get only on_new_mail_post. */
+ * sink, in UID order: each message but copies of ones announced before,
+ * or one summary to sinks that have one, while hooks then get only
+ * on_new_mail_post. */
 static void
 announce_part(struct mailbox *mb, size_t from, size_t n, size_t total,
 	      bool summary)
 {
 	const struct mail_event *v = mb->batch + from;
+	bool *copy = xcalloc(n ? n : 1, sizeof(*copy));
+	size_t fresh = summary ? n : find_copies(mb, v, n, copy);
 
-	for (size_t j = 0; j < mb->env.n_sinks; j++) {
+	total -= n - fresh;
+	for (size_t j = 0; j < mb->env.n_sinks && total; j++) {
 		struct sink *k = mb->env.sinks[j];
 
 		if (summary && k->ops->summary)
 			k->ops->summary(k, mb->a, mb->name, v, n, total);
 		if (!summary && k->ops->batch_start)
-			k->ops->batch_start(k, mb->a, mb->name, n);
+			k->ops->batch_start(k, mb->a, mb->name, fresh);
 		for (size_t i = 0; i < n && !summary; i++)
-			k->ops->send(k, mb->a, &v[i]);
+			if (!copy[i])
+				k->ops->send(k, mb->a, &v[i]);
 		k->ops->batch_done(k, mb->a, mb->name, total);
 	}
 	/* Logged after the sinks started: a slow journal must not delay
@@ -753,11 +790,16 @@ announce_part(struct mailbox *mb, size_t from, size_t n, size_t total,
 		log_info(&mb->log, "%zu new messages: announced a summary",
 			 total);
 	for (size_t i = 0; i < n && !summary; i++) {
-		log_info(&mb->log, "new mail UID %u from %s: %s", v[i].uid,
-			 *v[i].from ? v[i].from : "(no sender)",
-			 *v[i].subject ? v[i].subject : "(no subject)");
+		if (!copy[i])
+			log_info(&mb->log, "new mail UID %u from %s: %s",
+				 v[i].uid,
+				 *v[i].from ? v[i].from : "(no sender)",
+				 *v[i].subject ? v[i].subject
+					       : "(no subject)");
+		/* A copy's read or removal counts too (sink copy()). */
 		live_add(mb, mb->batch_seq[from + i], v[i].uid);
 	}
+	free(copy);
 }
 
 /* Announces the batch (see summarised()); catch_up = skip announces

@@ -22,6 +22,7 @@
 #include "session.h"
 #include "util.h"
 
+struct copies;
 struct sink;
 struct mailbox;
 struct state;
@@ -32,6 +33,9 @@ struct state_store;
 struct mailbox_env {
 	struct sink **sinks; /* n_sinks sinks, each gets every message */
 	size_t n_sinks;
+	/* The account's last announced messages: one of them again is not
+	 * announced (copies.h). NULL: none is a copy. */
+	struct copies *copies;
 	/* The account's state: mailbox_new() gets the mailbox's entry,
 	 * mailbox_save() puts it. */
 	struct state_store *store;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "event.h"
 
+struct copy_origin;
 struct sink;
 
 /* Seconds in which more than account_defaults.burst notifications for one
@@ -34,6 +35,12 @@ struct sink_ops {
 	void (*summary)(struct sink *s, const struct account *a,
 			const char *mailbox, const struct mail_event *first,
 			size_t n_first, size_t total);
+	/* Optional: ev is a copy of the message announced at orig
+	 * (copies.h); sinks without it get nothing. What is still shown
+	 * for orig stands for it too, until both are withdrawn. */
+	void (*copy)(struct sink *s, const struct account *a,
+		     const struct copy_origin *orig,
+		     const struct mail_event *ev);
 	/* Optional: the message is no longer new (\Seen or expunged
 	 * elsewhere): take back what was shown for it. */
 	void (*withdraw)(struct sink *s, const struct account *a,

@@ -25,6 +25,7 @@
 #include <systemd/sd-bus.h>
 
 #include "config.h"
+#include "copies.h"
 #include "event.h"
 #include "mime.h"
 #include "sink.h"
@@ -49,12 +50,26 @@
 /* Senders, and mailboxes, a summary names. */
 #define SUMMARY_NAMES SINK_SUMMARY_FIRST
 
+/* Copies of a message (copies.h) one notification stands for beside its
+ * own: a Gmail label or two, a folder a filter moved it to. */
+#define SHOWN_COPIES 3
+
+/* Where a message is. */
+struct place {
+	char *mailbox;
+	uint32_t uidvalidity, uid;
+};
+
 /* A notification shown (or being shown) for one message, or a summary
- * (uid 0) for a mailbox. */
+ * (uid 0) for an account. */
 struct shown {
 	struct shown *next;
 	char *account, *mailbox;
 	uint32_t uidvalidity, uid;
+	/* The message's copies; the notification is closed when it and
+	 * they are all withdrawn. */
+	struct place copies[SHOWN_COPIES];
+	unsigned n_copies;
 	uint32_t id;	  /* the server's id, 0 until the reply */
 	bool withdrawn;	  /* close it as soon as the id is known */
 	struct notify_call *call; /* the Notify in flight, or NULL */
@@ -216,6 +231,8 @@ shown_free(struct shown *sh)
 		sh->call->shown = NULL;
 	free(sh->account);
 	free(sh->mailbox);
+	for (unsigned i = 0; i < sh->n_copies; i++)
+		free(sh->copies[i].mailbox);
 	config_argv_free(&sh->on_click);
 	mail_event_finish(&sh->ev);
 	free(sh);
@@ -715,24 +732,97 @@ notify_summary(struct sink *s, const struct account *a, const char *mailbox,
 	show_summary(ns, a, b);
 }
 
+/* The notification of account a that stands for mailbox/uidvalidity/uid
+ * (its own message or a copy: *copy_r, -1 for its own), or NULL. */
+static struct shown *
+shown_find(struct notify_sink *ns, const struct account *a,
+	   const char *mailbox, uint32_t uidvalidity, uint32_t uid,
+	   int *copy_r)
+{
+	for (struct shown *sh = ns->shown; sh; sh = sh->next) {
+		if (!sh->uid || strcmp(sh->account, a->name))
+			continue;
+		*copy_r = -1;
+		if (sh->uid == uid && sh->uidvalidity == uidvalidity &&
+		    !strcmp(sh->mailbox, mailbox))
+			return sh;
+		for (unsigned i = 0; i < sh->n_copies; i++) {
+			*copy_r = (int)i;
+			if (sh->copies[i].uid == uid &&
+			    sh->copies[i].uidvalidity == uidvalidity &&
+			    !strcmp(sh->copies[i].mailbox, mailbox))
+				return sh;
+		}
+	}
+	return NULL;
+}
+
+/* A copy of a message still shown is added to its notification (a Gmail
+ * label). One whose notification is gone is shown, unless a summary of
+ * the account's burst may stand for it: a filter that moves a message is
+ * seen as the expunge, which closed it, then the copy. */
+static void
+notify_copy(struct sink *s, const struct account *a,
+	    const struct copy_origin *orig, const struct mail_event *ev)
+{
+	struct notify_sink *ns = (struct notify_sink *)s;
+	int copy;
+	struct shown *sh = shown_find(ns, a, orig->mailbox, orig->uidvalidity,
+				      orig->uid, &copy);
+
+	if (!sh) {
+		struct burst *b = burst_window(ns, a->name);
+
+		if (!b->summary)
+			notify_send(s, a, ev);
+		return;
+	}
+	if (sh->n_copies < SHOWN_COPIES)
+		sh->copies[sh->n_copies++] = (struct place){
+		    xstrdup(ev->mailbox), ev->uidvalidity, ev->uid};
+}
+
+/* Closes the message's notification, or when it stands for a copy
+ * still there, takes it off that. */
 static void
 notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 		uint32_t uidvalidity, uint32_t uid)
 {
 	struct notify_sink *ns = (struct notify_sink *)s;
+	int copy;
+	struct shown *sh =
+	    shown_find(ns, a, mailbox, uidvalidity, uid, &copy);
+	struct place last;
 
-	for (struct shown *sh = ns->shown; sh; sh = sh->next) {
-		if (sh->uid == uid && sh->uidvalidity == uidvalidity &&
-		    !strcmp(sh->account, a->name) &&
-		    !strcmp(sh->mailbox, mailbox)) {
-			log_debug(&(struct log_ctx){a->name, mailbox},
-				  "UID %u read or removed elsewhere: "
-				  "withdrawing its notification",
-				  uid);
-			close_shown(ns, sh);
-			return;
-		}
+	if (!sh)
+		return;
+	if (!sh->n_copies) {
+		log_debug(&(struct log_ctx){a->name, mailbox},
+			  "UID %u read or removed elsewhere: withdrawing its "
+			  "notification",
+			  uid);
+		close_shown(ns, sh);
+		return;
 	}
+	/* The last copy takes the place of the one gone. */
+	last = sh->copies[--sh->n_copies];
+	if (copy >= 0) {
+		free(sh->copies[copy].mailbox);
+		sh->copies[copy] = last;
+	} else {
+		free(sh->mailbox);
+		sh->mailbox = last.mailbox;
+		sh->uidvalidity = last.uidvalidity;
+		sh->uid = last.uid;
+		/* A click is about where the message is now. */
+		sh->ev.mailbox = sh->mailbox;
+		sh->ev.uidvalidity = sh->uidvalidity;
+		sh->ev.uid = sh->uid;
+	}
+	log_debug(&(struct log_ctx){a->name, mailbox},
+		  "UID %u read or removed elsewhere: its notification stays "
+		  "for a copy",
+		  uid);
 }
 
 static void
@@ -771,6 +861,7 @@ static const struct sink_ops notify_ops = {
     .batch_start = notify_batch_start,
     .send = notify_send,
     .summary = notify_summary,
+    .copy = notify_copy,
     .withdraw = notify_withdraw,
     .batch_done = notify_batch_done,
     .free = notify_free,

@@ -150,6 +150,79 @@ def test_burst_mailboxes(dc, bus, nd):
         dc.delete_mailbox("alice", b)
 
 
+def test_copies(dc, bus, nd):
+    """A message that is in two mailboxes (a Gmail label; here APPENDed to
+    both) or that a client's filter moves after it was announced is one
+    notification and one hook run; its notification stays until no copy
+    is unread. A message with the same Message-ID but another subject is
+    not a copy."""
+    dc.create_mailbox("alice", "Label")
+    mw = setup(dc, bus, burst=0, mailboxes="INBOX, Label")
+    ok(mw.wait_log(re.escape("test/Label: ") + mwtest.WATCHED, 15),
+       "copies: Label watched")
+    base = len(nd.records())
+    raw = mwtest.make_message(subject="labelled", msgid="<lab@mwtest>")
+    inbox_uid = dc.append("alice", "INBOX", raw)
+    label_uid = dc.append("alice", "Label", raw)
+    ok(mw.wait_log(r"new mail UID \d+ is the message \S+ UID \d+ "
+                   r"announced before", 10),
+       "copies: the second copy is logged as a copy")
+    mwtest.quiet(1)  # a second hook or popup would come by now
+    ok(len(mw.hook_records()) == 1,
+       "copies: one hook run (%d)" % len(mw.hook_records()))
+    new = nd.records()[base:]
+    ok(len(new) == 1, "copies: one notification (%r)" %
+       [r["summary"] for r in new])
+    shown = new[0]["id"] if new else None
+
+    def closed():
+        return shown in {r["id"] for r in nd.records("CloseNotification")}
+    dc.store("alice", "INBOX", [inbox_uid], ["\\Seen"])
+    mwtest.quiet(1)
+    ok(not closed(), "copies: read in INBOX, it stays for the unread copy")
+    dc.store("alice", "Label", [label_uid], ["\\Seen"])
+    ok(wait_until(closed, 10), "copies: closed once both are read")
+
+    base = len(nd.records())
+    moved = dc.append("alice", "INBOX", mwtest.make_message(
+        subject="filtered", msgid="<move@mwtest>"))
+    ok(len(mw.wait_hooks(2, 10)) == 2, "copies: the next message ran its "
+       "hook")
+    c = dc.client("alice")
+    try:
+        c.wait_tagged(c.send_command("SELECT INBOX"))
+        status, line, _ = c.wait_tagged(
+            c.send_command("UID MOVE %d Label" % moved))
+        ok(status == "OK", "copies: moved to Label (%r)" % line)
+    finally:
+        c.logout()
+    ok(mw.wait_log(r"is the message INBOX UID %d announced before"
+                   % moved, 10), "copies: the moved message is a copy")
+    mwtest.quiet(1)
+    ok(len(mw.hook_records()) == 2,
+       "copies: moved, its hook does not run again (%d hooks)" %
+       len(mw.hook_records()))
+
+    def on_screen():
+        closed = {r["id"] for r in nd.records("CloseNotification")}
+        return [r["id"] for r in nd.records()[base:]
+                if r["body"] == "filtered" and r["id"] not in closed]
+    # The expunge may come first and close it; then the copy shows it.
+    ok(len(on_screen()) == 1, "copies: moved, one notification for it on "
+       "screen (%r)" % [(r["summary"], r["body"])
+                        for r in nd.records()[base:]])
+    dc.store("alice", "Label", [1, 2, 3], ["\\Seen"])
+    ok(wait_until(lambda: not on_screen(), 10),
+       "copies: read where it moved to, closed")
+
+    dc.append("alice", "INBOX", mwtest.make_message(
+        subject="another subject", msgid="<lab@mwtest>"))
+    ok(len(mw.wait_hooks(3, 10)) == 3,
+       "copies: the same Message-ID with another subject is announced")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "copies: clean exit")
+    dc.delete_mailbox("alice", "Label")
+
+
 def test_long_sender(dc, bus, nd):
     """A sender's name of 300 characters: the notification's title is cut
     to one line's worth, and the subject stays in the body."""
@@ -285,7 +358,7 @@ def main():
     bus = mwtest.SessionBus()
     nd = mwtest.Notifyd(bus)
     for t in (test_burst, test_burst_at_once, test_burst_mailboxes,
-              test_long_sender,
+              test_copies, test_long_sender,
               test_withdraw, test_withdraw_after_reconnect, test_click):
         dc.expunge("alice", "INBOX")
         t(dc, bus, nd)

@@ -10,6 +10,7 @@
 #include "codec.h"
 #include "config.h"
 #include "event.h"
+#include "copies.h"
 #include "mailbox.h"
 #include "sink.h"
 #include "state.h"
@@ -73,6 +74,14 @@ f_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 }
 
 static void
+f_copy(struct sink *s, const struct account *a, const struct copy_origin *o,
+       const struct mail_event *ev)
+{
+	(void)a;
+	note((struct fake *)s, "copy %u of %s %u", ev->uid, o->mailbox, o->uid);
+}
+
+static void
 f_batch_done(struct sink *s, const struct account *a, const char *mailbox,
 	     unsigned n)
 {
@@ -98,6 +107,7 @@ f_free(struct sink *s)
 static const struct sink_ops fake_ops = {
 	.send = f_send,
 	.summary = f_summary,
+	.copy = f_copy,
 	.withdraw = f_withdraw,
 	.batch_done = f_batch_done,
 	.unfinished = f_unfinished,
@@ -183,6 +193,21 @@ fetched(struct mailbox *mb, uint32_t seq, uint32_t uid, const char *flags,
 	feed(mb, mailbox_fetched, text);
 	free(text);
 	free(idate);
+}
+
+/* A new message with a Message-ID. */
+static void
+fetched_id(struct mailbox *mb, uint32_t seq, uint32_t uid,
+	   const char *subject, const char *id)
+{
+	char *text = xasprintf(
+		"* %u FETCH (UID %u FLAGS () ENVELOPE (NIL \"%s\" "
+		"((\"Ann\" NIL \"ann\" \"example.org\")) NIL NIL NIL NIL NIL "
+		"NIL \"%s\"))",
+		seq, uid, subject, id);
+
+	feed(mb, mailbox_fetched, text);
+	free(text);
 }
 
 /* A message of the date scan (UID FLAGS INTERNALDATE). */
@@ -455,6 +480,46 @@ test_owed(void)
 	state_store_free(&store);
 	store = env.store = saved;
 	account.d.catch_up_max = 10;
+}
+
+/* With the account's copies (copies.h): a message announced in one
+ * mailbox that shows up in another (or again) goes to the sinks' copy()
+ * only, and is not counted in the batch; reading the copy still
+ * withdraws it. */
+static void
+test_copies(void)
+{
+	struct mailbox_env e = env;
+	struct mailbox *a, *b;
+	bool by_date = false;
+
+	e.copies = copies_new();
+	put_state("copyA", 7, 10, T0, 10);
+	put_state("copyB", 7, 20, T0, 20);
+	a = mailbox_new(&e, &account, "copyA");
+	b = mailbox_new(&e, &account, "copyB");
+	examined(a, 7, 11, 10, T0, &by_date);
+	examined(b, 7, 21, 20, T0, &by_date);
+	mailbox_idle(a, 10, T0);
+	mailbox_idle(b, 20, T0);
+	fetched_id(a, 11, 11, "Labelled", "<1@x>");
+	mailbox_batch_end(a);
+	is_str(got(), "send 11 v7 Labelled; done 1; ", "copies: the first");
+	fetched_id(b, 21, 21, "Labelled", "<1@x>");
+	fetched_id(b, 22, 22, "Other", "<2@x>");
+	mailbox_batch_end(b);
+	is_str(got(), "copy 21 of copyA 11; send 22 v7 Other; done 1; ",
+	       "copies: the copy goes to copy() only, the other is sent");
+	fetched_id(b, 23, 23, "Labelled", "<1@x>");
+	mailbox_batch_end(b);
+	is_str(got(), "copy 23 of copyA 11; ",
+	       "copies: a batch of copies only: nothing else");
+	flags(b, 21, "\\Seen");
+	is_str(got(), "withdraw 21 v7; ", "copies: the copy read: withdrawn");
+	mailbox_free(&a);
+	mailbox_free(&b);
+	copies_free(&e.copies);
+	got();
 }
 
 /* After a reconnect without QRESYNC, the flags of what was announced are
@@ -1223,6 +1288,7 @@ main(void)
 	test_first_start_and_new_mail();
 	test_catch_up();
 	test_owed();
+	test_copies();
 	test_reconnect_resync();
 	test_reconnect_qresync();
 	test_unfinished();
