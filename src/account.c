@@ -50,6 +50,7 @@ struct box {
 	bool asked;        /* its STATUS asked of the LIST under way */
 	bool plain;        /* named in mailboxes, not (only) by a pattern */
 	bool kept;         /* apply_list(): listed again */
+	bool relisted;     /* tried again at once, missing but listed */
 	unsigned gen;      /* the NOTIFY session whose STATUS it had last */
 };
 
@@ -893,6 +894,26 @@ set_others(struct account_run *ar)
 	free(old);
 }
 
+/* b, listed, has a connection of its own that waits MAILBOX_RETRY to
+ * try it again after the server said there was no such mailbox: it was
+ * deleted and created again between two LISTs (a trial waited 5
+ * minutes for its mail). Tried at once, once; if that fails too, it
+ * waits as before. */
+static void
+retry_listed(struct box *b)
+{
+	if (!b->w || !watcher_missing(b->w)) {
+		b->relisted = false;
+		return;
+	}
+	if (b->relisted)
+		return;
+	b->relisted = true;
+	log_info(mailbox_log(b->mb), "listed by the server again: trying it "
+				     "now");
+	watcher_probe(b->w);
+}
+
 /* The LIST is answered: the mailboxes watched become those it selects
  * (mboxlist_select). A mailbox no longer listed is let go, its state
  * kept in the store (its mark comes back if it does); one listed for the
@@ -937,6 +958,7 @@ apply_list(struct account_run *ar)
 		if (b && !b->kept) {
 			b->kept = true;
 			v[i] = b;
+			retry_listed(b);
 			continue;
 		}
 		v[i] = new_box(ar, names[i]);

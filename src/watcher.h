@@ -130,6 +130,10 @@ void watcher_pause(struct watcher *w, bool paused);
  * NOOP-like probe if connected and reconnects now if waiting to. */
 void watcher_probe(struct watcher *w);
 
+/* True while it waits to try its mailbox again after the server said
+ * there is none (MAILBOX_RETRY): deleted, or renamed away. */
+bool watcher_missing(const struct watcher *w);
+
 /* True after an error retrying cannot fix (rejected password, missing
  * STARTTLS): the watcher waits for a reload; or while it waits
  * TOKEN_RETRY seconds after a token refused twice in a row, which a

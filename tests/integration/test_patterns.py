@@ -160,6 +160,27 @@ def star(notify):
     ok(got == sorted(want), "%s: each message announced once, nothing "
        "else (Trash neither)" % mode,
        "want %s\ngot  %s" % (sorted(want), got))
+
+    # Deleted and created again before the next LIST: without NOTIFY, its
+    # own connection found it missing, and the LIST that still lists it
+    # makes it try again then, not 5 minutes later (a trial).
+    idle = [n for n in TAKEN if n != "INBOX" and re.search(
+        re.escape("%s/%s: " % (ACCOUNT, n)) + r"watching \(IDLE\)",
+        mw.log())]
+    box = idle[0] if idle else "Lists/announce"
+    mark = len(mw.log())
+    dc.delete_mailbox("alice", box)
+    line = mw.wait_log(re.escape("%s/%s: " % (ACCOUNT, box)) +
+                       r"(cannot open mailbox|no longer listed)",
+                       late + 5, since=mark)
+    ok(line, "%s: %s deleted (%r)" % (mode, box, line))
+    dc.create_mailboxes("alice", [box])
+    want.append(deliver(dc, box, "recreated"))
+    recs = mw.wait_hooks(len(want), late + 5)
+    ok(keys(recs) == sorted(want), "%s: %s deleted and created again: its "
+       "mail announced at the next LIST" % (mode, box),
+       "want %s\ngot  %s\n%s" % (sorted(want), keys(recs),
+                                 mw.log_tail(20)))
     finish(mw)
     dc.stop()
 
