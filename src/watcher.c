@@ -13,7 +13,10 @@
 
 #define USEC_PER_SEC 1000000ULL
 #define BACKOFF_MIN 1           /* seconds */
-#define BACKOFF_MAX 300
+/* A trial's 150 s outage ended 4 minutes before a reconnect at 300; a
+ * try a minute is nothing for a server, and one down for minutes (an
+ * update, a router's restart) is back in use within one. */
+#define BACKOFF_MAX 60
 /* Seconds to the next try from which the status line says when it is. */
 #define RETRY_TOLD 30
 /* While connections are refused (the host is up, its IMAP server is
@@ -583,7 +586,7 @@ static const struct transport_cb transport_cb = {
 
 /* ---- connection life ---- */
 
-/* Back-off before the next attempt: 1 s doubling to 5 min (see also
+/* Back-off before the next attempt: 1 s doubling to 1 min (see also
  * REFUSED_MAX), each delay drawn between 75% and 100% so that many
  * watchers do not reconnect in step. */
 static uint64_t
@@ -946,6 +949,12 @@ watcher_probe(struct watcher *w)
 		session_probe(w->s, now_usec(w), PROBE_TIMEOUT);
 		pump(w);
 	}
+}
+
+bool
+watcher_missing(const struct watcher *w)
+{
+	return w->state == W_WAITING && w->teardown_err == -ENOENT;
 }
 
 bool
