@@ -1493,8 +1493,9 @@ account_run_describe(struct account_run *ar, bool named)
 					ar->n - swept == 1 ? "" : "es", conns,
 					conns == 1 ? "" : "s");
 		else if (ar->mode == M_BUDGET)
-			off += snprintf(s, size, "%s%s%zu pushed", name,
-					colon, ar->n - swept);
+			off += snprintf(s, size, "%s%s%zu mailbox%s with IDLE",
+					name, colon, ar->n - swept,
+					ar->n - swept == 1 ? "" : "es");
 		if (swept && off < size)
 			off += snprintf(s + off, size - off,
 					", %zu checked every %u s", swept,

@@ -824,10 +824,10 @@ announce(struct mailbox *mb)
 	}
 	if (skip) {
 		if (total > owed)
-			log_info(&mb->log, "not announcing %zu messages that "
+			log_info(&mb->log, "not announcing %zu message%s that "
 					   "arrived while away (catch_up = "
 					   "skip)",
-				 total - owed);
+				 total - owed, total - owed == 1 ? "" : "s");
 		return;
 	}
 	announce_part(mb, owed, mb->n_batch - owed, total - owed, summary);

@@ -396,7 +396,8 @@ def test_list_status():
                       r"does not list it", mw.log())
     ok(len(said) == 1, "LIST-STATUS: a mailbox the server does not have "
        "is said once (%d)" % len(said))
-    status = mw.wait_sd_notify(r"STATUS=4/5 mailboxes watched; a: 1 pushed, "
+    status = mw.wait_sd_notify(r"STATUS=4/5 mailboxes watched; a: 1 mailbox with "
+                               r"IDLE, "
                                r"4 checked every \d+ s; a/Missing: cannot "
                                r"open the mailbox$", 5)
     ok(status, "LIST-STATUS: the status line names the mailbox it cannot "
