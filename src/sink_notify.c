@@ -569,8 +569,8 @@ burst_add(struct burst *b, const struct mail_event *ev)
 
 /* Shows the summary of b, "N new messages in acct/mbox" (or "in acct
  * (mbox1, mbox2, …)") with the first senders, replacing the one shown
- * before. While the first summary's
- * reply (its id) is still out, the update waits for it (b->dirty). */
+ * before. While the first summary's reply (its id) is still out, the
+ * update waits for it (b->dirty). */
 static void
 flush_summary(struct notify_sink *ns, struct burst *b)
 {
@@ -767,13 +767,14 @@ notify_copy(struct sink *s, const struct account *a,
 {
 	struct notify_sink *ns = (struct notify_sink *)s;
 	int copy;
-	struct shown *sh = shown_find(ns, a, orig->mailbox, orig->uidvalidity,
-				      orig->uid, &copy);
+	struct shown *sh;
 
+	if (!a->d.notify)
+		return;
+	sh = shown_find(ns, a, orig->mailbox, orig->uidvalidity, orig->uid,
+			&copy);
 	if (!sh) {
-		struct burst *b = burst_window(ns, a->name);
-
-		if (!b->summary)
+		if (!burst_window(ns, a->name)->summary)
 			notify_send(s, a, ev);
 		return;
 	}
