@@ -82,11 +82,15 @@ copies_check(struct copies *c, const struct mail_event *ev,
 		e = &c->ring[(c->next + COPIES_MAX - k) % COPIES_MAX];
 		if (!e->mailbox)
 			break;
-		if (!memcmp(e->key, key, KEY_LEN)) {
-			*orig = (struct copy_origin){e->mailbox, e->uidvalidity,
-						     e->uid};
-			return true;
-		}
+		if (memcmp(e->key, key, KEY_LEN))
+			continue;
+		/* The same message seen again (a fetch done over): no copy. */
+		if (e->uid == ev->uid && e->uidvalidity == ev->uidvalidity &&
+		    !strcmp(e->mailbox, ev->mailbox))
+			return false;
+		*orig = (struct copy_origin){e->mailbox, e->uidvalidity,
+					     e->uid};
+		return true;
 	}
 	e = &c->ring[c->next];
 	c->next = (c->next + 1) % COPIES_MAX;

@@ -27,6 +27,7 @@ struct copies *copies_new(void);
 void copies_free(struct copies **c);
 /* True when ev (announced in ev->mailbox) is a copy of a message
  * announced before: *orig then says where. Else remembers ev, forgetting
- * the oldest beyond COPIES_MAX, and returns false. */
+ * the oldest beyond COPIES_MAX, and returns false; also when ev is the
+ * very message remembered (same mailbox, UIDVALIDITY and UID). */
 bool copies_check(struct copies *c, const struct mail_event *ev,
 		  struct copy_origin *orig);

@@ -85,9 +85,11 @@ struct mailbox {
 	/* The batch being fetched: its unseen new messages, all of them
 	 * until it is known to be summarised, then only the owed ones and
 	 * the first SINK_SUMMARY_FIRST others; batch_total counts them all,
-	 * batch_owed the owed ones, batch_others the others in batch[]. */
+	 * batch_owed the owed ones, batch_others the others in batch[],
+	 * batch_copies those left out of it that are copies (copies.h). */
 	struct mail_event *batch;
 	size_t n_batch, cap_batch, batch_total, batch_owed, batch_others;
+	size_t batch_copies;
 	uint32_t batch_max;        /* highest UID in the batch, seen or not */
 	uint32_t *batch_seq;       /* sequence numbers of batch[] */
 
@@ -639,6 +641,23 @@ mailbox_dated_end(struct mailbox *mb)
 
 /* ---- the batch ---- */
 
+/* ev is left out of a summarised batch: remembered among the account's
+ * copies (copies.h), or counted as one, not in the summary's count. A
+ * copy in a summary is not worth a notification of its own. */
+static void
+left_out(struct mailbox *mb, const struct mail_event *ev)
+{
+	struct copy_origin o;
+
+	if (!mb->env.copies || !copies_check(mb->env.copies, ev, &o))
+		return;
+	mb->batch_copies++;
+	log_debug(&mb->log,
+		  "UID %u is the message %s UID %u announced before: not "
+		  "counted",
+		  ev->uid, o.mailbox, o.uid);
+}
+
 /* The batch turned out summarised: keeps the owed messages and the
  * first SINK_SUMMARY_FIRST others, all that is announced of it, so that
  * memory stays bounded however much mail waited. */
@@ -650,6 +669,7 @@ trim_batch(struct mailbox *mb)
 	for (size_t i = 0; i < mb->n_batch; i++) {
 		if (mb->batch[i].uid > mb->owed &&
 		    others++ >= SINK_SUMMARY_FIRST) {
+			left_out(mb, &mb->batch[i]);
 			mail_event_finish(&mb->batch[i]);
 			continue;
 		}
@@ -663,7 +683,11 @@ trim_batch(struct mailbox *mb)
 void
 mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 {
-	struct mail_event *ev;
+	struct mail_event ev = {.account = mb->account,
+				.mailbox = mb->name,
+				.uid = f->uid,
+				.uidvalidity = mb->uidvalidity};
+	bool owed = f->uid <= mb->owed;
 
 	if (f->uid <= mb->mark) {
 		mailbox_flags(mb, f); /* announced before this connection */
@@ -682,15 +706,17 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 		return;
 	}
 	mb->batch_total++;
-	if (f->uid <= mb->owed) {
-		mb->batch_owed++;
-	} else if (summarised(mb)) {
-		if (mb->batch_others > SINK_SUMMARY_FIRST)
-			trim_batch(mb);
-		if (mb->batch_others == SINK_SUMMARY_FIRST)
-			return;
+	mb->batch_owed += owed;
+	if (!owed && summarised(mb) && mb->batch_others > SINK_SUMMARY_FIRST)
+		trim_batch(mb);
+	mail_event_from_fetch(&ev, f);
+	if (!owed && summarised(mb) &&
+	    mb->batch_others == SINK_SUMMARY_FIRST) {
+		left_out(mb, &ev);
+		mail_event_finish(&ev);
+		return;
 	}
-	mb->batch_others += f->uid > mb->owed;
+	mb->batch_others += !owed;
 	if (mb->n_batch == mb->cap_batch) {
 		mb->cap_batch = mb->cap_batch ? 2 * mb->cap_batch : 8;
 		mb->batch = xrealloc(mb->batch,
@@ -700,13 +726,7 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 				 mb->cap_batch * sizeof(*mb->batch_seq));
 	}
 	mb->batch_seq[mb->n_batch] = f->seq;
-	ev = &mb->batch[mb->n_batch++];
-	memset(ev, 0, sizeof(*ev));
-	ev->account = mb->account;
-	ev->mailbox = mb->name;
-	ev->uid = f->uid;
-	ev->uidvalidity = mb->uidvalidity;
-	mail_event_from_fetch(ev, f);
+	mb->batch[mb->n_batch++] = ev;
 }
 
 /* Sorts the batch by UID (servers send FETCH in sequence order, which is
@@ -769,7 +789,7 @@ announce_part(struct mailbox *mb, size_t from, size_t n, size_t total,
 {
 	const struct mail_event *v = mb->batch + from;
 	bool *copy = xcalloc(n ? n : 1, sizeof(*copy));
-	size_t fresh = summary ? n : find_copies(mb, v, n, copy);
+	size_t fresh = find_copies(mb, v, n, copy);
 
 	total -= n - fresh;
 	for (size_t j = 0; j < mb->env.n_sinks && total; j++) {
@@ -830,7 +850,8 @@ announce(struct mailbox *mb)
 				 total - owed, total - owed == 1 ? "" : "s");
 		return;
 	}
-	announce_part(mb, owed, mb->n_batch - owed, total - owed, summary);
+	announce_part(mb, owed, mb->n_batch - owed,
+		      total - owed - (summary ? mb->batch_copies : 0), summary);
 }
 
 /* Forgets the batch being fetched. */
@@ -843,6 +864,7 @@ drop_batch(struct mailbox *mb)
 	mb->batch_total = 0;
 	mb->batch_owed = 0;
 	mb->batch_others = 0;
+	mb->batch_copies = 0;
 }
 
 void

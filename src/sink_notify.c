@@ -53,6 +53,9 @@
 /* Copies of a message (copies.h) one notification stands for beside its
  * own: a Gmail label or two, a folder a filter moved it to. */
 #define SHOWN_COPIES 3
+/* Notifications closed by a withdraw remembered, so that a copy of the
+ * message shows again: a move is often seen as the expunge first. */
+#define WITHDRAWN_MAX 16
 
 /* Where a message is. */
 struct place {
@@ -70,6 +73,7 @@ struct shown {
 	 * they are all withdrawn. */
 	struct place copies[SHOWN_COPIES];
 	unsigned n_copies;
+	uint64_t at;	  /* usec, CLOCK_MONOTONIC, when it was sent */
 	uint32_t id;	  /* the server's id, 0 until the reply */
 	bool withdrawn;	  /* close it as soon as the id is known */
 	struct notify_call *call; /* the Notify in flight, or NULL */
@@ -90,7 +94,10 @@ struct firsts {
 struct burst {
 	struct burst *next;
 	char *account;
-	uint64_t start;	   /* usec, CLOCK_MONOTONIC, of the window */
+	/* usec, CLOCK_MONOTONIC: the window's start and its last message.
+	 * Once a summary is shown the window lasts while mail keeps coming
+	 * (a trickle is one summary, not one every SINK_BURST_WINDOW). */
+	uint64_t start, last;
 	unsigned count;	   /* messages in the window */
 	size_t coming;	   /* of the batch being sent, still to come */
 	struct firsts senders, mailboxes;
@@ -110,6 +117,13 @@ struct notify_sink {
 	struct shown *shown; /* newest first */
 	unsigned n_shown;
 	struct burst *bursts;
+	/* The messages of the last notifications a withdraw closed (a
+	 * ring; account NULL: free). */
+	struct {
+		char *account;
+		struct place p;
+	} withdrawn[WITHDRAWN_MAX];
+	unsigned next_withdrawn;
 };
 
 /* One Notify call in flight; freed with its (floating) bus slot. */
@@ -255,6 +269,8 @@ shown_remove(struct notify_sink *ns, struct shown *sh)
 	shown_free(sh);
 }
 
+static uint64_t now_usec(struct notify_sink *ns);
+
 /* Adds an entry for a notification about to be sent; forgets the oldest
  * beyond NOTIFY_MAX_SHOWN. */
 static struct shown *
@@ -263,6 +279,7 @@ shown_add(struct notify_sink *ns, const struct account *a, const char *mailbox,
 {
 	struct shown *sh = xcalloc(1, sizeof(*sh));
 
+	sh->at = now_usec(ns);
 	sh->account = xstrdup(a->name);
 	sh->mailbox = xstrdup(mailbox);
 	sh->uidvalidity = uidvalidity;
@@ -324,8 +341,13 @@ on_closed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	if (sd_bus_message_read(m, "uu", &id, &reason) < 0)
 		return 0;
 	sh = shown_by_id(ns, id);
-	if (sh)
-		shown_remove(ns, sh);
+	if (!sh)
+		return 0;
+	/* Expired or dismissed: shown, a copy of it is not shown again. */
+	log_debug(&(struct log_ctx){sh->account, NULL},
+		  "notification %" PRIu32 " closed (reason %" PRIu32 ")", id,
+		  reason);
+	shown_remove(ns, sh);
 	return 0;
 }
 
@@ -605,13 +627,20 @@ flush_summary(struct notify_sink *ns, struct burst *b)
 	free(body);
 }
 
-/* Replaces the single notifications of b's account by its summary. */
+/* Replaces the single notifications of b's window (its account's since
+ * its start, which it counts) by its summary. */
 static void
 show_summary(struct notify_sink *ns, const struct account *a, struct burst *b)
 {
+	if (!b->summary)
+		log_info(&(struct log_ctx){a->name, NULL},
+			 "%u new messages within %d s: shown as one summary "
+			 "notification",
+			 b->count, SINK_BURST_WINDOW);
 	for (struct shown *sh = ns->shown, *next; sh; sh = next) {
 		next = sh->next;
-		if (sh->uid && !strcmp(sh->account, b->account))
+		if (sh->uid && !strcmp(sh->account, b->account) &&
+		    sh->at >= b->start)
 			close_shown(ns, sh);
 	}
 	free(b->icon);
@@ -639,7 +668,8 @@ burst_window(struct notify_sink *ns, const char *account)
 	struct burst *b = burst_get(ns, account);
 	uint64_t now = now_usec(ns);
 
-	if (now - b->start > SINK_BURST_WINDOW * 1000000ULL) {
+	if (now - (b->summary ? b->last : b->start) >
+	    SINK_BURST_WINDOW * 1000000ULL) {
 		b->start = now;
 		b->count = 0;
 		b->coming = 0;
@@ -647,6 +677,7 @@ burst_window(struct notify_sink *ns, const char *account)
 		firsts_clear(&b->mailboxes);
 		b->summary = NULL;
 	}
+	b->last = now;
 	return b;
 }
 
@@ -719,9 +750,9 @@ notify_summary(struct sink *s, const struct account *a, const char *mailbox,
 
 	if (!a->d.notify || !total)
 		return;
-	/* Added to the account's burst, whose window it starts again. */
+	/* Added to the account's burst: it closes the singles of the
+	 * window, which it counts, and shows with the rest of it. */
 	b = burst_window(ns, a->name);
-	b->start = now_usec(ns);
 	b->coming = 0;
 	b->count += total;
 	for (size_t i = 0; i < n_first; i++)
@@ -757,10 +788,46 @@ shown_find(struct notify_sink *ns, const struct account *a,
 	return NULL;
 }
 
+/* Remembers that sh's notification was closed by a withdraw. */
+static void
+withdrawn_add(struct notify_sink *ns, const struct shown *sh)
+{
+	unsigned i = ns->next_withdrawn;
+
+	ns->next_withdrawn = (i + 1) % WITHDRAWN_MAX;
+	free(ns->withdrawn[i].account);
+	free(ns->withdrawn[i].p.mailbox);
+	ns->withdrawn[i].account = xstrdup(sh->account);
+	ns->withdrawn[i].p = (struct place){xstrdup(sh->mailbox),
+					   sh->uidvalidity, sh->uid};
+}
+
+/* True (and forgotten) when a withdraw closed the notification of orig's
+ * message. */
+static bool
+withdrawn_take(struct notify_sink *ns, const struct account *a,
+	       const struct copy_origin *orig)
+{
+	for (unsigned i = 0; i < WITHDRAWN_MAX; i++) {
+		struct place *p = &ns->withdrawn[i].p;
+
+		if (!ns->withdrawn[i].account || p->uid != orig->uid ||
+		    p->uidvalidity != orig->uidvalidity ||
+		    strcmp(p->mailbox, orig->mailbox) ||
+		    strcmp(ns->withdrawn[i].account, a->name))
+			continue;
+		freep(&ns->withdrawn[i].account);
+		freep(&p->mailbox);
+		return true;
+	}
+	return false;
+}
+
 /* A copy of a message still shown is added to its notification (a Gmail
- * label). One whose notification is gone is shown, unless a summary of
- * the account's burst may stand for it: a filter that moves a message is
- * seen as the expunge, which closed it, then the copy. */
+ * label). One whose notification a withdraw closed is shown again: a
+ * filter that moves a message is often seen as the expunge, then the
+ * copy. None is shown when the notification expired, was dismissed, or
+ * went into a summary: the message was shown. */
 static void
 notify_copy(struct sink *s, const struct account *a,
 	    const struct copy_origin *orig, const struct mail_event *ev)
@@ -774,8 +841,13 @@ notify_copy(struct sink *s, const struct account *a,
 	sh = shown_find(ns, a, orig->mailbox, orig->uidvalidity, orig->uid,
 			&copy);
 	if (!sh) {
-		if (!burst_window(ns, a->name)->summary)
+		if (withdrawn_take(ns, a, orig)) {
+			log_info(&(struct log_ctx){a->name, ev->mailbox},
+				 "UID %u: its notification was withdrawn "
+				 "from %s (moved?): shown again",
+				 ev->uid, orig->mailbox);
 			notify_send(s, a, ev);
+		}
 		return;
 	}
 	if (sh->n_copies < SHOWN_COPIES)
@@ -802,6 +874,7 @@ notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 			  "UID %u read or removed elsewhere: withdrawing its "
 			  "notification",
 			  uid);
+		withdrawn_add(ns, sh);
 		close_shown(ns, sh);
 		return;
 	}
@@ -853,6 +926,10 @@ notify_free(struct sink *s)
 		firsts_clear(&b->mailboxes);
 		free(b->icon);
 		free(b);
+	}
+	for (unsigned i = 0; i < WITHDRAWN_MAX; i++) {
+		free(ns->withdrawn[i].account);
+		free(ns->withdrawn[i].p.mailbox);
 	}
 	sd_event_unref(ns->event);
 	free(ns);

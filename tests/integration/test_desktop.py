@@ -20,11 +20,13 @@ def message(i, sender="Ann Example <ann@example.org>"):
     return mwtest.make_message(subject="message %d" % i, from_=sender)
 
 
-def setup(dc, bus, **account):
+def setup(dc, bus, post=False, **account):
     mw = mwtest.Mailwatch(None, bus=bus, start=False)
     acct = dc.account("alice")
     acct.update(account)
     acct.setdefault("on_new_mail", mw.hook_cmd("new"))
+    if post:
+        acct["on_new_mail_post"] = mw.hook_cmd("post")
     mw.write_config({"general": {"notify": True}, "account test": acct})
     mw.start()
     ok(mw.wait_log(r"INBOX: watching \(IDLE\)", 15), "idle")
@@ -223,6 +225,101 @@ def test_copies(dc, bus, nd):
     dc.delete_mailbox("alice", "Label")
 
 
+def test_copy_after_shown(dc, bus, nd):
+    """A copy of a message whose notification the user dismissed (or that
+    expired) is not shown again; nor is one counted in a summary. A
+    summary of a burst closes only the notifications of its window, not
+    an older one it does not count."""
+    dc.create_mailbox("alice", "Label")
+    mw = setup(dc, bus, post=True, burst=3, mailboxes="INBOX, Label")
+    ok(mw.wait_log(re.escape("test/Label: ") + mwtest.WATCHED, 15),
+       "copy after shown: Label watched")
+    base = len(nd.records())
+    raw = message(1)
+    dc.append("alice", "INBOX", raw)
+    ok(nd.wait_records(base + 1, 10), "copy after shown: notified")
+    os.kill(nd.proc.pid, signal.SIGUSR2)  # the user dismisses it
+    ok(mw.wait_log(r"notification \d+ closed \(reason 2\)", 10),
+       "copy after shown: dismissed")
+    dc.append("alice", "Label", raw)
+    ok(mw.wait_log(r"test/Label: new mail UID \d+ is the message INBOX",
+                   10), "copy after shown: the copy is found")
+    mwtest.quiet(1)  # a notification for it would come by now
+    ok(len(nd.records()) == base + 1 and len(mw.hook_records()) == 1,
+       "copy after shown: dismissed, it is not shown again (%r)" %
+       [r["summary"] for r in nd.records()[base:]])
+
+    # An older notification stays when a later burst is summarised.
+    dc.append("alice", "INBOX", message(2))
+    ok(nd.wait_records(base + 2, 10), "copy after shown: one more")
+    old = nd.records()[-1]["id"]
+    mwtest.quiet(11)  # the burst window (10 s) is over
+    dc.append_many("alice", "INBOX", [message(i) for i in range(3, 7)],
+                   atomic=True)
+    ok(wait_until(lambda: any(r["summary"] == "4 new messages in "
+                              "test/INBOX" for r in nd.records()), 10),
+       "copy after shown: the later burst is summarised")
+    mwtest.quiet(1)
+    ok(old not in {r["id"] for r in nd.records("CloseNotification")},
+       "copy after shown: the older notification stays")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(),
+       "copy after shown: clean exit")
+
+    # Mail that came while away, a message in INBOX and Label among it:
+    # counted once, in the summary or on its own, never both.
+    for b in ("INBOX", "Label"):
+        dc.expunge("alice", b)
+    raws = [mwtest.make_message(subject="away %d" % i) for i in range(12)]
+    dc.append_many("alice", "INBOX", raws)
+    dc.append("alice", "Label", raws[5])
+    base = len(nd.records())
+    hooks = len(mw.hook_records())
+    posts = len(mw.hook_records(kind="post"))
+    mark = mw.mark()
+    mw.start()
+    ok(mw.wait_log(r"is the message \S+ UID \d+ announced before", 20,
+                   since=mark), "away: the copy is found")
+    ok(wait_until(lambda: any(r["summary"].startswith("12 new messages in "
+                                                      "test")
+                              for r in nd.records()[base:]), 10),
+       "away: the summary counts 12 messages (%r)" %
+       [r["summary"] for r in nd.records()[base:]])
+    mwtest.quiet(1)
+    runs = mw.hook_records()[hooks:]
+    summarised = sum(int(r["MAILWATCH_COUNT"]) for r in
+                     mw.hook_records(kind="post")[posts:]
+                     if r["MAILWATCH_MAILBOX"] == "INBOX")
+    ok(len(runs) + summarised == 12, "away: 12 announced in all, by hook "
+       "or in a summary (hooks for %r, %d in the summary)" % (
+           [(r["MAILWATCH_MAILBOX"], r["MAILWATCH_UID"]) for r in runs],
+           summarised))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "away: clean exit")
+    dc.delete_mailbox("alice", "Label")
+
+
+def test_trickle(dc, bus, nd):
+    """Once a burst is a summary, mail that keeps coming (here one message
+    every 3 s) updates that summary, past the first 10 s, rather than
+    starting single notifications again."""
+    mw = setup(dc, bus, burst=2)
+    base = len(nd.records())
+    for i in range(5):
+        if i:
+            mwtest.quiet(3)
+        dc.append("alice", "INBOX", message(i))
+        ok(len(mw.wait_hooks(i + 1, 10)) == i + 1,
+           "trickle: message %d ran its hook" % i)
+    ok(wait_until(lambda: any(r["summary"] == "5 new messages in "
+                              "test/INBOX" for r in nd.records()), 10),
+       "trickle: one summary counts all 5 (%r)" %
+       [r["summary"] for r in nd.records()[base:]])
+    singles = [r for r in nd.records()[base:]
+               if "new messages" not in r["summary"]]
+    ok(len(singles) == 2, "trickle: 2 single notifications, then the "
+       "summary (%d)" % len(singles))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "trickle: clean exit")
+
+
 def test_long_sender(dc, bus, nd):
     """A sender's name of 300 characters: the notification's title is cut
     to one line's worth, and the subject stays in the body."""
@@ -358,7 +455,8 @@ def main():
     bus = mwtest.SessionBus()
     nd = mwtest.Notifyd(bus)
     for t in (test_burst, test_burst_at_once, test_burst_mailboxes,
-              test_copies, test_long_sender,
+              test_copies, test_copy_after_shown, test_trickle,
+              test_long_sender,
               test_withdraw, test_withdraw_after_reconnect, test_click):
         dc.expunge("alice", "INBOX")
         t(dc, bus, nd)

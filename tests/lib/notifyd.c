@@ -16,7 +16,9 @@
  * those two only when sent; t: CLOCK_MONOTONIC seconds when the call
  * reached this process, for bench/latency.py --notify). Prints "ready" on stdout once the name is
  * owned and exits 0 on SIGTERM or SIGINT. On SIGUSR1 it acts as if the
- * user clicked the last notification: ActionInvoked(id, "default"). */
+ * user clicked the last notification: ActionInvoked(id, "default"); on
+ * SIGUSR2 as if the user dismissed it: NotificationClosed(id, 2), logged
+ * as {"method":"Dismissed","id":N}. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -31,7 +33,8 @@
 #define NAME "org.freedesktop.Notifications"
 #define PATH "/org/freedesktop/Notifications"
 
-/* Why a notification was closed (the specification's reason 3). */
+/* Why a notification was closed (the specification's reasons). */
+#define CLOSED_BY_USER 2
 #define CLOSED_BY_CALL 3
 
 static FILE *out;
@@ -234,6 +237,20 @@ on_click(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 				  last_id, "default");
 }
 
+/* SIGUSR2: the user dismissed the last notification shown. */
+static int
+on_dismiss(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	sd_bus *bus = ud;
+
+	(void)s;
+	(void)si;
+	fprintf(out, "{\"method\":\"Dismissed\",\"id\":%u}\n", last_id);
+	fflush(out);
+	return sd_bus_emit_signal(bus, PATH, NAME, "NotificationClosed", "uu",
+				  last_id, CLOSED_BY_USER);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -255,6 +272,7 @@ main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	r = sd_event_default(&e);
@@ -281,6 +299,8 @@ main(int argc, char **argv)
 	if (r < 0)
 		goto fail;
 	r = sd_event_add_signal(e, NULL, SIGUSR1, on_click, bus);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGUSR2, on_dismiss, bus);
 	if (r < 0)
 		goto fail;
 	puts("ready");

@@ -35,6 +35,8 @@ test_copies(void)
 	is_int(o.uidvalidity, 7, "copy: its UIDVALIDITY");
 	ev = message("INBOX", 4, "<1@x>", "a@x", "hi");
 	ok(copies_check(c, &ev, &o), "again in the same mailbox: a copy");
+	ev = message("INBOX", 3, "<1@x>", "a@x", "hi");
+	ok(!copies_check(c, &ev, &o), "the very message again: not a copy");
 
 	ev = message("INBOX", 5, "<1@x>", "a@x", "hi again");
 	ok(!copies_check(c, &ev, &o), "another subject: not a copy");

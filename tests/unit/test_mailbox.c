@@ -490,7 +490,7 @@ static void
 test_copies(void)
 {
 	struct mailbox_env e = env;
-	struct mailbox *a, *b;
+	struct mailbox *a, *b, *c, *d;
 	bool by_date = false;
 
 	e.copies = copies_new();
@@ -516,6 +516,43 @@ test_copies(void)
 	       "copies: a batch of copies only: nothing else");
 	flags(b, 21, "\\Seen");
 	is_str(got(), "withdraw 21 v7; ", "copies: the copy read: withdrawn");
+
+	/* A summary of mail that came while away: copies are not counted,
+	 * the first ones (kept for the summary) nor the rest. */
+	account.d.catch_up_max = 2;
+	put_state("copyC", 7, 30, T0, 30);
+	c = mailbox_new(&e, &account, "copyC");
+	is_int(examined(c, 7, 36, 35, T0 + 60, &by_date), 31,
+	       "copies: catch up from the mark");
+	fetched_id(c, 31, 31, "Labelled", "<1@x>");
+	fetched_id(c, 32, 32, "Away 32", "<32@x>");
+	fetched_id(c, 33, 33, "Away 33", "<33@x>");
+	fetched_id(c, 34, 34, "Away 34", "<34@x>");
+	fetched_id(c, 35, 35, "Other", "<2@x>");
+	mailbox_batch_end(c);
+	is_str(got(), "copy 31 of copyA 11; summary 3 of 3 from 31; done 3; ",
+	       "copies: a summary of 5 less 2 copies");
+	/* A copy among those kept until the batch turned out summarised. */
+	account.d.catch_up_max = 4;
+	put_state("copyD", 7, 40, T0, 40);
+	d = mailbox_new(&e, &account, "copyD");
+	examined(d, 7, 47, 46, T0 + 60, &by_date);
+	for (uint32_t uid = 41; uid < 47; uid++) {
+		char subject[16], id[16];
+
+		snprintf(subject, sizeof(subject), "Away %u", uid);
+		snprintf(id, sizeof(id), "<%u@x>", uid);
+		if (uid == 44)
+			fetched_id(d, uid, uid, "Labelled", "<1@x>");
+		else
+			fetched_id(d, uid, uid, subject, id);
+	}
+	mailbox_batch_end(d);
+	is_str(got(), "summary 3 of 5 from 41; done 5; ",
+	       "copies: a summary of 6 less the copy it had kept first");
+	account.d.catch_up_max = 10;
+	mailbox_free(&d);
+	mailbox_free(&c);
 	mailbox_free(&a);
 	mailbox_free(&b);
 	copies_free(&e.copies);
