@@ -789,14 +789,20 @@ announce_part(struct mailbox *mb, size_t from, size_t n, size_t total,
 {
 	const struct mail_event *v = mb->batch + from;
 	bool *copy = xcalloc(n ? n : 1, sizeof(*copy));
-	size_t fresh = find_copies(mb, v, n, copy);
+	size_t fresh = find_copies(mb, v, n, copy), n_first = 0;
+	/* A summary names the senders of its first messages, not copies. */
+	struct mail_event *first = xcalloc(fresh ? fresh : 1, sizeof(*first));
 
+	for (size_t i = 0; i < n; i++)
+		if (!copy[i])
+			first[n_first++] = v[i]; /* borrowed strings */
 	total -= n - fresh;
 	for (size_t j = 0; j < mb->env.n_sinks && total; j++) {
 		struct sink *k = mb->env.sinks[j];
 
 		if (summary && k->ops->summary)
-			k->ops->summary(k, mb->a, mb->name, v, n, total);
+			k->ops->summary(k, mb->a, mb->name, first, n_first,
+					total);
 		if (!summary && k->ops->batch_start)
 			k->ops->batch_start(k, mb->a, mb->name, fresh);
 		for (size_t i = 0; i < n && !summary; i++)
@@ -819,6 +825,7 @@ announce_part(struct mailbox *mb, size_t from, size_t n, size_t total,
 		/* A copy's read or removal counts too (sink copy()). */
 		live_add(mb, mb->batch_seq[from + i], v[i].uid);
 	}
+	free(first);
 	free(copy);
 }
 

@@ -611,13 +611,15 @@ flush_summary(struct notify_sink *ns, struct burst *b)
 		shown_remove(ns, b->summary);
 	b->summary = shown_add(ns, &a, "", 0, 0);
 	if (b->mailboxes.n == 1 && !b->mailboxes.more) {
-		summary = xasprintf("%u new messages in %s/%s", b->count,
-				    b->account, b->mailboxes.v[0]);
+		summary = xasprintf("%u new message%s in %s/%s", b->count,
+				    b->count == 1 ? "" : "s", b->account,
+				    b->mailboxes.v[0]);
 	} else {
 		char *boxes = firsts_join(&b->mailboxes, false);
 
-		summary = xasprintf("%u new messages in %s (%s)", b->count,
-				    b->account, boxes);
+		summary = xasprintf("%u new message%s in %s (%s)", b->count,
+				    b->count == 1 ? "" : "s", b->account,
+				    boxes);
 		free(boxes);
 	}
 	body = firsts_join(&b->senders, true);

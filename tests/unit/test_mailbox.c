@@ -530,8 +530,8 @@ test_copies(void)
 	fetched_id(c, 34, 34, "Away 34", "<34@x>");
 	fetched_id(c, 35, 35, "Other", "<2@x>");
 	mailbox_batch_end(c);
-	is_str(got(), "copy 31 of copyA 11; summary 3 of 3 from 31; done 3; ",
-	       "copies: a summary of 5 less 2 copies");
+	is_str(got(), "copy 31 of copyA 11; summary 2 of 3 from 32; done 3; ",
+	       "copies: a summary of 5 less 2 copies, named by the others");
 	/* A copy among those kept until the batch turned out summarised. */
 	account.d.catch_up_max = 4;
 	put_state("copyD", 7, 40, T0, 40);
