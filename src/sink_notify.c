@@ -63,6 +63,16 @@ struct place {
 	uint32_t uidvalidity, uid;
 };
 
+/* Messages a summary counts, each mailbox owned; partial: not all of them
+ * (more than SUMMARY_TRACKED, or mail that came while away, of which
+ * only the first few are known). */
+#define SUMMARY_TRACKED 64
+struct places {
+	struct place v[SUMMARY_TRACKED];
+	unsigned n;
+	bool partial;
+};
+
 /* A notification shown (or being shown) for one message, or a summary
  * (uid 0) for an account. */
 struct shown {
@@ -74,6 +84,10 @@ struct shown {
 	struct place copies[SHOWN_COPIES];
 	unsigned n_copies;
 	uint64_t at;	  /* usec, CLOCK_MONOTONIC, when it was sent */
+	/* A summary: the messages it counts, and how many are left unread
+	 * (it is closed at 0 unless partial); NULL for a message. */
+	struct places *of;
+	unsigned of_count;
 	uint32_t id;	  /* the server's id, 0 until the reply */
 	bool withdrawn;	  /* close it as soon as the id is known */
 	struct notify_call *call; /* the Notify in flight, or NULL */
@@ -101,6 +115,7 @@ struct burst {
 	unsigned count;	   /* messages in the window */
 	size_t coming;	   /* of the batch being sent, still to come */
 	struct firsts senders, mailboxes;
+	struct places of;  /* the messages it counts */
 	struct shown *summary; /* the summary shown for this window */
 	bool dirty;	   /* the summary must be (re)sent */
 	char *icon;	   /* the account's look, for a summary sent later */
@@ -239,6 +254,54 @@ urgency_byte(int urgency)
 /* ---- the table of notifications shown ---- */
 
 static void
+places_add(struct places *p, const char *mailbox, uint32_t uidvalidity,
+	   uint32_t uid)
+{
+	if (p->n == SUMMARY_TRACKED) {
+		p->partial = true;
+		return;
+	}
+	p->v[p->n++] = (struct place){xstrdup(mailbox), uidvalidity, uid};
+}
+
+/* True when the message was in p: it is not any more. */
+static bool
+places_take(struct places *p, const char *mailbox, uint32_t uidvalidity,
+	    uint32_t uid)
+{
+	for (unsigned i = 0; i < p->n; i++) {
+		if (p->v[i].uid != uid || p->v[i].uidvalidity != uidvalidity ||
+		    strcmp(p->v[i].mailbox, mailbox))
+			continue;
+		free(p->v[i].mailbox);
+		p->v[i] = p->v[--p->n];
+		return true;
+	}
+	return false;
+}
+
+static void
+places_clear(struct places *p)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		free(p->v[i].mailbox);
+	p->n = 0;
+	p->partial = false;
+}
+
+static struct places *
+places_dup(const struct places *p)
+{
+	struct places *d = xcalloc(1, sizeof(*d));
+
+	for (unsigned i = 0; i < p->n; i++)
+		places_add(d, p->v[i].mailbox, p->v[i].uidvalidity,
+			   p->v[i].uid);
+	d->partial = p->partial;
+	return d;
+}
+
+static void
 shown_free(struct shown *sh)
 {
 	if (sh->call)
@@ -247,6 +310,9 @@ shown_free(struct shown *sh)
 	free(sh->mailbox);
 	for (unsigned i = 0; i < sh->n_copies; i++)
 		free(sh->copies[i].mailbox);
+	if (sh->of)
+		places_clear(sh->of);
+	free(sh->of);
 	config_argv_free(&sh->on_click);
 	mail_event_finish(&sh->ev);
 	free(sh);
@@ -587,6 +653,7 @@ burst_add(struct burst *b, const struct mail_event *ev)
 	b->count++;
 	firsts_add(&b->senders, sender_shown(ev));
 	firsts_add(&b->mailboxes, ev->mailbox);
+	places_add(&b->of, ev->mailbox, ev->uidvalidity, ev->uid);
 }
 
 /* Shows the summary of b, "N new messages in acct/mbox" (or "in acct
@@ -610,6 +677,8 @@ flush_summary(struct notify_sink *ns, struct burst *b)
 	if (b->summary)
 		shown_remove(ns, b->summary);
 	b->summary = shown_add(ns, &a, "", 0, 0);
+	b->summary->of = places_dup(&b->of);
+	b->summary->of_count = b->count;
 	if (b->mailboxes.n == 1 && !b->mailboxes.more) {
 		summary = xasprintf("%u new message%s in %s/%s", b->count,
 				    b->count == 1 ? "" : "s", b->account,
@@ -677,6 +746,7 @@ burst_window(struct notify_sink *ns, const char *account)
 		b->coming = 0;
 		firsts_clear(&b->senders);
 		firsts_clear(&b->mailboxes);
+		places_clear(&b->of);
 		b->summary = NULL;
 	}
 	b->last = now;
@@ -757,8 +827,13 @@ notify_summary(struct sink *s, const struct account *a, const char *mailbox,
 	b = burst_window(ns, a->name);
 	b->coming = 0;
 	b->count += total;
-	for (size_t i = 0; i < n_first; i++)
+	for (size_t i = 0; i < n_first; i++) {
 		firsts_add(&b->senders, sender_shown(&first[i]));
+		places_add(&b->of, mailbox, first[i].uidvalidity,
+			   first[i].uid);
+	}
+	/* The rest is not known: it never counts down to nothing. */
+	b->of.partial = b->of.partial || total > n_first;
 	firsts_add(&b->mailboxes, mailbox);
 	/* Senders beyond the first few are not known: "…". */
 	b->senders.more = b->senders.more || total > n_first;
@@ -857,6 +932,37 @@ notify_copy(struct sink *s, const struct account *a,
 		    xstrdup(ev->mailbox), ev->uidvalidity, ev->uid};
 }
 
+/* A message counted in a summary was read or removed: it is counted no
+ * more in its burst, and the summary that counts it is closed when it
+ * was its last (and it knew them all), or else, while its burst goes
+ * on, updated. */
+static void
+summaries_withdraw(struct notify_sink *ns, const struct account *a,
+		   const char *mailbox, uint32_t uidvalidity, uint32_t uid)
+{
+	struct burst *b = burst_get(ns, a->name);
+
+	if (places_take(&b->of, mailbox, uidvalidity, uid) && b->count)
+		b->count--;
+	for (struct shown *sh = ns->shown; sh; sh = sh->next) {
+		if (!sh->of || strcmp(sh->account, a->name) ||
+		    !places_take(sh->of, mailbox, uidvalidity, uid))
+			continue;
+		if (sh->of_count)
+			sh->of_count--;
+		if (!sh->of_count && !sh->of->partial) {
+			log_debug(&(struct log_ctx){a->name, NULL},
+				  "every message of a summary read or "
+				  "removed: closing it");
+			close_shown(ns, sh);
+		} else if (sh == b->summary) {
+			b->dirty = true;
+			flush_summary(ns, b);
+		}
+		return;
+	}
+}
+
 /* Closes the message's notification, or when it stands for a copy
  * still there, takes it off that. */
 static void
@@ -869,8 +975,10 @@ notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 	    shown_find(ns, a, mailbox, uidvalidity, uid, &copy);
 	struct place last;
 
-	if (!sh)
+	if (!sh) {
+		summaries_withdraw(ns, a, mailbox, uidvalidity, uid);
 		return;
+	}
 	if (!sh->n_copies) {
 		log_debug(&(struct log_ctx){a->name, mailbox},
 			  "UID %u read or removed elsewhere: withdrawing its "
@@ -878,6 +986,8 @@ notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 			  uid);
 		withdrawn_add(ns, sh);
 		close_shown(ns, sh);
+		/* Nor counted by a summary of its burst later. */
+		summaries_withdraw(ns, a, mailbox, uidvalidity, uid);
 		return;
 	}
 	/* The last copy takes the place of the one gone. */
@@ -926,6 +1036,7 @@ notify_free(struct sink *s)
 		free(b->account);
 		firsts_clear(&b->senders);
 		firsts_clear(&b->mailboxes);
+		places_clear(&b->of);
 		free(b->icon);
 		free(b);
 	}

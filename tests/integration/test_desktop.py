@@ -320,6 +320,30 @@ def test_trickle(dc, bus, nd):
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "trickle: clean exit")
 
 
+def test_summary_read(dc, bus, nd):
+    """A burst's summary counts down as its messages are read elsewhere,
+    and is closed once all of them are."""
+    mw = setup(dc, bus, burst=3)
+    base = len(nd.records())
+    uids = dc.append_many("alice", "INBOX", [message(i) for i in range(5)],
+                          atomic=True)
+    ok(wait_until(lambda: any(r["summary"] == "5 new messages in "
+                              "test/INBOX" for r in nd.records()[base:]),
+                  10), "summary read: 5 summarised")
+    dc.store("alice", "INBOX", uids[:2], ["\\Seen"])
+    ok(wait_until(lambda: nd.records()[-1]["summary"] ==
+                  "3 new messages in test/INBOX", 10),
+       "summary read: 2 read, it says 3 (%r)" %
+       [r["summary"] for r in nd.records()[base:]])
+    last = nd.records()[-1]["id"]
+    dc.store("alice", "INBOX", uids[2:], ["\\Seen"])
+    ok(wait_until(lambda: last in {r["id"] for r in
+                                   nd.records("CloseNotification")}, 10),
+       "summary read: all read, it is closed")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(),
+       "summary read: clean exit")
+
+
 def test_long_sender(dc, bus, nd):
     """A sender's name of 300 characters: the notification's title is cut
     to one line's worth, and the subject stays in the body."""
@@ -456,6 +480,7 @@ def main():
     nd = mwtest.Notifyd(bus)
     for t in (test_burst, test_burst_at_once, test_burst_mailboxes,
               test_copies, test_copy_after_shown, test_trickle,
+              test_summary_read,
               test_long_sender,
               test_withdraw, test_withdraw_after_reconnect, test_click):
         dc.expunge("alice", "INBOX")
