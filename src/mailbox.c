@@ -86,10 +86,11 @@ struct mailbox {
 	 * until it is known to be summarised, then only the owed ones and
 	 * the first SINK_SUMMARY_FIRST others; batch_total counts them all,
 	 * batch_owed the owed ones, batch_others the others in batch[],
-	 * batch_copies those left out of it that are copies (copies.h). */
+	 * batch_copies those left out of it that are copies (copies.h) of
+	 * the batch_checked looked at. */
 	struct mail_event *batch;
 	size_t n_batch, cap_batch, batch_total, batch_owed, batch_others;
-	size_t batch_copies;
+	size_t batch_copies, batch_checked;
 	uint32_t batch_max;        /* highest UID in the batch, seen or not */
 	uint32_t *batch_seq;       /* sequence numbers of batch[] */
 
@@ -643,13 +644,16 @@ mailbox_dated_end(struct mailbox *mb)
 
 /* ev is left out of a summarised batch: remembered among the account's
  * copies (copies.h), or counted as one, not in the summary's count. A
- * copy in a summary is not worth a notification of its own. */
+ * copy in a summary is not worth a notification of its own. Only the
+ * first COPIES_MAX of a batch are looked at: a server that sends a
+ * million costs their parsing, not decoding and hashing each too. */
 static void
 left_out(struct mailbox *mb, const struct mail_event *ev)
 {
 	struct copy_origin o;
 
-	if (!mb->env.copies || !copies_check(mb->env.copies, ev, &o))
+	if (!mb->env.copies || mb->batch_checked++ >= COPIES_MAX ||
+	    !copies_check(mb->env.copies, ev, &o))
 		return;
 	mb->batch_copies++;
 	log_debug(&mb->log,
@@ -709,13 +713,16 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 	mb->batch_owed += owed;
 	if (!owed && summarised(mb) && mb->batch_others > SINK_SUMMARY_FIRST)
 		trim_batch(mb);
-	mail_event_from_fetch(&ev, f);
 	if (!owed && summarised(mb) &&
 	    mb->batch_others == SINK_SUMMARY_FIRST) {
-		left_out(mb, &ev);
-		mail_event_finish(&ev);
+		if (mb->batch_checked < COPIES_MAX) {
+			mail_event_from_fetch(&ev, f);
+			left_out(mb, &ev);
+			mail_event_finish(&ev);
+		}
 		return;
 	}
+	mail_event_from_fetch(&ev, f);
 	mb->batch_others += !owed;
 	if (mb->n_batch == mb->cap_batch) {
 		mb->cap_batch = mb->cap_batch ? 2 * mb->cap_batch : 8;
@@ -872,6 +879,7 @@ drop_batch(struct mailbox *mb)
 	mb->batch_owed = 0;
 	mb->batch_others = 0;
 	mb->batch_copies = 0;
+	mb->batch_checked = 0;
 }
 
 void
