@@ -86,11 +86,11 @@ struct mailbox {
 	 * until it is known to be summarised, then only the owed ones and
 	 * the first SINK_SUMMARY_FIRST others; batch_total counts them all,
 	 * batch_owed the owed ones, batch_others the others in batch[],
-	 * batch_copies those left out of it that are copies (copies.h) of
-	 * the batch_checked looked at. */
+	 * batch_checked how many of its messages were looked at for copies,
+	 * batch_copies how many of those were. */
 	struct mail_event *batch;
 	size_t n_batch, cap_batch, batch_total, batch_owed, batch_others;
-	size_t batch_copies, batch_checked;
+	size_t batch_checked, batch_copies;
 	uint32_t batch_max;        /* highest UID in the batch, seen or not */
 	uint32_t *batch_seq;       /* sequence numbers of batch[] */
 
@@ -642,24 +642,30 @@ mailbox_dated_end(struct mailbox *mb)
 
 /* ---- the batch ---- */
 
-/* ev is left out of a summarised batch: remembered among the account's
- * copies (copies.h), or counted as one, not in the summary's count. A
- * copy in a summary is not worth a notification of its own. Only the
- * first COPIES_MAX of a batch are looked at: a server that sends a
- * million costs their parsing, not decoding and hashing each too. */
-static void
-left_out(struct mailbox *mb, const struct mail_event *ev)
+/* ev (at sequence number seq) is a copy of a message the account
+ * announced before (copies.h): the sinks hear of it at once, its read or
+ * removal is followed, and it is not part of the batch, nor counted. */
+static bool
+is_copy(struct mailbox *mb, const struct mail_event *ev, uint32_t seq)
 {
 	struct copy_origin o;
 
-	if (!mb->env.copies || mb->batch_checked++ >= COPIES_MAX ||
-	    !copies_check(mb->env.copies, ev, &o))
-		return;
-	mb->batch_copies++;
-	log_debug(&mb->log,
-		  "UID %u is the message %s UID %u announced before: not "
-		  "counted",
-		  ev->uid, o.mailbox, o.uid);
+	if (!copies_check(mb->env.copies, ev, &o))
+		return false;
+	/* A move of many is not a page of the log. */
+	log_at(mb->batch_copies++ < 10 ? LOG_INFO : LOG_DEBUG, &mb->log,
+	       "new mail UID %u is the message %s UID %u announced before "
+	       "(the same Message-ID, sender and subject): not announced "
+	       "again",
+	       ev->uid, o.mailbox, o.uid);
+	for (size_t j = 0; j < mb->env.n_sinks; j++) {
+		struct sink *k = mb->env.sinks[j];
+
+		if (k->ops->copy)
+			k->ops->copy(k, mb->a, &o, ev);
+	}
+	live_add(mb, seq, ev->uid);
+	return true;
 }
 
 /* The batch turned out summarised: keeps the owed messages and the
@@ -673,7 +679,6 @@ trim_batch(struct mailbox *mb)
 	for (size_t i = 0; i < mb->n_batch; i++) {
 		if (mb->batch[i].uid > mb->owed &&
 		    others++ >= SINK_SUMMARY_FIRST) {
-			left_out(mb, &mb->batch[i]);
 			mail_event_finish(&mb->batch[i]);
 			continue;
 		}
@@ -691,7 +696,7 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 				.mailbox = mb->name,
 				.uid = f->uid,
 				.uidvalidity = mb->uidvalidity};
-	bool owed = f->uid <= mb->owed;
+	bool owed = f->uid <= mb->owed, look;
 
 	if (f->uid <= mb->mark) {
 		mailbox_flags(mb, f); /* announced before this connection */
@@ -709,20 +714,28 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 			  f->uid);
 		return;
 	}
+	/* Copies are not counted: whether the batch is summarised depends
+	 * on the rest. Only the first COPIES_MAX messages of a batch are
+	 * looked at: a server that sends a million alike costs their
+	 * parsing, not decoding (of those a summary leaves out) and hashing
+	 * each too, and they are counted. What is kept is decoded here. */
+	look = mb->env.copies && mb->batch_checked < COPIES_MAX;
+	if (look || owed || !summarised(mb) ||
+	    mb->batch_others < SINK_SUMMARY_FIRST)
+		mail_event_from_fetch(&ev, f);
+	if (look && (mb->batch_checked++, is_copy(mb, &ev, f->seq))) {
+		mail_event_finish(&ev);
+		return;
+	}
 	mb->batch_total++;
 	mb->batch_owed += owed;
 	if (!owed && summarised(mb) && mb->batch_others > SINK_SUMMARY_FIRST)
 		trim_batch(mb);
 	if (!owed && summarised(mb) &&
 	    mb->batch_others == SINK_SUMMARY_FIRST) {
-		if (mb->batch_checked < COPIES_MAX) {
-			mail_event_from_fetch(&ev, f);
-			left_out(mb, &ev);
-			mail_event_finish(&ev);
-		}
+		mail_event_finish(&ev);
 		return;
 	}
-	mail_event_from_fetch(&ev, f);
 	mb->batch_others += !owed;
 	if (mb->n_batch == mb->cap_batch) {
 		mb->cap_batch = mb->cap_batch ? 2 * mb->cap_batch : 8;
@@ -755,66 +768,24 @@ sort_batch(struct mailbox *mb)
 	}
 }
 
-/* Marks in copy[] the messages of v[0, n) that are copies of ones the
- * account announced before (copies.h), telling the sinks what each one
- * copies. Returns how many are not copies. */
-static size_t
-find_copies(struct mailbox *mb, const struct mail_event *v, size_t n,
-	    bool *copy)
-{
-	size_t fresh = n;
-
-	for (size_t i = 0; i < n && mb->env.copies; i++) {
-		struct copy_origin o;
-
-		if (!copies_check(mb->env.copies, &v[i], &o))
-			continue;
-		copy[i] = true;
-		fresh--;
-		log_info(&mb->log,
-			 "new mail UID %u is the message %s UID %u announced "
-			 "before (the same Message-ID, sender and subject): "
-			 "not announced again",
-			 v[i].uid, o.mailbox, o.uid);
-		for (size_t j = 0; j < mb->env.n_sinks; j++) {
-			struct sink *k = mb->env.sinks[j];
-
-			if (k->ops->copy)
-				k->ops->copy(k, mb->a, &o, &v[i]);
-		}
-	}
-	return fresh;
-}
-
 /* Announces batch[from, from + n), total messages in all, to every
- * sink, in UID order: each message but copies of ones announced before,
- * or one summary to sinks that have one, while hooks then get only
- * on_new_mail_post. */
+ * sink, in UID order: each message, or one summary to sinks that have
+ * one, while hooks then get only on_new_mail_post. */
 static void
 announce_part(struct mailbox *mb, size_t from, size_t n, size_t total,
 	      bool summary)
 {
 	const struct mail_event *v = mb->batch + from;
-	bool *copy = xcalloc(n ? n : 1, sizeof(*copy));
-	size_t fresh = find_copies(mb, v, n, copy), n_first = 0;
-	/* A summary names the senders of its first messages, not copies. */
-	struct mail_event *first = xcalloc(fresh ? fresh : 1, sizeof(*first));
 
-	for (size_t i = 0; i < n; i++)
-		if (!copy[i])
-			first[n_first++] = v[i]; /* borrowed strings */
-	total -= n - fresh;
-	for (size_t j = 0; j < mb->env.n_sinks && total; j++) {
+	for (size_t j = 0; j < mb->env.n_sinks; j++) {
 		struct sink *k = mb->env.sinks[j];
 
 		if (summary && k->ops->summary)
-			k->ops->summary(k, mb->a, mb->name, first, n_first,
-					total);
+			k->ops->summary(k, mb->a, mb->name, v, n, total);
 		if (!summary && k->ops->batch_start)
-			k->ops->batch_start(k, mb->a, mb->name, fresh);
+			k->ops->batch_start(k, mb->a, mb->name, n);
 		for (size_t i = 0; i < n && !summary; i++)
-			if (!copy[i])
-				k->ops->send(k, mb->a, &v[i]);
+			k->ops->send(k, mb->a, &v[i]);
 		k->ops->batch_done(k, mb->a, mb->name, total);
 	}
 	/* Logged after the sinks started: a slow journal must not delay
@@ -823,17 +794,11 @@ announce_part(struct mailbox *mb, size_t from, size_t n, size_t total,
 		log_info(&mb->log, "%zu new messages: announced a summary",
 			 total);
 	for (size_t i = 0; i < n && !summary; i++) {
-		if (!copy[i])
-			log_info(&mb->log, "new mail UID %u from %s: %s",
-				 v[i].uid,
-				 *v[i].from ? v[i].from : "(no sender)",
-				 *v[i].subject ? v[i].subject
-					       : "(no subject)");
-		/* A copy's read or removal counts too (sink copy()). */
+		log_info(&mb->log, "new mail UID %u from %s: %s", v[i].uid,
+			 *v[i].from ? v[i].from : "(no sender)",
+			 *v[i].subject ? v[i].subject : "(no subject)");
 		live_add(mb, mb->batch_seq[from + i], v[i].uid);
 	}
-	free(first);
-	free(copy);
 }
 
 /* Announces the batch (see summarised()); catch_up = skip announces
@@ -864,8 +829,7 @@ announce(struct mailbox *mb)
 				 total - owed, total - owed == 1 ? "" : "s");
 		return;
 	}
-	announce_part(mb, owed, mb->n_batch - owed,
-		      total - owed - (summary ? mb->batch_copies : 0), summary);
+	announce_part(mb, owed, mb->n_batch - owed, total - owed, summary);
 }
 
 /* Forgets the batch being fetched. */
@@ -878,8 +842,8 @@ drop_batch(struct mailbox *mb)
 	mb->batch_total = 0;
 	mb->batch_owed = 0;
 	mb->batch_others = 0;
-	mb->batch_copies = 0;
 	mb->batch_checked = 0;
+	mb->batch_copies = 0;
 }
 
 void

@@ -83,6 +83,9 @@ struct shown {
 	 * they are all withdrawn. */
 	struct place copies[SHOWN_COPIES];
 	unsigned n_copies;
+	/* Where the message was first announced (copies.h), when that is
+	 * not mailbox/uid: a copy shown again after a move. */
+	struct place origin;
 	uint64_t at;	  /* usec, CLOCK_MONOTONIC, when it was sent */
 	/* A summary: the messages it counts, and how many are left unread
 	 * (it is closed at 0 unless partial); NULL for a message. */
@@ -132,13 +135,20 @@ struct notify_sink {
 	struct shown *shown; /* newest first */
 	unsigned n_shown;
 	struct burst *bursts;
-	/* The messages of the last notifications a withdraw closed (a
-	 * ring; account NULL: free). */
+	/* Where the messages of the last notifications a withdraw closed
+	 * were first announced (a ring; account NULL: free). */
 	struct {
 		char *account;
 		struct place p;
 	} withdrawn[WITHDRAWN_MAX];
 	unsigned next_withdrawn;
+	/* Copies of messages not shown yet: a batch with a message twice
+	 * tells of the copy before the message is sent. A ring. */
+	struct {
+		char *account;
+		struct place orig, copy;
+	} pending[WITHDRAWN_MAX];
+	unsigned next_pending;
 };
 
 /* One Notify call in flight; freed with its (floating) bus slot. */
@@ -310,6 +320,7 @@ shown_free(struct shown *sh)
 	free(sh->mailbox);
 	for (unsigned i = 0; i < sh->n_copies; i++)
 		free(sh->copies[i].mailbox);
+	free(sh->origin.mailbox);
 	if (sh->of)
 		places_clear(sh->of);
 	free(sh->of);
@@ -732,6 +743,19 @@ now_usec(struct notify_sink *ns)
 	return t;
 }
 
+/* Starts b's window afresh at now. */
+static void
+burst_reset(struct burst *b, uint64_t now)
+{
+	b->start = now;
+	b->count = 0;
+	b->coming = 0;
+	firsts_clear(&b->senders);
+	firsts_clear(&b->mailboxes);
+	places_clear(&b->of);
+	b->summary = NULL;
+}
+
 /* The burst of account, started afresh when its window is over. */
 static struct burst *
 burst_window(struct notify_sink *ns, const char *account)
@@ -740,15 +764,8 @@ burst_window(struct notify_sink *ns, const char *account)
 	uint64_t now = now_usec(ns);
 
 	if (now - (b->summary ? b->last : b->start) >
-	    SINK_BURST_WINDOW * 1000000ULL) {
-		b->start = now;
-		b->count = 0;
-		b->coming = 0;
-		firsts_clear(&b->senders);
-		firsts_clear(&b->mailboxes);
-		places_clear(&b->of);
-		b->summary = NULL;
-	}
+	    SINK_BURST_WINDOW * 1000000ULL)
+		burst_reset(b, now);
 	b->last = now;
 	return b;
 }
@@ -762,15 +779,16 @@ notify_batch_start(struct sink *s, const struct account *a,
 		burst_window((struct notify_sink *)s, a->name)->coming = n;
 }
 
+static void show_single(struct notify_sink *ns, const struct account *a,
+			const struct mail_event *ev,
+			const struct copy_origin *origin);
+
 static void
 notify_send(struct sink *s, const struct account *a,
 	    const struct mail_event *ev)
 {
 	struct notify_sink *ns = (struct notify_sink *)s;
 	struct burst *b;
-	struct shown *sh;
-	const char *who;
-	char *summary, *body;
 
 	if (!a->d.notify)
 		return;
@@ -786,6 +804,44 @@ notify_send(struct sink *s, const struct account *a,
 			show_summary(ns, a, b);
 		return;
 	}
+	show_single(ns, a, ev, NULL);
+}
+
+/* The place a notification's message was first announced. */
+static bool
+is_origin(const struct shown *sh, const char *mailbox, uint32_t uidvalidity,
+	  uint32_t uid)
+{
+	const struct place *o = &sh->origin;
+
+	if (o->mailbox)
+		return o->uid == uid && o->uidvalidity == uidvalidity &&
+		       !strcmp(o->mailbox, mailbox);
+	return sh->uid == uid && sh->uidvalidity == uidvalidity &&
+	       !strcmp(sh->mailbox, mailbox);
+}
+
+/* Adds a copy of sh's message at mailbox/uidvalidity/uid to it. */
+static void
+shown_add_copy(struct shown *sh, const char *mailbox, uint32_t uidvalidity,
+	       uint32_t uid)
+{
+	if (sh->n_copies < SHOWN_COPIES)
+		sh->copies[sh->n_copies++] =
+		    (struct place){xstrdup(mailbox), uidvalidity, uid};
+}
+
+/* Shows ev's message by itself, not counted in a burst (its caller did
+ * that, or it was before); origin: where it was first announced when ev
+ * is a copy shown again, else NULL. Copies told of before it are added
+ * to it. */
+static void
+show_single(struct notify_sink *ns, const struct account *a,
+	    const struct mail_event *ev, const struct copy_origin *origin)
+{
+	struct shown *sh;
+	const char *who;
+	char *summary, *body;
 
 	if (!notify_ready(ns, a))
 		return;
@@ -798,6 +854,23 @@ notify_send(struct sink *s, const struct account *a,
 	body = *ev->subject ? mime_escape_markup(ev->subject)
 			    : xstrdup("(no subject)");
 	sh = shown_add(ns, a, ev->mailbox, ev->uidvalidity, ev->uid);
+	if (origin)
+		sh->origin = (struct place){xstrdup(origin->mailbox),
+					    origin->uidvalidity, origin->uid};
+	for (unsigned i = 0; i < WITHDRAWN_MAX; i++) {
+		struct place *o = &ns->pending[i].orig;
+
+		if (!ns->pending[i].account ||
+		    strcmp(ns->pending[i].account, a->name) ||
+		    !is_origin(sh, o->mailbox, o->uidvalidity, o->uid))
+			continue;
+		shown_add_copy(sh, ns->pending[i].copy.mailbox,
+			       ns->pending[i].copy.uidvalidity,
+			       ns->pending[i].copy.uid);
+		freep(&ns->pending[i].account);
+		freep(&o->mailbox);
+		freep(&ns->pending[i].copy.mailbox);
+	}
 	if (a->d.on_click) {
 		sh->on_click = config_argv_dup(a->d.on_click);
 		mail_event_copy(&sh->ev, ev);
@@ -823,8 +896,12 @@ notify_summary(struct sink *s, const struct account *a, const char *mailbox,
 	if (!a->d.notify || !total)
 		return;
 	/* Added to the account's burst: it closes the singles of the
-	 * window, which it counts, and shows with the rest of it. */
+	 * window, which it counts, and shows with the rest of it. With
+	 * burst = 0 (every message shown) it stands alone: its window
+	 * starts after what was shown, in this turn of the loop too. */
 	b = burst_window(ns, a->name);
+	if (!a->d.burst)
+		burst_reset(b, b->last + 1);
 	b->coming = 0;
 	b->count += total;
 	for (size_t i = 0; i < n_first; i++) {
@@ -875,8 +952,12 @@ withdrawn_add(struct notify_sink *ns, const struct shown *sh)
 	free(ns->withdrawn[i].account);
 	free(ns->withdrawn[i].p.mailbox);
 	ns->withdrawn[i].account = xstrdup(sh->account);
-	ns->withdrawn[i].p = (struct place){xstrdup(sh->mailbox),
-					   sh->uidvalidity, sh->uid};
+	ns->withdrawn[i].p =
+	    sh->origin.mailbox
+		? (struct place){xstrdup(sh->origin.mailbox),
+				 sh->origin.uidvalidity, sh->origin.uid}
+		: (struct place){xstrdup(sh->mailbox), sh->uidvalidity,
+				 sh->uid};
 }
 
 /* True (and forgotten) when a withdraw closed the notification of orig's
@@ -910,26 +991,38 @@ notify_copy(struct sink *s, const struct account *a,
 	    const struct copy_origin *orig, const struct mail_event *ev)
 {
 	struct notify_sink *ns = (struct notify_sink *)s;
-	int copy;
-	struct shown *sh;
+	struct shown *sh = NULL;
+	unsigned i;
 
 	if (!a->d.notify)
 		return;
-	sh = shown_find(ns, a, orig->mailbox, orig->uidvalidity, orig->uid,
-			&copy);
-	if (!sh) {
-		if (withdrawn_take(ns, a, orig)) {
-			log_info(&(struct log_ctx){a->name, ev->mailbox},
-				 "UID %u: its notification was withdrawn "
-				 "from %s (moved?): shown again",
-				 ev->uid, orig->mailbox);
-			notify_send(s, a, ev);
-		}
+	for (sh = ns->shown; sh; sh = sh->next)
+		if (sh->uid && !strcmp(sh->account, a->name) &&
+		    is_origin(sh, orig->mailbox, orig->uidvalidity, orig->uid))
+			break;
+	if (sh) {
+		shown_add_copy(sh, ev->mailbox, ev->uidvalidity, ev->uid);
 		return;
 	}
-	if (sh->n_copies < SHOWN_COPIES)
-		sh->copies[sh->n_copies++] = (struct place){
-		    xstrdup(ev->mailbox), ev->uidvalidity, ev->uid};
+	if (withdrawn_take(ns, a, orig)) {
+		log_info(&(struct log_ctx){a->name, ev->mailbox},
+			 "UID %u: its notification was withdrawn from %s "
+			 "(moved?): shown again",
+			 ev->uid, orig->mailbox);
+		show_single(ns, a, ev, orig);
+		return;
+	}
+	/* Maybe the message itself is still to be sent. */
+	i = ns->next_pending;
+	ns->next_pending = (i + 1) % WITHDRAWN_MAX;
+	free(ns->pending[i].account);
+	free(ns->pending[i].orig.mailbox);
+	free(ns->pending[i].copy.mailbox);
+	ns->pending[i].account = xstrdup(a->name);
+	ns->pending[i].orig = (struct place){xstrdup(orig->mailbox),
+					     orig->uidvalidity, orig->uid};
+	ns->pending[i].copy = (struct place){xstrdup(ev->mailbox),
+					     ev->uidvalidity, ev->uid};
 }
 
 /* A message counted in a summary was read or removed: it is counted no
@@ -996,7 +1089,12 @@ notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 		free(sh->copies[copy].mailbox);
 		sh->copies[copy] = last;
 	} else {
-		free(sh->mailbox);
+		/* Copies still name the first place. */
+		if (!sh->origin.mailbox)
+			sh->origin = (struct place){sh->mailbox,
+						    sh->uidvalidity, sh->uid};
+		else
+			free(sh->mailbox);
 		sh->mailbox = last.mailbox;
 		sh->uidvalidity = last.uidvalidity;
 		sh->uid = last.uid;
@@ -1043,6 +1141,9 @@ notify_free(struct sink *s)
 	for (unsigned i = 0; i < WITHDRAWN_MAX; i++) {
 		free(ns->withdrawn[i].account);
 		free(ns->withdrawn[i].p.mailbox);
+		free(ns->pending[i].account);
+		free(ns->pending[i].orig.mailbox);
+		free(ns->pending[i].copy.mailbox);
 	}
 	sd_event_unref(ns->event);
 	free(ns);

@@ -490,7 +490,7 @@ static void
 test_copies(void)
 {
 	struct mailbox_env e = env;
-	struct mailbox *a, *b, *c, *d;
+	struct mailbox *a, *b, *c, *d, *e_mb;
 	bool by_date = false;
 
 	e.copies = copies_new();
@@ -530,7 +530,9 @@ test_copies(void)
 	fetched_id(c, 34, 34, "Away 34", "<34@x>");
 	fetched_id(c, 35, 35, "Other", "<2@x>");
 	mailbox_batch_end(c);
-	is_str(got(), "copy 31 of copyA 11; summary 2 of 3 from 32; done 3; ",
+	is_str(got(),
+	       "copy 31 of copyA 11; copy 35 of copyB 22; summary 3 of 3 "
+	       "from 32; done 3; ",
 	       "copies: a summary of 5 less 2 copies, named by the others");
 	/* A copy among those kept until the batch turned out summarised. */
 	account.d.catch_up_max = 4;
@@ -548,8 +550,26 @@ test_copies(void)
 			fetched_id(d, uid, uid, subject, id);
 	}
 	mailbox_batch_end(d);
-	is_str(got(), "summary 3 of 5 from 41; done 5; ",
-	       "copies: a summary of 6 less the copy it had kept first");
+	is_str(got(), "copy 44 of copyA 11; summary 3 of 5 from 41; done 5; ",
+	       "copies: a summary of 6 less the copy");
+
+	/* Copies do not make a batch a summary: 2 copies and 2 new ones
+	 * are within catch_up_max = 3 (trial L: the new ones' hooks never
+	 * ran). */
+	account.d.catch_up_max = 3;
+	put_state("copyE", 7, 50, T0, 50);
+	e_mb = mailbox_new(&e, &account, "copyE");
+	examined(e_mb, 7, 55, 54, T0 + 60, &by_date);
+	fetched_id(e_mb, 51, 51, "Labelled", "<1@x>");
+	fetched_id(e_mb, 52, 52, "Other", "<2@x>");
+	fetched_id(e_mb, 53, 53, "New 53", "<53@x>");
+	fetched_id(e_mb, 54, 54, "New 54", "<54@x>");
+	mailbox_batch_end(e_mb);
+	is_str(got(),
+	       "copy 51 of copyA 11; copy 52 of copyB 22; send 53 v7 New 53; "
+	       "send 54 v7 New 54; done 2; ",
+	       "copies: 2 new after 2 copies, one by one");
+	mailbox_free(&e_mb);
 	account.d.catch_up_max = 10;
 	mailbox_free(&d);
 	mailbox_free(&c);

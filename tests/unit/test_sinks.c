@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "copies.h"
 #include "event.h"
 #include "mime.h"
 #include "sink.h"
@@ -636,6 +637,94 @@ test_notify(sd_event *e)
 	log_show(mark);
 	sink_free(&s);
 	ok(!s, "sink_free clears the pointer");
+	stop_helper(&notifyd);
+	stop_helper(&bus);
+	free(json);
+}
+
+/* Lines of the recording with method, in text. */
+static int
+calls(const char *path, const char *method)
+{
+	char *text = slurp(path), needle[64];
+	int n;
+
+	snprintf(needle, sizeof(needle), "\"method\":\"%s\"", method);
+	n = text ? count_str(text, needle) : 0;
+	free(text);
+	return n;
+}
+
+/* Copies (copies.h): one told of before its message is sent is added to
+ * its notification, which stays until both are withdrawn; a moved message
+ * (withdrawn, then its copy) is shown again, twice over, and not counted
+ * in a burst again; with burst = 0 a summary closes nothing shown. */
+static void
+test_notify_copies(sd_event *e)
+{
+	char *json = path_in("copies.json");
+	struct account a = account_init("acct");
+	struct mail_event ev = event_init(1, "Ann", "ann@example.org", "One");
+	struct mail_event moved = ev;
+	struct copy_origin orig = {"INBOX", ev.uidvalidity, 1};
+	struct sink *s;
+	pid_t bus, notifyd;
+	long mark = log_mark();
+
+	bus = start_bus("bus-copies");
+	notifyd = start_notifyd(json);
+	s = sink_notify_new(e, NULL);
+	log_max_level = LOG_DEBUG;
+	a.d.burst = 3;
+
+	/* The same message twice in one batch: the copy comes first. */
+	moved.uid = 2;
+	s->ops->copy(s, &a, &orig, &moved);
+	s->ops->send(s, &a, &ev);
+	ok(wait_log(e, mark, " shown\n", 1, 5000), "copies: one notification");
+	s->ops->withdraw(s, &a, "INBOX", ev.uidvalidity, 1);
+	run_ready(e);
+	is_int(calls(json, "CloseNotification"), 0,
+	       "copies: one read, it stays for the other");
+	s->ops->withdraw(s, &a, "INBOX", ev.uidvalidity, 2);
+	ok(wait_file(e, json, 2, 5000) &&
+	       calls(json, "CloseNotification") == 1,
+	   "copies: both read, closed");
+
+	/* Moved twice: closed and shown again each time. */
+	ev.uid = 10;
+	orig.uid = 10;
+	s->ops->send(s, &a, &ev);
+	ok(wait_log(e, mark, " shown\n", 2, 5000), "moves: shown");
+	for (int i = 0; i < 2; i++) {
+		moved.mailbox = i ? "G" : "F";
+		moved.uid = 20 + i;
+		s->ops->withdraw(s, &a, i ? "F" : "INBOX", ev.uidvalidity,
+				 i ? 20 : 10);
+		s->ops->copy(s, &a, &orig, &moved);
+		ok(wait_log(e, mark, " shown\n", 3 + i, 5000),
+		   "moves: shown again after move %d", i + 1);
+	}
+	is_int(calls(json, "Notify"), 4, "moves: 4 notifications in all");
+	{
+		char *l = log_since(mark);
+
+		ok(!strstr(l, "shown as one summary"),
+		   "moves: a message shown again is not counted again");
+		free(l);
+	}
+
+	/* burst = 0: a summary of mail that came while away stands alone. */
+	a.d.burst = 0;
+	ev.uid = 30;
+	s->ops->send(s, &a, &ev);
+	ok(wait_log(e, mark, " shown\n", 5, 5000), "burst 0: one shown");
+	s->ops->summary(s, &a, "INBOX", &ev, 1, 5);
+	ok(wait_log(e, mark, " shown\n", 6, 5000), "burst 0: the summary");
+	is_int(calls(json, "CloseNotification"), 3,
+	       "burst 0: the summary closes nothing (the moves closed 2)");
+	log_max_level = LOG_INFO;
+	sink_free(&s);
 	stop_helper(&notifyd);
 	stop_helper(&bus);
 	free(json);
@@ -1278,6 +1367,7 @@ main(void)
 	stderr = cap;
 
 	test_notify(e);
+	test_notify_copies(e);
 	test_notify_no_bus(e);
 	test_hook_env(e);
 	test_hook_failures(e);
