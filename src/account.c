@@ -1475,13 +1475,17 @@ account_run_describe(struct account_run *ar, bool named)
 	char *s = ar->describe;
 	size_t size = sizeof(ar->describe), off = 0;
 	unsigned conns = !!ar->fetcher;
-	size_t swept = 0;
+	size_t swept = 0, idle = 0;
 
 	s[0] = 0;
 	for (size_t i = 0; i < ar->n; i++)
 		conns += !!ar->box[i]->w;
 	for (size_t i = 0; i < ar->n; i++)
 		swept += ar->box[i]->swept;
+	/* Those on a connection of their own that is up; the others are
+	 * told below with what is wrong. */
+	for (size_t i = 0; i < ar->n; i++)
+		idle += ar->box[i]->w && watcher_connected(ar->box[i]->w);
 	/* How they are watched, while the first mailbox's connection (the
 	 * NOTIFY one) is up; else only what is wrong is told. */
 	if (ar->n > 1 && ar->box[0]->w && watcher_connected(ar->box[0]->w)) {
@@ -1494,8 +1498,8 @@ account_run_describe(struct account_run *ar, bool named)
 					conns == 1 ? "" : "s");
 		else if (ar->mode == M_BUDGET)
 			off += snprintf(s, size, "%s%s%zu mailbox%s with IDLE",
-					name, colon, ar->n - swept,
-					ar->n - swept == 1 ? "" : "es");
+					name, colon, idle,
+					idle == 1 ? "" : "es");
 		if (swept && off < size)
 			off += snprintf(s + off, size - off,
 					", %zu checked every %u s", swept,
