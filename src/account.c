@@ -743,8 +743,22 @@ w_status(void *ud, struct watcher *w, const char *name,
 	 * server's passing fault), so that it goes back to NOTIFY. */
 	if (ar->n && w == ar->box[0]->w)
 		b->gen = ar->gen;
+	/* Watched on its own connection. A UIDVALIDITY other than the one
+	 * that connection has means the mailbox was deleted and created
+	 * again: Dovecot then answers that session's IDLE with "NO
+	 * Internal error" for good (trial L). Opened again, it catches up. */
+	if (b->w && w != b->w && (st->have & SESSION_ST_UIDVALIDITY) &&
+	    mailbox_uidvalidity(b->mb) &&
+	    st->uidvalidity != mailbox_uidvalidity(b->mb) &&
+	    watcher_connected(b->w)) {
+		log_info(mailbox_log(b->mb),
+			 "UIDVALIDITY is %u on the server, not %u: the "
+			 "mailbox was created again; opening it again",
+			 st->uidvalidity, mailbox_uidvalidity(b->mb));
+		watcher_reopen(b->w);
+	}
 	if (b->w)
-		return; /* watched on its own connection */
+		return;
 	unseen = mailbox_unseen(b->mb);
 	b->failed = false;
 	/* Before NOTIFY's reply, w_notify() says how it is watched. */

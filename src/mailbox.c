@@ -1136,6 +1136,12 @@ mailbox_rebind(struct mailbox *mb, const struct account *a)
 	mb->a = a;
 }
 
+uint32_t
+mailbox_uidvalidity(const struct mailbox *mb)
+{
+	return mb->uidvalidity;
+}
+
 const char *
 mailbox_name(const struct mailbox *mb)
 {

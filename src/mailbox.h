@@ -65,6 +65,8 @@ void mailbox_free(struct mailbox **mb);
 /* After a reload: a is the new configuration's account, equal in every
  * setting to the one the mailbox had. */
 void mailbox_rebind(struct mailbox *mb, const struct account *a);
+/* Its UIDVALIDITY as last seen (0: never). */
+uint32_t mailbox_uidvalidity(const struct mailbox *mb);
 /* The mailbox's UTF-8 name; borrowed, valid until mailbox_free(). */
 const char *mailbox_name(const struct mailbox *mb);
 /* How many messages are unseen, as last reported (mailbox_set_unseen),

@@ -951,6 +951,13 @@ watcher_probe(struct watcher *w)
 	}
 }
 
+void
+watcher_reopen(struct watcher *w)
+{
+	if (watcher_connected(w))
+		schedule_teardown(w, -ESTALE);
+}
+
 bool
 watcher_missing(const struct watcher *w)
 {

@@ -130,6 +130,10 @@ void watcher_pause(struct watcher *w, bool paused);
  * NOOP-like probe if connected and reconnects now if waiting to. */
 void watcher_probe(struct watcher *w);
 
+/* Closes the connection, if up, and opens it again soon (after the first
+ * step of the back-off): its mailbox changed under it. */
+void watcher_reopen(struct watcher *w);
+
 /* True while it waits to try its mailbox again after the server said
  * there is none (MAILBOX_RETRY): deleted, or renamed away. */
 bool watcher_missing(const struct watcher *w);

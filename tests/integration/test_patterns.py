@@ -181,6 +181,18 @@ def star(notify):
        "mail announced at the next LIST" % (mode, box),
        "want %s\ngot  %s\n%s" % (sorted(want), keys(recs),
                                  mw.log_tail(20)))
+
+    # Again, at once: Dovecot answers the IDLE session of the old one
+    # with "NO Internal error" for good, and the next LIST-STATUS shows
+    # the new UIDVALIDITY (trial L).
+    dc.delete_mailbox("alice", box)
+    dc.create_mailboxes("alice", [box])
+    want.append(deliver(dc, box, "at once"))
+    recs = mw.wait_hooks(len(want), late + 5)
+    ok(keys(recs) == sorted(want), "%s: %s deleted and created again at "
+       "once: its mail announced" % (mode, box),
+       "want %s\ngot  %s\n%s" % (sorted(want), keys(recs),
+                                 mw.log_tail(20)))
     finish(mw)
     dc.stop()
 
