@@ -53,14 +53,26 @@
 /* Copies of a message (copies.h) one notification stands for beside its
  * own: a Gmail label or two, a folder a filter moved it to. */
 #define SHOWN_COPIES 3
-/* Notifications closed by a withdraw remembered, so that a copy of the
- * message shows again: a move is often seen as the expunge first. */
-#define WITHDRAWN_MAX 16
+/* Notes kept of copies whose notification is not there (struct notes). */
+#define NOTES_MAX 16
 
 /* Where a message is. */
 struct place {
 	char *mailbox;
 	uint32_t uidvalidity, uid;
+};
+
+/* A note of account's message first announced at orig, and of a copy of
+ * it (copy.mailbox NULL: none); account NULL: a free slot. */
+struct note {
+	char *account;
+	struct place orig, copy;
+};
+
+/* The last NOTES_MAX notes, a ring. */
+struct notes {
+	struct note v[NOTES_MAX];
+	unsigned next;
 };
 
 /* Messages a summary counts, each mailbox owned; partial: not all of them
@@ -87,10 +99,9 @@ struct shown {
 	 * not mailbox/uid: a copy shown again after a move. */
 	struct place origin;
 	uint64_t at;	  /* usec, CLOCK_MONOTONIC, when it was sent */
-	/* A summary: the messages it counts, and how many are left unread
-	 * (it is closed at 0 unless partial); NULL for a message. */
+	/* A summary: the messages it counts that are left unread (it is
+	 * closed when none is, unless partial); NULL for a message. */
 	struct places *of;
-	unsigned of_count;
 	uint32_t id;	  /* the server's id, 0 until the reply */
 	bool withdrawn;	  /* close it as soon as the id is known */
 	struct notify_call *call; /* the Notify in flight, or NULL */
@@ -136,19 +147,12 @@ struct notify_sink {
 	unsigned n_shown;
 	struct burst *bursts;
 	/* Where the messages of the last notifications a withdraw closed
-	 * were first announced (a ring; account NULL: free). */
-	struct {
-		char *account;
-		struct place p;
-	} withdrawn[WITHDRAWN_MAX];
-	unsigned next_withdrawn;
+	 * were first announced: a copy of one shows it again (a move is
+	 * often seen as the expunge first). */
+	struct notes withdrawn;
 	/* Copies of messages not shown yet: a batch with a message twice
-	 * tells of the copy before the message is sent. A ring. */
-	struct {
-		char *account;
-		struct place orig, copy;
-	} pending[WITHDRAWN_MAX];
-	unsigned next_pending;
+	 * tells of the copy before the message is sent. */
+	struct notes pending;
 };
 
 /* One Notify call in flight; freed with its (floating) bus slot. */
@@ -263,6 +267,61 @@ urgency_byte(int urgency)
 
 /* ---- the table of notifications shown ---- */
 
+static struct place
+place_dup(const char *mailbox, uint32_t uidvalidity, uint32_t uid)
+{
+	return (struct place){xstrdup(mailbox), uidvalidity, uid};
+}
+
+static bool
+place_is(const struct place *p, const char *mailbox, uint32_t uidvalidity,
+	 uint32_t uid)
+{
+	return p->uid == uid && p->uidvalidity == uidvalidity &&
+	       !strcmp(p->mailbox, mailbox);
+}
+
+static void
+note_clear(struct note *n)
+{
+	freep(&n->account);
+	freep(&n->orig.mailbox);
+	freep(&n->copy.mailbox);
+}
+
+/* Notes account's orig and copy (owned from now), over the oldest note. */
+static void
+notes_put(struct notes *r, const char *account, struct place orig,
+	  struct place copy)
+{
+	struct note *n = &r->v[r->next];
+
+	r->next = (r->next + 1) % NOTES_MAX;
+	note_clear(n);
+	*n = (struct note){xstrdup(account), orig, copy};
+}
+
+/* Takes a note of account's message first announced at orig: true, with
+ * its copy (owned) in *copy_r, or false when there is none. */
+static bool
+notes_take(struct notes *r, const char *account, const struct place *orig,
+	   struct place *copy_r)
+{
+	for (unsigned i = 0; i < NOTES_MAX; i++) {
+		struct note *n = &r->v[i];
+
+		if (!n->account || strcmp(n->account, account) ||
+		    !place_is(&n->orig, orig->mailbox, orig->uidvalidity,
+			      orig->uid))
+			continue;
+		*copy_r = n->copy;
+		n->copy.mailbox = NULL;
+		note_clear(n);
+		return true;
+	}
+	return false;
+}
+
 static void
 places_add(struct places *p, const char *mailbox, uint32_t uidvalidity,
 	   uint32_t uid)
@@ -271,7 +330,7 @@ places_add(struct places *p, const char *mailbox, uint32_t uidvalidity,
 		p->partial = true;
 		return;
 	}
-	p->v[p->n++] = (struct place){xstrdup(mailbox), uidvalidity, uid};
+	p->v[p->n++] = place_dup(mailbox, uidvalidity, uid);
 }
 
 /* True when the message was in p: it is not any more. */
@@ -280,8 +339,7 @@ places_take(struct places *p, const char *mailbox, uint32_t uidvalidity,
 	    uint32_t uid)
 {
 	for (unsigned i = 0; i < p->n; i++) {
-		if (p->v[i].uid != uid || p->v[i].uidvalidity != uidvalidity ||
-		    strcmp(p->v[i].mailbox, mailbox))
+		if (!place_is(&p->v[i], mailbox, uidvalidity, uid))
 			continue;
 		free(p->v[i].mailbox);
 		p->v[i] = p->v[--p->n];
@@ -689,7 +747,6 @@ flush_summary(struct notify_sink *ns, struct burst *b)
 		shown_remove(ns, b->summary);
 	b->summary = shown_add(ns, &a, "", 0, 0);
 	b->summary->of = places_dup(&b->of);
-	b->summary->of_count = b->count;
 	if (b->mailboxes.n == 1 && !b->mailboxes.more) {
 		summary = xasprintf("%u new message%s in %s/%s", b->count,
 				    b->count == 1 ? "" : "s", b->account,
@@ -807,28 +864,23 @@ notify_send(struct sink *s, const struct account *a,
 	show_single(ns, a, ev, NULL);
 }
 
-/* The place a notification's message was first announced. */
-static bool
-is_origin(const struct shown *sh, const char *mailbox, uint32_t uidvalidity,
-	  uint32_t uid)
+/* Where sh's message was first announced (borrowed). */
+static struct place
+shown_origin(const struct shown *sh)
 {
-	const struct place *o = &sh->origin;
-
-	if (o->mailbox)
-		return o->uid == uid && o->uidvalidity == uidvalidity &&
-		       !strcmp(o->mailbox, mailbox);
-	return sh->uid == uid && sh->uidvalidity == uidvalidity &&
-	       !strcmp(sh->mailbox, mailbox);
+	return sh->origin.mailbox
+		   ? sh->origin
+		   : (struct place){sh->mailbox, sh->uidvalidity, sh->uid};
 }
 
-/* Adds a copy of sh's message at mailbox/uidvalidity/uid to it. */
+/* Adds copy (owned from now) of sh's message to it. */
 static void
-shown_add_copy(struct shown *sh, const char *mailbox, uint32_t uidvalidity,
-	       uint32_t uid)
+shown_add_copy(struct shown *sh, struct place copy)
 {
 	if (sh->n_copies < SHOWN_COPIES)
-		sh->copies[sh->n_copies++] =
-		    (struct place){xstrdup(mailbox), uidvalidity, uid};
+		sh->copies[sh->n_copies++] = copy;
+	else
+		free(copy.mailbox);
 }
 
 /* Shows ev's message by itself, not counted in a burst (its caller did
@@ -840,6 +892,7 @@ show_single(struct notify_sink *ns, const struct account *a,
 	    const struct mail_event *ev, const struct copy_origin *origin)
 {
 	struct shown *sh;
+	struct place o, copy;
 	const char *who;
 	char *summary, *body;
 
@@ -855,22 +908,11 @@ show_single(struct notify_sink *ns, const struct account *a,
 			    : xstrdup("(no subject)");
 	sh = shown_add(ns, a, ev->mailbox, ev->uidvalidity, ev->uid);
 	if (origin)
-		sh->origin = (struct place){xstrdup(origin->mailbox),
-					    origin->uidvalidity, origin->uid};
-	for (unsigned i = 0; i < WITHDRAWN_MAX; i++) {
-		struct place *o = &ns->pending[i].orig;
-
-		if (!ns->pending[i].account ||
-		    strcmp(ns->pending[i].account, a->name) ||
-		    !is_origin(sh, o->mailbox, o->uidvalidity, o->uid))
-			continue;
-		shown_add_copy(sh, ns->pending[i].copy.mailbox,
-			       ns->pending[i].copy.uidvalidity,
-			       ns->pending[i].copy.uid);
-		freep(&ns->pending[i].account);
-		freep(&o->mailbox);
-		freep(&ns->pending[i].copy.mailbox);
-	}
+		sh->origin = place_dup(origin->mailbox, origin->uidvalidity,
+				       origin->uid);
+	o = shown_origin(sh);
+	while (notes_take(&ns->pending, a->name, &o, &copy))
+		shown_add_copy(sh, copy);
 	if (a->d.on_click) {
 		sh->on_click = config_argv_dup(a->d.on_click);
 		mail_event_copy(&sh->ev, ev);
@@ -933,52 +975,11 @@ shown_find(struct notify_sink *ns, const struct account *a,
 			return sh;
 		for (unsigned i = 0; i < sh->n_copies; i++) {
 			*copy_r = (int)i;
-			if (sh->copies[i].uid == uid &&
-			    sh->copies[i].uidvalidity == uidvalidity &&
-			    !strcmp(sh->copies[i].mailbox, mailbox))
+			if (place_is(&sh->copies[i], mailbox, uidvalidity, uid))
 				return sh;
 		}
 	}
 	return NULL;
-}
-
-/* Remembers that sh's notification was closed by a withdraw. */
-static void
-withdrawn_add(struct notify_sink *ns, const struct shown *sh)
-{
-	unsigned i = ns->next_withdrawn;
-
-	ns->next_withdrawn = (i + 1) % WITHDRAWN_MAX;
-	free(ns->withdrawn[i].account);
-	free(ns->withdrawn[i].p.mailbox);
-	ns->withdrawn[i].account = xstrdup(sh->account);
-	ns->withdrawn[i].p =
-	    sh->origin.mailbox
-		? (struct place){xstrdup(sh->origin.mailbox),
-				 sh->origin.uidvalidity, sh->origin.uid}
-		: (struct place){xstrdup(sh->mailbox), sh->uidvalidity,
-				 sh->uid};
-}
-
-/* True (and forgotten) when a withdraw closed the notification of orig's
- * message. */
-static bool
-withdrawn_take(struct notify_sink *ns, const struct account *a,
-	       const struct copy_origin *orig)
-{
-	for (unsigned i = 0; i < WITHDRAWN_MAX; i++) {
-		struct place *p = &ns->withdrawn[i].p;
-
-		if (!ns->withdrawn[i].account || p->uid != orig->uid ||
-		    p->uidvalidity != orig->uidvalidity ||
-		    strcmp(p->mailbox, orig->mailbox) ||
-		    strcmp(ns->withdrawn[i].account, a->name))
-			continue;
-		freep(&ns->withdrawn[i].account);
-		freep(&p->mailbox);
-		return true;
-	}
-	return false;
 }
 
 /* A copy of a message still shown is added to its notification (a Gmail
@@ -991,20 +992,26 @@ notify_copy(struct sink *s, const struct account *a,
 	    const struct copy_origin *orig, const struct mail_event *ev)
 {
 	struct notify_sink *ns = (struct notify_sink *)s;
-	struct shown *sh = NULL;
-	unsigned i;
+	struct place at = {(char *)orig->mailbox, orig->uidvalidity,
+			   orig->uid},
+		     none;
+	struct shown *sh;
 
 	if (!a->d.notify)
 		return;
-	for (sh = ns->shown; sh; sh = sh->next)
+	for (sh = ns->shown; sh; sh = sh->next) {
+		struct place o = shown_origin(sh);
+
 		if (sh->uid && !strcmp(sh->account, a->name) &&
-		    is_origin(sh, orig->mailbox, orig->uidvalidity, orig->uid))
+		    place_is(&o, at.mailbox, at.uidvalidity, at.uid))
 			break;
+	}
 	if (sh) {
-		shown_add_copy(sh, ev->mailbox, ev->uidvalidity, ev->uid);
+		shown_add_copy(sh, place_dup(ev->mailbox, ev->uidvalidity,
+					     ev->uid));
 		return;
 	}
-	if (withdrawn_take(ns, a, orig)) {
+	if (notes_take(&ns->withdrawn, a->name, &at, &none)) {
 		log_info(&(struct log_ctx){a->name, ev->mailbox},
 			 "UID %u: its notification was withdrawn from %s "
 			 "(moved?): shown again",
@@ -1013,16 +1020,9 @@ notify_copy(struct sink *s, const struct account *a,
 		return;
 	}
 	/* Maybe the message itself is still to be sent. */
-	i = ns->next_pending;
-	ns->next_pending = (i + 1) % WITHDRAWN_MAX;
-	free(ns->pending[i].account);
-	free(ns->pending[i].orig.mailbox);
-	free(ns->pending[i].copy.mailbox);
-	ns->pending[i].account = xstrdup(a->name);
-	ns->pending[i].orig = (struct place){xstrdup(orig->mailbox),
-					     orig->uidvalidity, orig->uid};
-	ns->pending[i].copy = (struct place){xstrdup(ev->mailbox),
-					     ev->uidvalidity, ev->uid};
+	notes_put(&ns->pending, a->name,
+		  place_dup(orig->mailbox, orig->uidvalidity, orig->uid),
+		  place_dup(ev->mailbox, ev->uidvalidity, ev->uid));
 }
 
 /* A message counted in a summary was read or removed: it is counted no
@@ -1041,9 +1041,7 @@ summaries_withdraw(struct notify_sink *ns, const struct account *a,
 		if (!sh->of || strcmp(sh->account, a->name) ||
 		    !places_take(sh->of, mailbox, uidvalidity, uid))
 			continue;
-		if (sh->of_count)
-			sh->of_count--;
-		if (!sh->of_count && !sh->of->partial) {
+		if (!sh->of->n && !sh->of->partial) {
 			log_debug(&(struct log_ctx){a->name, NULL},
 				  "every message of a summary read or "
 				  "removed: closing it");
@@ -1066,7 +1064,7 @@ notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 	int copy;
 	struct shown *sh =
 	    shown_find(ns, a, mailbox, uidvalidity, uid, &copy);
-	struct place last;
+	struct place last, o;
 
 	if (!sh) {
 		summaries_withdraw(ns, a, mailbox, uidvalidity, uid);
@@ -1077,7 +1075,10 @@ notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 			  "UID %u read or removed elsewhere: withdrawing its "
 			  "notification",
 			  uid);
-		withdrawn_add(ns, sh);
+		o = shown_origin(sh);
+		notes_put(&ns->withdrawn, a->name,
+			  place_dup(o.mailbox, o.uidvalidity, o.uid),
+			  (struct place){0});
 		close_shown(ns, sh);
 		/* Nor counted by a summary of its burst later. */
 		summaries_withdraw(ns, a, mailbox, uidvalidity, uid);
@@ -1138,12 +1139,9 @@ notify_free(struct sink *s)
 		free(b->icon);
 		free(b);
 	}
-	for (unsigned i = 0; i < WITHDRAWN_MAX; i++) {
-		free(ns->withdrawn[i].account);
-		free(ns->withdrawn[i].p.mailbox);
-		free(ns->pending[i].account);
-		free(ns->pending[i].orig.mailbox);
-		free(ns->pending[i].copy.mailbox);
+	for (unsigned i = 0; i < NOTES_MAX; i++) {
+		note_clear(&ns->withdrawn.v[i]);
+		note_clear(&ns->pending.v[i]);
 	}
 	sd_event_unref(ns->event);
 	free(ns);
