@@ -174,25 +174,24 @@ def star(notify):
                        r"(cannot open mailbox|no longer listed)",
                        late + 5, since=mark)
     ok(line, "%s: %s deleted (%r)" % (mode, box, line))
-    dc.create_mailboxes("alice", [box])
-    want.append(deliver(dc, box, "recreated"))
-    recs = mw.wait_hooks(len(want), late + 5)
-    ok(keys(recs) == sorted(want), "%s: %s deleted and created again: its "
-       "mail announced at the next LIST" % (mode, box),
-       "want %s\ngot  %s\n%s" % (sorted(want), keys(recs),
-                                 mw.log_tail(20)))
+
+    def recreated(tag, what):
+        """box created (again): mail delivered to it is announced."""
+        dc.create_mailboxes("alice", [box])
+        want.append(deliver(dc, box, tag))
+        recs = mw.wait_hooks(len(want), late + 5)
+        ok(keys(recs) == sorted(want), "%s: %s deleted and created again%s: "
+           "its mail announced" % (mode, box, what),
+           "want %s\ngot  %s\n%s" % (sorted(want), keys(recs),
+                                     mw.log_tail(20)))
+
+    recreated("recreated", ", at the next LIST")
 
     # Again, at once: Dovecot answers the IDLE session of the old one
     # with "NO Internal error" for good, and the next LIST-STATUS shows
     # the new UIDVALIDITY (trial L).
     dc.delete_mailbox("alice", box)
-    dc.create_mailboxes("alice", [box])
-    want.append(deliver(dc, box, "at once"))
-    recs = mw.wait_hooks(len(want), late + 5)
-    ok(keys(recs) == sorted(want), "%s: %s deleted and created again at "
-       "once: its mail announced" % (mode, box),
-       "want %s\ngot  %s\n%s" % (sorted(want), keys(recs),
-                                 mw.log_tail(20)))
+    recreated("at once", " at once")
     finish(mw)
     dc.stop()
 
