@@ -36,7 +36,9 @@ static const char *const prop_name[N_PROPS] = {
 struct last {
 	char *account, *mailbox;
 	char *from, *subject;
-	int64_t when; /* seconds since the epoch */
+	/* Microseconds since the epoch; later than every other mailbox's,
+	 * so that the newest is known also within one second. */
+	int64_t when;
 };
 
 struct service {
@@ -48,6 +50,7 @@ struct service {
 	sd_event_source *flush;   /* the coalescing timer, armed on change */
 	void *last;               /* tsearch tree of struct last */
 	char *sent[N_PROPS];      /* each property's value last announced */
+	int64_t last_when;        /* the latest struct last's when */
 	bool warned;              /* "no session bus" logged */
 	bool queued;              /* waiting for the name: said so */
 	uint64_t retry_at;        /* CLOCK_MONOTONIC usec: no try before */
@@ -431,7 +434,9 @@ service_send(struct sink *s, const struct account *a,
 	l->from = xstrdup(ev->from);
 	l->subject = xstrdup(ev->subject);
 	sd_event_now(svc->event, CLOCK_REALTIME, &now);
-	l->when = (int64_t)(now / 1000000);
+	l->when = (int64_t)now > svc->last_when ? (int64_t)now
+						 : svc->last_when + 1;
+	svc->last_when = l->when;
 	service_changed(svc);
 	if (!service_connect(svc))
 		return;

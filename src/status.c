@@ -409,7 +409,7 @@ render(const struct snapshot *s, enum output how, const char *template,
 				",\"watched\":%s,\"unseen\":%" PRId32
 				",\"last_time\":%" PRId64 ",\"last_from\":",
 				b->watched ? "true" : "false", b->unseen,
-				b->when);
+				b->when / 1000000);
 			json_string(f, b->from);
 			fputs(",\"last_subject\":", f);
 			json_string(f, b->subject);

@@ -473,5 +473,47 @@ def test_markup():
     finish(mw)
 
 
-mwtest.main(test_counts, test_second_instance, test_nothing_known,
+def test_newest():
+    """{subject} and {mailbox} are of the message announced last, also
+    when two mailboxes had new mail announced within one second (trial
+    M: the mailbox first in the config won such a tie)."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", FOLDER)
+    bus = mwtest.SessionBus()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice", mailboxes=["INBOX", FOLDER]),
+    }, bus=bus)
+    for name in ("INBOX", FOLDER):
+        ok(mw.wait_log(r"a/%s: %s" % (name, mwtest.WATCHED), START),
+           "%s watched" % name, mw.log_tail(10))
+    # Mail to both while mailwatch is stopped: both are announced as it
+    # starts again, most of the time within one second.
+    finish(mw)
+    dc.append("alice", "INBOX", mwtest.make_message("first"))
+    dc.append("alice", FOLDER, mwtest.make_message("second"))
+    mark = mw.mark()
+    mw.start()
+    mwtest._register(mw)
+    hooks = mw.wait_hooks(2, START)
+    ok(len(hooks) == 2, "both announced", mw.log_tail(10))
+    # In the order announced, which is the log's; hooks run side by side.
+    told = re.findall(r"(?m)^.*a/(\S+): new mail UID \d+ from .*: (\w+)$",
+                      mw.log()[mark:])
+    if ok(len(told) == 2, "both in the log", told):
+        rc, out = status(mw, bus, "--format", "{mailbox}: {subject}")
+        ok(out == "%s: %s\n" % told[-1],
+           "status --format: the message announced last",
+           "%r, announced: %s" % (out, told))
+        rc, out = status(mw, bus, "--json")
+        line = json.loads(out) if rc == 0 and out else {}
+        now = time.time()
+        ok(all(now - 60 < b["last_time"] <= now
+               for b in line.get("mailboxes", [])),
+           "--json last_time: seconds since the epoch", out)
+    finish(mw)
+
+
+mwtest.main(test_counts, test_newest, test_second_instance, test_nothing_known,
             test_outage_line, test_no_bus, test_markup)
