@@ -142,6 +142,7 @@ struct notify_sink {
 	struct sink *hooks; /* for on_click; borrowed, may be NULL */
 	sd_bus *bus;	    /* NULL until the first message */
 	unsigned n_pending; /* Notify calls awaiting their reply */
+	unsigned dropped;   /* not sent since NOTIFY_MAX_PENDING was reached */
 	bool failing;	    /* a failure was logged, no success since */
 	struct shown *shown; /* newest first */
 	unsigned n_shown;
@@ -218,6 +219,13 @@ notify_call_free(void *userdata)
 	struct notify_call *c = userdata;
 
 	c->ns->n_pending--;
+	if (c->ns->dropped && c->ns->n_pending < NOTIFY_MAX_PENDING / 2) {
+		log_warn(&(struct log_ctx){c->account, NULL},
+			 "%u notification%s dropped while the "
+			 "notification server was behind",
+			 c->ns->dropped, c->ns->dropped == 1 ? "" : "s");
+		c->ns->dropped = 0;
+	}
 	if (c->shown)
 		c->shown->call = NULL;
 	free(c->account);
@@ -561,9 +569,12 @@ notify_ready(struct notify_sink *ns, const struct account *a)
 	int r;
 
 	if (ns->n_pending >= NOTIFY_MAX_PENDING) {
-		log_warn(&(struct log_ctx){a->name, NULL},
-			 "%u notifications unanswered: dropping one",
-			 ns->n_pending);
+		if (!ns->dropped++)
+			log_warn(&(struct log_ctx){a->name, NULL},
+				 "%u notifications unanswered: dropping new "
+				 "ones until the notification server answers; "
+				 "will keep watching",
+				 ns->n_pending);
 		return false;
 	}
 	r = notify_connect(ns);

@@ -317,7 +317,9 @@ stop_helper(pid_t *pid)
 }
 
 /* Starts a dbus-daemon listening on TMPDIR/name with no service
- * activation, and points DBUS_SESSION_BUS_ADDRESS at it. */
+ * activation, and points DBUS_SESSION_BUS_ADDRESS at it. Calls awaiting
+ * their reply are limited as on a desktop's session bus (session.conf;
+ * dbus-daemon's own default is 128). */
 static pid_t
 start_bus(const char *name)
 {
@@ -331,6 +333,7 @@ start_bus(const char *name)
 	    "  <type>session</type>\n"
 	    "  <listen>unix:path=%s</listen>\n"
 	    "  <auth>EXTERNAL</auth>\n"
+	    "  <limit name=\"max_replies_per_connection\">50000</limit>\n"
 	    "  <policy context=\"default\">\n"
 	    "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
 	    "    <allow eavesdrop=\"true\"/>\n"
@@ -724,6 +727,48 @@ test_notify_copies(sd_event *e)
 	is_int(calls(json, "CloseNotification"), 3,
 	       "burst 0: the summary closes nothing (the moves closed 2)");
 	log_max_level = LOG_INFO;
+	sink_free(&s);
+	stop_helper(&notifyd);
+	stop_helper(&bus);
+	free(json);
+}
+
+/* A notification server that stops answering (trial M): past
+ * NOTIFY_MAX_PENDING (1024) calls awaiting their reply, new notifications
+ * are dropped with one warning, and one more says how many once the
+ * server caught up. */
+static void
+test_notify_behind(sd_event *e)
+{
+	char *json = path_in("behind.json"), *l;
+	struct account a = account_init("acct");
+	struct mail_event ev = event_init(1, "", "bob@example.org", "Hi");
+	struct sink *s;
+	pid_t bus, notifyd;
+	long mark = log_mark();
+
+	bus = start_bus("bus-behind");
+	notifyd = start_notifyd(json);
+	s = sink_notify_new(e, NULL);
+	log_max_level = LOG_DEBUG;
+	s->ops->send(s, &a, &ev);
+	ok(wait_log(e, mark, " shown", 1, 5000), "the first one shown");
+	log_max_level = LOG_INFO;
+	kill(notifyd, SIGSTOP);
+	for (ev.uid = 2; ev.uid <= 1031; ev.uid++)
+		s->ops->send(s, &a, &ev);
+	s->ops->batch_done(s, &a, "INBOX", 1030);
+	run_ready(e);
+	l = log_since(mark);
+	is_int(count_str(l, "notifications unanswered: dropping new ones"), 1,
+	       "1030 more while the server is stopped: one warning");
+	free(l);
+	kill(notifyd, SIGCONT);
+	ok(wait_log(e, mark, "acct: 6 notifications dropped while the "
+			     "notification server was behind", 1, 20000),
+	   "once it caught up: how many were dropped");
+	ok(wait_file(e, json, 1025, 5000), "1024 of the 1030 shown");
+	log_show(mark);
 	sink_free(&s);
 	stop_helper(&notifyd);
 	stop_helper(&bus);
@@ -1368,6 +1413,7 @@ main(void)
 
 	test_notify(e);
 	test_notify_copies(e);
+	test_notify_behind(e);
 	test_notify_no_bus(e);
 	test_hook_env(e);
 	test_hook_failures(e);
