@@ -782,11 +782,6 @@ flush_summary(struct notify_sink *ns, struct burst *b)
 static void
 show_summary(struct notify_sink *ns, const struct account *a, struct burst *b)
 {
-	if (!b->summary)
-		log_info(&(struct log_ctx){a->name, NULL},
-			 "%u new messages within %d s: shown as one summary "
-			 "notification",
-			 b->count, SINK_BURST_WINDOW);
 	for (struct shown *sh = ns->shown, *next; sh; sh = next) {
 		next = sh->next;
 		if (sh->uid && !strcmp(sh->account, b->account) &&
@@ -868,8 +863,16 @@ notify_send(struct sink *s, const struct account *a,
 	 * than burst, none of it is shown one by one, and the summary
 	 * waits for its last message. */
 	if (a->d.burst && b->count + b->coming > a->d.burst) {
-		if (!b->coming)
-			show_summary(ns, a, b);
+		if (b->coming)
+			return;
+		/* Mail that came while away has its summary logged by its
+		 * mailbox. */
+		if (!b->summary)
+			log_info(&(struct log_ctx){a->name, NULL},
+				 "%u new messages within %d s: shown as one "
+				 "summary notification",
+				 b->count, SINK_BURST_WINDOW);
+		show_summary(ns, a, b);
 		return;
 	}
 	show_single(ns, a, ev, NULL);

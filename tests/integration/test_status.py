@@ -396,6 +396,12 @@ def test_no_bus():
        "no session bus: exit 3 and a 'stopped' line for the status bar",
        "%s %r %r" % (r.returncode, r.stdout, r.stderr))
     ok("no session bus" in r.stderr, "and stderr says why", r.stderr)
+    r = subprocess.run([binary, "status", "--format", "mail: {unseen}"],
+                       env=env, capture_output=True, text=True,
+                       timeout=10 * T)
+    ok(r.returncode == 3 and r.stdout == "\n",
+       "--format: exit 3 and an empty line, as mailwatch(1) says",
+       "%s %r" % (r.returncode, r.stdout))
     for args, said in ((["extra"], "unexpected argument 'extra'"),
                        (["-x"], "invalid option"),
                        (["--format", "{unseen} {nope}"],

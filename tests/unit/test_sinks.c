@@ -726,6 +726,14 @@ test_notify_copies(sd_event *e)
 	ok(wait_log(e, mark, " shown\n", 6, 5000), "burst 0: the summary");
 	is_int(calls(json, "CloseNotification"), 3,
 	       "burst 0: the summary closes nothing (the moves closed 2)");
+	{
+		char *l = log_since(mark);
+
+		ok(!strstr(l, "new messages within"),
+		   "burst 0: mail that came while away is not logged as a "
+		   "burst (trial M)");
+		free(l);
+	}
 	log_max_level = LOG_INFO;
 	sink_free(&s);
 	stop_helper(&notifyd);
