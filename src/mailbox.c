@@ -234,16 +234,17 @@ live_forget(struct mailbox *mb, size_t i)
 	mb->n_live--;
 }
 
-/* live[i] is no longer new: withdraw it everywhere and forget it. */
+/* live[i] is no longer new (read, else gone): withdraw it everywhere and
+ * forget it. */
 static void
-live_withdraw(struct mailbox *mb, size_t i)
+live_withdraw(struct mailbox *mb, size_t i, bool read)
 {
 	for (size_t j = 0; j < mb->env.n_sinks; j++) {
 		struct sink *k = mb->env.sinks[j];
 
 		if (k->ops->withdraw)
 			k->ops->withdraw(k, mb->a, mb->name, mb->uidvalidity,
-					 mb->live[i].uid);
+					 mb->live[i].uid, read);
 	}
 	live_forget(mb, i);
 }
@@ -263,7 +264,7 @@ live_gone(struct mailbox *mb, uint32_t seq, bool expunged)
 {
 	for (size_t i = 0; i < mb->n_live; i++) {
 		if (mb->live[i].seq == seq)
-			live_withdraw(mb, i--);
+			live_withdraw(mb, i--, !expunged);
 		else if (expunged && mb->live[i].seq > seq &&
 			 mb->live[i].seq != SEQ_THERE)
 			mb->live[i].seq--;
@@ -288,7 +289,7 @@ live_resync_done(struct mailbox *mb)
 {
 	for (size_t i = 0; i < mb->n_live; i++)
 		if (!mb->live[i].seq)
-			live_withdraw(mb, i--);
+			live_withdraw(mb, i--, false);
 	if (mb->examined_modseq)
 		mb->modseq = mb->examined_modseq;
 	mb->examined_modseq = 0;
@@ -351,7 +352,7 @@ uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
 
 	/* Their notifications are of the old mailbox. */
 	while (mb->n_live)
-		live_withdraw(mb, 0);
+		live_withdraw(mb, 0, false);
 	if (!exists || !mb->seen) {
 		if (exists)
 			log_warn(&mb->log,
@@ -429,7 +430,7 @@ renumbered(struct mailbox *mb, uint32_t exists, uint64_t modseq, int64_t wall,
 
 	/* Their UIDs may now be other messages'. */
 	while (mb->n_live)
-		live_withdraw(mb, 0);
+		live_withdraw(mb, 0, false);
 	if (!exists || !mb->seen) {
 		if (exists)
 			log_info(&mb->log, "not knowing when the mailbox was "
@@ -887,7 +888,7 @@ mailbox_flags(struct mailbox *mb, const struct codec_fetch *f)
 		return;
 	mb->live[i].seq = f->seq ? f->seq : SEQ_THERE;
 	if (seen)
-		live_withdraw(mb, (size_t)i);
+		live_withdraw(mb, (size_t)i, true);
 }
 
 void
@@ -897,7 +898,7 @@ mailbox_vanished(struct mailbox *mb, const struct codec_seqset *uids)
 		for (size_t j = 0; j < uids->n; j++) {
 			if (mb->live[i].uid >= uids->v[j].lo &&
 			    mb->live[i].uid <= uids->v[j].hi) {
-				live_withdraw(mb, i--);
+				live_withdraw(mb, i--, false);
 				break;
 			}
 		}

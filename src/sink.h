@@ -41,11 +41,13 @@ struct sink_ops {
 	void (*copy)(struct sink *s, const struct account *a,
 		     const struct copy_origin *orig,
 		     const struct mail_event *ev);
-	/* Optional: the message is no longer new (\Seen or expunged
-	 * elsewhere): take back what was shown for it. */
+	/* Optional: the message is no longer new: take back what was
+	 * shown for it. read: it was marked \Seen elsewhere (else it was
+	 * expunged, or its mailbox replaced), so a copy of it is no news
+	 * either. */
 	void (*withdraw)(struct sink *s, const struct account *a,
 			 const char *mailbox, uint32_t uidvalidity,
-			 uint32_t uid);
+			 uint32_t uid, bool read);
 	/* A batch of n messages for a/mailbox ended (n >= 1). */
 	void (*batch_done)(struct sink *s, const struct account *a,
 			   const char *mailbox, unsigned n);

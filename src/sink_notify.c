@@ -997,10 +997,11 @@ shown_find(struct notify_sink *ns, const struct account *a,
 }
 
 /* A copy of a message still shown is added to its notification (a Gmail
- * label). One whose notification a withdraw closed is shown again: a
- * filter that moves a message is often seen as the expunge, then the
- * copy. None is shown when the notification expired, was dismissed, or
- * went into a summary: the message was shown. */
+ * label). One whose notification closed as it was removed is shown
+ * again: a filter that moves a message is often seen as the expunge, then
+ * the copy. None is shown when the message was read, or its notification
+ * expired, was dismissed, or went into a summary: the message was
+ * shown. */
 static void
 notify_copy(struct sink *s, const struct account *a,
 	    const struct copy_origin *orig, const struct mail_event *ev)
@@ -1069,10 +1070,11 @@ summaries_withdraw(struct notify_sink *ns, const struct account *a,
 }
 
 /* Closes the message's notification, or when it stands for a copy
- * still there, takes it off that. */
+ * still there, takes it off that. One closed because its message went
+ * (not read: maybe moved) is noted, for a copy to show it again. */
 static void
 notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
-		uint32_t uidvalidity, uint32_t uid)
+		uint32_t uidvalidity, uint32_t uid, bool read)
 {
 	struct notify_sink *ns = (struct notify_sink *)s;
 	int copy;
@@ -1086,13 +1088,13 @@ notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 	}
 	if (!sh->n_copies) {
 		log_debug(&(struct log_ctx){a->name, mailbox},
-			  "UID %u read or removed elsewhere: withdrawing its "
-			  "notification",
-			  uid);
+			  "UID %u %s elsewhere: withdrawing its notification",
+			  uid, read ? "read" : "removed");
 		o = shown_origin(sh);
-		notes_put(&ns->withdrawn, a->name,
-			  place_dup(o.mailbox, o.uidvalidity, o.uid),
-			  (struct place){0});
+		if (!read)
+			notes_put(&ns->withdrawn, a->name,
+				  place_dup(o.mailbox, o.uidvalidity, o.uid),
+				  (struct place){0});
 		close_shown(ns, sh);
 		/* Nor counted by a summary of its burst later. */
 		summaries_withdraw(ns, a, mailbox, uidvalidity, uid);

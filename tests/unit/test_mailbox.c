@@ -66,11 +66,12 @@ f_summary(struct sink *s, const struct account *a, const char *mailbox,
 
 static void
 f_withdraw(struct sink *s, const struct account *a, const char *mailbox,
-	   uint32_t uidvalidity, uint32_t uid)
+	   uint32_t uidvalidity, uint32_t uid, bool read)
 {
 	(void)a;
 	(void)mailbox;
-	note((struct fake *)s, "withdraw %u v%u", uid, uidvalidity);
+	note((struct fake *)s, "withdraw %u v%u %s", uid, uidvalidity,
+	     read ? "read" : "gone");
 }
 
 static void
@@ -369,11 +370,11 @@ test_first_start_and_new_mail(void)
 	flags(mb, 12, "\\Seen");
 	is_str(got(), "", "\\Seen on a message never announced: nothing");
 	flags(mb, 11, "\\Seen \\Recent");
-	is_str(got(), "withdraw 11 v7; ", "\\Seen withdraws UID 11");
+	is_str(got(), "withdraw 11 v7 read; ", "\\Seen withdraws UID 11");
 	mailbox_expunge(mb, 12);
 	is_str(got(), "", "expunging UID 12 (not announced): nothing");
 	mailbox_expunge(mb, 12);
-	is_str(got(), "withdraw 13 v7; ",
+	is_str(got(), "withdraw 13 v7 gone; ",
 	       "UID 13 moved down to 12; its EXPUNGE withdraws it");
 	mailbox_expunge(mb, 11);
 	is_str(got(), "", "each is withdrawn once");
@@ -515,7 +516,7 @@ test_copies(void)
 	is_str(got(), "copy 23 of copyA 11; ",
 	       "copies: a batch of copies only: nothing else");
 	flags(b, 21, "\\Seen");
-	is_str(got(), "withdraw 21 v7; ", "copies: the copy read: withdrawn");
+	is_str(got(), "withdraw 21 v7 read; ", "copies: the copy read: withdrawn");
 
 	/* A summary of mail that came while away: copies are not counted,
 	 * the first ones (kept for the summary) nor the rest. */
@@ -608,11 +609,11 @@ test_reconnect_resync(void)
 	uid_flags(mb, 11, 13, "");
 	fetched(mb, 12, 14, "", "Four", NULL);
 	mailbox_batch_end(mb);
-	is_str(got(), "withdraw 11 v7; send 14 v7 Four; done 1; "
-		      "withdraw 12 v7; ",
+	is_str(got(), "withdraw 11 v7 read; send 14 v7 Four; done 1; "
+		      "withdraw 12 v7 gone; ",
 	       "read meanwhile (11) and deleted meanwhile (12) withdrawn");
 	mailbox_expunge(mb, 11);
-	is_str(got(), "withdraw 13 v7; ",
+	is_str(got(), "withdraw 13 v7 gone; ",
 	       "the new connection's sequence number of 13 was learnt");
 	mailbox_free(&mb);
 }
@@ -649,16 +650,16 @@ test_reconnect_qresync(void)
 	is_int(mailbox_selected(mb, &sel, T0 + 10, &by_date), 15,
 	       "QRESYNC: nothing to fetch");
 	mailbox_idle(mb, 13, T0 + 10);
-	is_str(got(), "withdraw 12 v7; withdraw 11 v7; ",
+	is_str(got(), "withdraw 12 v7 gone; withdraw 11 v7 read; ",
 	       "gone (VANISHED (EARLIER)) and read (FETCH) withdrawn, the "
 	       "others kept though nothing was fetched");
 	is_str(known(mb), "13,14 v7 m45", "in step as of HIGHESTMODSEQ 45");
 	mailbox_expunge(mb, 11);
 	is_str(got(), "", "an EXPUNGE by number does not guess");
 	vanished(mb, 14, 20);
-	is_str(got(), "withdraw 14 v7; ", "VANISHED while watching");
+	is_str(got(), "withdraw 14 v7 gone; ", "VANISHED while watching");
 	uid_flags(mb, 12, 13, "\\Seen \\Flagged");
-	is_str(got(), "withdraw 13 v7; ", "a change with its UID");
+	is_str(got(), "withdraw 13 v7 read; ", "a change with its UID");
 	mailbox_free(&mb);
 }
 
@@ -831,7 +832,7 @@ test_uidvalidity_changed(void)
 	is_int(examined(mb, 9, 8, 7, T0 + 60, &by_date), 0,
 	       "renumbered mailbox: the date scan");
 	ok(by_date, "by_date set");
-	is_str(got(), "withdraw 51 v7; ",
+	is_str(got(), "withdraw 51 v7 gone; ",
 	       "what was announced of the old mailbox is withdrawn");
 	dated(mb, 1, 1, "\\Seen", BEFORE_T0);
 	dated(mb, 2, 2, "", BEFORE_T0);
@@ -1041,7 +1042,7 @@ test_status_withdraw(void)
 	uid_flags(mb, 11, 11, "\\Seen");
 	uid_flags(mb, 12, 12, "");
 	mailbox_batch_end(mb);
-	is_str(got(), "withdraw 11 v7; ", "the one read elsewhere withdrawn");
+	is_str(got(), "withdraw 11 v7 read; ", "the one read elsewhere withdrawn");
 
 	ok(status_flags(mb, 1, 42),
 	   "HIGHESTMODSEQ moved, UNSEEN did not: fetch");
@@ -1049,7 +1050,7 @@ test_status_withdraw(void)
 	       "the EXAMINE: nothing new");
 	is_str(known(mb), "12 v7 m0", "the one still announced");
 	mailbox_batch_end(mb);
-	is_str(got(), "withdraw 12 v7; ",
+	is_str(got(), "withdraw 12 v7 gone; ",
 	       "not there any more: deleted elsewhere, withdrawn");
 	ok(!status_flags(mb, 0, 43),
 	   "nothing announced any more: no fetch however flags change");
@@ -1092,7 +1093,7 @@ test_renumbered(void)
 	is_int(examined(mb, 7, 22, 21, T0 + 30, &by_date), 0,
 	       "restored (UIDNEXT 22 with the mark at 22): the date scan");
 	ok(by_date, "by_date set");
-	is_str(got(), "withdraw 21 v7; withdraw 22 v7; ",
+	is_str(got(), "withdraw 21 v7 gone; withdraw 22 v7 gone; ",
 	       "what was announced is withdrawn (its UIDs may be others')");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("restored"), "v7 uid 22 seen +0 messages 20",

@@ -661,7 +661,8 @@ calls(const char *path, const char *method)
 /* Copies (copies.h): one told of before its message is sent is added to
  * its notification, which stays until both are withdrawn; a moved message
  * (withdrawn, then its copy) is shown again, twice over, and not counted
- * in a burst again; with burst = 0 a summary closes nothing shown. */
+ * in a burst again; with burst = 0 a summary closes nothing shown; one
+ * read is not shown again for a copy. */
 static void
 test_notify_copies(sd_event *e)
 {
@@ -685,11 +686,11 @@ test_notify_copies(sd_event *e)
 	s->ops->copy(s, &a, &orig, &moved);
 	s->ops->send(s, &a, &ev);
 	ok(wait_log(e, mark, " shown\n", 1, 5000), "copies: one notification");
-	s->ops->withdraw(s, &a, "INBOX", ev.uidvalidity, 1);
+	s->ops->withdraw(s, &a, "INBOX", ev.uidvalidity, 1, true);
 	run_ready(e);
 	is_int(calls(json, "CloseNotification"), 0,
 	       "copies: one read, it stays for the other");
-	s->ops->withdraw(s, &a, "INBOX", ev.uidvalidity, 2);
+	s->ops->withdraw(s, &a, "INBOX", ev.uidvalidity, 2, true);
 	ok(wait_file(e, json, 2, 5000) &&
 	       calls(json, "CloseNotification") == 1,
 	   "copies: both read, closed");
@@ -703,7 +704,7 @@ test_notify_copies(sd_event *e)
 		moved.mailbox = i ? "G" : "F";
 		moved.uid = 20 + i;
 		s->ops->withdraw(s, &a, i ? "F" : "INBOX", ev.uidvalidity,
-				 i ? 20 : 10);
+				 i ? 20 : 10, false);
 		s->ops->copy(s, &a, &orig, &moved);
 		ok(wait_log(e, mark, " shown\n", 3 + i, 5000),
 		   "moves: shown again after move %d", i + 1);
@@ -734,6 +735,19 @@ test_notify_copies(sd_event *e)
 		   "burst (trial M)");
 		free(l);
 	}
+
+	/* Read, then copied (delivered again, or copied by a filter): it
+	 * was seen, so it is not shown again (trial L). */
+	ev.uid = 40;
+	orig.uid = 40;
+	s->ops->send(s, &a, &ev);
+	ok(wait_log(e, mark, " shown\n", 7, 5000), "read, then copied: shown");
+	s->ops->withdraw(s, &a, "INBOX", ev.uidvalidity, 40, true);
+	moved.mailbox = "H";
+	moved.uid = 41;
+	s->ops->copy(s, &a, &orig, &moved);
+	ok(!wait_log(e, mark, " shown\n", 8, 500),
+	   "read, then copied: not shown again");
 	log_max_level = LOG_INFO;
 	sink_free(&s);
 	stop_helper(&notifyd);
