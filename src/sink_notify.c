@@ -99,6 +99,7 @@ struct shown {
 	 * not mailbox/uid: a copy shown again after a move. */
 	struct place origin;
 	uint64_t at;	  /* usec, CLOCK_MONOTONIC, when it was sent */
+	char *sender;	  /* a message's, as its summary would name it */
 	/* A summary: the messages it counts that are left unread (it is
 	 * closed when none is, unless partial); NULL for a message. */
 	struct places *of;
@@ -387,6 +388,7 @@ shown_free(struct shown *sh)
 	for (unsigned i = 0; i < sh->n_copies; i++)
 		free(sh->copies[i].mailbox);
 	free(sh->origin.mailbox);
+	free(sh->sender);
 	if (sh->of)
 		places_clear(sh->of);
 	free(sh->of);
@@ -726,14 +728,22 @@ sender_shown(const struct mail_event *ev)
 	return *ev->from_address ? ev->from_address : ev->from_name;
 }
 
-/* Counts ev's message in b. */
+/* Counts the message from sender at mailbox/uidvalidity/uid in b. */
+static void
+burst_count(struct burst *b, const char *sender, const char *mailbox,
+	    uint32_t uidvalidity, uint32_t uid)
+{
+	b->count++;
+	firsts_add(&b->senders, sender);
+	firsts_add(&b->mailboxes, mailbox);
+	places_add(&b->of, mailbox, uidvalidity, uid);
+}
+
 static void
 burst_add(struct burst *b, const struct mail_event *ev)
 {
-	b->count++;
-	firsts_add(&b->senders, sender_shown(ev));
-	firsts_add(&b->mailboxes, ev->mailbox);
-	places_add(&b->of, ev->mailbox, ev->uidvalidity, ev->uid);
+	burst_count(b, sender_shown(ev), ev->mailbox, ev->uidvalidity,
+		    ev->uid);
 }
 
 /* Shows the summary of b, "N new messages in acct/mbox" (or "in acct
@@ -824,11 +834,26 @@ static struct burst *
 burst_window(struct notify_sink *ns, const char *account)
 {
 	struct burst *b = burst_get(ns, account);
-	uint64_t now = now_usec(ns);
+	uint64_t now = now_usec(ns), window = SINK_BURST_WINDOW * 1000000ULL;
 
-	if (now - (b->summary ? b->last : b->start) >
-	    SINK_BURST_WINDOW * 1000000ULL)
+	if (b->summary && now - b->last > window) {
 		burst_reset(b, now);
+	} else if (!b->summary && now - b->start > window) {
+		/* It slides: what is shown one by one from the last window
+		 * on, oldest first, counts (1 message, then 2 nine seconds
+		 * later and 3 a second after that are 5 within 2 s). Not a
+		 * copy shown again, which was counted where it came first. */
+		burst_reset(b, now);
+		for (struct shown *sh = ns->shown; sh; sh = sh->next)
+			if (sh->uid && !strcmp(sh->account, account) &&
+			    !sh->origin.mailbox && now - sh->at <= window)
+				b->start = sh->at;
+		for (struct shown *sh = ns->shown; sh; sh = sh->next)
+			if (sh->uid && !strcmp(sh->account, account) &&
+			    !sh->origin.mailbox && sh->at >= b->start)
+				burst_count(b, sh->sender, sh->mailbox,
+					    sh->uidvalidity, sh->uid);
+	}
 	b->last = now;
 	return b;
 }
@@ -921,6 +946,7 @@ show_single(struct notify_sink *ns, const struct account *a,
 	body = *ev->subject ? mime_escape_markup(ev->subject)
 			    : xstrdup("(no subject)");
 	sh = shown_add(ns, a, ev->mailbox, ev->uidvalidity, ev->uid);
+	sh->sender = xstrdup(sender_shown(ev));
 	if (origin)
 		sh->origin = place_dup(origin->mailbox, origin->uidvalidity,
 				       origin->uid);

@@ -755,6 +755,58 @@ test_notify_copies(sd_event *e)
 	free(json);
 }
 
+/* The burst window slides (trial L): 1 message, then 2 just within
+ * SINK_BURST_WINDOW and a batch of 2 just after it are 4 within a second,
+ * more than burst = 3: one summary for those 4 (closing the 2 shown), the
+ * first left alone. Takes SINK_BURST_WINDOW + 0.5 s of real time. */
+static void
+test_notify_sliding(sd_event *e)
+{
+	char *json = path_in("sliding.json"), *text;
+	struct account a = account_init("acct");
+	struct mail_event ev = event_init(1, "Ann", "ann@example.org", "One");
+	struct sink *s;
+	pid_t bus, notifyd;
+	long mark = log_mark();
+
+	bus = start_bus("bus-sliding");
+	notifyd = start_notifyd(json);
+	s = sink_notify_new(e, NULL);
+	log_max_level = LOG_DEBUG;
+	a.d.burst = 3;
+	s->ops->send(s, &a, &ev);
+	s->ops->batch_done(s, &a, "INBOX", 1);
+	ok(wait_log(e, mark, " shown\n", 1, 5000), "sliding: the first shown");
+	usleep((SINK_BURST_WINDOW - 1) * 1000000 + 500000);
+	run_ready(e);
+	for (ev.uid = 2; ev.uid <= 3; ev.uid++) {
+		s->ops->send(s, &a, &ev);
+		s->ops->batch_done(s, &a, "INBOX", 1);
+	}
+	ok(wait_log(e, mark, " shown\n", 3, 5000),
+	   "sliding: 3 within the window, shown one by one");
+	usleep(1000000);
+	run_ready(e); /* the loop's time is now's */
+	s->ops->batch_start(s, &a, "INBOX", 2);
+	for (ev.uid = 4; ev.uid <= 5; ev.uid++)
+		s->ops->send(s, &a, &ev);
+	s->ops->batch_done(s, &a, "INBOX", 2);
+	ok(wait_log(e, mark, " shown\n", 4, 5000), "sliding: then a summary");
+	ok(wait_file(e, json, 6, 5000), "... which closed two");
+	text = slurp(json);
+	is_int(text ? count_str(text, "\"summary\":\"4 new messages in "
+					 "acct/INBOX\"") : 0,
+	       1, "sliding: the summary counts the last 4");
+	is_int(calls(json, "CloseNotification"), 2,
+	       "sliding: it closed UIDs 2 and 3, not the first");
+	free(text);
+	log_max_level = LOG_INFO;
+	sink_free(&s);
+	stop_helper(&notifyd);
+	stop_helper(&bus);
+	free(json);
+}
+
 /* A notification server that stops answering (trial M): past
  * NOTIFY_MAX_PENDING (1024) calls awaiting their reply, new notifications
  * are dropped with one warning, and one more says how many once the
@@ -1435,6 +1487,7 @@ main(void)
 
 	test_notify(e);
 	test_notify_copies(e);
+	test_notify_sliding(e);
 	test_notify_behind(e);
 	test_notify_no_bus(e);
 	test_hook_env(e);
