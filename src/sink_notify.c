@@ -829,6 +829,15 @@ burst_reset(struct burst *b, uint64_t now)
 	b->summary = NULL;
 }
 
+/* Whether sh is a message of account shown one by one and still there;
+ * not a copy shown again, which was counted where it came first. */
+static bool
+counts_in_burst(const struct shown *sh, const char *account)
+{
+	return sh->uid && !sh->withdrawn && !sh->origin.mailbox &&
+	       !strcmp(sh->account, account);
+}
+
 /* The burst of account, started afresh when its window is over. */
 static struct burst *
 burst_window(struct notify_sink *ns, const char *account)
@@ -839,18 +848,17 @@ burst_window(struct notify_sink *ns, const char *account)
 	if (b->summary && now - b->last > window) {
 		burst_reset(b, now);
 	} else if (!b->summary && now - b->start > window) {
-		/* It slides: what is shown one by one from the last window
-		 * on, oldest first, counts (1 message, then 2 nine seconds
-		 * later and 3 a second after that are 5 within 2 s). Not a
-		 * copy shown again, which was counted where it came first. */
+		/* It slides: the notifications still shown one by one
+		 * from the last window on count in the next, which starts
+		 * at the oldest of them (1 message, then 2 nine seconds
+		 * later and 3 a second after that are 5 within 2 s). */
 		burst_reset(b, now);
 		for (struct shown *sh = ns->shown; sh; sh = sh->next)
-			if (sh->uid && !strcmp(sh->account, account) &&
-			    !sh->origin.mailbox && now - sh->at <= window)
-				b->start = sh->at;
+			if (counts_in_burst(sh, account) &&
+			    now - sh->at <= window)
+				b->start = sh->at; /* newest first */
 		for (struct shown *sh = ns->shown; sh; sh = sh->next)
-			if (sh->uid && !strcmp(sh->account, account) &&
-			    !sh->origin.mailbox && sh->at >= b->start)
+			if (counts_in_burst(sh, account) && sh->at >= b->start)
 				burst_count(b, sh->sender, sh->mailbox,
 					    sh->uidvalidity, sh->uid);
 	}
