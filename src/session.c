@@ -56,14 +56,16 @@
  * many: Dovecot 2.3 refuses more than 100 per namespace and kind of filter
  * (NOTIFICATIONOVERFLOW). */
 #define NOTIFY_MAX_NAMES 100
-/* Dovecot 2.3 pushes no STATUS for other mailboxes once its mailbox list
- * index log has rotated (at 64 KiB, or at 8 KiB once 5 minutes old: every
- * few dozen changes), until NOTIFY is set again. So after a pushed change
- * it is set again, once the pushes have been quiet for NOTIFY_QUIET_USEC
- * but no sooner than NOTIFY_RESET_GAP after the last time: what came
- * meanwhile is in the STATUS of each mailbox that NOTIFY SET STATUS
- * returns. Mail after a rotation comes that much late at worst; nothing
- * is sent while nothing changes. */
+/* Dovecot 2.3 watches its mailbox list index log by inode: once the log
+ * has rotated (at 64 KiB, or at 8 KiB once 5 minutes old: every few dozen
+ * changes), it pushes the STATUS of other mailboxes only from its own
+ * check every mailbox_idle_check_interval (30 s by default), until NOTIFY
+ * is set again. The change that rotates the log is written to the new
+ * one, so it comes that late (trial O: 6 to 27 s). After a pushed change
+ * NOTIFY is set again, once the pushes have been quiet for
+ * NOTIFY_QUIET_USEC but no sooner than NOTIFY_RESET_GAP after the last
+ * time: what came meanwhile is in the STATUS of each mailbox that NOTIFY
+ * SET STATUS returns. Nothing is sent while nothing changes. */
 #define NOTIFY_QUIET_USEC (USEC_PER_SEC / 2)
 #define NOTIFY_RESET_GAP (5 * USEC_PER_SEC)
 #ifndef MAILWATCH_VERSION
