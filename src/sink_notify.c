@@ -37,9 +37,16 @@
 #define NOTIFY_ICON "mail-unread"
 /* Calls awaiting their reply (each a few hundred bytes in sd-bus's
  * queue); beyond that notifications are dropped until the server answers
- * or the calls time out, after 25 s. Enough for a large batch shown one by
- * one (burst = 0); a hung server cannot make it grow without bound. */
+ * or the calls time out (NOTIFY_REPLY_USEC). Enough for a large batch shown
+ * one by one (burst = 0); a hung server cannot make it grow without
+ * bound. */
 #define NOTIFY_MAX_PENDING 1024
+/* How long a Notify call may await its reply. A server that stalls (a
+ * frozen session, a stopped process) shows the notifications when it goes
+ * on, and only the reply's id lets a notification be closed once its
+ * message is read: sd-bus's default of 25 s left popups of read mail on
+ * screen for good (trial O). A server that is gone is an error at once. */
+#define NOTIFY_REPLY_USEC (10 * 60 * UINT64_C(1000000))
 
 /* Notifications remembered for withdraw and on_click; the oldest is
  * forgotten beyond this. */
@@ -251,7 +258,7 @@ on_notify_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	}
 	(void)sd_bus_message_read(m, "u", &id);
 	if (ns->failing)
-		log_info(&ctx, "desktop notifications work again");
+		log_info(NULL, "desktop notifications work again");
 	ns->failing = false;
 	log_debug(&ctx, "notification %" PRIu32 " shown", id);
 	sh = c->shown;
@@ -624,7 +631,8 @@ notify_call(struct notify_sink *ns, const struct account *a,
 	c->ns = ns;
 	c->account = xstrdup(a->name);
 	if (r >= 0)
-		r = sd_bus_call_async(ns->bus, &slot, m, on_notify_reply, c, 0);
+		r = sd_bus_call_async(ns->bus, &slot, m, on_notify_reply, c,
+				      NOTIFY_REPLY_USEC);
 	sd_bus_message_unref(m);
 	if (r < 0) {
 		free(c->account);
