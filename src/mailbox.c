@@ -596,8 +596,11 @@ summarised(const struct mailbox *mb)
 	return d->catch_up == CATCH_UP_SUMMARY ? n > 1 : n > d->catch_up_max;
 }
 
-/* True when f's INTERNALDATE is later than mb->since, or cannot be told
- * (absent, not a date): better announced than lost. */
+/* True when f's INTERNALDATE is not before mb->since, or cannot be told
+ * (absent, not a date): better announced than lost. Mail of that very
+ * second may have come after the mailbox was last seen (a folder deleted,
+ * created again and delivered to within it: trial N); one of it that was
+ * announced before is a copy (copies.h) and not announced again. */
 static bool
 arrived_since(const struct mailbox *mb, const struct codec_fetch *f)
 {
@@ -607,7 +610,7 @@ arrived_since(const struct mailbox *mb, const struct codec_fetch *f)
 	    f->internaldate.nil ||
 	    !codec_internaldate(f->internaldate.ptr, f->internaldate.len, &t))
 		return true;
-	return t > mb->since;
+	return t >= mb->since;
 }
 
 void
