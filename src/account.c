@@ -467,14 +467,18 @@ static int
 on_sweep(sd_event_source *src, uint64_t usec, void *ud)
 {
 	struct account_run *ar = ud;
-	unsigned p = ar->a->d.poll_interval;
+	uint64_t p = ar->a->d.poll_interval * USEC_PER_SEC;
 
-	(void)usec;
 	if (!sweep_needed(ar)) {
 		sd_event_source_set_enabled(src, SD_EVENT_OFF);
 		return 0;
 	}
-	sd_event_source_set_time(src, now_usec(ar) + p * USEC_PER_SEC);
+	/* From when it was due, not from now: the timer's accuracy (p/10)
+	 * would add up, every 16 s for poll_interval = 15 (trial N). After
+	 * a suspend, from now. */
+	usec += p;
+	sd_event_source_set_time(src, usec > now_usec(ar) ? usec
+							 : now_usec(ar) + p);
 	sd_event_source_set_enabled(src, SD_EVENT_ON);
 	/* Mailboxes created or deleted are found here, unless NOTIFY
 	 * follows them all. */
