@@ -60,8 +60,12 @@
 /* Copies of a message (copies.h) one notification stands for beside its
  * own: a Gmail label or two, a folder a filter moved it to. */
 #define SHOWN_COPIES 3
-/* Notes kept of copies whose notification is not there (struct notes). */
+/* Notes kept of copies whose notification is not there (struct notes),
+ * each for NOTE_USEC: a move is seen as its expunge and its copy within
+ * a push or two, and a copy that comes later is of a message the user
+ * deleted (trial O: it came back 15 s after). */
 #define NOTES_MAX 16
+#define NOTE_USEC (10 * UINT64_C(1000000))
 
 /* Where a message is. */
 struct place {
@@ -74,6 +78,7 @@ struct place {
 struct note {
 	char *account;
 	struct place orig, copy;
+	uint64_t at; /* usec, CLOCK_MONOTONIC, when it was put */
 };
 
 /* The last NOTES_MAX notes, a ring. */
@@ -308,25 +313,27 @@ note_clear(struct note *n)
 /* Notes account's orig and copy (owned from now), over the oldest note. */
 static void
 notes_put(struct notes *r, const char *account, struct place orig,
-	  struct place copy)
+	  struct place copy, uint64_t now)
 {
 	struct note *n = &r->v[r->next];
 
 	r->next = (r->next + 1) % NOTES_MAX;
 	note_clear(n);
-	*n = (struct note){xstrdup(account), orig, copy};
+	*n = (struct note){xstrdup(account), orig, copy, now};
 }
 
-/* Takes a note of account's message first announced at orig: true, with
- * its copy (owned) in *copy_r, or false when there is none. */
+/* Takes a note of account's message first announced at orig, put less
+ * than NOTE_USEC before now: true, with its copy (owned) in *copy_r, or
+ * false when there is none. */
 static bool
 notes_take(struct notes *r, const char *account, const struct place *orig,
-	   struct place *copy_r)
+	   struct place *copy_r, uint64_t now)
 {
 	for (unsigned i = 0; i < NOTES_MAX; i++) {
 		struct note *n = &r->v[i];
 
 		if (!n->account || strcmp(n->account, account) ||
+		    now - n->at >= NOTE_USEC ||
 		    !place_is(&n->orig, orig->mailbox, orig->uidvalidity,
 			      orig->uid))
 			continue;
@@ -967,7 +974,7 @@ show_single(struct notify_sink *ns, const struct account *a,
 		sh->origin = place_dup(origin->mailbox, origin->uidvalidity,
 				       origin->uid);
 	o = shown_origin(sh);
-	while (notes_take(&ns->pending, a->name, &o, &copy))
+	while (notes_take(&ns->pending, a->name, &o, &copy, now_usec(ns)))
 		shown_add_copy(sh, copy);
 	if (a->d.on_click) {
 		sh->on_click = config_argv_dup(a->d.on_click);
@@ -1068,7 +1075,7 @@ notify_copy(struct sink *s, const struct account *a,
 					     ev->uid));
 		return;
 	}
-	if (notes_take(&ns->withdrawn, a->name, &at, &none)) {
+	if (notes_take(&ns->withdrawn, a->name, &at, &none, now_usec(ns))) {
 		log_info(&(struct log_ctx){a->name, ev->mailbox},
 			 "UID %u: its notification was withdrawn from %s "
 			 "(moved?): shown again",
@@ -1079,7 +1086,8 @@ notify_copy(struct sink *s, const struct account *a,
 	/* Maybe the message itself is still to be sent. */
 	notes_put(&ns->pending, a->name,
 		  place_dup(orig->mailbox, orig->uidvalidity, orig->uid),
-		  place_dup(ev->mailbox, ev->uidvalidity, ev->uid));
+		  place_dup(ev->mailbox, ev->uidvalidity, ev->uid),
+		  now_usec(ns));
 }
 
 /* A message counted in a summary was read or removed: it is counted no
@@ -1136,7 +1144,7 @@ notify_withdraw(struct sink *s, const struct account *a, const char *mailbox,
 		if (!read)
 			notes_put(&ns->withdrawn, a->name,
 				  place_dup(o.mailbox, o.uidvalidity, o.uid),
-				  (struct place){0});
+				  (struct place){0}, now_usec(ns));
 		close_shown(ns, sh);
 		/* Nor counted by a summary of its burst later. */
 		summaries_withdraw(ns, a, mailbox, uidvalidity, uid);

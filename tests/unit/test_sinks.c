@@ -758,13 +758,18 @@ test_notify_copies(sd_event *e)
 /* The burst window slides (trial L): 1 message, then 2 just within
  * SINK_BURST_WINDOW and a batch of 2 just after it are 4 within a second,
  * more than burst = 3: one summary for those 4 (closing the 2 shown), the
- * first left alone. Takes SINK_BURST_WINDOW + 0.5 s of real time. */
+ * first left alone. And a copy of a message deleted 10 s before is not
+ * taken for a move. Takes SINK_BURST_WINDOW + 0.5 s of real time. */
 static void
 test_notify_sliding(sd_event *e)
 {
 	char *json = path_in("sliding.json"), *text;
 	struct account a = account_init("acct");
+	struct account other = account_init("other");
 	struct mail_event ev = event_init(1, "Ann", "ann@example.org", "One");
+	struct mail_event gone = event_init(7, "Bo", "bo@example.org", "Bye");
+	struct mail_event moved = gone;
+	struct copy_origin orig = {"INBOX", gone.uidvalidity, gone.uid};
 	struct sink *s;
 	pid_t bus, notifyd;
 	long mark = log_mark();
@@ -774,16 +779,21 @@ test_notify_sliding(sd_event *e)
 	s = sink_notify_new(e, NULL);
 	log_max_level = LOG_DEBUG;
 	a.d.burst = 3;
+	/* Meanwhile, in another account: a message deleted (removed, not
+	 * read), whose copy comes only after the window. */
+	s->ops->send(s, &other, &gone);
+	ok(wait_log(e, mark, " shown\n", 1, 5000), "deleted later: shown");
+	s->ops->withdraw(s, &other, "INBOX", gone.uidvalidity, gone.uid, false);
 	s->ops->send(s, &a, &ev);
 	s->ops->batch_done(s, &a, "INBOX", 1);
-	ok(wait_log(e, mark, " shown\n", 1, 5000), "sliding: the first shown");
+	ok(wait_log(e, mark, " shown\n", 2, 5000), "sliding: the first shown");
 	usleep((SINK_BURST_WINDOW - 1) * 1000000 + 500000);
 	run_ready(e);
 	for (ev.uid = 2; ev.uid <= 3; ev.uid++) {
 		s->ops->send(s, &a, &ev);
 		s->ops->batch_done(s, &a, "INBOX", 1);
 	}
-	ok(wait_log(e, mark, " shown\n", 3, 5000),
+	ok(wait_log(e, mark, " shown\n", 4, 5000),
 	   "sliding: 3 within the window, shown one by one");
 	usleep(1000000);
 	run_ready(e); /* the loop's time is now's */
@@ -791,14 +801,22 @@ test_notify_sliding(sd_event *e)
 	for (ev.uid = 4; ev.uid <= 5; ev.uid++)
 		s->ops->send(s, &a, &ev);
 	s->ops->batch_done(s, &a, "INBOX", 2);
-	ok(wait_log(e, mark, " shown\n", 4, 5000), "sliding: then a summary");
-	ok(wait_file(e, json, 6, 5000), "... which closed two");
+	ok(wait_log(e, mark, " shown\n", 5, 5000), "sliding: then a summary");
+	ok(wait_file(e, json, 8, 5000), "... which closed two");
 	text = slurp(json);
 	is_int(text ? count_str(text, "\"summary\":\"4 new messages in "
 					 "acct/INBOX\"") : 0,
 	       1, "sliding: the summary counts the last 4");
-	is_int(calls(json, "CloseNotification"), 2,
-	       "sliding: it closed UIDs 2 and 3, not the first");
+	is_int(calls(json, "CloseNotification"), 3,
+	       "sliding: it closed UIDs 2 and 3, not the first (and the "
+	       "other account's deleted one was closed)");
+	/* The deleted message's copy, more than 10 s after: the user saw
+	 * it and deleted it; it is not shown again (trial O). */
+	moved.mailbox = "Lists";
+	moved.uid = 9;
+	s->ops->copy(s, &other, &orig, &moved);
+	ok(!wait_log(e, mark, " shown\n", 6, 500),
+	   "a copy of a message deleted 10 s before: not shown again");
 	free(text);
 	log_max_level = LOG_INFO;
 	sink_free(&s);
