@@ -1522,6 +1522,14 @@ account_run_describe(struct account_run *ar, bool named)
 			off += snprintf(s + off, size - off,
 					", %zu checked every %u s", swept,
 					ar->a->d.poll_interval);
+		/* Why more are checked than max_connections would have
+		 * (trial N read it in the log only). */
+		if (swept && ar->budget < ar->a->d.max_connections &&
+		    off < size)
+			off += snprintf(s + off, size - off,
+					" (%u connections: the server "
+					"refused more)",
+					ar->budget);
 	}
 	for (size_t i = 0; i < ar->n && off < size; i++) {
 		struct watcher *w = ar->box[i]->w;

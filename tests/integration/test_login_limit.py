@@ -59,13 +59,17 @@ def test_budget_lowered():
     mw = mwtest.Mailwatch({
         "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
         "account a": acct,
-    })
+    }, sd_notify=True)
     line = mw.wait_log(r"a: \d+ mailbox(?:es)? with IDLE, \d+ checked every "
                        r"10 s \(3 connections: the server refused more\)",
                        30)
     ok(line, "the budget lowered to what the server allows, in those "
        "words", "\n".join(re.findall(r".*(?:with IDLE|limits connections|"
                                       r"\[LIMIT\]).*", mw.log())))
+    # The status line too (trial N: only the log said why).
+    ok(mw.wait_sd_notify(r"STATUS=.*checked every 10 s \(3 connections: "
+                         r"the server refused more\)", 10),
+       "and the status line", (mw.sd_notify_messages() or [""])[-1])
     # Once F5 was checked: mail there before is old, at a first run.
     ok(mw.wait_log(r"a/F5: STATUS UIDVALIDITY", 10 + 10),
        "F5 checked", mw.log_tail(10))
