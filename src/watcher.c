@@ -719,8 +719,11 @@ start_connection(struct watcher *w)
 		.connect_timeout = CONNECT_TIMEOUT,
 		.log = w->log,
 		/* From the second retry of an outage on: healthy() says
-		 * "back after" when one logs in. */
-		.quiet = w->failures > 1,
+		 * "back after" when one logs in. Nor for a try at one
+		 * connection more, which may well be refused (quietly):
+		 * the account says when it is not (trial N read "connected
+		 * to" alone as the mailbox being watched). */
+		.quiet = w->failures > 1 || w->quiet_limit,
 	};
 	struct session_opts so = {
 		.username = w->username,

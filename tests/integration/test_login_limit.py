@@ -151,6 +151,10 @@ def test_budget_regrows():
     ok(not re.search(r"\[LIMIT\]|limits connections|refused more",
                      mw.log()[mark:]),
        "that refusal is not logged", mw.log()[mark:][-2000:])
+    # Nor the try (trial N read "connected to" alone as one more
+    # mailbox in IDLE).
+    ok("connected to" not in mw.log()[mark:],
+       "nor its 'connected to'", mw.log()[mark:][-2000:])
     for c in held[:4]:
         c.logout()
     mark = mw.mark()
