@@ -87,12 +87,14 @@ struct notes {
 	unsigned next;
 };
 
-/* Messages a summary counts, each mailbox owned; partial: not all of them
- * (more than SUMMARY_TRACKED, or mail that came while away, of which
- * only the first few are known). */
+/* Messages a summary counts, in the order they came, each mailbox and
+ * sender owned (sender NULL: not kept); partial: not all of them (more
+ * than SUMMARY_TRACKED, or mail that came while away, of which only the
+ * first few are known). */
 #define SUMMARY_TRACKED 64
 struct places {
 	struct place v[SUMMARY_TRACKED];
+	char *sender[SUMMARY_TRACKED];
 	unsigned n;
 	bool partial;
 };
@@ -346,13 +348,14 @@ notes_take(struct notes *r, const char *account, const struct place *orig,
 }
 
 static void
-places_add(struct places *p, const char *mailbox, uint32_t uidvalidity,
-	   uint32_t uid)
+places_add(struct places *p, const char *sender, const char *mailbox,
+	   uint32_t uidvalidity, uint32_t uid)
 {
 	if (p->n == SUMMARY_TRACKED) {
 		p->partial = true;
 		return;
 	}
+	p->sender[p->n] = sender ? xstrdup(sender) : NULL;
 	p->v[p->n++] = place_dup(mailbox, uidvalidity, uid);
 }
 
@@ -365,7 +368,11 @@ places_take(struct places *p, const char *mailbox, uint32_t uidvalidity,
 		if (!place_is(&p->v[i], mailbox, uidvalidity, uid))
 			continue;
 		free(p->v[i].mailbox);
-		p->v[i] = p->v[--p->n];
+		free(p->sender[i]);
+		p->n--;
+		memmove(&p->v[i], &p->v[i + 1], (p->n - i) * sizeof(*p->v));
+		memmove(&p->sender[i], &p->sender[i + 1],
+			(p->n - i) * sizeof(*p->sender));
 		return true;
 	}
 	return false;
@@ -374,8 +381,10 @@ places_take(struct places *p, const char *mailbox, uint32_t uidvalidity,
 static void
 places_clear(struct places *p)
 {
-	for (unsigned i = 0; i < p->n; i++)
+	for (unsigned i = 0; i < p->n; i++) {
 		free(p->v[i].mailbox);
+		free(p->sender[i]);
+	}
 	p->n = 0;
 	p->partial = false;
 }
@@ -386,8 +395,8 @@ places_dup(const struct places *p)
 	struct places *d = xcalloc(1, sizeof(*d));
 
 	for (unsigned i = 0; i < p->n; i++)
-		places_add(d, p->v[i].mailbox, p->v[i].uidvalidity,
-			   p->v[i].uid);
+		places_add(d, p->sender[i], p->v[i].mailbox,
+			   p->v[i].uidvalidity, p->v[i].uid);
 	d->partial = p->partial;
 	return d;
 }
@@ -751,7 +760,7 @@ burst_count(struct burst *b, const char *sender, const char *mailbox,
 	b->count++;
 	firsts_add(&b->senders, sender);
 	firsts_add(&b->mailboxes, mailbox);
-	places_add(&b->of, mailbox, uidvalidity, uid);
+	places_add(&b->of, sender, mailbox, uidvalidity, uid);
 }
 
 static void
@@ -867,15 +876,19 @@ burst_window(struct notify_sink *ns, const char *account)
 		 * from the last window on count in the next, which starts
 		 * at the oldest of them (1 message, then 2 nine seconds
 		 * later and 3 a second after that are 5 within 2 s). */
+		struct shown *in[NOTIFY_MAX_SHOWN];
+		size_t n = 0;
+
 		burst_reset(b, now);
 		for (struct shown *sh = ns->shown; sh; sh = sh->next)
 			if (counts_in_burst(sh, account) &&
-			    now - sh->at <= window)
-				b->start = sh->at; /* newest first */
-		for (struct shown *sh = ns->shown; sh; sh = sh->next)
-			if (counts_in_burst(sh, account) && sh->at >= b->start)
-				burst_count(b, sh->sender, sh->mailbox,
-					    sh->uidvalidity, sh->uid);
+			    now - sh->at <= window && n < NOTIFY_MAX_SHOWN)
+				in[n++] = sh; /* newest first */
+		if (n)
+			b->start = in[n - 1]->at;
+		while (n--)
+			burst_count(b, in[n]->sender, in[n]->mailbox,
+				    in[n]->uidvalidity, in[n]->uid);
 	}
 	b->last = now;
 	return b;
@@ -1011,8 +1024,8 @@ notify_summary(struct sink *s, const struct account *a, const char *mailbox,
 	b->count += total;
 	for (size_t i = 0; i < n_first; i++) {
 		firsts_add(&b->senders, sender_shown(&first[i]));
-		places_add(&b->of, mailbox, first[i].uidvalidity,
-			   first[i].uid);
+		places_add(&b->of, sender_shown(&first[i]), mailbox,
+			   first[i].uidvalidity, first[i].uid);
 	}
 	/* The rest is not known: it never counts down to nothing. */
 	b->of.partial = b->of.partial || total > n_first;
@@ -1100,8 +1113,20 @@ summaries_withdraw(struct notify_sink *ns, const struct account *a,
 {
 	struct burst *b = burst_get(ns, a->name);
 
-	if (places_take(&b->of, mailbox, uidvalidity, uid) && b->count)
-		b->count--;
+	if (places_take(&b->of, mailbox, uidvalidity, uid)) {
+		if (b->count)
+			b->count--;
+		/* Its summary names those left (trial O: the senders of
+		 * read mail stayed), when it knows them all. */
+		if (!b->of.partial) {
+			firsts_clear(&b->senders);
+			firsts_clear(&b->mailboxes);
+			for (unsigned i = 0; i < b->of.n; i++) {
+				firsts_add(&b->senders, b->of.sender[i]);
+				firsts_add(&b->mailboxes, b->of.v[i].mailbox);
+			}
+		}
+	}
 	for (struct shown *sh = ns->shown; sh; sh = sh->next) {
 		if (!sh->of || strcmp(sh->account, a->name) ||
 		    !places_take(sh->of, mailbox, uidvalidity, uid))
