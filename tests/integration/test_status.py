@@ -486,12 +486,14 @@ def test_newest():
     need_binaries()
     dc = mwtest.Dovecot()
     dc.create_mailbox("alice", FOLDER)
+    dc.create_mailbox("alice", "Quiet")
     bus = mwtest.SessionBus()
     mw = mwtest.Mailwatch({
         "general": {"notify": False, "on_new_mail": "{hook}"},
-        "account a": dc.account("alice", mailboxes=["INBOX", FOLDER]),
+        "account a": dc.account("alice",
+                                mailboxes=["INBOX", FOLDER, "Quiet"]),
     }, bus=bus)
-    for name in ("INBOX", FOLDER):
+    for name in ("INBOX", FOLDER, "Quiet"):
         ok(mw.wait_log(r"a/%s: %s" % (name, mwtest.WATCHED), START),
            "%s watched" % name, mw.log_tail(10))
     # Mail to both while mailwatch is stopped: both are announced as it
@@ -516,8 +518,14 @@ def test_newest():
         line = json.loads(out) if rc == 0 and out else {}
         now = time.time()
         ok(all(now - 60 < b["last_time"] <= now
-               for b in line.get("mailboxes", [])),
+               for b in line.get("mailboxes", [])
+               if b["mailbox"] != "Quiet"),
            "--json last_time: seconds since the epoch", out)
+        rc, out = status(mw, bus)
+        ok("a/Quiet" not in out and
+           "\n1 other mailbox: nothing unseen\n" in out,
+           "plain: a mailbox with nothing to say is counted, not listed "
+           "(trial N read 58 lines of '0 unseen')", out)
     finish(mw)
 
 
