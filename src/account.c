@@ -27,6 +27,8 @@
 /* The most mailboxes one LIST may return that are kept: a bound on what
  * a server can make us hold. */
 #define LISTED_MAX 100000
+/* Mailboxes no longer listed kept for a rename (struct gone). */
+#define GONE_MAX 4
 
 enum mode {
 	M_STARTING, /* the first connection has not logged in yet */
@@ -117,6 +119,15 @@ struct account_run {
 	sd_event_source *sweep;   /* the next STATUS check, M_BUDGET */
 	sd_event_source *shrink;  /* deferred: a login met [LIMIT] */
 	char describe[512];
+	/* The last mailboxes no longer listed, with the UIDs they followed
+	 * for withdrawal: one renamed takes them (renamed()). */
+	struct gone {
+		char *name; /* NULL: a free slot */
+		uint32_t uidvalidity;
+		uint32_t uids[SESSION_MAX_KNOWN];
+		size_t n;
+	} gone[GONE_MAX];
+	unsigned gone_next;
 };
 
 static uint64_t
@@ -827,15 +838,44 @@ w_mailbox_failed(void *ud, const char *name, const char *msg)
 
 /* ---- the list of mailboxes ---- */
 
+/* Keeps what mb, no longer listed, followed for withdrawal. */
+static void
+keep_gone(struct account_run *ar, struct mailbox *mb)
+{
+	struct gone *g = &ar->gone[ar->gone_next];
+	uint64_t modseq;
+
+	ar->gone_next = (ar->gone_next + 1) % GONE_MAX;
+	free(g->name);
+	g->name = xstrdup(mailbox_name(mb));
+	g->n = mailbox_known(mb, g->uids, SESSION_MAX_KNOWN, &g->uidvalidity,
+			     &modseq);
+}
+
 /* The mailbox renamed to one that appeared (struct mailbox_env): the
- * only one whose state has the same UIDVALIDITY, if no longer watched. */
+ * only one whose state has the same UIDVALIDITY, if no longer watched,
+ * with what it followed when it went. */
 static const char *
-renamed(void *ud, uint32_t uidvalidity, struct state *st)
+renamed(void *ud, uint32_t uidvalidity, struct state *st, uint32_t *uids,
+	size_t *n_r)
 {
 	struct account_run *ar = ud;
 	const char *name = state_store_find(ar->store, uidvalidity, st);
 
-	return name && !find_box(ar, name) ? name : NULL;
+	*n_r = 0;
+	if (!name || find_box(ar, name))
+		return NULL;
+	for (unsigned i = 0; i < GONE_MAX; i++) {
+		struct gone *g = &ar->gone[i];
+
+		if (g->name && !strcmp(g->name, name) &&
+		    g->uidvalidity == uidvalidity) {
+			memcpy(uids, g->uids, g->n * sizeof(*uids));
+			*n_r = g->n;
+			freep(&g->name);
+		}
+	}
+	return name;
 }
 
 static struct box *
@@ -1018,6 +1058,7 @@ apply_list(struct account_run *ar)
 		log_info(mailbox_log(old[j]->mb),
 			 "no longer listed by the server: not watched");
 		close_box(ar, old[j]);
+		keep_gone(ar, old[j]->mb);
 		free_box(&old[j]);
 	}
 	free(old);
@@ -1328,6 +1369,8 @@ account_run_free(struct account_run **arp)
 				   "start");
 	state_store_free(&ar->store);
 	copies_free(&ar->copies);
+	for (unsigned i = 0; i < GONE_MAX; i++)
+		free(ar->gone[i].name);
 	forget_listed(ar);
 	free(ar->listed);
 	sd_event_source_disable_unref(ar->saver);

@@ -472,13 +472,16 @@ appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, uint64_t modseq,
  * so that what was announced under the old name is not announced again.
  * Returns true when it took that state. */
 static bool
-take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext)
+take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
+	     bool qresync)
 {
 	struct state st;
 	const char *from = NULL;
+	uint32_t uids[MAX_LIVE];
+	size_t n = 0;
 
 	if (mb->env.renamed)
-		from = mb->env.renamed(mb->env.ud, uidvalidity, &st);
+		from = mb->env.renamed(mb->env.ud, uidvalidity, &st, uids, &n);
 
 	/* UIDs stay with a rename: a mailbox with fewer is another one. */
 	if (!from || (uidnext && uidnext <= st.uid))
@@ -489,6 +492,18 @@ take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext)
 	else
 		log_info(&mb->log, "renamed from %s: going on with its state",
 			 from);
+	/* What is still shown for its messages is followed here, to be
+	 * withdrawn when read (trial N: the notification stayed). Their
+	 * flags are fetched now, as after a reconnect, unless the EXAMINE
+	 * used QRESYNC: then changes come with their UID. */
+	for (size_t i = 0; i < n; i++)
+		live_add(mb, qresync ? SEQ_THERE : 0, uids[i]);
+	for (size_t i = 0; i < mb->env.n_sinks; i++) {
+		struct sink *k = mb->env.sinks[i];
+
+		if (k->ops->rename)
+			k->ops->rename(k, mb->a, from, mb->name);
+	}
 	/* Else the old name's line would make the UIDVALIDITY not unique
 	 * at the next rename. */
 	state_store_forget(mb->env.store, from);
@@ -545,7 +560,8 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 	 * trial's folder, renamed empty then again with mail, announced
 	 * that mail again). */
 	if (!mb->uidvalidity && mb->appeared &&
-	    !take_renamed(mb, uidvalidity, uidnext) && sel->exists)
+	    !take_renamed(mb, uidvalidity, uidnext, sel->qresync) &&
+	    sel->exists)
 		return appeared_catch_up(mb, uidvalidity, modseq, by_date_r);
 	if (!mb->uidvalidity)
 		return start_afresh(mb, uidvalidity, sel->exists, modseq, wall);
@@ -1046,7 +1062,7 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 	if (!uidvalidity)
 		uidvalidity = mb->uidvalidity;
 	if (!mb->uidvalidity && mb->appeared &&
-	    !take_renamed(mb, uidvalidity, uidnext) && st->messages)
+	    !take_renamed(mb, uidvalidity, uidnext, false) && st->messages)
 		return true; /* mailbox_selected() catches up */
 	if (!mb->uidvalidity) {
 		mb->uidnext = uidnext;

@@ -48,9 +48,11 @@ struct mailbox_env {
 	/* Asked when a mailbox that appeared (mailbox_appeared()) and has no
 	 * state shows its UIDVALIDITY: the name of a mailbox no longer
 	 * watched whose state has the same UIDVALIDITY (the mailbox renamed
-	 * to this one), its state in *st; NULL when none. May be NULL. */
+	 * to this one), its state in *st, and the UIDs it followed for
+	 * withdrawal when it went (up to SESSION_MAX_KNOWN) in uids[*n_r];
+	 * NULL when none. May be NULL. */
 	const char *(*renamed)(void *ud, uint32_t uidvalidity,
-			       struct state *st);
+			       struct state *st, uint32_t *uids, size_t *n_r);
 	void *ud;
 };
 

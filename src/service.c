@@ -471,8 +471,32 @@ service_free(struct sink *s)
 	free(svc);
 }
 
+/* The last new message of a's mailbox from is to's now. */
+static void
+service_rename(struct sink *s, const struct account *a, const char *from,
+	       const char *to)
+{
+	struct service *svc = service_of(s);
+	struct last *l = last_find(svc, a->name, from), *old;
+
+	if (!l)
+		return;
+	tdelete(l, &svc->last, last_cmp);
+	old = last_find(svc, a->name, to);
+	if (old) {
+		tdelete(old, &svc->last, last_cmp);
+		last_free(old);
+	}
+	free(l->mailbox);
+	l->mailbox = xstrdup(to);
+	if (!tsearch(l, &svc->last, last_cmp))
+		abort(); /* out of memory, as in xmalloc() */
+	service_changed(svc);
+}
+
 static const struct sink_ops service_ops = {
     .send = service_send,
+    .rename = service_rename,
     .batch_done = service_batch_done,
     .free = service_free,
 };

@@ -48,6 +48,10 @@ struct sink_ops {
 	void (*withdraw)(struct sink *s, const struct account *a,
 			 const char *mailbox, uint32_t uidvalidity,
 			 uint32_t uid, bool read);
+	/* Optional: mailbox from of a was renamed to to (the same
+	 * UIDVALIDITY): what was shown for messages in from is for to's. */
+	void (*rename)(struct sink *s, const struct account *a,
+		       const char *from, const char *to);
 	/* A batch of n messages for a/mailbox ended (n >= 1). */
 	void (*batch_done)(struct sink *s, const struct account *a,
 			   const char *mailbox, unsigned n);

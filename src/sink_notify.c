@@ -1238,12 +1238,66 @@ notify_free(struct sink *s)
 	free(ns);
 }
 
+/* p is now to when it was in from. */
+static void
+place_rename(struct place *p, const char *from, const char *to)
+{
+	if (p->mailbox && !strcmp(p->mailbox, from)) {
+		free(p->mailbox);
+		p->mailbox = xstrdup(to);
+	}
+}
+
+static void
+notes_rename(struct notes *r, const char *account, const char *from,
+	     const char *to)
+{
+	for (unsigned i = 0; i < NOTES_MAX; i++) {
+		if (!r->v[i].account || strcmp(r->v[i].account, account))
+			continue;
+		place_rename(&r->v[i].orig, from, to);
+		place_rename(&r->v[i].copy, from, to);
+	}
+}
+
+/* What is shown for messages of a's mailbox from is for to's now: a
+ * withdraw names the new mailbox (trial N: a renamed folder's message,
+ * read, left its notification). */
+static void
+notify_rename(struct sink *s, const struct account *a, const char *from,
+	      const char *to)
+{
+	struct notify_sink *ns = (struct notify_sink *)s;
+	struct burst *b = burst_get(ns, a->name);
+
+	for (struct shown *sh = ns->shown; sh; sh = sh->next) {
+		if (strcmp(sh->account, a->name))
+			continue;
+		if (sh->uid && !strcmp(sh->mailbox, from)) {
+			free(sh->mailbox);
+			sh->mailbox = xstrdup(to);
+			if (sh->on_click)
+				sh->ev.mailbox = sh->mailbox;
+		}
+		for (unsigned i = 0; i < sh->n_copies; i++)
+			place_rename(&sh->copies[i], from, to);
+		place_rename(&sh->origin, from, to);
+		for (unsigned i = 0; sh->of && i < sh->of->n; i++)
+			place_rename(&sh->of->v[i], from, to);
+	}
+	for (unsigned i = 0; i < b->of.n; i++)
+		place_rename(&b->of.v[i], from, to);
+	notes_rename(&ns->withdrawn, a->name, from, to);
+	notes_rename(&ns->pending, a->name, from, to);
+}
+
 static const struct sink_ops notify_ops = {
     .batch_start = notify_batch_start,
     .send = notify_send,
     .summary = notify_summary,
     .copy = notify_copy,
     .withdraw = notify_withdraw,
+    .rename = notify_rename,
     .batch_done = notify_batch_done,
     .free = notify_free,
 };

@@ -9,6 +9,7 @@ mailwatch was away is summarised above catch_up_max."""
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -477,6 +478,39 @@ def test_catch_up(dc, bus, nd):
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "catch-up: clean exit")
 
 
+def test_renamed(dc, bus, nd):
+    """A folder renamed with a message's notification still shown: read
+    in the renamed folder, it is withdrawn, and `mailwatch status` names
+    it as the folder's last (trial N: the notification stayed, and the
+    last message was gone from the status). With NOTIFY, and without
+    (the folder on a connection of its own)."""
+    dc.create_mailbox("alice", "Old")
+    # Without NOTIFY the rename is found at the next check's LIST.
+    mw = setup(dc, bus, mailboxes="*", poll_interval=10)
+    ok(mw.wait_log(re.escape("test/Old: ") + mwtest.WATCHED, 15),
+       "renamed: Old watched")
+    base = len(nd.records())
+    uid = dc.append("alice", "Old", message(1, "Ann <ann@example.org>"))
+    ok(nd.wait_records(base + 1, 10), "renamed: notified")
+    shown = nd.records()[-1]["id"]
+    dc.rename_mailbox("alice", "Old", "New")
+    ok(mw.wait_log(r"test/New: renamed from Old", 10 + 15),
+       "renamed: mailwatch goes on with it", mw.log_tail(10))
+    r = subprocess.run([mw.bin, "status"], env=bus.env(),
+                       capture_output=True, text=True,
+                       timeout=mwtest._t(10))
+    ok("test/New: 1 unseen; last from Ann <ann@example.org>" in r.stdout,
+       "renamed: status names its last message", r.stdout)
+    dc.store("alice", "New", [uid], ["\\Seen"])
+    ok(wait_until(lambda: shown in {c["id"] for c in
+                                    nd.records("CloseNotification")}, 10),
+       "renamed: read there, its notification is closed",
+       mw.log_tail(10))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(),
+       "renamed: clean exit")
+    dc.delete_mailbox("alice", "New")
+
+
 def main():
     dc = mwtest.Dovecot()
     bus = mwtest.SessionBus()
@@ -485,11 +519,13 @@ def main():
               test_copies, test_copy_after_shown, test_trickle,
               test_summary_read,
               test_long_sender,
-              test_withdraw, test_withdraw_after_reconnect, test_click):
+              test_withdraw, test_withdraw_after_reconnect, test_click,
+              test_renamed):
         dc.expunge("alice", "INBOX")
         t(dc, bus, nd)
     dc.expunge("alice", "INBOX")
     test_catch_up(dc, bus, nd)
+    test_renamed(mwtest.Dovecot(notify=False), bus, nd)
 
 
 mwtest.main(main)
