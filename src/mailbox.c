@@ -37,6 +37,9 @@ struct mailbox {
 	 * INTERNALDATE is what arrived since. */
 	int64_t seen;
 	uint32_t messages;
+	/* seen was taken in this run, not read from the state file: what
+	 * was announced of its second is known to the copies. */
+	bool seen_now;
 	int64_t unseen; /* unseen messages now, -1: not known */
 	/* Restores that leave UIDNEXT above the mark (CONDSTORE):
 	 * top_modseq is the highest HIGHESTMODSEQ the server gave under
@@ -72,9 +75,10 @@ struct mailbox {
 	 * until it completes, the state keeps the values from before
 	 * (old_*), which come back if the connection ends first. since:
 	 * only messages whose INTERNALDATE is later count as new (0:
-	 * all); dated_from: the lowest such unseen UID the date scan found;
+	 * all), or as late when since_now (arrived_since()); dated_from:
+	 * the lowest such unseen UID the date scan found;
 	 * uidnext: the mailbox's at EXAMINE. */
-	bool rebasing;
+	bool rebasing, since_now;
 	uint32_t old_uidvalidity, old_mark;
 	/* mailbox_appeared(): with no state, mail that arrived after this
 	 * time is new (0: none, a first run). */
@@ -150,6 +154,7 @@ take_idle_time(struct mailbox *mb, bool idle_now, uint32_t exists_now)
 {
 	if (mb->idle_at && idle_now && exists_now == mb->idle_messages) {
 		mb->seen = mb->idle_at;
+		mb->seen_now = true;
 		mb->messages = mb->idle_messages;
 	}
 	mb->idle_at = 0;
@@ -311,6 +316,7 @@ start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
 	mb->top_modseq = mb->floor_modseq = modseq;
 	mb->mark = mb->uidnext - 1;
 	mb->seen = wall;
+	mb->seen_now = true;
 	mb->messages = exists;
 	mb->catching_up = false;
 	mb->appeared = 0;
@@ -384,6 +390,7 @@ uidvalidity_changed(struct mailbox *mb, uint32_t uidvalidity,
 		 "that arrived since it was last seen (%s)",
 		 mb->old_uidvalidity, uidvalidity, when);
 	mb->since = mb->seen;
+	mb->since_now = mb->seen_now;
 	*by_date_r = true;
 	return 0;
 }
@@ -440,6 +447,7 @@ renumbered(struct mailbox *mb, uint32_t exists, uint64_t modseq, int64_t wall,
 	}
 	begin_rebase(mb, mb->uidvalidity, modseq);
 	mb->since = mb->seen;
+	mb->since_now = mb->seen_now;
 	log_info(&mb->log, "catching up with the unseen mail that arrived "
 			   "since the mailbox was last seen (%s)",
 		 time_text(mb->seen, when));
@@ -460,6 +468,7 @@ appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, uint64_t modseq,
 
 	begin_rebase(mb, uidvalidity, modseq);
 	mb->since = mb->appeared;
+	mb->since_now = true;
 	log_info(&mb->log, "a new mailbox: catching up with the unseen mail "
 			   "that arrived since %s",
 		 time_text(mb->since, when));
@@ -510,6 +519,7 @@ take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
 	mb->uidvalidity = st.uidvalidity;
 	mb->mark = st.announced;
 	mb->seen = st.seen;
+	mb->seen_now = false;
 	mb->messages = st.messages;
 	mb->top_modseq = mb->floor_modseq = st.modseq;
 	mb->appeared = 0;
@@ -612,11 +622,14 @@ summarised(const struct mailbox *mb)
 	return d->catch_up == CATCH_UP_SUMMARY ? n > 1 : n > d->catch_up_max;
 }
 
-/* True when f's INTERNALDATE is not before mb->since, or cannot be told
+/* True when f's INTERNALDATE is later than mb->since, or cannot be told
  * (absent, not a date): better announced than lost. Mail of that very
- * second may have come after the mailbox was last seen (a folder deleted,
- * created again and delivered to within it: trial N); one of it that was
- * announced before is a copy (copies.h) and not announced again. */
+ * second too when since was taken in this run (since_now): some may have
+ * come after the mailbox was last seen (a folder deleted, created again
+ * and delivered to within it: trial N), and what was announced of it is
+ * a copy (copies.h), not announced again. Not after a restart, when the
+ * copies are forgotten: the last message announced is mostly of that
+ * second. */
 static bool
 arrived_since(const struct mailbox *mb, const struct codec_fetch *f)
 {
@@ -626,7 +639,7 @@ arrived_since(const struct mailbox *mb, const struct codec_fetch *f)
 	    f->internaldate.nil ||
 	    !codec_internaldate(f->internaldate.ptr, f->internaldate.len, &t))
 		return true;
-	return t >= mb->since;
+	return t > mb->since || (t == mb->since && mb->since_now);
 }
 
 void
@@ -953,6 +966,7 @@ mailbox_logged_out(struct mailbox *mb, int64_t stop_at, uint32_t messages)
 	/* Nothing that came later in that second is handled: the second
 	 * before counts. */
 	mb->seen = stop_at - 1;
+	mb->seen_now = true;
 	mb->messages = messages;
 }
 
@@ -1080,6 +1094,7 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 	mb->followed = true;
 	if (st->have & SESSION_ST_MESSAGES) {
 		mb->seen = wall;
+		mb->seen_now = true;
 		mb->messages = st->messages;
 		save_soon(mb);
 	}

@@ -572,11 +572,16 @@ test_copies(void)
 	       "copies: 2 new after 2 copies, one by one");
 	mailbox_free(&e_mb);
 
-	/* Deleted and created again (a new UIDVALIDITY): mail of the second
-	 * it was last seen counts, as it may have come after (trial N); the
-	 * one of it announced before is a copy. */
-	put_state("copyF", 7, 60, T0, 60);
+	/* Seen in this run, then deleted and created again (a new
+	 * UIDVALIDITY): mail of the second it was last seen counts, as it
+	 * may have come after (trial N); the one of it announced before is
+	 * a copy. */
+	put_state("copyF", 7, 60, T0 - 60, 60);
 	e_mb = mailbox_new(&e, &account, "copyF");
+	examined(e_mb, 7, 61, 60, T0, &by_date);
+	mailbox_idle(e_mb, 60, T0);
+	mailbox_save(e_mb, false, true, 60);
+	mailbox_closed(e_mb, T0 + 5);
 	is_int(examined(e_mb, 9, 3, 2, T0 + 60, &by_date), 0,
 	       "copies: re-created, the date scan");
 	dated(e_mb, 1, 1, "", AT_T0);
@@ -859,17 +864,16 @@ test_uidvalidity_changed(void)
 	dated(mb, 5, 5, "", AFTER_T0);
 	dated(mb, 6, 6, "", BEFORE_T0);
 	dated(mb, 7, 7, "", AFTER_T0);
-	is_int(mailbox_dated_end(mb), 3,
-	       "catch up from the first unseen UID of the second last seen "
-	       "or later");
-	fetched(mb, 3, 3, "", "That second", AT_T0);
+	/* Last seen as the state file says (as after a restart): mail of
+	 * that second counts as old, as the copies that would tell what of
+	 * it was announced are forgotten. */
+	is_int(mailbox_dated_end(mb), 5,
+	       "catch up from the first unseen UID later than last seen");
 	fetched(mb, 5, 5, "", "Since", AFTER_T0);
 	fetched(mb, 6, 6, "", "Moved in", BEFORE_T0);
 	fetched(mb, 7, 7, "", "Also since", AFTER_T0);
 	mailbox_batch_end(mb);
-	is_str(got(),
-	       "send 3 v9 That second; send 5 v9 Since; send 7 v9 Also since; "
-	       "done 3; ",
+	is_str(got(), "send 5 v9 Since; send 7 v9 Also since; done 2; ",
 	       "mail that arrived since, not mail moved in with old dates");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("dated"), "v9 uid 7 seen +0 messages 5",
