@@ -47,6 +47,10 @@
  * message is read: sd-bus's default of 25 s left popups of read mail on
  * screen for good (trial O). A server that is gone is an error at once. */
 #define NOTIFY_REPLY_USEC (10 * 60 * UINT64_C(1000000))
+/* A reply later than this says the server stalled (logged once until one
+ * comes in time again): sd-bus's default call timeout, which used to say
+ * so with an error. */
+#define NOTIFY_SLOW_USEC (25 * UINT64_C(1000000))
 
 /* Notifications remembered for withdraw and on_click; the oldest is
  * forgotten beyond this. */
@@ -159,6 +163,7 @@ struct notify_sink {
 	unsigned n_pending; /* Notify calls awaiting their reply */
 	unsigned dropped;   /* not sent since NOTIFY_MAX_PENDING was reached */
 	bool failing;	    /* a failure was logged, no success since */
+	bool slow;	    /* a late reply was logged, none in time since */
 	struct shown *shown; /* newest first */
 	unsigned n_shown;
 	struct burst *bursts;
@@ -175,6 +180,7 @@ struct notify_sink {
 struct notify_call {
 	struct notify_sink *ns;
 	char *account; /* owned, for log lines */
+	uint64_t sent;	/* usec, CLOCK_MONOTONIC */
 	struct shown *shown; /* the entry whose id this reply gives, or NULL
 				once the entry was forgotten */
 };
@@ -224,6 +230,7 @@ error_is_unavailable(const sd_bus_error *e)
 			 strlen("org.freedesktop.DBus.Error.Spawn.")));
 }
 
+static uint64_t now_usec(struct notify_sink *ns);
 static void close_shown(struct notify_sink *ns, struct shown *sh);
 struct burst;
 static void flush_summary(struct notify_sink *ns, struct burst *b);
@@ -267,6 +274,16 @@ on_notify_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	if (ns->failing)
 		log_info(NULL, "desktop notifications work again");
 	ns->failing = false;
+	if (now_usec(ns) - c->sent <= NOTIFY_SLOW_USEC) {
+		ns->slow = false;
+	} else if (!ns->slow) {
+		ns->slow = true;
+		log_warn(NULL,
+			 "the notification server answered after %llu s: "
+			 "notifications were shown late",
+			 (unsigned long long)((now_usec(ns) - c->sent) /
+					      1000000));
+	}
 	log_debug(&ctx, "notification %" PRIu32 " shown", id);
 	sh = c->shown;
 	if (!sh)
@@ -436,8 +453,6 @@ shown_remove(struct notify_sink *ns, struct shown *sh)
 			b->summary = NULL;
 	shown_free(sh);
 }
-
-static uint64_t now_usec(struct notify_sink *ns);
 
 /* Adds an entry for a notification about to be sent; forgets the oldest
  * beyond NOTIFY_MAX_SHOWN. */
@@ -646,6 +661,7 @@ notify_call(struct notify_sink *ns, const struct account *a,
 	c = xcalloc(1, sizeof(*c));
 	c->ns = ns;
 	c->account = xstrdup(a->name);
+	c->sent = now_usec(ns);
 	if (r >= 0)
 		r = sd_bus_call_async(ns->bus, &slot, m, on_notify_reply, c,
 				      NOTIFY_REPLY_USEC);

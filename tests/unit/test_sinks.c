@@ -890,6 +890,11 @@ test_notify_behind(sd_event *e)
 	/* The replies come one per turn of the loop. */
 	ok(wait_log(e, mark, "notification 1025 shown", 1, 30000),
 	   "every reply read");
+	l = log_since(mark);
+	is_int(count_str(l, "the notification server answered after 2"), 1,
+	       "the stall said once, when the replies came (trial P: no "
+	       "word of it)");
+	free(l);
 	log_max_level = LOG_INFO;
 	ok(wait_file(e, json, 1026, 5000) &&
 	       calls(json, "Notify") == 1025 &&
