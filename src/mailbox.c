@@ -756,9 +756,12 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 	if (look || owed || !summarised(mb) ||
 	    mb->batch_others < SINK_SUMMARY_FIRST)
 		mail_event_from_fetch(&ev, f);
-	if (look && (mb->batch_checked++, is_copy(mb, &ev, f->seq))) {
-		mail_event_finish(&ev);
-		return;
+	if (look) {
+		mb->batch_checked++;
+		if (is_copy(mb, &ev, f->seq)) {
+			mail_event_finish(&ev);
+			return;
+		}
 	}
 	mb->batch_total++;
 	mb->batch_owed += owed;
