@@ -484,6 +484,41 @@ event_init(uint32_t uid, const char *from_name, const char *from_address,
 
 /* --- sink_notify ------------------------------------------------------ */
 
+/* A private bus with notifyd recording into TMPDIR/NAME.json, and a
+ * notify sink on it. */
+struct rig {
+	char *json;
+	pid_t bus, notifyd;
+	struct sink *s;
+};
+
+static struct rig
+rig_start(sd_event *e, const char *name)
+{
+	char *bus = xasprintf("bus-%s", name);
+	char *json = xasprintf("%s.json", name);
+	struct rig r;
+
+	r.json = path_in(json);
+	r.bus = start_bus(bus);
+	r.notifyd = start_notifyd(r.json);
+	r.s = sink_notify_new(e, NULL);
+	free(bus);
+	free(json);
+	return r;
+}
+
+static void
+rig_stop(struct rig *r)
+{
+	log_max_level = LOG_INFO;
+	sink_free(&r->s);
+	stop_helper(&r->notifyd);
+	stop_helper(&r->bus);
+	free(r->json);
+}
+
+
 static void
 test_notify(sd_event *e)
 {
@@ -666,18 +701,15 @@ calls(const char *path, const char *method)
 static void
 test_notify_copies(sd_event *e)
 {
-	char *json = path_in("copies.json");
 	struct account a = account_init("acct");
 	struct mail_event ev = event_init(1, "Ann", "ann@example.org", "One");
 	struct mail_event moved = ev;
 	struct copy_origin orig = {"INBOX", ev.uidvalidity, 1};
-	struct sink *s;
-	pid_t bus, notifyd;
 	long mark = log_mark();
+	struct rig r = rig_start(e, "copies");
+	struct sink *s = r.s;
+	char *json = r.json;
 
-	bus = start_bus("bus-copies");
-	notifyd = start_notifyd(json);
-	s = sink_notify_new(e, NULL);
 	log_max_level = LOG_DEBUG;
 	a.d.burst = 3;
 
@@ -748,11 +780,7 @@ test_notify_copies(sd_event *e)
 	s->ops->copy(s, &a, &orig, &moved);
 	ok(!wait_log(e, mark, " shown\n", 8, 500),
 	   "read, then copied: not shown again");
-	log_max_level = LOG_INFO;
-	sink_free(&s);
-	stop_helper(&notifyd);
-	stop_helper(&bus);
-	free(json);
+	rig_stop(&r);
 }
 
 /* The burst window slides (trial L): 1 message, then 2 just within
@@ -763,20 +791,18 @@ test_notify_copies(sd_event *e)
 static void
 test_notify_sliding(sd_event *e)
 {
-	char *json = path_in("sliding.json"), *text;
+	char *text;
 	struct account a = account_init("acct");
 	struct account other = account_init("other");
 	struct mail_event ev = event_init(1, "Ann", "ann@example.org", "One");
 	struct mail_event gone = event_init(7, "Bo", "bo@example.org", "Bye");
 	struct mail_event moved = gone;
 	struct copy_origin orig = {"INBOX", gone.uidvalidity, gone.uid};
-	struct sink *s;
-	pid_t bus, notifyd;
 	long mark = log_mark();
+	struct rig r = rig_start(e, "sliding");
+	struct sink *s = r.s;
+	char *json = r.json;
 
-	bus = start_bus("bus-sliding");
-	notifyd = start_notifyd(json);
-	s = sink_notify_new(e, NULL);
 	log_max_level = LOG_DEBUG;
 	a.d.burst = 3;
 	/* Meanwhile, in another account: a message deleted (removed, not
@@ -838,11 +864,7 @@ test_notify_sliding(sd_event *e)
 	ok(!wait_log(e, mark, " shown\n", 1, 500),
 	   "a copy of a message deleted 10 s before: not shown again");
 	free(text);
-	log_max_level = LOG_INFO;
-	sink_free(&s);
-	stop_helper(&notifyd);
-	stop_helper(&bus);
-	free(json);
+	rig_stop(&r);
 }
 
 /* A notification server that stops answering for longer than sd-bus's
@@ -855,21 +877,19 @@ test_notify_sliding(sd_event *e)
 static void
 test_notify_behind(sd_event *e)
 {
-	char *json = path_in("behind.json"), *l;
+	char *l;
 	struct account a = account_init("acct");
 	struct mail_event ev = event_init(1, "", "bob@example.org", "Hi");
-	struct sink *s;
-	pid_t bus, notifyd;
 	long mark = log_mark();
+	struct rig r = rig_start(e, "behind");
+	struct sink *s = r.s;
+	char *json = r.json;
 
-	bus = start_bus("bus-behind");
-	notifyd = start_notifyd(json);
-	s = sink_notify_new(e, NULL);
 	log_max_level = LOG_DEBUG;
 	s->ops->send(s, &a, &ev);
 	ok(wait_log(e, mark, " shown", 1, 5000), "the first one shown");
 	log_max_level = LOG_INFO;
-	kill(notifyd, SIGSTOP);
+	kill(r.notifyd, SIGSTOP);
 	for (ev.uid = 2; ev.uid <= 1031; ev.uid++)
 		s->ops->send(s, &a, &ev);
 	s->ops->batch_done(s, &a, "INBOX", 1030);
@@ -882,7 +902,7 @@ test_notify_behind(sd_event *e)
 	free(l);
 	/* The last one sent (the table keeps the newest 128). */
 	s->ops->withdraw(s, &a, "INBOX", ev.uidvalidity, 1025, true);
-	kill(notifyd, SIGCONT);
+	kill(r.notifyd, SIGCONT);
 	log_max_level = LOG_DEBUG;
 	ok(wait_log(e, mark, "acct: 6 notifications dropped while the "
 			     "notification server was behind", 1, 20000),
@@ -891,7 +911,7 @@ test_notify_behind(sd_event *e)
 	ok(wait_log(e, mark, "notification 1025 shown", 1, 30000),
 	   "every reply read");
 	l = log_since(mark);
-	is_int(count_str(l, "the notification server answered after 2"), 1,
+	is_int(count_str(l, "notifications were shown late"), 1,
 	       "the stall said once, when the replies came (trial P: no "
 	       "word of it)");
 	free(l);
@@ -901,10 +921,7 @@ test_notify_behind(sd_event *e)
 	       calls(json, "CloseNotification") == 1,
 	   "1024 of the 1030 shown, and the one read meanwhile closed");
 	log_show(mark);
-	sink_free(&s);
-	stop_helper(&notifyd);
-	stop_helper(&bus);
-	free(json);
+	rig_stop(&r);
 }
 
 /* No bus at all: one warning. */
