@@ -3,8 +3,10 @@
  * The key is SHA-256 of Message-ID, sender address and subject (each
  * followed by a NUL), cut to 16 bytes: a fixed size whatever the headers
  * hold, and a sender cannot make another message's key without its
- * Message-ID, address and subject. The entries are a ring, searched from
- * the newest. */
+ * Message-ID, address and subject. The digest and its context are made
+ * once: OpenSSL 3 looks the algorithm up at every EVP_sha256() init, a
+ * tenth of mailwatch's own user time in a burst of mail. The entries are
+ * a ring, searched from the newest. */
 #include "copies.h"
 
 #include <openssl/evp.h>
@@ -22,6 +24,9 @@ struct entry {
 };
 
 struct copies {
+	/* Either NULL (OpenSSL had no SHA-256, or no memory): no keys. */
+	EVP_MD *sha256;
+	EVP_MD_CTX *ctx;
 	struct entry ring[COPIES_MAX];
 	size_t next; /* the slot written next: the oldest when full */
 };
@@ -29,7 +34,11 @@ struct copies {
 struct copies *
 copies_new(void)
 {
-	return xcalloc(1, sizeof(struct copies));
+	struct copies *c = xcalloc(1, sizeof(*c));
+
+	c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	c->ctx = EVP_MD_CTX_new();
+	return c;
 }
 
 void
@@ -39,31 +48,31 @@ copies_free(struct copies **c)
 		return;
 	for (size_t i = 0; i < COPIES_MAX; i++)
 		free((*c)->ring[i].mailbox);
+	EVP_MD_CTX_free((*c)->ctx);
+	EVP_MD_free((*c)->sha256);
 	free(*c);
 	*c = NULL;
 }
 
 /* ev's key; false when it has none (no Message-ID) or hashing failed. */
 static bool
-make_key(const struct mail_event *ev, unsigned char key[KEY_LEN])
+make_key(struct copies *c, const struct mail_event *ev,
+	 unsigned char key[KEY_LEN])
 {
 	const char *parts[] = {ev->message_id, ev->from_address, ev->subject};
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
-	EVP_MD_CTX *ctx;
 	bool ok;
 
-	if (!ev->message_id || !*ev->message_id)
+	if (!ev->message_id || !*ev->message_id || !c->sha256 || !c->ctx)
 		return false;
-	ctx = EVP_MD_CTX_new();
-	ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	ok = EVP_DigestInit_ex2(c->ctx, c->sha256, NULL);
 	for (size_t i = 0; ok && i < sizeof(parts) / sizeof(*parts); i++) {
 		const char *p = parts[i] ? parts[i] : "";
 
-		ok = EVP_DigestUpdate(ctx, p, strlen(p) + 1);
+		ok = EVP_DigestUpdate(c->ctx, p, strlen(p) + 1);
 	}
-	ok = ok && EVP_DigestFinal_ex(ctx, md, &len) && len >= KEY_LEN;
-	EVP_MD_CTX_free(ctx);
+	ok = ok && EVP_DigestFinal_ex(c->ctx, md, &len) && len >= KEY_LEN;
 	if (ok)
 		memcpy(key, md, KEY_LEN);
 	return ok;
@@ -76,7 +85,7 @@ copies_check(struct copies *c, const struct mail_event *ev,
 	unsigned char key[KEY_LEN];
 	struct entry *e;
 
-	if (!make_key(ev, key))
+	if (!make_key(c, ev, key))
 		return false;
 	for (size_t k = 1; k <= COPIES_MAX; k++) {
 		e = &c->ring[(c->next + COPIES_MAX - k) % COPIES_MAX];

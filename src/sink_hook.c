@@ -407,6 +407,21 @@ hook_submit(struct hook_sink *hs, const struct account *a, const char *mailbox,
 		hs->changed(hs->ud);
 }
 
+/* "NAME=value" (value NULL: empty); without printf, which took a tenth of
+ * mailwatch's user time in a burst of hooks. */
+static char *
+env_var(const char *name_eq, const char *value)
+{
+	size_t n = strlen(name_eq), v = value ? strlen(value) : 0;
+	char *s = xmalloc(n + v + 1);
+
+	memcpy(s, name_eq, n);
+	if (v)
+		memcpy(s + n, value, v);
+	s[n + v] = 0;
+	return s;
+}
+
 /* The variables of a command about message ev, NULL-terminated (free
  * with config_argv_free). */
 static char **
@@ -415,17 +430,17 @@ message_vars(const struct account *a, const struct mail_event *ev)
 	char **vars = xcalloc(11, sizeof(*vars));
 	size_t n = 0;
 
-	vars[n++] = xasprintf("MAILWATCH_ACCOUNT=%s", a->name);
-	vars[n++] = xasprintf("MAILWATCH_MAILBOX=%s", ev->mailbox);
+	vars[n++] = env_var("MAILWATCH_ACCOUNT=", a->name);
+	vars[n++] = env_var("MAILWATCH_MAILBOX=", ev->mailbox);
 	vars[n++] = xasprintf("MAILWATCH_UID=%" PRIu32, ev->uid);
 	vars[n++] =
 	    xasprintf("MAILWATCH_UIDVALIDITY=%" PRIu32, ev->uidvalidity);
-	vars[n++] = xasprintf("MAILWATCH_FROM=%s", ev->from);
-	vars[n++] = xasprintf("MAILWATCH_FROM_NAME=%s", ev->from_name);
-	vars[n++] = xasprintf("MAILWATCH_FROM_ADDRESS=%s", ev->from_address);
-	vars[n++] = xasprintf("MAILWATCH_SUBJECT=%s", ev->subject);
-	vars[n++] = xasprintf("MAILWATCH_DATE=%s", ev->date);
-	vars[n++] = xasprintf("MAILWATCH_MESSAGE_ID=%s", ev->message_id);
+	vars[n++] = env_var("MAILWATCH_FROM=", ev->from);
+	vars[n++] = env_var("MAILWATCH_FROM_NAME=", ev->from_name);
+	vars[n++] = env_var("MAILWATCH_FROM_ADDRESS=", ev->from_address);
+	vars[n++] = env_var("MAILWATCH_SUBJECT=", ev->subject);
+	vars[n++] = env_var("MAILWATCH_DATE=", ev->date);
+	vars[n++] = env_var("MAILWATCH_MESSAGE_ID=", ev->message_id);
 	return vars;
 }
 
