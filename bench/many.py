@@ -359,6 +359,7 @@ def burst(mw, stamps, client, boxes, total, timeout):
         for i in range(total)]
     cpu0 = cpu_ticks(pid)
     split0 = cpu_split(pid)
+    switches0 = memory.task_counters(pid)[0]
     t0 = time.monotonic()
     keys = append_pipelined(client, plan)
     t1 = time.monotonic()
@@ -381,6 +382,7 @@ def burst(mw, stamps, client, boxes, total, timeout):
                       3, 30, 0.2)
     cpu1 = cpu_ticks(pid)
     split1 = cpu_split(pid)
+    switches = memory.task_counters(pid)[0] - switches0
     with stamps._cond:
         runs = {k: n for k, n in stamps.runs.items() if k in want}
         last = max((stamps.stamps[k] for k in runs), default=t0)
@@ -394,9 +396,11 @@ def burst(mw, stamps, client, boxes, total, timeout):
     print("    first APPEND -> last hook start: %.1f s" % (last - t0))
     cpu = (cpu1 - cpu0) / HZ
     print("    mailwatch's own CPU time (utime + stime, not the hooks'): "
-          "%.2f s   (target <= 1 s: %s)\n      (user %.2f s, system %.2f s)"
-          % (cpu, latency.verdict(cpu, 1.0), (split1[0] - split0[0]) / HZ,
-             (split1[1] - split0[1]) / HZ), flush=True)
+          "%.2f s   (target <= 1 s: %s)\n      (user %.2f s, system %.2f s; %d "
+          "context switches)" % (cpu, latency.verdict(cpu, 1.0),
+                                 (split1[0] - split0[0]) / HZ,
+                                 (split1[1] - split0[1]) / HZ, switches),
+          flush=True)
     spawn = spawn_cost(len(want))
     if spawn is not None:
         print("    starting %d processes as mailwatch starts a hook costs "
