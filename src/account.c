@@ -1302,6 +1302,7 @@ account_run_new(const struct account_env *env, const struct account *a,
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->saver, SD_EVENT_OFF);
 	ar->store = state_store_new(a->name, a->host, a->username,
+				    ar->env.config_path,
 				    ar->env.configured ? store_name_in_use
 						       : NULL,
 				    store_dirtied, ar);

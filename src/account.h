@@ -44,6 +44,10 @@ struct account_env {
 	 * NULL. The state of one that is not, for the same host and user,
 	 * is taken over by an account without state (renamed). */
 	bool (*configured)(void *ud, const char *name);
+	/* The configuration file's absolute path, for the state: another
+	 * file's account (another instance) is not taken as renamed. May
+	 * be NULL. */
+	const char *config_path;
 	void *ud;
 };
 

@@ -66,6 +66,7 @@ struct daemon {
 	sd_event *event;
 	struct config *cfg;
 	const char *config_path;
+	char *config_real; /* its absolute path (the state's); NULL */
 	bool verbose;
 	struct running **run; /* one per account, owned */
 	size_t n_run;
@@ -283,6 +284,7 @@ start_watching(struct running *r, char *password)
 		.n_sinks = d->n_sinks,
 		.changed = status_changed,
 		.configured = configured,
+		.config_path = d->config_real,
 		.ud = d,
 	};
 
@@ -739,6 +741,8 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
+		fprintf(stderr, "mailwatch: unexpected argument '%s'\n",
+			argv[optind]);
 		usage(stderr);
 		return 2;
 	}
@@ -781,6 +785,7 @@ main(int argc, char **argv)
 		free(default_path);
 		return 0;
 	}
+	d.config_real = realpath(d.config_path, NULL);
 
 	/* Signals arrive through the loop (child.c watches hooks through
 	 * their pidfds, not SIGCHLD). */
@@ -843,6 +848,7 @@ out:
 	sd_event_source_disable_unref(d.status_due);
 	sd_event_unref(d.event);
 	config_free(&d.cfg);
+	free(d.config_real);
 	free(default_path);
 	return status;
 }

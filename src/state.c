@@ -306,6 +306,24 @@ server_line(const char *host, const char *user)
 	return s;
 }
 
+/* "config PATH\n", PATH as escape(ESC_LINE) writes it: the line after
+ * the server line that says which configuration file the account was
+ * in, so that only a rename in that file takes its state over (adopt()).
+ * NULL when path is. Caller frees. */
+static char *
+config_line(const char *path)
+{
+	char *s, *p;
+
+	if (!path)
+		return NULL;
+	s = xmalloc(3 * strlen(path) + 9);
+	p = escape(stpcpy(s, "config "), path, ESC_LINE);
+	*p++ = '\n';
+	*p = 0;
+	return s;
+}
+
 /* ---- files ---- */
 
 /* Reads fd to its end, or max + 1 bytes when it holds more, into *buf_r
@@ -509,6 +527,7 @@ struct entry {
 struct state_store {
 	char *account;
 	char *host, *user; /* the server's and the login's */
+	char *config;	   /* "config PATH\n" of its configuration file; NULL */
 	struct log_ctx log;
 	char *dir;  /* NULL: no state directory */
 	char *path; /* the account file */
@@ -743,6 +762,11 @@ parse(struct state_store *s, const char *path, const char *account,
 		p += strlen(server);
 		line++;
 	}
+	/* Which configuration file it was in: for adopt() only. */
+	if (v6 && !strncmp(p, "config ", 7) && (nl = strchr(p, '\n'))) {
+		p = nl + 1;
+		line++;
+	}
 	if (n > STATE_FILE_MAX) {
 		log_warn(&s->log,
 			 "state: %s is longer than %d bytes; reading only "
@@ -778,25 +802,33 @@ out:
 }
 
 /* The account whose state the version 5 or 6 file text (NUL-terminated) is,
- * when it is for s's host and user; else NULL. Caller frees. */
+ * when it is for s's host and user and, when it names one, s's
+ * configuration file; else NULL. Caller frees. */
 static char *
 same_server(const struct state_store *s, const char *text)
 {
-	char *server, *name = NULL;
-	const char *p = text + strlen(MAGIC), *nl;
+	char *server, *line, *name = NULL;
+	const char *p = text + strlen(MAGIC), *nl, *conf;
 
 	if (strncmp(text, MAGIC, strlen(MAGIC)) &&
 	    strncmp(text, MAGIC_V5, strlen(MAGIC_V5)))
 		return NULL; /* and p may be past its end */
 	server = server_line(s->host, s->user);
 	nl = strchr(p, '\n');
-	if (nl && !strncmp(p, "account ", 8) &&
-	    !strncmp(nl + 1, server, strlen(server))) {
-		char *line = xstrndup(p + 8, (size_t)(nl - p - 8));
-
-		name = unescape_line(line);
-		free(line);
-	}
+	if (!nl || strncmp(p, "account ", 8) ||
+	    strncmp(nl + 1, server, strlen(server)))
+		goto out;
+	/* Another configuration file's account: another instance's,
+	 * stopped for now (trial R). A file without the line is from
+	 * before it was written. */
+	conf = nl + 1 + strlen(server);
+	if (s->config && !strncmp(conf, "config ", 7) &&
+	    strncmp(conf, s->config, strlen(s->config)))
+		goto out;
+	line = xstrndup(p + 8, (size_t)(nl - p - 8));
+	name = unescape_line(line);
+	free(line);
+out:
 	free(server);
 	return name;
 }
@@ -962,6 +994,7 @@ unstash(struct state_store *s, const char *account)
 
 struct state_store *
 state_store_new(const char *account, const char *host, const char *user,
+		const char *config,
 		bool (*in_use)(void *ud, const char *account),
 		void (*dirtied)(void *ud), void *ud)
 {
@@ -972,6 +1005,7 @@ state_store_new(const char *account, const char *host, const char *user,
 	s->account = xstrdup(account);
 	s->host = xstrdup(host);
 	s->user = xstrdup(user);
+	s->config = config_line(config);
 	s->log.account = s->account;
 	s->dirtied = dirtied;
 	s->ud = ud;
@@ -1015,6 +1049,7 @@ state_store_free(struct state_store **sp)
 	free(s->account);
 	free(s->host);
 	free(s->user);
+	free(s->config);
 	free(s);
 	*sp = NULL;
 }
@@ -1129,12 +1164,15 @@ store_text(const struct state_store *s, size_t *len_r)
 {
 	char *owner = owner_lines(s->account, NULL), *text, *p;
 	char *server = server_line(s->host, s->user);
-	size_t cap = strlen(MAGIC) + strlen(owner) + strlen(server) + 1;
+	size_t cap = strlen(MAGIC) + strlen(owner) + strlen(server) +
+		     (s->config ? strlen(s->config) : 0) + 1;
 
 	for (size_t i = 0; i < s->n; i++)
 		cap += 3 * strlen(s->v[i].mailbox) + LINE_NUMBERS;
 	text = xmalloc(cap);
 	p = stpcpy(stpcpy(stpcpy(text, MAGIC), owner), server);
+	if (s->config)
+		p = stpcpy(p, s->config);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct state *st = &s->v[i].st;
 

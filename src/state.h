@@ -89,7 +89,9 @@ struct state_store;
  * account's is logged and left out. A missing one is an empty store,
  * unless the file of a renamed account is found: one for the same host
  * and user whose account in_use(ud, name) says is not configured (NULL:
- * none is looked for), and whose lock (state_lock_account()) is free.
+ * none is looked for), whose lock (state_lock_account()) is free, and
+ * which was written from the same configuration file config (the file
+ * says so; config NULL, or a file from before that was written: any).
  * Its state is then taken over (logged; the store is dirty), and its
  * file removed and its lock let go once the store is written.
  * dirtied(ud), when not NULL, is called each time the store turns dirty
@@ -100,7 +102,7 @@ struct state_store;
  * I/O. Never fails (without a state directory, after logging that,
  * every write fails). */
 struct state_store *state_store_new(const char *account, const char *host,
-				    const char *user,
+				    const char *user, const char *config,
 				    bool (*in_use)(void *ud, const char *account),
 				    void (*dirtied)(void *ud), void *ud);
 /* Frees without writing; NULL-safe. What it announced beyond the file

@@ -305,7 +305,7 @@ state_of(const char *mailbox)
 		printf("Bail out! cannot write the state\n");
 		exit(1);
 	}
-	s = state_store_new("acct", "h", "u", NULL, NULL, NULL);
+	s = state_store_new("acct", "h", "u", NULL, NULL, NULL, NULL);
 	r = state_store_get(s, mailbox, &st);
 	state_store_free(&s);
 	if (r <= 0)
@@ -458,7 +458,7 @@ test_owed(void)
 	is_str(state_of("owed"), "v7 uid 13 seen +0 messages 10",
 	       "owed: the file's mark");
 	/* A new run: a store read from the file. */
-	store = env.store = state_store_new("acct", "h", "u", NULL, NULL, NULL);
+	store = env.store = state_store_new("acct", "h", "u", NULL, NULL, NULL, NULL);
 	account.d.catch_up_max = 2;
 	mb = mailbox_new(&env, &account, "owed");
 	is_int(examined(mb, 7, 24, 20, T0 + 60, &by_date), 14,
@@ -746,7 +746,7 @@ test_watched_again(void)
 	is_str(got(), "", "nothing announced again");
 	mailbox_free(&mb);
 	state_store_free(&store);
-	store = state_store_new("acct", "h", "u", NULL, NULL, NULL);
+	store = state_store_new("acct", "h", "u", NULL, NULL, NULL, NULL);
 	env.store = store;
 	mb = mailbox_new(&env, &account, "again");
 	ok(examined(mb, 7, 13, 12, T0, &by_date) == 13,
@@ -1208,7 +1208,7 @@ modseq_of(const char *mailbox)
 	struct state st = {0};
 
 	state_store_write(store);
-	s = state_store_new("acct", "h", "u", NULL, NULL, NULL);
+	s = state_store_new("acct", "h", "u", NULL, NULL, NULL, NULL);
 	state_store_get(s, mailbox, &st);
 	state_store_free(&s);
 	return (unsigned long long)st.modseq;
@@ -1366,7 +1366,7 @@ main(void)
 	}
 	setenv("XDG_STATE_HOME", dir, 1);
 	sdir = state_dir();
-	store = state_store_new("acct", "h", "u", NULL, NULL, NULL);
+	store = state_store_new("acct", "h", "u", NULL, NULL, NULL, NULL);
 	env.store = store;
 
 	test_first_start_and_new_mail();

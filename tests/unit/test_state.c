@@ -33,13 +33,16 @@ on_dirtied(void *ud)
 	dirtied++;
 }
 
-/* The server and user of the stores opened (open_store()). */
+/* The server and user of the stores opened (open_store()), and their
+ * configuration file (NULL: none said). */
 static const char *host = "imap.example.com", *user = "alice";
+static const char *config_file;
 
 static struct state_store *
 open_store(const char *account)
 {
-	return state_store_new(account, host, user, NULL, on_dirtied, NULL);
+	return state_store_new(account, host, user, config_file, NULL,
+			       on_dirtied, NULL);
 }
 
 /* state_store_new() with stderr captured into *log_r (caller frees). */
@@ -623,7 +626,8 @@ open_renamed(const char *account, char **log_r)
 	struct state_store *s;
 
 	capture_begin(path);
-	s = state_store_new(account, host, user, in_use, on_dirtied, NULL);
+	s = state_store_new(account, host, user, config_file, in_use,
+			    on_dirtied, NULL);
 	*log_r = capture_end();
 	free(path);
 	return s;
@@ -638,6 +642,7 @@ test_rename(void)
 {
 	static const char *const none[] = {NULL};
 	static const char *const both[] = {"old1", "new1", NULL};
+	static const char *const new1[] = {"new1", NULL};
 	char *old = account_path("old1"), *new = account_path("new1"), *log;
 	struct state_store *s;
 	pid_t holder;
@@ -704,6 +709,31 @@ test_rename(void)
 	free(log);
 	free(old);
 	free(new);
+
+	/* Another configuration file's account is another instance's, not
+	 * one renamed (trial R: one took over the other's state, which
+	 * then missed mail); the file says which. new1 is configured. */
+	configured_names = new1;
+	old = account_path("old2");
+	config_file = "/home/u/.config/mailwatch/a b.ini";
+	s = open_store("old2");
+	put_state(s, "INBOX", 8, 43);
+	ok(state_store_write(s) == 0 && exists(old), "rename: old2 written");
+	state_store_free(&s);
+	config_file = "/home/u/.config/mailwatch/a b.ini.other";
+	s = open_renamed("new2", &log);
+	ok(!holds(s, "INBOX", 8, 43) && !*log,
+	   "rename: old2 of another configuration file: nothing taken");
+	free(log);
+	state_store_free(&s);
+	config_file = "/home/u/.config/mailwatch/a b.ini";
+	s = open_renamed("new2", &log);
+	ok(holds(s, "INBOX", 8, 43) && !strstr(log, "corrupt"),
+	   "rename: old2 of the same file taken over");
+	state_store_free(&s);
+	free(log);
+	free(old);
+	config_file = NULL;
 	host = "imap.example.com";
 }
 
