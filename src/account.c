@@ -83,8 +83,9 @@ struct account_run {
 	 * created after them, and their mail as older. */
 	int64_t list_applied, list_sent;
 	struct copies *copies;    /* the messages it announced last */
-	/* wall: mailboxes without state at the start may have appeared
-	 * after this, while mailwatch was stopped; 0 on a first run */
+	/* wall: when the last run wrote its state (at its stop, or last
+	 * change), 0 on a first run: mailboxes without state at the start
+	 * may have appeared since (new_box()) */
 	int64_t stopped_since;
 	struct mboxlist_entry *listed; /* what the LIST under way returned */
 	size_t n_listed, cap_listed;
@@ -113,11 +114,17 @@ struct account_run {
 	bool stopping;
 	bool paused;              /* account_run_pause(): every watcher */
 	bool notify_up, fetcher_up; /* for check_followers() */
+	/* The fetcher went down: what it checks is checked once it is
+	 * back (w_ready()), not at the next sweep. */
+	bool recheck;
 	struct state_store *store; /* every mailbox's state */
 	sd_event_source *saver;   /* deferred state writes (save_soon) */
 	uint64_t saved_at;        /* usec of the last one */
 	sd_event_source *sweep;   /* the next STATUS check, M_BUDGET */
 	sd_event_source *shrink;  /* deferred: a login met [LIMIT] */
+	/* deferred assign(): a mailbox of its own connection is not
+	 * there */
+	sd_event_source *reassign;
 	char describe[512];
 	/* The last mailboxes no longer listed, with the UIDs they followed
 	 * for withdrawal: one renamed takes them (renamed()). */
@@ -164,6 +171,8 @@ check_followers(struct account_run *ar)
 	ar->fetcher_up = fetcher_up;
 	if (notify_lost)
 		ar->n_notified = SIZE_MAX;
+	if (fetcher_lost)
+		ar->recheck = true;
 	for (size_t i = 0; (notify_lost || fetcher_lost) && i < ar->n; i++) {
 		struct box *b = ar->box[i];
 
@@ -189,6 +198,18 @@ changed(void *ud)
 	struct account_run *ar = ud;
 
 	check_followers(ar);
+	/* Its place may go to another (assign()), out of the watcher's
+	 * callback. */
+	for (size_t i = 1; i < ar->n; i++) {
+		struct box *b = ar->box[i];
+
+		if (b->w && !b->failed && watcher_missing(b->w)) {
+			b->failed = true;
+			if (ar->n_checked)
+				sd_event_source_set_enabled(ar->reassign,
+							    SD_EVENT_ONESHOT);
+		}
+	}
 	/* on_grow() goes on from there, out of the watcher's callback. */
 	if (ar->probing && own_all_up(ar)) {
 		sd_event_source_set_time_relative(ar->grow, 0);
@@ -552,7 +573,8 @@ say_assigned(struct account_run *ar, int prio)
 static void
 assign(struct account_run *ar)
 {
-	size_t left = 0, own, given = 0;
+	size_t left = 0, failed = 0, own, given = 0, given_failed = 0;
+	size_t spare;
 	bool said;
 	/* Beside the first mailbox's connection: with NOTIFY, or when the
 	 * mailboxes are listed at each sweep, the fetcher is always there;
@@ -560,17 +582,25 @@ assign(struct account_run *ar)
 	bool fetcher = ar->mode == M_NOTIFY || ar->dynamic;
 	size_t room = ar->budget - 1 - fetcher;
 
-	for (size_t i = 1; i < ar->n; i++)
+	for (size_t i = 1; i < ar->n; i++) {
 		left += !ar->box[i]->notified;
+		failed += !ar->box[i]->notified && ar->box[i]->failed;
+	}
 	if (left <= room)
 		own = left;
 	else
 		own = fetcher ? room : room - 1;
+	/* Mailboxes the server says are not there (a typo, one deleted)
+	 * come last: they get the places the others leave (trial R: two
+	 * misspelt names held two, and a real mailbox was checked every
+	 * 60 s). */
+	spare = own > left - failed ? own - (left - failed) : 0;
 	for (size_t i = 1; i < ar->n; i++) {
 		struct box *b = ar->box[i];
 		bool was = b->swept;
 
-		b->swept = !b->notified && given++ >= own;
+		b->swept = !b->notified && (b->failed ? given_failed++ >= spare
+						      : given++ >= own);
 		if (b->swept && !was)
 			b->check = ar->check_due = true;
 		if (!b->swept && !b->notified && !b->w) {
@@ -640,6 +670,17 @@ on_shrink(sd_event_source *src, void *ud)
 	grow_later(ar);
 	assign(ar);
 	ar->try_refused = false;
+	return 0;
+}
+
+static int
+on_reassign(sd_event_source *src, void *ud)
+{
+	struct account_run *ar = ud;
+
+	(void)src;
+	if (!ar->stopping && ar->mode != M_STARTING)
+		assign(ar);
 	return 0;
 }
 
@@ -775,6 +816,9 @@ w_status(void *ud, struct watcher *w, const char *name,
 	if (b->w)
 		return;
 	unseen = mailbox_unseen(b->mb);
+	/* There now: a connection of its own again at the next assign(),
+	 * not at once (one that STATUS answers and EXAMINE does not would
+	 * go round). */
 	b->failed = false;
 	/* Before NOTIFY's reply, w_notify() says how it is watched. */
 	if (ar->mode != M_STARTING)
@@ -814,6 +858,14 @@ w_ready(void *ud, struct watcher *w, struct mailbox *done)
 			ar->box[i]->asked = false;
 		}
 		forget_listed(ar);
+	}
+	/* Back after a drop: mail that came meanwhile to the mailboxes it
+	 * checks is found now, not up to poll_interval later (trial Q: 38
+	 * s after an outage, and status said "nothing unseen" meanwhile). */
+	if (ar->recheck) {
+		ar->recheck = false;
+		check_swept(ar); /* which kicks */
+		return;
 	}
 	kick(ar);
 }
@@ -893,16 +945,23 @@ new_box(struct account_run *ar, const char *name)
 	};
 
 	b->mb = mailbox_new(&me, ar->a, name);
-	/* Watched from the start: one without state may have been created
-	 * (or renamed to its name) while mailwatch was stopped. */
-	if (!ar->listed_once && ar->stopped_since)
-		mailbox_appeared(b->mb, ar->stopped_since);
 	for (size_t i = 0; i < ar->a->n_mailboxes; i++) {
 		const char *m = ar->a->mailboxes[i];
 
 		b->plain = b->plain ||
 			   (!mboxlist_is_pattern(m) && same_name(m, name));
 	}
+	/* Watched from the start: one without state may have been created
+	 * (or renamed to its name) while mailwatch was stopped, a pattern's
+	 * up to poll_interval before the stop, when the last LIST may not
+	 * have shown it yet. One named in full was not watched before: its
+	 * mail from before the stop is not announced (trial Q: a folder
+	 * added at a reload with poll_interval = 3600 announced an hour of
+	 * unread mail). */
+	if (!ar->listed_once && ar->stopped_since)
+		mailbox_appeared(b->mb, ar->stopped_since -
+					    (b->plain ? 0
+						      : ar->a->d.poll_interval));
 	return b;
 }
 
@@ -1307,12 +1366,7 @@ account_run_new(const struct account_env *env, const struct account *a,
 						       : NULL,
 				    store_dirtied, ar);
 	ar->copies = copies_new();
-	/* The last run wrote its state at its stop (or last change); a
-	 * mailbox created up to poll_interval before may not have been
-	 * listed by then. */
-	if (state_store_written(ar->store))
-		ar->stopped_since =
-		    state_store_written(ar->store) - a->d.poll_interval;
+	ar->stopped_since = state_store_written(ar->store);
 	/* With patterns, the mailboxes come from the first LIST. */
 	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
 	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));
@@ -1324,6 +1378,11 @@ account_run_new(const struct account_env *env, const struct account *a,
 		r = sd_event_add_defer(env->event, &ar->shrink, on_shrink, ar);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->shrink, SD_EVENT_OFF);
+	if (r >= 0)
+		r = sd_event_add_defer(env->event, &ar->reassign, on_reassign,
+				       ar);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(ar->reassign, SD_EVENT_OFF);
 	if (r >= 0)
 		r = sd_event_add_time(env->event, &ar->grow, CLOCK_BOOTTIME, 0,
 				      USEC_PER_SEC, on_grow, ar);
@@ -1376,6 +1435,7 @@ account_run_free(struct account_run **arp)
 	free(ar->listed);
 	sd_event_source_disable_unref(ar->saver);
 	sd_event_source_disable_unref(ar->shrink);
+	sd_event_source_disable_unref(ar->reassign);
 	sd_event_source_disable_unref(ar->grow);
 	sd_event_source_disable_unref(ar->sweep);
 	free(ar->box);
@@ -1536,18 +1596,23 @@ account_run_describe(struct account_run *ar, bool named)
 	const char *slash = named ? "/" : "";
 	char *s = ar->describe;
 	size_t size = sizeof(ar->describe), off = 0;
-	unsigned conns = !!ar->fetcher;
-	size_t swept = 0, idle = 0;
+	/* Connections up (trial R read 5 where 2 were: the others waited
+	 * to try mailboxes that were not there). */
+	unsigned conns = ar->fetcher && watcher_connected(ar->fetcher);
+	size_t swept = 0, idle = 0, down = 0;
 
 	s[0] = 0;
-	for (size_t i = 0; i < ar->n; i++)
-		conns += !!ar->box[i]->w;
 	for (size_t i = 0; i < ar->n; i++)
 		swept += ar->box[i]->swept;
 	/* Those on a connection of their own that is up; the others are
 	 * told below with what is wrong. */
-	for (size_t i = 0; i < ar->n; i++)
-		idle += ar->box[i]->w && watcher_connected(ar->box[i]->w);
+	for (size_t i = 0; i < ar->n; i++) {
+		struct watcher *w = ar->box[i]->w;
+
+		idle += w && watcher_connected(w);
+		down += w && !watcher_connected(w);
+	}
+	conns += idle;
 	/* How they are watched, while the first mailbox's connection (the
 	 * NOTIFY one) is up; else only what is wrong is told. */
 	if (ar->n > 1 && ar->box[0]->w && watcher_connected(ar->box[0]->w)) {
@@ -1555,9 +1620,9 @@ account_run_describe(struct account_run *ar, bool named)
 			off += snprintf(s, size,
 					"%s%s%zu mailbox%s over %u "
 					"connection%s (NOTIFY)",
-					name, colon, ar->n - swept,
-					ar->n - swept == 1 ? "" : "es", conns,
-					conns == 1 ? "" : "s");
+					name, colon, ar->n - swept - down,
+					ar->n - swept - down == 1 ? "" : "es",
+					conns, conns == 1 ? "" : "s");
 		else if (ar->mode == M_BUDGET)
 			off += snprintf(s, size, "%s%s%zu mailbox%s with IDLE",
 					name, colon, idle,

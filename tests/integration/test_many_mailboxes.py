@@ -9,9 +9,12 @@ connections per user and address:
   the first 4 mailboxes pushed (IDLE), the rest checked every
   poll_interval, at most 5 connections;
 - mail that arrived while mailwatch was stopped announced once at the next
-  start, in both modes;
+  start, in both modes; without NOTIFY, mail that came to a checked
+  folder while the server was down announced once it is back;
 - a server that allows fewer connections than max_connections: the
   logins it refuses with [LIMIT] lower the budget, nothing is lost;
+- mailboxes the server says are not there give their connections to
+  those that are;
 - a notification withdrawn when its message is read elsewhere, in INBOX
   (the mailbox the NOTIFY connection has selected) and in a folder
   followed by NOTIFY's STATUS alone; without NOTIFY, in a folder checked
@@ -20,6 +23,7 @@ connections per user and address:
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -229,6 +233,87 @@ def test_restart_catch_up():
         dc.stop()
 
 
+def drop_in_maildir(dc, name, subject):
+    """Writes a message straight into alice's Maildir folder name, as
+    mail that came while Dovecot was down (no process of its needed)."""
+    new = os.path.join(dc.maildir("alice"), "." + name, "new")
+    path = os.path.join(new, "%d.M1P%d.outage" % (time.time(), os.getpid()))
+    with open(path, "wb") as f:
+        f.write(mwtest.crlf(mwtest.make_message(subject)))
+
+
+def test_outage_checked():
+    """(b) Without NOTIFY: mail that came to a checked folder while the
+    server was down is announced once the checking connection is back,
+    not at the next check (poll_interval = 3600 here; trial Q waited 38
+    s)."""
+    need_binaries()
+    dc = server(notify=False)
+    mw = start(dc, max_connections=BUDGET, poll_interval=3600)
+    wait_watched(mw, "outage")
+    dc.stop_server()
+    drop_in_maildir(dc, FOLDERS[-1], "while the server was down")
+    ok(mw.wait_log(r"cannot connect|server closed|connection lost|"
+                   r"reconnecting", 10),
+       "outage: mailwatch noticed", mw.log_tail(10))
+    dc.start()
+    recs = mw.wait_hooks(1, 20)
+    ok(keys(recs) == [(FOLDERS[-1], 1)],
+       "outage: the checked folder's mail announced after the outage",
+       "got %s\nlog:\n%s" % (keys(recs), mw.log_tail(15)))
+    finish(mw)
+    dc.stop()
+
+
+def test_missing_gives_way():
+    """(b) Without NOTIFY and max_connections = 4: two misspelt names
+    before two real folders. The server says the misspelt ones are not
+    there, and their connections go to the real folders, which are then
+    pushed, not checked every poll_interval (trial R)."""
+    need_binaries()
+    dc = server(notify=False)
+    real = FOLDERS[:2]
+    mw = start(dc, mailboxes=["INBOX", "Typo1", "Typo2"] + real,
+               max_connections=4, poll_interval=3600)
+    for name in real:
+        ok(mw.wait_log(r"%s: watching \(IDLE\)" %
+                       re.escape("%s/%s" % (ACCOUNT, name)), 15),
+           "missing: %s pushed" % name, mw.log_tail(15))
+    want = append_each(dc, real, "pushed")
+    recs = mw.wait_hooks(2, PUSH)
+    ok(keys(recs) == want, "missing: the real folders' mail announced "
+       "within %d s" % PUSH, "got %s" % keys(recs))
+    ok(re.search(r"a/Typo1: cannot open the mailbox", status_line(mw)),
+       "missing: the status line names a misspelt one", status_line(mw))
+    n = dc.connections("alice")
+    ok(n <= 4, "missing: at most 4 connections (%d)" % n)
+    finish(mw)
+    dc.stop()
+
+
+def test_missing_counted():
+    """(a) NOTIFY and a misspelt name: the status line counts the
+    mailboxes watched and the connections open, and names the one that
+    is not there (trial R read "6 mailboxes over 5 connections" where 2
+    were open)."""
+    need_binaries()
+    dc = server(notify=True)
+    mw = start(dc, mailboxes=["INBOX", FOLDERS[0], "Typo1"])
+    ok(mw.wait_log(r"a/Typo1: trying the mailbox again", 15),
+       "counted: the misspelt one is not there", mw.log_tail(10))
+    want = r"; a: 2 mailboxes over (\d) connections? \(NOTIFY\); " \
+           r"a/Typo1: cannot open the mailbox"
+    ok(wait_until(lambda: re.search(want, status_line(mw)), 5),
+       "counted: 2 mailboxes watched, Typo1 named", status_line(mw))
+    m = re.search(want, status_line(mw))
+    n = dc.connections("alice")
+    ok(m and int(m.group(1)) == n,
+       "counted: the connections said are those open (%d)" % n,
+       status_line(mw))
+    finish(mw)
+    dc.stop()
+
+
 def test_limit_lowers_budget():
     """(e) A server that allows fewer connections than max_connections
     (Dovecot at 3, no NOTIFY): the logins refused with [LIMIT] lower the
@@ -431,4 +516,5 @@ if __name__ == "__main__":
                 test_notify_over_100, test_notify_after_rotation,
                 test_restart_catch_up, test_limit_lowers_budget,
                 test_notify_recreated, test_withdraw_notify,
-                test_withdraw_swept)
+                test_withdraw_swept, test_outage_checked,
+                test_missing_gives_way, test_missing_counted)

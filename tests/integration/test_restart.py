@@ -1162,6 +1162,49 @@ def test_account_renamed():
     finish(mw)
 
 
+def test_mailbox_added():
+    """Folders named in full, added to the configuration at a reload and
+    at a restart, with poll_interval = 3600: the mail already in them is
+    not announced (trial Q: an hour of a folder's unread mail was, as if
+    the folder had been created then); what came while mailwatch was
+    stopped is, and so is new mail."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    dc.create_mailboxes("alice", ["Old", "Later"])
+    dc.append("alice", "Old", mwtest.make_message("in Old before"))
+    dc.append("alice", "Later", mwtest.make_message("in Later before"))
+    # INTERNALDATE has whole seconds: the mail above is older than the
+    # state's times below.
+    time.sleep(1.1)
+
+    def cfg(boxes):
+        return {"general": {"notify": False, "poll_interval": 3600,
+                            "on_new_mail": "{hook}"},
+                "account a": dc.account("alice", mailboxes=boxes)}
+    mw = mwtest.Mailwatch(cfg(["INBOX"]))
+    if not ok(wait_idle(mw, 1), "INBOX watched"):
+        return
+    mw.reload(cfg(["INBOX", "Old"]))
+    ok(wait_idle(mw, 3), "Old watched after the reload", mw.log_tail(10))
+    s1, recs = sentinel(dc, mw, "alice", "Old", 0, "in Old after")
+    ok(hook_keys(recs) == [("Old", s1)],
+       "reload: only the added folder's new mail announced",
+       "hooks %s" % hook_keys(recs))
+    mw.stop()
+    time.sleep(1.1)
+    away = dc.append("alice", "Later",
+                     mwtest.make_message("in Later while stopped"))
+    mw.write_config(cfg(["INBOX", "Old", "Later"]))
+    restart(mw)
+    ok(wait_idle(mw, 3), "Later watched after the restart", mw.log_tail(10))
+    mw.wait_hooks(2, 15)
+    mw.settle(1)
+    ok(hook_keys(mw.hook_records()) == [("Old", s1), ("Later", away)],
+       "restart: the mail that came to the added folder while stopped "
+       "announced, not the older", "hooks %s" % hook_keys(mw.hook_records()))
+    finish(mw)
+
+
 if __name__ == "__main__":
     mwtest.main(test_first_start_restart,
                 test_state_files_kept_apart,
@@ -1181,4 +1224,5 @@ if __name__ == "__main__":
                 test_one_state_file_per_account,
                 test_state_write_is_durable,
                 test_name_reused,
-                test_account_renamed)
+                test_account_renamed,
+                test_mailbox_added)
