@@ -585,6 +585,47 @@ check_program(struct parser *p, enum key k, const char *prog)
 			 p->path, p->lineno, keys[k].name, prog, why);
 }
 
+/* Warns as check_program() of the program a shell line (password_command)
+ * starts with, when that is a plain word that is not one of the shell's
+ * own: a trial's unedited example ran "pass", not installed, and only the
+ * first login said so. */
+static void
+check_shell_program(struct parser *p, enum key k, const char *line)
+{
+	static const char *const own[] = {
+	    "exec",  "eval",  "command", "builtin", "cd",   "read",
+	    "set",   "export", "unset",  "ulimit",  "umask", "trap",
+	    "if",    "for",   "while",   "until",   "case", "echo",
+	    "printf", "test", "true",    "false",   "type", NULL};
+	size_t n;
+	char *word, *full;
+	const char *h;
+
+	while (is_space(*line))
+		line++;
+	n = strcspn(line, " \t");
+	if (!n || strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+			       "TUVWXYZ0123456789._+-/~") != n)
+		return;
+	word = xstrndup(line, n);
+	for (size_t i = 0; own[i]; i++)
+		if (!strcmp(word, own[i]))
+			goto out;
+	if (!strncmp(word, "~/", 2)) {
+		h = home_dir();
+		if (!h)
+			goto out;
+		full = xasprintf("%s%s", h, word + 1);
+		free(word);
+		word = full;
+	} else if (word[0] == '~') {
+		goto out;
+	}
+	check_program(p, k, word);
+out:
+	free(word);
+}
+
 /* A word of a command line that a shell would have taken for one of its
  * own: a pipe, a redirection, a list operator, a variable. A trial wrote
  * "cat /tmp/tok | head -n 1" as mutt would, and --check-config said OK. */
@@ -600,6 +641,10 @@ shell_word(const char *w)
 			return true;
 	if (w[0] == '>' || w[0] == '<' || !strncmp(w, "2>", 2) ||
 	    !strncmp(w, "1>", 2) || w[0] == '`' || (n && w[n - 1] == ';'))
+		return true;
+	/* "~/" is expanded in the program's name only (get_argv()): a
+	 * trial's "python3 ~/bin/hook.py" would not find its script. */
+	if (w[0] == '~')
 		return true;
 	/* $VAR, ${VAR} or $(...) anywhere: "New mail from $MAILWATCH_FROM"
 	 * in quotes is the likeliest of these. */
@@ -746,6 +791,13 @@ get_mailboxes(struct parser *p, struct section *sec, enum key k,
 				memcpy(name, "INBOX", 5);
 			for (size_t i = 0; i < *n; i++)
 				dup = dup || !strcmp((*list)[i], name);
+			if (end - s >= 2 && (*s == '"' || *s == '\'') &&
+			    end[-1] == *s)
+				log_warn(NULL,
+					 "%s:%u: %s: the quotes around %s are "
+					 "part of the name (names are taken as "
+					 "written, spaces too)",
+					 p->path, p->lineno, key, name);
 			if (dup) {
 				perr(p, p->lineno,
 				     "%s: duplicate mailbox '%s'", key, name);
@@ -777,6 +829,27 @@ get_host(struct parser *p, struct account *a, const char *v)
 	if (strlen(v) > 255) {
 		perr(p, p->lineno, "host: longer than 255 characters");
 		return;
+	}
+	/* A trial's "imaps://localhost" and "127.0.0.1:993" passed, then
+	 * failed to resolve at every try. An IPv6 address has two colons
+	 * or more. */
+	if (strstr(v, "://")) {
+		perr(p, p->lineno,
+		     "host: '%s' is a URL; give the server's name alone "
+		     "(and port = and tls = for the rest)",
+		     v);
+		return;
+	}
+	{
+		const char *colon = strchr(v, ':');
+
+		if (colon && !strchr(colon + 1, ':')) {
+			perr(p, p->lineno,
+			     "host: '%s' holds a port; write the port as "
+			     "port = %s",
+			     v, colon + 1);
+			return;
+		}
 	}
 	a->host = xstrdup(v);
 }
@@ -934,6 +1007,7 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 		break;
 	case K_PASSWORD_COMMAND:
 		s->a.password_command = xstrdup(v);
+		check_shell_program(p, k, v);
 		break;
 	case K_OAUTH2_TOKEN_COMMAND:
 		get_argv(p, k, v, &s->a.oauth2_token_command);

@@ -2114,9 +2114,10 @@ session_timeout(struct session *s, uint64_t now)
 		fail(s, SESSION_FAIL_TIMEOUT,
 		     "no greeting from the server in %u s%s",
 		     s->o.command_timeout,
-		     s->o.starttls ? " (is the port one of implicit TLS? then "
-				     "tls = implicit)"
-				   : "");
+		     s->o.starttls || s->o.plaintext
+			 ? " (is the port one of implicit TLS? then "
+			   "tls = implicit)"
+			 : "");
 	} else if (s->state == S_IDLE) {
 		/* Under NOTIFY a FETCH an EXISTS announced did not come:
 		 * fetch; else renew the IDLE when it is time. */

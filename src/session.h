@@ -78,6 +78,7 @@ struct session_opts {
 	 * one is created, renamed or deleted come to listed(). */
 	bool mailbox_names;
 	bool starttls;              /* upgrade with STARTTLS before login */
+	bool plaintext;             /* tls = none: no TLS at all */
 	unsigned idle_timeout;      /* seconds before IDLE is re-issued */
 	unsigned poll_interval;     /* seconds between NOOPs without IDLE */
 	unsigned command_timeout;   /* seconds a command may take */

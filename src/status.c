@@ -13,6 +13,8 @@
 #include "util.h"
 
 #define DEFAULT_TEMPLATE "{unseen}"
+/* How long a read of the daemon's properties may take. */
+#define STATUS_CALL_TIMEOUT_USEC (5 * UINT64_C(1000000))
 
 struct st_box {
 	char *account, *mailbox, *from, *subject;
@@ -598,6 +600,10 @@ status_main(int argc, char **argv)
 		free(out);
 		return STATUS_NOT_RUNNING;
 	}
+	/* A daemon that does not answer (stopped with SIGSTOP, stuck) is
+	 * told in seconds, not sd-bus's 25: a status bar waits for this
+	 * (trial Q). */
+	(void)sd_bus_set_method_call_timeout(bus, STATUS_CALL_TIMEOUT_USEC);
 	/* Before the first read, so that no change falls in between. */
 	if (follow) {
 		r = sd_bus_match_signal(bus, NULL, NULL, SERVICE_PATH,
@@ -624,6 +630,17 @@ status_main(int argc, char **argv)
 
 			dirty = false;
 			r = fetch(bus, &snap, &err);
+			if (r == -ETIMEDOUT) {
+				fprintf(stderr,
+					"mailwatch status: mailwatch did not "
+					"answer within %d s (stopped, or "
+					"stuck?)\n",
+					(int)(STATUS_CALL_TIMEOUT_USEC /
+					      1000000));
+				sd_bus_error_free(&err);
+				status = 1;
+				break;
+			}
 			if (r < 0 && r != -ESRCH) {
 				fprintf(stderr, "mailwatch status: %s\n",
 					err.message ? err.message

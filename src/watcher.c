@@ -737,6 +737,7 @@ start_connection(struct watcher *w)
 		.n_others = w->n_others,
 		.mailbox_names = w->mailbox_names,
 		.starttls = w->a->tls == TLS_STARTTLS,
+		.plaintext = w->a->tls == TLS_NONE,
 		.idle_timeout = w->a->d.idle_timeout,
 		.poll_interval = w->a->d.poll_interval,
 		.command_timeout = COMMAND_TIMEOUT,

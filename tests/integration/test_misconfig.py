@@ -165,6 +165,52 @@ def test_check_config_counts():
        "one name, no pattern said (%s)" % out.strip())
 
 
+def test_new_user_mistakes():
+    """Mistakes a trial made that --check-config used to pass: a host
+    with its port or as a URL (errors, with the fix), quotes around a
+    mailbox name, "~" in a hook's argument, a password program that is
+    not installed (warnings, at their lines); and a stray argument."""
+    if not mwtest.Mailwatch.available():
+        raise mwtest.Skip("build/asan/mailwatch is not built")
+    mw = mwtest.Mailwatch(start=False)
+    f = re.escape(mw.config_file)
+    rc, out = check_config(mw, "[account a]\n"                     # 1
+                           "host = 127.0.0.1:993\n"                # 2
+                           "username = alice\n"                    # 3
+                           "password = x\n"                        # 4
+                           "[account b]\n"                         # 5
+                           "host = imaps://mail.example.org\n"     # 6
+                           "username = alice\n"                    # 7
+                           "password = x\n")                       # 8
+    ok(rc == 78, "bad hosts: exit status 78 (%d)" % rc, out)
+    ok(re.search(r"%s:2: host: '127\.0\.0\.1:993' holds a port; write "
+                 r"the port as port = 993" % f, out),
+       "host with a port: an error that says port =", out)
+    ok(re.search(r"%s:6: host: 'imaps://mail\.example\.org' is a URL" % f,
+                 out), "host as a URL: an error", out)
+    rc, out = check_config(mw, "[account a]\n"                     # 1
+                           "host = ::1\n"                          # 2
+                           "username = alice\n"                    # 3
+                           "password_command = nosuch-pass-tool "
+                           "show mail\n"                          # 4
+                           "mailboxes = INBOX, \"Work Stuff\"\n"     # 5
+                           "on_new_mail = echo ~/x\n")             # 6
+    ok(rc == 0, "warnings only: exit status 0 (%d)" % rc, out)
+    for line, rx in ((4, r"password_command: nosuch-pass-tool: not found "
+                         r"in PATH"),
+                     (5, r"mailboxes: the quotes around \"Work Stuff\" are "
+                         r"part of the name"),
+                     (6, r"on_new_mail: ~/x is passed on as it is")):
+        ok(re.search(r"%s:%d: .*%s" % (f, line, rx), out),
+           "line %d warned of: %s" % (line, rx), out)
+    ok("host" not in out, "an IPv6 address is a host", out)
+    r = subprocess.run(mw.argv() + ["foo"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, env=mw.env(),
+                       timeout=mwtest._t(20))
+    ok(r.returncode == 2 and "unexpected argument 'foo'" in r.stderr,
+       "a stray argument is named", r.stderr)
+
+
 def test_mailboxes_on_several_lines():
     """A mailboxes list longer than a line may be (the old limit was 199
     bytes) written one name per indented line: every mailbox is
@@ -200,4 +246,5 @@ if __name__ == "__main__":
                 test_starttls_on_implicit_port,
                 test_bad_lines_named,
                 test_check_config_counts,
+                test_new_user_mistakes,
                 test_mailboxes_on_several_lines)

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -340,6 +341,31 @@ def test_nothing_known():
     finish(mw)
 
 
+def test_stopped_daemon():
+    """mailwatch stopped (SIGSTOP, as a frozen process): status says it
+    does not answer, within seconds; it used to wait sd-bus's 25 s and
+    say "Connection timed out" (trial Q), while a status bar waited."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    bus = mwtest.SessionBus()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False},
+        "account a": dc.account("alice"),
+    }, bus=bus)
+    ok(mwtest.wait_until(lambda: status(mw, bus)[0] == 0, 10),
+       "status answers")
+    mw.signal(signal.SIGSTOP)
+    try:
+        r = subprocess.run([mw.bin, "status"], env=bus.env(),
+                           capture_output=True, text=True, timeout=30 * T)
+        ok(r.returncode == 1 and "mailwatch did not answer within 5 s "
+           "(stopped, or stuck?)" in r.stderr,
+           "status: exit 1, mailwatch did not answer", r.stderr)
+    finally:
+        mw.signal(signal.SIGCONT)
+    finish(mw)
+
+
 def test_outage_line():
     """The server gone, with NOTIFY (a connection to fetch beside the
     first mailbox's): the account's line says the first mailbox is
@@ -530,4 +556,4 @@ def test_newest():
 
 
 mwtest.main(test_counts, test_newest, test_second_instance, test_nothing_known,
-            test_outage_line, test_no_bus, test_markup)
+            test_stopped_daemon, test_outage_line, test_no_bus, test_markup)

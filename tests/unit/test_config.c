@@ -1471,7 +1471,7 @@ test_programs(void)
 	free(text);
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "programs: loads all the same");
-	is_int(count_lines(out), 4, "programs: four warnings");
+	is_int(count_lines(out), 5, "programs: five warnings");
 	want = xasprintf("%s:2: on_new_mail: %s/missing: No such file or "
 			 "directory; it cannot run as things are\n",
 			 path, dir);
@@ -1490,6 +1490,11 @@ test_programs(void)
 			 "PATH",
 			 path);
 	ok(strstr(out, want) != NULL, "programs: a name not in PATH");
+	free(want);
+	/* A shell line's first word (trial R: "pass" was not installed). */
+	want = xasprintf("%s:8: password_command: x: not found in PATH",
+			 path);
+	ok(strstr(out, want) != NULL, "programs: password_command's too");
 	free(want);
 	ok(!strstr(out, "hook.sh"), "programs: none for one found in PATH or "
 				    "by its path");
@@ -1594,6 +1599,21 @@ main(void)
 		return 1;
 	}
 	cap_path = xasprintf("%s/stderr", dir);
+	/* The password programs the tests name, in PATH (test_programs()
+	 * looks for one that is not). */
+	{
+		char *bin = xasprintf("%s/bin", dir), *path;
+		const char *old = getenv("PATH");
+
+		mkdir(bin, 0700);
+		write_file("bin/x", 0755, "#!/bin/sh\necho x\n");
+		write_file("bin/p", 0755, "#!/bin/sh\necho p\n");
+		write_file("bin/pass", 0755, "#!/bin/sh\necho pass\n");
+		path = xasprintf("%s%s%s", bin, old ? ":" : "", old ? old : "");
+		setenv("PATH", path, 1);
+		free(path);
+		free(bin);
+	}
 
 	test_full();
 	test_defaults();

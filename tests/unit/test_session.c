@@ -836,7 +836,28 @@ test_no_greeting(void)
 	is_int(session_deadline(s, &acc), 32 * SEC, "greeting deadline");
 	session_timeout(s, 32 * SEC);
 	ok(r.failed && r.why == SESSION_FAIL_TIMEOUT, "no greeting: timeout");
+	ok(!strstr(r.events, "implicit TLS"),
+	   "implicit TLS: no hint of it (%s)", r.events);
 	session_free(&s);
+
+	/* Without TLS (or before STARTTLS), a port of implicit TLS is the
+	 * likeliest cause: its server waits for the handshake (trial R saw
+	 * the hint with tls = starttls only). */
+	for (int plain = 0; plain < 2; plain++) {
+		struct session_opts o = opts;
+
+		o.starttls = !plain;
+		o.plaintext = plain;
+		r = (struct rec){0};
+		s = session_new(&o, &cb, &r);
+		session_connected(s, 2 * SEC);
+		session_timeout(s, 32 * SEC);
+		ok(r.failed && strstr(r.events, "(is the port one of implicit "
+						"TLS? then tls = implicit)"),
+		   "tls = %s: the hint (%s)", plain ? "none" : "starttls",
+		   r.events);
+		session_free(&s);
+	}
 
 	/* A greeting in time clears the deadline. */
 	memset(&r, 0, sizeof(r));
