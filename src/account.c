@@ -49,6 +49,9 @@ struct box {
 	struct box *fetch_next; /* in the fetch queue, while fetch */
 	bool watched;      /* a STATUS came for it (or w is idle) */
 	bool failed;       /* the server refused it (logged once) */
+	/* STATUS answered for it after it failed on a connection of its
+	 * own, which it was given again: not again until that holds. */
+	bool regained;
 	bool asked;        /* its STATUS asked of the LIST under way */
 	bool plain;        /* named in mailboxes, not (only) by a pattern */
 	bool kept;         /* apply_list(): listed again */
@@ -198,11 +201,14 @@ changed(void *ud)
 	struct account_run *ar = ud;
 
 	check_followers(ar);
-	/* Its place may go to another (assign()), out of the watcher's
-	 * callback. */
+	/* A mailbox of its own connection that is not there: its place
+	 * may go to another (assign()), out of the watcher's callback. One
+	 * there again (created: tried every MAILBOX_RETRY) keeps it. */
 	for (size_t i = 1; i < ar->n; i++) {
 		struct box *b = ar->box[i];
 
+		if (b->w && watcher_connected(b->w))
+			b->failed = b->regained = false;
 		if (b->w && !b->failed && watcher_missing(b->w)) {
 			b->failed = true;
 			if (ar->n_checked)
@@ -816,9 +822,13 @@ w_status(void *ud, struct watcher *w, const char *name,
 	if (b->w)
 		return;
 	unseen = mailbox_unseen(b->mb);
-	/* There now: a connection of its own again at the next assign(),
-	 * not at once (one that STATUS answers and EXAMINE does not would
-	 * go round). */
+	/* There now (created): a connection of its own again, if its
+	 * place in the list has one; once, until that holds (one that
+	 * STATUS answers and EXAMINE does not would go round). */
+	if (b->failed && !b->regained) {
+		b->regained = true;
+		sd_event_source_set_enabled(ar->reassign, SD_EVENT_ONESHOT);
+	}
 	b->failed = false;
 	/* Before NOTIFY's reply, w_notify() says how it is watched. */
 	if (ar->mode != M_STARTING)

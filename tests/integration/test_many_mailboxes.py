@@ -291,6 +291,33 @@ def test_missing_gives_way():
     dc.stop()
 
 
+def test_missing_created():
+    """(b) A misspelt mailbox created on the server later: found at the
+    next check, and given back its connection (its place in the list
+    comes before the folder that then gives way), once."""
+    need_binaries()
+    dc = server(notify=False)
+    # 4 mailboxes for 2 connections beside INBOX's and the checking one.
+    mw = start(dc, mailboxes=["INBOX", "Typo1"] + FOLDERS[:3],
+               max_connections=4, poll_interval=POLL)
+    ok(mw.wait_log(r"a/%s: watching \(IDLE\)" % re.escape(FOLDERS[1]),
+                   15), "created: the folder after it pushed meanwhile",
+       mw.log_tail(10))
+    dc.create_mailbox("alice", "Typo1")
+    ok(mw.wait_log(r"a/Typo1: watching \(IDLE\)", CHECKED),
+       "created: pushed once the check found it", mw.log_tail(10))
+    want = append_each(dc, ["Typo1"], "created")
+    recs = mw.wait_hooks(1, PUSH)
+    ok(keys(recs) == want, "created: its mail announced within %d s" % PUSH,
+       "got %s" % keys(recs))
+    n = dc.connections("alice")
+    ok(n <= 4, "created: at most 4 connections (%d)" % n)
+    tries = len(re.findall(r"a/Typo1: C: \S+ EXAMINE", mw.log()))
+    ok(tries <= 3, "created: no EXAMINE loop (%d)" % tries)
+    finish(mw)
+    dc.stop()
+
+
 def test_missing_counted():
     """(a) NOTIFY and a misspelt name: the status line counts the
     mailboxes watched and the connections open, and names the one that
@@ -517,4 +544,5 @@ if __name__ == "__main__":
                 test_restart_catch_up, test_limit_lowers_budget,
                 test_notify_recreated, test_withdraw_notify,
                 test_withdraw_swept, test_outage_checked,
-                test_missing_gives_way, test_missing_counted)
+                test_missing_gives_way, test_missing_created,
+                test_missing_counted)
