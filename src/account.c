@@ -653,9 +653,21 @@ on_shrink(sd_event_source *src, void *ud)
 	struct account_run *ar = ud;
 
 	(void)src;
+	size_t need;
+
 	if (ar->stopping || ar->budget <= BUDGET_MIN || ar->mode == M_STARTING)
 		return 0;
-	ar->budget--;
+	/* The connections the mailboxes are given now: a budget above that
+	 * says nothing of the server's limit, which is below it (with
+	 * NOTIFY 2 watch them all, and a trial read "using at most 4",
+	 * "3", then "2" at three refusals). */
+	need = 1 + ar->n_own +
+	       (ar->mode == M_NOTIFY || ar->dynamic || ar->n_checked);
+	if (ar->budget > need)
+		ar->budget = need - 1 > BUDGET_MIN ? (unsigned)need - 1
+						   : BUDGET_MIN;
+	else
+		ar->budget--;
 	/* Not probing any more before assign(), whose changes would take
 	 * the try for one that held (changed()). */
 	ar->try_refused = ar->probing;

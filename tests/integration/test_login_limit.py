@@ -80,6 +80,36 @@ def test_budget_lowered():
     for c in held:
         c.logout()
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+def test_notify_one_left():
+    """With NOTIFY (2 connections watch everything) and 9 of the 10
+    connections held: the second login (to fetch new mail in a folder)
+    meets [LIMIT], and the budget goes
+    straight to the 2 NOTIFY needs; trial Q read "using at most 4", "3",
+    then "2" at three refusals, of connections never used."""
+    dc = mwtest.Dovecot(conn_limit=None)
+    dc.create_mailboxes("alice", ["F1"])
+    held = [dc.client("alice") for _ in range(9)]
+    acct = dc.account("alice", mailboxes=["INBOX", "F1"])
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False},
+        "account a": acct,
+    })
+    ok(mw.wait_log(r"a/F1: watching \(NOTIFY\)", 20), "F1 followed",
+       mw.log_tail(10))
+    # New mail in F1: the connection to fetch it is refused.
+    held[0].append_many("F1", [mwtest.make_message("in F1")])
+    ok(mw.wait_log(r"a: the server limits connections: using at most 2",
+                   20), "the budget lowered to 2 at once",
+       "\n".join(re.findall(r".*(?:limits connections|\[LIMIT\]).*",
+                             mw.log())))
+    mwtest.quiet(2)
+    lines = re.findall(r".*using at most.*", mw.log())
+    ok(len(lines) == 1, "said once (%d)" % len(lines), "\n".join(lines))
+    for c in held:
+        c.logout()
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
 def test_limit_logged_once():
     """At the default log level, a login refused with [LIMIT] at each
     retry is logged once, not at every retry (a trial's checking
@@ -197,5 +227,6 @@ def test_budget_regrows():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
-mwtest.main(main, test_budget_lowered, test_limit_logged_once,
+mwtest.main(main, test_budget_lowered, test_notify_one_left,
+            test_limit_logged_once,
             test_budget_regrows)
