@@ -199,23 +199,26 @@ static void
 changed(void *ud)
 {
 	struct account_run *ar = ud;
+	bool missing = false, short_of = false;
 
 	check_followers(ar);
 	/* A mailbox of its own connection that is not there: its place
-	 * may go to another (assign()), out of the watcher's callback. One
-	 * there again (created: tried every MAILBOX_RETRY) keeps it. */
+	 * goes to one checked now (assign()), out of the watcher's
+	 * callback. One there again (created: tried every MAILBOX_RETRY)
+	 * keeps it. */
 	for (size_t i = 1; i < ar->n; i++) {
 		struct box *b = ar->box[i];
 
 		if (b->w && watcher_connected(b->w))
 			b->failed = b->regained = false;
-		if (b->w && !b->failed && watcher_missing(b->w)) {
+		if (b->w && watcher_missing(b->w)) {
 			b->failed = true;
-			if (ar->n_checked)
-				sd_event_source_set_enabled(ar->reassign,
-							    SD_EVENT_ONESHOT);
+			missing = true;
 		}
+		short_of = short_of || (b->swept && !b->failed);
 	}
+	if (missing && short_of)
+		sd_event_source_set_enabled(ar->reassign, SD_EVENT_ONESHOT);
 	/* on_grow() goes on from there, out of the watcher's callback. */
 	if (ar->probing && own_all_up(ar)) {
 		sd_event_source_set_time_relative(ar->grow, 0);
@@ -1388,12 +1391,28 @@ account_run_new(const struct account_env *env, const struct account *a,
 						       : NULL,
 				    store_dirtied, ar);
 	ar->copies = copies_new();
+	/* At a reload, the run before watched until now (trial S: a folder
+	 * added then announced mail from the second before). */
 	ar->stopped_since = state_store_written(ar->store);
+	if (state_freed_at(a->name) > ar->stopped_since)
+		ar->stopped_since = state_freed_at(a->name);
 	/* With patterns, the mailboxes come from the first LIST. */
 	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
 	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));
 	for (size_t i = 0; i < ar->n; i++)
 		ar->box[i] = new_box(ar, a->mailboxes[i]);
+	/* INBOX first, as after a LIST: the first mailbox's connection
+	 * is the one that pushes with NOTIFY, and a trial's misspelt first
+	 * name left the whole account unwatched. */
+	for (size_t i = 1; i < ar->n; i++) {
+		struct box *inbox = ar->box[i];
+
+		if (strcmp(mailbox_name(inbox->mb), "INBOX"))
+			continue;
+		memmove(ar->box + 1, ar->box, i * sizeof(*ar->box));
+		ar->box[0] = inbox;
+		break;
+	}
 	index_boxes(ar);
 	set_others(ar);
 	if (r >= 0)

@@ -596,7 +596,7 @@ check_shell_program(struct parser *p, enum key k, const char *line)
 	    "exec",  "eval",  "command", "builtin", "cd",   "read",
 	    "set",   "export", "unset",  "ulimit",  "umask", "trap",
 	    "if",    "for",   "while",   "until",   "case", "echo",
-	    "printf", "test", "true",    "false",   "type", NULL};
+	    "printf", "test", "true",    "false",   "type", ".",   NULL};
 	size_t n;
 	char *word, *full;
 	const char *h;
@@ -818,6 +818,8 @@ get_mailboxes(struct parser *p, struct section *sec, enum key k,
 static void
 get_host(struct parser *p, struct account *a, const char *v)
 {
+	const char *colon = strchr(v, ':');
+
 	for (const char *c = v; *c; c++) {
 		if (is_space(*c) || (unsigned char)*c < 0x20 || *c == 0x7f) {
 			perr(p, p->lineno,
@@ -840,16 +842,19 @@ get_host(struct parser *p, struct account *a, const char *v)
 		     v);
 		return;
 	}
-	{
-		const char *colon = strchr(v, ':');
-
-		if (colon && !strchr(colon + 1, ':')) {
-			perr(p, p->lineno,
-			     "host: '%s' holds a port; write the port as "
-			     "port = %s",
-			     v, colon + 1);
-			return;
-		}
+	if (colon && !strchr(colon + 1, ':')) {
+		perr(p, p->lineno,
+		     "host: '%s' holds a port; write the port as port = %s", v,
+		     colon + 1);
+		return;
+	}
+	/* "[::1]:993", "mail.example.org/": no name or address. */
+	if (strchr(v, '/') || strchr(v, '[') || strchr(v, ']')) {
+		perr(p, p->lineno,
+		     "host: '%s' is not a host name or address (an IPv6 "
+		     "address goes without brackets, a port as port =)",
+		     v);
+		return;
 	}
 	a->host = xstrdup(v);
 }

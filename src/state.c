@@ -559,6 +559,40 @@ struct stashed {
 };
 static struct stashed *stash;
 
+/* When a store of an account was last freed in this process
+ * (state_freed_at()). */
+struct freed {
+	char *account;
+	int64_t at; /* wall-clock seconds */
+	struct freed *next;
+};
+static struct freed *freed;
+
+int64_t
+state_freed_at(const char *account)
+{
+	for (struct freed *f = freed; f; f = f->next)
+		if (!strcmp(f->account, account))
+			return f->at;
+	return 0;
+}
+
+static void
+note_freed(const char *account)
+{
+	struct freed *f;
+
+	for (f = freed; f && strcmp(f->account, account); f = f->next)
+		;
+	if (!f) {
+		f = xcalloc(1, sizeof(*f));
+		f->account = xstrdup(account);
+		f->next = freed;
+		freed = f;
+	}
+	f->at = (int64_t)time(NULL);
+}
+
 /* The index of mailbox in s->v, or where it would go; *found_r says
  * which. */
 static size_t
@@ -1046,6 +1080,7 @@ state_store_free(struct state_store **sp)
 	free(s->adopted_from);
 	if (s->adopted_lock >= 0)
 		close(s->adopted_lock);
+	note_freed(s->account);
 	free(s->account);
 	free(s->host);
 	free(s->user);

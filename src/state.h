@@ -122,6 +122,10 @@ int state_store_get(struct state_store *s, const char *mailbox,
  * of this version, another account's): mailwatch watched the account
  * until about then. */
 int64_t state_store_written(const struct state_store *s);
+/* When a store of account was last freed in this process (wall-clock
+ * seconds; 0: never): a reload restarts an account, which was watched
+ * until then, later than its file says when nothing changed before. */
+int64_t state_freed_at(const char *account);
 /* The only mailbox whose state has UIDVALIDITY uidvalidity, with its
  * state in *st as state_store_get() gives it; NULL when none has it, or
  * more than one (a server whose mailboxes share one UIDVALIDITY).

@@ -541,7 +541,7 @@ status_main(int argc, char **argv)
 	};
 	const char *template = NULL, *bad;
 	enum output how = O_TEXT;
-	bool follow = false, dirty = true, pango = false;
+	bool follow = false, dirty = true, pango = false, stuck = false;
 	struct snapshot snap = {0};
 	sd_bus *bus = NULL;
 	char *last = NULL;
@@ -631,16 +631,26 @@ status_main(int argc, char **argv)
 			dirty = false;
 			r = fetch(bus, &snap, &err);
 			if (r == -ETIMEDOUT) {
-				fprintf(stderr,
-					"mailwatch status: mailwatch did not "
-					"answer within %d s (stopped, or "
-					"stuck?)\n",
-					(int)(STATUS_CALL_TIMEOUT_USEC /
-					      1000000));
+				if (!stuck)
+					fprintf(stderr,
+						"mailwatch status: mailwatch "
+						"did not answer within %d s "
+						"(stopped, or stuck?)\n",
+						(int)(STATUS_CALL_TIMEOUT_USEC /
+						      1000000));
 				sd_bus_error_free(&err);
-				status = 1;
-				break;
+				if (!follow) {
+					status = 1;
+					break;
+				}
+				/* Asked again (each try waits as long)
+				 * until it answers; what was printed
+				 * stands meanwhile (trial S: a status
+				 * bar's module ended). */
+				stuck = dirty = true;
+				continue;
 			}
+			stuck = false;
 			if (r < 0 && r != -ESRCH) {
 				fprintf(stderr, "mailwatch status: %s\n",
 					err.message ? err.message

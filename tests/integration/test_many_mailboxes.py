@@ -291,6 +291,45 @@ def test_missing_gives_way():
     dc.stop()
 
 
+def test_missing_in_a_row():
+    """(b) max_connections = 3: one connection beside INBOX's and the
+    checking one. A misspelt name before INBOX and two misspelt names in
+    a row: INBOX is still first, and the connection goes on to the first
+    real folder (trial S: it went from the first misspelt name to the
+    second, then to none)."""
+    need_binaries()
+    dc = server(notify=False)
+    mw = start(dc, mailboxes=["Typo1", "INBOX", "Typo2", "Typo3"] +
+               FOLDERS[:3], max_connections=3, poll_interval=3600)
+    for name in ("INBOX", FOLDERS[0]):
+        ok(mw.wait_log(r"%s: watching \(IDLE\)" %
+                       re.escape("%s/%s" % (ACCOUNT, name)), 20),
+           "in a row: %s pushed" % name, mw.log_tail(15))
+    want = append_each(dc, ["INBOX", FOLDERS[0]], "pushed")
+    recs = mw.wait_hooks(2, PUSH)
+    ok(keys(recs) == want, "in a row: their mail announced within %d s"
+       % PUSH, "got %s" % keys(recs))
+    finish(mw)
+    dc.stop()
+
+
+def test_missing_first_notify():
+    """(a) NOTIFY, a misspelt name before INBOX: INBOX's connection is
+    the one that pushes with NOTIFY (trial S: the misspelt name's was,
+    and nothing of the account was watched)."""
+    need_binaries()
+    dc = server(notify=True)
+    mw = start(dc, mailboxes=["Typo1", "INBOX", FOLDERS[0]])
+    ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 20), "first: INBOX pushed",
+       mw.log_tail(10))
+    want = append_each(dc, ["INBOX", FOLDERS[0]], "pushed")
+    recs = mw.wait_hooks(2, PUSH)
+    ok(keys(recs) == want, "first: INBOX's and the folder's mail announced "
+       "within %d s" % PUSH, "got %s" % keys(recs))
+    finish(mw)
+    dc.stop()
+
+
 def test_missing_created():
     """(b) A misspelt mailbox created on the server later: found at the
     next check, and given back its connection (its place in the list
@@ -544,5 +583,6 @@ if __name__ == "__main__":
                 test_restart_catch_up, test_limit_lowers_budget,
                 test_notify_recreated, test_withdraw_notify,
                 test_withdraw_swept, test_outage_checked,
-                test_missing_gives_way, test_missing_created,
+                test_missing_gives_way, test_missing_in_a_row,
+                test_missing_first_notify, test_missing_created,
                 test_missing_counted)

@@ -188,22 +188,40 @@ def test_new_user_mistakes():
        "host with a port: an error that says port =", out)
     ok(re.search(r"%s:6: host: 'imaps://mail\.example\.org' is a URL" % f,
                  out), "host as a URL: an error", out)
+    rc, out = check_config(mw, "[account a]\nhost = [::1]:993\n"
+                           "username = alice\npassword = x\n")
+    ok(rc == 78 and re.search(r"%s:2: host: '\[::1\]:993' is not a host "
+                              r"name or address" % f, out),
+       "host as [::1]:993: an error", out)
     rc, out = check_config(mw, "[account a]\n"                     # 1
                            "host = ::1\n"                          # 2
                            "username = alice\n"                    # 3
                            "password_command = nosuch-pass-tool "
                            "show mail\n"                          # 4
-                           "mailboxes = INBOX, \"Work Stuff\"\n"     # 5
-                           "on_new_mail = echo ~/x\n")             # 6
+                           "[account b]\n"                         # 5
+                           "host = fe80::1%eth0\n"                 # 6
+                           "username = alice\n"                    # 7
+                           "password_command = . ~/.pw && echo x\n"  # 8
+                           "[account c]\n"                         # 9
+                           "host = 127.0.0.1\n"                    # 10
+                           "username = alice\n"                    # 11
+                           "password_command = echo x\n"           # 12
+                           "mailboxes = INBOX, \"Work Stuff\"\n"     # 13
+                           "on_new_mail = echo ~/x\n")             # 14
     ok(rc == 0, "warnings only: exit status 0 (%d)" % rc, out)
     for line, rx in ((4, r"password_command: nosuch-pass-tool: not found "
                          r"in PATH"),
-                     (5, r"mailboxes: the quotes around \"Work Stuff\" are "
-                         r"part of the name"),
-                     (6, r"on_new_mail: ~/x is passed on as it is")):
+                     (13, r"mailboxes: the quotes around \"Work Stuff\" are "
+                          r"part of the name"),
+                     (14, r"on_new_mail: ~/x is passed on as it is")):
         ok(re.search(r"%s:%d: .*%s" % (f, line, rx), out),
            "line %d warned of: %s" % (line, rx), out)
-    ok("host" not in out, "an IPv6 address is a host", out)
+    ok("host" not in out and ":8:" not in out,
+       "IPv6 addresses are hosts; '.' is the shell's own", out)
+    warnings = [ln for ln in out.splitlines()
+                if ln.startswith("mailwatch: %s:" % mw.config_file)]
+    ok(len(warnings) == 3, "three warnings, no more (%d)" % len(warnings),
+       out)
     r = subprocess.run(mw.argv() + ["foo"], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, env=mw.env(),
                        timeout=mwtest._t(20))

@@ -354,15 +354,28 @@ def test_stopped_daemon():
     }, bus=bus)
     ok(mwtest.wait_until(lambda: status(mw, bus)[0] == 0, 10),
        "status answers")
+    dc.append("alice", "INBOX", mwtest.make_message("before the stop"))
+    ok(mwtest.wait_until(lambda: status(mw, bus)[1].startswith("1 "), 10),
+       "status counts it")
     mw.signal(signal.SIGSTOP)
+    f = None
     try:
         r = subprocess.run([mw.bin, "status"], env=bus.env(),
                            capture_output=True, text=True, timeout=30 * T)
         ok(r.returncode == 1 and "mailwatch did not answer within 5 s "
            "(stopped, or stuck?)" in r.stderr,
            "status: exit 1, mailwatch did not answer", r.stderr)
+        # --follow asks in vain and waits on (trial S: it ended, and a
+        # status bar's module with it).
+        f = Follow(mw, bus)
+        time.sleep(7)
+        ok(f.proc.poll() is None, "--follow goes on meanwhile")
     finally:
         mw.signal(signal.SIGCONT)
+    ok(f and f.wait(lambda line: line["unseen"] == 1, 20),
+       "--follow: the count once mailwatch answers again")
+    if f:
+        f.stop()
     finish(mw)
 
 

@@ -1034,6 +1034,10 @@ test_renamed(void)
 	state_store_write(s);
 	state_store_free(&s);
 
+	ok(state_freed_at("renamed") >= before &&
+	       state_freed_at("renamed") <= time(NULL) &&
+	       !state_freed_at("never-opened"),
+	   "freed: when a store of the account was freed in this process");
 	s = open_store("renamed");
 	ok(state_store_written(s) >= before &&
 	       state_store_written(s) <= time(NULL),
