@@ -867,28 +867,24 @@ out:
 	return name;
 }
 
-/* s's account file is not there: a new account, or one renamed in the
- * configuration. The state of the latter is in the file of its old
- * name, for the same host and user, a name no longer configured (two
- * accounts may share a server and user) nor locked by another process:
- * that file, the one written last if there are several, is taken over,
- * so that a rename neither loses the mail that came while mailwatch was
- * stopped nor announces again what was. The old file is removed once
- * this one is written (state_store_write()). */
-static void
-adopt(struct state_store *s)
+/* The newest file adopt() may take that is not among tried[0..n_tried)
+ * (its account's name in *name_r, its path in *path_r; caller frees),
+ * or false. */
+static bool
+adoptable(struct state_store *s, char *const *tried, size_t n_tried,
+	  char **name_r, char **path_r)
 {
-	DIR *d = s->in_use ? opendir(s->dir) : NULL;
+	DIR *d = opendir(s->dir);
 	struct dirent *e;
 	char *best = NULL, *best_path = NULL, *text;
 	time_t best_time = 0;
 	struct stat sb;
 	size_t n;
-	pid_t holder;
-	int fd, lock;
+	int fd;
 
 	while (d && (e = readdir(d))) {
 		char *path, *name = NULL;
+		bool skip = false;
 
 		if (e->d_name[0] != '@' || strchr(e->d_name + 1, '@'))
 			continue;
@@ -901,7 +897,9 @@ adopt(struct state_store *s)
 		}
 		if (fd >= 0)
 			close(fd);
-		if (name && strcmp(name, s->account) &&
+		for (size_t i = 0; name && i < n_tried; i++)
+			skip = skip || !strcmp(tried[i], name);
+		if (name && !skip && strcmp(name, s->account) &&
 		    !s->in_use(s->ud, name) &&
 		    (!best || sb.st_mtime > best_time)) {
 			free(best);
@@ -916,36 +914,73 @@ adopt(struct state_store *s)
 	}
 	if (d)
 		closedir(d);
-	if (!best)
-		return;
-	lock = state_lock_account(best, &holder);
-	fd = lock < 0 ? -1 : open(best_path, O_RDONLY | O_CLOEXEC);
+	*name_r = best;
+	*path_r = best_path;
+	return best != NULL;
+}
+
+/* Takes over the state of account name in path when its lock is free:
+ * true when it did. */
+static bool
+take_over(struct state_store *s, char *name, char *path)
+{
+	struct stat sb;
+	char *text;
+	size_t n;
+	pid_t holder;
+	bool corrupt, taken = false;
+	int lock = state_lock_account(name, &holder);
+	int fd = lock < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+
 	if (fd >= 0 && fstat(fd, &sb) == 0 &&
 	    read_upto(fd, STATE_FILE_MAX, &text, &n) == 0) {
-		bool corrupt;
-
-		if (parse(s, best_path, best, text, n, &corrupt)) {
-			log_info(&s->log,
-				 "state: taking over %s, the state of account "
-				 "%s, for the same host and user and no longer "
-				 "configured (renamed?)",
-				 best_path, best);
-			s->written = sb.st_mtime;
-			s->adopted_path = best_path;
-			s->adopted_from = best;
-			s->adopted_lock = lock;
-			best_path = best = NULL;
-			lock = -1;
-			set_dirty(s);
-		}
+		taken = parse(s, path, name, text, n, &corrupt);
 		free(text);
 	}
 	if (fd >= 0)
 		close(fd);
-	if (lock >= 0)
-		close(lock);
-	free(best);
-	free(best_path);
+	if (!taken) {
+		if (lock >= 0)
+			close(lock);
+		return false;
+	}
+	log_info(&s->log,
+		 "state: taking over %s, the state of account %s, for the "
+		 "same host and user and no longer configured (renamed?)",
+		 path, name);
+	s->written = sb.st_mtime;
+	s->adopted_path = path;
+	s->adopted_from = name;
+	s->adopted_lock = lock;
+	set_dirty(s);
+	return true;
+}
+
+/* s's account file is not there: a new account, or one renamed in the
+ * configuration. The state of the latter is in the file of its old
+ * name, for the same host and user, a name no longer configured (two
+ * accounts may share a server and user) nor locked by another process:
+ * that file, the one written last if there are several, is taken over,
+ * so that a rename neither loses the mail that came while mailwatch was
+ * stopped nor announces again what was. One whose lock is held (another
+ * account of this configuration renamed too, which took it: trial S) is
+ * passed for the next. The old file is removed once this one is written
+ * (state_store_write()). */
+static void
+adopt(struct state_store *s)
+{
+	char *tried[8], *name, *path;
+	size_t n_tried = 0;
+
+	while (s->in_use && n_tried < sizeof(tried) / sizeof(*tried) &&
+	       adoptable(s, tried, n_tried, &name, &path)) {
+		if (take_over(s, name, path))
+			break;
+		tried[n_tried++] = name;
+		free(path);
+	}
+	for (size_t i = 0; i < n_tried; i++)
+		free(tried[i]);
 }
 
 /* Reads the account file into the new store s. */

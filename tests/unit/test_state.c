@@ -733,6 +733,28 @@ test_rename(void)
 	state_store_free(&s);
 	free(log);
 	free(old);
+
+	/* Two accounts renamed at once: the first took the newest file
+	 * and holds its lock; the second takes the other one (trial S: it
+	 * took none, and lost the mail that came while stopped). */
+	host = "imap.twice.example";
+	s = open_store("old4");
+	put_state(s, "Lists", 4, 4);
+	ok(state_store_write(s) == 0, "rename: old4 written");
+	state_store_free(&s);
+	sleep(1); /* old3 newer by its time */
+	s = open_store("old3");
+	put_state(s, "INBOX", 3, 3);
+	ok(state_store_write(s) == 0, "rename: old3 written");
+	state_store_free(&s);
+	lock = state_lock_account("old3", &holder);
+	s = open_renamed("new4", &log);
+	ok(lock >= 0 && holds(s, "Lists", 4, 4),
+	   "rename: the newest file's lock held: the next one taken");
+	state_store_free(&s);
+	free(log);
+	if (lock >= 0)
+		close(lock);
 	config_file = NULL;
 	host = "imap.example.com";
 }
