@@ -13,6 +13,7 @@
 #include "config.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1393,12 +1394,23 @@ max3(unsigned a, unsigned b, unsigned c)
 	return m > c ? m : c;
 }
 
-/* True when host names this machine (then nothing crosses a network). */
+/* True when host names this machine (then nothing crosses a network):
+ * localhost, or a loopback address in any spelling (trial S was warned
+ * of "LOCALHOST", "0:0:0:0:0:0:0:1" and "::ffff:127.0.0.1"). */
 static bool
 is_loopback(const char *host)
 {
-	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) ||
-	       !strcmp(host, "::1") || !strcmp(host, "[::1]");
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!strcasecmp(host, "localhost") || !strcasecmp(host, "localhost."))
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return ntohl(a4.s_addr) >> 24 == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
 }
 
 /* After the whole file: what a single line cannot tell. */

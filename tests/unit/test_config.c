@@ -399,6 +399,21 @@ test_defaults(void)
 				      "host = localhost\n"
 				      "tls = none\n"
 				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "[account e]\n"
+				      "host = LOCALHOST.\n"
+				      "tls = none\n"
+				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "[account f]\n"
+				      "host = 0:0:0:0:0:0:0:1\n"
+				      "tls = none\n"
+				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "[account g]\n"
+				      "host = ::ffff:127.0.0.2\n"
+				      "tls = none\n"
+				      "username = u\n"
 				      "password_command = echo pw\n");
 	struct config *cfg;
 	struct account *a;
