@@ -159,6 +159,16 @@ wall_now(const struct account_run *ar)
 	return (int64_t)(t / USEC_PER_SEC);
 }
 
+/* b is not there (misspelt, or deleted): one without state that is
+ * created later announces what arrived in it since now (trial T: a
+ * folder created for a filter lost its first message, taken as there
+ * before, as at a first run). */
+static void
+gone_now(struct account_run *ar, struct box *b)
+{
+	mailbox_appeared(b->mb, wall_now(ar));
+}
+
 /* When the connection that follows mailboxes with STATUS (the NOTIFY one
  * for the notified, the fetcher for the swept) goes down, what is found
  * in them next arrived while nobody looked. */
@@ -214,6 +224,8 @@ changed(void *ud)
 		if (b->w && watcher_connected(b->w))
 			b->failed = b->regained = false;
 		if (b->w && watcher_missing(b->w)) {
+			if (!b->failed)
+				gone_now(ar, b);
 			b->failed = true;
 			missing = true;
 		}
@@ -836,6 +848,13 @@ w_status(void *ud, struct watcher *w, const char *name,
 			 st->uidvalidity, mailbox_uidvalidity(b->mb));
 		watcher_reopen(b->w);
 	}
+	/* There now, while its own connection waits minutes to try again
+	 * (created: trial T's filed mail waited for that): tried now. */
+	if (b->w && w != b->w && watcher_missing(b->w)) {
+		log_info(mailbox_log(b->mb), "the server has it now: "
+					     "opening it");
+		watcher_probe(b->w);
+	}
 	if (b->w)
 		return;
 	unseen = mailbox_unseen(b->mb);
@@ -905,9 +924,11 @@ w_mailbox_failed(void *ud, const char *name, const char *msg)
 
 	if (!b)
 		return;
-	if (!b->failed)
+	if (!b->failed) {
 		log_warn(mailbox_log(b->mb), "cannot watch this mailbox: %s",
 			 msg);
+		gone_now(ar, b);
+	}
 	b->failed = true;
 	set_watched(ar, b, false);
 	/* Tried again with STATUS at each sweep until it is answered. */
@@ -1394,10 +1415,13 @@ account_run_new(const struct account_env *env, const struct account *a,
 				    store_dirtied, ar);
 	ar->copies = copies_new();
 	/* At a reload, the run before watched until now (trial S: a folder
-	 * added then announced mail from the second before). */
+	 * added then announced mail from the second before), and from the
+	 * second after: the mail of the reload's own second may have come
+	 * before it (trial T). */
 	ar->stopped_since = state_store_written(ar->store);
-	if (state_freed_at(a->name) > ar->stopped_since)
-		ar->stopped_since = state_freed_at(a->name);
+	if (state_freed_at(a->name) &&
+	    state_freed_at(a->name) >= ar->stopped_since)
+		ar->stopped_since = state_freed_at(a->name) + 1;
 	/* With patterns, the mailboxes come from the first LIST. */
 	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
 	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));
