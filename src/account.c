@@ -668,10 +668,9 @@ static int
 on_shrink(sd_event_source *src, void *ud)
 {
 	struct account_run *ar = ud;
-
-	(void)src;
 	size_t need;
 
+	(void)src;
 	if (ar->stopping || ar->budget <= BUDGET_MIN || ar->mode == M_STARTING)
 		return 0;
 	/* The connections the mailboxes are given now: a budget above that
