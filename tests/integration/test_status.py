@@ -43,10 +43,10 @@ def status(mw, bus, *args):
 class Follow:
     """`mailwatch status --follow --json` and the lines it printed."""
 
-    def __init__(self, mw, bus):
+    def __init__(self, mw, bus, stderr=subprocess.DEVNULL):
         self.proc = subprocess.Popen(
             [mw.bin, "status", "--follow", "--json"], env=bus.env(),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=stderr,
             start_new_session=True)
         self.buf = b""
         self.lines = []
@@ -367,9 +367,17 @@ def test_stopped_daemon():
            "status: exit 1, mailwatch did not answer", r.stderr)
         # --follow asks in vain and waits on (trial S: it ended, and a
         # status bar's module with it).
-        f = Follow(mw, bus)
-        time.sleep(7)
-        ok(f.proc.poll() is None, "--follow goes on meanwhile")
+        err = os.path.join(mw.dir, "follow.err")
+        with open(err, "w") as e:
+            f = Follow(mw, bus, stderr=e)
+
+        def said():
+            with open(err) as e:
+                return "mailwatch did not answer" in e.read()
+        ok(mwtest.wait_until(said, 20), "--follow: says it did not answer")
+        # It used to end right after saying so.
+        ok(not mwtest.wait_until(lambda: f.proc.poll() is not None, 2),
+           "--follow goes on meanwhile")
     finally:
         mw.signal(signal.SIGCONT)
     ok(f and f.wait(lambda line: line["unseen"] == 1, 20),
