@@ -42,7 +42,7 @@ event loop takes to serve them all (each batch spawns its hook and writes
 its state file on the loop).
 
 It also times the spawn of the same hook from a small C program that
-starts it as mailwatch does (spawn_piped() of build/libmailwatch.a: pipe
+starts it as mailwatch does (launch() of build/libmailwatch.a: pipe
 for output, /dev/null stdin, own process group, signal mask reset): the
 floor of any hook start on this machine.
 
@@ -401,8 +401,8 @@ class FakeImapServer:
 
 SPAWN_C = r"""
 /* Written by bench/fakeserver.py. Usage: spawn HOOK FILE N. Starts HOOK FILE
- * N times, one after the other, as mailwatch starts a hook (spawn_piped()
- * of util.c: stdout/stderr on a pipe, stdin /dev/null, own process group,
+ * N times, one after the other, as mailwatch starts a hook (launch() of
+ * launch.c: stdout/stderr on a pipe, stdin /dev/null, own process group,
  * empty signal mask, default SIGPIPE) and prints "i t0" per run: the
  * CLOCK_MONOTONIC time just before the spawn. The hook gets
  * MAILWATCH_UID=i and MAILWATCH_MAILBOX=spawn. On x86_64 it first prints
@@ -419,7 +419,7 @@ SPAWN_C = r"""
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "launch.h"
 
 extern char **environ;
 
@@ -449,19 +449,21 @@ main(int argc, char **argv)
 		struct timespec ts;
 		char *args[] = {argv[1], argv[2], NULL};
 		char buf[64];
-		int fd, st;
-		pid_t pid;
+		struct launch sp;
+		int st;
 
 		snprintf(uid, sizeof(uid), "%d", i);
 		setenv("MAILWATCH_UID", uid, 1);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		if (spawn_piped(args, environ, true, false, &pid, &fd) < 0)
+		if (launch(args, environ, true, -1, false, &sp) < 0)
 			return 1;
-		fcntl(fd, F_SETFL, 0);
-		while (read(fd, buf, sizeof(buf)) > 0)
+		fcntl(sp.fd, F_SETFL, 0);
+		while (read(sp.fd, buf, sizeof(buf)) > 0)
 			;
-		close(fd);
-		waitpid(pid, &st, 0);
+		close(sp.fd);
+		close(sp.pidfd);
+		waitpid(sp.pid, &st, 0);
+		launch_end(&sp);
 		printf("%d %lld.%09ld\n", i, (long long)ts.tv_sec, ts.tv_nsec);
 		usleep(2000);
 	}

@@ -495,8 +495,8 @@ class PerfTrace:
         """One dict per hook spawn that followed an IDLE wake-up:
         wake (the idle epoll_wait returned: EXISTS arrived), send (first
         sendto: DONE + UID FETCH), reply (last recvfrom with data before
-        the spawn), clone (vfork entered), spawned (vfork returned: the
-        child exec'd); plus "blocking": durations of fdatasync/rename
+        the spawn), clone (clone entered), spawned (clone returned: the
+        child is on its way to its exec); plus "blocking": durations of fdatasync/rename
         calls."""
         main = self.pid
         out, blocking = [], []
@@ -560,13 +560,13 @@ def print_phases(trace, hook_times=(),
               [p["send"] - p["wake"] for p in phases], cols))
     print(row("  DONE+FETCH sent -> reply read",
               [p["reply"] - p["send"] for p in phases], cols))
-    print(row("  reply read -> vfork (spawn)",
+    print(row("  reply read -> clone (spawn)",
               [p["clone"] - p["reply"] for p in phases], cols))
-    print(row("  vfork -> it returns (exec'd)",
+    print(row("  clone -> it returns",
               [p["spawned"] - p["clone"] for p in phases], cols))
     timed = [p for p in phases if "hook" in p]
     if timed:
-        print(row("  vfork -> hook start",
+        print(row("  clone -> hook start",
                   [p["hook"] - p["clone"] for p in timed], cols))
         print(row("EXISTS read -> hook start (all)",
                   [p["hook"] - p["wake"] for p in timed], cols))

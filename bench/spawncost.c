@@ -1,6 +1,6 @@
 /* What starting hooks costs the process that starts them: runs a command
- * N times the way mailwatch starts a hook (spawn_piped() of util.c: a
- * pipe, vfork and exec, then reading the pipe to its end and reaping),
+ * N times the way mailwatch starts a hook (launch() of launch.c: a pipe,
+ * clone and exec, then reading the pipe to its end and reaping),
  * one after the other, and prints this process's own CPU time (utime +
  * stime; the children's is not in it). bench/many.py runs it beside its
  * burst so that mailwatch's CPU time can be read without the part that
@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "launch.h"
 
 extern char **environ;
 
@@ -45,9 +45,8 @@ main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++) {
 		char buf[4096];
-		pid_t pid;
-		int fd, r = spawn_piped(argv + 2, environ, true, false, &pid,
-					&fd);
+		struct launch sp;
+		int r = launch(argv + 2, environ, true, -1, false, &sp);
 
 		if (r < 0) {
 			fprintf(stderr, "spawncost: %s: %s\n", argv[2],
@@ -56,11 +55,13 @@ main(int argc, char **argv)
 		}
 		/* Blocking reads to the end, then the reap: the least a
 		 * loop can do to wait for a child. */
-		fcntl(fd, F_SETFL, 0);
-		while (read(fd, buf, sizeof(buf)) > 0)
+		fcntl(sp.fd, F_SETFL, 0);
+		while (read(sp.fd, buf, sizeof(buf)) > 0)
 			;
-		close(fd);
-		waitpid(pid, NULL, 0);
+		close(sp.fd);
+		close(sp.pidfd);
+		waitpid(sp.pid, NULL, 0);
+		launch_end(&sp);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	getrusage(RUSAGE_SELF, &ru);

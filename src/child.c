@@ -21,9 +21,10 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "launch.h"
 
 /* Reads of the pipe per wake-up, and when the command exits (that is 64
  * KiB, what a pipe holds): a command writing without end cannot hold the
@@ -35,7 +36,7 @@ struct child {
 	void *ud;
 	const char *name;	/* borrowed */
 	struct log_ctx ctx;	/* borrowed strings */
-	pid_t pid;		/* the command, also its process group */
+	struct launch sp;	/* its pid (also its process group) */
 	bool detached;		/* own session: never killed */
 	bool exited;		/* the command ended and was reaped */
 	bool over;		/* nothing of the group is left to kill */
@@ -218,15 +219,16 @@ on_exited(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	struct child *c = ud;
 	siginfo_t si = {0};
 	bool left;
+	int err;
 
 	(void)s;
 	(void)fd;
 	(void)revents;
-	if (waitid(P_PID, c->pid, &si, WEXITED | WNOHANG) < 0) {
+	if (waitid(P_PID, c->sp.pid, &si, WEXITED | WNOHANG) < 0) {
 		/* Reaped by someone else: an end of which nothing is
 		 * known. */
 		log_warn(&c->ctx, "%s: cannot reap pid %d: %m", c->name,
-			 (int)c->pid);
+			 (int)c->sp.pid);
 		si.si_code = CLD_KILLED;
 		si.si_status = SIGKILL;
 	} else if (!si.si_pid) {
@@ -234,6 +236,9 @@ on_exited(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	}
 	c->exited = true;
 	c->exit = sd_event_source_disable_unref(c->exit);
+	err = launch_end(&c->sp);
+	if (err)
+		log_warn(&c->ctx, "%s: %s", c->name, strerror(err));
 	if (c->fd >= 0) {
 		read_output(c);
 		close_output(c);
@@ -245,7 +250,7 @@ on_exited(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		close_errors(c);
 	}
 	/* Reaped: only what it started can keep the group now. */
-	left = !c->detached && c->timer && kill(-c->pid, 0) == 0;
+	left = !c->detached && c->timer && kill(-c->sp.pid, 0) == 0;
 	if (tell(c, CHILD_EXITED, &si) && !left)
 		over(c);
 	return 0;
@@ -259,12 +264,12 @@ on_timer(sd_event_source *s, uint64_t usec, void *ud)
 	(void)usec;
 	if (!c->termed) {
 		c->termed = true;
-		if (kill(-c->pid, SIGTERM) < 0) {
+		if (kill(-c->sp.pid, SIGTERM) < 0) {
 			if (c->exited) {
 				over(c); /* what was left is gone */
 				return 0;
 			}
-			(void)kill(c->pid, SIGTERM);
+			(void)kill(c->sp.pid, SIGTERM);
 		}
 		(void)sd_event_source_set_time_relative(s,
 							CHILD_KILL_DELAY_USEC);
@@ -272,8 +277,8 @@ on_timer(sd_event_source *s, uint64_t usec, void *ud)
 		c->ops->event(c->ud, CHILD_TERM, NULL);
 		return 0;
 	}
-	if (kill(-c->pid, SIGKILL) < 0 && !c->exited)
-		(void)kill(c->pid, SIGKILL);
+	if (kill(-c->sp.pid, SIGKILL) < 0 && !c->exited)
+		(void)kill(c->sp.pid, SIGKILL);
 	if (c->exited)
 		over(c);
 	else
@@ -282,7 +287,7 @@ on_timer(sd_event_source *s, uint64_t usec, void *ud)
 }
 
 /* A pipe for stderr: the read end (non-blocking) in *r_r, the write end
- * in *w_r, both close-on-exec and above fd 2 (spawn_piped_err()).
+ * in *w_r, both close-on-exec and above fd 2 (launch()).
  * Returns 0 or a negative errno. */
 static int
 error_pipe(int *r_r, int *w_r)
@@ -325,7 +330,7 @@ child_start(sd_event *e, const struct child_spec *spec,
 {
 	struct child *c = xcalloc(1, sizeof(*c));
 	const char *what;
-	int pidfd, r, efd_w = -1;
+	int r, efd_w = -1;
 
 	c->ops = ops;
 	c->ud = ud;
@@ -336,8 +341,8 @@ child_start(sd_event *e, const struct child_spec *spec,
 	c->efd = -1;
 	r = spec->error_lines ? error_pipe(&c->efd, &efd_w) : 0;
 	if (r >= 0)
-		r = spawn_piped_err(spec->argv, spec->envp, spec->with_stderr,
-				    efd_w, spec->detached, &c->pid, &c->fd);
+		r = launch(spec->argv, spec->envp, spec->with_stderr, efd_w,
+			  spec->detached, &c->sp);
 	if (efd_w >= 0)
 		close(efd_w);
 	if (r < 0) {
@@ -350,21 +355,17 @@ child_start(sd_event *e, const struct child_spec *spec,
 		free(c);
 		return r;
 	}
-	/* The child's exec released us half-way: the kernel now runs us on
-	 * the child's CPU and the child waits until we block, which is
-	 * after the bookkeeping that follows (0.3 ms here). */
+	c->fd = c->sp.fd;
+	/* Let it start on this CPU before the bookkeeping that follows,
+	 * when the scheduler put it here. */
 	if (spec->yield)
 		sched_yield();
 
-	pidfd = pidfd_open(c->pid, 0);
-	r = pidfd < 0 ? -errno
-		      : sd_event_add_io(e, &c->exit, pidfd, EPOLLIN, on_exited,
-					c);
+	r = sd_event_add_io(e, &c->exit, c->sp.pidfd, EPOLLIN, on_exited, c);
 	if (r < 0) {
 		log_err(&c->ctx, "%s: cannot watch pid %d: %s", c->name,
-			(int)c->pid, strerror(-r));
-		if (pidfd >= 0)
-			close(pidfd);
+			(int)c->sp.pid, strerror(-r));
+		close(c->sp.pidfd);
 		goto fail; /* which kills and reaps it */
 	}
 	(void)sd_event_source_set_io_fd_own(c->exit, true);
@@ -396,7 +397,7 @@ fail:
 int
 child_pid(const struct child *c)
 {
-	return (int)c->pid;
+	return (int)c->sp.pid;
 }
 
 void
@@ -411,13 +412,16 @@ child_free(struct child **cp)
 	/* Before the command is reaped, or while something it left may
 	 * still be there. */
 	if (!c->detached && !c->over)
-		(void)kill(-c->pid, SIGKILL);
+		(void)kill(-c->sp.pid, SIGKILL);
 	/* Reaped after SIGKILL (also when it left its group), so the wait
 	 * is short; a detached command is left running. */
 	if (!c->detached && !c->exited) {
-		(void)kill(c->pid, SIGKILL);
-		(void)waitid(P_PID, c->pid, &(siginfo_t){0}, WEXITED);
+		(void)kill(c->sp.pid, SIGKILL);
+		(void)waitid(P_PID, c->sp.pid, &(siginfo_t){0}, WEXITED);
 	}
+	/* A detached command may still be before its exec: this waits for
+	 * that moment. */
+	(void)launch_end(&c->sp);
 	sd_event_source_disable_unref(c->exit);
 	sd_event_source_disable_unref(c->timer);
 	close_output(c);

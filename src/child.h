@@ -1,7 +1,7 @@
 /* child: a command run under the loop's supervision, for hooks and
  * password_command.
  *
- * The command is started with spawn_piped() in a process group of its own
+ * The command is started with launch() in a process group of its own
  * (stdin /dev/null, stdout and optionally stderr on a pipe, or stderr on
  * a pipe of its own, passed on line by line). Its output is read on the
  * loop and passed on up to a cap; its exit is seen through its

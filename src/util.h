@@ -29,23 +29,8 @@ void wipe(void *p, size_t n);
  * inherited through exec (nohup ignores SIGHUP, a non-interactive shell's
  * background job SIGINT and SIGQUIT): an ignored SIGCHLD would have the
  * kernel reap the hooks before their status is known, and the hooks would
- * inherit the others, where spawn_piped() resets only SIGPIPE. */
+ * inherit the others, where launch() resets only SIGPIPE. */
 void signals_reset(void);
-
-/* Starts argv[0] (looked up in PATH when it has no '/'; without "#!",
- * under /bin/sh) with envp: stdin from /dev/null; stdout, and stderr too
- * when with_stderr, into a pipe whose read end (non-blocking,
- * close-on-exec) is put in *fd_r; an empty signal mask and default
- * dispositions (after signals_reset()); a process group of its own, or a
- * session of its own when new_session. Returns 0 and *pid_r, or a
- * negative errno (nothing is left open or running). Does not wait for
- * the child. */
-int spawn_piped(char *const argv[], char *const envp[], bool with_stderr,
-		bool new_session, pid_t *pid_r, int *fd_r);
-/* The same, with the child's stderr on err_fd (above 2, as
- * fcntl(F_DUPFD_CLOEXEC, 3) gives) unless it is -1 (or with_stderr). */
-int spawn_piped_err(char *const argv[], char *const envp[], bool with_stderr,
-		    int err_fd, bool new_session, pid_t *pid_r, int *fd_r);
 
 /* Frees *p and sets it to NULL. */
 #define freep(p)                                                               \

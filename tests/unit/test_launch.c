@@ -1,11 +1,13 @@
-/* Unit tests for spawn_piped() (util.c), how hooks and password_command
+/* Unit tests for launch() (launch.c), how hooks and password_command
  * start. What the started command finds: stdin /dev/null, stdout
  * (blocking) and stderr on the pipe, no signal blocked or ignored although
  * the starter blocks some and was itself started with some ignored
  * (signals_reset()), a process group or a session of its own; the same
  * with the starter's fds 0 to 2 closed. A script without "#!" runs under
- * /bin/sh. A command that cannot start: its errno, and nothing left
- * running. */
+ * /bin/sh. Its argv and environment are its own copies: the starter may
+ * free or change its own at once. A command that cannot start: its errno,
+ * and nothing left running; one whose exec fails after the checks: status
+ * 127 and the errno from launch_end(). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "launch.h"
 #include "util.h"
 
 extern char **environ;
@@ -43,12 +46,15 @@ static const char report[] = "readlink /proc/self/fd/0; "
 			     "[ $((f & 04000)) -eq 0 ] && echo stdout blocks; "
 			     "echo to-stderr >&2";
 
-/* Reads fd to its end within a deadline (then closes it) and reaps pid.
- * Returns the output (caller frees; NULL on a timeout) and the exit
- * status in *status_r. */
+/* Reads sp's pipe to its end within a deadline and reaps it, then ends
+ * sp (the errno of a failed exec in *err_r when not NULL). Returns the
+ * output (caller frees; NULL on a timeout) and the exit status in
+ * *status_r. */
 static char *
-finish(pid_t pid, int fd, int *status_r)
+finish(struct launch *sp, int *status_r, int *err_r)
 {
+	pid_t pid = sp->pid;
+	int fd = sp->fd, err;
 	long long end = now_ms() + scaled_ms(10000);
 	size_t n = 0, cap = 4096;
 	char *buf = xmalloc(cap);
@@ -75,6 +81,10 @@ finish(pid_t pid, int fd, int *status_r)
 	*status_r = -1;
 	if (waitpid(pid, status_r, 0) < 0)
 		*status_r = -1;
+	close(sp->pidfd);
+	err = launch_end(sp);
+	if (err_r)
+		*err_r = err;
 	if (!eof)
 		freep(&buf);
 	return buf;
@@ -88,18 +98,20 @@ check_report(bool new_session, const char *what)
 	char *argv[] = {"sh", "-c", (char *)report, NULL};
 	unsigned long long blocked = ~0ULL, ignored = ~0ULL;
 	char *out, *want;
-	pid_t pid = 0;
-	int fd = -1, status, r;
+	struct launch sp;
+	int status, r;
 
-	r = spawn_piped(argv, environ, true, new_session, &pid, &fd);
+	r = launch(argv, environ, true, -1, new_session, &sp);
 	is_int(r, 0, "%s: started", what);
 	if (r < 0)
 		return;
-	ok(fcntl(fd, F_GETFL) & O_NONBLOCK, "%s: our end is non-blocking",
+	ok(fcntl(sp.fd, F_GETFL) & O_NONBLOCK, "%s: our end is non-blocking",
 	   what);
-	ok(fcntl(fd, F_GETFD) & FD_CLOEXEC, "%s: our end is close-on-exec",
+	ok(fcntl(sp.fd, F_GETFD) & FD_CLOEXEC, "%s: our end is close-on-exec",
 	   what);
-	out = finish(pid, fd, &status);
+	ok(fcntl(sp.pidfd, F_GETFD) & FD_CLOEXEC,
+	   "%s: its pidfd is close-on-exec", what);
+	out = finish(&sp, &status, NULL);
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: exit 0", what);
 	if (out)
 		sscanf(out, "/dev/null\nSigBlk:\t%llx\nSigIgn:\t%llx\n",
@@ -110,8 +122,8 @@ check_report(bool new_session, const char *what)
 			 "pgrp %d sid %d\n"
 			 "stdout blocks\n"
 			 "to-stderr\n",
-			 blocked, ignored, (int)pid,
-			 new_session ? (int)pid : (int)getsid(0));
+			 blocked, ignored, (int)sp.pid,
+			 new_session ? (int)sp.pid : (int)getsid(0));
 	is_str(out, want,
 	       "%s: stdin /dev/null, a %s of its own, a blocking stdout, "
 	       "stderr on the pipe",
@@ -133,8 +145,8 @@ check_low_fds(int max)
 	char *argv[] = {"/bin/sh", "-c",
 			"readlink /proc/self/fd/0; echo out; echo err >&2",
 			NULL};
-	int saved[3], fd = -1, status, r;
-	pid_t pid = 0;
+	int saved[3], status, r;
+	struct launch sp;
 	char *out;
 
 	fflush(stdout);
@@ -142,8 +154,8 @@ check_low_fds(int max)
 		saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 10);
 		close(i);
 	}
-	r = spawn_piped(argv, environ, true, false, &pid, &fd);
-	out = r < 0 ? NULL : finish(pid, fd, &status);
+	r = launch(argv, environ, true, -1, false, &sp);
+	out = r < 0 ? NULL : finish(&sp, &status, NULL);
 	for (int i = 0; i < max; i++) {
 		dup2(saved[i], i);
 		close(saved[i]);
@@ -162,8 +174,8 @@ check_no_shebang(const char *path)
 {
 	char *argv[] = {(char *)path, NULL};
 	FILE *f = fopen(path, "w");
-	pid_t pid = 0;
-	int fd = -1, status, r;
+	struct launch sp;
+	int status, r;
 	char *out = NULL;
 
 	if (f) {
@@ -171,9 +183,9 @@ check_no_shebang(const char *path)
 		fclose(f);
 	}
 	chmod(path, 0755);
-	r = spawn_piped(argv, environ, false, false, &pid, &fd);
+	r = launch(argv, environ, false, -1, false, &sp);
 	if (r == 0)
-		out = finish(pid, fd, &status);
+		out = finish(&sp, &status, NULL);
 	is_int(r, 0, "a script without #!: started");
 	is_str(out, "42 from a script without #!\n",
 	       "a script without #!: run by /bin/sh");
@@ -186,19 +198,77 @@ static void
 check_error(char *cmd, int want, const char *what)
 {
 	char *argv[] = {cmd, NULL};
-	pid_t pid = 0;
-	int fd = -1;
+	struct launch sp;
 
-	is_int(spawn_piped(argv, environ, false, false, &pid, &fd), -want,
-	       "%s: %s", what, strerror(want));
+	is_int(launch(argv, environ, false, -1, false, &sp), -want, "%s: %s",
+	       what, strerror(want));
 	ok(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD,
 	   "%s: no child left", what);
+}
+
+/* argv and envp are copied: the starter overwrites and frees its own
+ * right after launch(), and ends sp at once (which waits for the exec);
+ * the command still sees what it was given. */
+static void
+check_copies(void)
+{
+	char *argv[] = {xstrdup("/bin/sh"), xstrdup("-c"),
+			xstrdup("echo \"$0 $MWTEST_SPAWN\""), xstrdup("arg0"),
+			NULL};
+	char *envp[] = {xstrdup("MWTEST_SPAWN=given"), NULL};
+	struct launch sp;
+	int status, r, err;
+	char *out = NULL;
+
+	r = launch(argv, envp, false, -1, false, &sp);
+	is_int(r, 0, "copies: started");
+	for (int i = 0; argv[i]; i++) {
+		memset(argv[i], 'x', strlen(argv[i]));
+		free(argv[i]);
+	}
+	memset(envp[0], 'x', strlen(envp[0]));
+	free(envp[0]);
+	if (r < 0)
+		return;
+	/* What launch_end() frees is what the command was reading. */
+	is_int(launch_end(&sp), 0, "copies: ended before the reap, no error");
+	out = finish(&sp, &status, &err);
+	is_str(out, "arg0 given\n",
+	       "copies: the command got the argv and environment given");
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "copies: exit 0");
+	free(out);
+}
+
+/* An exec that fails after the checks (a directory passes access(X_OK)
+ * for root, and execve() refuses it; for others the check refuses it):
+ * exit status 127 and the errno from launch_end(). */
+static void
+check_exec_fails(const char *dir)
+{
+	char *argv[] = {(char *)dir, NULL};
+	struct launch sp;
+	int status = 0, err = 0, r;
+	char *out;
+
+	r = launch(argv, environ, false, -1, false, &sp);
+	if (r == -EACCES) {
+		ok(geteuid() != 0, "exec fails: refused by the check (not root)");
+		return;
+	}
+	is_int(r, 0, "exec fails: started (root: the check lets it pass)");
+	if (r < 0)
+		return;
+	out = finish(&sp, &status, &err);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 127,
+	   "exec fails: exit status 127");
+	is_int(err, EACCES, "exec fails: launch_end() gives its errno");
+	free(out);
 }
 
 int
 main(void)
 {
-	char dir[] = "/tmp/mwtest-spawn-XXXXXX", *plain, *script;
+	char dir[] = "/tmp/mwtest-launch-XXXXXX", *plain, *script;
 	FILE *f;
 	sigset_t mask;
 
@@ -233,6 +303,8 @@ main(void)
 	unlink(plain);
 	script = xasprintf("%s/no-shebang", dir);
 	check_no_shebang(script);
+	check_copies();
+	check_exec_fails(dir);
 	rmdir(dir);
 	free(script);
 	free(plain);
