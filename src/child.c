@@ -236,9 +236,14 @@ on_exited(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	}
 	c->exited = true;
 	c->exit = sd_event_source_disable_unref(c->exit);
+	/* An exec that failed after launch() found the file: ENOENT then
+	 * means what its first line names. */
 	err = launch_end(&c->sp);
 	if (err)
-		log_warn(&c->ctx, "%s: %s", c->name, strerror(err));
+		log_warn(&c->ctx, "%s: %s%s", c->name, strerror(err),
+			 err == ENOENT ? " (is the interpreter its #! line "
+					 "names installed?)"
+				       : "");
 	if (c->fd >= 0) {
 		read_output(c);
 		close_output(c);

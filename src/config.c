@@ -11,12 +11,14 @@
  * [general] is merged into the accounts once the whole file is read.
  */
 #include "config.h"
+#include "launch.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <pwd.h>
@@ -541,41 +543,24 @@ get_bool(struct parser *p, enum key k, const char *v, bool *r)
 		     keys[k].name);
 }
 
-/* True when prog, a name without '/', is an executable file in a
- * directory of $PATH (execvp(3)'s default when it is unset). */
-static bool
-in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	bool found = false;
-	char *copy, *dir, *save = NULL;
-
-	copy = xstrdup(path ? path : "/bin:/usr/bin");
-	for (dir = strtok_r(copy, ":", &save); dir && !found;
-	     dir = strtok_r(NULL, ":", &save)) {
-		char *f = xasprintf("%s/%s", dir, prog);
-		struct stat st;
-
-		found = stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
-			access(f, X_OK) == 0;
-		free(f);
-	}
-	free(copy);
-	return found;
-}
-
 /* Warns, naming the line, when k's program cannot be run as things are:
  * every message would log the failure. Only a warning: the program may
  * come later, and a service may have another PATH. */
 static void
 check_program(struct parser *p, enum key k, const char *prog)
 {
+	char found[PATH_MAX];
 	struct stat st;
 	const char *why = NULL;
+	int r;
 
-	if (!strchr(prog, '/'))
-		why = in_path(prog) ? NULL : "not found in PATH";
-	else if (stat(prog, &st) < 0)
+	/* The lookup hooks get (launch.c). */
+	if (!strchr(prog, '/')) {
+		r = launch_find(prog, found, sizeof(found));
+		why = r == 0	    ? NULL
+		      : r == -EACCES ? "in PATH, but not as an executable file"
+				     : "not found in PATH";
+	} else if (stat(prog, &st) < 0)
 		why = strerror(errno);
 	else if (!S_ISREG(st.st_mode))
 		why = "not a file";
@@ -597,7 +582,8 @@ check_shell_program(struct parser *p, enum key k, const char *line)
 	    "exec",  "eval",  "command", "builtin", "cd",   "read",
 	    "set",   "export", "unset",  "ulimit",  "umask", "trap",
 	    "if",    "for",   "while",   "until",   "case", "echo",
-	    "printf", "test", "true",    "false",   "type", ".",   NULL};
+	    "printf", "test", "true",    "false",   "type", ".",   "exit",
+	    "return", "wait", "shift",   "local",   "alias", "hash", NULL};
 	size_t n;
 	char *word, *full;
 	const char *h;

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -166,12 +167,22 @@ child_main(void *arg)
 	return 127;
 }
 
-/* file's path into buf: as it is with a '/', else the first executable
- * one in PATH's directories (glibc's default PATH without one; an empty
- * entry is the current directory), as execvp(3) would take. Returns 0 or
- * a negative errno. */
+/* 0 when path is an executable file, else a negative errno: what
+ * execve() would say (EACCES for a directory too). */
 static int
-find(const char *file, char *buf, size_t size)
+runnable(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EACCES;
+	return access(path, X_OK) < 0 ? -errno : 0;
+}
+
+int
+launch_find(const char *file, char *buf, size_t size)
 {
 	const char *p = getenv("PATH");
 	bool denied = false;
@@ -181,7 +192,7 @@ find(const char *file, char *buf, size_t size)
 	if (strchr(file, '/')) {
 		if ((size_t)snprintf(buf, size, "%s", file) >= size)
 			return -ENAMETOOLONG;
-		return access(buf, X_OK) < 0 ? -errno : 0;
+		return runnable(buf);
 	}
 	for (p = p ? p : "/bin:/usr/bin";; p++) {
 		const char *end = strchrnul(p, ':');
@@ -190,9 +201,11 @@ find(const char *file, char *buf, size_t size)
 				 file);
 
 		if (n > 0 && (size_t)n < size) {
-			if (access(buf, X_OK) == 0)
+			int r = runnable(buf);
+
+			if (r == 0)
 				return 0;
-			denied |= errno == EACCES;
+			denied |= r == -EACCES;
 		}
 		p = end;
 		if (!*p)
@@ -291,7 +304,7 @@ launch(char *const argv[], char *const envp[], bool with_stderr, int err_fd,
 	int p[2], pidfd = -1, r;
 	pid_t pid;
 
-	r = find(argv[0], path, sizeof(path));
+	r = launch_find(argv[0], path, sizeof(path));
 	if (r < 0)
 		return r;
 	/* Each end has its own O_NONBLOCK: the child clears its end's. */

@@ -34,6 +34,14 @@ struct launch {
 int launch(char *const argv[], char *const envp[], bool with_stderr,
 	  int err_fd, bool new_session, struct launch *s);
 
+/* file's path into buf (size bytes), as launch() finds it: as it is
+ * with a '/', else the first executable file of that name in PATH's
+ * directories (glibc's default PATH without one; an empty entry is the
+ * current directory), as execvp(3) takes it. Returns 0, or -ENOENT (not
+ * there), -EACCES (there only as something that is not an executable
+ * file) or another negative errno. */
+int launch_find(const char *file, char *buf, size_t size);
+
 /* Frees what the child was lent until its exec: best after the child was
  * reaped; before that, it waits until the child exec'd or exited (a
  * moment after launch()). Returns the errno of a failed exec, else 0. */

@@ -1480,13 +1480,16 @@ test_programs(void)
 			 "password_command = x\n"
 			 "on_new_mail = not-a-command\n"
 			 "on_new_mail_post = hook.sh\n"
-			 "on_click = %s/hook.sh\n",
+			 "on_click = %s/hook.sh\n"
+			 "[account b]\nhost = h\nusername = v\n"
+			 "password_command = exit 1\n"
+			 "on_new_mail = noexec.sh\n",
 			 dir, dir, dir, dir);
 	path = write_file("programs.ini", 0600, text);
 	free(text);
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "programs: loads all the same");
-	is_int(count_lines(out), 5, "programs: five warnings");
+	is_int(count_lines(out), 6, "programs: six warnings");
 	want = xasprintf("%s:2: on_new_mail: %s/missing: No such file or "
 			 "directory; it cannot run as things are\n",
 			 path, dir);
@@ -1511,8 +1514,17 @@ test_programs(void)
 			 path);
 	ok(strstr(out, want) != NULL, "programs: password_command's too");
 	free(want);
+	/* As hooks find it (launch.c): in PATH only as a file that is not
+	 * executable, which no hook would run. */
+	want = xasprintf("%s:16: on_new_mail: noexec.sh: in PATH, but not as "
+			 "an executable file",
+			 path);
+	ok(strstr(out, want) != NULL,
+	   "programs: a name in PATH only as a file that is not executable");
+	free(want);
 	ok(!strstr(out, "hook.sh"), "programs: none for one found in PATH or "
 				    "by its path");
+	ok(!strstr(out, ":15:"), "programs: none for a shell's own exit");
 	config_free(&cfg);
 	free(out);
 	if (old_path)

@@ -4,7 +4,8 @@
  * the starter blocks some and was itself started with some ignored
  * (signals_reset()), a process group or a session of its own; the same
  * with the starter's fds 0 to 2 closed. A script without "#!" runs under
- * /bin/sh. Its argv and environment are its own copies: the starter may
+ * /bin/sh; a name is looked up in PATH as execvp(3) does. Its argv and
+ * environment are its own copies: the starter may
  * free or change its own at once. A command that cannot start: its errno,
  * and nothing left running; one whose exec fails after the checks: status
  * 127 and the errno from launch_end(). */
@@ -239,30 +240,99 @@ check_copies(void)
 	free(out);
 }
 
-/* An exec that fails after the checks (a directory passes access(X_OK)
- * for root, and execve() refuses it; for others the check refuses it):
- * exit status 127 and the errno from launch_end(). */
+/* An exec that fails after the checks: a script whose "#!" names an
+ * interpreter that is not there. Exit status 127 and the errno from
+ * launch_end(). */
 static void
-check_exec_fails(const char *dir)
+check_exec_fails(const char *path)
 {
-	char *argv[] = {(char *)dir, NULL};
+	char *argv[] = {(char *)path, NULL};
+	FILE *f = fopen(path, "w");
 	struct launch sp;
 	int status = 0, err = 0, r;
 	char *out;
 
-	r = launch(argv, environ, false, -1, false, &sp);
-	if (r == -EACCES) {
-		ok(geteuid() != 0, "exec fails: refused by the check (not root)");
-		return;
+	if (f) {
+		fputs("#!/nonexistent/interpreter\necho ran\n", f);
+		fclose(f);
 	}
-	is_int(r, 0, "exec fails: started (root: the check lets it pass)");
+	chmod(path, 0755);
+	r = launch(argv, environ, false, -1, false, &sp);
+	is_int(r, 0, "exec fails: started (the file is there)");
 	if (r < 0)
 		return;
 	out = finish(&sp, &status, &err);
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 127,
 	   "exec fails: exit status 127");
-	is_int(err, EACCES, "exec fails: launch_end() gives its errno");
+	is_int(err, ENOENT, "exec fails: launch_end() gives its errno");
+	is_str(out, "", "exec fails: nothing ran");
 	free(out);
+}
+
+/* A name is looked up in PATH as execvp(3) does: past a directory of that
+ * name and a file that is not executable, to the executable file. */
+static void
+check_path(const char *dir)
+{
+	char *old = getenv("PATH") ? xstrdup(getenv("PATH")) : NULL;
+	char *shadow = xasprintf("%s/shadow", dir);
+	char *as_dir = xasprintf("%s/shadow/mwtest-prog", dir);
+	char *noexec = xasprintf("%s/noexec", dir);
+	char *as_file = xasprintf("%s/noexec/mwtest-prog", dir);
+	char *bin = xasprintf("%s/bin", dir);
+	char *prog = xasprintf("%s/bin/mwtest-prog", dir);
+	char *path = xasprintf("%s:%s/nothing:%s:%s", shadow, dir, noexec, bin);
+	char *argv[] = {"mwtest-prog", NULL};
+	struct launch sp;
+	int status = 0, r;
+	char *out = NULL;
+	FILE *f;
+
+	mkdir(shadow, 0755);
+	mkdir(as_dir, 0755);
+	mkdir(noexec, 0755);
+	mkdir(bin, 0755);
+	f = fopen(as_file, "w");
+	if (f) {
+		fputs("echo not executable\n", f);
+		fclose(f);
+	}
+	f = fopen(prog, "w");
+	if (f) {
+		fputs("#!/bin/sh\necho found\n", f);
+		fclose(f);
+	}
+	chmod(prog, 0755);
+	setenv("PATH", path, 1);
+	r = launch(argv, environ, false, -1, false, &sp);
+	if (r == 0)
+		out = finish(&sp, &status, NULL);
+	is_int(r, 0, "PATH: started");
+	is_str(out, "found\n", "PATH: past a directory and a file that is "
+				"not executable");
+	/* Only those: refused at once, as not executable. */
+	setenv("PATH", shadow, 1);
+	is_int(launch(argv, environ, false, -1, false, &sp), -EACCES,
+	       "PATH: only a directory of that name: EACCES");
+	if (old)
+		setenv("PATH", old, 1);
+	else
+		unsetenv("PATH");
+	unlink(prog);
+	unlink(as_file);
+	rmdir(bin);
+	rmdir(noexec);
+	rmdir(as_dir);
+	rmdir(shadow);
+	free(out);
+	free(old);
+	free(shadow);
+	free(as_dir);
+	free(noexec);
+	free(as_file);
+	free(bin);
+	free(prog);
+	free(path);
 }
 
 int
@@ -303,8 +373,12 @@ main(void)
 	unlink(plain);
 	script = xasprintf("%s/no-shebang", dir);
 	check_no_shebang(script);
+	check_error(dir, EACCES, "a directory");
 	check_copies();
-	check_exec_fails(dir);
+	check_path(dir);
+	unlink(script);
+	check_exec_fails(script);
+	unlink(script);
 	rmdir(dir);
 	free(script);
 	free(plain);
