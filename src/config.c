@@ -571,26 +571,50 @@ check_program(struct parser *p, enum key k, const char *prog)
 			 p->path, p->lineno, keys[k].name, prog, why);
 }
 
+/* True when the n bytes at w are a shell variable assignment (NAME=...). */
+static bool
+is_assignment(const char *w, size_t n)
+{
+	size_t name = strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+				"TUVWXYZ0123456789_");
+
+	return name && name < n && w[name] == '=' &&
+	       !(w[0] >= '0' && w[0] <= '9');
+}
+
 /* Warns as check_program() of the program a shell line (password_command)
- * starts with, when that is a plain word that is not one of the shell's
- * own: a trial's unedited example ran "pass", not installed, and only the
- * first login said so. */
+ * starts with, when that is a plain word (quoted or not, after any
+ * "NAME=value" and "exec") that is not one of the shell's own: a trial's
+ * unedited example ran "pass", not installed, and only the first login
+ * said so. */
 static void
 check_shell_program(struct parser *p, enum key k, const char *line)
 {
 	static const char *const own[] = {
-	    "exec",  "eval",  "command", "builtin", "cd",   "read",
-	    "set",   "export", "unset",  "ulimit",  "umask", "trap",
-	    "if",    "for",   "while",   "until",   "case", "echo",
-	    "printf", "test", "true",    "false",   "type", ".",   "exit",
-	    "return", "wait", "shift",   "local",   "alias", "hash", NULL};
+	    "eval",  "command", "builtin", "cd",     "read",   "set",
+	    "export", "unset",  "ulimit",  "umask",  "trap",   "if",
+	    "for",   "while",   "until",   "case",   "echo",   "printf",
+	    "test",  "true",    "false",   "type",   ".",      "exit",
+	    "return", "wait",   "shift",   "local",  "alias",  "hash", NULL};
 	size_t n;
+	bool quoted = false;
 	char *word, *full;
 	const char *h;
 
-	while (is_space(*line))
+	for (;; line += n) {
+		while (is_space(*line))
+			line++;
+		n = strcspn(line, " \t");
+		if (!is_assignment(line, n) &&
+		    !(n == 4 && !strncmp(line, "exec", 4)))
+			break;
+	}
+	/* "pass" or 'pass': the word within. */
+	if (n > 2 && (*line == '"' || *line == '\'') && line[n - 1] == *line) {
 		line++;
-	n = strcspn(line, " \t");
+		n -= 2;
+		quoted = true;
+	}
 	if (!n || strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
 			       "TUVWXYZ0123456789._+-/~") != n)
 		return;
@@ -598,7 +622,8 @@ check_shell_program(struct parser *p, enum key k, const char *line)
 	for (size_t i = 0; own[i]; i++)
 		if (!strcmp(word, own[i]))
 			goto out;
-	if (!strncmp(word, "~/", 2)) {
+	/* A quoted '~' is not the home directory: nothing to look for. */
+	if (!quoted && !strncmp(word, "~/", 2)) {
 		h = home_dir();
 		if (!h)
 			goto out;

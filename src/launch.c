@@ -52,12 +52,12 @@
 #define CHILD_STACK 8192
 
 struct launch_lent {
-	pid_t tid;	  /* nonzero until the child exec'd or exited */
-	int err;	  /* errno of a failed exec, from the child */
-	char *path;	  /* argv[0] found */
+	pid_t tid;  /* nonzero until the child exec'd or exited */
+	int err;    /* errno of a failed exec, from the child */
+	char *path; /* argv[0] found */
 	char **argv, **envp;
-	char **sh_argv;	  /* "/bin/sh", path, argv[1]...: for ENOEXEC */
-	int out, err_fd;  /* see launch() */
+	char **sh_argv;	 /* "/bin/sh", path, argv[1]...: for ENOEXEC */
+	int out, err_fd; /* see launch() */
 	bool with_stderr, new_session;
 	char stack[CHILD_STACK];
 	alignas(char *) char data[]; /* argv, envp, sh_argv, strings */
@@ -141,8 +141,8 @@ child_main(void *arg)
 	/* stdin last: stdout and stderr hold their fds, whichever the open
 	 * gets (fd 0 may be our end of the pipe). */
 	if (r >= 0)
-		r = null = sys(SYS_openat, AT_FDCWD, (long)"/dev/null",
-			       O_RDONLY, 0);
+		r = null =
+		    sys(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY, 0);
 	if (r >= 0 && null != STDIN_FILENO) {
 		r = sys(SYS_dup3, null, STDIN_FILENO, 0, 0);
 		if (r >= 0)
@@ -156,8 +156,8 @@ child_main(void *arg)
 		r = sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0,
 			sizeof(none));
 	if (r >= 0) {
-		r = sys(SYS_execve, (long)l->path, (long)l->argv,
-			(long)l->envp, 0);
+		r = sys(SYS_execve, (long)l->path, (long)l->argv, (long)l->envp,
+			0);
 		if (r == -ENOEXEC)
 			r = sys(SYS_execve, (long)l->sh_argv[0],
 				(long)l->sh_argv, (long)l->envp, 0);
@@ -266,8 +266,8 @@ static pid_t
 start(struct launch_lent *l, int *pidfd_r)
 {
 	/* The stack grows down, from a 16-byte boundary. */
-	void *top = (void *)((uintptr_t)(l->stack + CHILD_STACK) &
-			     ~(uintptr_t)15);
+	void *top =
+	    (void *)((uintptr_t)(l->stack + CHILD_STACK) & ~(uintptr_t)15);
 
 	return clone(child_main, top,
 		     CLONE_VM | CLONE_PIDFD | CLONE_CHILD_CLEARTID | SIGCHLD, l,
@@ -297,7 +297,7 @@ start(struct launch_lent *l, int *pidfd_r)
 
 int
 launch(char *const argv[], char *const envp[], bool with_stderr, int err_fd,
-      bool new_session, struct launch *s)
+       bool new_session, struct launch *s)
 {
 	char path[PATH_MAX];
 	struct launch_lent *l;

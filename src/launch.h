@@ -17,9 +17,9 @@
 struct launch_lent;
 
 struct launch {
-	pid_t pid;	/* the command, also its process group's id */
-	int pidfd;	/* readable once it exited; close-on-exec */
-	int fd;		/* the pipe's read end: non-blocking, close-on-exec */
+	pid_t pid; /* the command, also its process group's id */
+	int pidfd; /* readable once it exited; close-on-exec */
+	int fd;	   /* the pipe's read end: non-blocking, close-on-exec */
 	struct launch_lent *lent; /* for launch_end() */
 };
 
@@ -31,8 +31,8 @@ struct launch {
  * was started (ENOENT: not found, EACCES: not executable). A failure of
  * the exec itself, which these checks leave rare, shows as exit status
  * 127, with its errno from launch_end(). */
-int launch(char *const argv[], char *const envp[], bool with_stderr,
-	  int err_fd, bool new_session, struct launch *s);
+int launch(char *const argv[], char *const envp[], bool with_stderr, int err_fd,
+	   bool new_session, struct launch *s);
 
 /* file's path into buf (size bytes), as launch() finds it: as it is
  * with a '/', else the first executable file of that name in PATH's

@@ -1483,13 +1483,23 @@ test_programs(void)
 			 "on_click = %s/hook.sh\n"
 			 "[account b]\nhost = h\nusername = v\n"
 			 "password_command = exit 1\n"
-			 "on_new_mail = noexec.sh\n",
+			 "on_new_mail = noexec.sh\n"
+			 /* Line 17 on: the program of a shell line behind an
+			  * exec, assignments or quotes (trial S). */
+			 "[account c]\nhost = h\nusername = c\n"
+			 "password_command = exec x\n"
+			 "[account d]\nhost = h\nusername = d\n"
+			 "password_command = GNUPGHOME=/g LC_ALL=C x --y\n"
+			 "[account e]\nhost = h\nusername = e\n"
+			 "password_command = \"x\" --y\n"
+			 "[account f]\nhost = h\nusername = f\n"
+			 "password_command = '~/x'\n",
 			 dir, dir, dir, dir);
 	path = write_file("programs.ini", 0600, text);
 	free(text);
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "programs: loads all the same");
-	is_int(count_lines(out), 6, "programs: six warnings");
+	is_int(count_lines(out), 9, "programs: nine warnings");
 	want = xasprintf("%s:2: on_new_mail: %s/missing: No such file or "
 			 "directory; it cannot run as things are\n",
 			 path, dir);
@@ -1525,6 +1535,18 @@ test_programs(void)
 	ok(!strstr(out, "hook.sh"), "programs: none for one found in PATH or "
 				    "by its path");
 	ok(!strstr(out, ":15:"), "programs: none for a shell's own exit");
+	for (int line = 20; line <= 28; line += 4) {
+		want = xasprintf("%s:%d: password_command: x: not found in "
+				 "PATH",
+				 path, line);
+		ok(strstr(out, want) != NULL,
+		   "programs: password_command's behind %s",
+		   line == 20	? "exec"
+		   : line == 24 ? "assignments"
+				: "quotes");
+		free(want);
+	}
+	ok(!strstr(out, ":32:"), "programs: none for a quoted '~/'");
 	config_free(&cfg);
 	free(out);
 	if (old_path)
