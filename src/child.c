@@ -36,7 +36,7 @@ struct child {
 	void *ud;
 	const char *name;	/* borrowed */
 	struct log_ctx ctx;	/* borrowed strings */
-	struct launch sp;	/* its pid (also its process group) */
+	struct launch sp;	/* its pid (also its group), pidfd, pipe */
 	bool detached;		/* own session: never killed */
 	bool exited;		/* the command ended and was reaped */
 	bool over;		/* nothing of the group is left to kill */
