@@ -91,6 +91,19 @@ finish(struct launch *sp, int *status_r, int *err_r)
 	return buf;
 }
 
+/* Writes text into path with the given mode. */
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	chmod(path, mode);
+}
+
 /* Runs report's script through "sh" (found in PATH) and checks what it
  * printed. */
 static void
@@ -174,16 +187,12 @@ static void
 check_no_shebang(const char *path)
 {
 	char *argv[] = {(char *)path, NULL};
-	FILE *f = fopen(path, "w");
 	struct launch sp;
 	int status, r;
 	char *out = NULL;
 
-	if (f) {
-		fputs("echo \"$((6 * 7)) from a script without #!\"\n", f);
-		fclose(f);
-	}
-	chmod(path, 0755);
+	write_file(path, "echo \"$((6 * 7)) from a script without #!\"\n",
+		   0755);
 	r = launch(argv, environ, false, -1, false, &sp);
 	if (r == 0)
 		out = finish(&sp, &status, NULL);
@@ -247,16 +256,11 @@ static void
 check_exec_fails(const char *path)
 {
 	char *argv[] = {(char *)path, NULL};
-	FILE *f = fopen(path, "w");
 	struct launch sp;
 	int status = 0, err = 0, r;
 	char *out;
 
-	if (f) {
-		fputs("#!/nonexistent/interpreter\necho ran\n", f);
-		fclose(f);
-	}
-	chmod(path, 0755);
+	write_file(path, "#!/nonexistent/interpreter\necho ran\n", 0755);
 	r = launch(argv, environ, false, -1, false, &sp);
 	is_int(r, 0, "exec fails: started (the file is there)");
 	if (r < 0)
@@ -286,23 +290,13 @@ check_path(const char *dir)
 	struct launch sp;
 	int status = 0, r;
 	char *out = NULL;
-	FILE *f;
 
 	mkdir(shadow, 0755);
 	mkdir(as_dir, 0755);
 	mkdir(noexec, 0755);
 	mkdir(bin, 0755);
-	f = fopen(as_file, "w");
-	if (f) {
-		fputs("echo not executable\n", f);
-		fclose(f);
-	}
-	f = fopen(prog, "w");
-	if (f) {
-		fputs("#!/bin/sh\necho found\n", f);
-		fclose(f);
-	}
-	chmod(prog, 0755);
+	write_file(as_file, "echo not executable\n", 0644);
+	write_file(prog, "#!/bin/sh\necho found\n", 0755);
 	setenv("PATH", path, 1);
 	r = launch(argv, environ, false, -1, false, &sp);
 	if (r == 0)
@@ -339,7 +333,6 @@ int
 main(void)
 {
 	char dir[] = "/tmp/mwtest-launch-XXXXXX", *plain, *script;
-	FILE *f;
 	sigset_t mask;
 
 	/* As nohup or a shell's background job leaves them, then as
@@ -364,9 +357,7 @@ main(void)
 		return tap_done();
 	}
 	plain = xasprintf("%s/plain", dir);
-	f = fopen(plain, "w");
-	if (f)
-		fclose(f);
+	write_file(plain, "", 0644);
 	check_error("/nonexistent/hook", ENOENT, "a missing path");
 	check_error("mailwatch-no-such-command", ENOENT, "not in PATH");
 	check_error(plain, EACCES, "not executable");
