@@ -463,7 +463,7 @@ main(int argc, char **argv)
 		close(sp.fd);
 		close(sp.pidfd);
 		waitpid(sp.pid, &st, 0);
-		launch_end(&sp);
+		launch_end(&sp, NULL, 0);
 		printf("%d %lld.%09ld\n", i, (long long)ts.tv_sec, ts.tv_nsec);
 		usleep(2000);
 	}

@@ -61,7 +61,7 @@ main(int argc, char **argv)
 		close(sp.fd);
 		close(sp.pidfd);
 		waitpid(sp.pid, NULL, 0);
-		launch_end(&sp);
+		launch_end(&sp, NULL, 0);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	getrusage(RUSAGE_SELF, &ru);

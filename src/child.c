@@ -218,6 +218,7 @@ on_exited(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
 	struct child *c = ud;
 	siginfo_t si = {0};
+	char interp[128];
 	bool left;
 	int err;
 
@@ -236,14 +237,15 @@ on_exited(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	}
 	c->exited = true;
 	c->exit = sd_event_source_disable_unref(c->exit);
-	/* An exec that failed after launch() found the file: ENOENT then
-	 * means what its first line names. */
-	err = launch_end(&c->sp);
-	if (err)
-		log_warn(&c->ctx, "%s: %s%s", c->name, strerror(err),
-			 err == ENOENT ? " (is the interpreter its #! line "
-					 "names installed?)"
-				       : "");
+	/* An exec that failed after launch() found the file: mostly what
+	 * its "#!" line names (missing, not executable, a "\r" after it). */
+	err = launch_end(&c->sp, interp, sizeof(interp));
+	if (err && *interp)
+		log_warn(&c->ctx, "%s: cannot start %s, which its #! line "
+				  "names: %s",
+			 c->name, interp, strerror(err));
+	else if (err)
+		log_warn(&c->ctx, "%s: %s", c->name, strerror(err));
 	if (c->fd >= 0) {
 		read_output(c);
 		close_output(c);
@@ -426,7 +428,7 @@ child_free(struct child **cp)
 	}
 	/* A detached command may still be before its exec: this waits for
 	 * that moment. */
-	(void)launch_end(&c->sp);
+	(void)launch_end(&c->sp, NULL, 0);
 	sd_event_source_disable_unref(c->exit);
 	sd_event_source_disable_unref(c->timer);
 	close_output(c);

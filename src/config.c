@@ -557,7 +557,7 @@ check_program(struct parser *p, enum key k, const char *prog)
 	/* The lookup hooks get (launch.c). */
 	if (!strchr(prog, '/')) {
 		r = launch_find(prog, found, sizeof(found));
-		why = r == 0	    ? NULL
+		why = r == 0	     ? NULL
 		      : r == -EACCES ? "in PATH, but not as an executable file"
 				     : "not found in PATH";
 	} else if (stat(prog, &st) < 0)
@@ -582,33 +582,51 @@ is_assignment(const char *w, size_t n)
 	       !(w[0] >= '0' && w[0] <= '9');
 }
 
+/* True when the n bytes at w are the word s. */
+static bool
+word_is(const char *w, size_t n, const char *s)
+{
+	return strlen(s) == n && !strncmp(w, s, n);
+}
+
 /* Warns as check_program() of the program a shell line (password_command)
  * starts with, when that is a plain word (quoted or not, after any
- * "NAME=value" and "exec") that is not one of the shell's own: a trial's
- * unedited example ran "pass", not installed, and only the first login
- * said so. */
+ * "NAME=value", "exec", "command", "nohup" and "env") that is not one of
+ * the shell's own: a trial's unedited example ran "pass", not installed,
+ * and only the first login said so. */
 static void
 check_shell_program(struct parser *p, enum key k, const char *line)
 {
 	static const char *const own[] = {
-	    "eval",  "command", "builtin", "cd",     "read",   "set",
-	    "export", "unset",  "ulimit",  "umask",  "trap",   "if",
-	    "for",   "while",   "until",   "case",   "echo",   "printf",
-	    "test",  "true",    "false",   "type",   ".",      "exit",
-	    "return", "wait",   "shift",   "local",  "alias",  "hash", NULL};
+	    "eval",    "builtin", "cd",	      "read",  "set",	 "export",
+	    "unset",   "ulimit",  "umask",    "trap",  "if",	 "for",
+	    "while",   "until",	  "case",     "echo",  "printf", "test",
+	    "true",    "false",	  "type",     ".",     "exit",	 "return",
+	    "wait",    "shift",	  "local",    "alias", "hash",	 "readonly",
+	    "getopts", "break",	  "continue", "times", "jobs",	 NULL};
 	size_t n;
-	bool quoted = false;
+	bool quoted = false, assignments = true;
 	char *word, *full;
 	const char *h;
 
+	/* Assignments count only before the program and after env: sh
+	 * runs "exec X=1 pass" as a program named "X=1". */
 	for (;; line += n) {
 		while (is_space(*line))
 			line++;
 		n = strcspn(line, " \t");
-		if (!is_assignment(line, n) &&
-		    !(n == 4 && !strncmp(line, "exec", 4)))
+		if (assignments && is_assignment(line, n))
+			continue;
+		if (word_is(line, n, "exec") || word_is(line, n, "command") ||
+		    word_is(line, n, "nohup"))
+			assignments = false;
+		else if (word_is(line, n, "env"))
+			assignments = true;
+		else
 			break;
 	}
+	if (*line == '-')
+		return; /* an option of those: not worth following */
 	/* "pass" or 'pass': the word within. */
 	if (n > 2 && (*line == '"' || *line == '\'') && line[n - 1] == *line) {
 		line++;
@@ -616,7 +634,7 @@ check_shell_program(struct parser *p, enum key k, const char *line)
 		quoted = true;
 	}
 	if (!n || strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
-			       "TUVWXYZ0123456789._+-/~") != n)
+			       "TUVWXYZ0123456789._+-/~=") != n)
 		return;
 	word = xstrndup(line, n);
 	for (size_t i = 0; own[i]; i++)
@@ -699,6 +717,12 @@ get_argv(struct parser *p, enum key k, const char *v, char ***r)
 		return; /* none: overrides a default from [general] */
 	if (config_split_argv(v, r, &err) < 0) {
 		perr(p, p->lineno, "%s: %s", keys[k].name, err);
+		return;
+	}
+	if (!*(*r)[0]) {
+		perr(p, p->lineno, "%s: the program's name is empty",
+		     keys[k].name);
+		config_argv_free(r);
 		return;
 	}
 	if (!strncmp((*r)[0], "~/", 2)) {

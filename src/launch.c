@@ -327,19 +327,47 @@ launch(char *const argv[], char *const envp[], bool with_stderr, int err_fd,
 	return 0;
 }
 
+/* What the "#!" line of the file at path names (its first word, up to n
+ * - 1 bytes, a carriage return included) into buf; "" when it has none. */
+static void
+interpreter(const char *path, char *buf, size_t n)
+{
+	char head[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd < 0 ? -1 : read(fd, head, sizeof(head) - 1);
+	size_t at = 2, len;
+
+	if (fd >= 0)
+		close(fd);
+	buf[0] = 0;
+	if (got < 2 || head[0] != '#' || head[1] != '!')
+		return;
+	head[got] = 0;
+	at += strspn(head + at, " \t");
+	len = strcspn(head + at, " \t\n");
+	if (len >= n)
+		len = n - 1;
+	memcpy(buf, head + at, len);
+	buf[len] = 0;
+}
+
 int
-launch_end(struct launch *s)
+launch_end(struct launch *s, char *interp, size_t n)
 {
 	struct launch_lent *l = s->lent;
 	pid_t tid;
 	int err;
 
+	if (interp && n)
+		interp[0] = 0;
 	if (!l)
 		return 0;
 	while ((tid = __atomic_load_n(&l->tid, __ATOMIC_ACQUIRE)) != 0)
 		(void)syscall(SYS_futex, &l->tid, FUTEX_WAIT, tid, NULL, NULL,
 			      0);
 	err = l->err;
+	if (err && interp && n)
+		interpreter(l->path, interp, n);
 	free(l);
 	s->lent = NULL;
 	return err;

@@ -44,5 +44,8 @@ int launch_find(const char *file, char *buf, size_t size);
 
 /* Frees what the child was lent until its exec: best after the child was
  * reaped; before that, it waits until the child exec'd or exited (a
- * moment after launch()). Returns the errno of a failed exec, else 0. */
-int launch_end(struct launch *s);
+ * moment after launch()). Returns the errno of a failed exec, else 0;
+ * then, unless interp is NULL, what the file's "#!" line names (as read,
+ * up to n - 1 bytes; "" without one) in interp, since that is what the
+ * errno is about. */
+int launch_end(struct launch *s, char *interp, size_t n);

@@ -582,6 +582,8 @@ test_errors(void)
 				"(did you mean 'on_new_mail'?)"}},
 	    {"mailbox = INBOX", {"unknown key 'mailbox' in [account c] (did "
 				"you mean 'mailboxes'?)"}},
+	    {"on_new_mail_post = '' x",
+	     {"on_new_mail_post: the program's name is empty"}},
 	    {"[general", {"missing ']' in section header"}},
 	    {"poll_interval = 5", {NULL}},
 	    {"[general]", {"duplicate section [general] (first on line 2)"}},
@@ -1493,13 +1495,23 @@ test_programs(void)
 			 "[account e]\nhost = h\nusername = e\n"
 			 "password_command = \"x\" --y\n"
 			 "[account f]\nhost = h\nusername = f\n"
-			 "password_command = '~/x'\n",
+			 "password_command = '~/x'\n"
+			 /* Line 33: sh runs "exec X=1 x" as a program named
+			  * "X=1" (trial V). */
+			 "[account g]\nhost = h\nusername = g\n"
+			 "password_command = exec GNUPGHOME=/g x\n"
+			 "[account h]\nhost = h\nusername = h\n"
+			 "password_command = readonly X=1\n"
+			 "[account i]\nhost = h\nusername = i\n"
+			 "password_command = env -i x\n"
+			 "[account j]\nhost = h\nusername = j\n"
+			 "password_command = command x\n",
 			 dir, dir, dir, dir);
 	path = write_file("programs.ini", 0600, text);
 	free(text);
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "programs: loads all the same");
-	is_int(count_lines(out), 9, "programs: nine warnings");
+	is_int(count_lines(out), 11, "programs: eleven warnings");
 	want = xasprintf("%s:2: on_new_mail: %s/missing: No such file or "
 			 "directory; it cannot run as things are\n",
 			 path, dir);
@@ -1547,6 +1559,18 @@ test_programs(void)
 		free(want);
 	}
 	ok(!strstr(out, ":32:"), "programs: none for a quoted '~/'");
+	want = xasprintf("%s:36: password_command: GNUPGHOME=/g: No such "
+			 "file or directory",
+			 path);
+	ok(strstr(out, want) != NULL,
+	   "programs: an assignment after exec is the program");
+	free(want);
+	ok(!strstr(out, ":40:"), "programs: none for a shell's own readonly");
+	ok(!strstr(out, ":44:"), "programs: none past an option");
+	want = xasprintf("%s:48: password_command: x: not found in PATH",
+			 path);
+	ok(strstr(out, want) != NULL, "programs: past command");
+	free(want);
 	config_free(&cfg);
 	free(out);
 	if (old_path)

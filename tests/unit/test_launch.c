@@ -48,11 +48,12 @@ static const char report[] = "readlink /proc/self/fd/0; "
 			     "echo to-stderr >&2";
 
 /* Reads sp's pipe to its end within a deadline and reaps it, then ends
- * sp (the errno of a failed exec in *err_r when not NULL). Returns the
+ * sp (the errno of a failed exec in *err_r when not NULL, and what the
+ * file's "#!" line names in interp[128] then, when not NULL). Returns the
  * output (caller frees; NULL on a timeout) and the exit status in
  * *status_r. */
 static char *
-finish(struct launch *sp, int *status_r, int *err_r)
+finish_named(struct launch *sp, int *status_r, int *err_r, char *interp)
 {
 	pid_t pid = sp->pid;
 	int fd = sp->fd, err;
@@ -83,12 +84,18 @@ finish(struct launch *sp, int *status_r, int *err_r)
 	if (waitpid(pid, status_r, 0) < 0)
 		*status_r = -1;
 	close(sp->pidfd);
-	err = launch_end(sp);
+	err = launch_end(sp, interp, interp ? 128 : 0);
 	if (err_r)
 		*err_r = err;
 	if (!eof)
 		freep(&buf);
 	return buf;
+}
+
+static char *
+finish(struct launch *sp, int *status_r, int *err_r)
+{
+	return finish_named(sp, status_r, err_r, NULL);
 }
 
 /* Writes text into path with the given mode. */
@@ -241,7 +248,8 @@ check_copies(void)
 	if (r < 0)
 		return;
 	/* What launch_end() frees is what the command was reading. */
-	is_int(launch_end(&sp), 0, "copies: ended before the reap, no error");
+	is_int(launch_end(&sp, NULL, 0), 0,
+	       "copies: ended before the reap, no error");
 	out = finish(&sp, &status, &err);
 	is_str(out, "arg0 given\n",
 	       "copies: the command got the argv and environment given");
@@ -250,26 +258,32 @@ check_copies(void)
 }
 
 /* An exec that fails after the checks: a script whose "#!" names an
- * interpreter that is not there. Exit status 127 and the errno from
- * launch_end(). */
+ * interpreter that is not there, or one with a carriage return after it
+ * (a file saved with CRLF line ends). Exit status 127, the errno from
+ * launch_end(), and what the line names, as it is. */
 static void
-check_exec_fails(const char *path)
+check_exec_fails(const char *path, const char *line, const char *names,
+		 const char *what)
 {
 	char *argv[] = {(char *)path, NULL};
+	char interp[128] = "unset";
 	struct launch sp;
 	int status = 0, err = 0, r;
 	char *out;
 
-	write_file(path, "#!/nonexistent/interpreter\necho ran\n", 0755);
+	write_file(path, line, 0755);
 	r = launch(argv, environ, false, -1, false, &sp);
-	is_int(r, 0, "exec fails: started (the file is there)");
+	is_int(r, 0, "exec fails, %s: started (the file is there)", what);
 	if (r < 0)
 		return;
-	out = finish(&sp, &status, &err);
+	out = finish_named(&sp, &status, &err, interp);
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 127,
-	   "exec fails: exit status 127");
-	is_int(err, ENOENT, "exec fails: launch_end() gives its errno");
-	is_str(out, "", "exec fails: nothing ran");
+	   "exec fails, %s: exit status 127", what);
+	is_int(err, ENOENT, "exec fails, %s: launch_end() gives its errno",
+	       what);
+	is_str(interp, names, "exec fails, %s: and what its #! line names",
+	       what);
+	is_str(out, "", "exec fails, %s: nothing ran", what);
 	free(out);
 }
 
@@ -368,7 +382,10 @@ main(void)
 	check_copies();
 	check_path(dir);
 	unlink(script);
-	check_exec_fails(script);
+	check_exec_fails(script, "#!/nonexistent/interpreter -x\necho ran\n",
+			 "/nonexistent/interpreter", "a missing interpreter");
+	check_exec_fails(script, "#! /bin/sh\r\necho ran\r\n", "/bin/sh\r",
+			 "CRLF line ends");
 	unlink(script);
 	rmdir(dir);
 	free(script);
