@@ -1289,11 +1289,15 @@ remove_old_files(struct state_store *s, int dfd)
 		 removed, s->path);
 }
 
+static char *lock_path(const char *dir, const char *account);
+
 /* The state taken over from a renamed account (adopt()) is written here
  * now: its file goes, and its lock (its name may be used again). */
 static void
 forget_adopted(struct state_store *s, int dfd)
 {
+	char *lock;
+
 	if (!s->adopted_path)
 		return;
 	if (unlink(s->adopted_path) < 0 && errno != ENOENT)
@@ -1301,6 +1305,12 @@ forget_adopted(struct state_store *s, int dfd)
 			 s->adopted_path);
 	else if (sync_dir_fd(dfd) < 0)
 		log_warn(&s->log, "state: sync %s: %m", s->dir);
+	/* Its lock too, still held: whoever waits for it takes the one
+	 * made anew (lock_file()). */
+	lock = lock_path(s->dir, s->adopted_from);
+	if (unlink(lock) < 0 && errno != ENOENT)
+		log_warn(&s->log, "state: cannot remove %s: %m", lock);
+	free(lock);
 	freep(&s->adopted_path);
 	freep(&s->adopted_from);
 	close(s->adopted_lock);
@@ -1402,6 +1412,18 @@ out:
 _Static_assert(sizeof(LOCK_SUFFIX) <= sizeof(TMP_SUFFIX),
 	       "the lock's name fits where the temporary file's does");
 
+/* The path of account's lock in the state directory dir (caller frees). */
+static char *
+lock_path(const char *dir, const char *account)
+{
+	char *name = state_account_file_name(account,
+					     pathconf(dir, _PC_NAME_MAX));
+	char *path = xasprintf("%s/%s" LOCK_SUFFIX, dir, name);
+
+	free(name);
+	return path;
+}
+
 /* The pid written in the lock file fd, or 0 when it holds none (its
  * holder has not written it yet, or could not). */
 static pid_t
@@ -1421,12 +1443,45 @@ lock_holder(int fd)
 	return (pid_t)pid;
 }
 
+/* Opens (creating) the lock file at path and takes its lock. The lock of
+ * a renamed account's old name goes with its state (forget_adopted()): a
+ * file locked after that removal is no longer the path's, and is let go
+ * for the one there now. Returns the fd, or -1 and errno (EWOULDBLOCK:
+ * another process holds it, its pid in *holder_r, 0 if unknown). */
+static int
+lock_file(const char *path, pid_t *holder_r)
+{
+	struct stat held, now;
+	int fd, err;
+
+	for (int tries = 0; tries < 8; tries++) {
+		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			  0600);
+		if (fd < 0)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			err = errno;
+			if (err == EWOULDBLOCK)
+				*holder_r = lock_holder(fd);
+			close(fd);
+			errno = err;
+			return -1;
+		}
+		if (fstat(fd, &held) == 0 && stat(path, &now) == 0 &&
+		    held.st_dev == now.st_dev && held.st_ino == now.st_ino)
+			return fd;
+		close(fd);
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
 int
 state_lock_account(const char *account, pid_t *holder_r)
 {
 	struct log_ctx log = {account, NULL};
-	char *dir = state_dir(), *name, *path, pid[24];
-	int fd, r, n;
+	char *dir = state_dir(), *path, pid[24];
+	int fd, n;
 
 	*holder_r = 0;
 	if (!dir) {
@@ -1435,22 +1490,16 @@ state_lock_account(const char *account, pid_t *holder_r)
 			       "announce its mail too)");
 		return -ENOENT;
 	}
-	name = state_account_file_name(account, pathconf(dir, _PC_NAME_MAX));
-	path = xasprintf("%s/%s" LOCK_SUFFIX, dir, name);
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		r = -errno;
-		if (r == -EWOULDBLOCK)
-			*holder_r = lock_holder(fd);
-		else
+	path = lock_path(dir, account);
+	fd = lock_file(path, holder_r);
+	if (fd < 0) {
+		fd = -errno;
+		if (fd != -EWOULDBLOCK)
 			log_warn(&log,
 				 "state: cannot lock %s: %s; watching this "
 				 "account anyway (another mailwatch may "
 				 "announce its mail too)",
-				 path, strerror(-r));
-		if (fd >= 0)
-			close(fd);
-		fd = r;
+				 path, strerror(-fd));
 		goto out;
 	}
 	/* A shorter pid over a longer one: the reader stops at the first
@@ -1461,7 +1510,6 @@ state_lock_account(const char *account, pid_t *holder_r)
 			  path);
 out:
 	free(path);
-	free(name);
 	free(dir);
 	return fd;
 }

@@ -644,6 +644,7 @@ test_rename(void)
 	static const char *const both[] = {"old1", "new1", NULL};
 	static const char *const new1[] = {"new1", NULL};
 	char *old = account_path("old1"), *new = account_path("new1"), *log;
+	char *old_lock = xasprintf("%s@lock", old);
 	struct state_store *s;
 	pid_t holder;
 	int lock;
@@ -700,6 +701,7 @@ test_rename(void)
 				       "write");
 	ok(state_store_write(s) == 0 && !exists(old) && exists(new),
 	   "rename: written as new1's, old1's removed");
+	ok(!exists(old_lock), "rename: and old1's lock file too (trial T)");
 	state_store_free(&s);
 	ok(file_has("new1", "INBOX", 7, 42), "rename: and new1's file has it");
 	lock = state_lock_account("old1", &holder);
@@ -708,6 +710,7 @@ test_rename(void)
 		close(lock);
 	free(log);
 	free(old);
+	free(old_lock);
 	free(new);
 
 	/* Another configuration file's account is another instance's, not
