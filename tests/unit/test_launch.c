@@ -247,7 +247,8 @@ check_copies(void)
 	free(envp[0]);
 	if (r < 0)
 		return;
-	/* What launch_end() frees is what the command was reading. */
+	/* launch_end() waits for the exec before it frees what the command
+	 * reads until then. */
 	is_int(launch_end(&sp, NULL, 0), 0,
 	       "copies: ended before the reap, no error");
 	out = finish(&sp, &status, &err);
