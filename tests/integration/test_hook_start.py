@@ -9,6 +9,7 @@ against a real Dovecot (trials U and V of src/launch.c):
   127; the watching goes on."""
 
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -59,7 +60,7 @@ def main():
     dc.append("alice", "INBOX", mwtest.make_message("two"))
     ok(wait_until(lambda: len(open(ran).read().split()) == 2, 10),
        "the watching goes on: the next message's hook ran too")
-    ok(not mw.wait_log(r"mwtest-hook.*Permission denied", 0.5),
+    ok(not re.search(r"mwtest-hook.*Permission denied", mw.log()),
        "no 'Permission denied' from the directory or the file before it")
     mw.stop()
     errs = mw.sanitizer_errors()
