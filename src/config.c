@@ -474,6 +474,15 @@ config_default_path(void)
 	return xasprintf("%s/.config/mailwatch/mailwatch.ini", h);
 }
 
+/* "~/x" as x in the home directory (caller frees); NULL without one. */
+static char *
+expand_home(const char *tilde)
+{
+	const char *h = home_dir();
+
+	return h ? xasprintf("%s%s", h, tilde + 1) : NULL;
+}
+
 /* ---- values ---- */
 
 static int
@@ -607,7 +616,6 @@ check_shell_program(struct parser *p, enum key k, const char *line)
 	size_t n;
 	bool quoted = false, assignments = true;
 	char *word, *full;
-	const char *h;
 
 	/* Assignments count only before the program and after env: sh
 	 * runs "exec X=1 pass" as a program named "X=1". */
@@ -642,10 +650,9 @@ check_shell_program(struct parser *p, enum key k, const char *line)
 			goto out;
 	/* A quoted '~' is not the home directory: nothing to look for. */
 	if (!quoted && !strncmp(word, "~/", 2)) {
-		h = home_dir();
-		if (!h)
+		full = expand_home(word);
+		if (!full)
 			goto out;
-		full = xasprintf("%s%s", h, word + 1);
 		free(word);
 		word = full;
 	} else if (word[0] == '~') {
@@ -710,7 +717,7 @@ check_shell_words(struct parser *p, enum key k, char *const *argv)
 static void
 get_argv(struct parser *p, enum key k, const char *v, char ***r)
 {
-	const char *err = "", *h;
+	const char *err = "";
 	char *prog;
 
 	if (!*v)
@@ -726,15 +733,14 @@ get_argv(struct parser *p, enum key k, const char *v, char ***r)
 		return;
 	}
 	if (!strncmp((*r)[0], "~/", 2)) {
-		h = home_dir();
-		if (!h) {
+		prog = expand_home((*r)[0]);
+		if (!prog) {
 			perr(p, p->lineno,
 			     "%s: cannot expand '~': no home directory",
 			     keys[k].name);
 			config_argv_free(r);
 			return;
 		}
-		prog = xasprintf("%s%s", h, (*r)[0] + 1);
 		free((*r)[0]);
 		(*r)[0] = prog;
 	}
@@ -928,14 +934,12 @@ get_ca_file(struct parser *p, struct account *a, const char *v)
 	int fd;
 
 	if (v[0] == '~' && v[1] == '/') {
-		const char *h = home_dir();
-
-		if (!h) {
+		path = expand_home(v);
+		if (!path) {
 			perr(p, p->lineno,
 			     "ca_file: cannot expand '~': no home directory");
 			return;
 		}
-		path = xasprintf("%s%s", h, v + 1);
 	} else if (v[0] == '/') {
 		path = xstrdup(v);
 	} else {
