@@ -13,7 +13,8 @@
 
 #define USEC_PER_SEC 1000000ULL
 /* The fewest connections the budget goes down to after [LIMIT]: one that
- * pushes, one that checks the rest. */
+ * pushes, one that checks the rest. With NOTIFY, one does both (single:
+ * the budget goes down to 1). */
 #define BUDGET_MIN 2
 /* Seconds after [LIMIT] lowered the budget until one connection more is
  * tried, doubled after each try the server refuses, up to
@@ -67,10 +68,11 @@ struct account_run {
 	char *name;               /* a copy for log lines */
 	struct log_ctx log;
 	struct box **box;         /* in the configured order; box[0] has
-				     the connection that asks for NOTIFY */
+				     the connection that asks for NOTIFY
+				     (but when single) */
 	size_t n;
 	struct box **by_name;     /* box[0..n) sorted by name_key() */
-	const char **others;      /* the names of box[1..n), for NOTIFY */
+	const char **names;       /* the names of box[0..n), for NOTIFY */
 	/* mailboxes has patterns: which mailboxes are watched comes from
 	 * the server's LIST, at the start, after a NOTIFY MailboxName push
 	 * and at each sweep. */
@@ -102,6 +104,14 @@ struct account_run {
 	bool check_due;           /* a box's check may be set */
 	enum mode mode;
 	unsigned budget;          /* connections, at most max_connections */
+	/* M_NOTIFY with a budget of one connection: the fetcher asks for
+	 * NOTIFY of every mailbox, box[0] too, which has no connection of
+	 * its own (set_single()). */
+	bool single;
+	/* Single, a try at two connections: a fetch mode login that, once
+	 * it holds, becomes the fetcher (on_grow()); nothing else changes
+	 * while it may meet [LIMIT]. */
+	struct watcher *probe;
 	/* Below max_connections: one more is tried on this timer, after
 	 * grow_wait seconds; probing while that try may still meet
 	 * [LIMIT]. */
@@ -169,14 +179,32 @@ gone_now(struct account_run *ar, struct box *b)
 	mailbox_appeared(b->mb, wall_now(ar));
 }
 
+/* The connection that asks for NOTIFY: the first mailbox's, or when
+ * single the fetcher; NULL when there is none. */
+static struct watcher *
+notifier(const struct account_run *ar)
+{
+	if (ar->single)
+		return ar->fetcher;
+	return ar->n ? ar->box[0]->w : NULL;
+}
+
+/* The first of box[] that NOTIFY follows with STATUS: all when single,
+ * else those after the first mailbox, which its connection selects. */
+static size_t
+first_other(const struct account_run *ar)
+{
+	return ar->single ? 0 : 1;
+}
+
 /* When the connection that follows mailboxes with STATUS (the NOTIFY one
  * for the notified, the fetcher for the swept) goes down, what is found
  * in them next arrived while nobody looked. */
 static void
 check_followers(struct account_run *ar)
 {
-	bool notify_up = ar->n && ar->box[0]->w &&
-			 watcher_connected(ar->box[0]->w);
+	struct watcher *nw = notifier(ar);
+	bool notify_up = nw && watcher_connected(nw);
 	bool fetcher_up = ar->fetcher && watcher_connected(ar->fetcher);
 	bool notify_lost = ar->notify_up && !notify_up;
 	bool fetcher_lost = ar->fetcher_up && !fetcher_up;
@@ -200,10 +228,10 @@ check_followers(struct account_run *ar)
 static bool
 own_all_up(const struct account_run *ar)
 {
-	for (size_t i = 1; i < ar->n; i++)
+	for (size_t i = 0; i < ar->n; i++)
 		if (ar->box[i]->w && !watcher_connected(ar->box[i]->w))
 			return false;
-	return true;
+	return !ar->probe || watcher_connected(ar->probe);
 }
 
 static void
@@ -315,12 +343,13 @@ set_watched(struct account_run *ar, struct box *b, bool watched)
 
 static void save_soon(void *ud, bool now);
 static void forget_listed(struct account_run *ar);
+static void close_box(struct account_run *ar, struct box *b);
 
-/* How many mailboxes NOTIFY follows besides the first: box[1..n). */
+/* How many mailboxes NOTIFY follows with STATUS: box[first_other()..n). */
 static size_t
 n_others(const struct account_run *ar)
 {
-	return ar->n ? ar->n - 1 : 0;
+	return ar->n > first_other(ar) ? ar->n - first_other(ar) : 0;
 }
 
 static struct watcher *
@@ -330,7 +359,7 @@ new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 		.a = ar->a,
 		.mb = mb,
 		.notify = notify,
-		.others = notify ? ar->others : NULL,
+		.others = notify ? ar->names + first_other(ar) : NULL,
 		.n_others = notify ? n_others(ar) : 0,
 		.cred = ar->cred,
 		.mailbox_names = notify && ar->dynamic,
@@ -438,8 +467,8 @@ kick(struct account_run *ar)
 		checks += ar->box[i]->check;
 	ar->check_due = checks > 0;
 	if (!ar->fetcher) {
-		if (checks || fetch || ar->list_due)
-			ar->fetcher = new_watcher(ar, NULL, false);
+		if (ar->single || checks || fetch || ar->list_due)
+			ar->fetcher = new_watcher(ar, NULL, ar->single);
 		return;
 	}
 	if (!watcher_ready(ar->fetcher))
@@ -603,9 +632,10 @@ assign(struct account_run *ar)
 	 * mailboxes are listed at each sweep, the fetcher is always there;
 	 * else only for what does not fit. */
 	bool fetcher = ar->mode == M_NOTIFY || ar->dynamic;
-	size_t room = ar->budget - 1 - fetcher;
+	/* Single, the fetcher is all there is. */
+	size_t room = ar->single ? 0 : ar->budget - 1 - fetcher;
 
-	for (size_t i = 1; i < ar->n; i++) {
+	for (size_t i = first_other(ar); i < ar->n; i++) {
 		left += !ar->box[i]->notified;
 		failed += !ar->box[i]->notified && ar->box[i]->failed;
 	}
@@ -618,7 +648,7 @@ assign(struct account_run *ar)
 	 * misspelt names held two, and a real mailbox was checked every
 	 * 60 s). */
 	spare = own > left - failed ? own - (left - failed) : 0;
-	for (size_t i = 1; i < ar->n; i++) {
+	for (size_t i = first_other(ar); i < ar->n; i++) {
 		struct box *b = ar->box[i];
 		bool was = b->swept;
 
@@ -652,6 +682,58 @@ assign(struct account_run *ar)
 	changed(ar);
 }
 
+/* Frees the fetcher; what it had under way is done again by the next. */
+static void
+drop_fetcher(struct account_run *ar)
+{
+	watcher_free(&ar->fetcher);
+	if (ar->fetching)
+		want_fetch(ar, ar->fetching);
+	ar->fetching = NULL;
+	if (ar->listing) {
+		ar->listing = false;
+		ar->list_due = true;
+		for (size_t i = 0; i < ar->n; i++) {
+			ar->box[i]->check |= ar->box[i]->asked;
+			ar->check_due |= ar->box[i]->asked;
+			ar->box[i]->asked = false;
+		}
+		forget_listed(ar);
+	}
+	check_followers(ar);
+}
+
+/* One connection for the account (on), with NOTIFY: the fetcher asks
+ * for NOTIFY of every mailbox and catches up each one a STATUS shows new
+ * mail in, the first mailbox too; or two again (off), the first
+ * mailbox's asking for NOTIFY and selecting it, and the fetcher: the try
+ * that held, if any. The connections whose roles change are closed and
+ * opened again. */
+static void
+set_single(struct account_run *ar, bool on)
+{
+	struct box *first = ar->box[0];
+
+	if (!ar->n || ar->single == on)
+		return;
+	close_box(ar, first);
+	drop_fetcher(ar);
+	ar->single = on;
+	/* Single, it is one of those NOTIFY follows, until the NOTIFY SET's
+	 * answer says otherwise (w_notify()). */
+	first->notified = on;
+	first->swept = first->check = false;
+	set_watched(ar, first, false);
+	if (on) {
+		ar->fetcher = new_watcher(ar, NULL, true);
+		return;
+	}
+	first->w = new_watcher(ar, first->mb, true);
+	ar->fetcher = ar->probe;
+	ar->probe = NULL;
+	kick(ar);
+}
+
 /* Tries one connection more after grow_wait seconds. */
 static void
 grow_later(struct account_run *ar)
@@ -668,10 +750,14 @@ static int
 on_shrink(sd_event_source *src, void *ud)
 {
 	struct account_run *ar = ud;
+	/* With NOTIFY, one connection can watch every mailbox (single). */
+	unsigned least = ar->mode == M_NOTIFY ? 1 : BUDGET_MIN;
 	size_t need;
 
 	(void)src;
-	if (ar->stopping || ar->budget <= BUDGET_MIN || ar->mode == M_STARTING)
+	/* A try at two connections that met it: all stays as it is. */
+	watcher_free(&ar->probe);
+	if (ar->stopping || ar->mode == M_STARTING || ar->budget <= least)
 		return 0;
 	/* The connections the mailboxes are given now: a budget above that
 	 * says nothing of the server's limit, which is below it (with
@@ -680,8 +766,7 @@ on_shrink(sd_event_source *src, void *ud)
 	need = 1 + ar->n_own +
 	       (ar->mode == M_NOTIFY || ar->dynamic || ar->n_checked);
 	if (ar->budget > need)
-		ar->budget = need - 1 > BUDGET_MIN ? (unsigned)need - 1
-						   : BUDGET_MIN;
+		ar->budget = need - 1 > least ? (unsigned)need - 1 : least;
 	else
 		ar->budget--;
 	/* Not probing any more before assign(), whose changes would take
@@ -702,6 +787,8 @@ on_shrink(sd_event_source *src, void *ud)
 			 ar->budget);
 	}
 	grow_later(ar);
+	if (ar->budget == 1)
+		set_single(ar, true);
 	assign(ar);
 	ar->try_refused = false;
 	return 0;
@@ -737,6 +824,7 @@ on_grow(sd_event_source *src, uint64_t usec, void *ud)
 		}
 		ar->probing = false;
 		ar->grow_wait = BUDGET_RETRY;
+		set_single(ar, false);
 		log_info(&ar->log, "the server takes %u connections again",
 			 ar->budget);
 		if (ar->n_checked)
@@ -744,7 +832,7 @@ on_grow(sd_event_source *src, uint64_t usec, void *ud)
 	}
 	if (ar->budget >= ar->a->d.max_connections)
 		return 0;
-	if (!ar->n_checked) {
+	if (!ar->n_checked && !ar->single) {
 		ar->budget = ar->a->d.max_connections;
 		return 0;
 	}
@@ -752,7 +840,10 @@ on_grow(sd_event_source *src, uint64_t usec, void *ud)
 	ar->probing = true;
 	log_debug(&ar->log, "trying %u connections", ar->budget);
 	grow_later(ar);
-	assign(ar);
+	if (ar->single)
+		ar->probe = new_watcher(ar, NULL, false);
+	else
+		assign(ar);
 	return 0;
 }
 
@@ -765,7 +856,7 @@ w_notify(void *ud, struct watcher *w, bool on)
 	size_t got = 0;
 	bool was;
 
-	if (!ar->n || w != ar->box[0]->w)
+	if (!ar->n || w != notifier(ar))
 		return;
 	if (!on) {
 		if (ar->mode == M_BUDGET)
@@ -773,6 +864,11 @@ w_notify(void *ud, struct watcher *w, bool on)
 		ar->mode = M_BUDGET;
 		for (size_t i = 0; i < ar->n; i++)
 			ar->box[i]->notified = false;
+		/* Without NOTIFY, one connection cannot watch them all. */
+		if (ar->single) {
+			ar->budget = BUDGET_MIN;
+			set_single(ar, false);
+		}
 		assign(ar);
 		return;
 	}
@@ -786,7 +882,7 @@ w_notify(void *ud, struct watcher *w, bool on)
 	/* A mailbox NOTIFY sent no STATUS for may not exist (the fetcher's
 	 * STATUS says), or the server does not follow it (Dovecot 2.3 does
 	 * not for names with '&'): it is watched as without NOTIFY. */
-	for (size_t i = 1; i < ar->n; i++) {
+	for (size_t i = first_other(ar); i < ar->n; i++) {
 		struct box *b = ar->box[i];
 
 		b->notified = b->gen == ar->gen;
@@ -807,7 +903,11 @@ w_notify(void *ud, struct watcher *w, bool on)
 	ar->gen++;
 	/* NOTIFY is set again after pushes (session.c): said once, unless
 	 * what it follows changed or its connection went down. */
-	if (!was || got != ar->n_notified)
+	if ((!was || got != ar->n_notified) && ar->single)
+		log_info(&ar->log, "watching %zu mailbox%s with NOTIFY over "
+				   "one connection",
+			 got, got == 1 ? "" : "es");
+	else if (!was || got != ar->n_notified)
 		log_info(&ar->log, "watching %zu mailbox%s with IDLE and NOTIFY",
 			 got + 1, got ? "es" : "");
 	ar->n_notified = got;
@@ -831,7 +931,7 @@ w_status(void *ud, struct watcher *w, const char *name,
 	/* NOTIFY's, in w_notify()'s count: also of a mailbox that has
 	 * another connection now, because NOTIFY left it out before (a
 	 * server's passing fault), so that it goes back to NOTIFY. */
-	if (ar->n && w == ar->box[0]->w)
+	if (w == notifier(ar))
 		b->gen = ar->gen;
 	/* Watched on its own connection. A UIDVALIDITY other than the one
 	 * that connection has means the mailbox was deleted and created
@@ -893,6 +993,11 @@ w_ready(void *ud, struct watcher *w, struct mailbox *done)
 	 * LIST. */
 	if (ar->fetching && ar->fetching->mb != done)
 		want_fetch(ar, ar->fetching);
+	/* Single, what came while the mailbox was selected is not pushed
+	 * (Dovecot pushes nothing of the selected mailbox but under the
+	 * selected filter): its STATUS, now that it is closed, tells. */
+	else if (ar->fetching && ar->single)
+		ar->fetching->check = ar->check_due = true;
 	ar->fetching = NULL;
 	if (ar->listing) {
 		ar->listing = false;
@@ -1044,17 +1149,18 @@ forget_listed(struct account_run *ar)
 	ar->n_listed = 0;
 }
 
-/* Sets the names NOTIFY follows: those of box[1..n). */
+/* Sets the names NOTIFY follows (n_others()) after box[] changed. */
 static void
 set_others(struct account_run *ar)
 {
-	const char **old = ar->others;
+	const char **old = ar->names;
 
-	ar->others = xcalloc(ar->n + 1, sizeof(*ar->others));
-	for (size_t i = 1; i < ar->n; i++)
-		ar->others[i - 1] = mailbox_name(ar->box[i]->mb);
-	if (ar->n && ar->box[0]->w)
-		watcher_set_others(ar->box[0]->w, ar->others, n_others(ar));
+	ar->names = xcalloc(ar->n + 1, sizeof(*ar->names));
+	for (size_t i = 0; i < ar->n; i++)
+		ar->names[i] = mailbox_name(ar->box[i]->mb);
+	if (notifier(ar))
+		watcher_set_others(notifier(ar), ar->names + first_other(ar),
+				   n_others(ar));
 	free(old);
 }
 
@@ -1185,7 +1291,7 @@ apply_list(struct account_run *ar)
 		changed(ar);
 		return;
 	}
-	if (!ar->box[0]->w || !first_kept) {
+	if (!ar->single && (!ar->box[0]->w || !first_kept)) {
 		/* A new first mailbox: its connection asks for NOTIFY. */
 		close_box(ar, ar->box[0]);
 		ar->box[0]->swept = ar->box[0]->notified = false;
@@ -1208,7 +1314,7 @@ w_listed(void *ud, struct watcher *w, const char *name, char delimiter,
 
 	if (pushed) {
 		/* NOTIFY's MailboxName: created, renamed or deleted. */
-		if (!ar->dynamic || !ar->n || w != ar->box[0]->w)
+		if (!ar->dynamic || !ar->n || w != notifier(ar))
 			return;
 		log_debug(&ar->log, "mailbox %s %s: listing again", name,
 			  codec_strlist_has(attrs, "\\NonExistent")
@@ -1288,7 +1394,7 @@ w_refused(void *ud, struct watcher *w, bool limit)
 	 * fetcher gives it its place, and connects again when there is
 	 * work. Else, with one connection left to the account, the fetcher
 	 * that got it first kept it and nothing was pushed. */
-	if (ar->n && w == ar->box[0]->w && ar->fetcher &&
+	if (ar->n && w == ar->box[0]->w && !ar->single && ar->fetcher &&
 	    watcher_ready(ar->fetcher) && !ar->list_due) {
 		log_info(&ar->log, "closing the checking connection: %s "
 				   "needs its place",
@@ -1484,6 +1590,7 @@ account_run_free(struct account_run **arp)
 	for (size_t i = 0; i < ar->n; i++)
 		watcher_free(&ar->box[i]->w);
 	watcher_free(&ar->fetcher);
+	watcher_free(&ar->probe);
 	for (size_t i = 0; i < ar->n; i++)
 		free_box(&ar->box[i]);
 	/* Said at warning level even when failing writes were quiet: the
@@ -1506,7 +1613,7 @@ account_run_free(struct account_run **arp)
 	sd_event_source_disable_unref(ar->sweep);
 	free(ar->box);
 	free(ar->by_name);
-	free(ar->others);
+	free(ar->names);
 	free(ar->name);
 	free(ar);
 	*arp = NULL;
@@ -1523,6 +1630,8 @@ account_run_rebind(struct account_run *ar, const struct account *a)
 	}
 	if (ar->fetcher)
 		watcher_rebind(ar->fetcher, a);
+	if (ar->probe)
+		watcher_rebind(ar->probe, a);
 }
 
 void
@@ -1535,6 +1644,8 @@ account_run_reloaded(struct account_run *ar)
 	ar->probing = false;
 	sd_event_source_set_enabled(ar->grow, SD_EVENT_OFF);
 	log_info(&ar->log, "trying max_connections = %u again", ar->budget);
+	watcher_free(&ar->probe);
+	set_single(ar, false);
 	assign(ar);
 }
 
@@ -1549,6 +1660,7 @@ account_run_stop(struct account_run *ar)
 {
 	ar->stopping = true;
 	sd_event_source_set_enabled(ar->sweep, SD_EVENT_OFF);
+	watcher_free(&ar->probe);
 	for (size_t i = 0; i < ar->n; i++)
 		if (ar->box[i]->w)
 			watcher_stop(ar->box[i]->w);
@@ -1565,6 +1677,8 @@ account_run_pause(struct account_run *ar, bool paused)
 			watcher_pause(ar->box[i]->w, paused);
 	if (ar->fetcher)
 		watcher_pause(ar->fetcher, paused);
+	if (ar->probe)
+		watcher_pause(ar->probe, paused);
 }
 
 bool
@@ -1609,7 +1723,7 @@ static bool
 checked_now(const struct account_run *ar, const struct box *b)
 {
 	const struct watcher *via = ar->mode == M_NOTIFY && !b->swept
-					? ar->box[0]->w
+					? notifier(ar)
 					: ar->fetcher;
 
 	return b->watched && !b->failed && via && watcher_connected(via);
@@ -1681,7 +1795,8 @@ account_run_describe(struct account_run *ar, bool named)
 	conns += idle;
 	/* How they are watched, while the first mailbox's connection (the
 	 * NOTIFY one) is up; else only what is wrong is told. */
-	if (ar->n > 1 && ar->box[0]->w && watcher_connected(ar->box[0]->w)) {
+	if ((ar->n > 1 || ar->single) && notifier(ar) &&
+	    watcher_connected(notifier(ar))) {
 		if (ar->mode == M_NOTIFY)
 			off += snprintf(s, size,
 					"%s%s%zu mailbox%s over %u "
@@ -1728,7 +1843,9 @@ account_run_describe(struct account_run *ar, bool named)
 	    off < size)
 		snprintf(s + off, size - off, "%s%s%s%s connection: %s",
 			 off ? "; " : "", name, colon,
-			 ar->mode == M_NOTIFY ? "fetching" : "checking",
+			 ar->single		 ? "its"
+			 : ar->mode == M_NOTIFY ? "fetching"
+						: "checking",
 			 watcher_describe(ar->fetcher));
 	return s;
 }

@@ -555,7 +555,11 @@ send_known_flags(struct session *s)
 }
 
 /* NOTIFY SET STATUS for the selected mailbox and the others to follow,
- * sent before the EXAMINE: the server answers with a STATUS of each. */
+ * sent before the EXAMINE: the server answers with a STATUS of each. In
+ * fetch mode, the others alone: what it EXAMINEs is caught up and closed
+ * at once, and what arrives meanwhile comes with the EXAMINE's answers
+ * (Dovecot pushes nothing of the selected mailbox but under the selected
+ * filter). */
 static void
 send_notify(struct session *s)
 {
@@ -569,7 +573,9 @@ send_notify(struct session *s)
 	codec_buf_init(&b);
 	b.literal_plus = s->out.literal_plus;
 	codec_buf_addstr(&b, begin(s, CMD_NOTIFY, tag));
-	codec_buf_addstr(&b, " NOTIFY SET STATUS " NOTIFY_SELECTED);
+	codec_buf_addstr(&b, " NOTIFY SET STATUS");
+	if (!s->fetch_mode)
+		codec_buf_addstr(&b, " " NOTIFY_SELECTED);
 	if (n) {
 		codec_buf_addstr(&b, " (mailboxes (");
 		for (size_t i = 0; i < n; i++) {
@@ -588,6 +594,17 @@ send_notify(struct session *s)
 	trace_out(s, &b, CMD_NOTIFY);
 	queue(s, &b);
 	codec_buf_finish(&b);
+}
+
+/* NOTIFY NONE, then NOTIFY SET again (renotify). NOTIFY NONE first:
+ * Dovecot 2.3 sends no MailboxName event after a NOTIFY SET that replaced
+ * another. */
+static void
+notify_again(struct session *s)
+{
+	s->renotify = false;
+	send_simple(s, CMD_NOTIFY_NONE, "NOTIFY NONE");
+	send_notify(s);
 }
 
 /* One LIST of patterns[0..n): LIST-EXTENDED's form where offered. */
@@ -850,12 +867,16 @@ leave_idle(struct session *s, bool fetch)
 }
 
 /* Fetch mode: nothing under way. A NOOP every idle_timeout keeps the
- * server from logging the connection out. */
+ * server from logging the connection out; with NOTIFY, NOTIFY SET again
+ * does (session_timeout()), as at an IDLE renewal. */
 static void
 go_ready(struct session *s)
 {
 	set_state(s, S_READY);
-	s->timer = s->now + s->o.idle_timeout * USEC_PER_SEC;
+	if (s->renotify)
+		notify_again(s);
+	s->refresh_at = s->now + s->o.idle_timeout * USEC_PER_SEC;
+	s->timer = idle_timer(s);
 	s->reached_idle = true;
 	if (s->cb.ready)
 		s->cb.ready(s->ud);
@@ -889,14 +910,9 @@ watch(struct session *s)
 		go_ready(s); /* the next command need not wait for it */
 		return;
 	}
-	if (s->renotify) {
-		/* NOTIFY NONE first: Dovecot 2.3 sends no MailboxName event
-		 * after a NOTIFY SET that replaced another. Both complete
-		 * before the IDLE's "+". */
-		s->renotify = false;
-		send_simple(s, CMD_NOTIFY_NONE, "NOTIFY NONE");
-		send_notify(s);
-	}
+	/* Both complete before the IDLE's "+". */
+	if (s->renotify)
+		notify_again(s);
 	if (s->cap_idle) {
 		send_simple(s, CMD_IDLE, "IDLE");
 		set_state(s, S_IDLE_START);
@@ -1059,15 +1075,14 @@ logged_in(struct session *s)
 		set_state(s, S_ENABLE);
 		return;
 	}
-	if (s->fetch_mode) {
-		go_ready(s);
-		return;
-	}
 	if (s->o.notify && s->cap_notify)
 		send_notify(s);
 	else if (s->o.notify && s->cb.notify)
 		s->cb.notify(s->ud, false);
-	send_examine(s);
+	if (s->fetch_mode)
+		go_ready(s);
+	else
+		send_examine(s);
 }
 
 static void
@@ -1991,17 +2006,22 @@ trace_in(struct session *s, const char *p, size_t len)
 	}
 }
 
-/* Response r came in IDLE: under NOTIFY of other mailboxes, a change
+/* Response r came in IDLE (or ready, in fetch mode): under NOTIFY of
+ * other mailboxes, a change
  * Dovecot wrote to its list index (any but INBOX's, which it keeps
  * apart) sets NOTIFY again (NOTIFY_RESET_GAP). A "* OK Still here"
  * changes nothing. */
 static void
-note_pushed(struct session *s, const struct codec_response *r)
+note_pushed(struct session *s, const struct codec_response *r,
+	    enum state was)
 {
 	uint64_t at = s->now + NOTIFY_QUIET_USEC;
 
-	if (!s->notify_on || s->state != S_IDLE ||
-	    (!s->o.n_others && !s->o.mailbox_names))
+	/* Not what left IDLE; nor the STATUS of each mailbox that a NOTIFY
+	 * SET answers with (in fetch mode it comes while ready). */
+	if (!s->notify_on || (was == S_IDLE && s->state != S_IDLE) ||
+	    (!s->o.n_others && !s->o.mailbox_names) ||
+	    is_pending(s, CMD_NOTIFY))
 		return;
 	switch (r->kind) {
 	case CODEC_STATUS:
@@ -2012,7 +2032,8 @@ note_pushed(struct session *s, const struct codec_response *r)
 	case CODEC_EXPUNGE:
 	case CODEC_VANISHED:
 	case CODEC_FETCH:
-		if (!strcasecmp(s->mailbox, "INBOX"))
+		/* Ready in fetch mode, no mailbox is selected. */
+		if (was != S_IDLE || !strcasecmp(s->mailbox, "INBOX"))
 			return;
 		break;
 	default:
@@ -2021,7 +2042,8 @@ note_pushed(struct session *s, const struct codec_response *r)
 	if (at < s->notify_set_at + NOTIFY_RESET_GAP)
 		at = s->notify_set_at + NOTIFY_RESET_GAP;
 	s->renotify_at = at;
-	if (!s->awaiting)
+	/* Else go_ready() arms it. */
+	if (!s->awaiting && s->state == was)
 		s->timer = idle_timer(s);
 }
 
@@ -2030,7 +2052,7 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 {
 	const struct codec_response *r;
 	size_t used;
-	bool idle;
+	enum state was;
 	int rc;
 
 	s->now = now;
@@ -2051,10 +2073,10 @@ session_feed(struct session *s, const char *data, size_t len, uint64_t now)
 			     codec_errmsg(&s->codec));
 			break;
 		}
-		idle = s->state == S_IDLE;
+		was = s->state;
 		dispatch(s, r);
-		if (idle)
-			note_pushed(s, r);
+		if (was == S_IDLE || was == S_READY)
+			note_pushed(s, r, was);
 		if (s->state == S_TLS) {
 			/* Bytes after the STARTTLS OK came in the clear,
 			 * where anyone could have put them (CVE-2011-0411). */
@@ -2146,6 +2168,13 @@ session_timeout(struct session *s, uint64_t now)
 		} else {
 			s->timer = idle_timer(s);
 		}
+	} else if (s->state == S_READY && s->notify_on) {
+		log_debug(s->o.log, "%s: NOTIFY SET again",
+			  now >= s->refresh_at ? "keeping the connection"
+					       : "after pushes");
+		notify_again(s);
+		s->refresh_at = now + s->o.idle_timeout * USEC_PER_SEC;
+		s->timer = s->refresh_at;
 	} else if (s->state == S_POLL_WAIT || s->state == S_READY) {
 		send_simple(s, CMD_NOOP, "NOOP");
 		set_state(s, S_NOOP);
@@ -2245,6 +2274,8 @@ session_set_others(struct session *s, const char *const *others, size_t n,
 	s->renotify = true;
 	if (s->state == S_IDLE)
 		leave_idle(s, false);
+	else if (s->state == S_READY)
+		notify_again(s);
 }
 
 /* How many messages the owner follows (the known callback). */
@@ -2311,7 +2342,8 @@ session_deadline(const struct session *s, uint64_t *accuracy_r)
 	*accuracy_r = period >= 50 ? 5 * USEC_PER_SEC : period * USEC_PER_SEC / 10;
 	/* But new mail whose FETCH did not come under NOTIFY is not put off
 	 * past NOTIFY_GRACE. */
-	if (s->state == S_IDLE && (s->awaiting || s->renotify_at))
+	if ((s->state == S_IDLE || s->state == S_READY) &&
+	    (s->awaiting || s->renotify_at))
 		*accuracy_r = USEC_PER_SEC / 10;
 	for (unsigned i = 0; i < s->n_pending; i++) {
 		uint64_t d = s->pending[i].deadline;

@@ -81,32 +81,91 @@ def test_budget_lowered():
         c.logout()
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 def test_notify_one_left():
-    """With NOTIFY (2 connections watch everything) and 9 of the 10
-    connections held: the second login (to fetch new mail in a folder)
-    meets [LIMIT], and the budget goes
-    straight to the 2 NOTIFY needs; trial Q read "using at most 4", "3",
-    then "2" at three refusals, of connections never used."""
+    """With NOTIFY and 9 of the 10 connections held by other clients:
+    the second login (to fetch new mail in a folder) meets [LIMIT], and
+    the budget goes straight to 1 (trial Q read "using at most 4", "3",
+    then "2" at three refusals, of connections never used). That one
+    connection then watches every mailbox with NOTIFY: the folder's mail
+    is announced, and later mail in INBOX and another folder too, each
+    once. Before, mail outside INBOX waited for a second connection.
+    CheckNow (as after a resume) tries two again: refused, it stays on
+    one; once the others let go, INBOX has its IDLE again."""
     dc = mwtest.Dovecot(conn_limit=None)
-    dc.create_mailboxes("alice", ["F1"])
+    dc.create_mailboxes("alice", ["F1", "F2"])
     held = [dc.client("alice") for _ in range(9)]
-    acct = dc.account("alice", mailboxes=["INBOX", "F1"])
+    acct = dc.account("alice", mailboxes=["INBOX", "F1", "F2"])
+    bus = mwtest.SessionBus()
     mw = mwtest.Mailwatch({
-        "general": {"notify": False},
+        "general": {"notify": False, "on_new_mail": "{hook}"},
         "account a": acct,
-    })
+    }, sd_notify=True, bus=bus)
     ok(mw.wait_log(r"a/F1: watching \(NOTIFY\)", 20), "F1 followed",
        mw.log_tail(10))
     # New mail in F1: the connection to fetch it is refused.
     held[0].append_many("F1", [mwtest.make_message("in F1")])
-    ok(mw.wait_log(r"a: the server limits connections: using at most 2",
-                   20), "the budget lowered to 2 at once",
+    ok(mw.wait_log(r"a: the server limits connections: using at most 1",
+                   20), "the budget lowered to 1 at once",
        "\n".join(re.findall(r".*(?:limits connections|\[LIMIT\]).*",
                              mw.log())))
+    ok(mw.wait_log(r"a: watching 3 mailboxes with NOTIFY over one "
+                   r"connection", 20), "one connection watches all three",
+       mw.log_tail(10))
+    recs = mw.wait_hooks(1, 20)
+    ok([r["MAILWATCH_SUBJECT"] for r in recs] == ["in F1"],
+       "the folder's mail announced over it", mw.log_tail(10))
+    ok(mw.wait_sd_notify(r"STATUS=.*3 mailboxes over 1 connection "
+                         r"\(NOTIFY\)", 10),
+       "and the status line says so", (mw.sd_notify_messages() or [""])[-1])
+    dc.deliver("alice", mwtest.make_message("in INBOX"))
+    held[0].append_many("F2", [mwtest.make_message("in F2")])
+    recs = mw.wait_hooks(3, 20)
+    got = sorted((r["MAILWATCH_MAILBOX"], r["MAILWATCH_SUBJECT"])
+                 for r in recs)
+    ok(got == [("F1", "in F1"), ("F2", "in F2"), ("INBOX", "in INBOX")],
+       "INBOX's and F2's mail announced too, each once (%r)" % got,
+       mw.log_tail(10))
+    ok(dc.connections("alice") == 10, "within the limit: 9 held and "
+       "mailwatch's one (%d)" % dc.connections("alice"))
     mwtest.quiet(2)
     lines = re.findall(r".*using at most.*", mw.log())
     ok(len(lines) == 1, "said once (%d)" % len(lines), "\n".join(lines))
+    ok(len(mw.hook_records()) == 3, "no mail announced twice (%d hooks)"
+       % len(mw.hook_records()))
+
+    def check_now():
+        return subprocess.run(
+            ["busctl", "--user", "call", "org.mailwatch.Mailwatch",
+             "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
+             "CheckNow"], env=bus.env(), capture_output=True, text=True,
+            timeout=mwtest._t(10)).returncode == 0
+
+    refused = dc.log().count("Maximum number of connections")
+    ok(check_now(), "CheckNow")
+    ok(mwtest.wait_until(lambda: dc.log().count(
+        "Maximum number of connections") > refused, 20),
+       "CheckNow tried two connections, and Dovecot refused one")
+    ok(mw.wait_sd_notify(r"STATUS=.*3 mailboxes over 1 connection "
+                         r"\(NOTIFY\)", 20),
+       "back on one", (mw.sd_notify_messages() or [""])[-1])
+    held[0].append_many("F1", [mwtest.make_message("F1 again")])
+    recs = mw.wait_hooks(4, 20)
+    ok([r["MAILWATCH_SUBJECT"] for r in recs[3:]] == ["F1 again"],
+       "and announcing over it", mw.log_tail(10))
     for c in held:
         c.logout()
+    mark = mw.mark()
+    ok(check_now(), "CheckNow with the others gone")
+    ok(mw.wait_log(r"a: the server takes 2 connections again", 30,
+                   since=mark) and
+       mw.wait_log(r"a: watching 3 mailboxes with IDLE and NOTIFY", 30,
+                   since=mark),
+       "two connections again: INBOX in IDLE, NOTIFY for the rest",
+       "\n".join(re.findall(r".*(?:connections|watching).*",
+                            mw.log()[mark:])))
+    dc.deliver("alice", mwtest.make_message("INBOX again"))
+    recs = mw.wait_hooks(5, 20)
+    ok([r["MAILWATCH_SUBJECT"] for r in recs[4:]] == ["INBOX again"],
+       "INBOX's mail announced once", mw.log_tail(10))
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 

@@ -1882,6 +1882,101 @@ test_notify_many(void)
 	session_free(&s);
 }
 
+/* Fetch mode with NOTIFY (one connection watches the account): NOTIFY SET
+ * of the others alone, with no selected filter, then ready at once; its
+ * own STATUS answers are no push; a STATUS push while ready sets NOTIFY
+ * again once quiet, 5 s after the last; quiet, NOTIFY SET again at
+ * idle_timeout instead of a NOOP; an EXISTS while ready (nothing
+ * selected) changes nothing; set_others sets it again at once. */
+static void
+test_fetch_notify(void)
+{
+	struct session_opts o = opts;
+	struct rec r = {0};
+	struct session *s;
+	uint64_t acc, t;
+	const char *set = "NOTIFY SET STATUS (mailboxes (a Lists/x Caf&AOk-) "
+			  "(MessageNew MessageExpunge FlagChange)) (personal "
+			  "(MessageNew MessageExpunge FlagChange))\r\n";
+	char want[512];
+
+	o.mailbox = NULL;
+	o.notify = true;
+	o.others = others;
+	o.n_others = 3;
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, notify_caps, 0, 0);
+	snprintf(want, sizeof(want), "m2 %s", set);
+	sent(&r, want, "NOTIFY SET of the others, no selected filter");
+	events(&r, "ready; ", "ready at once");
+	feed(s, &r,
+	     "* STATUS a (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 5 UNSEEN 0)\r\n"
+	     "m2 OK NOTIFY completed.\r\n",
+	     0, 0);
+	events(&r, "status a 5/1/0/0; notify on; ", "its STATUS, notify on");
+	is_int(session_deadline(s, &acc), 1500 * SEC,
+	       "its own STATUS answers are no push: NOTIFY SET again at "
+	       "idle_timeout");
+
+	feed(s, &r, "* 3 EXISTS\r\n", 0, SEC / 2);
+	is_int(session_deadline(s, &acc), 1500 * SEC,
+	       "an EXISTS while ready changes nothing");
+	feed(s, &r, "* STATUS a (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n", 0,
+	     SEC);
+	events(&r, "status a ?/2/1/1; ", "a push");
+	t = session_deadline(s, &acc);
+	ok(t == 5 * SEC && acc <= SEC / 10,
+	   "a push while ready: NOTIFY set again 5 s after the last (%llu)",
+	   (unsigned long long)t);
+	r.sent[0] = 0;
+	session_timeout(s, t);
+	drain(s, &r);
+	snprintf(want, sizeof(want), "m3 NOTIFY NONE\r\nm4 %s", set);
+	sent(&r, want, "then NOTIFY NONE and SET again, still ready");
+	/* Meanwhile the owner's work goes out behind it. */
+	session_examine(s, "a", 2, t);
+	drain(s, &r);
+	sent(&r, "m5 EXAMINE a\r\nm6 UID FETCH 2:* (UID FLAGS ENVELOPE)\r\n",
+	     "an EXAMINE goes out behind it");
+	feed(s, &r,
+	     "m3 OK done.\r\n"
+	     "* STATUS a (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 5 UNSEEN 1)\r\n"
+	     "m4 OK NOTIFY completed.\r\n",
+	     0, t);
+	events(&r, "status a 5/2/1/1; notify on; ", "its answers");
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "* 1 EXISTS\r\n* OK [UIDVALIDITY 5] x\r\n* OK [UIDNEXT 2] x\r\n"
+	     "m5 OK [READ-ONLY] Examine completed.\r\n"
+	     "* 1 FETCH (UID 1 FLAGS ())\r\nm6 OK Fetch completed.\r\n",
+	     0, t + SEC);
+	sent(&r, "m7 CLOSE\r\n", "caught up: CLOSE");
+	is_int(session_deadline(s, &acc), t + 1 * SEC + 30 * SEC,
+	       "its answer due");
+	feed(s, &r, "m7 OK Close completed.\r\n", 0, t + 2 * SEC);
+	is_int(session_deadline(s, &acc), t + 1 * SEC + 1500 * SEC,
+	       "then NOTIFY SET again at idle_timeout");
+
+	session_free(&s);
+	memset(&r, 0, sizeof(r));
+	s = session_new(&o, &cb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, notify_caps, 0, 0);
+	feed(s, &r, "m2 OK NOTIFY completed.\r\n", 0, 0);
+	r.sent[0] = 0;
+	session_set_others(s, others, 2, SEC);
+	drain(s, &r);
+	sent(&r,
+	     "m3 NOTIFY NONE\r\nm4 NOTIFY SET STATUS (mailboxes (a Lists/x) "
+	     "(MessageNew MessageExpunge FlagChange)) (personal (MessageNew "
+	     "MessageExpunge FlagChange))\r\n",
+	     "new others while ready: NOTIFY SET again at once");
+	ok(!r.failed, "no failure");
+	session_free(&s);
+}
+
 /* A selected mailbox other than INBOX under NOTIFY: its changes are
  * written to Dovecot's list index, so they set NOTIFY again too, but
  * Dovecot's "* OK Still here" in IDLE changes nothing and does not. */
@@ -2083,6 +2178,7 @@ main(void)
 	test_condstore_only(1);
 	test_neither();
 	test_fetch_mode_plain();
+	test_fetch_notify();
 	test_list(0);
 	test_list(1);
 	test_notify_mailbox_names(0);
