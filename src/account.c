@@ -1393,9 +1393,10 @@ w_refused(void *ud, struct watcher *w, bool limit)
 	/* The first mailbox's connection (NOTIFY's) comes first: an idle
 	 * fetcher gives it its place, and connects again when there is
 	 * work. Else, with one connection left to the account, the fetcher
-	 * that got it first kept it and nothing was pushed. */
-	if (ar->n && w == ar->box[0]->w && !ar->single && ar->fetcher &&
-	    watcher_ready(ar->fetcher) && !ar->list_due) {
+	 * that got it first kept it and nothing was pushed. (Once NOTIFY is
+	 * known, one connection does it all: on_shrink().) */
+	if (ar->n && w == ar->box[0]->w && ar->mode != M_NOTIFY &&
+	    ar->fetcher && watcher_ready(ar->fetcher) && !ar->list_due) {
 		log_info(&ar->log, "closing the checking connection: %s "
 				   "needs its place",
 			 mailbox_name(ar->box[0]->mb));
