@@ -57,6 +57,10 @@ struct box {
 	bool plain;        /* named in mailboxes, not (only) by a pattern */
 	bool kept;         /* apply_list(): listed again */
 	bool relisted;     /* tried again at once, missing but listed */
+	/* Single: STATUS asked after its catch-ups (w_ready()) since one
+	 * found new mail or a STATUS showed nothing to fetch; bounds what a
+	 * server whose STATUS and EXAMINE disagree can make go round. */
+	unsigned rechecks;
 	unsigned gen;      /* the NOTIFY session whose STATUS it had last */
 };
 
@@ -98,6 +102,7 @@ struct account_run {
 	bool listed_over;         /* more than LISTED_MAX: warned */
 	struct watcher *fetcher;  /* fetch mode, once needed */
 	struct box *fetching;     /* the box the fetcher is catching up */
+	uint32_t fetch_mark;      /* its mailbox_next_uid() then */
 	/* The boxes with fetch set, first come first, so that a push costs
 	 * no scan of every mailbox. */
 	struct box *fetch_head, *fetch_tail;
@@ -493,6 +498,7 @@ kick(struct account_run *ar)
 		ar->fetch_tail = NULL;
 	fetch->fetch = false;
 	ar->fetching = fetch;
+	ar->fetch_mark = mailbox_next_uid(fetch->mb);
 	watcher_examine(ar->fetcher, fetch->mb);
 }
 
@@ -631,7 +637,7 @@ assign(struct account_run *ar)
 	/* Beside the first mailbox's connection: with NOTIFY, or when the
 	 * mailboxes are listed at each sweep, the fetcher is always there;
 	 * else only for what does not fit. */
-	bool fetcher = ar->mode == M_NOTIFY || ar->dynamic;
+	bool fetcher = ar->single || ar->mode == M_NOTIFY || ar->dynamic;
 	/* Single, the fetcher is all there is. */
 	size_t room = ar->single ? 0 : ar->budget - 1 - fetcher;
 
@@ -800,6 +806,8 @@ on_reassign(sd_event_source *src, void *ud)
 	struct account_run *ar = ud;
 
 	(void)src;
+	if (ar->single && ar->mode == M_BUDGET)
+		set_single(ar, false);
 	if (!ar->stopping && ar->mode != M_STARTING)
 		assign(ar);
 	return 0;
@@ -864,10 +872,13 @@ w_notify(void *ud, struct watcher *w, bool on)
 		ar->mode = M_BUDGET;
 		for (size_t i = 0; i < ar->n; i++)
 			ar->box[i]->notified = false;
-		/* Without NOTIFY, one connection cannot watch them all. */
+		/* Without NOTIFY one connection cannot watch them all: two
+		 * again, out of this watcher's callback (on_reassign()). */
 		if (ar->single) {
 			ar->budget = BUDGET_MIN;
-			set_single(ar, false);
+			sd_event_source_set_enabled(ar->reassign,
+						    SD_EVENT_ONESHOT);
+			return;
 		}
 		assign(ar);
 		return;
@@ -976,6 +987,8 @@ w_status(void *ud, struct watcher *w, const char *name,
 			mailbox_set_unseen(b->mb, st->unseen);
 	} else if (mailbox_status(b->mb, st, wall_now(ar))) {
 		want_fetch(ar, b);
+	} else {
+		b->rechecks = 0;
 	}
 	if (mailbox_unseen(b->mb) != unseen)
 		changed(ar); /* for the D-Bus service */
@@ -995,9 +1008,16 @@ w_ready(void *ud, struct watcher *w, struct mailbox *done)
 		want_fetch(ar, ar->fetching);
 	/* Single, what came while the mailbox was selected is not pushed
 	 * (Dovecot pushes nothing of the selected mailbox but under the
-	 * selected filter): its STATUS, now that it is closed, tells. */
-	else if (ar->fetching && ar->single)
-		ar->fetching->check = ar->check_due = true;
+	 * selected filter): its STATUS, now that it is closed, tells. Not
+	 * a third time in a row without new mail. */
+	else if (ar->fetching && ar->single) {
+		struct box *b = ar->fetching;
+
+		if (mailbox_next_uid(b->mb) != ar->fetch_mark)
+			b->rechecks = 0;
+		if (b->rechecks++ < 2)
+			b->check = ar->check_due = true;
+	}
 	ar->fetching = NULL;
 	if (ar->listing) {
 		ar->listing = false;

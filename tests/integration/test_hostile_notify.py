@@ -734,6 +734,77 @@ def test_limit_one_connection():
     h.finish(what)
 
 
+def test_one_connection_notify_refused():
+    """On one connection (the server takes no more), the server refuses
+    NOTIFY after a reconnect. Without NOTIFY one connection cannot watch
+    every mailbox: INBOX gets its IDLE back, the rest wait for the
+    checking connection the server refuses; INBOX's mail is announced
+    once, and mailwatch runs on."""
+    what = "one connection, then NOTIFY refused"
+    allowed = [100]
+    h = start(what, srv_setup=limit_logins(allowed),
+              account={"max_connections": 3})
+    srv = h.srv
+    allowed[0] = 1
+    deliver(h, "Work", "needs the fetcher")
+    h.log_line(r"fake: watching 3 mailboxes with NOTIFY over one "
+               r"connection", what + ": one connection for all")
+    announced(h, what + ", on one connection", timeout=15)
+
+    def refuse(conn, tag, args):
+        conn.sendline("%s NO [CANNOT] Not now" % tag)
+    for _ in range(10):
+        srv.once("NOTIFY", refuse)
+    mark = h.mw.mark()
+    conn = srv.conn(notify_sessions(srv)[-1])
+    conn.sendline("* BYE Shutting down, back soon")
+    conn.close()
+    h.log_line(r"fake: server refused NOTIFY: NO \[CANNOT\]", what,
+               since=mark)
+    h.log_line(r"fake/INBOX: watching \(IDLE\)",
+               what + ": INBOX in IDLE again", timeout=15, since=mark)
+    deliver(h, "INBOX", "without NOTIFY")
+    announced(h, what + ", INBOX without NOTIFY", timeout=15)
+    h.finish(what)
+
+
+def test_one_connection_status_lies():
+    """On one connection, a server whose STATUS of Work says a UIDNEXT
+    that its EXAMINE does not bear out: Work is caught up after the push,
+    asked again with STATUS (mail that came while it was open is not
+    pushed), and not a third time in a row without new mail: no round
+    trips without end. Real mail in Work is still announced once."""
+    what = "one connection, STATUS lies"
+    allowed = [100]
+    h = start(what, srv_setup=limit_logins(allowed),
+              account={"max_connections": 3})
+    srv = h.srv
+    allowed[0] = 1
+    deliver(h, "Work", "needs the fetcher")
+    h.log_line(r"fake: watching 3 mailboxes with NOTIFY over one "
+               r"connection", what + ": one connection for all")
+    announced(h, what + ", on one connection", timeout=15)
+    truth = srv.status_line
+
+    def lie(name, items=("MESSAGES", "UIDNEXT", "UNSEEN")):
+        line = truth(name, items)
+        if name != "Work":
+            return line
+        return re.sub(r"UIDNEXT (\d+)",
+                      lambda m: "UIDNEXT %d" % (int(m.group(1)) + 5), line)
+    srv.status_line = lie
+    examined = len(srv.commands_of(r"EXAMINE Work"))
+    srv.notify_all("Work")  # a STATUS push, with the lie
+    mwtest.quiet(3)
+    more = len(srv.commands_of(r"EXAMINE Work")) - examined
+    ok(1 <= more <= 3, "%s: Work EXAMINEd %d times after the push, not "
+       "without end" % (what, more))
+    srv.status_line = truth
+    deliver(h, "Work", "real mail after")
+    announced(h, what + ", then real mail", timeout=15)
+    h.finish(what)
+
+
 def test_bye_during_notify():
     """"* BYE" in IDLE with NOTIFY set, then in place of the reconnect's
     NOTIFY reply: each costs one session, and what arrived in Work and
@@ -808,7 +879,8 @@ TESTS = [test_pushed_fetch, test_pushed_status, test_status_flood,
          test_silent_notify,
          test_notification_overflow, test_fetcher_examine_refused,
          test_limit_at_every_login, test_plain_no_limit,
-         test_limit_one_connection,
+         test_limit_one_connection, test_one_connection_notify_refused,
+         test_one_connection_status_lies,
          test_bye_during_notify, test_patterns_when_notify_fails]
 # Arguments: names of the tests to run (all by default).
 mwtest.main(*[t for t in TESTS if t.__name__ in sys.argv[1:] or
