@@ -41,6 +41,12 @@ With NOTIFY, --mailboxes (1000) mailboxes box0001.. in one account:
                                    bench/spawncost, mailwatch's own spawn
                                    code), and mailwatch's time less that
 
+With NOTIFY and one connection free (the others held by the benchmark,
+as a user's clients would): INBOX and --single-mailboxes (20) more, all
+watched over that one connection; push -> hook for INBOX and the last
+mailbox beside a bare IDLE client, and the server's EXAMINE + UID FETCH,
+as above (the benchmark's own clients are let go of just before).
+
 Without NOTIFY (hidden with imap_capability), max_connections = 5,
 poll_interval = --poll (10) s, INBOX and 99 more mailboxes:
   start -> every mailbox watched, connections as above;
@@ -485,6 +491,57 @@ def part_notify(opts, tmp, hook, stamps):
     return 0
 
 
+def part_single(opts, tmp, hook, stamps):
+    others = ["box%03d" % i for i in range(1, opts.single_mailboxes + 1)]
+    names = ["INBOX"] + others
+    dc = mwtest.Dovecot(conn_limit=None, extra_conf=DOVECOT_EXTRA)
+    dc.create_mailboxes(USER, others)
+    print("NOTIFY, one connection free: INBOX and %d more mailboxes "
+          "(load average %s)" % (len(others), load()), flush=True)
+    conns = Connections(dc)
+    # The benchmark's appending client, and what push_vs_bare() opens
+    # later (2 bare IDLE clients, 1 probe) held meanwhile: one is left.
+    conns.own += STOCK_LIMIT - 1
+    client = dc.client(USER)
+    held = [dc.client(USER) for _ in range(STOCK_LIMIT - 2)]
+    mw, t0 = start_mailwatch(dc, tmp, hook, stamps, names)
+    t, last = wait_watched(mw, len(names), opts.watch_timeout)
+    # Watched over two first: the second login, to fetch, meets [LIMIT]
+    # once there is mail outside INBOX to fetch.
+    raw = mwtest.crlf(mwtest.make_message(subject="to one connection"))
+    uid = latency._append(client, others[-1], raw)[1]
+    single = mwtest.wait_until(lambda: re.search(
+        r"over one connection", mw.log()), opts.watch_timeout)
+    stamps.wait((others[-1], uid), opts.push_timeout)
+    print_watched("start -> every mailbox watched", t0, t, len(names), last,
+                  mw, opts.watch_timeout)
+    if not single or not mw.running():
+        print("  NOT on one connection:\n%s" % mw.log_tail(20))
+        for c in held:
+            c.logout()
+        mw.stop()
+        dc.stop()
+        return 1
+    for c in held[:3]:
+        c.logout()
+    conns.release(3)
+    boxes = ["INBOX", others[-1]]
+    print("  push -> hook over the one connection, %d APPENDs per mailbox, "
+          "from the APPEND sent:" % opts.count, flush=True)
+    print_push(push_vs_bare(dc, conns, stamps, client, boxes, opts.count,
+                            opts.push_timeout, examined=boxes),
+               {b: b for b in boxes}, opts.push_timeout)
+    for c in held[3:]:
+        c.logout()
+    client.logout()
+    conns.release(len(held) - 3 + 1)
+    most = conns.stop()
+    print("  connections: %d at most, mailwatch's own   (target 1)" % most)
+    print("  mailwatch exit status %s" % mw.stop(), flush=True)
+    dc.stop()
+    return 0
+
+
 def part_budget(opts, tmp, hook, stamps):
     others = ["box%03d" % i for i in range(1, opts.budget_mailboxes)]
     names = ["INBOX"] + others
@@ -569,6 +626,8 @@ def bench(opts):
         rc = 0
         if not opts.no_notify:
             rc |= part_notify(opts, tmp, hook, stamps)
+        if opts.single_mailboxes:
+            rc |= part_single(opts, tmp, hook, stamps)
         if opts.budget_mailboxes:
             rc |= part_budget(opts, tmp, hook, stamps)
         stamps.close()
@@ -597,6 +656,9 @@ def main():
     ap.add_argument("--burst-timeout", type=float, default=180,
                     help="seconds to wait for the burst's hooks "
                     "(default 180)")
+    ap.add_argument("--single-mailboxes", type=int, default=20,
+                    help="mailboxes besides INBOX watched over one "
+                    "connection (default 20; 0: leave that part out)")
     ap.add_argument("--no-notify", action="store_true",
                     help="leave out the NOTIFY part")
     ap.add_argument("--budget-mailboxes", type=int, default=100,
@@ -617,7 +679,8 @@ def main():
     if (opts.mailboxes < 3 or opts.watch_timeout <= 0 or opts.count < 1 or
             opts.push_timeout <= 0 or opts.burst < 0 or
             not 1 <= opts.burst_mailboxes <= opts.mailboxes or
-            opts.budget_mailboxes == 1 or opts.budget_mailboxes < 0):
+            opts.budget_mailboxes == 1 or opts.budget_mailboxes < 0 or
+            opts.single_mailboxes < 0):
         ap.error("bad numbers")
     idle_seconds()
     global OPTS
