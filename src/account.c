@@ -688,17 +688,31 @@ assign(struct account_run *ar)
 	changed(ar);
 }
 
-/* Frees the fetcher; what it had under way is done again by the next. */
+/* The fetcher has nothing under way any more: done is the mailbox it
+ * caught up, else NULL (a new connection, checks answered, or the
+ * fetcher freed). A catch-up cut short by a reconnect is done again, and
+ * so is a LIST. */
 static void
-drop_fetcher(struct account_run *ar)
+fetcher_done(struct account_run *ar, struct mailbox *done)
 {
-	watcher_free(&ar->fetcher);
-	if (ar->fetching)
+	if (ar->fetching && ar->fetching->mb != done)
 		want_fetch(ar, ar->fetching);
+	/* Single, what came while the mailbox was selected is not pushed
+	 * (Dovecot pushes nothing of the selected mailbox but under the
+	 * selected filter): its STATUS, now that it is closed, tells. Not
+	 * a third time in a row without new mail. */
+	else if (ar->fetching && ar->single) {
+		struct box *b = ar->fetching;
+
+		if (mailbox_next_uid(b->mb) != ar->fetch_mark)
+			b->rechecks = 0;
+		if (b->rechecks++ < 2)
+			b->check = ar->check_due = true;
+	}
 	ar->fetching = NULL;
 	if (ar->listing) {
 		ar->listing = false;
-		ar->list_due = true;
+		ar->list_due = ar->discovering;
 		for (size_t i = 0; i < ar->n; i++) {
 			ar->box[i]->check |= ar->box[i]->asked;
 			ar->check_due |= ar->box[i]->asked;
@@ -706,6 +720,14 @@ drop_fetcher(struct account_run *ar)
 		}
 		forget_listed(ar);
 	}
+}
+
+/* Frees the fetcher; what it had under way is done again by the next. */
+static void
+drop_fetcher(struct account_run *ar)
+{
+	watcher_free(&ar->fetcher);
+	fetcher_done(ar, NULL);
 	check_followers(ar);
 }
 
@@ -1002,33 +1024,7 @@ w_ready(void *ud, struct watcher *w, struct mailbox *done)
 
 	if (w != ar->fetcher)
 		return;
-	/* A catch-up cut short by a reconnect is done again, and so is a
-	 * LIST. */
-	if (ar->fetching && ar->fetching->mb != done)
-		want_fetch(ar, ar->fetching);
-	/* Single, what came while the mailbox was selected is not pushed
-	 * (Dovecot pushes nothing of the selected mailbox but under the
-	 * selected filter): its STATUS, now that it is closed, tells. Not
-	 * a third time in a row without new mail. */
-	else if (ar->fetching && ar->single) {
-		struct box *b = ar->fetching;
-
-		if (mailbox_next_uid(b->mb) != ar->fetch_mark)
-			b->rechecks = 0;
-		if (b->rechecks++ < 2)
-			b->check = ar->check_due = true;
-	}
-	ar->fetching = NULL;
-	if (ar->listing) {
-		ar->listing = false;
-		ar->list_due = ar->discovering;
-		for (size_t i = 0; i < ar->n; i++) {
-			ar->box[i]->check |= ar->box[i]->asked;
-			ar->check_due |= ar->box[i]->asked;
-			ar->box[i]->asked = false;
-		}
-		forget_listed(ar);
-	}
+	fetcher_done(ar, done);
 	/* Back after a drop: mail that came meanwhile to the mailboxes it
 	 * checks is found now, not up to poll_interval later (trial Q: 38
 	 * s after an outage, and status said "nothing unseen" meanwhile). */
