@@ -734,6 +734,21 @@ def test_limit_one_connection():
     h.finish(what)
 
 
+def on_one_connection(what):
+    """start() with every login beyond the first refused with [LIMIT]
+    once mailwatch is up: mail in Work makes it watch the three over one
+    connection. Returns the harness."""
+    allowed = [100]
+    h = start(what, srv_setup=limit_logins(allowed),
+              account={"max_connections": 3})
+    allowed[0] = 1
+    deliver(h, "Work", "needs the fetcher")
+    h.log_line(r"fake: watching 3 mailboxes with NOTIFY over one "
+               r"connection", what + ": one connection for all")
+    announced(h, what + ", on one connection", timeout=15)
+    return h
+
+
 def test_one_connection_notify_refused():
     """On one connection (the server takes no more), the server refuses
     NOTIFY after a reconnect. Without NOTIFY one connection cannot watch
@@ -741,15 +756,8 @@ def test_one_connection_notify_refused():
     checking connection the server refuses; INBOX's mail is announced
     once, and mailwatch runs on."""
     what = "one connection, then NOTIFY refused"
-    allowed = [100]
-    h = start(what, srv_setup=limit_logins(allowed),
-              account={"max_connections": 3})
+    h = on_one_connection(what)
     srv = h.srv
-    allowed[0] = 1
-    deliver(h, "Work", "needs the fetcher")
-    h.log_line(r"fake: watching 3 mailboxes with NOTIFY over one "
-               r"connection", what + ": one connection for all")
-    announced(h, what + ", on one connection", timeout=15)
 
     def refuse(conn, tag, args):
         conn.sendline("%s NO [CANNOT] Not now" % tag)
@@ -775,15 +783,8 @@ def test_one_connection_status_lies():
     pushed), and not a third time in a row without new mail: no round
     trips without end. Real mail in Work is still announced once."""
     what = "one connection, STATUS lies"
-    allowed = [100]
-    h = start(what, srv_setup=limit_logins(allowed),
-              account={"max_connections": 3})
+    h = on_one_connection(what)
     srv = h.srv
-    allowed[0] = 1
-    deliver(h, "Work", "needs the fetcher")
-    h.log_line(r"fake: watching 3 mailboxes with NOTIFY over one "
-               r"connection", what + ": one connection for all")
-    announced(h, what + ", on one connection", timeout=15)
     truth = srv.status_line
 
     def lie(name, items=("MESSAGES", "UIDNEXT", "UNSEEN")):

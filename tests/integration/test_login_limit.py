@@ -15,6 +15,16 @@ import mwtest  # noqa: E402
 from mwtest import ok  # noqa: E402
 
 
+def check_now(bus):
+    """Calls CheckNow over the session bus (as a resume does); True when
+    it answered."""
+    return subprocess.run(
+        ["busctl", "--user", "call", "org.mailwatch.Mailwatch",
+         "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
+         "CheckNow"], env=bus.env(), capture_output=True, text=True,
+        timeout=mwtest._t(10)).returncode == 0
+
+
 def main():
     dc = mwtest.Dovecot(conn_limit=None)
     held = [dc.client("alice") for _ in range(10)]
@@ -132,15 +142,8 @@ def test_notify_one_left():
     ok(len(mw.hook_records()) == 3, "no mail announced twice (%d hooks)"
        % len(mw.hook_records()))
 
-    def check_now():
-        return subprocess.run(
-            ["busctl", "--user", "call", "org.mailwatch.Mailwatch",
-             "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
-             "CheckNow"], env=bus.env(), capture_output=True, text=True,
-            timeout=mwtest._t(10)).returncode == 0
-
     refused = dc.log().count("Maximum number of connections")
-    ok(check_now(), "CheckNow")
+    ok(check_now(bus), "CheckNow")
     ok(mwtest.wait_until(lambda: dc.log().count(
         "Maximum number of connections") > refused, 20),
        "CheckNow tried two connections, and Dovecot refused one")
@@ -154,7 +157,7 @@ def test_notify_one_left():
     for c in held:
         c.logout()
     mark = mw.mark()
-    ok(check_now(), "CheckNow with the others gone")
+    ok(check_now(bus), "CheckNow with the others gone")
     ok(mw.wait_log(r"a: the server takes 2 connections again", 30,
                    since=mark) and
        mw.wait_log(r"a: watching 3 mailboxes with IDLE and NOTIFY", 30,
@@ -222,17 +225,10 @@ def test_budget_regrows():
        "\n".join(re.findall(r".*(?:with IDLE|limits connections).*",
                             mw.log())))
 
-    def check_now():
-        return subprocess.run(
-            ["busctl", "--user", "call", "org.mailwatch.Mailwatch",
-             "/org/mailwatch/Mailwatch", "org.mailwatch.Mailwatch1",
-             "CheckNow"], env=bus.env(), capture_output=True, text=True,
-            timeout=mwtest._t(10)).returncode == 0
-
     # Still held: the try is refused, and nothing says so above debug.
     mark = mw.mark()
     refused = dc.log().count("Maximum number of connections")
-    ok(check_now(), "CheckNow")
+    ok(check_now(bus), "CheckNow")
     ok(mwtest.wait_until(lambda: dc.log().count(
         "Maximum number of connections") > refused, 20),
        "CheckNow tried one connection more, and Dovecot refused it")
@@ -247,7 +243,7 @@ def test_budget_regrows():
     for c in held[:4]:
         c.logout()
     mark = mw.mark()
-    ok(check_now(), "CheckNow with four connections let go")
+    ok(check_now(bus), "CheckNow with four connections let go")
     ok(mw.wait_log(r"a: the server takes 4 connections again", 30,
                    since=mark) and
        mw.wait_log(r"\(max_connections = 5\)", 30, since=mark),
