@@ -606,7 +606,8 @@ say_assigned(struct account_run *ar, int prio)
 	/* Not "the server allows": it allows more, others hold them. */
 	if (ar->budget < ar->a->d.max_connections)
 		snprintf(limit, sizeof(limit),
-			 "%u connections: the server refused more", ar->budget);
+			 "%u connection%s: the server refused more", ar->budget,
+			 ar->budget == 1 ? "" : "s");
 	else
 		snprintf(limit, sizeof(limit), "max_connections = %u",
 			 ar->budget);
@@ -806,8 +807,9 @@ on_shrink(sd_event_source *src, void *ud)
 					? ar->grow_wait * 2
 					: BUDGET_RETRY_MAX;
 		log_debug(&ar->log, "the server still refuses more than %u "
-				    "connections; trying again in %u s",
-			  ar->budget, ar->grow_wait);
+				    "connection%s; trying again in %u s",
+			  ar->budget, ar->budget == 1 ? "" : "s",
+			  ar->grow_wait);
 	} else {
 		ar->grow_wait = BUDGET_RETRY;
 		log_warn(&ar->log,
@@ -963,8 +965,11 @@ w_status(void *ud, struct watcher *w, const char *name,
 	}
 	/* NOTIFY's, in w_notify()'s count: also of a mailbox that has
 	 * another connection now, because NOTIFY left it out before (a
-	 * server's passing fault), so that it goes back to NOTIFY. */
-	if (w == notifier(ar))
+	 * server's passing fault), so that it goes back to NOTIFY. Not the
+	 * answer to a check on the same connection (single): a trial's
+	 * "R&D", which Dovecot 2.3's NOTIFY does not follow, was taken for
+	 * followed at the next NOTIFY SET and checked no more. */
+	if (w == notifier(ar) && !st->asked)
 		b->gen = ar->gen;
 	/* Watched on its own connection. A UIDVALIDITY other than the one
 	 * that connection has means the mailbox was deleted and created
@@ -1657,12 +1662,21 @@ account_run_reloaded(struct account_run *ar)
 	if (ar->stopping || ar->mode == M_STARTING ||
 	    ar->budget >= ar->a->d.max_connections)
 		return;
+	log_info(&ar->log, "trying max_connections = %u again",
+		 ar->a->d.max_connections);
+	/* On one connection, a try at two first (on_grow()), which changes
+	 * nothing while refused: a trial's reloads each handed the one
+	 * connection to INBOX's IDLE and back, with the refusal logged. */
+	if (ar->single) {
+		if (!ar->probing) {
+			sd_event_source_set_time_relative(ar->grow, 0);
+			sd_event_source_set_enabled(ar->grow, SD_EVENT_ONESHOT);
+		}
+		return;
+	}
 	ar->budget = ar->a->d.max_connections;
 	ar->probing = false;
 	sd_event_source_set_enabled(ar->grow, SD_EVENT_OFF);
-	log_info(&ar->log, "trying max_connections = %u again", ar->budget);
-	watcher_free(&ar->probe);
-	set_single(ar, false);
 	assign(ar);
 }
 
@@ -1834,9 +1848,10 @@ account_run_describe(struct account_run *ar, bool named)
 		if (swept && ar->budget < ar->a->d.max_connections &&
 		    off < size)
 			off += snprintf(s + off, size - off,
-					" (%u connections: the server "
+					" (%u connection%s: the server "
 					"refused more)",
-					ar->budget);
+					ar->budget,
+					ar->budget == 1 ? "" : "s");
 	}
 	for (size_t i = 0; i < ar->n && off < size; i++) {
 		struct watcher *w = ar->box[i]->w;

@@ -1777,6 +1777,12 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 			st.have |= SESSION_ST_HIGHESTMODSEQ;
 		}
 	}
+	/* Untagged answers come before their command's completion, in
+	 * order: a STATUS while a check is the oldest command under way is
+	 * its answer (or a push that came then, which NOTIFY SET's next
+	 * answer tells again). */
+	st.asked = s->n_pending && (s->pending[0].cmd == CMD_STATUS ||
+				    s->pending[0].cmd == CMD_LIST);
 	if (s->cb.status)
 		s->cb.status(s->ud, name, &st);
 	free(name);

@@ -101,6 +101,10 @@ struct session_status {
 	unsigned have; /* SESSION_ST_* */
 	uint32_t messages, uidnext, uidvalidity, unseen;
 	uint64_t highestmodseq;
+	/* The answer to a STATUS or LIST of the owner's (session_status(),
+	 * session_list()), not NOTIFY's: one of NOTIFY SET's answers or a
+	 * push. */
+	bool asked;
 };
 
 /* The most STATUS commands an owner should have unanswered at once. */

@@ -150,6 +150,19 @@ def test_notify_one_left():
     ok(mw.wait_sd_notify(r"STATUS=.*3 mailboxes over 1 connection "
                          r"\(NOTIFY\)", 20),
        "back on one", (mw.sd_notify_messages() or [""])[-1])
+    # A reload too: a try at two first, quiet while refused (a trial's
+    # reloads each handed the one connection over, with [LIMIT] logged).
+    mark = mw.mark()
+    refused = dc.log().count("Maximum number of connections")
+    mw.reload()
+    ok(mwtest.wait_until(lambda: dc.log().count(
+        "Maximum number of connections") > refused, 20),
+       "a reload tried two connections, and Dovecot refused one")
+    mwtest.quiet(1)
+    # (The refusal itself is at debug level, which this log shows.)
+    ok(not re.search(r"IDLE and NOTIFY|limits connections|INBOX: watching",
+                     mw.log()[mark:]),
+       "nothing changed, nothing logged of it", mw.log()[mark:][-2000:])
     held[0].append_many("F1", [mwtest.make_message("F1 again")])
     recs = mw.wait_hooks(4, 20)
     ok([r["MAILWATCH_SUBJECT"] for r in recs[3:]] == ["F1 again"],
@@ -169,6 +182,52 @@ def test_notify_one_left():
     recs = mw.wait_hooks(5, 20)
     ok([r["MAILWATCH_SUBJECT"] for r in recs[4:]] == ["INBOX again"],
        "INBOX's mail announced once", mw.log_tail(10))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+def test_one_left_unfollowed():
+    """On one connection, a folder Dovecot 2.3's NOTIFY does not follow
+    (a name with '&') is checked every poll_interval over that
+    connection, and stays so when NOTIFY is set again after a push: a
+    trial's "R&D" was taken for followed at the next NOTIFY SET (its
+    check's answer counted as NOTIFY's) and its mail was not announced."""
+    dc = mwtest.Dovecot(conn_limit=None)
+    dc.create_mailboxes("alice", ["F1", "R&D"])
+    held = [dc.client("alice") for _ in range(9)]
+    acct = dc.account("alice", mailboxes=["INBOX", "F1", "R&D"])
+    acct.update(poll_interval=10)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": acct,
+    }, sd_notify=True)
+    ok(mw.wait_log(r"a/F1: watching \(NOTIFY\)", 20), "F1 followed",
+       mw.log_tail(10))
+    held[0].append_many("F1", [mwtest.make_message("in F1")])
+    ok(mw.wait_log(r"a: watching 2 mailboxes with NOTIFY over one "
+                   r"connection", 20), "one connection, NOTIFY for two",
+       mw.log_tail(10))
+    checked = (r"STATUS=.*2 mailboxes over 1 connection \(NOTIFY\), 1 "
+               r"checked every 10 s \(1 connection: the server refused "
+               r"more\)")
+    ok(mw.wait_sd_notify(checked, 20), "the status line: R&D checked",
+       (mw.sd_notify_messages() or [""])[-1])
+    # R&D was checked once. Its new mail's push (Dovecot names it as it
+    # is, "R&D": dropped) has NOTIFY set again, 5 s after the last.
+    mwtest.quiet(5)
+    mark = mw.mark()
+    held[0].append_many(mwtest.imap_utf7_encode("R&D"),
+                        [mwtest.make_message("in R&D")])
+    ok(mw.wait_log(r"a: after pushes: NOTIFY SET again", 15, since=mark),
+       "NOTIFY set again after the push", mw.log_tail(10))
+    recs = mw.wait_hooks(2, 10 + 10)
+    got = sorted(r["MAILWATCH_SUBJECT"] for r in recs)
+    ok(got == ["in F1", "in R&D"],
+       "R&D's mail announced within poll_interval, each once (%r)" % got,
+       mw.log_tail(10))
+    ok(re.search(checked, (mw.sd_notify_messages() or [""])[-1]),
+       "R&D still checked", (mw.sd_notify_messages() or [""])[-1])
+    for c in held:
+        c.logout()
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
@@ -283,5 +342,6 @@ def test_budget_regrows():
 
 
 mwtest.main(main, test_budget_lowered, test_notify_one_left,
+            test_one_left_unfollowed,
             test_limit_logged_once,
             test_budget_regrows)

@@ -23,6 +23,7 @@ struct rec {
 	uint32_t known[8];   /* what known() gives */
 	size_t n_known;
 	uint64_t modseq;
+	unsigned asked;      /* status() answers to STATUS or LIST of ours */
 };
 
 static void
@@ -157,6 +158,7 @@ c_status(void *ud, const char *name, const struct session_status *st)
 	if (st->have & SESSION_ST_HIGHESTMODSEQ)
 		sprintf(p, " modseq %llu",
 			(unsigned long long)st->highestmodseq);
+	((struct rec *)ud)->asked += st->asked;
 	ev(ud, "status %s %s", name, text);
 }
 
@@ -1916,6 +1918,7 @@ test_fetch_notify(void)
 	     "m2 OK NOTIFY completed.\r\n",
 	     0, 0);
 	events(&r, "status a 5/1/0/0; notify on; ", "its STATUS, notify on");
+	is_int(r.asked, 0, "NOTIFY's, not asked");
 	is_int(session_deadline(s, &acc), 1500 * SEC,
 	       "its own STATUS answers are no push: NOTIFY SET again at "
 	       "idle_timeout");
@@ -1946,6 +1949,7 @@ test_fetch_notify(void)
 	     "m4 OK NOTIFY completed.\r\n",
 	     0, t);
 	events(&r, "status a 5/2/1/1; notify on; ", "its answers");
+	is_int(r.asked, 0, "NOTIFY's answers, ahead of the EXAMINE: not asked");
 	r.sent[0] = 0;
 	feed(s, &r,
 	     "* 1 EXISTS\r\n* OK [UIDVALIDITY 5] x\r\n* OK [UIDNEXT 2] x\r\n"
@@ -1958,6 +1962,12 @@ test_fetch_notify(void)
 	feed(s, &r, "m7 OK Close completed.\r\n", 0, t + 2 * SEC);
 	is_int(session_deadline(s, &acc), t + 1 * SEC + 1500 * SEC,
 	       "then NOTIFY SET again at idle_timeout");
+	session_status(s, "a", t + 3 * SEC);
+	feed(s, &r,
+	     "* STATUS a (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 5 UNSEEN 1)\r\n"
+	     "m8 OK STATUS completed.\r\n",
+	     0, t + 3 * SEC);
+	is_int(r.asked, 1, "a STATUS check's answer: asked");
 
 	session_free(&s);
 	memset(&r, 0, sizeof(r));
