@@ -233,9 +233,10 @@ check_followers(struct account_run *ar)
 static bool
 own_all_up(const struct account_run *ar)
 {
-	for (size_t i = 0; i < ar->n; i++)
+	for (size_t i = 1; i < ar->n; i++)
 		if (ar->box[i]->w && !watcher_connected(ar->box[i]->w))
 			return false;
+	/* Single, the try is a login of its own. */
 	return !ar->probe || watcher_connected(ar->probe);
 }
 

@@ -2012,11 +2012,10 @@ trace_in(struct session *s, const char *p, size_t len)
 	}
 }
 
-/* Response r came in IDLE (or ready, in fetch mode): under NOTIFY of
- * other mailboxes, a change
- * Dovecot wrote to its list index (any but INBOX's, which it keeps
- * apart) sets NOTIFY again (NOTIFY_RESET_GAP). A "* OK Still here"
- * changes nothing. */
+/* Response r came in IDLE, or ready in fetch mode (was): under NOTIFY
+ * of other mailboxes, a change Dovecot wrote to its list index (any but
+ * INBOX's, which it keeps apart) sets NOTIFY again (NOTIFY_RESET_GAP). A
+ * "* OK Still here" changes nothing. */
 static void
 note_pushed(struct session *s, const struct codec_response *r,
 	    enum state was)

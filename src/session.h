@@ -28,7 +28,10 @@
  * "ready" for the owner, who checks mailboxes with session_status() and
  * catches one up with session_examine() (EXAMINE, the callbacks from
  * selected() to batch_end() as above, then ready again instead of IDLE).
- * Waiting, it sends a NOOP every idle_timeout seconds.
+ * Waiting, it sends a NOOP every idle_timeout seconds. With opts.notify
+ * (one connection for the account), NOTIFY SET of opts.others alone goes
+ * first, without the selected filter; it is set again every idle_timeout
+ * instead of the NOOP, and after pushes as in IDLE.
  */
 #pragma once
 
@@ -68,8 +71,9 @@ struct session_opts {
 	enum auth_mech auth;        /* how to log in (config.h) */
 	bool send_id;               /* ID (RFC 2971) after login */
 	const char *mailbox;        /* UTF-8 name, copied; NULL: fetch mode */
-	/* Watch mode: use NOTIFY where offered, for the selected mailbox and
-	 * others[0..n_others) (UTF-8 names, borrowed). */
+	/* Use NOTIFY where offered, for the selected mailbox (watch mode)
+	 * and others[0..n_others) (UTF-8 names, borrowed; at least one in
+	 * fetch mode). */
 	bool notify;
 	const char *const *others;
 	size_t n_others;
