@@ -1679,6 +1679,13 @@ account_run_reloaded(struct account_run *ar)
 	ar->probing = false;
 	sd_event_source_set_enabled(ar->grow, SD_EVENT_OFF);
 	assign(ar);
+	/* And those waiting out a back-off after [LIMIT] try now (trial X's
+	 * checking connection came back 18 to 34 s after the reload). */
+	for (size_t i = 0; i < ar->n; i++)
+		if (ar->box[i]->w)
+			watcher_retry(ar->box[i]->w);
+	if (ar->fetcher)
+		watcher_retry(ar->fetcher);
 }
 
 void

@@ -945,6 +945,13 @@ watcher_stopped(const struct watcher *w)
 }
 
 void
+watcher_retry(struct watcher *w)
+{
+	if (w->state == W_WAITING)
+		connect_now(w);
+}
+
+void
 watcher_probe(struct watcher *w)
 {
 	if (w->state == W_WAITING) {

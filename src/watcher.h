@@ -129,6 +129,8 @@ void watcher_pause(struct watcher *w, bool paused);
 /* Checks a connection that may have died while the machine slept: sends a
  * NOOP-like probe if connected and reconnects now if waiting to. */
 void watcher_probe(struct watcher *w);
+/* Reconnects now if waiting to (a back-off, or a mailbox not there). */
+void watcher_retry(struct watcher *w);
 
 /* Closes the connection, if up, and opens it again soon (after the first
  * step of the back-off): its mailbox changed under it. */

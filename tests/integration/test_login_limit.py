@@ -231,6 +231,53 @@ def test_one_left_unfollowed():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
+def test_reload_retries_now():
+    """Without NOTIFY and one connection free: INBOX has it, and the
+    checking connection is refused again and again, waiting longer each
+    time. Once the other clients let go, a reload tries it at once: the
+    mail that waited in a checked folder is announced within seconds. A
+    trial's came 18 to 34 s after the reload, at the end of the
+    back-off."""
+    folders = ["F1", "F2", "F3", "F4"]
+    dc = mwtest.Dovecot(conn_limit=None, notify=False)
+    dc.create_mailboxes("alice", folders)
+    acct = dc.account("alice", mailboxes=["INBOX"] + folders)
+    acct.update(max_connections=3, poll_interval=10)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": acct,
+    })
+    # A first run, unlimited, so that F4 is known: its mail found at a
+    # first check after this is new.
+    ok(mw.wait_log(r"a/F4: STATUS UIDVALIDITY", 20), "F4 checked once",
+       mw.log_tail(10))
+    ok(mw.stop() == 0, "stopped")
+    held = [dc.client("alice") for _ in range(9)]
+    mark = mw.mark()
+    mw.start()
+    ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 20, since=mark),
+       "again, with one connection free: INBOX in IDLE", mw.log_tail(10))
+    # Its waits: about 1, 2, 4, 8 s, then 16.
+    refused = "Maximum number of connections"
+    ok(mwtest.wait_until(lambda: dc.log().count(refused) >= 6, 60),
+       "the checking connection refused again and again",
+       "\n".join(re.findall(r".*%s.*" % refused, dc.log())))
+    # F4 is checked even with max_connections (INBOX and F1 have IDLE):
+    # its mail waits for the checking connection.
+    dc.deliver("alice", mwtest.make_message("checked"), mailbox="F4")
+    for c in held:
+        c.logout()
+    mark = mw.mark()
+    mw.reload()
+    ok(mw.wait_log(r"a: trying max_connections = 3 again", 10, since=mark),
+       "the reload tries max_connections again", mw.log_tail(10))
+    recs = mw.wait_hooks(1, 6)
+    ok([r["MAILWATCH_MAILBOX"] for r in recs] == ["F4"],
+       "the checked folder's mail announced within seconds",
+       mw.log()[mark:][-3000:])
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
 def test_limit_logged_once():
     """At the default log level, a login refused with [LIMIT] at each
     retry is logged once, not at every retry (a trial's checking
@@ -342,6 +389,6 @@ def test_budget_regrows():
 
 
 mwtest.main(main, test_budget_lowered, test_notify_one_left,
-            test_one_left_unfollowed,
+            test_one_left_unfollowed, test_reload_retries_now,
             test_limit_logged_once,
             test_budget_regrows)
