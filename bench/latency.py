@@ -228,6 +228,13 @@ class HookStamps:
         with self._cond:
             return len(self.stamps)
 
+    def forget(self):
+        """Drops the stamps so far: a new server numbers UIDs from 1
+        again, and its (mailbox, UID) must not find an old stamp."""
+        with self._cond:
+            self.stamps.clear()
+            self.runs.clear()
+
     def close(self):
         if self.fd < 0:
             return

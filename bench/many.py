@@ -492,6 +492,7 @@ def part_notify(opts, tmp, hook, stamps):
 
 
 def part_single(opts, tmp, hook, stamps):
+    stamps.forget()
     others = ["box%03d" % i for i in range(1, opts.single_mailboxes + 1)]
     names = ["INBOX"] + others
     dc = mwtest.Dovecot(conn_limit=None, extra_conf=DOVECOT_EXTRA)
@@ -543,6 +544,7 @@ def part_single(opts, tmp, hook, stamps):
 
 
 def part_budget(opts, tmp, hook, stamps):
+    stamps.forget()
     others = ["box%03d" % i for i in range(1, opts.budget_mailboxes)]
     names = ["INBOX"] + others
     dc = mwtest.Dovecot(conn_limit=None, notify=False,
