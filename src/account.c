@@ -641,7 +641,9 @@ assign(struct account_run *ar)
 	 * else only for what does not fit. */
 	bool fetcher = ar->single || ar->mode == M_NOTIFY || ar->dynamic;
 	/* Single, the fetcher is all there is. */
-	size_t room = ar->single ? 0 : ar->budget - 1 - fetcher;
+	size_t room = ar->single || ar->budget < 1u + fetcher
+			      ? 0
+			      : ar->budget - 1 - fetcher;
 
 	for (size_t i = first_other(ar); i < ar->n; i++) {
 		left += !ar->box[i]->notified;
@@ -650,7 +652,7 @@ assign(struct account_run *ar)
 	if (left <= room)
 		own = left;
 	else
-		own = fetcher ? room : room - 1;
+		own = fetcher || !room ? room : room - 1;
 	/* Mailboxes the server says are not there (a typo, one deleted)
 	 * come last: they get the places the others leave (trial R: two
 	 * misspelt names held two, and a real mailbox was checked every
