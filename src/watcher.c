@@ -954,11 +954,11 @@ watcher_retry(struct watcher *w)
 void
 watcher_probe(struct watcher *w)
 {
-	if (w->state == W_WAITING) {
-		connect_now(w);
-	} else if (w->state == W_WATCHING && w->s) {
+	if (w->state == W_WATCHING && w->s) {
 		session_probe(w->s, now_usec(w), PROBE_TIMEOUT);
 		pump(w);
+	} else {
+		watcher_retry(w);
 	}
 }
 
