@@ -211,9 +211,10 @@ def test_one_left_unfollowed():
                r"more\)")
     ok(mw.wait_sd_notify(checked, 20), "the status line: R&D checked",
        (mw.sd_notify_messages() or [""])[-1])
-    # R&D was checked once. Its new mail's push (Dovecot names it as it
-    # is, "R&D": dropped) has NOTIFY set again, 5 s after the last.
-    mwtest.quiet(5)
+    # Once R&D's check is answered, its new mail's push (Dovecot names
+    # it as it is, "R&D": dropped) has NOTIFY set again.
+    ok(mw.wait_log(r"a/R&D: STATUS UIDVALIDITY", 20), "R&D checked",
+       mw.log_tail(10))
     mark = mw.mark()
     held[0].append_many(mwtest.imap_utf7_encode("R&D"),
                         [mwtest.make_message("in R&D")])
