@@ -97,6 +97,11 @@ struct account_run {
 	 * its run before a reload; 0 on a first run. Mailboxes without
 	 * state at the start may have appeared since (new_box()). */
 	int64_t stopped_since;
+	/* wall: a first run's start (0: not a first run), and whether a
+	 * login was refused in it: the first look at a mailbox may then
+	 * come long after the start (mailbox_looked_late()). */
+	int64_t started;
+	bool refused_first;
 	struct mboxlist_entry *listed; /* what the LIST under way returned */
 	size_t n_listed, cap_listed;
 	bool listed_over;         /* more than LISTED_MAX: warned */
@@ -1138,6 +1143,8 @@ new_box(struct account_run *ar, const char *name)
 		mailbox_appeared(b->mb, ar->stopped_since -
 					    (b->plain ? 0
 						      : ar->a->d.poll_interval));
+	else if (ar->refused_first)
+		mailbox_looked_late(b->mb, ar->started);
 	return b;
 }
 
@@ -1406,11 +1413,37 @@ w_list_end(void *ud, struct watcher *w, bool ok)
 		start_sweeping(ar);
 }
 
+/* A first run, and w's login was refused: the mailboxes it was to look
+ * at may be looked at only after minutes of retries. Mail that reaches
+ * them before is not taken as old, as what a mailbox holds at its first
+ * look is at a first run (mailbox_looked_late()): a box's own
+ * connection, its box; the others (NOTIFY's, the checking or fetching
+ * connection), every box without its own and those a later LIST shows. */
+static void
+refused_first_run(struct account_run *ar, struct watcher *w)
+{
+	struct box *own = NULL;
+
+	for (size_t i = 0; i < ar->n && w != notifier(ar); i++)
+		if (ar->box[i]->w == w)
+			own = ar->box[i];
+	if (own) {
+		mailbox_looked_late(own->mb, ar->started);
+		return;
+	}
+	ar->refused_first = true;
+	for (size_t i = 0; i < ar->n; i++)
+		if (!ar->box[i]->w || ar->box[i]->w == w)
+			mailbox_looked_late(ar->box[i]->mb, ar->started);
+}
+
 static void
 w_refused(void *ud, struct watcher *w, bool limit)
 {
 	struct account_run *ar = ud;
 
+	if (ar->started)
+		refused_first_run(ar, w);
 	if (!limit)
 		return;
 	sd_event_source_set_enabled(ar->shrink, SD_EVENT_ONESHOT);
@@ -1552,6 +1585,8 @@ account_run_new(const struct account_env *env, const struct account *a,
 	if (state_freed_at(a->name) &&
 	    state_freed_at(a->name) >= ar->stopped_since)
 		ar->stopped_since = state_freed_at(a->name) + 1;
+	if (!ar->stopped_since)
+		ar->started = wall_now(ar);
 	/* With patterns, the mailboxes come from the first LIST. */
 	ar->n = ar->dynamic ? 0 : a->n_mailboxes;
 	ar->box = xcalloc(ar->n + 1, sizeof(*ar->box));

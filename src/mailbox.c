@@ -81,8 +81,10 @@ struct mailbox {
 	bool rebasing, since_now;
 	uint32_t old_uidvalidity, old_mark;
 	/* mailbox_appeared(): with no state, mail that arrived after this
-	 * time is new (0: none, a first run). */
+	 * time is new (0: none, a first run); late: set by
+	 * mailbox_looked_late(), for the log line. */
 	int64_t appeared;
+	bool late;
 	int64_t since;
 	uint32_t dated_from, uidnext;
 
@@ -469,8 +471,9 @@ appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, uint64_t modseq,
 	begin_rebase(mb, uidvalidity, modseq);
 	mb->since = mb->appeared;
 	mb->since_now = true;
-	log_info(&mb->log, "a new mailbox: catching up with the unseen mail "
-			   "that arrived since %s",
+	log_info(&mb->log, "%s: catching up with the unseen mail that arrived "
+			   "since %s",
+		 mb->late ? "first looked at late" : "a new mailbox",
 		 time_text(mb->since, when));
 	*by_date_r = true;
 	return 0;
@@ -1107,8 +1110,19 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 void
 mailbox_appeared(struct mailbox *mb, int64_t since)
 {
-	if (!mb->uidvalidity)
-		mb->appeared = since;
+	if (mb->uidvalidity)
+		return;
+	mb->appeared = since;
+	mb->late = false;
+}
+
+void
+mailbox_looked_late(struct mailbox *mb, int64_t since)
+{
+	if (mb->uidvalidity || mb->appeared)
+		return;
+	mb->appeared = since;
+	mb->late = true;
 }
 
 /* ---- life ---- */

@@ -192,3 +192,10 @@ void mailbox_unfollowed(struct mailbox *mb);
  * than taking what it holds as handled (a first run). With state, nothing
  * changes: what was announced before is not announced again. */
 void mailbox_appeared(struct mailbox *mb, int64_t since);
+/* A first run: a connection meant to look at the mailbox was refused
+ * before any did, so its first look may come much later. Until it has
+ * state, the unseen mail whose INTERNALDATE is since (the start) or later
+ * is caught up with at that look, as for one that appeared then, rather
+ * than taken as there before the start. Nothing changes for a mailbox
+ * with state or a time it appeared. */
+void mailbox_looked_late(struct mailbox *mb, int64_t since);

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import mwtest  # noqa: E402
@@ -279,6 +280,52 @@ def test_reload_retries_now():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
+def test_first_run_refused():
+    """A first run without NOTIFY and one connection free: INBOX gets it,
+    and the logins that are to look at F1 (its own IDLE) and F2 (checked)
+    are refused for as long as the other clients hold theirs. Mail that
+    reaches them meanwhile arrived after mailwatch started: once they are
+    looked at, it is announced, and what they held before the start is
+    not. It used to be taken as there before, as what a mailbox holds at
+    its first look is at a first run."""
+    dc = mwtest.Dovecot(conn_limit=None, notify=False)
+    dc.create_mailboxes("alice", ["F1", "F2"])
+    for box in ("F1", "F2"):
+        dc.deliver("alice", mwtest.make_message("old in " + box),
+                   mailbox=box)
+    # INTERNALDATE has whole seconds: the old mail is of an earlier one.
+    time.sleep(1.1)
+    held = [dc.client("alice") for _ in range(9)]
+    acct = dc.account("alice", mailboxes=["INBOX", "F1", "F2"])
+    acct.update(max_connections=3, poll_interval=10)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": acct,
+    })
+    ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 20),
+       "INBOX in IDLE on the one connection free", mw.log_tail(10))
+    refused = "Maximum number of connections"
+    ok(mwtest.wait_until(lambda: dc.log().count(refused) >= 3, 30),
+       "the other logins refused", mw.log_tail(10))
+    for box in ("F1", "F2"):
+        dc.deliver("alice", mwtest.make_message("new in " + box),
+                   mailbox=box)
+    for c in held:
+        c.logout()
+    mark = mw.mark()
+    mw.reload()  # which tries the refused ones at once
+    recs = mw.wait_hooks(2, 20)
+    ok(sorted(r["MAILWATCH_SUBJECT"] for r in recs) ==
+       ["new in F1", "new in F2"],
+       "the mail that came while they were refused announced, once each, "
+       "and not the old", mw.log()[mark:][-3000:])
+    ok(mw.wait_log(r"a/F2: first looked at late: catching up", 1,
+                   since=mark), "the log says why", mw.log_tail(10))
+    mw.settle()
+    ok(len(mw.hook_records()) == 2, "nothing more")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
 def test_limit_logged_once():
     """At the default log level, a login refused with [LIMIT] at each
     retry is logged once, not at every retry (a trial's checking
@@ -391,5 +438,5 @@ def test_budget_regrows():
 
 mwtest.main(main, test_budget_lowered, test_notify_one_left,
             test_one_left_unfollowed, test_reload_retries_now,
-            test_limit_logged_once,
+            test_first_run_refused, test_limit_logged_once,
             test_budget_regrows)

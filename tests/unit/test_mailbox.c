@@ -1354,6 +1354,50 @@ test_appeared(void)
 	mailbox_free(&mb);
 }
 
+/* A first run whose login to the mailbox was refused: its first look may
+ * come late, and the mail that arrived since the start is announced then,
+ * by the date scan as for one that appeared then. Not for one with state,
+ * nor for one known to have appeared later (whose time stays). */
+static void
+test_looked_late(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	mb = mailbox_new(&env, &account, "late");
+	mailbox_looked_late(mb, T0);
+	ok(status3(mb, 7, 4, 3, T0 + 300), "looked at late: EXAMINE it");
+	examined(mb, 7, 4, 3, T0 + 300, &by_date);
+	ok(by_date, "the date scan");
+	dated(mb, 1, 1, "", BEFORE_T0);
+	dated(mb, 2, 2, "", AT_T0);
+	dated(mb, 3, 3, "", AFTER_T0);
+	is_int(mailbox_dated_end(mb), 2, "from the first unseen of the start");
+	fetched(mb, 2, 2, "", "At", AT_T0);
+	fetched(mb, 3, 3, "", "After", AFTER_T0);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 2 v7 At; send 3 v7 After; done 2; ",
+	       "what arrived since the start, not what was there before");
+	mailbox_free(&mb);
+
+	mb = mailbox_new(&env, &account, "late-appeared");
+	mailbox_appeared(mb, T0 + 100);
+	mailbox_looked_late(mb, T0);
+	status3(mb, 8, 3, 2, T0 + 300);
+	examined(mb, 8, 3, 2, T0 + 300, &by_date);
+	dated(mb, 1, 1, "", AFTER_T0);
+	dated(mb, 2, 2, "", "05-Dec-2024 12:01:41 +0000");
+	is_int(mailbox_dated_end(mb), 2, "appeared later: from then");
+	mailbox_free(&mb);
+
+	put_state("late-known", 9, 5, T0 - 100, 5);
+	mb = mailbox_new(&env, &account, "late-known");
+	mailbox_looked_late(mb, T0);
+	ok(!status3(mb, 9, 6, 5, T0 + 300), "with state: nothing changes");
+	is_str(got(), "", "nothing announced");
+	mailbox_free(&mb);
+}
+
 int
 main(void)
 {
@@ -1384,6 +1428,7 @@ main(void)
 	test_status_withdraw();
 	test_status_after_catch_up();
 	test_appeared();
+	test_looked_late();
 	test_renumbered();
 	test_restored_modseq();
 
