@@ -326,6 +326,41 @@ def test_first_run_refused():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
+def test_first_run_refused_notify():
+    """The same with NOTIFY and no connection free at the start: the one
+    that was to follow every mailbox is refused, and the mail that comes
+    to INBOX and a folder meanwhile is announced once a client lets go,
+    but not what they held before the start."""
+    dc = mwtest.Dovecot(conn_limit=None)
+    dc.create_mailboxes("alice", ["F1"])
+    for box in ("INBOX", "F1"):
+        dc.deliver("alice", mwtest.make_message("old in " + box),
+                   mailbox=box)
+    time.sleep(1.1)
+    held = [dc.client("alice") for _ in range(10)]
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice", mailboxes=["INBOX", "F1"]),
+    })
+    refused = "Maximum number of connections"
+    ok(mwtest.wait_until(lambda: dc.log().count(refused) >= 1, 20),
+       "refused", mw.log_tail(10))
+    for box in ("INBOX", "F1"):
+        dc.deliver("alice", mwtest.make_message("new in " + box),
+                   mailbox=box)
+    for c in held:
+        c.logout()
+    mw.reload()
+    recs = mw.wait_hooks(2, 30)
+    ok(sorted(r["MAILWATCH_SUBJECT"] for r in recs) ==
+       ["new in F1", "new in INBOX"],
+       "the mail that came while refused announced, and not the old",
+       mw.log()[-3000:])
+    mw.settle()
+    ok(len(mw.hook_records()) == 2, "nothing more")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
 def test_limit_logged_once():
     """At the default log level, a login refused with [LIMIT] at each
     retry is logged once, not at every retry (a trial's checking
@@ -438,5 +473,6 @@ def test_budget_regrows():
 
 mwtest.main(main, test_budget_lowered, test_notify_one_left,
             test_one_left_unfollowed, test_reload_retries_now,
-            test_first_run_refused, test_limit_logged_once,
+            test_first_run_refused, test_first_run_refused_notify,
+            test_limit_logged_once,
             test_budget_regrows)
