@@ -759,12 +759,16 @@ firsts_join(const struct firsts *f, bool markup)
 /* Who a notification names: the sender's name, else the address. A name
  * with an '@' in it is the address instead: a name is the sender's to
  * choose, and '"ceo@bank.example" <x@evil.example>' popped up as
- * ceo@bank.example. "" for no one. */
+ * ceo@bank.example. So is one with an '@' look-alike, U+FF20 or U+FE6B
+ * (a trial's "support\uff20paypal.com"). "" for no one. */
 static const char *
 sender_shown(const struct mail_event *ev)
 {
-	if (*ev->from_name && !strchr(ev->from_name, '@'))
-		return ev->from_name;
+	const char *n = ev->from_name;
+
+	if (*n && !strchr(n, '@') && !strstr(n, "\xef\xbc\xa0") &&
+	    !strstr(n, "\xef\xb9\xab"))
+		return n;
 	return *ev->from_address ? ev->from_address : ev->from_name;
 }
 

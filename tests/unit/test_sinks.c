@@ -532,6 +532,11 @@ test_notify(sd_event *e)
 	/* A name that is an address of its own: the real one is shown. */
 	struct mail_event ev4 =
 	    event_init(4, "ceo@bank.example", "x@evil.example", "Pay");
+	/* Or one with an '@' that only looks like it (U+FF20, U+FE6B). */
+	struct mail_event ev5 = event_init(5, "ceo\xef\xbc\xa0" "bank.example",
+					   "y@evil.example", "Pay");
+	struct mail_event ev6 = event_init(6, "ceo\xef\xb9\xab" "bank.example",
+					   "z@evil.example", "Pay");
 	struct sink *s;
 	pid_t bus, notifyd;
 	long mark = log_mark(), m2;
@@ -555,12 +560,14 @@ test_notify(sd_event *e)
 	a.d.urgency = 1;
 	s->ops->send(s, &a, &ev3);
 	s->ops->send(s, &a, &ev4);
-	s->ops->batch_done(s, &a, "INBOX", 4);
-	ok(wait_file(e, json, 4, 5000), "four notifications recorded");
-	ok(wait_log(e, mark, " shown", 4, 5000), "four replies received");
+	s->ops->send(s, &a, &ev5);
+	s->ops->send(s, &a, &ev6);
+	s->ops->batch_done(s, &a, "INBOX", 6);
+	ok(wait_file(e, json, 6, 5000), "six notifications recorded");
+	ok(wait_log(e, mark, " shown", 6, 5000), "six replies received");
 	log_max_level = LOG_INFO;
 	text = slurp(json);
-	is_int(count_lines(text), 4, "notify = false sends nothing");
+	is_int(count_lines(text), 6, "notify = false sends nothing");
 
 	line = text ? line_at(text, 0) : NULL;
 	printf("# %s\n", line ? line : "(no line)");
@@ -603,6 +610,14 @@ test_notify(sd_event *e)
 	line = text ? line_at(text, 3) : NULL;
 	is_json(line, "summary", "x@evil.example",
 		"a name with an '@': the address, not the name");
+	free(line);
+	line = text ? line_at(text, 4) : NULL;
+	is_json(line, "summary", "y@evil.example",
+		"a name with a fullwidth '@': the address");
+	free(line);
+	line = text ? line_at(text, 5) : NULL;
+	is_json(line, "summary", "z@evil.example",
+		"a name with a small '@': the address");
 	free(line);
 	free(text);
 	{
