@@ -577,7 +577,9 @@ status_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (template && how == O_TEXT)
+	/* --pango alone is for a bar too (a trial's i3blocks got the
+	 * output for people, sender markup and all): the default template. */
+	if ((template || pango) && how == O_TEXT)
 		how = O_FORMAT;
 	if (!template)
 		template = DEFAULT_TEMPLATE;

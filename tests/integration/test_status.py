@@ -520,6 +520,10 @@ def test_markup():
     ok("%{" not in out, "... so no polybar tag is left")
     rc, out = status(mw, bus, "--format", "{mailbox}", "--pango")
     ok(out == "R&amp;D &lt;b&gt;\n", "--pango: entities", repr(out))
+    rc, out = status(mw, bus, "--pango")
+    ok(rc == 0 and out.strip().isdigit(),
+       "--pango without --format: the default template, not the output "
+       "for people", repr(out))
     rc, out = status(mw, bus)
     ok("a/%s: 2 unseen" % box in out and subject in out,
        "the plain output, for people: as it is", repr(out))
