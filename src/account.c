@@ -1855,17 +1855,18 @@ account_run_describe(struct account_run *ar, bool named)
 	/* Connections up (trial R read 5 where 2 were: the others waited
 	 * to try mailboxes that were not there). */
 	unsigned conns = ar->fetcher && watcher_connected(ar->fetcher);
-	size_t swept = 0, idle = 0, down = 0;
+	size_t swept = 0, idle = 0, down = 0, apart = 0;
 
 	s[0] = 0;
 	for (size_t i = 0; i < ar->n; i++)
 		swept += ar->box[i]->swept;
-	/* Those on a connection of their own that is up; the others are
-	 * told below with what is wrong. */
+	/* Those on a connection of their own that is up (apart: besides
+	 * NOTIFY's); the others are told below with what is wrong. */
 	for (size_t i = 0; i < ar->n; i++) {
 		struct watcher *w = ar->box[i]->w;
 
 		idle += w && watcher_connected(w);
+		apart += w && watcher_connected(w) && w != notifier(ar);
 		down += w && !watcher_connected(w);
 	}
 	conns += idle;
@@ -1873,17 +1874,28 @@ account_run_describe(struct account_run *ar, bool named)
 	 * NOTIFY one) is up; else only what is wrong is told. */
 	if ((ar->n > 1 || ar->single) && notifier(ar) &&
 	    watcher_connected(notifier(ar))) {
-		if (ar->mode == M_NOTIFY)
+		if (ar->mode == M_NOTIFY) {
 			off += snprintf(s, size,
 					"%s%s%zu mailbox%s over %u "
-					"connection%s (NOTIFY)",
+					"connection%s (NOTIFY",
 					name, colon, ar->n - swept - down,
 					ar->n - swept - down == 1 ? "" : "es",
 					conns, conns == 1 ? "" : "s");
-		else if (ar->mode == M_BUDGET)
+			/* Why there may be more connections than
+			 * mailboxes (a trial's "2 mailboxes over 3
+			 * connections"). */
+			if (apart && off < size)
+				off += snprintf(s + off, size - off,
+						"; IDLE for %zu it does not "
+						"follow",
+						apart);
+			if (off < size)
+				off += snprintf(s + off, size - off, ")");
+		} else if (ar->mode == M_BUDGET) {
 			off += snprintf(s, size, "%s%s%zu mailbox%s with IDLE",
 					name, colon, idle,
 					idle == 1 ? "" : "es");
+		}
 		if (swept && off < size)
 			off += snprintf(s + off, size - off,
 					", %zu checked every %u s", swept,
