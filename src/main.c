@@ -718,6 +718,8 @@ main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "status"))
 		return status_main(argc - 1, argv + 1);
+	/* getopt's messages name it as the others do, not "./mailwatch". */
+	argv[0] = (char *)"mailwatch";
 	while ((c = getopt_long(argc, argv, "c:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

@@ -227,6 +227,13 @@ def test_new_user_mistakes():
                        timeout=mwtest._t(20))
     ok(r.returncode == 2 and "unexpected argument 'foo'" in r.stderr,
        "a stray argument is named", r.stderr)
+    r = subprocess.run(mw.argv() + ["--bogus"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, env=mw.env(),
+                       timeout=mwtest._t(20))
+    ok(r.returncode == 2 and
+       r.stderr.startswith("mailwatch: unrecognized option '--bogus'"),
+       "an unknown option is named, by mailwatch as the other errors "
+       "(not by the path it was started as)", r.stderr)
 
 
 def test_mailboxes_on_several_lines():
