@@ -1422,9 +1422,13 @@ w_list_end(void *ud, struct watcher *w, bool ok)
 static void
 refused_first_run(struct account_run *ar, struct watcher *w)
 {
+	/* The first mailbox's connection follows them all with NOTIFY (or
+	 * may: before its login, the mode is not known); without, it is
+	 * its own IDLE. */
+	bool all = w == notifier(ar) && ar->mode != M_BUDGET;
 	struct box *own = NULL;
 
-	for (size_t i = 0; i < ar->n && w != notifier(ar); i++)
+	for (size_t i = 0; i < ar->n && !all; i++)
 		if (ar->box[i]->w == w)
 			own = ar->box[i];
 	if (own) {
