@@ -144,6 +144,7 @@ struct account_run {
 	struct state_store *store; /* every mailbox's state */
 	sd_event_source *saver;   /* deferred state writes (save_soon) */
 	uint64_t saved_at;        /* usec of the last one */
+	uint64_t released_at;     /* of the last account_run_save() at once */
 	sd_event_source *sweep;   /* the next STATUS check, M_BUDGET */
 	sd_event_source *shrink;  /* deferred: a login met [LIMIT] */
 	/* deferred assign(): a mailbox of its own connection is not
@@ -1729,10 +1730,21 @@ account_run_reloaded(struct account_run *ar)
 		watcher_retry(ar->fetcher);
 }
 
+/* Hooks ended (or started): the messages whose running hooks held the
+ * state back are handled now. Written at once, unless such a write came
+ * less than SAVE_INTERVAL ago: the write at the announce, which the
+ * running hook held back, may have just used up the interval, and a
+ * trial's SIGKILL 0.3 s after a lone message's hook announced it again
+ * at the next start. So at most two writes a second in a burst. */
 void
 account_run_save(struct account_run *ar)
 {
-	save_soon(ar, false);
+	uint64_t t = now_usec(ar);
+	bool now = t >= ar->released_at + SAVE_INTERVAL;
+
+	if (now)
+		ar->released_at = t;
+	save_soon(ar, now);
 }
 
 void

@@ -67,7 +67,8 @@ void account_run_rebind(struct account_run *ar, const struct account *a);
 /* A reload kept the account: a connection budget that [LIMIT] lowered
  * goes back to max_connections at once. */
 void account_run_reloaded(struct account_run *ar);
-/* Brings the state file up to date once the loop is idle. */
+/* Hooks ended or started: brings the state file up to date once the
+ * loop is idle, at once unless it was so less than a second ago. */
 void account_run_save(struct account_run *ar);
 /* Starts a clean stop (LOGOUT everywhere); account_run_stopped() turns
  * true when every connection is gone. */
