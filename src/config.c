@@ -563,6 +563,16 @@ check_program(struct parser *p, enum key k, const char *prog)
 	const char *why = NULL;
 	int r;
 
+	/* A trial's "hk/env.sh" ran from a terminal, in the directory it
+	 * was started from; under systemd that is the home directory. */
+	if (strchr(prog, '/') && prog[0] != '/') {
+		log_warn(NULL,
+			 "%s:%u: %s: %s is a relative path, taken from the "
+			 "directory mailwatch runs in (the home directory "
+			 "under systemd): give it in full, or with ~/",
+			 p->path, p->lineno, keys[k].name, prog);
+		return;
+	}
 	/* The lookup hooks get (launch.c). */
 	if (!strchr(prog, '/')) {
 		r = launch_find(prog, found, sizeof(found));
@@ -697,12 +707,19 @@ check_shell_words(struct parser *p, enum key k, char *const *argv)
 {
 	const char *base = strrchr(argv[0], '/');
 
+	size_t i = 0;
+
 	base = base ? base + 1 : argv[0];
-	/* sh -c '...': the shell is there. */
+	/* sh -c '...': the shell is there, in the script; the words after
+	 * it are its $0, $1...: a trial's "sh -c 'echo' | tee x" piped
+	 * nothing. */
 	if (!strcmp(base, "sh") || !strcmp(base, "bash") ||
-	    !strcmp(base, "dash") || !strcmp(base, "zsh"))
-		return;
-	for (size_t i = 0; argv[i]; i++) {
+	    !strcmp(base, "dash") || !strcmp(base, "zsh")) {
+		if (!argv[1] || strcmp(argv[1], "-c") || !argv[2])
+			return;
+		i = 3;
+	}
+	for (; argv[i]; i++) {
 		if (!shell_word(argv[i]))
 			continue;
 		log_warn(NULL,

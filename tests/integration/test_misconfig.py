@@ -169,7 +169,8 @@ def test_new_user_mistakes():
     """Mistakes a trial made that --check-config used to pass: a host
     with its port or as a URL (errors, with the fix), quotes around a
     mailbox name, "~" in a hook's argument, a password program that is
-    not installed (warnings, at their lines); and a stray argument."""
+    not installed, a relative hook path, a pipe after "sh -c '...'"
+    (warnings, at their lines); and a stray argument."""
     if not mwtest.Mailwatch.available():
         raise mwtest.Skip("build/asan/mailwatch is not built")
     mw = mwtest.Mailwatch(start=False)
@@ -207,20 +208,28 @@ def test_new_user_mistakes():
                            "username = alice\n"                    # 11
                            "password_command = echo x\n"           # 12
                            "mailboxes = INBOX, \"Work Stuff\"\n"     # 13
-                           "on_new_mail = echo ~/x\n")             # 14
+                           "on_new_mail = echo ~/x\n"              # 14
+                           "[account d]\n"                         # 15
+                           "host = 127.0.0.1\n"                    # 16
+                           "username = bob\n"                      # 17
+                           "password_command = echo x\n"           # 18
+                           "on_new_mail = hooks/new.sh\n"          # 19
+                           "on_click = sh -c 'echo' | tee x\n")    # 20
     ok(rc == 0, "warnings only: exit status 0 (%d)" % rc, out)
     for line, rx in ((4, r"password_command: nosuch-pass-tool: not found "
                          r"in PATH"),
                      (13, r"mailboxes: the quotes around \"Work Stuff\" are "
                           r"part of the name"),
-                     (14, r"on_new_mail: ~/x is passed on as it is")):
+                     (14, r"on_new_mail: ~/x is passed on as it is"),
+                     (19, r"on_new_mail: hooks/new.sh is a relative path"),
+                     (20, r"on_click: \| is passed on as it is")):
         ok(re.search(r"%s:%d: .*%s" % (f, line, rx), out),
            "line %d warned of: %s" % (line, rx), out)
     ok("host" not in out and ":8:" not in out,
        "IPv6 addresses are hosts; '.' is the shell's own", out)
     warnings = [ln for ln in out.splitlines()
                 if ln.startswith("mailwatch: %s:" % mw.config_file)]
-    ok(len(warnings) == 3, "three warnings, no more (%d)" % len(warnings),
+    ok(len(warnings) == 5, "five warnings, no more (%d)" % len(warnings),
        out)
     r = subprocess.run(mw.argv() + ["foo"], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, env=mw.env(),
