@@ -563,16 +563,6 @@ check_program(struct parser *p, enum key k, const char *prog)
 	const char *why = NULL;
 	int r;
 
-	/* A trial's "hk/env.sh" ran from a terminal, in the directory it
-	 * was started from; under systemd that is the home directory. */
-	if (strchr(prog, '/') && prog[0] != '/') {
-		log_warn(NULL,
-			 "%s:%u: %s: %s is a relative path, taken from the "
-			 "directory mailwatch runs in (the home directory "
-			 "under systemd): give it in full, or with ~/",
-			 p->path, p->lineno, keys[k].name, prog);
-		return;
-	}
 	/* The lookup hooks get (launch.c). */
 	if (!strchr(prog, '/')) {
 		r = launch_find(prog, found, sizeof(found));
@@ -588,6 +578,14 @@ check_program(struct parser *p, enum key k, const char *prog)
 	if (why)
 		log_warn(NULL, "%s:%u: %s: %s: %s; it cannot run as things are",
 			 p->path, p->lineno, keys[k].name, prog, why);
+	/* A trial's "hk/env.sh" ran from a terminal, in the directory it
+	 * was started from; under systemd that is the home directory. */
+	else if (strchr(prog, '/') && prog[0] != '/')
+		log_warn(NULL,
+			 "%s:%u: %s: %s is a relative path, taken from the "
+			 "directory mailwatch runs in (the home directory "
+			 "under systemd): give it in full, or with ~/",
+			 p->path, p->lineno, keys[k].name, prog);
 }
 
 /* True when the n bytes at w are a shell variable assignment (NAME=...). */

@@ -92,13 +92,14 @@ def test_starttls_on_implicit_port():
     finish(mw)
 
 
-def check_config(mw, text):
-    """Writes text as mw's file and runs --check-config on it: (exit
-    status, output)."""
+def check_config(mw, text, cwd=None):
+    """Writes text as mw's file and runs --check-config on it (in cwd):
+    (exit status, output)."""
     mw.write_config_text(text)
     r = subprocess.run(mw.argv() + ["--check-config"],
                        stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, env=mw.env(), timeout=mwtest._t(20))
+                       text=True, env=mw.env(), timeout=mwtest._t(20),
+                       cwd=cwd)
     return r.returncode, r.stdout + r.stderr
 
 
@@ -194,6 +195,13 @@ def test_new_user_mistakes():
     ok(rc == 78 and re.search(r"%s:2: host: '\[::1\]:993' is not a host "
                               r"name or address" % f, out),
        "host as [::1]:993: an error", out)
+    # A hook by a path relative to the directory it is started in,
+    # there: warned of all the same.
+    here = os.path.dirname(mw.config_file)
+    os.makedirs(os.path.join(here, "hooks"), exist_ok=True)
+    with open(os.path.join(here, "hooks", "new.sh"), "w") as hook:
+        hook.write("#!/bin/sh\n")
+    os.chmod(os.path.join(here, "hooks", "new.sh"), 0o755)
     rc, out = check_config(mw, "[account a]\n"                     # 1
                            "host = ::1\n"                          # 2
                            "username = alice\n"                    # 3
@@ -214,7 +222,8 @@ def test_new_user_mistakes():
                            "username = bob\n"                      # 17
                            "password_command = echo x\n"           # 18
                            "on_new_mail = hooks/new.sh\n"          # 19
-                           "on_click = sh -c 'echo' | tee x\n")    # 20
+                           "on_click = sh -c 'echo' | tee x\n",    # 20
+                           cwd=here)
     ok(rc == 0, "warnings only: exit status 0 (%d)" % rc, out)
     for line, rx in ((4, r"password_command: nosuch-pass-tool: not found "
                          r"in PATH"),
