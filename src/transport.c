@@ -76,6 +76,20 @@ struct lookup {
 	char service[8];
 };
 
+/* TLS contexts, one per CA file (NULL: the system store) shared by every
+ * connection that trusts it: loading the system bundle costs about 1 MiB
+ * and some milliseconds, so once rather than per mailbox and reconnect.
+ * Freed with their last connection. One that failed to verify a server
+ * is stale: the connections after it load the file again (a trial added
+ * the CA to a ca_file that another account's connection kept in use, and
+ * the new one was never read). */
+struct shared_ctx {
+	struct shared_ctx *next;
+	char *ca_file;
+	SSL_CTX *ctx;
+	unsigned refs;
+	bool stale;
+};
 struct transport {
 	sd_event *event;
 	sd_event_source *io;	    /* the socket; NULL while there is none */
@@ -577,6 +591,8 @@ tls_fail(struct transport *t, int e, int saved_errno, const char *what)
 		char hint[320];
 
 		verify_hint(t, vr, hint, sizeof(hint));
+		/* The CA file may change before the retry. */
+		t->ctx->stale = true;
 		fail(t, -EPROTO, "certificate verify failed: %s (host %s)%s",
 		     X509_verify_cert_error_string(vr), t->name, hint);
 	} else
@@ -592,16 +608,7 @@ tls_fail(struct transport *t, int e, int saved_errno, const char *what)
 	ERR_clear_error();
 }
 
-/* TLS contexts, one per CA file (NULL: the system store) shared by every
- * connection that trusts it: loading the system bundle costs about 1 MiB
- * and some milliseconds, so once rather than per mailbox and reconnect.
- * Freed with their last connection. */
-struct shared_ctx {
-	struct shared_ctx *next;
-	char *ca_file;
-	SSL_CTX *ctx;
-	unsigned refs;
-};
+/* The contexts in use (struct shared_ctx). */
 static struct shared_ctx *shared_ctxs;
 
 static bool
@@ -659,7 +666,7 @@ make_ctx(struct transport *t, char *errmsg, size_t size)
 	if (t->ctx)
 		return 0;
 	for (sc = shared_ctxs; sc; sc = sc->next) {
-		if (same_ca(sc->ca_file, t->ca_file)) {
+		if (!sc->stale && same_ca(sc->ca_file, t->ca_file)) {
 			sc->refs++;
 			t->ctx = sc;
 			return 0;

@@ -342,10 +342,44 @@ def test_check_config():
             if "Sanitizer" in ln or "runtime error" in ln]
     ok(not errs, "no sanitizer reports", "\n".join(errs))
 
+def test_ca_added_to_shared_file():
+    """Two accounts share a ca_file that holds only the first server's
+    CA: the second is refused, as it should be. The user adds its CA to
+    the file and reloads: it connects at once. A trial's went on failing,
+    saying the file did not hold the CA: the first account's connection
+    kept the file's old contents in use, and the reload did not retry."""
+    need_binaries()
+    dc1 = mwtest.Dovecot(users=USERS)
+    dc2 = mwtest.Dovecot(users=USERS)
+    cas = os.path.join(tempfile.mkdtemp(prefix="mwtest-cas-"), "cas.pem")
+    shutil.copy(dc1.ca_file, cas)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account one": dc1.account("alice", ca_file=cas),
+        "account two": dc2.account("alice", ca_file=cas),
+    })
+    ok(mw.wait_log(r"one/INBOX: watching \(IDLE\)", 20),
+       "the first account watched", mw.log_tail(10))
+    ok(wait_warning(mw, "two/INBOX", r"certificate verify failed", 10),
+       "the second refused: its CA is not in the file", mw.log_tail(10))
+    # Until its retries wait 8 s or more: the reload must not wait.
+    ok(mw.wait_log(r"two/INBOX: reconnecting in ([89]|[1-9]\d)", 40),
+       "retried with back-off", mw.log_tail(10))
+    with open(cas, "a") as f, open(dc2.ca_file) as ca2:
+        f.write(ca2.read())
+    mark = mw.mark()
+    mw.reload()
+    ok(mw.wait_log(r"two/INBOX: watching \(IDLE\)", 5, since=mark),
+       "after the CA was added and a reload: watched at once",
+       mw.log()[mark:][-2000:])
+    finish(mw)
+    shutil.rmtree(os.path.dirname(cas), ignore_errors=True)
+
 
 if __name__ == "__main__":
     mwtest.main(test_wrong_password,
                 test_untrusted_certificate,
+                test_ca_added_to_shared_file,
                 test_starttls_not_offered,
                 test_starttls_works,
                 test_password_command_not_logged,
