@@ -1356,11 +1356,18 @@ key_line(struct parser *p, char *s)
 	*sep = '\0';
 	rstrip(s);
 	/* password_command is a shell line, where " ; next" is the
-	 * shell's: cut here, it would fail later, pointing nowhere. */
+	 * shell's: cut here, it would fail later, pointing nowhere. So
+	 * would a password with " ;" in it (trial AA): "login failed". */
 	if (cut && !strcmp(s, "password_command"))
 		log_warn(NULL,
 			 "%s:%u: %s: the text from ' ;' on is a comment, not "
 			 "run; put commands that need ';' in a script",
+			 p->path, p->lineno, s);
+	else if (cut && !strcmp(s, "password"))
+		log_warn(NULL,
+			 "%s:%u: %s: the text from ' ;' on is a comment, not "
+			 "part of the password; give one with ' ;' in it by "
+			 "password_command",
 			 p->path, p->lineno, s);
 	handle_key(p, s, value);
 }

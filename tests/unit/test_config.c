@@ -186,7 +186,7 @@ test_full(void)
 	is_int(r, 0, "full: loads");
 	for (const char *q = out; *q; q++)
 		lines += *q == '\n';
-	ok(lines == 3 && strstr(out, "full.ini:39: [account home]: tls = none: "
+	ok(lines == 4 && strstr(out, "full.ini:39: [account home]: tls = none: "
 				     "the login and the mail's headers cross "
 				     "the network to mail.example.net in "
 				     "clear\n"),
@@ -196,6 +196,10 @@ test_full(void)
 		       "directory; it cannot run as things are\n") &&
 	       strstr(out, ": on_new_mail_post: /usr/bin/post: No such file"),
 	   "full: and the two hooks that are not there");
+	ok(strstr(out, "full.ini:41: password: the text from ' ;' on is a "
+		       "comment") && !strstr(out, "hunter2"),
+	   "full: and the comment after the password, which may have been "
+	   "part of it");
 	if (r < 0) {
 		free(out);
 		return;
@@ -707,7 +711,7 @@ test_lexing(void)
 	static char buf[8192], icon[4096];
 	const char *path;
 	struct config *cfg;
-	char *out;
+	char *out, *want;
 	size_t len;
 	FILE *f;
 	int r;
@@ -723,7 +727,14 @@ test_lexing(void)
 			  "on_click = true ;b\r\n");
 	r = load(path, &cfg, &out);
 	is_int(r, 0, "BOM, CRLF, padding, comments: loads");
-	is_str(out, "", "BOM, CRLF: nothing logged");
+	want = xasprintf("mailwatch: %s:4: password: the text from ' ;' on "
+			 "is a comment, not part of the password; give one "
+			 "with ' ;' in it by password_command\n",
+			 path);
+	is_str(out, want,
+	       "BOM, CRLF: nothing logged but that the password's comment "
+	       "may have been part of it");
+	free(want);
 	if (r == 0) {
 		is_str(cfg->accounts[0].username, "u",
 		       "CR and blanks stripped");
@@ -1333,9 +1344,10 @@ test_quoted_password(void)
 	free(out);
 }
 
-/* A password_command cut at " ;" (the shell's in a shell line): a warning
- * naming file and line that does not show what was cut; none for ';'
- * inside a word, nor for a comment after another key. */
+/* A password_command or a password cut at " ;" (the shell's in a shell
+ * line; a password with it in it): a warning naming file and line that
+ * does not show what was cut; none for ';' inside a word, nor for a
+ * comment after another key. */
 static void
 test_command_comment(void)
 {
@@ -1343,7 +1355,7 @@ test_command_comment(void)
 	    write_file("semicolon.ini", 0600,
 		       "[general]\nnotify = yes ; on the desktop\n"
 		       "[account a]\nhost = h\nusername = u\n"
-		       "password = abc ; a comment\n"
+		       "password = abc ; s3cret too\n"
 		       "[account b]\nhost = h\nusername = v\n"
 		       "password_command = pass show mail ; echo s3cret\n"
 		       "[account c]\nhost = h\nusername = w\n"
@@ -1357,7 +1369,12 @@ test_command_comment(void)
 	    "%s:10: password_command: the text from ' ;' on is a comment, "
 	    "not run",
 	    path);
-	is_int(count_lines(out), 1, "command comment: one warning (%s)", out);
+	has(out,
+	    "%s:6: password: the text from ' ;' on is a comment, not part "
+	    "of the password",
+	    path);
+	is_int(count_lines(out), 2, "command comment: two warnings (%s)",
+	       out);
 	ok(!strstr(out, "s3cret"), "command comment: not in the warning");
 	if (r == 0) {
 		is_str(cfg->accounts[1].password_command, "pass show mail",
