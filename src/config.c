@@ -1586,6 +1586,19 @@ shared_mailbox(const struct account *a, const struct account *b)
 	return NULL;
 }
 
+/* Whether a and b are one server: one host, on one port or on the two
+ * standard ones (993 and 143 are mostly one server's two doors), not on
+ * two ports of their own (a trial's two Dovecots on one address). */
+static bool
+same_server(const struct account *a, const struct account *b)
+{
+	bool a_std = a->port == 993 || a->port == 143;
+	bool b_std = b->port == 993 || b->port == 143;
+
+	return !strcasecmp(a->host, b->host) &&
+	       (a->port == b->port || (a_std && b_std));
+}
+
 /* Two accounts for one user of one server that watch the same mailbox
  * announce each message there twice, and spend the server's connection
  * limit twice: a copied section, most likely. */
@@ -1599,7 +1612,7 @@ warn_shared(const struct config *cfg)
 			const struct account *a = &cfg->accounts[i];
 			const char *box;
 
-			if (strcasecmp(a->host, b->host) ||
+			if (!same_server(a, b) ||
 			    strcmp(a->username, b->username) ||
 			    !(box = shared_mailbox(a, b)))
 				continue;

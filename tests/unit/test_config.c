@@ -1248,8 +1248,9 @@ test_ca_file_not_pem(void)
 }
 
 /* Two accounts of one user of one server watching one mailbox: a
- * warning naming both (each message would be announced twice); none for
- * another user, or other mailboxes. */
+ * warning naming both (each message would be announced twice), on the
+ * two standard ports too; none for another user, other mailboxes, or a
+ * port of its own (another server on that host). */
 static void
 test_shared_mailbox(void)
 {
@@ -1262,7 +1263,11 @@ test_shared_mailbox(void)
 	    "[account c]\nhost = mail.example.org\nusername = v\n"
 	    "password_command = x\n\n"
 	    "[account d]\nhost = mail.example.org\nusername = u\n"
-	    "password_command = x\nmailboxes = Other\n");
+	    "password_command = x\nmailboxes = Other\n\n"
+	    "[account e]\nhost = mail.example.org\nusername = u\n"
+	    "password_command = x\nport = 10993\n\n"
+	    "[account f]\nhost = mail.example.org\nusername = u\n"
+	    "password_command = x\ntls = starttls\n");
 	struct config *cfg = NULL;
 	char *out = NULL, *want;
 	int r = load(path, &cfg, &out);
@@ -1275,8 +1280,10 @@ test_shared_mailbox(void)
 	ok(out && strstr(out, want), "the second account named, and the "
 	   "first: %s", out ? out : "");
 	ok(out && !strstr(out, "[account c] is") &&
-	       !strstr(out, "[account d] is"),
-	   "not for another user, nor for other mailboxes");
+	       !strstr(out, "[account d] is") && !strstr(out, "[account e] is"),
+	   "not for another user, other mailboxes, nor another port");
+	ok(out && strstr(out, "[account f] is the same user"),
+	   "for 143 beside 993: %s", out ? out : "");
 	free(want);
 	free(out);
 	config_free(&cfg);
