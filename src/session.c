@@ -970,9 +970,14 @@ choose_mech(struct session *s)
 			return -1;
 		}
 		if (!s->cap_auth_plain && s->cap_logindisabled) {
+			/* In the clear (tls = none) it wants STARTTLS
+			 * first (trial AA). */
 			fail(s, SESSION_FAIL_TLS,
 			     "server allows no login mechanism mailwatch has "
-			     "(LOGINDISABLED and no AUTH=PLAIN)");
+			     "(LOGINDISABLED and no AUTH=PLAIN)%s",
+			     s->cap_starttls ? "; it offers STARTTLS: set "
+					       "tls = starttls"
+					     : "");
 			return -1;
 		}
 		s->mech = s->cap_auth_plain ? AUTH_PLAIN : AUTH_LOGIN;

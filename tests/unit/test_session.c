@@ -698,6 +698,20 @@ test_refusals(void)
 	feed(s, &r, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] hi\r\n", 0, 0);
 	ok(r.failed && r.why == SESSION_FAIL_TLS, "LOGINDISABLED: fails");
 	sent(&r, "", "LOGINDISABLED: no LOGIN sent");
+	ok(!strstr(r.events, "STARTTLS"), "LOGINDISABLED: no STARTTLS to "
+	   "point to (%s)", r.events);
+	session_free(&s);
+
+	/* The same in the clear with STARTTLS offered: that is the fix. */
+	memset(&r, 0, sizeof(r));
+	s = session_new(&opts, &cb, &r);
+	feed(s, &r, "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi\r\n",
+	     0, 0);
+	ok(r.failed && r.why == SESSION_FAIL_TLS &&
+	       strstr(r.events, "it offers STARTTLS: set tls = starttls"),
+	   "LOGINDISABLED, STARTTLS offered: says tls = starttls (%s)",
+	   r.events);
+	sent(&r, "", "LOGINDISABLED, STARTTLS offered: nothing sent");
 	session_free(&s);
 
 	/* A rejected password. */
