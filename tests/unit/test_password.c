@@ -262,6 +262,23 @@ test_token_line(void)
 	}
 }
 
+/* A token program that is not installed: the log line names it (a
+ * trial's said "oauth2_token_command: not found in PATH"). */
+static void
+test_token_missing(void)
+{
+	char *argv[] = {"mailwatch-no-such-helper", "show", NULL};
+	struct account a = {.name = "acct", .oauth2_token_command = argv};
+	struct run r;
+	char *out;
+	int rc = run_account(&a, &r, &out);
+
+	ok(rc < 0, "token program missing: no job");
+	has(out, "acct: oauth2_token_command: mailwatch-no-such-helper: not "
+		 "found in PATH");
+	free(out);
+}
+
 static void
 test_line_limits(void)
 {
@@ -700,6 +717,7 @@ main(void)
 
 	test_output();
 	test_token_line();
+	test_token_missing();
 	test_long_error_line();
 	test_line_limits();
 	test_failures();
