@@ -65,7 +65,8 @@ void account_run_free(struct account_run **ar);
  * setting (config_account_equal) to the old one. Connections stay. */
 void account_run_rebind(struct account_run *ar, const struct account *a);
 /* A reload kept the account: a connection budget that [LIMIT] lowered
- * goes back to max_connections at once. */
+ * goes back to max_connections, and connections waiting out a back-off
+ * try, at once. */
 void account_run_reloaded(struct account_run *ar);
 /* Hooks ended or started: brings the state file up to date once the
  * loop is idle, at once unless it was so less than a second ago. */

@@ -353,12 +353,12 @@ child_start(sd_event *e, const struct child_spec *spec,
 	if (efd_w >= 0)
 		close(efd_w);
 	if (r < 0) {
-		if (c->efd >= 0)
-			close(c->efd);
 		/* Naming the program where the name does not (a trial's
 		 * "oauth2_token_command: not found in PATH"). */
 		bool named = strstr(c->name, spec->argv[0]);
 
+		if (c->efd >= 0)
+			close(c->efd);
 		log_warn(&c->ctx, "%s: %s%s%s", c->name,
 			 named ? "" : spec->argv[0], named ? "" : ": ",
 			 r == -ENOENT && !strchr(spec->argv[0], '/')

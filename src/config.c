@@ -704,7 +704,6 @@ static void
 check_shell_words(struct parser *p, enum key k, char *const *argv)
 {
 	const char *base = strrchr(argv[0], '/');
-
 	size_t i = 0;
 
 	base = base ? base + 1 : argv[0];

@@ -90,6 +90,7 @@ struct shared_ctx {
 	unsigned refs;
 	bool stale;
 };
+
 struct transport {
 	sd_event *event;
 	sd_event_source *io;	    /* the socket; NULL while there is none */
