@@ -137,6 +137,8 @@ enum cont {
 	CONT_MAILBOXES, /* more names for the mailboxes (or
 			   ignore_mailboxes) above: cont_key says which */
 	CONT_ERROR,	/* an error: the key above takes one line */
+	CONT_UNKNOWN,	/* an error: the key above is none (cont_name);
+			   only a line that is a key itself is told */
 	CONT_SKIP,	/* part of a line that was reported */
 };
 
@@ -156,6 +158,7 @@ struct parser {
 	enum cont cont;	    /* for a line indented further than */
 	size_t cont_indent; /* this many blanks */
 	enum key cont_key;  /* the key above, for CONT_ERROR */
+	char cont_name[64]; /* the unknown one, for CONT_UNKNOWN */
 };
 
 static void perr(struct parser *p, unsigned line, const char *fmt, ...)
@@ -1171,6 +1174,10 @@ handle_key(struct parser *p, const char *name, const char *value)
 		perr(p, p->lineno, "unknown key '%s' in %s%s%s%s", name, where,
 		     near ? " (did you mean '" : "", near ? near : "",
 		     near ? "'?)" : "");
+		/* Lines indented under it are told too: a trial's keys
+		 * indented by mistake went unreported behind it. */
+		p->cont = CONT_UNKNOWN;
+		snprintf(p->cont_name, sizeof(p->cont_name), "%s", name);
 		return;
 	}
 	if (!(keys[k].where &
@@ -1199,6 +1206,20 @@ handle_key(struct parser *p, const char *name, const char *value)
 	set_value(p, s, (enum key)k, value);
 }
 
+/* Whether line is "KEY = ..." for a key mailwatch knows. */
+static bool
+is_key_line(const char *line)
+{
+	size_t n = strcspn(line, " \t=");
+
+	if (line[n + strspn(line + n, " \t")] != '=')
+		return false;
+	for (int k = 0; k < N_KEYS; k++)
+		if (strlen(keys[k].name) == n && !strncmp(keys[k].name, line, n))
+			return true;
+	return false;
+}
+
 /* A line indented further than the key line above it: value (trimmed, the
  * comment removed) continues that key. */
 static void
@@ -1215,6 +1236,16 @@ continuation(struct parser *p, const char *value)
 		     "lines)",
 		     keys[p->cont_key].name);
 		p->cont = CONT_SKIP; /* reported once */
+		break;
+	case CONT_UNKNOWN:
+		if (!is_key_line(value))
+			break; /* part of the line reported */
+		perr(p, p->lineno,
+		     "indented line continues '%s', which is no key (a key "
+		     "of its own is not indented further than the line "
+		     "above)",
+		     p->cont_name);
+		p->cont = CONT_SKIP;
 		break;
 	case CONT_NONE:
 	case CONT_SKIP:

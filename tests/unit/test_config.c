@@ -355,7 +355,10 @@ test_continuation_errors(void)
 				      "username = u\n"		       /* 23 */
 				      "password = p\n"		       /* 24 */
 				      "mailboxes =\n"		       /* 25 */
-				      "; nothing follows\n");	       /* 26 */
+				      "; nothing follows\n"	       /* 26 */
+				      "notify2 = x\n"		       /* 27 */
+				      "  icon = y\n"		       /* 28 */
+				      "  burst = 3\n");	       /* 29 */
 	struct config *cfg;
 	char *out;
 	int r;
@@ -375,7 +378,13 @@ test_continuation_errors(void)
 	has(out, "%s:18: expected 'key = value'", path);
 	has(out, "%s:19: unknown key 'colour'", path);
 	has(out, "%s:25: mailboxes: empty value", path);
-	is_int(count_lines(out), 6,
+	/* Keys indented under an unknown one (a trial's): the first told. */
+	has(out, "%s:27: unknown key 'notify2'", path);
+	has(out,
+	    "%s:28: indented line continues 'notify2', which is no key (a "
+	    "key of its own is not indented further than the line above)",
+	    path);
+	is_int(count_lines(out), 8,
 	       "continuation errors: one message per problem, none for the "
 	       "lines that go on a reported one");
 	free(out);
