@@ -145,8 +145,9 @@ install: mailwatch
 	install -Dm755 mailwatch $(DESTDIR)$(BINDIR)/mailwatch
 	install -Dm644 man/mailwatch.1 $(DESTDIR)$(MANDIR)/man1/mailwatch.1
 	mkdir -p build
-	sed 's|/usr/local/share/doc/mailwatch|$(DOCDIR)|g' man/mailwatch.ini.5 \
-		> build/mailwatch.ini.5
+	sed -e 's|/usr/local/share/doc/mailwatch|$(DOCDIR)|g' \
+		-e 's|/usr/local/share/mailwatch/contrib|$(CONTRIBDIR)|g' \
+		man/mailwatch.ini.5 > build/mailwatch.ini.5
 	install -Dm644 build/mailwatch.ini.5 $(DESTDIR)$(MANDIR)/man5/mailwatch.ini.5
 	install -Dm644 mailwatch.ini.example $(DESTDIR)$(DOCDIR)/mailwatch.ini.example
 	install -Dm644 contrib/README.md $(DESTDIR)$(CONTRIBDIR)/README.md

@@ -123,12 +123,18 @@ def test_install_uninstall():
         p = os.path.join(dest, "usr/share/man", sec, page)
         with open(p, "rb") as a, open(os.path.join(REPO, "man", page),
                                       "rb") as b:
-            # The example's place is the prefix's.
-            want = b.read().replace(b"/usr/local/share/doc/mailwatch",
-                                    b"/usr/share/doc/mailwatch")
+            # The example's and contrib's places are the prefix's.
+            want = b.read().replace(
+                b"/usr/local/share/doc/mailwatch",
+                b"/usr/share/doc/mailwatch").replace(
+                b"/usr/local/share/mailwatch/contrib",
+                b"/usr/share/mailwatch/contrib")
             ok(a.read() == want and mode(p) == 0o644,
-               "%s/%s, mode 644, as in man/ with the example under "
-               "PREFIX" % (sec, page))
+               "%s/%s, mode 644, as in man/ with the example and contrib "
+               "under PREFIX" % (sec, page))
+            if page == "mailwatch.ini.5":
+                ok(b"/usr/share/mailwatch/contrib/" in want,
+                   "mailwatch.ini(5) says where contrib/ was installed")
     if shutil.which("man"):
         rc, out, err = run(["man", "-M", os.path.join(dest, "usr/share/man"),
                             "5", "mailwatch.ini"], timeout=30,
