@@ -25,6 +25,10 @@
 #define BUDGET_RETRY_MAX (60 * 60)
 /* The least time between two state writes in a burst (save_soon). */
 #define SAVE_INTERVAL USEC_PER_SEC
+/* After a resume, the time the connections that outlived the sleep have
+ * to tell what came during it (the probe's timeout: one that does not
+ * answer by then is replaced, and its catch-up is one anyway). */
+#define SLEPT_WINDOW (10 * USEC_PER_SEC)
 /* The most mailboxes one LIST may return that are kept: a bound on what
  * a server can make us hold. */
 #define LISTED_MAX 100000
@@ -146,6 +150,7 @@ struct account_run {
 	uint64_t saved_at;        /* usec of the last one */
 	uint64_t released_at;     /* of the last account_run_save() at once */
 	sd_event_source *sweep;   /* the next STATUS check, M_BUDGET */
+	sd_event_source *awake;   /* SLEPT_WINDOW after a resume */
 	sd_event_source *shrink;  /* deferred: a login met [LIMIT] */
 	/* deferred assign(): a mailbox of its own connection is not
 	 * there */
@@ -1536,6 +1541,20 @@ on_save(sd_event_source *src, uint64_t usec, void *ud)
 	return 0;
 }
 
+/* SLEPT_WINDOW after a resume: new mail is live again. */
+static int
+on_awake(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct account_run *ar = ud;
+
+	(void)s;
+	(void)usec;
+	log_debug(&ar->log, "after the resume: new mail is live again");
+	for (size_t i = 0; i < ar->n; i++)
+		mailbox_awake(ar->box[i]->mb);
+	return 0;
+}
+
 /* ---- life ---- */
 
 struct account_run *
@@ -1630,6 +1649,11 @@ account_run_new(const struct account_env *env, const struct account *a,
 				      0, on_sweep, ar);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(ar->sweep, SD_EVENT_OFF);
+	if (r >= 0)
+		r = sd_event_add_time(env->event, &ar->awake, CLOCK_BOOTTIME, 0,
+				      USEC_PER_SEC, on_awake, ar);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(ar->awake, SD_EVENT_OFF);
 	if (r < 0) {
 		log_err(&ar->log, "event loop: %s", strerror(-r));
 		abort();
@@ -1676,6 +1700,7 @@ account_run_free(struct account_run **arp)
 	sd_event_source_disable_unref(ar->reassign);
 	sd_event_source_disable_unref(ar->grow);
 	sd_event_source_disable_unref(ar->sweep);
+	sd_event_source_disable_unref(ar->awake);
 	free(ar->box);
 	free(ar->by_name);
 	free(ar->names);
@@ -1797,8 +1822,16 @@ account_run_stopped(const struct account_run *ar)
 }
 
 void
-account_run_probe(struct account_run *ar)
+account_run_probe(struct account_run *ar, bool slept)
 {
+	/* A trial's connection outlived a suspend, and the mail of the
+	 * sleep ran its hooks one by one with catch_up = skip. */
+	for (size_t i = 0; i < ar->n && slept; i++)
+		mailbox_slept(ar->box[i]->mb);
+	if (slept) {
+		sd_event_source_set_time_relative(ar->awake, SLEPT_WINDOW);
+		sd_event_source_set_enabled(ar->awake, SD_EVENT_ONESHOT);
+	}
 	for (size_t i = 0; i < ar->n; i++)
 		if (ar->box[i]->w)
 			watcher_probe(ar->box[i]->w);

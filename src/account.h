@@ -78,9 +78,10 @@ bool account_run_stopped(const struct account_run *ar);
 /* Pauses (or resumes) reading from every connection of the account, those
  * it opens meanwhile too: see watcher_pause(). */
 void account_run_pause(struct account_run *ar, bool paused);
-/* After a resume: probes every connection, and checks the mailboxes that
- * are checked rather than pushed. */
-void account_run_probe(struct account_run *ar);
+/* After a resume (slept) or CheckNow: probes every connection, and checks
+ * the mailboxes that are checked rather than pushed. After a resume, what
+ * they report next is caught up with (mailbox_slept()). */
+void account_run_probe(struct account_run *ar, bool slept);
 /* True after an error retrying cannot fix (a rejected password or token,
  * missing STARTTLS): the account waits for a reload. */
 bool account_run_gave_up(const struct account_run *ar);

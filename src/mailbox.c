@@ -54,6 +54,7 @@ struct mailbox {
 	int64_t saved_seen;
 	uint64_t saved_modseq;
 	bool catching_up;          /* the first batch after a gap */
+	bool slept;                /* mailbox_slept() until mailbox_awake() */
 	/* The state file's announced UID, when above the mark: the run that
 	 * wrote it announced up to there, and was killed or stopped before
 	 * the hooks of those messages ran. They came while it watched, so
@@ -738,6 +739,10 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 		mailbox_flags(mb, f); /* announced before this connection */
 		return;
 	}
+	/* Dovecot tells of the sleep's mail once its IDLE began again after
+	 * the probe: mailbox_idle() is not the end of it. */
+	if (mb->slept)
+		mb->catching_up = true;
 	if (f->uid > mb->batch_max)
 		mb->batch_max = f->uid;
 	if (codec_strlist_has(&f->flags, "\\Seen")) {
@@ -1010,6 +1015,19 @@ mailbox_unfollowed(struct mailbox *mb)
 {
 	mb->followed = false;
 	mb->status_seen = false;
+}
+
+void
+mailbox_slept(struct mailbox *mb)
+{
+	mb->slept = true;
+	mailbox_unfollowed(mb);
+}
+
+void
+mailbox_awake(struct mailbox *mb)
+{
+	mb->slept = false;
 }
 
 /* True when st says something changed since the last STATUS that may

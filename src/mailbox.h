@@ -183,6 +183,15 @@ bool mailbox_status(struct mailbox *mb, const struct session_status *st,
  * finds arrived while nobody looked, and is caught up with as after a
  * restart (catch_up). While followed, it is announced as it came. */
 void mailbox_unfollowed(struct mailbox *mb);
+/* The system slept (logind's resume, or the boot clock's jump). What a
+ * connection that outlived the sleep reports next arrived while asleep,
+ * and is caught up with (catch_up) as after a reconnect: new mail fetched
+ * until mailbox_awake(), and for a mailbox followed without being
+ * selected, what its next EXAMINE finds (mailbox_unfollowed()). */
+void mailbox_slept(struct mailbox *mb);
+/* The connections had the time to report what came during the sleep:
+ * new mail is live again. */
+void mailbox_awake(struct mailbox *mb);
 
 /* The mailbox appeared (was created, or renamed to its name) at since or
  * later (wall-clock seconds): while the account was watched, or while

@@ -564,7 +564,7 @@ service_each(void *ud, void *fud,
 	}
 }
 
-static void on_resume(void *ud);
+static void on_check_now(void *ud);
 
 static void
 service_reload(void *ud)
@@ -575,7 +575,7 @@ service_reload(void *ud)
 
 static const struct service_ops service_ops = {
     .each = service_each,
-    .check_now = on_resume,
+    .check_now = on_check_now,
     .reload = service_reload,
 };
 
@@ -604,15 +604,29 @@ on_hooks_changed(void *ud)
 			account_run_pause(d->run[i]->acct, pause);
 }
 
-/* After suspend: probe every connection, reconnect the dead ones now. */
+/* Probes every connection, reconnecting the dead ones now. */
+static void
+probe_all(struct daemon *d, bool slept)
+{
+	for (size_t i = 0; i < d->n_run; i++)
+		if (d->run[i]->acct)
+			account_run_probe(d->run[i]->acct, slept);
+}
+
+/* After suspend: what the connections report next arrived while
+ * asleep. */
 static void
 on_resume(void *ud)
 {
-	struct daemon *d = ud;
+	probe_all(ud, true);
+}
 
-	for (size_t i = 0; i < d->n_run; i++)
-		if (d->run[i]->acct)
-			account_run_probe(d->run[i]->acct);
+/* CheckNow over D-Bus: a probe, as after a resume, but nothing is taken
+ * as having arrived while asleep. */
+static void
+on_check_now(void *ud)
+{
+	probe_all(ud, false);
 }
 
 /* True once every watcher has logged out and no sink is busy. */

@@ -103,16 +103,18 @@ class FakeLogind:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def setup():
+def setup(**account):
     """Dovecot, a system bus with fakelogind, mailwatch watching alice's
-    INBOX with the recording hook and the system bus; returns them once
-    mailwatch idles and has seen (and announced) one message."""
+    INBOX (and the account settings given) with the recording hook and the
+    system bus; returns them once mailwatch idles and has seen (and
+    announced) one message."""
     dc = mwtest.Dovecot()
     sysbus = mwtest.SessionBus()
     fl = FakeLogind(sysbus)
     mw = mwtest.Mailwatch({
         "general": {"notify": False, "on_new_mail": "{hook}"},
-        "account test": dc.account("alice", mailboxes=["INBOX"]),
+        "account test": dc.account("alice", mailboxes=["INBOX"],
+                                   **account),
     }, env={"DBUS_SYSTEM_BUS_ADDRESS": sysbus.address})
     if not ok(mw.wait_log(r"test/INBOX: watching \(IDLE\)", 15),
               "mailwatch idles"):
@@ -288,5 +290,58 @@ def test_resume_dead_connection():
     comment("scenario B took %.1f s" % (time.monotonic() - t_start))
 
 
+def test_resume_connection_outlived():
+    """C: a connection that outlives the sleep. The server's imap process
+    is frozen while two messages arrive and thawed just after the resume,
+    as a server whose pushes waited for the sleeping machine: what it then
+    reports arrived while away, and follows catch_up (here skip: not
+    announced), as after a reconnect. A trial's ran every hook. A message
+    after that is announced."""
+    dc, sysbus, fl, mw = setup(catch_up="skip")
+    pids = wait_mailwatch_connections(dc, "alice", 1)
+    if not ok(pids, "exactly one IMAP session of alice (mailwatch's)",
+              dc.doveadm("who", check=False).stdout):
+        return
+    frozen = pids[0]
+    if not ok(frozen in dc.pids(), "its server process %d is our "
+              "Dovecot's" % frozen):
+        return
+    mark = mw.mark()
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        ok(fl.sleep(True), "PrepareForSleep(true) emitted")
+        ok(mw.wait_log(r"system is going to sleep", 5, since=mark),
+           "mailwatch got PrepareForSleep(true)")
+        asleep = [dc.append("alice", "INBOX",
+                            mwtest.make_message("while asleep %d" % i))
+                  for i in range(2)]
+        ok(fl.sleep(False), "PrepareForSleep(false) emitted")
+        ok(mw.wait_log(r"test/INBOX: C: DONE", 5, since=mark),
+           "it probes the connection: DONE")
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    ok(mw.wait_log(r"test/INBOX: not announcing 2 messages that arrived "
+                   r"while away \(catch_up = skip\)", 10, since=mark),
+       "the mail of the sleep is mail from while away",
+       mw.log()[mark:][-3000:])
+    ok(not re.search(r"connection lost|reconnecting|no reply from the "
+                     r"server", mw.log()[mark:]),
+       "over the same connection", mw.log()[mark:][-3000:])
+    # Mail of the 10 s after the resume counts as the sleep's.
+    ok(mw.wait_log(r"test: after the resume: new mail is live again", 15,
+                   since=mark), "10 s later, new mail is live again")
+    uid = dc.append("alice", "INBOX", mwtest.make_message("after"))
+    mw.wait_hooks(2, 10)
+    mw.settle(1)
+    ok(uid_counts(mw) == {"1": 1, str(uid): 1},
+       "the one after announced, none of the sleep's %s" % asleep,
+       mw.hook_records())
+    rc = mw.stop()
+    ok(rc == 0 and not mw.sanitizer_errors(),
+       "mailwatch exits 0 on SIGTERM with no sanitizer errors (rc %s)" % rc,
+       "\n".join(mw.sanitizer_errors()[:20]))
+
+
 if __name__ == "__main__":
-    mwtest.main(test_resume_healthy_connection, test_resume_dead_connection)
+    mwtest.main(test_resume_healthy_connection, test_resume_dead_connection,
+                test_resume_connection_outlived)
