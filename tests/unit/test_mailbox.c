@@ -437,6 +437,36 @@ test_catch_up(void)
 	catch_up_case("skip", CATCH_UP_SKIP, 10, "", "catch_up = skip");
 }
 
+/* A connection that outlived a suspend: what it reports until
+ * mailbox_awake(), also after the probe's IDLE began again, arrived while
+ * asleep and follows catch_up (skip here); then mail is live again. */
+static void
+test_slept(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	account.d.catch_up = CATCH_UP_SKIP;
+	put_state("slept", 7, 13, T0, 10);
+	mb = mailbox_new(&env, &account, "slept");
+	is_int(examined(mb, 7, 14, 10, T0 + 60, &by_date), 14,
+	       "slept: nothing new at the EXAMINE");
+	mailbox_idle(mb, 10, T0 + 61);
+	mailbox_slept(mb);
+	mailbox_idle(mb, 10, T0 + 900);
+	fetched(mb, 11, 14, "", "Asleep", NULL);
+	mailbox_batch_end(mb);
+	fetched(mb, 12, 15, "", "Asleep too", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "", "slept: the sleep's mail follows catch_up = skip");
+	mailbox_awake(mb);
+	fetched(mb, 13, 16, "", "Awake", NULL);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 16 v7 Awake; done 1; ", "awake: live again");
+	mailbox_free(&mb);
+	account.d.catch_up = CATCH_UP_NOTIFY;
+}
+
 /* The last run announced up to UID 19 and was killed before the hooks of
  * 14..19 ran: its file says uid 13, announced 19. Those came while it
  * watched: they go one by one, though they are over catch_up_max; 20..23,
@@ -1429,6 +1459,7 @@ main(void)
 	test_status_after_catch_up();
 	test_appeared();
 	test_looked_late();
+	test_slept();
 	test_renumbered();
 	test_restored_modseq();
 
