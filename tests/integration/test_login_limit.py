@@ -280,6 +280,17 @@ def test_reload_retries_now():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
+def mail_then_let_go(dc, mw, held, boxes):
+    """A message "new in BOX" to each of boxes, then the held clients
+    let go and a reload, which tries the refused logins at once."""
+    for box in boxes:
+        dc.deliver("alice", mwtest.make_message("new in " + box),
+                   mailbox=box)
+    for c in held:
+        c.logout()
+    mw.reload()
+
+
 def test_first_run_refused():
     """A first run without NOTIFY and one connection free: INBOX gets it,
     and the logins that are to look at F1 (its own IDLE) and F2 (checked)
@@ -307,13 +318,8 @@ def test_first_run_refused():
     refused = "Maximum number of connections"
     ok(mwtest.wait_until(lambda: dc.log().count(refused) >= 3, 30),
        "the other logins refused", mw.log_tail(10))
-    for box in ("F1", "F2"):
-        dc.deliver("alice", mwtest.make_message("new in " + box),
-                   mailbox=box)
-    for c in held:
-        c.logout()
     mark = mw.mark()
-    mw.reload()  # which tries the refused ones at once
+    mail_then_let_go(dc, mw, held, ("F1", "F2"))
     recs = mw.wait_hooks(2, 20)
     ok(sorted(r["MAILWATCH_SUBJECT"] for r in recs) ==
        ["new in F1", "new in F2"],
@@ -345,12 +351,7 @@ def test_first_run_refused_notify():
     refused = "Maximum number of connections"
     ok(mwtest.wait_until(lambda: dc.log().count(refused) >= 1, 20),
        "refused", mw.log_tail(10))
-    for box in ("INBOX", "F1"):
-        dc.deliver("alice", mwtest.make_message("new in " + box),
-                   mailbox=box)
-    for c in held:
-        c.logout()
-    mw.reload()
+    mail_then_let_go(dc, mw, held, ("INBOX", "F1"))
     recs = mw.wait_hooks(2, 30)
     ok(sorted(r["MAILWATCH_SUBJECT"] for r in recs) ==
        ["new in F1", "new in INBOX"],
