@@ -140,6 +140,21 @@ enum cmd {
 	CMD_LOGOUT,
 };
 
+/* What the server did not answer, for a timeout's log line (a trial read
+ * "state idle-done" in the status line). */
+static const char *const cmd_words[] = {
+    [CMD_CAPABILITY] = "CAPABILITY", [CMD_STARTTLS] = "STARTTLS",
+    [CMD_LOGIN] = "the login",	     [CMD_ID] = "ID",
+    [CMD_NOTIFY] = "NOTIFY",	     [CMD_ENABLE] = "ENABLE",
+    [CMD_NOTIFY_NONE] = "NOTIFY",    [CMD_EXAMINE] = "EXAMINE",
+    [CMD_UNSEEN] = "SEARCH",	     [CMD_STATUS] = "STATUS",
+    [CMD_LIST] = "LIST",	     [CMD_FIND_UIDNEXT] = "FETCH",
+    [CMD_FLAGS] = "UID FETCH",	     [CMD_DATES] = "UID FETCH",
+    [CMD_FETCH] = "UID FETCH",	     [CMD_VOID] = "UID FETCH",
+    [CMD_IDLE] = "IDLE's DONE",	     [CMD_NOOP] = "NOOP",
+    [CMD_CLOSE] = "CLOSE",	     [CMD_LOGOUT] = "LOGOUT",
+};
+
 struct pending {
 	unsigned tag;
 	enum cmd cmd;
@@ -2133,8 +2148,9 @@ session_timeout(struct session *s, uint64_t now)
 	for (unsigned i = 0; i < s->n_pending; i++) {
 		if (s->pending[i].deadline && s->pending[i].deadline <= now) {
 			fail(s, SESSION_FAIL_TIMEOUT,
-			     "no reply from the server in %u s (state %s)",
-			     s->pending[i].timeout, state_names[s->state]);
+			     "no reply from the server in %u s (to %s)",
+			     s->pending[i].timeout,
+			     cmd_words[s->pending[i].cmd]);
 			return;
 		}
 	}

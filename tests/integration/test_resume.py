@@ -256,6 +256,10 @@ def test_resume_dead_connection():
         ok(m and int(m.group(1)) == PROBE_TIMEOUT,
            "the log names the time it waited, the probe timeout (%d s), "
            "not the command timeout" % PROBE_TIMEOUT, m and m.group(0))
+        ok(re.search(r"no reply from the server in \d+ s \(to IDLE's "
+                     r"DONE\)", after),
+           "and what was not answered, in IMAP's words, not a state of "
+           "mailwatch's", m and m.group(0))
         ok(re.search(r"catching up from UID %d" % uid, after),
            "it reconnected and caught up from UID %d" % uid)
         mw.settle(1)
