@@ -664,6 +664,10 @@ status_main(int argc, char **argv)
 			sd_bus_error_free(&err);
 			out = render(&snap, how, template, pango);
 			if (!last || strcmp(out, last)) {
+				/* The output for people is several lines:
+				 * a blank one between two (trial AB). */
+				if (last && how == O_TEXT)
+					fputc('\n', stdout);
 				fputs(out, stdout);
 				fflush(stdout);
 			}

@@ -527,6 +527,32 @@ def test_markup():
     rc, out = status(mw, bus)
     ok("a/%s: 2 unseen" % box in out and subject in out,
        "the plain output, for people: as it is", repr(out))
+    # --follow of that output: a blank line between two of its blocks,
+    # else they run together (trial AB).
+    path = os.path.join(mw.dir, "follow.txt")
+    with open(path, "w") as fo:
+        proc = subprocess.Popen([mw.bin, "status", "--follow"],
+                                env=bus.env(), stdout=fo,
+                                stderr=subprocess.DEVNULL)
+
+    def printed():
+        with open(path) as f:
+            return f.read()
+    try:
+        ok(mwtest.wait_until(lambda: "unseen" in printed(), 10),
+           "--follow: the output for people")
+        dc.deliver("alice", mwtest.make_message("another"), mailbox=box)
+        ok(mwtest.wait_until(lambda: len(re.findall(
+            r"^\d+ unseen$", printed(), re.M)) >= 2, 10),
+           "--follow: printed again")
+        blocks = printed().split("\n\n")
+        ok(len(blocks) >= 2 and
+           all(b.split(" ")[0].isdigit() for b in blocks[1:]),
+           "--follow: the blocks apart, each starting with its count",
+           repr(printed()))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
     finish(mw)
 
 
