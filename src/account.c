@@ -26,9 +26,9 @@
 /* The least time between two state writes in a burst (save_soon). */
 #define SAVE_INTERVAL USEC_PER_SEC
 /* After a resume, the time the connections that outlived the sleep have
- * to tell what came during it (the probe's timeout: one that does not
- * answer by then is replaced, and its catch-up is one anyway). */
-#define SLEPT_WINDOW (10 * USEC_PER_SEC)
+ * to tell what came during it: the probe's, since one that does not
+ * answer by then is replaced, and its catch-up is one anyway. */
+#define SLEPT_WINDOW (WATCHER_PROBE_TIMEOUT * USEC_PER_SEC)
 /* The most mailboxes one LIST may return that are kept: a bound on what
  * a server can make us hold. */
 #define LISTED_MAX 100000

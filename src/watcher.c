@@ -30,7 +30,6 @@
 #define COMMAND_TIMEOUT 30      /* seconds a command may take */
 #define CONNECT_TIMEOUT 30
 #define LOGOUT_TIMEOUT 2        /* seconds LOGOUT may take at stop */
-#define PROBE_TIMEOUT 10        /* seconds a probe after resume may take */
 
 enum wstate {
 	W_CONNECTING, /* connecting, logging in, examining */
@@ -955,7 +954,7 @@ void
 watcher_probe(struct watcher *w)
 {
 	if (w->state == W_WATCHING && w->s) {
-		session_probe(w->s, now_usec(w), PROBE_TIMEOUT);
+		session_probe(w->s, now_usec(w), WATCHER_PROBE_TIMEOUT);
 		pump(w);
 	} else {
 		watcher_retry(w);

@@ -126,6 +126,9 @@ bool watcher_stopped(const struct watcher *w);
  * read. Reconnect times and a stop's LOGOUT deadline are not paused. */
 void watcher_pause(struct watcher *w, bool paused);
 
+/* Seconds a probe may take before the connection is taken for dead. */
+#define WATCHER_PROBE_TIMEOUT 10
+
 /* Checks a connection that may have died while the machine slept: sends a
  * NOOP-like probe if connected and reconnects now if waiting to. */
 void watcher_probe(struct watcher *w);

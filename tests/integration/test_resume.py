@@ -11,7 +11,7 @@ A: a healthy idle connection. Sleep then resume: mailwatch logs the resume,
 B: a connection that died during sleep. The Dovecot imap process serving
    mailwatch is frozen with SIGSTOP, a message is appended over another
    connection, then sleep/resume: the probe gets no answer, so mailwatch
-   must reconnect after the probe timeout (PROBE_TIMEOUT, 10 s) and
+   must reconnect after the probe timeout (WATCHER_PROBE_TIMEOUT, 10 s) and
    announce the message exactly once, at most 5 s (scaled) later.
 
 Everything on loopback, every process stopped by pid."""
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import mwtest  # noqa: E402
 from mwtest import ok, comment  # noqa: E402
 
-# watcher.c: PROBE_TIMEOUT; the bound asked of the reconnect: the probe
+# watcher.h: WATCHER_PROBE_TIMEOUT; the bound asked of the reconnect: the probe
 # timeout, not the 30 s command timeout, plus a (scaled) margin.
 PROBE_TIMEOUT = 10
 RESUME_TO_ANNOUNCE_MAX = PROBE_TIMEOUT + mwtest._t(5)
