@@ -727,7 +727,7 @@ def test_sigkill_after_announce():
 
 def test_sigkill_after_lone_hook():
     """A lone message's state is written as soon as its hook ended:
-    SIGKILL 0.3 s after that, start again, and it is not announced twice.
+    SIGKILL 0.3 s (scaled) after that, start again, and it is not announced twice.
     A trial's was, in 6 of 12 kills: the write at the announce, held back
     by the running hook, used up the second, and the next waited for it.
     Four rounds, the first right after the start's own writes."""
@@ -746,7 +746,10 @@ def test_sigkill_after_lone_hook():
         sent.append(key)
         ok(mwtest.wait_until(lambda: key in hook_keys(mw.hook_records()),
                              15), "round %d: announced" % i)
-        time.sleep(0.3)
+        # The kill comes as a user's would: not a wait for a condition.
+        # Scaled: on a slow machine the write (an fdatasync) takes
+        # longer; the bug's wait was up to a second.
+        time.sleep(mwtest._t(0.3))
         mw.signal(signal.SIGKILL)
         ok(mw.wait_exit(10) is not None, "round %d: SIGKILL" % i)
         mark = mw.mark()
