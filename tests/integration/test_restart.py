@@ -729,9 +729,9 @@ def test_sigkill_after_lone_hook():
     """A lone message's state is written as soon as its hook ended:
     SIGKILL 0.3 s (scaled) after that, start again, and it is not
     announced twice. A trial's was, in 6 of 12 kills: the write at the
-    announce, held back
-    by the running hook, used up the second, and the next waited for it.
-    Four rounds, the first right after the start's own writes."""
+    announce, held back by the running hook, used up the second, and the
+    next waited for it. Four rounds, the first right after the start's
+    own writes."""
     need_binaries()
     dc = mwtest.Dovecot()
     mw = mwtest.Mailwatch({
