@@ -102,10 +102,10 @@ struct account_run {
 	 * state at the start may have appeared since (new_box()). */
 	int64_t stopped_since;
 	/* wall: a first run's start (0: not a first run), and whether a
-	 * login was refused in it: the first look at a mailbox may then
+	 * connection failed in it: the first look at a mailbox may then
 	 * come long after the start (mailbox_looked_late()). */
 	int64_t started;
-	bool refused_first;
+	bool failed_first;
 	struct mboxlist_entry *listed; /* what the LIST under way returned */
 	size_t n_listed, cap_listed;
 	bool listed_over;         /* more than LISTED_MAX: warned */
@@ -1149,7 +1149,7 @@ new_box(struct account_run *ar, const char *name)
 		mailbox_appeared(b->mb, ar->stopped_since -
 					    (b->plain ? 0
 						      : ar->a->d.poll_interval));
-	else if (ar->refused_first)
+	else if (ar->failed_first)
 		mailbox_looked_late(b->mb, ar->started);
 	return b;
 }
@@ -1419,21 +1419,29 @@ w_list_end(void *ud, struct watcher *w, bool ok)
 		start_sweeping(ar);
 }
 
-/* A first run, and w's login was refused: the mailboxes it was to look
- * at may be looked at only after minutes of retries. Mail that reaches
- * them before is not taken as old, as what a mailbox holds at its first
- * look is at a first run (mailbox_looked_late()): a box's own
- * connection, its box; the others (NOTIFY's, the checking or fetching
- * connection), every box without its own and those a later LIST shows. */
+/* A connection failed (see watcher_env.failed). In a first run, the
+ * mailboxes it was to look at may then be looked at only after minutes
+ * of retries (the server down, the network not up yet, logins refused
+ * while other clients hold every connection, a password fixed at a
+ * reload). Mail that reaches them before is not taken as old, as what a
+ * mailbox holds at its first look is at a first run
+ * (mailbox_looked_late(); nothing for a box looked at already): a box's
+ * own connection, its box; the others (NOTIFY's, the checking or
+ * fetching connection), every box without its own and those a later LIST
+ * shows. */
 static void
-refused_first_run(struct account_run *ar, struct watcher *w)
+w_failed(void *ud, struct watcher *w)
 {
+	struct account_run *ar = ud;
+
 	/* The first mailbox's connection follows them all with NOTIFY (or
 	 * may: before its login, the mode is not known); without, it is
 	 * its own IDLE. */
 	bool all = w == notifier(ar) && ar->mode != M_BUDGET;
 	struct box *own = NULL;
 
+	if (!ar->started)
+		return;
 	for (size_t i = 0; i < ar->n && !all; i++)
 		if (ar->box[i]->w == w)
 			own = ar->box[i];
@@ -1441,21 +1449,17 @@ refused_first_run(struct account_run *ar, struct watcher *w)
 		mailbox_looked_late(own->mb, ar->started);
 		return;
 	}
-	ar->refused_first = true;
+	ar->failed_first = true;
 	for (size_t i = 0; i < ar->n; i++)
 		if (!ar->box[i]->w || ar->box[i]->w == w)
 			mailbox_looked_late(ar->box[i]->mb, ar->started);
 }
 
 static void
-w_refused(void *ud, struct watcher *w, bool limit)
+w_limited(void *ud, struct watcher *w)
 {
 	struct account_run *ar = ud;
 
-	if (ar->started)
-		refused_first_run(ar, w);
-	if (!limit)
-		return;
 	sd_event_source_set_enabled(ar->shrink, SD_EVENT_ONESHOT);
 	/* The first mailbox's connection (NOTIFY's) comes first: an idle
 	 * fetcher gives it its place, and connects again when there is
@@ -1572,7 +1576,8 @@ account_run_new(const struct account_env *env, const struct account *a,
 		.status = w_status,
 		.ready = w_ready,
 		.mailbox_failed = w_mailbox_failed,
-		.refused = w_refused,
+		.limited = w_limited,
+		.failed = w_failed,
 		.listed = w_listed,
 		.list_end = w_list_end,
 		.ud = ar,

@@ -488,8 +488,8 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 			log_loss(w, msg);
 		break;
 	}
-	if (why == SESSION_FAIL_REFUSED || limit)
-		w->env.refused(w->env.ud, w, limit);
+	if (limit)
+		w->env.limited(w->env.ud, w);
 	schedule_teardown(w, why == SESSION_FAIL_MAILBOX ? -ENOENT : -EIO);
 }
 
@@ -644,6 +644,7 @@ on_teardown(sd_event_source *src, void *ud)
 		set_wstate(w, W_STOPPED);
 		return 0;
 	}
+	w->env.failed(w->env.ud, w);
 	if (w->state == W_GAVE_UP) {
 		arm_timer(w, 0, 0);
 		return 0;

@@ -47,10 +47,14 @@ struct watcher_env {
 	/* Optional. The LIST of a watcher_list() is answered (ok: none
 	 * refused). */
 	void (*list_end)(void *ud, struct watcher *w, bool ok);
-	/* The server refused the login for now, because of a limit on
+	/* The server refused the login for now because of a limit on
 	 * connections ([LIMIT], or a plain NO to a password that let another
-	 * connection in) or not; the watcher retries with back-off. */
-	void (*refused)(void *ud, struct watcher *w, bool limit);
+	 * connection in); the watcher retries with back-off. */
+	void (*limited)(void *ud, struct watcher *w);
+	/* A connection ended otherwise than by watcher_stop(): it could not
+	 * be made, its login or mailbox was refused, or it was lost. The
+	 * watcher retries with back-off, or gave up (watcher_gave_up()). */
+	void (*failed)(void *ud, struct watcher *w);
 	void *ud;
 };
 

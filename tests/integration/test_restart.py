@@ -630,6 +630,53 @@ def test_reconnect_after_server_restart():
     ok(not errs, "no ASan/UBSan/LSan report", "\n".join(errs[:30]))
 
 
+def first_run_server_down(notify):
+    """A first run while the server cannot be reached (a laptop's first
+    start before its network is up): mail that reaches INBOX and a folder
+    after the start, before the first look, is announced once the server
+    is back, and what they held before the start is not. It used to be
+    taken as there before, as what a mailbox holds at its first look is
+    at a first run."""
+    need_binaries()
+    dc = mwtest.Dovecot(notify=notify)
+    dc.create_mailboxes("alice", ["F1"])
+    for box in ("INBOX", "F1"):
+        dc.deliver("alice", mwtest.make_message("old in " + box),
+                   mailbox=box)
+    dc.stop_server()
+    # INTERNALDATE has whole seconds: the old mail is of an earlier one.
+    time.sleep(1.1)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice", mailboxes=["INBOX", "F1"]),
+    })
+    ok(mw.wait_log(r"cannot connect", 10), "the server cannot be reached",
+       mw.log_tail(5))
+    for box in ("INBOX", "F1"):
+        dc.deliver_maildir("alice", mwtest.make_message("new in " + box),
+                           mailbox=box)
+    dc.start()
+    recs = mw.wait_hooks(2, 30)
+    ok(sorted(r["MAILWATCH_SUBJECT"] for r in recs) ==
+       ["new in F1", "new in INBOX"],
+       "the mail that came while the server was down announced, once "
+       "each, and not the old", mw.log()[-3000:])
+    ok(mw.wait_log(r"a/F1: first looked at late: catching up", 1),
+       "the log says why", mw.log_tail(10))
+    mw.settle()
+    ok(len(mw.hook_records()) == 2, "nothing more")
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+def test_first_run_server_down():
+    first_run_server_down(True)
+
+
+def test_first_run_server_down_no_notify():
+    """The same with an IDLE connection for each mailbox."""
+    first_run_server_down(False)
+
+
 def test_reload_keeps_state():
     """SIGHUP: an unchanged account stays connected, a changed one
     reconnects; nothing is announced again, mail that arrives around the
@@ -1263,6 +1310,8 @@ if __name__ == "__main__":
                 test_state_not_written_at_stop,
                 test_reconnect_after_kick,
                 test_reconnect_after_server_restart,
+                test_first_run_server_down,
+                test_first_run_server_down_no_notify,
                 test_sigkill_after_announce,
                 test_sigkill_after_lone_hook, test_sigkill_in_burst,
                 test_sigkill_with_hooks,

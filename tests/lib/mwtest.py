@@ -1316,6 +1316,22 @@ imap_idle_notify_interval = 2 mins
             raise RuntimeError("dovecot-lda failed (%d): %s" % (
                 r.returncode, r.stderr.decode(errors="replace")))
 
+    def deliver_maildir(self, user, raw, mailbox="INBOX"):
+        """Delivers raw as an MTA that writes the Maildir itself does
+        (procmail, a Postfix virtual mailbox): a file renamed into new/,
+        which needs no Dovecot running. Dovecot gives it its UID when it
+        next looks, and takes its INTERNALDATE from the file's time.
+        mailbox: INBOX or a top-level folder."""
+        d = self.maildir(user)
+        if mailbox != "INBOX":
+            d = os.path.join(d, "." + mailbox)
+        name = "%d.M%dP%d.mwtest" % (time.time(), time.monotonic_ns(),
+                                     os.getpid())
+        tmp = os.path.join(d, "tmp", name)
+        with open(tmp, "wb") as f:
+            f.write(crlf(raw).replace(b"\r\n", b"\n"))
+        os.rename(tmp, os.path.join(d, "new", name))
+
     def status(self, user, mailbox="INBOX"):
         """{"MESSAGES": n, "UIDNEXT": n, "UIDVALIDITY": n, "UNSEEN": n}"""
         with self.imap(user) as m:
