@@ -1344,14 +1344,49 @@ section_header(struct parser *p, char *s)
 	p->cur = sec;
 }
 
-/* Cuts s at an inline comment: a ';' at its start or after a blank.
- * Returns true when there was one after some value. */
+/* Whether key k's value is a command line (its words quoted as
+ * config_split_argv() or, password_command, the shell reads them). */
 static bool
-strip_comment(char *s)
+is_command_key(const char *k)
+{
+	static const enum key commands[] = {
+		K_ON_NEW_MAIL, K_ON_NEW_MAIL_POST, K_ON_CLICK,
+		K_PASSWORD_COMMAND, K_OAUTH2_TOKEN_COMMAND,
+	};
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		if (!strcmp(k, keys[commands[i]].name))
+			return true;
+	return false;
+}
+
+/* Cuts s at an inline comment: a ';' at its start or after a blank, and
+ * with command, not one quoted or escaped as config_split_argv() and the
+ * shell read them ("sh -c 'a ; b'": trial AC's was cut at the ';', then
+ * refused as an unterminated quote). Returns true when there was one after
+ * some value. */
+static bool
+strip_comment(char *s, bool command)
 {
 	bool cut = false;
+	char quote = 0;
 
 	for (char *c = s; *c; c++) {
+		if (command && quote) {
+			if (*c == quote)
+				quote = 0;
+			else if (quote == '"' && *c == '\\' && c[1])
+				c++;
+			continue;
+		}
+		if (command && (*c == '\'' || *c == '"')) {
+			quote = *c;
+			continue;
+		}
+		if (command && *c == '\\' && c[1]) {
+			c++;
+			continue;
+		}
 		if (*c == ';' && (c == s || is_space(c[-1]))) {
 			cut = c != s;
 			*c = '\0';
@@ -1382,16 +1417,16 @@ key_line(struct parser *p, char *s)
 		return;
 	}
 	value = skip_space(sep + 1);
-	cut = strip_comment(value);
 	*sep = '\0';
 	rstrip(s);
+	cut = strip_comment(value, is_command_key(s));
 	/* password_command is a shell line, where " ; next" is the
 	 * shell's: cut here, it would fail later, pointing nowhere. So
 	 * would a password with " ;" in it (trial AA): "login failed". */
 	if (cut && !strcmp(s, "password_command"))
 		log_warn(NULL,
 			 "%s:%u: %s: the text from ' ;' on is a comment, not "
-			 "run; put commands that need ';' in a script",
+			 "run; quote a ';' the command needs",
 			 p->path, p->lineno, s);
 	else if (cut && !strcmp(s, "password"))
 		log_warn(NULL,
@@ -1463,7 +1498,7 @@ parse_line(struct parser *p, size_t n)
 	if (*s == ';' || *s == '#')
 		return;
 	if (cont) {
-		strip_comment(s);
+		strip_comment(s, false);
 		continuation(p, s);
 		return;
 	}

@@ -1363,33 +1363,42 @@ test_quoted_password(void)
 /* A password_command or a password cut at " ;" (the shell's in a shell
  * line; a password with it in it): a warning naming file and line that
  * does not show what was cut; none for ';' inside a word, nor for a
- * comment after another key. */
+ * comment after another key. In a command line, a " ;" quoted or
+ * escaped is the command's. */
 static void
 test_command_comment(void)
 {
 	const char *path =
 	    write_file("semicolon.ini", 0600,
 		       "[general]\nnotify = yes ; on the desktop\n"
+		       "on_new_mail = sh -c 'echo \"$A\" >> f ; b' ; both\n"
+		       "on_click = printf \"a \\\" ; b\" c \\; d ; e\n"
 		       "[account a]\nhost = h\nusername = u\n"
 		       "password = abc ; s3cret too\n"
 		       "[account b]\nhost = h\nusername = v\n"
 		       "password_command = pass show mail ; echo s3cret\n"
 		       "[account c]\nhost = h\nusername = w\n"
-		       "password_command = pass show a;echo b\n");
+		       "password_command = pass show a;echo b\n"
+		       "[account d]\nhost = h\nusername = x\n"
+		       "password_command = sh -c 'pass a ; echo b'\n");
 	struct config *cfg;
 	char *out;
 	int r = load(path, &cfg, &out);
 
 	is_int(r, 0, "command comment: loads");
 	has(out,
-	    "%s:10: password_command: the text from ' ;' on is a comment, "
+	    "%s:12: password_command: the text from ' ;' on is a comment, "
 	    "not run",
 	    path);
 	has(out,
-	    "%s:6: password: the text from ' ;' on is a comment, not part "
+	    "%s:8: password: the text from ' ;' on is a comment, not part "
 	    "of the password",
 	    path);
-	is_int(count_lines(out), 2, "command comment: two warnings (%s)",
+	has(out,
+	    "%s:4: on_click: ; is passed on as it is: the command runs "
+	    "without a shell",
+	    path);
+	is_int(count_lines(out), 3, "command comment: three warnings (%s)",
 	       out);
 	ok(!strstr(out, "s3cret"), "command comment: not in the warning");
 	if (r == 0) {
@@ -1397,6 +1406,20 @@ test_command_comment(void)
 		       "command comment: the command is what is before it");
 		is_str(cfg->accounts[2].password_command, "pass show a;echo b",
 		       "command comment: ';' after a word is kept");
+		is_str(cfg->accounts[3].password_command,
+		       "sh -c 'pass a ; echo b'",
+		       "command comment: a quoted ' ;' is the command's");
+		is_str(cfg->d.on_new_mail[2], "echo \"$A\" >> f ; b",
+		       "command comment: a hook's quoted ' ;' is its own");
+		ok(!cfg->d.on_new_mail[3],
+		   "command comment: and the comment after it is not");
+		is_str(cfg->d.on_click[1], "a \" ; b",
+		       "command comment: in double quotes, past a \\\"");
+		is_str(cfg->d.on_click[2], "c", "command comment: c");
+		is_str(cfg->d.on_click[3], ";", "command comment: \\;");
+		is_str(cfg->d.on_click[4], "d", "command comment: d");
+		ok(!cfg->d.on_click[5],
+		   "command comment: ' ; e' is a comment");
 	}
 	config_free(&cfg);
 	free(out);
