@@ -354,13 +354,14 @@ child_start(sd_event *e, const struct child_spec *spec,
 		close(efd_w);
 	if (r < 0) {
 		/* Naming the program where the name does not (a trial's
-		 * "oauth2_token_command: not found in PATH"). */
+		 * "oauth2_token_command: not found in PATH"), and saying
+		 * it did not run (trial AC's read as if it had). */
 		bool named = strstr(c->name, spec->argv[0]);
 
 		if (c->efd >= 0)
 			close(c->efd);
-		log_warn(&c->ctx, "%s: %s%s%s", c->name,
-			 named ? "" : spec->argv[0], named ? "" : ": ",
+		log_warn(&c->ctx, "%s: cannot start%s%s: %s", c->name,
+			 named ? "" : " ", named ? "" : spec->argv[0],
 			 r == -ENOENT && !strchr(spec->argv[0], '/')
 			     ? "not found in PATH"
 			     : strerror(-r));

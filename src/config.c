@@ -715,8 +715,13 @@ check_shell_words(struct parser *p, enum key k, char *const *argv)
 	 * nothing. */
 	if (!strcmp(base, "sh") || !strcmp(base, "bash") ||
 	    !strcmp(base, "dash") || !strcmp(base, "zsh")) {
-		if (!argv[1] || strcmp(argv[1], "-c") || !argv[2])
+		if (!argv[1] || strcmp(argv[1], "-c"))
 			return;
+		if (!argv[2]) {
+			perr(p, p->lineno, "%s: %s -c without a script",
+			     keys[k].name, argv[0]);
+			return;
+		}
 		i = 3;
 	}
 	for (; argv[i]; i++) {

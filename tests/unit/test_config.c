@@ -597,6 +597,8 @@ test_errors(void)
 				"you mean 'mailboxes'?)"}},
 	    {"on_new_mail_post = '' x",
 	     {"on_new_mail_post: the program's name is empty"}},
+	    {"on_new_mail = /bin/sh -c",
+	     {"on_new_mail: /bin/sh -c without a script"}},
 	    {"[general", {"missing ']' in section header"}},
 	    {"poll_interval = 5", {NULL}},
 	    {"[general]", {"duplicate section [general] (first on line 2)"}},

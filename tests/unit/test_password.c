@@ -274,8 +274,8 @@ test_token_missing(void)
 	int rc = run_account(&a, &r, &out);
 
 	ok(rc < 0, "token program missing: no job");
-	has(out, "acct: oauth2_token_command: mailwatch-no-such-helper: not "
-		 "found in PATH");
+	has(out, "acct: oauth2_token_command: cannot start "
+		 "mailwatch-no-such-helper: not found in PATH");
 	free(out);
 }
 

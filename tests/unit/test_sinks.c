@@ -1217,11 +1217,11 @@ test_hook_failures(sd_event *e)
 	a.d.on_new_mail = missing_path;
 	s->ops->send(s, &a, &ev);
 	l = log_since(mark);
-	ok(strstr(l, "acct/INBOX: on_new_mail /nonexistent/hook (UID 7): No "
-		     "such file or directory") != NULL,
+	ok(strstr(l, "acct/INBOX: on_new_mail /nonexistent/hook (UID 7): "
+		     "cannot start: No such file or directory") != NULL,
 	   "a missing executable is logged at once");
-	ok(strstr(l, "on_new_mail mailwatch-no-such-hook (UID 7): not found "
-		     "in PATH") != NULL,
+	ok(strstr(l, "on_new_mail mailwatch-no-such-hook (UID 7): cannot "
+		     "start: not found in PATH") != NULL,
 	   "a command not in PATH is logged at once");
 	free(l);
 
