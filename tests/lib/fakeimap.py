@@ -461,7 +461,9 @@ class Conn:
                 self._fill()
             part, _, self.rbuf = self.rbuf.partition(b"\n")
             line += part + b"\n"
-            m = re.search(rb"\{(\d+)(\+?)\}\r?\n$", line)
+            # In what came after the last literal only: one whose text
+            # ends in "{n}" announces nothing.
+            m = re.search(rb"\{(\d+)(\+?)\}\r?\n$", part + b"\n")
             if not m:
                 return line.rstrip(b"\r\n").decode("latin-1")
             n = int(m.group(1))
