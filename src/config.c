@@ -879,6 +879,8 @@ get_mailboxes(struct parser *p, struct section *sec, enum key k,
 	}
 }
 
+static bool valid_name(const unsigned char *s, size_t n);
+
 static void
 get_host(struct parser *p, struct account *a, const char *v)
 {
@@ -894,6 +896,10 @@ get_host(struct parser *p, struct account *a, const char *v)
 	}
 	if (strlen(v) > 255) {
 		perr(p, p->lineno, "host: longer than 255 characters");
+		return;
+	}
+	if (!valid_name((const unsigned char *)v, strlen(v))) {
+		perr(p, p->lineno, "host: not valid UTF-8");
 		return;
 	}
 	/* A trial's "imaps://localhost" and "127.0.0.1:993" passed, then

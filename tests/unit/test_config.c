@@ -1427,6 +1427,24 @@ test_command_comment(void)
 	free(out);
 }
 
+/* A host that is not UTF-8 (trial Z's passed, then failed to resolve at
+ * every try): an error naming file and line. */
+static void
+test_host_not_utf8(void)
+{
+	const char *path = write_file("host.ini", 0600,
+				      "[account a]\nhost = mail.\xff.example\n"
+				      "username = u\npassword = p\n");
+	struct config *cfg;
+	char *out;
+	int r = load(path, &cfg, &out);
+
+	is_int(r, -EINVAL, "host not UTF-8: refused");
+	has(out, "%s:2: host: not valid UTF-8", path);
+	config_free(&cfg);
+	free(out);
+}
+
 /* A command line with what a shell would take for its own (a pipe, a
  * redirection, a variable): a warning naming file, line and the word,
  * since there is no shell; none for sh -c '...' or quoted words. */
@@ -1741,6 +1759,7 @@ main(void)
 	test_command_comment();
 	test_port_mismatch();
 	test_shell_words();
+	test_host_not_utf8();
 	test_split_argv();
 
 	for (size_t i = 0; i < n_created; i++) {
