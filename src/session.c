@@ -19,6 +19,9 @@
 /* Messages of one fetch whose responses were over the codec's limits and
  * are fetched again, headers only; more are left unannounced. */
 #define MAX_SKIPPED 64
+/* Ranges of unseen messages a date scan asks for, at most (a few KiB of
+ * command); more: every message. */
+#define DATES_RANGES 500
 /* What is fetched of such a message: the header fields a notification
  * shows (Sender for a From that names no one), each cut at a size that
  * shows in one. */
@@ -88,7 +91,7 @@ enum state {
 	S_EXAMINE,      /* EXAMINE sent */
 	S_FIND_UIDNEXT, /* FETCH * (UID) for a server without UIDNEXT */
 	S_FLAGS,        /* UID FETCH <known UIDs> (UID FLAGS) sent */
-	S_DATES,        /* UID FETCH 1:* (UID FLAGS INTERNALDATE) sent */
+	S_DATES,        /* the date scan (send_dates()) sent or due */
 	S_FETCH,        /* UID FETCH of new messages sent */
 	S_IDLE_START,   /* IDLE sent, waiting for "+" */
 	S_IDLE,         /* in IDLE */
@@ -231,6 +234,7 @@ struct session {
 	 * EXAMINE; 0: none, or selected() has decided on it. */
 	uint32_t early_from;
 	uint32_t batch_from;  /* fetch_from when the fetch was sent */
+	bool dates_due;       /* the date scan waits for SEARCH UNSEEN */
 	bool dated;           /* the fetches up to the next batch end ask for
 				 INTERNALDATE */
 	bool fetch_again;     /* EXISTS arrived while a fetch was under way */
@@ -275,6 +279,8 @@ static void
 fail(struct session *s, enum session_fail why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void leave_idle(struct session *s, bool fetch);
+static bool is_pending(const struct session *s, enum cmd cmd);
+static void start_from(struct session *s, uint32_t uid);
 
 static void
 fail(struct session *s, enum session_fail why, const char *fmt, ...)
@@ -700,24 +706,61 @@ void_early_fetch(struct session *s)
 	s->early_from = 0;
 }
 
-/* The date scan: every message's UID, FLAGS and INTERNALDATE, for the
- * owner to find where the new mail starts (a few dozen bytes each, no
- * envelopes). */
+/* The date scan: the UID, FLAGS and INTERNALDATE of each message that
+ * may be new, for the owner to find where the new mail starts (a few
+ * dozen bytes each, no envelopes). Only unseen messages can be: once
+ * SEARCH UNSEEN has answered, those alone (in up to DATES_RANGES
+ * ranges), else all. */
 static void
 send_dates(struct session *s)
 {
-	struct codec_range r = {1, UINT32_MAX};
+	struct codec_range all = {1, UINT32_MAX}, *r = &all;
+	const struct unseen *u = &s->unseen;
 	struct codec_buf b;
+	size_t n = 1;
 	char tag[16];
 
+	s->dated = true;
+	set_state(s, S_DATES);
+	if (is_pending(s, CMD_UNSEEN)) {
+		s->dates_due = true; /* at its answer */
+		return;
+	}
+	if (u->known && !u->n) {
+		start_from(s, s->cb.dated_end(s->ud));
+		return;
+	}
+	if (u->known) {
+		r = xmalloc(DATES_RANGES * sizeof(*r));
+		n = 0;
+		for (size_t i = 0; i < u->n && n <= DATES_RANGES; i++) {
+			if (n && u->seq[i] == r[n - 1].hi + 1)
+				r[n - 1].hi = u->seq[i];
+			else if (n < DATES_RANGES)
+				r[n++] = (struct codec_range){u->seq[i],
+							      u->seq[i]};
+			else
+				n++; /* too many */
+		}
+		if (n > DATES_RANGES) {
+			free(r);
+			r = &all;
+			n = 1;
+		}
+	}
 	codec_buf_init(&b);
-	codec_enc_uid_fetch(&b, begin(s, CMD_DATES, tag), &r, 1,
-			    "(UID FLAGS INTERNALDATE)");
+	codec_buf_addstr(&b, begin(s, CMD_DATES, tag));
+	/* The unseen set is of UIDs or of this connection's sequence
+	 * numbers. */
+	codec_buf_addstr(&b, r == &all || s->unseen_by_uid ? " UID FETCH "
+							   : " FETCH ");
+	codec_enc_seqset(&b, r, n);
+	codec_buf_addstr(&b, " (UID FLAGS INTERNALDATE)\r\n");
 	trace_out(s, &b, CMD_DATES);
 	queue(s, &b);
 	codec_buf_finish(&b);
-	s->dated = true;
-	set_state(s, S_DATES);
+	if (r != &all)
+		free(r);
 }
 
 /* Fetches the messages in skipped[] again, their header fields only. */
@@ -1378,6 +1421,10 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 		/* Without an answer the count stays unknown: no harm. */
 		if (!okay)
 			log_debug(s->o.log, "SEARCH UNSEEN: %s", text);
+		if (s->dates_due) {
+			s->dates_due = false;
+			send_dates(s);
+		}
 		break;
 	case CMD_FIND_UIDNEXT:
 		if (!okay)

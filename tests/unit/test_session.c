@@ -1633,6 +1633,88 @@ test_qresync(int bytewise)
 	session_free(&s);
 }
 
+/* The date scan once SEARCH UNSEEN answered: only the unseen messages
+ * can be new, so only their dates are asked for (by sequence number, or
+ * by UID under QRESYNC); none unseen, no scan; the SEARCH refused, all. */
+static void
+test_date_scan_unseen(void)
+{
+	static const char *const examined6 =
+	    "* 6 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 9] x\r\n"
+	    "m2 OK [READ-ONLY] done\r\n";
+	struct session_cb ucb = cb;
+	struct rec r = {.by_date = true, .dated_from = 6};
+	struct session *s;
+
+	ucb.unseen = c_unseen;
+	s = session_new(&opts, &ucb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, examined6, 0, 0);
+	sent(&r, "", "the scan waits for the SEARCH's answer");
+	feed(s, &r, "* SEARCH 2 4 5 6\r\nm3 OK done\r\n", 0, 0);
+	sent(&r, "m4 FETCH 2,4:6 (UID FLAGS INTERNALDATE)\r\n",
+	     "the dates of the unseen ones, by sequence number");
+	feed(s, &r,
+	     "* 2 FETCH (UID 2 FLAGS () INTERNALDATE \"01-Jan-2024 10:00:00 "
+	     "+0000\")\r\n"
+	     "* 6 FETCH (UID 6 FLAGS () INTERNALDATE \"02-Jan-2024 10:00:00 "
+	     "+0000\")\r\nm4 OK done\r\n",
+	     0, SEC);
+	events(&r,
+	       "selected 7/9/6; unseen 4; dated 2 01-Jan-2024 10:00:00 +0000; "
+	       "dated 6 02-Jan-2024 10:00:00 +0000; dated_end; ",
+	       "dated, then asked where to start");
+	sent(&r, "m5 UID FETCH 6:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "the catch-up from there");
+	ok(!r.failed, "unseen scan: no failure");
+	session_free(&s);
+
+	/* Nothing unseen: nothing to date. */
+	r = (struct rec){.by_date = true, .dated_from = 9};
+	s = session_new(&opts, &ucb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, examined6, 0, 0);
+	feed(s, &r, "* SEARCH\r\nm3 OK done\r\n", 0, 0);
+	events(&r, "selected 7/9/6; unseen 0; dated_end; ",
+	       "none unseen: straight to dated_end");
+	sent(&r, "m4 IDLE\r\n", "none unseen: IDLE");
+	session_free(&s);
+
+	/* The SEARCH refused: every message. */
+	r = (struct rec){.by_date = true, .dated_from = 9};
+	s = session_new(&opts, &ucb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r.sent[0] = 0;
+	feed(s, &r, examined6, 0, 0);
+	feed(s, &r, "m3 NO Search failed\r\n", 0, 0);
+	sent(&r, "m4 UID FETCH 1:* (UID FLAGS INTERNALDATE)\r\n",
+	     "SEARCH refused: all dated");
+	session_free(&s);
+
+	/* QRESYNC: the unseen set is of UIDs. */
+	r = (struct rec){.by_date = true, .dated_from = 16};
+	s = session_new(&opts, &ucb, &r);
+	feed(s, &r, greeting, 0, 0);
+	feed(s, &r,
+	     "m1 OK [CAPABILITY IMAP4rev1 IDLE QRESYNC ESEARCH] ok\r\n"
+	     "* ENABLED QRESYNC\r\nm2 OK Enabled.\r\n",
+	     0, 0);
+	r.sent[0] = 0;
+	feed(s, &r,
+	     "* 4 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 16] x\r\n"
+	     "m3 OK [READ-ONLY] done\r\n"
+	     "* ESEARCH (TAG \"m4\") UID ALL 11,14:15\r\nm4 OK done\r\n",
+	     0, 0);
+	sent(&r, "m5 UID FETCH 11,14:15 (UID FLAGS INTERNALDATE)\r\n",
+	     "QRESYNC: the unseen UIDs dated");
+	session_free(&s);
+}
+
 /* The unseen count under QRESYNC: kept by UID (UID SEARCH), since
  * expunges come as VANISHED by UID. */
 static void
@@ -2171,6 +2253,7 @@ main(void)
 	test_fetch_edges();
 	test_unseen();
 	test_unseen_qresync();
+	test_date_scan_unseen();
 	test_date_scan();
 	test_refusals();
 	test_polling();
