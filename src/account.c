@@ -379,7 +379,9 @@ new_watcher(struct account_run *ar, struct mailbox *mb, bool notify)
 		.others = notify ? ar->names + first_other(ar) : NULL,
 		.n_others = notify ? n_others(ar) : 0,
 		.cred = ar->cred,
-		.mailbox_names = notify && ar->dynamic,
+		/* A pattern's list, or the mailboxes named besides the
+		 * selected one: said gone when deleted (w_listed()). */
+		.mailbox_names = notify && (ar->dynamic || n_others(ar)),
 		.quiet_limit = ar->probing,
 	};
 	struct watcher *w = watcher_new(&ar->wenv, &o);
@@ -1351,8 +1353,18 @@ w_listed(void *ud, struct watcher *w, const char *name, char delimiter,
 
 	if (pushed) {
 		/* NOTIFY's MailboxName: created, renamed or deleted. */
-		if (!ar->dynamic || !ar->n || w != notifier(ar))
+		if (!ar->n || w != notifier(ar))
 			return;
+		/* Named in full and deleted: NOTIFY SET again, whose STATUS
+		 * of each tells that it is gone (trial AD's was watched on,
+		 * in silence). Created: its STATUS tells (w_status()); a
+		 * rename Dovecot 2.3 does not tell. */
+		if (!ar->dynamic) {
+			if (codec_strlist_has(attrs, "\\NonExistent") &&
+			    find_box(ar, name))
+				set_others(ar);
+			return;
+		}
 		log_debug(&ar->log, "mailbox %s %s: listing again", name,
 			  codec_strlist_has(attrs, "\\NonExistent")
 				  ? "deleted"

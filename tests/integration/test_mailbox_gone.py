@@ -5,7 +5,8 @@ the account's other mailboxes keep working; the status line says the
 mailbox cannot be opened. Dovecot ends the session of a deleted mailbox at
 once; a renamed one stays selected under its new name (the server still
 pushes its mail), so mailwatch finds out at the next connection, made here
-by kicking the user."""
+by kicking the user. With NOTIFY, the server's MailboxName event tells of
+a deletion at once."""
 
 import os
 import re
@@ -17,7 +18,7 @@ import mwtest  # noqa: E402
 from mwtest import ok, wait_until  # noqa: E402
 
 
-def main():
+def test_idle_each():
     dc = mwtest.Dovecot(notify=False)  # one IDLE connection per mailbox
     dc.create_mailbox("alice", "Lists/dev")
     dc.create_mailbox("alice", "Lists/old")
@@ -74,4 +75,57 @@ def main():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
-mwtest.main(main)
+def test_notify():
+    """With NOTIFY, mailboxes named in full (no pattern): one deleted is
+    said at once, from the server's MailboxName event, where trial AD's
+    was watched on in silence, and the others are still followed; one
+    renamed at the next connection (Dovecot 2.3 tells no rename of them);
+    one created again is watched again and its mail announced."""
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", "Lists/dev")
+    dc.create_mailbox("alice", "Lists/old")
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice",
+                                mailboxes=["INBOX", "Lists/dev",
+                                           "Lists/old"]),
+    }, sd_notify=True)
+    ok(mw.wait_log(r"a: watching 3 mailboxes with IDLE and NOTIFY", 15),
+       "NOTIFY: three mailboxes watched", mw.log_tail(10))
+
+    def gone(what, name):
+        ok(mw.wait_log(r"a/%s: cannot open mailbox %s \(misspelled, "
+                       r"deleted or renamed\?\)" % (
+                           re.escape(name), re.escape(name)),
+                       10, since=mark),
+           "NOTIFY, %s: the log says the mailbox is gone" % what,
+           mw.log_tail(10))
+        ok(mw.wait_sd_notify(r"a/%s: cannot open the mailbox" %
+                             re.escape(name), 5),
+           "NOTIFY, %s: and so does STATUS=" % what)
+
+    mark = mw.mark()
+    dc.delete_mailbox("alice", "Lists/dev")
+    gone("deleted", "Lists/dev")
+    uid = dc.append("alice", "Lists/old", mwtest.make_message("still"))
+    recs = mw.wait_hooks(1, 10)
+    ok([(r["MAILWATCH_MAILBOX"], r["MAILWATCH_UID"]) for r in recs] ==
+       [("Lists/old", str(uid))],
+       "NOTIFY: the others still followed", mw.log_tail(10))
+    mark = mw.mark()
+    dc.rename_mailbox("alice", "Lists/old", "Lists/older")
+    dc.kick("alice")
+    gone("renamed", "Lists/old")
+    mark = mw.mark()
+    dc.create_mailbox("alice", "Lists/dev")
+    ok(mw.wait_log(r"a/Lists/dev: watching", 10, since=mark),
+       "NOTIFY: created again, watched again", mw.log_tail(10))
+    uid = dc.append("alice", "Lists/dev", mwtest.make_message("back"))
+    recs = mw.wait_hooks(2, 10)
+    ok([(r["MAILWATCH_MAILBOX"], r["MAILWATCH_UID"]) for r in recs[1:]] ==
+       [("Lists/dev", str(uid))], "NOTIFY: its new mail announced",
+       mw.log_tail(10))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+mwtest.main(test_idle_each, test_notify)
