@@ -791,18 +791,33 @@ grow_later(struct account_run *ar)
 /* A login met [LIMIT]: one connection fewer, and one more tried later.
  * The try's own refusal is expected: logged at debug level, and the next
  * try waits twice as long. */
+/* The least connections the account can watch with: with NOTIFY one
+ * watches every mailbox (single). */
+static unsigned
+least_budget(const struct account_run *ar)
+{
+	return ar->mode == M_NOTIFY ? 1 : BUDGET_MIN;
+}
+
+/* Whether a refusal can lower the budget. */
+static bool
+can_shrink(const struct account_run *ar)
+{
+	return !ar->stopping && ar->mode != M_STARTING &&
+	       ar->budget > least_budget(ar);
+}
+
 static int
 on_shrink(sd_event_source *src, void *ud)
 {
 	struct account_run *ar = ud;
-	/* With NOTIFY, one connection can watch every mailbox (single). */
-	unsigned least = ar->mode == M_NOTIFY ? 1 : BUDGET_MIN;
+	unsigned least = least_budget(ar);
 	size_t need;
 
 	(void)src;
 	/* A try at two connections that met it: all stays as it is. */
 	watcher_free(&ar->probe);
-	if (ar->stopping || ar->mode == M_STARTING || ar->budget <= least)
+	if (!can_shrink(ar))
 		return 0;
 	/* The connections the mailboxes are given now: a budget above that
 	 * says nothing of the server's limit, which is below it (with
@@ -1473,6 +1488,11 @@ w_limited(void *ud, struct watcher *w)
 	struct account_run *ar = ud;
 
 	sd_event_source_set_enabled(ar->shrink, SD_EVENT_ONESHOT);
+	/* Not a try at one connection more: one this account needs. The
+	 * others of the same login make room (trial AD's second account
+	 * kept two connections while the first had none). */
+	if (!ar->probing && ar->env.limited)
+		ar->env.limited(ar->env.ud, ar->a);
 	/* The first mailbox's connection (NOTIFY's) comes first: an idle
 	 * fetcher gives it its place, and connects again when there is
 	 * work. Else, with one connection left to the account, the fetcher
@@ -1486,6 +1506,16 @@ w_limited(void *ud, struct watcher *w)
 		watcher_free(&ar->fetcher);
 		check_followers(ar);
 	}
+}
+
+void
+account_run_give_way(struct account_run *ar)
+{
+	if (!can_shrink(ar))
+		return;
+	log_info(&ar->log, "another account of the same user and server was "
+			   "refused a connection: giving one up");
+	sd_event_source_set_enabled(ar->shrink, SD_EVENT_ONESHOT);
 }
 
 /* ---- state ---- */

@@ -48,6 +48,10 @@ struct account_env {
 	 * file's account (another instance) is not taken as renamed. May
 	 * be NULL. */
 	const char *config_path;
+	/* A login of account a was refused for a limit on connections
+	 * ([LIMIT]); may be NULL. The other accounts of its user and
+	 * server are to give way (account_run_give_way()). */
+	void (*limited)(void *ud, const struct account *a);
 	void *ud;
 };
 
@@ -68,6 +72,10 @@ void account_run_rebind(struct account_run *ar, const struct account *a);
  * goes back to max_connections, and connections waiting out a back-off
  * try, at once. */
 void account_run_reloaded(struct account_run *ar);
+/* Another account of the same user and server was refused a connection
+ * for a limit on connections: one connection fewer, as at a refusal of
+ * its own (tried again later), so that it gets one too. */
+void account_run_give_way(struct account_run *ar);
 /* Hooks ended or started: brings the state file up to date once the
  * loop is idle, at once unless it was so less than a second ago. */
 void account_run_save(struct account_run *ar);

@@ -1675,6 +1675,12 @@ same_server(const struct account *a, const struct account *b)
 	       (a->port == b->port || (a_std && b_std));
 }
 
+bool
+config_same_login(const struct account *a, const struct account *b)
+{
+	return same_server(a, b) && !strcmp(a->username, b->username);
+}
+
 /* Two accounts for one user of one server that watch the same mailbox
  * announce each message there twice, and spend the server's connection
  * limit twice: a copied section, most likely. */

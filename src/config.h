@@ -92,6 +92,9 @@ char *config_default_path(void);
  * success (caller frees with config_free). Warns when a file holding a
  * password is readable by others. Does not run password_command. */
 int config_load(const char *path, struct config **cfg_r);
+/* Whether accounts a and b log in as one user of one server, whose
+ * limit on connections they then share. */
+bool config_same_login(const struct account *a, const struct account *b);
 void config_free(struct config **cfg);
 
 /* True when the two accounts' settings are the same (for reload). */

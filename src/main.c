@@ -215,6 +215,19 @@ configured(void *ud, const char *name)
 	return false;
 }
 
+/* struct account_env's: a's login met a limit on connections; the other
+ * accounts of its user and server give way. */
+static void
+limited(void *ud, const struct account *a)
+{
+	struct daemon *d = ud;
+
+	for (size_t i = 0; i < d->n_run; i++)
+		if (d->run[i]->acct && d->run[i]->a != a &&
+		    config_same_login(d->run[i]->a, a))
+			account_run_give_way(d->run[i]->acct);
+}
+
 static int
 on_password_retry(sd_event_source *s, uint64_t usec, void *ud)
 {
@@ -285,6 +298,7 @@ start_watching(struct running *r, char *password)
 		.changed = status_changed,
 		.configured = configured,
 		.config_path = d->config_real,
+		.limited = limited,
 		.ud = d,
 	};
 

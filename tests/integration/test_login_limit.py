@@ -362,6 +362,43 @@ def test_first_run_refused_notify():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
+def test_two_accounts_one_login():
+    """Two accounts log in as one user (their own mailboxes each) with
+    NOTIFY, and the user's other clients hold 8 of Dovecot's 10: each
+    account gets one of the two left and watches all its mailboxes. A
+    trial's second account kept both (its NOTIFY connection and the
+    fetching one) while the first had none for up to 98 s: now a refusal
+    of one makes the other give one up."""
+    dc = mwtest.Dovecot(conn_limit=None)
+    dc.create_mailboxes("alice", ["F1", "F2", "F3"])
+    held = [dc.client("alice") for _ in range(8)]
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice", mailboxes=["INBOX", "F1"]),
+        "account b": dc.account("alice", mailboxes=["F2", "F3"]),
+    }, sd_notify=True)
+    ok(mwtest.wait_until(
+        lambda: re.search(r"STATUS=4/4 mailboxes watched", "\n".join(
+            mw.sd_notify_messages()[-1:])), 60),
+       "both accounts watch all their mailboxes",
+       (mw.sd_notify_messages() or [""])[-1] + "\n" + mw.log_tail(15))
+    want = []
+    for box in ("INBOX", "F1", "F2", "F3"):
+        dc.deliver("alice", mwtest.make_message("new in " + box),
+                   mailbox=box)
+        want.append("new in " + box)
+    recs = mw.wait_hooks(4, 30)
+    got = sorted(r["MAILWATCH_SUBJECT"] for r in recs)
+    ok(got == sorted(want), "each account announces its mail, once (%s)" % got,
+       mw.log_tail(15))
+    ok(mw.wait_log(r"another account of the same user and server was "
+                   r"refused a connection: giving one up", 1),
+       "the log says one gave way", mw.log_tail(15))
+    for c in held:
+        c.logout()
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
 def test_limit_logged_once():
     """At the default log level, a login refused with [LIMIT] at each
     retry is logged once, not at every retry (a trial's checking
@@ -475,5 +512,5 @@ def test_budget_regrows():
 mwtest.main(main, test_budget_lowered, test_notify_one_left,
             test_one_left_unfollowed, test_reload_retries_now,
             test_first_run_refused, test_first_run_refused_notify,
-            test_limit_logged_once,
+            test_limit_logged_once, test_two_accounts_one_login,
             test_budget_regrows)
