@@ -15,7 +15,7 @@
 /* The fewest connections the budget goes down to after [LIMIT]: one that
  * pushes, one that checks the rest. With NOTIFY, one does both (single:
  * the budget goes down to 1). */
-#define BUDGET_MIN 2
+#define BUDGET_MIN MAX_CONNECTIONS_MIN
 /* Seconds after [LIMIT] lowered the budget until one connection more is
  * tried, doubled after each try the server refuses, up to
  * BUDGET_RETRY_MAX. What another client held may be free again (a phone

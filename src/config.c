@@ -311,7 +311,7 @@ defaults_init(struct account_defaults *d)
 	    .hook_timeout = 30,
 	    .idle_timeout = 1500,
 	    .poll_interval = 60,
-	    .max_connections = 5,
+	    .max_connections = MAX_CONNECTIONS_DEFAULT,
 	    .catch_up = CATCH_UP_NOTIFY,
 	    .catch_up_max = 10,
 	    .urgency = 1,
@@ -1028,7 +1028,8 @@ set_value(struct parser *p, struct section *s, enum key k, const char *v)
 		break;
 	case K_MAX_CONNECTIONS:
 		/* One IDLE connection plus one that checks the rest. */
-		get_uint(p, k, v, 2, 100, &s->d.max_connections);
+		get_uint(p, k, v, MAX_CONNECTIONS_MIN, 100,
+			 &s->d.max_connections);
 		break;
 	case K_CATCH_UP:
 		if (get_enum(p, k, v, catch_up_names, "notify, summary or skip",
@@ -1710,6 +1711,32 @@ warn_shared(const struct config *cfg)
 	}
 }
 
+/* Accounts that log in as one user of one server share its limit on
+ * connections: where neither they nor [general] set max_connections,
+ * they split the default, each at least the least allowed (trial AD's
+ * two, at 5 each, took all of Dovecot's 10 and left the user's mail
+ * client none). */
+static void
+share_budget(struct config *cfg, const struct parser *p)
+{
+	if (p->general.key_line[K_MAX_CONNECTIONS])
+		return;
+	for (size_t i = 0; i < cfg->n_accounts; i++) {
+		struct account *a = &cfg->accounts[i];
+		unsigned k = 0;
+
+		if (p->accounts[i]->key_line[K_MAX_CONNECTIONS])
+			continue;
+		for (size_t j = 0; j < cfg->n_accounts; j++)
+			k += config_same_login(a, &cfg->accounts[j]);
+		if (k > 1)
+			a->d.max_connections =
+			    MAX_CONNECTIONS_DEFAULT / k > MAX_CONNECTIONS_MIN
+				? MAX_CONNECTIONS_DEFAULT / k
+				: MAX_CONNECTIONS_MIN;
+	}
+}
+
 /* Builds the config from a parse without errors; moves values out of p. */
 static struct config *
 build(struct parser *p)
@@ -1739,6 +1766,7 @@ build(struct parser *p)
 			a->n_mailboxes = 1;
 		}
 	}
+	share_budget(cfg, p);
 	warn_shared(cfg);
 	return cfg;
 }

@@ -21,6 +21,11 @@ enum auth_mech {
 	AUTH_XOAUTH2,
 };
 
+/* max_connections: the default, and the least (one IDLE connection plus
+ * one that checks the rest). */
+#define MAX_CONNECTIONS_DEFAULT 5
+#define MAX_CONNECTIONS_MIN 2
+
 /* Settings an [account] may override from [general]. */
 struct account_defaults {
 	bool notify;               /* desktop notifications (default yes) */
@@ -34,9 +39,10 @@ struct account_defaults {
 				      between STATUS checks of the mailboxes
 				      beyond the IDLE budget; default 60 */
 	unsigned max_connections;  /* the most connections open at once to
-				      the account's server: 2..100, default
-				      5 (at least one IDLE connection plus
-				      one for checking the rest) */
+				      the account's server:
+				      MAX_CONNECTIONS_MIN..100, default
+				      MAX_CONNECTIONS_DEFAULT, shared by the
+				      accounts of one login */
 	enum catch_up_mode catch_up; /* default CATCH_UP_NOTIFY */
 	unsigned catch_up_max;     /* above it one summary, default 10 */
 	char *icon;                /* notification icon name or path; NULL */

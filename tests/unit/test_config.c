@@ -1427,6 +1427,52 @@ test_command_comment(void)
 	free(out);
 }
 
+/* Accounts of one login (user, server) split the default max_connections
+ * (trial AD's two at 5 each left the user's client none of Dovecot's 10);
+ * a value set in the account or in [general] stands. */
+static void
+test_shared_budget(void)
+{
+	const char *path = write_file(
+	    "budget.ini", 0600,
+	    "[account a]\nhost = h\nusername = u\npassword = p\n"
+	    "[account b]\nhost = H\nport = 143\ntls = starttls\n"
+	    "username = u\npassword = p\nmailboxes = Lists\n"
+	    "[account c]\nhost = h\nusername = v\npassword = p\n"
+	    "[account d]\nhost = h\nusername = u\npassword = p\n"
+	    "mailboxes = Work\nmax_connections = 4\n");
+	struct config *cfg;
+	char *out;
+	int r = load(path, &cfg, &out);
+
+	is_int(r, 0, "shared budget: loads");
+	if (r == 0) {
+		is_int((int)cfg->accounts[0].d.max_connections, 2,
+		       "shared budget: a, one of three of one login");
+		is_int((int)cfg->accounts[1].d.max_connections, 2,
+		       "shared budget: b, the same server on 143");
+		is_int((int)cfg->accounts[2].d.max_connections, 5,
+		       "shared budget: c, another user, the default");
+		is_int((int)cfg->accounts[3].d.max_connections, 4,
+		       "shared budget: d's own value stands");
+	}
+	config_free(&cfg);
+	free(out);
+
+	path = write_file("budget.ini", 0600,
+			  "[general]\nmax_connections = 3\n"
+			  "[account a]\nhost = h\nusername = u\npassword = p\n"
+			  "[account b]\nhost = h\nusername = u\npassword = p\n"
+			  "mailboxes = Lists\n");
+	r = load(path, &cfg, &out);
+	is_int(r, 0, "shared budget, [general]: loads");
+	if (r == 0)
+		is_int((int)cfg->accounts[1].d.max_connections, 3,
+		       "shared budget: [general]'s value stands");
+	config_free(&cfg);
+	free(out);
+}
+
 /* A host that is not UTF-8 (trial Z's passed, then failed to resolve at
  * every try): an error naming file and line. */
 static void
@@ -1760,6 +1806,7 @@ main(void)
 	test_port_mismatch();
 	test_shell_words();
 	test_host_not_utf8();
+	test_shared_budget();
 	test_split_argv();
 
 	for (size_t i = 0; i < n_created; i++) {
