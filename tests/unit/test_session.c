@@ -1636,6 +1636,17 @@ test_qresync(int bytewise)
 /* The date scan once SEARCH UNSEEN answered: only the unseen messages
  * can be new, so only their dates are asked for (by sequence number, or
  * by UID under QRESYNC); none unseen, no scan; the SEARCH refused, all. */
+static struct session *
+unseen_logged_in(const struct session_cb *ucb, struct rec *r)
+{
+	struct session *s = session_new(&opts, ucb, r);
+
+	feed(s, r, greeting, 0, 0);
+	feed(s, r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
+	r->sent[0] = 0;
+	return s;
+}
+
 static void
 test_date_scan_unseen(void)
 {
@@ -1647,10 +1658,7 @@ test_date_scan_unseen(void)
 	struct session *s;
 
 	ucb.unseen = c_unseen;
-	s = session_new(&opts, &ucb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
-	r.sent[0] = 0;
+	s = unseen_logged_in(&ucb, &r);
 	feed(s, &r, examined6, 0, 0);
 	sent(&r, "", "the scan waits for the SEARCH's answer");
 	feed(s, &r, "* SEARCH 2 4 5 6\r\nm3 OK done\r\n", 0, 0);
@@ -1673,10 +1681,7 @@ test_date_scan_unseen(void)
 
 	/* Nothing unseen: nothing to date. */
 	r = (struct rec){.by_date = true, .dated_from = 9};
-	s = session_new(&opts, &ucb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
-	r.sent[0] = 0;
+	s = unseen_logged_in(&ucb, &r);
 	feed(s, &r, examined6, 0, 0);
 	feed(s, &r, "* SEARCH\r\nm3 OK done\r\n", 0, 0);
 	events(&r, "selected 7/9/6; unseen 0; dated_end; ",
@@ -1686,10 +1691,7 @@ test_date_scan_unseen(void)
 
 	/* The SEARCH refused: every message. */
 	r = (struct rec){.by_date = true, .dated_from = 9};
-	s = session_new(&opts, &ucb, &r);
-	feed(s, &r, greeting, 0, 0);
-	feed(s, &r, "m1 OK [CAPABILITY IMAP4rev1 IDLE] ok\r\n", 0, 0);
-	r.sent[0] = 0;
+	s = unseen_logged_in(&ucb, &r);
 	feed(s, &r, examined6, 0, 0);
 	feed(s, &r, "m3 NO Search failed\r\n", 0, 0);
 	sent(&r, "m4 UID FETCH 1:* (UID FLAGS INTERNALDATE)\r\n",
