@@ -788,9 +788,6 @@ grow_later(struct account_run *ar)
 	sd_event_source_set_enabled(ar->grow, SD_EVENT_ONESHOT);
 }
 
-/* A login met [LIMIT]: one connection fewer, and one more tried later.
- * The try's own refusal is expected: logged at debug level, and the next
- * try waits twice as long. */
 /* The least connections the account can watch with: with NOTIFY one
  * watches every mailbox (single). */
 static unsigned
@@ -807,6 +804,9 @@ can_shrink(const struct account_run *ar)
 	       ar->budget > least_budget(ar);
 }
 
+/* A login met [LIMIT]: one connection fewer, and one more tried later.
+ * The try's own refusal is expected: logged at debug level, and the next
+ * try waits twice as long. */
 static int
 on_shrink(sd_event_source *src, void *ud)
 {

@@ -1695,8 +1695,7 @@ warn_shared(const struct config *cfg)
 			const struct account *a = &cfg->accounts[i];
 			const char *box;
 
-			if (!same_server(a, b) ||
-			    strcmp(a->username, b->username) ||
+			if (!config_same_login(a, b) ||
 			    !(box = shared_mailbox(a, b)))
 				continue;
 			log_warn(NULL,

@@ -733,16 +733,18 @@ send_dates(struct session *s)
 	if (u->known) {
 		r = xmalloc(DATES_RANGES * sizeof(*r));
 		n = 0;
-		for (size_t i = 0; i < u->n && n <= DATES_RANGES; i++) {
-			if (n && u->seq[i] == r[n - 1].hi + 1)
+		for (size_t i = 0; i < u->n; i++) {
+			if (n && u->seq[i] == r[n - 1].hi + 1) {
 				r[n - 1].hi = u->seq[i];
-			else if (n < DATES_RANGES)
+			} else if (n == DATES_RANGES) {
+				n = 0; /* too many: all */
+				break;
+			} else {
 				r[n++] = (struct codec_range){u->seq[i],
 							      u->seq[i]};
-			else
-				n++; /* too many */
+			}
 		}
-		if (n > DATES_RANGES) {
+		if (!n) {
 			free(r);
 			r = &all;
 			n = 1;

@@ -1698,6 +1698,29 @@ test_date_scan_unseen(void)
 	     "SEARCH refused: all dated");
 	session_free(&s);
 
+	/* More than DATES_RANGES ranges (every other message unseen): all,
+	 * rather than a command of kilobytes. */
+	{
+		char search[8192] = "* SEARCH";
+		size_t len = strlen(search);
+
+		for (unsigned i = 1; i <= 1001; i += 2)
+			len += (size_t)snprintf(search + len,
+						sizeof(search) - len, " %u", i);
+		snprintf(search + len, sizeof(search) - len,
+			 "\r\nm3 OK done\r\n");
+		r = (struct rec){.by_date = true, .dated_from = 9};
+		s = unseen_logged_in(&ucb, &r);
+		feed(s, &r,
+		     "* 1001 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n"
+		     "* OK [UIDNEXT 1002] x\r\nm2 OK [READ-ONLY] done\r\n",
+		     0, 0);
+		feed(s, &r, search, 0, 0);
+		sent(&r, "m4 UID FETCH 1:* (UID FLAGS INTERNALDATE)\r\n",
+		     "501 ranges unseen: all dated");
+		session_free(&s);
+	}
+
 	/* QRESYNC: the unseen set is of UIDs. */
 	r = (struct rec){.by_date = true, .dated_from = 16};
 	s = session_new(&opts, &ucb, &r);
