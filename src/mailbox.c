@@ -1072,6 +1072,33 @@ modseq_back(struct mailbox *mb, const struct session_status *st)
 	return false;
 }
 
+/* Logs at debug level what st holds: a push leaves out what did not
+ * change (trial AE read "UIDVALIDITY 0" as a fault). */
+static void
+log_status(const struct mailbox *mb, const struct session_status *st)
+{
+	const struct {
+		unsigned bit;
+		const char *name;
+		unsigned long long v;
+	} items[] = {
+	    {SESSION_ST_UIDVALIDITY, "UIDVALIDITY", st->uidvalidity},
+	    {SESSION_ST_UIDNEXT, "UIDNEXT", st->uidnext},
+	    {SESSION_ST_MESSAGES, "MESSAGES", st->messages},
+	    {SESSION_ST_UNSEEN, "UNSEEN", st->unseen},
+	    {SESSION_ST_HIGHESTMODSEQ, "HIGHESTMODSEQ", st->highestmodseq},
+	};
+	char text[160] = "STATUS";
+	size_t len = strlen(text);
+
+	for (size_t i = 0; i < sizeof(items) / sizeof(*items); i++)
+		if (st->have & items[i].bit && len < sizeof(text))
+			len += (size_t)snprintf(text + len, sizeof(text) - len,
+						" %s %llu", items[i].name,
+						items[i].v);
+	log_debug(&mb->log, "%s", text);
+}
+
 bool
 mailbox_status(struct mailbox *mb, const struct session_status *st,
 	       int64_t wall)
@@ -1079,11 +1106,7 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 	uint32_t uidvalidity = st->uidvalidity, uidnext = st->uidnext;
 	bool withdraw = flags_moved(mb, st), back = modseq_back(mb, st), first;
 
-	log_debug(&mb->log,
-		  "STATUS UIDVALIDITY %u UIDNEXT %u MESSAGES %u UNSEEN %u "
-		  "HIGHESTMODSEQ %llu",
-		  uidvalidity, uidnext, st->messages, st->unseen,
-		  (unsigned long long)st->highestmodseq);
+	log_status(mb, st);
 	if (withdraw)
 		log_debug(&mb->log, "flags changed: re-reading the %zu "
 				    "announced messages",
