@@ -1073,7 +1073,9 @@ test_renamed(void)
 	       !state_freed_at("never-opened"),
 	   "freed: when a store of the account was freed in this process");
 	s = open_store("renamed");
-	ok(state_store_written(s) >= before &&
+	/* The file's mtime, from the kernel's coarse clock, which may lag
+	 * time() by a tick across a second's edge (a CI run's failure). */
+	ok(state_store_written(s) >= before - 1 &&
 	       state_store_written(s) <= time(NULL),
 	   "written: when the file was written");
 	{
