@@ -1091,6 +1091,8 @@ log_status(const struct mailbox *mb, const struct session_status *st)
 	char text[160] = "STATUS";
 	size_t len = strlen(text);
 
+	if (log_max_level < LOG_DEBUG)
+		return; /* a push for each new message: not built for nothing */
 	for (size_t i = 0; i < sizeof(items) / sizeof(*items); i++)
 		if (st->have & items[i].bit && len < sizeof(text))
 			len += (size_t)snprintf(text + len, sizeof(text) - len,

@@ -152,7 +152,7 @@ static const char *const cmd_words[] = {
     [CMD_NOTIFY_NONE] = "NOTIFY",    [CMD_EXAMINE] = "EXAMINE",
     [CMD_UNSEEN] = "SEARCH",	     [CMD_STATUS] = "STATUS",
     [CMD_LIST] = "LIST",	     [CMD_FIND_UIDNEXT] = "FETCH",
-    [CMD_FLAGS] = "UID FETCH",	     [CMD_DATES] = "UID FETCH",
+    [CMD_FLAGS] = "UID FETCH",	     [CMD_DATES] = "FETCH",
     [CMD_FETCH] = "UID FETCH",	     [CMD_VOID] = "UID FETCH",
     [CMD_IDLE] = "IDLE's DONE",	     [CMD_NOOP] = "NOOP",
     [CMD_CLOSE] = "CLOSE",	     [CMD_LOGOUT] = "LOGOUT",
