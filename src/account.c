@@ -213,9 +213,19 @@ first_other(const struct account_run *ar)
 	return ar->single ? 0 : 1;
 }
 
+/* The time the server of a connection that follows mailboxes, now
+ * down, was last heard from: w's (see watcher_heard()), or now when we
+ * closed it (w freed). */
+static int64_t
+heard_last(const struct account_run *ar, const struct watcher *w)
+{
+	return w ? watcher_heard(w) : wall_now(ar);
+}
+
 /* When the connection that follows mailboxes with STATUS (the NOTIFY one
  * for the notified, the fetcher for the swept) goes down, what is found
- * in them next arrived while nobody looked. */
+ * in them next arrived while nobody looked, unless before its server was
+ * last heard from. */
 static void
 check_followers(struct account_run *ar)
 {
@@ -234,8 +244,10 @@ check_followers(struct account_run *ar)
 	for (size_t i = 0; (notify_lost || fetcher_lost) && i < ar->n; i++) {
 		struct box *b = ar->box[i];
 
-		if ((b->notified && notify_lost) || (b->swept && fetcher_lost))
-			mailbox_unfollowed(b->mb);
+		if (b->notified && notify_lost)
+			mailbox_unfollowed(b->mb, heard_last(ar, nw));
+		else if (b->swept && fetcher_lost)
+			mailbox_unfollowed(b->mb, heard_last(ar, ar->fetcher));
 	}
 }
 
@@ -685,7 +697,7 @@ assign(struct account_run *ar)
 			mailbox_save(b->mb, false, watcher_is_idle(b->w),
 				     watcher_exists(b->w));
 			watcher_free(&b->w);
-			mailbox_closed(b->mb, wall_now(ar));
+			mailbox_closed(b->mb, wall_now(ar), wall_now(ar));
 			set_watched(ar, b, false);
 		}
 	}
@@ -1179,7 +1191,7 @@ close_box(struct account_run *ar, struct box *b)
 		return;
 	mailbox_save(b->mb, false, watcher_is_idle(b->w), watcher_exists(b->w));
 	watcher_free(&b->w);
-	mailbox_closed(b->mb, wall_now(ar));
+	mailbox_closed(b->mb, wall_now(ar), wall_now(ar));
 }
 
 static void

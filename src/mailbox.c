@@ -66,6 +66,16 @@ struct mailbox {
 	 * finds arrived while followed, and is announced as it came, not
 	 * as a catch-up. */
 	bool followed;
+	/* Caught up: the connection that selects or follows it handled
+	 * all the server had (a fetch ended, an IDLE began, a STATUS showed
+	 * nothing new), and none of its connections was lost since. */
+	bool current;
+	/* Such a connection was lost, its server last heard from at
+	 * gap_from (wall seconds; 0: not known, as after a restart or a
+	 * sleep): the catch-up's mail whose INTERNALDATE is no later came
+	 * while watched (a checked mailbox's between two checks, trial AE),
+	 * and is announced one by one, as the owed are. */
+	int64_t gap_from;
 	/* The connection went idle at idle_at (0: not since the last state
 	 * write) with idle_messages messages: seen once still idle when the
 	 * owner saves. */
@@ -311,6 +321,25 @@ live_resync_done(struct mailbox *mb)
  * until it is written, a kill would make the next start take the mailbox
  * as new again, and the mail that arrived meanwhile would never be
  * announced. Returns the first UID to announce. */
+/* A connection that selected or followed mb was lost, its server last
+ * heard from at heard (0: not known): a gap begins, unless one began
+ * before mb was caught up again. */
+static void
+gap_begins(struct mailbox *mb, int64_t heard)
+{
+	if (mb->current)
+		mb->gap_from = heard;
+	mb->current = false;
+}
+
+/* Everything the server had was handled (see current). */
+static void
+caught_up(struct mailbox *mb)
+{
+	mb->current = true;
+	mb->gap_from = 0;
+}
+
 static uint32_t
 start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
 	     uint64_t modseq, int64_t wall)
@@ -646,6 +675,20 @@ arrived_since(const struct mailbox *mb, const struct codec_fetch *f)
 	return t > mb->since || (t == mb->since && mb->since_now);
 }
 
+/* True when f came before the gap (see gap_from) by its INTERNALDATE: of
+ * its second too, better announced one by one than skipped. */
+static bool
+before_gap(const struct mailbox *mb, const struct codec_fetch *f)
+{
+	int64_t t;
+
+	return mb->gap_from && !mb->rebasing &&
+	       (f->have & CODEC_FETCH_INTERNALDATE) && !f->internaldate.nil &&
+	       codec_internaldate(f->internaldate.ptr, f->internaldate.len,
+				  &t) &&
+	       t <= mb->gap_from;
+}
+
 void
 mailbox_dated(struct mailbox *mb, const struct codec_fetch *f)
 {
@@ -733,7 +776,7 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 				.mailbox = mb->name,
 				.uid = f->uid,
 				.uidvalidity = mb->uidvalidity};
-	bool owed = f->uid <= mb->owed, look;
+	bool owed, look;
 
 	if (f->uid <= mb->mark) {
 		mailbox_flags(mb, f); /* announced before this connection */
@@ -755,6 +798,12 @@ mailbox_fetched(struct mailbox *mb, const struct codec_fetch *f)
 			  f->uid);
 		return;
 	}
+	/* Owed too: what came before the gap, while all before it in the
+	 * batch did (the owed are its lowest UIDs), up to BATCH_MAX. */
+	if (before_gap(mb, f) && f->uid > mb->owed &&
+	    mb->batch_owed == mb->batch_total && mb->batch_owed < BATCH_MAX)
+		mb->owed = f->uid;
+	owed = f->uid <= mb->owed;
 	/* Copies are not counted: whether the batch is summarised depends
 	 * on the rest. Only the first COPIES_MAX messages of a batch are
 	 * looked at: a server that sends a million alike costs their
@@ -858,8 +907,8 @@ announce(struct mailbox *mb)
 
 	sort_batch(mb);
 	if (owed && (summary || skip)) {
-		log_info(&mb->log, "%zu message%s the last run had not "
-				   "finished announcing: one by one",
+		log_info(&mb->log, "%zu message%s that came while watched: "
+				   "one by one",
 			 owed, owed == 1 ? "" : "s");
 		announce_part(mb, 0, owed, owed, false);
 	} else {
@@ -903,6 +952,7 @@ mailbox_batch_end(struct mailbox *mb)
 	}
 	mb->batch_max = 0;
 	mb->catching_up = false;
+	caught_up(mb);
 	/* Caught up while a connection that does not select it follows it
 	 * (a STATUS came since that one connected): it was seen whole, and
 	 * what the next EXAMINE finds arrived while followed. */
@@ -960,6 +1010,7 @@ mailbox_idle(struct mailbox *mb, uint32_t exists, int64_t wall)
 	/* Any catch-up fetch came before (or none was needed: what arrived
 	 * while away was expunged), so what comes now is live mail. */
 	mb->catching_up = false;
+	caught_up(mb);
 	end_rebase(mb);
 	live_resync_done(mb);
 	/* Everything the server reported was handled: the mailbox is seen
@@ -982,9 +1033,10 @@ mailbox_logged_out(struct mailbox *mb, int64_t stop_at, uint32_t messages)
 }
 
 void
-mailbox_closed(struct mailbox *mb, int64_t wall)
+mailbox_closed(struct mailbox *mb, int64_t wall, int64_t heard)
 {
 	mb->followed = false;
+	gap_begins(mb, heard);
 	drop_batch(mb);
 	mb->batch_max = 0;
 	/* The next connection numbers messages afresh (live_resync). */
@@ -1011,17 +1063,21 @@ mailbox_closed(struct mailbox *mb, int64_t wall)
 /* ---- checking without selecting ---- */
 
 void
-mailbox_unfollowed(struct mailbox *mb)
+mailbox_unfollowed(struct mailbox *mb, int64_t heard)
 {
 	mb->followed = false;
 	mb->status_seen = false;
+	gap_begins(mb, heard);
 }
 
 void
 mailbox_slept(struct mailbox *mb)
 {
 	mb->slept = true;
-	mailbox_unfollowed(mb);
+	mailbox_unfollowed(mb, 0);
+	/* Whatever the loss of a connection it found when it woke said:
+	 * what came in the sleep was not watched. */
+	mb->gap_from = 0;
 }
 
 void
@@ -1132,6 +1188,7 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 		start_afresh(mb, uidvalidity, st->messages, st->highestmodseq,
 			     wall);
 		mb->followed = true;
+		caught_up(mb);
 		return false;
 	}
 	/* UIDNEXT below the mark in the first STATUS of a connection: the
@@ -1141,6 +1198,7 @@ mailbox_status(struct mailbox *mb, const struct session_status *st,
 		return true;
 	/* Nothing arrived since the last look: seen whole now. */
 	mb->followed = true;
+	caught_up(mb);
 	if (st->have & SESSION_ST_MESSAGES) {
 		mb->seen = wall;
 		mb->seen_now = true;

@@ -154,11 +154,14 @@ void mailbox_idle(struct mailbox *mb, uint32_t exists, int64_t wall);
  * stop_at. */
 void mailbox_logged_out(struct mailbox *mb, int64_t stop_at,
 			uint32_t messages);
-/* The connection that had the mailbox selected ended at wall: the batch
- * in flight is dropped (the next connection fetches it again), a
- * UIDVALIDITY catch-up cut short is undone (the next one starts it over),
- * and mail of the second it ended is not counted as seen. */
-void mailbox_closed(struct mailbox *mb, int64_t wall);
+/* The connection that had the mailbox selected ended at wall, its server
+ * last heard from at heard (0: not known): the batch in flight is dropped
+ * (the next connection fetches it again), a UIDVALIDITY catch-up cut
+ * short is undone (the next one starts it over), and mail of the second
+ * it ended is not counted as seen. When it was caught up, the next
+ * catch-up's mail whose INTERNALDATE is heard or earlier came while
+ * watched: announced one by one (up to 1000), whatever catch_up says. */
+void mailbox_closed(struct mailbox *mb, int64_t wall, int64_t heard);
 
 /* ---- a connection that checks the mailbox without selecting it ---- */
 
@@ -179,10 +182,12 @@ void mailbox_closed(struct mailbox *mb, int64_t wall);
 bool mailbox_status(struct mailbox *mb, const struct session_status *st,
 		    int64_t wall);
 /* The connection that followed the mailbox (NOTIFY, or the checks) is
- * gone: until a STATUS shows it with nothing new again, mail an EXAMINE
- * finds arrived while nobody looked, and is caught up with as after a
- * restart (catch_up). While followed, it is announced as it came. */
-void mailbox_unfollowed(struct mailbox *mb);
+ * gone, its server last heard from at heard (0: not known): until a
+ * STATUS shows it with nothing new again, mail an EXAMINE finds arrived
+ * while nobody looked, and is caught up with as after a restart
+ * (catch_up), but for what came while watched, as mailbox_closed()
+ * says. While followed, it is announced as it came. */
+void mailbox_unfollowed(struct mailbox *mb, int64_t heard);
 /* The system slept (logind's resume, or the boot clock's jump). What a
  * connection that outlived the sleep reports next arrived while asleep,
  * and is caught up with (catch_up) as after a reconnect: new mail fetched

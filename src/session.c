@@ -26,7 +26,8 @@
  * shows (Sender for a From that names no one), each cut at a size that
  * shows in one. */
 #define HEADERS_ONLY                                                           \
-	"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "           \
+	"(UID FLAGS INTERNALDATE "                                             \
+	"BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "                      \
 	"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "                          \
 	"BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "                              \
 	"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)"
@@ -235,8 +236,6 @@ struct session {
 	uint32_t early_from;
 	uint32_t batch_from;  /* fetch_from when the fetch was sent */
 	bool dates_due;       /* the date scan waits for SEARCH UNSEEN */
-	bool dated;           /* the fetches up to the next batch end ask for
-				 INTERNALDATE */
 	bool fetch_again;     /* EXISTS arrived while a fetch was under way */
 	/* Sequence numbers of messages whose FETCH response was skipped as
 	 * over the limits, to fetch again with HEADERS_ONLY; headers_only is
@@ -673,9 +672,10 @@ queue_fetch(struct session *s)
 	char tag[16];
 
 	codec_buf_init(&b);
+	/* INTERNALDATE tells a catch-up's mail that came before a gap or
+	 * since a time from the rest (mailbox.h). */
 	codec_enc_uid_fetch(&b, begin(s, CMD_FETCH, tag), &r, 1,
-			    s->dated ? "(UID FLAGS INTERNALDATE ENVELOPE)"
-				     : "(UID FLAGS ENVELOPE)");
+			    "(UID FLAGS INTERNALDATE ENVELOPE)");
 	trace_out(s, &b, CMD_FETCH);
 	queue(s, &b);
 	codec_buf_finish(&b);
@@ -720,7 +720,6 @@ send_dates(struct session *s)
 	size_t n = 1;
 	char tag[16];
 
-	s->dated = true;
 	set_state(s, S_DATES);
 	if (is_pending(s, CMD_UNSEEN)) {
 		s->dates_due = true; /* at its answer */
@@ -779,9 +778,7 @@ send_headers_fetch(struct session *s)
 	codec_buf_addstr(&b, begin(s, CMD_FETCH, tag));
 	codec_buf_addstr(&b, " FETCH ");
 	codec_enc_seqset(&b, r, s->n_skipped);
-	/* After the date scan, with INTERNALDATE: "(INTERNALDATE UID ...". */
-	codec_buf_addstr(&b, s->dated ? " (INTERNALDATE " : " (");
-	codec_buf_addstr(&b, &(HEADERS_ONLY "\r\n")[1]);
+	codec_buf_addstr(&b, " " HEADERS_ONLY "\r\n");
 	trace_out(s, &b, CMD_FETCH);
 	queue(s, &b);
 	codec_buf_finish(&b);
@@ -1476,7 +1473,6 @@ complete(struct session *s, enum cmd cmd, const char *mailbox,
 			send_headers_fetch(s);
 			break;
 		}
-		s->dated = false;
 		s->pushed = false;
 		s->cb.batch_end(s->ud);
 		if (s->state == S_FETCH)

@@ -143,16 +143,16 @@ struct session_cb {
 	 * lower value makes the session fetch the messages in between first
 	 * (catch-up). Setting *by_date_r instead asks for the date scan:
 	 * every message's UID, FLAGS and INTERNALDATE through dated(), then
-	 * the catch-up from the UID dated_end() returns, whose fetch has
-	 * INTERNALDATE too. Unless sel->qresync, the flags of the UIDs
+	 * the catch-up from the UID dated_end() returns. Unless sel->qresync, the flags of the UIDs
 	 * known() then gives are fetched first (UID FETCH uids (UID FLAGS),
 	 * through flags(); one not returned is gone). */
 	uint32_t (*selected)(void *ud, const struct session_selected *sel,
 			     bool *by_date_r);
 	/* One message of a UID FETCH, UID >= the first UID to announce and
-	 * not reported before in this session, with its ENVELOPE; or, when
-	 * its response was over the codec's limits, with only its From,
-	 * Subject, Date and Message-ID fields, cut, in f->sections (fetched
+	 * not reported before in this session, with its ENVELOPE and its
+	 * INTERNALDATE (not in NOTIFY's pushes); or, when its response was
+	 * over the codec's limits, with only its From, Subject, Date and
+	 * Message-ID fields, cut, and INTERNALDATE, in f->sections (fetched
 	 * again after the others: UID order is the owner's to restore). f is
 	 * borrowed for the call. */
 	void (*fetched)(void *ud, const struct codec_fetch *f);

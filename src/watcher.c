@@ -100,6 +100,10 @@ struct watcher {
 	bool paused;
 	uint64_t paused_at;
 
+	/* Wall-clock seconds when this connection's server was last heard
+	 * from: bytes, or its end of the connection (0: not yet). */
+	int64_t heard;
+
 	/* A clean stop from IDLE began at stop_at (0: not from IDLE) with
 	 * stop_messages messages. */
 	int64_t stop_at;
@@ -547,6 +551,7 @@ t_data(void *ud, const char *buf, size_t len)
 
 	if (!w->s)
 		return;
+	w->heard = wall_now(w);
 	session_feed(w->s, buf, len, now_usec(w));
 	pump(w);
 }
@@ -556,6 +561,8 @@ t_closed(void *ud, int err)
 {
 	struct watcher *w = ud;
 
+	if (!err)
+		w->heard = wall_now(w);
 	if (w->state == W_STOPPING) {
 		schedule_teardown(w, 0);
 		return;
@@ -626,7 +633,7 @@ close_connection(struct watcher *w)
 	transport_free(&w->t);
 	drop_secret(w);
 	if (w->mb)
-		mailbox_closed(w->mb, wall_now(w));
+		mailbox_closed(w->mb, wall_now(w), w->heard);
 	if (w->fetch_mode)
 		w->mb = NULL;
 }
@@ -747,6 +754,7 @@ start_connection(struct watcher *w)
 
 	log_debug(w->log, "connecting to %s:%u", w->a->host, w->a->port);
 	w->reached = false;
+	w->heard = 0;
 	w->s = session_new(&so, &session_cb, w);
 	r = transport_new(w->env.event, &to, &transport_cb, w,
 			  &w->t);
@@ -979,6 +987,12 @@ bool
 watcher_connected(const struct watcher *w)
 {
 	return w->state == W_WATCHING && w->s;
+}
+
+int64_t
+watcher_heard(const struct watcher *w)
+{
+	return w->heard;
 }
 
 bool

@@ -157,6 +157,10 @@ bool watcher_gave_up(const struct watcher *w);
 bool watcher_is_idle(const struct watcher *w);
 /* True while logged in, idle or at work. */
 bool watcher_connected(const struct watcher *w);
+/* Wall-clock seconds when the server of w's connection (the last one,
+ * when it is gone) was last heard from: bytes, or its end of the
+ * connection; 0: not yet. */
+int64_t watcher_heard(const struct watcher *w);
 /* A short description for the status line, e.g. "reconnecting at 10:02:03";
  * borrowed, valid until the next call. */
 const char *watcher_describe(struct watcher *w);

@@ -265,6 +265,42 @@ def test_outage_checked():
     dc.stop()
 
 
+def test_checked_mail_before_loss():
+    """(b) Without NOTIFY, catch_up = skip: mail that came to a checked
+    folder after its last check, before the connection was lost (the user
+    kicked), came while mailwatch watched: announced once the checking
+    connection is back (trial AE had it skipped as mail from while away).
+    Mail that came while the server was down is still skipped."""
+    need_binaries()
+    dc = server(notify=False)
+    mw = start(dc, max_connections=BUDGET, poll_interval=3600,
+               catch_up="skip")
+    wait_watched(mw, "gap")
+    want = append_each(dc, [FOLDERS[-1]], "between checks")
+    # Kicked in a later second than the delivery; both in the one the
+    # connection's last word came in would count as watched too.
+    time.sleep(1.1)
+    dc.kick("alice")
+    recs = mw.wait_hooks(1, 20)
+    ok(keys(recs) == want,
+       "gap: the mail from before the kick announced after it",
+       "got %s\nlog:\n%s" % (keys(recs), mw.log_tail(15)))
+    since = mw.mark()
+    dc.stop_server()
+    ok(mw.wait_log(r"cannot connect|server closed|connection lost|"
+                   r"reconnecting", 10, since=since),
+       "gap: the outage noticed", mw.log_tail(10))
+    time.sleep(1.1)  # a later second than the server's last word
+    drop_in_maildir(dc, FOLDERS[-1], "while the server was down")
+    dc.start()
+    ok(mw.wait_log(r"%s: not announcing 1 message that arrived while away"
+                   % re.escape(FOLDERS[-1]), 20, since=since),
+       "gap: the outage's mail skipped (catch_up = skip)", mw.log_tail(15))
+    exactly_once(mw, want, "gap")
+    finish(mw)
+    dc.stop()
+
+
 def test_missing_gives_way():
     """(b) Without NOTIFY and max_connections = 4: two misspelt names
     before two real folders. The server says the misspelt ones are not
@@ -599,6 +635,7 @@ if __name__ == "__main__":
                 test_restart_catch_up, test_limit_lowers_budget,
                 test_notify_recreated, test_withdraw_notify,
                 test_withdraw_swept, test_outage_checked,
+                test_checked_mail_before_loss,
                 test_missing_gives_way, test_missing_in_a_row,
                 test_missing_first_notify, test_missing_created,
                 test_missing_counted)

@@ -611,7 +611,7 @@ test_copies(void)
 	examined(e_mb, 7, 61, 60, T0, &by_date);
 	mailbox_idle(e_mb, 60, T0);
 	mailbox_save(e_mb, false, true, 60);
-	mailbox_closed(e_mb, T0 + 5);
+	mailbox_closed(e_mb, T0 + 5, 0);
 	is_int(examined(e_mb, 9, 3, 2, T0 + 60, &by_date), 0,
 	       "copies: re-created, the date scan");
 	dated(e_mb, 1, 1, "", AT_T0);
@@ -653,7 +653,7 @@ test_reconnect_resync(void)
 	fetched(mb, 13, 13, "", "Three", NULL);
 	mailbox_batch_end(mb);
 	got();
-	mailbox_closed(mb, T0 + 5);
+	mailbox_closed(mb, T0 + 5, 0);
 	is_int(examined(mb, 7, 15, 13, T0 + 10, &by_date), 14,
 	       "reconnect: the catch-up fetches only what is new");
 	is_str(known(mb), "11,12,13 v7 m0",
@@ -694,7 +694,7 @@ test_reconnect_qresync(void)
 	got();
 	is_str(known(mb), "11,12,13,14 v7 m40",
 	       "known: the announced UIDs and the EXAMINE's HIGHESTMODSEQ");
-	mailbox_closed(mb, T0 + 5);
+	mailbox_closed(mb, T0 + 5, 0);
 
 	/* The server's answer to EXAMINE (QRESYNC (7 40 11:14)). */
 	vanished(mb, 12, 12);
@@ -818,7 +818,7 @@ test_seen_time(void)
 	is_str(state_of("seen"), "v7 uid 10 seen +0 messages 10",
 	       "seen 100 s later: not written by itself");
 	mailbox_logged_out(mb, T0 + 3000, 10);
-	mailbox_closed(mb, T0 + 3000);
+	mailbox_closed(mb, T0 + 3000, 0);
 	mailbox_free(&mb);
 	is_str(state_of("seen"), "v7 uid 10 seen +2999 messages 10",
 	       "a clean stop from IDLE: seen whole the second before");
@@ -830,7 +830,7 @@ test_seen_time(void)
 	mailbox_save(mb, false, true, 10);
 	is_str(state_of("seen2"), "v7 uid 10 seen +1000 messages 10",
 	       "idle and still idle at the save: seen whole then");
-	mailbox_closed(mb, T0 + 1000);
+	mailbox_closed(mb, T0 + 1000, 0);
 	mailbox_free(&mb);
 	is_str(state_of("seen2"), "v7 uid 10 seen +999 messages 10",
 	       "the connection ended in that second: the second before");
@@ -881,7 +881,7 @@ test_uidvalidity_changed(void)
 	fetched(mb, 6, 51, "", "Old", NULL);
 	mailbox_batch_end(mb);
 	got();
-	mailbox_closed(mb, T0 + 10);
+	mailbox_closed(mb, T0 + 10, 0);
 	is_int(examined(mb, 9, 8, 7, T0 + 60, &by_date), 0,
 	       "renumbered mailbox: the date scan");
 	ok(by_date, "by_date set");
@@ -925,7 +925,7 @@ test_rebase_cut_short(void)
 	dated(mb, 5, 5, "", AFTER_T0);
 	is_int(mailbox_dated_end(mb), 5, "the date scan found UID 5");
 	fetched(mb, 5, 5, "", "Since", AFTER_T0);
-	mailbox_closed(mb, T0 + 70);
+	mailbox_closed(mb, T0 + 70, 0);
 	is_str(got(), "", "nothing announced from a batch cut short");
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("cut"), "v7 uid 50 seen +0 messages 5",
@@ -1031,7 +1031,7 @@ test_status_after_catch_up(void)
 	is_str(got(), "send 23 v5 Live; done 1; ",
 	       "mail pushed after the catch-up is live: announced");
 	/* The follower lost: what the next look finds came while away. */
-	mailbox_unfollowed(mb);
+	mailbox_unfollowed(mb, 0);
 	ok(status3(mb, 0, 25, 24, T0 + 62),
 	   "after the follower's reconnect: UIDNEXT moved, fetch");
 	is_int(examined(mb, 5, 25, 24, T0 + 62, &by_date), 24,
@@ -1040,6 +1040,89 @@ test_status_after_catch_up(void)
 	fetched(mb, 24, 24, "", "Away again", NULL);
 	mailbox_batch_end(mb);
 	is_str(got(), "", "mail from the follower's outage is a catch-up");
+	mailbox_free(&mb);
+	account.d.catch_up = CATCH_UP_NOTIFY;
+}
+
+/* A checked mailbox whose follower was lost after mail came and before
+ * the next check (trial AE): the catch-up tells what came while watched,
+ * by INTERNALDATE against the time the server was last heard from, and
+ * announces it one by one, even with catch_up = skip. */
+static void
+test_gap_by_date(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	account.d.catch_up = CATCH_UP_SKIP;
+	put_state("checked", 5, 20, T0, 20);
+	mb = mailbox_new(&env, &account, "checked");
+	ok(!status3(mb, 5, 21, 20, T0), "a check: nothing new");
+	/* Mail at +0 and +10 s; the server heard from at +10 s. */
+	mailbox_unfollowed(mb, T0 + 10);
+	ok(status3(mb, 0, 24, 23, T0 + 30), "after the reconnect: fetch");
+	is_int(examined(mb, 5, 24, 23, T0 + 30, &by_date), 21,
+	       "from the mark");
+	fetched(mb, 21, 21, "", "Watched", AT_T0);
+	fetched(mb, 22, 22, "", "Same second", "05-Dec-2024 12:00:10 +0000");
+	fetched(mb, 23, 23, "", "Away", "05-Dec-2024 12:00:11 +0000");
+	mailbox_batch_end(mb);
+	is_str(got(), "send 21 v5 Watched; send 22 v5 Same second; done 2; ",
+	       "what came up to the last word is announced, the rest is not");
+
+	/* Lost twice before a catch-up: the first loss counts. */
+	mailbox_unfollowed(mb, T0 + 40);
+	mailbox_unfollowed(mb, T0 + 90);
+	ok(status3(mb, 0, 26, 25, T0 + 100), "again: fetch");
+	is_int(examined(mb, 5, 26, 25, T0 + 100, &by_date), 24, "past 23");
+	uid_flags(mb, 21, 21, ""); /* the ones announced, still unread */
+	uid_flags(mb, 22, 22, "");
+	fetched(mb, 24, 24, "", "Between", "05-Dec-2024 12:01:00 +0000");
+	fetched(mb, 25, 25, "", "Before", "05-Dec-2024 12:00:30 +0000");
+	mailbox_batch_end(mb);
+	is_str(got(), "",
+	       "after the first loss: away, and so is an older one after it");
+
+	/* Not known (a sleep; or 0): all of it is a catch-up. */
+	ok(!status3(mb, 0, 26, 25, T0 + 110), "caught up");
+	mailbox_slept(mb);
+	mailbox_awake(mb);
+	ok(status3(mb, 0, 27, 26, T0 + 120), "after the sleep: fetch");
+	is_int(examined(mb, 5, 27, 26, T0 + 120, &by_date), 26, "past 25");
+	uid_flags(mb, 21, 21, "");
+	uid_flags(mb, 22, 22, "");
+	fetched(mb, 26, 26, "", "Asleep", AT_T0);
+	mailbox_batch_end(mb);
+	is_str(got(), "", "a sleep's mail is away whatever its date");
+	mailbox_free(&mb);
+	account.d.catch_up = CATCH_UP_NOTIFY;
+}
+
+/* The connection that selected the mailbox was lost with mail in flight:
+ * with catch_up = summary, the mail that came before is not summarised
+ * with what came after. */
+static void
+test_gap_selected(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	account.d.catch_up = CATCH_UP_SUMMARY;
+	put_state("selected", 5, 20, T0, 20);
+	mb = mailbox_new(&env, &account, "selected");
+	is_int(examined(mb, 5, 21, 20, T0, &by_date), 21, "nothing new");
+	mailbox_idle(mb, 20, T0);
+	mailbox_closed(mb, T0 + 5, T0 + 5);
+	is_int(examined(mb, 5, 25, 24, T0 + 20, &by_date), 21,
+	       "reconnected: from the mark");
+	fetched(mb, 21, 21, "", "Pushed", "05-Dec-2024 12:00:04 +0000");
+	fetched(mb, 22, 22, "", "Away 1", "05-Dec-2024 12:00:06 +0000");
+	fetched(mb, 23, 23, "", "Away 2", "05-Dec-2024 12:00:07 +0000");
+	fetched(mb, 24, 24, "", "Away 3", "05-Dec-2024 12:00:08 +0000");
+	mailbox_batch_end(mb);
+	is_str(got(),
+	       "send 21 v5 Pushed; done 1; summary 3 of 3 from 22; done 3; ",
+	       "one by one, then the summary of the rest");
 	mailbox_free(&mb);
 	account.d.catch_up = CATCH_UP_NOTIFY;
 }
@@ -1137,12 +1220,12 @@ test_renumbered(void)
 	is_str(got(), "send 21 v7 One; send 22 v7 Two; done 2; ",
 	       "two messages announced");
 	mailbox_save(mb, false, false, 0);
-	mailbox_closed(mb, T0 + 10);
+	mailbox_closed(mb, T0 + 10, 0);
 	ok(!status3(mb, 7, 23, 22, T0 + 10),
 	   "a STATUS with nothing new: nothing to fetch");
 	ok(!status3(mb, 7, 22, 21, T0 + 10),
 	   "a later STATUS below the mark (older than the fetch): none");
-	mailbox_unfollowed(mb);
+	mailbox_unfollowed(mb, 0);
 	ok(status3(mb, 7, 21, 20, T0 + 20),
 	   "the first STATUS of a new connection below the mark: EXAMINE");
 
@@ -1172,7 +1255,7 @@ test_renumbered(void)
 	mailbox_save(mb, false, false, 0);
 	is_str(state_of("restored"), "v7 uid 22 seen +0 messages 20",
 	       "the mark follows the server's numbering");
-	mailbox_closed(mb, T0 + 40);
+	mailbox_closed(mb, T0 + 40, 0);
 	is_int(examined(mb, 7, 23, 22, T0 + 40, &by_date), 23,
 	       "an EXAMINE with UIDNEXT just past the mark: nothing new");
 	is_str(got(), "", "nothing withdrawn or announced");
@@ -1184,7 +1267,7 @@ test_renumbered(void)
 	is_int(examined(mb, 7, 5, 0, T0 + 50, &by_date), 5,
 	       "restored empty: new mail from UIDNEXT on");
 	ok(!by_date, "no date scan for an empty mailbox");
-	mailbox_closed(mb, T0 + 60);
+	mailbox_closed(mb, T0 + 60, 0);
 	is_int(examined(mb, 7, 0, 0, T0 + 60, &by_date), 5,
 	       "no UIDNEXT from the server, empty: the mark stays");
 	mailbox_free(&mb);
@@ -1264,7 +1347,7 @@ test_restored_modseq(void)
 	is_int(examined_ms(mb, 23, 22, 90, T0 + 10, &by_date), 0,
 	       "an EXAMINE below it, UIDNEXT past the mark: the date scan");
 	ok(by_date, "by_date set");
-	mailbox_closed(mb, T0 + 11);
+	mailbox_closed(mb, T0 + 11, 0);
 	is_int(examined_ms(mb, 23, 22, 90, T0 + 12, &by_date), 0,
 	       "cut short: the next connection scans again");
 	dated(mb, 21, 21, "", BEFORE_T0);
@@ -1283,12 +1366,12 @@ test_restored_modseq(void)
 	is_int(examined_ms(mb, 23, 22, 110, T0 + 21, &by_date), 23,
 	       "an EXAMINE under way while it came: no restore");
 	ok(!by_date, "no date scan");
-	mailbox_closed(mb, T0 + 22);
+	mailbox_closed(mb, T0 + 22, 0);
 	ok(status_ms(mb, 23, 115),
 	   "once that connection ended, a STATUS below 120: EXAMINE it");
 	is_int(examined_ms(mb, 23, 22, 115, T0 + 23, &by_date), 0,
 	       "and the EXAMINE below it: the date scan");
-	mailbox_closed(mb, T0 + 24);
+	mailbox_closed(mb, T0 + 24, 0);
 	mailbox_free(&mb);
 	is_int(modseq_of("lost"), 120,
 	       "cut short, a stop writes the highest before the restore");
@@ -1457,6 +1540,8 @@ main(void)
 	test_status();
 	test_status_withdraw();
 	test_status_after_catch_up();
+	test_gap_by_date();
+	test_gap_selected();
 	test_appeared();
 	test_looked_late();
 	test_slept();

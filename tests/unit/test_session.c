@@ -322,7 +322,7 @@ test_main_path(int bytewise)
 	events(&r, "idle; ", "idle reported");
 
 	feed(s, &r, "* 3 EXISTS\r\n", bytewise, SEC);
-	sent(&r, "DONE\r\nm4 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm4 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "EXISTS: DONE and UID FETCH in one write");
 	feed(s, &r,
 	     "m3 OK Idle completed (0.001 + 1.000 secs).\r\n"
@@ -478,7 +478,7 @@ test_fetch_edges(void)
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 8] x\r\n"
 	     "m2 OK [READ-ONLY] done\r\n",
 	     0, 0);
-	sent(&r, "m3 UID FETCH 5:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "m3 UID FETCH 5:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "catch-up fetch from the given UID");
 	feed(s, &r,
 	     "* 1 FETCH (UID 4 FLAGS () ENVELOPE (NIL \"old\" NIL NIL NIL "
@@ -535,8 +535,8 @@ test_date_scan(void)
 	feed(s, &r, "m4 OK done\r\n", 0, SEC);
 	sent(&r, "m5 IDLE\r\n", "then IDLE");
 	feed(s, &r, "+ idling\r\n* 4 EXISTS\r\n", 0, SEC);
-	sent(&r, "DONE\r\nm6 UID FETCH 9:* (UID FLAGS ENVELOPE)\r\n",
-	     "later fetches without INTERNALDATE");
+	sent(&r, "DONE\r\nm6 UID FETCH 9:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "later fetches as any other");
 	ok(!r.failed, "date scan without failure");
 	session_free(&s);
 
@@ -586,7 +586,7 @@ test_date_scan(void)
 	     "* 9 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 10] x\r\n"
 	     "m2 OK [READ-ONLY] done\r\n",
 	     0, 0);
-	sent(&r, "m3 UID FETCH 1:* (UID FLAGS ENVELOPE)\r\n", "catch-up");
+	sent(&r, "m3 UID FETCH 1:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n", "catch-up");
 	for (uint64_t t = 20; t <= 180; t += 20) {
 		char *line = xasprintf("* %u FETCH (UID %u FLAGS () ENVELOPE "
 				       "(NIL \"slow\" NIL NIL NIL NIL NIL NIL "
@@ -636,7 +636,7 @@ test_date_scan(void)
 		free(big);
 	}
 	sent(&r,
-	     "m4 FETCH 2 (INTERNALDATE UID FLAGS "
+	     "m4 FETCH 2 (UID FLAGS INTERNALDATE "
 	     "BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "
 	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
 	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
@@ -762,7 +762,7 @@ test_polling(void)
 	drain(s, &r);
 	sent(&r, "m2 NOOP\r\n", "NOOP at the poll time");
 	feed(s, &r, "* 1 EXISTS\r\nm2 OK done\r\n", 0, t);
-	sent(&r, "m3 UID FETCH 1:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "m3 UID FETCH 1:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "EXISTS during NOOP fetches");
 	session_free(&s);
 }
@@ -931,7 +931,7 @@ test_idle_never_done(void)
 	     "* 2 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL NIL NIL "
 	     "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n",
 	     0, SEC);
-	sent(&r, "DONE\r\nm3 UID FETCH 2:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm3 UID FETCH 2:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "DONE + fetch, and no IDLE while the old one is open");
 	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL,
 	   "fetch completed before its IDLE: a protocol error");
@@ -1003,7 +1003,7 @@ test_fetch_over_limits(int bytewise)
 
 	to_idle(s, &r, 2, 10);
 	feed(s, &r, "* 4 EXISTS\r\n", 0, 0);
-	sent(&r, "DONE\r\nm3 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm3 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "fetch");
 	/* A To list of 70000 bytes on one line. */
 	n = snprintf(big, 80000, "m2 OK idle done\r\n* 3 FETCH (UID 10 FLAGS () "
@@ -1016,7 +1016,8 @@ test_fetch_over_limits(int bytewise)
 		      "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n");
 	feed(s, &r, big, bytewise, 0);
 	sent(&r,
-	     "m4 FETCH 3 (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "
+	     "m4 FETCH 3 (UID FLAGS INTERNALDATE "
+	     "BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "
 	     "BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
 	     "BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
 	     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n",
@@ -1199,7 +1200,7 @@ test_notify_refused(void)
 	feed(s, &r, examined, 0, 0);
 	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n", 0, 0);
 	feed(s, &r, "+ idling\r\n* 1 EXISTS\r\n", 0, SEC);
-	sent(&r, "m4 IDLE\r\nDONE\r\nm5 UID FETCH 1:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "m4 IDLE\r\nDONE\r\nm5 UID FETCH 1:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "without NOTIFY, EXISTS is fetched as always");
 	ok(!r.failed, "no failure");
 	session_free(&s);
@@ -1231,7 +1232,7 @@ test_notify_no_fetch(void)
 	is_int(t, 12 * SEC, "a deadline NOTIFY_GRACE after the EXISTS");
 	session_timeout(s, t);
 	drain(s, &r);
-	sent(&r, "DONE\r\nm5 UID FETCH 1:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm5 UID FETCH 1:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "no FETCH came: fetched");
 	feed(s, &r,
 	     "m4 OK Idle completed.\r\n"
@@ -1283,7 +1284,8 @@ test_notify_over_limits(void)
 	struct session *s;
 	char *big = xmalloc(80000);
 	static const char headers[] =
-		"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "
+		"(UID FLAGS INTERNALDATE "
+		"BODY.PEEK[HEADER.FIELDS (FROM SENDER)]<0.2048> "
 		"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.2048> "
 		"BODY.PEEK[HEADER.FIELDS (DATE)]<0.256> "
 		"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.1024>)\r\n";
@@ -1323,7 +1325,7 @@ test_notify_over_limits(void)
 			 seq, seq, tag + 1);
 		feed(s, &r, big, 0, SEC);
 		snprintf(want, sizeof(want),
-			 "m%u UID FETCH %u:* (UID FLAGS ENVELOPE)\r\n", tag + 2,
+			 "m%u UID FETCH %u:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n", tag + 2,
 			 seq + 1);
 		sent(&r, want, "then what came after it");
 		snprintf(big, 80000,
@@ -1396,7 +1398,7 @@ test_fetch_mode(int bytewise)
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 12] x\r\n"
 	     "m5 OK [READ-ONLY] done\r\n",
 	     bytewise, 2 * SEC);
-	sent(&r, "m6 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n", "catch-up");
+	sent(&r, "m6 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n", "catch-up");
 	feed(s, &r,
 	     "* 3 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"eleven\" NIL NIL NIL "
 	     "NIL NIL NIL NIL NIL))\r\nm6 OK done\r\n"
@@ -1450,7 +1452,7 @@ test_fetch_early(int bytewise)
 	session_examine(s, "a", 10, SEC);
 	drain(s, &r);
 	sent(&r,
-	     "m2 EXAMINE a\r\nm3 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "m2 EXAMINE a\r\nm3 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "the UID FETCH goes with the EXAMINE");
 	feed(s, &r,
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 12] x\r\n"
@@ -1467,13 +1469,13 @@ test_fetch_early(int bytewise)
 	session_examine(s, "b", 10, 2 * SEC);
 	drain(s, &r);
 	sent(&r,
-	     "m5 EXAMINE b\r\nm6 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "m5 EXAMINE b\r\nm6 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "a guess selected() will not share");
 	feed(s, &r,
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 13] x\r\n"
 	     "m5 OK [READ-ONLY] done\r\n",
 	     bytewise, 2 * SEC);
-	sent(&r, "m7 UID FETCH 12:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "m7 UID FETCH 12:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "the catch-up from where selected() said");
 	feed(s, &r,
 	     "* 2 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"old\" NIL NIL NIL "
@@ -1497,7 +1499,7 @@ test_fetch_early(int bytewise)
 	drain(s, &r);
 	sent(&r,
 	     "m8 CLOSE\r\n"
-	     "m9 EXAMINE c\r\nm10 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "m9 EXAMINE c\r\nm10 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "a guess made before a UIDVALIDITY change");
 	feed(s, &r,
 	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 3] x\r\n"
@@ -1531,7 +1533,7 @@ test_fetch_early(int bytewise)
 	drain(s, &r);
 	sent(&r,
 	     "m13 CLOSE\r\n"
-	     "m14 EXAMINE empty\r\nm15 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "m14 EXAMINE empty\r\nm15 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "a guess for a mailbox that turns out empty");
 	feed(s, &r,
 	     "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 1] x\r\n"
@@ -1546,7 +1548,7 @@ test_fetch_early(int bytewise)
 	drain(s, &r);
 	sent(&r,
 	     "m17 EXAMINE missing\r\n"
-	     "m18 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	     "m18 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "EXAMINE and early fetch of a mailbox that is gone");
 	feed(s, &r,
 	     "m16 OK Close completed.\r\n"
@@ -1562,7 +1564,7 @@ test_fetch_early(int bytewise)
 	/* A server that completes the fetch before its EXAMINE. */
 	session_examine(s, "a", 10, 6 * SEC);
 	drain(s, &r);
-	sent(&r, "m19 EXAMINE a\r\nm20 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "m19 EXAMINE a\r\nm20 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "EXAMINE and early fetch");
 	feed(s, &r, "m20 OK done\r\n", bytewise, 6 * SEC);
 	events(&r,
@@ -1620,7 +1622,7 @@ test_qresync(int bytewise)
 	is_int(session_exists(s), 28, "VANISHED lowered the count");
 	sent(&r, "", "nothing sent for them");
 	feed(s, &r, "* 29 EXISTS\r\n", bytewise, 2 * SEC);
-	sent(&r, "DONE\r\nm5 UID FETCH 22:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm5 UID FETCH 22:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "the next EXISTS is new mail");
 	feed(s, &r,
 	     "m4 OK Idle completed.\r\nm5 OK done\r\n+ idling\r\n"
@@ -1813,7 +1815,7 @@ test_condstore_only(int bytewise)
 	     bytewise, 0);
 	events(&r, "flags 9 uid 11 seen; flags 10 uid 13; ",
 	       "reported through flags()");
-	sent(&r, "m5 UID FETCH 14:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "m5 UID FETCH 14:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "then the catch-up");
 	feed(s, &r,
 	     "* 12 FETCH (UID 15 FLAGS () ENVELOPE (NIL \"new\" NIL NIL NIL "
@@ -2062,7 +2064,7 @@ test_fetch_notify(void)
 	/* Meanwhile the owner's work goes out behind it. */
 	session_examine(s, "a", 2, t);
 	drain(s, &r);
-	sent(&r, "m5 EXAMINE a\r\nm6 UID FETCH 2:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "m5 EXAMINE a\r\nm6 UID FETCH 2:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "an EXAMINE goes out behind it");
 	feed(s, &r,
 	     "m3 OK done.\r\n"
@@ -2264,7 +2266,7 @@ test_neither(void)
 	sent(&r, "m3 UID FETCH 5 (UID FLAGS)\r\n", "the known UID's flags");
 	feed(s, &r, "* 10 EXISTS\r\nm3 OK Fetch completed.\r\n", 0, 0);
 	events(&r, "", "UID 5 not returned: nothing reported (gone)");
-	sent(&r, "m4 UID FETCH 10:* (UID FLAGS ENVELOPE)\r\n",
+	sent(&r, "m4 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "the message that came meanwhile is fetched");
 	ok(!r.failed, "no failure");
 	session_free(&s);
