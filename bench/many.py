@@ -240,26 +240,64 @@ def examine_fetch(probe, box, uid, timeout):
     return time.monotonic() - t if ok else None
 
 
+class NotifyClient(mwtest.IdleClient):
+    """A bare NOTIFY client, as mailwatch's NOTIFY connection: INBOX
+    EXAMINEd, NOTIFY SET for the STATUS of boxes (RFC 5465), in IDLE."""
+
+    def __init__(self, dc, boxes):
+        self.boxes = boxes
+        super().__init__(dc.listen, dc.imaps_port, USER, dc.users[USER],
+                         ca_file=dc.ca_file)
+
+    def idle(self):
+        if not hasattr(self, "notified"):
+            self.notified = True
+            self.command("NOTIFY SET (selected (MessageNew MessageExpunge))"
+                         " (mailboxes (%s) (MessageNew MessageExpunge))" %
+                         " ".join(mwtest.quote(b) for b in self.boxes))
+        super().idle()
+
+    def wait_status(self, box, uid, timeout):
+        """The time of the first STATUS of box with UIDNEXT above uid, or
+        None on timeout."""
+        rx = re.compile(rb'\* STATUS "?%s"? \(.*UIDNEXT (\d+)' %
+                        re.escape(box.encode()))
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for t, line in self.lines:
+                    m = rx.match(line)
+                    if m and int(m.group(1)) > uid:
+                        return t
+                left = deadline - time.monotonic()
+                if left <= 0 or self.error is not None:
+                    return None
+                self._cond.wait(left)
+
+
 def push_vs_bare(dc, conns, stamps, client, boxes, count, timeout,
                  examined=()):
     """count APPENDs to each of boxes in turn, each waited for (bounded)
     by a bare IDLE client on that mailbox and by the hook. Returns
     {mailbox: [(bare EXISTS or None, hook start or None, server EXAMINE +
-    FETCH or None)]}, seconds after the APPEND was sent; the last only for
-    the mailboxes in examined, by another client after the other two."""
+    FETCH or None, bare NOTIFY STATUS or None)]}, seconds after the APPEND
+    was sent; the last two only for the mailboxes in examined (those
+    mailwatch's NOTIFY connection does not select), the one by another
+    client after the others, the other by a bare NOTIFY client."""
     bare, out = {}, {b: [] for b in boxes}
-    own = len(boxes) + bool(examined)
+    own = len(boxes) + 2 * bool(examined)
     conns.own += own  # before they log in: never counted as ours
-    probe = None
+    probe = notified = None
     try:
         if examined:
             probe = dc.client(USER)
+            notified = NotifyClient(dc, examined)
         for b in boxes:
             bare[b] = dc.idle_client(USER, b)
         n_exists = {b: c.initial_exists for b, c in bare.items()}
         for i in range(count):
             for b in boxes:
-                if sum(1 for _, h, _ in out[b] if h is None) >= 2:
+                if sum(1 for _, h, _, _ in out[b] if h is None) >= 2:
                     continue  # not pushed: no use waiting more
                 raw = mwtest.crlf(mwtest.make_message(
                     subject="push %d %s" % (i, b), body="push %d\n" % i))
@@ -268,10 +306,13 @@ def push_vs_bare(dc, conns, stamps, client, boxes, count, timeout,
                 n_exists[b] += 1
                 ex = bare[b].wait_exists(at_least=n_exists[b],
                                          timeout=timeout)
-                server = (examine_fetch(probe, b, uid, timeout)
-                          if b in examined else None)
+                server = nt = None
+                if b in examined:
+                    server = examine_fetch(probe, b, uid, timeout)
+                    nt = notified.wait_status(b, uid, timeout)
                 out[b].append((ex[0] - t if ex else None,
-                               th - t if th else None, server))
+                               th - t if th else None, server,
+                               nt - t if nt else None))
                 # Dovecot coalesces changes within 0.5 s: a quiet moment
                 # so that the next APPEND is its own push.
                 time.sleep(0.1)
@@ -280,6 +321,8 @@ def push_vs_bare(dc, conns, stamps, client, boxes, count, timeout,
             c.close()
         if probe:
             probe.logout()
+        if notified:
+            notified.close()
         conns.release(own)
     return out
 
@@ -289,8 +332,9 @@ def print_push(samples, labels, timeout):
     print(latency.header(cols))
     worst, unmeasured = None, []
     for b, s in samples.items():
-        both = [(f, h) for f, h, _ in s if f is not None and h is not None]
-        lost = sum(1 for _, h, _ in s if h is None)
+        both = [(f, h) for f, h, _, _ in s
+                if f is not None and h is not None]
+        lost = sum(1 for _, h, _, _ in s if h is None)
         print("  %s: %d messages%s" % (
             labels[b], len(s), ", %d with no hook within %.0f s (then "
             "no more sent)" % (lost, timeout) if lost else ""))
@@ -303,13 +347,23 @@ def print_push(samples, labels, timeout):
                           cols))
         over = [h - f for f, h in both]
         print(latency.row("  mailwatch - bare client", over, cols))
-        server = [(h - f, x) for f, h, x in s
+        server = [(h - f, x) for f, h, x, _ in s
                   if f is not None and h is not None and x is not None]
         if server:
             print(latency.row("  server: EXAMINE + UID FETCH",
                               [x for _, x in server], cols))
             print(latency.row("  mailwatch - bare client - that",
                               [o - x for o, x in server], cols))
+        # Dovecot's STATUS push of a mailbox not selected need not come
+        # when its IDLE push does: beside a bare NOTIFY client, what
+        # mailwatch adds to it and the EXAMINE and fetch.
+        pushed = [(h, x, n) for _, h, x, n in s
+                  if h is not None and x is not None and n is not None]
+        if pushed:
+            print(latency.row("  bare NOTIFY client STATUS",
+                              [n for _, _, n in pushed], cols))
+            print(latency.row("  mailwatch - bare NOTIFY - server",
+                              [h - n - x for h, x, n in pushed], cols))
         med = latency.percentile(over, 50)
         worst = med if worst is None else max(worst, med)
     if unmeasured:
