@@ -215,11 +215,12 @@ first_other(const struct account_run *ar)
 
 /* The time the server of a connection that follows mailboxes, now
  * down, was last heard from: w's (see watcher_heard()), or now when we
- * closed it (w freed). */
+ * closed it (w freed, or the account stopping: the connection stops
+ * being one at the LOGOUT, not at its answer). */
 static int64_t
 heard_last(const struct account_run *ar, const struct watcher *w)
 {
-	return w ? watcher_heard(w) : wall_now(ar);
+	return w && !ar->stopping ? watcher_heard(w) : wall_now(ar);
 }
 
 /* When the connection that follows mailboxes with STATUS (the NOTIFY one
@@ -695,7 +696,7 @@ assign(struct account_run *ar)
 			b->w = new_watcher(ar, b->mb, false);
 		} else if ((b->swept || b->notified) && b->w) {
 			mailbox_save(b->mb, false, watcher_is_idle(b->w),
-				     watcher_exists(b->w));
+				     watcher_exists(b->w), wall_now(ar));
 			watcher_free(&b->w);
 			mailbox_closed(b->mb, wall_now(ar), wall_now(ar));
 			set_watched(ar, b, false);
@@ -1189,7 +1190,8 @@ close_box(struct account_run *ar, struct box *b)
 {
 	if (!b->w)
 		return;
-	mailbox_save(b->mb, false, watcher_is_idle(b->w), watcher_exists(b->w));
+	mailbox_save(b->mb, false, watcher_is_idle(b->w), watcher_exists(b->w),
+		     wall_now(ar));
 	watcher_free(&b->w);
 	mailbox_closed(b->mb, wall_now(ar), wall_now(ar));
 }
@@ -1541,7 +1543,7 @@ save_all(struct account_run *ar, bool final)
 		bool idle = b->w && watcher_is_idle(b->w);
 
 		mailbox_save(b->mb, final, idle,
-			     idle ? watcher_exists(b->w) : 0);
+			     idle ? watcher_exists(b->w) : 0, wall_now(ar));
 	}
 }
 

@@ -51,7 +51,7 @@ struct mailbox {
 	uint64_t top_modseq, floor_modseq;
 	/* What was last put in the state store. */
 	uint32_t saved_uidvalidity, saved_mark, saved_announced, saved_messages;
-	int64_t saved_seen;
+	int64_t saved_seen, saved_watched;
 	uint64_t saved_modseq;
 	bool catching_up;          /* the first batch after a gap */
 	bool slept;                /* mailbox_slept() until mailbox_awake() */
@@ -70,9 +70,10 @@ struct mailbox {
 	 * all the server had (a fetch ended, an IDLE began, a STATUS showed
 	 * nothing new), and none of its connections was lost since. */
 	bool current;
-	/* Such a connection was lost, its server last heard from at
-	 * gap_from (wall seconds; 0: not known, as after a restart or a
-	 * sleep): the catch-up's mail whose INTERNALDATE is no later came
+	/* Such a connection was lost, its server last heard from in the
+	 * second after gap_from (wall seconds; 0: not known, as after a
+	 * sleep), or the last run watched it up to then (the state file's
+	 * WATCHED): the catch-up's mail whose INTERNALDATE is no later came
 	 * while watched (a checked mailbox's between two checks, trial AE),
 	 * and is announced one by one, as the owed are. */
 	int64_t gap_from;
@@ -81,6 +82,12 @@ struct mailbox {
 	 * owner saves. */
 	int64_t idle_at;
 	uint32_t idle_messages;
+	/* The EXAMINE came at examined_at (0: no fetch since) with
+	 * examined_exists messages: seen whole the second before, once the
+	 * fetch after it ended (trial AG: a checked mailbox, seen whole only
+	 * by a STATUS with nothing new, kept the first check's time). */
+	int64_t examined_at;
+	uint32_t examined_exists;
 
 	/* Catching up after a UIDVALIDITY change (see uidvalidity_changed):
 	 * until it completes, the state keeps the values from before
@@ -183,10 +190,11 @@ take_idle_time(struct mailbox *mb, bool idle_now, uint32_t exists_now)
  * completes. */
 void
 mailbox_save(struct mailbox *mb, bool final, bool idle_now,
-	     uint32_t exists_now)
+	     uint32_t exists_now, int64_t wall)
 {
 	uint32_t m = mb->mark, messages;
-	int64_t seen;
+	/* Caught up now: up to the second before this one. */
+	int64_t seen, watched = mb->current ? wall - 1 : mb->gap_from;
 	bool seen_moved, modseq_due;
 
 	for (size_t i = 0; i < mb->env.n_sinks; i++) {
@@ -222,10 +230,13 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	else
 		modseq_due = mb->top_modseq < mb->saved_modseq ||
 			     (mb->top_modseq && !mb->saved_modseq);
+	/* Not known (mailbox_free()): what was put last. */
+	if (wall <= 0)
+		watched = mb->saved_watched;
 	if (mb->rebasing || !mb->uidvalidity ||
 	    (m == mb->saved_mark && mb->mark == mb->saved_announced &&
 	     mb->uidvalidity == mb->saved_uidvalidity && !seen_moved &&
-	     !modseq_due))
+	     !modseq_due && (!final || watched == mb->saved_watched)))
 		return;
 	state_store_put(mb->env.store, mb->name,
 			&(struct state){.uidvalidity = mb->uidvalidity,
@@ -233,13 +244,15 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 					.seen = seen,
 					.messages = messages,
 					.modseq = mb->top_modseq,
-					.announced = mb->mark});
+					.announced = mb->mark,
+					.watched = watched});
 	mb->saved_mark = m;
 	mb->saved_announced = mb->mark;
 	mb->saved_uidvalidity = mb->uidvalidity;
 	mb->saved_seen = seen;
 	mb->saved_messages = messages;
 	mb->saved_modseq = mb->top_modseq;
+	mb->saved_watched = watched;
 }
 
 /* ---- announced messages (struct live) ---- */
@@ -313,22 +326,17 @@ live_resync_done(struct mailbox *mb)
 	mb->examined_modseq = 0;
 }
 
-/* ---- selecting the mailbox ---- */
+/* ---- gaps ---- */
 
-/* Nothing known of the mailbox (or nothing to know, it being empty): what
- * it holds now is taken as handled, none of it is new, and it counts as
- * seen whole at wall. That state is saved without the wait of a burst:
- * until it is written, a kill would make the next start take the mailbox
- * as new again, and the mail that arrived meanwhile would never be
- * announced. Returns the first UID to announce. */
 /* A connection that selected or followed mb was lost, its server last
  * heard from at heard (0: not known): a gap begins, unless one began
- * before mb was caught up again. */
+ * before mb was caught up again. What came in the second of the last
+ * word may have come after it, as at a stop (mailbox_logged_out()). */
 static void
 gap_begins(struct mailbox *mb, int64_t heard)
 {
 	if (mb->current)
-		mb->gap_from = heard;
+		mb->gap_from = heard > 0 ? heard - 1 : 0;
 	mb->current = false;
 }
 
@@ -340,6 +348,14 @@ caught_up(struct mailbox *mb)
 	mb->gap_from = 0;
 }
 
+/* ---- selecting the mailbox ---- */
+
+/* Nothing known of the mailbox (or nothing to know, it being empty): what
+ * it holds now is taken as handled, none of it is new, and it counts as
+ * seen whole at wall. That state is saved without the wait of a burst:
+ * until it is written, a kill would make the next start take the mailbox
+ * as new again, and the mail that arrived meanwhile would never be
+ * announced. Returns the first UID to announce. */
 static uint32_t
 start_afresh(struct mailbox *mb, uint32_t uidvalidity, uint32_t exists,
 	     uint64_t modseq, int64_t wall)
@@ -592,6 +608,8 @@ mailbox_selected(struct mailbox *mb, const struct session_selected *sel,
 	for (size_t i = 0; i < mb->n_live; i++)
 		mb->live[i].seq = sel->qresync ? SEQ_THERE : 0;
 	mb->examined_modseq = modseq;
+	mb->examined_at = wall;
+	mb->examined_exists = sel->exists;
 	/* NOMODSEQ (or no CONDSTORE): nothing to compare with. */
 	if (!modseq)
 		mb->modseq = mb->top_modseq = mb->floor_modseq = 0;
@@ -675,8 +693,7 @@ arrived_since(const struct mailbox *mb, const struct codec_fetch *f)
 	return t > mb->since || (t == mb->since && mb->since_now);
 }
 
-/* True when f came before the gap (see gap_from) by its INTERNALDATE: of
- * its second too, better announced one by one than skipped. */
+/* True when f came before the gap (see gap_from) by its INTERNALDATE. */
 static bool
 before_gap(const struct mailbox *mb, const struct codec_fetch *f)
 {
@@ -953,6 +970,13 @@ mailbox_batch_end(struct mailbox *mb)
 	mb->batch_max = 0;
 	mb->catching_up = false;
 	caught_up(mb);
+	if (mb->examined_at && mb->examined_at - 1 > mb->seen) {
+		mb->seen = mb->examined_at - 1;
+		mb->seen_now = true;
+		mb->messages = mb->examined_exists;
+		save_soon(mb);
+	}
+	mb->examined_at = 0;
 	/* Caught up while a connection that does not select it follows it
 	 * (a STATUS came since that one connected): it was seen whole, and
 	 * what the next EXAMINE finds arrived while followed. */
@@ -1055,6 +1079,7 @@ mailbox_closed(struct mailbox *mb, int64_t wall, int64_t heard)
 	if (mb->top_modseq > mb->floor_modseq)
 		mb->floor_modseq = mb->top_modseq;
 	mb->idle_at = 0;
+	mb->examined_at = 0;
 	/* Nor is anything that comes later in the second it ends. */
 	if (mb->seen >= wall)
 		mb->seen = wall - 1;
@@ -1252,6 +1277,7 @@ mailbox_new(const struct mailbox_env *env, const struct account *a,
 		mb->seen = st.seen;
 		mb->messages = st.messages;
 		mb->top_modseq = mb->floor_modseq = st.modseq;
+		mb->gap_from = mb->saved_watched = st.watched;
 		log_debug(&mb->log,
 			  "state: UIDVALIDITY %u, last UID %u (announced up "
 			  "to %u), seen at %lld with %u messages",
@@ -1273,7 +1299,7 @@ mailbox_free(struct mailbox **mbp)
 
 	if (!mb)
 		return;
-	mailbox_save(mb, true, false, 0);
+	mailbox_save(mb, true, false, 0, 0);
 	drop_batch(mb);
 	free(mb->batch);
 	free(mb->batch_seq);

@@ -60,8 +60,8 @@ struct mailbox_env {
  * mailbox_rebind()) with its state from env->store. Never fails. */
 struct mailbox *mailbox_new(const struct mailbox_env *env,
 			    const struct account *a, const char *name);
-/* Saves the state one last time (mailbox_save(mb, true, false, 0)) and
- * frees. The sinks and the store must still exist. */
+/* Saves the state one last time (mailbox_save(mb, true, false, 0, 0))
+ * and frees. The sinks and the store must still exist. */
 void mailbox_free(struct mailbox **mb);
 
 /* After a reload: a is the new configuration's account, equal in every
@@ -87,14 +87,17 @@ const struct log_ctx *mailbox_log(const struct mailbox *mb);
  * mark, never past a message a sink has not acted on; when the mailbox
  * was last seen whole), and does nothing while a UIDVALIDITY change is
  * being caught up with. final (at the end) puts a change of the "seen
- * whole" time however small. idle_now and exists_now tell whether the
- * connection that last reported mailbox_idle() is still idle, and the
- * message count its server now reports: the time of that mailbox_idle()
- * counts as seen whole only when it is, with the same count (no mail came
- * with the IDLE's "+"). Without such a connection, pass false and 0. No
- * I/O: the owner writes the store. */
+ * whole" time however small, and of the time watched up to: wall (the
+ * time now) while the mailbox is caught up, else the start of the gap
+ * (see mailbox_closed()); 0 keeps the one put last. idle_now and
+ * exists_now tell whether the connection that last reported
+ * mailbox_idle() is still idle, and the message count its server now
+ * reports: the time of that mailbox_idle() counts as seen whole only
+ * when it is, with the same count (no mail came with the IDLE's "+").
+ * Without such a connection, pass false and 0. No I/O: the owner writes
+ * the store. */
 void mailbox_save(struct mailbox *mb, bool final, bool idle_now,
-		  uint32_t exists_now);
+		  uint32_t exists_now, int64_t wall);
 
 /* ---- events of a connection that has the mailbox selected ---- */
 

@@ -895,7 +895,7 @@ burst_window(struct notify_sink *ns, const char *account)
 		/* It slides: the notifications still shown one by one
 		 * from the last window on count in the next, which starts
 		 * at the oldest of them (1 message, then 2 nine seconds
-		 * later and 3 a second after that are 5 within 2 s). */
+		 * later and 3 two seconds after that are 5 within 2 s). */
 		struct shown *in[NOTIFY_MAX_SHOWN];
 		size_t n = 0;
 

@@ -15,9 +15,11 @@
 
 #include "util.h"
 
-#define MAGIC "mailwatch-state 6\n"
-/* The account file before what was announced was kept, before the server
- * line, and before HIGHESTMODSEQ was kept: read, never written. */
+#define MAGIC "mailwatch-state 7\n"
+/* The account file before the time watched up to was kept, before what
+ * was announced was kept, before the server line, and before
+ * HIGHESTMODSEQ was kept: read, never written. */
+#define MAGIC_V6 "mailwatch-state 6\n"
 #define MAGIC_V5 "mailwatch-state 5\n"
 #define MAGIC_V4 "mailwatch-state 4\n"
 #define MAGIC_V3 "mailwatch-state 3\n"
@@ -39,8 +41,8 @@
 /* Corrupt lines of an account file logged one by one; past that, one
  * line says how many more were skipped. */
 #define CORRUPT_LOGGED 5
-/* Room for "mailbox " and the six numbers of an account file's line, the
- * space before its name included. */
+/* Room for "mailbox " and the seven numbers of an account file's line,
+ * the space before its name included. */
 #define LINE_NUMBERS 120
 
 /* fsync() of the directory path, so that entries created, renamed or
@@ -674,12 +676,13 @@ announced_kept(const struct state *st)
 }
 
 /* Takes in a mailbox line, without its '\n', with n_numbers numbers (4
- * in version 3, no MODSEQ; 5 in versions 4 and 5, no ANNOUNCED): false
- * when it is corrupt or names a mailbox already read. */
+ * in version 3, no MODSEQ; 5 in versions 4 and 5, no ANNOUNCED; 6 in
+ * version 6, no WATCHED): false when it is corrupt or names a mailbox
+ * already read. */
 static bool
 take_line(struct state_store *s, const char *line, int n_numbers)
 {
-	uint64_t v[6] = {0};
+	uint64_t v[7] = {0};
 	const char *p = line;
 	struct entry *e;
 	char *name;
@@ -693,7 +696,8 @@ take_line(struct state_store *s, const char *line, int n_numbers)
 	    !field(&p, UINT32_MAX, &v[1]) || !field(&p, INT64_MAX / 2, &v[2]) ||
 	    !field(&p, UINT32_MAX, &v[3]) ||
 	    (n_numbers > 4 && !field(&p, INT64_MAX, &v[4])) ||
-	    (n_numbers > 5 && !field(&p, UINT32_MAX, &v[5])) || *p != ' ')
+	    (n_numbers > 5 && !field(&p, UINT32_MAX, &v[5])) ||
+	    (n_numbers > 6 && !field(&p, INT64_MAX / 2, &v[6])) || *p != ' ')
 		return false;
 	name = unescape_line(p + 1);
 	if (!name)
@@ -709,7 +713,8 @@ take_line(struct state_store *s, const char *line, int n_numbers)
 			       .seen = (int64_t)v[2],
 			       .messages = (uint32_t)v[3],
 			       .modseq = v[4],
-			       .owed = (uint32_t)v[5]};
+			       .owed = (uint32_t)v[5],
+			       .watched = (int64_t)v[6]};
 	e->st.owed = announced_kept(&e->st);
 	return true;
 }
@@ -732,9 +737,11 @@ parse(struct state_store *s, const char *path, const char *account,
 	char *owner = owner_lines(account, NULL), *p, *nl;
 	char *server = server_line(s->host, s->user), *sp;
 	size_t line = 2, corrupt = 0;
-	bool v6 = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
+	bool v7 = !strncmp(text, MAGIC, strlen(MAGIC)), taken = false;
+	bool v6 = v7 || !strncmp(text, MAGIC_V6, strlen(MAGIC_V6));
 	bool has_server = v6 || !strncmp(text, MAGIC_V5, strlen(MAGIC_V5));
-	int numbers = v6 ? 6
+	int numbers = v7   ? 7
+		      : v6 ? 6
 		      : has_server || !strncmp(text, MAGIC_V4, strlen(MAGIC_V4))
 			  ? 5
 			  : 4;
@@ -757,7 +764,7 @@ parse(struct state_store *s, const char *path, const char *account,
 		*corrupt_r = true;
 		goto out;
 	}
-	p = text + strlen(MAGIC); /* as long as MAGIC_V3 to _V5 */
+	p = text + strlen(MAGIC); /* as long as MAGIC_V3 to _V6 */
 	if (strncmp(p, "account ", 8)) {
 		log_warn(&s->log, "state: %s is corrupt; " CORRUPT_COST, path);
 		*corrupt_r = true;
@@ -845,6 +852,7 @@ same_server(const struct state_store *s, const char *text)
 	const char *p = text + strlen(MAGIC), *nl, *conf;
 
 	if (strncmp(text, MAGIC, strlen(MAGIC)) &&
+	    strncmp(text, MAGIC_V6, strlen(MAGIC_V6)) &&
 	    strncmp(text, MAGIC_V5, strlen(MAGIC_V5)))
 		return NULL; /* and p may be past its end */
 	server = server_line(s->host, s->user);
@@ -1217,7 +1225,7 @@ state_store_put(struct state_store *s, const char *mailbox,
 	e->st = v;
 	if (!found || old.uidvalidity != v.uidvalidity || old.uid != v.uid ||
 	    old.seen != v.seen || old.messages != v.messages ||
-	    old.modseq != v.modseq ||
+	    old.modseq != v.modseq || old.watched != v.watched ||
 	    announced_kept(&old) != announced_kept(&v))
 		set_dirty(s);
 }
@@ -1248,9 +1256,10 @@ store_text(const struct state_store *s, size_t *len_r)
 
 		p += snprintf(p, LINE_NUMBERS,
 			      "mailbox %" PRIu32 " %" PRIu32 " %" PRId64
-			      " %" PRIu32 " %" PRIu64 " %" PRIu32 " ",
+			      " %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRId64
+			      " ",
 			      st->uidvalidity, st->uid, st->seen, st->messages,
-			      st->modseq, announced_kept(st));
+			      st->modseq, announced_kept(st), st->watched);
 		p = escape(p, s->v[i].mailbox, ESC_LINE);
 		*p++ = '\n';
 	}

@@ -80,6 +80,11 @@ struct state {
 	 * announced one by one again, not as mail that came while away
 	 * (catch_up). Kept by a put of the same uidvalidity. */
 	uint32_t owed;
+	/* Wall-clock seconds up to which the mail of the mailbox came while
+	 * mailwatch watched it: that of a later INTERNALDATE came while
+	 * away; of this one or earlier, but not handled yet (a checked
+	 * mailbox's since its last check), while watched (0: not known). */
+	int64_t watched;
 };
 
 struct state_store;

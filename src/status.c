@@ -333,10 +333,12 @@ details(FILE *f, const struct snapshot *s, bool all, enum escape e)
 		if (!b->watched)
 			fputs(" (not watched now)", f);
 		if (all && b->when) {
+			/* As the log says them (trial AF: "last from : "). */
 			fputs("; last from ", f);
-			put_value(f, b->from, e);
+			put_value(f, *b->from ? b->from : "(no sender)", e);
 			fputs(": ", f);
-			put_value(f, b->subject, e);
+			put_value(f, *b->subject ? b->subject : "(no subject)",
+				  e);
 		}
 		sep = "\n";
 	}

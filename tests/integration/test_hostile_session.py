@@ -143,8 +143,9 @@ def test_uidvalidity_after_sigkill():
                 text = f.read()
         except OSError:
             return None
-        # mailbox UIDVALIDITY UID SEEN MESSAGES MODSEQ ANNOUNCED NAME
-        return text if re.search(r"^mailbox \d+ %d \d+ 1 \d+ %d INBOX$" %
+        # mailbox UIDVALIDITY UID SEEN MESSAGES MODSEQ ANNOUNCED WATCHED
+        # NAME
+        return text if re.search(r"^mailbox \d+ %d \d+ 1 \d+ %d \d+ INBOX$" %
                                  (a, a), text, re.M) else None
     ok(mwtest.wait_until(says, 10),
        "%s: the state file says UID %d, one message, while running"

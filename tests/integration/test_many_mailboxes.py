@@ -301,6 +301,36 @@ def test_checked_mail_before_loss():
     dc.stop()
 
 
+def test_checked_mail_before_stop():
+    """(b) Without NOTIFY, catch_up = skip: mail that came to a checked
+    folder after its last check, before mailwatch was stopped, came while
+    it watched: announced at the next start. Mail that came while it was
+    stopped is skipped."""
+    need_binaries()
+    dc = server(notify=False)
+    mw = start(dc, max_connections=BUDGET, poll_interval=3600,
+               catch_up="skip")
+    wait_watched(mw, "stop")
+    want = append_each(dc, [FOLDERS[-1]], "before the stop")
+    time.sleep(1.1)  # the stop in a later second than the delivery
+    finish(mw, "stop: mailwatch")
+    time.sleep(1.1)  # and the next delivery in a later one than the stop
+    append_each(dc, [FOLDERS[-1]], "while stopped")
+    since = mw.mark()
+    restart(mw)
+    recs = mw.wait_hooks(1, 20)
+    ok(keys(recs) == want,
+       "stop: the mail from before the stop announced at the next start",
+       "got %s\nlog:\n%s" % (keys(recs), mw.log_tail(15)))
+    ok(mw.wait_log(r"%s: not announcing 1 message that arrived while away"
+                   % re.escape(FOLDERS[-1]), 20, since=since),
+       "stop: the mail from while stopped skipped (catch_up = skip)",
+       mw.log_tail(15))
+    exactly_once(mw, want, "stop")
+    finish(mw)
+    dc.stop()
+
+
 def test_missing_gives_way():
     """(b) Without NOTIFY and max_connections = 4: two misspelt names
     before two real folders. The server says the misspelt ones are not
@@ -635,7 +665,7 @@ if __name__ == "__main__":
                 test_restart_catch_up, test_limit_lowers_budget,
                 test_notify_recreated, test_withdraw_notify,
                 test_withdraw_swept, test_outage_checked,
-                test_checked_mail_before_loss,
+                test_checked_mail_before_loss, test_checked_mail_before_stop,
                 test_missing_gives_way, test_missing_in_a_row,
                 test_missing_first_notify, test_missing_created,
                 test_missing_counted)

@@ -36,18 +36,19 @@ def restart(mw):
 
 
 def state_lines(mw, account):
-    """{mailbox: (uidvalidity, uid, seen, messages, modseq, announced)} of
-    the state file of account (a name of letters only), {} when there is
-    none. Names as the file writes them (%XX for controls and '%')."""
+    """{mailbox: (uidvalidity, uid, seen, messages, modseq, announced,
+    watched)} of the state file of account (a name of letters only), {}
+    when there is none. Names as the file writes them (%XX for controls
+    and '%')."""
     try:
         with open(os.path.join(mw.state_dir(), "@" + account)) as f:
             text = f.read()
     except OSError:
         return {}
-    return {m.group(7): tuple(int(m.group(i)) for i in range(1, 7))
+    return {m.group(8): tuple(int(m.group(i)) for i in range(1, 8))
             for m in re.finditer(
-                r"^mailbox (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (.*)$",
-                text, re.M)}
+                r"^mailbox (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) "
+                r"(.*)$", text, re.M)}
 
 
 def state_files(mw):
@@ -830,7 +831,7 @@ def slow_burst(dc, n, hook_seconds):
     ok(len(mw.wait_hooks(16, 15)) >= 16, "16 hooks started")
     if not ok(mwtest.wait_until(
             lambda: (state_lines(mw, "test").get("INBOX") or
-                     (0,) * 6)[5] == max(uids), 10),
+                     (0,) * 7)[5] == max(uids), 10),
             "the state file says all %d were announced" % n,
             "%s" % (state_lines(mw, "test"),)):
         return None

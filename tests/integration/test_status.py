@@ -606,5 +606,27 @@ def test_newest():
     finish(mw)
 
 
+def test_no_sender():
+    """A message with no sender and no subject: the plain line says so, as
+    the log does, where it printed "last from : " (trial AF)."""
+    need_binaries()
+    dc = mwtest.Dovecot()
+    bus = mwtest.SessionBus()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice"),
+    }, bus=bus)
+    ok(mw.wait_log(r"a/INBOX: %s" % mwtest.WATCHED, START), "watched",
+       mw.log_tail(10))
+    dc.append("alice", "INBOX", b"From: <>\nTo: alice@example.org\n"
+              b"Subject:\nMessage-ID: <nobody@example.org>\n\nbody\n")
+    ok(mw.wait_hooks(1, START), "announced", mw.log_tail(10))
+    rc, out = status(mw, bus)
+    ok(rc == 0 and "a/INBOX: 1 unseen; last from (no sender): "
+       "(no subject)\n" in out, "status: (no sender), (no subject)", out)
+    finish(mw)
+
+
 mwtest.main(test_counts, test_newest, test_second_instance, test_nothing_known,
-            test_stopped_daemon, test_outage_line, test_no_bus, test_markup)
+            test_stopped_daemon, test_outage_line, test_no_bus, test_markup,
+            test_no_sender)

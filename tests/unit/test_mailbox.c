@@ -345,7 +345,7 @@ test_first_start_and_new_mail(void)
 	   "first start: asks for a state write without the wait of a "
 	   "burst (a kill before it would lose what comes meanwhile)");
 	is_str(state_of("INBOX"), "none", "nothing written before the save");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("INBOX"), "v7 uid 10 seen +0 messages 10",
 	       "first start: state is UIDNEXT - 1, seen now with 10");
 	is_str(got(), "", "first start: nothing announced");
@@ -361,7 +361,7 @@ test_first_start_and_new_mail(void)
 	       "new mail announced in UID order, \\Seen mail not");
 	ok(save_requests > 0 && !save_now_requests,
 	   "a batch asks for a write that may wait");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("INBOX"), "v7 uid 13 seen +0 messages 10",
 	       "the mark moved past the batch, \\Seen included");
 
@@ -406,9 +406,10 @@ catch_up_case(const char *box, enum catch_up_mode mode, unsigned max,
 	}
 	mailbox_batch_end(mb);
 	is_str(got(), want, "%s", what);
-	mailbox_save(mb, false, false, 0);
-	is_str(state_of(box), "v7 uid 19 seen +0 messages 10",
-	       "%s: the mark moved past them", what);
+	mailbox_save(mb, false, false, 0, T0);
+	is_str(state_of(box), "v7 uid 19 seen +59 messages 16",
+	       "%s: the mark moved past them, seen whole before the EXAMINE",
+	       what);
 	/* What comes now is live mail, one by one. */
 	mailbox_idle(mb, 16, T0 + 61);
 	fetched(mb, 17, 20, "", "Live", NULL);
@@ -610,7 +611,7 @@ test_copies(void)
 	e_mb = mailbox_new(&e, &account, "copyF");
 	examined(e_mb, 7, 61, 60, T0, &by_date);
 	mailbox_idle(e_mb, 60, T0);
-	mailbox_save(e_mb, false, true, 60);
+	mailbox_save(e_mb, false, true, 60, T0);
 	mailbox_closed(e_mb, T0 + 5, 0);
 	is_int(examined(e_mb, 9, 3, 2, T0 + 60, &by_date), 0,
 	       "copies: re-created, the date scan");
@@ -728,7 +729,7 @@ test_unfinished(void)
 	mb = mailbox_new(&env, &account, "held");
 	examined(mb, 7, 11, 10, T0, &by_date);
 	mailbox_idle(mb, 10, T0 + 1000);
-	mailbox_save(mb, false, true, 10);
+	mailbox_save(mb, false, true, 10, T0);
 	is_str(state_of("held"), "v7 uid 10 seen +1000 messages 10",
 	       "idle and still idle at the save: seen whole then");
 	fetched(mb, 11, 11, "", "One", NULL);
@@ -738,11 +739,11 @@ test_unfinished(void)
 	got();
 	fake.unfinished = 12;
 	mailbox_idle(mb, 13, T0 + 2000);
-	mailbox_save(mb, false, true, 13);
+	mailbox_save(mb, false, true, 13, T0);
 	is_str(state_of("held"), "v7 uid 11 seen +1000 messages 10",
 	       "a hook waiting for UID 12: the mark stays at 11");
 	fake.unfinished = 0;
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("held"), "v7 uid 13 seen +2000 messages 13",
 	       "once it started, the mark moves to 13, and the time seen "
 	       "whole with it");
@@ -784,7 +785,7 @@ test_watched_again(void)
 	is_str(state_of("again"), "v7 uid 11 seen +0 messages 10",
 	       "the file still says 11 while the hook waits");
 	fake.unfinished = 0;
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("again"), "v7 uid 12 seen +0 messages 10",
 	       "once it started, the file says 12");
 	mailbox_free(&mb);
@@ -806,15 +807,15 @@ test_seen_time(void)
 	mb = mailbox_new(&env, &account, "seen");
 	examined(mb, 7, 11, 10, T0, &by_date);
 	mailbox_idle(mb, 10, T0 + 1000);
-	mailbox_save(mb, false, true, 11);
+	mailbox_save(mb, false, true, 11, T0);
 	is_str(state_of("seen"), "v7 uid 10 seen +0 messages 10",
 	       "mail came with the IDLE: not seen whole then");
 	mailbox_idle(mb, 10, T0 + 1000);
-	mailbox_save(mb, false, false, 10);
+	mailbox_save(mb, false, false, 10, T0);
 	is_str(state_of("seen"), "v7 uid 10 seen +0 messages 10",
 	       "no longer idle at the save: not seen whole then");
 	mailbox_idle(mb, 10, T0 + 100);
-	mailbox_save(mb, false, true, 10);
+	mailbox_save(mb, false, true, 10, T0);
 	is_str(state_of("seen"), "v7 uid 10 seen +0 messages 10",
 	       "seen 100 s later: not written by itself");
 	mailbox_logged_out(mb, T0 + 3000, 10);
@@ -827,7 +828,7 @@ test_seen_time(void)
 	mb = mailbox_new(&env, &account, "seen2");
 	examined(mb, 7, 11, 10, T0 + 1000, &by_date);
 	mailbox_idle(mb, 10, T0 + 1000);
-	mailbox_save(mb, false, true, 10);
+	mailbox_save(mb, false, true, 10, T0);
 	is_str(state_of("seen2"), "v7 uid 10 seen +1000 messages 10",
 	       "idle and still idle at the save: seen whole then");
 	mailbox_closed(mb, T0 + 1000, 0);
@@ -850,7 +851,7 @@ test_uidvalidity_changed(void)
 	is_int(examined(mb, 8, 1, 0, T0 + 60, &by_date), 1,
 	       "new UIDVALIDITY, empty mailbox: from UID 1");
 	ok(!by_date, "no date scan for an empty mailbox");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("empty"), "v8 uid 0 seen +60 messages 0",
 	       "the new UIDVALIDITY, seen now, empty");
 	mailbox_free(&mb);
@@ -861,16 +862,17 @@ test_uidvalidity_changed(void)
 	       "empty when last seen: catch up with all it holds");
 	ok(!by_date, "all of it: no date scan");
 	fetched(mb, 1, 1, "", "First", NULL);
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("courier"), "v7 uid 13 seen +0 messages 0",
 	       "until the catch-up completes, the old state stays");
 	fetched(mb, 2, 2, "", "Second", NULL);
 	mailbox_batch_end(mb);
 	is_str(got(), "send 1 v8 First; send 2 v8 Second; done 2; ",
 	       "both announced with the new UIDVALIDITY");
-	mailbox_save(mb, false, false, 0);
-	is_str(state_of("courier"), "v8 uid 2 seen +0 messages 0",
-	       "then the new state is written");
+	mailbox_save(mb, false, false, 0, T0);
+	is_str(state_of("courier"), "v8 uid 2 seen +59 messages 2",
+	       "then the new state is written, seen whole before the "
+	       "EXAMINE");
 	mailbox_free(&mb);
 
 	put_state("dated", 7, 50, T0, 5);
@@ -905,8 +907,8 @@ test_uidvalidity_changed(void)
 	mailbox_batch_end(mb);
 	is_str(got(), "send 5 v9 Since; send 7 v9 Also since; done 2; ",
 	       "mail that arrived since, not mail moved in with old dates");
-	mailbox_save(mb, false, false, 0);
-	is_str(state_of("dated"), "v9 uid 7 seen +0 messages 5",
+	mailbox_save(mb, false, false, 0, T0);
+	is_str(state_of("dated"), "v9 uid 7 seen +59 messages 7",
 	       "the new UIDVALIDITY and mark written after the catch-up");
 	mailbox_free(&mb);
 }
@@ -927,7 +929,7 @@ test_rebase_cut_short(void)
 	fetched(mb, 5, 5, "", "Since", AFTER_T0);
 	mailbox_closed(mb, T0 + 70, 0);
 	is_str(got(), "", "nothing announced from a batch cut short");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("cut"), "v7 uid 50 seen +0 messages 5",
 	       "the state keeps the old values");
 	by_date = false;
@@ -940,7 +942,7 @@ test_rebase_cut_short(void)
 	mailbox_batch_end(mb);
 	is_str(got(), "send 5 v9 Since; done 1; ", "and announces it once");
 	mailbox_free(&mb);
-	is_str(state_of("cut"), "v9 uid 5 seen +0 messages 5",
+	is_str(state_of("cut"), "v9 uid 5 seen +79 messages 7",
 	       "then the new state is written");
 }
 
@@ -972,12 +974,12 @@ test_status(void)
 	   "no state and no UIDVALIDITY in the response: EXAMINE it");
 	ok(!status3(mb, 5, 21, 20, T0),
 	   "no state: start afresh, nothing to fetch");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("status"), "v5 uid 20 seen +0 messages 20",
 	       "no state: written with UIDNEXT - 1, seen now");
 	ok(!status3(mb, 5, 21, 19, T0 + 700),
 	   "nothing moved: nothing to fetch");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
 	       "nothing moved: seen whole now");
 	ok(status3(mb, 5, 23, 21, T0 + 800), "UIDNEXT moved: fetch");
@@ -987,7 +989,7 @@ test_status(void)
 	   "a NOTIFY push without UIDVALIDITY, nothing moved: no fetch");
 	ok(status3(mb, 0, 22, 21, T0 + 800),
 	   "a NOTIFY push without UIDVALIDITY, UIDNEXT moved: fetch");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("status"), "v5 uid 20 seen +700 messages 19",
 	       "a STATUS that needs a fetch changes nothing");
 	is_int(examined(mb, 5, 23, 21, T0 + 801, &by_date), 21,
@@ -1058,17 +1060,18 @@ test_gap_by_date(void)
 	put_state("checked", 5, 20, T0, 20);
 	mb = mailbox_new(&env, &account, "checked");
 	ok(!status3(mb, 5, 21, 20, T0), "a check: nothing new");
-	/* Mail at +0 and +10 s; the server heard from at +10 s. */
+	/* Mail at +0, +9 and +10 s; the server last heard from at +10 s. */
 	mailbox_unfollowed(mb, T0 + 10);
 	ok(status3(mb, 0, 24, 23, T0 + 30), "after the reconnect: fetch");
 	is_int(examined(mb, 5, 24, 23, T0 + 30, &by_date), 21,
 	       "from the mark");
 	fetched(mb, 21, 21, "", "Watched", AT_T0);
-	fetched(mb, 22, 22, "", "Same second", "05-Dec-2024 12:00:10 +0000");
-	fetched(mb, 23, 23, "", "Away", "05-Dec-2024 12:00:11 +0000");
+	fetched(mb, 22, 22, "", "Just before", "05-Dec-2024 12:00:09 +0000");
+	fetched(mb, 23, 23, "", "Its second", "05-Dec-2024 12:00:10 +0000");
 	mailbox_batch_end(mb);
-	is_str(got(), "send 21 v5 Watched; send 22 v5 Same second; done 2; ",
-	       "what came up to the last word is announced, the rest is not");
+	is_str(got(), "send 21 v5 Watched; send 22 v5 Just before; done 2; ",
+	       "what came before the last word's second is announced, the "
+	       "rest is not");
 
 	/* Lost twice before a catch-up: the first loss counts. */
 	mailbox_unfollowed(mb, T0 + 40);
@@ -1095,6 +1098,46 @@ test_gap_by_date(void)
 	mailbox_batch_end(mb);
 	is_str(got(), "", "a sleep's mail is away whatever its date");
 	mailbox_free(&mb);
+	account.d.catch_up = CATCH_UP_NOTIFY;
+}
+
+/* The time a run watched a checked mailbox up to, kept in the state
+ * file: the next run announces the mail from before it one by one (trial
+ * AE's mail between the last check and a stop), even with catch_up =
+ * skip. */
+static void
+test_watched_restart(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+	struct state st = {0};
+
+	account.d.catch_up = CATCH_UP_SKIP;
+	put_state("stopped", 5, 20, T0, 20);
+	mb = mailbox_new(&env, &account, "stopped");
+	ok(!status3(mb, 5, 21, 20, T0), "a check: nothing new");
+	mailbox_save(mb, true, false, 0, T0 + 10); /* the stop */
+	mailbox_free(&mb);
+	ok(state_store_get(store, "stopped", &st) == 1 &&
+		   st.watched == T0 + 9,
+	   "caught up at the stop: the second before it is kept (%+lld)",
+	   (long long)(st.watched - T0));
+	mb = mailbox_new(&env, &account, "stopped");
+	ok(status3(mb, 5, 23, 22, T0 + 60), "the next run: fetch");
+	is_int(examined(mb, 5, 23, 22, T0 + 60, &by_date), 21,
+	       "from the mark");
+	fetched(mb, 21, 21, "", "Before", "05-Dec-2024 12:00:09 +0000");
+	fetched(mb, 22, 22, "", "After", "05-Dec-2024 12:00:11 +0000");
+	mailbox_batch_end(mb);
+	is_str(got(), "send 21 v5 Before; done 1; ",
+	       "what came before the stop is announced, the rest is not");
+	mailbox_unfollowed(mb, T0 + 70);
+	mailbox_save(mb, true, false, 0, T0 + 100);
+	mailbox_free(&mb);
+	ok(state_store_get(store, "stopped", &st) == 1 &&
+		   st.watched == T0 + 69,
+	   "stopped in a gap: the time it began is kept (%+lld)",
+	   (long long)(st.watched - T0));
 	account.d.catch_up = CATCH_UP_NOTIFY;
 }
 
@@ -1125,6 +1168,39 @@ test_gap_selected(void)
 	       "one by one, then the summary of the rest");
 	mailbox_free(&mb);
 	account.d.catch_up = CATCH_UP_NOTIFY;
+}
+
+/* A checked mailbox, empty at its first check, then fetched: seen whole
+ * at that fetch's EXAMINE, not at the first check. Else, recreated while
+ * mailwatch was stopped, it counted as empty when last seen, and all it
+ * holds was announced again (trial AG). */
+static void
+test_seen_at_fetch(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	mb = mailbox_new(&env, &account, "refilled");
+	ok(!status3(mb, 5, 1, 0, T0), "first check: empty, taken as is");
+	ok(status3(mb, 0, 2, 1, T0 + 10), "then a message: fetch");
+	is_int(examined(mb, 5, 2, 1, T0 + 11, &by_date), 1, "from UID 1");
+	fetched(mb, 1, 1, "", "First", AT_T0);
+	mailbox_batch_end(mb);
+	is_str(got(), "send 1 v5 First; done 1; ", "announced");
+	mailbox_free(&mb);
+	is_str(state_of("refilled"), "v5 uid 1 seen +10 messages 1",
+	       "seen whole the second before the EXAMINE, with its message");
+	mb = mailbox_new(&env, &account, "refilled");
+	examined(mb, 6, 3, 2, T0 + 100, &by_date);
+	ok(by_date, "recreated: the date scan, not all it holds");
+	dated(mb, 1, 1, "", AT_T0);
+	dated(mb, 2, 2, "", "05-Dec-2024 12:01:00 +0000");
+	is_int(mailbox_dated_end(mb), 2, "from the one that came since");
+	fetched(mb, 2, 2, "", "New", "05-Dec-2024 12:01:00 +0000");
+	mailbox_batch_end(mb);
+	is_str(got(), "send 2 v6 New; done 1; ",
+	       "the old message is not announced again");
+	mailbox_free(&mb);
 }
 
 /* A STATUS of flags alone, as NOTIFY pushes it for FlagChange: UNSEEN
@@ -1219,7 +1295,7 @@ test_renumbered(void)
 	mailbox_batch_end(mb);
 	is_str(got(), "send 21 v7 One; send 22 v7 Two; done 2; ",
 	       "two messages announced");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	mailbox_closed(mb, T0 + 10, 0);
 	ok(!status3(mb, 7, 23, 22, T0 + 10),
 	   "a STATUS with nothing new: nothing to fetch");
@@ -1234,7 +1310,7 @@ test_renumbered(void)
 	ok(by_date, "by_date set");
 	is_str(got(), "withdraw 21 v7 gone; withdraw 22 v7 gone; ",
 	       "what was announced is withdrawn (its UIDs may be others')");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("restored"), "v7 uid 22 seen +0 messages 20",
 	       "until the catch-up completes, the old state stays");
 	/* Last seen at T0 + 10, by the STATUS with nothing new. */
@@ -1252,7 +1328,7 @@ test_renumbered(void)
 	mailbox_batch_end(mb);
 	is_str(got(), "send 22 v7 Next; done 1; ",
 	       "and the mail after it, though UID 22 was announced too");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("restored"), "v7 uid 22 seen +0 messages 20",
 	       "the mark follows the server's numbering");
 	mailbox_closed(mb, T0 + 40, 0);
@@ -1357,7 +1433,7 @@ test_restored_modseq(void)
 	mailbox_batch_end(mb);
 	is_str(got(), "send 22 v7 After the restore; done 1; ",
 	       "the mail after the restore is announced");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_int(modseq_of("lost"), 90, "the state keeps the server's now");
 
 	is_int(examined_ms(mb, 23, 22, 95, T0 + 20, &by_date), 23,
@@ -1398,7 +1474,7 @@ test_restored_modseq(void)
 	put_state("upgraded", 7, 22, T0, 22);
 	mb = mailbox_new(&env, &account, "upgraded");
 	ok(!status_ms(mb, 23, 40), "a STATUS with nothing new");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_int(modseq_of("upgraded"), 40,
 	       "the first HIGHESTMODSEQ known is written without a stop");
 	mailbox_free(&mb);
@@ -1423,7 +1499,7 @@ test_appeared(void)
 	dated(mb, 1, 1, "", BEFORE_T0);
 	dated(mb, 2, 2, "\\Seen", AFTER_T0);
 	dated(mb, 3, 3, "", AFTER_T0);
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	is_str(state_of("appeared"), "none", "no state during the scan");
 	is_int(mailbox_dated_end(mb), 3, "from the first unseen since then");
 	fetched(mb, 3, 3, "", "Fresh", AFTER_T0);
@@ -1431,7 +1507,7 @@ test_appeared(void)
 	is_str(got(), "send 3 v3 Fresh; done 1; ",
 	       "the mail that arrived since it appeared, not the moved-in "
 	       "older one");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	ok(!strncmp(state_of("appeared"), "v3 uid 3 ", 9),
 	   "then the state is written (%s)", state_of("appeared"));
 	mailbox_free(&mb);
@@ -1443,7 +1519,7 @@ test_appeared(void)
 	dated(mb, 1, 1, "", BEFORE_T0);
 	dated(mb, 2, 2, "\\Seen", AT_T0);
 	is_int(mailbox_dated_end(mb), 3, "nothing arrived since: from UIDNEXT");
-	mailbox_save(mb, false, false, 0);
+	mailbox_save(mb, false, false, 0, T0);
 	ok(!strncmp(state_of("appeared-old"), "v4 uid 2 ", 9),
 	   "written at once: no fetch follows in fetch mode (%s)",
 	   state_of("appeared-old"));
@@ -1540,7 +1616,9 @@ main(void)
 	test_status();
 	test_status_withdraw();
 	test_status_after_catch_up();
+	test_seen_at_fetch();
 	test_gap_by_date();
+	test_watched_restart();
 	test_gap_selected();
 	test_appeared();
 	test_looked_late();

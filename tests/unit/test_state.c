@@ -250,8 +250,8 @@ test_announced(void)
 	is_int(announced(s, "Held"), 10, "the store tells it");
 	ok(state_store_write(s) == 0, "written again");
 	text = file_text(path);
-	ok(strstr(text, "mailbox 4 5 1733400000 5 0 10 Held\n") &&
-	       strstr(text, "mailbox 4 5 1733400000 5 0 5 Plain\n"),
+	ok(strstr(text, "mailbox 4 5 1733400000 5 0 10 0 Held\n") &&
+	       strstr(text, "mailbox 4 5 1733400000 5 0 5 0 Plain\n"),
 	   "the file holds what was announced, at least the mark");
 	free(text);
 	state_store_free(&s);
@@ -305,9 +305,9 @@ test_owed(void)
 	put_announced(s, "Renumbered", 7, 1, 1);
 	ok(state_store_write(s) == 0, "written");
 	text = file_text(path);
-	ok(strstr(text, "mailbox 4 6 1733400000 6 0 9 Held\n") != NULL,
+	ok(strstr(text, "mailbox 4 6 1733400000 6 0 9 0 Held\n") != NULL,
 	   "still owed after a put of the same UIDVALIDITY");
-	ok(strstr(text, "mailbox 7 1 1733400000 1 0 1 Renumbered\n") !=
+	ok(strstr(text, "mailbox 7 1 1733400000 1 0 1 0 Renumbered\n") !=
 		   NULL,
 	   "not after a put of another");
 	free(text);
@@ -318,6 +318,52 @@ test_owed(void)
 	s = open_store("owe");
 	ok(state_store_get(s, "Held", &st) == 1 && st.uid == 5 && st.owed == 5,
 	   "version 5: read, nothing owed");
+	state_store_free(&s);
+	free(path);
+}
+
+/* The time the mailbox was watched up to: written, read back, changed
+ * by a put; a version 6 file has none. */
+static void
+test_watched(void)
+{
+	char *path = account_path("watch");
+	struct state_store *s = open_store("watch");
+	struct state st = {0};
+	char *text;
+
+	state_store_put(s, "INBOX",
+			&(struct state){.uidvalidity = 4,
+					.uid = 5,
+					.seen = 1733400000,
+					.messages = 5,
+					.watched = 1733400100});
+	ok(state_store_write(s) == 0, "written");
+	state_store_put(s, "INBOX",
+			&(struct state){.uidvalidity = 4,
+					.uid = 5,
+					.seen = 1733400000,
+					.messages = 5,
+					.watched = 1733400200});
+	ok(state_store_dirty(s), "only the time watched up to moved: dirty");
+	ok(state_store_write(s) == 0, "written again");
+	state_store_free(&s);
+	text = file_text(path);
+	ok(strstr(text, "mailbox 4 5 1733400000 5 0 5 1733400200 INBOX\n") !=
+		   NULL,
+	   "the file holds it after ANNOUNCED");
+	free(text);
+	s = open_store("watch");
+	ok(state_store_get(s, "INBOX", &st) == 1 && st.watched == 1733400200,
+	   "read back (%lld)", (long long)st.watched);
+	state_store_free(&s);
+	put_text(path, "mailwatch-state 6\naccount watch\n"
+		       "server imap.example.com alice\n"
+		       "mailbox 4 5 1733400000 5 0 5 INBOX\n");
+	s = open_store("watch");
+	ok(state_store_get(s, "INBOX", &st) == 1 && st.uid == 5 &&
+		   st.watched == 0,
+	   "version 6: read, not known");
 	state_store_free(&s);
 	free(path);
 }
@@ -347,10 +393,10 @@ test_round_trip(void)
 	   "written: clean");
 	text = file_text(path);
 	is_str(text,
-	       "mailwatch-state 6\naccount acct\n"
+	       "mailwatch-state 7\naccount acct\n"
 	       "server imap.example.com alice\n"
-	       "mailbox 1700000000 4242 1733400000 4242 0 4242 INBOX\n"
-	       "mailbox 1700000001 7 1733400000 7 0 7 Sent\n",
+	       "mailbox 1700000000 4242 1733400000 4242 0 4242 0 INBOX\n"
+	       "mailbox 1700000001 7 1733400000 7 0 7 0 Sent\n",
 	       "the file: magic, account, a line per mailbox");
 	free(text);
 	ok(strcmp(strrchr(path, '/'), "/@acct") == 0 && stat(path, &sb) == 0 &&
@@ -597,11 +643,11 @@ test_version_3(void)
 	state_store_free(&s);
 	text = file_text(path);
 	is_str(text,
-	       "mailwatch-state 6\naccount three\n"
+	       "mailwatch-state 7\naccount three\n"
 	       "server imap.example.com alice\n"
-	       "mailbox 1 10 1733400000 5 0 10 2024 Reports\n"
-	       "mailbox 2 21 1733400000 6 99 21 INBOX\n",
-	       "written as version 6");
+	       "mailbox 1 10 1733400000 5 0 10 0 2024 Reports\n"
+	       "mailbox 2 21 1733400000 6 99 21 0 INBOX\n",
+	       "written as version 7");
 	free(text);
 	free(path);
 }
@@ -1453,6 +1499,7 @@ main(void)
 	test_file_names();
 	test_announced();
 	test_owed();
+	test_watched();
 	test_lock();
 	test_lock_fails();
 	test_lock_names();
