@@ -188,11 +188,13 @@ wall_now(const struct account_run *ar)
 /* b is not there (misspelt, or deleted): one without state that is
  * created later announces what arrived in it since now (trial T: a
  * folder created for a filter lost its first message, taken as there
- * before, as at a first run). */
+ * before, as at a first run); its unseen count is not counted (trial
+ * AF's deleted folder kept its last one in the total). */
 static void
 gone_now(struct account_run *ar, struct box *b)
 {
 	mailbox_appeared(b->mb, wall_now(ar));
+	mailbox_forget_unseen(b->mb);
 }
 
 /* The connection that asks for NOTIFY: the first mailbox's, or when
@@ -1007,13 +1009,15 @@ w_status(void *ud, struct watcher *w, const char *name,
 			  name);
 		return;
 	}
-	/* NOTIFY's, in w_notify()'s count: also of a mailbox that has
-	 * another connection now, because NOTIFY left it out before (a
-	 * server's passing fault), so that it goes back to NOTIFY. Not the
-	 * answer to a check on the same connection (single): a trial's
-	 * "R&D", which Dovecot 2.3's NOTIFY does not follow, was taken for
-	 * followed at the next NOTIFY SET and checked no more. */
-	if (w == notifier(ar) && !st->asked)
+	/* NOTIFY SET's answer, in w_notify()'s count: also of a mailbox
+	 * that has another connection now, because NOTIFY left it out
+	 * before (a server's passing fault), so that it goes back to
+	 * NOTIFY. Not the answer to a check on the same connection
+	 * (single): a trial's "R&D", which Dovecot 2.3's NOTIFY does not
+	 * follow, was taken for followed at the next NOTIFY SET and checked
+	 * no more. Nor a push from before it: trial AF's mailbox, deleted 3
+	 * s after its mail's push, was taken for there still. */
+	if (w == notifier(ar) && st->notify_set)
 		b->gen = ar->gen;
 	/* Watched on its own connection. A UIDVALIDITY other than the one
 	 * that connection has means the mailbox was deleted and created

@@ -1342,6 +1342,12 @@ mailbox_set_unseen(struct mailbox *mb, uint32_t count)
 	return true;
 }
 
+void
+mailbox_forget_unseen(struct mailbox *mb)
+{
+	mb->unseen = -1;
+}
+
 const struct log_ctx *
 mailbox_log(const struct mailbox *mb)
 {

@@ -72,13 +72,16 @@ uint32_t mailbox_uidvalidity(const struct mailbox *mb);
 /* The mailbox's UTF-8 name; borrowed, valid until mailbox_free(). */
 const char *mailbox_name(const struct mailbox *mb);
 /* How many messages are unseen, as last reported (mailbox_set_unseen),
- * or -1 before the first report. Kept, as last known, while no
- * connection reports it. */
+ * or -1 before the first report or once found missing. Kept, as last
+ * known, while no connection reports it. */
 int64_t mailbox_unseen(const struct mailbox *mb);
 /* The server says count messages are unseen now (SEARCH UNSEEN after
  * EXAMINE and the changes since, or a STATUS). Returns true when that
  * changed the count. */
 bool mailbox_set_unseen(struct mailbox *mb, uint32_t count);
+/* The mailbox is not there (deleted, or misspelt): its count is not
+ * known (-1) until the server reports one again. */
+void mailbox_forget_unseen(struct mailbox *mb);
 /* Who log lines about the mailbox are about (its account and name);
  * borrowed, valid until mailbox_free(). */
 const struct log_ctx *mailbox_log(const struct mailbox *mb);

@@ -1848,6 +1848,9 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 	 * answer tells again). */
 	st.asked = s->n_pending && (s->pending[0].cmd == CMD_STATUS ||
 				    s->pending[0].cmd == CMD_LIST);
+	/* A push comes no more after NOTIFY NONE's answer. */
+	st.notify_set = !st.asked && is_pending(s, CMD_NOTIFY) &&
+			!is_pending(s, CMD_NOTIFY_NONE);
 	if (s->cb.status)
 		s->cb.status(s->ud, name, &st);
 	free(name);

@@ -109,6 +109,9 @@ struct session_status {
 	 * session_list()), not NOTIFY's: one of NOTIFY SET's answers or a
 	 * push. */
 	bool asked;
+	/* One of NOTIFY SET's answers (its STATUS of each mailbox there
+	 * now), not a push that came before it. */
+	bool notify_set;
 };
 
 /* The most STATUS commands an owner should have unanswered at once. */

@@ -10,6 +10,7 @@ a deletion at once."""
 
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -128,4 +129,41 @@ def test_notify():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
-mwtest.main(test_idle_each, test_notify)
+def test_notify_deleted_after_mail():
+    """With NOTIFY, a mailbox deleted a second after its mail was pushed
+    is said gone at once too (trial AF: the push's STATUS, from before
+    the NOTIFY SET the deletion called for, was taken for the mailbox
+    being there still, and it was watched on in silence for up to 25
+    minutes). Its unseen count leaves the total."""
+    dc = mwtest.Dovecot()
+    dc.create_mailbox("alice", "Gone")
+    bus = mwtest.SessionBus()
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "on_new_mail": "{hook}"},
+        "account a": dc.account("alice", mailboxes=["INBOX", "Gone"]),
+    }, bus=bus, sd_notify=True)
+    ok(mw.wait_log(r"a: watching 2 mailboxes with IDLE and NOTIFY", 15),
+       "deleted after mail: both watched", mw.log_tail(10))
+    dc.append_many("alice", "Gone", [mwtest.make_message("unread %d" % i)
+                                     for i in range(2)])
+    ok(len(mw.wait_hooks(2, 10)) == 2, "deleted after mail: announced",
+       mw.log_tail(10))
+
+    def total():
+        r = subprocess.run([mw.bin, "status", "--format", "{unseen}"],
+                           env=bus.env(), capture_output=True, text=True,
+                           timeout=mwtest._t(10))
+        return r.stdout.strip()
+    ok(wait_until(lambda: total() == "2", 5), "deleted after mail: 2 unseen",
+       total())
+    time.sleep(1)  # well within the 5 s before NOTIFY is set again
+    mark = mw.mark()
+    dc.delete_mailbox("alice", "Gone")
+    ok(mw.wait_log(r"a/Gone: cannot open mailbox Gone", 10, since=mark),
+       "deleted after mail: said gone at once", mw.log_tail(10))
+    ok(wait_until(lambda: total() == "0", 5),
+       "deleted after mail: its count leaves the total", total())
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
+
+
+mwtest.main(test_idle_each, test_notify, test_notify_deleted_after_mail)
