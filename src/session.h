@@ -146,9 +146,10 @@ struct session_cb {
 	 * lower value makes the session fetch the messages in between first
 	 * (catch-up). Setting *by_date_r instead asks for the date scan:
 	 * every message's UID, FLAGS and INTERNALDATE through dated(), then
-	 * the catch-up from the UID dated_end() returns. Unless sel->qresync, the flags of the UIDs
-	 * known() then gives are fetched first (UID FETCH uids (UID FLAGS),
-	 * through flags(); one not returned is gone). */
+	 * the catch-up from the UID dated_end() returns. Unless
+	 * sel->qresync, the flags of the UIDs known() then gives are fetched
+	 * first (UID FETCH uids (UID FLAGS), through flags(); one not
+	 * returned is gone). */
 	uint32_t (*selected)(void *ud, const struct session_selected *sel,
 			     bool *by_date_r);
 	/* One message of a UID FETCH, UID >= the first UID to announce and

@@ -24,6 +24,7 @@ struct rec {
 	size_t n_known;
 	uint64_t modseq;
 	unsigned asked;      /* status() answers to STATUS or LIST of ours */
+	unsigned notify_set; /* status() answers to NOTIFY SET */
 };
 
 static void
@@ -159,6 +160,7 @@ c_status(void *ud, const char *name, const struct session_status *st)
 		sprintf(p, " modseq %llu",
 			(unsigned long long)st->highestmodseq);
 	((struct rec *)ud)->asked += st->asked;
+	((struct rec *)ud)->notify_set += st->notify_set;
 	ev(ud, "status %s %s", name, text);
 }
 
@@ -322,7 +324,8 @@ test_main_path(int bytewise)
 	events(&r, "idle; ", "idle reported");
 
 	feed(s, &r, "* 3 EXISTS\r\n", bytewise, SEC);
-	sent(&r, "DONE\r\nm4 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm4 UID FETCH 10:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "EXISTS: DONE and UID FETCH in one write");
 	feed(s, &r,
 	     "m3 OK Idle completed (0.001 + 1.000 secs).\r\n"
@@ -535,7 +538,8 @@ test_date_scan(void)
 	feed(s, &r, "m4 OK done\r\n", 0, SEC);
 	sent(&r, "m5 IDLE\r\n", "then IDLE");
 	feed(s, &r, "+ idling\r\n* 4 EXISTS\r\n", 0, SEC);
-	sent(&r, "DONE\r\nm6 UID FETCH 9:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm6 UID FETCH 9:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "later fetches as any other");
 	ok(!r.failed, "date scan without failure");
 	session_free(&s);
@@ -586,7 +590,8 @@ test_date_scan(void)
 	     "* 9 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 10] x\r\n"
 	     "m2 OK [READ-ONLY] done\r\n",
 	     0, 0);
-	sent(&r, "m3 UID FETCH 1:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n", "catch-up");
+	sent(&r, "m3 UID FETCH 1:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n", "catch-up");
 	for (uint64_t t = 20; t <= 180; t += 20) {
 		char *line = xasprintf("* %u FETCH (UID %u FLAGS () ENVELOPE "
 				       "(NIL \"slow\" NIL NIL NIL NIL NIL NIL "
@@ -931,7 +936,8 @@ test_idle_never_done(void)
 	     "* 2 EXISTS\r\n* 2 FETCH (UID 2 FLAGS () ENVELOPE (NIL NIL NIL "
 	     "NIL NIL NIL NIL NIL NIL NIL))\r\nm3 OK done\r\n",
 	     0, SEC);
-	sent(&r, "DONE\r\nm3 UID FETCH 2:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm3 UID FETCH 2:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "DONE + fetch, and no IDLE while the old one is open");
 	ok(r.failed && r.why == SESSION_FAIL_PROTOCOL,
 	   "fetch completed before its IDLE: a protocol error");
@@ -1003,7 +1009,8 @@ test_fetch_over_limits(int bytewise)
 
 	to_idle(s, &r, 2, 10);
 	feed(s, &r, "* 4 EXISTS\r\n", 0, 0);
-	sent(&r, "DONE\r\nm3 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm3 UID FETCH 10:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "fetch");
 	/* A To list of 70000 bytes on one line. */
 	n = snprintf(big, 80000, "m2 OK idle done\r\n* 3 FETCH (UID 10 FLAGS () "
@@ -1200,7 +1207,8 @@ test_notify_refused(void)
 	feed(s, &r, examined, 0, 0);
 	feed(s, &r, "m3 OK [READ-ONLY] Examine completed.\r\n", 0, 0);
 	feed(s, &r, "+ idling\r\n* 1 EXISTS\r\n", 0, SEC);
-	sent(&r, "m4 IDLE\r\nDONE\r\nm5 UID FETCH 1:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "m4 IDLE\r\nDONE\r\nm5 UID FETCH 1:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "without NOTIFY, EXISTS is fetched as always");
 	ok(!r.failed, "no failure");
 	session_free(&s);
@@ -1232,7 +1240,8 @@ test_notify_no_fetch(void)
 	is_int(t, 12 * SEC, "a deadline NOTIFY_GRACE after the EXISTS");
 	session_timeout(s, t);
 	drain(s, &r);
-	sent(&r, "DONE\r\nm5 UID FETCH 1:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm5 UID FETCH 1:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "no FETCH came: fetched");
 	feed(s, &r,
 	     "m4 OK Idle completed.\r\n"
@@ -1325,7 +1334,8 @@ test_notify_over_limits(void)
 			 seq, seq, tag + 1);
 		feed(s, &r, big, 0, SEC);
 		snprintf(want, sizeof(want),
-			 "m%u UID FETCH %u:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n", tag + 2,
+			 "m%u UID FETCH %u:* "
+			 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n", tag + 2,
 			 seq + 1);
 		sent(&r, want, "then what came after it");
 		snprintf(big, 80000,
@@ -1398,7 +1408,8 @@ test_fetch_mode(int bytewise)
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 12] x\r\n"
 	     "m5 OK [READ-ONLY] done\r\n",
 	     bytewise, 2 * SEC);
-	sent(&r, "m6 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n", "catch-up");
+	sent(&r, "m6 UID FETCH 10:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n", "catch-up");
 	feed(s, &r,
 	     "* 3 FETCH (UID 11 FLAGS () ENVELOPE (NIL \"eleven\" NIL NIL NIL "
 	     "NIL NIL NIL NIL NIL))\r\nm6 OK done\r\n"
@@ -1452,7 +1463,8 @@ test_fetch_early(int bytewise)
 	session_examine(s, "a", 10, SEC);
 	drain(s, &r);
 	sent(&r,
-	     "m2 EXAMINE a\r\nm3 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "m2 EXAMINE a\r\nm3 UID FETCH 10:* "
+	     "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "the UID FETCH goes with the EXAMINE");
 	feed(s, &r,
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 12] x\r\n"
@@ -1469,7 +1481,8 @@ test_fetch_early(int bytewise)
 	session_examine(s, "b", 10, 2 * SEC);
 	drain(s, &r);
 	sent(&r,
-	     "m5 EXAMINE b\r\nm6 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "m5 EXAMINE b\r\nm6 UID FETCH 10:* "
+	     "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "a guess selected() will not share");
 	feed(s, &r,
 	     "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 13] x\r\n"
@@ -1499,7 +1512,8 @@ test_fetch_early(int bytewise)
 	drain(s, &r);
 	sent(&r,
 	     "m8 CLOSE\r\n"
-	     "m9 EXAMINE c\r\nm10 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "m9 EXAMINE c\r\nm10 UID FETCH 10:* "
+	     "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "a guess made before a UIDVALIDITY change");
 	feed(s, &r,
 	     "* 2 EXISTS\r\n* OK [UIDVALIDITY 8] x\r\n* OK [UIDNEXT 3] x\r\n"
@@ -1533,7 +1547,8 @@ test_fetch_early(int bytewise)
 	drain(s, &r);
 	sent(&r,
 	     "m13 CLOSE\r\n"
-	     "m14 EXAMINE empty\r\nm15 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	     "m14 EXAMINE empty\r\nm15 UID FETCH 10:* "
+	     "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "a guess for a mailbox that turns out empty");
 	feed(s, &r,
 	     "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 1] x\r\n"
@@ -1564,7 +1579,8 @@ test_fetch_early(int bytewise)
 	/* A server that completes the fetch before its EXAMINE. */
 	session_examine(s, "a", 10, 6 * SEC);
 	drain(s, &r);
-	sent(&r, "m19 EXAMINE a\r\nm20 UID FETCH 10:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "m19 EXAMINE a\r\nm20 UID FETCH 10:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "EXAMINE and early fetch");
 	feed(s, &r, "m20 OK done\r\n", bytewise, 6 * SEC);
 	events(&r,
@@ -1622,7 +1638,8 @@ test_qresync(int bytewise)
 	is_int(session_exists(s), 28, "VANISHED lowered the count");
 	sent(&r, "", "nothing sent for them");
 	feed(s, &r, "* 29 EXISTS\r\n", bytewise, 2 * SEC);
-	sent(&r, "DONE\r\nm5 UID FETCH 22:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "DONE\r\nm5 UID FETCH 22:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "the next EXISTS is new mail");
 	feed(s, &r,
 	     "m4 OK Idle completed.\r\nm5 OK done\r\n+ idling\r\n"
@@ -2042,6 +2059,7 @@ test_fetch_notify(void)
 	     0, 0);
 	events(&r, "status a 5/1/0/0; notify on; ", "its STATUS, notify on");
 	is_int(r.asked, 0, "NOTIFY's, not asked");
+	is_int(r.notify_set, 1, "NOTIFY SET's answer");
 	is_int(session_deadline(s, &acc), 1500 * SEC,
 	       "its own STATUS answers are no push: NOTIFY SET again at "
 	       "idle_timeout");
@@ -2052,6 +2070,7 @@ test_fetch_notify(void)
 	feed(s, &r, "* STATUS a (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n", 0,
 	     SEC);
 	events(&r, "status a ?/2/1/1; ", "a push");
+	is_int(r.notify_set, 1, "a push is not NOTIFY SET's answer");
 	t = session_deadline(s, &acc);
 	ok(t == 5 * SEC && acc <= SEC / 10,
 	   "a push while ready: NOTIFY set again 5 s after the last (%llu)",
@@ -2064,15 +2083,21 @@ test_fetch_notify(void)
 	/* Meanwhile the owner's work goes out behind it. */
 	session_examine(s, "a", 2, t);
 	drain(s, &r);
-	sent(&r, "m5 EXAMINE a\r\nm6 UID FETCH 2:* (UID FLAGS INTERNALDATE ENVELOPE)\r\n",
+	sent(&r, "m5 EXAMINE a\r\nm6 UID FETCH 2:* "
+		 "(UID FLAGS INTERNALDATE ENVELOPE)\r\n",
 	     "an EXAMINE goes out behind it");
 	feed(s, &r,
+	     "* STATUS a (MESSAGES 1 UIDNEXT 2 UNSEEN 0)\r\n"
 	     "m3 OK done.\r\n"
 	     "* STATUS a (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 5 UNSEEN 1)\r\n"
 	     "m4 OK NOTIFY completed.\r\n",
 	     0, t);
-	events(&r, "status a 5/2/1/1; notify on; ", "its answers");
+	events(&r, "status a ?/2/1/0; status a 5/2/1/1; notify on; ",
+	       "a push before NOTIFY NONE's answer, then NOTIFY SET's");
 	is_int(r.asked, 0, "NOTIFY's answers, ahead of the EXAMINE: not asked");
+	is_int(r.notify_set, 2,
+	       "only NOTIFY SET's own answer counts as one, not the push "
+	       "before NOTIFY NONE's answer");
 	r.sent[0] = 0;
 	feed(s, &r,
 	     "* 1 EXISTS\r\n* OK [UIDVALIDITY 5] x\r\n* OK [UIDNEXT 2] x\r\n"
@@ -2091,6 +2116,7 @@ test_fetch_notify(void)
 	     "m8 OK STATUS completed.\r\n",
 	     0, t + 3 * SEC);
 	is_int(r.asked, 1, "a STATUS check's answer: asked");
+	is_int(r.notify_set, 2, "nor is it NOTIFY SET's");
 
 	session_free(&s);
 	memset(&r, 0, sizeof(r));
