@@ -193,8 +193,7 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	     uint32_t exists_now, int64_t wall)
 {
 	uint32_t m = mb->mark, messages;
-	/* Caught up now: up to the second before this one. */
-	int64_t seen, watched = mb->current ? wall - 1 : mb->gap_from;
+	int64_t seen, watched;
 	bool seen_moved, modseq_due;
 
 	for (size_t i = 0; i < mb->env.n_sinks; i++) {
@@ -230,9 +229,12 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	else
 		modseq_due = mb->top_modseq < mb->saved_modseq ||
 			     (mb->top_modseq && !mb->saved_modseq);
-	/* Not known (mailbox_free()): what was put last. */
+	/* The second watched up to (see gap_from): caught up now, the one
+	 * before this; not known (mailbox_free()), what was put last. */
 	if (wall <= 0)
 		watched = mb->saved_watched;
+	else
+		watched = mb->current ? wall - 1 : mb->gap_from;
 	if (mb->rebasing || !mb->uidvalidity ||
 	    (m == mb->saved_mark && mb->mark == mb->saved_announced &&
 	     mb->uidvalidity == mb->saved_uidvalidity && !seen_moved &&
