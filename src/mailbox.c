@@ -70,12 +70,14 @@ struct mailbox {
 	 * all the server had (a fetch ended, an IDLE began, a STATUS showed
 	 * nothing new), and none of its connections was lost since. */
 	bool current;
-	/* Such a connection was lost, its server last heard from in the
-	 * second after gap_from (wall seconds; 0: not known, as after a
-	 * sleep), or the last run watched it up to then (the state file's
-	 * WATCHED): the catch-up's mail whose INTERNALDATE is no later came
-	 * while watched (a checked mailbox's between two checks, trial AE),
-	 * and is announced one by one, as the owed are. */
+	/* Such a connection was lost, its server last heard from at
+	 * gap_from (wall seconds; 0: not known, as after a sleep), or the
+	 * last run watched it up to then (the state file's WATCHED): the
+	 * catch-up's mail whose INTERNALDATE is no later, and not earlier
+	 * than seen, came while watched (a checked mailbox's since its last
+	 * check, trial AE), and is announced one by one, as the owed are.
+	 * Of the very second of the last word too: better announced than
+	 * skipped. */
 	int64_t gap_from;
 	/* The connection went idle at idle_at (0: not since the last state
 	 * write) with idle_messages messages: seen once still idle when the
@@ -229,12 +231,12 @@ mailbox_save(struct mailbox *mb, bool final, bool idle_now,
 	else
 		modseq_due = mb->top_modseq < mb->saved_modseq ||
 			     (mb->top_modseq && !mb->saved_modseq);
-	/* The second watched up to (see gap_from): caught up now, the one
-	 * before this; not known (mailbox_free()), what was put last. */
+	/* The time watched up to (see gap_from): now when caught up; not
+	 * known (mailbox_free()), what was put last. */
 	if (wall <= 0)
 		watched = mb->saved_watched;
 	else
-		watched = mb->current ? wall - 1 : mb->gap_from;
+		watched = mb->current ? wall : mb->gap_from;
 	if (mb->rebasing || !mb->uidvalidity ||
 	    (m == mb->saved_mark && mb->mark == mb->saved_announced &&
 	     mb->uidvalidity == mb->saved_uidvalidity && !seen_moved &&
@@ -332,13 +334,12 @@ live_resync_done(struct mailbox *mb)
 
 /* A connection that selected or followed mb was lost, its server last
  * heard from at heard (0: not known): a gap begins, unless one began
- * before mb was caught up again. What came in the second of the last
- * word may have come after it, as at a stop (mailbox_logged_out()). */
+ * before mb was caught up again. */
 static void
 gap_begins(struct mailbox *mb, int64_t heard)
 {
 	if (mb->current)
-		mb->gap_from = heard > 0 ? heard - 1 : 0;
+		mb->gap_from = heard;
 	mb->current = false;
 }
 
@@ -695,7 +696,9 @@ arrived_since(const struct mailbox *mb, const struct codec_fetch *f)
 	return t > mb->since || (t == mb->since && mb->since_now);
 }
 
-/* True when f came before the gap (see gap_from) by its INTERNALDATE. */
+/* True when f came before the gap (see gap_from) by its INTERNALDATE,
+ * and not before the mailbox was last seen whole: one APPENDed with an
+ * older date while away came then (trial AH's, dated a week back). */
 static bool
 before_gap(const struct mailbox *mb, const struct codec_fetch *f)
 {
@@ -705,7 +708,7 @@ before_gap(const struct mailbox *mb, const struct codec_fetch *f)
 	       (f->have & CODEC_FETCH_INTERNALDATE) && !f->internaldate.nil &&
 	       codec_internaldate(f->internaldate.ptr, f->internaldate.len,
 				  &t) &&
-	       t <= mb->gap_from;
+	       t >= mb->seen && t <= mb->gap_from;
 }
 
 void

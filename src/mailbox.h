@@ -165,8 +165,9 @@ void mailbox_logged_out(struct mailbox *mb, int64_t stop_at,
  * (the next connection fetches it again), a UIDVALIDITY catch-up cut
  * short is undone (the next one starts it over), and mail of the second
  * it ended is not counted as seen. When it was caught up, the next
- * catch-up's mail whose INTERNALDATE is heard or earlier came while
- * watched: announced one by one (up to 1000), whatever catch_up says. */
+ * catch-up's mail whose INTERNALDATE is heard or earlier (but not
+ * earlier than the mailbox was last seen whole) came while watched:
+ * announced one by one (up to 1000), whatever catch_up says. */
 void mailbox_closed(struct mailbox *mb, int64_t wall, int64_t heard);
 
 /* ---- a connection that checks the mailbox without selecting it ---- */

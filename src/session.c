@@ -1848,9 +1848,10 @@ on_mailbox_status(struct session *s, const struct codec_response *r)
 	 * answer tells again). */
 	st.asked = s->n_pending && (s->pending[0].cmd == CMD_STATUS ||
 				    s->pending[0].cmd == CMD_LIST);
-	/* A push comes no more after NOTIFY NONE's answer. */
-	st.notify_set = !st.asked && is_pending(s, CMD_NOTIFY) &&
-			!is_pending(s, CMD_NOTIFY_NONE);
+	/* Dovecot answers a NOTIFY SET sent right behind NOTIFY NONE
+	 * before NOTIFY NONE's completion: no telling those from a push
+	 * that came in the same moment. */
+	st.notify_set = !st.asked && is_pending(s, CMD_NOTIFY);
 	if (s->cb.status)
 		s->cb.status(s->ud, name, &st);
 	free(name);

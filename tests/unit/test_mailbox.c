@@ -1048,8 +1048,8 @@ test_status_after_catch_up(void)
 
 /* A checked mailbox whose follower was lost after mail came and before
  * the next check (trial AE): the catch-up tells what came while watched,
- * by INTERNALDATE against the time the server was last heard from, and
- * announces it one by one, even with catch_up = skip. */
+ * by INTERNALDATE from the last check to the time the server was last
+ * heard from, and announces it one by one, even with catch_up = skip. */
 static void
 test_gap_by_date(void)
 {
@@ -1060,41 +1060,43 @@ test_gap_by_date(void)
 	put_state("checked", 5, 20, T0, 20);
 	mb = mailbox_new(&env, &account, "checked");
 	ok(!status3(mb, 5, 21, 20, T0), "a check: nothing new");
-	/* Mail at +0, +9 and +10 s; the server last heard from at +10 s. */
+	/* Mail at +0, +10 and +11 s; the server last heard from at +10 s. */
 	mailbox_unfollowed(mb, T0 + 10);
-	ok(status3(mb, 0, 24, 23, T0 + 30), "after the reconnect: fetch");
-	is_int(examined(mb, 5, 24, 23, T0 + 30, &by_date), 21,
+	ok(status3(mb, 0, 25, 24, T0 + 30), "after the reconnect: fetch");
+	is_int(examined(mb, 5, 25, 24, T0 + 30, &by_date), 21,
 	       "from the mark");
 	fetched(mb, 21, 21, "", "Watched", AT_T0);
-	fetched(mb, 22, 22, "", "Just before", "05-Dec-2024 12:00:09 +0000");
-	fetched(mb, 23, 23, "", "Its second", "05-Dec-2024 12:00:10 +0000");
+	fetched(mb, 22, 22, "", "Its second", "05-Dec-2024 12:00:10 +0000");
+	fetched(mb, 23, 23, "", "Away", "05-Dec-2024 12:00:11 +0000");
+	fetched(mb, 24, 24, "", "Dated back", BEFORE_T0);
 	mailbox_batch_end(mb);
-	is_str(got(), "send 21 v5 Watched; send 22 v5 Just before; done 2; ",
-	       "what came before the last word's second is announced, the "
-	       "rest is not");
+	is_str(got(), "send 21 v5 Watched; send 22 v5 Its second; done 2; ",
+	       "what came from the check to the last word's second is "
+	       "announced; what came after, or is dated before the check "
+	       "(APPENDed while away), is not");
 
 	/* Lost twice before a catch-up: the first loss counts. */
 	mailbox_unfollowed(mb, T0 + 40);
 	mailbox_unfollowed(mb, T0 + 90);
-	ok(status3(mb, 0, 26, 25, T0 + 100), "again: fetch");
-	is_int(examined(mb, 5, 26, 25, T0 + 100, &by_date), 24, "past 23");
+	ok(status3(mb, 0, 27, 26, T0 + 100), "again: fetch");
+	is_int(examined(mb, 5, 27, 26, T0 + 100, &by_date), 25, "past 24");
 	uid_flags(mb, 21, 21, ""); /* the ones announced, still unread */
 	uid_flags(mb, 22, 22, "");
-	fetched(mb, 24, 24, "", "Between", "05-Dec-2024 12:01:00 +0000");
-	fetched(mb, 25, 25, "", "Before", "05-Dec-2024 12:00:30 +0000");
+	fetched(mb, 25, 25, "", "Between", "05-Dec-2024 12:01:00 +0000");
+	fetched(mb, 26, 26, "", "Before", "05-Dec-2024 12:00:35 +0000");
 	mailbox_batch_end(mb);
 	is_str(got(), "",
 	       "after the first loss: away, and so is an older one after it");
 
 	/* Not known (a sleep; or 0): all of it is a catch-up. */
-	ok(!status3(mb, 0, 26, 25, T0 + 110), "caught up");
+	ok(!status3(mb, 0, 27, 26, T0 + 110), "caught up");
 	mailbox_slept(mb);
 	mailbox_awake(mb);
-	ok(status3(mb, 0, 27, 26, T0 + 120), "after the sleep: fetch");
-	is_int(examined(mb, 5, 27, 26, T0 + 120, &by_date), 26, "past 25");
+	ok(status3(mb, 0, 28, 27, T0 + 120), "after the sleep: fetch");
+	is_int(examined(mb, 5, 28, 27, T0 + 120, &by_date), 27, "past 26");
 	uid_flags(mb, 21, 21, "");
 	uid_flags(mb, 22, 22, "");
-	fetched(mb, 26, 26, "", "Asleep", AT_T0);
+	fetched(mb, 27, 27, "", "Asleep", "05-Dec-2024 12:01:50 +0000");
 	mailbox_batch_end(mb);
 	is_str(got(), "", "a sleep's mail is away whatever its date");
 	mailbox_free(&mb);
@@ -1119,8 +1121,8 @@ test_watched_restart(void)
 	mailbox_save(mb, true, false, 0, T0 + 10); /* the stop */
 	mailbox_free(&mb);
 	ok(state_store_get(store, "stopped", &st) == 1 &&
-		   st.watched == T0 + 9,
-	   "caught up at the stop: the second before it is kept (%+lld)",
+		   st.watched == T0 + 10,
+	   "caught up at the stop: its time is kept (%+lld)",
 	   (long long)(st.watched - T0));
 	mb = mailbox_new(&env, &account, "stopped");
 	ok(status3(mb, 5, 23, 22, T0 + 60), "the next run: fetch");
@@ -1135,7 +1137,7 @@ test_watched_restart(void)
 	mailbox_save(mb, true, false, 0, T0 + 100);
 	mailbox_free(&mb);
 	ok(state_store_get(store, "stopped", &st) == 1 &&
-		   st.watched == T0 + 69,
+		   st.watched == T0 + 70,
 	   "stopped in a gap: the time it began is kept (%+lld)",
 	   (long long)(st.watched - T0));
 	account.d.catch_up = CATCH_UP_NOTIFY;
