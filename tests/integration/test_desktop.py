@@ -270,7 +270,10 @@ def test_copy_after_shown(dc, bus, nd):
        "copy after shown: clean exit")
 
     # Mail that came while away, a message in INBOX and Label among it:
-    # counted once, in the summary or on its own, never both.
+    # counted once, in the summary or on its own, never both. In a later
+    # second than the stop: mail of that one came while mailwatch
+    # watched.
+    time.sleep(1.1)
     for b in ("INBOX", "Label"):
         dc.expunge("alice", b)
     raws = [mwtest.make_message(subject="away %d" % i) for i in range(12)]
@@ -453,6 +456,7 @@ def test_catch_up(dc, bus, nd):
     mw.write_config({"general": {"notify": True}, "account test": dict(
         dc.account("alice"), catch_up_max=2, on_new_mail=mw.hook_cmd("new"),
         on_new_mail_post=mw.hook_cmd("post"))})
+    time.sleep(1.1)  # in a later second than the stop
     dc.append_many("alice", "INBOX", [message(i) for i in range(4)])
     base = len(nd.records())
     mw.start()

@@ -28,11 +28,15 @@ def test_catch_up_flood():
                    from_addr="a" * 200 + "@" + "b" * 200 + ".example",
                    message_id="<" + "m" * 480 + "@x>",
                    date="Mon, 1 Jan 2024 10:00:00 +0000 " + "d" * 450)
+    # They arrived while away: dated after the connection's end (mail
+    # dated before it came while mailwatch watched).
+    away = time.time() + 2
     with srv.lock:
         first = srv.next_uid
-        srv.messages.extend(Message(first + i, (), env) for i in range(N))
+        srv.messages.extend(Message(first + i, (), env, internaldate=away)
+                            for i in range(N))
         srv.next_uid += N
-    srv.conn(1).close()  # they arrived "while away"
+    srv.conn(1).close()
     peak = 0
     end = time.monotonic() + mwtest._t(60)
     t = time.monotonic()
