@@ -555,7 +555,8 @@ def part_single(opts, tmp, hook, stamps):
           "(load average %s)" % (len(others), load()), flush=True)
     conns = Connections(dc)
     # The benchmark's appending client, and what push_vs_bare() opens
-    # later (2 bare IDLE clients, 1 probe) held meanwhile: one is left.
+    # later (2 bare IDLE clients, 1 probe, 1 bare NOTIFY client) held
+    # meanwhile: one is left.
     conns.own += STOCK_LIMIT - 1
     client = dc.client(USER)
     held = [dc.client(USER) for _ in range(STOCK_LIMIT - 2)]
@@ -577,19 +578,21 @@ def part_single(opts, tmp, hook, stamps):
         mw.stop()
         dc.stop()
         return 1
-    for c in held[:3]:
+    # Room for the two bare IDLE clients, the probe and the bare NOTIFY
+    # client.
+    for c in held[:4]:
         c.logout()
-    conns.release(3)
+    conns.release(4)
     boxes = ["INBOX", others[-1]]
     print("  push -> hook over the one connection, %d APPENDs per mailbox, "
           "from the APPEND sent:" % opts.count, flush=True)
     print_push(push_vs_bare(dc, conns, stamps, client, boxes, opts.count,
                             opts.push_timeout, examined=boxes),
                {b: b for b in boxes}, opts.push_timeout)
-    for c in held[3:]:
+    for c in held[4:]:
         c.logout()
     client.logout()
-    conns.release(len(held) - 3 + 1)
+    conns.release(len(held) - 4 + 1)
     most = conns.stop()
     print("  connections: %d at most, mailwatch's own   (target 1)" % most)
     print("  mailwatch exit status %s" % mw.stop(), flush=True)
