@@ -109,8 +109,8 @@ struct session_status {
 	 * session_list()), not NOTIFY's: one of NOTIFY SET's answers or a
 	 * push. */
 	bool asked;
-	/* One of NOTIFY SET's answers (its STATUS of each mailbox there
-	 * now), not a push that came before it. */
+	/* It came while a NOTIFY SET was under way: one of its answers (the
+	 * STATUS of each mailbox there now), not a push from before it. */
 	bool notify_set;
 };
 

@@ -82,8 +82,9 @@ struct state {
 	uint32_t owed;
 	/* Wall-clock seconds up to which the mail of the mailbox came while
 	 * mailwatch watched it: that of a later INTERNALDATE came while
-	 * away; of this one or earlier, but not handled yet (a checked
-	 * mailbox's since its last check), while watched (0: not known). */
+	 * away; that of this one or earlier, and not before seen, was not
+	 * handled yet (a checked mailbox's since its last check) but came
+	 * while watched (0: not known). */
 	int64_t watched;
 };
 
