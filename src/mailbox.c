@@ -85,9 +85,11 @@ struct mailbox {
 	int64_t idle_at;
 	uint32_t idle_messages;
 	/* The EXAMINE came at examined_at (0: no fetch since) with
-	 * examined_exists messages: seen whole the second before, once the
-	 * fetch after it ended (trial AG: a checked mailbox, seen whole only
-	 * by a STATUS with nothing new, kept the first check's time). */
+	 * examined_exists messages: seen whole then, as at a STATUS with
+	 * nothing new, once the fetch after it ended (trial AG: a checked
+	 * mailbox, seen whole only by such a STATUS, kept the first check's
+	 * time; trial AI: the second before it left the message fetched in
+	 * that second to be announced again after a re-creation). */
 	int64_t examined_at;
 	uint32_t examined_exists;
 
@@ -975,8 +977,8 @@ mailbox_batch_end(struct mailbox *mb)
 	mb->batch_max = 0;
 	mb->catching_up = false;
 	caught_up(mb);
-	if (mb->examined_at && mb->examined_at - 1 > mb->seen) {
-		mb->seen = mb->examined_at - 1;
+	if (mb->examined_at > mb->seen) {
+		mb->seen = mb->examined_at;
 		mb->seen_now = true;
 		mb->messages = mb->examined_exists;
 		save_soon(mb);

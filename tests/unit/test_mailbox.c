@@ -407,8 +407,8 @@ catch_up_case(const char *box, enum catch_up_mode mode, unsigned max,
 	mailbox_batch_end(mb);
 	is_str(got(), want, "%s", what);
 	mailbox_save(mb, false, false, 0, T0);
-	is_str(state_of(box), "v7 uid 19 seen +59 messages 16",
-	       "%s: the mark moved past them, seen whole before the EXAMINE",
+	is_str(state_of(box), "v7 uid 19 seen +60 messages 16",
+	       "%s: the mark moved past them, seen whole at the EXAMINE",
 	       what);
 	/* What comes now is live mail, one by one. */
 	mailbox_idle(mb, 16, T0 + 61);
@@ -870,9 +870,8 @@ test_uidvalidity_changed(void)
 	is_str(got(), "send 1 v8 First; send 2 v8 Second; done 2; ",
 	       "both announced with the new UIDVALIDITY");
 	mailbox_save(mb, false, false, 0, T0);
-	is_str(state_of("courier"), "v8 uid 2 seen +59 messages 2",
-	       "then the new state is written, seen whole before the "
-	       "EXAMINE");
+	is_str(state_of("courier"), "v8 uid 2 seen +60 messages 2",
+	       "then the new state is written, seen whole at the EXAMINE");
 	mailbox_free(&mb);
 
 	put_state("dated", 7, 50, T0, 5);
@@ -908,7 +907,7 @@ test_uidvalidity_changed(void)
 	is_str(got(), "send 5 v9 Since; send 7 v9 Also since; done 2; ",
 	       "mail that arrived since, not mail moved in with old dates");
 	mailbox_save(mb, false, false, 0, T0);
-	is_str(state_of("dated"), "v9 uid 7 seen +59 messages 7",
+	is_str(state_of("dated"), "v9 uid 7 seen +60 messages 7",
 	       "the new UIDVALIDITY and mark written after the catch-up");
 	mailbox_free(&mb);
 }
@@ -942,7 +941,7 @@ test_rebase_cut_short(void)
 	mailbox_batch_end(mb);
 	is_str(got(), "send 5 v9 Since; done 1; ", "and announces it once");
 	mailbox_free(&mb);
-	is_str(state_of("cut"), "v9 uid 5 seen +79 messages 7",
+	is_str(state_of("cut"), "v9 uid 5 seen +80 messages 7",
 	       "then the new state is written");
 }
 
@@ -1000,8 +999,8 @@ test_status(void)
 	is_str(got(), "send 21 v5 New; send 22 v5 Newer; done 2; ",
 	       "and announces what arrived");
 	mailbox_free(&mb);
-	is_str(state_of("status"), "v5 uid 22 seen +800 messages 20",
-	       "the mark moved");
+	is_str(state_of("status"), "v5 uid 22 seen +801 messages 21",
+	       "the mark moved, seen whole at the EXAMINE");
 }
 
 /* A mailbox followed by STATUS (NOTIFY, or the checks) that had mail
@@ -1184,18 +1183,20 @@ test_seen_at_fetch(void)
 
 	mb = mailbox_new(&env, &account, "refilled");
 	ok(!status3(mb, 5, 1, 0, T0), "first check: empty, taken as is");
-	ok(status3(mb, 0, 2, 1, T0 + 10), "then a message: fetch");
+	/* Checked at once (CheckNow, trial AI): the EXAMINE in the very
+	 * second the message came. */
+	ok(status3(mb, 0, 2, 1, T0 + 11), "then a message: fetch");
 	is_int(examined(mb, 5, 2, 1, T0 + 11, &by_date), 1, "from UID 1");
-	fetched(mb, 1, 1, "", "First", AT_T0);
+	fetched(mb, 1, 1, "", "First", "05-Dec-2024 12:00:11 +0000");
 	mailbox_batch_end(mb);
 	is_str(got(), "send 1 v5 First; done 1; ", "announced");
 	mailbox_free(&mb);
-	is_str(state_of("refilled"), "v5 uid 1 seen +10 messages 1",
-	       "seen whole the second before the EXAMINE, with its message");
+	is_str(state_of("refilled"), "v5 uid 1 seen +11 messages 1",
+	       "seen whole at the EXAMINE, with its message");
 	mb = mailbox_new(&env, &account, "refilled");
 	examined(mb, 6, 3, 2, T0 + 100, &by_date);
 	ok(by_date, "recreated: the date scan, not all it holds");
-	dated(mb, 1, 1, "", AT_T0);
+	dated(mb, 1, 1, "", "05-Dec-2024 12:00:11 +0000");
 	dated(mb, 2, 2, "", "05-Dec-2024 12:01:00 +0000");
 	is_int(mailbox_dated_end(mb), 2, "from the one that came since");
 	fetched(mb, 2, 2, "", "New", "05-Dec-2024 12:01:00 +0000");
