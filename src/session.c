@@ -470,22 +470,31 @@ send_login(struct session *s)
 	set_state(s, S_LOGIN);
 }
 
+/* The ranges of v[0..n) (ascending) into r, at most max of them;
+ * returns how many, or 0 when more would be needed. */
+static size_t
+to_ranges(const uint32_t *v, size_t n, struct codec_range *r, size_t max)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (k && r[k - 1].hi < UINT32_MAX && v[i] == r[k - 1].hi + 1)
+			r[k - 1].hi = v[i];
+		else if (k == max)
+			return 0;
+		else
+			r[k++] = (struct codec_range){v[i], v[i]};
+	}
+	return k;
+}
+
 /* Appends the ranges of uids[0..n) (ascending) to b as a sequence set;
  * r has room for n. */
 static void
 add_uid_set(struct codec_buf *b, const uint32_t *uids, size_t n,
 	    struct codec_range *r)
 {
-	size_t k = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (k && r[k - 1].hi < UINT32_MAX &&
-		    uids[i] == r[k - 1].hi + 1)
-			r[k - 1].hi = uids[i];
-		else
-			r[k++] = (struct codec_range){uids[i], uids[i]};
-	}
-	codec_enc_seqset(b, r, k);
+	codec_enc_seqset(b, r, to_ranges(uids, n, r, n));
 }
 
 /* EXAMINE, with QRESYNC enabled and the owner knowing what it announced
@@ -731,19 +740,8 @@ send_dates(struct session *s)
 	}
 	if (u->known) {
 		r = xmalloc(DATES_RANGES * sizeof(*r));
-		n = 0;
-		for (size_t i = 0; i < u->n; i++) {
-			if (n && u->seq[i] == r[n - 1].hi + 1) {
-				r[n - 1].hi = u->seq[i];
-			} else if (n == DATES_RANGES) {
-				n = 0; /* too many: all */
-				break;
-			} else {
-				r[n++] = (struct codec_range){u->seq[i],
-							      u->seq[i]};
-			}
-		}
-		if (!n) {
+		n = to_ranges(u->seq, u->n, r, DATES_RANGES);
+		if (!n) { /* too many: all */
 			free(r);
 			r = &all;
 			n = 1;
