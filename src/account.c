@@ -697,10 +697,7 @@ assign(struct account_run *ar)
 		if (!b->swept && !b->notified && !b->w) {
 			b->w = new_watcher(ar, b->mb, false);
 		} else if ((b->swept || b->notified) && b->w) {
-			mailbox_save(b->mb, false, watcher_is_idle(b->w),
-				     watcher_exists(b->w), wall_now(ar));
-			watcher_free(&b->w);
-			mailbox_closed(b->mb, wall_now(ar), wall_now(ar));
+			close_box(ar, b);
 			set_watched(ar, b, false);
 		}
 	}
@@ -1188,7 +1185,8 @@ new_box(struct account_run *ar, const char *name)
 	return b;
 }
 
-/* Closes b's own connection, if any, saving its state first. */
+/* Closes b's own connection, if any, saving its state first; its server
+ * was heard from until now. */
 static void
 close_box(struct account_run *ar, struct box *b)
 {

@@ -19,8 +19,10 @@ import mwtest  # noqa: E402
 from mwtest import ok, wait_until  # noqa: E402
 
 
-def test_idle_each():
-    dc = mwtest.Dovecot(notify=False)  # one IDLE connection per mailbox
+def start(notify):
+    """Dovecot with NOTIFY offered or not, and mailwatch on INBOX,
+    Lists/dev and Lists/old."""
+    dc = mwtest.Dovecot(notify=notify)
     dc.create_mailbox("alice", "Lists/dev")
     dc.create_mailbox("alice", "Lists/old")
     mw = mwtest.Mailwatch({
@@ -29,6 +31,11 @@ def test_idle_each():
                                 mailboxes=["INBOX", "Lists/dev",
                                            "Lists/old"]),
     }, sd_notify=True)
+    return dc, mw
+
+
+def test_idle_each():
+    dc, mw = start(notify=False)  # one IDLE connection per mailbox
     ok(wait_until(lambda: mw.log().count("watching (IDLE)") >= 3, 15),
        "three mailboxes watched")
 
@@ -82,15 +89,7 @@ def test_notify():
     was watched on in silence, and the others are still followed; one
     renamed at the next connection (Dovecot 2.3 tells no rename of them);
     one created again is watched again and its mail announced."""
-    dc = mwtest.Dovecot()
-    dc.create_mailbox("alice", "Lists/dev")
-    dc.create_mailbox("alice", "Lists/old")
-    mw = mwtest.Mailwatch({
-        "general": {"notify": False, "on_new_mail": "{hook}"},
-        "account a": dc.account("alice",
-                                mailboxes=["INBOX", "Lists/dev",
-                                           "Lists/old"]),
-    }, sd_notify=True)
+    dc, mw = start(notify=True)
     ok(mw.wait_log(r"a: watching 3 mailboxes with IDLE and NOTIFY", 15),
        "NOTIFY: three mailboxes watched", mw.log_tail(10))
 
