@@ -667,8 +667,13 @@ def test_limit_at_every_login():
     h.log_line(r"fake: watching 3 mailboxes with NOTIFY over one "
                r"connection", what + ": one connection for all")
     announced(h, what, timeout=15)
-    ok(len(srv.logins) == n + 3, "%s: three logins more: INBOX's, the "
-       "fetcher refused, the one connection" % what, repr(srv.logins[n:]))
+    # The one connection logs in as INBOX's closes: a server that has not
+    # seen the close yet (the fake counts as Dovecot does) refuses it
+    # once more, and the reconnect gets in.
+    goods = [good for _, _, _, good in srv.logins[n:]]
+    ok(goods in ([True, False, True], [True, False, False, True]),
+       "%s: logins after: INBOX's, the fetcher refused, the one "
+       "connection" % what, repr(srv.logins[n:]))
     budgets = [int(x) for x in re.findall(
         r"the server limits connections: using at most (\d+)", h.mw.log())]
     ok(budgets == [1], "%s: the budget went down to 1 at once" % what,
