@@ -1483,11 +1483,18 @@ w_failed(void *ud, struct watcher *w)
 	bool all = w == notifier(ar) && ar->mode != M_BUDGET;
 	struct box *own = NULL;
 
-	if (!ar->started)
-		return;
 	for (size_t i = 0; i < ar->n && !all; i++)
 		if (ar->box[i]->w == w)
 			own = ar->box[i];
+	/* One a pattern took, that the server says is not there, was most
+	 * likely deleted or renamed: a LIST now lets it go or finds its new
+	 * name, where the next sweep's may come poll_interval later. */
+	if (own && !own->plain && watcher_mailbox_refused(w)) {
+		ar->list_due = true;
+		kick(ar);
+	}
+	if (!ar->started)
+		return;
 	if (own) {
 		mailbox_looked_late(own->mb, ar->started);
 		return;

@@ -980,7 +980,13 @@ watcher_reopen(struct watcher *w)
 bool
 watcher_missing(const struct watcher *w)
 {
-	return w->state == W_WAITING && w->teardown_err == -ENOENT;
+	return w->state == W_WAITING && watcher_mailbox_refused(w);
+}
+
+bool
+watcher_mailbox_refused(const struct watcher *w)
+{
+	return w->teardown_err == -ENOENT;
 }
 
 bool

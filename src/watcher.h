@@ -147,6 +147,10 @@ void watcher_reopen(struct watcher *w);
  * there is none (MAILBOX_RETRY): deleted, or renamed away. */
 bool watcher_missing(const struct watcher *w);
 
+/* In watcher_env.failed: true when the server said there is no such
+ * mailbox (the wait for the next try is MAILBOX_RETRY). */
+bool watcher_mailbox_refused(const struct watcher *w);
+
 /* True after an error retrying cannot fix (rejected password, missing
  * STARTTLS): the watcher waits for a reload; or while it waits
  * TOKEN_RETRY seconds after a token refused twice in a row, which a

@@ -421,10 +421,36 @@ def test_list_status():
     finish(mw)
 
 
+def test_deleted_between_sweeps():
+    """Without NOTIFY, with poll_interval = 3600: a folder a pattern took,
+    deleted while its own connection watches it, is let go at once (its
+    connection found it missing, and a LIST then did not list it), not at
+    the next sweep an hour later; the others go on."""
+    need_binaries()
+    dc = mwtest.Dovecot(conn_limit=None, notify=False)
+    dc.create_mailboxes("alice", ["Lists/dev", "Lists/announce"])
+    mw = start(dc, mailboxes=["INBOX", "Lists/*"], poll_interval=3600)
+    wait_watched(mw, "deleted", ["INBOX", "Lists/dev", "Lists/announce"])
+    mark = len(mw.log())
+    dc.delete_mailbox("alice", "Lists/dev")
+    line = mw.wait_log(r"a/Lists/dev: no longer listed by the server: not "
+                       r"watched", 10, since=mark)
+    ok(line, "deleted: let go at once", mw.log_tail(10))
+    ok(mw.wait_sd_notify(r"STATUS=2/2 mailboxes watched", 5),
+       "deleted: the status line counts the two left",
+       (mw.sd_notify_messages() or [""])[-1])
+    want = [deliver(dc, "Lists/announce", "after")]
+    recs = mw.wait_hooks(1, PUSH)
+    ok(keys(recs) == want, "deleted: the others' mail announced",
+       "got %s" % keys(recs))
+    finish(mw)
+
+
 if __name__ == "__main__":
     mwtest.main(test_star_notify, test_star_without_notify,
                 test_renames_and_restarts_notify,
                 test_renames_and_restarts_without_notify,
                 test_renamed_twice_notify, test_renamed_twice_without_notify,
                 test_one_level,
-                test_ampersand, test_list_status)
+                test_ampersand, test_list_status,
+                test_deleted_between_sweeps)
