@@ -263,21 +263,52 @@ header_field(const char *h, const char *end, const char *name, size_t *len_r)
 	return NULL;
 }
 
-/* The first byte of [v, end) outside a quoted string that is one of
- * find, or NULL when there is none, or one of stop (or a NUL) comes
- * first. */
+/* Past the comment that starts at v (its '('), with the comments and
+ * quoted pairs in it; end when it is left open. */
 static const char *
-unquoted(const char *v, const char *end, const char *find, const char *stop)
+past_comment(const char *v, const char *end)
+{
+	int depth = 0;
+
+	for (const char *p = v; p < end; p++) {
+		if (*p == '\\' && p + 1 < end)
+			p++;
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && !--depth)
+			return p + 1;
+	}
+	return end;
+}
+
+/* Past the blanks and comments at the start of [v, end). */
+static const char *
+past_cfws(const char *v, const char *end)
+{
+	while (v < end && (*v == '(' || strchr(" \t\r\n", *v)))
+		v = *v == '(' ? past_comment(v, end) : v + 1;
+	return v;
+}
+
+/* The first byte of [v, end) outside comments and (with quotes) quoted
+ * strings that is one of find, or NULL when there is none, or one of
+ * stop (or a NUL) comes first. Comments and quoted strings may hold
+ * anything: "(see <fake@example.org>) real@example.org". */
+static const char *
+unquoted(const char *v, const char *end, const char *find, const char *stop,
+	 bool quotes)
 {
 	bool quoted = false;
 
 	for (const char *p = v; p < end; p++) {
 		if (quoted && *p == '\\' && p + 1 < end)
 			p++;
-		else if (*p == '"')
-			quoted = !quoted;
 		else if (quoted)
-			continue;
+			quoted = *p != '"';
+		else if (*p == '(')
+			p = past_comment(p, end) - 1;
+		else if (*p == '"' && quotes)
+			quoted = true;
 		else if (!*p || strchr(stop, *p))
 			return NULL;
 		else if (strchr(find, *p))
@@ -345,7 +376,7 @@ phrase(const char *v, const char *end)
 static const char *
 past_group_name(const char *v, const char *end)
 {
-	const char *colon = unquoted(v, end, ":", "<@,(");
+	const char *colon = unquoted(v, end, ":", "<@,", true);
 
 	return colon ? colon + 1 : v;
 }
@@ -361,18 +392,20 @@ from_field(struct mail_event *ev, const char *v, size_t n)
 {
 	const char *end = v + n, *lt, *gt, *p;
 
-	v = past_group_name(v, end);
-	while (v < end && strchr(" \t\r\n", *v))
-		v++;
-	lt = unquoted(v, end, "<", "");
-	if (!lt)
-		lt = memchr(v, '<', end - v); /* "Name <a@b> with a quote open */
+	v = past_cfws(past_group_name(v, end), end);
+	lt = unquoted(v, end, "<", "", true);
+	if (!lt) /* "Name <a@b> with a quote open */
+		lt = unquoted(v, end, "<", "", false);
 	if (lt) {
 		gt = memchr(lt, '>', end - lt);
+		/* A route before the address: "<@relay.example:a@b>". */
+		p = lt + 1;
+		if (gt && *p == '@' && memchr(p, ':', gt - p))
+			p = (const char *)memchr(p, ':', gt - p) + 1;
 		ev->from_name = phrase(v, lt);
 		ev->from_address =
-		    gt && plain_address(lt + 1, gt - lt - 1)
-			? mime_sanitize(lt + 1, gt - lt - 1, MIME_MAX_TEXT)
+		    gt && plain_address(p, gt - p)
+			? mime_sanitize(p, gt - p, MIME_MAX_TEXT)
 			: xstrdup("");
 		return;
 	}

@@ -475,6 +475,30 @@ test_headers(void)
 	check_headers("From: Doe, John <john@acme.example>\r\n",
 		      "Doe, John <john@acme.example>", "", "", "",
 		      "an unquoted comma in the name");
+
+	/* an address in a comment is not the sender's (trial AK: the
+	 * ENVELOPE path gave the real one, this path the one in the
+	 * comment) */
+	check_headers("From: (comment <fake@bank.example>) "
+		      "real@example.org\r\n",
+		      "real@example.org", "", "", "",
+		      "a comment before a bare address");
+	check_headers("From: real@example.org (Fake <fake@bank.example>)\r\n",
+		      "real@example.org", "", "", "",
+		      "a comment after a bare address");
+	check_headers("From: Real (see <fake@bank.example>) "
+		      "<real@example.org>\r\n",
+		      "Real <real@example.org>", "", "", "",
+		      "a comment in the name");
+	check_headers("From: Team (note: x) <t@example.org>\r\n",
+		      "Team <t@example.org>", "", "", "",
+		      "a colon in a comment is no group");
+	check_headers("From: (open <fake@bank.example>\r\n", "", "", "", "",
+		      "a comment left open: nothing");
+	check_headers("From: Route <@relay.example,@b.example:r@example.org>"
+		      "\r\n",
+		      "Route <r@example.org>", "", "", "",
+		      "a route before the address is left out");
 }
 
 /* A Message-ID over the cap: left out rather than cut. */
