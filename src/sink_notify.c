@@ -637,8 +637,11 @@ notify_call(struct notify_sink *ns, const struct account *a,
 	    struct shown *sh, uint32_t replaces, const char *summary,
 	    const char *body)
 {
-	/* A click runs on_click: offer the default action only then. */
-	char *click[] = {"default", "Open", NULL}, *none[] = {NULL};
+	/* A click runs on_click, else it only dismisses. A default action
+	 * always: without one dunst opens a URL it finds in the summary or
+	 * body at a click, and the mail wrote those (trial AK). */
+	char *click[] = {"default", "Open", NULL};
+	char *dismiss[] = {"default", "Dismiss", NULL};
 	sd_bus_message *m = NULL;
 	struct notify_call *c;
 	sd_bus_slot *slot = NULL;
@@ -652,7 +655,7 @@ notify_call(struct notify_sink *ns, const struct account *a,
 					  summary, body);
 	if (r >= 0)
 		r = sd_bus_message_append_strv(
-		    m, sh && sh->on_click ? click : none);
+		    m, sh && sh->on_click ? click : dismiss);
 	if (r >= 0)
 		r = sd_bus_message_append(m, "a{sv}i", 2, "category", "s",
 					  "email.arrived", "urgency", "y",

@@ -589,7 +589,9 @@ test_notify(sd_event *e)
 		   "body escapes tags and ampersands");
 		free(body);
 	}
-	is_json(line, "actions", "[]", "no actions");
+	is_json(line, "actions", "[\"default\",\"Dismiss\"]",
+		"without on_click, a default action that dismisses (so "
+		"that no server opens a URL of the mail's at a click)");
 	is_json(line, "category", "email.arrived", "category email.arrived");
 	is_json(line, "urgency", "2", "urgency from the account");
 	is_json(line, "expire", "-1", "server default expiry");
