@@ -390,7 +390,7 @@ past_group_name(const char *v, const char *end)
 static void
 from_field(struct mail_event *ev, const char *v, size_t n)
 {
-	const char *end = v + n, *lt, *gt, *p;
+	const char *end = v + n, *lt, *gt, *p, *route;
 
 	v = past_cfws(past_group_name(v, end), end);
 	lt = unquoted(v, end, "<", "", true);
@@ -400,8 +400,9 @@ from_field(struct mail_event *ev, const char *v, size_t n)
 		gt = memchr(lt, '>', end - lt);
 		/* A route before the address: "<@relay.example:a@b>". */
 		p = lt + 1;
-		if (gt && *p == '@' && memchr(p, ':', gt - p))
-			p = (const char *)memchr(p, ':', gt - p) + 1;
+		route = gt && *p == '@' ? memchr(p, ':', gt - p) : NULL;
+		if (route)
+			p = route + 1;
 		ev->from_name = phrase(v, lt);
 		ev->from_address =
 		    gt && plain_address(p, gt - p)
