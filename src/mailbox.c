@@ -572,8 +572,12 @@ take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
 	state_store_forget(mb->env.store, from);
 	mb->uidvalidity = st.uidvalidity;
 	mb->mark = st.announced;
+	mb->owed = st.owed > mb->mark ? st.owed : 0;
 	mb->seen = st.seen;
 	mb->seen_now = false;
+	/* Its mail from before a stop is not taken for mail from while
+	 * away because it was renamed meanwhile (trial AJ). */
+	mb->gap_from = st.watched;
 	mb->messages = st.messages;
 	mb->top_modseq = mb->floor_modseq = st.modseq;
 	mb->appeared = 0;

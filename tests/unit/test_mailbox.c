@@ -1142,6 +1142,49 @@ test_watched_restart(void)
 	account.d.catch_up = CATCH_UP_NOTIFY;
 }
 
+/* env.renamed as the account has it: the state of the only mailbox with
+ * that UIDVALIDITY (test_watched_renamed's 77: no other test's). */
+static const char *
+renamed_from(void *ud, uint32_t uidvalidity, struct state *st,
+	     uint32_t *uids, size_t *n_r)
+{
+	(void)ud;
+	(void)uids;
+	*n_r = 0;
+	return state_store_find(store, uidvalidity, st);
+}
+
+/* test_watched_restart with the mailbox renamed while mailwatch was
+ * stopped: under its new name it goes on from its old state, the time
+ * it was watched up to included (trial AJ: what came before the stop
+ * was skipped as mail from while away). */
+static void
+test_watched_renamed(void)
+{
+	struct mailbox *mb;
+	bool by_date = false;
+
+	account.d.catch_up = CATCH_UP_SKIP;
+	env.renamed = renamed_from;
+	put_state("before", 77, 20, T0, 20);
+	mb = mailbox_new(&env, &account, "before");
+	ok(!status3(mb, 77, 21, 20, T0), "a check: nothing new");
+	mailbox_save(mb, true, false, 0, T0 + 10); /* the stop */
+	mailbox_free(&mb);
+	mb = mailbox_new(&env, &account, "after");
+	mailbox_appeared(mb, T0 - 50);
+	is_int(examined(mb, 77, 23, 22, T0 + 60, &by_date), 21,
+	       "renamed: from the old name's mark");
+	fetched(mb, 21, 21, "", "Before", "05-Dec-2024 12:00:09 +0000");
+	fetched(mb, 22, 22, "", "After", "05-Dec-2024 12:00:11 +0000");
+	mailbox_batch_end(mb);
+	is_str(got(), "send 21 v77 Before; done 1; ",
+	       "what came before the stop is announced, the rest is not");
+	mailbox_free(&mb);
+	env.renamed = NULL;
+	account.d.catch_up = CATCH_UP_NOTIFY;
+}
+
 /* The connection that selected the mailbox was lost with mail in flight:
  * with catch_up = summary, the mail that came before is not summarised
  * with what came after. */
@@ -1622,6 +1665,7 @@ main(void)
 	test_seen_at_fetch();
 	test_gap_by_date();
 	test_watched_restart();
+	test_watched_renamed();
 	test_gap_selected();
 	test_appeared();
 	test_looked_late();
