@@ -140,22 +140,54 @@ display_name(const struct codec_address *a)
 	return unquote(decode(&a->name));
 }
 
+/* Whether the local part s (n bytes) goes into an address as it is: its
+ * characters are those of an atom (RFC 5322; UTF-8 as RFC 6532 allows),
+ * dots anywhere (Japanese carriers' ".user..name" is common), control
+ * characters aside (mime_sanitize() drops them). Else it is a quoted
+ * string, whose quotes tell where it ends. */
+static bool
+plain_local(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f || c >= 0x80 || c == '.' ||
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("!#$%&'*+-/=?^_`{|}~", c))
+			continue;
+		return false;
+	}
+	return true;
+}
+
 /* "mailbox@host" when a has both, else "": an address that could be
  * wrong is left out ("From: Ctl<ESC>..." gives Dovecot's "Ctl" and
- * MISSING_DOMAIN). */
+ * MISSING_DOMAIN). A mailbox that is not an atom is quoted back, as the
+ * header had it: "\"Bank <ceo@bank.example>\"@evil.example" would
+ * otherwise read as the bank's address (trial AL). */
 static char *
 address(const struct codec_address *a)
 {
-	size_t ml = str_len(&a->mailbox), hl = str_len(&a->host);
+	const char *m = str_ptr(&a->mailbox);
+	size_t ml = str_len(&a->mailbox), hl = str_len(&a->host), o = 0;
+	bool plain = plain_local(m, ml);
 	char *raw, *r;
 
 	if (!complete(a))
 		return xstrdup("");
-	raw = xmalloc(ml + 1 + hl + 1);
-	memcpy(raw, str_ptr(&a->mailbox), ml);
-	raw[ml] = '@';
-	memcpy(raw + ml + 1, str_ptr(&a->host), hl);
-	r = mime_sanitize(raw, ml + 1 + hl, MIME_MAX_TEXT);
+	raw = xmalloc(2 * ml + 3 + hl + 1);
+	if (!plain)
+		raw[o++] = '"';
+	for (size_t i = 0; i < ml; i++) {
+		if (!plain && (m[i] == '"' || m[i] == '\\'))
+			raw[o++] = '\\';
+		raw[o++] = m[i];
+	}
+	if (!plain)
+		raw[o++] = '"';
+	raw[o++] = '@';
+	memcpy(raw + o, str_ptr(&a->host), hl);
+	r = mime_sanitize(raw, o + hl, MIME_MAX_TEXT);
 	free(raw);
 	return r;
 }
@@ -293,13 +325,16 @@ past_cfws(const char *v, const char *end)
 /* The first byte of [v, end) outside comments and (with quotes) quoted
  * strings that is one of find, or NULL when there is none, or one of
  * stop (or a NUL) comes first. Comments and quoted strings may hold
- * anything: "(see <fake@example.org>) real@example.org". */
+ * anything: "(see <fake@example.org>) real@example.org". *open_r (when
+ * not NULL) says whether a quote was left open at the end. */
 static const char *
 unquoted(const char *v, const char *end, const char *find, const char *stop,
-	 bool quotes)
+	 bool quotes, bool *open_r)
 {
 	bool quoted = false;
 
+	if (open_r)
+		*open_r = false;
 	for (const char *p = v; p < end; p++) {
 		if (quoted && *p == '\\' && p + 1 < end)
 			p++;
@@ -314,22 +349,41 @@ unquoted(const char *v, const char *end, const char *find, const char *stop,
 		else if (strchr(find, *p))
 			return p;
 	}
+	if (open_r)
+		*open_r = quoted;
 	return NULL;
+}
+
+/* Past the quoted string at v (its '"'); v when there is none there, or
+ * it is left open. */
+static const char *
+past_quoted(const char *v, const char *end)
+{
+	for (const char *p = v + 1; v < end && *v == '"' && p < end; p++) {
+		if (*p == '\\' && p + 1 < end)
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return v;
 }
 
 /* Whether [v, v + n) can be handed on as an address: one '@' with
  * something on both sides, and none of what a header puts around or
- * between addresses. */
+ * between addresses; or a quoted local part, '@' and such a domain
+ * ("\"<fake@bank.example>\"@example.org", whose quotes stay: as the
+ * ENVELOPE path gives it). */
 static bool
 plain_address(const char *v, size_t n)
 {
-	const char *at = memchr(v, '@', n);
+	const char *end = v + n, *local_end = past_quoted(v, end);
+	const char *at = local_end > v ? local_end : memchr(v, '@', n);
 
-	if (!at || at == v || at == v + n - 1 ||
-	    memchr(at + 1, '@', v + n - at - 1))
+	if (!at || at == end || *at != '@' || at == v || at == end - 1 ||
+	    memchr(at + 1, '@', end - at - 1))
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!v[i] || strchr(" \t\r\n<>()\",;:", v[i]))
+	for (const char *p = local_end; p < end; p++)
+		if (!*p || strchr(" \t\r\n<>()\",;:", *p))
 			return false;
 	return true;
 }
@@ -376,7 +430,7 @@ phrase(const char *v, const char *end)
 static const char *
 past_group_name(const char *v, const char *end)
 {
-	const char *colon = unquoted(v, end, ":", "<@,", true);
+	const char *colon = unquoted(v, end, ":", "<@,", true, NULL);
 
 	return colon ? colon + 1 : v;
 }
@@ -391,11 +445,14 @@ static void
 from_field(struct mail_event *ev, const char *v, size_t n)
 {
 	const char *end = v + n, *lt, *gt, *p, *route;
+	bool open;
 
 	v = past_cfws(past_group_name(v, end), end);
-	lt = unquoted(v, end, "<", "", true);
-	if (!lt) /* "Name <a@b> with a quote open */
-		lt = unquoted(v, end, "<", "", false);
+	lt = unquoted(v, end, "<", "", true, &open);
+	/* "Name <a@b> with a quote open; not in a quote closed, which may
+	 * hold anything: "<fake@bank.example>"@example.org (trial AL). */
+	if (!lt && open)
+		lt = unquoted(v, end, "<", "", false, NULL);
 	if (lt) {
 		gt = memchr(lt, '>', end - lt);
 		/* A route before the address: "<@relay.example:a@b>". */
@@ -410,7 +467,8 @@ from_field(struct mail_event *ev, const char *v, size_t n)
 			: xstrdup("");
 		return;
 	}
-	for (p = v; p < end && *p && !strchr(" \t\r\n,(;", *p); p++)
+	for (p = past_quoted(v, end); p < end && *p && !strchr(" \t\r\n,(;", *p);
+	     p++)
 		;
 	if (plain_address(v, p - v)) {
 		ev->from_name = xstrdup("");

@@ -377,6 +377,19 @@ test_event(void)
 	a[0] = (struct codec_address){NIL, NIL, S(".user"), S("example.jp")};
 	check_event(&e, ".user@example.jp", "", ".user@example.jp",
 		    "a local part that starts with a dot is kept");
+	/* a quoted local part, quoted again: else "Bank <ceo@bank.example>"
+	 * would show (trial AL) */
+	a[0] = (struct codec_address){NIL, NIL,
+				      S("Bank <ceo@bank.example>"),
+				      S("evil.example")};
+	check_event(&e, "\"Bank <ceo@bank.example>\"@evil.example", "",
+		    "\"Bank <ceo@bank.example>\"@evil.example",
+		    "a local part with <, @ and a space is quoted");
+	a[0] = (struct codec_address){S("Q"), NIL, S("a\"b\\c d"),
+				      S("example.org")};
+	check_event(&e, "Q <\"a\\\"b\\\\c d\"@example.org>", "Q",
+		    "\"a\\\"b\\\\c d\"@example.org",
+		    "its quotes and backslashes escaped");
 
 	/* control characters in every field */
 	a[0] = (struct codec_address){S("Eve\r\n\u202eX"), NIL, S("e\x01ve"),
@@ -495,6 +508,18 @@ test_headers(void)
 		      "a colon in a comment is no group");
 	check_headers("From: (open <fake@bank.example>\r\n", "", "", "", "",
 		      "a comment left open: nothing");
+	/* nor is one in a quoted string that is closed (trial AL) */
+	check_headers("From: \"<fake@bank.example>\"@example.org\r\n",
+		      "\"<fake@bank.example>\"@example.org", "", "", "",
+		      "a quoted local part stays quoted");
+	check_headers("From: Real <\"quoted local\"@example.org>\r\n",
+		      "Real <\"quoted local\"@example.org>", "", "", "",
+		      "and so in angle brackets");
+	check_headers("From: \"open@example.org\r\n", "open@example.org",
+		      "", "", "", "a quote left open: a name");
+	check_headers("From: real@example.org, \"<fake@bank.example>\"\r\n",
+		      "real@example.org", "", "", "",
+		      "a quoted string after the address");
 	check_headers("From: Route <@relay.example,@b.example:r@example.org>"
 		      "\r\n",
 		      "Route <r@example.org>", "", "", "",
