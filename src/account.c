@@ -1488,8 +1488,10 @@ w_failed(void *ud, struct watcher *w)
 			own = ar->box[i];
 	/* One a pattern took, that the server says is not there, was most
 	 * likely deleted or renamed: a LIST now lets it go or finds its new
-	 * name, where the next sweep's may come poll_interval later. */
+	 * name, where the next sweep's may come poll_interval later (and
+	 * "trying the mailbox again in 300 s" is not what happens). */
 	if (own && !own->plain && watcher_mailbox_refused(w)) {
+		watcher_quiet_retry(w);
 		ar->list_due = true;
 		kick(ar);
 	}

@@ -989,6 +989,12 @@ watcher_mailbox_refused(const struct watcher *w)
 	return w->teardown_err == -ENOENT;
 }
 
+void
+watcher_quiet_retry(struct watcher *w)
+{
+	w->quiet_try = true;
+}
+
 bool
 watcher_connected(const struct watcher *w)
 {

@@ -151,6 +151,10 @@ bool watcher_missing(const struct watcher *w);
  * mailbox (the wait for the next try is MAILBOX_RETRY). */
 bool watcher_mailbox_refused(const struct watcher *w);
 
+/* In watcher_env.failed: the next try's time is logged at debug level
+ * only (the owner tells what happens instead). */
+void watcher_quiet_retry(struct watcher *w);
+
 /* True after an error retrying cannot fix (rejected password, missing
  * STARTTLS): the watcher waits for a reload; or while it waits
  * TOKEN_RETRY seconds after a token refused twice in a row, which a

@@ -429,13 +429,22 @@ def test_deleted_between_sweeps():
     need_binaries()
     dc = mwtest.Dovecot(conn_limit=None, notify=False)
     dc.create_mailboxes("alice", ["Lists/dev", "Lists/announce"])
-    mw = start(dc, mailboxes=["INBOX", "Lists/*"], poll_interval=3600)
+    # At the default log level: what the user reads.
+    acct = dc.account("alice", mailboxes=["INBOX", "Lists/*"],
+                      poll_interval=3600)
+    mw = mwtest.Mailwatch({
+        "general": {"notify": False, "burst": 0, "on_new_mail": "{hook}"},
+        "account " + ACCOUNT: acct,
+    }, args=(), sd_notify=True)
     wait_watched(mw, "deleted", ["INBOX", "Lists/dev", "Lists/announce"])
     mark = len(mw.log())
     dc.delete_mailbox("alice", "Lists/dev")
     line = mw.wait_log(r"a/Lists/dev: no longer listed by the server: not "
                        r"watched", 10, since=mark)
     ok(line, "deleted: let go at once", mw.log_tail(10))
+    ok(not re.search(r"a/Lists/dev: trying the mailbox again",
+                     mw.log()[mark:]),
+       "deleted: no retry in 5 minutes told", mw.log_tail(10))
     ok(mw.wait_sd_notify(r"STATUS=2/2 mailboxes watched", 5),
        "deleted: the status line counts the two left",
        (mw.sd_notify_messages() or [""])[-1])
