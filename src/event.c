@@ -163,8 +163,8 @@ plain_local(const char *s, size_t n)
 /* "mailbox@host" when a has both, else "": an address that could be
  * wrong is left out ("From: Ctl<ESC>..." gives Dovecot's "Ctl" and
  * MISSING_DOMAIN). A mailbox that is not an atom is quoted back, as the
- * header had it: "\"Bank <ceo@bank.example>\"@evil.example" would
- * otherwise read as the bank's address (trial AL). */
+ * header had it: without its quotes, "Bank <ceo@bank.example>"@evil.example
+ * read as the bank's address (trial AL). */
 static char *
 address(const struct codec_address *a)
 {
@@ -175,7 +175,8 @@ address(const struct codec_address *a)
 
 	if (!complete(a))
 		return xstrdup("");
-	raw = xmalloc(2 * ml + 3 + hl + 1);
+	/* Each byte escaped at most, two quotes, '@', the host, a NUL. */
+	raw = xmalloc(2 * ml + 2 + 1 + hl + 1);
 	if (!plain)
 		raw[o++] = '"';
 	for (size_t i = 0; i < ml; i++) {
@@ -371,7 +372,7 @@ past_quoted(const char *v, const char *end)
 /* Whether [v, v + n) can be handed on as an address: one '@' with
  * something on both sides, and none of what a header puts around or
  * between addresses; or a quoted local part, '@' and such a domain
- * ("\"<fake@bank.example>\"@example.org", whose quotes stay: as the
+ * ("<fake@bank.example>"@example.org, which keeps its quotes, as the
  * ENVELOPE path gives it). */
 static bool
 plain_address(const char *v, size_t n)
@@ -461,14 +462,13 @@ from_field(struct mail_event *ev, const char *v, size_t n)
 		if (route)
 			p = route + 1;
 		ev->from_name = phrase(v, lt);
-		ev->from_address =
-		    gt && plain_address(p, gt - p)
-			? mime_sanitize(p, gt - p, MIME_MAX_TEXT)
-			: xstrdup("");
+		ev->from_address = gt && plain_address(p, gt - p)
+				       ? mime_sanitize(p, gt - p, MIME_MAX_TEXT)
+				       : xstrdup("");
 		return;
 	}
-	for (p = past_quoted(v, end); p < end && *p && !strchr(" \t\r\n,(;", *p);
-	     p++)
+	for (p = past_quoted(v, end);
+	     p < end && *p && !strchr(" \t\r\n,(;", *p); p++)
 		;
 	if (plain_address(v, p - v)) {
 		ev->from_name = xstrdup("");

@@ -1145,8 +1145,8 @@ test_watched_restart(void)
 /* env.renamed as the account has it: the state of the only mailbox with
  * that UIDVALIDITY (test_watched_renamed's 77: no other test's). */
 static const char *
-renamed_from(void *ud, uint32_t uidvalidity, struct state *st,
-	     uint32_t *uids, size_t *n_r)
+renamed_from(void *ud, uint32_t uidvalidity, struct state *st, uint32_t *uids,
+	     size_t *n_r)
 {
 	(void)ud;
 	(void)uids;

@@ -379,8 +379,7 @@ test_event(void)
 		    "a local part that starts with a dot is kept");
 	/* a quoted local part, quoted again: else "Bank <ceo@bank.example>"
 	 * would show (trial AL) */
-	a[0] = (struct codec_address){NIL, NIL,
-				      S("Bank <ceo@bank.example>"),
+	a[0] = (struct codec_address){NIL, NIL, S("Bank <ceo@bank.example>"),
 				      S("evil.example")};
 	check_event(&e, "\"Bank <ceo@bank.example>\"@evil.example", "",
 		    "\"Bank <ceo@bank.example>\"@evil.example",
@@ -515,8 +514,8 @@ test_headers(void)
 	check_headers("From: Real <\"quoted local\"@example.org>\r\n",
 		      "Real <\"quoted local\"@example.org>", "", "", "",
 		      "and so in angle brackets");
-	check_headers("From: \"open@example.org\r\n", "open@example.org",
-		      "", "", "", "a quote left open: a name");
+	check_headers("From: \"open@example.org\r\n", "open@example.org", "",
+		      "", "", "a quote left open: a name");
 	check_headers("From: real@example.org, \"<fake@bank.example>\"\r\n",
 		      "real@example.org", "", "", "",
 		      "a quoted string after the address");
