@@ -317,6 +317,7 @@ struct cred {
 	bool token;		  /* oauth2_token_command */
 	char *password;		  /* kept once got; wiped when freed */
 	bool worked;		  /* a connection logged in with it */
+	bool refused;		  /* a login with it was refused for good */
 	struct password_job *job; /* running for reqs */
 	struct cred_req *reqs;	  /* waiting, oldest first */
 	struct cred_req *current; /* answered: its login under way */
@@ -387,7 +388,7 @@ serve(struct cred *c)
 {
 	if (c->job || c->current || !c->reqs)
 		return;
-	if (c->password) {
+	if (c->password || c->refused) { /* refused: no password kept */
 		sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
 		return;
 	}
@@ -460,6 +461,19 @@ bool
 cred_has_worked(const struct cred *c)
 {
 	return c->worked;
+}
+
+void
+cred_refused(struct cred *c)
+{
+	c->refused = true;
+	wipe_str(&c->password);
+}
+
+bool
+cred_was_refused(const struct cred *c)
+{
+	return c->refused;
 }
 
 bool

@@ -69,6 +69,11 @@ bool cred_running(const struct cred *c);
  * from then on. */
 void cred_worked(struct cred *c);
 bool cred_has_worked(const struct cred *c);
+/* A login with the credential was refused for good (a wrong password):
+ * it is not sent again. Requests waiting and later ones are answered
+ * with NULL, and cred_was_refused() says why. */
+void cred_refused(struct cred *c);
+bool cred_was_refused(const struct cred *c);
 
 /* Asks for the credential: done(ud, secret) is called once, from the loop
  * and never from within this call, with secret borrowed for the call

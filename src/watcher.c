@@ -466,6 +466,11 @@ s_failed(void *ud, enum session_fail why, const char *msg)
 		log_err(w->log, "%s; not retrying until the configuration "
 				 "is reloaded",
 			msg);
+		/* Nor on the account's other connections, which would each
+		 * send it once more after a password change (trial AM): a
+		 * server may lock the account after a few. */
+		if (why != SESSION_FAIL_TLS)
+			cred_refused(w->cred);
 		w->gave_up = why == SESSION_FAIL_TLS
 				     ? "the server does not offer the TLS "
 				       "or login asked for"
@@ -694,8 +699,16 @@ on_cred(void *ud, const char *secret)
 
 	if (!secret) {
 		w->req = NULL; /* gone */
-		/* Logged by the provider; retried with back-off. */
-		w->no_secret = true;
+		if (cred_was_refused(w->cred)) {
+			log_info(w->log, "not logging in: the server refused "
+					 "the password on another connection "
+					 "(reload to retry)");
+			w->gave_up = "the login was refused";
+			set_wstate(w, W_GAVE_UP);
+		} else {
+			/* Logged by the provider; retried with back-off. */
+			w->no_secret = true;
+		}
 		schedule_teardown(w, -EIO);
 		return;
 	}

@@ -158,4 +158,50 @@ def test_retried():
     ok(mw.stop() == 0 and not mw.sanitizer_errors(), "clean exit")
 
 
-mwtest.main(main, test_retried)
+def test_changed_on_server():
+    """The password changed on the server while mailwatch watched three
+    mailboxes, each over a connection of its own (no NOTIFY): at the
+    reconnect, the server refuses it once, and the other connections do
+    not send it again (trial AM: each did, one after the other, which
+    may get an account locked); the account is stopped until a reload,
+    and a reload with the new password brings it back."""
+    dc = mwtest.Dovecot(notify=False)
+    for name in ("A", "B"):
+        dc.create_mailbox("alice", name)
+    acct = dc.account("alice", mailboxes=["INBOX", "A", "B"])
+    mw = mwtest.Mailwatch({"account a": acct}, sd_notify=True)
+    ok(wait_until(lambda: mw.log().count("watching (IDLE)") >= 3, 20),
+       "changed: three connections watch", mw.log_tail(10))
+    with open(dc.passwd_file) as f:
+        users = f.read()
+    with open(dc.passwd_file, "w") as f:
+        f.write(users.replace("alice:{PLAIN}%s:" % dc.users["alice"],
+                              "alice:{PLAIN}changed-pw:"))
+    # Dovecot looks at a changed passwd-file again only a second later
+    # (else some reconnects get in with the old password).
+    time.sleep(1.5)
+    mark = mw.mark()
+    dc.kick("alice")
+    ok(last_status(mw, r"^0/3 mailboxes watched; .*the login was refused",
+                   20),
+       "changed: the status line says the login was refused",
+       statuses(mw)[-1:])
+    # Dovecot answers a failed login 2 s late (auth_failure_delay).
+    mwtest.quiet(5)
+    sent = re.findall(r"a/\S+: C: \S+ <login", mw.log()[mark:])
+    ok(len(sent) == 1, "changed: the password was sent once, and not "
+       "again after the server refused it (%d logins)" % len(sent),
+       mw.log_tail(20))
+    ok(mw.log().count("the server refused the password on another "
+                      "connection") == 2,
+       "changed: the two other connections say why they stopped")
+    mark = mw.mark()
+    mw.reload({"account a": dict(acct, password="changed-pw")})
+    ok(wait_until(lambda: mw.log()[mark:].count("watching (IDLE)") >= 3,
+                  20),
+       "changed: watching again after a reload with the new password",
+       mw.log_tail(10))
+    ok(mw.stop() == 0 and not mw.sanitizer_errors(), "changed: clean exit")
+
+
+mwtest.main(main, test_retried, test_changed_on_server)

@@ -703,6 +703,29 @@ test_cred_turns(void)
 	has(out, "acct: ");
 	free(out);
 	cred_free(&c);
+
+	/* A password the server refused is not handed out again: the
+	 * requests waiting, and later ones, get NULL (trial AM: each of an
+	 * account's connections sent it after a password change). */
+	memset(t, 0, sizeof(t));
+	a.password = "pw";
+	a.password_command = NULL;
+	c = cred_new(e, &a, NULL);
+	for (size_t i = 0; i < 2; i++)
+		t[i].req = cred_ask(c, on_turn, &t[i]);
+	run_for(e, 100, NULL);
+	is_str(t[0].got, "pw", "refused: the first login gets it");
+	ok(!cred_was_refused(c), "refused: not yet");
+	cred_refused(c);
+	cred_cancel(&t[0].req); /* that login is over */
+	run_for(e, 100, NULL);
+	t[2].req = cred_ask(c, on_turn, &t[2]);
+	run_for(e, 100, NULL);
+	is_str(answered(t, 3), "111", "refused: the others are answered");
+	ok(!strcmp(t[1].got, "NULL") && !strcmp(t[2].got, "NULL"),
+	   "refused: with NULL, the one waiting and a later one");
+	ok(cred_was_refused(c), "refused: cred_was_refused() says why");
+	cred_free(&c);
 	sd_event_unref(e);
 }
 
