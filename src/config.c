@@ -1534,7 +1534,8 @@ max3(unsigned a, unsigned b, unsigned c)
 
 /* True when host names this machine (then nothing crosses a network):
  * localhost, or a loopback address in any spelling (trial S was warned
- * of "LOCALHOST", "0:0:0:0:0:0:0:1" and "::ffff:127.0.0.1"). */
+ * of "LOCALHOST", "0:0:0:0:0:0:0:1" and "::ffff:127.0.0.1"; trial AM of
+ * "127.1", which inet_aton() reads as the resolver does). */
 static bool
 is_loopback(const char *host)
 {
@@ -1543,7 +1544,7 @@ is_loopback(const char *host)
 
 	if (!strcasecmp(host, "localhost") || !strcasecmp(host, "localhost."))
 		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
+	if (inet_aton(host, &a4))
 		return ntohl(a4.s_addr) >> 24 == 127;
 	if (inet_pton(AF_INET6, host, &a6) == 1)
 		return IN6_IS_ADDR_LOOPBACK(&a6) ||

@@ -427,6 +427,11 @@ test_defaults(void)
 				      "host = ::ffff:127.0.0.2\n"
 				      "tls = none\n"
 				      "username = u\n"
+				      "password_command = echo pw\n"
+				      "[account h]\n"
+				      "host = 127.1\n"
+				      "tls = none\n"
+				      "username = u\n"
 				      "password_command = echo pw\n");
 	struct config *cfg;
 	struct account *a;
