@@ -58,7 +58,8 @@ struct running {
 	 * password_text says; failed password_fails times in a row. */
 	bool no_password;
 	sd_event_source *password_retry;
-	char password_text[96];
+	char password_text[160];
+	char password_why[48]; /* password_job_why() of the last failure */
 	unsigned password_fails;
 };
 
@@ -265,7 +266,9 @@ retry_password(struct running *r)
 	if (localtime_r(&at, &tm))
 		strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
 	snprintf(r->password_text, sizeof(r->password_text),
-		 "no password; asking password_command again at %s", hms);
+		 "no password%s%s%s; asking password_command again at %s",
+		 *r->password_why ? " (" : "", r->password_why,
+		 *r->password_why ? ")" : "", hms);
 	e = sd_event_add_time_relative(r->d->event, &r->password_retry,
 				       CLOCK_BOOTTIME, delay * 1000000ULL,
 				       1000000, on_password_retry, r);
@@ -319,6 +322,8 @@ on_password(void *ud, char *password)
 {
 	struct running *r = ud;
 
+	snprintf(r->password_why, sizeof(r->password_why), "%s",
+		 password_job_why(r->job));
 	password_job_free(&r->job);
 	start_watching(r, password);
 	update_status(r->d);
@@ -329,6 +334,7 @@ on_password(void *ud, char *password)
 static void
 start_password(struct running *r)
 {
+	r->password_why[0] = '\0';
 	if (r->a->oauth2_token_command ||
 	    password_job_new(r->d->event, r->a, on_password, r, &r->job) < 0)
 		start_watching(r, NULL);

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@ struct password_job {
 	bool long_line;		 /* the first line did not fit */
 	size_t len;		 /* of the first line in line */
 	char line[PASSWORD_MAX]; /* wiped when the job ends */
+	char why[48];		 /* password_job_why() */
 };
 
 static struct log_ctx
@@ -98,29 +100,38 @@ command_result(struct password_job *j, const siginfo_t *si)
 		j->len -= lead;
 	}
 	nul = strlen(j->line) != j->len;
-	if (si->si_code != CLD_EXITED)
+	if (si->si_code != CLD_EXITED) {
+		snprintf(j->why, sizeof(j->why), "killed by signal %d",
+			 si->si_status);
 		log_err(&ctx, "%s was killed by signal %d (%s)", j->what,
 			si->si_status, strsignal(si->si_status));
-	else if (si->si_status != 0)
+	} else if (si->si_status != 0) {
+		snprintf(j->why, sizeof(j->why), "exit status %d",
+			 si->si_status);
 		log_err(&ctx, "%s failed with exit status %d", j->what,
 			si->si_status);
-	else if (j->long_line)
+	} else if (j->long_line) {
+		snprintf(j->why, sizeof(j->why), "a first line too long");
 		log_err(&ctx,
 			"%s: first line of output is longer than %d bytes "
 			"(exit status 0)",
 			j->what, PASSWORD_MAX - 1);
-	else if (nul)
+	} else if (nul) {
+		snprintf(j->why, sizeof(j->why), "a NUL byte in its output");
 		log_err(&ctx, "%s: output holds a NUL byte (exit status 0)",
 			j->what);
-	else if (!j->len)
+	} else if (!j->len) {
+		snprintf(j->why, sizeof(j->why), "%s",
+			 j->have_line ? "an empty first line" : "no output");
 		log_err(&ctx,
 			"%s printed %s (exit status 0); expected %s on the "
 			"first line",
 			j->what,
 			j->have_line ? "an empty first line" : "nothing",
 			j->expected);
-	else
+	} else {
 		return xstrdup(j->line);
+	}
 	return NULL;
 }
 
@@ -175,6 +186,8 @@ on_child(void *ud, enum child_event ev, const siginfo_t *si)
 			log_err(&ctx,
 				"%s did not finish within %u s; killed it",
 				j->what, j->timeout_ms / 1000);
+		snprintf(j->why, sizeof(j->why), "no answer in %u s",
+			 (j->timeout_ms + 999) / 1000);
 		/* The owner frees the job, which kills the group. */
 		finish(j, NULL);
 	}
@@ -283,6 +296,12 @@ password_job_new(sd_event *e, const struct account *a,
 	return 0;
 }
 
+const char *
+password_job_why(const struct password_job *j)
+{
+	return j->why;
+}
+
 void
 password_job_free(struct password_job **jp)
 {
@@ -318,6 +337,7 @@ struct cred {
 	char *password;		  /* kept once got; wiped when freed */
 	bool worked;		  /* a connection logged in with it */
 	bool refused;		  /* a login with it was refused for good */
+	char why[48];		  /* cred_failure() */
 	struct password_job *job; /* running for reqs */
 	struct cred_req *reqs;	  /* waiting, oldest first */
 	struct cred_req *current; /* answered: its login under way */
@@ -356,6 +376,7 @@ on_job(void *ud, char *secret)
 {
 	struct cred *c = ud;
 
+	snprintf(c->why, sizeof(c->why), "%s", password_job_why(c->job));
 	password_job_free(&c->job);
 	if (secret && !c->token) {
 		c->password = secret;
@@ -392,8 +413,10 @@ serve(struct cred *c)
 		sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
 		return;
 	}
-	if (password_job_new(c->e, &c->a, on_job, c, &c->job) < 0)
+	if (password_job_new(c->e, &c->a, on_job, c, &c->job) < 0) {
+		snprintf(c->why, sizeof(c->why), "could not start");
 		sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+	}
 }
 
 struct cred *
@@ -474,6 +497,12 @@ bool
 cred_was_refused(const struct cred *c)
 {
 	return c->refused;
+}
+
+const char *
+cred_failure(const struct cred *c)
+{
+	return c->refused ? "" : c->why;
 }
 
 bool

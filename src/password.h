@@ -37,6 +37,11 @@ int password_job_new(sd_event *e, const struct account *a,
 		     void (*done)(void *ud, char *password), void *ud,
 		     struct password_job **j_r);
 
+/* After done(ud, NULL): why the job failed, in a few words ("exit status
+ * 2", "printed nothing"), for a status line; "" before. Valid until the
+ * job is freed. */
+const char *password_job_why(const struct password_job *j);
+
 /* Frees *j (NULL is fine) and sets it to NULL; done is not called after
  * this. What is left of the command's process group is killed, and a
  * command still running is reaped (after SIGKILL, so the wait is
@@ -74,6 +79,10 @@ bool cred_has_worked(const struct cred *c);
  * with NULL, and cred_was_refused() says why. */
 void cred_refused(struct cred *c);
 bool cred_was_refused(const struct cred *c);
+/* Why the last request answered with NULL got nothing (see
+ * password_job_why()); "" when it was refused (cred_was_refused()) or
+ * none was. */
+const char *cred_failure(const struct cred *c);
 
 /* Asks for the credential: done(ud, secret) is called once, from the loop
  * and never from within this call, with secret borrowed for the call

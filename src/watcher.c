@@ -1073,6 +1073,10 @@ watcher_describe(struct watcher *w)
 		else if (w->teardown_err == -EKEYREJECTED)
 			snprintf(w->describe, sizeof(w->describe),
 				 "the token was refused; trying again%s", hms);
+		else if (w->no_secret && *cred_failure(w->cred))
+			snprintf(w->describe, sizeof(w->describe),
+				 "%s failed (%s); trying again%s",
+				 cred_command(w), cred_failure(w->cred), hms);
 		else if (w->no_secret)
 			snprintf(w->describe, sizeof(w->describe),
 				 "%s failed; trying again%s", cred_command(w),

@@ -262,9 +262,9 @@ def test_command_fails_or_hangs():
     ok(mw.wait_log(r"^mailwatch: a: oauth2_token_command failed with exit "
                    r"status 3$", 10),
        "a: the failure is logged", mw.log_tail(20))
-    ok(mw.wait_sd_notify(r"^STATUS=.*a/INBOX: oauth2_token_command failed; "
-                         r"trying again", 10),
-       "a: the status line says the command failed",
+    ok(mw.wait_sd_notify(r"^STATUS=.*a/INBOX: oauth2_token_command failed "
+                         r"\(exit status 3\); trying again", 10),
+       "a: the status line says the command failed, and why",
        mw.sd_notify_messages()[-3:])
     ok(mw.wait_sd_notify(r"^STATUS=.*b/INBOX: waiting for "
                          r"oauth2_token_command", 10),

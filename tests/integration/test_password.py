@@ -80,9 +80,11 @@ def main():
     open(go, "w").close()
     ok(mw.wait_log(r"a/INBOX: watching \(IDLE\)", 20),
        "a watches once its password came", mw.log_tail(20))
-    ok(last_status(mw, r"^2/3 mailboxes watched; b: no password; asking "
-                   r"password_command again at \d\d:\d\d:\d\d$", 10),
-       "STATUS: 2/3 idle, b without a password", statuses(mw)[-3:])
+    ok(last_status(mw, r"^2/3 mailboxes watched; b: no password \(exit "
+                   r"status 7\); asking password_command again at "
+                   r"\d\d:\d\d:\d\d$", 10),
+       "STATUS: 2/3 idle, b without a password, and why",
+       statuses(mw)[-3:])
 
     uid_a = dc.append("alice", "INBOX", mwtest.make_message("for a"))
     uid_c = dc.append("bob", "INBOX", mwtest.make_message("for c"))

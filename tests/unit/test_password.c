@@ -38,6 +38,7 @@ struct run {
 	unsigned calls; /* of done */
 	bool done;
 	char *pw;
+	char why[64];	   /* password_job_why() at the callback */
 	long long t_done;  /* ms_now() at the callback */
 	unsigned *pending; /* jobs not done yet; the loop exits at 0 */
 };
@@ -53,6 +54,7 @@ on_done(void *ud, char *password)
 	r->done = true;
 	r->pw = password;
 	r->t_done = ms_now();
+	snprintf(r->why, sizeof(r->why), "%s", password_job_why(r->job));
 	password_job_free(&r->job);
 	if (r->pending && --*r->pending == 0)
 		sd_event_exit(r->e, 0);
@@ -133,7 +135,8 @@ pw_ok(const char *command, const char *want, const char *want_err,
 }
 
 static void
-pw_fail(const char *command, const char *want_msg, const char *what)
+pw_fail(const char *command, const char *want_msg, const char *want_why,
+	const char *what)
 {
 	struct run r;
 	char *out;
@@ -143,6 +146,7 @@ pw_fail(const char *command, const char *want_msg, const char *what)
 	is_int(r.calls, 1, "%s: done called once", what);
 	ok(r.done && !r.pw, "%s: no password", what);
 	has(out, "acct: %s", want_msg);
+	is_str(r.why, want_why, "%s: why, for the status line", what);
 	ok(!strstr(out, "leaked"), "%s: output not logged", what);
 	run_finish(&r);
 	free(out);
@@ -205,7 +209,7 @@ test_output(void)
 	pw_ok("printf ' two words \\n'", " two words ", "",
 	      "spaces around a password kept");
 	pw_fail("printf '\\r\\n'", "password_command printed an empty first line",
-		"only a CR");
+		"an empty first line", "only a CR");
 }
 
 /* A line of stderr longer than what is logged at once: cut in pieces,
@@ -298,27 +302,29 @@ test_line_limits(void)
 	pw_fail("head -c 4096 /dev/zero | tr '\\0' x; echo",
 		"password_command: first line of output is longer than 4095 "
 		"bytes (exit status 0)",
-		"4096-byte line");
+		"a first line too long", "4096-byte line");
 	pw_fail("printf 'ab\\0cd\\n'",
 		"password_command: output holds a NUL byte (exit status 0)",
-		"NUL byte");
+		"a NUL byte in its output", "NUL byte");
 }
 
 static void
 test_failures(void)
 {
 	pw_fail("echo leaked; exit 3",
-		"password_command failed with exit status 3", "exit 3");
+		"password_command failed with exit status 3", "exit status 3",
+		"exit 3");
 	pw_fail("true", "password_command printed nothing (exit status 0)",
-		"no output");
+		"no output", "no output");
 	pw_fail("echo; echo leaked",
 		"password_command printed an empty first line (exit status 0)",
-		"empty first line");
+		"an empty first line", "empty first line");
 	pw_fail("echo leaked; kill -TERM $$",
-		"password_command was killed by signal 15", "signal");
+		"password_command was killed by signal 15",
+		"killed by signal 15", "signal");
 	pw_fail("exec /nonexistent/x",
 		"password_command failed with exit status 127",
-		"command not found");
+		"exit status 127", "command not found");
 }
 
 /* pw_fail() with the command fmt, whose %lld becomes S seconds (10,
@@ -330,7 +336,7 @@ pw_killed(const char *fmt, const char *want_msg, const char *what)
 	long long s = scaled_ms(10000) / 1000, t0 = ms_now();
 	char *command = xasprintf(fmt, s);
 
-	pw_fail(command, want_msg, what);
+	pw_fail(command, want_msg, "no answer in 1 s", what);
 	ok(ms_now() - t0 < s * 1000,
 	   "%s: ended in %lld ms, before its sleep %lld", what, ms_now() - t0,
 	   s);
@@ -348,10 +354,10 @@ test_timeout(void)
 		  "password_command did not finish within 300 ms",
 		  "closes stdout, keeps running: killed");
 	pw_fail("yes leaked", "password_command did not finish within 300 ms",
-		"writes without end");
+		"no answer in 1 s", "writes without end");
 	password_timeout_ms = 2000;
 	pw_fail("sleep 10", "password_command did not finish within 2 s",
-		"timeout in whole seconds");
+		"no answer in 2 s", "timeout in whole seconds");
 	password_timeout_ms = 30000;
 }
 
@@ -700,6 +706,7 @@ test_cred_turns(void)
 	is_str(answered(t, 3), "111", "turns: a failure answers all");
 	ok(!strcmp(t[0].got, "NULL") && !strcmp(t[2].got, "NULL"),
 	   "turns: with NULL");
+	is_str(cred_failure(c), "exit status 3", "turns: and says why");
 	has(out, "acct: ");
 	free(out);
 	cred_free(&c);
