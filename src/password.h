@@ -38,8 +38,8 @@ int password_job_new(sd_event *e, const struct account *a,
 		     struct password_job **j_r);
 
 /* After done(ud, NULL): why the job failed, in a few words ("exit status
- * 2", "printed nothing"), for a status line; "" before. Valid until the
- * job is freed. */
+ * 2", "no output"), for a status line; "" before. Valid until the job is
+ * freed. */
 const char *password_job_why(const struct password_job *j);
 
 /* Frees *j (NULL is fine) and sets it to NULL; done is not called after
