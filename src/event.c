@@ -436,24 +436,25 @@ past_group_name(const char *v, const char *end)
 	return colon ? colon + 1 : v;
 }
 
-/* Sets from_name and from_address from a From or Sender field's raw
- * value, which may be cut short (the fields are fetched up to a size):
- * the first "Name <address>", or a bare address, of a group its first
- * member. What is not surely an address (one cut off, "root", a quote
- * left open) is left out or, with no name, taken as the name, so that a
- * hook never gets a piece of a name as the address. */
+/* Sets from_name and from_address from one member [v, end) of a From or
+ * Sender field: "Name <address>", or a bare address; else a name alone.
+ * Behind a quote left open (a field cut short, or a hostile one) may be
+ * anything: the name up to a '<', no address (trial AN: a '<' in it gave
+ * one). */
 static void
-from_field(struct mail_event *ev, const char *v, size_t n)
+from_member(struct mail_event *ev, const char *v, const char *end)
 {
-	const char *end = v + n, *lt, *gt, *p, *route;
+	const char *lt, *gt, *p, *route;
 	bool open;
 
-	v = past_cfws(past_group_name(v, end), end);
+	v = past_cfws(v, end);
 	lt = unquoted(v, end, "<", "", true, &open);
-	/* "Name <a@b> with a quote open; not in a quote closed, which may
-	 * hold anything: "<fake@bank.example>"@example.org (trial AL). */
-	if (!lt && open)
+	if (!lt && open) {
 		lt = unquoted(v, end, "<", "", false, NULL);
+		ev->from_name = phrase(v, lt ? lt : end);
+		ev->from_address = xstrdup("");
+		return;
+	}
 	if (lt) {
 		gt = memchr(lt, '>', end - lt);
 		/* A route before the address: "<@relay.example:a@b>". */
@@ -467,20 +468,63 @@ from_field(struct mail_event *ev, const char *v, size_t n)
 				       : xstrdup("");
 		return;
 	}
-	for (p = past_quoted(v, end);
-	     p < end && *p && !strchr(" \t\r\n,(;", *p); p++)
+	for (p = past_quoted(v, end); p < end && *p && !strchr(" \t\r\n(", *p);
+	     p++)
 		;
 	if (plain_address(v, p - v)) {
 		ev->from_name = xstrdup("");
 		ev->from_address = mime_sanitize(v, p - v, MIME_MAX_TEXT);
 		return;
 	}
-	/* Up to the end of the first member: an empty group is nothing. */
-	for (p = v; p < end && *p != ';' && *p != ','; p++)
-		;
-	if (memchr(v, '"', p - v))
-		p = end; /* a quote may hold a ',' */
-	ev->from_name = phrase(v, p);
+	ev->from_name = phrase(v, end);
+	ev->from_address = xstrdup("");
+}
+
+/* The ',' or ';' that ends the member at v, outside quoted strings,
+ * comments and an angle address (whose route may hold commas); NULL when
+ * the member runs to the end. */
+static const char *
+member_end(const char *v, const char *end)
+{
+	const char *p = v;
+
+	while ((p = unquoted(p, end, ",;<", "", true, NULL)) && *p == '<') {
+		p = memchr(p, '>', end - p);
+		if (!p)
+			return NULL;
+	}
+	return p;
+}
+
+/* Sets from_name and from_address from a From or Sender field's raw
+ * value, which may be cut short (the fields are fetched up to a size):
+ * of its members (of a group's), the first with an address, as the
+ * ENVELOPE path takes it ("Doe, John <j@x.org>" is John's), else the
+ * first one's name. What is not surely an address (one cut off, "root",
+ * a quote left open) is left out or taken as the name, so that a hook
+ * never gets a piece of a name as the address. */
+static void
+from_field(struct mail_event *ev, const char *v, size_t n)
+{
+	const char *end = v + n, *next;
+	char *name = NULL;
+
+	for (v = past_group_name(v, end);; v = next + 1) {
+		next = member_end(v, end);
+		from_member(ev, v, next ? next : end);
+		if (*ev->from_address) {
+			free(name);
+			return;
+		}
+		free(ev->from_address);
+		if (!name)
+			name = ev->from_name;
+		else
+			free(ev->from_name);
+		if (!next)
+			break;
+	}
+	ev->from_name = name;
 	ev->from_address = xstrdup("");
 }
 

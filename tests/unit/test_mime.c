@@ -485,8 +485,9 @@ test_headers(void)
 	check_headers("From: Foo <foo@bar@baz.example>\r\n", "Foo", "", "",
 		      "", "two @: no address");
 	check_headers("From: Doe, John <john@acme.example>\r\n",
-		      "Doe, John <john@acme.example>", "", "", "",
-		      "an unquoted comma in the name");
+		      "John <john@acme.example>", "", "", "",
+		      "an unquoted comma in the name: the member with the "
+		      "address, as the ENVELOPE path gives it");
 
 	/* an address in a comment is not the sender's (trial AK: the
 	 * ENVELOPE path gave the real one, this path the one in the
@@ -516,6 +517,15 @@ test_headers(void)
 		      "and so in angle brackets");
 	check_headers("From: \"open@example.org\r\n", "open@example.org", "",
 		      "", "", "a quote left open: a name");
+	/* nor what follows a quote left open, '<' or not (trial AN) */
+	check_headers("From: \"<ceo@bank.example>@evil.example\r\n", "", "",
+		      "", "", "a quote left open before a '<': nothing");
+	check_headers("From: \"unclosed <ceo@bank.example>@evil.example\r\n",
+		      "unclosed", "", "", "",
+		      "a quote left open: the name before the '<' only");
+	check_headers("From: \"<fake@bank.example>\", real@example.org\r\n",
+		      "real@example.org", "", "", "",
+		      "a quoted string, then the address: the address");
 	check_headers("From: real@example.org, \"<fake@bank.example>\"\r\n",
 		      "real@example.org", "", "", "",
 		      "a quoted string after the address");
