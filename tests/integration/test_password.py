@@ -5,6 +5,7 @@ says who waits; a failing command is logged (never its output) and leaves
 only its own account out until a reload; a reload that replaces an account
 whose command still runs kills that command, and so does SIGTERM."""
 
+import imaplib
 import os
 import re
 import sys
@@ -179,9 +180,16 @@ def test_changed_on_server():
     with open(dc.passwd_file, "w") as f:
         f.write(users.replace("alice:{PLAIN}%s:" % dc.users["alice"],
                               "alice:{PLAIN}changed-pw:"))
-    # Dovecot looks at a changed passwd-file again only a second later
-    # (else some reconnects get in with the old password).
-    time.sleep(1.5)
+    # Dovecot reads a changed passwd-file again up to a second later
+    # (till then some reconnects get in with the old password).
+    def new_password_works():
+        try:
+            with dc.imap("alice", password="changed-pw"):
+                return True
+        except imaplib.IMAP4.error:
+            return False
+    ok(wait_until(new_password_works, 10),
+       "changed: the server takes the new password")
     mark = mw.mark()
     dc.kick("alice")
     ok(last_status(mw, r"^0/3 mailboxes watched; .*the login was refused",
