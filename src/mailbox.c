@@ -530,6 +530,21 @@ appeared_catch_up(struct mailbox *mb, uint32_t uidvalidity, uint64_t modseq,
 	return 0;
 }
 
+/* Goes on from st, the state of mb or of the mailbox renamed to it. */
+static void
+take_state(struct mailbox *mb, const struct state *st)
+{
+	mb->uidvalidity = st->uidvalidity;
+	/* Past the file's mark: announced before a reload, while hooks of
+	 * its messages still wait. */
+	mb->mark = st->announced;
+	mb->owed = st->owed > mb->mark ? st->owed : 0;
+	mb->seen = st->seen;
+	mb->messages = st->messages;
+	mb->top_modseq = mb->floor_modseq = st->modseq;
+	mb->gap_from = st->watched;
+}
+
 /* A mailbox that appeared may be one renamed (the same UIDVALIDITY as
  * the state of a mailbox no longer watched): it goes on from that state,
  * so that what was announced under the old name is not announced again.
@@ -570,16 +585,10 @@ take_renamed(struct mailbox *mb, uint32_t uidvalidity, uint32_t uidnext,
 	/* Else the old name's line would make the UIDVALIDITY not unique
 	 * at the next rename. */
 	state_store_forget(mb->env.store, from);
-	mb->uidvalidity = st.uidvalidity;
-	mb->mark = st.announced;
-	mb->owed = st.owed > mb->mark ? st.owed : 0;
-	mb->seen = st.seen;
+	/* All of it: trial AJ's mail from before a stop was taken for mail
+	 * from while away when the time watched up to stayed behind. */
+	take_state(mb, &st);
 	mb->seen_now = false;
-	/* Its mail from before a stop is not taken for mail from while
-	 * away because it was renamed meanwhile (trial AJ). */
-	mb->gap_from = st.watched;
-	mb->messages = st.messages;
-	mb->top_modseq = mb->floor_modseq = st.modseq;
 	mb->appeared = 0;
 	save_soon(mb);
 	return true;
@@ -1279,16 +1288,9 @@ mailbox_new(const struct mailbox_env *env, const struct account *a,
 	mb->log.mailbox = mb->name;
 	mb->unseen = -1;
 	if (state_store_get(env->store, mb->name, &st) > 0) {
-		mb->uidvalidity = st.uidvalidity;
-		/* Past the file's mark: announced before a reload, while
-		 * hooks of its messages still wait. */
-		mb->mark = st.announced;
-		mb->owed = st.owed > mb->mark ? st.owed : 0;
+		take_state(mb, &st);
 		mb->saved_mark = st.uid;
-		mb->seen = st.seen;
-		mb->messages = st.messages;
-		mb->top_modseq = mb->floor_modseq = st.modseq;
-		mb->gap_from = mb->saved_watched = st.watched;
+		mb->saved_watched = st.watched;
 		log_debug(&mb->log,
 			  "state: UIDVALIDITY %u, last UID %u (announced up "
 			  "to %u), seen at %lld with %u messages",
